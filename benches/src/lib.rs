@@ -1,0 +1,1 @@
+//! Benchmarks of Larch; see BENCHMARKS.md.

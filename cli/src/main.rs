@@ -1,0 +1,5 @@
+//! `larch`: query a Larch (or Loki) store from the terminal.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("larch: not built yet")
+}

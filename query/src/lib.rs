@@ -1,0 +1,26 @@
+//! LogQL for Larch.
+//!
+//! This crate owns everything about *what* a query means and *how* it is
+//! matched against log lines, and nothing about where lines are stored or how
+//! they travel: it has no async runtime, no HTTP and no protobuf. The store
+//! implements [`LogSource`] and hands the engine decoded [`Block`]s; the
+//! engine searches a block's contiguous line bytes at once, the way ripgrep
+//! searches a buffer, and maps hits back to entries through the offsets.
+//!
+//! Shared vocabulary used by the store as well:
+//! * [`LabelSet`], [`Label`] and [`parse_labels`]: stream identity and the
+//!   Prometheus label text that push clients send (`{app="api"}`).
+//! * [`Matcher`] and [`MatchOp`]: the four label matchers of a selector.
+
+#![warn(missing_docs)]
+
+mod labels;
+mod matcher;
+mod source;
+
+pub use labels::{Label, LabelSet, LabelsError, parse_labels};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use source::{
+    Block, Columns, Direction, Literal, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo,
+    decode_metadata,
+};
