@@ -16,7 +16,9 @@
 
 mod labels;
 mod matcher;
+pub mod pipeline;
 mod source;
+pub mod template;
 
 pub use labels::{Label, LabelSet, LabelsError, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};
