@@ -11,10 +11,14 @@
 //! * [`LabelSet`], [`Label`] and [`parse_labels`]: stream identity and the
 //!   Prometheus label text that push clients send (`{app="api"}`).
 //! * [`Matcher`] and [`MatchOp`]: the four label matchers of a selector.
+//!
+//! [`logql`] reads, checks and prints LogQL queries with Loki's grammar and
+//! Loki's error texts.
 
 #![warn(missing_docs)]
 
 mod labels;
+pub mod logql;
 mod matcher;
 pub mod pipeline;
 mod source;
