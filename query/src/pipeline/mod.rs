@@ -3,18 +3,41 @@
 //! over whole blocks.
 //!
 //! Stages are built from small spec types of their own (for example
-//! [`LineFilterSpec`]), so that this module does not depend on how a query
-//! was written down; the compilation from the LogQL syntax tree is a thin
-//! layer on top.
+//! [`LineFilterSpec`], [`StageSpec`]), so that this module does not depend
+//! on how a query was written down; the compilation from the LogQL syntax
+//! tree is a thin layer on top.
+//!
+//! * [`BlockMatcher`] — leading line filters over whole blocks ([`block`]).
+//! * [`Pipeline`] / [`StreamPipeline`] — the remaining stages per entry,
+//!   with per-stream state and a [`LabelsBuilder`] reused across entries.
+//! * [`Unwrap`] — sample extraction for metric queries.
 
 mod block;
-mod goregex;
+pub(crate) mod convert;
+mod format;
+pub(crate) mod goregex;
 mod ip;
+mod label_filter;
+mod labels_builder;
 mod line_filter;
+pub(crate) mod parsers;
 mod pattern;
+mod stages;
+mod unwrap;
 
 pub use block::BlockMatcher;
+pub use convert::{duration_seconds, parse_bytes, parse_go_duration, parse_go_float};
+pub use format::{LabelFmtSpec, LabelsFormatter, LineFormatter};
 pub use goregex::RegexError;
 pub use ip::{IpPattern, IpPatternError};
+pub use label_filter::{CmpOp, LabelFilter, LabelFilterError, LabelFilterSpec};
+pub use labels_builder::{
+    DUPLICATE_SUFFIX, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
+};
 pub use line_filter::{LineFilter, LineFilterArg, LineFilterError, LineFilterOp, LineFilterSpec};
+pub use parsers::ParserError;
 pub use pattern::{Pattern, PatternError};
+pub use stages::{
+    NameOrMatcher, Pipeline, PipelineCache, PipelineError, StageSpec, StreamPipeline,
+};
+pub use unwrap::{Conversion, Unwrap, UnwrapSpec};
