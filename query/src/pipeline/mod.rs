@@ -13,6 +13,7 @@
 //! * [`Unwrap`] — sample extraction for metric queries.
 
 mod block;
+mod compile;
 pub(crate) mod convert;
 mod format;
 pub(crate) mod goregex;
@@ -26,6 +27,7 @@ mod stages;
 mod unwrap;
 
 pub use block::BlockMatcher;
+pub use compile::{CompiledLog, compile_log, compile_unwrap, label_filter, stage_specs};
 pub use convert::{duration_seconds, parse_bytes, parse_go_duration, parse_go_float};
 pub use format::{LabelFmtSpec, LabelsFormatter, LineFormatter};
 pub use goregex::RegexError;
