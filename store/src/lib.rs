@@ -1,4 +1,22 @@
 //! The Larch store: ingests Loki-compatible pushes into a write-ahead log and
 //! per-stream head blocks, cuts them into snappy-compressed chunks on disk,
 //! indexes streams by label, and answers queries through `larch-query`.
+//!
+//! Module map (see ARCHITECTURE.md for the data flow and formats):
+//! * [`push`]: decoding every push format into one shape.
+//! * [`validate`]: Loki's validation rules and error texts.
+//! * [`wal`]: the write-ahead log.
+//! * [`chunk`]: blocks and chunk files.
+//! * [`index`]: the per-tenant label index.
+//! * [`ingester`]: streams in memory, the WAL writer, flushing, and the
+//!   `LogSource` the engine reads.
+//! * [`config`], [`tenant`], [`units`]: configuration and identities.
 #![warn(missing_docs)]
+
+pub mod chunk;
+pub mod config;
+pub mod encoding;
+pub mod push;
+pub mod tenant;
+pub mod units;
+pub mod wal;

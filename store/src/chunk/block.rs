@@ -1,0 +1,514 @@
+//! Blocks: the unit of compression and of scanning.
+//!
+//! A block holds up to `block_size` bytes of lines of one stream, sorted by
+//! timestamp, as separately compressed columns (see ARCHITECTURE.md):
+//!
+//! ```text
+//! ts     snappy( uvarint n | varint first | uvarint delta * (n-1) ) | crc32
+//! lens   snappy( uvarint len * n )                                  | crc32
+//! lines  snappy( line bytes, concatenated )                         | crc32
+//! meta   snappy( (uvarint len | pairs) * n )          (optional)    | crc32
+//! filter token filter bits (uncompressed)             (optional)    | crc32
+//! ```
+//!
+//! Keeping lines contiguous lets the engine search a whole block with one
+//! call; keeping timestamps apart lets counting queries skip the lines.
+
+use larch_query::{Block, Columns};
+
+use super::ChunkError;
+use super::filter;
+use crate::encoding::{Reader, put_uvarint, put_varint};
+
+/// Number of columns.
+pub const NCOLS: usize = 5;
+/// Column indexes.
+pub const COL_TS: usize = 0;
+/// Line lengths.
+pub const COL_LENS: usize = 1;
+/// Line bytes.
+pub const COL_LINES: usize = 2;
+/// Structured metadata.
+pub const COL_META: usize = 3;
+/// Token filter.
+pub const COL_FILTER: usize = 4;
+
+/// Where a column lies, relative to the start of whatever buffer holds the
+/// block (an in-memory block or a chunk file). Length 0 means absent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ColRange {
+    /// Offset of the column's first byte.
+    pub offset: u64,
+    /// Length including the 4-byte checksum.
+    pub len: u64,
+}
+
+/// What the chunk index knows of a block without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// Entries.
+    pub entries: u32,
+    /// Smallest timestamp.
+    pub mint: i64,
+    /// Largest timestamp.
+    pub maxt: i64,
+    /// Uncompressed size of the lines column.
+    pub lines_size: u64,
+    /// The columns.
+    pub cols: [ColRange; NCOLS],
+}
+
+impl BlockMeta {
+    /// Total stored size of the block's columns.
+    pub fn stored_size(&self) -> u64 {
+        self.cols.iter().map(|c| c.len).sum()
+    }
+}
+
+/// A cut block: its columns encoded, ready to be written into a chunk.
+#[derive(Debug)]
+pub struct EncodedBlock {
+    /// The columns, back to back; `meta.cols` offsets are relative to it.
+    pub bytes: Vec<u8>,
+    /// Its description.
+    pub meta: BlockMeta,
+}
+
+/// The open (uncompressed) block of a stream. Entries arrive in any order
+/// and are sorted when the block is cut.
+#[derive(Debug, Default)]
+pub struct HeadBlock {
+    ts: Vec<i64>,
+    /// End offset of each line in `lines`.
+    ends: Vec<u32>,
+    lines: Vec<u8>,
+    /// End offset of each entry's metadata in `meta`.
+    meta_ends: Vec<u32>,
+    meta: Vec<u8>,
+    sorted: bool,
+}
+
+impl HeadBlock {
+    /// An empty block.
+    pub fn new() -> HeadBlock {
+        HeadBlock {
+            sorted: true,
+            ..HeadBlock::default()
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether the block holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Bytes of lines held.
+    pub fn size(&self) -> usize {
+        self.lines.len() + self.meta.len()
+    }
+
+    /// Smallest and largest timestamp.
+    pub fn bounds(&self) -> Option<(i64, i64)> {
+        let min = self.ts.iter().min()?;
+        let max = self.ts.iter().max()?;
+        Some((*min, *max))
+    }
+
+    /// Appends an entry; `meta` is encoded metadata (empty for none).
+    pub fn append(&mut self, ts: i64, line: &[u8], meta: &[u8]) {
+        if let Some(&last) = self.ts.last()
+            && ts < last
+        {
+            self.sorted = false;
+        }
+        self.ts.push(ts);
+        self.lines.extend_from_slice(line);
+        self.ends.push(self.lines.len() as u32);
+        self.meta.extend_from_slice(meta);
+        self.meta_ends.push(self.meta.len() as u32);
+    }
+
+    /// Whether an entry equal to (`ts`, `line`, `meta`) is in the block.
+    pub fn contains(&self, ts: i64, line: &[u8], meta: &[u8]) -> bool {
+        (0..self.ts.len())
+            .any(|i| self.ts[i] == ts && self.line(i) == line && self.meta_of(i) == meta)
+    }
+
+    fn line(&self, i: usize) -> &[u8] {
+        let s = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.lines[s..self.ends[i] as usize]
+    }
+
+    fn meta_of(&self, i: usize) -> &[u8] {
+        let s = if i == 0 {
+            0
+        } else {
+            self.meta_ends[i - 1] as usize
+        };
+        &self.meta[s..self.meta_ends[i] as usize]
+    }
+
+    /// The entries sorted by timestamp (stable: equal timestamps keep their
+    /// arrival order), as a decoded block for queries.
+    pub fn to_decoded(&self, out: &mut DecodedBlock) {
+        out.clear();
+        let order = self.order();
+        out.ts.reserve(order.len());
+        out.offsets.reserve(order.len() + 1);
+        out.offsets.push(0);
+        let has_meta = !self.meta.is_empty();
+        if has_meta {
+            out.meta_offsets.push(0);
+        }
+        for &i in &order {
+            out.ts.push(self.ts[i]);
+            out.lines.extend_from_slice(self.line(i));
+            out.offsets.push(out.lines.len() as u32);
+            if has_meta {
+                out.meta.extend_from_slice(self.meta_of(i));
+                out.meta_offsets.push(out.meta.len() as u32);
+            }
+        }
+    }
+
+    fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.ts.len()).collect();
+        if !self.sorted {
+            order.sort_by_key(|&i| self.ts[i]);
+        }
+        order
+    }
+
+    /// Sorts, encodes and compresses the block, leaving it empty.
+    pub fn cut(&mut self) -> EncodedBlock {
+        let mut d = DecodedBlock::default();
+        self.to_decoded(&mut d);
+        *self = HeadBlock::new();
+        encode(&d.view(Columns::ALL))
+    }
+}
+
+/// Encodes a sorted block (columns as in the module docs).
+pub fn encode(b: &Block<'_>) -> EncodedBlock {
+    let n = b.len();
+    let mut bytes = Vec::with_capacity(b.lines.len() / 3 + 64);
+    let mut cols = [ColRange::default(); NCOLS];
+    let mut raw = Vec::with_capacity(n * 3 + 16);
+    let mut enc = snap::raw::Encoder::new();
+
+    put_uvarint(&mut raw, n as u64);
+    if let Some(&first) = b.timestamps.first() {
+        put_varint(&mut raw, first);
+        for w in b.timestamps.windows(2) {
+            put_uvarint(&mut raw, w[1].wrapping_sub(w[0]) as u64);
+        }
+    }
+    cols[COL_TS] = push_compressed(&mut bytes, &mut enc, &raw);
+
+    raw.clear();
+    for i in 0..n {
+        put_uvarint(&mut raw, u64::from(b.offsets[i + 1] - b.offsets[i]));
+    }
+    cols[COL_LENS] = push_compressed(&mut bytes, &mut enc, &raw);
+    cols[COL_LINES] = push_compressed(&mut bytes, &mut enc, b.lines);
+
+    if !b.metadata.is_empty() {
+        raw.clear();
+        for i in 0..n {
+            crate::encoding::put_bytes(&mut raw, b.metadata(i));
+        }
+        cols[COL_META] = push_compressed(&mut bytes, &mut enc, &raw);
+    }
+    cols[COL_FILTER] = push_raw(&mut bytes, &filter::build(b.lines));
+
+    EncodedBlock {
+        bytes,
+        meta: BlockMeta {
+            entries: n as u32,
+            mint: b.timestamps.first().copied().unwrap_or(0),
+            maxt: b.timestamps.last().copied().unwrap_or(0),
+            lines_size: b.lines.len() as u64,
+            cols,
+        },
+    }
+}
+
+fn push_compressed(out: &mut Vec<u8>, enc: &mut snap::raw::Encoder, raw: &[u8]) -> ColRange {
+    let start = out.len();
+    let max = snap::raw::max_compress_len(raw.len());
+    out.resize(start + max, 0);
+    // Compression into a buffer of max_compress_len cannot fail for inputs
+    // below snappy's 4 GiB limit, which block_size keeps us far from; an
+    // error would leave an empty column that fails its checksum on read.
+    let n = enc.compress(raw, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + n);
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    ColRange {
+        offset: start as u64,
+        len: (out.len() - start) as u64,
+    }
+}
+
+fn push_raw(out: &mut Vec<u8>, raw: &[u8]) -> ColRange {
+    let start = out.len();
+    out.extend_from_slice(raw);
+    let crc = crc32fast::hash(raw);
+    out.extend_from_slice(&crc.to_le_bytes());
+    ColRange {
+        offset: start as u64,
+        len: (out.len() - start) as u64,
+    }
+}
+
+/// Returns a column's payload after checking its checksum.
+pub fn column<'a>(buf: &'a [u8], c: ColRange, what: &'static str) -> Result<&'a [u8], ChunkError> {
+    let start = usize::try_from(c.offset).map_err(|_| ChunkError::corrupt(what))?;
+    let len = usize::try_from(c.len).map_err(|_| ChunkError::corrupt(what))?;
+    let end = start
+        .checked_add(len)
+        .ok_or_else(|| ChunkError::corrupt(what))?;
+    let col = buf
+        .get(start..end)
+        .ok_or_else(|| ChunkError::corrupt(what))?;
+    if col.len() < 4 {
+        return Err(ChunkError::corrupt(what));
+    }
+    let (payload, crc) = col.split_at(col.len() - 4);
+    let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(payload) != want {
+        return Err(ChunkError::Checksum(what));
+    }
+    Ok(payload)
+}
+
+/// A block decoded into reusable buffers.
+#[derive(Debug, Default)]
+pub struct DecodedBlock {
+    /// Timestamps.
+    pub ts: Vec<i64>,
+    /// Line offsets (n + 1), when lines are decoded.
+    pub offsets: Vec<u32>,
+    /// Line bytes.
+    pub lines: Vec<u8>,
+    /// Metadata offsets (n + 1) or empty.
+    pub meta_offsets: Vec<u32>,
+    /// Metadata bytes.
+    pub meta: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl DecodedBlock {
+    /// Empties the buffers, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.ts.clear();
+        self.offsets.clear();
+        self.lines.clear();
+        self.meta_offsets.clear();
+        self.meta.clear();
+    }
+
+    /// A view for the engine (`cols` says what was decoded).
+    pub fn view(&self, cols: Columns) -> Block<'_> {
+        Block {
+            timestamps: &self.ts,
+            offsets: if cols.lines { &self.offsets } else { &[] },
+            lines: if cols.lines { &self.lines } else { &[] },
+            metadata_offsets: if cols.metadata {
+                &self.meta_offsets
+            } else {
+                &[]
+            },
+            metadata: if cols.metadata { &self.meta } else { &[] },
+        }
+    }
+
+    /// Decodes the columns `cols` asks for of the block described by
+    /// `meta`, stored in `buf`.
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        meta: &BlockMeta,
+        cols: Columns,
+    ) -> Result<(), ChunkError> {
+        self.clear();
+        let n = meta.entries as usize;
+        let mut dec = snap::raw::Decoder::new();
+
+        // Timestamps.
+        let c = column(buf, meta.cols[COL_TS], "timestamps column")?;
+        decompress_into(
+            &mut dec,
+            c,
+            &mut self.scratch,
+            n.saturating_mul(10) + 20,
+            "timestamps column",
+        )?;
+        let mut r = Reader::new(&self.scratch);
+        let count = r.len("timestamps column", n).map_err(ChunkError::from)?;
+        if count != n {
+            return Err(ChunkError::corrupt("timestamps column"));
+        }
+        self.ts.reserve(n);
+        if n > 0 {
+            let mut t = r.varint("timestamps column")?;
+            self.ts.push(t);
+            for _ in 1..n {
+                t = t.wrapping_add(r.uvarint("timestamps column")? as i64);
+                self.ts.push(t);
+            }
+        }
+
+        if cols.lines {
+            let c = column(buf, meta.cols[COL_LENS], "lengths column")?;
+            decompress_into(
+                &mut dec,
+                c,
+                &mut self.scratch,
+                n.saturating_mul(10) + 10,
+                "lengths column",
+            )?;
+            let mut r = Reader::new(&self.scratch);
+            self.offsets.reserve(n + 1);
+            self.offsets.push(0);
+            let mut end: u64 = 0;
+            for _ in 0..n {
+                end += r.uvarint("lengths column")?;
+                if end > meta.lines_size {
+                    return Err(ChunkError::corrupt("lengths column"));
+                }
+                self.offsets.push(end as u32);
+            }
+            if end != meta.lines_size {
+                return Err(ChunkError::corrupt("lengths column"));
+            }
+            let c = column(buf, meta.cols[COL_LINES], "lines column")?;
+            let limit = usize::try_from(meta.lines_size)
+                .map_err(|_| ChunkError::corrupt("lines column"))?;
+            decompress_into(&mut dec, c, &mut self.lines, limit, "lines column")?;
+            if self.lines.len() != limit {
+                return Err(ChunkError::corrupt("lines column"));
+            }
+        }
+
+        if cols.metadata && meta.cols[COL_META].len > 0 {
+            let c = column(buf, meta.cols[COL_META], "metadata column")?;
+            decompress_into(&mut dec, c, &mut self.scratch, 1 << 30, "metadata column")?;
+            let mut r = Reader::new(&self.scratch);
+            self.meta_offsets.reserve(n + 1);
+            self.meta_offsets.push(0);
+            for _ in 0..n {
+                let m = r.bytes("metadata column")?;
+                self.meta.extend_from_slice(m);
+                self.meta_offsets.push(self.meta.len() as u32);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decompress_into(
+    dec: &mut snap::raw::Decoder,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+    what: &'static str,
+) -> Result<(), ChunkError> {
+    let len = snap::raw::decompress_len(input).map_err(|_| ChunkError::corrupt(what))?;
+    if len > limit {
+        return Err(ChunkError::corrupt(what));
+    }
+    out.clear();
+    out.resize(len, 0);
+    let n = dec
+        .decompress(input, out)
+        .map_err(|_| ChunkError::corrupt(what))?;
+    out.truncate(n);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_bytes(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (n, v) in pairs {
+            crate::encoding::put_bytes(&mut b, n.as_bytes());
+            crate::encoding::put_bytes(&mut b, v.as_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn cut_sorts_and_round_trips() {
+        let mut h = HeadBlock::new();
+        h.append(30, b"third", b"");
+        h.append(
+            10,
+            b"first\nwith newline",
+            &meta_bytes(&[("trace_id", "t1")]),
+        );
+        h.append(20, b"", b"");
+        assert!(h.contains(20, b"", b""));
+        assert!(!h.contains(20, b"x", b""));
+        let enc = h.cut();
+        assert!(h.is_empty());
+        assert_eq!(enc.meta.entries, 3);
+        assert_eq!((enc.meta.mint, enc.meta.maxt), (10, 30));
+
+        let mut d = DecodedBlock::default();
+        d.decode(&enc.bytes, &enc.meta, Columns::ALL).unwrap();
+        let v = d.view(Columns::ALL);
+        assert_eq!(v.timestamps, &[10, 20, 30]);
+        assert_eq!(v.line(0), b"first\nwith newline");
+        assert_eq!(v.line(1), b"");
+        assert_eq!(v.line(2), b"third");
+        let m: Vec<_> = larch_query::decode_metadata(v.metadata(0)).collect();
+        assert_eq!(m, vec![("trace_id", "t1")]);
+        assert!(v.metadata(1).is_empty());
+
+        // Timestamps only.
+        d.decode(
+            &enc.bytes,
+            &enc.meta,
+            Columns {
+                lines: false,
+                metadata: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(d.ts, vec![10, 20, 30]);
+        assert!(d.lines.is_empty());
+    }
+
+    #[test]
+    fn corruption_is_detected_not_panicked_on() {
+        let mut h = HeadBlock::new();
+        for i in 0..100 {
+            h.append(i, format!("line {i}").as_bytes(), b"");
+        }
+        let enc = h.cut();
+        let mut d = DecodedBlock::default();
+        // Every byte the decoder reads (the filter is checked where it is used).
+        for i in 0..enc.meta.cols[COL_FILTER].offset as usize {
+            let mut bad = enc.bytes.clone();
+            bad[i] ^= 0x55;
+            assert!(
+                d.decode(&bad, &enc.meta, Columns::ALL).is_err(),
+                "flip at {i}"
+            );
+        }
+        let mut meta = enc.meta.clone();
+        meta.entries = 1000;
+        assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
+        let mut meta = enc.meta.clone();
+        meta.cols[COL_LINES].offset = u64::MAX - 2;
+        assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
+    }
+}

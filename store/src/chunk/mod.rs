@@ -1,0 +1,38 @@
+//! Chunks: a stream's entries over a time span, as snappy-compressed
+//! blocks, in one file (format in ARCHITECTURE.md and [`file`]).
+
+pub mod block;
+pub mod file;
+pub mod filter;
+
+pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
+pub use file::{ChunkFile, encode_chunk};
+
+use crate::encoding::Malformed;
+
+/// A chunk that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    /// Structure is broken (truncated file, impossible sizes).
+    #[error("corrupt chunk: bad {0}")]
+    Corrupt(&'static str),
+    /// A checksum does not match.
+    #[error("corrupt chunk: checksum mismatch in {0}")]
+    Checksum(&'static str),
+    /// Not a chunk, or a version this build cannot read.
+    #[error("not a chunk file of a supported version")]
+    Version,
+}
+
+impl ChunkError {
+    pub(crate) fn corrupt(what: &'static str) -> ChunkError {
+        ChunkError::Corrupt(what)
+    }
+}
+
+impl From<Malformed> for ChunkError {
+    fn from(m: Malformed) -> ChunkError {
+        ChunkError::Corrupt(m.what)
+    }
+}

@@ -1,0 +1,177 @@
+//! Little binary helpers shared by the on-disk formats (WAL, chunks,
+//! index): LEB128 varints, zigzag, length-prefixed strings, and a reader
+//! that turns every out-of-bounds access into an error instead of a panic.
+
+/// Appends `v` as an unsigned LEB128 varint.
+pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends `v` zigzag-encoded as a varint.
+pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Appends a length-prefixed byte string.
+pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    put_uvarint(buf, b.len() as u64);
+    buf.extend_from_slice(b);
+}
+
+/// Malformed bytes: what was being read and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {what} at byte {offset}")]
+pub struct Malformed {
+    /// What was being decoded.
+    pub what: &'static str,
+    /// Offset of the failure within the decoded buffer.
+    pub offset: usize,
+}
+
+/// A bounds-checked cursor over bytes.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf` from the start.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Current offset.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Whether everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn err(&self, what: &'static str) -> Malformed {
+        Malformed {
+            what,
+            offset: self.pos,
+        }
+    }
+
+    /// Reads an unsigned varint.
+    pub fn uvarint(&mut self, what: &'static str) -> Result<u64, Malformed> {
+        let mut v: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = *self.buf.get(self.pos).ok_or_else(|| self.err(what))?;
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return Err(self.err(what));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(self.err(what));
+            }
+        }
+    }
+
+    /// Reads a zigzag varint.
+    pub fn varint(&mut self, what: &'static str) -> Result<i64, Malformed> {
+        let u = self.uvarint(what)?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// Reads an unsigned varint that must fit `usize` and `limit`.
+    pub fn len(&mut self, what: &'static str, limit: usize) -> Result<usize, Malformed> {
+        let v = self.uvarint(what)?;
+        usize::try_from(v)
+            .ok()
+            .filter(|&n| n <= limit)
+            .ok_or_else(|| self.err(what))
+    }
+
+    /// Reads `n` raw bytes.
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Malformed> {
+        let end = self.pos.checked_add(n).ok_or_else(|| self.err(what))?;
+        let s = self.buf.get(self.pos..end).ok_or_else(|| self.err(what))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// Reads a length-prefixed byte string.
+    pub fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], Malformed> {
+        let n = self.len(what, self.remaining())?;
+        self.take(n, what)
+    }
+
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self, what: &'static str) -> Result<&'a str, Malformed> {
+        let at = self.pos;
+        let b = self.bytes(what)?;
+        std::str::from_utf8(b).map_err(|_| Malformed { what, offset: at })
+    }
+
+    /// Reads a little-endian u32.
+    pub fn u32le(&mut self, what: &'static str) -> Result<u32, Malformed> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Reads a little-endian u64.
+    pub fn u64le(&mut self, what: &'static str) -> Result<u64, Malformed> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(u in any::<u64>(), i in any::<i64>(), s in ".*") {
+            let mut buf = Vec::new();
+            put_uvarint(&mut buf, u);
+            put_varint(&mut buf, i);
+            put_bytes(&mut buf, s.as_bytes());
+            let mut r = Reader::new(&buf);
+            prop_assert_eq!(r.uvarint("u").unwrap(), u);
+            prop_assert_eq!(r.varint("i").unwrap(), i);
+            prop_assert_eq!(r.str("s").unwrap(), s.as_str());
+            prop_assert!(r.is_empty());
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut r = Reader::new(&bytes);
+            let _ = r.uvarint("a");
+            let _ = r.str("b");
+            let _ = r.u64le("c");
+            let _ = r.len("d", 10);
+        }
+    }
+
+    #[test]
+    fn overlong_varint_is_an_error() {
+        let buf = [0xffu8; 11];
+        assert!(Reader::new(&buf).uvarint("x").is_err());
+        assert!(Reader::new(&[0x80]).uvarint("x").is_err());
+    }
+}

@@ -1,0 +1,605 @@
+//! OTLP/HTTP logs (`POST /otlp/v1/logs`), protobuf or JSON, mapped to
+//! streams the way Loki maps them:
+//!
+//! * a fixed list of resource attributes become stream labels (dots turned
+//!   into underscores: `service.name` → `service_name`); a stream without
+//!   `service.name` gets `service_name="unknown_service"`;
+//! * every other resource attribute, the scope's name, version and
+//!   attributes, the record's attributes, `severity_text`,
+//!   `severity_number`, `trace_id`, `span_id` (hex), `flags`,
+//!   `dropped_attributes_count` and `observed_timestamp` become
+//!   structured metadata; nested maps flatten as `outer_inner`;
+//! * the body, rendered as a string, is the line; the timestamp is
+//!   `time_unix_nano`, else `observed_time_unix_nano`, else now.
+
+use std::collections::BTreeMap;
+
+use larch_proto::otlp;
+use prost::Message;
+
+use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
+
+/// Resource attributes that become stream labels.
+const INDEX_ATTRIBUTES: &[&str] = &[
+    "service.name",
+    "service.namespace",
+    "service.instance.id",
+    "deployment.environment",
+    "deployment.environment.name",
+    "cloud.region",
+    "cloud.availability_zone",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.container.name",
+    "container.name",
+    "k8s.replicaset.name",
+    "k8s.deployment.name",
+    "k8s.statefulset.name",
+    "k8s.daemonset.name",
+    "k8s.cronjob.name",
+    "k8s.job.name",
+];
+
+/// Decodes a protobuf `ExportLogsServiceRequest` (after content encoding).
+pub fn decode_protobuf(body: &[u8]) -> Result<Push, DecodeError> {
+    let req = otlp::ExportLogsServiceRequest::decode(body)
+        .map_err(|e| DecodeError::bad(format!("failed to parse OTLP logs protobuf: {e}")))?;
+    Ok(to_push(req, now_ns()))
+}
+
+/// Decodes OTLP's JSON encoding of `ExportLogsServiceRequest`.
+pub fn decode_json(body: &[u8]) -> Result<Push, DecodeError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::bad(format!("failed to parse OTLP logs JSON: {e}")))?;
+    let req =
+        json::request(&v).map_err(|e| DecodeError::bad(format!("invalid OTLP logs JSON: {e}")))?;
+    Ok(to_push(req, now_ns()))
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Maps a request to streams; `now` stamps records without any time.
+pub fn to_push(req: otlp::ExportLogsServiceRequest, now: i64) -> Push {
+    let mut streams: BTreeMap<Vec<(String, String)>, Vec<PushEntry>> = BTreeMap::new();
+    for rl in req.resource_logs {
+        let mut labels = Vec::new();
+        let mut resource_meta = Vec::new();
+        for kv in rl.resource.map(|r| r.attributes).unwrap_or_default() {
+            if INDEX_ATTRIBUTES.contains(&kv.key.as_str()) {
+                labels.push((normalize(&kv.key), any_to_string(kv.value.as_ref())));
+            } else {
+                flatten(&kv.key, kv.value.as_ref(), &mut resource_meta);
+            }
+        }
+        if !labels.iter().any(|(k, _)| k == "service_name") {
+            labels.push(("service_name".to_string(), "unknown_service".to_string()));
+        }
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        let entries = streams.entry(labels).or_default();
+        for sl in rl.scope_logs {
+            let mut scope_meta = Vec::new();
+            if let Some(scope) = &sl.scope {
+                for kv in &scope.attributes {
+                    flatten(&kv.key, kv.value.as_ref(), &mut scope_meta);
+                }
+                if !scope.name.is_empty() {
+                    scope_meta.push(("scope_name".to_string(), scope.name.clone()));
+                }
+                if !scope.version.is_empty() {
+                    scope_meta.push(("scope_version".to_string(), scope.version.clone()));
+                }
+                if scope.dropped_attributes_count != 0 {
+                    scope_meta.push((
+                        "scope_dropped_attributes_count".to_string(),
+                        scope.dropped_attributes_count.to_string(),
+                    ));
+                }
+            }
+            for rec in sl.log_records {
+                entries.push(record_to_entry(rec, &resource_meta, &scope_meta, now));
+            }
+        }
+    }
+    Push {
+        streams: streams
+            .into_iter()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(labels, entries)| PushStream {
+                labels: StreamLabels::Pairs(labels),
+                entries,
+            })
+            .collect(),
+    }
+}
+
+fn record_to_entry(
+    rec: otlp::LogRecord,
+    resource_meta: &[(String, String)],
+    scope_meta: &[(String, String)],
+    now: i64,
+) -> PushEntry {
+    let mut meta = Vec::new();
+    for kv in &rec.attributes {
+        flatten(&kv.key, kv.value.as_ref(), &mut meta);
+    }
+    if rec.time_unix_nano != 0 && rec.observed_time_unix_nano != 0 {
+        meta.push((
+            "observed_timestamp".to_string(),
+            rec.observed_time_unix_nano.to_string(),
+        ));
+    }
+    if rec.severity_number != 0 {
+        meta.push((
+            "severity_number".to_string(),
+            rec.severity_number.to_string(),
+        ));
+    }
+    if !rec.severity_text.is_empty() {
+        meta.push(("severity_text".to_string(), rec.severity_text.clone()));
+    }
+    if rec.dropped_attributes_count != 0 {
+        meta.push((
+            "dropped_attributes_count".to_string(),
+            rec.dropped_attributes_count.to_string(),
+        ));
+    }
+    if rec.flags != 0 {
+        meta.push(("flags".to_string(), rec.flags.to_string()));
+    }
+    if rec.trace_id.iter().any(|&b| b != 0) {
+        meta.push(("trace_id".to_string(), hex(&rec.trace_id)));
+    }
+    if rec.span_id.iter().any(|&b| b != 0) {
+        meta.push(("span_id".to_string(), hex(&rec.span_id)));
+    }
+    meta.extend_from_slice(resource_meta);
+    meta.extend_from_slice(scope_meta);
+    let ts = [rec.time_unix_nano, rec.observed_time_unix_nano]
+        .into_iter()
+        .find(|&t| t != 0)
+        .and_then(|t| i64::try_from(t).ok())
+        .unwrap_or(now);
+    PushEntry {
+        ts,
+        line: any_to_string(rec.body.as_ref()),
+        metadata: meta,
+    }
+}
+
+/// Adds `key=value`, flattening maps as `key_inner`.
+fn flatten(key: &str, value: Option<&otlp::AnyValue>, out: &mut Vec<(String, String)>) {
+    use otlp::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::KvlistValue(list)) => {
+            for kv in &list.values {
+                flatten(&format!("{key}_{}", kv.key), kv.value.as_ref(), out);
+            }
+        }
+        _ => out.push((normalize(key), any_to_string(value))),
+    }
+}
+
+/// Prometheus-style label name normalisation: every character outside
+/// `[A-Za-z0-9_]` becomes `_`; a leading digit gets a `key_` prefix.
+fn normalize(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "key_");
+    }
+    out
+}
+
+/// Renders a value as OTLP's `AsString` does: strings as they are, numbers
+/// and booleans in decimal, bytes in base64, arrays and maps as JSON.
+fn any_to_string(value: Option<&otlp::AnyValue>) -> String {
+    use otlp::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => format_float(*d),
+        Some(Value::BytesValue(b)) => base64(b),
+        Some(v @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => any_to_json(v).to_string(),
+    }
+}
+
+fn any_to_json(v: &otlp::any_value::Value) -> serde_json::Value {
+    use otlp::any_value::Value;
+    use serde_json::Value as J;
+    match v {
+        Value::StringValue(s) => J::String(s.clone()),
+        Value::BoolValue(b) => J::Bool(*b),
+        Value::IntValue(i) => J::from(*i),
+        Value::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Value::BytesValue(b) => J::String(base64(b)),
+        Value::ArrayValue(a) => J::Array(
+            a.values
+                .iter()
+                .map(|x| x.value.as_ref().map_or(J::Null, any_to_json))
+                .collect(),
+        ),
+        Value::KvlistValue(l) => J::Object(
+            l.values
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        kv.value
+                            .as_ref()
+                            .and_then(|x| x.value.as_ref())
+                            .map_or(J::Null, any_to_json),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn format_float(d: f64) -> String {
+    if d.is_finite() && d == d.trunc() && d.abs() < 1e21 {
+        format!("{d:.0}")
+    } else {
+        d.to_string()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// OTLP's JSON encoding (lowerCamelCase keys, snake_case accepted too;
+/// 64-bit integers as strings or numbers; ids as hex strings).
+mod json {
+    use larch_proto::otlp;
+    use serde_json::Value;
+
+    type R<T> = Result<T, String>;
+
+    fn field<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+        v.get(camel)
+            .or_else(|| v.get(snake))
+            .filter(|x| !x.is_null())
+    }
+
+    fn array<'a>(v: &'a Value, camel: &str, snake: &str) -> R<&'a [Value]> {
+        match field(v, camel, snake) {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(format!("{camel} must be an array")),
+        }
+    }
+
+    fn string(v: &Value, camel: &str, snake: &str) -> R<String> {
+        match field(v, camel, snake) {
+            None => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(format!("{camel} must be a string")),
+        }
+    }
+
+    fn uint(v: &Value, camel: &str, snake: &str) -> R<u64> {
+        match field(v, camel, snake) {
+            None => Ok(0),
+            Some(Value::String(s)) => s
+                .parse()
+                .map_err(|_| format!("{camel} is not an integer: {s:?}")),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| format!("{camel} is not an unsigned integer")),
+            Some(_) => Err(format!("{camel} must be an integer")),
+        }
+    }
+
+    fn hex_bytes(v: &Value, camel: &str, snake: &str) -> R<Vec<u8>> {
+        let s = string(v, camel, snake)?;
+        if s.len() % 2 != 0 {
+            return Err(format!("{camel} is not hex"));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| {
+                u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("{camel} is not hex"))
+            })
+            .collect()
+    }
+
+    pub(super) fn request(v: &Value) -> R<otlp::ExportLogsServiceRequest> {
+        let mut req = otlp::ExportLogsServiceRequest::default();
+        for rl in array(v, "resourceLogs", "resource_logs")? {
+            let mut out = otlp::ResourceLogs::default();
+            if let Some(res) = field(rl, "resource", "resource") {
+                out.resource = Some(otlp::Resource {
+                    attributes: attributes(res)?,
+                    dropped_attributes_count: 0,
+                });
+            }
+            for sl in array(rl, "scopeLogs", "scope_logs")? {
+                let mut scope_logs = otlp::ScopeLogs::default();
+                if let Some(scope) = field(sl, "scope", "scope") {
+                    scope_logs.scope = Some(otlp::InstrumentationScope {
+                        name: string(scope, "name", "name")?,
+                        version: string(scope, "version", "version")?,
+                        attributes: attributes(scope)?,
+                        dropped_attributes_count: uint(
+                            scope,
+                            "droppedAttributesCount",
+                            "dropped_attributes_count",
+                        )? as u32,
+                    });
+                }
+                for lr in array(sl, "logRecords", "log_records")? {
+                    scope_logs.log_records.push(record(lr)?);
+                }
+                out.scope_logs.push(scope_logs);
+            }
+            req.resource_logs.push(out);
+        }
+        Ok(req)
+    }
+
+    fn record(v: &Value) -> R<otlp::LogRecord> {
+        let severity_number = match field(v, "severityNumber", "severity_number") {
+            None => 0,
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0) as i32,
+            // Enum names such as "SEVERITY_NUMBER_INFO" are valid JSON too.
+            Some(Value::String(s)) => severity_from_name(s),
+            Some(_) => return Err("severityNumber must be a number".to_string()),
+        };
+        Ok(otlp::LogRecord {
+            time_unix_nano: uint(v, "timeUnixNano", "time_unix_nano")?,
+            observed_time_unix_nano: uint(v, "observedTimeUnixNano", "observed_time_unix_nano")?,
+            severity_number,
+            severity_text: string(v, "severityText", "severity_text")?,
+            body: field(v, "body", "body").map(any_value).transpose()?,
+            attributes: attributes(v)?,
+            dropped_attributes_count: uint(v, "droppedAttributesCount", "dropped_attributes_count")?
+                as u32,
+            flags: uint(v, "flags", "flags")? as u32,
+            trace_id: hex_bytes(v, "traceId", "trace_id")?,
+            span_id: hex_bytes(v, "spanId", "span_id")?,
+            event_name: string(v, "eventName", "event_name")?,
+        })
+    }
+
+    fn severity_from_name(s: &str) -> i32 {
+        const NAMES: [&str; 24] = [
+            "TRACE", "TRACE2", "TRACE3", "TRACE4", "DEBUG", "DEBUG2", "DEBUG3", "DEBUG4", "INFO",
+            "INFO2", "INFO3", "INFO4", "WARN", "WARN2", "WARN3", "WARN4", "ERROR", "ERROR2",
+            "ERROR3", "ERROR4", "FATAL", "FATAL2", "FATAL3", "FATAL4",
+        ];
+        let short = s.strip_prefix("SEVERITY_NUMBER_").unwrap_or(s);
+        NAMES
+            .iter()
+            .position(|n| *n == short)
+            .map_or(0, |i| i as i32 + 1)
+    }
+
+    fn attributes(v: &Value) -> R<Vec<otlp::KeyValue>> {
+        array(v, "attributes", "attributes")?
+            .iter()
+            .map(key_value)
+            .collect()
+    }
+
+    fn key_value(v: &Value) -> R<otlp::KeyValue> {
+        Ok(otlp::KeyValue {
+            key: string(v, "key", "key")?,
+            value: field(v, "value", "value").map(any_value).transpose()?,
+        })
+    }
+
+    fn any_value(v: &Value) -> R<otlp::AnyValue> {
+        use otlp::any_value::Value as A;
+        let value = if let Some(s) = field(v, "stringValue", "string_value") {
+            Some(A::StringValue(
+                s.as_str()
+                    .ok_or("stringValue must be a string")?
+                    .to_string(),
+            ))
+        } else if let Some(b) = field(v, "boolValue", "bool_value") {
+            Some(A::BoolValue(
+                b.as_bool().ok_or("boolValue must be a boolean")?,
+            ))
+        } else if let Some(i) = field(v, "intValue", "int_value") {
+            let n = match i {
+                Value::String(s) => s
+                    .parse()
+                    .map_err(|_| format!("intValue {s:?} is not an integer"))?,
+                Value::Number(n) => n.as_i64().ok_or("intValue is not an integer")?,
+                _ => return Err("intValue must be an integer".to_string()),
+            };
+            Some(A::IntValue(n))
+        } else if let Some(d) = field(v, "doubleValue", "double_value") {
+            let x = match d {
+                Value::Number(n) => n.as_f64().ok_or("doubleValue is not a number")?,
+                Value::String(s) => s
+                    .parse()
+                    .map_err(|_| format!("doubleValue {s:?} is not a number"))?,
+                _ => return Err("doubleValue must be a number".to_string()),
+            };
+            Some(A::DoubleValue(x))
+        } else if let Some(a) = field(v, "arrayValue", "array_value") {
+            Some(A::ArrayValue(otlp::ArrayValue {
+                values: array(a, "values", "values")?
+                    .iter()
+                    .map(any_value)
+                    .collect::<R<_>>()?,
+            }))
+        } else if let Some(l) = field(v, "kvlistValue", "kvlist_value") {
+            Some(A::KvlistValue(otlp::KeyValueList {
+                values: array(l, "values", "values")?
+                    .iter()
+                    .map(key_value)
+                    .collect::<R<_>>()?,
+            }))
+        } else if let Some(b) = field(v, "bytesValue", "bytes_value") {
+            // Kept as the base64 text it arrived in.
+            Some(A::StringValue(
+                b.as_str().ok_or("bytesValue must be a string")?.to_string(),
+            ))
+        } else {
+            None
+        };
+        Ok(otlp::AnyValue { value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otlp::any_value::Value;
+
+    fn kv(k: &str, v: Value) -> otlp::KeyValue {
+        otlp::KeyValue {
+            key: k.to_string(),
+            value: Some(otlp::AnyValue { value: Some(v) }),
+        }
+    }
+
+    #[test]
+    fn maps_resource_scope_and_record() {
+        let req = otlp::ExportLogsServiceRequest {
+            resource_logs: vec![otlp::ResourceLogs {
+                resource: Some(otlp::Resource {
+                    attributes: vec![
+                        kv("service.name", Value::StringValue("checkout".into())),
+                        kv("k8s.namespace.name", Value::StringValue("shop".into())),
+                        kv("host.name", Value::StringValue("n1".into())),
+                    ],
+                    dropped_attributes_count: 0,
+                }),
+                scope_logs: vec![otlp::ScopeLogs {
+                    scope: Some(otlp::InstrumentationScope {
+                        name: "lib".into(),
+                        version: "1.2".into(),
+                        attributes: vec![],
+                        dropped_attributes_count: 0,
+                    }),
+                    log_records: vec![otlp::LogRecord {
+                        time_unix_nano: 0,
+                        observed_time_unix_nano: 77,
+                        severity_number: 9,
+                        severity_text: "INFO".into(),
+                        body: Some(otlp::AnyValue {
+                            value: Some(Value::StringValue("paid".into())),
+                        }),
+                        attributes: vec![
+                            kv("http.status", Value::IntValue(200)),
+                            kv(
+                                "req",
+                                Value::KvlistValue(otlp::KeyValueList {
+                                    values: vec![kv("id", Value::StringValue("r1".into()))],
+                                }),
+                            ),
+                        ],
+                        trace_id: vec![0xab; 16],
+                        ..Default::default()
+                    }],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        let push = to_push(req, 5);
+        assert_eq!(push.streams.len(), 1);
+        let s = &push.streams[0];
+        assert_eq!(
+            s.labels,
+            StreamLabels::Pairs(vec![
+                ("k8s_namespace_name".into(), "shop".into()),
+                ("service_name".into(), "checkout".into()),
+            ])
+        );
+        let e = &s.entries[0];
+        assert_eq!(e.ts, 77);
+        assert_eq!(e.line, "paid");
+        let m: BTreeMap<_, _> = e.metadata.iter().cloned().collect();
+        assert_eq!(m["http_status"], "200");
+        assert_eq!(m["req_id"], "r1");
+        assert_eq!(m["host_name"], "n1");
+        assert_eq!(m["scope_name"], "lib");
+        assert_eq!(m["severity_text"], "INFO");
+        assert_eq!(m["severity_number"], "9");
+        assert_eq!(m["trace_id"], "ab".repeat(16));
+    }
+
+    #[test]
+    fn json_form_and_unknown_service() {
+        let body = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"pod","value":{"stringValue":"p"}}]},
+          "scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":"SEVERITY_NUMBER_WARN",
+          "body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":"3"}}]}},"spanId":"0102030405060708"}]}]}]}"#;
+        let push = decode_json(body).unwrap();
+        let s = &push.streams[0];
+        assert_eq!(
+            s.labels,
+            StreamLabels::Pairs(vec![("service_name".into(), "unknown_service".into())])
+        );
+        let e = &s.entries[0];
+        assert_eq!(e.ts, 1_700_000_000_000_000_000);
+        assert_eq!(e.line, r#"{"a":3}"#);
+        let m: BTreeMap<_, _> = e.metadata.iter().cloned().collect();
+        assert_eq!(m["severity_number"], "13");
+        assert_eq!(m["span_id"], "0102030405060708");
+        assert_eq!(m["pod"], "p");
+        assert!(decode_json(br#"{"resourceLogs":{}}"#).is_err());
+        assert!(
+            decode_json(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(base64(b"hello"), "aGVsbG8=");
+        assert_eq!(base64(b""), "");
+        assert_eq!(normalize("1a.b-c"), "key_1a_b_c");
+        assert_eq!(format_float(2.0), "2");
+        assert_eq!(format_float(2.5), "2.5");
+    }
+
+    #[test]
+    fn garbage_protobuf_is_an_error() {
+        assert!(decode_protobuf(b"\xff\xff\xff").is_err());
+    }
+}
