@@ -16,7 +16,9 @@
 pub mod chunk;
 pub mod config;
 pub mod encoding;
+pub mod index;
 pub mod push;
+pub mod validate;
 pub mod tenant;
 pub mod units;
 pub mod wal;

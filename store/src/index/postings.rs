@@ -1,0 +1,207 @@
+//! The inverted label index of one tenant: `name -> value -> stream ids`.
+//!
+//! Stream ids are dense `u32`s assigned in creation order, so every posting
+//! list is sorted by construction and set operations are linear merges.
+//! Equality matchers are one map lookup; regex matchers walk the sorted
+//! values of their label (the term dictionary); matchers that accept the
+//! empty value (`!=`, `!~`, `=~".*"`) are evaluated as "all streams minus
+//! those whose value the matcher rejects", which also covers streams that
+//! lack the label.
+
+use std::collections::BTreeMap;
+
+use larch_query::{LabelSet, Matcher};
+
+/// Dense id of a stream within its tenant.
+pub type StreamId = u32;
+
+/// The postings of one tenant.
+#[derive(Debug, Default)]
+pub struct Postings {
+    map: BTreeMap<String, BTreeMap<String, Vec<StreamId>>>,
+    count: u32,
+}
+
+impl Postings {
+    /// Adds stream `id` (which must be greater than every id added
+    /// before) with `labels`.
+    pub fn add(&mut self, id: StreamId, labels: &LabelSet) {
+        debug_assert!(id >= self.count);
+        for l in labels {
+            self.map
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(id);
+        }
+        self.count = id + 1;
+    }
+
+    /// Number of ids ever added (ids are `0..count`).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Label names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// Values of `name` with their postings, sorted by value.
+    pub fn values(&self, name: &str) -> impl Iterator<Item = (&str, &[StreamId])> {
+        self.map
+            .get(name)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+    }
+
+    /// Ids of the streams that satisfy every matcher, sorted.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<StreamId> {
+        let mut positive: Option<Vec<StreamId>> = None;
+        let mut exclude: Vec<StreamId> = Vec::new();
+        // Positive matchers first, most selective (smallest) first.
+        let mut sets: Vec<Vec<StreamId>> = Vec::new();
+        for m in matchers {
+            if m.matches_empty() {
+                let rejected = self.union_where(&m.name, |v| !m.matches(v));
+                exclude = union(&exclude, &rejected);
+            } else {
+                sets.push(self.union_where(&m.name, |v| m.matches(v)));
+            }
+        }
+        sets.sort_by_key(Vec::len);
+        for s in sets {
+            positive = Some(match positive {
+                None => s,
+                Some(p) => intersect(&p, &s),
+            });
+            if positive.as_ref().is_some_and(Vec::is_empty) {
+                return Vec::new();
+            }
+        }
+        let base = positive.unwrap_or_else(|| (0..self.count).collect());
+        subtract(&base, &exclude)
+    }
+
+    fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> Vec<StreamId> {
+        let Some(values) = self.map.get(name) else {
+            return Vec::new();
+        };
+        let mut lists: Vec<&[StreamId]> = values
+            .iter()
+            .filter(|(v, _)| pred(v))
+            .map(|(_, ids)| ids.as_slice())
+            .collect();
+        match lists.len() {
+            0 => Vec::new(),
+            1 => lists[0].to_vec(),
+            _ => {
+                let mut all: Vec<StreamId> = lists.iter_mut().flat_map(|l| l.iter().copied()).collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+        }
+    }
+}
+
+fn intersect(a: &[StreamId], b: &[StreamId]) -> Vec<StreamId> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn union(a: &[StreamId], b: &[StreamId]) -> Vec<StreamId> {
+    let mut out: Vec<StreamId> = a.iter().chain(b).copied().collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn subtract(a: &[StreamId], b: &[StreamId]) -> Vec<StreamId> {
+    if b.is_empty() {
+        return a.to_vec();
+    }
+    let mut j = 0;
+    a.iter()
+        .copied()
+        .filter(|x| {
+            while j < b.len() && b[j] < *x {
+                j += 1;
+            }
+            !(j < b.len() && b[j] == *x)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larch_query::MatchOp;
+    use proptest::prelude::*;
+
+    fn m(name: &str, op: MatchOp, v: &str) -> Matcher {
+        Matcher::new(name, op, v).unwrap()
+    }
+
+    fn sample() -> (Postings, Vec<LabelSet>) {
+        let sets = vec![
+            LabelSet::from_pairs([("app", "api"), ("env", "prod")]),
+            LabelSet::from_pairs([("app", "api"), ("env", "dev")]),
+            LabelSet::from_pairs([("app", "web"), ("env", "prod")]),
+            LabelSet::from_pairs([("app", "db")]),
+        ];
+        let mut p = Postings::default();
+        for (i, s) in sets.iter().enumerate() {
+            p.add(i as u32, s);
+        }
+        (p, sets)
+    }
+
+    #[test]
+    fn matchers() {
+        let (p, _) = sample();
+        assert_eq!(p.select(&[m("app", MatchOp::Eq, "api")]), vec![0, 1]);
+        assert_eq!(p.select(&[m("app", MatchOp::Re, "api|web"), m("env", MatchOp::Eq, "prod")]), vec![0, 2]);
+        assert_eq!(p.select(&[m("env", MatchOp::NotEq, "prod")]), vec![1, 3]);
+        assert_eq!(p.select(&[m("app", MatchOp::Re, ".+"), m("env", MatchOp::NotRe, "d.*")]), vec![0, 2, 3]);
+        assert_eq!(p.select(&[m("env", MatchOp::Eq, "")]), vec![3]);
+        assert_eq!(p.select(&[m("nope", MatchOp::Eq, "x")]), Vec::<u32>::new());
+        assert_eq!(p.names().collect::<Vec<_>>(), vec!["app", "env"]);
+    }
+
+    proptest! {
+        /// The index agrees with evaluating the matchers on every stream.
+        #[test]
+        fn agrees_with_brute_force(
+            streams in proptest::collection::vec(proptest::collection::btree_map("[abc]", "[xyz]{0,2}", 0..3), 0..20),
+            name in "[abcd]", value in "[xyz]{0,2}", op in 0..4u8,
+        ) {
+            let mut p = Postings::default();
+            let sets: Vec<LabelSet> = streams.iter().map(|s| {
+                let mut l = LabelSet::from_pairs(s.clone());
+                l.remove_empty();
+                l
+            }).collect();
+            for (i, s) in sets.iter().enumerate() { p.add(i as u32, s); }
+            let op = [MatchOp::Eq, MatchOp::NotEq, MatchOp::Re, MatchOp::NotRe][op as usize];
+            let matcher = m(&name, op, &value);
+            let want: Vec<u32> = sets.iter().enumerate()
+                .filter(|(_, s)| matcher.matches(s.get(&name).unwrap_or("")))
+                .map(|(i, _)| i as u32).collect();
+            prop_assert_eq!(p.select(&[matcher]), want);
+        }
+    }
+}
