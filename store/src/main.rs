@@ -1,5 +1,133 @@
 //! `larch-store`: the Loki-compatible log store.
+//!
+//! Configuration comes from an optional YAML file (`--config`) with flags
+//! of the same names overriding it; `--check-config` validates and exits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use larch_store::config::Config;
+use larch_store::ingester::Ingester;
+use larch_store::metrics::Metrics;
+use larch_store::server::{self, AppState};
+
+/// The Larch store: Loki's push and query APIs over a WAL and compressed
+/// chunks on local disk.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// YAML configuration file; keys have the flags' names with `_`.
+    #[arg(long, env = "LARCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP address (Loki API, /ready, /metrics). [default: 0.0.0.0:3100]
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// gRPC address (logproto.Pusher). [default: 0.0.0.0:9095]
+    #[arg(long)]
+    grpc_addr: Option<String>,
+    /// Directory of WAL, chunks and index. [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Require X-Scope-OrgID on every request.
+    #[arg(long)]
+    auth_enabled: Option<bool>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `larch_store=debug`.
+    #[arg(long, env = "LARCH_LOG", default_value = "info")]
+    log_level: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_yaml_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = &args.http_addr {
+        config.http_addr = v.clone();
+    }
+    if let Some(v) = &args.grpc_addr {
+        config.grpc_addr = v.clone();
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = args.auth_enabled {
+        config.auth_enabled = v;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logs(args: &Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format.as_str() {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => anyhow::bail!("invalid --log-format {other:?}: expected text or json"),
+    }
+    Ok(())
+}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("larch-store: not built yet")
+    let args = Args::parse();
+    let config = load_config(&args)?;
+    if args.check_config {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    init_logs(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("larch-store")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let http = tokio::net::TcpListener::bind(&config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+    let grpc = tokio::net::TcpListener::bind(&config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+    let metrics = Arc::new(Metrics::new());
+    let data_dir = config.data_dir.clone();
+    let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
+        .await?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
+    let state = AppState::new(ingester.clone());
+    server::serve(state, http, grpc, shutdown_signal()).await?;
+    tracing::info!("Shutting down: flushing every chunk.");
+    tokio::task::spawn_blocking(move || ingester.shutdown()).await?;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot listen for SIGTERM; stop with Ctrl-C.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

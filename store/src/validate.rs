@@ -415,7 +415,10 @@ mod tests {
         );
         assert!(v.errors.is_empty(), "{:?}", v.errors);
         assert_eq!(v.streams.len(), 1);
-        assert_eq!(v.streams[0].labels.to_string(), r#"{app="api", service_name="api"}"#);
+        assert_eq!(
+            v.streams[0].labels.to_string(),
+            r#"{app="api", service_name="api"}"#
+        );
         assert_eq!(v.accepted_entries(), 2);
     }
 
@@ -425,19 +428,34 @@ mod tests {
         let v = run(vec![text(r#"{a="b}"#, vec![entry(NOW, "x")])], &l);
         assert_eq!(
             v.errors,
-            vec![r#"error parsing labels '{a="b}' with error: parse error at line 1, col 4: literal not terminated"#]
+            vec![
+                r#"error parsing labels '{a="b}' with error: parse error at line 1, col 4: literal not terminated"#
+            ]
         );
         assert_eq!(v.discarded[&Reason::InvalidLabels], (1, 1));
         let v = run(vec![text(r#"{a=""}"#, vec![entry(NOW, "x")])], &l);
-        assert_eq!(v.errors, vec!["error at least one label pair is required per stream"]);
+        assert_eq!(
+            v.errors,
+            vec!["error at least one label pair is required per stream"]
+        );
         let v = run(vec![text(r#"{a="1", a="2"}"#, vec![entry(NOW, "x")])], &l);
         assert_eq!(
             v.errors,
             vec![r#"stream '{a="1", a="2"}' has duplicate label name: 'a'"#]
         );
         let many: Vec<String> = (0..16).map(|i| format!("l{i}=\"v\"")).collect();
-        let v = run(vec![text(&format!("{{{}}}", many.join(",")), vec![entry(NOW, "x")])], &l);
-        assert!(v.errors[0].contains("has 16 label names; limit 15"), "{:?}", v.errors);
+        let v = run(
+            vec![text(
+                &format!("{{{}}}", many.join(",")),
+                vec![entry(NOW, "x")],
+            )],
+            &l,
+        );
+        assert!(
+            v.errors[0].contains("has 16 label names; limit 15"),
+            "{:?}",
+            v.errors
+        );
         let v = run(
             vec![PushStream {
                 labels: StreamLabels::Pairs(vec![("a-b".into(), "c".into())]),
@@ -451,8 +469,10 @@ mod tests {
 
     #[test]
     fn entry_errors_reject_only_the_entry() {
-        let mut l = Limits::default();
-        l.max_line_size = crate::units::ByteSize(5);
+        let l = Limits {
+            max_line_size: crate::units::ByteSize(5),
+            ..Limits::default()
+        };
         let v = run(
             vec![text(
                 r#"{app="a"}"#,
@@ -467,7 +487,9 @@ mod tests {
         );
         assert_eq!(v.accepted_entries(), 1);
         assert_eq!(v.errors.len(), 3);
-        assert!(v.errors[0].starts_with("max entry size '5' bytes exceeded for stream '{app=\"a\", service_name=\"a\"}'"));
+        assert!(v.errors[0].starts_with(
+            "max entry size '5' bytes exceeded for stream '{app=\"a\", service_name=\"a\"}'"
+        ));
         assert!(v.errors[1].contains("has timestamp too old: 2027-01-07T08:00:00Z, oldest acceptable timestamp is: 2027-01-08T08:00:00Z"), "{}", v.errors[1]);
         assert!(v.errors[2].contains("has timestamp too new"));
         assert!(!v.has_retryable());
@@ -475,9 +497,11 @@ mod tests {
 
     #[test]
     fn truncation_keeps_utf8() {
-        let mut l = Limits::default();
-        l.max_line_size = crate::units::ByteSize(4);
-        l.max_line_size_truncate = true;
+        let l = Limits {
+            max_line_size: crate::units::ByteSize(4),
+            max_line_size_truncate: true,
+            ..Limits::default()
+        };
         let v = run(vec![text(r#"{app="a"}"#, vec![entry(NOW, "abcé")])], &l);
         assert_eq!(v.streams[0].entries[0].line, "abc");
     }
@@ -488,16 +512,36 @@ mod tests {
         let with_meta = |pairs: Vec<(&str, &str)>| PushEntry {
             ts: NOW,
             line: "x".into(),
-            metadata: pairs.into_iter().map(|(a, b)| (a.into(), b.into())).collect(),
+            metadata: pairs
+                .into_iter()
+                .map(|(a, b)| (a.into(), b.into()))
+                .collect(),
         };
-        let v = run(vec![text(r#"{app="a"}"#, vec![with_meta(vec![("z", "1"), ("a", "2")])])], &l);
+        let v = run(
+            vec![text(
+                r#"{app="a"}"#,
+                vec![with_meta(vec![("z", "1"), ("a", "2")])],
+            )],
+            &l,
+        );
         let pairs: Vec<_> = larch_query::decode_metadata(&v.streams[0].entries[0].meta).collect();
         assert_eq!(pairs, vec![("a", "2"), ("z", "1")]);
         l.max_structured_metadata_entries_count = 1;
-        let v = run(vec![text(r#"{app="a"}"#, vec![with_meta(vec![("z", "1"), ("a", "2")])])], &l);
+        let v = run(
+            vec![text(
+                r#"{app="a"}"#,
+                vec![with_meta(vec![("z", "1"), ("a", "2")])],
+            )],
+            &l,
+        );
         assert!(v.errors[0].contains("too many structured metadata labels: '2', limit: '1'"));
         l.allow_structured_metadata = false;
-        let v = run(vec![text(r#"{app="a"}"#, vec![with_meta(vec![("z", "1")])])], &l);
-        assert!(v.errors[0].contains("includes structured metadata, but this feature is disallowed"));
+        let v = run(
+            vec![text(r#"{app="a"}"#, vec![with_meta(vec![("z", "1")])])],
+            &l,
+        );
+        assert!(
+            v.errors[0].contains("includes structured metadata, but this feature is disallowed")
+        );
     }
 }

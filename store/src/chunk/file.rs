@@ -100,35 +100,7 @@ impl ChunkFile {
         let labels = h.str("labels")?.to_string();
         let fingerprint = h.u64le("fingerprint")?;
 
-        let mut r = Reader::new(index);
-        let n = r.len("index", index.len())?;
-        let mut blocks = Vec::with_capacity(n);
-        for _ in 0..n {
-            let entries =
-                u32::try_from(r.uvarint("index")?).map_err(|_| ChunkError::Corrupt("index"))?;
-            let mint = r.varint("index")?;
-            let maxt = r.varint("index")?;
-            let lines_size = r.uvarint("index")?;
-            let mut cols = [ColRange::default(); NCOLS];
-            for c in &mut cols {
-                c.offset = r.uvarint("index")?;
-                c.len = r.uvarint("index")?;
-                if c.len > 0
-                    && c.offset
-                        .checked_add(c.len)
-                        .is_none_or(|e| e > index_offset as u64)
-                {
-                    return Err(ChunkError::Corrupt("index"));
-                }
-            }
-            blocks.push(BlockMeta {
-                entries,
-                mint,
-                maxt,
-                lines_size,
-                cols,
-            });
-        }
+        let blocks = parse_index(index, index_offset as u64)?;
         Ok(ChunkFile {
             bytes,
             labels,
@@ -136,6 +108,173 @@ impl ChunkFile {
             blocks,
         })
     }
+}
+
+/// The index of a chunk file on disk, read without reading its blocks.
+#[derive(Debug)]
+pub struct ChunkIndex {
+    /// The stream's fingerprint.
+    pub fingerprint: u64,
+    /// Its blocks, in time order, with offsets into the file.
+    pub blocks: Vec<BlockMeta>,
+    /// File size.
+    pub size: u64,
+}
+
+impl ChunkIndex {
+    /// Reads header, footer and index of the chunk file at `path`.
+    pub fn read(path: &std::path::Path) -> Result<ChunkIndex, ReadError> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
+        let size = file.metadata().map_err(|e| ReadError::io(path, e))?.len();
+        if size < (MAGIC.len() + FOOTER) as u64 {
+            return Err(ReadError::chunk(path, ChunkError::Version));
+        }
+        let mut head = [0u8; 8];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| ReadError::io(path, e))?;
+        if &head != MAGIC {
+            return Err(ReadError::chunk(path, ChunkError::Version));
+        }
+        let mut foot = [0u8; FOOTER];
+        file.read_exact_at(&mut foot, size - FOOTER as u64)
+            .map_err(|e| ReadError::io(path, e))?;
+        if &foot[16..24] != END_MAGIC {
+            return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
+        }
+        let index_offset = u64::from_le_bytes(foot[0..8].try_into().unwrap_or([0; 8]));
+        let index_len = u32::from_le_bytes(foot[8..12].try_into().unwrap_or([0; 4])) as u64;
+        if index_offset
+            .checked_add(index_len)
+            .is_none_or(|e| e > size - FOOTER as u64)
+        {
+            return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
+        }
+        // Header (labels, fingerprint) sits before the first block; read
+        // the index, then rebuild a small buffer for `ChunkFile::parse`'s
+        // index decoder by parsing it in place.
+        let mut index = vec![0u8; index_len as usize];
+        file.read_exact_at(&mut index, index_offset)
+            .map_err(|e| ReadError::io(path, e))?;
+        let crc = u32::from_le_bytes(foot[12..16].try_into().unwrap_or([0; 4]));
+        if crc32fast::hash(&index) != crc {
+            return Err(ReadError::chunk(path, ChunkError::Checksum("index")));
+        }
+        let blocks = parse_index(&index, index_offset).map_err(|e| ReadError::chunk(path, e))?;
+        let mut fp = [0u8; 8];
+        // The fingerprint follows the labels; find it through the header.
+        let mut hdr = vec![
+            0u8;
+            (index_offset as usize)
+                .min(8 + 10 + 64 * 1024)
+                .saturating_sub(8)
+        ];
+        file.read_exact_at(&mut hdr, 8)
+            .map_err(|e| ReadError::io(path, e))?;
+        let mut r = Reader::new(&hdr);
+        let _labels = r
+            .bytes("labels")
+            .map_err(|e| ReadError::chunk(path, e.into()))?;
+        fp.copy_from_slice(
+            r.take(8, "fingerprint")
+                .map_err(|e| ReadError::chunk(path, e.into()))?,
+        );
+        Ok(ChunkIndex {
+            fingerprint: u64::from_le_bytes(fp),
+            blocks,
+            size,
+        })
+    }
+}
+
+/// Reads the byte range holding the columns `want` of a block, returning
+/// the bytes and the block's description with offsets relative to them.
+pub fn read_block(
+    file: &std::fs::File,
+    meta: &BlockMeta,
+    want: &[usize],
+) -> std::io::Result<(Vec<u8>, BlockMeta)> {
+    use std::os::unix::fs::FileExt;
+    let present = want.iter().map(|&i| meta.cols[i]).filter(|c| c.len > 0);
+    let start = present.clone().map(|c| c.offset).min().unwrap_or(0);
+    let end = present.map(|c| c.offset + c.len).max().unwrap_or(0);
+    let mut buf = vec![0u8; (end - start) as usize];
+    file.read_exact_at(&mut buf, start)?;
+    let mut rel = meta.clone();
+    for (i, c) in rel.cols.iter_mut().enumerate() {
+        if want.contains(&i) && c.len > 0 {
+            c.offset -= start;
+        } else {
+            *c = ColRange::default();
+        }
+    }
+    Ok((buf, rel))
+}
+
+/// A chunk file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file system failed.
+    #[error("reading chunk {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is damaged.
+    #[error("chunk {path}: {source}")]
+    Chunk {
+        /// The file.
+        path: String,
+        /// Why.
+        source: ChunkError,
+    },
+}
+
+impl ReadError {
+    fn io(path: &std::path::Path, source: std::io::Error) -> ReadError {
+        ReadError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn chunk(path: &std::path::Path, source: ChunkError) -> ReadError {
+        ReadError::Chunk {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkError> {
+    let mut r = Reader::new(index);
+    let n = r.len("index", index.len())?;
+    let mut blocks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let entries =
+            u32::try_from(r.uvarint("index")?).map_err(|_| ChunkError::Corrupt("index"))?;
+        let mint = r.varint("index")?;
+        let maxt = r.varint("index")?;
+        let lines_size = r.uvarint("index")?;
+        let mut cols = [ColRange::default(); NCOLS];
+        for c in &mut cols {
+            c.offset = r.uvarint("index")?;
+            c.len = r.uvarint("index")?;
+            if c.len > 0 && c.offset.checked_add(c.len).is_none_or(|e| e > index_offset) {
+                return Err(ChunkError::Corrupt("index"));
+            }
+        }
+        blocks.push(BlockMeta {
+            entries,
+            mint,
+            maxt,
+            lines_size,
+            cols,
+        });
+    }
+    Ok(blocks)
 }
 
 #[cfg(test)]
@@ -161,6 +300,27 @@ mod tests {
         let blocks = two_blocks();
         let refs: Vec<&EncodedBlock> = blocks.iter().collect();
         let bytes = encode_chunk(r#"{app="a"}"#, 42, &refs);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.chunk");
+        std::fs::write(&path, &bytes).unwrap();
+        let idx = ChunkIndex::read(&path).unwrap();
+        assert_eq!(idx.fingerprint, 42);
+        assert_eq!(idx.blocks.len(), 2);
+        let f = std::fs::File::open(&path).unwrap();
+        let (buf, rel) = read_block(&f, &idx.blocks[1], &[0]).unwrap();
+        let mut d = DecodedBlock::default();
+        d.decode(
+            &buf,
+            &rel,
+            Columns {
+                lines: false,
+                metadata: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(d.ts.len(), 50);
+        assert!(buf.len() < 100, "only the timestamp column is read");
+
         let c = ChunkFile::parse(bytes).unwrap();
         assert_eq!(c.labels, r#"{app="a"}"#);
         assert_eq!(c.fingerprint, 42);

@@ -6,7 +6,7 @@ pub mod file;
 pub mod filter;
 
 pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
-pub use file::{ChunkFile, encode_chunk};
+pub use file::{ChunkFile, ChunkIndex, ReadError, encode_chunk, read_block};
 
 use crate::encoding::Malformed;
 

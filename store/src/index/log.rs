@@ -113,7 +113,10 @@ impl IndexRecord {
                 let n = r.len("label count", payload.len())?;
                 let mut pairs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    pairs.push((r.str("label name")?.to_string(), r.str("label value")?.to_string()));
+                    pairs.push((
+                        r.str("label name")?.to_string(),
+                        r.str("label value")?.to_string(),
+                    ));
                 }
                 let labels = LabelSet::from_unique_pairs(pairs).map_err(|_| Malformed {
                     what: "labels",
@@ -170,14 +173,28 @@ impl IndexLog {
         let mut damaged = false;
         let mut valid_len = MAGIC.len();
         if bytes.is_empty() {
-            let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(path)?;
             f.write_all(MAGIC)?;
             f.sync_all()?;
         } else if bytes.len() >= MAGIC.len() && &bytes[..8] == MAGIC {
             let mut pos = MAGIC.len();
             while pos + 8 <= bytes.len() {
-                let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
-                let crc = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
+                let len = u32::from_le_bytes([
+                    bytes[pos],
+                    bytes[pos + 1],
+                    bytes[pos + 2],
+                    bytes[pos + 3],
+                ]) as usize;
+                let crc = u32::from_le_bytes([
+                    bytes[pos + 4],
+                    bytes[pos + 5],
+                    bytes[pos + 6],
+                    bytes[pos + 7],
+                ]);
                 let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else {
                     break;
                 };
@@ -270,8 +287,14 @@ mod tests {
         let labels = LabelSet::from_pairs([("app", "a")]);
         let written = vec![
             IndexRecord::Stream { fp: 1, labels },
-            IndexRecord::Chunk { fp: 1, chunk: chunk("c1") },
-            IndexRecord::Delete { fp: 1, id: "c1".into() },
+            IndexRecord::Chunk {
+                fp: 1,
+                chunk: chunk("c1"),
+            },
+            IndexRecord::Delete {
+                fp: 1,
+                id: "c1".into(),
+            },
         ];
         log.append(&written).unwrap();
         drop(log);
@@ -285,7 +308,11 @@ mod tests {
         let (mut log, recs, damaged) = IndexLog::open(&path).unwrap();
         assert!(damaged);
         assert_eq!(recs, written[..2].to_vec());
-        log.append(&[IndexRecord::Chunk { fp: 2, chunk: chunk("c2") }]).unwrap();
+        log.append(&[IndexRecord::Chunk {
+            fp: 2,
+            chunk: chunk("c2"),
+        }])
+        .unwrap();
         drop(log);
         let (mut log, recs, _) = IndexLog::open(&path).unwrap();
         assert_eq!(recs.len(), 3);

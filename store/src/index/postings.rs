@@ -97,7 +97,8 @@ impl Postings {
             0 => Vec::new(),
             1 => lists[0].to_vec(),
             _ => {
-                let mut all: Vec<StreamId> = lists.iter_mut().flat_map(|l| l.iter().copied()).collect();
+                let mut all: Vec<StreamId> =
+                    lists.iter_mut().flat_map(|l| l.iter().copied()).collect();
                 all.sort_unstable();
                 all.dedup();
                 all
@@ -174,9 +175,18 @@ mod tests {
     fn matchers() {
         let (p, _) = sample();
         assert_eq!(p.select(&[m("app", MatchOp::Eq, "api")]), vec![0, 1]);
-        assert_eq!(p.select(&[m("app", MatchOp::Re, "api|web"), m("env", MatchOp::Eq, "prod")]), vec![0, 2]);
+        assert_eq!(
+            p.select(&[
+                m("app", MatchOp::Re, "api|web"),
+                m("env", MatchOp::Eq, "prod")
+            ]),
+            vec![0, 2]
+        );
         assert_eq!(p.select(&[m("env", MatchOp::NotEq, "prod")]), vec![1, 3]);
-        assert_eq!(p.select(&[m("app", MatchOp::Re, ".+"), m("env", MatchOp::NotRe, "d.*")]), vec![0, 2, 3]);
+        assert_eq!(
+            p.select(&[m("app", MatchOp::Re, ".+"), m("env", MatchOp::NotRe, "d.*")]),
+            vec![0, 2, 3]
+        );
         assert_eq!(p.select(&[m("env", MatchOp::Eq, "")]), vec![3]);
         assert_eq!(p.select(&[m("nope", MatchOp::Eq, "x")]), Vec::<u32>::new());
         assert_eq!(p.names().collect::<Vec<_>>(), vec!["app", "env"]);

@@ -1,0 +1,299 @@
+//! The flusher: seals chunks by age and idleness, writes sealed chunks to
+//! disk and records them in the index, trims the WAL, and applies
+//! retention.
+//!
+//! Durability order for a chunk: the file is written to a temporary name,
+//! fsynced, renamed and its directory fsynced; then the index record is
+//! appended and fsynced; only then does the stream drop the in-memory copy
+//! and may the WAL segments holding its entries be deleted. Chunks of one
+//! stream are written in the order they were sealed, so "every entry up to
+//! `max_seq` is in a chunk" holds for the stream at every moment.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::time::{Duration, Instant};
+
+use super::stream::{SealedChunk, Stream};
+use super::tenant::Tenant;
+use super::{Ingester, note_activation};
+use crate::chunk::{EncodedBlock, encode_chunk};
+use crate::index::{ChunkRef, IndexRecord};
+use crate::metrics::tenant_label;
+
+/// Messages to the flusher.
+pub enum Msg {
+    /// Sealed chunks are waiting.
+    Wake,
+    /// Seal and write everything, then signal.
+    FlushAll(SyncSender<()>),
+    /// Stop after the current cycle.
+    Stop,
+}
+
+/// The other end of the flusher's queue.
+pub struct Handle {
+    tx: parking_lot::Mutex<Sender<Msg>>,
+}
+
+impl Handle {
+    /// A handle and the receiver for [`run`].
+    pub fn new() -> (Handle, Receiver<Msg>) {
+        let (tx, rx) = channel();
+        (
+            Handle {
+                tx: parking_lot::Mutex::new(tx),
+            },
+            rx,
+        )
+    }
+
+    /// Asks for a flush cycle soon.
+    pub fn wake(&self) {
+        let _ = self.tx.lock().send(Msg::Wake);
+    }
+
+    /// Seals and writes everything; returns when done (or the flusher is
+    /// gone).
+    pub fn flush_all_and_wait(&self) {
+        let (done_tx, done_rx) = sync_channel(1);
+        if self.tx.lock().send(Msg::FlushAll(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Stops the flusher thread.
+    pub fn stop(&self) {
+        let _ = self.tx.lock().send(Msg::Stop);
+    }
+}
+
+/// Runs the flusher until [`Msg::Stop`].
+pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
+    let period = ing
+        .config
+        .ingester
+        .flush_check_period
+        .0
+        .max(Duration::from_millis(10));
+    loop {
+        let mut done = Vec::new();
+        let mut force = false;
+        let mut stop = false;
+        match rx.recv_timeout(period) {
+            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Msg::FlushAll(d)) => {
+                force = true;
+                done.push(d);
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+        }
+        // Gather everything else already queued into this cycle.
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Msg::Wake => {}
+                Msg::FlushAll(d) => {
+                    force = true;
+                    done.push(d);
+                }
+                Msg::Stop => stop = true,
+            }
+        }
+        cycle(&ing, force);
+        for d in done {
+            let _ = d.send(());
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// One pass: seal what is due, write what is sealed, trim, retain.
+pub fn cycle(ing: &Ingester, force: bool) {
+    // Read before looking at streams: entries applied after this point are
+    // protected from WAL trimming by this bound.
+    let applied = ing.applied_seq.load(Ordering::Acquire);
+    let max_age = ing.config.ingester.max_chunk_age.0;
+    let idle = ing.config.ingester.chunk_idle_period.0;
+    let now = Instant::now();
+    let mut queue: Vec<(Arc<Tenant>, Arc<Stream>)> = Vec::new();
+    let mut waiting = 0usize;
+    for tenant in ing.tenants() {
+        for s in tenant.all() {
+            let mut st = s.state.lock();
+            if !st.open.is_empty()
+                && (force
+                    || now.duration_since(st.open.created) >= max_age
+                    || now.duration_since(st.last_append) >= idle)
+            {
+                st.seal();
+            }
+            if !st.sealed.is_empty() {
+                waiting += st.sealed.len();
+                queue.push((tenant.clone(), s.clone()));
+            }
+        }
+    }
+    ing.metrics.flush_queue_length.set(waiting as i64);
+    for (tenant, stream) in queue {
+        loop {
+            let next = stream.state.lock().sealed.front().cloned();
+            let Some(sealed) = next else { break };
+            if let Err(e) = write_chunk(ing, &tenant, &stream, &sealed) {
+                ing.metrics.flush_failures.inc();
+                tracing::error!(tenant = %tenant.id, stream = %stream.labels, error = %e, "Writing a chunk failed; it stays in memory and in the WAL and will be retried.");
+                break;
+            }
+        }
+    }
+    trim_wal(ing, applied);
+    apply_retention(ing);
+    ing.refresh_gauges();
+}
+
+fn write_chunk(
+    ing: &Ingester,
+    tenant: &Tenant,
+    stream: &Stream,
+    sealed: &Arc<SealedChunk>,
+) -> std::io::Result<()> {
+    let refs: Vec<&EncodedBlock> = sealed.blocks.iter().map(Arc::as_ref).collect();
+    let bytes = encode_chunk(&stream.labels.to_string(), stream.fp, &refs);
+    let id = format!("{:016x}-{:08x}", sealed.max_seq, crc32fast::hash(&bytes));
+    let path = ing.chunk_path(&tenant.id, stream.fp, &id);
+    write_durably(&path, &bytes)?;
+
+    let chunk = ChunkRef {
+        id,
+        mint: sealed.mint,
+        maxt: sealed.maxt,
+        entries: sealed.entries,
+        bytes: bytes.len() as u64,
+        max_seq: sealed.max_seq,
+    };
+    let logged = stream.state.lock().logged;
+    let mut records = Vec::with_capacity(2);
+    if !logged {
+        records.push(IndexRecord::Stream {
+            fp: stream.fp,
+            labels: (*stream.labels).clone(),
+        });
+    }
+    records.push(IndexRecord::Chunk {
+        fp: stream.fp,
+        chunk: chunk.clone(),
+    });
+    tenant.log.lock().append(&records)?;
+
+    let mut st = stream.state.lock();
+    let was_active = st.is_active();
+    st.logged = true;
+    st.retire(sealed, chunk);
+    note_activation(tenant, was_active, &st);
+    drop(st);
+    ing.metrics
+        .chunks_flushed
+        .get_or_create(&tenant_label(tenant.id.as_str()))
+        .inc();
+    ing.metrics.chunk_size_bytes.observe(bytes.len() as f64);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` so that after a crash the file is either
+/// absent or complete: temp file, fsync, rename, fsync of the directory.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("chunk path has no parent"))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            crate::wal::sync_dir(parent)?;
+            if let Some(grand) = parent.parent() {
+                crate::wal::sync_dir(grand)?;
+            }
+        }
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    crate::wal::sync_dir(dir)
+}
+
+fn trim_wal(ing: &Ingester, applied: u64) {
+    let mut min = applied.saturating_add(1);
+    for tenant in ing.tenants() {
+        for s in tenant.all() {
+            if let Some(m) = s.state.lock().min_unflushed_seq() {
+                min = min.min(m);
+            }
+        }
+    }
+    let mut wal = ing.wal.lock();
+    match wal.remove_segments_before(min) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(
+            removed = n,
+            "Deleted WAL segments whose entries are all in chunks."
+        ),
+        Err(e) => tracing::warn!(error = %e, "Could not delete old WAL segments; will retry."),
+    }
+}
+
+fn apply_retention(ing: &Ingester) {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    for tenant in ing.tenants() {
+        let period = ing.config.limits_for(tenant.id.as_str()).retention_period;
+        if period.is_zero() {
+            continue;
+        }
+        let cutoff = now.saturating_sub(period.as_nanos_i64());
+        for s in tenant.all() {
+            let expired: Vec<ChunkRef> = s
+                .state
+                .lock()
+                .chunks
+                .iter()
+                .filter(|c| c.maxt < cutoff)
+                .cloned()
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let records: Vec<IndexRecord> = expired
+                .iter()
+                .map(|c| IndexRecord::Delete {
+                    fp: s.fp,
+                    id: c.id.clone(),
+                })
+                .collect();
+            if let Err(e) = tenant.log.lock().append(&records) {
+                tracing::warn!(tenant = %tenant.id, error = %e, "Could not record expired chunks; will retry.");
+                continue;
+            }
+            s.state
+                .lock()
+                .chunks
+                .retain(|c| !expired.iter().any(|x| x.id == c.id));
+            for c in &expired {
+                let path = ing.chunk_path(&tenant.id, s.fp, &c.id);
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "Could not delete an expired chunk file.");
+                }
+            }
+            ing.metrics
+                .chunks_deleted
+                .get_or_create(&tenant_label(tenant.id.as_str()))
+                .inc_by(expired.len() as u64);
+        }
+    }
+}

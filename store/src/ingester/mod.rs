@@ -1,0 +1,352 @@
+//! The ingester: every tenant's streams in memory, the WAL writer that
+//! makes pushes durable and applies them, the flusher that writes chunks,
+//! and the read side the query engine scans.
+//!
+//! Threads: request handlers validate in parallel and hand a prepared WAL
+//! record to the single [`writer`] thread; the [`flusher`] thread seals
+//! chunks by age and writes sealed chunks; queries scan snapshots
+//! ([`read`]).
+
+pub mod flusher;
+pub mod read;
+pub mod stream;
+pub mod tenant;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, tenant_label};
+use crate::tenant::TenantId;
+use crate::validate::Validated;
+use crate::wal::{self, Wal};
+use stream::{CutPolicy, StreamState, Verdict, entry_fingerprint};
+use tenant::Tenant;
+pub use writer::{WriteError, WriteOutcome};
+
+/// Errors opening the ingester.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A directory or file could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The shared state of the store's write and read paths.
+pub struct Ingester {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
+    index_dir: PathBuf,
+    chunks_dir: PathBuf,
+    wal: Mutex<Wal>,
+    next_seq: AtomicU64,
+    /// Highest sequence number applied to the heads.
+    applied_seq: AtomicU64,
+    /// Set when the WAL cannot be written: pushes fail with 503.
+    wal_failed: AtomicBool,
+    writer_tx: Mutex<Option<tokio::sync::mpsc::Sender<writer::WriteRequest>>>,
+    flusher: flusher::Handle,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    read_cache: read::ChunkCache,
+}
+
+/// What replay found, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct OpenReport {
+    /// WAL statistics.
+    pub replay: wal::ReplayStats,
+    /// Entries re-applied from the WAL.
+    pub replayed_entries: u64,
+    /// Entries skipped because they are already in flushed chunks.
+    pub skipped_entries: u64,
+}
+
+impl Ingester {
+    /// Opens the data directory: loads every tenant's index, replays the
+    /// WAL, and starts the writer and flusher threads.
+    pub fn open(
+        config: Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Arc<Ingester>, OpenReport), OpenError> {
+        let data = config.data_dir.clone();
+        let wal_dir = data.join("wal");
+        let index_dir = data.join("index");
+        let chunks_dir = data.join("chunks");
+        for d in [&wal_dir, &index_dir, &chunks_dir] {
+            std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
+        }
+        let mut tenants = HashMap::new();
+        let rd = std::fs::read_dir(&index_dir).map_err(io_err("listing", &index_dir))?;
+        for e in rd {
+            let e = e.map_err(io_err("listing", &index_dir))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(stem) = name.strip_suffix(".idx") else {
+                continue;
+            };
+            match TenantId::new(stem) {
+                Ok(id) => {
+                    let t = Tenant::open(id.clone(), &index_dir)
+                        .map_err(io_err("opening index", &e.path()))?;
+                    tenants.insert(id, Arc::new(t));
+                }
+                Err(err) => {
+                    tracing::warn!(file = %name, error = %err, "Ignoring an index file whose name is not a valid tenant.")
+                }
+            }
+        }
+        let config = Arc::new(config);
+        let policy = cut_policy(&config);
+        let mut report = OpenReport::default();
+        let mut sealed_any = false;
+        let tenants = RwLock::new(tenants);
+        let (segments, stats) = wal::replay(&wal_dir, |rec| {
+            let Ok(tid) = TenantId::new(&rec.tenant) else {
+                tracing::error!(tenant = %rec.tenant, "WAL record of an invalid tenant; skipping it.");
+                return;
+            };
+            let tenant = {
+                let existing = tenants.read().get(&tid).cloned();
+                match existing {
+                    Some(t) => t,
+                    None => match Tenant::open(tid.clone(), &index_dir) {
+                        Ok(t) => {
+                            let t = Arc::new(t);
+                            tenants.write().insert(tid, t.clone());
+                            t
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "Cannot open a tenant's index during replay; its WAL entries stay in the WAL.");
+                            return;
+                        }
+                    },
+                }
+            };
+            for (labels, entries) in rec.streams {
+                let fp = labels.fingerprint();
+                let s = tenant.get_or_create(fp, labels);
+                let mut st = s.state.lock();
+                if rec.seq <= st.flushed_max_seq {
+                    report.skipped_entries += entries.len() as u64;
+                    continue;
+                }
+                let was_active = st.is_active();
+                for e in entries {
+                    let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
+                    if st.check(e.ts, efp, None) == Verdict::Accept {
+                        sealed_any |= st
+                            .append(rec.seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy)
+                            .is_some();
+                        report.replayed_entries += 1;
+                    }
+                }
+                if !was_active && st.is_active() {
+                    tenant.active.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .map_err(io_err("replaying WAL", &wal_dir))?;
+        metrics.wal_corruptions.inc_by(stats.corruptions);
+        report.replay = stats.clone();
+        let wal = Wal::open(
+            &wal_dir,
+            config.wal.segment_size.0,
+            config.wal.fsync,
+            segments,
+        )
+        .map_err(io_err("opening WAL", &wal_dir))?;
+        let next = stats.last_seq + 1;
+        let (flusher, flush_rx) = flusher::Handle::new();
+        let ing = Arc::new(Ingester {
+            config: config.clone(),
+            metrics,
+            tenants,
+            index_dir,
+            chunks_dir,
+            wal: Mutex::new(wal),
+            next_seq: AtomicU64::new(next),
+            applied_seq: AtomicU64::new(stats.last_seq),
+            wal_failed: AtomicBool::new(false),
+            writer_tx: Mutex::new(None),
+            flusher,
+            threads: Mutex::new(Vec::new()),
+            read_cache: read::ChunkCache::new(4096),
+        });
+        ing.refresh_gauges();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        *ing.writer_tx.lock() = Some(tx);
+        let w = ing.clone();
+        let writer = std::thread::Builder::new()
+            .name("larch-wal-writer".into())
+            .spawn(move || writer::run(w, rx))
+            .map_err(io_err("starting writer thread", &data))?;
+        let f = ing.clone();
+        let flush = std::thread::Builder::new()
+            .name("larch-flusher".into())
+            .spawn(move || flusher::run(f, flush_rx))
+            .map_err(io_err("starting flusher thread", &data))?;
+        ing.threads.lock().extend([writer, flush]);
+        if sealed_any {
+            ing.flusher.wake();
+        }
+        tracing::info!(
+            records = report.replay.records,
+            replayed_entries = report.replayed_entries,
+            skipped_entries = report.skipped_entries,
+            corruptions = report.replay.corruptions,
+            "WAL replayed."
+        );
+        Ok((ing, report))
+    }
+
+    /// The tenant `id`, created (with an empty index log) if new.
+    pub fn tenant(&self, id: &TenantId) -> std::io::Result<Arc<Tenant>> {
+        if let Some(t) = self.tenants.read().get(id) {
+            return Ok(t.clone());
+        }
+        let mut w = self.tenants.write();
+        if let Some(t) = w.get(id) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(Tenant::open(id.clone(), &self.index_dir)?);
+        w.insert(id.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// The tenant `id` if it has ever written anything.
+    pub fn existing_tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        self.tenants.read().get(id).cloned()
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        self.tenants.read().values().cloned().collect()
+    }
+
+    /// Makes a validated push durable and applies it. Resolves once the
+    /// WAL holds it (the acknowledgement point) or it failed.
+    pub async fn push(
+        &self,
+        tenant: &TenantId,
+        validated: Validated,
+    ) -> Result<WriteOutcome, WriteError> {
+        if validated.streams.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        if self.wal_failed.load(Ordering::Acquire) {
+            return Err(WriteError::WalFailed(
+                "the write-ahead log failed earlier; restart the store".into(),
+            ));
+        }
+        let t = self.tenant(tenant).map_err(|e| {
+            WriteError::WalFailed(format!("cannot open the index of tenant {tenant}: {e}"))
+        })?;
+        let frame = wal::record::encode_push(
+            tenant.as_str(),
+            validated
+                .streams
+                .iter()
+                .map(|s| (&s.labels, s.entries.as_slice())),
+        );
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = writer::WriteRequest {
+            tenant: t,
+            streams: validated.streams,
+            frame,
+            reply,
+        };
+        let tx = self
+            .writer_tx
+            .lock()
+            .clone()
+            .ok_or(WriteError::ShuttingDown)?;
+        tx.send(req).await.map_err(|_| WriteError::ShuttingDown)?;
+        rx.await.map_err(|_| WriteError::ShuttingDown)?
+    }
+
+    /// Seals every open chunk and writes everything to disk, then trims the
+    /// WAL. Used by SIGTERM and tests.
+    pub fn flush_all(&self) {
+        self.flusher.flush_all_and_wait();
+    }
+
+    /// Stops accepting pushes, drains the writer, flushes every chunk and
+    /// stops the threads.
+    pub fn shutdown(&self) {
+        self.writer_tx.lock().take();
+        self.flush_all();
+        self.flusher.stop();
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Whether pushes can be accepted.
+    pub fn is_healthy(&self) -> bool {
+        !self.wal_failed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn refresh_gauges(&self) {
+        for t in self.tenants() {
+            self.metrics
+                .active_streams
+                .get_or_create(&tenant_label(t.id.as_str()))
+                .set(t.active_count() as i64);
+        }
+        self.metrics
+            .wal_segments
+            .set(self.wal.lock().segment_count() as i64);
+    }
+
+    fn chunk_path(&self, tenant: &TenantId, fp: u64, id: &str) -> PathBuf {
+        self.chunks_dir
+            .join(tenant.as_str())
+            .join(format!("{fp:016x}"))
+            .join(format!("{id}.chunk"))
+    }
+}
+
+/// Cutting sizes from the configuration.
+pub fn cut_policy(config: &Config) -> CutPolicy {
+    CutPolicy {
+        block_size: config.ingester.block_size.0 as usize,
+        chunk_target_size: config.ingester.chunk_target_size.0,
+    }
+}
+
+/// Helper for code that holds a stream's state.
+pub(crate) fn note_activation(tenant: &Tenant, was_active: bool, st: &StreamState) {
+    match (was_active, st.is_active()) {
+        (false, true) => {
+            tenant.active.fetch_add(1, Ordering::Relaxed);
+        }
+        (true, false) => {
+            tenant.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}

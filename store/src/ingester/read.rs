@@ -1,0 +1,458 @@
+//! The read side: the store as a [`LogSource`] for the query engine.
+//!
+//! A scan takes a snapshot of the stream (flushed chunk references, sealed
+//! and open blocks, a sorted copy of the head block) and releases the lock.
+//! It then lists every block overlapping the requested range, groups
+//! blocks whose time ranges overlap (out-of-order writes, or a retry that
+//! landed in a later chunk) and delivers each group as one block: a lone
+//! block as it is decoded, an overlapping group merged by timestamp with
+//! identical entries removed. Before decoding a block it consults the
+//! block's token filter with the literals every matching line must
+//! contain, and skips the block if one is missing.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use larch_query::{
+    Block, Columns, Direction, LogSource, Matcher, ScanRequest, ScanStats, SourceError, StreamInfo,
+};
+use parking_lot::Mutex;
+
+use super::Ingester;
+use crate::chunk::block::{COL_FILTER, COL_LENS, COL_LINES, COL_META, COL_TS, column};
+use crate::chunk::{
+    BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block,
+};
+use crate::tenant::TenantId;
+
+/// Parsed chunk indexes, so a chunk's footer and index are read once.
+pub struct ChunkCache {
+    map: Mutex<HashMap<PathBuf, Arc<ChunkIndex>>>,
+    capacity: usize,
+}
+
+impl ChunkCache {
+    /// A cache of at most `capacity` chunk indexes.
+    pub fn new(capacity: usize) -> ChunkCache {
+        ChunkCache {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, path: &Path) -> Result<Arc<ChunkIndex>, ReadError> {
+        if let Some(i) = self.map.lock().get(path) {
+            return Ok(i.clone());
+        }
+        let idx = Arc::new(ChunkIndex::read(path)?);
+        let mut m = self.map.lock();
+        if m.len() >= self.capacity {
+            // Chunk indexes are small and cheap to re-read; dropping all of
+            // them is simpler than tracking recency and costs little.
+            m.clear();
+        }
+        m.insert(path.to_path_buf(), idx.clone());
+        Ok(idx)
+    }
+}
+
+/// One block to deliver, from wherever it lives.
+enum Item<'a> {
+    File {
+        path: PathBuf,
+        index: Arc<ChunkIndex>,
+        block: usize,
+    },
+    Memory(&'a EncodedBlock),
+    Head(&'a DecodedBlock),
+}
+
+impl Item<'_> {
+    fn bounds(&self) -> (i64, i64) {
+        match self {
+            Item::File { index, block, .. } => {
+                (index.blocks[*block].mint, index.blocks[*block].maxt)
+            }
+            Item::Memory(b) => (b.meta.mint, b.meta.maxt),
+            Item::Head(h) => (
+                h.ts.first().copied().unwrap_or(0),
+                h.ts.last().copied().unwrap_or(0),
+            ),
+        }
+    }
+}
+
+fn overlaps(mint: i64, maxt: i64, start: i64, end: i64) -> bool {
+    maxt >= start && mint < end
+}
+
+/// Per-scan state: open files and reusable buffers.
+struct Scanner<'r> {
+    req: &'r ScanRequest,
+    files: HashMap<PathBuf, File>,
+    bufs: Vec<DecodedBlock>,
+    merged: DecodedBlock,
+    stats: ScanStats,
+}
+
+impl Scanner<'_> {
+    fn file(&mut self, path: &Path) -> std::io::Result<&File> {
+        if !self.files.contains_key(path) {
+            let f = File::open(path)?;
+            self.files.insert(path.to_path_buf(), f);
+        }
+        self.files
+            .get(path)
+            .ok_or_else(|| std::io::Error::other("chunk file vanished from the scan's table"))
+    }
+
+    /// Whether the block may hold a line with every required literal.
+    fn may_match(&mut self, item: &Item<'_>) -> Result<bool, SourceError> {
+        if self
+            .req
+            .must_contain
+            .iter()
+            .all(|l| !filter::is_checkable(&l.bytes))
+        {
+            return Ok(true);
+        }
+        let check = |f: &[u8], lits: &[larch_query::Literal]| {
+            lits.iter().all(|l| filter::may_contain(f, &l.bytes))
+        };
+        match item {
+            Item::Head(_) => Ok(true),
+            Item::Memory(b) => match column(&b.bytes, b.meta.cols[COL_FILTER], "filter column") {
+                Ok(f) => Ok(check(f, &self.req.must_contain)),
+                Err(_) => Ok(true),
+            },
+            Item::File { path, index, block } => {
+                let meta = &index.blocks[*block];
+                if meta.cols[COL_FILTER].len == 0 {
+                    return Ok(true);
+                }
+                let path = path.clone();
+                let (buf, rel) = read_block(self.file(&path)?, meta, &[COL_FILTER])?;
+                match column(&buf, rel.cols[COL_FILTER], "filter column") {
+                    Ok(f) => Ok(check(f, &self.req.must_contain)),
+                    Err(_) => Ok(true),
+                }
+            }
+        }
+    }
+
+    /// Decodes `item` into `self.bufs[slot]`.
+    fn decode(&mut self, item: &Item<'_>, slot: usize, cols: Columns) -> Result<(), SourceError> {
+        while self.bufs.len() <= slot {
+            self.bufs.push(DecodedBlock::default());
+        }
+        match item {
+            Item::Head(h) => {
+                let out = &mut self.bufs[slot];
+                out.clear();
+                out.ts.extend_from_slice(&h.ts);
+                out.offsets.extend_from_slice(&h.offsets);
+                out.lines.extend_from_slice(&h.lines);
+                out.meta_offsets.extend_from_slice(&h.meta_offsets);
+                out.meta.extend_from_slice(&h.meta);
+                self.stats.head_chunk_lines += h.ts.len() as u64;
+                self.stats.head_chunk_bytes += h.lines.len() as u64;
+            }
+            Item::Memory(b) => {
+                self.bufs[slot].decode(&b.bytes, &b.meta, cols)?;
+                self.count(&b.meta, cols);
+                self.stats.head_chunk_lines += u64::from(b.meta.entries);
+            }
+            Item::File { path, index, block } => {
+                let meta = &index.blocks[*block];
+                let mut want = vec![COL_TS];
+                if cols.lines {
+                    want.extend([COL_LENS, COL_LINES]);
+                }
+                if cols.metadata {
+                    want.push(COL_META);
+                }
+                let path = path.clone();
+                let (buf, rel) = read_block(self.file(&path)?, meta, &want)?;
+                self.bufs[slot].decode(&buf, &rel, cols)?;
+                self.count(meta, cols);
+                self.stats.decompressed_lines += u64::from(meta.entries);
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, meta: &BlockMeta, cols: Columns) {
+        let mut compressed = meta.cols[COL_TS].len;
+        if cols.lines {
+            compressed += meta.cols[COL_LENS].len + meta.cols[COL_LINES].len;
+            self.stats.decompressed_bytes += meta.lines_size;
+        }
+        if cols.metadata {
+            compressed += meta.cols[COL_META].len;
+        }
+        self.stats.compressed_bytes += compressed;
+    }
+}
+
+/// Merges decoded blocks (each sorted) into `out`, sorted by timestamp,
+/// dropping entries identical to one already taken. Returns duplicates.
+fn merge(inputs: &[DecodedBlock], out: &mut DecodedBlock) -> u64 {
+    out.clear();
+    let mut order: Vec<(i64, usize, usize)> = Vec::new();
+    for (b, d) in inputs.iter().enumerate() {
+        order.extend(d.ts.iter().enumerate().map(|(i, &t)| (t, b, i)));
+    }
+    order.sort_unstable();
+    let has_meta = inputs.iter().any(|d| !d.meta_offsets.is_empty());
+    out.offsets.push(0);
+    if has_meta {
+        out.meta_offsets.push(0);
+    }
+    let mut dups = 0;
+    let mut group_start = 0usize; // first output index with the current timestamp
+    for &(t, b, i) in &order {
+        let d = &inputs[b];
+        let (l, m) = (entry_line(d, i), entry_meta(d, i));
+        if out.ts.last() != Some(&t) {
+            group_start = out.ts.len();
+        }
+        let dup = (group_start..out.ts.len()).any(|j| {
+            &out.lines[out.offsets[j] as usize..out.offsets[j + 1] as usize] == l
+                && (!has_meta
+                    || &out.meta[out.meta_offsets[j] as usize..out.meta_offsets[j + 1] as usize]
+                        == m)
+        });
+        if dup {
+            dups += 1;
+            continue;
+        }
+        out.ts.push(t);
+        out.lines.extend_from_slice(l);
+        out.offsets.push(out.lines.len() as u32);
+        if has_meta {
+            out.meta.extend_from_slice(m);
+            out.meta_offsets.push(out.meta.len() as u32);
+        }
+    }
+    dups
+}
+
+fn entry_line(d: &DecodedBlock, i: usize) -> &[u8] {
+    &d.lines[d.offsets[i] as usize..d.offsets[i + 1] as usize]
+}
+
+fn entry_meta(d: &DecodedBlock, i: usize) -> &[u8] {
+    if d.meta_offsets.is_empty() {
+        &[]
+    } else {
+        &d.meta[d.meta_offsets[i] as usize..d.meta_offsets[i + 1] as usize]
+    }
+}
+
+impl Ingester {
+    fn scan_stream(
+        &self,
+        tenant: &TenantId,
+        fp: u64,
+        req: &ScanRequest,
+        visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
+    ) -> Result<ScanStats, SourceError> {
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(ScanStats::default());
+        };
+        let Some(stream) = t.get(fp) else {
+            return Ok(ScanStats::default());
+        };
+        let snap = stream.state.lock().snapshot();
+        let mut sc = Scanner {
+            req,
+            files: HashMap::new(),
+            bufs: Vec::new(),
+            merged: DecodedBlock::default(),
+            stats: ScanStats::default(),
+        };
+        let mut items: Vec<Item<'_>> = Vec::new();
+        for c in &snap.chunks {
+            if !overlaps(c.mint, c.maxt, req.start, req.end) {
+                continue;
+            }
+            sc.stats.chunks_ref += 1;
+            let path = self.chunk_path(tenant, fp, &c.id);
+            let index = match self.read_cache.get(&path) {
+                Ok(i) => i,
+                Err(ReadError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    // Deleted by retention after the snapshot was taken.
+                    continue;
+                }
+                Err(e) => return Err(Box::new(e)),
+            };
+            sc.stats.chunks_downloaded += 1;
+            for (block, b) in index.blocks.iter().enumerate() {
+                if overlaps(b.mint, b.maxt, req.start, req.end) {
+                    items.push(Item::File {
+                        path: path.clone(),
+                        index: index.clone(),
+                        block,
+                    });
+                }
+            }
+        }
+        for b in snap
+            .sealed
+            .iter()
+            .flat_map(|s| s.blocks.iter())
+            .chain(snap.open_blocks.iter())
+        {
+            if overlaps(b.meta.mint, b.meta.maxt, req.start, req.end) {
+                items.push(Item::Memory(b));
+            }
+        }
+        if let (Some(&lo), Some(&hi)) = (snap.head.ts.first(), snap.head.ts.last())
+            && overlaps(lo, hi, req.start, req.end)
+        {
+            items.push(Item::Head(&snap.head));
+        }
+        items.sort_by_key(|i| i.bounds());
+
+        // Group overlapping blocks.
+        let mut groups: Vec<Vec<Item<'_>>> = Vec::new();
+        let mut group_max = i64::MIN;
+        for item in items {
+            let (lo, hi) = item.bounds();
+            match groups.last_mut() {
+                Some(g) if lo <= group_max => {
+                    g.push(item);
+                    group_max = group_max.max(hi);
+                }
+                _ => {
+                    groups.push(vec![item]);
+                    group_max = hi;
+                }
+            }
+        }
+        if req.direction == Direction::Backward {
+            groups.reverse();
+        }
+        for group in groups {
+            sc.stats.blocks += group.len() as u64;
+            let mut live = Vec::with_capacity(group.len());
+            for item in group {
+                if sc.may_match(&item)? {
+                    live.push(item);
+                } else {
+                    sc.stats.blocks_skipped += 1;
+                }
+            }
+            let flow = match live.len() {
+                0 => ControlFlow::Continue(()),
+                1 => {
+                    sc.decode(&live[0], 0, req.columns)?;
+                    visit(&sc.bufs[0].view(req.columns))
+                }
+                n => {
+                    // Duplicates can only be recognised by content.
+                    for (slot, item) in live.iter().enumerate() {
+                        sc.decode(item, slot, Columns::ALL)?;
+                    }
+                    let mut merged = std::mem::take(&mut sc.merged);
+                    sc.stats.duplicates += merge(&sc.bufs[..n], &mut merged);
+                    let flow = visit(&merged.view(req.columns));
+                    sc.merged = merged;
+                    flow
+                }
+            };
+            if flow.is_break() {
+                break;
+            }
+        }
+        Ok(sc.stats)
+    }
+
+    /// Streams of `tenant` matching `matchers` with data in `[start, end)`.
+    pub fn select_streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<Arc<super::stream::Stream>> {
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Vec::new();
+        };
+        t.select(matchers)
+            .into_iter()
+            .filter(|s| {
+                s.state
+                    .lock()
+                    .bounds()
+                    .is_some_and(|(lo, hi)| overlaps(lo, hi, start, end))
+            })
+            .collect()
+    }
+}
+
+/// The store as the engine's data source.
+impl LogSource for Ingester {
+    fn streams(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamInfo>, SourceError> {
+        let tenant = TenantId::new(tenant)?;
+        Ok(self
+            .select_streams(&tenant, matchers, start, end)
+            .into_iter()
+            .map(|s| StreamInfo {
+                id: s.fp,
+                labels: s.labels.clone(),
+            })
+            .collect())
+    }
+
+    fn scan(
+        &self,
+        tenant: &str,
+        stream: &StreamInfo,
+        request: &ScanRequest,
+        visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
+    ) -> Result<ScanStats, SourceError> {
+        let tenant = TenantId::new(tenant)?;
+        self.scan_stream(&tenant, stream.id, request, visit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::HeadBlock;
+
+    fn decoded(entries: &[(i64, &str)]) -> DecodedBlock {
+        let mut h = HeadBlock::new();
+        for (t, l) in entries {
+            h.append(*t, l.as_bytes(), b"");
+        }
+        let mut d = DecodedBlock::default();
+        h.to_decoded(&mut d);
+        d
+    }
+
+    #[test]
+    fn merge_sorts_and_dedups() {
+        let a = decoded(&[(1, "a"), (3, "c"), (5, "e")]);
+        let b = decoded(&[(2, "b"), (3, "c"), (3, "c2"), (6, "f")]);
+        let mut out = DecodedBlock::default();
+        let dups = merge(&[a, b], &mut out);
+        assert_eq!(dups, 1);
+        assert_eq!(out.ts, vec![1, 2, 3, 3, 5, 6]);
+        let v = out.view(Columns::ALL);
+        let lines: Vec<&[u8]> = (0..v.len()).map(|i| v.line(i)).collect();
+        assert_eq!(lines, vec![&b"a"[..], b"b", b"c", b"c2", b"e", b"f"]);
+    }
+}

@@ -1,0 +1,409 @@
+//! One stream in memory: its flushed chunks (references), sealed chunks
+//! waiting for the flusher, and the open chunk (closed blocks plus the
+//! uncompressed head block).
+//!
+//! Only the WAL writer appends; only the flusher seals by age and retires
+//! flushed chunks; queries take a [`Snapshot`]. All of them hold the
+//! stream's mutex only briefly.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use larch_query::LabelSet;
+use parking_lot::Mutex;
+
+use crate::chunk::{DecodedBlock, EncodedBlock, HeadBlock};
+use crate::index::{ChunkRef, StreamId};
+
+/// Sizes that govern cutting.
+#[derive(Clone, Copy, Debug)]
+pub struct CutPolicy {
+    /// Head block size that triggers a cut.
+    pub block_size: usize,
+    /// Compressed size that seals a chunk.
+    pub chunk_target_size: u64,
+}
+
+/// A stream.
+#[derive(Debug)]
+pub struct Stream {
+    /// Dense id within the tenant.
+    pub id: StreamId,
+    /// Fingerprint of the labels.
+    pub fp: u64,
+    /// Labels.
+    pub labels: Arc<LabelSet>,
+    /// Mutable state.
+    pub state: Mutex<StreamState>,
+}
+
+/// A chunk sealed in memory, waiting to be written.
+#[derive(Debug)]
+pub struct SealedChunk {
+    /// Its blocks, in cut order.
+    pub blocks: Vec<Arc<EncodedBlock>>,
+    /// Smallest WAL sequence number of its entries.
+    pub first_seq: u64,
+    /// Largest WAL sequence number applied to the stream when sealed.
+    pub max_seq: u64,
+    /// Time bounds.
+    pub mint: i64,
+    /// Time bounds.
+    pub maxt: i64,
+    /// Entries.
+    pub entries: u64,
+}
+
+/// The chunk being filled.
+#[derive(Debug)]
+pub struct OpenChunk {
+    /// Closed (compressed) blocks.
+    pub blocks: Vec<Arc<EncodedBlock>>,
+    /// The head block.
+    pub head: HeadBlock,
+    /// Stored size of `blocks`.
+    pub compressed: u64,
+    /// Entries held.
+    pub entries: u64,
+    /// Smallest sequence number of its entries (0 when empty).
+    pub first_seq: u64,
+    /// When the first entry arrived.
+    pub created: Instant,
+    /// Fingerprints of the entries held, for deduplication.
+    dedup: HashSet<u64, BuildIdentity>,
+}
+
+impl OpenChunk {
+    fn new() -> OpenChunk {
+        OpenChunk {
+            blocks: Vec::new(),
+            head: HeadBlock::new(),
+            compressed: 0,
+            entries: 0,
+            first_seq: 0,
+            created: Instant::now(),
+            dedup: HashSet::default(),
+        }
+    }
+
+    /// Whether it holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    fn bounds(&self) -> Option<(i64, i64)> {
+        let mut b: Option<(i64, i64)> = self.head.bounds();
+        for blk in &self.blocks {
+            b = Some(match b {
+                None => (blk.meta.mint, blk.meta.maxt),
+                Some((lo, hi)) => (lo.min(blk.meta.mint), hi.max(blk.meta.maxt)),
+            });
+        }
+        b
+    }
+}
+
+/// Mutable state of a stream.
+#[derive(Debug)]
+pub struct StreamState {
+    /// Flushed chunks, sorted by `mint`.
+    pub chunks: Vec<ChunkRef>,
+    /// Highest `max_seq` among flushed chunks: WAL entries of this stream
+    /// at or below it are already durable in chunks.
+    pub flushed_max_seq: u64,
+    /// Sealed chunks waiting for the flusher, oldest first.
+    pub sealed: VecDeque<Arc<SealedChunk>>,
+    /// The chunk being filled.
+    pub open: OpenChunk,
+    /// Newest timestamp ever accepted (for the out-of-order window).
+    pub max_ts: i64,
+    /// Highest WAL sequence number applied.
+    pub last_seq: u64,
+    /// When the last entry arrived.
+    pub last_append: Instant,
+    /// Whether the index log already names this stream.
+    pub logged: bool,
+}
+
+impl Default for StreamState {
+    fn default() -> StreamState {
+        StreamState {
+            chunks: Vec::new(),
+            flushed_max_seq: 0,
+            sealed: VecDeque::new(),
+            open: OpenChunk::new(),
+            max_ts: i64::MIN,
+            last_seq: 0,
+            last_append: Instant::now(),
+            logged: false,
+        }
+    }
+}
+
+/// Outcome of offering an entry to [`StreamState::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// New: append it.
+    Accept,
+    /// Identical to an entry already held: drop silently.
+    Duplicate,
+    /// Older than the out-of-order window allows.
+    TooFarBehind,
+}
+
+/// Fingerprint of an entry for deduplication.
+pub fn entry_fingerprint(ts: i64, line: &[u8], meta: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&ts.to_le_bytes());
+    h.update(&(line.len() as u64).to_le_bytes());
+    h.update(line);
+    h.update(meta);
+    h.digest()
+}
+
+impl StreamState {
+    /// Whether the stream holds unflushed data (counts against the active
+    /// stream limit).
+    pub fn is_active(&self) -> bool {
+        !self.open.is_empty() || !self.sealed.is_empty()
+    }
+
+    /// Decides what to do with an entry, without changing anything.
+    /// `window` is how far behind the newest entry an entry may be
+    /// (`None` during WAL replay, which accepts everything it finds).
+    pub fn check(&self, ts: i64, fp: u64, window: Option<i64>) -> Verdict {
+        if let Some(w) = window
+            && self.max_ts != i64::MIN
+            && ts < self.max_ts.saturating_sub(w)
+        {
+            return Verdict::TooFarBehind;
+        }
+        if ts <= self.max_ts && self.open.dedup.contains(&fp) {
+            return Verdict::Duplicate;
+        }
+        Verdict::Accept
+    }
+
+    /// Appends an accepted entry from WAL record `seq`. Cuts the head block
+    /// when full and seals the chunk when it reaches its target size;
+    /// a sealed chunk is returned for the flusher.
+    pub fn append(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        line: &[u8],
+        meta: &[u8],
+        fp: u64,
+        policy: CutPolicy,
+    ) -> Option<Arc<SealedChunk>> {
+        if self.open.is_empty() {
+            self.open.first_seq = seq;
+            self.open.created = Instant::now();
+        }
+        self.open.dedup.insert(fp);
+        self.open.head.append(ts, line, meta);
+        self.open.entries += 1;
+        self.max_ts = self.max_ts.max(ts);
+        self.last_seq = self.last_seq.max(seq);
+        self.last_append = Instant::now();
+        if self.open.head.size() >= policy.block_size {
+            self.cut_head();
+            if self.open.compressed >= policy.chunk_target_size {
+                return self.seal();
+            }
+        }
+        None
+    }
+
+    fn cut_head(&mut self) {
+        if self.open.head.is_empty() {
+            return;
+        }
+        let block = self.open.head.cut();
+        self.open.compressed += block.meta.stored_size();
+        self.open.blocks.push(Arc::new(block));
+    }
+
+    /// Seals the open chunk (if it holds anything) and queues it for
+    /// flushing.
+    pub fn seal(&mut self) -> Option<Arc<SealedChunk>> {
+        if self.open.is_empty() {
+            return None;
+        }
+        self.cut_head();
+        let open = std::mem::replace(&mut self.open, OpenChunk::new());
+        let (mint, maxt) = open.bounds().unwrap_or((0, 0));
+        let sealed = Arc::new(SealedChunk {
+            blocks: open.blocks,
+            first_seq: open.first_seq,
+            max_seq: self.last_seq,
+            mint,
+            maxt,
+            entries: open.entries,
+        });
+        self.sealed.push_back(sealed.clone());
+        Some(sealed)
+    }
+
+    /// Replaces a flushed sealed chunk by its reference on disk.
+    pub fn retire(&mut self, sealed: &Arc<SealedChunk>, chunk: ChunkRef) {
+        if let Some(pos) = self.sealed.iter().position(|s| Arc::ptr_eq(s, sealed)) {
+            self.sealed.remove(pos);
+        }
+        self.flushed_max_seq = self.flushed_max_seq.max(chunk.max_seq);
+        self.add_chunk(chunk);
+    }
+
+    /// Adds a flushed chunk reference, keeping `chunks` sorted.
+    pub fn add_chunk(&mut self, chunk: ChunkRef) {
+        let at = self
+            .chunks
+            .partition_point(|c| (c.mint, &c.id) < (chunk.mint, &chunk.id));
+        self.chunks.insert(at, chunk);
+    }
+
+    /// Smallest WAL sequence number whose entries are not yet durable in a
+    /// chunk, if any.
+    pub fn min_unflushed_seq(&self) -> Option<u64> {
+        let sealed = self.sealed.front().map(|s| s.first_seq);
+        let open = (!self.open.is_empty()).then_some(self.open.first_seq);
+        match (sealed, open) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time bounds of everything the stream holds.
+    pub fn bounds(&self) -> Option<(i64, i64)> {
+        let mut b = self.open.bounds();
+        let mut widen = |lo: i64, hi: i64| {
+            b = Some(match b {
+                None => (lo, hi),
+                Some((a, z)) => (a.min(lo), z.max(hi)),
+            });
+        };
+        for s in &self.sealed {
+            widen(s.mint, s.maxt);
+        }
+        if let (Some(first), Some(max_hi)) = (
+            self.chunks.first(),
+            self.chunks.iter().map(|c| c.maxt).max(),
+        ) {
+            widen(first.mint, max_hi);
+        }
+        b
+    }
+
+    /// Copies what a query needs, so the scan runs without the lock.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut head = DecodedBlock::default();
+        self.open.head.to_decoded(&mut head);
+        Snapshot {
+            chunks: self.chunks.clone(),
+            sealed: self.sealed.iter().cloned().collect(),
+            open_blocks: self.open.blocks.clone(),
+            head,
+        }
+    }
+}
+
+/// A consistent view of a stream for one scan.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Flushed chunks.
+    pub chunks: Vec<ChunkRef>,
+    /// Sealed chunks not yet flushed.
+    pub sealed: Vec<Arc<SealedChunk>>,
+    /// Closed blocks of the open chunk.
+    pub open_blocks: Vec<Arc<EncodedBlock>>,
+    /// The head block, sorted.
+    pub head: DecodedBlock,
+}
+
+/// A hasher for keys that are already uniform hashes.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct BuildIdentity;
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = IdentityHasher;
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
+    }
+}
+
+/// See [`BuildIdentity`].
+#[derive(Default, Debug)]
+pub struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: CutPolicy = CutPolicy {
+        block_size: 64,
+        chunk_target_size: 200,
+    };
+
+    #[test]
+    fn dedup_window_and_sealing() {
+        let mut s = StreamState::default();
+        let fp = |ts: i64, l: &str| entry_fingerprint(ts, l.as_bytes(), b"");
+        assert_eq!(s.check(100, fp(100, "a"), Some(10)), Verdict::Accept);
+        s.append(1, 100, b"a", b"", fp(100, "a"), POLICY);
+        assert!(s.is_active());
+        assert_eq!(s.check(100, fp(100, "a"), Some(10)), Verdict::Duplicate);
+        assert_eq!(s.check(100, fp(100, "b"), Some(10)), Verdict::Accept);
+        assert_eq!(s.check(89, fp(89, "old"), Some(10)), Verdict::TooFarBehind);
+        assert_eq!(s.check(89, fp(89, "old"), None), Verdict::Accept);
+        assert_eq!(s.min_unflushed_seq(), Some(1));
+
+        let mut sealed = None;
+        for i in 0..200 {
+            let line = format!("line number {i} with some padding to fill blocks");
+            if let Some(c) = s.append(
+                2 + i,
+                101 + i as i64,
+                line.as_bytes(),
+                b"",
+                fp(101 + i as i64, &line),
+                POLICY,
+            ) {
+                sealed = Some(c);
+                break;
+            }
+        }
+        let sealed = sealed.expect("a chunk is sealed by size");
+        assert_eq!(sealed.first_seq, 1);
+        assert_eq!(s.sealed.len(), 1);
+        assert_eq!(s.min_unflushed_seq(), Some(1));
+        s.retire(
+            &sealed,
+            ChunkRef {
+                id: "c".into(),
+                mint: sealed.mint,
+                maxt: sealed.maxt,
+                entries: sealed.entries,
+                bytes: 1,
+                max_seq: sealed.max_seq,
+            },
+        );
+        assert!(s.sealed.is_empty());
+        assert_eq!(s.flushed_max_seq, sealed.max_seq);
+        assert_eq!(s.bounds().map(|b| b.0), Some(100));
+    }
+}

@@ -1,0 +1,299 @@
+//! The WAL writer: the only thread that appends to the WAL and to stream
+//! heads.
+//!
+//! It takes every request waiting in its queue (a group), and for each:
+//! applies the rules that depend on stored state (active stream limit,
+//! out-of-order window, duplicates), numbers and appends its WAL record,
+//! and applies the accepted entries to the heads. Then it syncs the WAL
+//! once for the whole group and only then acknowledges every request in
+//! it (group commit). A request is therefore acknowledged only after its
+//! record is durable, and its record holds exactly the entries applied, so
+//! replay rebuilds the same state.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::stream::{Verdict, entry_fingerprint};
+use super::tenant::Tenant;
+use super::{Ingester, cut_policy, note_activation};
+use crate::metrics::tenant_label;
+use crate::validate::{Reason, ValidStream, rfc3339};
+use crate::wal::record::{WalEntry, encode_push, finish_frame};
+
+/// Most requests committed in one group.
+const MAX_GROUP: usize = 512;
+/// Most rejected entries described per stream, as Loki does.
+const MAX_ERRORS_PER_STREAM: usize = 10;
+
+/// A push on its way to the WAL.
+pub struct WriteRequest {
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+    /// Validated streams.
+    pub streams: Vec<ValidStream>,
+    /// Their WAL record, encoded by the request handler (unnumbered).
+    pub frame: Vec<u8>,
+    /// Where the outcome goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+/// What happened to a durable push.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Messages for entries rejected by stored state, in Loki's words.
+    pub errors: Vec<String>,
+    /// Rejected entries and bytes by reason.
+    pub discarded: HashMap<Reason, (u64, u64)>,
+    /// Entries dropped as duplicates.
+    pub duplicates: u64,
+    /// Entries stored.
+    pub accepted: u64,
+}
+
+/// A push that could not be made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The WAL could not be written or synced.
+    #[error("write-ahead log failure: {0}")]
+    WalFailed(String),
+    /// The store is stopping.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+/// Runs the writer until every sender is gone.
+pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>) {
+    let policy = cut_policy(&ing.config);
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let mut replies = Vec::with_capacity(group.len());
+        let mut sealed = false;
+        let mut wal = ing.wal.lock();
+        for req in group {
+            let result = process(
+                &ing,
+                &mut wal,
+                req.tenant,
+                req.streams,
+                req.frame,
+                policy,
+                &mut sealed,
+            );
+            replies.push((req.reply, result));
+        }
+        let synced = wal.sync();
+        drop(wal);
+        ing.metrics
+            .wal_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        ing.metrics.wal_group_size.observe(replies.len() as f64);
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "WAL sync failed; refusing further pushes.");
+            ing.wal_failed.store(true, Ordering::Release);
+            for (reply, _) in replies {
+                let _ = reply.send(Err(WriteError::WalFailed(e.to_string())));
+            }
+            continue;
+        }
+        ing.applied_seq
+            .store(ing.next_seq.load(Ordering::Acquire) - 1, Ordering::Release);
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+        if sealed {
+            ing.flusher.wake();
+        }
+    }
+}
+
+fn process(
+    ing: &Ingester,
+    wal: &mut crate::wal::Wal,
+    tenant: Arc<Tenant>,
+    streams: Vec<ValidStream>,
+    frame: Vec<u8>,
+    policy: super::stream::CutPolicy,
+    sealed: &mut bool,
+) -> Result<WriteOutcome, WriteError> {
+    if ing.wal_failed.load(Ordering::Acquire) {
+        return Err(WriteError::WalFailed(
+            "the write-ahead log failed earlier; restart the store".into(),
+        ));
+    }
+    let limits = ing.config.limits_for(tenant.id.as_str());
+    let window = (ing.config.ingester.max_chunk_age.as_nanos_i64() / 2).max(1);
+    let mut out = WriteOutcome::default();
+    let mut dropped_any = false;
+    // Accepted entry indexes per stream.
+    let mut keep: Vec<Vec<usize>> = Vec::with_capacity(streams.len());
+    let mut new_active = 0usize;
+    for vs in &streams {
+        let fp = vs.labels.fingerprint();
+        let existing = tenant.get(fp);
+        let active = existing
+            .as_ref()
+            .is_some_and(|s| s.state.lock().is_active());
+        if !active
+            && limits.max_streams_per_tenant > 0
+            && tenant.active_count() + new_active >= limits.max_streams_per_tenant
+        {
+            out.errors.push(format!(
+                "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                vs.labels, tenant.id
+            ));
+            let bytes = vs.entries.iter().map(|e| e.line.len() as u64).sum();
+            discard(
+                &mut out,
+                Reason::StreamLimit,
+                vs.entries.len() as u64,
+                bytes,
+            );
+            keep.push(Vec::new());
+            dropped_any = true;
+            continue;
+        }
+        if !active {
+            new_active += 1;
+        }
+        let mut kept = Vec::with_capacity(vs.entries.len());
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut rejected_lines = Vec::new();
+        let mut rejected = 0usize;
+        let st = existing.as_ref().map(|s| s.state.lock());
+        // The newest timestamp so far, including earlier entries of this
+        // request: entries are judged as if appended one by one.
+        let mut newest = st.as_ref().map_or(i64::MIN, |s| s.max_ts);
+        for (i, e) in vs.entries.iter().enumerate() {
+            let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
+            let verdict = if newest != i64::MIN && e.ts < newest.saturating_sub(window) {
+                Verdict::TooFarBehind
+            } else {
+                match &st {
+                    Some(st) => st.check(e.ts, efp, None),
+                    None => Verdict::Accept,
+                }
+            };
+            if verdict == Verdict::Accept {
+                newest = newest.max(e.ts);
+            }
+            match verdict {
+                Verdict::Accept if seen.insert(efp) => kept.push(i),
+                Verdict::Accept | Verdict::Duplicate => out.duplicates += 1,
+                Verdict::TooFarBehind => {
+                    rejected += 1;
+                    discard(&mut out, Reason::TooFarBehind, 1, e.line.len() as u64);
+                    if rejected_lines.len() < MAX_ERRORS_PER_STREAM {
+                        let oldest = newest.saturating_sub(window);
+                        rejected_lines.push(format!(
+                            "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',",
+                            rfc3339(e.ts),
+                            rfc3339(e.ts),
+                            rfc3339(oldest)
+                        ));
+                    }
+                }
+            }
+        }
+        drop(st);
+        if rejected > 0 {
+            let mut msg = rejected_lines.join("\n");
+            let _ = write!(
+                msg,
+                "\nuser '{}', total ignored: {} out of {} for stream: {}",
+                tenant.id,
+                rejected,
+                vs.entries.len(),
+                vs.labels
+            );
+            out.errors.push(msg);
+        }
+        if kept.len() != vs.entries.len() {
+            dropped_any = true;
+        }
+        keep.push(kept);
+    }
+    if out.duplicates > 0 {
+        ing.metrics
+            .duplicate_entries
+            .get_or_create(&tenant_label(tenant.id.as_str()))
+            .inc_by(out.duplicates);
+    }
+    let accepted: usize = keep.iter().map(Vec::len).sum();
+    if accepted == 0 {
+        return Ok(out);
+    }
+
+    // The record holds exactly what is applied.
+    let mut frame = if dropped_any {
+        let kept_entries: Vec<(usize, Vec<WalEntry>)> = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !k.is_empty())
+            .map(|(i, k)| {
+                (
+                    i,
+                    k.iter().map(|&j| streams[i].entries[j].clone()).collect(),
+                )
+            })
+            .collect();
+        encode_push(
+            tenant.id.as_str(),
+            kept_entries
+                .iter()
+                .map(|(i, es)| (&streams[*i].labels, es.as_slice()))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    } else {
+        frame
+    };
+    let seq = ing.next_seq.load(Ordering::Relaxed);
+    finish_frame(&mut frame, seq);
+    if let Err(e) = wal.append(&frame, seq) {
+        tracing::error!(error = %e, "WAL append failed; refusing further pushes.");
+        ing.wal_failed.store(true, Ordering::Release);
+        return Err(WriteError::WalFailed(e.to_string()));
+    }
+    ing.next_seq.store(seq + 1, Ordering::Release);
+    ing.metrics.wal_records.inc();
+    ing.metrics.wal_bytes.inc_by(frame.len() as u64);
+
+    for (vs, kept) in streams.into_iter().zip(keep) {
+        if kept.is_empty() {
+            continue;
+        }
+        let fp = vs.labels.fingerprint();
+        let s = tenant.get_or_create(fp, vs.labels);
+        let mut st = s.state.lock();
+        let was_active = st.is_active();
+        for i in kept {
+            let e = &vs.entries[i];
+            let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
+            if st
+                .append(seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy)
+                .is_some()
+            {
+                *sealed = true;
+            }
+            out.accepted += 1;
+        }
+        note_activation(&tenant, was_active, &st);
+    }
+    Ok(out)
+}
+
+fn discard(out: &mut WriteOutcome, reason: Reason, entries: u64, bytes: u64) {
+    let d = out.discarded.entry(reason).or_default();
+    d.0 += entries;
+    d.1 += bytes;
+}

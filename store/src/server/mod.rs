@@ -1,0 +1,178 @@
+//! The store's servers: the HTTP API (Loki's routes, `/ready`,
+//! `/metrics`) and the gRPC push service.
+
+pub mod grpc;
+pub mod push;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Config;
+use crate::ingester::Ingester;
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The ingester (write path and data source).
+    pub ingester: Arc<Ingester>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Ingestion rate limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Whether the store accepts traffic (false while shutting down).
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State around an opened ingester.
+    pub fn new(ingester: Arc<Ingester>) -> AppState {
+        AppState {
+            config: ingester.config.clone(),
+            metrics: ingester.metrics.clone(),
+            ingester,
+            limiter: Arc::new(RateLimiter::default()),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+/// The HTTP API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/loki/api/v1/push", post(push::push_v1))
+        .route("/api/prom/push", post(push::push_legacy))
+        .route("/otlp/v1/logs", post(push::push_otlp))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    if !app.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if !app.ingester.is_healthy() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Ingester not ready: write-ahead log failed\n",
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Records request latency by route (Loki's route names, e.g.
+/// `loki_api_v1_push`) and status code.
+async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| route_name(p.as_str()))
+        .unwrap_or_else(|| "other".to_string());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics
+        .request_duration
+        .get_or_create(&vec![
+            ("route", route),
+            ("status_code", resp.status().as_u16().to_string()),
+        ])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// `/loki/api/v1/label/{name}/values` → `loki_api_v1_label_name_values`.
+pub fn route_name(path: &str) -> String {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|seg| seg.trim_start_matches('{').trim_end_matches('}'))
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Runs the HTTP and gRPC servers until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    http: tokio::net::TcpListener,
+    grpc: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grpc_state = state.clone();
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_task = tokio::spawn(async move {
+        let svc = larch_proto::logproto::pusher_server::PusherServer::new(grpc::GrpcPusher {
+            app: grpc_state,
+        })
+        .max_decoding_message_size(crate::push::body::MAX_BODY);
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc),
+                async move {
+                    let _ = grpc_stop.wait_for(|s| *s).await;
+                },
+            )
+            .await
+    });
+    let ready = state.ready.clone();
+    let mut http_stop = stop_rx;
+    let http_task = tokio::spawn(async move {
+        axum::serve(
+            http,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    shutdown.await;
+    ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let http = http_task.await.map_err(std::io::Error::other)?;
+    let grpc = grpc_task.await.map_err(std::io::Error::other)?;
+    http?;
+    grpc.map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_match_lokis() {
+        assert_eq!(route_name("/loki/api/v1/push"), "loki_api_v1_push");
+        assert_eq!(
+            route_name("/loki/api/v1/label/{name}/values"),
+            "loki_api_v1_label_name_values"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the store: the ingester in process, and the
+//! `larch-store` binary as a real process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ingest;
+mod process;
+mod support;

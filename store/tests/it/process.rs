@@ -1,0 +1,214 @@
+//! The `larch-store` binary as a process: kill -9 durability, malformed
+//! input, SIGTERM.
+
+use super::support::*;
+
+#[test]
+fn acknowledged_pushes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreProcess::start(dir.path(), &[]);
+    let t0 = now_ns() - 10_000_000_000;
+    let mut acked = Vec::new();
+    // Concurrent writers, so group commits hold several requests.
+    let threads: Vec<_> = (0..4)
+        .map(|w| {
+            let port = store.http;
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for b in 0..25 {
+                    let lines: Vec<String> = (0..20)
+                        .map(|i| format!("writer {w} batch {b} line {i}"))
+                        .collect();
+                    let ts = t0 + ((w * 1000 + b * 20) as i64) * 1_000_000;
+                    let body = proto_push(&format!("{{app=\"k9\", writer=\"{w}\"}}"), ts, &lines);
+                    let r = http(
+                        port,
+                        "POST",
+                        "/loki/api/v1/push",
+                        &[("Content-Type", "application/x-protobuf")],
+                        &body,
+                    )
+                    .unwrap();
+                    assert_eq!(r.status, 204, "{}", r.text());
+                    mine.extend(
+                        lines
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, l)| (ts + i as i64, l)),
+                    );
+                }
+                mine
+            })
+        })
+        .collect();
+    for t in threads {
+        acked.extend(t.join().unwrap());
+    }
+    store.kill9();
+    acked.sort();
+    let ing = open_dir(dir.path());
+    assert_eq!(read_back(&ing, "fake", "app", "k9"), acked);
+}
+
+#[test]
+fn malformed_input_gets_400_and_the_store_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreProcess::start(dir.path(), &[]);
+    let p = store.http;
+    let pb = [("Content-Type", "application/x-protobuf")];
+    let json = [("Content-Type", "application/json")];
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "bad snappy",
+            pb.to_vec(),
+            b"\xff\xff\xff\xff".to_vec(),
+            400,
+            "snappy",
+        ),
+        (
+            "truncated protobuf",
+            pb.to_vec(),
+            {
+                let full = proto_push(r#"{app="x"}"#, now_ns(), &["hello".to_string()]);
+                let raw = snap::raw::Decoder::new().decompress_vec(&full).unwrap();
+                snap::raw::Encoder::new()
+                    .compress_vec(&raw[..raw.len() - 2])
+                    .unwrap()
+            },
+            400,
+            "protobuf",
+        ),
+        (
+            "bad label string",
+            pb.to_vec(),
+            proto_push(r#"{a="b}"#, now_ns(), &["x".to_string()]),
+            400,
+            "error parsing labels '{a=\"b}'",
+        ),
+        (
+            "invalid label name",
+            json.to_vec(),
+            format!(
+                r#"{{"streams":[{{"stream":{{"a-b":"c"}},"values":[["{}","x"]]}}]}}"#,
+                now_ns()
+            )
+            .into_bytes(),
+            400,
+            "invalid label name",
+        ),
+        (
+            "non-numeric timestamp",
+            json.to_vec(),
+            br#"{"streams":[{"stream":{"a":"b"},"values":[["soon","x"]]}]}"#.to_vec(),
+            400,
+            "invalid timestamp",
+        ),
+        (
+            "numeric timestamp",
+            json.to_vec(),
+            br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#.to_vec(),
+            400,
+            "failed to parse push request JSON",
+        ),
+        ("not json", json.to_vec(), b"{{{".to_vec(), 400, "JSON"),
+        (
+            "no content type",
+            vec![],
+            b"x".to_vec(),
+            400,
+            "mime: no media type",
+        ),
+        (
+            "bad gzip",
+            vec![
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "gzip"),
+            ],
+            b"nope".to_vec(),
+            400,
+            "gzip",
+        ),
+        (
+            "unknown encoding",
+            vec![
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "br"),
+            ],
+            b"{}".to_vec(),
+            400,
+            "not supported",
+        ),
+        (
+            "bad tenant",
+            vec![
+                ("Content-Type", "application/json"),
+                ("X-Scope-OrgID", "../etc"),
+            ],
+            b"{}".to_vec(),
+            401,
+            "unsupported character",
+        ),
+    ];
+    for (name, headers, body, status, needle) in cases {
+        let r = http(p, "POST", "/loki/api/v1/push", &headers, &body).unwrap();
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        assert!(
+            r.text().contains(needle),
+            "{name}: {:?} lacks {needle:?}",
+            r.text()
+        );
+    }
+    // A partially valid request stores the valid entries and reports the rest.
+    let now = now_ns();
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"app":"part"}},"values":[["{now}","good"],["{}","too old"]]}}]}}"#,
+        now - 30 * 86_400_000_000_000
+    );
+    let r = http(p, "POST", "/loki/api/v1/push", &json, body.as_bytes()).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("has timestamp too old"), "{}", r.text());
+    assert_eq!(http(p, "GET", "/ready", &[], b"").unwrap().status, 200);
+    let metrics = http(p, "GET", "/metrics", &[], b"").unwrap().text();
+    assert!(
+        metrics.contains(
+            r#"larch_discarded_entries_total{tenant="fake",reason="greater_than_max_sample_age"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "larch_request_duration_seconds_count{route=\"loki_api_v1_push\",status_code=\"400\"}"
+    ));
+    let status = store.terminate();
+    assert!(status.success());
+    let ing = open_dir(dir.path());
+    assert_eq!(
+        read_back(&ing, "fake", "app", "part"),
+        vec![(now, "good".to_string())]
+    );
+}
+
+#[test]
+fn sigterm_flushes_everything_to_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreProcess::start(dir.path(), &[]);
+    let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    let ts = now_ns();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &proto_push(r#"{app="term"}"#, ts, &lines),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204);
+    assert!(store.terminate().success());
+    // Everything is in chunk files; the WAL holds nothing to replay.
+    let ing = open_dir(dir.path());
+    assert_eq!(read_back(&ing, "fake", "app", "term").len(), 100);
+    let chunks = std::fs::read_dir(dir.path().join("chunks/fake"))
+        .unwrap()
+        .count();
+    assert_eq!(chunks, 1);
+}
