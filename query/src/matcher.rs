@@ -1,7 +1,9 @@
 //! Label matchers: `name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`.
 //!
 //! Regular expressions are RE2 syntax and fully anchored, as in Prometheus
-//! and Loki: `app=~"api"` matches only the value `api`.
+//! and Loki: `app=~"api"` matches only the value `api`. Go's syntax is
+//! accepted where it differs from Rust's (a literal `{`, `\Q...\E`), see
+//! [`crate::logql::go_regex_to_rust`].
 
 use std::fmt;
 
@@ -62,7 +64,11 @@ impl Matcher {
         let value = value.into();
         let re = match op {
             MatchOp::Re | MatchOp::NotRe => Some(
-                Regex::new(&format!("^(?s:{value})$")).map_err(|e| MatcherError(e.to_string()))?,
+                Regex::new(&format!(
+                    "^(?s:{})$",
+                    crate::logql::go_regex_to_rust(&value)
+                ))
+                .map_err(|e| MatcherError(e.to_string()))?,
             ),
             MatchOp::Eq | MatchOp::NotEq => None,
         };

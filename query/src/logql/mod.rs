@@ -1,24 +1,46 @@
-//! LogQL: syntax tree, parser and printer.
+//! LogQL: syntax tree, parser, printer and plan-time checks.
 //!
 //! This module reads LogQL exactly as Loki 3 does (the grammar of Loki's
 //! `syntax.y`, the lexer rules of its `lex.go`, the checks of its
 //! `parser.go` and AST constructors) and reports rejected queries with
 //! Loki's own error texts and positions. The tree ([`Expr`]) is what the
-//! engine compiles; [`std::fmt::Display`] on it prints Loki's canonical form.
+//! engine compiles; [`std::fmt::Display`] on it prints Loki's canonical form
+//! (what `/loki/api/v1/format_query` returns).
 //!
-//! Layout:
+//! Entry points mirror Loki's: [`parse_expr`] (any query, validated),
+//! [`parse_sample_expr`] (metric queries), [`parse_log_selector`] (log
+//! queries, optionally validated), [`parse_matchers`] (bare selectors, for
+//! the series and label APIs). [`check_expr`] adds the checks Loki's engine
+//! makes when it builds a pipeline (regexes of line filters, `ip()`
+//! patterns, JSON paths, templates), so a query API that calls both refuses
+//! everything Loki refuses before reading data.
+//!
+//! Layout, one concern per module:
 //! * `ast`: the tree. Stable: the pipeline and the engine build on it.
+//! * `lexer`: tokens with Loki's rules on top of Go's scanner.
+//! * `parser`: recursive descent and precedence climbing; Loki's
+//!   validation order for deferred errors.
+//! * `check`: plan-time checks of pipeline stages.
 //! * `print`: canonical text (`Display`).
+//! * `goregex`: Go regex syntax on Rust's engine, Go's error messages.
+//! * `pattern`: the `pattern` / `|>` syntax.
+//! * `template_check`: syntax of `line_format`/`label_format` templates.
 //! * `duration`: Prometheus and Go durations, byte sizes (also used by the
 //!   query API for `step`, `since` and the like).
 //! * `quote`: Go string quoting.
 //! * `error`: [`ParseError`] with Loki's wording.
 
 mod ast;
+mod check;
 mod duration;
 mod error;
+mod goregex;
+mod lexer;
+mod parser;
+mod pattern;
 mod print;
 mod quote;
+mod template_check;
 
 pub use ast::{
     BinOp, BinOpKind, Cardinality, CmpOp, Expr, Grouping, LabelExtraction, LabelFilter,
@@ -26,9 +48,17 @@ pub use ast::{
     NamedMatcher, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
     VectorAggregation, VectorMatching, VectorOp,
 };
+pub use check::check_expr;
 pub use duration::{
     BytesError, Duration, DurationError, format_bytes, format_bytes_exact, parse_bytes,
     parse_duration, parse_go_duration, parse_prometheus_duration,
 };
 pub use error::ParseError;
+pub use goregex::go_regex_to_rust;
+pub use parser::{
+    MAX_DEPTH, MAX_QUERY_BYTES, parse_expr, parse_expr_bytes, parse_log_selector, parse_matchers,
+    parse_sample_expr,
+};
+pub use pattern::{PatternNode, parse_pattern};
 pub use quote::go_quote;
+pub use template_check::is_template_function;

@@ -1,0 +1,463 @@
+//! Go (RE2) regular expressions on Rust's regex engine.
+//!
+//! LogQL regexes are Go's `regexp` syntax, and Loki reports bad ones with
+//! Go's messages (`error parsing regexp: invalid escape sequence: `\q``).
+//! Rust's `regex` crate implements nearly the same syntax; the differences
+//! that matter in practice are handled here:
+//! * Go reads a `{` that does not start a valid repetition (`{`, `{,3}`,
+//!   `{a}`) as a literal brace, Rust rejects it: [`go_regex_to_rust`]
+//!   escapes such braces. Go's `\Q...\E` literal spans are rewritten as
+//!   escaped text.
+//! * Rust accepts escapes Go rejects (`\<`, `\>`, `\u0041`, `\U...`) and
+//!   repetition counts above 1000; [`check_go_regex`] rejects them with
+//!   Go's messages.
+//! * Go accepts duplicate capture group names; Rust does not. The check
+//!   reports them separately ([`GoRegexInfo::duplicate_name`]) so callers
+//!   can decide (Loki's `regexp` stage rejects them with its own message).
+//!
+//! Error messages are mapped from `regex-syntax`'s error kinds to Go's
+//! error codes; the quoted fragment follows Go's choice (the whole
+//! expression for unbalanced parentheses, the class for an unclosed `[`,
+//! the offending escape or operator otherwise).
+
+use std::borrow::Cow;
+
+use regex_syntax::ast::ErrorKind as AstKind;
+use regex_syntax::hir::{Hir, HirKind};
+
+/// What a valid expression contains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GoRegexInfo {
+    /// Number of capture groups (named or not).
+    pub(crate) groups: usize,
+    /// Names of the named groups, in order.
+    pub(crate) names: Vec<String>,
+    /// A group name used twice (Go accepts this; Rust cannot compile it).
+    pub(crate) duplicate_name: Option<String>,
+}
+
+/// Rewrites a Go regex into an equivalent one the Rust engine accepts:
+/// literal `{` escaped, `\Q...\E` spans quoted. Returns the input when no
+/// rewrite is needed.
+pub fn go_regex_to_rust(p: &str) -> Cow<'_, str> {
+    if !p.contains('{') && !p.contains("\\Q") {
+        return Cow::Borrowed(p);
+    }
+    Cow::Owned(translate(p).0)
+}
+
+/// The rewrite and the positions (in the output) of inserted backslashes.
+fn translate(p: &str) -> (String, Vec<usize>) {
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut inserted = Vec::new();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                let Some(&n) = b.get(i + 1) else {
+                    out.push('\\');
+                    i += 1;
+                    continue;
+                };
+                if n == b'Q' && !in_class {
+                    i += 2;
+                    let end = p[i..].find("\\E").map_or(p.len(), |e| i + e);
+                    for ch in p[i..end].chars() {
+                        if ch.is_ascii_punctuation() || ch == ' ' {
+                            out.push('\\');
+                        }
+                        out.push(ch);
+                    }
+                    i = (end + 2).min(p.len());
+                    continue;
+                }
+                // Copy the escape; `\x{..}`, `\p{..}` keep their braces.
+                let n_ch = p[i + 1..].chars().next().unwrap_or('\\');
+                out.push('\\');
+                out.push(n_ch);
+                i += 1 + n_ch.len_utf8();
+                if matches!(n, b'x' | b'p' | b'P')
+                    && b.get(i) == Some(&b'{')
+                    && let Some(close) = p[i..].find('}')
+                {
+                    out.push_str(&p[i..=i + close]);
+                    i += close + 1;
+                }
+                continue;
+            }
+            b'[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    out.push(']');
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' if in_class && b.get(i + 1) == Some(&b':') => {
+                // A POSIX class `[:alpha:]` inside a bracket expression.
+                if let Some(close) = p[i..].find(":]") {
+                    out.push_str(&p[i..i + close + 2]);
+                    i += close + 2;
+                    continue;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'{' if !in_class && repeat_len(&b[i..]).is_none() => {
+                inserted.push(out.len());
+                out.push('\\');
+            }
+            _ => {}
+        }
+        let ch = p[i..].chars().next().unwrap_or('\0');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    (out, inserted)
+}
+
+/// Length of a valid Go repetition `{n}`, `{n,}`, `{n,m}` at the start of
+/// `b`, if there is one.
+fn repeat_len(b: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    let start = i;
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    if b.get(i) == Some(&b',') {
+        i += 1;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    (b.get(i) == Some(&b'}')).then_some(i + 1)
+}
+
+/// Checks `p` against Go's regex syntax. The error is Go's full message
+/// (`error parsing regexp: missing closing ): `(``).
+pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
+    let go_only = go_only_errors(p);
+    let first = |rust_at: usize, rust_msg: String| match &go_only {
+        Some((at, msg)) if *at < rust_at => msg.clone(),
+        _ => rust_msg,
+    };
+    let (t, inserted) = translate(p);
+    let quoted = p.contains("\\Q");
+    let to_orig = |off: usize| -> usize {
+        if quoted {
+            return off.min(p.len());
+        }
+        off - inserted.iter().filter(|&&x| x < off).count()
+    };
+    let mut parser = regex_syntax::ParserBuilder::new().build();
+    match parser.parse(&t) {
+        Ok(hir) => {
+            let mut info = GoRegexInfo::default();
+            collect_captures(&hir, &mut info);
+            if let Some((_, msg)) = go_only {
+                return Err(msg);
+            }
+            for n in &info.names {
+                if !n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                    return Err(go_error("invalid named capture", &format!("(?P<{n}>")));
+                }
+            }
+            Ok(info)
+        }
+        Err(regex_syntax::Error::Parse(e)) => {
+            let span = e.span();
+            let (s, end) = (to_orig(span.start.offset), to_orig(span.end.offset));
+            let frag = p.get(s..end.max(s)).unwrap_or("");
+            let kind = e.kind();
+            if let AstKind::GroupNameDuplicate { .. } = kind {
+                // Go accepts duplicate names: check the rest without them.
+                return check_with_renamed_duplicate(p, frag);
+            }
+            Err(first(s, map_ast_error(kind, p, s, frag)))
+        }
+        Err(regex_syntax::Error::Translate(e)) => {
+            let span = e.span();
+            let (s, end) = (to_orig(span.start.offset), to_orig(span.end.offset));
+            let frag = p.get(s..end.max(s)).unwrap_or("");
+            Err(first(s, go_error("invalid character class range", frag)))
+        }
+        Err(_) => Err(first(0, go_error("invalid or unsupported Perl syntax", p))),
+    }
+}
+
+/// Renames every repeated group name apart and checks again, reporting
+/// the first repeated name.
+fn check_with_renamed_duplicate(p: &str, name: &str) -> Result<GoRegexInfo, String> {
+    let mut seen = 0usize;
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut rest = p;
+    let needles = [format!("(?P<{name}>"), format!("(?<{name}>")];
+    loop {
+        let next = needles
+            .iter()
+            .filter_map(|n| rest.find(n.as_str()).map(|i| (i, n.len())))
+            .min();
+        let Some((i, len)) = next else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i]);
+        seen += 1;
+        if seen > 1 {
+            out.push_str(&format!("(?P<{name}__dup{seen}>"));
+        } else {
+            out.push_str(&rest[i..i + len]);
+        }
+        rest = &rest[i + len..];
+    }
+    let mut info = check_go_regex(&out)?;
+    for n in &mut info.names {
+        if let Some(base) = n.split_once("__dup").map(|(b, _)| b.to_string()) {
+            *n = base;
+        }
+    }
+    if info.duplicate_name.is_none() {
+        info.duplicate_name = Some(name.to_string());
+    }
+    Ok(info)
+}
+
+fn collect_captures(h: &Hir, info: &mut GoRegexInfo) {
+    match h.kind() {
+        HirKind::Capture(c) => {
+            info.groups += 1;
+            if let Some(n) = &c.name {
+                info.names.push(n.to_string());
+            }
+            collect_captures(&c.sub, info);
+        }
+        HirKind::Repetition(r) => collect_captures(&r.sub, info),
+        HirKind::Concat(xs) | HirKind::Alternation(xs) => {
+            for x in xs {
+                collect_captures(x, info);
+            }
+        }
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => {}
+    }
+}
+
+/// Escapes, counts and stacked repetitions that Rust accepts but Go
+/// rejects: the first one with its offset.
+fn go_only_errors(p: &str) -> Option<(usize, String)> {
+    let b = p.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    // Start of the previous repetition operator and whether a `?` may
+    // still follow it (making it lazy).
+    let mut last_repeat: Option<(usize, bool)> = None;
+    while i < b.len() {
+        if !in_class {
+            let op_len = match b[i] {
+                b'*' | b'+' | b'?' => Some(1),
+                b'{' => repeat_len(&b[i..]),
+                _ => None,
+            };
+            if let Some(len) = op_len {
+                if b[i] == b'{' {
+                    let body = &p[i + 1..i + len - 1];
+                    let too_big = body
+                        .split(',')
+                        .any(|n| !n.is_empty() && n.parse::<u32>().map_or(true, |v| v > 1000));
+                    if too_big {
+                        return Some((i, go_error("invalid repeat count", &p[i..i + len])));
+                    }
+                }
+                match last_repeat {
+                    Some((start, true)) if b[i] == b'?' => last_repeat = Some((start, false)),
+                    Some((start, _)) => {
+                        return Some((
+                            start,
+                            go_error("invalid nested repetition operator", &p[start..i + len]),
+                        ));
+                    }
+                    None => last_repeat = Some((i, true)),
+                }
+                i += len;
+                continue;
+            }
+        }
+        last_repeat = None;
+        match b[i] {
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'<' | b'>' | b'u' | b'U') => {
+                        return Some((i, go_error("invalid escape sequence", &p[i..i + 2])));
+                    }
+                    Some(b'Q') if !in_class => {
+                        i = p[i..].find("\\E").map_or(p.len(), |e| i + e + 2);
+                        continue;
+                    }
+                    _ => {}
+                }
+                i += 2;
+                continue;
+            }
+            b'[' if !in_class => {
+                in_class = true;
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+                continue;
+            }
+            b']' if in_class => in_class = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn map_ast_error(kind: &AstKind, p: &str, start: usize, frag: &str) -> String {
+    match kind {
+        AstKind::GroupUnclosed => go_error("missing closing )", p),
+        AstKind::GroupUnopened => go_error("unexpected )", p),
+        AstKind::ClassUnclosed => {
+            let upto = (start + 1).min(p.len());
+            let from = p[..upto].rfind('[').unwrap_or(0);
+            go_error("missing closing ]", &p[from..])
+        }
+        AstKind::ClassEscapeInvalid
+        | AstKind::EscapeHexEmpty
+        | AstKind::EscapeHexInvalid
+        | AstKind::EscapeHexInvalidDigit
+        | AstKind::EscapeUnrecognized
+        | AstKind::UnsupportedBackreference => go_error("invalid escape sequence", frag),
+        AstKind::EscapeUnexpectedEof => go_error("trailing backslash at end of expression", ""),
+        AstKind::ClassRangeInvalid | AstKind::ClassRangeLiteral | AstKind::UnicodeClassInvalid => {
+            go_error("invalid character class range", frag)
+        }
+        AstKind::RepetitionMissing => {
+            let start = start.min(p.len());
+            let op_len = match p[start..].chars().next() {
+                Some('{') => p[start..].find('}').map_or(1, |e| e + 1),
+                Some(c) => c.len_utf8(),
+                None => 0,
+            };
+            let mut end = start + op_len;
+            if p[end..].starts_with('?') {
+                end += 1;
+            }
+            // Go calls a repetition of a repetition "nested".
+            let prev = p[..start].chars().next_back();
+            if matches!(prev, Some('*' | '+' | '?' | '}')) {
+                let from = start - prev.map_or(0, char::len_utf8);
+                go_error("invalid nested repetition operator", &p[from..end])
+            } else {
+                go_error("missing argument to repetition operator", &p[start..end])
+            }
+        }
+        AstKind::DecimalEmpty
+        | AstKind::DecimalInvalid
+        | AstKind::RepetitionCountInvalid
+        | AstKind::RepetitionCountDecimalEmpty
+        | AstKind::RepetitionCountUnclosed => go_error("invalid repeat count", frag),
+        AstKind::GroupNameEmpty | AstKind::GroupNameInvalid | AstKind::GroupNameUnexpectedEof => {
+            let from = p[..start.min(p.len())].rfind('(').unwrap_or(0);
+            let to = p[from..].find('>').map_or(p.len(), |e| from + e + 1);
+            go_error("invalid named capture", &p[from..to])
+        }
+        AstKind::NestLimitExceeded(_) => go_error("expression nests too deeply", ""),
+        AstKind::CaptureLimitExceeded => go_error("expression too large", ""),
+        _ => {
+            let from = p[..start.min(p.len())].rfind('(').unwrap_or(start);
+            let to = (start + frag.len()).min(p.len()).max(from);
+            go_error("invalid or unsupported Perl syntax", &p[from..to])
+        }
+    }
+}
+
+fn go_error(code: &str, frag: &str) -> String {
+    format!("error parsing regexp: {code}: `{frag}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_messages() {
+        let err = |p: &str| check_go_regex(p).unwrap_err();
+        assert_eq!(
+            err(r"^^^^x43\q"),
+            r"error parsing regexp: invalid escape sequence: `\q`"
+        );
+        assert_eq!(err("("), "error parsing regexp: missing closing ): `(`");
+        assert_eq!(err("a)"), "error parsing regexp: unexpected ): `a)`");
+        assert_eq!(
+            err("x[a-"),
+            "error parsing regexp: missing closing ]: `[a-`"
+        );
+        assert_eq!(
+            err("[z-a]"),
+            "error parsing regexp: invalid character class range: `z-a`"
+        );
+        assert_eq!(
+            err("*a"),
+            "error parsing regexp: missing argument to repetition operator: `*`"
+        );
+        assert_eq!(
+            err("a**"),
+            "error parsing regexp: invalid nested repetition operator: `**`"
+        );
+        assert_eq!(
+            err("a\\"),
+            "error parsing regexp: trailing backslash at end of expression: ``"
+        );
+        assert_eq!(
+            err(r"\<"),
+            r"error parsing regexp: invalid escape sequence: `\<`"
+        );
+        assert_eq!(
+            err("a{1001}"),
+            "error parsing regexp: invalid repeat count: `{1001}`"
+        );
+        assert_eq!(
+            err("(?=x)"),
+            "error parsing regexp: invalid or unsupported Perl syntax: `(?=`"
+        );
+    }
+
+    #[test]
+    fn go_only_syntax_is_accepted() {
+        assert!(check_go_regex("{").is_ok());
+        assert!(check_go_regex(r#"{"level":"x"}"#).is_ok());
+        assert!(check_go_regex("a{,2}").is_ok());
+        assert!(check_go_regex(r"\Q.*\E+").is_ok());
+        assert_eq!(go_regex_to_rust("a{b}"), r"a\{b}");
+        assert_eq!(go_regex_to_rust("a{2}"), "a{2}");
+        assert_eq!(go_regex_to_rust(r"\x{41}[{]"), r"\x{41}[{]");
+        assert_eq!(go_regex_to_rust(r"\Q.\E"), r"\.");
+        let re = regex::Regex::new(&go_regex_to_rust(r#"^\{"a":\d+}$"#)).unwrap();
+        assert!(re.is_match(r#"{"a":12}"#));
+    }
+
+    #[test]
+    fn captures() {
+        let info = check_go_regex("(?P<a>x)(y)(?P<b>z)").unwrap();
+        assert_eq!(info.groups, 3);
+        assert_eq!(info.names, vec!["a", "b"]);
+        let dup = check_go_regex("(?P<x>.)(?P<x>.)").unwrap();
+        assert_eq!(dup.duplicate_name.as_deref(), Some("x"));
+        assert_eq!(dup.names, vec!["x", "x"]);
+    }
+}

@@ -1,0 +1,327 @@
+//! Syntax check of `line_format` and `label_format` templates.
+//!
+//! Loki parses these Go `text/template` texts when it builds the pipeline
+//! and rejects the query if one does not parse (`unclosed action`,
+//! `function "x" not defined`). We check the same things before execution
+//! starts, so that a bad template is a 400 with Loki's words: delimiters
+//! and comments, quoted strings inside actions, the control structure
+//! (`if`/`range`/`with`/`block`/`define` ... `end`, `else` placement) and
+//! that every function called is one Loki provides. Evaluating templates is
+//! the pipeline's business; this module does not build a template tree.
+//!
+//! Messages follow Go's: `template: <name>:<line>: <message>`.
+
+/// Functions Loki's templates can call: Go's built-ins, Loki's own and
+/// the Sprig subset Loki enables.
+const FUNCTIONS: &[&str] = &[
+    // text/template built-ins
+    "and",
+    "call",
+    "html",
+    "index",
+    "slice",
+    "js",
+    "len",
+    "not",
+    "or",
+    "print",
+    "printf",
+    "println",
+    "urlquery",
+    "eq",
+    "ge",
+    "gt",
+    "le",
+    "lt",
+    "ne",
+    // Loki
+    "ToLower",
+    "ToUpper",
+    "Replace",
+    "Trim",
+    "TrimLeft",
+    "TrimRight",
+    "TrimPrefix",
+    "TrimSuffix",
+    "TrimSpace",
+    "regexReplaceAll",
+    "regexReplaceAllLiteral",
+    "count",
+    "urldecode",
+    "urlencode",
+    "bytes",
+    "duration",
+    "duration_seconds",
+    "unixEpochMillis",
+    "unixEpochNanos",
+    "toDateInZone",
+    "unixToTime",
+    "alignLeft",
+    "alignRight",
+    "b64dec",
+    "__line__",
+    "__timestamp__",
+    // Sprig
+    "b64enc",
+    "lower",
+    "upper",
+    "title",
+    "trunc",
+    "substr",
+    "contains",
+    "hasPrefix",
+    "hasSuffix",
+    "indent",
+    "nindent",
+    "replace",
+    "repeat",
+    "trim",
+    "trimAll",
+    "trimSuffix",
+    "trimPrefix",
+    "int",
+    "float64",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "addf",
+    "subf",
+    "mulf",
+    "divf",
+    "max",
+    "min",
+    "maxf",
+    "minf",
+    "ceil",
+    "floor",
+    "round",
+    "fromJson",
+    "date",
+    "toDate",
+    "now",
+    "unixEpoch",
+    "default",
+];
+
+/// Whether `name` is a function Loki's templates provide.
+pub fn is_template_function(name: &str) -> bool {
+    FUNCTIONS.contains(&name)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Block {
+    If,
+    Range,
+    With,
+    Define,
+    Named,
+}
+
+/// Checks a template named `name` (`line` for `line_format`, `label` for
+/// `label_format`), returning Go's error text.
+pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
+    let err = |line: usize, msg: &str| Err(format!("template: {name}:{line}: {msg}"));
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut line = 1;
+    let mut stack: Vec<(Block, bool)> = Vec::new(); // (kind, seen else)
+    while i < b.len() {
+        if !text[i..].starts_with("{{") {
+            if b[i] == b'\n' {
+                line += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let action_line = line;
+        i += 2;
+        // Left trim marker: "{{- " (the dash must be followed by space).
+        if b.get(i) == Some(&b'-') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        let rest = text[i..].trim_start_matches(|c: char| c.is_ascii_whitespace());
+        if rest.starts_with("/*") {
+            let start = text.len() - rest.len() + 2;
+            let Some(end) = text[start..].find("*/") else {
+                return err(action_line, "unclosed comment");
+            };
+            let after = start + end + 2;
+            let tail = text[after..].trim_start_matches(|c: char| c.is_ascii_whitespace());
+            let tail = tail.strip_prefix('-').unwrap_or(tail);
+            if !tail.starts_with("}}") {
+                return err(action_line, "comment ends before closing delimiter");
+            }
+            line += text[i..after].matches('\n').count();
+            i = text.len() - tail.len() + 2;
+            continue;
+        }
+        // Lex the action up to "}}".
+        let mut words: Vec<&str> = Vec::new();
+        let mut closed = false;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b'}' if b.get(i + 1) == Some(&b'}') => {
+                    i += 2;
+                    closed = true;
+                    break;
+                }
+                b'\n' => {
+                    line += 1;
+                    i += 1;
+                }
+                b'"' | b'\'' => {
+                    i += 1;
+                    loop {
+                        match b.get(i) {
+                            None | Some(b'\n') => {
+                                let what = if c == b'"' {
+                                    "unterminated quoted string"
+                                } else {
+                                    "unterminated character constant"
+                                };
+                                return err(line, what);
+                            }
+                            Some(b'\\') => i += 2,
+                            Some(&q) if q == c => {
+                                i += 1;
+                                break;
+                            }
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'`' => {
+                    let Some(end) = text[i + 1..].find('`') else {
+                        return err(line, "unterminated raw quoted string");
+                    };
+                    line += text[i..i + 1 + end].matches('\n').count();
+                    i += end + 2;
+                }
+                c if c == b'_' || c.is_ascii_alphabetic() => {
+                    let start = i;
+                    while i < b.len() && (b[i] == b'_' || b[i].is_ascii_alphanumeric()) {
+                        i += 1;
+                    }
+                    // A word right after `.` or `$` is a field or variable.
+                    let prev = if start > 0 { b[start - 1] } else { b' ' };
+                    if prev != b'.' && prev != b'$' {
+                        words.push(&text[start..i]);
+                    }
+                }
+                _ if c >= 0x80 => {
+                    let ch = text[i..].chars().next().unwrap_or(' ');
+                    i += ch.len_utf8();
+                }
+                _ => i += 1,
+            }
+        }
+        if !closed {
+            return err(action_line, "unclosed action");
+        }
+        let first = words.first().copied().unwrap_or("");
+        match first {
+            "if" | "range" | "with" | "define" | "block" => {
+                let kind = match first {
+                    "if" => Block::If,
+                    "range" => Block::Range,
+                    "with" => Block::With,
+                    "define" => Block::Define,
+                    _ => Block::Named,
+                };
+                stack.push((kind, false));
+            }
+            "else" => match stack.last_mut() {
+                Some((Block::If | Block::Range | Block::With, seen)) if !*seen => {
+                    // `else if` / `else with` chains continue the block.
+                    if !matches!(words.get(1), Some(&"if") | Some(&"with")) {
+                        *seen = true;
+                    }
+                }
+                _ => return err(action_line, "unexpected {{else}}"),
+            },
+            // The guard pops the innermost block; an `end` with none open fails.
+            "end" if stack.pop().is_none() => {
+                return err(action_line, "unexpected {{end}}");
+            }
+            "break" | "continue" if !stack.iter().any(|(k, _)| *k == Block::Range) => {
+                return err(
+                    action_line,
+                    &format!("{{{{{first}}}}} outside {{{{range}}}}"),
+                );
+            }
+            _ => {}
+        }
+        for w in &words {
+            let keyword = matches!(
+                *w,
+                "if" | "else"
+                    | "end"
+                    | "range"
+                    | "with"
+                    | "define"
+                    | "block"
+                    | "template"
+                    | "break"
+                    | "continue"
+                    | "nil"
+                    | "true"
+                    | "false"
+            );
+            if !keyword && !is_template_function(w) {
+                return err(action_line, &format!("function \"{w}\" not defined"));
+            }
+        }
+    }
+    if !stack.is_empty() {
+        return err(line, "unexpected EOF");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_loki_templates() {
+        for t in [
+            "{{.foo}}",
+            "blip{{ .foo }}blop {{.status_code}}",
+            "{{ if eq .level \"error\" }}E{{ else if .x }}X{{ else }}-{{ end }}",
+            "{{ range $i, $e := .list }}{{ $e }}{{ end }}",
+            "{{ __line__ | ToUpper }} {{ __timestamp__ | date \"2006\" }}",
+            "{{/* comment */}}{{- .a -}}",
+            "{{ printf \"%s}}\" .a }}",
+            "{{ `raw }}` }}",
+            "{{ default \"x\" .y | trunc 3 }}",
+            "plain text",
+        ] {
+            assert_eq!(check_template("line", t), Ok(()), "{t}");
+        }
+    }
+
+    #[test]
+    fn rejects_like_go() {
+        assert_eq!(
+            check_template("label", "{{").unwrap_err(),
+            "template: label:1: unclosed action"
+        );
+        assert_eq!(
+            check_template("line", "{{ nosuchfunc }}").unwrap_err(),
+            "template: line:1: function \"nosuchfunc\" not defined"
+        );
+        assert_eq!(
+            check_template("line", "a\n{{ end }}").unwrap_err(),
+            "template: line:2: unexpected {{end}}"
+        );
+        assert_eq!(
+            check_template("line", "{{ if .a }}x").unwrap_err(),
+            "template: line:1: unexpected EOF"
+        );
+        assert!(check_template("line", "{{ \"x }}").is_err());
+        assert!(check_template("line", "{{/* x }}").is_err());
+    }
+}
