@@ -1,0 +1,179 @@
+//! Wiring: the [`Agent`] starts the reader thread, the sender, the
+//! positions writer, the Kubernetes watch and the HTTP endpoints, and stops
+//! them in order on shutdown.
+//!
+//! ```text
+//!  reader thread ──Batch (bounded channel)──► sender ──ack──► positions
+//!  (scan, tail, decode,                       (push, retry,    (written every
+//!   stages, batch, snappy)                     in order)        positions_sync)
+//! ```
+//!
+//! Shutdown: the reader stops reading and sends its last batch; the sender
+//! delivers what is queued, retrying at most `shutdown_timeout`; positions
+//! are written one last time.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::client::Client;
+use crate::config::AgentConfig;
+use crate::error::{Error, Result};
+use crate::metrics::Registry;
+use crate::positions::{self, Positions};
+use crate::reader::{self, ReaderSetup};
+
+/// A configured agent, ready to [`run`](Agent::run).
+pub struct Agent {
+    cfg: Arc<AgentConfig>,
+    registry: Registry,
+    ready: Arc<AtomicBool>,
+}
+
+async fn save_positions(path: std::path::PathBuf, positions: &Arc<Mutex<Positions>>) {
+    let dirty = positions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take_dirty();
+    let Some(records) = dirty else { return };
+    let p = path.clone();
+    let result = tokio::task::spawn_blocking(move || positions::save(&p, &records)).await;
+    let err = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(path = %path.display(), error = %err, "Cannot write positions; will retry.");
+    positions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .mark_dirty();
+}
+
+impl Agent {
+    /// Validates the configuration.
+    pub fn new(cfg: AgentConfig) -> Result<Agent> {
+        cfg.validate()?;
+        Ok(Agent {
+            cfg: Arc::new(cfg),
+            registry: Registry::new(),
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The metrics registry (served on `/metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// True once the agent has loaded positions and scanned the pods
+    /// directory.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        self.ready.clone()
+    }
+
+    /// Runs until `shutdown` completes, then flushes and returns. Must be
+    /// called inside a Tokio runtime.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let cfg = self.cfg.clone();
+        let saved = positions::load(&cfg.positions)?;
+        tracing::info!(path = %cfg.positions.display(), files = saved.len(), "Loaded positions.");
+        let client = Client::new(&cfg)?;
+        let compress = client.wants_snappy();
+        let kube = match crate::kube::access(&cfg.kubernetes)? {
+            Some(access) => {
+                tracing::info!(api = %access.api_server, "Reading pod metadata from the Kubernetes API.");
+                Some(crate::kube::spawn(
+                    access,
+                    cfg.node_name.clone(),
+                    &self.registry,
+                )?)
+            }
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.http_addr)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: cfg.http_addr.to_string(),
+                source,
+            })?;
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Serving /metrics and /ready.");
+        let server = tokio::spawn(crate::server::serve(
+            listener,
+            self.registry.clone(),
+            self.ready.clone(),
+        ));
+
+        let positions = Arc::new(Mutex::new(Positions::new()));
+        let (tx, rx) = mpsc::channel(1);
+        let (stop_tx, stop_rx) = watch::channel::<Option<Instant>>(None);
+        let registry = self.registry.clone();
+        let sender = {
+            let cfg = cfg.clone();
+            let positions = positions.clone();
+            tokio::spawn(async move {
+                crate::sender::run(rx, client, cfg, &registry, positions, stop_rx).await
+            })
+        };
+        let writer = {
+            let positions = positions.clone();
+            let path = cfg.positions.clone();
+            let every = cfg.positions_sync.0;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    save_positions(path.clone(), &positions).await;
+                }
+            })
+        };
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake = std_mpsc::sync_channel(1);
+        let wake_tx = wake.0.clone();
+        let setup = ReaderSetup {
+            cfg: cfg.clone(),
+            registry: self.registry.clone(),
+            kube,
+            tx,
+            positions: saved,
+            compress,
+            stop: stop.clone(),
+            ready: self.ready.clone(),
+            wake,
+        };
+        let reader = std::thread::Builder::new()
+            .name("larch-reader".into())
+            .spawn(move || reader::run(setup))
+            .map_err(|e| Error::Config(format!("cannot start the reader thread: {e}")))?;
+        let reader_done = tokio::task::spawn_blocking(move || reader.join());
+        tokio::pin!(reader_done);
+
+        let mut reader_result = None;
+        tokio::select! {
+            _ = shutdown => tracing::info!("Shutting down: sending the last batch."),
+            r = &mut reader_done => reader_result = Some(r),
+        }
+        stop.store(true, Ordering::Release);
+        let _ = wake_tx.try_send(());
+        let _ = stop_tx.send(Some(Instant::now() + cfg.shutdown_timeout.0));
+        let reader_result = match reader_result {
+            Some(r) => r,
+            None => reader_done.await,
+        };
+        let _ = sender.await;
+        writer.abort();
+        save_positions(cfg.positions.clone(), &positions).await;
+        server.abort();
+        tracing::info!("Stopped.");
+        match reader_result {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Config("the reader thread panicked".into())),
+            Err(e) => Err(Error::Config(format!("the reader thread failed: {e}"))),
+        }
+    }
+}

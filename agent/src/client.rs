@@ -1,0 +1,427 @@
+//! Pushing batches to the store over Loki's HTTP push API or gRPC, and
+//! deciding what a failure means.
+//!
+//! * HTTP: `POST <store>/loki/api/v1/push`, body snappy-compressed
+//!   protobuf, `Content-Type: application/x-protobuf`, `X-Scope-OrgID`
+//!   when a tenant is set. 2xx is success.
+//! * gRPC: `logproto.Pusher/Push` with metadata `x-scope-orgid`. The batch
+//!   is already protobuf, so a pass-through codec hands its bytes to tonic
+//!   without decoding and re-encoding them.
+//!
+//! Classification follows Promtail and Loki's contract: 429, 5xx, timeouts
+//! and connection errors are retried (the store will take the data later);
+//! other 4xx (gRPC `InvalidArgument`, `OutOfRange`, `FailedPrecondition`)
+//! are permanent: the store rejected specific entries and resending them
+//! cannot help. A 400 from Loki stores the valid entries and lists the
+//! rejected ones; [`rejected_count`] reads how many from its text.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{AgentConfig, StoreUrl};
+use crate::error::{Error, Result};
+
+/// Why a push failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    /// Try again later (429, 5xx, network).
+    Retry {
+        /// Status code (HTTP, or gRPC code name) or `error`.
+        status: String,
+        /// What the store or the network said.
+        message: String,
+    },
+    /// The store rejected the entries for good.
+    Reject {
+        /// Status code.
+        status: String,
+        /// The store's explanation (lists rejected entries).
+        message: String,
+    },
+}
+
+impl PushError {
+    /// The status label for metrics.
+    pub fn status(&self) -> &str {
+        match self {
+            PushError::Retry { status, .. } | PushError::Reject { status, .. } => status,
+        }
+    }
+}
+
+type HttpsClient =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for one store.
+#[derive(Clone)]
+pub enum Client {
+    /// HTTP(S) push API.
+    Http {
+        /// HTTP client (connection pool).
+        client: Box<HttpsClient>,
+        /// Full push URL.
+        url: hyper::Uri,
+        /// Tenant header value.
+        tenant: Option<hyper::header::HeaderValue>,
+        /// Per-request timeout.
+        timeout: Duration,
+    },
+    /// gRPC `logproto.Pusher/Push`.
+    Grpc {
+        /// The gRPC channel (connects lazily, reconnects by itself).
+        channel: tonic::transport::Channel,
+        /// Tenant metadata value.
+        tenant: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        /// Per-request timeout.
+        timeout: Duration,
+    },
+}
+
+/// Builds a connector for `url`: TLS with the roots in `ca_file`, or the
+/// system roots for an `https://` URL; for `http://` no roots are loaded
+/// (parsing the system bundle costs memory on every node for nothing).
+pub(crate) fn https_connector(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let with_roots = |roots: rustls::RootCertStore| -> Result<rustls::ClientConfig> {
+        Ok(
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Config(format!("TLS: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    };
+    let builder = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::io("read CA file", path, e))?;
+            let mut roots = rustls::RootCertStore::empty();
+            let mut n = 0;
+            for cert in rustls_pemfile_certs(&pem) {
+                if roots.add(cert).is_ok() {
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return Err(Error::Config(format!(
+                    "{}: no PEM certificates found",
+                    path.display()
+                )));
+            }
+            builder.with_tls_config(with_roots(roots)?)
+        }
+        None if url.starts_with("https://") => builder
+            .with_provider_and_native_roots(provider.clone())
+            .map_err(|e| {
+                Error::Config(format!(
+                    "TLS: cannot load the system's CA certificates: {e}"
+                ))
+            })?,
+        None => builder.with_tls_config(with_roots(rustls::RootCertStore::empty())?),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+}
+
+/// The certificates in a PEM bundle.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(|c| c.ok())
+        .collect()
+}
+
+impl Client {
+    /// A client for the configured store.
+    pub fn new(cfg: &AgentConfig) -> Result<Client> {
+        let timeout = cfg.timeout.0;
+        match cfg.store_url()? {
+            StoreUrl::Http(url) => {
+                let uri: hyper::Uri = url
+                    .parse()
+                    .map_err(|e| Error::Config(format!("store: {e}")))?;
+                let connector = https_connector(&url, cfg.tls_ca_file.as_deref())?;
+                let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(connector);
+                let tenant = (!cfg.tenant.is_empty())
+                    .then(|| hyper::header::HeaderValue::from_str(&cfg.tenant))
+                    .transpose()
+                    .map_err(|e| Error::Config(format!("tenant: {e}")))?;
+                Ok(Client::Http {
+                    client: Box::new(client),
+                    url: uri,
+                    tenant,
+                    timeout,
+                })
+            }
+            StoreUrl::Grpc(url) => {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                    .map_err(|e| Error::Config(format!("store {url}: {e}")))?
+                    .connect_timeout(timeout)
+                    .tcp_nodelay(true);
+                let tenant = (!cfg.tenant.is_empty())
+                    .then(|| cfg.tenant.parse())
+                    .transpose()
+                    .map_err(|_| Error::Config("tenant: not valid in gRPC metadata".into()))?;
+                Ok(Client::Grpc {
+                    channel: endpoint.connect_lazy(),
+                    tenant,
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// True if batches for this client must be snappy-compressed.
+    pub fn wants_snappy(&self) -> bool {
+        matches!(self, Client::Http { .. })
+    }
+
+    /// Pushes one batch body.
+    pub async fn push(&self, body: Bytes) -> std::result::Result<String, PushError> {
+        match self {
+            Client::Http {
+                client,
+                url,
+                tenant,
+                timeout,
+            } => {
+                let mut req = hyper::Request::post(url.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
+                    .header(
+                        hyper::header::USER_AGENT,
+                        concat!("larch-agent/", env!("CARGO_PKG_VERSION")),
+                    );
+                if let Some(t) = tenant {
+                    req = req.header("X-Scope-OrgID", t.clone());
+                }
+                let req = req.body(Full::new(body)).map_err(|e| PushError::Reject {
+                    status: "error".into(),
+                    message: e.to_string(),
+                })?;
+                let call = async {
+                    let resp = client.request(req).await.map_err(|e| PushError::Retry {
+                        status: "error".into(),
+                        message: format!("{e}{}", source_chain(&e)),
+                    })?;
+                    let status = resp.status();
+                    let text = match resp.into_body().collect().await {
+                        Ok(b) => {
+                            let b = b.to_bytes();
+                            String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()
+                        }
+                        Err(e) => format!("(body unreadable: {e})"),
+                    };
+                    let code = status.as_u16().to_string();
+                    if status.is_success() {
+                        Ok(code)
+                    } else if status.as_u16() == 429 || status.is_server_error() {
+                        Err(PushError::Retry {
+                            status: code,
+                            message: text,
+                        })
+                    } else {
+                        Err(PushError::Reject {
+                            status: code,
+                            message: text,
+                        })
+                    }
+                };
+                match tokio::time::timeout(*timeout, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(PushError::Retry {
+                        status: "timeout".into(),
+                        message: format!("no answer within {timeout:?}"),
+                    }),
+                }
+            }
+            Client::Grpc {
+                channel,
+                tenant,
+                timeout,
+            } => {
+                let mut grpc = tonic::client::Grpc::new(channel.clone());
+                let call = async {
+                    grpc.ready().await.map_err(|e| PushError::Retry {
+                        status: "error".into(),
+                        message: format!("{e}{}", source_chain(&e)),
+                    })?;
+                    let mut req = tonic::Request::new(body);
+                    if let Some(t) = tenant {
+                        req.metadata_mut().insert("x-scope-orgid", t.clone());
+                    }
+                    req.set_timeout(*timeout);
+                    let path = hyper::http::uri::PathAndQuery::from_static("/logproto.Pusher/Push");
+                    grpc.unary(req, path, RawCodec)
+                        .await
+                        .map(|_| "OK".to_string())
+                        .map_err(classify_status)
+                };
+                match tokio::time::timeout(*timeout + Duration::from_secs(1), call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(PushError::Retry {
+                        status: "timeout".into(),
+                        message: format!("no answer within {timeout:?}"),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = String::new();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn classify_status(s: tonic::Status) -> PushError {
+    use tonic::Code;
+    let status = format!("{:?}", s.code());
+    let message = s.message().to_string();
+    match s.code() {
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            PushError::Reject { status, message }
+        }
+        _ => PushError::Retry { status, message },
+    }
+}
+
+/// Counts the entries a Loki-style 400 says were rejected: the sum of
+/// `total ignored: N out of M` lines, or `None` if the text has none (the
+/// whole request was refused).
+pub fn rejected_count(text: &str) -> Option<usize> {
+    let mut total = None;
+    for line in text.lines() {
+        if let Some(i) = line.find("total ignored: ") {
+            let rest = &line[i + "total ignored: ".len()..];
+            let n: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(n) = n.parse::<usize>() {
+                *total.get_or_insert(0) += n;
+            }
+        }
+    }
+    total
+}
+
+/// A tonic codec whose requests are protobuf bytes made by the batcher and
+/// whose response (`PushResponse`, an empty message) is skipped.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RawCodec;
+
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> std::result::Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> std::result::Result<Option<()>, tonic::Status> {
+        let n = src.remaining();
+        src.advance(n);
+        Ok(Some(()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// Exponential backoff with jitter: attempt `n` (0-based) waits a random
+/// time in `[d/2, d]` where `d = min(max, min * 2^n)`, so agents that lost
+/// the store together do not come back together.
+pub fn backoff(n: u32, min: Duration, max: Duration, rand: &mut u64) -> Duration {
+    let d = min.saturating_mul(1u32 << n.min(20)).min(max);
+    // xorshift64*
+    *rand ^= *rand >> 12;
+    *rand ^= *rand << 25;
+    *rand ^= *rand >> 27;
+    let r = rand.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let frac = (r >> 11) as f64 / (1u64 << 53) as f64;
+    d.mul_f64(0.5 + 0.5 * frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rejected_entries() {
+        let body = "entry with timestamp 2024-01-01 ignored, reason: 'x',\nuser 'fake', total ignored: 3 out of 10 for stream: {a=\"b\"}\nuser 'fake', total ignored: 2 out of 2 for stream: {a=\"c\"}\n";
+        assert_eq!(rejected_count(body), Some(5));
+        assert_eq!(
+            rejected_count("error at least one label pair is required per stream"),
+            None
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut r = 0x1234_5678_9abc_def0;
+        let min = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for n in 0..10 {
+            let d = backoff(n, min, max, &mut r);
+            let cap = min.saturating_mul(1 << n).min(max);
+            assert!(d >= cap / 2 && d <= cap, "{n}: {d:?} vs {cap:?}");
+        }
+        let a = backoff(3, min, max, &mut r);
+        let b = backoff(3, min, max, &mut r);
+        assert_ne!(a, b, "jitter");
+    }
+
+    #[test]
+    fn grpc_codes_classify() {
+        assert!(matches!(
+            classify_status(tonic::Status::invalid_argument("x")),
+            PushError::Reject { .. }
+        ));
+        assert!(matches!(
+            classify_status(tonic::Status::resource_exhausted("x")),
+            PushError::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_status(tonic::Status::unavailable("x")),
+            PushError::Retry { .. }
+        ));
+    }
+}
