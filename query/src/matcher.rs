@@ -64,10 +64,13 @@ impl Matcher {
         let value = value.into();
         let re = match op {
             MatchOp::Re | MatchOp::NotRe => Some(
-                Regex::new(&format!(
+                regex::RegexBuilder::new(&format!(
                     "^(?s:{})$",
                     crate::logql::go_regex_to_rust(&value)
                 ))
+                // Go reads `\101` as an octal escape.
+                .octal(true)
+                .build()
                 .map_err(|e| MatcherError(e.to_string()))?,
             ),
             MatchOp::Eq | MatchOp::NotEq => None,

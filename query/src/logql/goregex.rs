@@ -111,6 +111,20 @@ fn translate(p: &str) -> (String, Vec<usize>) {
                 }
             }
             b']' if in_class => in_class = false,
+            // Go reads these literally inside a class; Rust would see a
+            // nested class or a set operation.
+            b'[' if in_class => {
+                inserted.push(out.len());
+                out.push('\\');
+            }
+            b'&' | b'~' if in_class && b.get(i + 1) == Some(&c) => {
+                out.push(c as char);
+                inserted.push(out.len());
+                out.push('\\');
+                out.push(c as char);
+                i += 2;
+                continue;
+            }
             b'{' if !in_class && repeat_len(&b[i..]).is_none() => {
                 inserted.push(out.len());
                 out.push('\\');
@@ -160,7 +174,7 @@ pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
         }
         off - inserted.iter().filter(|&&x| x < off).count()
     };
-    let mut parser = regex_syntax::ParserBuilder::new().build();
+    let mut parser = regex_syntax::ParserBuilder::new().octal(true).build();
     match parser.parse(&t) {
         Ok(hir) => {
             let mut info = GoRegexInfo::default();
@@ -295,8 +309,13 @@ fn go_only_errors(p: &str) -> Option<(usize, String)> {
         last_repeat = None;
         match b[i] {
             b'\\' => {
+                let single_digit_backref = matches!(b.get(i + 1), Some(b'1'..=b'7'))
+                    && !matches!(b.get(i + 2), Some(b'0'..=b'7'));
                 match b.get(i + 1) {
-                    Some(b'<' | b'>' | b'u' | b'U') => {
+                    Some(b'<' | b'>' | b'u' | b'U' | b'8' | b'9') => {
+                        return Some((i, go_error("invalid escape sequence", &p[i..i + 2])));
+                    }
+                    Some(_) if single_digit_backref => {
                         return Some((i, go_error("invalid escape sequence", &p[i..i + 2])));
                     }
                     Some(b'Q') if !in_class => {
@@ -447,6 +466,12 @@ mod tests {
         assert_eq!(go_regex_to_rust("a{2}"), "a{2}");
         assert_eq!(go_regex_to_rust(r"\x{41}[{]"), r"\x{41}[{]");
         assert_eq!(go_regex_to_rust(r"\Q.\E"), r"\.");
+        assert!(check_go_regex(r"\101").is_ok());
+        assert!(check_go_regex(r"\1").is_err());
+        assert!(check_go_regex("[[a]").is_ok());
+        assert!(check_go_regex("[a&&b~~c]").is_ok());
+        let re = regex::Regex::new(&go_regex_to_rust("^[[&&]+{$")).unwrap();
+        assert!(re.is_match("[&&[{"));
         let re = regex::Regex::new(&go_regex_to_rust(r#"^\{"a":\d+}$"#)).unwrap();
         assert!(re.is_match(r#"{"a":12}"#));
     }

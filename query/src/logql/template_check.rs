@@ -105,6 +105,12 @@ const FUNCTIONS: &[&str] = &[
     "default",
 ];
 
+/// Deepest nesting of blocks (`if`, `range`, ...) or parentheses inside
+/// an action that the check accepts. Go has no limit; a template that
+/// deep is not a real one, and refusing it here keeps the evaluator's
+/// recursion bounded.
+const MAX_NESTING: usize = 100;
+
 /// Whether `name` is a function Loki's templates provide.
 pub fn is_template_function(name: &str) -> bool {
     FUNCTIONS.contains(&name)
@@ -160,6 +166,7 @@ pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
         // Lex the action up to "}}".
         let mut words: Vec<&str> = Vec::new();
         let mut closed = false;
+        let mut parens = 0usize;
         while i < b.len() {
             let c = b[i];
             match c {
@@ -170,6 +177,17 @@ pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
                 }
                 b'\n' => {
                     line += 1;
+                    i += 1;
+                }
+                b'(' => {
+                    parens += 1;
+                    if parens > MAX_NESTING {
+                        return err(line, "expression nests too deeply");
+                    }
+                    i += 1;
+                }
+                b')' => {
+                    parens = parens.saturating_sub(1);
                     i += 1;
                 }
                 b'"' | b'\'' => {
@@ -232,6 +250,9 @@ pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
                     _ => Block::Named,
                 };
                 stack.push((kind, false));
+                if stack.len() > MAX_NESTING {
+                    return err(action_line, "blocks nest too deeply");
+                }
             }
             "else" => match stack.last_mut() {
                 Some((Block::If | Block::Range | Block::With, seen)) if !*seen => {
@@ -322,6 +343,18 @@ mod tests {
             "template: line:1: unexpected EOF"
         );
         assert!(check_template("line", "{{ \"x }}").is_err());
+        let deep = "{{ if .a }}".repeat(500) + &"{{ end }}".repeat(500);
+        assert!(
+            check_template("line", &deep)
+                .unwrap_err()
+                .contains("too deeply")
+        );
+        let deep = format!("{{{{ {}1{} }}}}", "(".repeat(500), ")".repeat(500));
+        assert!(
+            check_template("line", &deep)
+                .unwrap_err()
+                .contains("too deeply")
+        );
         assert!(check_template("line", "{{/* x }}").is_err());
     }
 }
