@@ -31,6 +31,10 @@
 use super::duration::{Duration, parse_bytes, parse_duration, parse_prometheus_duration};
 use super::error::ParseError;
 
+/// Longest run of digits and unit characters read as a duration or byte
+/// size after a number.
+const MAX_SUFFIX_CHARS: usize = 128;
+
 /// A token kind. Names in errors follow Loki (see [`Tok::name`]).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Tok {
@@ -645,11 +649,21 @@ impl<'a> Lexer<'a> {
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<T> {
         let rest = &self.src[self.pos..];
-        let len: usize = rest
-            .chars()
-            .take_while(|&c| !c.is_whitespace() && (c.is_numeric() || unit_rune(c) || c == '.'))
-            .map(char::len_utf8)
-            .sum();
+        let mut len = 0;
+        let mut chars = 0;
+        for c in rest.chars() {
+            if c.is_whitespace() || !(c.is_numeric() || unit_rune(c) || c == '.') {
+                break;
+            }
+            chars += 1;
+            if chars > MAX_SUFFIX_CHARS {
+                // Longer than any duration or size anyone writes; giving up
+                // here keeps lexing linear (a failed scan is re-read by the
+                // next token).
+                return None;
+            }
+            len += c.len_utf8();
+        }
         if len == 0 {
             return None;
         }

@@ -29,11 +29,13 @@
 //!   query API for `step`, `since` and the like).
 //! * `quote`: Go string quoting.
 //! * `error`: [`ParseError`] with Loki's wording.
+//! * `fuzz`: the property the fuzz target (`query/fuzz`) checks.
 
 mod ast;
 mod check;
 mod duration;
 mod error;
+mod fuzz;
 mod goregex;
 mod lexer;
 mod parser;
@@ -54,6 +56,8 @@ pub use duration::{
     parse_duration, parse_go_duration, parse_prometheus_duration,
 };
 pub use error::ParseError;
+#[doc(hidden)]
+pub use fuzz::fuzz_one;
 pub use goregex::go_regex_to_rust;
 pub use parser::{
     MAX_DEPTH, MAX_QUERY_BYTES, parse_expr, parse_expr_bytes, parse_log_selector, parse_matchers,

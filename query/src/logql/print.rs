@@ -15,6 +15,12 @@
 //!   the byte count otherwise (`2560B`).
 //! * `ignoring () group_left`: Loki drops the modifier from the text; we
 //!   keep it.
+//! * `group_left`/`group_right` without labels before a parenthesised
+//!   right-hand side prints as `group_left ()`; Loki's text would read the
+//!   operand as the label list.
+//! * Negative zero prints as `0` (Loki's `-0` reads back as a duration).
+//! * `vector(x)`: Loki prints six decimals; when that rounds the value we
+//!   print all its digits.
 //! * Regex label filters are always printed with double quotes; Loki
 //!   sometimes uses backticks.
 
@@ -201,7 +207,12 @@ impl Display for LabelFilter {
                 write!(f, "{name}{op}ip({})", go_quote(pattern))
             }
             LabelFilter::Number { name, op, value } => {
-                write!(f, "{name}{}{}", op.as_str(), go_float_f(*value))
+                write!(
+                    f,
+                    "{name}{}{}",
+                    op.as_str(),
+                    go_float_f(unsigned_zero(*value))
+                )
             }
             LabelFilter::Duration { name, op, value } => {
                 write!(f, "{name}{}{}", op.as_str(), value.fmt_go())
@@ -221,8 +232,17 @@ impl Display for SampleExpr {
             SampleExpr::RangeAggregation(r) => r.fmt(f),
             SampleExpr::VectorAggregation(v) => v.fmt(f),
             SampleExpr::BinOp(b) => b.fmt(f),
-            SampleExpr::Literal(v) => f.write_str(&go_float_v(*v)),
-            SampleExpr::Vector(v) => write!(f, "vector({})", go_float_fixed6(*v)),
+            SampleExpr::Literal(v) => f.write_str(&go_float_v(unsigned_zero(*v))),
+            SampleExpr::Vector(v) => {
+                // Loki prints six decimals; keep every digit when that
+                // would round the value.
+                let six = go_float_fixed6(*v);
+                if super::duration::parse_go_float(&six).is_ok_and(|x| x == *v) {
+                    write!(f, "vector({six})")
+                } else {
+                    write!(f, "vector({})", go_float_f(*v))
+                }
+            }
             SampleExpr::LabelReplace(l) => l.fmt(f),
         }
     }
@@ -306,6 +326,10 @@ impl Display for BinOp {
         };
         if !m.include.is_empty() {
             let _ = write!(group, " ({})", m.include.join(","));
+        } else if m.card != Cardinality::OneToOne && matches!(*self.rhs, SampleExpr::BinOp(_)) {
+            // `group_left (` would read the parenthesised right-hand side as
+            // the include list.
+            group.push_str(" ()");
         }
         if m.on || !m.labels.is_empty() || m.card != Cardinality::OneToOne {
             let kw = if m.on { "on" } else { "ignoring" };
@@ -327,6 +351,11 @@ impl Display for LabelReplace {
             go_quote(&self.regex)
         )
     }
+}
+
+/// Negative zero prints as `0`: `-0` would read back as a duration.
+fn unsigned_zero(v: f64) -> f64 {
+    if v == 0.0 { 0.0 } else { v }
 }
 
 /// Go's `fmt.Sprint(float64)` (`%v`, i.e. `%g` with the shortest
