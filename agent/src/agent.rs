@@ -122,11 +122,17 @@ impl Agent {
             let positions = positions.clone();
             let path = cfg.positions.clone();
             let every = cfg.positions_sync.0;
+            let lag = self.registry.gauge(
+                "larch_agent_positions_lag_bytes",
+                "Bytes put into batches but not yet acknowledged by the store (what a crash would resend).",
+            );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
+                    let l = positions.lock().unwrap_or_else(|p| p.into_inner()).lag();
+                    lag.set(l as f64);
                     save_positions(path.clone(), &positions).await;
                 }
             })

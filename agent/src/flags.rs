@@ -149,6 +149,10 @@ impl Flags {
                 path: path.clone(),
                 message: m,
             },
+            (Some(path), e @ (Error::Stage { .. } | Error::Io { .. })) => Error::ConfigFile {
+                path: path.clone(),
+                message: e.to_string(),
+            },
             (_, e) => e,
         })?;
         Ok(cfg)

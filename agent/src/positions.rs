@@ -118,6 +118,17 @@ pub fn save(path: &Path, records: &[PositionRecord]) -> Result<()> {
     Ok(())
 }
 
+/// How far a file has been read and acknowledged, shared between the
+/// reader (which stores `read`) and the sender (which stores `acked`), for
+/// the lag metric.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Offset up to which lines were put into batches.
+    pub read: AtomicU64,
+    /// Offset acknowledged by the store.
+    pub acked: AtomicU64,
+}
+
 /// A change to the positions, applied after acknowledgement.
 #[derive(Clone, Debug)]
 pub enum Update {
@@ -128,7 +139,7 @@ pub enum Update {
         /// Identity and starting offset.
         record: PositionRecord,
         /// Where the acknowledged offset is published for the lag metric.
-        acked: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     },
     /// Everything before `offset` is acknowledged.
     Offset {
@@ -149,7 +160,7 @@ pub enum Update {
 /// Acknowledged positions of the files being tailed.
 #[derive(Default)]
 pub struct Positions {
-    records: BTreeMap<u64, (PositionRecord, Arc<AtomicU64>)>,
+    records: BTreeMap<u64, (PositionRecord, Arc<Progress>)>,
     dirty: bool,
 }
 
@@ -162,18 +173,22 @@ impl Positions {
     /// Applies one update (in batch order).
     pub fn apply(&mut self, u: Update) {
         match u {
-            Update::Open { key, record, acked } => {
-                acked.store(record.offset, Ordering::Relaxed);
-                self.records.insert(key, (record, acked));
+            Update::Open {
+                key,
+                record,
+                progress,
+            } => {
+                progress.acked.store(record.offset, Ordering::Relaxed);
+                self.records.insert(key, (record, progress));
             }
             Update::Offset { key, offset, fp } => {
-                if let Some((r, acked)) = self.records.get_mut(&key) {
+                if let Some((r, progress)) = self.records.get_mut(&key) {
                     if r.offset == offset && r.fp == fp {
                         return;
                     }
                     r.offset = offset;
                     r.fp = fp;
-                    acked.store(offset, Ordering::Relaxed);
+                    progress.acked.store(offset, Ordering::Relaxed);
                 } else {
                     return;
                 }
@@ -194,6 +209,18 @@ impl Positions {
         }
         self.dirty = false;
         Some(self.records.values().map(|(r, _)| r.clone()).collect())
+    }
+
+    /// Bytes put into batches but not acknowledged yet, over all files.
+    pub fn lag(&self) -> u64 {
+        self.records
+            .values()
+            .map(|(_, p)| {
+                p.read
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(p.acked.load(Ordering::Relaxed))
+            })
+            .sum()
     }
 
     /// Marks the positions as changed (e.g. after a failed save).
@@ -257,19 +284,21 @@ mod tests {
     #[test]
     fn updates_apply_in_order() {
         let mut pos = Positions::new();
-        let acked = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::default());
+        progress.read.store(80, Ordering::Relaxed);
         pos.apply(Update::Open {
             key: 7,
             record: rec(1, 5),
-            acked: acked.clone(),
+            progress: progress.clone(),
         });
-        assert_eq!(acked.load(Ordering::Relaxed), 5);
+        assert_eq!(progress.acked.load(Ordering::Relaxed), 5);
         pos.apply(Update::Offset {
             key: 7,
             offset: 50,
             fp: Fingerprint { len: 3, hash: 42 },
         });
-        assert_eq!(acked.load(Ordering::Relaxed), 50);
+        assert_eq!(progress.acked.load(Ordering::Relaxed), 50);
+        assert_eq!(pos.lag(), 30);
         let saved = pos.take_dirty().unwrap();
         assert_eq!(saved[0].offset, 50);
         assert!(pos.take_dirty().is_none());

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use crate::format::{DockerDecoder, Joined, Joiner, LineFormat, StreamKind, detec
 use crate::kube::KubeCache;
 use crate::labels::Labels;
 use crate::metrics::{Counter, Gauge, Registry};
-use crate::positions::{PositionRecord, Update};
+use crate::positions::{PositionRecord, Progress, Update};
 use crate::relabel::Relabeler;
 use crate::stages::{Entry, FileStages, Pipeline, dropped_counter};
 use crate::tailer::{FileInfo, LineConsumer, Opened, Tailer, TailerConfig};
@@ -52,7 +52,7 @@ pub(crate) struct FileCtx {
     joiner: Joiner,
     docker: DockerDecoder,
     slot: (u64, usize),
-    acked: Arc<AtomicU64>,
+    progress: Arc<Progress>,
 }
 
 /// Reader metrics (updated per poll, not per line).
@@ -63,8 +63,6 @@ struct ReaderMetrics {
     truncated: Counter,
     truncations: Counter,
     files: Gauge,
-    unread: Gauge,
-    lag: Gauge,
     malformed: Counter,
 }
 
@@ -89,14 +87,6 @@ impl ReaderMetrics {
                 "larch_agent_files_tailed",
                 "Files being tailed (including rotated files being drained).",
             ),
-            unread: r.gauge(
-                "larch_agent_unread_bytes",
-                "Bytes written to tailed files and not read yet.",
-            ),
-            lag: r.gauge(
-                "larch_agent_positions_lag_bytes",
-                "Bytes read but not yet acknowledged by the store (what a crash would resend).",
-            ),
             malformed: r.counter(
                 "larch_agent_malformed_lines_total",
                 "Lines that did not parse in their file's format; sent as plain lines.",
@@ -120,6 +110,8 @@ pub(crate) struct Consumer {
     entries: u64,
     truncated: u64,
     malformed: u64,
+    /// 1 while the reader waits for the sender (reading paused).
+    blocked: Gauge,
     /// Set when the sender is gone (shutdown); batches are then discarded
     /// and positions stay where the last acknowledgement left them.
     closed: bool,
@@ -170,12 +162,29 @@ impl Consumer {
         if self.closed {
             return;
         }
-        if self.tx.blocking_send(batch).is_err() {
-            tracing::warn!(
-                "Sender stopped; discarding further batches (positions stay at the last acknowledged line)."
-            );
-            self.closed = true;
+        let batch = match self.tx.try_send(batch) {
+            Ok(()) => return,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(b)) => b,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                self.sender_gone();
+                return;
+            }
+        };
+        // The sender is behind (a slow or unreachable store): wait, and
+        // with that stop reading. The files hold the backlog.
+        self.blocked.set(1.0);
+        let sent = self.tx.blocking_send(batch);
+        self.blocked.set(0.0);
+        if sent.is_err() {
+            self.sender_gone();
         }
+    }
+
+    fn sender_gone(&mut self) {
+        tracing::warn!(
+            "Sender stopped; discarding further batches (positions stay at the last acknowledged line)."
+        );
+        self.closed = true;
     }
 
     /// Sends the current batch if it is full or old enough.
@@ -267,6 +276,7 @@ impl Consumer {
         {
             safe = safe.min(p);
         }
+        st.progress.read.store(safe, Ordering::Relaxed);
         self.batcher.offset(&mut st.slot, info.key, safe, info.fp);
     }
 
@@ -314,7 +324,8 @@ impl LineConsumer for Consumer {
             tracing::debug!(path = %info.path.display(), "File dropped by relabel rules.");
             return Opened::Skip;
         };
-        let acked = Arc::new(AtomicU64::new(start));
+        let progress = Arc::new(Progress::default());
+        progress.read.store(start, Ordering::Relaxed);
         self.batcher.open(Update::Open {
             key: info.key,
             record: PositionRecord {
@@ -324,7 +335,7 @@ impl LineConsumer for Consumer {
                 fp: info.fp,
                 offset: start,
             },
-            acked: acked.clone(),
+            progress: progress.clone(),
         });
         let format = match self.cfg.format {
             Format::Auto => None,
@@ -343,7 +354,7 @@ impl LineConsumer for Consumer {
             joiner: Joiner::new(self.max_line, 100),
             docker: DockerDecoder::default(),
             slot: (0, 0),
-            acked,
+            progress,
         })
     }
 
@@ -450,11 +461,15 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
         entries: 0,
         truncated: 0,
         malformed: 0,
+        blocked: setup.registry.gauge(
+            "larch_agent_reading_paused",
+            "1 while reading waits because the store is not taking batches as fast as they are made.",
+        ),
         closed: false,
     };
     let _ = dropped_counter(&setup.registry);
     let metrics = ReaderMetrics::new(&setup.registry);
-    let mut tailer: Tailer<FileCtx> = Tailer::new(
+    let mut tailer: Tailer<FileCtx> = Tailer::new_with_gauge(
         TailerConfig {
             read_budget: 1 << 20,
             // Room for the CRI or docker envelope around a maximal line
@@ -463,6 +478,10 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             rotate_wait: cfg.rotate_wait.0,
         },
         setup.positions,
+        setup.registry.gauge(
+            "larch_agent_unread_bytes",
+            "Bytes written to tailed files and not read yet (the backlog kept in the files).",
+        ),
     );
     let (wake_tx, wake_rx) = setup.wake;
     let mut watcher = Watcher::new(&cfg.pods_dir, wake_tx.clone());
@@ -517,12 +536,6 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
         if now.duration_since(last_gauges) >= Duration::from_secs(1) {
             last_gauges = now;
             metrics.files.set(tailer.len() as f64);
-            metrics.unread.set(tailer.unread_bytes() as f64);
-            let lag: u64 = tailer
-                .states_mut()
-                .map(|(_, off, st)| off.saturating_sub(st.acked.load(Ordering::Relaxed)))
-                .sum();
-            metrics.lag.set(lag as f64);
         }
         if stats.bytes == 0 {
             let mut wait = cfg.poll_interval.0;

@@ -108,12 +108,25 @@ struct Tailed<S> {
     /// Modification time at the last poll: a file truncated and rewritten
     /// to exactly its old size is noticed by its mtime.
     mtime_seen: Option<std::time::SystemTime>,
+    /// Unread bytes last added to the gauge for this file.
+    published: u64,
     /// Bytes of an unfinished last line, starting at `offset - remainder.len()`.
     remainder: Vec<u8>,
     skipping: bool,
     draining: bool,
     last_data: Instant,
     state: S,
+}
+
+/// Brings the unread-bytes gauge up to date for one file.
+fn publish<S>(gauge: &Option<crate::metrics::Gauge>, f: &mut Tailed<S>) {
+    let cur = f.size_seen.saturating_sub(f.offset);
+    if let Some(g) = gauge
+        && cur != f.published
+    {
+        g.add(cur as f64 - f.published as f64);
+    }
+    f.published = cur;
 }
 
 /// What one poll did.
@@ -142,6 +155,9 @@ pub struct Tailer<S> {
     /// Saved positions not yet matched (only until the first sync).
     resume: Option<HashMap<(u64, u64), PositionRecord>>,
     next_key: u64,
+    /// Sum of `size - offset` over files, kept current as files are read
+    /// (so it stays right while the consumer blocks).
+    unread: Option<crate::metrics::Gauge>,
 }
 
 impl<S> Tailer<S> {
@@ -155,7 +171,19 @@ impl<S> Tailer<S> {
             skipped: HashSet::new(),
             resume: Some(resume),
             next_key: 1,
+            unread: None,
         }
+    }
+
+    /// Like [`Tailer::new`], keeping `unread` at the bytes not read yet.
+    pub fn new_with_gauge(
+        cfg: TailerConfig,
+        positions: Vec<PositionRecord>,
+        unread: crate::metrics::Gauge,
+    ) -> Self {
+        let mut t = Tailer::new(cfg, positions);
+        t.unread = Some(unread);
+        t
     }
 
     /// Number of files open (active and draining).
@@ -328,6 +356,7 @@ impl<S> Tailer<S> {
                     offset: start,
                     size_seen: size,
                     mtime_seen: mtime,
+                    published: 0,
                     remainder: Vec::new(),
                     skipping: false,
                     draining: rotated,
@@ -362,8 +391,11 @@ impl<S> Tailer<S> {
         let mut i = 0;
         while i < self.files.len() {
             let done = self.poll_one(i, consumer, buf, now, &mut stats);
+            publish(&self.unread, &mut self.files[i]);
             if done {
-                let f = self.files.remove(i);
+                let mut f = self.files.remove(i);
+                f.size_seen = f.offset;
+                publish(&self.unread, &mut f);
                 let end = f.offset;
                 tracing::debug!(path = %f.info.path.display(), end, "Finished draining file.");
                 consumer.close(f.state, &f.info, end);
@@ -465,6 +497,9 @@ impl<S> Tailer<S> {
         }
         f.offset += got as u64;
         f.last_data = now;
+        // Before handing lines over: the consumer may block (back-pressure)
+        // and the gauge must show the backlog meanwhile.
+        publish(&self.unread, f);
         stats.bytes += got as u64;
 
         // Split complete lines; only the new bytes need searching.

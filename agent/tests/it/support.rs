@@ -1,0 +1,481 @@
+//! Helpers: real `larch-store` and `larch-agent` processes on free ports,
+//! a pods directory writer, a minimal HTTP client, and reading back what
+//! the store kept.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use larch_query::{Columns, Direction, LogSource, MatchOp, Matcher, ScanRequest};
+use larch_store::config::Config;
+use larch_store::ingester::Ingester;
+use larch_store::metrics::Metrics;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `<target>/debug/larch-store`, built by `cargo build --workspace --bins`.
+pub fn store_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/it-<hash> → <target>/debug/larch-store
+    let candidates = [
+        exe.parent()
+            .and_then(|p| p.parent())
+            .map(|d| d.join("larch-store")),
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug/larch-store")),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/larch-store")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.is_file() {
+            return c;
+        }
+    }
+    panic!(
+        "larch-store binary not found next to the test binary; run `cargo build --workspace --bins` first"
+    );
+}
+
+/// A `larch-store` process.
+pub struct Store {
+    child: Option<Child>,
+    pub http: u16,
+    pub grpc: u16,
+    pub data: PathBuf,
+}
+
+impl Store {
+    pub fn start(data: &Path) -> Store {
+        Store::start_on(data, free_port(), free_port())
+    }
+
+    pub fn start_on(data: &Path, http: u16, grpc: u16) -> Store {
+        let child = Command::new(store_bin())
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--data-dir")
+            .arg(data)
+            .env("LARCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let s = Store {
+            child: Some(child),
+            http,
+            grpc,
+            data: data.to_path_buf(),
+        };
+        wait_for(Duration::from_secs(30), "store ready", || {
+            http_get(s.http, "/ready").is_ok_and(|r| r.0 == 200)
+        });
+        s
+    }
+
+    /// Stops with SIGTERM (the store flushes) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Stops the store and returns every entry it kept for `tenant`, as
+    /// (stream labels, timestamp, line), sorted.
+    pub fn stop_and_read(
+        &mut self,
+        tenant: &str,
+        selector: (&str, &str),
+    ) -> Vec<(String, i64, String)> {
+        self.stop();
+        read_back(&self.data, tenant, selector)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn terminate(c: &mut Child) {
+    let pid = c.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if c.try_wait().unwrap().is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Opens a stopped store's data directory and reads `name=value` streams.
+pub fn read_back(
+    data: &Path,
+    tenant: &str,
+    (name, value): (&str, &str),
+) -> Vec<(String, i64, String)> {
+    let config = Config {
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    };
+    let ing: Arc<Ingester> = Ingester::open(config, Arc::new(Metrics::new())).unwrap().0;
+    let m = [Matcher::new(name, MatchOp::Eq, value).unwrap()];
+    let mut out = Vec::new();
+    for s in ing.streams(tenant, &m, i64::MIN, i64::MAX).unwrap() {
+        let labels = s.labels.to_string();
+        let req = ScanRequest {
+            start: i64::MIN,
+            end: i64::MAX,
+            direction: Direction::Forward,
+            columns: Columns::ALL,
+            must_contain: vec![],
+        };
+        ing.scan(tenant, &s, &req, &mut |b| {
+            for i in 0..b.len() {
+                out.push((
+                    labels.clone(),
+                    b.timestamps[i],
+                    String::from_utf8(b.line(i).to_vec()).unwrap(),
+                ));
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    }
+    ing.shutdown();
+    out.sort();
+    out
+}
+
+/// A `larch-agent` process.
+pub struct Agent {
+    child: Option<Child>,
+    pub http: u16,
+    pub args: Vec<String>,
+}
+
+impl Agent {
+    /// Starts the agent with fast test settings plus `extra` flags.
+    pub fn start(pods: &Path, positions: &Path, store: &str, extra: &[&str]) -> Agent {
+        Agent::start_with(pods, positions, store, extra, true)
+    }
+
+    /// Like [`Agent::start`]; `wait` for `/ready` or not.
+    pub fn start_with(
+        pods: &Path,
+        positions: &Path,
+        store: &str,
+        extra: &[&str],
+        wait: bool,
+    ) -> Agent {
+        let http = free_port();
+        let mut args: Vec<String> = vec![
+            "--pods-dir".into(),
+            pods.display().to_string(),
+            "--positions".into(),
+            positions.display().to_string(),
+            "--store".into(),
+            store.into(),
+            "--node-name".into(),
+            "node-1".into(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{http}"),
+            "--batch-wait".into(),
+            "100ms".into(),
+            "--poll-interval".into(),
+            "50ms".into(),
+            "--rescan-interval".into(),
+            "1s".into(),
+            "--positions-sync".into(),
+            "100ms".into(),
+            "--rotate-wait".into(),
+            "500ms".into(),
+            "--min-backoff".into(),
+            "50ms".into(),
+            "--max-backoff".into(),
+            "500ms".into(),
+            "--log-level".into(),
+            "error".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Agent::spawn(http, args, wait)
+    }
+
+    fn spawn(http: u16, args: Vec<String>, wait: bool) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_larch-agent"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let a = Agent {
+            child: Some(child),
+            http,
+            args,
+        };
+        if wait {
+            wait_for(Duration::from_secs(30), "agent ready", || {
+                http_get(a.http, "/ready").is_ok_and(|r| r.0 == 200)
+            });
+        }
+        a
+    }
+
+    /// Starts again with the same arguments (after a kill).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let again = Agent::spawn(self.http, std::mem::take(&mut self.args), true);
+        *self = again;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+
+    /// The agent's metrics, `name{labels}` → value.
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let Ok((200, text)) = http_get(self.http, "/metrics") else {
+            return BTreeMap::new();
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        self.metrics().get(name).copied().unwrap_or(0.0)
+    }
+
+    /// Waits until the store acknowledged `n` entries in total and nothing
+    /// is left unread or unacknowledged.
+    pub fn wait_sent(&self, n: usize, timeout: Duration) {
+        let mut last = 0.0;
+        wait_for(timeout, &format!("{n} entries acknowledged"), || {
+            let m = self.metrics();
+            let sent = m
+                .get("larch_agent_sent_entries_total")
+                .copied()
+                .unwrap_or(0.0);
+            last = sent;
+            sent >= n as f64
+        });
+        assert_eq!(last as usize, n, "more entries acknowledged than written");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes (then panics).
+pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
+/// A GET with `Connection: close`; returns status and body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some(nl) = b.find("\r\n") {
+        let Ok(n) = usize::from_str_radix(b[..nl].trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+    out
+}
+
+/// Nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// RFC 3339 with nanoseconds (UTC).
+pub fn rfc3339(ns: i64) -> String {
+    larch_agent::time::format_rfc3339(ns)
+}
+
+/// A pod's container log directory under a pods dir.
+pub struct PodDir {
+    pub dir: PathBuf,
+}
+
+impl PodDir {
+    pub fn new(pods: &Path, ns: &str, pod: &str, uid: &str, container: &str) -> PodDir {
+        let dir = pods.join(format!("{ns}_{pod}_{uid}")).join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        PodDir { dir }
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("0.log")
+    }
+
+    /// Appends raw bytes to `0.log`.
+    pub fn append(&self, bytes: &[u8]) {
+        append(&self.log(), bytes);
+    }
+
+    /// Appends complete CRI records for `lines` on `stream`, timestamped
+    /// from `ts` on, 1 µs apart; returns the timestamps.
+    pub fn cri(&self, stream: &str, ts: i64, lines: &[String]) -> Vec<i64> {
+        let mut out = String::new();
+        let mut stamps = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            let t = ts + i as i64 * 1000;
+            stamps.push(t);
+            out.push_str(&format!("{} {stream} F {l}\n", rfc3339(t)));
+        }
+        self.append(out.as_bytes());
+        stamps
+    }
+}
+
+/// Appends to a file (creating it).
+pub fn append(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// The labels text a pod's stream has in the store (the store adds
+/// `service_name` from `container`, as Loki does).
+pub fn labels(ns: &str, pod: &str, container: &str, stream: &str) -> String {
+    format!(
+        r#"{{container="{container}", namespace="{ns}", node_name="node-1", pod="{pod}", service_name="{container}", stream="{stream}"}}"#
+    )
+}
+
+/// Waits until the agent's positions file records every file in `files`
+/// at its full size: every byte written was acknowledged.
+pub fn wait_caught_up(positions: &Path, files: &[PathBuf], timeout: Duration) {
+    use std::os::unix::fs::MetadataExt;
+    wait_for(timeout, "positions at the end of every file", || {
+        let Ok(saved) = larch_agent::positions::load(positions) else {
+            return false;
+        };
+        files.iter().all(|f| {
+            let Ok(m) = std::fs::metadata(f) else {
+                return false;
+            };
+            saved
+                .iter()
+                .any(|r| r.ino == m.ino() && r.offset == m.len())
+        })
+    });
+}
+
+/// Sorted (labels, ts, line) triples.
+pub type Entries = Vec<(String, i64, String)>;
+
+/// Asserts two entry lists are equal, reporting the first differences.
+pub fn assert_same(got: &Entries, want: &Entries) {
+    if got == want {
+        return;
+    }
+    let g: std::collections::BTreeSet<_> = got.iter().collect();
+    let w: std::collections::BTreeSet<_> = want.iter().collect();
+    let missing: Vec<_> = w.difference(&g).take(5).collect();
+    let extra: Vec<_> = g.difference(&w).take(5).collect();
+    panic!(
+        "store holds {} entries, expected {}; missing (first 5) {missing:?}; unexpected (first 5) {extra:?}",
+        got.len(),
+        want.len()
+    );
+}
