@@ -429,6 +429,15 @@ impl<'a> Lexer<'a> {
     pub(crate) fn next_token(&mut self) -> Result<Token, ParseError> {
         let token_start_before = self.pos;
         let result = self.lex();
+        // Go's scanner refuses NUL wherever it reads one, strings and
+        // comments included.
+        if self.src[token_start_before..self.pos].contains('\0') {
+            let (line, col) = match &result {
+                Ok(t) => (t.line, t.col),
+                Err(e) => (e.line, e.col),
+            };
+            return Err(ParseError::at(line, col, "invalid character NUL"));
+        }
         if let Some(at) = self.invalid_at
             && at >= token_start_before
             && at <= self.pos
@@ -1162,6 +1171,10 @@ mod tests {
         assert_eq!(
             lex_err("/* x"),
             "parse error at line 1, col 1: comment not terminated"
+        );
+        assert_eq!(
+            lex_err("a \"x\0y\""),
+            "parse error at line 1, col 3: invalid character NUL"
         );
         assert_eq!(
             lex_err(r#""\400""#),
