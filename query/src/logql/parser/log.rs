@@ -433,7 +433,12 @@ impl Parser<'_> {
         self.bump()?;
         let range = self.expect_range(&["RANGE"])?;
         let offset = self.opt_offset()?;
-        if stages.is_empty() && unwrap.is_none() {
+        if stages.is_empty() && unwrap.is_none() && self.is_kw(Kw::Pipe) {
+            // Only an unwrap may follow `( selector ) [range]`.
+            if *self.peek2()? != Tok::Kw(Kw::Unwrap) {
+                self.bump()?;
+                return Err(self.unexpected(&["unwrap"]));
+            }
             unwrap = self.opt_unwrap()?.0;
         }
         Ok(LogRange {
