@@ -104,6 +104,8 @@ impl Reason {
 pub struct ValidStream {
     /// Labels, sorted, empty values removed, `service_name` added.
     pub labels: LabelSet,
+    /// `labels.fingerprint()`, computed once.
+    pub fp: u64,
     /// Entries in request order.
     pub entries: Vec<WalEntry>,
 }
@@ -173,7 +175,11 @@ pub fn validate(push: Push, limits: &Limits, now: i64) -> Validated {
             Some(&i) => out.streams[i].entries.extend(entries),
             None => {
                 by_fp.insert(fp, out.streams.len());
-                out.streams.push(ValidStream { labels, entries });
+                out.streams.push(ValidStream {
+                    labels,
+                    fp,
+                    entries,
+                });
             }
         }
     }

@@ -75,25 +75,40 @@ pub struct EncodedBlock {
 }
 
 /// The open (uncompressed) block of a stream. Entries arrive in any order
-/// and are sorted when the block is cut.
-#[derive(Debug, Default)]
+/// and are sorted when the block is cut; in-order blocks (the common case)
+/// are encoded straight from these buffers.
+#[derive(Debug)]
 pub struct HeadBlock {
     ts: Vec<i64>,
-    /// End offset of each line in `lines`.
-    ends: Vec<u32>,
+    /// `n + 1` offsets into `lines`, starting at 0.
+    offsets: Vec<u32>,
     lines: Vec<u8>,
-    /// End offset of each entry's metadata in `meta`.
-    meta_ends: Vec<u32>,
+    /// `n + 1` offsets into `meta`, starting at 0.
+    meta_offsets: Vec<u32>,
     meta: Vec<u8>,
     sorted: bool,
+    min: i64,
+    max: i64,
+}
+
+impl Default for HeadBlock {
+    fn default() -> HeadBlock {
+        HeadBlock::new()
+    }
 }
 
 impl HeadBlock {
     /// An empty block.
     pub fn new() -> HeadBlock {
         HeadBlock {
+            ts: Vec::new(),
+            offsets: vec![0],
+            lines: Vec::new(),
+            meta_offsets: vec![0],
+            meta: Vec::new(),
             sorted: true,
-            ..HeadBlock::default()
+            min: i64::MAX,
+            max: i64::MIN,
         }
     }
 
@@ -114,52 +129,58 @@ impl HeadBlock {
 
     /// Smallest and largest timestamp.
     pub fn bounds(&self) -> Option<(i64, i64)> {
-        let min = self.ts.iter().min()?;
-        let max = self.ts.iter().max()?;
-        Some((*min, *max))
+        (!self.ts.is_empty()).then_some((self.min, self.max))
     }
 
     /// Appends an entry; `meta` is encoded metadata (empty for none).
     pub fn append(&mut self, ts: i64, line: &[u8], meta: &[u8]) {
-        if let Some(&last) = self.ts.last()
-            && ts < last
-        {
+        if ts < self.max {
             self.sorted = false;
         }
+        self.min = self.min.min(ts);
+        self.max = self.max.max(ts);
         self.ts.push(ts);
         self.lines.extend_from_slice(line);
-        self.ends.push(self.lines.len() as u32);
+        self.offsets.push(self.lines.len() as u32);
         self.meta.extend_from_slice(meta);
-        self.meta_ends.push(self.meta.len() as u32);
+        self.meta_offsets.push(self.meta.len() as u32);
     }
 
-    /// Whether an entry equal to (`ts`, `line`, `meta`) is in the block.
-    pub fn contains(&self, ts: i64, line: &[u8], meta: &[u8]) -> bool {
-        (0..self.ts.len())
-            .any(|i| self.ts[i] == ts && self.line(i) == line && self.meta_of(i) == meta)
-    }
-
-    fn line(&self, i: usize) -> &[u8] {
-        let s = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.lines[s..self.ends[i] as usize]
-    }
-
-    fn meta_of(&self, i: usize) -> &[u8] {
-        let s = if i == 0 {
-            0
-        } else {
-            self.meta_ends[i - 1] as usize
-        };
-        &self.meta[s..self.meta_ends[i] as usize]
+    /// The block as it is (in arrival order).
+    fn view(&self) -> Block<'_> {
+        Block {
+            timestamps: &self.ts,
+            offsets: &self.offsets,
+            lines: &self.lines,
+            metadata_offsets: if self.meta.is_empty() {
+                &[]
+            } else {
+                &self.meta_offsets
+            },
+            metadata: &self.meta,
+        }
     }
 
     /// The entries sorted by timestamp (stable: equal timestamps keep their
     /// arrival order), as a decoded block for queries.
     pub fn to_decoded(&self, out: &mut DecodedBlock) {
         out.clear();
-        let order = self.order();
+        let v = self.view();
+        if self.sorted {
+            out.ts.extend_from_slice(&self.ts);
+            out.offsets.extend_from_slice(&self.offsets);
+            out.lines.extend_from_slice(&self.lines);
+            if !self.meta.is_empty() {
+                out.meta_offsets.extend_from_slice(&self.meta_offsets);
+                out.meta.extend_from_slice(&self.meta);
+            }
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.ts.len()).collect();
+        order.sort_by_key(|&i| self.ts[i]);
         out.ts.reserve(order.len());
         out.offsets.reserve(order.len() + 1);
+        out.lines.reserve(self.lines.len());
         out.offsets.push(0);
         let has_meta = !self.meta.is_empty();
         if has_meta {
@@ -167,29 +188,26 @@ impl HeadBlock {
         }
         for &i in &order {
             out.ts.push(self.ts[i]);
-            out.lines.extend_from_slice(self.line(i));
+            out.lines.extend_from_slice(v.line(i));
             out.offsets.push(out.lines.len() as u32);
             if has_meta {
-                out.meta.extend_from_slice(self.meta_of(i));
+                out.meta.extend_from_slice(v.metadata(i));
                 out.meta_offsets.push(out.meta.len() as u32);
             }
         }
     }
 
-    fn order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.ts.len()).collect();
-        if !self.sorted {
-            order.sort_by_key(|&i| self.ts[i]);
-        }
-        order
-    }
-
     /// Sorts, encodes and compresses the block, leaving it empty.
     pub fn cut(&mut self) -> EncodedBlock {
-        let mut d = DecodedBlock::default();
-        self.to_decoded(&mut d);
+        let enc = if self.sorted {
+            encode(&self.view())
+        } else {
+            let mut d = DecodedBlock::default();
+            self.to_decoded(&mut d);
+            encode(&d.view(Columns::ALL))
+        };
         *self = HeadBlock::new();
-        encode(&d.view(Columns::ALL))
+        enc
     }
 }
 
@@ -455,8 +473,6 @@ mod tests {
             &meta_bytes(&[("trace_id", "t1")]),
         );
         h.append(20, b"", b"");
-        assert!(h.contains(20, b"", b""));
-        assert!(!h.contains(20, b"x", b""));
         let enc = h.cut();
         assert!(h.is_empty());
         assert_eq!(enc.meta.entries, 3);

@@ -20,41 +20,67 @@ const MAGIC: &[u8; 8] = b"LRCHNK\x00\x01";
 const END_MAGIC: &[u8; 8] = b"LRCHEND1";
 const FOOTER: usize = 24;
 
-/// Serialises a chunk from its blocks (sorted in time).
-pub fn encode_chunk(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> Vec<u8> {
-    let body: usize = blocks.iter().map(|b| b.bytes.len()).sum();
-    let mut out = Vec::with_capacity(body + labels.len() + 64 + blocks.len() * 48);
-    out.extend_from_slice(MAGIC);
-    put_bytes(&mut out, labels.as_bytes());
-    out.extend_from_slice(&fingerprint.to_le_bytes());
-    let mut metas = Vec::with_capacity(blocks.len());
+/// The parts of a chunk file around its blocks: the header, and the index
+/// plus footer. The file is `head`, every block's bytes in order, `tail`;
+/// writing the parts one by one spares a copy of the blocks.
+pub struct ChunkParts {
+    /// Magic, labels and fingerprint.
+    pub head: Vec<u8>,
+    /// Block index and footer.
+    pub tail: Vec<u8>,
+    /// Checksum of the index (names the chunk).
+    pub index_crc: u32,
+    /// Total file size.
+    pub size: u64,
+}
+
+/// Lays out a chunk of `blocks` (sorted in time).
+pub fn chunk_parts(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> ChunkParts {
+    let mut head = Vec::with_capacity(labels.len() + 24);
+    head.extend_from_slice(MAGIC);
+    put_bytes(&mut head, labels.as_bytes());
+    head.extend_from_slice(&fingerprint.to_le_bytes());
+    let mut offset = head.len() as u64;
+    let mut index = Vec::with_capacity(8 + blocks.len() * 48);
+    put_uvarint(&mut index, blocks.len() as u64);
     for b in blocks {
-        let base = out.len() as u64;
-        out.extend_from_slice(&b.bytes);
-        let mut m = b.meta.clone();
-        for c in m.cols.iter_mut().filter(|c| c.len > 0) {
-            c.offset += base;
-        }
-        metas.push(m);
-    }
-    let index_offset = out.len();
-    put_uvarint(&mut out, metas.len() as u64);
-    for m in &metas {
-        put_uvarint(&mut out, u64::from(m.entries));
-        put_varint(&mut out, m.mint);
-        put_varint(&mut out, m.maxt);
-        put_uvarint(&mut out, m.lines_size);
+        let m = &b.meta;
+        put_uvarint(&mut index, u64::from(m.entries));
+        put_varint(&mut index, m.mint);
+        put_varint(&mut index, m.maxt);
+        put_uvarint(&mut index, m.lines_size);
         for c in &m.cols {
-            put_uvarint(&mut out, c.offset);
-            put_uvarint(&mut out, c.len);
+            put_uvarint(&mut index, if c.len > 0 { c.offset + offset } else { 0 });
+            put_uvarint(&mut index, c.len);
         }
+        offset += b.bytes.len() as u64;
     }
-    let index_len = out.len() - index_offset;
-    let crc = crc32fast::hash(&out[index_offset..]);
-    out.extend_from_slice(&(index_offset as u64).to_le_bytes());
-    out.extend_from_slice(&(index_len as u32).to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(END_MAGIC);
+    let index_offset = offset;
+    let crc = crc32fast::hash(&index);
+    let mut tail = index;
+    let index_len = tail.len();
+    tail.extend_from_slice(&index_offset.to_le_bytes());
+    tail.extend_from_slice(&(index_len as u32).to_le_bytes());
+    tail.extend_from_slice(&crc.to_le_bytes());
+    tail.extend_from_slice(END_MAGIC);
+    let size = index_offset + tail.len() as u64;
+    ChunkParts {
+        head,
+        tail,
+        index_crc: crc,
+        size,
+    }
+}
+
+/// Serialises a chunk from its blocks (sorted in time) into one buffer.
+pub fn encode_chunk(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> Vec<u8> {
+    let parts = chunk_parts(labels, fingerprint, blocks);
+    let mut out = Vec::with_capacity(parts.size as usize);
+    out.extend_from_slice(&parts.head);
+    for b in blocks {
+        out.extend_from_slice(&b.bytes);
+    }
+    out.extend_from_slice(&parts.tail);
     out
 }
 

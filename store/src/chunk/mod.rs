@@ -6,7 +6,9 @@ pub mod file;
 pub mod filter;
 
 pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
-pub use file::{ChunkFile, ChunkIndex, ReadError, encode_chunk, read_block};
+pub use file::{
+    ChunkFile, ChunkIndex, ChunkParts, ReadError, chunk_parts, encode_chunk, read_block,
+};
 
 use crate::encoding::Malformed;
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::stream::{SealedChunk, Stream};
 use super::tenant::Tenant;
 use super::{Ingester, note_activation};
-use crate::chunk::{EncodedBlock, encode_chunk};
+use crate::chunk::{EncodedBlock, chunk_parts};
 use crate::index::{ChunkRef, IndexRecord};
 use crate::metrics::tenant_label;
 
@@ -161,17 +161,24 @@ fn write_chunk(
     sealed: &Arc<SealedChunk>,
 ) -> std::io::Result<()> {
     let refs: Vec<&EncodedBlock> = sealed.blocks.iter().map(Arc::as_ref).collect();
-    let bytes = encode_chunk(&stream.labels.to_string(), stream.fp, &refs);
-    let id = format!("{:016x}-{:08x}", sealed.max_seq, crc32fast::hash(&bytes));
+    let parts = chunk_parts(&stream.labels.to_string(), stream.fp, &refs);
+    let id = format!("{:016x}-{:08x}", sealed.max_seq, parts.index_crc);
     let path = ing.chunk_path(&tenant.id, stream.fp, &id);
-    write_durably(&path, &bytes)?;
+    write_durably(&path, |f| {
+        f.write_all(&parts.head)?;
+        for b in &refs {
+            f.write_all(&b.bytes)?;
+        }
+        f.write_all(&parts.tail)
+    })?;
+    let size = parts.size;
 
     let chunk = ChunkRef {
         id,
         mint: sealed.mint,
         maxt: sealed.maxt,
         entries: sealed.entries,
-        bytes: bytes.len() as u64,
+        bytes: size,
         max_seq: sealed.max_seq,
     };
     let logged = stream.state.lock().logged;
@@ -198,13 +205,16 @@ fn write_chunk(
         .chunks_flushed
         .get_or_create(&tenant_label(tenant.id.as_str()))
         .inc();
-    ing.metrics.chunk_size_bytes.observe(bytes.len() as f64);
+    ing.metrics.chunk_size_bytes.observe(size as f64);
     Ok(())
 }
 
-/// Writes `bytes` to `path` so that after a crash the file is either
-/// absent or complete: temp file, fsync, rename, fsync of the directory.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a file through `write` so that after a crash it is either absent
+/// or complete: temp file, fsync, rename, fsync of the directory.
+pub fn write_durably(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("chunk path has no parent"))?;
@@ -220,7 +230,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

@@ -297,9 +297,14 @@ impl Ingester {
     /// stops the threads.
     pub fn shutdown(&self) {
         self.writer_tx.lock().take();
+        let mut threads: Vec<_> = self.threads.lock().drain(..).collect();
+        // The writer (first) ends once every sender is gone and its last
+        // group is synced; only then is everything applied and flushable.
+        if !threads.is_empty() {
+            let _ = threads.remove(0).join();
+        }
         self.flush_all();
         self.flusher.stop();
-        let threads: Vec<_> = self.threads.lock().drain(..).collect();
         for t in threads {
             let _ = t.join();
         }

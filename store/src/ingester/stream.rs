@@ -70,8 +70,12 @@ pub struct OpenChunk {
     pub first_seq: u64,
     /// When the first entry arrived.
     pub created: Instant,
-    /// Fingerprints of the entries held, for deduplication.
-    dedup: HashSet<u64, BuildIdentity>,
+    /// Fingerprints of the entries held, in arrival order.
+    fps: Vec<u64>,
+    /// The same as a set, built on the first lookup: streams written in
+    /// order never need one (an entry newer than everything held cannot
+    /// be a duplicate).
+    dedup: Option<HashSet<u64, BuildIdentity>>,
 }
 
 impl OpenChunk {
@@ -83,7 +87,8 @@ impl OpenChunk {
             entries: 0,
             first_seq: 0,
             created: Instant::now(),
-            dedup: HashSet::default(),
+            fps: Vec::new(),
+            dedup: None,
         }
     }
 
@@ -152,14 +157,16 @@ pub enum Verdict {
     TooFarBehind,
 }
 
-/// Fingerprint of an entry for deduplication.
+/// Fingerprint of an entry for deduplication: xxh3 of the line, seeded
+/// with the timestamp and a hash of the metadata (one-shot hashing; a
+/// streaming hasher costs more to set up than a short line costs to hash).
 pub fn entry_fingerprint(ts: i64, line: &[u8], meta: &[u8]) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&ts.to_le_bytes());
-    h.update(&(line.len() as u64).to_le_bytes());
-    h.update(line);
-    h.update(meta);
-    h.digest()
+    let meta_hash = if meta.is_empty() {
+        0
+    } else {
+        xxhash_rust::xxh3::xxh3_64(meta)
+    };
+    xxhash_rust::xxh3::xxh3_64_with_seed(line, (ts as u64) ^ meta_hash.rotate_left(17))
 }
 
 impl StreamState {
@@ -169,20 +176,33 @@ impl StreamState {
         !self.open.is_empty() || !self.sealed.is_empty()
     }
 
-    /// Decides what to do with an entry, without changing anything.
-    /// `window` is how far behind the newest entry an entry may be
-    /// (`None` during WAL replay, which accepts everything it finds).
-    pub fn check(&self, ts: i64, fp: u64, window: Option<i64>) -> Verdict {
+    /// Decides what to do with an entry (stored state is unchanged, but
+    /// the duplicate set may be built). `window` is how far behind the
+    /// newest entry an entry may be (`None` during WAL replay, which
+    /// accepts everything it finds).
+    pub fn check(&mut self, ts: i64, fp: u64, window: Option<i64>) -> Verdict {
         if let Some(w) = window
             && self.max_ts != i64::MIN
             && ts < self.max_ts.saturating_sub(w)
         {
             return Verdict::TooFarBehind;
         }
-        if ts <= self.max_ts && self.open.dedup.contains(&fp) {
-            return Verdict::Duplicate;
+        if ts <= self.max_ts {
+            let open = &mut self.open;
+            let set = open
+                .dedup
+                .get_or_insert_with(|| open.fps.iter().copied().collect());
+            if set.contains(&fp) {
+                return Verdict::Duplicate;
+            }
         }
         Verdict::Accept
+    }
+
+    /// Notes that entries just arrived (for the idle-period flush). Called
+    /// once per append batch, not per entry.
+    pub fn touch(&mut self) {
+        self.last_append = Instant::now();
     }
 
     /// Appends an accepted entry from WAL record `seq`. Cuts the head block
@@ -201,12 +221,14 @@ impl StreamState {
             self.open.first_seq = seq;
             self.open.created = Instant::now();
         }
-        self.open.dedup.insert(fp);
+        self.open.fps.push(fp);
+        if let Some(set) = &mut self.open.dedup {
+            set.insert(fp);
+        }
         self.open.head.append(ts, line, meta);
         self.open.entries += 1;
         self.max_ts = self.max_ts.max(ts);
         self.last_seq = self.last_seq.max(seq);
-        self.last_append = Instant::now();
         if self.open.head.size() >= policy.block_size {
             self.cut_head();
             if self.open.compressed >= policy.chunk_target_size {

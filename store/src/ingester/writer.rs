@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::stream::{Verdict, entry_fingerprint};
+use super::stream::{BuildIdentity, Verdict, entry_fingerprint};
 use super::tenant::Tenant;
 use super::{Ingester, cut_policy, note_activation};
 use crate::metrics::tenant_label;
@@ -64,9 +64,35 @@ pub enum WriteError {
     ShuttingDown,
 }
 
-/// Runs the writer until every sender is gone.
+type Reply = tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>;
+
+/// A group whose records are written and applied, waiting for the disk.
+struct SyncJob {
+    handle: crate::wal::SyncHandle,
+    last_seq: u64,
+    replies: Vec<(Reply, Result<WriteOutcome, WriteError>)>,
+    sealed: bool,
+    started: Instant,
+}
+
+/// Runs the writer until every sender is gone. Syncing happens on a
+/// second thread, so the writer appends and applies the next group while
+/// the disk completes the previous one; replies still wait for the sync
+/// that covers their record.
 pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>) {
     let policy = cut_policy(&ing.config);
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<SyncJob>(2);
+    let syncer_ing = ing.clone();
+    let syncer = std::thread::Builder::new()
+        .name("larch-wal-sync".into())
+        .spawn(move || sync_loop(syncer_ing, sync_rx));
+    let syncer = match syncer {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot start the WAL sync thread; syncing inline.");
+            None
+        }
+    };
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -91,28 +117,63 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
             );
             replies.push((req.reply, result));
         }
-        let synced = wal.sync();
+        let job = SyncJob {
+            handle: wal.sync_handle(),
+            last_seq: ing.next_seq.load(Ordering::Acquire) - 1,
+            replies,
+            sealed,
+            started,
+        };
         drop(wal);
-        ing.metrics
-            .wal_commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        ing.metrics.wal_group_size.observe(replies.len() as f64);
-        if let Err(e) = synced {
-            tracing::error!(error = %e, "WAL sync failed; refusing further pushes.");
-            ing.wal_failed.store(true, Ordering::Release);
-            for (reply, _) in replies {
-                let _ = reply.send(Err(WriteError::WalFailed(e.to_string())));
+        if syncer.is_some() {
+            if let Err(std::sync::mpsc::SendError(job)) = sync_tx.send(job) {
+                finish(&ing, job);
             }
-            continue;
+        } else {
+            finish(&ing, job);
         }
-        ing.applied_seq
-            .store(ing.next_seq.load(Ordering::Acquire) - 1, Ordering::Release);
-        for (reply, result) in replies {
-            let _ = reply.send(result);
+    }
+    drop(sync_tx);
+    if let Some(h) = syncer {
+        let _ = h.join();
+    }
+}
+
+fn sync_loop(ing: Arc<Ingester>, rx: std::sync::mpsc::Receiver<SyncJob>) {
+    while let Ok(job) = rx.recv() {
+        finish(&ing, job);
+    }
+}
+
+/// Syncs, then acknowledges (or fails) every request of the group.
+fn finish(ing: &Ingester, job: SyncJob) {
+    let synced = job.handle.sync();
+    ing.metrics
+        .wal_commit_seconds
+        .observe(job.started.elapsed().as_secs_f64());
+    ing.metrics.wal_group_size.observe(job.replies.len() as f64);
+    if let Err(e) = synced {
+        tracing::error!(error = %e, "WAL sync failed; refusing further pushes.");
+        ing.wal_failed.store(true, Ordering::Release);
+        for (reply, _) in job.replies {
+            let _ = reply.send(Err(WriteError::WalFailed(e.to_string())));
         }
-        if sealed {
-            ing.flusher.wake();
+        return;
+    }
+    if ing.wal_failed.load(Ordering::Acquire) {
+        for (reply, _) in job.replies {
+            let _ = reply.send(Err(WriteError::WalFailed(
+                "the write-ahead log failed earlier; restart the store".into(),
+            )));
         }
+        return;
+    }
+    ing.applied_seq.fetch_max(job.last_seq, Ordering::AcqRel);
+    for (reply, result) in job.replies {
+        let _ = reply.send(result);
+    }
+    if job.sealed {
+        ing.flusher.wake();
     }
 }
 
@@ -134,12 +195,11 @@ fn process(
     let window = (ing.config.ingester.max_chunk_age.as_nanos_i64() / 2).max(1);
     let mut out = WriteOutcome::default();
     let mut dropped_any = false;
-    // Accepted entry indexes per stream.
-    let mut keep: Vec<Vec<usize>> = Vec::with_capacity(streams.len());
+    // Accepted entries per stream: (index, fingerprint).
+    let mut keep: Vec<Vec<(usize, u64)>> = Vec::with_capacity(streams.len());
     let mut new_active = 0usize;
     for vs in &streams {
-        let fp = vs.labels.fingerprint();
-        let existing = tenant.get(fp);
+        let existing = tenant.get(vs.fp);
         let active = existing
             .as_ref()
             .is_some_and(|s| s.state.lock().is_active());
@@ -166,10 +226,12 @@ fn process(
             new_active += 1;
         }
         let mut kept = Vec::with_capacity(vs.entries.len());
-        let mut seen: HashSet<u64> = HashSet::new();
+        // Identical entries within this request; built only when an entry
+        // is not newer than everything before it.
+        let mut seen: Option<HashSet<u64, BuildIdentity>> = None;
         let mut rejected_lines = Vec::new();
         let mut rejected = 0usize;
-        let st = existing.as_ref().map(|s| s.state.lock());
+        let mut st = existing.as_ref().map(|s| s.state.lock());
         // The newest timestamp so far, including earlier entries of this
         // request: entries are judged as if appended one by one.
         let mut newest = st.as_ref().map_or(i64::MIN, |s| s.max_ts);
@@ -178,17 +240,30 @@ fn process(
             let verdict = if newest != i64::MIN && e.ts < newest.saturating_sub(window) {
                 Verdict::TooFarBehind
             } else {
-                match &st {
+                match &mut st {
                     Some(st) => st.check(e.ts, efp, None),
                     None => Verdict::Accept,
                 }
+            };
+            let verdict = if verdict == Verdict::Accept && e.ts <= newest {
+                let set = seen.get_or_insert_with(|| kept.iter().map(|&(_, f)| f).collect());
+                if set.insert(efp) {
+                    Verdict::Accept
+                } else {
+                    Verdict::Duplicate
+                }
+            } else {
+                if let Some(set) = &mut seen {
+                    set.insert(efp);
+                }
+                verdict
             };
             if verdict == Verdict::Accept {
                 newest = newest.max(e.ts);
             }
             match verdict {
-                Verdict::Accept if seen.insert(efp) => kept.push(i),
-                Verdict::Accept | Verdict::Duplicate => out.duplicates += 1,
+                Verdict::Accept => kept.push((i, efp)),
+                Verdict::Duplicate => out.duplicates += 1,
                 Verdict::TooFarBehind => {
                     rejected += 1;
                     discard(&mut out, Reason::TooFarBehind, 1, e.line.len() as u64);
@@ -242,7 +317,9 @@ fn process(
             .map(|(i, k)| {
                 (
                     i,
-                    k.iter().map(|&j| streams[i].entries[j].clone()).collect(),
+                    k.iter()
+                        .map(|&(j, _)| streams[i].entries[j].clone())
+                        .collect(),
                 )
             })
             .collect();
@@ -272,13 +349,11 @@ fn process(
         if kept.is_empty() {
             continue;
         }
-        let fp = vs.labels.fingerprint();
-        let s = tenant.get_or_create(fp, vs.labels);
+        let s = tenant.get_or_create(vs.fp, vs.labels);
         let mut st = s.state.lock();
         let was_active = st.is_active();
-        for i in kept {
+        for (i, efp) in kept {
             let e = &vs.entries[i];
-            let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
             if st
                 .append(seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy)
                 .is_some()
@@ -287,6 +362,7 @@ fn process(
             }
             out.accepted += 1;
         }
+        st.touch();
         note_activation(&tenant, was_active, &st);
     }
     Ok(out)

@@ -16,6 +16,7 @@ pub mod record;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use record::{FRAME_HEADER, MAX_RECORD, PushRecord};
 
@@ -24,7 +25,7 @@ const SEGMENT_MAGIC: &[u8; 8] = b"LRCHWAL\x01";
 /// An open WAL.
 pub struct Wal {
     dir: PathBuf,
-    file: File,
+    file: Arc<File>,
     index: u64,
     size: u64,
     segment_size: u64,
@@ -91,7 +92,7 @@ impl Wal {
         sync_dir(dir)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             index: next,
             size: SEGMENT_MAGIC.len() as u64,
             segment_size,
@@ -109,7 +110,7 @@ impl Wal {
         {
             self.rotate()?;
         }
-        self.file.write_all(frame)?;
+        (&*self.file).write_all(frame)?;
         self.size += frame.len() as u64;
         self.current_last_seq = seq;
         Ok(())
@@ -117,10 +118,17 @@ impl Wal {
 
     /// Makes everything appended durable (`fdatasync`, if configured).
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.fsync {
-            self.file.sync_data()?;
+        self.sync_handle().sync()
+    }
+
+    /// A handle that makes everything appended so far durable when
+    /// synced, usable without holding the WAL (earlier segments were
+    /// synced when they were closed). Lets the writer go on appending
+    /// while another thread waits for the disk.
+    pub fn sync_handle(&self) -> SyncHandle {
+        SyncHandle {
+            file: self.fsync.then(|| self.file.clone()),
         }
-        Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -129,7 +137,7 @@ impl Wal {
         let file = create_segment(&self.dir, next)?;
         sync_dir(&self.dir)?;
         self.closed.push((self.index, self.current_last_seq));
-        self.file = file;
+        self.file = Arc::new(file);
         self.index = next;
         self.size = SEGMENT_MAGIC.len() as u64;
         Ok(())
@@ -163,6 +171,21 @@ impl Wal {
     /// Bytes in the current segment.
     pub fn current_size(&self) -> u64 {
         self.size
+    }
+}
+
+/// See [`Wal::sync_handle`].
+pub struct SyncHandle {
+    file: Option<Arc<File>>,
+}
+
+impl SyncHandle {
+    /// `fdatasync`s the segment (a no-op when fsync is disabled).
+    pub fn sync(&self) -> io::Result<()> {
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
     }
 }
 

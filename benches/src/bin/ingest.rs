@@ -1,0 +1,330 @@
+//! End-to-end ingest benchmark: snappy protobuf pushes over HTTP into a
+//! real `larch-store` process, until acknowledged, plus the flush of
+//! everything to chunks on SIGTERM; throughput is raw line bytes per
+//! second of wall time and per CPU-second the store consumed.
+//!
+//! Baseline, measured in the same run with the same requests: a minimal
+//! sink that only decodes each push (snappy + protobuf) and acknowledges
+//! it. The ratio store/sink shows what durability, indexing and chunking
+//! cost on top of merely receiving the data.
+//!
+//! `cargo run --release -p larch-benches --bin ingest -- --help`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use larch_benches::data::{Replay, load_samples, loghub_dir};
+use larch_benches::proc::{HttpClient, children_cpu_seconds, free_port, spawn_ready, terminate};
+use larch_proto::logproto;
+use prost::Message;
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// The store binary (build it with `cargo build --release --bin larch-store`).
+    #[arg(long, default_value = "target/release/larch-store")]
+    store_bin: String,
+    /// MiB of raw log lines to push per run.
+    #[arg(long, default_value_t = 256)]
+    mib: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Streams the lines are spread over.
+    #[arg(long, default_value_t = 96)]
+    streams: usize,
+    /// Raw line bytes per push request (Promtail's default batch is 1 MiB).
+    #[arg(long, default_value_t = 1024)]
+    batch_kib: usize,
+    /// Runs; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Only push the workload to an already running server on this port
+    /// (for profiling it), then exit.
+    #[arg(long)]
+    push_to: Option<u16>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Mode {
+    /// The baseline sink (used internally).
+    Sink {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Mode::Sink { port }) = args.mode {
+        return sink(port);
+    }
+    let (bodies, raw_bytes, lines) = build_requests(&args)?;
+    println!(
+        "workload: {} requests, {lines} lines, {:.1} MiB raw, {} streams, {} clients",
+        bodies.len(),
+        raw_bytes as f64 / 1048576.0,
+        args.streams,
+        args.clients
+    );
+    let bodies = Arc::new(bodies);
+    if let Some(port) = args.push_to {
+        let start = Instant::now();
+        push_all(port, &bodies, args.clients)?;
+        println!("pushed in {:.2}s", start.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let mut store_runs = Vec::new();
+    let mut sink_runs = Vec::new();
+    for run in 0..args.runs {
+        let exe = std::env::current_exe()?;
+        let port = free_port();
+        let mut cmd = Command::new(&exe);
+        cmd.args(["sink", "--port", &port.to_string()]);
+        sink_runs.push(measure(&mut cmd, port, &bodies, args.clients, raw_bytes)?);
+
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut cmd = Command::new(&args.store_bin);
+        cmd.arg("--http-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--config")
+            .arg(write_config(dir.path())?)
+            .env("LARCH_LOG", "warn");
+        let r = measure(&mut cmd, port, &bodies, args.clients, raw_bytes)
+            .with_context(|| format!("running {}", args.store_bin))?;
+        let stored = dir_size(&dir.path().join("chunks"));
+        println!(
+            "run {run}: store {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x)",
+            r.0 / 1e6,
+            r.1 / 1e6,
+            r.2,
+            sink_runs[run].1 / 1e6,
+            stored as f64 / 1048576.0,
+            raw_bytes as f64 / stored.max(1) as f64
+        );
+        store_runs.push(r);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let store_wall = med(&mut store_runs.iter().map(|r| r.0).collect());
+    let store_core = med(&mut store_runs.iter().map(|r| r.1).collect());
+    let sink_core = med(&mut sink_runs.iter().map(|r| r.1).collect());
+    println!(
+        "median of {}: store {:.0} MB/s wall, {:.0} MB/s per core; baseline sink {:.0} MB/s per core; store/sink {:.2}",
+        args.runs,
+        store_wall / 1e6,
+        store_core / 1e6,
+        sink_core / 1e6,
+        store_core / sink_core
+    );
+    Ok(())
+}
+
+/// Limits generous enough that the benchmark measures throughput, not
+/// rate limiting.
+fn write_config(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("bench.yaml");
+    std::fs::write(
+        &path,
+        "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n",
+    )?;
+    Ok(path)
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+/// Starts the server, pushes every body, stops it; returns (bytes/s wall,
+/// bytes/s per CPU-second of the server, CPU-seconds).
+fn measure(
+    cmd: &mut Command,
+    port: u16,
+    bodies: &Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    raw: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let cpu0 = children_cpu_seconds();
+    let mut child = spawn_ready(cmd, port, "/ready")?;
+    let start = Instant::now();
+    push_all(port, bodies, clients)?;
+    terminate(&mut child)?;
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu0;
+    Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
+}
+
+/// Sends every body with `clients` concurrent connections.
+fn push_all(port: u16, bodies: &Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let bodies = bodies.clone();
+            let next = next.clone();
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut c = HttpClient::connect(port)?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else {
+                        return Ok(());
+                    };
+                    let (status, resp) = c.request(
+                        "POST",
+                        "/loki/api/v1/push",
+                        &[("Content-Type", "application/x-protobuf")],
+                        body,
+                    )?;
+                    anyhow::ensure!(
+                        status == 204,
+                        "push answered {status}: {}",
+                        String::from_utf8_lossy(&resp)
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, u64, u64)> {
+    let dir = loghub_dir();
+    let samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
+    let names: Vec<String> = samples.iter().map(|(n, _)| n.clone()).collect();
+    let mut replay = Replay::new(samples);
+    let target = (args.mib as u64) << 20;
+    let batch = (args.batch_kib as u64) << 10;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as i64;
+    let mut ts = now - 3_600_000_000_000;
+    let mut bodies = Vec::new();
+    let (mut raw, mut lines) = (0u64, 0u64);
+    let mut pending: Vec<Vec<logproto::Entry>> = vec![Vec::new(); args.streams];
+    let mut pending_bytes = 0u64;
+    let labels: Vec<String> = (0..args.streams)
+        .map(|s| {
+            let app = &names[s % names.len()];
+            format!(r#"{{namespace="prod", app="{app}", pod="{app}-{s}", container="main", node_name="node-{}"}}"#, s % 7)
+        })
+        .collect();
+    let flush = |pending: &mut Vec<Vec<logproto::Entry>>| {
+        let req = logproto::PushRequest {
+            streams: pending
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, e)| !e.is_empty())
+                .map(|(i, e)| logproto::Stream {
+                    labels: labels[i].clone(),
+                    entries: std::mem::take(e),
+                    hash: 0,
+                })
+                .collect(),
+            format: String::new(),
+        };
+        let raw = req.encode_to_vec();
+        snap::raw::Encoder::new().compress_vec(&raw)
+    };
+    let mut counter = 0usize;
+    while raw < target {
+        let Some((src, line)) = replay.next() else {
+            break;
+        };
+        ts += 1_000;
+        counter += 1;
+        // Streams of one source are that app's pods.
+        let per_src = (args.streams / names.len()).max(1);
+        let stream = (src + names.len() * (counter % per_src)) % args.streams;
+        raw += line.len() as u64;
+        pending_bytes += line.len() as u64;
+        lines += 1;
+        pending[stream].push(logproto::Entry {
+            timestamp: Some(logproto::Timestamp {
+                seconds: ts / 1_000_000_000,
+                nanos: (ts % 1_000_000_000) as i32,
+            }),
+            line,
+            structured_metadata: vec![],
+            parsed: vec![],
+        });
+        if pending_bytes >= batch {
+            bodies.push(flush(&mut pending)?);
+            pending_bytes = 0;
+        }
+    }
+    if pending_bytes > 0 {
+        bodies.push(flush(&mut pending)?);
+    }
+    Ok((bodies, raw, lines))
+}
+
+/// The baseline: decode and acknowledge, nothing else.
+fn sink(port: u16) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response, StatusCode};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            let (conn, _) = tokio::select! {
+                c = listener.accept() => c?,
+                _ = term.recv() => return Ok(()),
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let ready = req.uri().path() == "/ready";
+                    let body = req.into_body().collect().await?.to_bytes();
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        match snap::raw::Decoder::new().decompress_vec(&body) {
+                            Ok(raw) => match logproto::PushRequest::decode(raw.as_slice()) {
+                                Ok(p) if !p.streams.is_empty() => StatusCode::NO_CONTENT,
+                                _ => StatusCode::BAD_REQUEST,
+                            },
+                            Err(_) => StatusCode::BAD_REQUEST,
+                        }
+                    };
+                    let mut resp = Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+                    *resp.status_mut() = status;
+                    Ok::<_, hyper::Error>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(conn), svc)
+                    .await;
+            });
+        }
+    })
+}
