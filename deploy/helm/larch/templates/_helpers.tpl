@@ -1,0 +1,182 @@
+{{/*
+Names, labels and small computed values shared by every template.
+*/}}
+
+{{- define "larch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "larch.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "larch.store.fullname" -}}
+{{- printf "%s-store" (include "larch.fullname" .) -}}
+{{- end -}}
+
+{{- define "larch.agent.fullname" -}}
+{{- printf "%s-agent" (include "larch.fullname" .) -}}
+{{- end -}}
+
+{{- define "larch.agent.namespace" -}}
+{{- default .Release.Namespace .Values.agent.namespace -}}
+{{- end -}}
+
+{{- define "larch.grafana.namespace" -}}
+{{- default .Release.Namespace .Values.grafana.namespace -}}
+{{- end -}}
+
+{{/* Labels on every object; pass (dict "ctx" $ "component" "store"). */}}
+{{- define "larch.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "larch.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ default .ctx.Release.Service .ctx.Values.managedBy }}
+app.kubernetes.io/part-of: larch
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels that select the pods of a component. */}}
+{{- define "larch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "larch.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+metadata.annotations with the Argo CD sync wave (when argocd.syncWaves) and
+any extra annotations; empty when there are none.
+Pass (dict "ctx" $ "wave" "0" "extra" .Values.x.annotations).
+*/}}
+{{- define "larch.annotations" -}}
+{{- $ann := dict -}}
+{{- if .ctx.Values.argocd.syncWaves -}}
+{{- $_ := set $ann "argocd.argoproj.io/sync-wave" .wave -}}
+{{- end -}}
+{{- with .extra -}}
+{{- $ann = merge $ann . -}}
+{{- end -}}
+{{- with $ann -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Pod template annotations: config checksum, Prometheus scrape hints, extras.
+Pass (dict "ctx" $ "config" <rendered config> "port" <metrics port> "extra" <map>).
+*/}}
+{{- define "larch.podAnnotations" -}}
+{{- $ann := dict -}}
+{{- if .ctx.Values.checksumAnnotations -}}
+{{- $_ := set $ann "checksum/config" (sha256sum .config) -}}
+{{- end -}}
+{{- if .ctx.Values.prometheus.scrapeAnnotations -}}
+{{- $_ := set $ann "prometheus.io/scrape" "true" -}}
+{{- $_ := set $ann "prometheus.io/port" (toString .port) -}}
+{{- $_ := set $ann "prometheus.io/path" "/metrics" -}}
+{{- end -}}
+{{- with .extra -}}
+{{- $ann = merge $ann . -}}
+{{- end -}}
+{{- with $ann -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference; pass (dict "ctx" $ "image" .Values.store.image). */}}
+{{- define "larch.image" -}}
+{{- $repo := printf "%s/%s" .ctx.Values.image.registry .image.repository | trimPrefix "/" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
+{{- if eq $tag "latest" -}}
+{{- fail "image tag \"latest\" is not allowed: pin a version or a digest" -}}
+{{- end -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "larch.store.serviceAccountName" -}}
+{{- if .Values.store.serviceAccount.create -}}
+{{- default (include "larch.store.fullname" .) .Values.store.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.store.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "larch.agent.serviceAccountName" -}}
+{{- if .Values.agent.serviceAccount.create -}}
+{{- default (include "larch.agent.fullname" .) .Values.agent.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.agent.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "larch.agent.priorityClassName" -}}
+{{- if .Values.agent.priorityClass.create -}}
+{{- default (include "larch.agent.fullname" .) .Values.agent.priorityClass.name -}}
+{{- else -}}
+{{- .Values.agent.priorityClass.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster base URL of this release's store HTTP API. */}}
+{{- define "larch.store.url" -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "larch.store.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- end -}}
+
+{{/* The URL agents push to. */}}
+{{- define "larch.agent.storeURL" -}}
+{{- if .Values.agent.storeURL -}}
+{{- .Values.agent.storeURL -}}
+{{- else if .Values.store.enabled -}}
+{{- include "larch.store.url" . -}}
+{{- else -}}
+{{- fail "agent.storeURL is required when store.enabled is false: set it to the URL of a larch-store" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Mount path of the store's volume, which is its data_dir. */}}
+{{- define "larch.store.dataDir" -}}/var/lib/larch{{- end -}}
+
+{{/* The store's configuration file, from store.config plus the keys the chart owns. */}}
+{{- define "larch.store.config" -}}
+{{- $owned := dict "http_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.http)) "grpc_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.grpc)) "data_dir" (include "larch.store.dataDir" .) -}}
+{{- toYaml (merge $owned (deepCopy .Values.store.config)) -}}
+{{- end -}}
+
+{{/* The agent's configuration file, from agent.config plus the keys the chart owns. */}}
+{{- define "larch.agent.config" -}}
+{{- $owned := dict "pods_dir" .Values.agent.podsDir "store" (include "larch.agent.storeURL" .) "positions" (printf "%s/positions.yaml" (trimSuffix "/" .Values.agent.positionsDir)) "http_addr" (printf "0.0.0.0:%d" (int .Values.agent.port)) -}}
+{{- toYaml (merge $owned (deepCopy .Values.agent.config)) -}}
+{{- end -}}
+
+{{/* DNS egress rule for NetworkPolicies. */}}
+{{- define "larch.networkPolicy.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end -}}

@@ -1,0 +1,292 @@
+"""The Grafana dashboards of Larch, as code.
+
+regenerate.py writes them to deploy/helm/larch/files/dashboards/*.json
+(shipped by the chart's dashboard ConfigMap and usable with file
+provisioning); test_monitoring.py checks that every query parses in a real
+Prometheus and returns series for the metrics listed in deploy/README.md.
+
+Every dashboard has the variables `datasource` (Prometheus), `loki` (a Larch
+data source, for log panels) and `namespace`; jobs are `larch-store` and
+`larch-agent` as set by deploy/prometheus/prometheus.yml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROM = {"type": "prometheus", "uid": "${datasource}"}
+LOKI = {"type": "loki", "uid": "${loki}"}
+STORE = 'job="larch-store", namespace=~"$namespace"'
+AGENT = 'job="larch-agent", namespace=~"$namespace"'
+PUSH_ROUTES = 'route=~"loki_api_v1_push|api_prom_push|otlp_v1_logs|logproto_pusher_push"'
+QUERY_ROUTES = 'route=~"loki_api_v1_query_range|loki_api_v1_query|loki_api_v1_tail"'
+
+
+class _Layout:
+    """Places panels left to right on a 24-column grid, wrapping rows."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.row_height = 0
+        self.next_id = 1
+
+    def place(self, panel: dict[str, Any], w: int, h: int) -> dict[str, Any]:
+        if self.x + w > 24:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        panel["id"] = self.next_id
+        self.next_id += 1
+        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.x += w
+        self.row_height = max(self.row_height, h)
+        return panel
+
+    def row(self, title: str) -> dict[str, Any]:
+        if self.x:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        panel = self.place({"type": "row", "title": title, "collapsed": False, "panels": []},
+                           24, 1)
+        self.x, self.y, self.row_height = 0, self.y + 1, 0
+        return panel
+
+
+def _targets(queries: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"datasource": PROM, "expr": expr, "legendFormat": legend, "refId": chr(65 + i),
+             "range": True}
+            for i, (expr, legend) in enumerate(queries)]
+
+
+def timeseries(title: str, queries: list[tuple[str, str]], unit: str,
+               description: str) -> dict[str, Any]:
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": PROM,
+        "targets": _targets(queries),
+        "fieldConfig": {"defaults": {"unit": unit, "min": 0,
+                                     "custom": {"fillOpacity": 10, "showPoints": "never"}},
+                        "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"},
+                    "tooltip": {"mode": "multi", "sort": "desc"}},
+    }
+
+
+def stat(title: str, expr: str, unit: str, description: str,
+         thresholds: list[tuple[float | None, str]] | None = None) -> dict[str, Any]:
+    steps = [{"color": color, "value": value}
+             for value, color in (thresholds or [(None, "green")])]
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": PROM,
+        "targets": _targets([(expr, "")]),
+        "fieldConfig": {"defaults": {"unit": unit,
+                                     "thresholds": {"mode": "absolute", "steps": steps}},
+                        "overrides": []},
+        "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                    "colorMode": "value", "graphMode": "area"},
+    }
+
+
+def logs(title: str, expr: str, description: str) -> dict[str, Any]:
+    return {
+        "type": "logs",
+        "title": title,
+        "description": description,
+        "datasource": LOKI,
+        "targets": [{"datasource": LOKI, "expr": expr, "refId": "A", "queryType": "range"}],
+        "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending",
+                    "enableLogDetails": True},
+    }
+
+
+def _variables() -> dict[str, Any]:
+    return {"list": [
+        {"name": "datasource", "label": "Prometheus", "type": "datasource",
+         "query": "prometheus", "current": {}, "hide": 0, "refresh": 1},
+        {"name": "loki", "label": "Logs", "type": "datasource", "query": "loki",
+         "regex": "/Larch.*/", "current": {}, "hide": 0, "refresh": 1},
+        {"name": "namespace", "label": "Namespace", "type": "query", "datasource": PROM,
+         "query": {"query": "label_values(larch_build_info, namespace)", "refId": "ns"},
+         "definition": "label_values(larch_build_info, namespace)",
+         "includeAll": True, "multi": True, "allValue": ".+", "current": {},
+         "refresh": 2, "sort": 1, "hide": 0},
+    ]}
+
+
+def _dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["larch"],
+        "timezone": "browser",
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": _variables(),
+        "annotations": {"list": []},
+        "links": [{"title": "Larch", "type": "dashboards", "tags": ["larch"],
+                   "asDropdown": True, "includeVars": True, "keepTime": True}],
+        "panels": panels,
+    }
+
+
+def overview() -> dict[str, Any]:
+    lay = _Layout()
+    p = [
+        lay.place(stat("Stores up", f"sum(up{{{STORE}}})", "none",
+                       "Store targets Prometheus scrapes successfully.",
+                       [(None, "red"), (1, "green")]), 4, 4),
+        lay.place(stat("Agents up", f"sum(up{{{AGENT}}})", "none",
+                       "Agent targets (one per node) scraped successfully."), 4, 4),
+        lay.place(stat("Ingest", f"sum(rate(larch_push_received_bytes_total{{{STORE}}}[$__rate_interval]))",
+                       "Bps", "Log bytes accepted by the stores."), 4, 4),
+        lay.place(stat("Lines discarded", f"sum(rate(larch_push_discarded_lines_total{{{STORE}}}[$__rate_interval]))",
+                       "short", "Lines the stores rejected (all reasons), per second.",
+                       [(None, "green"), (0.001, "orange")]), 4, 4),
+        lay.place(stat("Agent drops", f"sum(rate(larch_agent_dropped_lines_total{{{AGENT}}}[$__rate_interval]))",
+                       "short", "Lines agents dropped (all reasons), per second.",
+                       [(None, "green"), (0.001, "orange")]), 4, 4),
+        lay.place(stat("Active streams", f"sum(larch_head_streams{{{STORE}}})", "short",
+                       "Streams with data in the stores' heads."), 4, 4),
+        lay.place(timeseries("Ingest by tenant", [
+            (f"sum by (tenant) (rate(larch_push_received_bytes_total{{{STORE}}}[$__rate_interval]))",
+             "{{tenant}}")], "Bps", "Accepted log bytes per second, by tenant."), 12, 8),
+        lay.place(timeseries("Agents: read vs sent", [
+            (f"sum(rate(larch_agent_read_bytes_total{{{AGENT}}}[$__rate_interval]))", "read"),
+            (f"sum(rate(larch_agent_sent_bytes_total{{{AGENT}}}[$__rate_interval]))", "sent")],
+            "Bps", "Bytes read from log files and bytes acknowledged by the store; a lasting "
+                   "gap means the agents fall behind."), 12, 8),
+        lay.place(timeseries("Request rate by route", [
+            (f"sum by (route) (rate(larch_request_duration_seconds_count{{{STORE}}}[$__rate_interval]))",
+             "{{route}}")], "reqps", "Store API requests per second."), 12, 8),
+        lay.place(timeseries("Errors by route", [
+            (f'sum by (route, status) (rate(larch_request_duration_seconds_count{{{STORE}, status=~"5.."}}[$__rate_interval]))',
+             "{{route}} {{status}}")], "reqps", "Store requests answered with 5xx."), 12, 8),
+        lay.place(logs("Larch logs", '{namespace=~"$namespace", container=~"store|agent"}',
+                       "The stores' and agents' own logs, from Larch itself."), 24, 10),
+    ]
+    return _dashboard("larch-overview", "Larch / Overview",
+                      "Is the log pipeline healthy: ingest, errors, drops, agents.", p)
+
+
+def store() -> dict[str, Any]:
+    lay = _Layout()
+    q = "$__rate_interval"
+    p = [
+        lay.row("Writes"),
+        lay.place(timeseries("Push latency", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_request_duration_seconds_bucket{{{STORE}, {PUSH_ROUTES}}}[{q}])))", "p99"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_request_duration_seconds_bucket{{{STORE}, {PUSH_ROUTES}}}[{q}])))", "p50")],
+            "s", "Push requests (HTTP, OTLP, gRPC), from receipt to acknowledgement (WAL on disk)."), 8, 8),
+        lay.place(timeseries("Lines received", [
+            (f"sum by (tenant) (rate(larch_push_received_lines_total{{{STORE}}}[{q}]))", "{{tenant}}")],
+            "short", "Accepted lines per second, by tenant."), 8, 8),
+        lay.place(timeseries("Discarded lines by reason", [
+            (f"sum by (tenant, reason) (rate(larch_push_discarded_lines_total{{{STORE}}}[{q}]))",
+             "{{tenant}} {{reason}}")],
+            "short", "Lines rejected by validation and limits (rate_limited, line_too_long, ...)."), 8, 8),
+        lay.place(timeseries("WAL fsync latency", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_wal_fsync_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_wal_fsync_duration_seconds_bucket{{{STORE}}}[{q}])))", "p50")],
+            "s", "One fdatasync per group commit; pushes wait for it."), 8, 8),
+        lay.place(timeseries("WAL writes", [
+            (f"sum(rate(larch_wal_written_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
+            (f"sum(increase(larch_wal_corruptions_total{{{STORE}}}[{q}]))", "corrupt records")],
+            "Bps", "Bytes appended to the write-ahead log; corrupt records found on replay."), 8, 8),
+        lay.place(timeseries("Head", [
+            (f"sum(larch_head_streams{{{STORE}}})", "streams"),
+            (f"sum(larch_head_memory_bytes{{{STORE}}})", "bytes")],
+            "short", "Open streams and the memory their head blocks hold."), 8, 8),
+        lay.place(timeseries("Chunks flushed by reason", [
+            (f"sum by (reason) (rate(larch_flush_chunks_total{{{STORE}}}[{q}]))", "{{reason}}"),
+            (f"sum(rate(larch_flush_failures_total{{{STORE}}}[{q}]))", "failures")],
+            "short", "Chunks sealed and written (full, max_age, idle, shutdown) and failed flushes."), 8, 8),
+        lay.place(timeseries("Flush latency and queue", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_flush_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99 seconds"),
+            (f"sum(larch_flush_queue_length{{{STORE}}})", "queued chunks")],
+            "short", "Time to write, fsync and index a chunk; chunks waiting to be flushed."), 8, 8),
+        lay.place(timeseries("Retention", [
+            (f"sum by (tenant) (rate(larch_retention_deleted_chunks_total{{{STORE}}}[{q}]))", "{{tenant}}")],
+            "short", "Chunks deleted by retention, per second."), 8, 8),
+        lay.row("Reads"),
+        lay.place(timeseries("Query latency", [
+            (f"histogram_quantile(0.99, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p99 {{route}}"),
+            (f"histogram_quantile(0.50, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p50 {{route}}")],
+            "s", "LogQL queries, by route."), 12, 8),
+        lay.place(timeseries("Scanned", [
+            (f"sum(rate(larch_query_scanned_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
+            (f"sum(rate(larch_query_scanned_lines_total{{{STORE}}}[{q}]))", "lines/s")],
+            "short", "Decompressed bytes and lines the engine scanned."), 12, 8),
+        lay.row("Resources"),
+        lay.place(timeseries("CPU", [
+            (f"sum by (pod) (rate(process_cpu_seconds_total{{{STORE}}}[{q}]))", "{{pod}}")],
+            "percentunit", "CPU cores used by each store process."), 8, 8),
+        lay.place(timeseries("Memory", [
+            (f"sum by (pod) (process_resident_memory_bytes{{{STORE}}})", "{{pod}}")],
+            "bytes", "Resident memory of each store process."), 8, 8),
+        lay.place(timeseries("Volume used", [
+            ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"})',
+             "{{persistentvolumeclaim}}")],
+            "percentunit", "Share of the data volume (WAL, chunks, index) in use, from the kubelet."), 8, 8),
+    ]
+    return _dashboard("larch-store", "Larch / Store",
+                      "Write path (push, WAL, head, flush), read path and resources of larch-store.", p)
+
+
+def agent() -> dict[str, Any]:
+    lay = _Layout()
+    q = "$__rate_interval"
+    p = [
+        lay.place(timeseries("Files tailed", [
+            (f"sum by (node) (larch_agent_files_active{{{AGENT}}})", "{{node}}")],
+            "short", "Log files each agent is reading."), 8, 8),
+        lay.place(timeseries("Read vs sent lines", [
+            (f"sum by (node) (rate(larch_agent_read_lines_total{{{AGENT}}}[{q}]))", "read {{node}}"),
+            (f"sum by (node) (rate(larch_agent_sent_lines_total{{{AGENT}}}[{q}]))", "sent {{node}}")],
+            "short", "Lines read from files and lines the store acknowledged, per node."), 8, 8),
+        lay.place(timeseries("Dropped lines by reason", [
+            (f"sum by (reason) (rate(larch_agent_dropped_lines_total{{{AGENT}}}[{q}]))", "{{reason}}")],
+            "short", "Lines dropped by pipeline stages or rejected by the store."), 8, 8),
+        lay.place(timeseries("Push latency", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_agent_push_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p99"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_agent_push_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p50")],
+            "s", "Batch push to acknowledgement."), 8, 8),
+        lay.place(timeseries("Push outcomes and retries", [
+            (f"sum by (status) (rate(larch_agent_push_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status}}"),
+            (f"sum(rate(larch_agent_push_retries_total{{{AGENT}}}[{q}]))", "retries")],
+            "reqps", "Pushes by outcome (2xx, 4xx, 429, 5xx, error) and retries."), 8, 8),
+        lay.place(timeseries("Unacknowledged bytes", [
+            (f"max by (node) (larch_agent_positions_lag_bytes{{{AGENT}}})", "{{node}}")],
+            "bytes", "Bytes in tailed files past the acknowledged positions; grows while the "
+                     "store is unreachable."), 8, 8),
+        lay.place(timeseries("CPU", [
+            (f"sum by (node) (rate(process_cpu_seconds_total{{{AGENT}}}[{q}]))", "{{node}}")],
+            "percentunit", "CPU cores used by each agent."), 12, 8),
+        lay.place(timeseries("Memory", [
+            (f"sum by (node) (process_resident_memory_bytes{{{AGENT}}})", "{{node}}")],
+            "bytes", "Resident memory of each agent."), 12, 8),
+    ]
+    return _dashboard("larch-agent", "Larch / Agent",
+                      "larch-agent on every node: files, delivery, drops, lag, resources.", p)
+
+
+def all_dashboards() -> dict[str, dict[str, Any]]:
+    """File name (without .json) -> dashboard."""
+    return {"larch-overview": overview(), "larch-store": store(), "larch-agent": agent()}
+
+
+def queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(panel title, datasource type, expression) of every query of a dashboard."""
+    out = []
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            out.append((panel["title"], target["datasource"]["type"], target["expr"]))
+    return out

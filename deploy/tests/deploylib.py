@@ -1,0 +1,170 @@
+"""Rendering of everything under deploy/ into Kubernetes objects.
+
+The validation tests (test_*.py) and regenerate.py share these helpers:
+the Helm chart is rendered in-process with helm-python-sdk (Helm 4 as a
+library, no helm binary), Kustomize overlays with `kubectl kustomize`, and
+plain YAML files are loaded as they are. Each render is a list of objects
+(dicts) tagged with where it came from, so a failing check names its source.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parent.parent
+REPO = DEPLOY.parent
+CHART = DEPLOY / "helm" / "larch"
+KUSTOMIZE = DEPLOY / "kustomize"
+BASE = KUSTOMIZE / "base"
+OVERLAYS = ("dev", "staging", "prod")
+ARGOCD = DEPLOY / "argocd"
+
+# The Kubernetes versions every object is validated against: the oldest we
+# support and the newest whose schemas kubernetes-validate bundles.
+KUBE_VERSIONS = ("1.30.0", "1.37.0")
+
+# Custom resources with no schema in kubernetes-validate, allowed by name.
+ALLOWED_WITHOUT_SCHEMA = {
+    ("argoproj.io/v1alpha1", "Application"),
+    ("argoproj.io/v1alpha1", "AppProject"),
+}
+
+
+@dataclass(frozen=True)
+class Obj:
+    """One rendered Kubernetes object and the render it came from."""
+
+    source: str
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.body.get("metadata", {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body.get("metadata", {}).get("namespace", ""))
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.source}: {self.kind} {ns}{self.name}"
+
+
+def load_documents(text: str, source: str) -> list[Obj]:
+    """Parse a multi-document YAML stream, skipping empty documents."""
+    objs = []
+    for doc in yaml.safe_load_all(text):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ValueError(f"{source}: a document is not a mapping: {doc!r:.80}")
+        objs.append(Obj(source, doc))
+    return objs
+
+
+def values_file(path: Path) -> dict[str, Any]:
+    with path.open() as f:
+        loaded = yaml.safe_load(f)
+    return loaded or {}
+
+
+def render_chart_text(values: dict[str, Any] | None, *, namespace: str = "larch",
+                      name: str = "larch") -> dict[str, str]:
+    """Render the chart: template path -> rendered text (NOTES.txt included)."""
+    import helm_python as helm
+
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(values or {})
+        return chart.render(values=values, name=name, namespace=namespace,
+                            is_install=True)
+
+
+def render_chart(values: dict[str, Any] | None, source: str, **kw: Any) -> list[Obj]:
+    """Render the chart into objects (NOTES.txt excluded)."""
+    rendered = render_chart_text(values, **kw)
+    objs: list[Obj] = []
+    for path in sorted(rendered):
+        if path.endswith("NOTES.txt"):
+            continue
+        objs.extend(load_documents(rendered[path], f"{source} {path}"))
+    return objs
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if not found:
+        raise RuntimeError("kubectl is not on PATH: `kubectl kustomize` renders the overlays")
+    return found
+
+
+def kustomize_text(directory: Path) -> str:
+    proc = subprocess.run([kubectl(), "kustomize", str(directory)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {directory} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def kustomize(directory: Path, source: str) -> list[Obj]:
+    return load_documents(kustomize_text(directory), source)
+
+
+@functools.cache
+def all_renders() -> dict[str, list[Obj]]:
+    """Every deployable render: the chart with default and production values,
+    each Kustomize overlay, and the Argo CD applications."""
+    renders = {
+        "helm-default": render_chart({}, "helm-default"),
+        "helm-production": render_chart(values_file(CHART / "values-production.yaml"),
+                                        "helm-production"),
+    }
+    for env in OVERLAYS:
+        renders[f"kustomize-{env}"] = kustomize(KUSTOMIZE / "overlays" / env, f"kustomize-{env}")
+    argo: list[Obj] = []
+    for path in sorted(ARGOCD.rglob("*.yaml")):
+        argo.extend(load_documents(path.read_text(), str(path.relative_to(REPO))))
+    renders["argocd"] = argo
+    return renders
+
+
+def pod_spec(obj: Obj) -> dict[str, Any] | None:
+    """The pod spec of a workload object, or None for other kinds."""
+    body = obj.body
+    if obj.kind == "Pod":
+        return body.get("spec", {})
+    if obj.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
+        return body.get("spec", {}).get("template", {}).get("spec", {})
+    if obj.kind == "CronJob":
+        return (body.get("spec", {}).get("jobTemplate", {}).get("spec", {})
+                .get("template", {}).get("spec", {}))
+    return None
+
+
+def config_files(objs: list[Obj], key: str) -> list[tuple[str, str]]:
+    """(source, text) of every ConfigMap data entry named `key`."""
+    return [(str(o), o.body["data"][key]) for o in objs
+            if o.kind == "ConfigMap" and key in (o.body.get("data") or {})]
+
+
+def venv_bin(name: str) -> str:
+    """A tool installed beside the running interpreter (the venv), else on PATH."""
+    here = Path(sys.prefix) / "bin" / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run scripts/validate-deploy")
+    return found

@@ -1,0 +1,188 @@
+"""The Helm chart: lints clean, its schema turns bad values into clear
+errors, and the rendered configuration, namespaces and notes are right."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+import deploylib
+from deploylib import Obj
+
+
+@pytest.mark.parametrize("values_name", ("default", "production"))
+def test_chart_lints_without_warnings(values_name: str) -> None:
+    values = ({} if values_name == "default"
+              else deploylib.values_file(deploylib.CHART / "values-production.yaml"))
+    report = helm.lint(str(deploylib.CHART), values, strict=True, kube_version="v1.30.0")
+    assert report["errors"] == []
+    # Severity 1 is informational (e.g. "icon is recommended").
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("values,expected", [
+    ({"store": {"replicas": 2}}, "replicas"),
+    ({"agent": {"image": {"digest": "sha256:xyz"}}}, "digest"),
+    ({"store": {"replica": 1}}, "replica"),
+    # null removes a default (Helm's rule), so these leave a container without limits.
+    ({"store": {"resources": {"limits": None}}}, "limits"),
+    ({"agent": {"resources": {"requests": {"memory": None}}}}, "memory"),
+    ({"agent": {"storeURL": "ftp://store:3100"}}, "storeURL"),
+    ({"agent": {"podsDir": "var/log/pods"}}, "podsDir"),
+    ({"grafana": {"datasources": {"tenants": ["team/a"]}}}, "tenants"),
+    ({"grafana": {"datasources": {"tenants": []}}}, "tenants"),
+    ({"store": {"ports": {"http": 70000}}}, "http"),
+    ({"store": {"persistence": {"size": "lots"}}}, "size"),
+])
+def test_schema_rejects_bad_values(values: dict[str, Any], expected: str) -> None:
+    with helm.Chart.load(str(deploylib.CHART)) as chart:
+        with pytest.raises(helm.HelmValuesError) as err:
+            chart.validate_schema(values)
+    assert expected in str(err.value)
+
+
+def test_latest_tag_refused() -> None:
+    with helm.Chart.load(str(deploylib.CHART)) as chart:
+        with pytest.raises(helm.HelmError) as err:
+            chart.render({"agent": {"image": {"tag": "latest"}}}, name="larch",
+                         namespace="larch")
+    assert 'image tag "latest" is not allowed: pin a version or a digest' in str(err.value)
+
+
+def test_agents_only_release_needs_store_url() -> None:
+    with pytest.raises(helm.HelmError) as err:
+        deploylib.render_chart_text({"store": {"enabled": False}})
+    assert "agent.storeURL is required" in str(err.value)
+    objs = deploylib.render_chart({"store": {"enabled": False},
+                                   "agent": {"storeURL": "grpc://logs.example.net:9095"}},
+                                  "agents-only")
+    assert not [o for o in objs if "store" in o.name]
+    agent_yaml = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
+    assert agent_yaml["store"] == "grpc://logs.example.net:9095"
+
+
+def _config(objs: list[Obj], key: str) -> dict[str, Any]:
+    (_, text), = deploylib.config_files(objs, key)
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def test_store_config_owned_keys_match_ports_and_volume(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-default"]
+    cfg = _config(objs, "store.yaml")
+    sts = next(o for o in objs if o.kind == "StatefulSet")
+    container = sts.body["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert cfg["http_addr"] == f"0.0.0.0:{ports['http']}"
+    assert cfg["grpc_addr"] == f"0.0.0.0:{ports['grpc']}"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert cfg["data_dir"] == mounts["data"]
+    assert container["args"] == ["--config=/etc/larch/store.yaml"]
+    # Defaults are the binary's documented defaults.
+    assert cfg["limits"]["max_line_size"] == "256KB"
+    assert cfg["limits"]["retention_period"] == "0s"
+    assert cfg["wal"] == {"fsync": True}
+
+
+def test_user_cannot_override_chart_owned_config_keys() -> None:
+    objs = deploylib.render_chart({"store": {"config": {"http_addr": "0.0.0.0:1",
+                                                        "query": {"timeout": "1m"}}}}, "t")
+    cfg = _config(objs, "store.yaml")
+    assert cfg["http_addr"] == "0.0.0.0:3100"
+    assert cfg["query"] == {"timeout": "1m"}
+
+
+def test_agent_config_points_at_store_service(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-default"]
+    cfg = _config(objs, "agent.yaml")
+    svc = next(o for o in objs if o.kind == "Service" and o.name == "larch-store")
+    assert cfg["store"] == f"http://{svc.name}.{svc.namespace}.svc.cluster.local:3100"
+    assert cfg["pods_dir"] == "/var/log/pods"
+    assert cfg["positions"] == "/var/lib/larch-agent/positions.yaml"
+    ds = next(o for o in objs if o.kind == "DaemonSet")
+    spec = ds.body["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["pods"]["hostPath"]["path"] == "/var/log/pods"
+    assert volumes["positions"]["hostPath"] == {"path": "/var/lib/larch-agent",
+                                                "type": "DirectoryOrCreate"}
+    assert {"operator": "Exists"} in spec["tolerations"]
+    assert spec["priorityClassName"] == "larch-agent"
+
+
+def test_production_puts_agents_in_their_own_namespace(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-production"]
+    agent_side = [o for o in objs if o.body["metadata"].get("labels", {})
+                  .get("app.kubernetes.io/component") == "agent" and o.namespace]
+    assert agent_side and {o.namespace for o in agent_side} == {"larch-agent"}
+    binding = next(o for o in objs if o.kind == "ClusterRoleBinding")
+    assert binding.body["subjects"][0]["namespace"] == "larch-agent"
+    store_side = {o.namespace for o in objs if o.body["metadata"].get("labels", {})
+                  .get("app.kubernetes.io/component") == "store"}
+    assert store_side == {"larch"}
+    assert _config(objs, "store.yaml")["limits"]["retention_period"] == "744h"
+
+
+def test_grafana_datasources_send_tenant_header(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-production"]
+    (_, text), = deploylib.config_files(objs, "larch-datasources.yaml")
+    provisioning = yaml.safe_load(text)
+    sources = provisioning["datasources"]
+    assert [s["secureJsonData"]["httpHeaderValue1"] for s in sources] == ["fake", "platform"]
+    for s in sources:
+        assert s["type"] == "loki" and s["access"] == "proxy"
+        assert s["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID"
+        assert s["url"] == "http://larch-store.larch.svc.cluster.local:3100"
+    assert [s["isDefault"] for s in sources] == [True, False]
+
+
+def test_grafana_basic_auth_password_comes_from_environment() -> None:
+    objs = deploylib.render_chart({"grafana": {"datasources": {
+        "basicAuth": {"enabled": True, "user": "grafana"}}}}, "t")
+    (_, text), = deploylib.config_files(objs, "larch-datasources.yaml")
+    source = yaml.safe_load(text)["datasources"][0]
+    assert source["basicAuth"] is True and source["basicAuthUser"] == "grafana"
+    assert source["secureJsonData"]["basicAuthPassword"] == "$LARCH_BASIC_AUTH_PASSWORD"
+
+
+def test_dashboards_and_rules_shipped_in_configmaps(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-default"]
+    dashboards = next(o for o in objs if o.name == "larch-grafana-dashboards")
+    assert dashboards.body["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = set(dashboards.body["data"])
+    on_disk = {p.name for p in (deploylib.CHART / "files" / "dashboards").glob("*.json")}
+    assert shipped == on_disk and len(shipped) == 3
+    rules = next(o for o in objs if o.name == "larch-prometheus-rules")
+    assert rules.body["data"]["larch-alerts.yaml"] == (
+        deploylib.CHART / "files" / "prometheus" / "larch-alerts.yaml").read_text().rstrip("\n")
+
+
+def test_notes_tell_how_to_reach_store_and_grafana() -> None:
+    notes = next(text for path, text in deploylib.render_chart_text({}).items()
+                 if path.endswith("NOTES.txt"))
+    assert "kubectl -n larch port-forward svc/larch-store 3100:3100" in notes
+    assert "export LARCH_ADDR=http://127.0.0.1:3100" in notes
+    assert "larch query" in notes
+    assert "X-Scope-OrgID" in notes
+    assert "rollout status statefulset/larch-store" in notes
+    assert "port-forward svc/grafana" in notes
+
+
+def test_disabling_optional_parts_still_renders_valid_yaml() -> None:
+    objs = deploylib.render_chart({
+        "argocd": {"syncWaves": False}, "checksumAnnotations": False,
+        "prometheus": {"scrapeAnnotations": False, "rules": {"enabled": False}},
+        "grafana": {"datasources": {"enabled": False}, "dashboards": {"enabled": False}},
+        "store": {"networkPolicy": {"enabled": False}, "podDisruptionBudget": {"enabled": False}},
+        "agent": {"networkPolicy": {"enabled": False}, "priorityClass": {"create": False},
+                  "rbac": {"create": False}},
+    }, "minimal")
+    kinds = sorted(o.kind for o in objs)
+    assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Service", "Service",
+                     "ServiceAccount", "ServiceAccount", "StatefulSet"]
+    for o in objs:
+        assert "annotations" not in o.body["metadata"] or o.body["metadata"]["annotations"]
