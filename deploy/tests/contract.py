@@ -19,17 +19,16 @@ SECTION = "### Metrics the dashboards and alerts use"
 # Example values for every label the table names (two where queries group or
 # filter by them, so `sum by` and `status=~"5.."` have something to do).
 LABEL_VALUES = {
-    "version": ["0.1.0"],
-    "revision": ["0000000"],
     "route": ["loki_api_v1_push", "loki_api_v1_query_range"],
+    "container": ["store", "agent"],
     "tenant": ["fake", "team-a"],
     "reason": ["rate_limited", "full"],
     "persistentvolumeclaim": ["data-larch-store-0"],
     "daemonset": ["larch-agent"],
 }
-STATUS_VALUES = {"store": ["204", "500"], "agent": ["2xx", "429"]}
+STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",
-        "kube-state-metrics": "kube-state-metrics", "prometheus": None}
+        "cadvisor": "kubelet", "kube-state-metrics": "kube-state-metrics", "prometheus": None}
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def referenced(expr: str) -> set[str]:
     without_strings = re.sub(r'"[^"]*"', '""', expr)
     names = set()
     for token in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings):
-        if token == "up" or token.startswith(("larch_", "process_", "kubelet_", "kube_")):
+        if token == "up" or token.startswith(("larch_", "container_", "kubelet_", "kube_")):
             names.add(re.sub(r"_(bucket|sum|count)$", "", token)
                       if token.endswith(("_bucket", "_sum", "_count"))
                       and not token.startswith("kube") else token)
@@ -77,7 +76,7 @@ def _series_labels(metric: Metric, source: str) -> list[dict[str, str]]:
     if job:
         base["job"] = job
     names = list(metric.labels)
-    choices = [STATUS_VALUES[source] if n == "status" else LABEL_VALUES[n] for n in names]
+    choices = [STATUS_VALUES[source] if n == "status_code" else LABEL_VALUES[n] for n in names]
     return [dict(base, **dict(zip(names, combo))) for combo in product(*choices)]
 
 
@@ -100,7 +99,7 @@ def synthetic_openmetrics(start: int, samples: int, step: int = 60) -> str:
                 if m.type == "counter":
                     lines.append(f"{family}_total{_fmt(labels)} {i * 10} {ts}")
                 elif m.type == "gauge":
-                    lines.append(f"{family}{_fmt(labels)} {1 if m.name in ('up', 'larch_build_info') else 5} {ts}")
+                    lines.append(f"{family}{_fmt(labels)} {1 if m.name == 'up' else 5} {ts}")
                 else:
                     for le, n in (("0.1", i), ("1.0", i * 5), ("+Inf", i * 10)):
                         lines.append(f"{family}_bucket{_fmt(dict(labels, le=le))} {n} {ts}")

@@ -18,7 +18,12 @@ PROM = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${loki}"}
 STORE = 'job="larch-store", namespace=~"$namespace"'
 AGENT = 'job="larch-agent", namespace=~"$namespace"'
-PUSH_ROUTES = 'route=~"loki_api_v1_push|api_prom_push|otlp_v1_logs|logproto_pusher_push"'
+PUSH_ROUTES = 'route=~"loki_api_v1_push|api_prom_push|otlp_v1_logs|logproto_Pusher_Push"'
+# HTTP 5xx, and failed gRPC pushes (their status_code is "error").
+ERRORS = 'status_code=~"5..|error"'
+# Container metrics from the kubelet (cAdvisor).
+STORE_CONTAINER = 'namespace=~"$namespace", container="store"'
+AGENT_CONTAINER = 'namespace=~"$namespace", container="agent"'
 QUERY_ROUTES = 'route=~"loki_api_v1_query_range|loki_api_v1_query|loki_api_v1_tail"'
 
 
@@ -109,8 +114,9 @@ def _variables() -> dict[str, Any]:
         {"name": "loki", "label": "Logs", "type": "datasource", "query": "loki",
          "regex": "/Larch.*/", "current": {}, "hide": 0, "refresh": 1},
         {"name": "namespace", "label": "Namespace", "type": "query", "datasource": PROM,
-         "query": {"query": "label_values(larch_build_info, namespace)", "refId": "ns"},
-         "definition": "label_values(larch_build_info, namespace)",
+         "query": {"query": 'label_values(up{job=~"larch-store|larch-agent"}, namespace)',
+                   "refId": "ns"},
+         "definition": 'label_values(up{job=~"larch-store|larch-agent"}, namespace)',
          "includeAll": True, "multi": True, "allValue": ".+", "current": {},
          "refresh": 2, "sort": 1, "hide": 0},
     ]}
@@ -146,19 +152,19 @@ def overview() -> dict[str, Any]:
                        [(None, "red"), (1, "green")]), 4, 4),
         lay.place(stat("Agents up", f"sum(up{{{AGENT}}})", "none",
                        "Agent targets (one per node) scraped successfully."), 4, 4),
-        lay.place(stat("Ingest", f"sum(rate(larch_push_received_bytes_total{{{STORE}}}[$__rate_interval]))",
-                       "Bps", "Log bytes accepted by the stores."), 4, 4),
-        lay.place(stat("Lines discarded", f"sum(rate(larch_push_discarded_lines_total{{{STORE}}}[$__rate_interval]))",
+        lay.place(stat("Ingest", f"sum(rate(larch_distributor_bytes_received_total{{{STORE}}}[$__rate_interval]))",
+                       "Bps", "Log line bytes received by the stores."), 4, 4),
+        lay.place(stat("Lines discarded", f"sum(rate(larch_discarded_entries_total{{{STORE}}}[$__rate_interval]))",
                        "short", "Lines the stores rejected (all reasons), per second.",
                        [(None, "green"), (0.001, "orange")]), 4, 4),
         lay.place(stat("Agent drops", f"sum(rate(larch_agent_dropped_lines_total{{{AGENT}}}[$__rate_interval]))",
                        "short", "Lines agents dropped (all reasons), per second.",
                        [(None, "green"), (0.001, "orange")]), 4, 4),
-        lay.place(stat("Active streams", f"sum(larch_head_streams{{{STORE}}})", "short",
-                       "Streams with data in the stores' heads."), 4, 4),
+        lay.place(stat("Active streams", f"sum(larch_ingester_active_streams{{{STORE}}})", "short",
+                       "Streams holding unflushed data in the stores."), 4, 4),
         lay.place(timeseries("Ingest by tenant", [
-            (f"sum by (tenant) (rate(larch_push_received_bytes_total{{{STORE}}}[$__rate_interval]))",
-             "{{tenant}}")], "Bps", "Accepted log bytes per second, by tenant."), 12, 8),
+            (f"sum by (tenant) (rate(larch_distributor_bytes_received_total{{{STORE}}}[$__rate_interval]))",
+             "{{tenant}}")], "Bps", "Received log line bytes per second, by tenant."), 12, 8),
         lay.place(timeseries("Agents: read vs sent", [
             (f"sum(rate(larch_agent_read_bytes_total{{{AGENT}}}[$__rate_interval]))", "read"),
             (f"sum(rate(larch_agent_sent_bytes_total{{{AGENT}}}[$__rate_interval]))", "sent")],
@@ -168,8 +174,8 @@ def overview() -> dict[str, Any]:
             (f"sum by (route) (rate(larch_request_duration_seconds_count{{{STORE}}}[$__rate_interval]))",
              "{{route}}")], "reqps", "Store API requests per second."), 12, 8),
         lay.place(timeseries("Errors by route", [
-            (f'sum by (route, status) (rate(larch_request_duration_seconds_count{{{STORE}, status=~"5.."}}[$__rate_interval]))',
-             "{{route}} {{status}}")], "reqps", "Store requests answered with 5xx."), 12, 8),
+            (f"sum by (route, status_code) (rate(larch_request_duration_seconds_count{{{STORE}, {ERRORS}}}[$__rate_interval]))",
+             "{{route}} {{status_code}}")], "reqps", "Store requests answered with 5xx, and failed gRPC pushes."), 12, 8),
         lay.place(logs("Larch logs", '{namespace=~"$namespace", container=~"store|agent"}',
                        "The stores' and agents' own logs, from Larch itself."), 24, 10),
     ]
@@ -187,51 +193,55 @@ def store() -> dict[str, Any]:
             (f"histogram_quantile(0.50, sum by (le) (rate(larch_request_duration_seconds_bucket{{{STORE}, {PUSH_ROUTES}}}[{q}])))", "p50")],
             "s", "Push requests (HTTP, OTLP, gRPC), from receipt to acknowledgement (WAL on disk)."), 8, 8),
         lay.place(timeseries("Lines received", [
-            (f"sum by (tenant) (rate(larch_push_received_lines_total{{{STORE}}}[{q}]))", "{{tenant}}")],
-            "short", "Accepted lines per second, by tenant."), 8, 8),
+            (f"sum by (tenant) (rate(larch_distributor_lines_received_total{{{STORE}}}[{q}]))", "{{tenant}}")],
+            "short", "Lines received per second (before validation), by tenant."), 8, 8),
         lay.place(timeseries("Discarded lines by reason", [
-            (f"sum by (tenant, reason) (rate(larch_push_discarded_lines_total{{{STORE}}}[{q}]))",
+            (f"sum by (tenant, reason) (rate(larch_discarded_entries_total{{{STORE}}}[{q}]))",
              "{{tenant}} {{reason}}")],
             "short", "Lines rejected by validation and limits (rate_limited, line_too_long, ...)."), 8, 8),
-        lay.place(timeseries("WAL fsync latency", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_wal_fsync_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99"),
-            (f"histogram_quantile(0.50, sum by (le) (rate(larch_wal_fsync_duration_seconds_bucket{{{STORE}}}[{q}])))", "p50")],
-            "s", "One fdatasync per group commit; pushes wait for it."), 8, 8),
+        lay.place(timeseries("WAL commit latency", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_wal_commit_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_wal_commit_duration_seconds_bucket{{{STORE}}}[{q}])))", "p50")],
+            "s", "One write and fdatasync per group commit; pushes wait for it."), 8, 8),
         lay.place(timeseries("WAL writes", [
-            (f"sum(rate(larch_wal_written_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
+            (f"sum(rate(larch_wal_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
             (f"sum(increase(larch_wal_corruptions_total{{{STORE}}}[{q}]))", "corrupt records")],
             "Bps", "Bytes appended to the write-ahead log; corrupt records found on replay."), 8, 8),
-        lay.place(timeseries("Head", [
-            (f"sum(larch_head_streams{{{STORE}}})", "streams"),
-            (f"sum(larch_head_memory_bytes{{{STORE}}})", "bytes")],
-            "short", "Open streams and the memory their head blocks hold."), 8, 8),
-        lay.place(timeseries("Chunks flushed by reason", [
-            (f"sum by (reason) (rate(larch_flush_chunks_total{{{STORE}}}[{q}]))", "{{reason}}"),
-            (f"sum(rate(larch_flush_failures_total{{{STORE}}}[{q}]))", "failures")],
-            "short", "Chunks sealed and written (full, max_age, idle, shutdown) and failed flushes."), 8, 8),
-        lay.place(timeseries("Flush latency and queue", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_flush_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99 seconds"),
-            (f"sum(larch_flush_queue_length{{{STORE}}})", "queued chunks")],
-            "short", "Time to write, fsync and index a chunk; chunks waiting to be flushed."), 8, 8),
+        lay.place(timeseries("WAL group commits", [
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_wal_group_requests_bucket{{{STORE}}}[{q}])))", "pushes per commit (p50)"),
+            (f"sum(larch_wal_segments{{{STORE}}})", "segments on disk")],
+            "short", "Pushes sharing one fsync; WAL segments not yet truncated."), 8, 8),
+        lay.place(timeseries("Streams and duplicates", [
+            (f"sum by (tenant) (larch_ingester_active_streams{{{STORE}}})", "streams {{tenant}}"),
+            (f"sum by (tenant) (rate(larch_ingester_duplicate_entries_total{{{STORE}}}[{q}]))", "duplicates/s {{tenant}}")],
+            "short", "Streams holding unflushed data; identical entries dropped (client retries)."), 8, 8),
+        lay.place(timeseries("Chunks flushed", [
+            (f"sum by (tenant) (rate(larch_ingester_chunks_flushed_total{{{STORE}}}[{q}]))", "{{tenant}}"),
+            (f"sum(rate(larch_ingester_flush_failures_total{{{STORE}}}[{q}]))", "failures")],
+            "short", "Chunks written per second, and failed writes (retried)."), 8, 8),
+        lay.place(timeseries("Flush queue and chunk size", [
+            (f"sum(larch_ingester_flush_queue_length{{{STORE}}})", "queued chunks"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_ingester_chunk_size_bytes_bucket{{{STORE}}}[{q}])))", "chunk size p50 (bytes)")],
+            "short", "Sealed chunks waiting to be written; size of written chunks."), 8, 8),
         lay.place(timeseries("Retention", [
-            (f"sum by (tenant) (rate(larch_retention_deleted_chunks_total{{{STORE}}}[{q}]))", "{{tenant}}")],
-            "short", "Chunks deleted by retention, per second."), 8, 8),
+            (f"sum by (tenant) (rate(larch_ingester_chunks_deleted_total{{{STORE}}}[{q}]))", "{{tenant}}")],
+            "short", "Chunk files deleted by retention or compaction, per second."), 8, 8),
         lay.row("Reads"),
         lay.place(timeseries("Query latency", [
             (f"histogram_quantile(0.99, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p99 {{route}}"),
             (f"histogram_quantile(0.50, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p50 {{route}}")],
             "s", "LogQL queries, by route."), 12, 8),
-        lay.place(timeseries("Scanned", [
-            (f"sum(rate(larch_query_scanned_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
-            (f"sum(rate(larch_query_scanned_lines_total{{{STORE}}}[{q}]))", "lines/s")],
-            "short", "Decompressed bytes and lines the engine scanned."), 12, 8),
+        lay.place(timeseries("Queries by status", [
+            (f"sum by (route, status_code) (rate(larch_request_duration_seconds_count{{{STORE}, {QUERY_ROUTES}}}[{q}]))",
+             "{{route}} {{status_code}}")],
+            "reqps", "Query requests per second by route and status code (504: timeout)."), 12, 8),
         lay.row("Resources"),
         lay.place(timeseries("CPU", [
-            (f"sum by (pod) (rate(process_cpu_seconds_total{{{STORE}}}[{q}]))", "{{pod}}")],
-            "percentunit", "CPU cores used by each store process."), 8, 8),
+            (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{STORE_CONTAINER}}}[{q}]))", "{{pod}}")],
+            "percentunit", "CPU cores used by each store container (cAdvisor)."), 8, 8),
         lay.place(timeseries("Memory", [
-            (f"sum by (pod) (process_resident_memory_bytes{{{STORE}}})", "{{pod}}")],
-            "bytes", "Resident memory of each store process."), 8, 8),
+            (f"sum by (pod) (container_memory_working_set_bytes{{{STORE_CONTAINER}}})", "{{pod}}")],
+            "bytes", "Working-set memory of each store container (cAdvisor)."), 8, 8),
         lay.place(timeseries("Volume used", [
             ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"})',
              "{{persistentvolumeclaim}}")],
@@ -260,19 +270,19 @@ def agent() -> dict[str, Any]:
             (f"histogram_quantile(0.50, sum by (le) (rate(larch_agent_push_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p50")],
             "s", "Batch push to acknowledgement."), 8, 8),
         lay.place(timeseries("Push outcomes and retries", [
-            (f"sum by (status) (rate(larch_agent_push_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status}}"),
+            (f"sum by (status_code) (rate(larch_agent_push_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status_code}}"),
             (f"sum(rate(larch_agent_push_retries_total{{{AGENT}}}[{q}]))", "retries")],
-            "reqps", "Pushes by outcome (2xx, 4xx, 429, 5xx, error) and retries."), 8, 8),
+            "reqps", "Pushes by outcome (HTTP status code, or error) and retries."), 8, 8),
         lay.place(timeseries("Unacknowledged bytes", [
             (f"max by (node) (larch_agent_positions_lag_bytes{{{AGENT}}})", "{{node}}")],
             "bytes", "Bytes in tailed files past the acknowledged positions; grows while the "
                      "store is unreachable."), 8, 8),
         lay.place(timeseries("CPU", [
-            (f"sum by (node) (rate(process_cpu_seconds_total{{{AGENT}}}[{q}]))", "{{node}}")],
-            "percentunit", "CPU cores used by each agent."), 12, 8),
+            (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{AGENT_CONTAINER}}}[{q}]))", "{{pod}}")],
+            "percentunit", "CPU cores used by each agent container (cAdvisor)."), 12, 8),
         lay.place(timeseries("Memory", [
-            (f"sum by (node) (process_resident_memory_bytes{{{AGENT}}})", "{{node}}")],
-            "bytes", "Resident memory of each agent."), 12, 8),
+            (f"sum by (pod) (container_memory_working_set_bytes{{{AGENT_CONTAINER}}})", "{{pod}}")],
+            "bytes", "Working-set memory of each agent container (cAdvisor)."), 12, 8),
     ]
     return _dashboard("larch-agent", "Larch / Agent",
                       "larch-agent on every node: files, delivery, drops, lag, resources.", p)

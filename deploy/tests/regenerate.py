@@ -101,10 +101,12 @@ def main() -> int:
         for path in bad:
             print(f"stale: {path.relative_to(deploylib.REPO)}", file=sys.stderr)
         return 1 if bad else 0
-    for path, text in generated().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path.relative_to(deploylib.REPO)}")
+    # Dashboards first: the chart (and so the base) embeds them.
+    for files in (dashboard_files, base_files):
+        for path, text in files().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(deploylib.REPO)}")
     return 0
 
 

@@ -96,8 +96,8 @@ def test_dashboards_and_alerts_use_only_documented_metrics() -> None:
     assert len(used) >= 25
     for metric in used:
         if metric.startswith("larch_"):
-            assert metric.endswith(("_total", "_seconds", "_bytes", "_info", "_length",
-                                    "_streams", "_active")), metric
+            assert metric.endswith(("_total", "_seconds", "_bytes", "_length", "_streams",
+                                    "_segments", "_requests", "_active")), metric
 
 
 def test_dashboard_json_files_are_well_formed() -> None:
@@ -257,8 +257,8 @@ def test_dashboard_query_returns_series(prometheus: Prometheus, dashboard: str, 
 
 def test_namespace_variable_query_finds_namespaces(prometheus: Prometheus) -> None:
     body = prometheus.get("/api/v1/label/namespace/values",
-                          **{"match[]": "larch_build_info", "start": prometheus.end - 600,
-                             "end": prometheus.end})
+                          **{"match[]": 'up{job=~"larch-store|larch-agent"}',
+                             "start": prometheus.end - 600, "end": prometheus.end})
     assert body["data"] == ["larch"]
 
 
