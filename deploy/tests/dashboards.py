@@ -157,19 +157,19 @@ def overview() -> dict[str, Any]:
         lay.place(stat("Lines discarded", f"sum(rate(larch_discarded_entries_total{{{STORE}}}[$__rate_interval]))",
                        "short", "Lines the stores rejected (all reasons), per second.",
                        [(None, "green"), (0.001, "orange")]), 4, 4),
-        lay.place(stat("Agent drops", f"sum(rate(larch_agent_dropped_lines_total{{{AGENT}}}[$__rate_interval]))",
-                       "short", "Lines agents dropped (all reasons), per second.",
+        lay.place(stat("Agent drops", f"sum(rate(larch_agent_dropped_entries_total{{{AGENT}}}[$__rate_interval]))",
+                       "short", "Entries agents did not deliver (all reasons), per second.",
                        [(None, "green"), (0.001, "orange")]), 4, 4),
         lay.place(stat("Active streams", f"sum(larch_ingester_active_streams{{{STORE}}})", "short",
                        "Streams holding unflushed data in the stores."), 4, 4),
         lay.place(timeseries("Ingest by tenant", [
             (f"sum by (tenant) (rate(larch_distributor_bytes_received_total{{{STORE}}}[$__rate_interval]))",
              "{{tenant}}")], "Bps", "Received log line bytes per second, by tenant."), 12, 8),
-        lay.place(timeseries("Agents: read vs sent", [
-            (f"sum(rate(larch_agent_read_bytes_total{{{AGENT}}}[$__rate_interval]))", "read"),
-            (f"sum(rate(larch_agent_sent_bytes_total{{{AGENT}}}[$__rate_interval]))", "sent")],
-            "Bps", "Bytes read from log files and bytes acknowledged by the store; a lasting "
-                   "gap means the agents fall behind."), 12, 8),
+        lay.place(timeseries("Agents: batched vs acknowledged", [
+            (f"sum(rate(larch_agent_entries_total{{{AGENT}}}[$__rate_interval]))", "batched"),
+            (f"sum(rate(larch_agent_sent_entries_total{{{AGENT}}}[$__rate_interval]))", "acknowledged")],
+            "short", "Entries the agents batched and entries the store acknowledged, per "
+                     "second; a lasting gap means deliveries fail or lag."), 12, 8),
         lay.place(timeseries("Request rate by route", [
             (f"sum by (route) (rate(larch_request_duration_seconds_count{{{STORE}}}[$__rate_interval]))",
              "{{route}}")], "reqps", "Store API requests per second."), 12, 8),
@@ -256,27 +256,31 @@ def agent() -> dict[str, Any]:
     q = "$__rate_interval"
     p = [
         lay.place(timeseries("Files tailed", [
-            (f"sum by (node) (larch_agent_files_active{{{AGENT}}})", "{{node}}")],
+            (f"sum by (node) (larch_agent_files_tailed{{{AGENT}}})", "{{node}}")],
             "short", "Log files each agent is reading."), 8, 8),
-        lay.place(timeseries("Read vs sent lines", [
+        lay.place(timeseries("Read, batched, acknowledged", [
             (f"sum by (node) (rate(larch_agent_read_lines_total{{{AGENT}}}[{q}]))", "read {{node}}"),
-            (f"sum by (node) (rate(larch_agent_sent_lines_total{{{AGENT}}}[{q}]))", "sent {{node}}")],
-            "short", "Lines read from files and lines the store acknowledged, per node."), 8, 8),
-        lay.place(timeseries("Dropped lines by reason", [
-            (f"sum by (reason) (rate(larch_agent_dropped_lines_total{{{AGENT}}}[{q}]))", "{{reason}}")],
-            "short", "Lines dropped by pipeline stages or rejected by the store."), 8, 8),
+            (f"sum by (node) (rate(larch_agent_entries_total{{{AGENT}}}[{q}]))", "batched {{node}}"),
+            (f"sum by (node) (rate(larch_agent_sent_entries_total{{{AGENT}}}[{q}]))", "acknowledged {{node}}")],
+            "short", "Lines read from files, entries batched (after joins and stages), entries "
+                     "the store acknowledged, per node."), 8, 8),
+        lay.place(timeseries("Dropped entries by reason", [
+            (f"sum by (reason) (rate(larch_agent_dropped_entries_total{{{AGENT}}}[{q}]))", "{{reason}}")],
+            "short", "Entries dropped by pipeline stages or rate limits, or rejected by the store."), 8, 8),
         lay.place(timeseries("Push latency", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_agent_push_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p99"),
-            (f"histogram_quantile(0.50, sum by (le) (rate(larch_agent_push_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p50")],
-            "s", "Batch push to acknowledgement."), 8, 8),
+            (f"histogram_quantile(0.99, sum by (le) (rate(larch_agent_request_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p99"),
+            (f"histogram_quantile(0.50, sum by (le) (rate(larch_agent_request_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p50")],
+            "s", "One push request, sent to answered."), 8, 8),
         lay.place(timeseries("Push outcomes and retries", [
-            (f"sum by (status_code) (rate(larch_agent_push_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status_code}}"),
-            (f"sum(rate(larch_agent_push_retries_total{{{AGENT}}}[{q}]))", "retries")],
-            "reqps", "Pushes by outcome (HTTP status code, or error) and retries."), 8, 8),
-        lay.place(timeseries("Unacknowledged bytes", [
-            (f"max by (node) (larch_agent_positions_lag_bytes{{{AGENT}}})", "{{node}}")],
-            "bytes", "Bytes in tailed files past the acknowledged positions; grows while the "
-                     "store is unreachable."), 8, 8),
+            (f"sum by (status_code) (rate(larch_agent_request_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status_code}}"),
+            (f"sum(rate(larch_agent_batch_retries_total{{{AGENT}}}[{q}]))", "retries")],
+            "reqps", "Pushes by outcome (HTTP or gRPC code, error, timeout) and retries."), 8, 8),
+        lay.place(timeseries("Backlog", [
+            (f"max by (node) (larch_agent_unread_bytes{{{AGENT}}})", "unread {{node}}"),
+            (f"max by (node) (larch_agent_positions_lag_bytes{{{AGENT}}})", "unacknowledged {{node}}")],
+            "bytes", "Bytes written to tailed files but not read yet (grows while the store is "
+                     "unreachable: the files are the buffer), and bytes read but not yet "
+                     "acknowledged."), 8, 8),
         lay.place(timeseries("CPU", [
             (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{AGENT_CONTAINER}}}[{q}]))", "{{pod}}")],
             "percentunit", "CPU cores used by each agent container (cAdvisor)."), 12, 8),

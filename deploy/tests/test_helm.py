@@ -186,3 +186,13 @@ def test_disabling_optional_parts_still_renders_valid_yaml() -> None:
                      "ServiceAccount", "ServiceAccount", "StatefulSet"]
     for o in objs:
         assert "annotations" not in o.body["metadata"] or o.body["metadata"]["annotations"]
+
+
+def test_auth_enabled_requires_agent_tenant() -> None:
+    with pytest.raises(helm.HelmError) as err:
+        deploylib.render_chart_text({"store": {"config": {"auth_enabled": True}}})
+    assert "set agent.config.tenant" in str(err.value)
+    objs = deploylib.render_chart({"store": {"config": {"auth_enabled": True}},
+                                   "agent": {"config": {"tenant": "platform"}}}, "auth")
+    assert yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])["tenant"] == "platform"
+    assert yaml.safe_load(deploylib.config_files(objs, "store.yaml")[0][1])["auth_enabled"] is True

@@ -94,10 +94,10 @@ def test_dashboards_and_alerts_use_only_documented_metrics() -> None:
     undocumented = {m: sorted(w) for m, w in used.items() if m not in documented}
     assert not undocumented, f"metrics missing from deploy/README.md: {undocumented}"
     assert len(used) >= 25
-    for metric in used:
-        if metric.startswith("larch_"):
-            assert metric.endswith(("_total", "_seconds", "_bytes", "_length", "_streams",
-                                    "_segments", "_requests", "_active")), metric
+    # The project's naming rule: counters, and only counters, end in _total.
+    for metric in contract.metrics().values():
+        if metric.name.startswith("larch_"):
+            assert metric.name.endswith("_total") == (metric.type == "counter"), metric
 
 
 def test_dashboard_json_files_are_well_formed() -> None:
