@@ -281,12 +281,16 @@ def agent() -> dict[str, Any]:
             "bytes", "Bytes written to tailed files but not read yet (grows while the store is "
                      "unreachable: the files are the buffer), and bytes read but not yet "
                      "acknowledged."), 8, 8),
+        lay.place(timeseries("Agents held back", [
+            (f"sum(larch_agent_reading_paused{{{AGENT}}})", "paused")],
+            "short", "Agents whose reading waits because the store takes batches slower than "
+                     "they are made (back-pressure)."), 8, 8),
         lay.place(timeseries("CPU", [
             (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{AGENT_CONTAINER}}}[{q}]))", "{{pod}}")],
-            "percentunit", "CPU cores used by each agent container (cAdvisor)."), 12, 8),
+            "percentunit", "CPU cores used by each agent container (cAdvisor)."), 8, 8),
         lay.place(timeseries("Memory", [
             (f"sum by (pod) (container_memory_working_set_bytes{{{AGENT_CONTAINER}}})", "{{pod}}")],
-            "bytes", "Working-set memory of each agent container (cAdvisor)."), 12, 8),
+            "bytes", "Working-set memory of each agent container (cAdvisor)."), 8, 8),
     ]
     return _dashboard("larch-agent", "Larch / Agent",
                       "larch-agent on every node: files, delivery, drops, lag, resources.", p)
