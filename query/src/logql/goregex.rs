@@ -210,40 +210,61 @@ pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
     }
 }
 
-/// Renames every repeated group name apart and checks again, reporting
-/// the first repeated name.
-fn check_with_renamed_duplicate(p: &str, name: &str) -> Result<GoRegexInfo, String> {
-    let mut seen = 0usize;
-    let mut out = String::with_capacity(p.len() + 8);
+/// Renames every repeated group name apart (in one pass) and checks
+/// again, reporting the first repeated name.
+fn check_with_renamed_duplicate(p: &str, first_dup: &str) -> Result<GoRegexInfo, String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = String::with_capacity(p.len() + 16);
     let mut rest = p;
-    let needles = [format!("(?P<{name}>"), format!("(?<{name}>")];
-    loop {
-        let next = needles
-            .iter()
-            .filter_map(|n| rest.find(n.as_str()).map(|i| (i, n.len())))
-            .min();
-        let Some((i, len)) = next else {
-            out.push_str(rest);
-            break;
-        };
+    let mut renamed = 0usize;
+    while let Some(i) = rest.find("(?") {
         out.push_str(&rest[..i]);
-        seen += 1;
-        if seen > 1 {
-            out.push_str(&format!("(?P<{name}__dup{seen}>"));
+        let after = &rest[i + 2..];
+        let prefix_len = if after.starts_with("P<") {
+            2
+        } else if after.starts_with('<') {
+            1
         } else {
-            out.push_str(&rest[i..i + len]);
+            0
+        };
+        let name_end = after[prefix_len..].find('>');
+        match (prefix_len, name_end) {
+            (1 | 2, Some(e)) => {
+                let name = &after[prefix_len..prefix_len + e];
+                out.push_str("(?P<");
+                out.push_str(name);
+                if seen.contains(&name) {
+                    renamed += 1;
+                    out.push_str(&format!("__dup{renamed}"));
+                } else {
+                    seen.push(name);
+                }
+                out.push('>');
+                rest = &after[prefix_len + e + 1..];
+            }
+            _ => {
+                out.push_str("(?");
+                rest = after;
+            }
         }
-        rest = &rest[i + len..];
     }
-    let mut info = check_go_regex(&out)?;
+    out.push_str(rest);
+    let mut parser = regex_syntax::ParserBuilder::new().octal(true).build();
+    let mut info = GoRegexInfo::default();
+    match parser.parse(&translate(&out).0) {
+        Ok(hir) => collect_captures(&hir, &mut info),
+        // Anything else wrong shows without the duplicates too.
+        Err(_) if out != p => {
+            check_go_regex(&out)?;
+        }
+        Err(_) => {}
+    }
     for n in &mut info.names {
-        if let Some(base) = n.split_once("__dup").map(|(b, _)| b.to_string()) {
-            *n = base;
+        if let Some((base, _)) = n.split_once("__dup") {
+            *n = base.to_string();
         }
     }
-    if info.duplicate_name.is_none() {
-        info.duplicate_name = Some(name.to_string());
-    }
+    info.duplicate_name = Some(first_dup.to_string());
     Ok(info)
 }
 
@@ -481,6 +502,14 @@ mod tests {
         let info = check_go_regex("(?P<a>x)(y)(?P<b>z)").unwrap();
         assert_eq!(info.groups, 3);
         assert_eq!(info.names, vec!["a", "b"]);
+        let many: String = (0..2000)
+            .map(|i| format!("(?P<n{i}>a)(?<n{i}>b)"))
+            .collect();
+        assert_eq!(
+            check_go_regex(&many).unwrap().duplicate_name.as_deref(),
+            Some("n0")
+        );
+        assert!(check_go_regex("(?P<x>.)(?P<x>.)(").is_err());
         let dup = check_go_regex("(?P<x>.)(?P<x>.)").unwrap();
         assert_eq!(dup.duplicate_name.as_deref(), Some("x"));
         assert_eq!(dup.names, vec!["x", "x"]);

@@ -690,10 +690,13 @@ impl<'a> Lexer<'a> {
     /// `--strict` or `--keep-empty` at the cursor (which is on the first
     /// `-`), consumed only if it is one of them.
     fn try_flag(&mut self) -> Option<String> {
+        // A flag is at most 12 characters; looking further could only
+        // show it is not one, and would make runs of dashes quadratic.
         let rest = &self.src[self.pos + 1..];
         let len: usize = rest
             .chars()
             .take_while(|&c| c.is_alphabetic() || c == '-')
+            .take(12)
             .map(char::len_utf8)
             .sum();
         let flag = &self.src[self.pos..self.pos + 1 + len];

@@ -127,6 +127,9 @@ fn large_queries_parse_in_linear_time() {
         "\"".repeat(131_000),
         "(".repeat(131_000),
         "[".repeat(131_000),
+        "-".repeat(131_000),
+        format!("{sel} | logfmt {}", "--strict ".repeat(14_000)),
+        format!("{sel} | regexp \"{}\"", "(?P<a>x)".repeat(15_000)),
     ];
     for q in cases {
         assert!(q.len() < MAX_QUERY_BYTES, "{}", q.len());
