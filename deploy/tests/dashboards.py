@@ -61,6 +61,15 @@ def _targets(queries: list[tuple[str, str]]) -> list[dict[str, Any]]:
             for i, (expr, legend) in enumerate(queries)]
 
 
+def quantiles(metric: str, selector: str, by: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """p99 and p50 queries (with legends) of histogram `metric`, per `by`."""
+    group = ", ".join(("le", *by))
+    legend = "".join(f" {{{{{label}}}}}" for label in by)
+    return [(f"histogram_quantile({q}, sum by ({group}) "
+             f"(rate({metric}_bucket{{{selector}}}[$__rate_interval])))", f"{name}{legend}")
+            for q, name in (("0.99", "p99"), ("0.50", "p50"))]
+
+
 def timeseries(title: str, queries: list[tuple[str, str]], unit: str,
                description: str) -> dict[str, Any]:
     return {
@@ -189,8 +198,7 @@ def store() -> dict[str, Any]:
     p = [
         lay.row("Writes"),
         lay.place(timeseries("Push latency", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_request_duration_seconds_bucket{{{STORE}, {PUSH_ROUTES}}}[{q}])))", "p99"),
-            (f"histogram_quantile(0.50, sum by (le) (rate(larch_request_duration_seconds_bucket{{{STORE}, {PUSH_ROUTES}}}[{q}])))", "p50")],
+            *quantiles("larch_request_duration_seconds", f"{STORE}, {PUSH_ROUTES}")],
             "s", "Push requests (HTTP, OTLP, gRPC), from receipt to acknowledgement (WAL on disk)."), 8, 8),
         lay.place(timeseries("Lines received", [
             (f"sum by (tenant) (rate(larch_distributor_lines_received_total{{{STORE}}}[{q}]))", "{{tenant}}")],
@@ -200,8 +208,7 @@ def store() -> dict[str, Any]:
              "{{tenant}} {{reason}}")],
             "short", "Lines rejected by validation and limits (rate_limited, line_too_long, ...)."), 8, 8),
         lay.place(timeseries("WAL commit latency", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_wal_commit_duration_seconds_bucket{{{STORE}}}[{q}])))", "p99"),
-            (f"histogram_quantile(0.50, sum by (le) (rate(larch_wal_commit_duration_seconds_bucket{{{STORE}}}[{q}])))", "p50")],
+            *quantiles("larch_wal_commit_duration_seconds", STORE)],
             "s", "One write and fdatasync per group commit; pushes wait for it."), 8, 8),
         lay.place(timeseries("WAL writes", [
             (f"sum(rate(larch_wal_bytes_total{{{STORE}}}[{q}]))", "bytes/s"),
@@ -228,8 +235,7 @@ def store() -> dict[str, Any]:
             "short", "Chunk files deleted by retention or compaction, per second."), 8, 8),
         lay.row("Reads"),
         lay.place(timeseries("Query latency", [
-            (f"histogram_quantile(0.99, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p99 {{route}}"),
-            (f"histogram_quantile(0.50, sum by (le, route) (rate(larch_request_duration_seconds_bucket{{{STORE}, {QUERY_ROUTES}}}[{q}])))", "p50 {{route}}")],
+            *quantiles("larch_request_duration_seconds", f"{STORE}, {QUERY_ROUTES}", ("route",))],
             "s", "LogQL queries, by route."), 12, 8),
         lay.place(timeseries("Queries by status", [
             (f"sum by (route, status_code) (rate(larch_request_duration_seconds_count{{{STORE}, {QUERY_ROUTES}}}[{q}]))",
@@ -268,8 +274,7 @@ def agent() -> dict[str, Any]:
             (f"sum by (reason) (rate(larch_agent_dropped_entries_total{{{AGENT}}}[{q}]))", "{{reason}}")],
             "short", "Entries dropped by pipeline stages or rate limits, or rejected by the store."), 8, 8),
         lay.place(timeseries("Push latency", [
-            (f"histogram_quantile(0.99, sum by (le) (rate(larch_agent_request_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p99"),
-            (f"histogram_quantile(0.50, sum by (le) (rate(larch_agent_request_duration_seconds_bucket{{{AGENT}}}[{q}])))", "p50")],
+            *quantiles("larch_agent_request_duration_seconds", AGENT)],
             "s", "One push request, sent to answered."), 8, 8),
         lay.place(timeseries("Push outcomes and retries", [
             (f"sum by (status_code) (rate(larch_agent_request_duration_seconds_count{{{AGENT}}}[{q}]))", "{{status_code}}"),

@@ -12,8 +12,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,3 +172,36 @@ def venv_bin(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} is not installed: run scripts/validate-deploy")
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET; HTTP errors are answers, not exceptions."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode()
+
+
+def wait_for_200(url: str, proc: subprocess.Popen[bytes], log: Path,
+                 timeout: float = 60) -> None:
+    """Wait until `url` answers 200; fail with the process's log if it exits
+    or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if http_get(url)[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{url} never answered 200:\n{log.read_text()}")
+        time.sleep(0.1)

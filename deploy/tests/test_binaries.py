@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -66,34 +65,6 @@ def test_rendered_config_passes_check_config(renders: dict[str, list[deploylib.O
 
 # --- the real binaries, started with the rendered configuration ----------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if _get(url)[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{url} never answered 200:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 def _stop(proc: subprocess.Popen[bytes], grace: float, log: Path) -> None:
     """SIGTERM, and the process must exit 0 within the pod's grace period."""
     started = time.monotonic()
@@ -145,15 +116,15 @@ def store(renders: dict[str, list[deploylib.Obj]],
     tmp = tmp_path_factory.mktemp("store")
     (_, text), = deploylib.config_files(renders["helm-production"], "store.yaml")
     (tmp / "store.yaml").write_text(text)
-    http = _free_port()
+    http = deploylib.free_port()
     log = tmp / "store.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(path), "--config", str(tmp / "store.yaml"), "--http-addr", f"127.0.0.1:{http}",
-             "--grpc-addr", f"127.0.0.1:{_free_port()}", "--data-dir", str(tmp / "data")],
+             "--grpc-addr", f"127.0.0.1:{deploylib.free_port()}", "--data-dir", str(tmp / "data")],
             stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(f"http://127.0.0.1:{http}/ready", proc, log)
+            deploylib.wait_for_200(f"http://127.0.0.1:{http}/ready", proc, log)
             yield f"http://127.0.0.1:{http}"
         finally:
             if proc.poll() is None:
@@ -172,7 +143,7 @@ def _push(store: str, values: list[list[str]]) -> int:
 
 
 def _received_lines(store: str) -> int:
-    text = _get(f"{store}/metrics")[1]
+    text = deploylib.http_get(f"{store}/metrics")[1]
     return sum(int(float(v)) for v in re.findall(
         r"^larch_distributor_lines_received_total\{[^}]*\} (\S+)", text, re.M))
 
@@ -185,7 +156,7 @@ def test_store_serves_contract_metrics(store: str) -> None:
     assert _push(store, [[str(now), "hello"]]) == 204
     assert _push(store, [[str(now), "hello"]]) == 204
     assert _push(store, [[str(now - 30 * 86400 * 10**9), "too old"]]) == 400
-    status, text = _get(f"{store}/metrics")
+    status, text = deploylib.http_get(f"{store}/metrics")
     assert status == 200
     missing, served = _unserved(text, "store", deploylib.REPO / "store/src/metrics.rs")
     assert not missing, f"larch-store does not serve: {missing}"
@@ -212,7 +183,7 @@ def test_agent_ships_a_pod_log_with_rendered_config(
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
     (container / "0.log").write_text(f"{stamp} stdout F deploy-e2e-line\n")
     received_before = _received_lines(store)
-    http = _free_port()
+    http = deploylib.free_port()
     log = tmp_path / "agent.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -222,10 +193,10 @@ def test_agent_ships_a_pod_log_with_rendered_config(
             stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, KUBERNETES_SERVICE_HOST=""))
         try:
             base = f"http://127.0.0.1:{http}"
-            _wait_ready(f"{base}/ready", proc, log)
+            deploylib.wait_for_200(f"{base}/ready", proc, log)
             deadline = time.monotonic() + 30
             while True:
-                text = _get(f"{base}/metrics")[1]
+                text = deploylib.http_get(f"{base}/metrics")[1]
                 sent = re.search(r"^larch_agent_sent_entries_total (\d+)", text, re.M)
                 if sent and int(sent.group(1)) >= 1:
                     break
@@ -239,7 +210,7 @@ def test_agent_ships_a_pod_log_with_rendered_config(
             query = urllib.parse.urlencode({"query": '{namespace="shop", pod="web-0"}',
                                             "start": time.time_ns() - 3600 * 10**9,
                                             "limit": 10})
-            status, body = _get(f"{store}/loki/api/v1/query_range?{query}")
+            status, body = deploylib.http_get(f"{store}/loki/api/v1/query_range?{query}")
             # The store's query API is another part of the project; until it
             # serves query_range (404 before), the received-lines counter
             # above is the evidence that the line arrived.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -163,13 +162,6 @@ FAKE_PODS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Prometheus:
     def __init__(self, url: str, end: int) -> None:
         self.url = url
@@ -200,7 +192,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
                                 tmp / "targets.json")
     config["global"]["scrape_interval"] = "1h"
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = deploylib.free_port()
     log = (tmp / "prometheus.log").open("w")
     server = subprocess.Popen(
         [tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
@@ -208,17 +200,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("Prometheus did not start:\n" + (tmp / "prometheus.log").read_text())
-            time.sleep(0.1)
+        deploylib.wait_for_200(f"{url}/-/ready", server, tmp / "prometheus.log")
         yield Prometheus(url, start + (samples - 1) * 60)
     finally:
         server.terminate()
