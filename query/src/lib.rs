@@ -13,10 +13,11 @@
 //! * [`Matcher`] and [`MatchOp`]: the four label matchers of a selector.
 //!
 //! [`logql`] reads, checks and prints LogQL queries with Loki's grammar and
-//! Loki's error texts.
+//! Loki's error texts; [`engine`] runs them over a [`LogSource`].
 
 #![warn(missing_docs)]
 
+pub mod engine;
 mod labels;
 pub mod logql;
 mod matcher;

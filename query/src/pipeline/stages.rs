@@ -261,6 +261,12 @@ impl StreamPipeline {
         &self.builder
     }
 
+    /// The stream's labels builder, mutably: `unwrap` runs on the labels
+    /// an entry was left with and may set `__error__`.
+    pub fn labels_mut(&mut self) -> &mut LabelsBuilder {
+        &mut self.builder
+    }
+
     /// Runs one entry: `metadata` is its encoded structured metadata (see
     /// [`decode_metadata`]). Returns the line after the stages and the
     /// labels, or `None` when a filter dropped the entry.

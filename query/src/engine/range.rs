@@ -1,0 +1,658 @@
+//! Range aggregations (`rate`, `count_over_time`, `sum_over_time`, ...):
+//! from log entries to one value per series and step.
+//!
+//! Windows follow Loki: at instant `t` the window is `(t - offset - range,
+//! t - offset]`. The ends of all windows cut the time line into
+//! *segments*; every window is a run of whole segments. Scanning adds each
+//! sample to the [`Acc`] of its series and segment, and each window's value
+//! is then the combination of its segments' accumulators. So memory is
+//! bounded by series × segments (at most two per step), whatever the
+//! number of lines, and every sample is touched once however much windows
+//! overlap. When windows do not overlap (range ≤ step, Grafana's usual
+//! query) each window is exactly one segment.
+//!
+//! Fast paths, cheapest first, all per block:
+//! * no stages and no metadata in the block: every entry belongs to the
+//!   stream's own series. A count without line filters then needs only
+//!   timestamps, and counts a whole segment with two binary searches;
+//! * line filters only: the block matcher's hits are counted, no entry is
+//!   built;
+//! * otherwise each matching entry runs the pipeline and its labels pick
+//!   the series.
+//!
+//! Labels of a series: every label of the entry (stream, structured
+//! metadata, parsed, `__error__`) minus an unwrapped label, or the
+//! grouping's labels (`by`/`without` after the function, or those of an
+//! enclosing `sum`, pushed down as Loki does). A series that still carries
+//! `__error__` and has a value fails the query with Loki's pipeline error.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use crate::labels::LabelSet;
+use crate::logql::{Grouping, RangeAggregation, RangeOp};
+use crate::matcher::MatchOp;
+use crate::pipeline::{ERROR_LABEL, LabelsBuilder, StreamPipeline, Unwrap, compile_unwrap};
+use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
+
+use super::acc::{Acc, Func};
+use super::detected_level::Deriver;
+use super::error::{EngineError, pipeline_error};
+use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
+use super::plan::LogPlan;
+use super::scan::{ScanCtx, StreamVisitor, scan_streams};
+use super::types::QueryStats;
+
+/// Window segments of a grid.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    /// Sorted distinct window ends; segment `j` is `(bounds[j],
+    /// bounds[j + 1]]`.
+    bounds: Vec<i64>,
+    /// Window `k` is segments `windows[k].0 .. windows[k].1`.
+    windows: Vec<(u32, u32)>,
+    /// Whether segment `j` lies in some window.
+    covered: Vec<bool>,
+}
+
+impl Segments {
+    pub fn new(grid: &Grid, range: i64, offset: i64) -> Segments {
+        let ends: Vec<i64> = (0..grid.n)
+            .map(|k| grid.t(k).saturating_sub(offset))
+            .collect();
+        let mut bounds: Vec<i64> = ends
+            .iter()
+            .flat_map(|&e| [e.saturating_sub(range), e])
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let pos = |x: i64| bounds.partition_point(|&b| b < x) as u32;
+        let windows: Vec<(u32, u32)> = ends
+            .iter()
+            .map(|&e| (pos(e.saturating_sub(range)), pos(e)))
+            .collect();
+        let mut covered = vec![false; bounds.len().saturating_sub(1)];
+        for &(lo, hi) in &windows {
+            for c in &mut covered[lo as usize..hi as usize] {
+                *c = true;
+            }
+        }
+        Segments {
+            bounds,
+            windows,
+            covered,
+        }
+    }
+
+    /// The segment holding `ts`, if a window covers it.
+    #[inline]
+    pub fn of(&self, ts: i64) -> Option<u32> {
+        let j = self.bounds.partition_point(|&b| b < ts);
+        if j == 0 || j >= self.bounds.len() {
+            return None;
+        }
+        let s = j - 1;
+        self.covered[s].then_some(s as u32)
+    }
+
+    /// `[start, end)` covering every window.
+    pub fn scan_range(&self) -> (i64, i64) {
+        match (self.bounds.first(), self.bounds.last()) {
+            (Some(&lo), Some(&hi)) => (lo.saturating_add(1), hi.saturating_add(1)),
+            _ => (0, 0),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Data {
+    /// `(segment, acc)` sorted by segment.
+    Accs(Vec<(u32, Acc)>),
+    /// Raw `(ts, value)` samples.
+    Raw(Vec<(i64, f64)>),
+}
+
+#[derive(Debug)]
+struct SeriesAcc {
+    labels: LabelSet,
+    data: Data,
+}
+
+impl SeriesAcc {
+    fn new(labels: LabelSet, raw: bool) -> SeriesAcc {
+        SeriesAcc {
+            labels,
+            data: if raw {
+                Data::Raw(Vec::new())
+            } else {
+                Data::Accs(Vec::new())
+            },
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, func: &Func, seg: u32, ts: i64, v: f64) {
+        match &mut self.data {
+            Data::Raw(r) => r.push((ts, v)),
+            Data::Accs(a) => {
+                let acc = match a.last_mut() {
+                    Some((s, acc)) if *s == seg => acc,
+                    Some((s, _)) if *s > seg => {
+                        let i = match a.binary_search_by_key(&seg, |x| x.0) {
+                            Ok(i) => i,
+                            Err(i) => {
+                                a.insert(i, (seg, Acc::default()));
+                                i
+                            }
+                        };
+                        &mut a[i].1
+                    }
+                    _ => {
+                        a.push((seg, Acc::default()));
+                        let last = a.len() - 1;
+                        &mut a[last].1
+                    }
+                };
+                func.add(acc, ts, v);
+            }
+        }
+    }
+
+    fn add_count(&mut self, func: &Func, seg: u32, count: u64, ts: i64) {
+        if count == 0 {
+            return;
+        }
+        let part = Acc {
+            n: count,
+            a: 0.0,
+            b: 0.0,
+            t: ts,
+        };
+        match &mut self.data {
+            Data::Raw(r) => r.extend(std::iter::repeat_n((ts, 1.0), count as usize)),
+            Data::Accs(a) => match a.binary_search_by_key(&seg, |x| x.0) {
+                Ok(i) => func.merge(&mut a[i].1, &part),
+                Err(i) => a.insert(i, (seg, part)),
+            },
+        }
+    }
+
+    fn absorb(&mut self, func: &Func, other: SeriesAcc) {
+        match (&mut self.data, other.data) {
+            (Data::Raw(a), Data::Raw(b)) => a.extend(b),
+            (Data::Accs(a), Data::Accs(b)) => {
+                let mut out = Vec::with_capacity(a.len() + b.len());
+                let mut bi = b.into_iter().peekable();
+                for (s, mut acc) in a.drain(..) {
+                    while let Some((t, x)) = bi.next_if(|(t, _)| *t < s) {
+                        out.push((t, x));
+                    }
+                    if let Some((_, x)) = bi.next_if(|(t, _)| *t == s) {
+                        func.merge(&mut acc, &x);
+                    }
+                    out.push((s, acc));
+                }
+                out.extend(bi);
+                *a = out;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How entries map to series labels.
+#[derive(Debug)]
+struct Grouper {
+    keep: Keep,
+}
+
+impl Grouper {
+    fn hash_builder(&self, lb: &LabelsBuilder) -> u64 {
+        let mut acc = 0u64;
+        match &self.keep {
+            Keep::Only(names) => {
+                for n in names {
+                    if let Some(v) = lb_get(lb, n) {
+                        acc = acc.wrapping_add(pair_hash(n, v));
+                    }
+                }
+            }
+            Keep::AllBut(_) => lb.for_each(|n, v, _| {
+                if self.keep.keeps(n) {
+                    acc = acc.wrapping_add(pair_hash(n, v));
+                }
+            }),
+        }
+        acc
+    }
+
+    fn labels_builder(&self, lb: &LabelsBuilder) -> LabelSet {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        match &self.keep {
+            Keep::Only(names) => {
+                for n in names {
+                    if let Some(v) = lb_get(lb, n) {
+                        pairs.push((n.clone(), v.to_string()));
+                    }
+                }
+            }
+            Keep::AllBut(_) => lb.for_each(|n, v, _| {
+                if self.keep.keeps(n) {
+                    pairs.push((n.to_string(), v.to_string()));
+                }
+            }),
+        }
+        LabelSet::from_pairs(pairs)
+    }
+}
+
+/// Every label, for entries with `__error__`.
+static ALL_LABELS: Grouper = Grouper {
+    keep: Keep::AllBut(Vec::new()),
+};
+
+/// A label of the entry, `__error__` and `__error_details__` included.
+fn lb_get<'a>(lb: &'a LabelsBuilder, name: &str) -> Option<&'a str> {
+    match name {
+        ERROR_LABEL => Some(lb.err()).filter(|e| !e.is_empty()),
+        crate::pipeline::ERROR_DETAILS_LABEL => Some(lb.err_details()).filter(|e| !e.is_empty()),
+        _ => lb.get(name),
+    }
+}
+
+struct Collector<'p> {
+    plan: &'p LogPlan,
+    func: Func,
+    unwrap: Option<&'p Unwrap>,
+    grouper: &'p Grouper,
+    segs: &'p Segments,
+    start: i64,
+    end: i64,
+    bytes: bool,
+    series: Vec<SeriesAcc>,
+    index: HashMap<u64, u32>,
+    // Per stream.
+    stream_labels: Arc<LabelSet>,
+    sp: Option<StreamPipeline>,
+    constant: Option<u32>,
+    // Reused.
+    idx: Vec<u32>,
+    deriver: Deriver,
+    scanned_lines: u64,
+    scanned_bytes: u64,
+    post_filter: u64,
+}
+
+impl Collector<'_> {
+    fn series_for(&mut self, hash: u64, make: impl FnOnce() -> LabelSet) -> u32 {
+        if let Some(&i) = self.index.get(&hash) {
+            return i;
+        }
+        let i = self.series.len() as u32;
+        self.series.push(SeriesAcc::new(make(), self.func.is_raw()));
+        self.index.insert(hash, i);
+        i
+    }
+
+    fn needs_metadata(&self, stream: &LabelSet) -> bool {
+        if self.plan.has_stages() || self.unwrap.is_some() {
+            return true;
+        }
+        match &self.grouper.keep {
+            Keep::Only(names) => names.iter().any(|n| stream.get(n).is_none()),
+            Keep::AllBut(_) => true,
+        }
+    }
+
+    /// Counts entries `lo..hi` of an ascending timestamp column per
+    /// segment, into series `s`.
+    fn count_range(&mut self, ts: &[i64], s: u32) {
+        let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
+            return;
+        };
+        let b = &self.segs.bounds;
+        // First segment that can hold `first`.
+        let mut j = b.partition_point(|&x| x < first).saturating_sub(1);
+        while j + 1 < b.len() && b[j] < last {
+            if self.segs.covered[j] {
+                let lo = ts.partition_point(|&t| t <= b[j]);
+                let hi = ts.partition_point(|&t| t <= b[j + 1]);
+                if hi > lo {
+                    let func = self.func;
+                    self.series[s as usize].add_count(
+                        &func,
+                        j as u32,
+                        (hi - lo) as u64,
+                        ts[hi - 1],
+                    );
+                    self.post_filter += (hi - lo) as u64;
+                }
+            }
+            j += 1;
+        }
+    }
+
+    fn entry(&mut self, b: &Block<'_>, i: usize) {
+        let ts = b.timestamps[i];
+        let Some(seg) = self.segs.of(ts) else {
+            return;
+        };
+        let meta = b.metadata(i);
+        if let Some(s) = self.constant
+            && meta.is_empty()
+        {
+            let v = if self.bytes {
+                b.line(i).len() as f64
+            } else {
+                1.0
+            };
+            self.post_filter += 1;
+            let func = self.func;
+            self.series[s as usize].add(&func, seg, ts, v);
+            return;
+        }
+        let Some(sp) = self.sp.as_mut() else {
+            return;
+        };
+        let line = b.line(i);
+        let meta = if self.plan.detected_level {
+            self.deriver.metadata(&self.stream_labels, meta, line)
+        } else {
+            meta
+        };
+        let Some(len) = sp.process(ts, line, meta).map(|(l, _)| l.len()) else {
+            return;
+        };
+        let lb = sp.labels_mut();
+        let v = match self.unwrap {
+            Some(u) => match u.extract(lb) {
+                Some(v) => v,
+                None => return,
+            },
+            None if self.bytes => len as f64,
+            None => 1.0,
+        };
+        self.post_filter += 1;
+        // As in Loki, an entry whose pipeline failed keeps all its labels
+        // whatever the grouping, so that the error is not grouped away.
+        let grouper = if lb.has_err() {
+            &ALL_LABELS
+        } else {
+            self.grouper
+        };
+        let hash = grouper.hash_builder(lb);
+        let s = match self.index.get(&hash) {
+            Some(&s) => s,
+            None => {
+                let labels = grouper.labels_builder(lb);
+                let s = self.series.len() as u32;
+                self.series.push(SeriesAcc::new(labels, self.func.is_raw()));
+                self.index.insert(hash, s);
+                s
+            }
+        };
+        let func = self.func;
+        self.series[s as usize].add(&func, seg, ts, v);
+    }
+}
+
+impl StreamVisitor for Collector<'_> {
+    fn begin(&mut self, stream: &StreamInfo) -> Option<ScanRequest> {
+        self.stream_labels = stream.labels.clone();
+        let metadata = self.needs_metadata(&stream.labels);
+        let lines = self.bytes
+            || !self.plan.filter.is_empty()
+            || self.plan.has_stages()
+            || self.unwrap.is_some();
+        self.constant = if !self.plan.has_stages() && self.unwrap.is_none() {
+            let keep = &self.grouper.keep;
+            let labels = &stream.labels;
+            Some(self.series_for(keep.hash(labels), || keep.apply(labels)))
+        } else {
+            None
+        };
+        self.sp = metadata.then(|| self.plan.pipeline.for_stream(stream.labels.clone()));
+        Some(self.plan.request(
+            self.start,
+            self.end,
+            Direction::Forward,
+            Columns { lines, metadata },
+        ))
+    }
+
+    fn block(&mut self, b: &Block<'_>) -> ControlFlow<()> {
+        let lo = b.timestamps.partition_point(|&t| t < self.start);
+        let hi = b.timestamps.partition_point(|&t| t < self.end);
+        if lo >= hi {
+            return ControlFlow::Continue(());
+        }
+        self.scanned_lines += (hi - lo) as u64;
+        if let (Some(&s), Some(&e)) = (b.offsets.get(lo), b.offsets.get(hi)) {
+            self.scanned_bytes += u64::from(e.saturating_sub(s));
+        }
+        let plain = b.metadata_offsets.is_empty();
+        if let Some(s) = self.constant
+            && plain
+            && self.plan.filter.is_empty()
+            && !self.bytes
+        {
+            self.count_range(&b.timestamps[lo..hi], s);
+            return ControlFlow::Continue(());
+        }
+        let mut idx = std::mem::take(&mut self.idx);
+        idx.clear();
+        if self.plan.filter.is_empty() {
+            idx.extend(lo as u32..hi as u32);
+        } else {
+            self.plan
+                .filter
+                .matching_in(b.lines, b.offsets, lo..hi, &mut idx);
+        }
+        for &i in &idx {
+            self.entry(b, i as usize);
+        }
+        self.idx = idx;
+        ControlFlow::Continue(())
+    }
+}
+
+/// Loki's labels of `absent_over_time`: the selector's equality matchers
+/// (a name matched twice is left out).
+fn absent_labels(agg: &RangeAggregation) -> LabelSet {
+    let ms = &agg.range.log.matchers;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for m in ms.iter().filter(|m| m.op == MatchOp::Eq) {
+        if ms.iter().filter(|x| x.name == m.name).count() == 1 {
+            pairs.push((m.name.clone(), m.value.clone()));
+        }
+    }
+    LabelSet::from_pairs(pairs)
+}
+
+/// Evaluates a range aggregation over `grid`. `pushed` is the grouping of
+/// an enclosing `sum` that may be applied while collecting.
+pub(crate) fn eval(
+    ctx: &ScanCtx<'_>,
+    agg: &RangeAggregation,
+    pushed: Option<&Grouping>,
+    grid: &Grid,
+    detected_level: bool,
+    stats: &mut QueryStats,
+) -> Result<Vec<Row>, EngineError> {
+    let plan = LogPlan::new(&agg.range.log, detected_level)?;
+    let unwrap = match &agg.range.unwrap {
+        Some(u) => Some(compile_unwrap(u).map_err(|e| EngineError::Invalid(e.to_string()))?),
+        None => None,
+    };
+    let range = agg.range.range.as_nanos();
+    let offset = agg.range.offset.as_nanos();
+    let func = Func {
+        op: agg.op,
+        unwrap: unwrap.is_some(),
+        range_secs: range as f64 / 1e9,
+        param: agg.param.unwrap_or(0.0),
+    };
+    let unwrapped = agg.range.unwrap.as_ref().map(|u| u.label.clone());
+    let keep = match agg.grouping.as_ref().or(pushed) {
+        Some(g) if !g.without => Keep::Only(g.labels.clone()),
+        Some(g) => Keep::AllBut(g.labels.iter().cloned().chain(unwrapped).collect()),
+        None => Keep::AllBut(unwrapped.into_iter().collect()),
+    };
+    let grouper = Grouper { keep };
+    let segs = Segments::new(grid, range, offset);
+    let (start, end) = segs.scan_range();
+    let streams = ctx
+        .source
+        .streams(ctx.tenant, &plan.matchers, start, end)
+        .map_err(EngineError::Storage)?;
+    let bytes = matches!(agg.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
+    let (workers, scan) = scan_streams(ctx, &streams, || Collector {
+        plan: &plan,
+        func,
+        unwrap: unwrap.as_ref(),
+        grouper: &grouper,
+        segs: &segs,
+        start,
+        end,
+        bytes,
+        series: Vec::new(),
+        index: HashMap::new(),
+        stream_labels: Arc::new(LabelSet::new()),
+        sp: None,
+        constant: None,
+        idx: Vec::new(),
+        deriver: Deriver::default(),
+        scanned_lines: 0,
+        scanned_bytes: 0,
+        post_filter: 0,
+    })?;
+    stats.scan.merge(&scan);
+    // Merge the workers' series.
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut all: Vec<SeriesAcc> = Vec::new();
+    for w in workers {
+        stats.total_lines += w.scanned_lines;
+        stats.total_bytes += w.scanned_bytes;
+        stats.post_filter_lines += w.post_filter;
+        for s in w.series {
+            let h = set_hash(&s.labels);
+            match index.get(&h) {
+                Some(&i) => all[i].absorb(&func, s),
+                None => {
+                    index.insert(h, all.len());
+                    all.push(s);
+                }
+            }
+        }
+    }
+    let mut rows: Vec<Row> = all
+        .into_iter()
+        .filter_map(|s| {
+            let vals = windows(&func, &segs, grid, s.data);
+            vals.iter().any(Option::is_some).then_some(Row {
+                labels: s.labels,
+                vals,
+            })
+        })
+        .collect();
+    check_errors(&rows, grid)?;
+    if agg.op == RangeOp::AbsentOverTime {
+        let vals: Vec<Option<f64>> = (0..grid.n)
+            .map(|k| (!rows.iter().any(|r| r.vals[k].is_some())).then_some(1.0))
+            .collect();
+        rows = if vals.iter().any(Option::is_some) {
+            vec![Row {
+                labels: absent_labels(agg),
+                vals,
+            }]
+        } else {
+            Vec::new()
+        };
+    }
+    Ok(rows)
+}
+
+/// The first series (by step, then labels) carrying `__error__` with a
+/// value fails the query.
+fn check_errors(rows: &[Row], grid: &Grid) -> Result<(), EngineError> {
+    let mut bad: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.labels.get(ERROR_LABEL).is_some_and(|e| !e.is_empty()))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for k in 0..grid.n {
+        if let Some(r) = bad.iter().find(|r| r.vals[k].is_some()) {
+            let e = r.labels.get(ERROR_LABEL).unwrap_or_default();
+            return Err(EngineError::Pipeline(pipeline_error(
+                e,
+                &r.labels.to_string(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The value of every window of one series.
+fn windows(func: &Func, segs: &Segments, grid: &Grid, data: Data) -> Vec<Option<f64>> {
+    let mut out = Vec::with_capacity(grid.n);
+    match data {
+        Data::Accs(accs) => {
+            let mut p = 0usize;
+            for &(lo, hi) in &segs.windows {
+                while p < accs.len() && accs[p].0 < lo {
+                    p += 1;
+                }
+                let mut acc = Acc::default();
+                let mut q = p;
+                while q < accs.len() && accs[q].0 < hi {
+                    func.merge(&mut acc, &accs[q].1);
+                    q += 1;
+                }
+                out.push(func.finish(&acc));
+            }
+        }
+        Data::Raw(mut samples) => {
+            samples.sort_by_key(|s| s.0);
+            for &(lo, hi) in &segs.windows {
+                let (from, to) = (segs.bounds[lo as usize], segs.bounds[hi as usize]);
+                let a = samples.partition_point(|s| s.0 <= from);
+                let b = samples.partition_point(|s| s.0 <= to);
+                out.push(func.finish_raw(&samples[a..b], from, to));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_of_overlapping_and_gapped_windows() {
+        // Steps 60, 90, 120 with a 60 range: windows (0,60], (30,90], (60,120].
+        let g = Grid {
+            start: 60,
+            step: 30,
+            n: 3,
+        };
+        let s = Segments::new(&g, 60, 0);
+        assert_eq!(s.bounds, vec![0, 30, 60, 90, 120]);
+        assert_eq!(s.windows, vec![(0, 2), (1, 3), (2, 4)]);
+        assert_eq!(s.of(0), None);
+        assert_eq!(s.of(1), Some(0));
+        assert_eq!(s.of(30), Some(0));
+        assert_eq!(s.of(120), Some(3));
+        assert_eq!(s.of(121), None);
+        assert_eq!(s.scan_range(), (1, 121));
+        // Range shorter than the step: gaps are not covered.
+        let s = Segments::new(&g, 10, 0);
+        assert_eq!(s.bounds, vec![50, 60, 80, 90, 110, 120]);
+        assert_eq!(s.of(70), None);
+        assert_eq!(s.of(85), Some(2));
+    }
+}
