@@ -20,8 +20,18 @@
 //! The test fails when fewer evals pass than [`RECORDED_PASSES`], when an
 //! eval fails that is not in [`KNOWN_FAILURES`] (each listed with its
 //! reason), or when a listed one passes (then the list must shrink).
+//!
+//! `props` checks the engine over the store against a reference evaluator
+//! on random data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The engine's reference evaluator and random cases, shared with the query
+// crate's tests.
+#[path = "../../../query/tests/engine/cases.rs"]
+mod cases;
+#[path = "../../../query/tests/engine/naive.rs"]
+mod naive;
+mod props;
 mod script;
 
 use std::collections::BTreeMap;
