@@ -56,12 +56,21 @@ def test_agents_only_release_needs_store_url() -> None:
     with pytest.raises(helm.HelmError) as err:
         deploylib.render_chart_text({"store": {"enabled": False}})
     assert "agent.storeURL is required" in str(err.value)
+    with pytest.raises(helm.HelmError) as err:
+        deploylib.render_chart_text({"store": {"enabled": False},
+                                     "agent": {"storeURL": "grpc://logs.example.net:9095"}})
+    assert "list the store's peers in agent.networkPolicy.egress.storePeers" in str(err.value)
+    peers = [{"ipBlock": {"cidr": "192.0.2.10/32"}}]
     objs = deploylib.render_chart({"store": {"enabled": False},
-                                   "agent": {"storeURL": "grpc://logs.example.net:9095"}},
+                                   "agent": {"storeURL": "grpc://logs.example.net:9095",
+                                             "networkPolicy": {"egress": {"storePeers": peers}}}},
                                   "agents-only")
     assert not [o for o in objs if "store" in o.name]
     agent_yaml = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
     assert agent_yaml["store"] == "grpc://logs.example.net:9095"
+    policy = next(o for o in objs if o.kind == "NetworkPolicy")
+    assert {"to": peers} in policy.body["spec"]["egress"]
+    assert not schema_problems_of(objs)
 
 
 def _config(objs: list[Obj], key: str) -> dict[str, Any]:
@@ -186,6 +195,13 @@ def test_disabling_optional_parts_still_renders_valid_yaml() -> None:
                      "ServiceAccount", "ServiceAccount", "StatefulSet"]
     for o in objs:
         assert "annotations" not in o.body["metadata"] or o.body["metadata"]["annotations"]
+    assert not schema_problems_of(objs)
+
+
+def schema_problems_of(objs: list[Obj]) -> list[str]:
+    from test_schemas import schema_problems
+
+    return [p for o in objs for v in deploylib.KUBE_VERSIONS for p in schema_problems(o, v)]
 
 
 def test_auth_enabled_requires_agent_tenant() -> None:
@@ -196,3 +212,12 @@ def test_auth_enabled_requires_agent_tenant() -> None:
                                    "agent": {"config": {"tenant": "platform"}}}, "auth")
     assert yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])["tenant"] == "platform"
     assert yaml.safe_load(deploylib.config_files(objs, "store.yaml")[0][1])["auth_enabled"] is True
+
+
+def test_store_without_any_egress_renders_an_empty_list() -> None:
+    objs = deploylib.render_chart({"store": {"networkPolicy": {"egress": {
+        "dns": False, "alertmanager": {"peers": []}}}}}, "no-egress")
+    policy = next(o for o in objs if o.kind == "NetworkPolicy" and o.name == "larch-store")
+    assert policy.body["spec"]["egress"] == []
+    assert "Egress" in policy.body["spec"]["policyTypes"]
+    assert not schema_problems_of(objs)
