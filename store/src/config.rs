@@ -90,6 +90,8 @@ pub struct Limits {
     pub max_structured_metadata_entries_count: usize,
     /// Largest `limit` of a log query (Loki: 5000).
     pub max_entries_limit_per_query: usize,
+    /// Most series a metric query may return (Loki: 500).
+    pub max_query_series: usize,
     /// Delete chunks older than this; zero keeps forever (Loki: 0).
     pub retention_period: HumanDuration,
 }
@@ -112,6 +114,7 @@ impl Default for Limits {
             max_structured_metadata_size: ByteSize(64_000),
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
+            max_query_series: 500,
             retention_period: HumanDuration::from_secs(0),
         }
     }
@@ -135,6 +138,9 @@ pub struct IngesterConfig {
     pub chunk_idle_period: HumanDuration,
     /// How often streams are checked for age and idleness (Loki: 30s).
     pub flush_check_period: HumanDuration,
+    /// How often runs of small flushed chunks of a stream are merged into
+    /// one (Loki's compactor runs every 10m).
+    pub compaction_interval: HumanDuration,
 }
 
 impl Default for IngesterConfig {
@@ -145,6 +151,7 @@ impl Default for IngesterConfig {
             max_chunk_age: HumanDuration::from_secs(2 * 3600),
             chunk_idle_period: HumanDuration::from_secs(30 * 60),
             flush_check_period: HumanDuration::from_secs(30),
+            compaction_interval: HumanDuration::from_secs(600),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! * [`config`], [`tenant`], [`units`]: configuration and identities.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod chunk;
 pub mod config;
 pub mod encoding;

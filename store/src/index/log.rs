@@ -8,6 +8,7 @@
 //!         1 stream  u64le fp | uvarint npairs { str name | str value }*
 //!         2 chunk   u64le fp | str id | varint mint | varint maxt
 //!                   | uvarint entries | uvarint bytes | uvarint max_seq
+//!                   | uvarint raw bytes
 //!         3 delete  u64le fp | str id
 //! ```
 //! A chunk record is appended (and fsynced) only after its chunk file is
@@ -38,6 +39,8 @@ pub struct ChunkRef {
     pub entries: u64,
     /// Size of the file.
     pub bytes: u64,
+    /// Uncompressed size of its lines.
+    pub raw_bytes: u64,
     /// Highest WAL sequence number whose entries it holds.
     pub max_seq: u64,
 }
@@ -91,6 +94,7 @@ impl IndexRecord {
                 put_uvarint(out, chunk.entries);
                 put_uvarint(out, chunk.bytes);
                 put_uvarint(out, chunk.max_seq);
+                put_uvarint(out, chunk.raw_bytes);
             }
             IndexRecord::Delete { fp, id } => {
                 out.push(3);
@@ -133,6 +137,7 @@ impl IndexRecord {
                     entries: r.uvarint("entries")?,
                     bytes: r.uvarint("bytes")?,
                     max_seq: r.uvarint("max seq")?,
+                    raw_bytes: r.uvarint("raw bytes")?,
                 },
             }),
             3 => Ok(IndexRecord::Delete {
@@ -275,6 +280,7 @@ mod tests {
             entries: 3,
             bytes: 100,
             max_seq: 7,
+            raw_bytes: 300,
         }
     }
 

@@ -78,6 +78,8 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
         .flush_check_period
         .0
         .max(Duration::from_millis(10));
+    let compaction = ing.config.ingester.compaction_interval.0;
+    let mut last_compaction = Instant::now();
     loop {
         let mut done = Vec::new();
         let mut force = false;
@@ -102,6 +104,11 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             }
         }
         cycle(&ing, force);
+        if !compaction.is_zero() && last_compaction.elapsed() >= compaction {
+            super::compact::compact_all(&ing);
+            last_compaction = Instant::now();
+        }
+        ing.graveyard.sweep(stop);
         for d in done {
             let _ = d.send(());
         }
@@ -180,6 +187,7 @@ fn write_chunk(
         entries: sealed.entries,
         bytes: size,
         max_seq: sealed.max_seq,
+        raw_bytes: sealed.raw_bytes(),
     };
     let logged = stream.state.lock().logged;
     let mut records = Vec::with_capacity(2);
@@ -293,12 +301,10 @@ fn apply_retention(ing: &Ingester) {
                 .chunks
                 .retain(|c| !expired.iter().any(|x| x.id == c.id));
             for c in &expired {
-                let path = ing.chunk_path(&tenant.id, s.fp, &c.id);
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %path.display(), error = %e, "Could not delete an expired chunk file.");
-                }
+                ing.graveyard.bury(
+                    ing.chunk_path(&tenant.id, s.fp, &c.id),
+                    super::compact::grace(ing),
+                );
             }
             ing.metrics
                 .chunks_deleted

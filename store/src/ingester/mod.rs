@@ -7,9 +7,11 @@
 //! chunks by age and writes sealed chunks; queries scan snapshots
 //! ([`read`]).
 
+pub mod compact;
 pub mod flusher;
 pub mod read;
 pub mod stream;
+pub mod tail;
 pub mod tenant;
 pub mod writer;
 
@@ -72,6 +74,8 @@ pub struct Ingester {
     flusher: flusher::Handle,
     threads: Mutex<Vec<JoinHandle<()>>>,
     read_cache: read::ChunkCache,
+    tail: tail::Tail,
+    graveyard: compact::Graveyard,
 }
 
 /// What replay found, for logs and tests.
@@ -194,7 +198,14 @@ impl Ingester {
             flusher,
             threads: Mutex::new(Vec::new()),
             read_cache: read::ChunkCache::new(4096),
+            tail: tail::Tail::new(),
+            graveyard: compact::Graveyard::default(),
         });
+        match compact::remove_orphans(&ing.chunks_dir, &ing.tenants()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "Removed chunk files no index record names."),
+            Err(e) => tracing::warn!(error = %e, "Could not clean up orphaned chunk files."),
+        }
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         *ing.writer_tx.lock() = Some(tx);
@@ -308,6 +319,13 @@ impl Ingester {
         for t in threads {
             let _ = t.join();
         }
+    }
+
+    /// New entries of every tenant as they are acknowledged, for live
+    /// tailing. Receivers that fall behind lose the oldest events (and are
+    /// told how many); nothing is buffered when nobody listens.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<tail::TailEvent>> {
+        self.tail.subscribe()
     }
 
     /// Whether pushes can be accepted.

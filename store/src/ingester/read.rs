@@ -199,7 +199,7 @@ impl Scanner<'_> {
 
 /// Merges decoded blocks (each sorted) into `out`, sorted by timestamp,
 /// dropping entries identical to one already taken. Returns duplicates.
-fn merge(inputs: &[DecodedBlock], out: &mut DecodedBlock) -> u64 {
+pub(crate) fn merge(inputs: &[DecodedBlock], out: &mut DecodedBlock) -> u64 {
     out.clear();
     let mut order: Vec<(i64, usize, usize)> = Vec::new();
     for (b, d) in inputs.iter().enumerate() {
@@ -385,6 +385,29 @@ impl Ingester {
             return Vec::new();
         };
         t.select(matchers)
+            .into_iter()
+            .filter(|s| {
+                s.state
+                    .lock()
+                    .bounds()
+                    .is_some_and(|(lo, hi)| overlaps(lo, hi, start, end))
+            })
+            .collect()
+    }
+}
+
+impl Ingester {
+    /// Every stream of `tenant` with data in `[start, end)`.
+    pub fn streams_in_range(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+    ) -> Vec<Arc<super::stream::Stream>> {
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Vec::new();
+        };
+        t.all()
             .into_iter()
             .filter(|s| {
                 s.state

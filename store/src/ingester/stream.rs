@@ -55,6 +55,39 @@ pub struct SealedChunk {
     pub entries: u64,
 }
 
+impl SealedChunk {
+    /// Uncompressed bytes of its lines.
+    pub fn raw_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.meta.lines_size).sum()
+    }
+}
+
+/// What a stream holds within a time range (for `/index/stats` and
+/// `/index/volume`). Chunks count when they overlap the range; bytes and
+/// entries of a chunk are prorated by how much of its span overlaps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RangeStats {
+    /// Chunks overlapping the range (flushed, sealed and the open one).
+    pub chunks: u64,
+    /// Uncompressed bytes.
+    pub bytes: u64,
+    /// Entries.
+    pub entries: u64,
+}
+
+fn prorate(value: u64, mint: i64, maxt: i64, start: i64, end: i64) -> u64 {
+    if maxt <= mint {
+        return value;
+    }
+    let lo = mint.max(start);
+    let hi = maxt.min(end);
+    if hi <= lo {
+        return if mint >= start && mint < end { value } else { 0 };
+    }
+    let frac = (hi - lo) as f64 / (maxt - mint) as f64;
+    (value as f64 * frac.min(1.0)).round() as u64
+}
+
 /// The chunk being filled.
 #[derive(Debug)]
 pub struct OpenChunk {
@@ -317,6 +350,30 @@ impl StreamState {
         b
     }
 
+    /// Chunks, bytes and entries within `[start, end)`.
+    pub fn range_stats(&self, start: i64, end: i64) -> RangeStats {
+        let mut r = RangeStats::default();
+        let mut add = |mint: i64, maxt: i64, bytes: u64, entries: u64| {
+            if maxt >= start && mint < end {
+                r.chunks += 1;
+                r.bytes += prorate(bytes, mint, maxt, start, end);
+                r.entries += prorate(entries, mint, maxt, start, end);
+            }
+        };
+        for c in &self.chunks {
+            add(c.mint, c.maxt, c.raw_bytes, c.entries);
+        }
+        for s in &self.sealed {
+            add(s.mint, s.maxt, s.raw_bytes(), s.entries);
+        }
+        if let Some((lo, hi)) = self.open.bounds() {
+            let bytes = self.open.blocks.iter().map(|b| b.meta.lines_size).sum::<u64>()
+                + self.open.head.size() as u64;
+            add(lo, hi, bytes, self.open.entries);
+        }
+        r
+    }
+
     /// Copies what a query needs, so the scan runs without the lock.
     pub fn snapshot(&self) -> Snapshot {
         let mut head = DecodedBlock::default();
@@ -422,6 +479,7 @@ mod tests {
                 entries: sealed.entries,
                 bytes: 1,
                 max_seq: sealed.max_seq,
+                raw_bytes: 2,
             },
         );
         assert!(s.sealed.is_empty());

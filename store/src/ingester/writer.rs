@@ -73,6 +73,8 @@ struct SyncJob {
     replies: Vec<(Reply, Result<WriteOutcome, WriteError>)>,
     sealed: bool,
     started: Instant,
+    /// Entries for live tails, published once durable.
+    tail: Vec<Arc<super::tail::TailEvent>>,
 }
 
 /// Runs the writer until every sender is gone. Syncing happens on a
@@ -104,6 +106,7 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
         let started = Instant::now();
         let mut replies = Vec::with_capacity(group.len());
         let mut sealed = false;
+        let mut tail_events = Vec::new();
         let mut wal = ing.wal.lock();
         for req in group {
             let result = process(
@@ -114,6 +117,7 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
                 req.frame,
                 policy,
                 &mut sealed,
+                &mut tail_events,
             );
             replies.push((req.reply, result));
         }
@@ -123,6 +127,7 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
             replies,
             sealed,
             started,
+            tail: tail_events,
         };
         drop(wal);
         if syncer.is_some() {
@@ -172,11 +177,15 @@ fn finish(ing: &Ingester, job: SyncJob) {
     for (reply, result) in job.replies {
         let _ = reply.send(result);
     }
+    for event in job.tail {
+        ing.tail.publish(event);
+    }
     if job.sealed {
         ing.flusher.wake();
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process(
     ing: &Ingester,
     wal: &mut crate::wal::Wal,
@@ -185,6 +194,7 @@ fn process(
     frame: Vec<u8>,
     policy: super::stream::CutPolicy,
     sealed: &mut bool,
+    tail_events: &mut Vec<Arc<super::tail::TailEvent>>,
 ) -> Result<WriteOutcome, WriteError> {
     if ing.wal_failed.load(Ordering::Acquire) {
         return Err(WriteError::WalFailed(
@@ -350,6 +360,13 @@ fn process(
             continue;
         }
         let s = tenant.get_or_create(vs.fp, vs.labels);
+        if ing.tail.has_subscribers() {
+            tail_events.push(Arc::new(super::tail::TailEvent {
+                tenant: tenant.id.clone(),
+                labels: s.labels.clone(),
+                entries: kept.iter().map(|&(i, _)| vs.entries[i].clone()).collect(),
+            }));
+        }
         let mut st = s.state.lock();
         let was_active = st.is_active();
         for (i, efp) in kept {

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::api;
 use crate::config::Config;
 use crate::ingester::Ingester;
 use crate::limits::RateLimiter;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Whether the store accepts traffic (false while shutting down).
     pub ready: Arc<AtomicBool>,
+    /// Permits for queries running at once.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -42,6 +45,9 @@ impl AppState {
         AppState {
             config: ingester.config.clone(),
             metrics: ingester.metrics.clone(),
+            query_slots: Arc::new(tokio::sync::Semaphore::new(
+                ingester.config.query.max_concurrent,
+            )),
             ingester,
             limiter: Arc::new(RateLimiter::default()),
             ready: Arc::new(AtomicBool::new(true)),
@@ -55,6 +61,19 @@ pub fn app(state: AppState) -> Router {
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
         .route("/otlp/v1/logs", post(push::push_otlp))
+        .route("/loki/api/v1/query", get(api::query::query_instant).post(api::query::query_instant))
+        .route("/loki/api/v1/query_range", get(api::query::query_range).post(api::query::query_range))
+        .route("/api/prom/query", get(api::query::legacy_query).post(api::query::legacy_query))
+        .route("/loki/api/v1/labels", get(api::labels::label_names).post(api::labels::label_names))
+        .route("/loki/api/v1/label", get(api::labels::label_names).post(api::labels::label_names))
+        .route("/loki/api/v1/label/{name}/values", get(api::labels::label_values).post(api::labels::label_values))
+        .route("/loki/api/v1/series", get(api::labels::series).post(api::labels::series))
+        .route("/loki/api/v1/index/stats", get(api::labels::index_stats).post(api::labels::index_stats))
+        .route("/loki/api/v1/index/volume", get(api::labels::volume).post(api::labels::volume))
+        .route("/loki/api/v1/index/volume_range", get(api::labels::volume_range).post(api::labels::volume_range))
+        .route("/loki/api/v1/status/buildinfo", get(api::misc::buildinfo))
+        .route("/loki/api/v1/format_query", get(api::misc::format_query).post(api::misc::format_query))
+        .route("/loki/api/v1/drilldown-limits", get(api::misc::drilldown_limits))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))

@@ -1,0 +1,190 @@
+//! `/loki/api/v1/query`, `/loki/api/v1/query_range` and the legacy
+//! `/api/prom/query`: parameters in, the engine on the blocking pool,
+//! Loki's JSON out.
+//!
+//! A query holds a permit of a bounded pool (`query.max_concurrent`), runs
+//! at most `query.timeout` (then 504 with Loki's text), and stops at the
+//! next block when the client goes away (the handler's future is dropped,
+//! which raises the engine's cancel flag).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use larch_query::engine::{EngineError, QueryRequest, QueryStats, QueryValue, evaluate};
+
+use super::params::{Params, bounds, direction, interval, limit, now_ns, parse_timestamp, step};
+use super::{ApiError, LokiParams, json, json_response, tenant};
+use crate::server::AppState;
+
+/// Loki's text for a query that ran out of time.
+pub const TIMEOUT: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
+
+/// Raises the cancel flag when dropped (the client went away, or the
+/// handler returned early).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn categorize(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("x-loki-response-encoding-flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|f| f.trim() == "categorize-labels"))
+}
+
+fn query_text(p: &Params) -> String {
+    p.get("query").unwrap_or_default().to_string()
+}
+
+/// Maps an engine error to Loki's status and text.
+pub fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::Cancelled => ApiError::new(
+            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            larch_query::engine::CANCELLED,
+        ),
+        EngineError::Storage(s) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, s.to_string()),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// Runs a query on the blocking pool under the concurrency limit and the
+/// timeout.
+pub async fn run(app: &AppState, mut req: QueryRequest) -> Result<(QueryValue, QueryStats), ApiError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    req.cancel = Some(cancel.clone());
+    let _guard = CancelOnDrop(cancel.clone());
+    let _permit = app
+        .query_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is shutting down"))?;
+    let ingester = app.ingester.clone();
+    let task = tokio::task::spawn_blocking(move || evaluate(ingester.as_ref(), &req));
+    match tokio::time::timeout(app.config.query.timeout.0, task).await {
+        Ok(Ok(result)) => result.map_err(engine_error),
+        Ok(Err(join)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("query failed: {join}"))),
+        Err(_) => {
+            cancel.store(true, Ordering::Release);
+            Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, TIMEOUT))
+        }
+    }
+}
+
+/// `GET|POST /loki/api/v1/query_range`.
+pub async fn query_range(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let limits = app.config.limits_for(t.as_str());
+    let (start, end) = bounds(&p, now_ns())?;
+    if end < start {
+        return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+    }
+    let req = QueryRequest {
+        tenant: t.to_string(),
+        query: query_text(&p),
+        start,
+        end,
+        step: step(&p, start, end)?,
+        interval: interval(&p)?,
+        limit: limit(&p, limits.max_entries_limit_per_query)?,
+        direction: direction(&p)?,
+        instant: false,
+        categorize_labels: categorize(&headers),
+        max_series: limits.max_query_series,
+        cancel: None,
+    };
+    let categorized = req.categorize_labels;
+    let (value, stats) = run(&app, req).await?;
+    Ok(json_response(json::query_response(&value, &stats, categorized)))
+}
+
+/// `GET|POST /loki/api/v1/query` (instant).
+pub async fn query_instant(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let limits = app.config.limits_for(t.as_str());
+    let time = match p.get("time") {
+        Some(v) => parse_timestamp(v).map_err(|e| ApiError::bad_request(format!("could not parse 'time' parameter: {e}")))?,
+        None => now_ns(),
+    };
+    let req = QueryRequest {
+        tenant: t.to_string(),
+        query: query_text(&p),
+        start: time,
+        end: time,
+        step: 0,
+        interval: 0,
+        limit: limit(&p, limits.max_entries_limit_per_query)?,
+        direction: direction(&p)?,
+        instant: true,
+        categorize_labels: categorize(&headers),
+        max_series: limits.max_query_series,
+        cancel: None,
+    };
+    let categorized = req.categorize_labels;
+    let (value, stats) = run(&app, req).await?;
+    Ok(json_response(json::query_response(&value, &stats, categorized)))
+}
+
+/// `GET|POST /api/prom/query`: the legacy log query. `regexp` is appended
+/// as a `|~` filter; only stream results are allowed.
+pub async fn legacy_query(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let limits = app.config.limits_for(t.as_str());
+    let (start, end) = bounds(&p, now_ns())?;
+    let mut query = query_text(&p);
+    if let Some(re) = p.get("regexp") {
+        query.push_str(" |~ ");
+        query.push_str(&larch_query::logql::go_quote(re));
+    }
+    let req = QueryRequest {
+        tenant: t.to_string(),
+        query,
+        start,
+        end,
+        step: step(&p, start, end)?,
+        interval: 0,
+        limit: limit(&p, limits.max_entries_limit_per_query)?,
+        direction: direction(&p)?,
+        instant: false,
+        categorize_labels: false,
+        max_series: limits.max_query_series,
+        cancel: None,
+    };
+    let (value, stats) = run(&app, req).await?;
+    let QueryValue::Streams(streams) = value else {
+        return Err(ApiError::bad_request("legacy endpoints only support streams result type"));
+    };
+    let mut out = String::from("{\"streams\":[");
+    for (i, s) in streams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"labels\":");
+        json::string(&mut out, &s.labels.to_string());
+        out.push_str(",\"entries\":[");
+        for (j, e) in s.entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"ts\":");
+            json::string(&mut out, &crate::validate::rfc3339(e.ts));
+            out.push_str(",\"line\":");
+            json::string(&mut out, &e.line);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("],\"stats\":");
+    json::stats_json(&mut out, &stats);
+    out.push('}');
+    Ok(json_response(out))
+}

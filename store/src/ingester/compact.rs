@@ -1,0 +1,238 @@
+//! Compaction and deferred deletion of chunk files.
+//!
+//! Streams that receive little data flush a small chunk every idle period;
+//! over days that is many files and many index records to read per query.
+//! Every `compaction_interval` the flusher merges each run of consecutive
+//! small chunks of a stream (each under a quarter of the target size,
+//! together at most the target) into one: entries merged by timestamp with
+//! duplicates removed, cut again into blocks, written durably, then
+//! recorded in the index together with the deletion of the inputs in one
+//! append. The new chunk's `max_seq` is the largest of its inputs', so WAL
+//! replay keeps skipping exactly what it skipped before.
+//!
+//! Files that leave the index (compacted or expired) are deleted only after
+//! a grace period longer than any query may run, so a query that took its
+//! snapshot before the swap still finds them. Files no index record names
+//! (a crash between writing a chunk and recording it, or before a delayed
+//! deletion) are removed when the store starts.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use larch_query::Columns;
+use parking_lot::Mutex;
+
+use super::Ingester;
+use super::flusher::write_durably;
+use super::read::merge;
+use super::stream::Stream;
+use super::tenant::Tenant;
+use crate::chunk::{ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block};
+use crate::chunk::block::{COL_LENS, COL_LINES, COL_META, COL_TS};
+use crate::index::{ChunkRef, IndexRecord};
+use crate::metrics::tenant_label;
+
+/// Files to delete once their deadline passes.
+#[derive(Default)]
+pub struct Graveyard {
+    files: Mutex<Vec<(Instant, PathBuf)>>,
+}
+
+impl Graveyard {
+    /// Schedules `path` for deletion after `grace`.
+    pub fn bury(&self, path: PathBuf, grace: Duration) {
+        self.files.lock().push((Instant::now() + grace, path));
+    }
+
+    /// Deletes every file whose time has come (all of them with `all`).
+    pub fn sweep(&self, all: bool) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = {
+            let mut files = self.files.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = files.drain(..).partition(|(t, _)| all || *t <= now);
+            *files = keep;
+            due.into_iter().map(|(_, p)| p).collect()
+        };
+        for p in due {
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "Could not delete a retired chunk file.");
+            }
+        }
+    }
+}
+
+/// How long a retired chunk file outlives its index record: longer than
+/// the query timeout, so running queries can finish reading it.
+pub fn grace(ing: &Ingester) -> Duration {
+    ing.config.query.timeout.0 + Duration::from_secs(60)
+}
+
+/// Merges runs of small chunks in every stream of every tenant.
+pub fn compact_all(ing: &Ingester) {
+    let target = ing.config.ingester.chunk_target_size.0;
+    for tenant in ing.tenants() {
+        for s in tenant.all() {
+            let chunks = s.state.lock().chunks.clone();
+            for run in small_runs(&chunks, target) {
+                if let Err(e) = compact_run(ing, &tenant, &s, &run) {
+                    tracing::warn!(tenant = %tenant.id, stream = %s.labels, error = %e, "Compacting chunks failed; will retry.");
+                }
+            }
+        }
+    }
+}
+
+/// Runs of two or more consecutive chunks, each under a quarter of
+/// `target`, together at most `target` (file sizes).
+fn small_runs(chunks: &[ChunkRef], target: u64) -> Vec<Vec<ChunkRef>> {
+    let mut runs = Vec::new();
+    let mut cur: Vec<ChunkRef> = Vec::new();
+    let mut size = 0;
+    for c in chunks {
+        if c.bytes * 4 < target && size + c.bytes <= target {
+            size += c.bytes;
+            cur.push(c.clone());
+            continue;
+        }
+        if cur.len() >= 2 {
+            runs.push(std::mem::take(&mut cur));
+        }
+        cur.clear();
+        size = 0;
+        if c.bytes * 4 < target {
+            size = c.bytes;
+            cur.push(c.clone());
+        }
+    }
+    if cur.len() >= 2 {
+        runs.push(cur);
+    }
+    runs
+}
+
+fn compact_run(ing: &Ingester, tenant: &Tenant, stream: &Stream, run: &[ChunkRef]) -> std::io::Result<()> {
+    // Decode every block of every input.
+    let mut inputs = Vec::new();
+    for c in run {
+        let path = ing.chunk_path(&tenant.id, stream.fp, &c.id);
+        let index = ChunkIndex::read(&path).map_err(std::io::Error::other)?;
+        let file = std::fs::File::open(&path)?;
+        for meta in &index.blocks {
+            let (buf, rel) = read_block(&file, meta, &[COL_TS, COL_LENS, COL_LINES, COL_META])?;
+            let mut d = DecodedBlock::default();
+            d.decode(&buf, &rel, Columns::ALL).map_err(std::io::Error::other)?;
+            inputs.push(d);
+        }
+    }
+    let mut merged = DecodedBlock::default();
+    merge(&inputs, &mut merged);
+    drop(inputs);
+
+    // Cut again at the configured block size.
+    let block_size = ing.config.ingester.block_size.0 as usize;
+    let view = merged.view(Columns::ALL);
+    let mut blocks: Vec<EncodedBlock> = Vec::new();
+    let mut head = HeadBlock::new();
+    for i in 0..view.len() {
+        head.append(view.timestamps[i], view.line(i), view.metadata(i));
+        if head.size() >= block_size {
+            blocks.push(head.cut());
+        }
+    }
+    if !head.is_empty() {
+        blocks.push(head.cut());
+    }
+    let refs: Vec<&EncodedBlock> = blocks.iter().collect();
+    let parts = chunk_parts(&stream.labels.to_string(), stream.fp, &refs);
+    let max_seq = run.iter().map(|c| c.max_seq).max().unwrap_or(0);
+    let id = format!("{max_seq:016x}-{:08x}", parts.index_crc);
+    let path = ing.chunk_path(&tenant.id, stream.fp, &id);
+    write_durably(&path, |f| {
+        use std::io::Write;
+        f.write_all(&parts.head)?;
+        for b in &refs {
+            f.write_all(&b.bytes)?;
+        }
+        f.write_all(&parts.tail)
+    })?;
+    let chunk = ChunkRef {
+        id,
+        mint: view.timestamps.first().copied().unwrap_or(0),
+        maxt: view.timestamps.last().copied().unwrap_or(0),
+        entries: view.len() as u64,
+        bytes: parts.size,
+        max_seq,
+        raw_bytes: blocks.iter().map(|b| b.meta.lines_size).sum(),
+    };
+    let mut records = vec![IndexRecord::Chunk { fp: stream.fp, chunk: chunk.clone() }];
+    records.extend(run.iter().map(|c| IndexRecord::Delete { fp: stream.fp, id: c.id.clone() }));
+    tenant.log.lock().append(&records)?;
+    {
+        let mut st = stream.state.lock();
+        st.chunks.retain(|c| !run.iter().any(|r| r.id == c.id));
+        st.add_chunk(chunk);
+    }
+    for c in run {
+        ing.graveyard.bury(ing.chunk_path(&tenant.id, stream.fp, &c.id), grace(ing));
+    }
+    ing.metrics
+        .chunks_deleted
+        .get_or_create(&tenant_label(tenant.id.as_str()))
+        .inc_by(run.len() as u64);
+    Ok(())
+}
+
+/// Removes chunk files no index record names, and temporary files left by
+/// a crash. Called once at startup, before anything is written.
+pub fn remove_orphans(chunks_dir: &Path, tenants: &[Arc<Tenant>]) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for tenant in tenants {
+        let dir = chunks_dir.join(tenant.id.as_str());
+        let Ok(streams) = std::fs::read_dir(&dir) else { continue };
+        let mut known: HashSet<(u64, String)> = HashSet::new();
+        for s in tenant.all() {
+            for c in &s.state.lock().chunks {
+                known.insert((s.fp, c.id.clone()));
+            }
+        }
+        for sd in streams {
+            let sd = sd?;
+            let Some(fp) = u64::from_str_radix(&sd.file_name().to_string_lossy(), 16).ok() else { continue };
+            for f in std::fs::read_dir(sd.path())? {
+                let f = f?;
+                let name = f.file_name().to_string_lossy().to_string();
+                let orphan = match name.strip_suffix(".chunk") {
+                    Some(id) => !known.contains(&(fp, id.to_string())),
+                    None => name.ends_with(".tmp"),
+                };
+                if orphan {
+                    std::fs::remove_file(f.path())?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: &str, bytes: u64) -> ChunkRef {
+        ChunkRef { id: id.into(), mint: 0, maxt: 0, entries: 1, bytes, max_seq: 1, raw_bytes: 1 }
+    }
+
+    #[test]
+    fn runs_of_small_chunks() {
+        let chunks = vec![c("a", 10), c("b", 10), c("big", 500), c("c", 10), c("d", 20), c("e", 10), c("f", 30)];
+        let runs = small_runs(&chunks, 100);
+        let ids: Vec<Vec<&str>> = runs.iter().map(|r| r.iter().map(|c| c.id.as_str()).collect()).collect();
+        assert_eq!(ids, vec![vec!["a", "b"], vec!["c", "d", "e"]]);
+        assert!(small_runs(&[c("a", 10)], 100).is_empty());
+    }
+}
