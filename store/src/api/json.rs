@@ -215,7 +215,13 @@ pub fn query_response(v: &QueryValue, stats: &QueryStats, categorize: bool) -> S
 /// Loki's `stats` object, with every key Grafana reads.
 pub fn stats_json(out: &mut String, s: &QueryStats) {
     let exec = s.exec_seconds.max(0.0);
-    let per_sec = |n: u64| if exec > 0.0 { (n as f64 / exec) as u64 } else { 0 };
+    let per_sec = |n: u64| {
+        if exec > 0.0 {
+            (n as f64 / exec) as u64
+        } else {
+            0
+        }
+    };
     let sc = &s.scan;
     let store = format!(
         concat!(
@@ -360,15 +366,24 @@ mod tests {
         let j = parse(&query_response(&m, &QueryStats::default(), true));
         assert_eq!(j["data"]["resultType"], "matrix");
         assert!(j["data"].get("encodingFlags").is_none());
-        assert_eq!(j["data"]["result"][0]["values"], serde_json::json!([[1, "1.5"], [2, "+Inf"]]));
+        assert_eq!(
+            j["data"]["result"][0]["values"],
+            serde_json::json!([[1, "1.5"], [2, "+Inf"]])
+        );
         let v = QueryValue::Vector(vec![Sample {
             labels: LabelSet::new(),
             ts: 4_000_000_000_000_000_000,
             value: 2.0,
         }]);
         let j = parse(&query_response(&v, &QueryStats::default(), false));
-        assert_eq!(j["data"]["result"], serde_json::json!([{"metric": {}, "value": [4000000000u64, "2"]}]));
-        let s = QueryValue::Scalar { ts: 1_000_000_000, value: 3.0 };
+        assert_eq!(
+            j["data"]["result"],
+            serde_json::json!([{"metric": {}, "value": [4000000000u64, "2"]}])
+        );
+        let s = QueryValue::Scalar {
+            ts: 1_000_000_000,
+            value: 3.0,
+        };
         let j = parse(&query_response(&s, &QueryStats::default(), false));
         assert_eq!(j["data"]["result"], serde_json::json!([1, "3"]));
     }

@@ -45,7 +45,11 @@ fn streams(
 }
 
 /// `GET /loki/api/v1/labels` (and `/loki/api/v1/label`).
-pub async fn label_names(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn label_names(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let (start, end) = bounds(&p, now_ns())?;
     let m = selector(p.get("query"))?;
     let mut names = BTreeSet::new();
@@ -78,9 +82,18 @@ pub async fn label_values(
 }
 
 /// `GET /loki/api/v1/series` with `match[]` or `match` (repeatable).
-pub async fn series(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn series(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let (start, end) = bounds(&p, now_ns())?;
-    let selectors: Vec<&String> = p.all("match[]").iter().chain(p.all("match")).filter(|s| !s.is_empty()).collect();
+    let selectors: Vec<&String> = p
+        .all("match[]")
+        .iter()
+        .chain(p.all("match"))
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
     if selectors.is_empty() {
         for s in streams(&app, &headers, None, start, end)? {
@@ -119,7 +132,11 @@ fn range_stats(set: &[Arc<Stream>], start: i64, end: i64) -> RangeStats {
 
 /// `GET /loki/api/v1/index/stats`: `{streams, chunks, bytes, entries}` of
 /// the selector's streams in the range (bytes uncompressed).
-pub async fn index_stats(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn index_stats(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let (start, end) = bounds(&p, now_ns())?;
     let m = selector(p.get("query"))?;
     let set = streams(&app, &headers, m.as_deref(), start, end)?;
@@ -143,28 +160,54 @@ pub async fn index_stats(State(app): State<AppState>, headers: HeaderMap, LokiPa
 /// Groups streams for the volume endpoints: by `targetLabels` when given,
 /// else by every label of the selector's matchers (`aggregateBy=labels`
 /// reports each label alone), else by the whole series.
-fn volume_groups(set: &[Arc<Stream>], p: &Params, matchers: Option<&[Matcher]>) -> Result<BTreeMap<LabelSet, Vec<Arc<Stream>>>, ApiError> {
+fn volume_groups(
+    set: &[Arc<Stream>],
+    p: &Params,
+    matchers: Option<&[Matcher]>,
+) -> Result<BTreeMap<LabelSet, Vec<Arc<Stream>>>, ApiError> {
     let targets: Vec<String> = match p.get("targetLabels") {
-        Some(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        None => matchers.unwrap_or(&[]).iter().map(|m| m.name.clone()).collect(),
+        Some(t) => t
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => matchers
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| m.name.clone())
+            .collect(),
     };
     let by_labels = match p.get("aggregateBy") {
         None | Some("series") => false,
         Some("labels") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("invalid aggregateBy '{other}': expected series or labels"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid aggregateBy '{other}': expected series or labels"
+            )));
+        }
     };
     let mut groups: BTreeMap<LabelSet, Vec<Arc<Stream>>> = BTreeMap::new();
     for s in set {
         if by_labels {
             for name in &targets {
                 if let Some(v) = s.labels.get(name) {
-                    groups.entry(LabelSet::from_pairs([(name.as_str(), v)])).or_default().push(s.clone());
+                    groups
+                        .entry(LabelSet::from_pairs([(name.as_str(), v)]))
+                        .or_default()
+                        .push(s.clone());
                 }
             }
         } else if targets.is_empty() {
-            groups.entry((*s.labels).clone()).or_default().push(s.clone());
+            groups
+                .entry((*s.labels).clone())
+                .or_default()
+                .push(s.clone());
         } else {
-            let key = LabelSet::from_pairs(targets.iter().filter_map(|n| s.labels.get(n).map(|v| (n.as_str(), v))));
+            let key = LabelSet::from_pairs(
+                targets
+                    .iter()
+                    .filter_map(|n| s.labels.get(n).map(|v| (n.as_str(), v))),
+            );
             groups.entry(key).or_default().push(s.clone());
         }
     }
@@ -184,12 +227,20 @@ fn volume_limit(p: &Params) -> Result<usize, ApiError> {
 
 /// `GET /loki/api/v1/index/volume`: bytes per group as a vector, largest
 /// first, at most `limit` groups.
-pub async fn volume(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn volume(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let (start, end) = bounds(&p, now_ns())?;
     let m = selector(p.get("query"))?;
     let set = streams(&app, &headers, m.as_deref(), start, end)?;
     let groups = volume_groups(&set, &p, m.as_deref())?;
-    let mut rows: Vec<(LabelSet, u64)> = groups.into_iter().map(|(k, v)| (k, range_stats(&v, start, end).bytes)).filter(|(_, b)| *b > 0).collect();
+    let mut rows: Vec<(LabelSet, u64)> = groups
+        .into_iter()
+        .map(|(k, v)| (k, range_stats(&v, start, end).bytes))
+        .filter(|(_, b)| *b > 0)
+        .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     rows.truncate(volume_limit(&p)?);
     let mut out = String::from("{\"resultType\":\"vector\",\"result\":[");
@@ -209,22 +260,32 @@ pub async fn volume(State(app): State<AppState>, headers: HeaderMap, LokiParams(
 
 /// `GET /loki/api/v1/index/volume_range`: bytes per group and step as a
 /// matrix; `step` defaults to one hour.
-pub async fn volume_range(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn volume_range(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let (start, end) = bounds(&p, now_ns())?;
     let step = match p.get("step") {
         Some(v) => parse_seconds_or_duration(v).map_err(ApiError::bad_request)?,
         None => 3_600_000_000_000,
     };
     if step <= 0 {
-        return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+        return Err(ApiError::bad_request(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
     }
     if (end - start) / step > super::params::MAX_POINTS {
-        return Err(ApiError::bad_request("exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"));
+        return Err(ApiError::bad_request(
+            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
+        ));
     }
     let m = selector(p.get("query"))?;
     let set = streams(&app, &headers, m.as_deref(), start, end)?;
     let groups = volume_groups(&set, &p, m.as_deref())?;
-    let mut rows: Vec<(LabelSet, u64, Vec<(i64, u64)>)> = Vec::new();
+    // (group, total bytes, bytes per step)
+    type Row = (LabelSet, u64, Vec<(i64, u64)>);
+    let mut rows: Vec<Row> = Vec::new();
     for (labels, members) in groups {
         let mut points = Vec::new();
         let mut total = 0;

@@ -21,7 +21,8 @@ pub async fn buildinfo() -> Response {
 /// `GET|POST /loki/api/v1/format_query`: the query in canonical form.
 pub async fn format_query(LokiParams(p): LokiParams) -> Result<Response, ApiError> {
     let q = p.get("query").unwrap_or_default();
-    let expr = larch_query::logql::parse_expr(q).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr =
+        larch_query::logql::parse_expr(q).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut out = String::new();
     json::string(&mut out, &expr.to_string());
     Ok(json_response(json::success(&out)))
@@ -39,6 +40,9 @@ pub async fn drilldown_limits(State(app): State<AppState>) -> Response {
             "\"max_query_series\":{},\"volume_enabled\":true,\"pattern_persistence_enabled\":false,",
             "\"allow_structured_metadata\":{}}},\"pattern_ingester_enabled\":true,\"version\":\"{}\"}}"
         ),
-        l.max_entries_limit_per_query, l.max_query_series, l.allow_structured_metadata, LOKI_API_VERSION
+        l.max_entries_limit_per_query,
+        l.max_query_series,
+        l.allow_structured_metadata,
+        LOKI_API_VERSION
     ))
 }

@@ -70,13 +70,19 @@ impl IntoResponse for ApiError {
 
 /// A JSON body with status 200.
 pub fn json_response(body: String) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// The tenant of a request (401 `no org id` when required and absent).
 pub fn tenant(headers: &HeaderMap, auth_enabled: bool) -> Result<TenantId, ApiError> {
     let value = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok());
-    TenantId::from_header(value, auth_enabled).map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
+    TenantId::from_header(value, auth_enabled)
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
 /// Parameters from the query string and, for POST, a form body.

@@ -152,11 +152,14 @@ pub fn bounds(p: &Params, now: i64) -> Result<(i64, i64), ApiError> {
         None => DEFAULT_SINCE.as_nanos() as i64,
     };
     let end = match p.get("end") {
-        Some(v) => parse_timestamp(v).map_err(|e| bad(format!("could not parse 'end' parameter: {e}")))?,
+        Some(v) => {
+            parse_timestamp(v).map_err(|e| bad(format!("could not parse 'end' parameter: {e}")))?
+        }
         None => now,
     };
     let start = match p.get("start") {
-        Some(v) => parse_timestamp(v).map_err(|e| bad(format!("could not parse 'start' parameter: {e}")))?,
+        Some(v) => parse_timestamp(v)
+            .map_err(|e| bad(format!("could not parse 'start' parameter: {e}")))?,
         None => end.min(now).saturating_sub(since),
     };
     Ok((start, end))
@@ -240,24 +243,49 @@ mod tests {
 
     #[test]
     fn timestamps_in_every_notation() {
-        assert_eq!(parse_timestamp("1700000000").unwrap(), 1_700_000_000_000_000_000);
-        assert_eq!(parse_timestamp("4000000000").unwrap(), 4_000_000_000_000_000_000);
-        assert_eq!(parse_timestamp("1700000000123456789").unwrap(), 1_700_000_000_123_456_789);
-        assert_eq!(parse_timestamp("1700000000.5").unwrap(), 1_700_000_000_500_000_000);
-        assert_eq!(parse_timestamp("1700000000.1234").unwrap(), 1_700_000_000_123_000_000);
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(
+            parse_timestamp("1700000000").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_timestamp("4000000000").unwrap(),
+            4_000_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_timestamp("1700000000123456789").unwrap(),
+            1_700_000_000_123_456_789
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.5").unwrap(),
+            1_700_000_000_500_000_000
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.1234").unwrap(),
+            1_700_000_000_123_000_000
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000_000_000
+        );
         assert_eq!(
             parse_timestamp("2023-11-14T22:13:20.25+00:00").unwrap(),
             1_700_000_000_250_000_000
         );
-        assert!(parse_timestamp("yesterday").unwrap_err().starts_with("parsing time \"yesterday\""));
+        assert!(
+            parse_timestamp("yesterday")
+                .unwrap_err()
+                .starts_with("parsing time \"yesterday\"")
+        );
     }
 
     #[test]
     fn durations_and_steps() {
         assert_eq!(parse_seconds_or_duration("15").unwrap(), 15_000_000_000);
         assert_eq!(parse_seconds_or_duration("0.5").unwrap(), 500_000_000);
-        assert_eq!(parse_seconds_or_duration("15000ms").unwrap(), 15_000_000_000);
+        assert_eq!(
+            parse_seconds_or_duration("15000ms").unwrap(),
+            15_000_000_000
+        );
         assert_eq!(parse_seconds_or_duration("1d").unwrap(), 86_400_000_000_000);
         assert_eq!(
             parse_seconds_or_duration("x").unwrap_err(),
@@ -266,37 +294,78 @@ mod tests {
         let hour = 3_600_000_000_000;
         assert_eq!(step(&Params::parse(""), 0, hour).unwrap(), 14_000_000_000);
         assert_eq!(step(&Params::parse(""), 0, 10).unwrap(), 1_000_000_000);
-        assert!(step(&Params::parse("step=0"), 0, hour).unwrap_err().message().starts_with("zero or negative"));
-        assert!(step(&Params::parse("step=0.01"), 0, hour).unwrap_err().message().starts_with("exceeded maximum resolution"));
+        assert!(
+            step(&Params::parse("step=0"), 0, hour)
+                .unwrap_err()
+                .message()
+                .starts_with("zero or negative")
+        );
+        assert!(
+            step(&Params::parse("step=0.01"), 0, hour)
+                .unwrap_err()
+                .message()
+                .starts_with("exceeded maximum resolution")
+        );
     }
 
     #[test]
     fn bounds_defaults() {
         let now = 10_000_000_000_000;
-        assert_eq!(bounds(&Params::parse(""), now).unwrap(), (now - 3_600_000_000_000, now));
-        assert_eq!(bounds(&Params::parse("since=5m"), now).unwrap(), (now - 300_000_000_000, now));
+        assert_eq!(
+            bounds(&Params::parse(""), now).unwrap(),
+            (now - 3_600_000_000_000, now)
+        );
+        assert_eq!(
+            bounds(&Params::parse("since=5m"), now).unwrap(),
+            (now - 300_000_000_000, now)
+        );
         // A future end does not move the default start past now.
         let (s, e) = bounds(&Params::parse("end=4000000000"), now).unwrap();
         assert_eq!((s, e), (now - 3_600_000_000_000, 4_000_000_000_000_000_000));
-        assert!(bounds(&Params::parse("start=abc"), now).unwrap_err().message().starts_with("could not parse 'start' parameter"));
+        assert!(
+            bounds(&Params::parse("start=abc"), now)
+                .unwrap_err()
+                .message()
+                .starts_with("could not parse 'start' parameter")
+        );
     }
 
     #[test]
     fn limit_and_direction() {
         assert_eq!(limit(&Params::parse(""), 5000).unwrap(), 100);
-        assert_eq!(limit(&Params::parse("limit=0"), 5000).unwrap_err().message(), "limit must be a positive value");
         assert_eq!(
-            limit(&Params::parse("limit=6000"), 5000).unwrap_err().message(),
+            limit(&Params::parse("limit=0"), 5000)
+                .unwrap_err()
+                .message(),
+            "limit must be a positive value"
+        );
+        assert_eq!(
+            limit(&Params::parse("limit=6000"), 5000)
+                .unwrap_err()
+                .message(),
             "max entries limit per query exceeded, limit > max_entries_limit_per_query (6000 > 5000)"
         );
-        assert_eq!(direction(&Params::parse("direction=FORWARD")).unwrap(), Direction::Forward);
-        assert_eq!(direction(&Params::parse("direction=backward")).unwrap(), Direction::Backward);
-        assert_eq!(direction(&Params::parse("direction=up")).unwrap_err().message(), "invalid direction 'up'");
+        assert_eq!(
+            direction(&Params::parse("direction=FORWARD")).unwrap(),
+            Direction::Forward
+        );
+        assert_eq!(
+            direction(&Params::parse("direction=backward")).unwrap(),
+            Direction::Backward
+        );
+        assert_eq!(
+            direction(&Params::parse("direction=up"))
+                .unwrap_err()
+                .message(),
+            "invalid direction 'up'"
+        );
     }
 
     #[test]
     fn url_decoding_and_repeats() {
-        let p = Params::parse("query=%7Bapp%3D%22a%22%7D+%7C%3D+%22x%22&match%5B%5D=a&match%5B%5D=b&bad=%zz");
+        let p = Params::parse(
+            "query=%7Bapp%3D%22a%22%7D+%7C%3D+%22x%22&match%5B%5D=a&match%5B%5D=b&bad=%zz",
+        );
         assert_eq!(p.get("query"), Some(r#"{app="a"} |= "x""#));
         assert_eq!(p.all("match[]"), ["a", "b"]);
         assert_eq!(p.get("bad"), Some("%zz"));

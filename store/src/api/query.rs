@@ -58,21 +58,27 @@ pub fn engine_error(e: EngineError) -> ApiError {
 
 /// Runs a query on the blocking pool under the concurrency limit and the
 /// timeout.
-pub async fn run(app: &AppState, mut req: QueryRequest) -> Result<(QueryValue, QueryStats), ApiError> {
+pub async fn run(
+    app: &AppState,
+    mut req: QueryRequest,
+) -> Result<(QueryValue, QueryStats), ApiError> {
     let cancel = Arc::new(AtomicBool::new(false));
     req.cancel = Some(cancel.clone());
     let _guard = CancelOnDrop(cancel.clone());
-    let _permit = app
-        .query_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is shutting down"))?;
+    let _permit = app.query_slots.clone().acquire_owned().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is shutting down",
+        )
+    })?;
     let ingester = app.ingester.clone();
     let task = tokio::task::spawn_blocking(move || evaluate(ingester.as_ref(), &req));
     match tokio::time::timeout(app.config.query.timeout.0, task).await {
         Ok(Ok(result)) => result.map_err(engine_error),
-        Ok(Err(join)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("query failed: {join}"))),
+        Ok(Err(join)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("query failed: {join}"),
+        )),
         Err(_) => {
             cancel.store(true, Ordering::Release);
             Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, TIMEOUT))
@@ -81,12 +87,18 @@ pub async fn run(app: &AppState, mut req: QueryRequest) -> Result<(QueryValue, Q
 }
 
 /// `GET|POST /loki/api/v1/query_range`.
-pub async fn query_range(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn query_range(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let limits = app.config.limits_for(t.as_str());
     let (start, end) = bounds(&p, now_ns())?;
     if end < start {
-        return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+        return Err(ApiError::bad_request(
+            "end timestamp must not be before or equal to start time",
+        ));
     }
     let req = QueryRequest {
         tenant: t.to_string(),
@@ -104,15 +116,24 @@ pub async fn query_range(State(app): State<AppState>, headers: HeaderMap, LokiPa
     };
     let categorized = req.categorize_labels;
     let (value, stats) = run(&app, req).await?;
-    Ok(json_response(json::query_response(&value, &stats, categorized)))
+    Ok(json_response(json::query_response(
+        &value,
+        &stats,
+        categorized,
+    )))
 }
 
 /// `GET|POST /loki/api/v1/query` (instant).
-pub async fn query_instant(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn query_instant(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let limits = app.config.limits_for(t.as_str());
     let time = match p.get("time") {
-        Some(v) => parse_timestamp(v).map_err(|e| ApiError::bad_request(format!("could not parse 'time' parameter: {e}")))?,
+        Some(v) => parse_timestamp(v)
+            .map_err(|e| ApiError::bad_request(format!("could not parse 'time' parameter: {e}")))?,
         None => now_ns(),
     };
     let req = QueryRequest {
@@ -131,12 +152,20 @@ pub async fn query_instant(State(app): State<AppState>, headers: HeaderMap, Loki
     };
     let categorized = req.categorize_labels;
     let (value, stats) = run(&app, req).await?;
-    Ok(json_response(json::query_response(&value, &stats, categorized)))
+    Ok(json_response(json::query_response(
+        &value,
+        &stats,
+        categorized,
+    )))
 }
 
 /// `GET|POST /api/prom/query`: the legacy log query. `regexp` is appended
 /// as a `|~` filter; only stream results are allowed.
-pub async fn legacy_query(State(app): State<AppState>, headers: HeaderMap, LokiParams(p): LokiParams) -> Result<Response, ApiError> {
+pub async fn legacy_query(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    LokiParams(p): LokiParams,
+) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let limits = app.config.limits_for(t.as_str());
     let (start, end) = bounds(&p, now_ns())?;
@@ -161,7 +190,9 @@ pub async fn legacy_query(State(app): State<AppState>, headers: HeaderMap, LokiP
     };
     let (value, stats) = run(&app, req).await?;
     let QueryValue::Streams(streams) = value else {
-        return Err(ApiError::bad_request("legacy endpoints only support streams result type"));
+        return Err(ApiError::bad_request(
+            "legacy endpoints only support streams result type",
+        ));
     };
     let mut out = String::from("{\"streams\":[");
     for (i, s) in streams.iter().enumerate() {

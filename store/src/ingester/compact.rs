@@ -29,8 +29,8 @@ use super::flusher::write_durably;
 use super::read::merge;
 use super::stream::Stream;
 use super::tenant::Tenant;
-use crate::chunk::{ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block};
 use crate::chunk::block::{COL_LENS, COL_LINES, COL_META, COL_TS};
+use crate::chunk::{ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block};
 use crate::index::{ChunkRef, IndexRecord};
 use crate::metrics::tenant_label;
 
@@ -51,7 +51,8 @@ impl Graveyard {
         let now = Instant::now();
         let due: Vec<PathBuf> = {
             let mut files = self.files.lock();
-            let (due, keep): (Vec<_>, Vec<_>) = files.drain(..).partition(|(t, _)| all || *t <= now);
+            let (due, keep): (Vec<_>, Vec<_>) =
+                files.drain(..).partition(|(t, _)| all || *t <= now);
             *files = keep;
             due.into_iter().map(|(_, p)| p).collect()
         };
@@ -114,7 +115,12 @@ fn small_runs(chunks: &[ChunkRef], target: u64) -> Vec<Vec<ChunkRef>> {
     runs
 }
 
-fn compact_run(ing: &Ingester, tenant: &Tenant, stream: &Stream, run: &[ChunkRef]) -> std::io::Result<()> {
+fn compact_run(
+    ing: &Ingester,
+    tenant: &Tenant,
+    stream: &Stream,
+    run: &[ChunkRef],
+) -> std::io::Result<()> {
     // Decode every block of every input.
     let mut inputs = Vec::new();
     for c in run {
@@ -124,7 +130,8 @@ fn compact_run(ing: &Ingester, tenant: &Tenant, stream: &Stream, run: &[ChunkRef
         for meta in &index.blocks {
             let (buf, rel) = read_block(&file, meta, &[COL_TS, COL_LENS, COL_LINES, COL_META])?;
             let mut d = DecodedBlock::default();
-            d.decode(&buf, &rel, Columns::ALL).map_err(std::io::Error::other)?;
+            d.decode(&buf, &rel, Columns::ALL)
+                .map_err(std::io::Error::other)?;
             inputs.push(d);
         }
     }
@@ -168,8 +175,14 @@ fn compact_run(ing: &Ingester, tenant: &Tenant, stream: &Stream, run: &[ChunkRef
         max_seq,
         raw_bytes: blocks.iter().map(|b| b.meta.lines_size).sum(),
     };
-    let mut records = vec![IndexRecord::Chunk { fp: stream.fp, chunk: chunk.clone() }];
-    records.extend(run.iter().map(|c| IndexRecord::Delete { fp: stream.fp, id: c.id.clone() }));
+    let mut records = vec![IndexRecord::Chunk {
+        fp: stream.fp,
+        chunk: chunk.clone(),
+    }];
+    records.extend(run.iter().map(|c| IndexRecord::Delete {
+        fp: stream.fp,
+        id: c.id.clone(),
+    }));
     tenant.log.lock().append(&records)?;
     {
         let mut st = stream.state.lock();
@@ -177,7 +190,8 @@ fn compact_run(ing: &Ingester, tenant: &Tenant, stream: &Stream, run: &[ChunkRef
         st.add_chunk(chunk);
     }
     for c in run {
-        ing.graveyard.bury(ing.chunk_path(&tenant.id, stream.fp, &c.id), grace(ing));
+        ing.graveyard
+            .bury(ing.chunk_path(&tenant.id, stream.fp, &c.id), grace(ing));
     }
     ing.metrics
         .chunks_deleted
@@ -192,7 +206,9 @@ pub fn remove_orphans(chunks_dir: &Path, tenants: &[Arc<Tenant>]) -> std::io::Re
     let mut removed = 0;
     for tenant in tenants {
         let dir = chunks_dir.join(tenant.id.as_str());
-        let Ok(streams) = std::fs::read_dir(&dir) else { continue };
+        let Ok(streams) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut known: HashSet<(u64, String)> = HashSet::new();
         for s in tenant.all() {
             for c in &s.state.lock().chunks {
@@ -201,7 +217,9 @@ pub fn remove_orphans(chunks_dir: &Path, tenants: &[Arc<Tenant>]) -> std::io::Re
         }
         for sd in streams {
             let sd = sd?;
-            let Some(fp) = u64::from_str_radix(&sd.file_name().to_string_lossy(), 16).ok() else { continue };
+            let Some(fp) = u64::from_str_radix(&sd.file_name().to_string_lossy(), 16).ok() else {
+                continue;
+            };
             for f in std::fs::read_dir(sd.path())? {
                 let f = f?;
                 let name = f.file_name().to_string_lossy().to_string();
@@ -224,14 +242,33 @@ mod tests {
     use super::*;
 
     fn c(id: &str, bytes: u64) -> ChunkRef {
-        ChunkRef { id: id.into(), mint: 0, maxt: 0, entries: 1, bytes, max_seq: 1, raw_bytes: 1 }
+        ChunkRef {
+            id: id.into(),
+            mint: 0,
+            maxt: 0,
+            entries: 1,
+            bytes,
+            max_seq: 1,
+            raw_bytes: 1,
+        }
     }
 
     #[test]
     fn runs_of_small_chunks() {
-        let chunks = vec![c("a", 10), c("b", 10), c("big", 500), c("c", 10), c("d", 20), c("e", 10), c("f", 30)];
+        let chunks = vec![
+            c("a", 10),
+            c("b", 10),
+            c("big", 500),
+            c("c", 10),
+            c("d", 20),
+            c("e", 10),
+            c("f", 30),
+        ];
         let runs = small_runs(&chunks, 100);
-        let ids: Vec<Vec<&str>> = runs.iter().map(|r| r.iter().map(|c| c.id.as_str()).collect()).collect();
+        let ids: Vec<Vec<&str>> = runs
+            .iter()
+            .map(|r| r.iter().map(|c| c.id.as_str()).collect())
+            .collect();
         assert_eq!(ids, vec![vec!["a", "b"], vec!["c", "d", "e"]]);
         assert!(small_runs(&[c("a", 10)], 100).is_empty());
     }

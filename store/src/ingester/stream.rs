@@ -82,7 +82,11 @@ fn prorate(value: u64, mint: i64, maxt: i64, start: i64, end: i64) -> u64 {
     let lo = mint.max(start);
     let hi = maxt.min(end);
     if hi <= lo {
-        return if mint >= start && mint < end { value } else { 0 };
+        return if mint >= start && mint < end {
+            value
+        } else {
+            0
+        };
     }
     let frac = (hi - lo) as f64 / (maxt - mint) as f64;
     (value as f64 * frac.min(1.0)).round() as u64
@@ -367,7 +371,12 @@ impl StreamState {
             add(s.mint, s.maxt, s.raw_bytes(), s.entries);
         }
         if let Some((lo, hi)) = self.open.bounds() {
-            let bytes = self.open.blocks.iter().map(|b| b.meta.lines_size).sum::<u64>()
+            let bytes = self
+                .open
+                .blocks
+                .iter()
+                .map(|b| b.meta.lines_size)
+                .sum::<u64>()
                 + self.open.head.size() as u64;
             add(lo, hi, bytes, self.open.entries);
         }

@@ -61,19 +61,55 @@ pub fn app(state: AppState) -> Router {
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
         .route("/otlp/v1/logs", post(push::push_otlp))
-        .route("/loki/api/v1/query", get(api::query::query_instant).post(api::query::query_instant))
-        .route("/loki/api/v1/query_range", get(api::query::query_range).post(api::query::query_range))
-        .route("/api/prom/query", get(api::query::legacy_query).post(api::query::legacy_query))
-        .route("/loki/api/v1/labels", get(api::labels::label_names).post(api::labels::label_names))
-        .route("/loki/api/v1/label", get(api::labels::label_names).post(api::labels::label_names))
-        .route("/loki/api/v1/label/{name}/values", get(api::labels::label_values).post(api::labels::label_values))
-        .route("/loki/api/v1/series", get(api::labels::series).post(api::labels::series))
-        .route("/loki/api/v1/index/stats", get(api::labels::index_stats).post(api::labels::index_stats))
-        .route("/loki/api/v1/index/volume", get(api::labels::volume).post(api::labels::volume))
-        .route("/loki/api/v1/index/volume_range", get(api::labels::volume_range).post(api::labels::volume_range))
+        .route(
+            "/loki/api/v1/query",
+            get(api::query::query_instant).post(api::query::query_instant),
+        )
+        .route(
+            "/loki/api/v1/query_range",
+            get(api::query::query_range).post(api::query::query_range),
+        )
+        .route(
+            "/api/prom/query",
+            get(api::query::legacy_query).post(api::query::legacy_query),
+        )
+        .route(
+            "/loki/api/v1/labels",
+            get(api::labels::label_names).post(api::labels::label_names),
+        )
+        .route(
+            "/loki/api/v1/label",
+            get(api::labels::label_names).post(api::labels::label_names),
+        )
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(api::labels::label_values).post(api::labels::label_values),
+        )
+        .route(
+            "/loki/api/v1/series",
+            get(api::labels::series).post(api::labels::series),
+        )
+        .route(
+            "/loki/api/v1/index/stats",
+            get(api::labels::index_stats).post(api::labels::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(api::labels::volume).post(api::labels::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(api::labels::volume_range).post(api::labels::volume_range),
+        )
         .route("/loki/api/v1/status/buildinfo", get(api::misc::buildinfo))
-        .route("/loki/api/v1/format_query", get(api::misc::format_query).post(api::misc::format_query))
-        .route("/loki/api/v1/drilldown-limits", get(api::misc::drilldown_limits))
+        .route(
+            "/loki/api/v1/format_query",
+            get(api::misc::format_query).post(api::misc::format_query),
+        )
+        .route(
+            "/loki/api/v1/drilldown-limits",
+            get(api::misc::drilldown_limits),
+        )
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))

@@ -28,7 +28,9 @@ fn deps() -> PathBuf {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
 }
 
 /// Runs a client script against the store with `COUNT` lines tagged `run`.
@@ -55,7 +57,11 @@ fn run_client(store: &StoreProcess, program: &str, file: &str, tenant: &str, run
 
 /// Every (labels, line) the query API returns for `selector` in the last
 /// hour, forward, for `tenant`.
-fn query(store: &StoreProcess, tenant: &str, selector: &str) -> Vec<(BTreeMap<String, String>, String)> {
+fn query(
+    store: &StoreProcess,
+    tenant: &str,
+    selector: &str,
+) -> Vec<(BTreeMap<String, String>, String)> {
     let end = now_ns() + 60_000_000_000;
     let start = end - 2 * 3_600_000_000_000;
     let path = format!(
@@ -93,7 +99,12 @@ fn percent(s: &str) -> String {
 
 /// Waits until the query returns `COUNT` lines (clients flush
 /// asynchronously), then checks each token `run-i` appears exactly once.
-fn expect_all(store: &StoreProcess, tenant: &str, selector: &str, run: &str) -> Vec<(BTreeMap<String, String>, String)> {
+fn expect_all(
+    store: &StoreProcess,
+    tenant: &str,
+    selector: &str,
+    run: &str,
+) -> Vec<(BTreeMap<String, String>, String)> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut got = query(store, tenant, selector);
     while got.len() < COUNT && Instant::now() < deadline {
@@ -110,7 +121,10 @@ fn expect_all(store: &StoreProcess, tenant: &str, selector: &str, run: &str) -> 
             .unwrap_or_else(|| panic!("line without a token: {line}"));
         seen[i] += 1;
     }
-    assert!(seen.iter().all(|&n| n == 1), "each line exactly once: {seen:?}\n{got:?}");
+    assert!(
+        seen.iter().all(|&n| n == 1),
+        "each line exactly once: {seen:?}\n{got:?}"
+    );
     got
 }
 
@@ -124,8 +138,16 @@ fn winston_loki_protobuf_snappy() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("w");
     run_client(&store, "node", "winston.js", "tenant-w", &run);
-    let got = expect_all(&store, "tenant-w", &format!(r#"{{app="winston", run="{run}"}}"#), &run);
-    assert!(got.iter().all(|(l, _)| l["app"] == "winston" && l["service_name"] == "winston"));
+    let got = expect_all(
+        &store,
+        "tenant-w",
+        &format!(r#"{{app="winston", run="{run}"}}"#),
+        &run,
+    );
+    assert!(
+        got.iter()
+            .all(|(l, _)| l["app"] == "winston" && l["service_name"] == "winston")
+    );
     // Another tenant sees none of it.
     assert!(query(&store, "someone-else", r#"{app="winston"}"#).is_empty());
 }
@@ -136,9 +158,17 @@ fn pino_loki_json_mixed_tuples() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("p");
     run_client(&store, "node", "pino.js", "tenant-p", &run);
-    let got = expect_all(&store, "tenant-p", &format!(r#"{{app="pino", run="{run}"}}"#), &run);
+    let got = expect_all(
+        &store,
+        "tenant-p",
+        &format!(r#"{{app="pino", run="{run}"}}"#),
+        &run,
+    );
     // Structured metadata comes back merged into the labels of its lines.
-    let with_trace = got.iter().filter(|(l, _)| l.contains_key("trace_id")).count();
+    let with_trace = got
+        .iter()
+        .filter(|(l, _)| l.contains_key("trace_id"))
+        .count();
     assert_eq!(with_trace, COUNT / 2, "{got:?}");
 }
 
@@ -148,7 +178,12 @@ fn loki_grpc_client() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("g");
     run_client(&store, "node", "grpc.js", "tenant-g", &run);
-    expect_all(&store, "tenant-g", &format!(r#"{{app="grpc", run="{run}"}}"#), &run);
+    expect_all(
+        &store,
+        "tenant-g",
+        &format!(r#"{{app="grpc", run="{run}"}}"#),
+        &run,
+    );
 }
 
 #[test]
@@ -157,8 +192,16 @@ fn python_logging_loki_legacy_push() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("l");
     run_client(&store, "python3", "pll.py", "tenant-l", &run);
-    let got = expect_all(&store, "tenant-l", &format!(r#"{{app="pll", run="{run}"}}"#), &run);
-    assert!(got.iter().all(|(l, _)| l["severity"] == "info" && l["logger"] == "pll"));
+    let got = expect_all(
+        &store,
+        "tenant-l",
+        &format!(r#"{{app="pll", run="{run}"}}"#),
+        &run,
+    );
+    assert!(
+        got.iter()
+            .all(|(l, _)| l["severity"] == "info" && l["logger"] == "pll")
+    );
 }
 
 #[test]
@@ -167,8 +210,17 @@ fn loki_logger_handler_gzip_json() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("h");
     run_client(&store, "python3", "llh.py", "tenant-h", &run);
-    let got = expect_all(&store, "tenant-h", &format!(r#"{{app="llh", run="{run}"}}"#), &run);
-    assert!(got.iter().all(|(l, _)| l.get("env").map(String::as_str) == Some("test")), "{got:?}");
+    let got = expect_all(
+        &store,
+        "tenant-h",
+        &format!(r#"{{app="llh", run="{run}"}}"#),
+        &run,
+    );
+    assert!(
+        got.iter()
+            .all(|(l, _)| l.get("env").map(String::as_str) == Some("test")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -177,10 +229,18 @@ fn opentelemetry_otlp_http_exporter() {
     let store = StoreProcess::start(dir.path(), &[]);
     let run = run_id("o");
     run_client(&store, "python3", "otlp.py", "tenant-o", &run);
-    let got = expect_all(&store, "tenant-o", &format!(r#"{{service_name="otlp-{run}"}}"#), &run);
+    let got = expect_all(
+        &store,
+        "tenant-o",
+        &format!(r#"{{service_name="otlp-{run}"}}"#),
+        &run,
+    );
     for (l, _) in &got {
         assert_eq!(l["k8s_namespace_name"], "shop");
-        assert_eq!(l["host_name"], "node-1", "other resource attributes are structured metadata");
+        assert_eq!(
+            l["host_name"], "node-1",
+            "other resource attributes are structured metadata"
+        );
         assert!(l.contains_key("order_id"));
     }
 }

@@ -214,8 +214,13 @@ async fn tenants_are_isolated() {
 }
 
 fn chunk_counts(ing: &Ingester, tenant: &str) -> Vec<usize> {
-    let t = ing.existing_tenant(&TenantId::new(tenant).unwrap()).unwrap();
-    t.all().iter().map(|s| s.state.lock().chunks.len()).collect()
+    let t = ing
+        .existing_tenant(&TenantId::new(tenant).unwrap())
+        .unwrap();
+    t.all()
+        .iter()
+        .map(|s| s.state.lock().chunks.len())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,12 +228,20 @@ async fn small_chunks_are_compacted_without_losing_lines() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.ingester.chunk_target_size = larch_store::units::ByteSize(64 * 1024);
-    c.ingester.compaction_interval = larch_store::units::HumanDuration(std::time::Duration::from_millis(1));
+    c.ingester.compaction_interval =
+        larch_store::units::HumanDuration(std::time::Duration::from_millis(1));
     let (ing, _) = Ingester::open(c.clone(), Arc::new(Metrics::new())).unwrap();
     let t0 = now_ns() - 600_000_000_000;
     let mut want = Vec::new();
     for round in 0..6 {
-        let lines: Vec<(i64, String)> = (0..20).map(|i| (t0 + (round * 100 + i) as i64 * 1_000_000, format!("round {round} line {i}"))).collect();
+        let lines: Vec<(i64, String)> = (0..20)
+            .map(|i| {
+                (
+                    t0 + (round * 100 + i) as i64 * 1_000_000,
+                    format!("round {round} line {i}"),
+                )
+            })
+            .collect();
         // An identical retry lands in a later chunk; compaction drops it.
         let refs: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
         push(&ing, "fake", push_of(r#"{app="c"}"#, &refs)).await;
@@ -237,7 +250,12 @@ async fn small_chunks_are_compacted_without_losing_lines() {
         // has passed by the second flush, so some compact already).
         ing.flush_all();
     }
-    push(&ing, "fake", push_of(r#"{app="c"}"#, &[(t0, "round 0 line 0")])).await;
+    push(
+        &ing,
+        "fake",
+        push_of(r#"{app="c"}"#, &[(t0, "round 0 line 0")]),
+    )
+    .await;
     ing.flush_all();
     ing.flush_all();
     let counts = chunk_counts(&ing, "fake");
@@ -260,11 +278,24 @@ async fn retention_deletes_whole_expired_chunks() {
     let (ing, _) = Ingester::open(c, Arc::new(Metrics::new())).unwrap();
     let now = now_ns();
     let day = 86_400_000_000_000i64;
-    push(&ing, "fake", push_of(r#"{app="r"}"#, &[(now - 3 * day, "three days old")])).await;
+    push(
+        &ing,
+        "fake",
+        push_of(r#"{app="r"}"#, &[(now - 3 * day, "three days old")]),
+    )
+    .await;
     ing.flush_all();
-    push(&ing, "fake", push_of(r#"{app="r"}"#, &[(now - 1000, "fresh")])).await;
+    push(
+        &ing,
+        "fake",
+        push_of(r#"{app="r"}"#, &[(now - 1000, "fresh")]),
+    )
+    .await;
     ing.flush_all();
     ing.flush_all();
-    assert_eq!(read_back(&ing, "fake", "app", "r"), vec![(now - 1000, "fresh".to_string())]);
+    assert_eq!(
+        read_back(&ing, "fake", "app", "r"),
+        vec![(now - 1000, "fresh".to_string())]
+    );
     assert_eq!(chunk_counts(&ing, "fake"), vec![1]);
 }

@@ -2,6 +2,7 @@
 //! `larch-store` binary as a real process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod ingest;
 mod process;
 mod support;
