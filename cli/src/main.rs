@@ -1,5 +1,304 @@
-//! `larch`: query a Larch (or Loki) store from the terminal.
+//! `larch`: query a Larch store (or any Loki) from the terminal.
+//!
+//! The command line follows logcli, Loki's own client, so that its users
+//! need nothing new: the same subcommands (`query`, `instant-query`,
+//! `labels`, `series`, `stats`, `volume`, `volume_range`, `fmt`), the same
+//! flags and environment variables, the same three output modes, paging of
+//! large results by timestamp, and the same split between results on stdout
+//! and everything else on stderr. `push` is Larch's addition: lines from
+//! stdin into a stream, as the agent would send them.
+//!
+//! This file only wires things together: [`args`] reads the command line,
+//! [`client`] speaks HTTP, [`query`] and [`tail`] run log queries,
+//! [`meta`] the one-shot metadata calls, [`push`] the upload, [`output`]
+//! and [`progress`] decide what the terminal sees, [`loki`] decodes the
+//! API's JSON, and [`time`] reads and prints times.
+//!
+//! Exit status: 0 on success (also when stdout is closed early, as by
+//! `| head`), 1 on any error with `Error: <message>` on stderr, where the
+//! message of a failed request is the server's own text; 2 for a command
+//! line clap cannot read.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("larch: not built yet")
+mod args;
+mod client;
+mod loki;
+mod meta;
+mod output;
+mod progress;
+mod push;
+mod query;
+mod tail;
+mod time;
+
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+
+use args::{Cli, ColorChoice, Command, Global, LabelArgs, RangeArgs};
+use client::{Client, ClientConfig, DEFAULT_ADDR};
+use meta::Range;
+use output::LogFormat;
+use query::Sinks;
+use time::{Zone, now_ns, parse_duration, parse_time};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the error is stdout having been closed by the reader.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The first non-empty value among the environment variables `names`.
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn client_config(g: &Global) -> ClientConfig {
+    ClientConfig {
+        addr: g
+            .addr
+            .clone()
+            .or_else(|| env_first(&["LARCH_ADDR", "LOKI_ADDR"]))
+            .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+        org_id: g
+            .org_id
+            .clone()
+            .or_else(|| env_first(&["LARCH_ORG_ID", "LOKI_ORG_ID"])),
+        headers: g.headers.clone(),
+        retries: g.retries,
+        quiet: g.quiet,
+    }
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        }
+    }
+}
+
+fn log_format(g: &Global, zone: Zone, labels: &LabelArgs) -> LogFormat {
+    LogFormat {
+        mode: g.output,
+        zone,
+        ts_format: g.output_timestamp_format,
+        color: use_color(g.color),
+        no_labels: labels.no_labels,
+        include: labels.include_label.clone(),
+        exclude: labels.exclude_label.clone(),
+        include_common: labels.include_common_labels,
+        labels_length: labels.labels_length,
+    }
+}
+
+/// `--from`/`--to`/`--since` as a range ending now by default.
+fn resolve_range(r: &RangeArgs, zone: Zone, now: i64) -> Result<Range> {
+    let end = match &r.to {
+        Some(t) => parse_time(t, zone).map_err(|e| anyhow!("--to: {e}"))?,
+        None => now,
+    };
+    let start = match &r.from {
+        Some(f) => parse_time(f, zone).map_err(|e| anyhow!("--from: {e}"))?,
+        None => end.saturating_sub(parse_duration(&r.since).map_err(|e| anyhow!("--since: {e}"))?),
+    };
+    if start >= end {
+        bail!("the range is empty: the start (--from or --since) must be before the end (--to)");
+    }
+    Ok(Range { start, end })
+}
+
+fn duration_flag(name: &str, v: &str) -> Result<i64> {
+    parse_duration(v).map_err(|e| anyhow!("{name}: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    let zone = Zone::parse(&g.timezone).map_err(|e| anyhow!("--timezone: {e}"))?;
+    let now = now_ns();
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut err = io::stderr();
+    let client = || Client::new(&client_config(g));
+
+    match &cli.command {
+        Command::Query(a) => {
+            let client = client()?;
+            let format = log_format(g, zone, &a.labels);
+            let range = resolve_range(&a.range, zone, now)?;
+            let mut sinks = Sinks {
+                out: &mut out,
+                err: &mut err,
+                quiet: g.quiet,
+            };
+            if a.tail {
+                let q = tail::TailQuery {
+                    query: a.query.clone(),
+                    start: range.start,
+                    limit: a.limit,
+                    delay_for: a.delay_for,
+                };
+                return tail::run_tail(&client, &q, &format, &mut sinks).await;
+            }
+            if a.batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            let q = query::RangeQuery {
+                query: a.query.clone(),
+                start: range.start,
+                end: range.end,
+                limit: a.limit,
+                batch: a.batch,
+                forward: a.forward,
+                step: a
+                    .step
+                    .as_deref()
+                    .map(|s| duration_flag("--step", s))
+                    .transpose()?,
+                interval: a
+                    .interval
+                    .as_deref()
+                    .map(|s| duration_flag("--interval", s))
+                    .transpose()?,
+                stats: a.stats,
+            };
+            let tty = io::stderr().is_terminal();
+            let mut progress = progress::Progress::new(a.progress || (tty && !g.quiet), tty, zone);
+            query::run_range(&client, &q, &format, &mut progress, &mut sinks).await
+        }
+        Command::InstantQuery(a) => {
+            let client = client()?;
+            let format = log_format(g, zone, &a.labels);
+            let time = match &a.now {
+                Some(t) => parse_time(t, zone).map_err(|e| anyhow!("--now: {e}"))?,
+                None => now,
+            };
+            let q = query::InstantQuery {
+                query: a.query.clone(),
+                time,
+                limit: a.limit,
+                forward: a.forward,
+                stats: a.stats,
+            };
+            let mut sinks = Sinks {
+                out: &mut out,
+                err: &mut err,
+                quiet: g.quiet,
+            };
+            query::run_instant(&client, &q, &format, &mut sinks).await
+        }
+        Command::Labels(a) => {
+            let range = resolve_range(&a.range, zone, now)?;
+            let c = client()?;
+            meta::labels(
+                &c,
+                a.name.as_deref(),
+                a.query.as_deref(),
+                range,
+                g.output,
+                &mut out,
+            )
+            .await
+        }
+        Command::Series(a) => {
+            let range = resolve_range(&a.range, zone, now)?;
+            let c = client()?;
+            meta::series(&c, &a.matcher, range, a.analyze_labels, g.output, &mut out).await
+        }
+        Command::Stats(a) => {
+            let range = resolve_range(&a.range, zone, now)?;
+            let c = client()?;
+            meta::stats(&c, &a.query, range, g.output, &mut out).await
+        }
+        Command::Volume(a) => {
+            let range = resolve_range(&a.range, zone, now)?;
+            let opts = meta::VolumeOptions {
+                limit: a.limit,
+                target_labels: a.target_labels.clone(),
+                by_labels: a.aggregate_by_labels,
+                step: None,
+            };
+            let c = client()?;
+            meta::volume(&c, &a.query, range, &opts, g.output, &mut out).await
+        }
+        Command::VolumeRange(a) => {
+            let v = &a.volume;
+            let range = resolve_range(&v.range, zone, now)?;
+            let opts = meta::VolumeOptions {
+                limit: v.limit,
+                target_labels: v.target_labels.clone(),
+                by_labels: v.aggregate_by_labels,
+                step: Some(duration_flag("--step", &a.step)?),
+            };
+            let c = client()?;
+            meta::volume(&c, &v.query, range, &opts, g.output, &mut out).await
+        }
+        Command::Push(a) => {
+            let labels = push::check_labels(&a.labels)?;
+            let batch_bytes = larch_query::logql::parse_bytes(&a.batch_size)
+                .map_err(|e| anyhow!("--batch-size {:?}: {e}", a.batch_size))?;
+            let opts = push::PushOptions {
+                labels,
+                batch_bytes: usize::try_from(batch_bytes.max(1)).unwrap_or(usize::MAX),
+                batch_wait: Duration::from_nanos(
+                    u64::try_from(duration_flag("--batch-wait", &a.batch_wait)?).unwrap_or(0),
+                ),
+                with_timestamps: a.with_timestamps,
+                zone,
+            };
+            let c = client()?;
+            let input = io::BufReader::with_capacity(64 * 1024, io::stdin());
+            let summary = push::run_push(&c, &opts, input, &mut err).await?;
+            if !g.quiet {
+                writeln!(err, "{}", push::summary_text(&summary))?;
+            }
+            Ok(())
+        }
+        Command::Fmt(a) => {
+            let text = match &a.query {
+                Some(q) => q.clone().into_bytes(),
+                None => {
+                    let mut buf = Vec::new();
+                    io::stdin()
+                        .read_to_end(&mut buf)
+                        .context("reading the query from stdin")?;
+                    buf
+                }
+            };
+            let c = if a.server { Some(client()?) } else { None };
+            meta::fmt(c.as_ref(), &text, &mut out).await
+        }
+    }
 }

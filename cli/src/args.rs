@@ -1,0 +1,382 @@
+//! The command line: subcommands, flags, environment variables and the
+//! examples `--help` shows. Names and defaults follow logcli so that its
+//! users feel at home (`--addr`, `--org-id`, `--since`, `--limit 30`,
+//! `--batch 1000`, `-o default|raw|jsonl`, ...). Global flags may come
+//! before or after the subcommand.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Mode;
+use crate::time::TsFormat;
+
+const EXAMPLES: &str = "\
+Examples:
+  # The last hour of a stream (30 lines, newest first):
+  larch query '{app=\"api\"}'
+
+  # Every matching line of the last day, oldest first, paging past the
+  # server's per-query maximum, as JSON lines:
+  larch query --since 24h --limit 0 --forward -o jsonl '{app=\"api\"} |= \"error\"'
+
+  # A fixed window and a metric query:
+  larch query --from 2024-05-01T10:00:00Z --to 2024-05-01T11:00:00Z --step 1m \\
+    'sum by (level) (count_over_time({app=\"api\"} | logfmt [1m]))'
+
+  # Follow new lines as they arrive:
+  larch query --tail '{namespace=\"shop\"}'
+
+  # Labels, values, streams, sizes:
+  larch labels
+  larch labels namespace
+  larch series '{namespace=\"shop\"}' --analyze-labels
+  larch stats '{app=\"api\"}'
+  larch volume '{namespace=~\".+\"}'
+
+  # Push lines from a file:
+  larch push --labels '{app=\"batch-job\"}' < job.log
+
+The store is http://localhost:3100 unless --addr, LARCH_ADDR or LOKI_ADDR
+says otherwise; --org-id (LARCH_ORG_ID, LOKI_ORG_ID) sets X-Scope-OrgID.";
+
+/// `larch`: query a Larch store (or any Loki) from the terminal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "larch",
+    version,
+    about = "Query a Larch store (or any Loki) from the terminal: logs, labels, series, stats, live tail, push.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Flags every subcommand takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colours when stdout is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Flags of every subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Address of the store [env: LARCH_ADDR, then LOKI_ADDR] [default: http://localhost:3100]
+    #[arg(long, global = true, value_name = "URL")]
+    pub addr: Option<String>,
+
+    /// Tenant, sent as X-Scope-OrgID [env: LARCH_ORG_ID, then LOKI_ORG_ID]
+    #[arg(long, global = true, value_name = "TENANT")]
+    pub org_id: Option<String>,
+
+    /// Extra request header 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'
+    #[arg(long = "header", global = true, value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    /// Retries of 429, 5xx and connection failures, with back-off
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+
+    /// Print only results: no request URLs, common labels or summaries on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Output mode: default (time, labels, line), raw (line only) or jsonl
+    #[arg(short, long, global = true, value_enum, default_value_t = Mode::Default)]
+    pub output: Mode,
+
+    /// Timezone of printed and zone-less times: Local or UTC
+    #[arg(
+        short = 'z',
+        long,
+        global = true,
+        default_value = "Local",
+        value_name = "ZONE"
+    )]
+    pub timezone: String,
+
+    /// Timestamp layout in default output
+    #[arg(long, global = true, value_enum, default_value_t = TsFormat::Rfc3339, value_name = "FORMAT")]
+    pub output_timestamp_format: TsFormat,
+
+    /// Colour labels and timestamps
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a LogQL query over a time range (log lines or a metric), or follow it with --tail
+    Query(QueryArgs),
+    /// Evaluate a LogQL metric query at one instant
+    #[command(name = "instant-query")]
+    InstantQuery(InstantArgs),
+    /// List label names, or the values of one label
+    Labels(LabelsArgs),
+    /// List the label sets of streams matching a selector
+    Series(SeriesArgs),
+    /// Show how much a query would read: streams, chunks, bytes, entries
+    Stats(StatsArgs),
+    /// Show bytes stored per series (or per label) for a selector
+    Volume(VolumeArgs),
+    /// Like volume, per step over the range
+    #[command(name = "volume_range", alias = "volume-range")]
+    VolumeRange(VolumeRangeArgs),
+    /// Push lines read from stdin as one stream
+    Push(PushArgs),
+    /// Print a LogQL query (from the argument or stdin) in canonical form
+    Fmt(FmtArgs),
+}
+
+/// `--since`, `--from`, `--to`.
+#[derive(Debug, Args, Clone)]
+pub struct RangeArgs {
+    /// How far back to look when --from is not given
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub since: String,
+    /// Start (inclusive): RFC 3339, a date, or Unix seconds or nanoseconds
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End (exclusive) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+}
+
+/// How labels are shown next to lines.
+#[derive(Debug, Args, Clone)]
+pub struct LabelArgs {
+    /// Leave labels out of the output
+    #[arg(long)]
+    pub no_labels: bool,
+    /// Show only this label (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub include_label: Vec<String>,
+    /// Never show this label (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub exclude_label: Vec<String>,
+    /// Keep the labels all streams share on every line
+    #[arg(long)]
+    pub include_common_labels: bool,
+    /// Pad the labels column to at least this width
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub labels_length: usize,
+}
+
+/// `larch query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// LogQL query, e.g. '{app="api"} |= "error"'
+    pub query: String,
+    /// Most lines to print; 0 prints every line
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub limit: usize,
+    /// Most lines per request; larger results are fetched in batches
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub batch: usize,
+    /// Oldest lines first
+    #[arg(long)]
+    pub forward: bool,
+    /// Step of a metric query (e.g. 1m, 30s)
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+    /// At most one line per interval of a log query
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Follow new lines over a WebSocket until interrupted
+    #[arg(short = 't', long, visible_alias = "follow", short_alias = 'f')]
+    pub tail: bool,
+    /// With --tail: seconds the store waits for late lines (0 to 5)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub delay_for: u32,
+    /// Print the query's statistics to stderr
+    #[arg(long)]
+    pub stats: bool,
+    /// Report paging progress on stderr even when it is not a terminal
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+}
+
+/// `larch instant-query`.
+#[derive(Debug, Args)]
+pub struct InstantArgs {
+    /// LogQL metric query, e.g. 'sum(rate({app="api"}[5m]))'
+    pub query: String,
+    /// Evaluation time [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Most lines (for servers that answer log queries at an instant)
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub limit: usize,
+    /// Oldest lines first
+    #[arg(long)]
+    pub forward: bool,
+    /// Print the query's statistics to stderr
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+}
+
+/// `larch labels`.
+#[derive(Debug, Args)]
+pub struct LabelsArgs {
+    /// List the values of this label instead of label names
+    pub name: Option<String>,
+    /// Only labels of streams matching this selector
+    #[arg(long, value_name = "SELECTOR")]
+    pub query: Option<String>,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// `larch series`.
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    /// Stream selector, e.g. '{namespace="shop"}'
+    pub matcher: String,
+    /// Print a table of label names with their number of values and streams
+    #[arg(long)]
+    pub analyze_labels: bool,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// `larch stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// LogQL query (its selector is what counts)
+    pub query: String,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// `larch volume`.
+#[derive(Debug, Args)]
+pub struct VolumeArgs {
+    /// Stream selector, e.g. '{namespace=~".+"}'
+    pub query: String,
+    /// Most series
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub limit: usize,
+    /// Group by these labels (comma-separated) instead of the selector's
+    #[arg(
+        long,
+        alias = "targetLabels",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub target_labels: Vec<String>,
+    /// Sum per label value rather than per series
+    #[arg(long, alias = "aggregateByLabels")]
+    pub aggregate_by_labels: bool,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// `larch volume_range`.
+#[derive(Debug, Args)]
+pub struct VolumeRangeArgs {
+    #[command(flatten)]
+    pub volume: VolumeArgs,
+    /// Step between points
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub step: String,
+}
+
+/// `larch push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Stream labels, e.g. '{app="batch-job", env="dev"}'
+    #[arg(long, value_name = "LABELS")]
+    pub labels: String,
+    /// Send a request when its lines reach this size (e.g. 1MiB, 512kB)
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub batch_size: String,
+    /// Send a request at the latest this long after its first line
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub batch_wait: String,
+    /// Each line starts with its timestamp (any --from notation) and a space
+    #[arg(long)]
+    pub with_timestamps: bool,
+}
+
+/// `larch fmt`.
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// The query [default: read from stdin]
+    pub query: Option<String>,
+    /// Ask the store's /loki/api/v1/format_query instead of formatting locally
+    #[arg(long)]
+    pub server: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn logcli_spellings() {
+        let c = Cli::try_parse_from([
+            "larch",
+            "query",
+            "-q",
+            "-o",
+            "raw",
+            "--since",
+            "2h",
+            "-f",
+            "{a=\"b\"}",
+            "--addr",
+            "http://x:1",
+        ])
+        .unwrap();
+        assert!(c.global.quiet);
+        assert_eq!(c.global.output, Mode::Raw);
+        assert_eq!(c.global.addr.as_deref(), Some("http://x:1"));
+        match c.command {
+            Command::Query(q) => {
+                assert!(q.tail);
+                assert_eq!(q.range.since, "2h");
+                assert_eq!(q.limit, 30);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from([
+            "larch",
+            "volume",
+            "{a=~\".+\"}",
+            "--targetLabels",
+            "a,b",
+            "--aggregateByLabels",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Volume(v) => {
+                assert_eq!(v.target_labels, ["a", "b"]);
+                assert!(v.aggregate_by_labels);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
+        assert!(Cli::try_parse_from(["larch", "push"]).is_err());
+    }
+}

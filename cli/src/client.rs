@@ -1,0 +1,501 @@
+//! Talking HTTP to the store (or to Loki).
+//!
+//! One [`Client`] per run: the base address (`--addr`, which may carry a
+//! path prefix such as `http://gateway/loki`), the tenant header
+//! (`X-Scope-OrgID`), extra headers, and a hyper connection pool, so that a
+//! paging query reuses one connection. Every GET is echoed to stderr
+//! unless `-q`, as logcli does, so that a query can be replayed with curl.
+//!
+//! Failures keep the server's words: Loki answers errors with a plain-text
+//! body (`parse error at line 1, col 5: ...`), sometimes JSON with a
+//! `message`; [`ClientError::Status`] carries that text unchanged. 429, 5xx
+//! and connection failures are retried `--retries` times with a doubling
+//! back-off; other statuses are final.
+//!
+//! Only `http://` is spoken. An `https://` address is refused up front with
+//! a message saying so, rather than failing in an obscure way later.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+/// The address used when neither `--addr`, `LARCH_ADDR` nor `LOKI_ADDR`
+/// is set (Loki's and the store's default port).
+pub const DEFAULT_ADDR: &str = "http://localhost:3100";
+
+/// How long to wait for a TCP connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First pause between retries; doubled each time up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--addr` is not a usable address.
+    #[error("invalid address {addr:?}: {reason}")]
+    Address {
+        /// What was given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--header` or `--org-id` value cannot be sent.
+    #[error(
+        "invalid header {0:?}: expected 'Name: value' with a valid name and a value of visible ASCII"
+    )]
+    Header(String),
+    /// No TCP connection could be made.
+    #[error(
+        "cannot connect to {url}: {reason} (is the store running there? set --addr or LARCH_ADDR)"
+    )]
+    Connect {
+        /// Where.
+        url: String,
+        /// The system's words.
+        reason: String,
+    },
+    /// The connection broke during the request.
+    #[error("request to {url} failed: {reason}")]
+    Transport {
+        /// Where.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The server answered with a non-2xx status; `message` is its text.
+    #[error("{status}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The server's message.
+        message: String,
+    },
+    /// A 2xx answer that is not what the API promises.
+    #[error("unexpected answer from {url}: {reason}")]
+    Decode {
+        /// Where.
+        url: String,
+        /// What did not fit.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    fn retryable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } | ClientError::Transport { .. } => true,
+            ClientError::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a [`Client`] is built from (the global flags).
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    /// Base address, `http://host:port[/prefix]`.
+    pub addr: String,
+    /// Tenant (`X-Scope-OrgID`).
+    pub org_id: Option<String>,
+    /// Extra headers, `Name: value`.
+    pub headers: Vec<String>,
+    /// Retries of 429, 5xx and connection failures.
+    pub retries: u32,
+    /// Do not echo request URLs to stderr.
+    pub quiet: bool,
+}
+
+/// A client for one store.
+pub struct Client {
+    base: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+    retries: u32,
+    quiet: bool,
+}
+
+impl Client {
+    /// Checks the address and headers and builds the connection pool.
+    pub fn new(cfg: &ClientConfig) -> Result<Client, ClientError> {
+        let base = check_addr(&cfg.addr)?;
+        let mut headers = vec![(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(concat!("larch/", env!("CARGO_PKG_VERSION"))),
+        )];
+        if let Some(org) = cfg.org_id.as_deref().filter(|o| !o.is_empty()) {
+            let v = HeaderValue::from_str(org)
+                .map_err(|_| ClientError::Header(format!("X-Scope-OrgID: {org}")))?;
+            headers.push((HeaderName::from_static("x-scope-orgid"), v));
+        }
+        for h in &cfg.headers {
+            headers.push(parse_header(h)?);
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+        Ok(Client {
+            base,
+            headers,
+            http,
+            retries: cfg.retries,
+            quiet: cfg.quiet,
+        })
+    }
+
+    /// The full URL of `path` with `params` (form-encoded).
+    pub fn url(&self, path: &str, params: &[(&str, String)]) -> String {
+        let qs = serde_urlencoded::to_string(params).unwrap_or_default();
+        if qs.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{qs}", self.base)
+        }
+    }
+
+    /// The `ws://` URL of `path` with `params`.
+    pub fn ws_url(&self, path: &str, params: &[(&str, String)]) -> String {
+        let url = self.url(path, params);
+        match url.strip_prefix("http://") {
+            Some(rest) => format!("ws://{rest}"),
+            None => url,
+        }
+    }
+
+    /// Headers sent with every request (tenant, `--header`, user agent).
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// Whether request URLs are echoed to stderr.
+    pub fn echo(&self) -> bool {
+        !self.quiet
+    }
+
+    /// GETs `path` and decodes the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let url = self.url(path, params);
+        if !self.quiet {
+            // Like logcli: the request on stderr, replayable with curl.
+            let _ = writeln!(std::io::stderr(), "{url}");
+        }
+        let body = self.send(Method::GET, &url, None).await?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+            url: self.url(path, &[]),
+            reason: e.to_string(),
+        })
+    }
+
+    /// POSTs `body` to `path`; returns the answer's body.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        self.send(Method::POST, &url, Some((content_type, body)))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Bytes, ClientError> {
+        let mut backoff = MIN_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            match self.send_once(method.clone(), url, body.clone()).await {
+                Err(e) if attempt < self.retries && e.retryable() => {
+                    attempt += 1;
+                    if !self.quiet {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{e}; retrying in {backoff:?} ({attempt}/{})",
+                            self.retries
+                        );
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Bytes, ClientError> {
+        let short = url.split('?').next().unwrap_or(url).to_string();
+        let uri: Uri = url.parse().map_err(|e| ClientError::Address {
+            addr: url.to_string(),
+            reason: format!("{e}"),
+        })?;
+        let mut req = Request::builder().method(method).uri(uri);
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        let payload = match body {
+            Some((ct, bytes)) => {
+                req = req.header(hyper::header::CONTENT_TYPE, ct);
+                bytes
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(payload))
+            .map_err(|e| ClientError::Transport {
+                url: short.clone(),
+                reason: e.to_string(),
+            })?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            let reason = root_cause(&e);
+            if e.is_connect() {
+                ClientError::Connect {
+                    url: short.clone(),
+                    reason,
+                }
+            } else {
+                ClientError::Transport {
+                    url: short.clone(),
+                    reason,
+                }
+            }
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport {
+                url: short.clone(),
+                reason: format!("reading the answer: {}", root_cause(&e)),
+            })?
+            .to_bytes();
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(ClientError::Status {
+                status,
+                message: server_message(status, &bytes),
+            })
+        }
+    }
+}
+
+/// The innermost error's text: "Connection refused (os error 111)" rather
+/// than "client error (Connect)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// The message of an error answer: the plain-text body Loki sends, or the
+/// `message` of a JSON body, or the status' reason if the body is empty.
+pub fn server_message(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(m) = v.get("message").and_then(|m| m.as_str())
+    {
+        return m.to_string();
+    }
+    if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Validates `--addr` and returns it without a trailing `/`.
+fn check_addr(addr: &str) -> Result<String, ClientError> {
+    let bad = |reason: &str| ClientError::Address {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    };
+    let lower = addr.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Err(bad(
+            "https:// is not supported by larch; reach the store over http:// \
+             (for example through `kubectl port-forward` or a local TLS proxy)",
+        ));
+    }
+    if !lower.starts_with("http://") {
+        return Err(bad(
+            "the address must start with http:// (for example http://localhost:3100)",
+        ));
+    }
+    let uri: Uri = addr.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad(
+            "the address may have a path prefix but no query string",
+        ));
+    }
+    Ok(addr.trim_end_matches('/').to_string())
+}
+
+/// Reads `Name: value`.
+fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), ClientError> {
+    let (name, value) = h
+        .split_once(':')
+        .ok_or_else(|| ClientError::Header(h.to_string()))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| ClientError::Header(h.to_string()))?;
+    let value =
+        HeaderValue::from_str(value.trim()).map_err(|_| ClientError::Header(h.to_string()))?;
+    Ok((name, value))
+}
+
+/// Percent-encodes one path segment (a label name in `label/<name>/values`).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(addr: &str) -> ClientConfig {
+        ClientConfig {
+            addr: addr.into(),
+            ..ClientConfig::default()
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let c = Client::new(&cfg("http://127.0.0.1:3100/")).unwrap();
+        assert_eq!(
+            c.url("/loki/api/v1/labels", &[("start", "1".into())]),
+            "http://127.0.0.1:3100/loki/api/v1/labels?start=1"
+        );
+        let c = Client::new(&cfg("http://gw:80/loki")).unwrap();
+        assert_eq!(
+            c.ws_url(
+                "/loki/api/v1/tail",
+                &[("query", "{a=\"b\"} |= \"x y\"".into())]
+            ),
+            "ws://gw:80/loki/loki/api/v1/tail?query=%7Ba%3D%22b%22%7D+%7C%3D+%22x+y%22"
+        );
+        let err = |a: &str| Client::new(&cfg(a)).err().unwrap().to_string();
+        assert!(err("https://loki:443").contains("https:// is not supported"));
+        assert!(err("localhost:3100").contains("must start with http://"));
+        assert!(err("http://").contains("invalid address"));
+        assert!(err("http://h:1/?x=1").contains("no query string"));
+    }
+
+    #[test]
+    fn headers() {
+        let c = Client::new(&ClientConfig {
+            addr: DEFAULT_ADDR.into(),
+            org_id: Some("team-a".into()),
+            headers: vec!["Authorization: Bearer abc".into()],
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let h: Vec<_> = c
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        assert!(h.contains(&"x-scope-orgid: team-a".to_string()), "{h:?}");
+        assert!(
+            h.contains(&"authorization: Bearer abc".to_string()),
+            "{h:?}"
+        );
+        for bad in ["no colon", "bad name: x", "X: \u{1}"] {
+            let e = Client::new(&ClientConfig {
+                addr: DEFAULT_ADDR.into(),
+                headers: vec![bad.into()],
+                ..ClientConfig::default()
+            })
+            .err()
+            .unwrap();
+            assert!(matches!(e, ClientError::Header(_)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn server_messages() {
+        let s = StatusCode::BAD_REQUEST;
+        assert_eq!(
+            server_message(s, b"parse error at line 1, col 2: x\n"),
+            "parse error at line 1, col 2: x"
+        );
+        assert_eq!(server_message(s, br#"{"message":"nope"}"#), "nope");
+        assert_eq!(server_message(s, br#"{"other":1}"#), r#"{"other":1}"#);
+        assert_eq!(server_message(s, b""), "Bad Request");
+    }
+
+    #[test]
+    fn path_segments() {
+        assert_eq!(path_segment("app_name"), "app_name");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[tokio::test]
+    async fn unreachable_address_is_a_clear_error() {
+        // Nothing listens on a port we just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(&ClientConfig {
+            addr: format!("http://127.0.0.1:{port}"),
+            quiet: true,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let e = c
+            .get_json::<serde_json::Value>("/loki/api/v1/labels", &[])
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "cannot connect to http://127.0.0.1:{port}/loki/api/v1/labels: "
+            )),
+            "{text}"
+        );
+        assert!(text.contains("refused"), "{text}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The `larch` binary against a real `larch-store` process: every
+//! subcommand and output mode, checked on exact stdout, stderr and exit
+//! codes. Known lines are pushed over HTTP (Loki JSON) and with `larch push`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod errors;
+mod fixture;
+mod meta;
+mod push;
+mod query;
+mod support;
