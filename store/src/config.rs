@@ -37,6 +37,10 @@ pub struct Config {
     pub wal: WalConfig,
     /// Query execution.
     pub query: QueryConfig,
+    /// An agent run inside the store process (the all-in-one mode); none
+    /// by default. Same keys as `larch-agent`'s configuration file; its
+    /// `store` defaults to this store's HTTP address.
+    pub agent: Option<larch_agent::AgentConfig>,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             wal: WalConfig::default(),
             query: QueryConfig::default(),
+            agent: None,
         }
     }
 }
@@ -276,6 +281,11 @@ impl Config {
         }
         if self.query.max_concurrent == 0 {
             return bad("query.max_concurrent must be positive".to_string());
+        }
+        if let Some(agent) = &self.agent {
+            agent
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("agent: {e}")))?;
         }
         Ok(())
     }

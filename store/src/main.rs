@@ -33,6 +33,11 @@ struct Args {
     /// Require X-Scope-OrgID on every request.
     #[arg(long)]
     auth_enabled: Option<bool>,
+    /// Also run an agent in this process that tails this pods directory
+    /// (`<namespace>_<pod>_<uid>/<container>/<n>.log`) and pushes to this
+    /// store: the all-in-one mode. Overrides `agent.pods_dir`.
+    #[arg(long)]
+    agent_pods_dir: Option<PathBuf>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -60,6 +65,28 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.auth_enabled {
         config.auth_enabled = v;
+    }
+    if let Some(dir) = &args.agent_pods_dir {
+        let agent = config
+            .agent
+            .get_or_insert_with(|| larch_agent::AgentConfig {
+                positions: config.data_dir.join("agent-positions.yaml"),
+                http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 3101)),
+                ..larch_agent::AgentConfig::default()
+            });
+        agent.pods_dir = dir.clone();
+    }
+    if let Some(agent) = &mut config.agent
+        && agent.store == larch_agent::AgentConfig::default().store
+    {
+        // The embedded agent pushes to this store over loopback.
+        let port = config
+            .http_addr
+            .rsplit(':')
+            .next()
+            .unwrap_or("3100")
+            .to_string();
+        agent.store = format!("http://127.0.0.1:{port}");
     }
     config.validate()?;
     Ok(config)
@@ -104,16 +131,64 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
     let metrics = Arc::new(Metrics::new());
     let data_dir = config.data_dir.clone();
+    let agent_config = config.agent.clone();
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
     let state = AppState::new(ingester.clone());
-    server::serve(state, http, grpc, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let agent = match agent_config {
+        Some(cfg) => Some(start_agent(cfg, stop_rx.clone()).await?),
+        None => None,
+    };
+    let mut server_stop = stop_rx;
+    let server = tokio::spawn(server::serve(state, http, grpc, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    // The agent stops first, so its last batches reach the store.
+    let _ = stop_tx.send(true);
+    if let Some(a) = agent {
+        match a.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "The embedded agent stopped with an error."),
+            Err(e) => tracing::error!(error = %e, "The embedded agent failed."),
+        }
+    }
+    server.await??;
     tracing::info!("Shutting down: flushing every chunk.");
     tokio::task::spawn_blocking(move || ingester.shutdown()).await?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Starts the embedded agent (all-in-one mode); it stops when `stop` turns
+/// true.
+async fn start_agent(
+    cfg: larch_agent::AgentConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<larch_agent::Result<()>>> {
+    std::fs::create_dir_all(&cfg.pods_dir).with_context(|| {
+        format!(
+            "creating the agent's pods directory {}",
+            cfg.pods_dir.display()
+        )
+    })?;
+    if let Some(dir) = cfg.positions.parent() {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("creating the agent's positions directory {}", dir.display())
+        })?;
+    }
+    tracing::info!(pods_dir = %cfg.pods_dir.display(), store = %cfg.store, "Starting the embedded agent.");
+    let agent = larch_agent::Agent::new(cfg).context("starting the embedded agent")?;
+    Ok(tokio::spawn(async move {
+        agent
+            .run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    }))
 }
 
 async fn shutdown_signal() {

@@ -212,3 +212,74 @@ fn sigterm_flushes_everything_to_chunks() {
         .count();
     assert_eq!(chunks, 1);
 }
+
+#[test]
+fn all_in_one_store_with_embedded_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let agent_port = free_port();
+    let cfg = dir.path().join("larch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent:\n  pods_dir: {}\n  positions: {}\n  http_addr: 127.0.0.1:{agent_port}\n  batch_wait: 100ms\n  kubernetes:\n    mode: \"off\"\n",
+            pods.display(),
+            dir.path().join("positions.yaml").display()
+        ),
+    )
+    .unwrap();
+    let store = StoreProcess::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    // A pod's container log in CRI format, as the kubelet writes it.
+    let log_dir = pods.join("shop_checkout-7d4b_0f1e2d3c/app");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let now = chrono_like_rfc3339(now_ns());
+    std::fs::write(
+        log_dir.join("0.log"),
+        format!("{now} stdout F first line\n{now} stdout P joined \n{now} stdout F line\n"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let query = "%7Bnamespace%3D%22shop%22%7D";
+    loop {
+        let r = http(
+            store.http,
+            "GET",
+            &format!("/loki/api/v1/query_range?query={query}&direction=forward"),
+            &[],
+            b"",
+        )
+        .unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let result = &j["data"]["result"];
+        if result.as_array().is_some_and(|a| !a.is_empty()) {
+            let labels = &result[0]["stream"];
+            assert_eq!(labels["pod"], "checkout-7d4b");
+            assert_eq!(labels["container"], "app");
+            let lines: Vec<&str> = result[0]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v[1].as_str().unwrap())
+                .collect();
+            if lines.len() == 2 {
+                assert_eq!(lines, vec!["first line", "joined line"]);
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent's lines never arrived: {}",
+            r.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(store.terminate().success());
+}
+
+/// Unix ns as RFC3339 with nanoseconds, as CRI writes timestamps.
+fn chrono_like_rfc3339(ns: i64) -> String {
+    larch_store::validate::rfc3339(ns)
+}
