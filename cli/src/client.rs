@@ -183,20 +183,32 @@ impl Client {
         !self.quiet
     }
 
-    /// GETs `path` and decodes the JSON answer.
+    /// GETs `path`, echoing the URL to stderr unless quiet, and decodes
+    /// the JSON answer.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
         params: &[(&str, String)],
     ) -> Result<T, ClientError> {
         let url = self.url(path, params);
+        self.echo_url(&mut std::io::stderr(), &url);
+        self.get_json_url(&url).await
+    }
+
+    /// Writes `url` to `err` unless quiet: like logcli, every request is
+    /// shown so that it can be replayed with curl.
+    pub fn echo_url(&self, err: &mut impl Write, url: &str) {
         if !self.quiet {
-            // Like logcli: the request on stderr, replayable with curl.
-            let _ = writeln!(std::io::stderr(), "{url}");
+            let _ = writeln!(err, "{url}");
         }
-        let body = self.send(Method::GET, &url, None).await?;
+    }
+
+    /// GETs a URL made by [`Client::url`] (without echoing it) and decodes
+    /// the JSON answer.
+    pub async fn get_json_url<T: DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        let body = self.send(Method::GET, url, None).await?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
-            url: self.url(path, &[]),
+            url: url.split('?').next().unwrap_or(url).to_string(),
             reason: e.to_string(),
         })
     }

@@ -264,7 +264,13 @@ pub async fn run_range<O: Write, E: Write>(
         if let Some(interval) = q.interval {
             params.push(("interval", seconds_param(interval)));
         }
-        let resp: QueryResponse = client.get_json("/loki/api/v1/query_range", &params).await?;
+        // The request goes on its own line, and the progress line stays
+        // visible while the answer is awaited.
+        let url = client.url("/loki/api/v1/query_range", &params);
+        progress.clear(sinks.err);
+        client.echo_url(sinks.err, &url);
+        progress.redraw(sinks.err);
+        let resp: QueryResponse = client.get_json_url(&url).await?;
         progress.clear(sinks.err);
         if q.stats
             && let Some(stats) = &resp.stats

@@ -2,7 +2,9 @@
 //! command line itself.
 
 use crate::fixture::fixture;
-use crate::support::{free_port, larch};
+use std::time::Duration;
+
+use crate::support::{Store, free_port, larch};
 
 #[test]
 fn bad_queries_show_the_servers_parse_error() {
@@ -164,4 +166,28 @@ fn help_has_examples() {
             r.stdout
         );
     }
+}
+
+#[test]
+fn retries_wait_for_a_store_that_is_starting() {
+    let port = free_port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let child = larch(&["labels", "--since", "1m", "--retries", "6", "--addr", &addr]).spawn();
+    std::thread::sleep(Duration::from_millis(700));
+    let store = Store::start_on(port, "");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to {addr}/loki/api/v1/labels: Connection refused (os error 111) \
+             (is the store running there? set --addr or LARCH_ADDR); retrying in 500ms (1/6)"
+        )),
+        "{stderr}"
+    );
+    drop(store);
+
+    // Without retries the first failure is final.
+    let r = larch(&["labels", "-q", "--addr", &addr]).run();
+    assert_eq!(r.code, 1, "{r:?}");
 }

@@ -10,3 +10,4 @@ mod meta;
 mod push;
 mod query;
 mod support;
+mod terminal;

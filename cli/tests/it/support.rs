@@ -52,10 +52,14 @@ impl Store {
 
     /// Starts a store with `yaml` as its configuration file.
     pub fn start_with(yaml: &str) -> Store {
+        Store::start_on(free_port(), yaml)
+    }
+
+    /// Starts a store on `port` with `yaml` as its configuration file.
+    pub fn start_on(port: u16, yaml: &str) -> Store {
         let data = tempfile::tempdir().unwrap();
         let config = data.path().join("store.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let port = free_port();
         let child = Command::new(store_bin())
             .arg("--config")
             .arg(&config)
