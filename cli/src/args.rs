@@ -38,6 +38,22 @@ Examples:
 The store is http://localhost:3100 unless --addr, LARCH_ADDR or LOKI_ADDR
 says otherwise; --org-id (LARCH_ORG_ID, LOKI_ORG_ID) sets X-Scope-OrgID.";
 
+const QUERY_EXAMPLES: &str = "\
+Examples:
+  larch query '{app=\"api\"} |= \"error\"'
+  larch query --since 24h --limit 0 --forward -o raw '{app=\"api\"}' > api.log
+  larch query --from 2024-05-01 --to 2024-05-02 --step 5m 'sum(rate({app=\"api\"}[5m]))'
+  larch query --tail --exclude-label pod '{namespace=\"shop\"} |= \"timeout\"'
+
+Lines come newest first unless --forward; common labels are printed once on
+stderr. Results larger than --batch are fetched in several requests.";
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  larch push --labels '{app=\"batch-job\", env=\"dev\"}' < job.log
+  tail -F app.log | larch push --labels '{app=\"myapp\"}' --batch-wait 200ms
+  printf '2024-05-01T10:00:00Z first\\n' | larch push --with-timestamps --labels '{app=\"x\"}'";
+
 /// `larch`: query a Larch store (or any Loki) from the terminal.
 #[derive(Debug, Parser)]
 #[command(
@@ -116,6 +132,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a LogQL query over a time range (log lines or a metric), or follow it with --tail
+    #[command(after_help = QUERY_EXAMPLES)]
     Query(QueryArgs),
     /// Evaluate a LogQL metric query at one instant
     #[command(name = "instant-query")]
@@ -132,6 +149,7 @@ pub enum Command {
     #[command(name = "volume_range", alias = "volume-range")]
     VolumeRange(VolumeRangeArgs),
     /// Push lines read from stdin as one stream
+    #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
     /// Print a LogQL query (from the argument or stdin) in canonical form
     Fmt(FmtArgs),

@@ -159,6 +159,7 @@ fn help_has_examples() {
         "--output",
         "--org-id",
         "--include-label",
+        "Examples:",
     ] {
         assert!(
             r.stdout.contains(want),
@@ -166,6 +167,13 @@ fn help_has_examples() {
             r.stdout
         );
     }
+    let r = larch(&["push", "--help"]).run();
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("Examples:\n  larch push --labels"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -390,3 +390,45 @@ fn stats_go_to_stderr() {
         r.stderr
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `larch query ... | head -1`: once the reader is gone, larch stops
+    // without an error. 3000 lines of 100 bytes overflow any pipe buffer.
+    use std::io::BufRead;
+    let store = Store::start();
+    let b = base_time();
+    let lines: Vec<(i64, String)> = (0..3000)
+        .map(|i| (b + i * 1_000_000, format!("{i:05}{}", "x".repeat(95))))
+        .collect();
+    let values: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+    store.push(None, &[(&[("app", "big")], &values)]);
+    let addr = store.addr();
+    let (from, to) = (secs(b), secs(b + 60 * SEC));
+    let mut child = crate::support::larch(&[
+        "query",
+        "-q",
+        "--addr",
+        &addr,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--limit",
+        "0",
+        "-o",
+        "raw",
+        "--forward",
+        r#"{app="big"}"#,
+    ])
+    .spawn();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, format!("00000{}\n", "x".repeat(95)));
+    // The reader (and the pipe) are gone now.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
