@@ -283,3 +283,65 @@ fn all_in_one_store_with_embedded_agent() {
 fn chrono_like_rfc3339(ns: i64) -> String {
     larch_store::validate::rfc3339(ns)
 }
+
+#[test]
+fn ingestion_rate_limit_answers_429_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("limits.yaml");
+    // 1 KiB/s sustained, 2 KiB burst.
+    std::fs::write(
+        &cfg,
+        "limits:\n  ingestion_rate_mb: 0.0009765625\n  ingestion_burst_size_mb: 0.001953125\n",
+    )
+    .unwrap();
+    let store = StoreProcess::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let pb = [("Content-Type", "application/x-protobuf")];
+    let small: Vec<String> = (0..10).map(|i| format!("small {i}")).collect();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &pb,
+        &proto_push(r#"{app="rl"}"#, now_ns(), &small),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let big: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &pb,
+        &proto_push(r#"{app="rl"}"#, now_ns(), &big),
+    )
+    .unwrap();
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().starts_with("ingestion rate limit exceeded for user fake (limit: 1024 bytes/sec) while attempting to ingest '100' lines totaling '10000' bytes"),
+        "{}",
+        r.text()
+    );
+    // Another tenant has its own bucket.
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Scope-OrgID", "other"),
+        ],
+        &proto_push(r#"{app="rl"}"#, now_ns(), &small),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204);
+    assert!(store.terminate().success());
+    let ing = open_dir(&dir.path().join("data"));
+    assert_eq!(
+        read_back(&ing, "fake", "app", "rl").len(),
+        10,
+        "the refused request wrote nothing"
+    );
+}
