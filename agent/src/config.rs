@@ -162,8 +162,9 @@ pub struct AgentConfig {
     /// waiting costs nothing and giving up loses lines.
     pub max_retries: u32,
     /// Longest entry (after CRI partial joining) in bytes; longer entries
-    /// are cut to this size and counted as truncated. Default 256KiB, the
-    /// store's (and Loki's) line limit.
+    /// are cut to this size and counted as truncated. Default 256KB
+    /// (256000 bytes), the store's default `max_line_size`, so no line is
+    /// rejected for its length.
     pub max_line_size: ByteSize,
     /// How often idle files are polled for new data. Default 250ms.
     pub poll_interval: Dur,
@@ -219,7 +220,7 @@ impl Default for AgentConfig {
             min_backoff: Dur::millis(500),
             max_backoff: Dur::secs(300),
             max_retries: 0,
-            max_line_size: ByteSize(256 * 1024),
+            max_line_size: ByteSize(256_000),
             poll_interval: Dur::millis(250),
             rescan_interval: Dur::secs(10),
             positions_sync: Dur::secs(1),

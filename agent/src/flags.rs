@@ -67,7 +67,7 @@ pub struct Flags {
     /// Retries before a batch is dropped; 0 retries forever. [default: 0]
     #[arg(long)]
     pub max_retries: Option<u32>,
-    /// Longest entry; longer ones are cut. [default: 256KiB]
+    /// Longest entry; longer ones are cut. [default: 256KB]
     #[arg(long)]
     pub max_line_size: Option<ByteSize>,
     /// Poll interval of idle files. [default: 250ms]

@@ -398,6 +398,11 @@ impl Joiner {
         }
     }
 
+    /// True when no partial record of `stream` is waiting.
+    pub fn is_idle(&self, stream: StreamKind) -> bool {
+        self.parts[stream.index()].start.is_none()
+    }
+
     /// The text of the entry made ready by the last `push`.
     pub fn text(&self) -> &[u8] {
         &self.out

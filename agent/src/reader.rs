@@ -379,6 +379,15 @@ impl LineConsumer for Consumer {
                     st.docker.parse(line)
                 };
                 match rec {
+                    Some(rec) if !rec.partial && st.joiner.is_idle(rec.stream) => {
+                        // A whole line, nothing pending on its stream: no
+                        // copy into the joiner.
+                        let text = &rec.text[..rec.text.len().min(self.max_line)];
+                        if text.len() < rec.text.len() {
+                            self.truncated += 1;
+                        }
+                        self.emit(&mut st.out, true, rec.ts, Some(rec.stream), text, start);
+                    }
                     Some(rec) => {
                         let stream = rec.stream;
                         if let Joined::Ready { ts, truncated } = st.joiner.push(&rec, start) {
@@ -511,7 +520,9 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             setup.ready.store(true, Ordering::Release);
         }
         let stats = tailer.poll(&mut consumer, &mut buf);
-        if buf.capacity() > 4 << 20 {
+        if stats.bytes == 0 && buf.capacity() > 64 * 1024 {
+            // Idle: give the read buffer back rather than keep a megabyte
+            // per node for nothing.
             buf = Vec::new();
         }
         metrics.read_bytes.add_u64(stats.bytes);

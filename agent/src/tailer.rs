@@ -471,11 +471,14 @@ impl<S> Tailer<S> {
             return true;
         }
         let want = ((size - f.offset) as usize).min(budget);
-        buf.clear();
-        buf.extend_from_slice(&f.remainder);
         let base = f.offset - f.remainder.len() as u64;
-        let head = buf.len();
-        buf.resize(head + want, 0);
+        let head = f.remainder.len();
+        // The buffer only grows (zero-filled once), so reads do not pay a
+        // memset; `data_len` marks the valid bytes.
+        if buf.len() < head + want {
+            buf.resize(head + want, 0);
+        }
+        buf[..head].copy_from_slice(&f.remainder);
         let mut got = 0;
         while got < want {
             match f
@@ -491,10 +494,11 @@ impl<S> Tailer<S> {
                 }
             }
         }
-        buf.truncate(head + got);
         if got == 0 {
             return false;
         }
+        let data_len = head + got;
+        let buf = &buf[..data_len];
         f.offset += got as u64;
         f.last_data = now;
         // Before handing lines over: the consumer may block (back-pressure)
@@ -533,7 +537,7 @@ impl<S> Tailer<S> {
             // Still inside an over-long line: drop what we have.
         } else if rest.len() > max_line {
             let start = base + line_start as u64;
-            let end = base + buf.len() as u64;
+            let end = base + data_len as u64;
             consumer.line(&mut f.state, &f.info, &rest[..max_line], start, end, true);
             stats.lines += 1;
             stats.truncated_lines += 1;

@@ -178,6 +178,8 @@ impl fmt::Display for ByteSize {
             write!(f, "{}MiB", b / MIB)
         } else if b != 0 && b.is_multiple_of(1024) {
             write!(f, "{}KiB", b / 1024)
+        } else if b != 0 && b.is_multiple_of(1000) {
+            write!(f, "{}KB", b / 1000)
         } else {
             write!(f, "{b}B")
         }
@@ -239,7 +241,8 @@ mod tests {
         assert!(parse_bytes("1mb").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("MiB").is_err());
         assert_eq!(ByteSize(1 << 20).to_string(), "1MiB");
-        assert_eq!(ByteSize(1000).to_string(), "1000B");
+        assert_eq!(ByteSize(1000).to_string(), "1KB");
+        assert_eq!(ByteSize(999).to_string(), "999B");
         let y: ByteSize = serde_yaml::from_str("1048576").unwrap();
         assert_eq!(y, ByteSize(1 << 20));
         let y: ByteSize = serde_yaml::from_str("\"2MiB\"").unwrap();

@@ -20,7 +20,7 @@ fn default_max_partial_lines() -> usize {
 }
 fn default_max_partial_line_size() -> ByteSize {
     // The store's line limit.
-    ByteSize(256 * 1024)
+    ByteSize(256_000)
 }
 
 /// Settings of the `cri` stage.
@@ -30,7 +30,7 @@ pub struct CriConfig {
     /// Most partial records joined into one entry. Default 100.
     #[serde(default = "default_max_partial_lines")]
     pub max_partial_lines: usize,
-    /// Longest joined entry; longer ones are cut. Default 256KiB.
+    /// Longest joined entry; longer ones are cut. Default 256KB.
     #[serde(default = "default_max_partial_line_size")]
     pub max_partial_line_size: ByteSize,
 }
