@@ -8,8 +8,10 @@
 //! no common set to factor out of a stream that never ends), and dropped
 //! entries are reported on stderr because they are lines the user will not
 //! see. A refused upgrade (a bad query answers 400 before the WebSocket
-//! starts) gives the server's message; a close with an error code gives
-//! its reason; Ctrl-C closes the connection politely and exits 0.
+//! starts) gives the server's message; a close with any code but 1000
+//! (normal) gives its reason and exit 1, so a tail that stops because the
+//! store shut down (1001) or hit a limit (1011) does not look like
+//! success; Ctrl-C closes the connection politely and exits 0.
 
 use std::io::Write;
 
@@ -93,7 +95,7 @@ pub async fn run_tail<O: Write, E: Write>(
             Some(Ok(Message::Binary(bytes))) => print_frame(format, &bytes, sinks)?,
             Some(Ok(Message::Close(frame))) => {
                 return match frame {
-                    Some(f) if f.code != CloseCode::Normal && f.code != CloseCode::Away => {
+                    Some(f) if f.code != CloseCode::Normal => {
                         bail!("the live tail ended: {} ({})", f.reason, u16::from(f.code))
                     }
                     _ => Ok(()),
