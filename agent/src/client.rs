@@ -302,21 +302,37 @@ fn classify_status(s: tonic::Status) -> PushError {
     }
 }
 
-/// Counts the entries a Loki-style 400 says were rejected: the sum of
-/// `total ignored: N out of M` lines, or `None` if the text has none (the
-/// whole request was refused).
+/// Counts the entries a Loki-style 400 says were rejected; `None` when it
+/// cannot tell, and then the caller counts the whole batch (an upper
+/// bound, logged with the store's full text).
+///
+/// Loki (and the store) answer one line per rejected entry for validation
+/// failures (`entry for stream '…' has timestamp too old: …`, `max entry
+/// size '…' bytes exceeded …`, structured metadata limits) and
+/// `total ignored: N out of M` after the itemized `entry with timestamp …
+/// ignored` lines of an ingester rejection. Any other line is a stream- or
+/// request-level refusal whose size the text does not give.
 pub fn rejected_count(text: &str) -> Option<usize> {
-    let mut total = None;
+    const PER_ENTRY: [&str; 2] = ["entry for stream '", "max entry size '"];
+    let mut total = 0usize;
     for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("entry with timestamp ") {
+            continue;
+        }
         if let Some(i) = line.find("total ignored: ") {
             let rest = &line[i + "total ignored: ".len()..];
             let n: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            if let Ok(n) = n.parse::<usize>() {
-                *total.get_or_insert(0) += n;
-            }
+            total += n.parse::<usize>().ok()?;
+        } else if PER_ENTRY.iter().any(|p| line.starts_with(p))
+            || (line.starts_with("stream '") && line.contains("structured metadata"))
+        {
+            total += 1;
+        } else {
+            return None;
         }
     }
-    total
+    (total > 0).then_some(total)
 }
 
 /// A tonic codec whose requests are protobuf bytes made by the batcher and
@@ -392,6 +408,15 @@ mod tests {
             rejected_count("error at least one label pair is required per stream"),
             None
         );
+        let body = "entry for stream '{a=\"b\"}' has timestamp too old: 2024-01-01T00:00:00Z, oldest acceptable timestamp is: 2024-01-02T00:00:00Z\nentry for stream '{a=\"b\"}' has timestamp too new: 2030-01-01T00:00:00Z\n";
+        assert_eq!(rejected_count(body), Some(2));
+        assert_eq!(
+            rejected_count(&format!(
+                "{body}stream '{{a=\"b\"}}' has label value too long: 'x'"
+            )),
+            None
+        );
+        assert_eq!(rejected_count(""), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::units::{ByteSize, Dur};
 /// `larch-agent`: tails Kubernetes pod logs and pushes them to a Larch (or
 /// Loki) store, every line exactly once.
 #[derive(Parser, Debug, Default)]
-#[command(name = "larch-agent", version, about)]
+#[command(name = "larch-agent", version, about, args_override_self = true)]
 pub struct Flags {
     /// YAML configuration file; its keys are the flags' names with `_`.
     #[arg(long)]

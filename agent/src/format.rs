@@ -573,4 +573,34 @@ mod tests {
         );
         assert_eq!(j.text(), b"aa");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoders_never_panic(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_cri(&line);
+            let _ = DockerDecoder::default().parse(&line);
+            let mut out = Vec::new();
+            let _ = unescape_json(&line, &mut out);
+            let _ = detect(&line);
+        }
+
+        #[test]
+        fn cri_round_trips(ts in 0i64..4_000_000_000_000_000_000, text in "[ -~]{0,80}", partial in proptest::prelude::any::<bool>()) {
+            let line = format!("{} stderr {} {text}", crate::time::format_rfc3339(ts), if partial { "P" } else { "F" });
+            let r = parse_cri(line.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(r.ts, ts);
+            proptest::prop_assert_eq!(r.partial, partial);
+            proptest::prop_assert_eq!(r.text, text.as_bytes());
+        }
+
+        #[test]
+        fn docker_round_trips(text in "\\PC{0,60}") {
+            let json = serde_json::to_string(&format!("{text}\n")).unwrap();
+            let line = format!(r#"{{"log":{json},"stream":"stdout","time":"2024-01-01T00:00:00Z"}}"#);
+            let mut d = DockerDecoder::default();
+            let r = d.parse(line.as_bytes()).unwrap();
+            let want = text.strip_suffix('\r').unwrap_or(&text);
+            proptest::prop_assert_eq!(r.text, want.as_bytes());
+        }
+    }
 }

@@ -248,4 +248,12 @@ mod tests {
         let y: ByteSize = serde_yaml::from_str("\"2MiB\"").unwrap();
         assert_eq!(y, ByteSize(2 << 20));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,20}") {
+            let _ = parse_duration(&s);
+            let _ = parse_bytes(&s);
+        }
+    }
 }

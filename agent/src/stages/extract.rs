@@ -142,14 +142,25 @@ pub(crate) fn logfmt_pairs(s: &str, scratch: &mut String, mut f: impl FnMut(&str
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' && i + 1 < b.len() {
                     scratch.push_str(&s[seg..i]);
-                    match b[i + 1] {
-                        b'n' => scratch.push('\n'),
-                        b't' => scratch.push('\t'),
-                        b'r' => scratch.push('\r'),
-                        c @ (b'"' | b'\\') => scratch.push(c as char),
-                        _ => scratch.push_str(&s[i..i + 2]),
+                    let escaped = match b[i + 1] {
+                        b'n' => Some('\n'),
+                        b't' => Some('\t'),
+                        b'r' => Some('\r'),
+                        c @ (b'"' | b'\\') => Some(c as char),
+                        _ => None,
+                    };
+                    match escaped {
+                        Some(c) => {
+                            scratch.push(c);
+                            i += 2;
+                        }
+                        None => {
+                            // Not an escape: keep the backslash; what follows
+                            // (possibly a multi-byte character) is copied as is.
+                            scratch.push('\\');
+                            i += 1;
+                        }
                     }
-                    i += 2;
                     seg = i;
                 } else {
                     i += 1;
@@ -251,5 +262,13 @@ mod tests {
         assert_eq!(out[0].extracted.get("level"), Some("error"));
         assert_eq!(out[0].extracted.get("message"), Some("boom"));
         assert_eq!(out[0].extracted.get("other"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn logfmt_never_panics(s in "\\PC{0,80}") {
+            let mut scratch = String::new();
+            logfmt_pairs(&s, &mut scratch, |_, _| {});
+        }
     }
 }

@@ -478,4 +478,13 @@ mod tests {
             Some(1_704_164_645_000_000_000)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn layouts_never_panic(layout in "[0-9A-Za-z_:.,+ /-]{0,30}", value in "[0-9A-Za-z_:.,+ /-]{0,30}") {
+            if let Ok(l) = Layout::compile(&layout) {
+                let _ = l.parse(&value, 0, 2024);
+            }
+        }
+    }
 }

@@ -61,9 +61,12 @@ fn compile(expr: &str) -> Result<Vec<Step>, String> {
                         None => return Err(bad("unterminated quoted field")),
                         Some(b'"') => break,
                         Some(b'\\') => {
-                            let c = *b.get(j + 1).ok_or_else(|| bad("bad escape"))?;
-                            name.push(c as char);
-                            j += 2;
+                            let c = expr[j + 1..]
+                                .chars()
+                                .next()
+                                .ok_or_else(|| bad("bad escape"))?;
+                            name.push(c);
+                            j += 1 + c.len_utf8();
                         }
                         Some(_) => {
                             let ch = expr[j..]
@@ -273,5 +276,12 @@ mod tests {
             pipeline_err("- json:\n    expressions: {a: 'b['}\n")
                 .contains("pipeline stage 0 (json)")
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn path_compiler_never_panics(s in "\\PC{0,30}") {
+            let _ = compile(&s);
+        }
     }
 }

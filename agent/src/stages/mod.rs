@@ -490,4 +490,49 @@ mod tests {
         assert_eq!(out[0].line, "disk full");
         assert_eq!(out[0].labels.to_text(), r#"{app="a", level="warn"}"#);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn every_stage_survives_any_line(line in "\\PC{0,120}") {
+            let (mut p, _) = pipeline(
+                r#"
+- cri: {}
+- docker: {}
+- json:
+    expressions: {level: , msg: message, first: 'a[0]'}
+- logfmt:
+    mapping: {lvl: level, t: ts}
+- regex:
+    expression: '(?P<word>\w+)'
+- template:
+    source: word
+    template: '{{ .Value | ToUpper | trunc 3 }}{{ if eq .lvl "x" }}!{{ end }}'
+- timestamp:
+    source: t
+    format: RFC3339
+- labels: {word: , lvl: }
+- structured_metadata: {msg: }
+- drop:
+    longer_than: 100B
+- multiline:
+    firstline: '^[A-Z]'
+    max_lines: 3
+- match:
+    selector: '{word=~".+"} |= "a"'
+    stages:
+    - static_labels: {m: "1"}
+- limit:
+    rate: 1000000
+    burst: 1000000
+- metrics:
+    lines_total:
+      type: Counter
+      config: {match_all: true}
+- output:
+    source: msg
+"#,
+            );
+            let _ = run_lines(&mut p, vec![entry(&line, &[("a", "b")]), entry(&line, &[])]);
+        }
+    }
 }

@@ -259,4 +259,16 @@ mod tests {
                 .contains("unterminated")
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(s in "\\PC{0,60}") {
+            let _ = Selector::parse(&s);
+        }
+
+        #[test]
+        fn parser_never_panics_on_near_selectors(s in r#"\{[a-z=~!", ]{0,20}\}( ?[|!]?[=~] ?"[a-z(]{0,5}")*"#) {
+            let _ = Selector::parse(&s);
+        }
+    }
 }

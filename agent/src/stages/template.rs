@@ -751,4 +751,15 @@ mod tests {
         let out = run_lines(&mut p, vec![entry("warn x", &[])]);
         assert_eq!(out[0].labels.get("level"), Some("WARN"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_and_renderer_never_panic(t in r#"[a-z {}|."()-]{0,40}"#, v in "\\PC{0,20}") {
+            if let Ok(mut tpl) = Template::parse(&t) {
+                let e = entry("line", &[]);
+                let mut out = String::new();
+                tpl.render(&Data { value: Some(&v), entry: &e }, &mut out);
+            }
+        }
+    }
 }

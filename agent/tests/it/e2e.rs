@@ -446,3 +446,131 @@ fn grpc_store_with_a_tenant() {
     want.sort();
     assert_same(&store.stop_and_read("team-a", ("namespace", "ns")), &want);
 }
+
+#[test]
+fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
+    let e = env();
+    let mut store = Store::start(&e.data);
+    let p = PodDir::new(&e.pods, "ns", "old", "uid", "c");
+    let now = now_ns();
+    let month_ago = now - 30 * 86_400_000_000_000;
+    let fresh = lines("fresh", 5);
+    let stale = lines("stale", 3);
+    let mut want = Entries::new();
+    expect(
+        &mut want,
+        &labels("ns", "old", "c", "stdout"),
+        &p.cri("stdout", now - 5_000_000_000, &fresh[..2]),
+        &fresh[..2],
+    );
+    // Older than the store's 7-day window: rejected one by one with a 400.
+    p.cri("stdout", month_ago, &stale);
+    expect(
+        &mut want,
+        &labels("ns", "old", "c", "stdout"),
+        &p.cri("stdout", now - 4_000_000_000, &fresh[2..]),
+        &fresh[2..],
+    );
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &[],
+    );
+    wait_caught_up(&e.positions, &[p.log()], MINUTE);
+    let m = agent.metrics();
+    assert_eq!(
+        m.get(r#"larch_agent_dropped_entries_total{reason="rejected"}"#),
+        Some(&3.0),
+        "{m:?}"
+    );
+    assert_eq!(m.get("larch_agent_sent_entries_total"), Some(&5.0));
+    assert_eq!(
+        m.get("larch_agent_batch_retries_total"),
+        Some(&0.0),
+        "a 400 is not retried"
+    );
+    agent.stop();
+    want.sort();
+    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+}
+
+#[test]
+fn rate_limited_pushes_are_retried_until_accepted() {
+    let e = env();
+    // The store keeps Loki's default tenant limit: 4 MB/s with a 6 MB burst.
+    let mut store = Store::start(&e.data);
+    let p = PodDir::new(&e.pods, "ns", "rl", "uid", "c");
+    let t0 = now_ns() - 60_000_000_000;
+    let mut want = Entries::new();
+    for i in 0..10 {
+        let l: Vec<String> = (0..1000)
+            .map(|j| format!("burst {i} line {j:04} {}", "z".repeat(1000)))
+            .collect();
+        expect(
+            &mut want,
+            &labels("ns", "rl", "c", "stdout"),
+            &p.cri("stdout", t0 + i * 1_000_000_000, &l),
+            &l,
+        );
+    }
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &[],
+    );
+    wait_caught_up(&e.positions, &[p.log()], MINUTE);
+    let m = agent.metrics();
+    assert!(
+        m.get(r#"larch_agent_request_duration_seconds_count{status_code="429"}"#)
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0,
+        "10 MB at once exceeds the 6 MB burst: {m:?}"
+    );
+    assert!(
+        m.get("larch_agent_batch_retries_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    agent.stop();
+    want.sort();
+    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+}
+
+#[test]
+fn sigterm_sends_the_batch_being_filled() {
+    let e = env();
+    let mut store = Store::start(&e.data);
+    let p = PodDir::new(&e.pods, "ns", "term", "uid", "c");
+    // A batch that would wait 10 minutes: only the shutdown can send it.
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &["--batch-wait", "10m"],
+    );
+    let l = lines("term", 100);
+    let mut want = Entries::new();
+    expect(
+        &mut want,
+        &labels("ns", "term", "c", "stdout"),
+        &p.cri("stdout", now_ns() - 1_000_000_000, &l),
+        &l,
+    );
+    wait_for(MINUTE, "lines read", || {
+        agent.metric("larch_agent_read_lines_total") == 100.0
+    });
+    assert_eq!(agent.metric("larch_agent_sent_entries_total"), 0.0);
+    agent.stop();
+    let saved = larch_agent::positions::load(&e.positions).unwrap();
+    assert_eq!(
+        saved[0].offset,
+        std::fs::metadata(p.log()).unwrap().len(),
+        "positions written at shutdown"
+    );
+    want.sort();
+    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+}
