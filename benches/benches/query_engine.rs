@@ -1,0 +1,409 @@
+//! The LogQL engine over real store chunks, against baselines measured in
+//! the same run: ripgrep over the raw bytes, and snappy-decompress plus
+//! `memchr::memmem` over the same stored blocks.
+//!
+//! Data: the loghub samples (`shared/data/loghub/*.log`, one stream per
+//! file, `{app="<file stem>"}`), replayed to 256 MiB (each replay tags its
+//! lines so no two blocks are equal), with one unique needle line in the
+//! middle of one stream. The lines go through the store's real write path
+//! in process (`validate`, `Ingester::push`, then a flush), so the engine
+//! reads chunk files with their per-block token filters. The same bytes,
+//! one line per entry, are written to a file for ripgrep.
+//!
+//! Cases (all over the whole data set):
+//! * `literal_scan`: `|= "ERR"`, counted with `sum(count_over_time(...))`.
+//!   "ERR" is too short for the token filter, so every block is read: the
+//!   pure scan rate. Baselines: memmem over every decompressed lines
+//!   column; `rg -c ERR`.
+//! * `literal`: `|= "ERROR"`, the same with token-filter skipping.
+//! * `needle`: the log query `{app=~".+"} |= "needle-7f3a9c1e"` (one line
+//!   in the set). Baseline: `rg -c needle-7f3a9c1e` over the raw file.
+//! * `count_over_time`: `sum by (app) (count_over_time({app=~".+"}[1m]))`
+//!   as a range query with a 1m step: timestamps only.
+//!
+//! The engine runs on one thread (per-core comparison with the
+//! single-threaded baselines) and on all cores.
+//!
+//! Run: `cargo bench -p larch-benches --bench query_engine`.
+//! `LARCH_LOGHUB` overrides the data directory; `LARCH_BENCH_MIB` the size.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use larch_query::engine::{QueryRequest, QueryValue, evaluate_with_threads};
+use larch_query::{Direction, LogSource};
+use larch_store::chunk::block::{COL_LINES, column};
+use larch_store::chunk::{ChunkIndex, read_block};
+use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
+use larch_store::ingester::Ingester;
+use larch_store::metrics::Metrics;
+use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
+use larch_store::tenant::TenantId;
+use larch_store::units::HumanDuration;
+use larch_store::validate::validate;
+use memchr::memmem;
+
+const NEEDLE: &str = "needle-7f3a9c1e";
+const T0: i64 = 1_700_000_000_000_000_000;
+const STEP_NS: i64 = 100_000_000;
+
+fn loghub_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("LARCH_LOGHUB") {
+        return PathBuf::from(d);
+    }
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let cand = dir.join("shared/data/loghub");
+        if cand.is_dir() {
+            return cand;
+        }
+        if !dir.pop() {
+            panic!("shared/data/loghub not found above the crate; set LARCH_LOGHUB");
+        }
+    }
+}
+
+struct Corpus {
+    _dir: tempfile::TempDir,
+    ing: Arc<Ingester>,
+    raw_file: PathBuf,
+    raw_bytes: u64,
+    lines: u64,
+    end: i64,
+}
+
+/// Builds the store and the raw file.
+fn corpus() -> Corpus {
+    let target: usize = std::env::var("LARCH_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+        << 20;
+    let mut sources: Vec<(String, Vec<String>)> = std::fs::read_dir(loghub_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| {
+            let app = p
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .replace(['.', '-'], "_");
+            let text = std::fs::read_to_string(&p).unwrap();
+            (app, text.lines().map(str::to_string).collect())
+        })
+        .collect();
+    sources.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        reject_old_samples: false,
+        ingestion_rate_mb: 1e9,
+        ingestion_burst_size_mb: 1e9,
+        max_streams_per_tenant: 0,
+        ..Limits::default()
+    };
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        limits: limits.clone(),
+        ingester: IngesterConfig {
+            max_chunk_age: HumanDuration::from_secs(1000 * 3600),
+            chunk_idle_period: HumanDuration::from_secs(1000 * 3600),
+            ..IngesterConfig::default()
+        },
+        wal: WalConfig {
+            fsync: false,
+            ..WalConfig::default()
+        },
+        ..Config::default()
+    };
+    let (ing, _) = Ingester::open(config, Arc::new(Metrics::new())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tenant = TenantId::new("fake").unwrap();
+    let raw_file = dir.path().join("raw.log");
+    let mut raw = std::io::BufWriter::new(std::fs::File::create(&raw_file).unwrap());
+    let mut total = 0usize;
+    let mut lines = 0u64;
+    let mut round = 0usize;
+    let mut seq = vec![0i64; sources.len()];
+    let mut needle_done = false;
+    while total < target {
+        let mut streams = Vec::new();
+        for (i, (app, src)) in sources.iter().enumerate() {
+            let mut entries = Vec::with_capacity(src.len() + 1);
+            for l in src {
+                let line = format!("{l} r{round}");
+                total += line.len();
+                use std::io::Write;
+                raw.write_all(line.as_bytes()).unwrap();
+                raw.write_all(b"\n").unwrap();
+                entries.push(PushEntry {
+                    ts: T0 + seq[i] * STEP_NS,
+                    line,
+                    metadata: Vec::new(),
+                });
+                seq[i] += 1;
+                if !needle_done && i == 0 && total >= target / 2 {
+                    let line = format!("request {NEEDLE} seen");
+                    raw.write_all(line.as_bytes()).unwrap();
+                    raw.write_all(b"\n").unwrap();
+                    entries.push(PushEntry {
+                        ts: T0 + seq[i] * STEP_NS,
+                        line,
+                        metadata: Vec::new(),
+                    });
+                    seq[i] += 1;
+                    needle_done = true;
+                }
+            }
+            lines += entries.len() as u64;
+            streams.push(PushStream {
+                labels: StreamLabels::Text(format!("{{app=\"{app}\"}}")),
+                entries,
+            });
+        }
+        let v = validate(Push { streams }, &limits, T0 + 365 * 86_400 * 1_000_000_000);
+        assert!(v.errors.is_empty(), "{:?}", v.errors.first());
+        rt.block_on(ing.push(&tenant, v)).unwrap();
+        round += 1;
+    }
+    use std::io::Write;
+    raw.flush().unwrap();
+    ing.flush_all();
+    let end = T0 + seq.iter().max().copied().unwrap_or(0) * STEP_NS + 1;
+    Corpus {
+        _dir: dir,
+        ing,
+        raw_file,
+        raw_bytes: total as u64,
+        lines,
+        end,
+    }
+}
+
+fn chunk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            chunk_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "chunk") {
+            out.push(p);
+        }
+    }
+}
+
+/// Decompresses every stored lines column and counts `needle` with memmem.
+fn baseline_memmem(chunks: &[(PathBuf, ChunkIndex)], needle: &str, buf: &mut Vec<u8>) -> usize {
+    let finder = memmem::Finder::new(needle.as_bytes());
+    let mut dec = snap::raw::Decoder::new();
+    let mut hits = 0;
+    for (path, index) in chunks {
+        let file = std::fs::File::open(path).unwrap();
+        for meta in &index.blocks {
+            let (bytes, rel) = read_block(&file, meta, &[COL_LINES]).unwrap();
+            let col = column(&bytes, rel.cols[COL_LINES], "lines").unwrap();
+            let n = snap::raw::decompress_len(col).unwrap();
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
+            let n = dec.decompress(col, buf).unwrap();
+            hits += finder.find_iter(&buf[..n]).count();
+        }
+    }
+    hits
+}
+
+fn ripgrep(needle: &str, file: &Path) -> Option<u64> {
+    let out = Command::new("rg")
+        .args(["-c", needle])
+        .arg(file)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn request(query: &str, c: &Corpus, instant: bool) -> QueryRequest {
+    QueryRequest {
+        tenant: "fake".into(),
+        query: query.into(),
+        start: T0,
+        end: c.end,
+        step: 60_000_000_000,
+        limit: 100,
+        direction: Direction::Backward,
+        instant,
+        ..QueryRequest::default()
+    }
+}
+
+fn run(src: &dyn LogSource, req: &QueryRequest, threads: usize) -> (f64, u64) {
+    let (v, stats) = evaluate_with_threads(src, req, threads).unwrap();
+    let n = match v {
+        QueryValue::Vector(v) => v.iter().map(|s| s.value).sum(),
+        QueryValue::Matrix(m) => m.iter().map(|s| s.points.len() as f64).sum(),
+        QueryValue::Streams(s) => s.iter().map(|s| s.entries.len() as f64).sum(),
+        QueryValue::Scalar { value, .. } => value,
+    };
+    (n, stats.scan.blocks_skipped)
+}
+
+/// Runs `a` and `b` alternately `rounds` times and prints their medians
+/// and the ratio `median(a) / median(b)`: on a shared machine, alternating
+/// exposes both sides to the same background load, which the criterion
+/// groups (run one after the other) do not.
+fn paired(name: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) {
+    let mut ta = Vec::with_capacity(rounds);
+    let mut tb = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        a();
+        ta.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        b();
+        tb.push(t.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ma, mb) = (median(&mut ta), median(&mut tb));
+    eprintln!(
+        "paired {name}: baseline median {:.2} ms, engine median {:.2} ms, baseline/engine {:.2}",
+        ma * 1e3,
+        mb * 1e3,
+        ma / mb
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let corpus = corpus();
+    let mut paths = Vec::new();
+    chunk_files(&corpus._dir.path().join("data/chunks"), &mut paths);
+    let chunks: Vec<(PathBuf, ChunkIndex)> = paths
+        .into_iter()
+        .map(|p| {
+            let i = ChunkIndex::read(&p).unwrap();
+            (p, i)
+        })
+        .collect();
+    let blocks: usize = chunks.iter().map(|c| c.1.blocks.len()).sum();
+    let rg_version = Command::new("rg")
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "not installed".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "corpus: {} MiB raw, {} lines, {} chunks, {} blocks; {rg_version}; {cores} cores",
+        corpus.raw_bytes >> 20,
+        corpus.lines,
+        chunks.len(),
+        blocks
+    );
+    let src: &dyn LogSource = &*corpus.ing;
+    let whole = format!("{}s", (corpus.end - T0) / 1_000_000_000 + 1);
+    let at_end = |q: String| {
+        let mut r = request(&q, &corpus, true);
+        r.start = corpus.end;
+        r
+    };
+    let mut buf = Vec::new();
+    let mut g = c.benchmark_group("query_engine");
+    g.throughput(Throughput::Bytes(corpus.raw_bytes));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    g.warm_up_time(Duration::from_secs(1));
+
+    for (case, lit) in [("literal_scan", "ERR"), ("literal", "ERROR")] {
+        let q = at_end(format!(
+            r#"sum(count_over_time({{app=~".+"}} |= "{lit}" [{whole}]))"#
+        ));
+        let base = baseline_memmem(&chunks, lit, &mut buf);
+        let (ours, skipped) = run(src, &q, 1);
+        eprintln!("{case}: memmem hits {base}, engine count {ours}, blocks skipped {skipped}");
+        paired(
+            &format!("{case} (snappy+memmem vs engine, 1 thread)"),
+            21,
+            || {
+                black_box(baseline_memmem(&chunks, lit, &mut buf));
+            },
+            || {
+                black_box(run(src, &q, 1));
+            },
+        );
+        g.bench_function(format!("{case}/baseline_snappy_memmem"), |b| {
+            b.iter(|| black_box(baseline_memmem(&chunks, lit, &mut buf)))
+        });
+        if let Some(n) = ripgrep(lit, &corpus.raw_file) {
+            eprintln!("{case}: rg lines {n}");
+            g.bench_function(format!("{case}/ripgrep"), |b| {
+                b.iter(|| black_box(ripgrep(lit, &corpus.raw_file)))
+            });
+        }
+        g.bench_function(format!("{case}/engine_1_thread"), |b| {
+            b.iter(|| black_box(run(src, &q, 1)))
+        });
+        g.bench_function(format!("{case}/engine_{cores}_threads"), |b| {
+            b.iter(|| black_box(run(src, &q, cores)))
+        });
+    }
+
+    let needle = request(&format!(r#"{{app=~".+"}} |= "{NEEDLE}""#), &corpus, false);
+    let (found, skipped) = run(src, &needle, 1);
+    eprintln!("needle: engine entries {found}, blocks skipped {skipped} of {blocks}");
+    if let Some(n) = ripgrep(NEEDLE, &corpus.raw_file) {
+        eprintln!("needle: rg lines {n}");
+        paired(
+            "needle (ripgrep vs engine, 1 thread)",
+            21,
+            || {
+                black_box(ripgrep(NEEDLE, &corpus.raw_file));
+            },
+            || {
+                black_box(run(src, &needle, 1));
+            },
+        );
+        g.bench_function("needle/ripgrep", |b| {
+            b.iter(|| black_box(ripgrep(NEEDLE, &corpus.raw_file)))
+        });
+    }
+    g.bench_function("needle/engine_1_thread", |b| {
+        b.iter(|| black_box(run(src, &needle, 1)))
+    });
+    g.bench_function(format!("needle/engine_{cores}_threads"), |b| {
+        b.iter(|| black_box(run(src, &needle, cores)))
+    });
+
+    let count = request(
+        r#"sum by (app) (count_over_time({app=~".+"}[1m]))"#,
+        &corpus,
+        false,
+    );
+    let (points, _) = run(src, &count, 1);
+    eprintln!("count_over_time: {points} points");
+    g.throughput(Throughput::Elements(corpus.lines));
+    g.bench_function("count_over_time/engine_1_thread", |b| {
+        b.iter(|| black_box(run(src, &count, 1)))
+    });
+    g.bench_function(format!("count_over_time/engine_{cores}_threads"), |b| {
+        b.iter(|| black_box(run(src, &count, cores)))
+    });
+    g.finish();
+    corpus.ing.shutdown();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
