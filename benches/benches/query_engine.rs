@@ -254,31 +254,57 @@ fn run(src: &dyn LogSource, req: &QueryRequest, threads: usize) -> (f64, u64) {
     (n, stats.scan.blocks_skipped)
 }
 
-/// Runs `a` and `b` alternately `rounds` times and prints their medians
-/// and the ratio `median(a) / median(b)`: on a shared machine, alternating
-/// exposes both sides to the same background load, which the criterion
-/// groups (run one after the other) do not.
+/// CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`,
+/// nanosecond resolution); `None` where unavailable.
+fn thread_cpu() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// Runs `a` and `b` alternately `rounds` times and prints the medians of
+/// their wall time and of their CPU time on this thread, and the ratios
+/// `a / b`. On a shared machine, alternating exposes both sides to the
+/// same background load, which criterion's groups (run one after the
+/// other) do not; CPU time also leaves out time spent waiting for a core.
+/// Only meaningful when both sides run on the calling thread.
 fn paired(name: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) {
-    let mut ta = Vec::with_capacity(rounds);
-    let mut tb = Vec::with_capacity(rounds);
+    let mut wall = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    let mut cpu = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     for _ in 0..rounds {
-        let t = std::time::Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
+        for side in 0..2 {
+            let (t, c) = (std::time::Instant::now(), thread_cpu());
+            if side == 0 {
+                a();
+            } else {
+                b();
+            }
+            wall[side].push(t.elapsed().as_secs_f64());
+            if let (Some(c0), Some(c1)) = (c, thread_cpu()) {
+                cpu[side].push(c1 - c0);
+            }
+        }
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let (ma, mb) = (median(&mut ta), median(&mut tb));
+    let [mut wa, mut wb] = wall;
+    let [mut ca, mut cb] = cpu;
+    let (wa, wb, ca, cb) = (
+        median(&mut wa),
+        median(&mut wb),
+        median(&mut ca),
+        median(&mut cb),
+    );
     eprintln!(
-        "paired {name}: baseline median {:.2} ms, engine median {:.2} ms, baseline/engine {:.2}",
-        ma * 1e3,
-        mb * 1e3,
-        ma / mb
+        "paired {name}: wall {:.2} ms vs {:.2} ms (ratio {:.2}); cpu {:.2} ms vs {:.2} ms (ratio {:.2})",
+        wa * 1e3,
+        wb * 1e3,
+        wa / wb,
+        ca * 1e3,
+        cb * 1e3,
+        ca / cb
     );
 }
 
