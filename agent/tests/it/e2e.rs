@@ -43,7 +43,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 #[test]
 fn new_and_deleted_pods_are_discovered() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let a = PodDir::new(&e.pods, "shop", "cart-1", "uid-a", "app");
     let t0 = now_ns() - 60_000_000_000;
     let la = lines("a", 100);
@@ -95,13 +95,13 @@ fn new_and_deleted_pods_are_discovered() {
     });
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("node_name", "node-1")), &want);
+    assert_same(&store.query("fake", ("node_name", "node-1")), &want);
 }
 
 #[test]
 fn cri_partial_lines_are_joined_across_reads_and_restarts() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "p", "uid", "c");
     let mut agent = Agent::start(
         &e.pods,
@@ -155,13 +155,13 @@ fn cri_partial_lines_are_joined_across_reads_and_restarts() {
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn docker_json_files_are_decoded() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "d", "uid", "c");
     let t = now_ns() - 10_000_000_000;
     let ts = |i: i64| rfc3339(t + i * 1000);
@@ -200,13 +200,13 @@ fn docker_json_files_are_decoded() {
         ),
     ];
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn rename_and_copytruncate_rotation() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "r", "uid", "c");
     let lab = labels("ns", "r", "c", "stdout");
     let mut agent = Agent::start(
@@ -265,13 +265,13 @@ fn rename_and_copytruncate_rotation() {
     });
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn kill_9_mid_stream_loses_and_doubles_nothing() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "k", "uid", "c");
     let lab = labels("ns", "k", "c", "stdout");
     let mut agent = Agent::start(
@@ -309,7 +309,7 @@ fn kill_9_mid_stream_loses_and_doubles_nothing() {
         .collect();
     want.sort();
     assert_eq!(want.len(), 10_000);
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
@@ -364,11 +364,11 @@ fn store_outage_pauses_reading_and_loses_nothing() {
         "agent RSS {rss} KiB while buffering in files"
     );
 
-    let mut store = Store::start_on(&e.data, http, grpc);
+    let store = Store::start_on(&e.data, http, grpc);
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 fn proc_io(pid: u32, field: &str) -> u64 {
@@ -391,7 +391,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn five_hundred_files_at_once() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let t0 = now_ns() - 60_000_000_000;
     let mut want = Entries::new();
     let mut files = Vec::new();
@@ -418,13 +418,13 @@ fn five_hundred_files_at_once() {
     wait_caught_up(&e.positions, &files, MINUTE);
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "many")), &want);
+    assert_same(&store.query("fake", ("namespace", "many")), &want);
 }
 
 #[test]
 fn grpc_store_with_a_tenant() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "g", "uid", "c");
     let l = lines("grpc", 200);
     let t0 = now_ns() - 10_000_000_000;
@@ -444,13 +444,13 @@ fn grpc_store_with_a_tenant() {
     agent.wait_sent(200, MINUTE);
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("team-a", ("namespace", "ns")), &want);
+    assert_same(&store.query("team-a", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "old", "uid", "c");
     let now = now_ns();
     let month_ago = now - 30 * 86_400_000_000_000;
@@ -492,14 +492,14 @@ fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
     );
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn rate_limited_pushes_are_retried_until_accepted() {
     let e = env();
     // The store keeps Loki's default tenant limit: 4 MB/s with a 6 MB burst.
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "rl", "uid", "c");
     let t0 = now_ns() - 60_000_000_000;
     let mut want = Entries::new();
@@ -537,13 +537,13 @@ fn rate_limited_pushes_are_retried_until_accepted() {
     );
     agent.stop();
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
 
 #[test]
 fn sigterm_sends_the_batch_being_filled() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = Store::start(&e.data);
     let p = PodDir::new(&e.pods, "ns", "term", "uid", "c");
     // A batch that would wait 10 minutes: only the shutdown can send it.
     let mut agent = Agent::start(
@@ -572,5 +572,5 @@ fn sigterm_sends_the_batch_being_filled() {
         "positions written at shutdown"
     );
     want.sort();
-    assert_same(&store.stop_and_read("fake", ("namespace", "ns")), &want);
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }

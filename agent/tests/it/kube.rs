@@ -133,7 +133,7 @@ fn pod_labels_come_from_the_watched_cache() {
         format!("kubernetes:\n  mode: on\n  api_server: http://127.0.0.1:{api}\n  token_file: {}\n  metadata_wait: 3s\n", token.display()),
     )
     .unwrap();
-    let mut store = Store::start(&dir.path().join("data"));
+    let store = Store::start(&dir.path().join("data"));
     let t = now_ns() - 10_000_000_000;
     let a = PodDir::new(&pods, "shop", "cart-7d9f8c6b5-abcde", "uid-a", "app");
     a.cri("stdout", t, &["from a".to_string()]);
@@ -154,7 +154,7 @@ fn pod_labels_come_from_the_watched_cache() {
     assert!(watches.load(Ordering::SeqCst) >= 1);
     assert!(agent.metric("larch_agent_kubernetes_watch_events_total") >= 2.0);
     agent.stop();
-    let got = store.stop_and_read("fake", ("namespace", "shop"));
+    let got = store.query("fake", ("namespace", "shop"));
     let want = vec![
         (
             r#"{app="cart", container="app", instance="cart-prod", job="shop/cart", namespace="shop", node_name="node-1", pod="cart-7d9f8c6b5-abcde", service_name="cart", stream="stdout"}"#.to_string(),

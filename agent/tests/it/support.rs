@@ -5,16 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use larch_query::{Columns, Direction, LogSource, MatchOp, Matcher, ScanRequest};
-use larch_store::config::Config;
-use larch_store::ingester::Ingester;
-use larch_store::metrics::Metrics;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -51,7 +44,6 @@ pub struct Store {
     child: Option<Child>,
     pub http: u16,
     pub grpc: u16,
-    pub data: PathBuf,
 }
 
 impl Store {
@@ -60,7 +52,18 @@ impl Store {
     }
 
     pub fn start_on(data: &Path, http: u16, grpc: u16) -> Store {
+        // Loki's query limits (5000 entries, 500 series) are lifted so a
+        // test can read everything back in one query; ingestion limits stay
+        // at Loki's defaults.
+        let cfg = data.with_file_name("store.yaml");
+        std::fs::write(
+            &cfg,
+            "limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n",
+        )
+        .unwrap();
         let child = Command::new(store_bin())
+            .arg("--config")
+            .arg(&cfg)
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http}"))
             .arg("--grpc-addr")
@@ -76,19 +79,11 @@ impl Store {
             child: Some(child),
             http,
             grpc,
-            data: data.to_path_buf(),
         };
         wait_for(Duration::from_secs(30), "store ready", || {
             http_get(s.http, "/ready").is_ok_and(|r| r.0 == 200)
         });
         s
-    }
-
-    /// Stops with SIGTERM (the store flushes) and waits.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            terminate(&mut c);
-        }
     }
 
     /// `kill -9`.
@@ -99,15 +94,45 @@ impl Store {
         }
     }
 
-    /// Stops the store and returns every entry it kept for `tenant`, as
-    /// (stream labels, timestamp, line), sorted.
-    pub fn stop_and_read(
-        &mut self,
-        tenant: &str,
-        selector: (&str, &str),
-    ) -> Vec<(String, i64, String)> {
-        self.stop();
-        read_back(&self.data, tenant, selector)
+    /// Every entry of `tenant` whose stream has `name="value"`, as
+    /// (stream labels, timestamp, line) sorted, read with Loki's
+    /// `query_range` API over the last day.
+    pub fn query(&self, tenant: &str, (name, value): (&str, &str)) -> Entries {
+        let now = now_ns();
+        let q = format!("{{{name}=\"{value}\"}}");
+        let path = format!(
+            "/loki/api/v1/query_range?query={}&start={}&end={}&limit=1000000&direction=forward",
+            percent(&q),
+            now - 86_400_000_000_000,
+            now + 3_600_000_000_000
+        );
+        let (status, body) = http_get_with(self.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
+        assert_eq!(status, 200, "query_range: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["data"]["resultType"], "streams", "{body}");
+        let mut out = Entries::new();
+        for s in v["data"]["result"].as_array().unwrap() {
+            let labels: BTreeMap<String, String> = s["stream"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            let text = format!(
+                "{{{}}}",
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for pair in s["values"].as_array().unwrap() {
+                let ts: i64 = pair[0].as_str().unwrap().parse().unwrap();
+                out.push((text.clone(), ts, pair[1].as_str().unwrap().to_string()));
+            }
+        }
+        out.sort();
+        out
     }
 }
 
@@ -134,45 +159,6 @@ fn terminate(c: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Opens a stopped store's data directory and reads `name=value` streams.
-pub fn read_back(
-    data: &Path,
-    tenant: &str,
-    (name, value): (&str, &str),
-) -> Vec<(String, i64, String)> {
-    let config = Config {
-        data_dir: data.to_path_buf(),
-        ..Config::default()
-    };
-    let ing: Arc<Ingester> = Ingester::open(config, Arc::new(Metrics::new())).unwrap().0;
-    let m = [Matcher::new(name, MatchOp::Eq, value).unwrap()];
-    let mut out = Vec::new();
-    for s in ing.streams(tenant, &m, i64::MIN, i64::MAX).unwrap() {
-        let labels = s.labels.to_string();
-        let req = ScanRequest {
-            start: i64::MIN,
-            end: i64::MAX,
-            direction: Direction::Forward,
-            columns: Columns::ALL,
-            must_contain: vec![],
-        };
-        ing.scan(tenant, &s, &req, &mut |b| {
-            for i in 0..b.len() {
-                out.push((
-                    labels.clone(),
-                    b.timestamps[i],
-                    String::from_utf8(b.line(i).to_vec()).unwrap(),
-                ));
-            }
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    }
-    ing.shutdown();
-    out.sort();
-    out
 }
 
 /// A `larch-agent` process.
@@ -332,12 +318,23 @@ pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A GET with `Connection: close`; returns status and body.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(port, path, &[])
+}
+
+/// A GET with extra headers.
+pub fn http_get_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -358,6 +355,19 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         body.to_string()
     };
     Ok((status, body))
+}
+
+/// Percent-encodes a query parameter.
+pub fn percent(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn dechunk(mut b: &str) -> String {
