@@ -40,6 +40,7 @@ mod range;
 mod scan;
 mod types;
 mod vector;
+mod window;
 
 use std::time::Instant;
 

@@ -287,6 +287,23 @@ fn detected_level_is_derived_when_the_query_uses_it() {
             (r#"{detected_level="warn"}"#.to_string(), 10.0),
         ]
     );
+    // Grafana's logs volume query.
+    let (v, _) = evaluate(
+        &source(),
+        &instant(
+            r#"sum by (level, detected_level) (count_over_time({app=~"a|b"} | drop __error__ [10s]))"#,
+            59,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        vector(v),
+        vec![
+            (r#"{detected_level="error"}"#.to_string(), 10.0),
+            (r#"{detected_level="info"}"#.to_string(), 10.0),
+            (r#"{detected_level="warn", level="WRN"}"#.to_string(), 10.0),
+        ]
+    );
     let mut req = range(r#"{app="a", pod="2"} | detected_level="error""#, 0, 1, 0);
     req.categorize_labels = true;
     let (v, _) = evaluate(&source(), &req).unwrap();
