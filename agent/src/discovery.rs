@@ -10,6 +10,10 @@
 //! `stat` per file; the tailer compares it with the inode it has open to
 //! notice a rotation.
 //!
+//! A log file may be a symbolic link (Docker's json-file logs live under
+//! `/var/lib/docker/containers` and are linked from the pod directory); its
+//! target is what is read, and the target's inode is what identifies it.
+//!
 //! [`Watcher`] turns file-system events (inotify through `notify`) into a
 //! "rescan now" signal, so new pods are found within a poll interval; the
 //! reader also rescans every `rescan_interval` in case events were missed
@@ -124,13 +128,24 @@ pub fn scan(pods_dir: &Path) -> std::io::Result<Vec<Found>> {
                 let Some(kind) = name.to_str().and_then(classify) else {
                     continue;
                 };
-                if f.file_type().map(|t| !t.is_file()).unwrap_or(true) {
+                let Ok(ft) = f.file_type() else { continue };
+                let ino = if ft.is_file() {
+                    f.ino()
+                } else if ft.is_symlink() {
+                    // Docker's json-file logs are linked from the pod
+                    // directory; the inode that matters is the target's.
+                    use std::os::unix::fs::MetadataExt;
+                    match std::fs::metadata(f.path()) {
+                        Ok(m) if m.is_file() => m.ino(),
+                        _ => continue,
+                    }
+                } else {
                     continue;
-                }
+                };
                 out.push(Found {
                     path: f.path(),
                     kind,
-                    ino: f.ino(),
+                    ino,
                     pod: pod.clone(),
                 });
             }
@@ -243,6 +258,22 @@ mod tests {
         assert_eq!(found[1].kind, FileKind::Rotated);
         assert_eq!(found[0].pod.pod, "pod");
         assert!(found[0].ino != 0);
+    }
+
+    #[test]
+    fn symlinked_files_carry_their_targets_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("containers/abc-json.log");
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, "x\n").unwrap();
+        let c = dir.path().join("pods/ns_pod_uid/app");
+        std::fs::create_dir_all(&c).unwrap();
+        std::os::unix::fs::symlink(&target, c.join("0.log")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("missing"), c.join("1.log")).unwrap();
+        let found = scan(&dir.path().join("pods")).unwrap();
+        assert_eq!(found.len(), 1, "dangling links are skipped");
+        assert_eq!(found[0].ino, std::fs::metadata(&target).unwrap().ino());
     }
 
     #[test]

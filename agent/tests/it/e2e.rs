@@ -173,7 +173,12 @@ fn docker_json_files_are_decoded() {
     ]
     .join("\n")
         + "\n";
-    p.append(body.as_bytes());
+    // As on a Docker node: the pod directory links to the container's
+    // json-file log.
+    let target = e.pods.parent().unwrap().join("containers/abc123-json.log");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    append(&target, body.as_bytes());
+    std::os::unix::fs::symlink(&target, p.log()).unwrap();
     let mut agent = Agent::start(
         &e.pods,
         &e.positions,
