@@ -64,6 +64,15 @@ pub struct Metrics {
     pub flush_queue_length: Gauge,
     /// HTTP and gRPC request latency by route and status code.
     pub request_duration: HistogramFamily,
+    /// Live tail connections open.
+    pub tail_active: Gauge,
+    /// Entries sent to live tail clients.
+    pub tail_sent_entries: Counter,
+    /// Entries live tail clients did not get, by reason (`slow_client`,
+    /// `buffer_full`).
+    pub tail_dropped_entries: Family<Labels, Counter>,
+    /// Push events a live tail missed because it fell behind the fan-out.
+    pub tail_lagged_events: Counter,
 }
 
 impl Metrics {
@@ -89,6 +98,10 @@ impl Metrics {
             chunks_deleted: Family::default(),
             flush_queue_length: Gauge::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
+            tail_active: Gauge::default(),
+            tail_sent_entries: Counter::default(),
+            tail_dropped_entries: Family::default(),
+            tail_lagged_events: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -176,6 +189,26 @@ impl Metrics {
             "larch_request_duration_seconds",
             "Request latency by route and status code.",
             m.request_duration.clone(),
+        );
+        registry.register(
+            "larch_tail_active_connections",
+            "Live tail connections open.",
+            m.tail_active.clone(),
+        );
+        registry.register(
+            "larch_tail_sent_entries",
+            "Entries sent to live tail clients.",
+            m.tail_sent_entries.clone(),
+        );
+        registry.register(
+            "larch_tail_dropped_entries",
+            "Entries live tail clients did not get, by reason.",
+            m.tail_dropped_entries.clone(),
+        );
+        registry.register(
+            "larch_tail_lagged_events",
+            "Push events a live tail missed because it fell behind.",
+            m.tail_lagged_events.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -27,7 +27,7 @@ use crate::pipeline::parsers::logfmt::Decoder;
 use crate::source::decode_metadata;
 
 /// The label's name.
-pub(crate) const DETECTED_LEVEL: &str = "detected_level";
+pub const DETECTED_LEVEL: &str = "detected_level";
 
 const LEVEL_NAMES: [&str; 10] = [
     "level",
@@ -196,9 +196,11 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// Reusable buffers for [`Deriver::metadata`].
+/// Derives `detected_level` with reusable buffers. Public so that the
+/// store's live tail, pattern and field endpoints label entries the way
+/// queries do.
 #[derive(Debug, Default)]
-pub(crate) struct Deriver {
+pub struct Deriver {
     buf: Vec<u8>,
     level: String,
 }
@@ -221,6 +223,18 @@ impl Deriver {
         put_str(&mut self.buf, self.level.as_bytes());
         &self.buf
     }
+
+    /// The entry's level: its `detected_level` metadata when present,
+    /// else derived as described in the module docs.
+    pub fn level(&mut self, stream: &LabelSet, metadata: &[u8], line: &[u8]) -> &str {
+        if let Some((_, v)) = decode_metadata(metadata).find(|(n, _)| *n == DETECTED_LEVEL) {
+            self.level.clear();
+            self.level.push_str(v);
+        } else {
+            detect(stream, metadata, line, &mut self.level);
+        }
+        &self.level
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +254,18 @@ mod tests {
             .find(|(n, _)| *n == DETECTED_LEVEL)
             .map(|(_, v)| v.to_string())
             .unwrap()
+    }
+
+    #[test]
+    fn level_agrees_with_metadata() {
+        let mut d = Deriver::default();
+        let s = LabelSet::from_pairs([("app", "a")]);
+        assert_eq!(d.level(&s, &[], b"level=warn msg=x"), "warn");
+        let mut m = Vec::new();
+        put_str(&mut m, b"detected_level");
+        put_str(&mut m, b"custom");
+        assert_eq!(d.level(&s, &m, b"error"), "custom");
+        assert_eq!(d.level(&s, &[], b"plain words"), "unknown");
     }
 
     #[test]

@@ -47,6 +47,7 @@ use std::time::Instant;
 use crate::logql::{Expr, SampleExpr, VectorOp, check_expr, parse_expr};
 use crate::source::LogSource;
 
+pub use detected_level::{DETECTED_LEVEL, Deriver};
 pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY};
 pub use types::{LogEntry, QueryRequest, QueryStats, QueryValue, Sample, Series, StreamResult};
 

@@ -8,11 +8,17 @@
 //! bad queries and parameters, 499 when the client went away, 504 on
 //! timeout, 500 otherwise.
 
+pub mod detected;
+pub mod drain;
+pub mod entry_filter;
 pub mod json;
 pub mod labels;
 pub mod misc;
 pub mod params;
+pub mod patterns;
 pub mod query;
+pub mod tail;
+pub mod tail_feed;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};

@@ -32,7 +32,8 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn categorize(headers: &HeaderMap) -> bool {
+/// Whether the request asks for Loki's `categorize-labels` encoding.
+pub fn categorize(headers: &HeaderMap) -> bool {
     headers
         .get_all("x-loki-response-encoding-flags")
         .iter()

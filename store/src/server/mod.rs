@@ -37,6 +37,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Permits for queries running at once.
     pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// Open live tails (per-tenant limit, closed on shutdown).
+    pub tails: Arc<api::tail::TailRegistry>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             ingester,
             limiter: Arc::new(RateLimiter::default()),
             ready: Arc::new(AtomicBool::new(true)),
+            tails: Arc::new(api::tail::TailRegistry::new()),
         }
     }
 }
@@ -101,6 +104,24 @@ pub fn app(state: AppState) -> Router {
             "/loki/api/v1/index/volume_range",
             get(api::labels::volume_range).post(api::labels::volume_range),
         )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(api::detected::detected_labels).post(api::detected::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(api::detected::detected_fields).post(api::detected::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(api::detected::detected_field_values).post(api::detected::detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(api::patterns::patterns).post(api::patterns::patterns),
+        )
+        .route("/loki/api/v1/tail", get(api::tail::tail))
+        .route("/api/prom/tail", get(api::tail::tail_legacy))
         .route("/loki/api/v1/status/buildinfo", get(api::misc::buildinfo))
         .route(
             "/loki/api/v1/format_query",
@@ -197,6 +218,7 @@ pub async fn serve(
             .await
     });
     let ready = state.ready.clone();
+    let tails = state.tails.clone();
     let mut http_stop = stop_rx;
     let http_task = tokio::spawn(async move {
         axum::serve(
@@ -210,8 +232,12 @@ pub async fn serve(
     });
     shutdown.await;
     ready.store(false, Ordering::Release);
+    // Upgraded connections (live tails) are not the HTTP server's to
+    // drain: tell them to close, and give them a moment to say so.
+    tails.close_all();
     let _ = stop_tx.send(true);
     let http = http_task.await.map_err(std::io::Error::other)?;
+    tails.wait_idle(std::time::Duration::from_secs(5)).await;
     let grpc = grpc_task.await.map_err(std::io::Error::other)?;
     http?;
     grpc.map_err(std::io::Error::other)?;
