@@ -11,15 +11,19 @@
 //! The feed reads the fan-out as fast as pushes come (it only filters),
 //! holds each entry until `delay_for` seconds after its timestamp, as
 //! Loki does, so that late arrivals still go out in time order, and then
-//! packs entries into frames of at most [`MAX_ENTRIES_PER_FRAME`]. A frame
-//! is handed to the connection without waiting: when the connection's
-//! queue of [`MAX_BUFFERED_FRAMES`] is full the client is too slow, and
-//! the frame's entries are recorded as dropped (at most
+//! packs entries into frames of at most [`MAX_ENTRIES_PER_FRAME`] entries
+//! and [`MAX_FRAME_BYTES`] of lines (a longer single line still gets its
+//! own frame). A frame is handed to the connection without waiting: when
+//! the connection's queue of [`MAX_BUFFERED_FRAMES`] is full the client is
+//! too slow, and the frame's entries are recorded as dropped (at most
 //! [`MAX_DROPPED_PER_FRAME`], timestamp and labels only) and reported in
 //! the next frame that gets through. The pending heap holds at most
-//! [`MAX_PENDING`] entries; beyond that new entries are dropped the same
-//! way. So a slow client costs the store a bounded amount of memory and
-//! never slows pushes.
+//! [`MAX_PENDING`] entries and [`MAX_PENDING_BYTES`] of lines; beyond
+//! that new entries are dropped the same way. So a slow client costs the
+//! store a bounded amount of memory (a few MiB per tail) and never slows
+//! pushes. Loki bounds frames by entry count only; the byte bounds are
+//! ours, because a hundred 256 KiB lines per frame times ten queued frames
+//! would be a quarter of a gigabyte per tail.
 //!
 //! History: the newest `limit` entries from `start` to the moment the
 //! subscription began, oldest first (the engine's ordinary log query).
@@ -51,8 +55,12 @@ pub const MAX_BUFFERED_FRAMES: usize = 10;
 /// Dropped entries reported per frame at most (Loki's
 /// `maxDroppedEntriesPerTailResponse`); further drops are only counted.
 pub const MAX_DROPPED_PER_FRAME: usize = 1000;
+/// Line bytes per frame at most (a single longer line is sent alone).
+pub const MAX_FRAME_BYTES: usize = 256 << 10;
 /// Entries held back for `delay_for` at most.
 pub const MAX_PENDING: usize = 10_000;
+/// Line bytes held back for `delay_for` at most.
+pub const MAX_PENDING_BYTES: usize = 8 << 20;
 /// How often held entries are checked.
 pub const TICK: Duration = Duration::from_millis(100);
 /// Streams whose filter state is kept; the cache is cleared beyond this.
@@ -113,6 +121,7 @@ pub struct Feed {
     pending: BinaryHeap<(PendingKey, usize)>,
     slots: Vec<Option<Pending>>,
     free: Vec<usize>,
+    pending_bytes: usize,
     seq: u64,
     dropped: Vec<Dropped>,
     /// Entries sent with the history, and the history's end.
@@ -232,6 +241,7 @@ impl Feed {
             pending: BinaryHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            pending_bytes: 0,
             seq: 0,
             dropped: Vec::new(),
             history: HashSet::new(),
@@ -256,12 +266,20 @@ impl Feed {
                         Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
-                    // Take whatever else is queued before flushing.
+                    // Take whatever else is queued before flushing (early
+                    // when the held entries grow, so that a burst is sent
+                    // rather than dropped for want of room).
                     for _ in 0..1024 {
                         match events.try_recv() {
                             Ok(ev) => self.add_event(&ev),
                             Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
                             Err(_) => break,
+                        }
+                        if (self.pending_bytes > MAX_PENDING_BYTES / 2
+                            || self.pending.len() > MAX_PENDING / 2)
+                            && !self.flush(now_ns())
+                        {
+                            return;
                         }
                     }
                 }
@@ -395,7 +413,9 @@ impl Feed {
     }
 
     fn hold(&mut self, labels: Arc<LabelSet>, entry: LogEntry) {
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending.len() >= MAX_PENDING
+            || self.pending_bytes + entry.line.len() > MAX_PENDING_BYTES
+        {
             self.drop_entries("buffer_full", [(entry.ts, labels)]);
             return;
         }
@@ -408,6 +428,7 @@ impl Feed {
         };
         self.seq += 1;
         self.pending.push((Reverse((entry.ts, self.seq)), slot));
+        self.pending_bytes += entry.line.len();
         self.slots[slot] = Some(Pending { labels, entry });
     }
 
@@ -435,6 +456,7 @@ impl Feed {
         let delay = self.spec.delay.as_nanos() as i64;
         loop {
             let mut batch: Vec<(Arc<LabelSet>, LogEntry)> = Vec::new();
+            let mut bytes = 0usize;
             while batch.len() < MAX_ENTRIES_PER_FRAME {
                 let Some(&(Reverse((ts, _)), slot)) = self.pending.peek() else {
                     break;
@@ -442,9 +464,19 @@ impl Feed {
                 if ts.saturating_add(delay) > now {
                     break;
                 }
+                let len = self
+                    .slots
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |p| p.entry.line.len());
+                if !batch.is_empty() && bytes + len > MAX_FRAME_BYTES {
+                    break;
+                }
                 self.pending.pop();
                 self.free.push(slot);
                 if let Some(p) = self.slots.get_mut(slot).and_then(Option::take) {
+                    bytes += len;
+                    self.pending_bytes -= len;
                     batch.push((p.labels, p.entry));
                 }
             }
@@ -593,6 +625,30 @@ mod tests {
         assert_eq!(d[0]["labels"], serde_json::json!({"app": "a"}));
         assert_eq!(d[0]["timestamp"], "10000");
         assert!(feed.dropped.is_empty());
+    }
+
+    #[test]
+    fn frames_are_capped_in_bytes() {
+        let (tx, mut rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
+        let mut feed = Feed::new(spec(r#"{app="a"}"#, 0, false), Arc::new(Metrics::new()), tx);
+        let big = "x".repeat(MAX_FRAME_BYTES / 2 + 1);
+        let lines: Vec<(i64, &str)> = (0..3).map(|t| (t, big.as_str())).collect();
+        feed.add_event(&event("t", &[("app", "a")], &lines));
+        assert_eq!(feed.pending_bytes, 3 * big.len());
+        assert!(feed.flush(100));
+        for _ in 0..3 {
+            let j = text(rx.try_recv().unwrap());
+            assert_eq!(j["streams"][0]["values"].as_array().unwrap().len(), 1);
+        }
+        assert_eq!(feed.pending_bytes, 0);
+        // Held bytes are capped too.
+        let (tx, _rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
+        let mut feed = Feed::new(spec(r#"{app="a"}"#, 5, false), Arc::new(Metrics::new()), tx);
+        let n = MAX_PENDING_BYTES / big.len() + 3;
+        let lines: Vec<(i64, &str)> = (0..n as i64).map(|t| (t, big.as_str())).collect();
+        feed.add_event(&event("t", &[("app", "a")], &lines));
+        assert!(feed.pending_bytes <= MAX_PENDING_BYTES);
+        assert_eq!(feed.pending.len() + feed.dropped.len(), n);
     }
 
     #[test]
