@@ -289,6 +289,16 @@ pub struct Data {
 
 pub const SEC: i64 = 1_000_000_000;
 
+/// Held by tests that measure latency or flood the store, so that they
+/// do not run at the same time (the suite's tests run in parallel on
+/// machines with few cores).
+pub static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes [`TIMING`] (a failed test does not poison it for the others).
+pub async fn timing() -> tokio::sync::MutexGuard<'static, ()> {
+    TIMING.lock().await
+}
+
 pub fn push_data(port: u16) -> Data {
     let t0 = now_ns() - 5 * 60 * SEC;
     let checkout: Vec<(i64, String)> = (0..60)

@@ -110,6 +110,7 @@ async fn push_line(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tail_history_then_new_lines_within_a_second() {
+    let _serial = timing().await;
     let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
     let port = store.port;
     let d = tokio::task::spawn_blocking(move || push_data(port))
@@ -332,6 +333,7 @@ async fn tail_parameter_errors_and_concurrency_limit() {
 /// buffer without bound and keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_client_gets_dropped_entries() {
+    let _serial = timing().await;
     let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
     let port = store.port;
     // A small receive window so that the socket fills quickly.
