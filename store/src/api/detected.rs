@@ -268,6 +268,10 @@ impl FieldSample {
         parser: Option<&'static str>,
         json_path: Option<&[String]>,
     ) {
+        // The values endpoint follows one field only, whatever the limit.
+        if self.values_of.as_deref().is_some_and(|v| v != name) {
+            return;
+        }
         if !self.fields.contains_key(name) {
             if self.fields.len() >= self.field_limit {
                 return;
@@ -702,18 +706,23 @@ mod tests {
 
     #[test]
     fn field_limit_and_values() {
-        let mut s = FieldSample::new(2, Some("b".into()), 10).unwrap();
+        let mut s = FieldSample::new(2, None, 10).unwrap();
         s.add_stream(&StreamResult {
             labels: LabelSet::from_pairs([("app", "a")]),
             entries: vec![entry("a=1 b=x c=3", &[], &[]), entry("a=2 b=y", &[], &[])],
         });
         let j: serde_json::Value = serde_json::from_str(&s.fields_json()).unwrap();
-        assert_eq!(j["fields"].as_array().unwrap().len(), 2);
+        // detected_level came first, then `a`; `b` and `c` found no room.
+        let names: Vec<&str> = j["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "detected_level"]);
         assert_eq!(j["limit"], 2);
-        // detected_level came first and took one of the two places.
-        let v: serde_json::Value = serde_json::from_str(&s.values_json()).unwrap();
-        assert_eq!(v["values"], serde_json::json!([]));
-        let mut s = FieldSample::new(100, Some("b".into()), 10).unwrap();
+        // Values of one field are collected whatever the field limit.
+        let mut s = FieldSample::new(1, Some("b".into()), 10).unwrap();
         s.add_stream(&StreamResult {
             labels: LabelSet::from_pairs([("app", "a")]),
             entries: vec![
@@ -724,6 +733,13 @@ mod tests {
         });
         let v: serde_json::Value = serde_json::from_str(&s.values_json()).unwrap();
         assert_eq!(v, serde_json::json!({"values": ["x", "y"], "limit": 10}));
+        let mut s = FieldSample::new(1000, Some("b".into()), 1).unwrap();
+        s.add_stream(&StreamResult {
+            labels: LabelSet::from_pairs([("app", "a")]),
+            entries: vec![entry("b=x", &[], &[]), entry("b=y", &[], &[])],
+        });
+        let v: serde_json::Value = serde_json::from_str(&s.values_json()).unwrap();
+        assert_eq!(v["values"].as_array().unwrap().len(), 1);
     }
 
     #[test]
