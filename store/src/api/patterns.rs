@@ -97,7 +97,6 @@ fn mine(source: &dyn LogSource, job: &Job, cancel: &AtomicBool) -> Result<Miner,
                         return ControlFlow::Break(());
                     }
                     let (line, meta) = (b.line(i), b.metadata(i));
-                    let level = deriver.level(&labels, meta, line).to_string();
                     let Some(kept) = sf.process(ts, line, meta) else {
                         continue;
                     };
@@ -106,8 +105,9 @@ fn mine(source: &dyn LogSource, job: &Job, cancel: &AtomicBool) -> Result<Miner,
                     let Ok(text) = std::str::from_utf8(kept.line) else {
                         continue;
                     };
+                    let level = deriver.level(&labels, meta, line);
                     let bucket = ((ts - first) / job.step) as usize;
-                    miner.add(text, &level, bucket);
+                    miner.add(text, level, bucket);
                 }
                 ControlFlow::Continue(())
             })
