@@ -2,21 +2,21 @@
 //! result, over any [`LogSource`].
 //!
 //! A query is parsed and checked once, then compiled into a plan per log
-//! selector ([`plan`]): label matchers and the time range go to the
+//! selector (`plan`): label matchers and the time range go to the
 //! storage's stream lookup, leading line filters become a block matcher
 //! that searches whole decompressed blocks, literals every match must
 //! contain go to the storage as `must_contain` so its per-block token
 //! filters skip blocks, and the columns read are the fewest the query needs
 //! (a bare `count_over_time` reads timestamps only).
 //!
-//! Execution streams block by block on several threads ([`scan`]); what
+//! Execution streams block by block on several threads (`scan`); what
 //! it keeps is bounded by the result, never by the data read:
-//! * log queries ([`logs`]) keep at most `limit` entries per worker and
+//! * log queries (`logs`) keep at most `limit` entries per worker and
 //!   stop reading a stream once it cannot contribute;
-//! * metric queries ([`range`]) keep one small accumulator per output
+//! * metric queries (`range`) keep one small accumulator per output
 //!   series and window segment; vector aggregations, binary operations and
-//!   `label_replace` then work series by series ([`eval`], [`vector`],
-//!   [`binop`]).
+//!   `label_replace` then work series by series (`eval`, `vector`,
+//!   `binop`).
 //!
 //! Semantics are Loki's: log queries return entries with `start <= ts <
 //! end` newest first by default; a metric query evaluated at `t` sees the
@@ -24,7 +24,7 @@
 //! no sample, steps run from `start` to `end` by `step`; series that carry
 //! `__error__` fail the query with Loki's `pipeline error` text unless a
 //! filter removes them; results over `max_series` fail with Loki's limit
-//! text. `detected_level` is derived at query time ([`detected_level`]).
+//! text. `detected_level` is derived at query time (`detected_level`).
 //!
 //! [`LogSource`]: crate::LogSource
 
