@@ -53,6 +53,8 @@ pub(crate) struct FileCtx {
     docker: DockerDecoder,
     slot: (u64, usize),
     progress: Arc<Progress>,
+    /// End offset of the last line handed over by the tailer.
+    last_end: u64,
 }
 
 /// Reader metrics (updated per poll, not per line).
@@ -281,7 +283,7 @@ impl Consumer {
     }
 
     /// Releases pipeline data held past its wait (multiline).
-    fn tick(&mut self, st: &mut FileCtx, info: &FileInfo, read_offset: u64, now: Instant) {
+    fn tick(&mut self, st: &mut FileCtx, info: &FileInfo, now: Instant) {
         if self.pipeline.is_empty() {
             return;
         }
@@ -294,10 +296,11 @@ impl Consumer {
                 *entries += 1;
             });
         if before.is_some() && self.pipeline.pending_start(&st.out.stages) != before {
-            // Everything read so far is complete lines (the tailer keeps
-            // unfinished ones), so the file is safe up to its read offset
-            // minus what the joiner still holds.
-            let end = read_offset;
+            // The released block is in the batch now: the file is safe up
+            // to the end of the last complete line handed over (an
+            // unfinished line the tailer keeps is not), minus what is
+            // still held.
+            let end = st.last_end;
             self.record_offset(st, info, end);
         }
     }
@@ -355,6 +358,7 @@ impl LineConsumer for Consumer {
             docker: DockerDecoder::default(),
             slot: (0, 0),
             progress,
+            last_end: start,
         })
     }
 
@@ -405,6 +409,7 @@ impl LineConsumer for Consumer {
             }
             LineFormat::Plain => self.emit(&mut st.out, false, now_nanos(), None, line, start),
         }
+        st.last_end = end;
         self.record_offset(st, info, end);
         if self.batcher.is_full() {
             self.maybe_flush(true);
@@ -413,6 +418,7 @@ impl LineConsumer for Consumer {
 
     fn truncated(&mut self, st: &mut FileCtx, info: &FileInfo) {
         st.joiner.reset();
+        st.last_end = 0;
         self.pipeline.reset(&mut st.out.stages);
         self.batcher.offset(&mut st.slot, info.key, 0, info.fp);
     }
@@ -517,6 +523,9 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
                 }
             }
             last_rescan = Some(now);
+            // Files that waited for metadata and then vanished.
+            let keep = cfg.kubernetes.metadata_wait.0 + Duration::from_secs(60);
+            consumer.waiting.retain(|_, t| t.elapsed() < keep);
             setup.ready.store(true, Ordering::Release);
         }
         let stats = tailer.poll(&mut consumer, &mut buf);
@@ -539,8 +548,8 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             .add_u64(std::mem::take(&mut consumer.malformed));
         if now.duration_since(last_tick) >= cfg.poll_interval.0 {
             last_tick = now;
-            for (info, offset, st) in tailer.states_mut() {
-                consumer.tick(st, info, offset, now);
+            for (info, _, st) in tailer.states_mut() {
+                consumer.tick(st, info, now);
             }
         }
         consumer.maybe_flush(false);

@@ -579,3 +579,57 @@ fn sigterm_sends_the_batch_being_filled() {
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
+
+#[test]
+fn multiline_blocks_survive_a_crash() {
+    let e = env();
+    let store = Store::start(&e.data);
+    let cfg = e.pods.parent().unwrap().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        "pipeline_stages:\n- multiline:\n    firstline: '^\\[start\\]'\n    max_wait_time: 300ms\n",
+    )
+    .unwrap();
+    let p = PodDir::new(&e.pods, "ns", "ml", "uid", "c");
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let t = now_ns() - 10_000_000_000;
+    let rec = |i: i64, text: &str| format!("{} stdout F {text}\n", rfc3339(t + i * 1000));
+    let lab = labels("ns", "ml", "c", "stdout");
+    p.append((rec(1, "[start] block 1") + &rec(2, "  at a") + &rec(3, "  at b")).as_bytes());
+    agent.wait_sent(1, MINUTE);
+    // Block 2 is released by max_wait_time while the next record is only
+    // half written: its position must stop before that half line.
+    let half = rec(6, "[start] block 3");
+    let (head, tail) = half.split_at(40);
+    p.append((rec(4, "[start] block 2") + &rec(5, "  at c") + head).as_bytes());
+    agent.wait_sent(2, MINUTE);
+    let whole = std::fs::metadata(p.log()).unwrap().len();
+    wait_for(MINUTE, "position at the end of block 2", || {
+        larch_agent::positions::load(&e.positions).is_ok_and(|s| {
+            s.first()
+                .is_some_and(|r| r.offset == whole - head.len() as u64)
+        })
+    });
+    agent.kill9();
+    p.append((tail.to_string() + &rec(7, "  at d") + &rec(8, "[start] block 4")).as_bytes());
+    agent.restart();
+    wait_caught_up(&e.positions, &[p.log()], MINUTE);
+    agent.stop();
+    let mut want = vec![
+        (
+            lab.clone(),
+            t + 1000,
+            "[start] block 1\n  at a\n  at b".to_string(),
+        ),
+        (lab.clone(), t + 4000, "[start] block 2\n  at c".to_string()),
+        (lab.clone(), t + 6000, "[start] block 3\n  at d".to_string()),
+        (lab.clone(), t + 8000, "[start] block 4".to_string()),
+    ];
+    want.sort();
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
+}
