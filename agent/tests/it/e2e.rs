@@ -337,9 +337,9 @@ fn store_outage_pauses_reading_and_loses_nothing() {
     agent.wait_sent(1000, MINUTE);
 
     store.kill9();
-    // 3 MB while the store is down: far more than the batches the agent
+    // 5 MB while the store is down: far more than the batches the agent
     // may hold, so it must stop reading.
-    for i in 0..30 {
+    for i in 0..60 {
         let l = lines(&format!("down {i:02}"), 1000);
         expect(
             &mut want,
@@ -503,12 +503,18 @@ fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
 #[test]
 fn rate_limited_pushes_are_retried_until_accepted() {
     let e = env();
-    // The store keeps Loki's default tenant limit: 4 MB/s with a 6 MB burst.
-    let store = Store::start(&e.data);
+    // A tenant limit of 1 MB/s (1 MB burst): 4 MB cannot go through in
+    // less than 3 s however fast the agent reads, so the store answers 429.
+    let store = Store::start_with(
+        &e.data,
+        free_port(),
+        free_port(),
+        "  ingestion_rate_mb: 1\n  ingestion_burst_size_mb: 1\n",
+    );
     let p = PodDir::new(&e.pods, "ns", "rl", "uid", "c");
     let t0 = now_ns() - 60_000_000_000;
     let mut want = Entries::new();
-    for i in 0..10 {
+    for i in 0..4 {
         let l: Vec<String> = (0..1000)
             .map(|j| format!("burst {i} line {j:04} {}", "z".repeat(1000)))
             .collect();
@@ -523,7 +529,7 @@ fn rate_limited_pushes_are_retried_until_accepted() {
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
-        &[],
+        &["--batch-size", "128KiB"],
     );
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     let m = agent.metrics();
@@ -532,13 +538,17 @@ fn rate_limited_pushes_are_retried_until_accepted() {
             .copied()
             .unwrap_or(0.0)
             >= 1.0,
-        "10 MB at once exceeds the 6 MB burst: {m:?}"
+        "{m:?}"
     );
     assert!(
         m.get("larch_agent_batch_retries_total")
             .copied()
             .unwrap_or(0.0)
             >= 1.0
+    );
+    assert_eq!(
+        m.get(r#"larch_agent_dropped_entries_total{reason="rejected"}"#),
+        None
     );
     agent.stop();
     want.sort();

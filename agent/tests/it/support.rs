@@ -52,13 +52,18 @@ impl Store {
     }
 
     pub fn start_on(data: &Path, http: u16, grpc: u16) -> Store {
+        Store::start_with(data, http, grpc, "")
+    }
+
+    /// Starts with extra `limits:` keys (YAML lines indented by 2).
+    pub fn start_with(data: &Path, http: u16, grpc: u16, limits: &str) -> Store {
         // Loki's query limits (5000 entries, 500 series) are lifted so a
         // test can read everything back in one query; ingestion limits stay
-        // at Loki's defaults.
+        // at Loki's defaults unless `limits` says otherwise.
         let cfg = data.with_file_name("store.yaml");
         std::fs::write(
             &cfg,
-            "limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n",
+            format!("limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"),
         )
         .unwrap();
         let child = Command::new(store_bin())
