@@ -15,8 +15,9 @@
 
 use std::io::Write;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -58,6 +59,9 @@ pub async fn run_tail<O: Write, E: Write>(
     if client.echo() {
         writeln!(sinks.err, "{url}")?;
     }
+    // Ctrl-C is watched from here on, so that an interrupt arriving while
+    // a frame is printed is not lost (nor kills the process mid-line).
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
     let mut req = url.as_str().into_client_request()?;
     for (name, value) in client.headers() {
         req.headers_mut().insert(name.clone(), value.clone());
@@ -85,7 +89,7 @@ pub async fn run_tail<O: Write, E: Write>(
     loop {
         let msg = tokio::select! {
             msg = ws.next() => msg,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 let _ = ws.close(None).await;
                 return Ok(());
             }

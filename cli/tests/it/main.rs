@@ -10,4 +10,5 @@ mod meta;
 mod push;
 mod query;
 mod support;
+mod tail;
 mod terminal;

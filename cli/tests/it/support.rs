@@ -128,6 +128,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stops the store with SIGTERM (it closes live tails and flushes) and
+    /// waits for it.
+    pub fn terminate(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the store did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.child.kill();
