@@ -80,7 +80,7 @@ pub async fn series(
     let resp: Envelope<Vec<Labels>> = client.get_json("/loki/api/v1/series", &params).await?;
     let series = resp.data.unwrap_or_default();
     if analyze {
-        write_analysis(out, &series)?;
+        write_analysis(out, &series, mode)?;
     } else {
         for s in &series {
             match mode {
@@ -94,8 +94,10 @@ pub async fn series(
 }
 
 /// `--analyze-labels`: per label name, how many values it takes and in
-/// how many streams it appears, most values first.
-fn write_analysis(out: &mut impl Write, series: &[Labels]) -> Result<()> {
+/// how many streams it appears, most values first; a table, or with
+/// `jsonl` one `{"label":..,"unique_values":..,"found_in_streams":..}`
+/// per name.
+fn write_analysis(out: &mut impl Write, series: &[Labels], mode: Mode) -> Result<()> {
     let mut names: BTreeMap<&str, (BTreeSet<&str>, usize)> = BTreeMap::new();
     for s in series {
         for (k, v) in s {
@@ -109,6 +111,17 @@ fn write_analysis(out: &mut impl Write, series: &[Labels]) -> Result<()> {
         .map(|(k, (values, streams))| (*k, values.len(), *streams))
         .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if mode == Mode::Jsonl {
+        for (name, values, streams) in rows {
+            let row = serde_json::json!({
+                "label": name,
+                "unique_values": values,
+                "found_in_streams": streams,
+            });
+            writeln!(out, "{row}")?;
+        }
+        return Ok(());
+    }
     writeln!(out, "Total Streams:  {}", series.len())?;
     writeln!(out, "Unique Labels:  {}", rows.len())?;
     writeln!(out)?;
@@ -255,7 +268,7 @@ mod tests {
             set(&[("app", "b"), ("pod", "p3"), ("env", "dev")]),
         ];
         let mut out = Vec::new();
-        write_analysis(&mut out, &series).unwrap();
+        write_analysis(&mut out, &series, Mode::Default).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Total Streams:  3\n\
@@ -265,6 +278,14 @@ mod tests {
              pod         3              3\n\
              app         2              3\n\
              env         1              1\n"
+        );
+        let mut out = Vec::new();
+        write_analysis(&mut out, &series[2..], Mode::Jsonl).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"found_in_streams\":1,\"label\":\"app\",\"unique_values\":1}\n\
+             {\"found_in_streams\":1,\"label\":\"env\",\"unique_values\":1}\n\
+             {\"found_in_streams\":1,\"label\":\"pod\",\"unique_values\":1}\n"
         );
     }
 

@@ -200,3 +200,60 @@ fn fmt_locally_and_by_the_store() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(r.stdout, format!("{}\n", v["data"].as_str().unwrap()));
 }
+
+#[test]
+fn raw_mode_of_metadata_commands_is_the_default_text() {
+    // `-o raw` only changes log lines; lists, tables and JSON results
+    // print as in default mode. Checked for every subcommand.
+    let f = fixture();
+    let at = crate::support::secs(f.base + 60 * crate::support::SEC);
+    let commands: Vec<(Vec<&str>, bool)> = vec![
+        (vec!["labels"], true),
+        (vec!["labels", "app"], true),
+        (vec!["series", r#"{app="api"}"#], true),
+        (vec!["series", "--analyze-labels", r#"{app="api"}"#], true),
+        (vec!["stats", r#"{app="api"}"#], true),
+        (vec!["volume", r#"{app="api"}"#], true),
+        (vec!["volume_range", "--step", "1m", r#"{app="api"}"#], true),
+        (
+            vec![
+                "instant-query",
+                "--now",
+                &at,
+                r#"count_over_time({app="web"}[10m])"#,
+            ],
+            false,
+        ),
+        (
+            vec![
+                "query",
+                "--step",
+                "10s",
+                r#"count_over_time({app="web"}[10s])"#,
+            ],
+            true,
+        ),
+    ];
+    for (args, ranged) in commands {
+        let run = |mode: &str| {
+            let mut a = args.clone();
+            a.extend(["-q", "-o", mode]);
+            if ranged {
+                f.ranged(&a).run()
+            } else {
+                f.larch(&a).run()
+            }
+        };
+        let (d, r) = (run("default"), run("raw"));
+        assert_eq!(d.code, 0, "{args:?}: {d:?}");
+        assert!(!d.stdout.is_empty(), "{args:?}");
+        assert_eq!(r.stdout, d.stdout, "{args:?}");
+        // And jsonl is one JSON value per line.
+        let j = run("jsonl");
+        assert_eq!(j.code, 0, "{args:?}: {j:?}");
+        for line in j.stdout.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{args:?}: {line:?}: {e}"));
+        }
+    }
+}
