@@ -276,6 +276,9 @@ impl<S> Tailer<S> {
                 }
             }
         }
+        // Forget declined files that are gone, so pod churn does not grow
+        // the set.
+        self.skipped.retain(|(p, ino)| current.get(p) == Some(ino));
         for r in resume.values() {
             tracing::info!(path = %r.path.display(), offset = r.offset, "Saved position of a file that no longer exists; forgetting it.");
         }

@@ -643,3 +643,78 @@ fn multiline_blocks_survive_a_crash() {
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
+
+#[test]
+fn pipeline_stages_shape_what_is_stored() {
+    let e = env();
+    let store = Store::start(&e.data);
+    let cfg = e.pods.parent().unwrap().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        r#"
+pipeline_stages:
+- json:
+    expressions: {level: level, msg: msg, trace: trace_id}
+- drop:
+    source: level
+    value: debug
+    drop_counter_reason: debug_noise
+- labels: {level: }
+- structured_metadata: {trace_id: trace}
+- metrics:
+    lines_total:
+      type: Counter
+      config: {match_all: true}
+- output: {source: msg}
+"#,
+    )
+    .unwrap();
+    let p = PodDir::new(&e.pods, "ns", "st", "uid", "c");
+    let t = now_ns() - 10_000_000_000;
+    p.cri(
+        "stdout",
+        t,
+        &[
+            r#"{"level":"info","msg":"started","trace_id":"t1"}"#.to_string(),
+            r#"{"level":"debug","msg":"noise"}"#.to_string(),
+            r#"{"level":"error","msg":"failed","trace_id":"t2"}"#.to_string(),
+        ],
+    );
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    wait_caught_up(&e.positions, &[p.log()], MINUTE);
+    let m = agent.metrics();
+    assert_eq!(
+        m.get(r#"larch_agent_dropped_entries_total{reason="debug_noise"}"#),
+        Some(&1.0)
+    );
+    let custom: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("larch_agent_custom_lines_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(custom, 2.0, "{m:?}");
+    agent.stop();
+    let got = store.query("fake", ("namespace", "ns"));
+    let lines: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(l, _, line)| (l.as_str(), line.as_str()))
+        .collect();
+    assert_eq!(lines.len(), 2, "{got:?}");
+    assert!(
+        lines.iter().any(|(l, line)| *line == "started"
+            && l.contains(r#"level="info""#)
+            && l.contains(r#"trace_id="t1""#)),
+        "{got:?}"
+    );
+    assert!(
+        lines.iter().any(|(l, line)| *line == "failed"
+            && l.contains(r#"level="error""#)
+            && l.contains(r#"trace_id="t2""#)),
+        "{got:?}"
+    );
+}

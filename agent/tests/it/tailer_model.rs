@@ -487,3 +487,40 @@ fn over_long_lines_are_cut_and_the_rest_skipped() {
     }
     let _ = Path::new("");
 }
+
+#[test]
+fn declined_files_are_asked_once_and_forgotten_when_gone() {
+    struct Decline(usize);
+    impl LineConsumer for Decline {
+        type State = ();
+        fn open(&mut self, _: &FileInfo, _: u64) -> Opened<()> {
+            self.0 += 1;
+            Opened::Skip
+        }
+        fn line(&mut self, _: &mut (), _: &FileInfo, _: &[u8], _: u64, _: u64, _: bool) {
+            panic!("a declined file is not read");
+        }
+        fn truncated(&mut self, _: &mut (), _: &FileInfo) {}
+        fn close(&mut self, _: (), _: &FileInfo, _: u64) {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("kube-system_dns_uid/c");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(c.join("0.log"), "x\n").unwrap();
+    let mut t: Tailer<()> = Tailer::new(cfg(), Vec::new());
+    let mut d = Decline(0);
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        t.sync(&scan(dir.path()).unwrap(), &mut d);
+        t.poll(&mut d, &mut buf);
+    }
+    assert_eq!(d.0, 1, "asked once");
+    // A new file at the path (new inode) is a new question.
+    std::fs::remove_file(c.join("0.log")).unwrap();
+    t.sync(&scan(dir.path()).unwrap(), &mut d);
+    std::fs::write(c.join("1.log"), "y\n").unwrap();
+    std::fs::write(c.join("0.log"), "z\n").unwrap();
+    t.sync(&scan(dir.path()).unwrap(), &mut d);
+    assert_eq!(d.0, 3);
+    assert!(t.is_empty());
+}
