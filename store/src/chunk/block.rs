@@ -354,7 +354,14 @@ impl DecodedBlock {
         meta: &BlockMeta,
         cols: Columns,
     ) -> Result<(), ChunkError> {
-        self.clear();
+        // `lines` keeps its length so decompression can reuse it unzeroed.
+        self.ts.clear();
+        self.offsets.clear();
+        self.meta_offsets.clear();
+        self.meta.clear();
+        if !cols.lines {
+            self.lines.clear();
+        }
         let n = meta.entries as usize;
         let mut dec = snap::raw::Decoder::new();
 
@@ -441,8 +448,13 @@ fn decompress_into(
     if len > limit {
         return Err(ChunkError::corrupt(what));
     }
-    out.clear();
-    out.resize(len, 0);
+    // Reused buffers are only zero-filled where they grow: decompression
+    // overwrites the first `len` bytes whatever they held.
+    if out.len() < len {
+        out.resize(len, 0);
+    } else {
+        out.truncate(len);
+    }
     let n = dec
         .decompress(input, out)
         .map_err(|_| ChunkError::corrupt(what))?;
