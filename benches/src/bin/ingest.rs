@@ -12,7 +12,6 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -67,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let (bodies, raw_bytes, lines) = build_requests(&args)?;
     println!(
         "workload: {} requests, {lines} lines, {:.1} MiB raw, {} streams, {} clients",
-        bodies.len(),
+        bodies.iter().map(Vec::len).sum::<usize>(),
         raw_bytes as f64 / 1048576.0,
         args.streams,
         args.clients
@@ -75,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     let bodies = Arc::new(bodies);
     if let Some(port) = args.push_to {
         let start = Instant::now();
-        push_all(port, &bodies, args.clients)?;
+        push_all(port, &bodies)?;
         println!("pushed in {:.2}s", start.elapsed().as_secs_f64());
         return Ok(());
     }
@@ -86,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         let port = free_port();
         let mut cmd = Command::new(&exe);
         cmd.args(["sink", "--port", &port.to_string()]);
-        sink_runs.push(measure(&mut cmd, port, &bodies, args.clients, raw_bytes)?);
+        sink_runs.push(measure(&mut cmd, port, &bodies, raw_bytes)?);
 
         let dir = tempfile::tempdir()?;
         let port = free_port();
@@ -100,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             .arg("--config")
             .arg(write_config(dir.path())?)
             .env("LARCH_LOG", "warn");
-        let r = measure(&mut cmd, port, &bodies, args.clients, raw_bytes)
+        let r = measure(&mut cmd, port, &bodies, raw_bytes)
             .with_context(|| format!("running {}", args.store_bin))?;
         let stored = dir_size(&dir.path().join("chunks"));
         println!(
@@ -164,34 +163,27 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 fn measure(
     cmd: &mut Command,
     port: u16,
-    bodies: &Arc<Vec<Vec<u8>>>,
-    clients: usize,
+    bodies: &Arc<Vec<Vec<Vec<u8>>>>,
     raw: u64,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
     let mut child = spawn_ready(cmd, port, "/ready")?;
     let start = Instant::now();
-    push_all(port, bodies, clients)?;
+    push_all(port, bodies)?;
     terminate(&mut child)?;
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - cpu0;
     Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
 }
 
-/// Sends every body with `clients` concurrent connections.
-fn push_all(port: u16, bodies: &Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::Result<()> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
+/// Sends every client's bodies, in order, each client on its connection.
+fn push_all(port: u16, bodies: &Arc<Vec<Vec<Vec<u8>>>>) -> anyhow::Result<()> {
+    let workers: Vec<_> = (0..bodies.len())
+        .map(|client| {
             let bodies = bodies.clone();
-            let next = next.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut c = HttpClient::connect(port)?;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else {
-                        return Ok(());
-                    };
+                for body in &bodies[client] {
                     let (status, resp) = c.request(
                         "POST",
                         "/loki/api/v1/push",
@@ -204,6 +196,7 @@ fn push_all(port: u16, bodies: &Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::Re
                         String::from_utf8_lossy(&resp)
                     );
                 }
+                Ok(())
             })
         })
         .collect();
@@ -214,7 +207,10 @@ fn push_all(port: u16, bodies: &Arc<Vec<Vec<u8>>>, clients: usize) -> anyhow::Re
     Ok(())
 }
 
-fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, u64, u64)> {
+/// The workload: for each client, its requests in order. Each client owns
+/// a disjoint set of streams (as each node's agent owns its pods), so a
+/// stream's entries arrive in order.
+fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<Vec<u8>>>, u64, u64)> {
     let dir = loghub_dir();
     let samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
     anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
@@ -226,10 +222,12 @@ fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, u64, u64)> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as i64;
     let mut ts = now - 3_600_000_000_000;
-    let mut bodies = Vec::new();
+    let clients = args.clients.max(1);
+    let mut bodies: Vec<Vec<Vec<u8>>> = vec![Vec::new(); clients];
     let (mut raw, mut lines) = (0u64, 0u64);
-    let mut pending: Vec<Vec<logproto::Entry>> = vec![Vec::new(); args.streams];
-    let mut pending_bytes = 0u64;
+    // Per client: pending entries of every stream (only its own are used).
+    let mut pending: Vec<Vec<Vec<logproto::Entry>>> = vec![vec![Vec::new(); args.streams]; clients];
+    let mut pending_bytes = vec![0u64; clients];
     let labels: Vec<String> = (0..args.streams)
         .map(|s| {
             let app = &names[s % names.len()];
@@ -263,10 +261,11 @@ fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, u64, u64)> {
         // Streams of one source are that app's pods.
         let per_src = (args.streams / names.len()).max(1);
         let stream = (src + names.len() * (counter % per_src)) % args.streams;
+        let client = stream % clients;
         raw += line.len() as u64;
-        pending_bytes += line.len() as u64;
+        pending_bytes[client] += line.len() as u64;
         lines += 1;
-        pending[stream].push(logproto::Entry {
+        pending[client][stream].push(logproto::Entry {
             timestamp: Some(logproto::Timestamp {
                 seconds: ts / 1_000_000_000,
                 nanos: (ts % 1_000_000_000) as i32,
@@ -275,13 +274,15 @@ fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<u8>>, u64, u64)> {
             structured_metadata: vec![],
             parsed: vec![],
         });
-        if pending_bytes >= batch {
-            bodies.push(flush(&mut pending)?);
-            pending_bytes = 0;
+        if pending_bytes[client] >= batch {
+            bodies[client].push(flush(&mut pending[client])?);
+            pending_bytes[client] = 0;
         }
     }
-    if pending_bytes > 0 {
-        bodies.push(flush(&mut pending)?);
+    for c in 0..clients {
+        if pending_bytes[c] > 0 {
+            bodies[c].push(flush(&mut pending[c])?);
+        }
     }
     Ok((bodies, raw, lines))
 }
