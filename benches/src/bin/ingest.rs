@@ -163,7 +163,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 fn measure(
     cmd: &mut Command,
     port: u16,
-    bodies: &Arc<Vec<Vec<Vec<u8>>>>,
+    bodies: &Arc<PerClient>,
     raw: u64,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
@@ -176,8 +176,11 @@ fn measure(
     Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
 }
 
+/// Request bodies per client: `[client][request]`.
+type PerClient = Vec<Vec<Vec<u8>>>;
+
 /// Sends every client's bodies, in order, each client on its connection.
-fn push_all(port: u16, bodies: &Arc<Vec<Vec<Vec<u8>>>>) -> anyhow::Result<()> {
+fn push_all(port: u16, bodies: &Arc<PerClient>) -> anyhow::Result<()> {
     let workers: Vec<_> = (0..bodies.len())
         .map(|client| {
             let bodies = bodies.clone();
@@ -210,7 +213,7 @@ fn push_all(port: u16, bodies: &Arc<Vec<Vec<Vec<u8>>>>) -> anyhow::Result<()> {
 /// The workload: for each client, its requests in order. Each client owns
 /// a disjoint set of streams (as each node's agent owns its pods), so a
 /// stream's entries arrive in order.
-fn build_requests(args: &Args) -> anyhow::Result<(Vec<Vec<Vec<u8>>>, u64, u64)> {
+fn build_requests(args: &Args) -> anyhow::Result<(PerClient, u64, u64)> {
     let dir = loghub_dir();
     let samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
     anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
