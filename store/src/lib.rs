@@ -11,12 +11,16 @@
 //! * [`ingester`]: streams in memory, the WAL writer, flushing, and the
 //!   `LogSource` the engine reads.
 //! * [`config`], [`tenant`], [`units`]: configuration and identities.
+//! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
+//!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod chunk;
 pub mod config;
 pub mod encoding;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod index;
 pub mod ingester;
 pub mod limits;

@@ -379,7 +379,9 @@ impl DecodedBlock {
         if count != n {
             return Err(ChunkError::corrupt("timestamps column"));
         }
-        self.ts.reserve(n);
+        // Every timestamp takes a byte at least: a corrupt entry count
+        // must not reserve more than the column can hold.
+        self.ts.reserve(n.min(r.remaining()));
         if n > 0 {
             let mut t = r.varint("timestamps column")?;
             self.ts.push(t);
@@ -399,7 +401,7 @@ impl DecodedBlock {
                 "lengths column",
             )?;
             let mut r = Reader::new(&self.scratch);
-            self.offsets.reserve(n + 1);
+            self.offsets.reserve(n.min(r.remaining()) + 1);
             self.offsets.push(0);
             let mut end: u64 = 0;
             for _ in 0..n {
@@ -425,7 +427,7 @@ impl DecodedBlock {
             let c = column(buf, meta.cols[COL_META], "metadata column")?;
             decompress_into(&mut dec, c, &mut self.scratch, 1 << 30, "metadata column")?;
             let mut r = Reader::new(&self.scratch);
-            self.meta_offsets.reserve(n + 1);
+            self.meta_offsets.reserve(n.min(r.remaining()) + 1);
             self.meta_offsets.push(0);
             for _ in 0..n {
                 let m = r.bytes("metadata column")?;
@@ -538,5 +540,33 @@ mod tests {
         let mut meta = enc.meta.clone();
         meta.cols[COL_LINES].offset = u64::MAX - 2;
         assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
+    }
+
+    #[test]
+    fn huge_entry_count_is_an_error_not_an_allocation() {
+        // A timestamps column claiming u32::MAX entries but holding one,
+        // with valid checksums (a block the chunk fuzz target can make).
+        let mut ts = Vec::new();
+        put_uvarint(&mut ts, u64::from(u32::MAX));
+        put_varint(&mut ts, 5);
+        let mut bytes = Vec::new();
+        let col = push_compressed(&mut bytes, &mut snap::raw::Encoder::new(), &ts);
+        let mut meta = BlockMeta {
+            entries: u32::MAX,
+            mint: 5,
+            maxt: 5,
+            lines_size: 0,
+            cols: [ColRange::default(); NCOLS],
+        };
+        meta.cols[COL_TS] = col;
+        let mut d = DecodedBlock::default();
+        let ts_only = Columns {
+            lines: false,
+            metadata: false,
+        };
+        assert!(matches!(
+            d.decode(&bytes, &meta, ts_only),
+            Err(ChunkError::Corrupt("timestamps column"))
+        ));
     }
 }

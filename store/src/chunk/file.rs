@@ -122,7 +122,11 @@ impl ChunkFile {
             return Err(ChunkError::Checksum("index"));
         }
 
-        let mut h = Reader::new(&bytes[8..index_offset]);
+        // The header lies between the magic and the index.
+        let header = bytes
+            .get(MAGIC.len()..index_offset)
+            .ok_or(ChunkError::Corrupt("footer"))?;
+        let mut h = Reader::new(header);
         let labels = h.str("labels")?.to_string();
         let fingerprint = h.u64le("fingerprint")?;
 
@@ -372,5 +376,20 @@ mod tests {
         let mut other = bytes;
         other[7] = 9;
         assert!(matches!(ChunkFile::parse(other), Err(ChunkError::Version)));
+    }
+
+    #[test]
+    fn index_offset_inside_the_magic_is_an_error() {
+        // Footer: index at offset 0, length 0, with a valid checksum
+        // (found by the chunk fuzz target).
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&[]).to_le_bytes());
+        bytes.extend_from_slice(END_MAGIC);
+        assert!(matches!(
+            ChunkFile::parse(bytes),
+            Err(ChunkError::Corrupt("footer"))
+        ));
     }
 }
