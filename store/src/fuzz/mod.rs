@@ -446,6 +446,7 @@ pub fn index_log(data: &[u8]) -> Outcome {
             maxt: i64::MAX,
             entries: 3,
             bytes: 4,
+            raw_bytes: 5,
             max_seq: u64::MAX,
         },
     };

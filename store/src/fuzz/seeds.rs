@@ -332,6 +332,7 @@ pub fn index_log() -> Vec<Seed> {
                 maxt: ts(1),
                 entries: 15,
                 bytes: 2048,
+                raw_bytes: 4096,
                 max_seq: 2,
             },
         },

@@ -1,7 +1,8 @@
 //! The fuzz targets' inputs in the ordinary test run: every seed (made by
-//! the real encoders) must go all the way through its harness, and every
-//! committed corpus input and kept crasher under `store/fuzz/` must be
-//! handled without a panic.
+//! the real encoders) must go all the way through its harness and be
+//! committed as the encoders make it today, and every committed corpus
+//! input and kept crasher under `store/fuzz/` must be handled without a
+//! panic.
 //!
 //! `LARCH_WRITE_FUZZ_SEEDS=1 cargo test -p larch-store --test it fuzz::`
 //! (re)writes the seeds into `store/fuzz/corpus/<target>/seed-<name>`.
@@ -57,6 +58,27 @@ fn seeds_go_all_the_way() {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(dir.join(format!("seed-{name}")), &data).unwrap();
             }
+        }
+    }
+}
+
+/// The committed seeds are the ones the encoders make today: when an
+/// encoder changes, the seeds must follow, or fuzzing starts from inputs
+/// the store no longer writes.
+#[test]
+fn committed_seeds_are_current() {
+    for (target, seeds) in seeds::all() {
+        for (name, data) in seeds {
+            let path = fuzz_dir()
+                .join("corpus")
+                .join(target)
+                .join(format!("seed-{name}"));
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                committed == data,
+                "{} differs from what the encoders make now; regenerate the seeds (see this file's docs)",
+                path.display()
+            );
         }
     }
 }
