@@ -445,8 +445,12 @@ pub fn format_bytes(v: u64) -> String {
 
 /// Like [`format_bytes`] when that form reads back to exactly `v`, else
 /// the plain count with unit `B` (`2560B`), so that printing a query never
-/// changes its meaning.
+/// changes its meaning. Zero is `0kB`: `0B` lexes as an empty binary
+/// literal (Go's `0b` prefix).
 pub fn format_bytes_exact(v: u64) -> String {
+    if v == 0 {
+        return "0kB".to_string();
+    }
     let human = format_bytes(v);
     if parse_bytes(&human) == Ok(v) {
         human
