@@ -333,15 +333,24 @@ mod json {
 
     fn hex_bytes(v: &Value, camel: &str, snake: &str) -> R<Vec<u8>> {
         let s = string(v, camel, snake)?;
-        if s.len() % 2 != 0 {
-            return Err(format!("{camel} is not hex"));
+        let not_hex = || format!("{camel} is not hex");
+        let bytes = s.as_bytes();
+        if bytes.len() % 2 != 0 {
+            return Err(not_hex());
         }
-        (0..s.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("{camel} is not hex"))
+        // Byte-wise: the text may hold multi-byte characters, which are
+        // simply not hex digits (slicing the str could split one).
+        bytes
+            .chunks_exact(2)
+            .map(|pair| match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+                _ => Err(not_hex()),
             })
             .collect()
+    }
+
+    fn hex_digit(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
     }
 
     pub(super) fn request(v: &Value) -> R<otlp::ExportLogsServiceRequest> {
@@ -587,6 +596,17 @@ mod tests {
             decode_json(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#)
                 .is_err()
         );
+        // Multi-byte characters are not hex digits, and neither is a sign.
+        for bad in ["\u{e9}\u{e9}", "a\u{e9}b", "+f"] {
+            let body = format!(
+                r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"spanId":"{bad}"}}]}}]}}]}}"#
+            );
+            let err = decode_json(body.as_bytes()).map(|_| ()).unwrap_err();
+            assert!(
+                err.to_string().contains("spanId is not hex"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
