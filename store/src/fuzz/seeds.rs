@@ -383,7 +383,7 @@ pub fn filter() -> Vec<Seed> {
         ("build-words", pick(b"Connection refused")),
         ("build-mid-run", pick(b"nnection")),
         ("build-path", pick(b"/api/v1/items")),
-        ("raw-present", raw(b"refused host")),
+        ("raw-present", raw(b"refused\" host")),
         ("raw-case", raw(b"CONNECTION")),
     ]
 }
