@@ -145,7 +145,8 @@ fn has_zero_byte(x: u32) -> bool {
 #[inline]
 fn position(gram: u32, word_shift: u32) -> (usize, u64) {
     let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let word = (h >> word_shift) as usize;
+    // Two shifts: a filter of a single word (64 bits) shifts by 64 in all.
+    let word = ((h >> 1) >> (word_shift - 1)) as usize;
     let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63));
     (word, mask)
 }
@@ -181,6 +182,11 @@ mod tests {
     fn malformed_filters_never_skip() {
         assert!(may_contain(&[], b"anything"));
         assert!(may_contain(&[4, 2, 255, 0, 0, 0], b"anything"));
+        // The smallest valid filter: one word, all bits clear.
+        assert!(!may_contain(
+            &[4, 2, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            b"anything"
+        ));
         // A filter of an older version never skips a block.
         let mut old = build(b"some words here");
         old[0] = 3;
