@@ -16,6 +16,8 @@
 //!   pure scan rate. Baselines: memmem over every decompressed lines
 //!   column; `rg -c ERR`.
 //! * `literal`: `|= "ERROR"`, the same with token-filter skipping.
+//! * `one_stream`: `{app="HDFS_2k"} |= "zqx"` (no match, every block of
+//!   one stream read) on one thread and on all cores: the time split.
 //! * `needle`: the log query `{app=~".+"} |= "needle-7f3a9c1e"` (one line
 //!   in the set). Baseline: `rg -c needle-7f3a9c1e` over the raw file.
 //! * `count_over_time`: `sum by (app) (count_over_time({app=~".+"}[1m]))`
@@ -411,6 +413,32 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function(format!("needle/engine_{cores}_threads"), |b| {
         b.iter(|| black_box(run(src, &needle, cores)))
+    });
+
+    // One stream, a literal too short for the token filter that no line
+    // holds: every block of the stream is read. With fewer streams than
+    // threads the log query's range is split into spans scanned at once.
+    let one = request(r#"{app="HDFS_2k"} |= "zqx""#, &corpus, false);
+    let (found, _) = run(src, &one, 1);
+    eprintln!("one_stream: engine entries {}", found as u64);
+    g.throughput(Throughput::Bytes(corpus.raw_bytes / 12));
+    if cores > 1 {
+        paired(
+            &format!("one_stream (engine 1 thread vs {cores} threads)"),
+            21,
+            || {
+                black_box(run(src, &one, 1));
+            },
+            || {
+                black_box(run(src, &one, cores));
+            },
+        );
+    }
+    g.bench_function("one_stream/engine_1_thread", |b| {
+        b.iter(|| black_box(run(src, &one, 1)))
+    });
+    g.bench_function(format!("one_stream/engine_{cores}_threads"), |b| {
+        b.iter(|| black_box(run(src, &one, cores)))
     });
 
     let count = request(

@@ -23,6 +23,7 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 
 use crate::labels::LabelSet;
 use crate::pipeline::{LabelCategory, LabelsBuilder, StreamPipeline};
@@ -31,7 +32,7 @@ use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
 use super::detected_level::Deriver;
 use super::error::EngineError;
 use super::plan::LogPlan;
-use super::scan::{ScanCtx, StreamVisitor, scan_streams};
+use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams, time_spans};
 use super::types::{LogEntry, QueryStats, StreamResult};
 
 /// Sort key: smaller is better (earlier in the output).
@@ -77,6 +78,11 @@ struct Collector<'p> {
     limit: usize,
     categorize: bool,
     ranks: &'p HashMap<u64, u32>,
+    /// Shared by the workers: the worst key timestamp of some worker's
+    /// full heap (`i64::MAX` until one fills). Entries whose key timestamp
+    /// is worse cannot be among the results, so spans and blocks that hold
+    /// only such entries are skipped.
+    bound: &'p AtomicI64,
     heap: BinaryHeap<Held>,
     // Per stream.
     rank: u32,
@@ -102,6 +108,26 @@ impl Collector<'_> {
             },
             rank: self.rank,
             seq,
+        }
+    }
+
+    /// Whether an entry at `ts` is worse than the worst entry of some
+    /// worker's full heap (ties may still win on rank and position).
+    fn beyond_bound(&self, ts: i64) -> bool {
+        self.key(ts, 0).ts > i128::from(self.bound.load(AtomicOrdering::Relaxed))
+    }
+
+    /// Offers this worker's worst kept entry as the shared bound once its
+    /// heap is full. Clamping to `i64` only loosens the bound.
+    fn publish_bound(&self) {
+        if self.heap.len() >= self.limit
+            && let Some(worst) = self.heap.peek()
+        {
+            let t = worst
+                .key
+                .ts
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            self.bound.fetch_min(t, AtomicOrdering::Relaxed);
         }
     }
 
@@ -202,7 +228,16 @@ fn pairs(lb: &LabelsBuilder, c: LabelCategory) -> Vec<(String, String)> {
 }
 
 impl StreamVisitor for Collector<'_> {
-    fn begin(&mut self, stream: &StreamInfo) -> Option<ScanRequest> {
+    fn begin(&mut self, stream: &StreamInfo, span: Span) -> Option<ScanRequest> {
+        (self.start, self.end) = span;
+        // The best entry the span can hold, against the shared bound.
+        let best = match self.direction {
+            Direction::Forward => span.0,
+            Direction::Backward => span.1.saturating_sub(1),
+        };
+        if self.beyond_bound(best) {
+            return None;
+        }
         self.rank = self.ranks.get(&stream.id).copied().unwrap_or(u32::MAX);
         self.seq = 0;
         self.stream_labels = stream.labels.clone();
@@ -218,6 +253,13 @@ impl StreamVisitor for Collector<'_> {
         let hi = b.timestamps.partition_point(|&t| t < self.end);
         if lo >= hi {
             return ControlFlow::Continue(());
+        }
+        let best = match self.direction {
+            Direction::Forward => b.timestamps[lo],
+            Direction::Backward => b.timestamps[hi - 1],
+        };
+        if self.beyond_bound(best) {
+            return ControlFlow::Break(());
         }
         self.scanned_lines += (hi - lo) as u64;
         if let (Some(&s), Some(&e)) = (b.offsets.get(lo), b.offsets.get(hi)) {
@@ -256,6 +298,7 @@ impl StreamVisitor for Collector<'_> {
             }
         }
         self.idx = idx;
+        self.publish_bound();
         flow
     }
 }
@@ -342,8 +385,19 @@ fn collect(
     categorize: bool,
     stats: &mut QueryStats,
 ) -> Result<Vec<Held>, EngineError> {
-    let (workers, scan) = scan_streams(ctx, streams, || Collector {
+    // Disjoint spans of one stream hold different entries, and the
+    // workers' heaps merge exactly: the range can be split freely.
+    let spans = time_spans(
+        start,
+        end,
+        streams.len(),
+        ctx.threads,
+        direction == Direction::Forward,
+    );
+    let bound = AtomicI64::new(i64::MAX);
+    let (workers, scan) = scan_streams(ctx, streams, &spans, || Collector {
         plan,
+        bound: &bound,
         start,
         end,
         direction,

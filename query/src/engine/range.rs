@@ -41,7 +41,7 @@ use super::detected_level::Deriver;
 use super::error::{EngineError, pipeline_error};
 use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
 use super::plan::LogPlan;
-use super::scan::{ScanCtx, StreamVisitor, scan_streams};
+use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams};
 use super::types::QueryStats;
 use super::window::{Segments, SeriesAcc, windows};
 
@@ -242,7 +242,7 @@ impl Collector<'_> {
 }
 
 impl StreamVisitor for Collector<'_> {
-    fn begin(&mut self, stream: &StreamInfo) -> Option<ScanRequest> {
+    fn begin(&mut self, stream: &StreamInfo, _: Span) -> Option<ScanRequest> {
         self.stream_labels = stream.labels.clone();
         let metadata = self.needs_metadata(&stream.labels);
         let lines = self.bytes
@@ -351,7 +351,8 @@ pub(crate) fn eval(
         .streams(ctx.tenant, &plan.matchers, start, end)
         .map_err(EngineError::Storage)?;
     let bytes = matches!(agg.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
-    let (workers, scan) = scan_streams(ctx, &streams, || Collector {
+    // One span per stream: windows need a stream's samples in order.
+    let (workers, scan) = scan_streams(ctx, &streams, &[(start, end)], || Collector {
         plan: &plan,
         func,
         unwrap: unwrap.as_ref(),

@@ -1,10 +1,15 @@
 //! Scanning many streams on several threads.
 //!
-//! The engine's work is per stream: a [`StreamVisitor`] is told which
-//! stream comes next, says what to read from it, and receives its blocks.
-//! [`scan_streams`] runs one visitor per worker thread; workers take the
-//! next unscanned stream from a shared counter, so a few large streams do
-//! not leave the other threads idle behind a fixed partition. Each
+//! The engine's work is per stream and time span: a [`StreamVisitor`] is
+//! told which stream and which span of the query's range come next, says
+//! what to read, and receives the blocks. [`scan_streams`] runs one visitor
+//! per worker thread; workers take the next unscanned (stream, span) from a
+//! shared counter, so a few large streams do not leave the other threads
+//! idle behind a fixed partition. A query over few streams splits its
+//! range into spans ([`time_spans`]) so that even one stream keeps every
+//! core busy; log queries do, since their per-worker top-N heaps merge
+//! exactly whatever the partition. Metric queries scan each stream as one
+//! span: their windows need a stream's samples in order. Each
 //! visitor keeps its own state (a top-N heap, series accumulators) and the
 //! caller merges the visitors afterwards, so workers never share a lock on
 //! the hot path. Memory is what the visitors keep, never the bytes read:
@@ -26,10 +31,11 @@ use super::error::EngineError;
 
 /// What the engine does with each stream it scans.
 pub(crate) trait StreamVisitor: Send {
-    /// Called before `stream` is scanned: the request to make, or `None`
-    /// to skip the stream.
-    fn begin(&mut self, stream: &StreamInfo) -> Option<ScanRequest>;
-    /// One block of the current stream. `Break` stops this stream only.
+    /// Called before `stream` is scanned over `span` (a slice of the
+    /// query's range): the request to make, or `None` to skip it.
+    fn begin(&mut self, stream: &StreamInfo, span: Span) -> Option<ScanRequest>;
+    /// One block of the current stream. `Break` stops this stream (in
+    /// this span) only.
     fn block(&mut self, block: &Block<'_>) -> ControlFlow<()>;
     /// Called after the current stream's last block.
     fn end(&mut self) {}
@@ -54,6 +60,45 @@ impl ScanCtx<'_> {
     }
 }
 
+/// A time span `[start, end)`, Unix nanoseconds.
+pub(crate) type Span = (i64, i64);
+
+/// Spans shorter than this are not split further.
+const MIN_SPAN_NS: i64 = 1_000_000;
+
+/// At most this many spans per stream.
+const MAX_SPANS: usize = 64;
+
+/// Splits `[start, end)` into spans so that `streams` streams give at
+/// least two work items per thread, in scan order (oldest first when
+/// `forward`, newest first otherwise). One span when there are streams
+/// enough, one thread, or a range too short to split.
+pub(crate) fn time_spans(
+    start: i64,
+    end: i64,
+    streams: usize,
+    threads: usize,
+    forward: bool,
+) -> Vec<Span> {
+    let len = i128::from(end) - i128::from(start);
+    let want = if threads <= 1 || streams == 0 || len <= 0 {
+        1
+    } else {
+        (2 * threads).div_ceil(streams)
+    };
+    let fit = (len / i128::from(MIN_SPAN_NS)).clamp(1, MAX_SPANS as i128) as usize;
+    let n = want.min(fit).clamp(1, MAX_SPANS);
+    let at = |k: usize| (i128::from(start) + len * k as i128 / n as i128) as i64;
+    let mut spans: Vec<Span> = (0..n).map(|k| (at(k), at(k + 1))).collect();
+    if let Some(last) = spans.last_mut() {
+        last.1 = end;
+    }
+    if !forward {
+        spans.reverse();
+    }
+    spans
+}
+
 /// Worker threads a query uses by default: the machine's cores.
 pub(crate) fn default_threads() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
@@ -67,6 +112,7 @@ pub(crate) fn default_threads() -> usize {
 struct Shared<'s, 'a> {
     ctx: &'s ScanCtx<'a>,
     streams: &'s [StreamInfo],
+    spans: &'s [Span],
     next: AtomicUsize,
     stop: AtomicBool,
     failure: Mutex<Option<EngineError>>,
@@ -90,10 +136,12 @@ impl Shared<'_, '_> {
                 break;
             }
             let i = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(stream) = self.streams.get(i) else {
+            let per = self.spans.len().max(1);
+            let (Some(stream), Some(&span)) = (self.streams.get(i / per), self.spans.get(i % per))
+            else {
                 break;
             };
-            let Some(req) = v.begin(stream) else {
+            let Some(req) = v.begin(stream, span) else {
                 continue;
             };
             let mut cancelled = false;
@@ -126,12 +174,13 @@ impl Shared<'_, '_> {
     }
 }
 
-/// Scans `streams` with visitors made by `make`, on up to `ctx.threads`
-/// threads; returns the visitors (one per worker) and the summed storage
-/// statistics.
+/// Scans every span of `spans` of every stream of `streams` with visitors
+/// made by `make`, on up to `ctx.threads` threads; returns the visitors
+/// (one per worker) and the summed storage statistics.
 pub(crate) fn scan_streams<V, F>(
     ctx: &ScanCtx<'_>,
     streams: &[StreamInfo],
+    spans: &[Span],
     make: F,
 ) -> Result<(Vec<V>, ScanStats), EngineError>
 where
@@ -144,12 +193,14 @@ where
     let shared = Shared {
         ctx,
         streams,
+        spans,
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         failure: Mutex::new(None),
         stats: Mutex::new(ScanStats::default()),
     };
-    let workers = ctx.threads.clamp(1, streams.len().max(1));
+    let items = streams.len().saturating_mul(spans.len());
+    let workers = ctx.threads.clamp(1, items.max(1));
     let mut visitors = Vec::with_capacity(workers);
     if workers == 1 {
         let mut v = make();
@@ -253,7 +304,7 @@ mod tests {
     struct Count(u64);
 
     impl StreamVisitor for Count {
-        fn begin(&mut self, _: &StreamInfo) -> Option<ScanRequest> {
+        fn begin(&mut self, _: &StreamInfo, _: Span) -> Option<ScanRequest> {
             Some(ScanRequest {
                 start: 0,
                 end: 10,
@@ -279,10 +330,45 @@ mod tests {
                 cancel: None,
                 threads,
             };
-            let (vs, stats) = scan_streams(&ctx, &streams, || Count(0)).unwrap();
+            let (vs, stats) = scan_streams(&ctx, &streams, &[(0, 10)], || Count(0)).unwrap();
             assert_eq!(vs.iter().map(|c| c.0).sum::<u64>(), 37 * 5);
             assert_eq!(stats.blocks, 37);
+            // Three spans: every (stream, span) once.
+            let spans = [(0, 3), (3, 6), (6, 10)];
+            let (vs, stats) = scan_streams(&ctx, &streams, &spans, || Count(0)).unwrap();
+            assert_eq!(vs.iter().map(|c| c.0).sum::<u64>(), 3 * 37 * 5);
+            assert_eq!(stats.blocks, 3 * 37);
         }
+    }
+
+    #[test]
+    fn spans_cover_the_range_in_scan_order() {
+        let check = |start: i64, end: i64, streams, threads, forward| {
+            let spans = time_spans(start, end, streams, threads, forward);
+            let mut sorted = spans.clone();
+            sorted.sort();
+            assert_eq!(sorted.first().map(|s| s.0), Some(start));
+            assert_eq!(sorted.last().map(|s| s.1), Some(end));
+            for w in sorted.windows(2) {
+                assert_eq!(w[0].1, w[1].0, "spans are contiguous");
+                assert!(w[0].0 < w[0].1, "spans are not empty");
+            }
+            if spans.len() > 1 {
+                assert_eq!(spans[0].0 < spans[1].0, forward);
+            }
+            spans.len()
+        };
+        let hour = 3_600_000_000_000;
+        // One stream, two threads: four spans, so both threads stay busy.
+        assert_eq!(check(0, hour, 1, 2, true), 4);
+        assert_eq!(check(0, hour, 1, 2, false), 4);
+        // Streams enough, one thread, or a range too short: one span.
+        assert_eq!(check(0, hour, 8, 2, true), 1);
+        assert_eq!(check(0, hour, 1, 1, true), 1);
+        assert_eq!(check(0, 1_500_000, 1, 8, true), 1);
+        // Extreme bounds do not overflow.
+        assert_eq!(check(i64::MIN, i64::MAX, 1, 2, true), 4);
+        assert_eq!(check(5, 5, 1, 2, true), 1);
     }
 
     #[test]
@@ -297,7 +383,7 @@ mod tests {
             threads: 2,
         };
         assert!(matches!(
-            scan_streams(&ctx, &streams, || Count(0)),
+            scan_streams(&ctx, &streams, &[(0, 10)], || Count(0)),
             Err(EngineError::Cancelled)
         ));
         let bad = vec![StreamInfo {
@@ -310,7 +396,9 @@ mod tests {
             cancel: None,
             threads: 2,
         };
-        let err = scan_streams(&ctx, &bad, || Count(0)).err().unwrap();
+        let err = scan_streams(&ctx, &bad, &[(0, 10)], || Count(0))
+            .err()
+            .unwrap();
         assert!(matches!(err, EngineError::Storage(_)));
         assert_eq!(err.to_string(), "disk on fire");
     }
