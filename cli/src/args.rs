@@ -231,6 +231,8 @@ pub struct QueryArgs {
 #[derive(Debug, Args)]
 pub struct InstantArgs {
     /// LogQL metric query, e.g. 'sum(rate({app="api"}[5m]))'
+    // The text is `--help` output, not rustdoc: its brackets are LogQL.
+    #[allow(rustdoc::broken_intra_doc_links)]
     pub query: String,
     /// Evaluation time [default: now]
     #[arg(long, value_name = "TIME")]

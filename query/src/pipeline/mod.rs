@@ -7,7 +7,7 @@
 //! on how a query was written down; the compilation from the LogQL syntax
 //! tree is a thin layer on top.
 //!
-//! * [`BlockMatcher`] — leading line filters over whole blocks ([`block`]).
+//! * [`BlockMatcher`] — leading line filters over whole blocks (`block`).
 //! * [`Pipeline`] / [`StreamPipeline`] — the remaining stages per entry,
 //!   with per-stream state and a [`LabelsBuilder`] reused across entries.
 //! * [`Unwrap`] — sample extraction for metric queries.

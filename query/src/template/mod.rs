@@ -6,11 +6,11 @@
 //! label reads as `""` (Loki's `missingkey=zero` over a string map), and
 //! the functions `__line__` and `__timestamp__` see the entry's line and
 //! time. The function set is Go's builtins plus Loki's list (its own and
-//! its Sprig subset); see [`funcs`].
+//! its Sprig subset); see `funcs`.
 //!
 //! Everything here is our own implementation of the documented Go
-//! semantics: parsing in [`parse`], values in [`value`], `printf` verbs in
-//! [`printf`] and reference-layout dates in [`time`].
+//! semantics: parsing in `parse`, values in `value`, `printf` verbs in
+//! `printf` and reference-layout dates in `time`.
 
 mod funcs;
 mod parse;

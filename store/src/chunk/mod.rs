@@ -1,5 +1,5 @@
 //! Chunks: a stream's entries over a time span, as snappy-compressed
-//! blocks, in one file (format in ARCHITECTURE.md and [`file`]).
+//! blocks, in one file (format in ARCHITECTURE.md and [`mod@file`]).
 
 pub mod block;
 pub mod file;
