@@ -11,100 +11,6 @@
 //!
 //! Messages follow Go's: `template: <name>:<line>: <message>`.
 
-/// Functions Loki's templates can call: Go's built-ins, Loki's own and
-/// the Sprig subset Loki enables.
-const FUNCTIONS: &[&str] = &[
-    // text/template built-ins
-    "and",
-    "call",
-    "html",
-    "index",
-    "slice",
-    "js",
-    "len",
-    "not",
-    "or",
-    "print",
-    "printf",
-    "println",
-    "urlquery",
-    "eq",
-    "ge",
-    "gt",
-    "le",
-    "lt",
-    "ne",
-    // Loki
-    "ToLower",
-    "ToUpper",
-    "Replace",
-    "Trim",
-    "TrimLeft",
-    "TrimRight",
-    "TrimPrefix",
-    "TrimSuffix",
-    "TrimSpace",
-    "regexReplaceAll",
-    "regexReplaceAllLiteral",
-    "count",
-    "urldecode",
-    "urlencode",
-    "bytes",
-    "duration",
-    "duration_seconds",
-    "unixEpochMillis",
-    "unixEpochNanos",
-    "toDateInZone",
-    "unixToTime",
-    "alignLeft",
-    "alignRight",
-    "b64dec",
-    "__line__",
-    "__timestamp__",
-    // Sprig
-    "b64enc",
-    "lower",
-    "upper",
-    "title",
-    "trunc",
-    "substr",
-    "contains",
-    "hasPrefix",
-    "hasSuffix",
-    "indent",
-    "nindent",
-    "replace",
-    "repeat",
-    "trim",
-    "trimAll",
-    "trimSuffix",
-    "trimPrefix",
-    "int",
-    "float64",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "mod",
-    "addf",
-    "subf",
-    "mulf",
-    "divf",
-    "max",
-    "min",
-    "maxf",
-    "minf",
-    "ceil",
-    "floor",
-    "round",
-    "fromJson",
-    "date",
-    "toDate",
-    "now",
-    "unixEpoch",
-    "default",
-];
-
 /// Deepest nesting of blocks (`if`, `range`, ...) or parentheses inside
 /// an action that the check accepts. Go has no limit; a template that
 /// deep is not a real one, and refusing it here keeps the evaluator's
@@ -113,7 +19,10 @@ const MAX_NESTING: usize = 100;
 
 /// Whether `name` is a function Loki's templates provide.
 pub fn is_template_function(name: &str) -> bool {
-    FUNCTIONS.contains(&name)
+    // The executor's functions, plus two Go built-ins that parse but that
+    // Loki's templates cannot use (`call` needs a function value, `js`
+    // escapes for JavaScript); running them fails as Go's would.
+    crate::template::function_exists(name) || matches!(name, "call" | "js")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

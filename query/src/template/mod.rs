@@ -13,6 +13,8 @@
 //! `printf` and reference-layout dates in `time`.
 
 mod funcs;
+
+pub(crate) use funcs::exists as function_exists;
 mod parse;
 mod printf;
 mod time;
