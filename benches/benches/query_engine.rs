@@ -17,7 +17,8 @@
 //!   column; `rg -c ERR`.
 //! * `literal`: `|= "ERROR"`, the same with token-filter skipping.
 //! * `one_stream`: `{app="HDFS_2k"} |= "zqx"` (no match, every block of
-//!   one stream read) on one thread and on all cores: the time split.
+//!   one stream read) on one thread and on all cores: the time split;
+//!   `one_stream_metric` the same as `sum(count_over_time(... [1m]))`.
 //! * `needle`: the log query `{app=~".+"} |= "needle-7f3a9c1e"` (one line
 //!   in the set). Baseline: `rg -c needle-7f3a9c1e` over the raw file.
 //! * `count_over_time`: `sum by (app) (count_over_time({app=~".+"}[1m]))`
@@ -439,6 +440,30 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function(format!("one_stream/engine_{cores}_threads"), |b| {
         b.iter(|| black_box(run(src, &one, cores)))
+    });
+    // The same stream as a metric query: the split applies too.
+    let one_metric = request(
+        r#"sum(count_over_time({app="HDFS_2k"} |~ "zq[x]" [1m]))"#,
+        &corpus,
+        false,
+    );
+    if cores > 1 {
+        paired(
+            &format!("one_stream_metric (engine 1 thread vs {cores} threads)"),
+            21,
+            || {
+                black_box(run(src, &one_metric, 1));
+            },
+            || {
+                black_box(run(src, &one_metric, cores));
+            },
+        );
+    }
+    g.bench_function("one_stream_metric/engine_1_thread", |b| {
+        b.iter(|| black_box(run(src, &one_metric, 1)))
+    });
+    g.bench_function(format!("one_stream_metric/engine_{cores}_threads"), |b| {
+        b.iter(|| black_box(run(src, &one_metric, cores)))
     });
 
     let count = request(

@@ -41,7 +41,7 @@ use super::detected_level::Deriver;
 use super::error::{EngineError, pipeline_error};
 use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
 use super::plan::LogPlan;
-use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams};
+use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams, time_spans};
 use super::types::QueryStats;
 use super::window::{Segments, SeriesAcc, windows};
 
@@ -242,7 +242,8 @@ impl Collector<'_> {
 }
 
 impl StreamVisitor for Collector<'_> {
-    fn begin(&mut self, stream: &StreamInfo, _: Span) -> Option<ScanRequest> {
+    fn begin(&mut self, stream: &StreamInfo, span: Span) -> Option<ScanRequest> {
+        (self.start, self.end) = span;
         self.stream_labels = stream.labels.clone();
         let metadata = self.needs_metadata(&stream.labels);
         let lines = self.bytes
@@ -351,8 +352,12 @@ pub(crate) fn eval(
         .streams(ctx.tenant, &plan.matchers, start, end)
         .map_err(EngineError::Storage)?;
     let bytes = matches!(agg.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
-    // One span per stream: windows need a stream's samples in order.
-    let (workers, scan) = scan_streams(ctx, &streams, &[(start, end)], || Collector {
+    // Every sample goes to its series' accumulator for its segment, and
+    // accumulators merge whatever worker filled them (raw samples are
+    // sorted before windows are taken), so a stream's range can be split
+    // into spans like any set of streams.
+    let spans = time_spans(start, end, streams.len(), ctx.threads, true);
+    let (workers, scan) = scan_streams(ctx, &streams, &spans, || Collector {
         plan: &plan,
         func,
         unwrap: unwrap.as_ref(),

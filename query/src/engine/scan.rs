@@ -7,9 +7,8 @@
 //! shared counter, so a few large streams do not leave the other threads
 //! idle behind a fixed partition. A query over few streams splits its
 //! range into spans ([`time_spans`]) so that even one stream keeps every
-//! core busy; log queries do, since their per-worker top-N heaps merge
-//! exactly whatever the partition. Metric queries scan each stream as one
-//! span: their windows need a stream's samples in order. Each
+//! core busy: log queries' per-worker top-N heaps and metric queries'
+//! per-segment accumulators merge exactly whatever the partition. Each
 //! visitor keeps its own state (a top-N heap, series accumulators) and the
 //! caller merges the visitors afterwards, so workers never share a lock on
 //! the hot path. Memory is what the visitors keep, never the bytes read:
