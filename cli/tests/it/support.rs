@@ -2,19 +2,14 @@
 //! lines to it over HTTP, and running the `larch` binary as a process.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../benches/src/port.rs"]
+mod port;
+pub use port::free_port;
 
 /// `<target>/debug/larch-store`, built by `cargo build --workspace --bins`.
 fn store_bin() -> PathBuf {

@@ -3,19 +3,15 @@
 //! the data set every module pushes through the real push API.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use larch_proto::logproto;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../benches/src/port.rs"]
+mod port;
+use port::free_port;
 
 /// A store process with its own data directory.
 pub struct Store {

@@ -2,7 +2,7 @@
 //! reading a data directory back in process.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,14 +15,9 @@ use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../benches/src/port.rs"]
+mod port;
+pub use port::free_port;
 
 /// A `larch-store` process.
 pub struct StoreProcess {

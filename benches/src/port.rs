@@ -1,0 +1,25 @@
+//! Ports for servers under test and under benchmark.
+//!
+//! Ports the kernel hands out for `:0` and for outgoing connections come
+//! from its ephemeral range (32768 and up by default), so a port found free
+//! that way can be taken by some client's connection between the check and
+//! the server's bind. These come from below that range, distinct per call
+//! in this process and offset by its pid. The integration tests of the
+//! other crates include this file with `#[path]`.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A port on 127.0.0.1 that nothing listens on now, between 20000 and
+/// 31999.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (std::process::id().wrapping_mul(97).wrapping_add(n) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 31999 on 127.0.0.1")
+}
