@@ -143,6 +143,30 @@ pub fn streams(out: &mut String, streams: &[StreamResult], categorize: bool) {
     out.push(']');
 }
 
+/// Loki's legacy (v0) streams array, without the outer brackets:
+/// `{"labels":"{..}","entries":[{"ts":"<RFC3339Nano>","line":".."}]},...`.
+pub fn legacy_streams(out: &mut String, streams: &[StreamResult]) {
+    for (i, s) in streams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"labels\":");
+        string(out, &s.labels.to_string());
+        out.push_str(",\"entries\":[");
+        for (j, e) in s.entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"ts\":");
+            string(out, &crate::validate::rfc3339(e.ts));
+            out.push_str(",\"line\":");
+            string(out, &e.line);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+}
+
 /// The `data` object's result type name.
 pub fn result_type(v: &QueryValue) -> &'static str {
     match v {

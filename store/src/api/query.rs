@@ -115,8 +115,13 @@ pub async fn query_range(
         max_series: limits.max_query_series,
         cancel: None,
     };
+    answer(&app, req).await
+}
+
+/// Runs `req` and writes Loki's query response.
+async fn answer(app: &AppState, req: QueryRequest) -> Result<Response, ApiError> {
     let categorized = req.categorize_labels;
-    let (value, stats) = run(&app, req).await?;
+    let (value, stats) = run(app, req).await?;
     Ok(json_response(json::query_response(
         &value,
         &stats,
@@ -151,13 +156,7 @@ pub async fn query_instant(
         max_series: limits.max_query_series,
         cancel: None,
     };
-    let categorized = req.categorize_labels;
-    let (value, stats) = run(&app, req).await?;
-    Ok(json_response(json::query_response(
-        &value,
-        &stats,
-        categorized,
-    )))
+    answer(&app, req).await
 }
 
 /// `GET|POST /api/prom/query`: the legacy log query. `regexp` is appended
@@ -196,25 +195,7 @@ pub async fn legacy_query(
         ));
     };
     let mut out = String::from("{\"streams\":[");
-    for (i, s) in streams.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"labels\":");
-        json::string(&mut out, &s.labels.to_string());
-        out.push_str(",\"entries\":[");
-        for (j, e) in s.entries.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"ts\":");
-            json::string(&mut out, &crate::validate::rfc3339(e.ts));
-            out.push_str(",\"line\":");
-            json::string(&mut out, &e.line);
-            out.push('}');
-        }
-        out.push_str("]}");
-    }
+    json::legacy_streams(&mut out, &streams);
     out.push_str("],\"stats\":");
     json::stats_json(&mut out, &stats);
     out.push('}');

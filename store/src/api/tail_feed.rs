@@ -171,25 +171,7 @@ pub fn frame_json(
 /// (`null` when none, as Loki's legacy encoder writes it).
 pub fn legacy_frame_json(streams: &[StreamResult], dropped: &[(i64, &LabelSet)]) -> String {
     let mut out = String::from("{\"streams\":[");
-    for (i, s) in streams.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"labels\":");
-        json::string(&mut out, &s.labels.to_string());
-        out.push_str(",\"entries\":[");
-        for (j, e) in s.entries.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            out.push_str("{\"ts\":");
-            json::string(&mut out, &crate::validate::rfc3339(e.ts));
-            out.push_str(",\"line\":");
-            json::string(&mut out, &e.line);
-            out.push('}');
-        }
-        out.push_str("]}");
-    }
+    json::legacy_streams(&mut out, streams);
     out.push_str("],\"dropped_entries\":");
     if dropped.is_empty() {
         out.push_str("null");
