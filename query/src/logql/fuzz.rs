@@ -4,11 +4,13 @@
 //! For any input bytes: parsing returns a tree or an error (never panics,
 //! overflows the stack or runs away); a tree passes through the plan-time
 //! checks; and its printed form parses back to the same tree. The printed
-//! form may fail to parse only where LogQL has no syntax for what the tree
-//! holds, which Loki's printer shares: literals folded to NaN or infinity
+//! form may fail to parse, or parse to another tree, only where LogQL has no
+//! syntax for what the tree holds, which Loki's printer shares: literals folded to NaN or infinity
 //! (`0/0`), and label names that are not plain identifiers (Loki's lexer
 //! turns stray characters into one-character identifiers, and Prometheus
-//! quotes such names in matchers).
+//! quotes such names in matchers). `| json !` is such a case: the lone `!`
+//! is a label to extract, printed as `json !="!"`, which reads back as a
+//! `!=` filter.
 
 use super::ast::{Expr, LabelFilter, LabelFormat, LogExpr, NamedMatcher, SampleExpr, Stage};
 use super::{check_expr, parse_expr, parse_expr_bytes, parse_log_selector, parse_matchers};
@@ -27,7 +29,7 @@ pub fn fuzz_one(data: &[u8]) {
     let printed = expr.to_string();
     match parse_expr(&printed) {
         Ok(again) => assert!(
-            again == expr,
+            again == expr || !printable(&expr),
             "printing changed the query\n input:   {:?}\n printed: {printed}\n again:   {again}",
             String::from_utf8_lossy(data)
         ),
