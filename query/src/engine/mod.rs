@@ -33,6 +33,7 @@ mod binop;
 mod detected_level;
 mod error;
 mod eval;
+mod fuzz;
 mod logs;
 mod matrix;
 mod plan;
@@ -49,6 +50,7 @@ use crate::source::LogSource;
 
 pub use detected_level::{DETECTED_LEVEL, Deriver};
 pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY};
+pub use fuzz::fuzz_eval;
 pub use types::{LogEntry, QueryRequest, QueryStats, QueryValue, Sample, Series, StreamResult};
 
 use eval::Evaluator;

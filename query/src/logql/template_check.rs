@@ -43,7 +43,9 @@ pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
     let mut line = 1;
     let mut stack: Vec<(Block, bool)> = Vec::new(); // (kind, seen else)
     while i < b.len() {
-        if !text[i..].starts_with("{{") {
+        // Byte-wise: `i` steps through multi-byte characters one byte at
+        // a time outside actions.
+        if !b[i..].starts_with(b"{{") {
             if b[i] == b'\n' {
                 line += 1;
             }
@@ -138,10 +140,8 @@ pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
                         words.push(&text[start..i]);
                     }
                 }
-                _ if c >= 0x80 => {
-                    let ch = text[i..].chars().next().unwrap_or(' ');
-                    i += ch.len_utf8();
-                }
+                // Everything else, bytes of multi-byte characters included,
+                // is one byte of no interest here.
                 _ => i += 1,
             }
         }
@@ -252,6 +252,9 @@ mod tests {
             "template: line:1: unexpected EOF"
         );
         assert!(check_template("line", "{{ \"x }}").is_err());
+        // Multi-byte characters inside and outside actions.
+        assert_eq!(check_template("line", "ܞ{ {{ .a }}ܞ{{ \"ü\" }}é"), Ok(()));
+
         let deep = "{{ if .a }}".repeat(500) + &"{{ end }}".repeat(500);
         assert!(
             check_template("line", &deep)

@@ -166,6 +166,14 @@ const TOKENS: [&str; 38] = [
     "Z",
 ];
 
+/// Whether `v` starts with the ASCII word `w`, in any case (byte-wise, so
+/// a multi-byte character in `v` is simply no match).
+fn starts_with_ignore_case(v: &str, w: &str) -> bool {
+    v.as_bytes()
+        .get(..w.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
+}
+
 fn next_token(layout: &str) -> Option<(usize, &'static str, usize)> {
     // Returns (start, token, length) of the first layout element.
     let b = layout.as_bytes();
@@ -174,7 +182,7 @@ fn next_token(layout: &str) -> Option<(usize, &'static str, usize)> {
             if t == "Z" {
                 continue;
             }
-            if layout[i..].starts_with(t) {
+            if b[i..].starts_with(t.as_bytes()) {
                 // Fractional seconds: a run of 0s or 9s after . or ,
                 if t.starts_with('.') || t.starts_with(',') {
                     let digit = t.as_bytes()[1];
@@ -313,7 +321,7 @@ pub(crate) fn parse(layout: &str, value: &str) -> Result<Time, String> {
                     .iter()
                     .position(|m| {
                         let m = if tok == "Jan" { &m[..3] } else { m };
-                        v.len() >= m.len() && v[..m.len()].eq_ignore_ascii_case(m)
+                        starts_with_ignore_case(v, m)
                     })
                     .ok_or_else(bad)?;
                 let l = if tok == "Jan" { 3 } else { MONTHS[i].len() };
@@ -325,7 +333,7 @@ pub(crate) fn parse(layout: &str, value: &str) -> Result<Time, String> {
                     .iter()
                     .position(|d| {
                         let d = if tok == "Mon" { &d[..3] } else { d };
-                        v.len() >= d.len() && v[..d.len()].eq_ignore_ascii_case(d)
+                        starts_with_ignore_case(v, d)
                     })
                     .ok_or_else(bad)?;
                 v = &v[if tok == "Mon" { 3 } else { DAYS[i].len() }..];
@@ -477,6 +485,17 @@ mod tests {
         assert_eq!(go_string(ns), "2023-01-15 16:08:09.902 +0000 UTC");
         assert_eq!(format(Time::from_unix_nanos(0), "02/01/06"), "01/01/70");
         assert_eq!(go_string(Time::zero()), "0001-01-01 00:00:00 +0000 UTC");
+        assert_eq!(format(ns, "2006年01月02日"), "2023年01月15日");
+    }
+
+    #[test]
+    fn multibyte_layouts_and_values_do_not_panic() {
+        assert_eq!(
+            parse("2006年01月", "2023年02月").map(|t| t.secs),
+            Ok(days_from_civil(2023, 2, 1) * DAY)
+        );
+        assert!(parse("Jan 2006", "Jé 2023").is_err());
+        assert!(parse("Monday", "Mé").is_err());
     }
 
     #[test]

@@ -1,0 +1,12 @@
+//! Fuzzes the engine: a query (the first line) evaluated over log lines
+//! (the rest) must give a result or an error, never a panic, an overflow
+//! or a runaway: templates, parsers, label filters, unwrap conversions and
+//! aggregations on outside text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use larch_query::engine;
+
+fuzz_target!(|data: &[u8]| {
+    engine::fuzz_eval(data);
+});
