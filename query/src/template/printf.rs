@@ -228,6 +228,9 @@ fn str_verb(s: &str, verb: char, fl: &Flags) -> String {
 }
 
 /// Go's `fmt.Sprintf` over template values; `to_s` prints a value `%v`.
+/// Widest width or precision Go's fmt accepts (`tooLarge`).
+const MAX_WIDTH: usize = 1_000_000;
+
 pub(crate) fn sprintf(format: &str, args: &[Value], to_s: &dyn Fn(&Value) -> String) -> String {
     let mut out = String::new();
     let mut chars = format.chars().peekable();
@@ -258,7 +261,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value], to_s: &dyn Fn(&Value) -> Str
             if chars.peek() == Some(&'*') {
                 chars.next();
                 return match args.get(*argi) {
-                    Some(Value::Int(i)) => {
+                    Some(Value::Int(i)) if *i <= MAX_WIDTH as i64 => {
                         *argi += 1;
                         Some((*i).max(0) as usize)
                     }
@@ -271,6 +274,12 @@ pub(crate) fn sprintf(format: &str, args: &[Value], to_s: &dyn Fn(&Value) -> Str
             let mut n: Option<usize> = None;
             while let Some(&d) = chars.peek() {
                 if let Some(v) = d.to_digit(10) {
+                    if n.is_some_and(|n| n > MAX_WIDTH) {
+                        // As Go: a number this long ends the format (the
+                        // verb goes missing).
+                        chars.by_ref().for_each(drop);
+                        return None;
+                    }
                     n = Some(n.unwrap_or(0) * 10 + v as usize);
                     chars.next();
                 } else {
@@ -402,5 +411,16 @@ mod tests {
             ),
             "abc|       r"
         );
+    }
+
+    #[test]
+    fn widths_too_large_end_the_format_as_in_go() {
+        let long = format!("%{}d tail", "9".repeat(40));
+        assert_eq!(p(&long, &[Value::Int(1)]), "%!(NOVERB)%!(EXTRA int=1)");
+        assert_eq!(
+            p("%.99999999999999999999f", &[Value::Float(1.0)]),
+            "%!(NOVERB)%!(EXTRA float64=1)"
+        );
+        assert_eq!(p("%1000000d", &[Value::Int(1)]).len(), 1_000_000);
     }
 }
