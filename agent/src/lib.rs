@@ -13,6 +13,8 @@ pub mod error;
 pub mod file_id;
 pub mod flags;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod kube;
 pub mod labels;
 pub mod metrics;

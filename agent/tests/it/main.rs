@@ -3,6 +3,7 @@
 
 mod cli;
 mod e2e;
+mod fuzz;
 mod kube;
 mod support;
 mod tailer_model;
