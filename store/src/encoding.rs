@@ -2,6 +2,16 @@
 //! index): LEB128 varints, zigzag, length-prefixed strings, and a reader
 //! that turns every out-of-bounds access into an error instead of a panic.
 
+/// Whether a snappy block of `compressed` bytes can decompress to
+/// `claimed` bytes. The most a snappy element produces per input byte is a
+/// 3-byte copy of 64 bytes, so a block never expands more than 64/3 times;
+/// a larger claim (in its header, which costs a few bytes to forge) is
+/// corrupt, and refusing it before the output buffer is sized keeps a
+/// damaged file or body from reserving memory it does not account for.
+pub fn snappy_len_plausible(compressed: usize, claimed: usize) -> bool {
+    claimed <= compressed.saturating_mul(22)
+}
+
 /// Appends `v` as an unsigned LEB128 varint.
 pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -143,6 +153,26 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn snappy_expansion_bound_holds_for_the_most_compressible_input() {
+        for n in [0usize, 1, 100, 65_536, 1 << 20, 5 << 20] {
+            let raw = vec![0u8; n];
+            let c = snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .unwrap_or_default();
+            assert!(
+                snappy_len_plausible(c.len(), n),
+                "{n} bytes from {}",
+                c.len()
+            );
+        }
+        // A header claiming 1 GiB in a few bytes.
+        let mut forged = Vec::new();
+        put_uvarint(&mut forged, 1 << 30);
+        forged.extend_from_slice(&[0; 8]);
+        assert!(!snappy_len_plausible(forged.len(), 1 << 30));
+    }
 
     proptest! {
         #[test]

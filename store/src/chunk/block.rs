@@ -18,7 +18,7 @@ use larch_query::{Block, Columns};
 
 use super::ChunkError;
 use super::filter;
-use crate::encoding::{Reader, put_uvarint, put_varint};
+use crate::encoding::{Reader, put_uvarint, put_varint, snappy_len_plausible};
 
 /// Number of columns.
 pub const NCOLS: usize = 5;
@@ -447,7 +447,7 @@ fn decompress_into(
     what: &'static str,
 ) -> Result<(), ChunkError> {
     let len = snap::raw::decompress_len(input).map_err(|_| ChunkError::corrupt(what))?;
-    if len > limit {
+    if len > limit || !snappy_len_plausible(input.len(), len) {
         return Err(ChunkError::corrupt(what));
     }
     // Reused buffers are only zero-filled where they grow: decompression

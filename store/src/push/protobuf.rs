@@ -37,6 +37,9 @@ pub fn snappy_decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if len > MAX_DECOMPRESSED {
         return Err(too_large(MAX_DECOMPRESSED));
     }
+    if !crate::encoding::snappy_len_plausible(body.len(), len) {
+        return Err(DecodeError::bad("snappy: corrupt input"));
+    }
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|_| DecodeError::bad("snappy: corrupt input"))
