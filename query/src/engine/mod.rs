@@ -36,6 +36,8 @@ mod eval;
 mod fuzz;
 mod logs;
 mod matrix;
+#[doc(hidden)]
+pub mod mem;
 mod plan;
 mod range;
 mod scan;

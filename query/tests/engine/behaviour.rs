@@ -11,7 +11,7 @@ use larch_query::engine::{
 };
 use larch_query::{Columns, Direction, LabelSet};
 
-use super::mem::{Entry, MemSource, Stream};
+use larch_query::engine::mem::{Entry, MemSource, Stream};
 
 const S: i64 = 1_000_000_000;
 

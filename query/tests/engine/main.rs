@@ -1,11 +1,10 @@
 //! Integration tests of the LogQL engine (`larch_query::engine`): property
 //! tests against a reference evaluator and tests of specific behaviours,
-//! over an in-memory source (see `mem.rs` for why). Loki's own engine
+//! over an in-memory source (`larch_query::engine::mem`, which says why). Loki's own engine
 //! scripts run against the real store in `store/tests/logqltest`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod behaviour;
 mod cases;
-mod mem;
 mod naive;
 mod props;

@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 
 use super::cases::{check_log, check_metric, data, log_case, metric_case, query};
-use super::mem::{Entry, MemSource, Stream};
 use super::naive::RefStream;
+use larch_query::engine::mem::{Entry, MemSource, Stream};
 
 fn source(data: &[RefStream], block_len: usize) -> MemSource {
     MemSource::new(
