@@ -10,6 +10,8 @@
 //! * [`index`]: the per-tenant label index.
 //! * [`ingester`]: streams in memory, the WAL writer, flushing, and the
 //!   `LogSource` the engine reads.
+//! * [`quarantine`]: where recovery puts what it will not use but must
+//!   not delete.
 //! * [`config`], [`tenant`], [`units`]: configuration and identities.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
@@ -26,6 +28,7 @@ pub mod ingester;
 pub mod limits;
 pub mod metrics;
 pub mod push;
+pub mod quarantine;
 pub mod server;
 pub mod tenant;
 pub mod units;

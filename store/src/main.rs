@@ -41,6 +41,11 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Rebuild every tenant's index log from its chunk files (the old logs
+    /// are kept in `<data-dir>/quarantine/index/`), print a summary and
+    /// exit. Run it with the store stopped.
+    #[arg(long)]
+    rebuild_index: bool,
     /// Log filter (tracing-subscriber syntax), e.g. `info` or `larch_store=debug`.
     #[arg(long, env = "LARCH_LOG", default_value = "info")]
     log_level: String,
@@ -114,12 +119,43 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logs(&args)?;
+    if args.rebuild_index {
+        return rebuild_index(&config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("larch-store")
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run(config))
+}
+
+/// `--rebuild-index`: rebuilds the index logs and prints what was found.
+fn rebuild_index(config: &Config) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let s = larch_store::ingester::recover::rebuild_index(config, &metrics).with_context(|| {
+        format!(
+            "rebuilding the index of data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let r = &s.recovery;
+    println!(
+        "rebuilt the index of {} tenant(s): {} stream(s), {} chunk(s), {} entries",
+        s.tenants, s.streams, s.chunks, s.entries
+    );
+    println!(
+        "chunk files: {} adopted, {} quarantined, {} deleted (retired by a delete record), {} temporary removed",
+        r.adopted, r.quarantined, r.deleted_retired, r.temp_removed
+    );
+    println!(
+        "old index logs kept in {}",
+        config.data_dir.join("quarantine").join("index").display()
+    );
+    for n in &s.notes {
+        println!("note: {n}");
+    }
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub tail_dropped_entries: Family<Labels, Counter>,
     /// Push events a live tail missed because it fell behind the fan-out.
     pub tail_lagged_events: Counter,
+    /// Damage found on disk and what recovery did about it.
+    pub recovery: RecoveryMetrics,
 }
 
 impl Metrics {
@@ -102,8 +104,10 @@ impl Metrics {
             tail_sent_entries: Counter::default(),
             tail_dropped_entries: Family::default(),
             tail_lagged_events: Counter::default(),
+            recovery: RecoveryMetrics::default(),
             registry: Registry::default(),
         };
+        m.recovery.register(&mut registry);
         registry.register(
             "larch_distributor_bytes_received",
             "Bytes of log lines received.",
@@ -226,6 +230,82 @@ impl Default for Metrics {
     fn default() -> Metrics {
         Metrics::new()
     }
+}
+
+/// Damage found in the data directory and what recovery did about it
+/// (see ARCHITECTURE.md, "Failure modes"). Label values are fixed sets.
+#[derive(Default)]
+pub struct RecoveryMetrics {
+    /// Bytes of corrupt WAL regions skipped on replay.
+    pub wal_corrupt_bytes: Counter,
+    /// Bytes cut off the end of the newest WAL segment (torn writes).
+    pub wal_torn_bytes: Counter,
+    /// Index logs found damaged, by `kind`: `record` (a bad region
+    /// followed by valid records), `header`, `unreadable`.
+    pub index_corruptions: Family<Labels, Counter>,
+    /// Index logs that ended in a torn record (cut off).
+    pub index_torn_tails: Counter,
+    /// Damaged chunk files found, by `kind`: `block` (a block's column
+    /// fails its checksum), `index` (footer or block index damaged),
+    /// `header`, `missing` (named by the index, absent), `unreadable`.
+    pub chunk_corruptions: Family<Labels, Counter>,
+    /// Chunk files no index record named, added back to the index from
+    /// their own headers.
+    pub chunks_adopted: Counter,
+    /// Files moved or copied to the quarantine folder.
+    pub quarantined_files: Counter,
+    /// Index log files held open.
+    pub index_open_files: Gauge,
+}
+
+impl RecoveryMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "larch_wal_corrupt_bytes",
+            "Bytes of corrupt WAL records skipped on replay.",
+            self.wal_corrupt_bytes.clone(),
+        );
+        registry.register(
+            "larch_wal_torn_tail_bytes",
+            "Bytes of partly written records cut off the newest WAL segment at startup.",
+            self.wal_torn_bytes.clone(),
+        );
+        registry.register(
+            "larch_index_corruptions",
+            "Index logs found damaged (records recovered around the damage), by kind.",
+            self.index_corruptions.clone(),
+        );
+        registry.register(
+            "larch_index_torn_tails",
+            "Index logs that ended in a partly written record, cut off at startup.",
+            self.index_torn_tails.clone(),
+        );
+        registry.register(
+            "larch_chunk_corruptions",
+            "Damaged or missing chunk files found, by kind.",
+            self.chunk_corruptions.clone(),
+        );
+        registry.register(
+            "larch_chunk_adopted",
+            "Chunk files no index record named, added back to the index.",
+            self.chunks_adopted.clone(),
+        );
+        registry.register(
+            "larch_store_quarantined_files",
+            "Files moved or copied to the quarantine folder.",
+            self.quarantined_files.clone(),
+        );
+        registry.register(
+            "larch_index_open_files",
+            "Index log files held open.",
+            self.index_open_files.clone(),
+        );
+    }
+}
+
+/// A one-label set `kind=<kind>`.
+pub fn kind_label(kind: &'static str) -> Labels {
+    vec![("kind", kind.to_string())]
 }
 
 /// Shorthand for a one-label set.

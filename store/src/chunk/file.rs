@@ -1,31 +1,121 @@
-//! The chunk file (version 1):
+//! The chunk file. Version 2 (written):
 //!
 //! ```text
-//! header  "LRCHNK\x00\x01" | uvarint len + labels text | u64le fingerprint
-//! blocks  the columns of every block, back to back
+//! header  "LRCHNK\x00\x02" | u32le len | u32le crc32(body) | body
+//!         body: str labels text | u64le fingerprint | uvarint min_seq
+//!               | uvarint max_seq | uvarint n { str replaced chunk id }*
+//! block   "LRBK" | u32le len | u32le crc32(body) | body | columns
+//!         body: uvarint entries | varint mint | varint maxt | uvarint lines size
+//!               | uvarint columns size | 5 x (uvarint offset, uvarint length)
+//!               (ts, lens, lines, meta, filter; offsets from the first column)
 //! index   uvarint nblocks, then per block:
 //!         uvarint entries | varint mint | varint maxt | uvarint lines size
-//!         | 5 x (uvarint offset, uvarint length)   ts, lens, lines, meta, filter
+//!         | 5 x (uvarint offset, uvarint length)   (offsets from the file start)
 //! footer  u64le index offset | u32le index length | u32le crc32(index) | "LRCHEND1"
 //! ```
-//! Offsets are from the start of the file. The footer lets a reader find
-//! the index from the end; the index lets it skip blocks by time and token
-//! filter before decompressing anything.
+//! Version 1 (still read) has a header of `"LRCHNK\x00\x01" | str labels |
+//! u64le fingerprint` without checksum or sequence numbers (the largest
+//! sequence number is in its file name, `<max_seq:016x>-<crc:08x>`) and no
+//! block heads.
+//!
+//! The footer lets a reader find the index from the end; the index lets it
+//! skip blocks by time and token filter before decompressing anything.
+//! Version 2 makes a chunk self-describing: the header says which stream
+//! it belongs to, which WAL records it holds and which chunks it replaced
+//! (a compaction's inputs), so an index can be rebuilt from chunk files
+//! alone; the block heads repeat the index entry of each block, so that
+//! when the footer or index is damaged (or the file cut short) every block
+//! whose head and columns are intact is still found ([`salvage`]).
+
+use std::io::{self, Write};
+use std::path::Path;
 
 use super::ChunkError;
-use super::block::{BlockMeta, ColRange, EncodedBlock, NCOLS};
+use super::block::{BlockMeta, COL_FILTER, ColRange, EncodedBlock, NCOLS, column};
 use crate::encoding::{Reader, put_bytes, put_uvarint, put_varint};
 
-const MAGIC: &[u8; 8] = b"LRCHNK\x00\x01";
+const MAGIC_V1: &[u8; 8] = b"LRCHNK\x00\x01";
+const MAGIC_V2: &[u8; 8] = b"LRCHNK\x00\x02";
 const END_MAGIC: &[u8; 8] = b"LRCHEND1";
 const FOOTER: usize = 24;
+const BLOCK_MARK: &[u8; 4] = b"LRBK";
+/// Marker, length and checksum before a block head's body.
+const BLOCK_HEAD: usize = 12;
+/// Largest header body read: labels are bounded by validation, replaced
+/// ids by the compaction run.
+const MAX_HEADER: usize = 1 << 20;
+/// Largest block head body (eight varints and ten more).
+const MAX_BLOCK_HEAD: usize = 200;
+/// Largest version 1 header read from disk.
+const MAX_V1_HEADER: usize = 64 * 1024 + 18;
 
-/// The parts of a chunk file around its blocks: the header, and the index
-/// plus footer. The file is `head`, every block's bytes in order, `tail`;
-/// writing the parts one by one spares a copy of the blocks.
+/// The version this build writes.
+pub const VERSION: u8 = 2;
+
+/// What a chunk says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// The stream's labels text.
+    pub labels: String,
+    /// The stream's fingerprint.
+    pub fingerprint: u64,
+    /// Smallest WAL sequence number of its entries (0 when unknown:
+    /// version 1).
+    pub min_seq: u64,
+    /// Largest WAL sequence number of its entries (version 1: 0, see its
+    /// file name).
+    pub max_seq: u64,
+    /// Chunks of the same stream it replaces (a compaction's inputs).
+    pub replaces: Vec<String>,
+}
+
+impl ChunkHeader {
+    fn encode_body(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.labels.len() + 32 + self.replaces.len() * 26);
+        put_bytes(&mut b, self.labels.as_bytes());
+        b.extend_from_slice(&self.fingerprint.to_le_bytes());
+        put_uvarint(&mut b, self.min_seq);
+        put_uvarint(&mut b, self.max_seq);
+        put_uvarint(&mut b, self.replaces.len() as u64);
+        for id in &self.replaces {
+            put_bytes(&mut b, id.as_bytes());
+        }
+        b
+    }
+
+    fn decode_body(body: &[u8]) -> Result<ChunkHeader, ChunkError> {
+        let mut r = Reader::new(body);
+        let labels = r.str("header")?.to_string();
+        let fingerprint = r.u64le("header")?;
+        let min_seq = r.uvarint("header")?;
+        let max_seq = r.uvarint("header")?;
+        let n = r.len("header", body.len())?;
+        let mut replaces = Vec::with_capacity(n);
+        for _ in 0..n {
+            replaces.push(r.str("header")?.to_string());
+        }
+        if !r.is_empty() {
+            return Err(ChunkError::corrupt("header"));
+        }
+        Ok(ChunkHeader {
+            labels,
+            fingerprint,
+            min_seq,
+            max_seq,
+            replaces,
+        })
+    }
+}
+
+/// The parts of a chunk file around its blocks' columns: the header, a
+/// head per block, and the index plus footer. The file is `head`, then per
+/// block its head and its bytes, then `tail`; writing the parts one by one
+/// spares a copy of the blocks ([`ChunkParts::write_to`]).
 pub struct ChunkParts {
-    /// Magic, labels and fingerprint.
+    /// Magic and header.
     pub head: Vec<u8>,
+    /// Each block's head.
+    pub block_heads: Vec<Vec<u8>>,
     /// Block index and footer.
     pub tail: Vec<u8>,
     /// Checksum of the index (names the chunk).
@@ -34,16 +124,55 @@ pub struct ChunkParts {
     pub size: u64,
 }
 
-/// Lays out a chunk of `blocks` (sorted in time).
-pub fn chunk_parts(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> ChunkParts {
-    let mut head = Vec::with_capacity(labels.len() + 24);
-    head.extend_from_slice(MAGIC);
-    put_bytes(&mut head, labels.as_bytes());
-    head.extend_from_slice(&fingerprint.to_le_bytes());
+impl ChunkParts {
+    /// Writes the whole file: these parts around `blocks` (the blocks they
+    /// were made for).
+    pub fn write_to(&self, w: &mut impl Write, blocks: &[&EncodedBlock]) -> io::Result<()> {
+        w.write_all(&self.head)?;
+        for (h, b) in self.block_heads.iter().zip(blocks) {
+            w.write_all(h)?;
+            w.write_all(&b.bytes)?;
+        }
+        w.write_all(&self.tail)
+    }
+}
+
+fn block_head(b: &EncodedBlock) -> Vec<u8> {
+    let m = &b.meta;
+    let mut body = Vec::with_capacity(48);
+    put_uvarint(&mut body, u64::from(m.entries));
+    put_varint(&mut body, m.mint);
+    put_varint(&mut body, m.maxt);
+    put_uvarint(&mut body, m.lines_size);
+    put_uvarint(&mut body, b.bytes.len() as u64);
+    for c in &m.cols {
+        put_uvarint(&mut body, if c.len > 0 { c.offset } else { 0 });
+        put_uvarint(&mut body, c.len);
+    }
+    let mut out = Vec::with_capacity(BLOCK_HEAD + body.len());
+    out.extend_from_slice(BLOCK_MARK);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Lays out a chunk of `blocks` (sorted in time) described by `header`.
+pub fn chunk_parts(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> ChunkParts {
+    let body = header.encode_body();
+    let mut head = Vec::with_capacity(body.len() + 16);
+    head.extend_from_slice(MAGIC_V2);
+    head.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    head.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    head.extend_from_slice(&body);
     let mut offset = head.len() as u64;
     let mut index = Vec::with_capacity(8 + blocks.len() * 48);
+    let mut block_heads = Vec::with_capacity(blocks.len());
     put_uvarint(&mut index, blocks.len() as u64);
     for b in blocks {
+        let bh = block_head(b);
+        offset += bh.len() as u64;
+        block_heads.push(bh);
         let m = &b.meta;
         put_uvarint(&mut index, u64::from(m.entries));
         put_varint(&mut index, m.mint);
@@ -66,6 +195,7 @@ pub fn chunk_parts(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> 
     let size = index_offset + tail.len() as u64;
     ChunkParts {
         head,
+        block_heads,
         tail,
         index_crc: crc,
         size,
@@ -73,26 +203,93 @@ pub fn chunk_parts(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> 
 }
 
 /// Serialises a chunk from its blocks (sorted in time) into one buffer.
-pub fn encode_chunk(labels: &str, fingerprint: u64, blocks: &[&EncodedBlock]) -> Vec<u8> {
-    let parts = chunk_parts(labels, fingerprint, blocks);
+pub fn encode_chunk(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> Vec<u8> {
+    let parts = chunk_parts(header, blocks);
     let mut out = Vec::with_capacity(parts.size as usize);
-    out.extend_from_slice(&parts.head);
-    for b in blocks {
-        out.extend_from_slice(&b.bytes);
-    }
-    out.extend_from_slice(&parts.tail);
+    // Writing into a Vec cannot fail.
+    let _ = parts.write_to(&mut out, blocks);
     out
 }
 
-/// A parsed chunk file: its bytes and block index.
+/// The version of a chunk by its magic, if it is one this build reads.
+fn version_of(magic: &[u8]) -> Option<u8> {
+    if magic == MAGIC_V2 {
+        Some(2)
+    } else if magic == MAGIC_V1 {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Decodes the header at the start of `bytes` (magic included). Returns
+/// the header and where it ends.
+fn parse_header(version: u8, bytes: &[u8]) -> Result<(ChunkHeader, usize), ChunkError> {
+    let rest = bytes
+        .get(MAGIC_V2.len()..)
+        .ok_or(ChunkError::Corrupt("header"))?;
+    let mut r = Reader::new(rest);
+    if version == 1 {
+        let labels = r.str("labels")?.to_string();
+        let fingerprint = r.u64le("fingerprint")?;
+        let end = MAGIC_V1.len() + r.pos();
+        return Ok((
+            ChunkHeader {
+                labels,
+                fingerprint,
+                ..ChunkHeader::default()
+            },
+            end,
+        ));
+    }
+    let len = r.u32le("header")? as usize;
+    let crc = r.u32le("header")?;
+    if len > MAX_HEADER {
+        return Err(ChunkError::Corrupt("header"));
+    }
+    let body = r.take(len, "header")?;
+    if crc32fast::hash(body) != crc {
+        return Err(ChunkError::Checksum("header"));
+    }
+    let h = ChunkHeader::decode_body(body)?;
+    Ok((h, MAGIC_V2.len() + 8 + len))
+}
+
+/// The index found through the footer of a whole file: `(offset, blocks)`.
+fn parse_footer_and_index(bytes: &[u8]) -> Result<(usize, Vec<BlockMeta>), ChunkError> {
+    if bytes.len() < MAGIC_V2.len() + FOOTER {
+        return Err(ChunkError::Corrupt("footer"));
+    }
+    let foot = &bytes[bytes.len() - FOOTER..];
+    if &foot[16..24] != END_MAGIC {
+        return Err(ChunkError::Corrupt("footer"));
+    }
+    let mut f = Reader::new(foot);
+    let index_offset =
+        usize::try_from(f.u64le("footer")?).map_err(|_| ChunkError::Corrupt("footer"))?;
+    let index_len = f.u32le("footer")? as usize;
+    let crc = f.u32le("footer")?;
+    let index_end = index_offset
+        .checked_add(index_len)
+        .filter(|&e| e <= bytes.len() - FOOTER && index_offset >= MAGIC_V2.len())
+        .ok_or(ChunkError::Corrupt("footer"))?;
+    let index = &bytes[index_offset..index_end];
+    if crc32fast::hash(index) != crc {
+        return Err(ChunkError::Checksum("index"));
+    }
+    let blocks = parse_index(index, index_offset as u64)?;
+    Ok((index_offset, blocks))
+}
+
+/// A parsed chunk file: its bytes, header and block index.
 #[derive(Debug)]
 pub struct ChunkFile {
     /// The whole file.
     pub bytes: Vec<u8>,
-    /// The stream's labels text.
-    pub labels: String,
-    /// The stream's fingerprint.
-    pub fingerprint: u64,
+    /// Format version.
+    pub version: u8,
+    /// What it says about itself.
+    pub header: ChunkHeader,
     /// Its blocks, in time order.
     pub blocks: Vec<BlockMeta>,
 }
@@ -101,120 +298,293 @@ impl ChunkFile {
     /// Parses and checks header, footer and index (block columns are
     /// checked when they are decoded).
     pub fn parse(bytes: Vec<u8>) -> Result<ChunkFile, ChunkError> {
-        if bytes.len() < MAGIC.len() + FOOTER || &bytes[..8] != MAGIC {
-            return Err(ChunkError::Version);
+        let version = bytes
+            .get(..MAGIC_V2.len())
+            .and_then(version_of)
+            .ok_or(ChunkError::Version)?;
+        let (index_offset, blocks) = parse_footer_and_index(&bytes)?;
+        let (header, header_end) = parse_header(version, &bytes[..index_offset])?;
+        if blocks
+            .iter()
+            .flat_map(|b| b.cols.iter())
+            .any(|c| c.len > 0 && c.offset < header_end as u64)
+        {
+            return Err(ChunkError::Corrupt("index"));
         }
-        let foot = &bytes[bytes.len() - FOOTER..];
-        if &foot[16..24] != END_MAGIC {
-            return Err(ChunkError::Corrupt("footer"));
-        }
-        let mut f = Reader::new(foot);
-        let index_offset =
-            usize::try_from(f.u64le("footer")?).map_err(|_| ChunkError::Corrupt("footer"))?;
-        let index_len = f.u32le("footer")? as usize;
-        let crc = f.u32le("footer")?;
-        let index_end = index_offset
-            .checked_add(index_len)
-            .filter(|&e| e <= bytes.len() - FOOTER)
-            .ok_or(ChunkError::Corrupt("footer"))?;
-        let index = &bytes[index_offset..index_end];
-        if crc32fast::hash(index) != crc {
-            return Err(ChunkError::Checksum("index"));
-        }
-
-        // The header lies between the magic and the index.
-        let header = bytes
-            .get(MAGIC.len()..index_offset)
-            .ok_or(ChunkError::Corrupt("footer"))?;
-        let mut h = Reader::new(header);
-        let labels = h.str("labels")?.to_string();
-        let fingerprint = h.u64le("fingerprint")?;
-
-        let blocks = parse_index(index, index_offset as u64)?;
         Ok(ChunkFile {
             bytes,
-            labels,
-            fingerprint,
+            version,
+            header,
             blocks,
         })
     }
 }
 
+/// Every block of a version 2 chunk found by walking its block heads from
+/// the header on, whatever the state of the footer and index: a block
+/// counts when its head checks out and its columns lie inside the file
+/// (their checksums are checked when they are decoded). Where a head is
+/// damaged, the walk resynchronises on the next block marker whose head
+/// checks out. Version 1 chunks have no block heads: nothing is found.
+pub fn salvage(bytes: &[u8]) -> Vec<BlockMeta> {
+    let mut out = Vec::new();
+    // Version 1 has no block heads; any other magic is taken for a
+    // damaged version 2 one.
+    if bytes.len() < MAGIC_V2.len() || &bytes[..MAGIC_V1.len()] == MAGIC_V1 {
+        return out;
+    }
+    // Blocks end where a valid index starts, or at the end of the file.
+    let end = parse_footer_and_index(bytes).map_or(bytes.len(), |(o, _)| o);
+    let mut pos = match parse_header(2, &bytes[..end]) {
+        Ok((_, e)) => e,
+        Err(_) => MAGIC_V2.len(),
+    };
+    while pos + BLOCK_HEAD <= end {
+        if let Some((meta, next)) = block_at(bytes, pos, end) {
+            out.push(meta);
+            pos = next;
+            continue;
+        }
+        match bytes[pos + 1..end]
+            .windows(BLOCK_MARK.len())
+            .position(|w| w == BLOCK_MARK)
+        {
+            Some(i) => pos = pos + 1 + i,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The block whose head is at `pos`, with absolute column offsets, and
+/// where the next block starts.
+fn block_at(bytes: &[u8], pos: usize, end: usize) -> Option<(BlockMeta, usize)> {
+    let h = bytes.get(pos..pos + BLOCK_HEAD)?;
+    if &h[..4] != BLOCK_MARK {
+        return None;
+    }
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if len > MAX_BLOCK_HEAD {
+        return None;
+    }
+    let body_start = pos + BLOCK_HEAD;
+    let body = bytes.get(body_start..body_start + len)?;
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    let mut r = Reader::new(body);
+    let entries = u32::try_from(r.uvarint("block").ok()?).ok()?;
+    let mint = r.varint("block").ok()?;
+    let maxt = r.varint("block").ok()?;
+    let lines_size = r.uvarint("block").ok()?;
+    let size = usize::try_from(r.uvarint("block").ok()?).ok()?;
+    let data = body_start + len;
+    let next = data.checked_add(size).filter(|&n| n <= end)?;
+    let mut cols = [ColRange::default(); NCOLS];
+    for c in &mut cols {
+        let off = r.uvarint("block").ok()?;
+        let l = r.uvarint("block").ok()?;
+        if l > 0 {
+            if off.checked_add(l)? > size as u64 {
+                return None;
+            }
+            *c = ColRange {
+                offset: data as u64 + off,
+                len: l,
+            };
+        }
+    }
+    Some((
+        BlockMeta {
+            entries,
+            mint,
+            maxt,
+            lines_size,
+            cols,
+        },
+        next,
+    ))
+}
+
 /// The index of a chunk file on disk, read without reading its blocks.
 #[derive(Debug)]
 pub struct ChunkIndex {
-    /// The stream's fingerprint.
+    /// Format version.
+    pub version: u8,
+    /// What the chunk says about itself; `None` when its header is
+    /// damaged (the blocks are still readable).
+    pub header: Option<ChunkHeader>,
+    /// The stream's fingerprint (0 when the header is damaged).
     pub fingerprint: u64,
     /// Its blocks, in time order, with offsets into the file.
     pub blocks: Vec<BlockMeta>,
     /// File size.
     pub size: u64,
+    /// Whether the blocks were found by walking block heads because the
+    /// footer or index is damaged ([`salvage`]).
+    pub salvaged: bool,
 }
 
 impl ChunkIndex {
-    /// Reads header, footer and index of the chunk file at `path`.
-    pub fn read(path: &std::path::Path) -> Result<ChunkIndex, ReadError> {
+    /// Reads header, footer and index of the chunk file at `path`. A
+    /// damaged header is tolerated (`header` is `None`); a damaged footer
+    /// or index is an error (see [`ChunkIndex::salvage`]).
+    pub fn read(path: &Path) -> Result<ChunkIndex, ReadError> {
         use std::os::unix::fs::FileExt;
         let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
         let size = file.metadata().map_err(|e| ReadError::io(path, e))?.len();
-        if size < (MAGIC.len() + FOOTER) as u64 {
-            return Err(ReadError::chunk(path, ChunkError::Version));
+        if size < (MAGIC_V2.len() + FOOTER) as u64 {
+            return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
         }
-        let mut head = [0u8; 8];
-        file.read_exact_at(&mut head, 0)
+        let mut magic = [0u8; 8];
+        file.read_exact_at(&mut magic, 0)
             .map_err(|e| ReadError::io(path, e))?;
-        if &head != MAGIC {
-            return Err(ReadError::chunk(path, ChunkError::Version));
-        }
+        let version =
+            version_of(&magic).ok_or_else(|| ReadError::chunk(path, ChunkError::Version))?;
         let mut foot = [0u8; FOOTER];
         file.read_exact_at(&mut foot, size - FOOTER as u64)
             .map_err(|e| ReadError::io(path, e))?;
         if &foot[16..24] != END_MAGIC {
             return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
         }
-        let index_offset = u64::from_le_bytes(foot[0..8].try_into().unwrap_or([0; 8]));
-        let index_len = u32::from_le_bytes(foot[8..12].try_into().unwrap_or([0; 4])) as u64;
-        if index_offset
-            .checked_add(index_len)
-            .is_none_or(|e| e > size - FOOTER as u64)
+        let word = |a: usize, n: usize| {
+            foot[a..a + n]
+                .iter()
+                .rev()
+                .fold(0u64, |v, &b| (v << 8) | u64::from(b))
+        };
+        let index_offset = word(0, 8);
+        let index_len = word(8, 4);
+        let crc = word(12, 4) as u32;
+        if index_offset < MAGIC_V2.len() as u64
+            || index_offset
+                .checked_add(index_len)
+                .is_none_or(|e| e > size - FOOTER as u64)
         {
             return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
         }
-        // Header (labels, fingerprint) sits before the first block; read
-        // the index, then rebuild a small buffer for `ChunkFile::parse`'s
-        // index decoder by parsing it in place.
         let mut index = vec![0u8; index_len as usize];
         file.read_exact_at(&mut index, index_offset)
             .map_err(|e| ReadError::io(path, e))?;
-        let crc = u32::from_le_bytes(foot[12..16].try_into().unwrap_or([0; 4]));
         if crc32fast::hash(&index) != crc {
             return Err(ReadError::chunk(path, ChunkError::Checksum("index")));
         }
         let blocks = parse_index(&index, index_offset).map_err(|e| ReadError::chunk(path, e))?;
-        let mut fp = [0u8; 8];
-        // The fingerprint follows the labels; find it through the header.
-        let mut hdr = vec![
-            0u8;
-            (index_offset as usize)
-                .min(8 + 10 + 64 * 1024)
-                .saturating_sub(8)
-        ];
-        file.read_exact_at(&mut hdr, 8)
+        // The header sits before the first block.
+        let cap = match version {
+            1 => MAX_V1_HEADER,
+            _ => MAX_HEADER + 16,
+        };
+        let mut hdr = vec![0u8; (index_offset as usize).min(cap)];
+        file.read_exact_at(&mut hdr, 0)
             .map_err(|e| ReadError::io(path, e))?;
-        let mut r = Reader::new(&hdr);
-        let _labels = r
-            .bytes("labels")
-            .map_err(|e| ReadError::chunk(path, e.into()))?;
-        fp.copy_from_slice(
-            r.take(8, "fingerprint")
-                .map_err(|e| ReadError::chunk(path, e.into()))?,
-        );
+        let header = parse_header(version, &hdr).ok().map(|(h, _)| h);
         Ok(ChunkIndex {
-            fingerprint: u64::from_le_bytes(fp),
+            version,
+            fingerprint: header.as_ref().map_or(0, |h| h.fingerprint),
+            header,
             blocks,
             size,
+            salvaged: false,
         })
     }
+
+    /// Reads the whole file at `path` and finds its blocks whatever the
+    /// state of the footer and index ([`salvage`]; version 2 only).
+    pub fn salvage(path: &Path) -> Result<ChunkIndex, ReadError> {
+        let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
+        if bytes.len() < MAGIC_V2.len() {
+            return Err(ReadError::chunk(path, ChunkError::Corrupt("header")));
+        }
+        // A damaged magic is taken for version 2's.
+        let version = version_of(&bytes[..MAGIC_V2.len()]).unwrap_or(VERSION);
+        let header = parse_header(version, &bytes).ok().map(|(h, _)| h);
+        let blocks = salvage(&bytes);
+        Ok(ChunkIndex {
+            version,
+            fingerprint: header.as_ref().map_or(0, |h| h.fingerprint),
+            header,
+            blocks,
+            size: bytes.len() as u64,
+            salvaged: true,
+        })
+    }
+}
+
+/// What [`check`] found in a chunk file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkCheck {
+    /// Format version (0 when not a chunk of a known version).
+    pub version: u8,
+    /// The header, when intact.
+    pub header: Option<ChunkHeader>,
+    /// Blocks whose data columns (timestamps, lengths, lines, metadata)
+    /// all pass their checksums.
+    pub good: Vec<BlockMeta>,
+    /// Blocks found (through the index or by salvage) with a damaged
+    /// column.
+    pub bad_blocks: usize,
+    /// Whether the footer or index is damaged (blocks were salvaged).
+    pub index_damaged: bool,
+    /// Whether the magic at the start is damaged.
+    pub magic_damaged: bool,
+}
+
+impl ChunkCheck {
+    /// Whether nothing is damaged.
+    pub fn is_intact(&self) -> bool {
+        self.version != 0
+            && !self.magic_damaged
+            && self.header.is_some()
+            && self.bad_blocks == 0
+            && !self.index_damaged
+    }
+}
+
+/// Checks every checksum of a whole chunk file: header, index, and every
+/// data column of every block (the token filter is not needed to read a
+/// block, so its damage is not counted).
+pub fn check(bytes: &[u8]) -> ChunkCheck {
+    if bytes.len() < MAGIC_V2.len() {
+        return ChunkCheck::default();
+    }
+    let magic_ok = version_of(&bytes[..MAGIC_V2.len()]);
+    // A damaged magic in front of a version 2 header that checks out.
+    let Some(version) = magic_ok.or_else(|| parse_header(VERSION, bytes).ok().map(|_| VERSION))
+    else {
+        return ChunkCheck::default();
+    };
+    let mut c = ChunkCheck {
+        version,
+        magic_damaged: magic_ok.is_none(),
+        ..ChunkCheck::default()
+    };
+    let blocks = match parse_footer_and_index(bytes) {
+        Ok((o, blocks)) => {
+            c.header = parse_header(version, &bytes[..o]).ok().map(|(h, _)| h);
+            blocks
+        }
+        Err(_) => {
+            c.index_damaged = true;
+            c.header = parse_header(version, bytes).ok().map(|(h, _)| h);
+            salvage(bytes)
+        }
+    };
+    for b in blocks {
+        let intact = b
+            .cols
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i != COL_FILTER && r.len > 0)
+            .all(|(_, r)| column(bytes, *r, "column").is_ok());
+        if intact && b.cols[0].len > 0 {
+            c.good.push(b);
+        } else {
+            c.bad_blocks += 1;
+        }
+    }
+    c
 }
 
 /// Reads the byte range holding the columns `want` of a block, returning
@@ -263,14 +633,14 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    fn io(path: &std::path::Path, source: std::io::Error) -> ReadError {
+    fn io(path: &Path, source: std::io::Error) -> ReadError {
         ReadError::Io {
             path: path.display().to_string(),
             source,
         }
     }
 
-    fn chunk(path: &std::path::Path, source: ChunkError) -> ReadError {
+    fn chunk(path: &Path, source: ChunkError) -> ReadError {
         ReadError::Chunk {
             path: path.display().to_string(),
             source,
@@ -292,7 +662,10 @@ fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkE
         for c in &mut cols {
             c.offset = r.uvarint("index")?;
             c.len = r.uvarint("index")?;
-            if c.len > 0 && c.offset.checked_add(c.len).is_none_or(|e| e > index_offset) {
+            if c.len > 0
+                && (c.offset < MAGIC_V2.len() as u64
+                    || c.offset.checked_add(c.len).is_none_or(|e| e > index_offset))
+            {
                 return Err(ChunkError::Corrupt("index"));
             }
         }
@@ -305,6 +678,16 @@ fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkE
         });
     }
     Ok(blocks)
+}
+
+/// Largest WAL sequence number of a version 1 chunk, from its file name
+/// (`<max_seq:016x>-<crc:08x>`).
+pub fn max_seq_from_id(id: &str) -> Option<u64> {
+    let (seq, crc) = id.split_once('-')?;
+    if seq.len() != 16 || crc.len() != 8 || !crc.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(seq, 16).ok()
 }
 
 #[cfg(test)]
@@ -325,16 +708,31 @@ mod tests {
         out
     }
 
-    #[test]
-    fn round_trip() {
+    fn header() -> ChunkHeader {
+        ChunkHeader {
+            labels: r#"{app="a"}"#.into(),
+            fingerprint: 42,
+            min_seq: 3,
+            max_seq: 9,
+            replaces: vec!["0000000000000001-00000000".into()],
+        }
+    }
+
+    fn encoded() -> Vec<u8> {
         let blocks = two_blocks();
         let refs: Vec<&EncodedBlock> = blocks.iter().collect();
-        let bytes = encode_chunk(r#"{app="a"}"#, 42, &refs);
+        encode_chunk(&header(), &refs)
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encoded();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.chunk");
         std::fs::write(&path, &bytes).unwrap();
         let idx = ChunkIndex::read(&path).unwrap();
         assert_eq!(idx.fingerprint, 42);
+        assert_eq!(idx.header, Some(header()));
         assert_eq!(idx.blocks.len(), 2);
         let f = std::fs::File::open(&path).unwrap();
         let (buf, rel) = read_block(&f, &idx.blocks[1], &[0]).unwrap();
@@ -351,21 +749,25 @@ mod tests {
         assert_eq!(d.ts.len(), 50);
         assert!(buf.len() < 100, "only the timestamp column is read");
 
-        let c = ChunkFile::parse(bytes).unwrap();
-        assert_eq!(c.labels, r#"{app="a"}"#);
-        assert_eq!(c.fingerprint, 42);
+        let c = ChunkFile::parse(bytes.clone()).unwrap();
+        assert_eq!(c.header, header());
+        assert_eq!(c.version, 2);
         assert_eq!(c.blocks.len(), 2);
         let mut d = DecodedBlock::default();
         d.decode(&c.bytes, &c.blocks[1], Columns::ALL).unwrap();
         assert_eq!(d.ts[0], 1000);
         assert_eq!(d.view(Columns::ALL).line(49), b"block 1 line 49");
+
+        // The block heads describe the same blocks as the index.
+        assert_eq!(salvage(&bytes), c.blocks);
+        let chk = check(&bytes);
+        assert!(chk.is_intact());
+        assert_eq!(chk.good, c.blocks);
     }
 
     #[test]
     fn damaged_files_are_errors() {
-        let blocks = two_blocks();
-        let refs: Vec<&EncodedBlock> = blocks.iter().collect();
-        let bytes = encode_chunk(r#"{app="a"}"#, 42, &refs);
+        let bytes = encoded();
         for cut in [0, 7, 30, bytes.len() - 1] {
             assert!(ChunkFile::parse(bytes[..cut].to_vec()).is_err());
         }
@@ -379,10 +781,40 @@ mod tests {
     }
 
     #[test]
+    fn blocks_survive_a_damaged_index_or_a_cut() {
+        let bytes = encoded();
+        let full = ChunkFile::parse(bytes.clone()).unwrap().blocks;
+        // Damage the index: both blocks are still found.
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - FOOTER - 2] ^= 0x10;
+        let c = check(&bad);
+        assert!(c.index_damaged);
+        assert_eq!(c.good, full);
+        // Cut the file inside the second block: the first is found.
+        let cut = full[1].cols[2].offset as usize;
+        let c = check(&bytes[..cut]);
+        assert_eq!(c.good, full[..1].to_vec());
+        // Damage the first block's head: the second is still found.
+        let mut bad = bytes.clone();
+        let first_head = full[0].cols[0].offset as usize - 3;
+        bad[first_head] ^= 0xff;
+        bad[n - FOOTER - 2] ^= 0x10;
+        let c = check(&bad);
+        assert_eq!(c.good, full[1..].to_vec());
+        // Damage a lines column: that block is bad, the other good.
+        let mut bad = bytes.clone();
+        bad[full[0].cols[2].offset as usize + 2] ^= 1;
+        let c = check(&bad);
+        assert_eq!((c.good.len(), c.bad_blocks), (1, 1));
+        assert!(!c.index_damaged);
+    }
+
+    #[test]
     fn index_offset_inside_the_magic_is_an_error() {
         // Footer: index at offset 0, length 0, with a valid checksum
         // (found by the chunk fuzz target).
-        let mut bytes = MAGIC.to_vec();
+        let mut bytes = MAGIC_V1.to_vec();
         bytes.extend_from_slice(&0u64.to_le_bytes());
         bytes.extend_from_slice(&0u32.to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&[]).to_le_bytes());
@@ -391,5 +823,12 @@ mod tests {
             ChunkFile::parse(bytes),
             Err(ChunkError::Corrupt("footer"))
         ));
+    }
+
+    #[test]
+    fn max_seq_from_file_names() {
+        assert_eq!(max_seq_from_id("00000000000000ff-1234abcd"), Some(255));
+        assert_eq!(max_seq_from_id("ff-1234abcd"), None);
+        assert_eq!(max_seq_from_id("c1"), None);
     }
 }

@@ -7,7 +7,8 @@ pub mod filter;
 
 pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
 pub use file::{
-    ChunkFile, ChunkIndex, ChunkParts, ReadError, chunk_parts, encode_chunk, read_block,
+    ChunkCheck, ChunkFile, ChunkHeader, ChunkIndex, ChunkParts, ReadError, check, chunk_parts,
+    encode_chunk, max_seq_from_id, read_block, salvage,
 };
 
 use crate::encoding::Malformed;

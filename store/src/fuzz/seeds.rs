@@ -12,9 +12,9 @@ use larch_query::LabelSet;
 use prost::Message;
 
 use super::NOW;
-use crate::chunk::{EncodedBlock, HeadBlock, encode_chunk, filter};
+use crate::chunk::{ChunkHeader, EncodedBlock, HeadBlock, encode_chunk, filter};
 use crate::encoding::put_bytes;
-use crate::index::{ChunkRef, IndexLog, IndexRecord};
+use crate::index::{ChunkRef, Handles, IndexLog, IndexRecord};
 use crate::push::protobuf::encode_http;
 use crate::wal::record::{WalEntry, encode_push, finish_frame};
 use crate::wal::{Wal, list_segments};
@@ -243,9 +243,26 @@ fn blocks() -> Vec<EncodedBlock> {
 pub fn chunk() -> Vec<Seed> {
     let blocks = blocks();
     let refs: Vec<&EncodedBlock> = blocks.iter().collect();
-    let labels = r#"{app="cart", namespace="shop"}"#;
-    let two = encode_chunk(labels, 0x1234_5678_9abc_def0, &refs);
-    let one = encode_chunk(r#"{app="x"}"#, 7, &refs[1..]);
+    let two = encode_chunk(
+        &ChunkHeader {
+            labels: r#"{app="cart", namespace="shop"}"#.into(),
+            fingerprint: 0x1234_5678_9abc_def0,
+            min_seq: 3,
+            max_seq: 17,
+            replaces: Vec::new(),
+        },
+        &refs,
+    );
+    let one = encode_chunk(
+        &ChunkHeader {
+            labels: r#"{app="x"}"#.into(),
+            fingerprint: 7,
+            min_seq: 0,
+            max_seq: 20,
+            replaces: vec!["0000000000000011-0a1b2c3d".into()],
+        },
+        &refs[1..],
+    );
     vec![
         ("two-blocks", with(0, &two)),
         ("two-blocks-repair", with(1, &two)),
@@ -344,8 +361,8 @@ pub fn index_log() -> Vec<Seed> {
     let path = super::scratch("seeds", "index.log");
     let _ = std::fs::remove_file(&path);
     let mut bytes = Vec::new();
-    if let Ok((mut log, _, _)) = IndexLog::open(&path) {
-        let _ = log.append(&records);
+    let mut log = IndexLog::new(&path, Handles::new(1));
+    if log.append(&records).is_ok() {
         drop(log);
         bytes = std::fs::read(&path).unwrap_or_default();
     }

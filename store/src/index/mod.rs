@@ -8,5 +8,5 @@
 pub mod log;
 pub mod postings;
 
-pub use log::{ChunkRef, IndexLog, IndexRecord};
+pub use log::{ChunkRef, Handles, IndexLog, IndexRecord, LogDamage, OpenedLog, valid_chunk_id};
 pub use postings::{Postings, StreamId};

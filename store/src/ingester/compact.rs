@@ -10,15 +10,17 @@
 //! append. The new chunk's `max_seq` is the largest of its inputs', so WAL
 //! replay keeps skipping exactly what it skipped before.
 //!
+//! The output's header lists the chunks it replaces, so that recovery
+//! (`ingester::recover`) can tell a compaction's inputs from chunks the
+//! index lost. A run holding a chunk known to be damaged is not compacted
+//! (its intact blocks stay readable where they are).
+//!
 //! Files that leave the index (compacted or expired) are deleted only after
 //! a grace period longer than any query may run, so a query that took its
 //! snapshot before the swap still finds them. Files no index record names
-//! (a crash between writing a chunk and recording it, or before a delayed
-//! deletion) are removed when the store starts.
+//! are dealt with when the store starts (`ingester::recover`).
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use larch_query::Columns;
@@ -30,7 +32,9 @@ use super::read::merge;
 use super::stream::Stream;
 use super::tenant::Tenant;
 use crate::chunk::block::{COL_LENS, COL_LINES, COL_META, COL_TS};
-use crate::chunk::{ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block};
+use crate::chunk::{
+    ChunkHeader, ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block,
+};
 use crate::index::{ChunkRef, IndexRecord};
 use crate::metrics::tenant_label;
 
@@ -79,6 +83,12 @@ pub fn compact_all(ing: &Ingester) {
         for s in tenant.all() {
             let chunks = s.state.lock().chunks.clone();
             for run in small_runs(&chunks, target) {
+                if run.iter().any(|c| {
+                    ing.health
+                        .is_damaged(&ing.chunk_path(&tenant.id, s.fp, &c.id))
+                }) {
+                    continue;
+                }
                 if let Err(e) = compact_run(ing, &tenant, &s, &run) {
                     tracing::warn!(tenant = %tenant.id, stream = %s.labels, error = %e, "Compacting chunks failed; will retry.");
                 }
@@ -125,14 +135,27 @@ fn compact_run(
     let mut inputs = Vec::new();
     for c in run {
         let path = ing.chunk_path(&tenant.id, stream.fp, &c.id);
-        let index = ChunkIndex::read(&path).map_err(std::io::Error::other)?;
-        let file = std::fs::File::open(&path)?;
-        for meta in &index.blocks {
-            let (buf, rel) = read_block(&file, meta, &[COL_TS, COL_LENS, COL_LINES, COL_META])?;
-            let mut d = DecodedBlock::default();
-            d.decode(&buf, &rel, Columns::ALL)
-                .map_err(std::io::Error::other)?;
-            inputs.push(d);
+        let decoded = (|| -> std::io::Result<Vec<DecodedBlock>> {
+            let index = ChunkIndex::read(&path).map_err(std::io::Error::other)?;
+            let file = std::fs::File::open(&path)?;
+            let mut out = Vec::with_capacity(index.blocks.len());
+            for meta in &index.blocks {
+                let (buf, rel) = read_block(&file, meta, &[COL_TS, COL_LENS, COL_LINES, COL_META])?;
+                let mut d = DecodedBlock::default();
+                d.decode(&buf, &rel, Columns::ALL)
+                    .map_err(std::io::Error::other)?;
+                out.push(d);
+            }
+            Ok(out)
+        })();
+        match decoded {
+            Ok(d) => inputs.extend(d),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    ing.report_damaged_chunk(&tenant.id, &path, &e.to_string());
+                }
+                return Err(e);
+            }
         }
     }
     let mut merged = DecodedBlock::default();
@@ -154,18 +177,18 @@ fn compact_run(
         blocks.push(head.cut());
     }
     let refs: Vec<&EncodedBlock> = blocks.iter().collect();
-    let parts = chunk_parts(&stream.labels.to_string(), stream.fp, &refs);
     let max_seq = run.iter().map(|c| c.max_seq).max().unwrap_or(0);
+    let header = ChunkHeader {
+        labels: stream.labels.to_string(),
+        fingerprint: stream.fp,
+        min_seq: 0,
+        max_seq,
+        replaces: run.iter().map(|c| c.id.clone()).collect(),
+    };
+    let parts = chunk_parts(&header, &refs);
     let id = format!("{max_seq:016x}-{:08x}", parts.index_crc);
     let path = ing.chunk_path(&tenant.id, stream.fp, &id);
-    write_durably(&path, |f| {
-        use std::io::Write;
-        f.write_all(&parts.head)?;
-        for b in &refs {
-            f.write_all(&b.bytes)?;
-        }
-        f.write_all(&parts.tail)
-    })?;
+    write_durably(&path, |f| parts.write_to(f, &refs))?;
     let chunk = ChunkRef {
         id,
         mint: view.timestamps.first().copied().unwrap_or(0),
@@ -183,7 +206,7 @@ fn compact_run(
         fp: stream.fp,
         id: c.id.clone(),
     }));
-    tenant.log.lock().append(&records)?;
+    tenant.append(&records)?;
     {
         let mut st = stream.state.lock();
         st.chunks.retain(|c| !run.iter().any(|r| r.id == c.id));
@@ -198,43 +221,6 @@ fn compact_run(
         .get_or_create(&tenant_label(tenant.id.as_str()))
         .inc_by(run.len() as u64);
     Ok(())
-}
-
-/// Removes chunk files no index record names, and temporary files left by
-/// a crash. Called once at startup, before anything is written.
-pub fn remove_orphans(chunks_dir: &Path, tenants: &[Arc<Tenant>]) -> std::io::Result<usize> {
-    let mut removed = 0;
-    for tenant in tenants {
-        let dir = chunks_dir.join(tenant.id.as_str());
-        let Ok(streams) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut known: HashSet<(u64, String)> = HashSet::new();
-        for s in tenant.all() {
-            for c in &s.state.lock().chunks {
-                known.insert((s.fp, c.id.clone()));
-            }
-        }
-        for sd in streams {
-            let sd = sd?;
-            let Some(fp) = u64::from_str_radix(&sd.file_name().to_string_lossy(), 16).ok() else {
-                continue;
-            };
-            for f in std::fs::read_dir(sd.path())? {
-                let f = f?;
-                let name = f.file_name().to_string_lossy().to_string();
-                let orphan = match name.strip_suffix(".chunk") {
-                    Some(id) => !known.contains(&(fp, id.to_string())),
-                    None => name.ends_with(".tmp"),
-                };
-                if orphan {
-                    std::fs::remove_file(f.path())?;
-                    removed += 1;
-                }
-            }
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

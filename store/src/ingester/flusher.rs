@@ -9,7 +9,6 @@
 //! stream are written in the order they were sealed, so "every entry up to
 //! `max_seq` is in a chunk" holds for the stream at every moment.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::stream::{SealedChunk, Stream};
 use super::tenant::Tenant;
 use super::{Ingester, note_activation};
-use crate::chunk::{EncodedBlock, chunk_parts};
+use crate::chunk::{ChunkHeader, EncodedBlock, chunk_parts};
 use crate::index::{ChunkRef, IndexRecord};
 use crate::metrics::tenant_label;
 
@@ -168,16 +167,17 @@ fn write_chunk(
     sealed: &Arc<SealedChunk>,
 ) -> std::io::Result<()> {
     let refs: Vec<&EncodedBlock> = sealed.blocks.iter().map(Arc::as_ref).collect();
-    let parts = chunk_parts(&stream.labels.to_string(), stream.fp, &refs);
+    let header = ChunkHeader {
+        labels: stream.labels.to_string(),
+        fingerprint: stream.fp,
+        min_seq: sealed.first_seq,
+        max_seq: sealed.max_seq,
+        replaces: Vec::new(),
+    };
+    let parts = chunk_parts(&header, &refs);
     let id = format!("{:016x}-{:08x}", sealed.max_seq, parts.index_crc);
     let path = ing.chunk_path(&tenant.id, stream.fp, &id);
-    write_durably(&path, |f| {
-        f.write_all(&parts.head)?;
-        for b in &refs {
-            f.write_all(&b.bytes)?;
-        }
-        f.write_all(&parts.tail)
-    })?;
+    write_durably(&path, |f| parts.write_to(f, &refs))?;
     let size = parts.size;
 
     let chunk = ChunkRef {
@@ -201,7 +201,11 @@ fn write_chunk(
         fp: stream.fp,
         chunk: chunk.clone(),
     });
-    tenant.log.lock().append(&records)?;
+    // If this append fails the chunk stays sealed in memory (and its
+    // entries in the WAL, which is not trimmed past them); the file just
+    // written is named by nothing and is rewritten by the retry, or
+    // adopted at the next start.
+    tenant.append(&records)?;
 
     let mut st = stream.state.lock();
     let was_active = st.is_active();
@@ -218,7 +222,8 @@ fn write_chunk(
 }
 
 /// Writes a file through `write` so that after a crash it is either absent
-/// or complete: temp file, fsync, rename, fsync of the directory.
+/// or complete: temp file, fsync, rename, fsync of the directory. On
+/// failure no temp file is left behind.
 pub fn write_durably(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
@@ -226,27 +231,27 @@ pub fn write_durably(
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("chunk path has no parent"))?;
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            crate::wal::sync_dir(parent)?;
-            if let Some(grand) = parent.parent() {
-                crate::wal::sync_dir(grand)?;
-            }
-        }
-    }
+    crate::quarantine::create_dirs_durably(dir)?;
     let tmp = path.with_extension("tmp");
-    {
+    let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
         f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     crate::wal::sync_dir(dir)
 }
 
 fn trim_wal(ing: &Ingester, applied: u64) {
-    let mut min = applied.saturating_add(1);
+    // Records replay could not apply are kept too.
+    let mut min = applied
+        .saturating_add(1)
+        .min(ing.replay_floor.load(Ordering::Acquire));
     for tenant in ing.tenants() {
         for s in tenant.all() {
             if let Some(m) = s.state.lock().min_unflushed_seq() {
@@ -292,7 +297,7 @@ fn apply_retention(ing: &Ingester) {
                     id: c.id.clone(),
                 })
                 .collect();
-            if let Err(e) = tenant.log.lock().append(&records) {
+            if let Err(e) = tenant.append(&records) {
                 tracing::warn!(tenant = %tenant.id, error = %e, "Could not record expired chunks; will retry.");
                 continue;
             }

@@ -10,6 +10,7 @@
 pub mod compact;
 pub mod flusher;
 pub mod read;
+pub mod recover;
 pub mod stream;
 pub mod tail;
 pub mod tenant;
@@ -24,7 +25,9 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
+use crate::index::Handles;
 use crate::metrics::{Metrics, tenant_label};
+use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 use crate::validate::Validated;
 use crate::wal::{self, Wal};
@@ -76,7 +79,19 @@ pub struct Ingester {
     read_cache: read::ChunkCache,
     tail: tail::Tail,
     graveyard: compact::Graveyard,
+    /// Open index log files, shared by every tenant.
+    handles: Arc<Handles>,
+    /// Damage found on disk, for `/ready` and logs.
+    pub health: recover::Health,
+    /// Lowest sequence number of a WAL record replay could not apply (its
+    /// tenant could not be opened): segments from there on are kept.
+    replay_floor: AtomicU64,
 }
+
+/// Index log files kept open at most (see [`Handles`]): a few dozen file
+/// descriptors serve any number of tenants, since a tenant's log is
+/// written once per flushed chunk.
+const INDEX_HANDLES: usize = 64;
 
 /// What replay found, for logs and tests.
 #[derive(Debug, Default, Clone)]
@@ -87,6 +102,8 @@ pub struct OpenReport {
     pub replayed_entries: u64,
     /// Entries skipped because they are already in flushed chunks.
     pub skipped_entries: u64,
+    /// What recovery found and did in the index and chunk files.
+    pub recovery: recover::RecoveryReport,
 }
 
 impl Ingester {
@@ -101,33 +118,76 @@ impl Ingester {
         let index_dir = data.join("index");
         let chunks_dir = data.join("chunks");
         for d in [&wal_dir, &index_dir, &chunks_dir] {
-            std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
+            crate::quarantine::create_dirs_durably(d).map_err(io_err("creating", d))?;
         }
+        let quarantine = Quarantine::new(&data);
+        let handles = Handles::new(INDEX_HANDLES);
+        let health = recover::Health::default();
+        let mut report = OpenReport::default();
+
+        // Every tenant with an index log or a chunk directory.
         let mut tenants = HashMap::new();
-        let rd = std::fs::read_dir(&index_dir).map_err(io_err("listing", &index_dir))?;
-        for e in rd {
-            let e = e.map_err(io_err("listing", &index_dir))?;
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(stem) = name.strip_suffix(".idx") else {
-                continue;
-            };
-            match TenantId::new(stem) {
-                Ok(id) => {
-                    let t = Tenant::open(id.clone(), &index_dir)
-                        .map_err(io_err("opening index", &e.path()))?;
-                    tenants.insert(id, Arc::new(t));
+        let mut loaded = Vec::new();
+        for (dir, suffix) in [(&index_dir, ".idx"), (&chunks_dir, "")] {
+            let rd = std::fs::read_dir(dir).map_err(io_err("listing", dir))?;
+            for e in rd {
+                let e = e.map_err(io_err("listing", dir))?;
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(stem) = name.strip_suffix(suffix) else {
+                    continue;
+                };
+                if suffix.is_empty() && !e.path().is_dir() {
+                    continue;
                 }
-                Err(err) => {
-                    tracing::warn!(file = %name, error = %err, "Ignoring an index file whose name is not a valid tenant.")
+                match TenantId::new(stem) {
+                    Ok(id) if tenants.contains_key(&id) => {}
+                    Ok(id) => {
+                        let (t, l) =
+                            Tenant::load(id.clone(), &index_dir, handles.clone(), &quarantine)
+                                .map_err(io_err("opening index", &e.path()))?;
+                        let t = Arc::new(t);
+                        tenants.insert(id, t.clone());
+                        loaded.push((t, l));
+                    }
+                    Err(err) => {
+                        tracing::warn!(file = %e.path().display(), error = %err, "Ignoring a file whose name is not a valid tenant.")
+                    }
                 }
             }
         }
+
+        // Reconcile every index with its chunk files before replay, so
+        // replay skips exactly what the chunks hold.
+        let wal_floor = wal::first_seq(&wal_dir).map_err(io_err("reading WAL", &wal_dir))?;
+        let mut holes: HashMap<TenantId, recover::Holes> = HashMap::new();
+        {
+            let ctx = recover::Ctx {
+                chunks_dir: &chunks_dir,
+                quarantine: &quarantine,
+                metrics: &metrics,
+                health: &health,
+                config: &config,
+                wal_floor,
+            };
+            for (t, l) in &loaded {
+                let (r, h) = recover::reconcile(&ctx, t, l).map_err(io_err(
+                    "recovering chunks of",
+                    &chunks_dir.join(t.id.as_str()),
+                ))?;
+                report.recovery.add(&r);
+                if !h.is_empty() {
+                    holes.insert(t.id.clone(), h);
+                }
+            }
+        }
+        drop(loaded);
+
         let config = Arc::new(config);
         let policy = cut_policy(&config);
-        let mut report = OpenReport::default();
         let mut sealed_any = false;
+        let mut unapplied: Option<u64> = None;
         let tenants = RwLock::new(tenants);
-        let (segments, stats) = wal::replay(&wal_dir, |rec| {
+        let (segments, stats) = wal::replay(&wal_dir, &quarantine, |rec| {
             let Ok(tid) = TenantId::new(&rec.tenant) else {
                 tracing::error!(tenant = %rec.tenant, "WAL record of an invalid tenant; skipping it.");
                 return;
@@ -136,24 +196,26 @@ impl Ingester {
                 let existing = tenants.read().get(&tid).cloned();
                 match existing {
                     Some(t) => t,
-                    None => match Tenant::open(tid.clone(), &index_dir) {
-                        Ok(t) => {
-                            let t = Arc::new(t);
-                            tenants.write().insert(tid, t.clone());
-                            t
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "Cannot open a tenant's index during replay; its WAL entries stay in the WAL.");
-                            return;
-                        }
-                    },
+                    None => {
+                        let t = Arc::new(Tenant::new(tid.clone(), &index_dir, handles.clone()));
+                        tenants.write().insert(tid.clone(), t.clone());
+                        t
+                    }
                 }
             };
+            if let Some(why) = tenant.log_failure() {
+                tracing::error!(tenant = %tid, error = %why, "A tenant's index log cannot be written; its WAL entries stay in the WAL.");
+                unapplied = Some(unapplied.map_or(rec.seq, |u| u.min(rec.seq)));
+                return;
+            }
+            let tholes = holes.get(&tid);
             for (labels, entries) in rec.streams {
                 let fp = labels.fingerprint();
                 let s = tenant.get_or_create(fp, labels);
                 let mut st = s.state.lock();
-                if rec.seq <= st.flushed_max_seq {
+                if rec.seq <= st.flushed_max_seq
+                    && !recover::in_hole(tholes.and_then(|h| h.get(&fp)), rec.seq)
+                {
                     report.skipped_entries += entries.len() as u64;
                     continue;
                 }
@@ -174,6 +236,18 @@ impl Ingester {
         })
         .map_err(io_err("replaying WAL", &wal_dir))?;
         metrics.wal_corruptions.inc_by(stats.corruptions);
+        metrics
+            .recovery
+            .wal_corrupt_bytes
+            .inc_by(stats.corrupt_bytes);
+        metrics.recovery.wal_torn_bytes.inc_by(stats.torn_bytes);
+        if stats.corruptions > 0 {
+            metrics.recovery.quarantined_files.inc();
+            health.note(format!(
+                "WAL: {} corrupt region(s), {} bytes skipped; the records after them were replayed",
+                stats.corruptions, stats.corrupt_bytes
+            ));
+        }
         report.replay = stats.clone();
         let wal = Wal::open(
             &wal_dir,
@@ -200,12 +274,10 @@ impl Ingester {
             read_cache: read::ChunkCache::new(4096),
             tail: tail::Tail::new(),
             graveyard: compact::Graveyard::default(),
+            handles,
+            health,
+            replay_floor: AtomicU64::new(unapplied.unwrap_or(u64::MAX)),
         });
-        match compact::remove_orphans(&ing.chunks_dir, &ing.tenants()) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "Removed chunk files no index record names."),
-            Err(e) => tracing::warn!(error = %e, "Could not clean up orphaned chunk files."),
-        }
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         *ing.writer_tx.lock() = Some(tx);
@@ -223,28 +295,38 @@ impl Ingester {
         if sealed_any {
             ing.flusher.wake();
         }
+        let r = &report.recovery;
         tracing::info!(
             records = report.replay.records,
             replayed_entries = report.replayed_entries,
             skipped_entries = report.skipped_entries,
             corruptions = report.replay.corruptions,
+            adopted_chunks = r.adopted,
+            quarantined_files = r.quarantined,
+            damaged_index_logs = r.damaged_logs,
+            damaged_chunks = r.damaged_chunks + r.missing,
             "WAL replayed."
         );
         Ok((ing, report))
     }
 
-    /// The tenant `id`, created (with an empty index log) if new.
-    pub fn tenant(&self, id: &TenantId) -> std::io::Result<Arc<Tenant>> {
+    /// The tenant `id`, created if new (its index file is created when
+    /// its first chunk is flushed).
+    pub fn tenant(&self, id: &TenantId) -> Arc<Tenant> {
         if let Some(t) = self.tenants.read().get(id) {
-            return Ok(t.clone());
+            return t.clone();
         }
         let mut w = self.tenants.write();
         if let Some(t) = w.get(id) {
-            return Ok(t.clone());
+            return t.clone();
         }
-        let t = Arc::new(Tenant::open(id.clone(), &self.index_dir)?);
+        let t = Arc::new(Tenant::new(
+            id.clone(),
+            &self.index_dir,
+            self.handles.clone(),
+        ));
         w.insert(id.clone(), t.clone());
-        Ok(t)
+        t
     }
 
     /// The tenant `id` if it has ever written anything.
@@ -272,9 +354,12 @@ impl Ingester {
                 "the write-ahead log failed earlier; restart the store".into(),
             ));
         }
-        let t = self.tenant(tenant).map_err(|e| {
-            WriteError::WalFailed(format!("cannot open the index of tenant {tenant}: {e}"))
-        })?;
+        let t = self.tenant(tenant);
+        if let Some(why) = t.log_failure() {
+            return Err(WriteError::WalFailed(format!(
+                "the index log of tenant {tenant} cannot be written ({why}); its data stays in memory and in the write-ahead log until the store restarts"
+            )));
+        }
         let frame = wal::record::encode_push(
             tenant.as_str(),
             validated
@@ -333,6 +418,38 @@ impl Ingester {
         !self.wal_failed.load(Ordering::Acquire)
     }
 
+    /// What is wrong on disk (damage found and recovered from, tenants
+    /// whose index cannot be written), one line each, for `/ready`.
+    pub fn health_notes(&self) -> Vec<String> {
+        let (mut notes, more) = self.health.notes();
+        if more > 0 {
+            notes.push(format!("... and {more} more (see the logs)"));
+        }
+        for t in self.tenants() {
+            if let Some(why) = t.log_failure() {
+                notes.push(format!(
+                    "tenant {}: index log cannot be written ({why}); its pushes are refused",
+                    t.id
+                ));
+            }
+        }
+        notes
+    }
+
+    /// Stops the writer and flusher threads without flushing: what a crash
+    /// leaves on disk (sealed chunks the flusher is writing are finished).
+    /// For tests and tools; a running store stops with
+    /// [`Ingester::shutdown`].
+    #[doc(hidden)]
+    pub fn halt(&self) {
+        self.writer_tx.lock().take();
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        self.flusher.stop();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
     pub(crate) fn refresh_gauges(&self) {
         for t in self.tenants() {
             self.metrics
@@ -343,6 +460,10 @@ impl Ingester {
         self.metrics
             .wal_segments
             .set(self.wal.lock().segment_count() as i64);
+        self.metrics
+            .recovery
+            .index_open_files
+            .set(self.handles.open_count() as i64);
     }
 
     fn chunk_path(&self, tenant: &TenantId, fp: u64, id: &str) -> PathBuf {

@@ -9,6 +9,13 @@
 //! identical entries removed. Before decoding a block it consults the
 //! block's token filter with the literals every matching line must
 //! contain, and skips the block if one is missing.
+//!
+//! A damaged chunk never fails a query and is never served with wrong
+//! bytes: every column is checked against its checksum when decoded, a
+//! block that fails is left out (the rest of the chunk and the stream are
+//! served), a chunk whose footer or index is damaged is read through its
+//! block heads (`chunk::salvage`), and the damage is reported once per
+//! file (log at error, `larch_chunk_corruptions_total`, `/ready`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -43,11 +50,18 @@ impl ChunkCache {
         }
     }
 
+    /// The chunk's index; for a chunk whose footer or index is damaged,
+    /// the blocks found through their heads (`salvaged` is then set).
     fn get(&self, path: &Path) -> Result<Arc<ChunkIndex>, ReadError> {
         if let Some(i) = self.map.lock().get(path) {
             return Ok(i.clone());
         }
-        let idx = Arc::new(ChunkIndex::read(path)?);
+        let idx = match ChunkIndex::read(path) {
+            Ok(i) => i,
+            Err(ReadError::Chunk { .. }) => ChunkIndex::salvage(path)?,
+            Err(e) => return Err(e),
+        };
+        let idx = Arc::new(idx);
         let mut m = self.map.lock();
         if m.len() >= self.capacity {
             // Chunk indexes are small and cheap to re-read; dropping all of
@@ -91,6 +105,8 @@ fn overlaps(mint: i64, maxt: i64, start: i64, end: i64) -> bool {
 
 /// Per-scan state: open files and reusable buffers.
 struct Scanner<'r> {
+    ing: &'r Ingester,
+    tenant: &'r TenantId,
     req: &'r ScanRequest,
     files: HashMap<PathBuf, File>,
     bufs: Vec<DecodedBlock>,
@@ -143,8 +159,9 @@ impl Scanner<'_> {
         }
     }
 
-    /// Decodes `item` into `self.bufs[slot]`.
-    fn decode(&mut self, item: &Item<'_>, slot: usize, cols: Columns) -> Result<(), SourceError> {
+    /// Decodes `item` into `self.bufs[slot]`. False when it is a block of
+    /// a damaged chunk file (reported, left out).
+    fn decode(&mut self, item: &Item<'_>, slot: usize, cols: Columns) -> Result<bool, SourceError> {
         while self.bufs.len() <= slot {
             self.bufs.push(DecodedBlock::default());
         }
@@ -175,13 +192,22 @@ impl Scanner<'_> {
                     want.push(COL_META);
                 }
                 let path = path.clone();
-                let (buf, rel) = read_block(self.file(&path)?, meta, &want)?;
-                self.bufs[slot].decode(&buf, &rel, cols)?;
+                let res = read_block(self.file(&path)?, meta, &want)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(buf, rel)| {
+                        self.bufs[slot]
+                            .decode(&buf, &rel, cols)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = res {
+                    self.ing.report_damaged_chunk(self.tenant, &path, &e);
+                    return Ok(false);
+                }
                 self.count(meta, cols);
                 self.stats.decompressed_lines += u64::from(meta.entries);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn count(&mut self, meta: &BlockMeta, cols: Columns) {
@@ -268,6 +294,8 @@ impl Ingester {
         };
         let snap = stream.state.lock().snapshot();
         let mut sc = Scanner {
+            ing: self,
+            tenant,
             req,
             files: HashMap::new(),
             bufs: Vec::new(),
@@ -286,11 +314,22 @@ impl Ingester {
                 Err(ReadError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
-                    // Deleted by retention after the snapshot was taken.
+                    // Deleted by retention or compaction after the
+                    // snapshot was taken; or missing, if still named.
+                    if stream.state.lock().chunks.iter().any(|x| x.id == c.id) {
+                        self.report_damaged_chunk(tenant, &path, "the file is missing");
+                    }
+                    continue;
+                }
+                Err(ReadError::Chunk { source, .. }) => {
+                    self.report_damaged_chunk(tenant, &path, &source.to_string());
                     continue;
                 }
                 Err(e) => return Err(Box::new(e)),
             };
+            if index.salvaged {
+                self.report_damaged_chunk(tenant, &path, "footer or block index damaged");
+            }
             sc.stats.chunks_downloaded += 1;
             for (block, b) in index.blocks.iter().enumerate() {
                 if overlaps(b.mint, b.maxt, req.start, req.end) {
@@ -351,19 +390,29 @@ impl Ingester {
             let flow = match live.len() {
                 0 => ControlFlow::Continue(()),
                 1 => {
-                    sc.decode(&live[0], 0, req.columns)?;
-                    visit(&sc.bufs[0].view(req.columns))
-                }
-                n => {
-                    // Duplicates can only be recognised by content.
-                    for (slot, item) in live.iter().enumerate() {
-                        sc.decode(item, slot, Columns::ALL)?;
+                    if sc.decode(&live[0], 0, req.columns)? {
+                        visit(&sc.bufs[0].view(req.columns))
+                    } else {
+                        ControlFlow::Continue(())
                     }
-                    let mut merged = std::mem::take(&mut sc.merged);
-                    sc.stats.duplicates += merge(&sc.bufs[..n], &mut merged);
-                    let flow = visit(&merged.view(req.columns));
-                    sc.merged = merged;
-                    flow
+                }
+                _ => {
+                    // Duplicates can only be recognised by content.
+                    let mut n = 0;
+                    for item in &live {
+                        if sc.decode(item, n, Columns::ALL)? {
+                            n += 1;
+                        }
+                    }
+                    if n == 0 {
+                        ControlFlow::Continue(())
+                    } else {
+                        let mut merged = std::mem::take(&mut sc.merged);
+                        sc.stats.duplicates += merge(&sc.bufs[..n], &mut merged);
+                        let flow = visit(&merged.view(req.columns));
+                        sc.merged = merged;
+                        flow
+                    }
                 }
             };
             if flow.is_break() {
@@ -397,6 +446,33 @@ impl Ingester {
 }
 
 impl Ingester {
+    /// Reports a damaged chunk file found while reading (once per file):
+    /// its damaged blocks are left out of every answer.
+    pub(crate) fn report_damaged_chunk(&self, tenant: &TenantId, path: &Path, what: &str) {
+        if !self.health.mark_damaged(path) {
+            return;
+        }
+        let kind = if what.contains("missing") {
+            "missing"
+        } else if what.contains("footer") || what.contains("index") {
+            "index"
+        } else if what.contains("not a chunk") || what.contains("header") {
+            "header"
+        } else {
+            "block"
+        };
+        self.metrics
+            .recovery
+            .chunk_corruptions
+            .get_or_create(&crate::metrics::kind_label(kind))
+            .inc();
+        tracing::error!(tenant = %tenant, path = %path.display(), error = what, "A chunk file is damaged; its unreadable blocks are left out of every answer.");
+        self.health.note(format!(
+            "tenant {tenant}: chunk {} is damaged ({what}); its unreadable blocks are left out",
+            path.display()
+        ));
+    }
+
     /// Every stream of `tenant` with data in `[start, end)`.
     pub fn streams_in_range(
         &self,

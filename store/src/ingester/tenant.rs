@@ -1,16 +1,17 @@
 //! A tenant's streams: lookup by fingerprint, the label postings, the
 //! durable index log, and the count of active streams.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use larch_query::{LabelSet, Matcher};
 use parking_lot::{Mutex, RwLock};
 
 use super::stream::{Stream, StreamState};
-use crate::index::{IndexLog, IndexRecord, Postings};
+use crate::index::{ChunkRef, Handles, IndexLog, IndexRecord, LogDamage, Postings};
+use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 
 /// One tenant.
@@ -20,8 +21,11 @@ pub struct Tenant {
     registry: RwLock<Registry>,
     /// Streams with unflushed data.
     pub active: AtomicUsize,
-    /// The durable index log.
+    /// The durable index log (created on its first append).
     pub log: Mutex<IndexLog>,
+    /// Set once the index log refuses appends: the tenant's data can no
+    /// longer be flushed, so its pushes are refused.
+    log_failed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -31,46 +35,141 @@ struct Registry {
     postings: Postings,
 }
 
+/// What loading a tenant's index log found, for recovery.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Damage found and repaired in the log.
+    pub damage: LogDamage,
+    /// The log was not readable at all and was moved to the quarantine
+    /// folder; the index is rebuilt from the chunk files.
+    pub unreadable: bool,
+    /// Chunks a delete record retired: `(stream, id)`.
+    pub retired: HashSet<(u64, String)>,
+    /// Chunk records of streams the log has no stream record for (lost to
+    /// damage): their files are adopted from their own headers.
+    pub orphan_records: usize,
+}
+
+impl Loaded {
+    /// Whether the log can be trusted for what it says was deleted.
+    pub fn is_trustworthy(&self) -> bool {
+        !self.unreadable && !self.damage.is_corrupt()
+    }
+}
+
+/// The index log path of `id` under `index_dir`.
+pub fn log_path(index_dir: &Path, id: &TenantId) -> std::path::PathBuf {
+    index_dir.join(format!("{}.idx", id.as_str()))
+}
+
 impl Tenant {
-    /// Opens the tenant's index log under `index_dir` and rebuilds its
-    /// streams and chunk lists from it.
-    pub fn open(id: TenantId, index_dir: &Path) -> std::io::Result<Tenant> {
-        let path = index_dir.join(format!("{}.idx", id.as_str()));
-        let (log, records, damaged) = IndexLog::open(&path)?;
-        if damaged {
-            tracing::warn!(tenant = %id, path = %path.display(), "Index log ended in a torn record; it was cut off and the chunk it named will be rebuilt from the WAL.");
+    /// A tenant with no streams and no index file yet.
+    pub fn new(id: TenantId, index_dir: &Path, handles: Arc<Handles>) -> Tenant {
+        let log = IndexLog::new(&log_path(index_dir, &id), handles);
+        Tenant {
+            id,
+            registry: RwLock::new(Registry::default()),
+            active: AtomicUsize::new(0),
+            log: Mutex::new(log),
+            log_failed: AtomicBool::new(false),
         }
+    }
+
+    /// Opens the tenant's index log under `index_dir` (repairing it, see
+    /// [`IndexLog::open`]) and rebuilds its streams and chunk lists from
+    /// it. A file that is not an index log at all is moved to the
+    /// quarantine folder and the tenant starts with an empty index, to be
+    /// rebuilt from its chunk files.
+    pub fn load(
+        id: TenantId,
+        index_dir: &Path,
+        handles: Arc<Handles>,
+        quarantine: &Quarantine,
+    ) -> std::io::Result<(Tenant, Loaded)> {
+        let path = log_path(index_dir, &id);
+        let mut loaded = Loaded::default();
+        let (log, records) = match IndexLog::open(&path, handles.clone(), quarantine) {
+            Ok(o) => {
+                loaded.damage = o.damage;
+                (o.log, o.records)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let rel = Path::new("index").join(format!("{}.idx", id.as_str()));
+                let to = quarantine.move_file(&path, &rel)?;
+                tracing::error!(tenant = %id, path = %path.display(), moved_to = %to.display(), "The index log is unreadable; moved it to the quarantine folder, the index is rebuilt from the chunk files.");
+                loaded.unreadable = true;
+                loaded.damage.saved_to = Some(to);
+                (IndexLog::new(&path, handles), Vec::new())
+            }
+            Err(e) => return Err(e),
+        };
         let tenant = Tenant {
             id,
             registry: RwLock::new(Registry::default()),
             active: AtomicUsize::new(0),
             log: Mutex::new(log),
+            log_failed: AtomicBool::new(false),
         };
+        let mut pending: HashMap<u64, Vec<ChunkRef>> = HashMap::new();
         for r in records {
             match r {
                 IndexRecord::Stream { fp, labels } => {
                     let s = tenant.get_or_create(fp, labels);
-                    s.state.lock().logged = true;
-                }
-                IndexRecord::Chunk { fp, chunk } => match tenant.get(fp) {
-                    Some(s) => {
-                        let mut st = s.state.lock();
+                    let mut st = s.state.lock();
+                    st.logged = true;
+                    for chunk in pending.remove(&fp).unwrap_or_default() {
                         st.flushed_max_seq = st.flushed_max_seq.max(chunk.max_seq);
                         st.add_chunk(chunk);
                     }
-                    None => tracing::warn!(
-                        fp,
-                        "Index log names a chunk of an unknown stream; ignoring it."
-                    ),
-                },
+                }
+                IndexRecord::Chunk { fp, chunk } => {
+                    loaded.retired.remove(&(fp, chunk.id.clone()));
+                    match tenant.get(fp) {
+                        Some(s) => {
+                            let mut st = s.state.lock();
+                            st.flushed_max_seq = st.flushed_max_seq.max(chunk.max_seq);
+                            st.chunks.retain(|c| c.id != chunk.id);
+                            st.add_chunk(chunk);
+                        }
+                        None => pending.entry(fp).or_default().push(chunk),
+                    }
+                }
                 IndexRecord::Delete { fp, id } => {
                     if let Some(s) = tenant.get(fp) {
                         s.state.lock().chunks.retain(|c| c.id != id);
                     }
+                    if let Some(p) = pending.get_mut(&fp) {
+                        p.retain(|c| c.id != id);
+                    }
+                    loaded.retired.insert((fp, id));
                 }
             }
         }
-        Ok(tenant)
+        loaded.orphan_records = pending.values().map(Vec::len).sum();
+        if loaded.orphan_records > 0 {
+            tracing::warn!(tenant = %tenant.id, chunks = loaded.orphan_records, "The index log names chunks of streams it has no record of; they are taken from the chunk files' own headers.");
+        }
+        Ok((tenant, loaded))
+    }
+
+    /// Appends `records` to the index log. Once the log refuses appends
+    /// (see [`IndexLog::append`]) the tenant is marked so that its pushes
+    /// are refused.
+    pub fn append(&self, records: &[IndexRecord]) -> std::io::Result<()> {
+        let mut log = self.log.lock();
+        let res = log.append(records);
+        if log.failure().is_some() {
+            self.log_failed.store(true, Ordering::Release);
+        }
+        res
+    }
+
+    /// Why the index log refuses appends, if it does.
+    pub fn log_failure(&self) -> Option<String> {
+        if !self.log_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.log.lock().failure().map(str::to_string)
     }
 
     /// The stream with fingerprint `fp`.

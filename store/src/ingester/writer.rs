@@ -347,8 +347,14 @@ fn process(
     let seq = ing.next_seq.load(Ordering::Relaxed);
     finish_frame(&mut frame, seq);
     if let Err(e) = wal.append(&frame, seq) {
-        tracing::error!(error = %e, "WAL append failed; refusing further pushes.");
-        ing.wal_failed.store(true, Ordering::Release);
+        if wal.failure().is_some() {
+            tracing::error!(error = %e, "WAL append failed and the segment could not be cut back; refusing further pushes.");
+            ing.wal_failed.store(true, Ordering::Release);
+        } else {
+            // The segment was cut back to its last record: this push
+            // fails, the next may succeed (e.g. once space is freed).
+            tracing::error!(error = %e, "WAL append failed; the push is refused and the segment left as it was.");
+        }
         return Err(WriteError::WalFailed(e.to_string()));
     }
     ing.next_seq.store(seq + 1, Ordering::Release);

@@ -149,7 +149,19 @@ async fn ready(State(app): State<AppState>) -> Response {
         )
             .into_response();
     }
-    (StatusCode::OK, "ready\n").into_response()
+    // Damage found on disk and recovered from leaves the store serving:
+    // ready, with what was found listed after the first line.
+    let notes = app.ingester.health_notes();
+    if notes.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let mut body = String::from("ready\n");
+    for n in notes {
+        body.push_str("degraded: ");
+        body.push_str(&n);
+        body.push('\n');
+    }
+    (StatusCode::OK, body).into_response()
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
