@@ -223,12 +223,11 @@ impl Ingester {
                 for e in entries {
                     let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
                     if st.check(e.ts, efp, None) == Verdict::Accept {
-                        sealed_any |= st
-                            .append(rec.seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy)
-                            .is_some();
+                        st.append(rec.seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy);
                         report.replayed_entries += 1;
                     }
                 }
+                sealed_any |= st.seal_if_full(policy).is_some();
                 if !was_active && st.is_active() {
                     tenant.active.fetch_add(1, Ordering::Relaxed);
                 }

@@ -392,6 +392,12 @@ fn reconcile_with(
             .get(fp)
             .map(|s| s.state.lock().chunks.iter().map(|c| c.id.clone()).collect())
             .unwrap_or_default();
+        // Live chunks whose files exist: only they hold their entries.
+        let live_present: HashSet<String> = ids
+            .iter()
+            .filter(|id| live.contains(*id))
+            .cloned()
+            .collect();
         let mut unnamed = Vec::new();
         for id in ids.iter().filter(|id| !live.contains(*id)) {
             if trust && loaded.retired.contains(&(fp, id.clone())) {
@@ -407,7 +413,7 @@ fn reconcile_with(
         }
         // What the live chunks of this stream replaced.
         let mut replaced: HashSet<String> = HashSet::new();
-        for id in &live {
+        for id in &live_present {
             if let Ok(idx) = ChunkIndex::read(&ctx.chunk_path(tid, fp, id))
                 && let Some(h) = idx.header
             {
@@ -449,7 +455,7 @@ fn reconcile_with(
             } else if replaced.contains(&c.id) || cand_replaced.contains(&c.id) {
                 Some("a compaction replaced it")
             } else if header.as_ref().is_some_and(|h| {
-                !h.replaces.is_empty() && h.replaces.iter().all(|x| live.contains(x))
+                !h.replaces.is_empty() && h.replaces.iter().all(|x| live_present.contains(x))
             }) {
                 Some("a compaction output never recorded; its inputs are indexed")
             } else if retired && cut.is_some_and(|t| c.check.good.iter().all(|b| b.maxt < t)) {
@@ -478,7 +484,9 @@ fn reconcile_with(
                     for x in h.replaces.iter().filter(|x| live.contains(*x)) {
                         st.chunks.retain(|k| &k.id != x);
                         appends.push(IndexRecord::Delete { fp, id: x.clone() });
-                        retire_after.push((fp, x.clone()));
+                        if live_present.contains(x) {
+                            retire_after.push((fp, x.clone()));
+                        }
                     }
                 }
             }
@@ -538,7 +546,50 @@ fn reconcile_with(
         .collect();
     let mut holes: Holes = HashMap::new();
     for s in tenant.all() {
-        let chunks = s.state.lock().chunks.clone();
+        let mut chunks = s.state.lock().chunks.clone();
+        if chunks
+            .iter()
+            .any(|c| !present.contains(&(s.fp, c.id.as_str())))
+        {
+            // A missing chunk a present one says it replaced was retired
+            // by a compaction whose delete record was lost: record it.
+            let mut replaced: HashSet<String> = HashSet::new();
+            for c in chunks
+                .iter()
+                .filter(|c| present.contains(&(s.fp, c.id.as_str())))
+            {
+                if let Ok(idx) = ChunkIndex::read(&ctx.chunk_path(tid, s.fp, &c.id))
+                    && let Some(h) = idx.header
+                {
+                    replaced.extend(h.replaces);
+                }
+            }
+            let gone: Vec<IndexRecord> = chunks
+                .iter()
+                .filter(|c| !present.contains(&(s.fp, c.id.as_str())) && replaced.contains(&c.id))
+                .map(|c| IndexRecord::Delete {
+                    fp: s.fp,
+                    id: c.id.clone(),
+                })
+                .collect();
+            if !gone.is_empty() {
+                let ids: HashSet<&str> = gone
+                    .iter()
+                    .filter_map(|r| match r {
+                        IndexRecord::Delete { id, .. } => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                s.state
+                    .lock()
+                    .chunks
+                    .retain(|c| !ids.contains(c.id.as_str()));
+                chunks.retain(|c| !ids.contains(c.id.as_str()));
+                if persist && let Err(e) = tenant.append(&gone) {
+                    tracing::error!(tenant = tid, error = %e, "Cannot record chunks a compaction replaced; they are recorded at the next start.");
+                }
+            }
+        }
         for c in &chunks {
             let path = ctx.chunk_path(tid, s.fp, &c.id);
             let missing = !present.contains(&(s.fp, c.id.as_str()));

@@ -242,9 +242,13 @@ impl StreamState {
         self.last_append = Instant::now();
     }
 
-    /// Appends an accepted entry from WAL record `seq`. Cuts the head block
-    /// when full and seals the chunk when it reaches its target size;
-    /// a sealed chunk is returned for the flusher.
+    /// Appends an accepted entry from WAL record `seq`, cutting the head
+    /// block when full. The chunk is not sealed here, even when it reaches
+    /// its target size: a chunk must hold whole records of its stream
+    /// (replay skips a record for the stream once a chunk holding its
+    /// sequence number is flushed), so callers seal with
+    /// [`StreamState::seal_if_full`] once the record's entries for the
+    /// stream are all appended.
     pub fn append(
         &mut self,
         seq: u64,
@@ -253,7 +257,7 @@ impl StreamState {
         meta: &[u8],
         fp: u64,
         policy: CutPolicy,
-    ) -> Option<Arc<SealedChunk>> {
+    ) {
         if self.open.is_empty() {
             self.open.first_seq = seq;
             self.open.created = Instant::now();
@@ -268,11 +272,18 @@ impl StreamState {
         self.last_seq = self.last_seq.max(seq);
         if self.open.head.size() >= policy.block_size {
             self.cut_head();
-            if self.open.compressed >= policy.chunk_target_size {
-                return self.seal();
-            }
         }
-        None
+    }
+
+    /// Seals the open chunk if it reached its target size (call between
+    /// records, see [`StreamState::append`]); a sealed chunk is returned
+    /// for the flusher.
+    pub fn seal_if_full(&mut self, policy: CutPolicy) -> Option<Arc<SealedChunk>> {
+        if self.open.compressed >= policy.chunk_target_size {
+            self.seal()
+        } else {
+            None
+        }
     }
 
     fn cut_head(&mut self) {
@@ -463,14 +474,15 @@ mod tests {
         let mut sealed = None;
         for i in 0..200 {
             let line = format!("line number {i} with some padding to fill blocks");
-            if let Some(c) = s.append(
+            s.append(
                 2 + i,
                 101 + i as i64,
                 line.as_bytes(),
                 b"",
                 fp(101 + i as i64, &line),
                 POLICY,
-            ) {
+            );
+            if let Some(c) = s.seal_if_full(POLICY) {
                 sealed = Some(c);
                 break;
             }

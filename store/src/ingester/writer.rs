@@ -377,13 +377,12 @@ fn process(
         let was_active = st.is_active();
         for (i, efp) in kept {
             let e = &vs.entries[i];
-            if st
-                .append(seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy)
-                .is_some()
-            {
-                *sealed = true;
-            }
+            st.append(seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy);
             out.accepted += 1;
+        }
+        // Sealed between records only: a chunk holds whole records.
+        if st.seal_if_full(policy).is_some() {
+            *sealed = true;
         }
         st.touch();
         note_activation(&tenant, was_active, &st);

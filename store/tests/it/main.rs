@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod faults;
 mod fuzz;
 mod ingest;
 mod process;
