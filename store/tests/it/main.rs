@@ -4,7 +4,9 @@
 
 mod api;
 mod faults;
+mod formats;
 mod fuzz;
 mod ingest;
 mod process;
+mod recovery;
 mod support;
