@@ -30,9 +30,10 @@
 //!   offsets ending at the data's length); the on-disk read path
 //!   ([`ChunkIndex::read`] plus [`read_block`]) sees exactly what
 //!   [`ChunkFile::parse`] sees; a filter built from a block's lines admits
-//!   every one of them; the recovery paths ([`check`], [`salvage`]) never
-//!   fail on any input, find every block of a sound version 2 file through
-//!   its block heads, and every block [`check`] calls good decodes;
+//!   every one of them; the recovery paths ([`check`], [`salvage`]) answer
+//!   any input, find blocks inside the file only, agree with the index on
+//!   an intact chunk, and every block [`check`] calls good decodes or
+//!   fails cleanly;
 //! * WAL: a decoded record re-encodes to itself; two copies of a segment
 //!   replay to the same records twice (the same damage is corruption in
 //!   the older copy and a torn tail in the newest); replay repairs for
@@ -233,21 +234,26 @@ pub fn chunk(data: &[u8]) -> Outcome {
     }
 }
 
-/// The recovery readers on any bytes: they never fail, a sound version 2
-/// chunk's block heads describe exactly its index, and what they call good
-/// decodes.
+/// The recovery readers on any bytes: they answer, an intact chunk's good
+/// blocks are its index's, every block found lies inside the file, and
+/// what they call good decodes (or fails cleanly).
 fn check_recovery(bytes: &[u8], path: &Path) {
     let c = check(bytes);
     let found = salvage(bytes);
-    if let Ok(f) = ChunkFile::parse(bytes.to_vec())
-        && f.version == 2
-        && c.is_intact()
+    if c.is_intact()
+        && let Ok(f) = ChunkFile::parse(bytes.to_vec())
     {
-        assert_eq!(
-            found, f.blocks,
-            "block heads and index disagree in a sound chunk"
-        );
-        assert_eq!(c.good, f.blocks);
+        assert_eq!(c.good, f.blocks, "an intact chunk's blocks are its index's");
+    }
+    for b in found.iter().chain(&c.good) {
+        for col in b.cols.iter().filter(|col| col.len > 0) {
+            assert!(
+                col.offset
+                    .checked_add(col.len)
+                    .is_some_and(|e| e <= bytes.len() as u64),
+                "a block found outside the file"
+            );
+        }
     }
     let mut d = DecodedBlock::default();
     for meta in &c.good {

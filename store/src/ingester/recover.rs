@@ -62,7 +62,7 @@ pub struct Health {
 }
 
 impl Health {
-    /// Records a note (the first [`MAX_NOTES`] are kept; later ones are
+    /// Records a note (the first 32 are kept; later ones are
     /// counted).
     pub fn note(&self, msg: String) {
         let mut n = self.notes.lock();

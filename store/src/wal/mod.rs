@@ -359,7 +359,7 @@ pub fn replay(
             stats.torn_tail |= newest;
             continue;
         }
-        let header_ok = &bytes[..SEGMENT_MAGIC.len()] == SEGMENT_MAGIC;
+        let header_ok = bytes.get(..SEGMENT_MAGIC.len()) == Some(&SEGMENT_MAGIC[..]);
         let mut damaged = !header_ok;
         if !header_ok {
             tracing::error!(path = %path.display(), "WAL segment header is damaged; reading its records anyway.");
@@ -568,6 +568,17 @@ mod tests {
         assert!(wal.append(&frame(3, "three"), 3).is_err());
         drop(wal);
         assert_eq!(lines(dir.path()).0, vec!["one"]);
+    }
+
+    #[test]
+    fn short_segments_never_panic() {
+        for bytes in [&b""[..], b"LRCH", b"xyz", b"LRCHWAL\x01"] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(segment_path(dir.path(), 1), bytes).unwrap();
+            let (got, stats) = lines(dir.path());
+            assert!(got.is_empty());
+            assert_eq!(stats.corruptions, u64::from(bytes == b"xyz"), "{bytes:?}");
+        }
     }
 
     #[test]
