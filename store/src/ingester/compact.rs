@@ -152,7 +152,7 @@ fn compact_run(
             Ok(d) => inputs.extend(d),
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    ing.report_damaged_chunk(&tenant.id, &path, &e.to_string());
+                    ing.report_damaged_chunk(&tenant.id, &path, "block", &e.to_string());
                 }
                 return Err(e);
             }

@@ -133,6 +133,12 @@ impl Ingester {
             for e in rd {
                 let e = e.map_err(io_err("listing", dir))?;
                 let name = e.file_name().to_string_lossy().to_string();
+                if suffix == ".idx" && name.ends_with(".idx.tmp") {
+                    // A rewrite interrupted before its rename: the log
+                    // itself is intact.
+                    std::fs::remove_file(e.path()).map_err(io_err("removing", &e.path()))?;
+                    continue;
+                }
                 let Some(stem) = name.strip_suffix(suffix) else {
                     continue;
                 };
@@ -240,8 +246,8 @@ impl Ingester {
             .wal_corrupt_bytes
             .inc_by(stats.corrupt_bytes);
         metrics.recovery.wal_torn_bytes.inc_by(stats.torn_bytes);
+        metrics.recovery.quarantined_files.inc_by(stats.quarantined);
         if stats.corruptions > 0 {
-            metrics.recovery.quarantined_files.inc();
             health.note(format!(
                 "WAL: {} corrupt region(s), {} bytes skipped; the records after them were replayed",
                 stats.corruptions, stats.corrupt_bytes

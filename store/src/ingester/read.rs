@@ -200,7 +200,8 @@ impl Scanner<'_> {
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = res {
-                    self.ing.report_damaged_chunk(self.tenant, &path, &e);
+                    self.ing
+                        .report_damaged_chunk(self.tenant, &path, "block", &e);
                     return Ok(false);
                 }
                 self.count(meta, cols);
@@ -317,18 +318,18 @@ impl Ingester {
                     // Deleted by retention or compaction after the
                     // snapshot was taken; or missing, if still named.
                     if stream.state.lock().chunks.iter().any(|x| x.id == c.id) {
-                        self.report_damaged_chunk(tenant, &path, "the file is missing");
+                        self.report_damaged_chunk(tenant, &path, "missing", "the file is missing");
                     }
                     continue;
                 }
                 Err(ReadError::Chunk { source, .. }) => {
-                    self.report_damaged_chunk(tenant, &path, &source.to_string());
+                    self.report_damaged_chunk(tenant, &path, "unreadable", &source.to_string());
                     continue;
                 }
                 Err(e) => return Err(Box::new(e)),
             };
             if index.salvaged {
-                self.report_damaged_chunk(tenant, &path, "footer or block index damaged");
+                self.report_damaged_chunk(tenant, &path, "index", "footer or block index damaged");
             }
             sc.stats.chunks_downloaded += 1;
             for (block, b) in index.blocks.iter().enumerate() {
@@ -447,20 +448,18 @@ impl Ingester {
 
 impl Ingester {
     /// Reports a damaged chunk file found while reading (once per file):
-    /// its damaged blocks are left out of every answer.
-    pub(crate) fn report_damaged_chunk(&self, tenant: &TenantId, path: &Path, what: &str) {
+    /// its damaged blocks are left out of every answer. `kind` is the
+    /// metric label (`block`, `index`, `missing`, `unreadable`).
+    pub(crate) fn report_damaged_chunk(
+        &self,
+        tenant: &TenantId,
+        path: &Path,
+        kind: &'static str,
+        what: &str,
+    ) {
         if !self.health.mark_damaged(path) {
             return;
         }
-        let kind = if what.contains("missing") {
-            "missing"
-        } else if what.contains("footer") || what.contains("index") {
-            "index"
-        } else if what.contains("not a chunk") || what.contains("header") {
-            "header"
-        } else {
-            "block"
-        };
         self.metrics
             .recovery
             .chunk_corruptions

@@ -228,6 +228,9 @@ impl Ctx<'_> {
 pub fn report_log(ctx: &Ctx<'_>, tenant: &Tenant, loaded: &Loaded, r: &mut RecoveryReport) {
     let d = &loaded.damage;
     let id = tenant.id.as_str();
+    if d.saved_to.is_some() {
+        ctx.metrics.recovery.quarantined_files.inc();
+    }
     let kind = if loaded.unreadable {
         Some("unreadable")
     } else if d.bad_header {

@@ -71,6 +71,9 @@ pub struct ReplayStats {
     pub torn_bytes: u64,
     /// Highest sequence number seen.
     pub last_seq: u64,
+    /// Files written to the quarantine folder (torn ends, copies of
+    /// damaged segments).
+    pub quarantined: u64,
 }
 
 fn segment_path(dir: &Path, index: u64) -> PathBuf {
@@ -399,6 +402,7 @@ pub fn replay(
                 let rel = Path::new("wal").join(format!("{name}.{start}.torn"));
                 match quarantine.save(&rel, &bytes[start..]) {
                     Ok(_) => {
+                        stats.quarantined += 1;
                         let f = OpenOptions::new().write(true).open(&path)?;
                         f.set_len(start as u64)?;
                         f.sync_all()?;
@@ -416,10 +420,13 @@ pub fn replay(
         }
         if damaged {
             let rel = Path::new("wal").join(&name);
-            if !quarantine.holds(&rel)
-                && let Err(e) = quarantine.save(&rel, &bytes)
-            {
-                tracing::error!(path = %path.display(), error = %e, "Cannot copy a damaged WAL segment to the quarantine folder.");
+            if !quarantine.holds(&rel) {
+                match quarantine.save(&rel, &bytes) {
+                    Ok(_) => stats.quarantined += 1,
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "Cannot copy a damaged WAL segment to the quarantine folder.");
+                    }
+                }
             }
         }
         out.push((index, last_seq));
