@@ -405,8 +405,12 @@ fn reconcile_with(
         for id in ids.iter().filter(|id| !live.contains(*id)) {
             if trust && loaded.retired.contains(&(fp, id.clone())) {
                 let path = ctx.chunk_path(tid, fp, id);
-                std::fs::remove_file(&path)?;
-                r.deleted_retired += 1;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => r.deleted_retired += 1,
+                    Err(e) => {
+                        tracing::warn!(tenant = tid, path = %path.display(), error = %e, "Cannot delete a retired chunk file; trying again at the next start.");
+                    }
+                }
             } else {
                 unnamed.push(id.clone());
             }
@@ -414,28 +418,50 @@ fn reconcile_with(
         if unnamed.is_empty() {
             continue;
         }
-        // What the live chunks of this stream replaced.
-        let mut replaced: HashSet<String> = HashSet::new();
+        // What the live chunks of this stream replaced: input -> output.
+        let mut replaced: HashMap<String, String> = HashMap::new();
         for id in &live_present {
             if let Ok(idx) = ChunkIndex::read(&ctx.chunk_path(tid, fp, id))
                 && let Some(h) = idx.header
             {
-                replaced.extend(h.replaces);
+                replaced.extend(h.replaces.into_iter().map(|x| (x, id.clone())));
             }
         }
+        // Whether a present chunk file is whole: only a whole chunk may
+        // stand in for the chunks it replaced (or that replaced it).
+        let mut whole_cache: HashMap<String, bool> = HashMap::new();
+        let mut whole = |id: &str| -> bool {
+            *whole_cache.entry(id.to_string()).or_insert_with(|| {
+                std::fs::read(ctx.chunk_path(tid, fp, id))
+                    .map(|b| {
+                        let c = check(&b);
+                        c.bad_blocks == 0 && !c.index_damaged && c.version != 0
+                    })
+                    .unwrap_or(false)
+            })
+        };
         let mut cands = Vec::new();
         for id in unnamed {
             let path = ctx.chunk_path(tid, fp, &id);
-            let bytes = std::fs::read(&path)?;
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(tenant = tid, path = %path.display(), error = %e, "Cannot read a chunk file no index record names; leaving it in place.");
+                    continue;
+                }
+            };
             cands.push(Candidate {
                 id,
                 check: check(&bytes),
                 size: bytes.len() as u64,
             });
         }
-        // What unnamed but adoptable chunks replaced.
+        // What unnamed, whole chunks replaced.
         let cand_replaced: HashSet<String> = cands
             .iter()
+            .filter(|c| {
+                c.check.bad_blocks == 0 && !c.check.index_damaged && !c.check.good.is_empty()
+            })
             .filter_map(|c| c.check.header.as_ref())
             .filter(|h| h.fingerprint == fp)
             .flat_map(|h| h.replaces.iter().cloned())
@@ -455,10 +481,15 @@ fn reconcile_with(
                 Some("it belongs to another stream")
             } else if labels.is_none() {
                 Some("its header is damaged and no index record names its stream")
-            } else if replaced.contains(&c.id) || cand_replaced.contains(&c.id) {
+            } else if replaced.get(&c.id).is_some_and(|out| whole(out))
+                || cand_replaced.contains(&c.id)
+            {
                 Some("a compaction replaced it")
             } else if header.as_ref().is_some_and(|h| {
-                !h.replaces.is_empty() && h.replaces.iter().all(|x| live_present.contains(x))
+                !h.replaces.is_empty()
+                    && h.replaces
+                        .iter()
+                        .all(|x| live_present.contains(x) && whole(x))
             }) {
                 Some("a compaction output never recorded; its inputs are indexed")
             } else if retired && cut.is_some_and(|t| c.check.good.iter().all(|b| b.maxt < t)) {
@@ -627,7 +658,13 @@ fn reconcile_with(
                 let key = (s.fp, c.id.clone());
                 let chk = match checked.remove(&key) {
                     Some(chk) => chk,
-                    None => check(&std::fs::read(&path)?),
+                    None => match std::fs::read(&path) {
+                        Ok(b) => check(&b),
+                        Err(e) => {
+                            tracing::error!(tenant = tid, path = %path.display(), error = %e, "Cannot read a chunk file to verify it.");
+                            ChunkCheck::default()
+                        }
+                    },
                 };
                 if !chk.is_intact() {
                     r.damaged_chunks += 1;
