@@ -593,3 +593,61 @@ fn thousands_of_tenants_fit_in_a_few_file_descriptors() {
     }
     ing.halt();
 }
+
+/// A crash after a compaction wrote its output but before the index
+/// recorded it: the inputs are still indexed, the output is moved to the
+/// quarantine folder (not adopted: that would count the entries twice),
+/// and every line comes back once.
+#[test]
+fn unrecorded_compaction_output_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let before = tempfile::tempdir().unwrap();
+    let acked = {
+        let (ing, _) = Ingester::open(config(data, false), Arc::new(Metrics::new())).unwrap();
+        let acked = workload(&ing, 5, 8, 1, &[0, 1, 2, 3, 4, 5, 6, 7]);
+        ing.halt();
+        acked
+    };
+    let copy_all = |from: &Path, to: &Path| {
+        for p in files(from) {
+            let t = to.join(&p);
+            std::fs::create_dir_all(t.parent().unwrap()).unwrap();
+            std::fs::copy(from.join(&p), t).unwrap();
+        }
+    };
+    copy_all(&data.join("index"), &before.path().join("index"));
+    copy_all(&data.join("chunks"), &before.path().join("chunks"));
+    {
+        let (ing, _) = Ingester::open(config(data, true), Arc::new(Metrics::new())).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        ing.flush_all();
+        ing.halt();
+    }
+    let outputs: Vec<PathBuf> = files(&data.join("chunks"))
+        .into_iter()
+        .filter(|p| !before.path().join("chunks").join(p).exists())
+        .collect();
+    assert!(!outputs.is_empty(), "a compaction ran");
+    // Back to the index and inputs of before the compaction was recorded.
+    std::fs::remove_dir_all(data.join("index")).unwrap();
+    copy_all(&before.path().join("index"), &data.join("index"));
+    copy_all(&before.path().join("chunks"), &data.join("chunks"));
+
+    let (ing, report) = Ingester::open(config(data, false), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(report.recovery.adopted, 0, "{report:?}");
+    assert_eq!(
+        report.recovery.quarantined as usize,
+        outputs.len(),
+        "{report:?}"
+    );
+    assert_eq!(read_all(&ing), acked);
+    for p in &outputs {
+        assert!(
+            data.join("quarantine/chunks").join(p).exists(),
+            "{}",
+            p.display()
+        );
+    }
+    ing.halt();
+}
