@@ -240,6 +240,8 @@ pub struct RecoveryMetrics {
     pub wal_corrupt_bytes: Counter,
     /// Bytes cut off the end of the newest WAL segment (torn writes).
     pub wal_torn_bytes: Counter,
+    /// Starts that found the newest WAL segment ending in a torn write.
+    pub wal_torn_tails: Counter,
     /// Index logs found damaged, by `kind`: `record` (a bad region
     /// followed by valid records), `header`, `unreadable`.
     pub index_corruptions: Family<Labels, Counter>,
@@ -269,6 +271,11 @@ impl RecoveryMetrics {
             "larch_wal_torn_tail_bytes",
             "Bytes of partly written records cut off the newest WAL segment at startup.",
             self.wal_torn_bytes.clone(),
+        );
+        registry.register(
+            "larch_wal_torn_tails",
+            "Starts that found the newest WAL segment ending in a partly written record.",
+            self.wal_torn_tails.clone(),
         );
         registry.register(
             "larch_index_corruptions",

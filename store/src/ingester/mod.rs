@@ -246,6 +246,9 @@ impl Ingester {
             .wal_corrupt_bytes
             .inc_by(stats.corrupt_bytes);
         metrics.recovery.wal_torn_bytes.inc_by(stats.torn_bytes);
+        if stats.torn_tail {
+            metrics.recovery.wal_torn_tails.inc();
+        }
         metrics.recovery.quarantined_files.inc_by(stats.quarantined);
         if stats.corruptions > 0 {
             health.note(format!(

@@ -354,12 +354,20 @@ pub fn replay(
         File::open(&path)?.read_to_end(&mut bytes)?;
         stats.segments += 1;
         if bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(&bytes) {
-            // Created but its header never fully written (a crash right
-            // after a rotation): it holds nothing.
-            tracing::warn!(path = %path.display(), "WAL segment without a complete header (a crash while creating it); removing it.");
+            // Shorter than its header: it holds no record. The newest was
+            // being created when the store crashed; an older one was cut
+            // short, and what it held is lost.
+            if newest {
+                tracing::warn!(path = %path.display(), "WAL segment without a complete header (a crash while creating it); removing it.");
+                stats.torn_tail = true;
+                stats.torn_bytes += bytes.len() as u64;
+            } else {
+                tracing::error!(path = %path.display(), bytes = bytes.len(), "A WAL segment that is not the newest was cut short of its header; what it held is lost. Removing it.");
+                stats.corruptions += 1;
+                stats.corrupt_bytes += bytes.len() as u64;
+            }
             fs::remove_file(&path)?;
             sync_dir(dir)?;
-            stats.torn_tail |= newest;
             continue;
         }
         let header_ok = bytes.get(..SEGMENT_MAGIC.len()) == Some(&SEGMENT_MAGIC[..]);

@@ -471,7 +471,7 @@ pub fn run_case(
     let m = &ing.metrics;
     match kind {
         Kind::Wal if lost > 0 => assert!(
-            m.wal_corruptions.get() > 0 || m.recovery.wal_torn_bytes.get() > 0,
+            m.wal_corruptions.get() > 0 || m.recovery.wal_torn_tails.get() > 0,
             "WAL damage lost {lost} lines unreported; {context}"
         ),
         Kind::Chunk if lost > 0 => assert!(
