@@ -455,18 +455,36 @@ impl IndexLog {
         damage.corrupt_bytes = s.corrupt.iter().map(|(a, b)| (b - a) as u64).sum();
         let good_end = s.torn_at.unwrap_or(bytes.len());
         damage.torn_bytes = (bytes.len() - good_end) as u64;
-        if damage.is_corrupt() {
-            damage.saved_to = Some(quarantine.save(&Path::new("index").join(&name), &bytes)?);
-            log.write_whole(&s.records)?;
+        // Repairs destroy bytes, so they wait until the damaged bytes are
+        // saved; if they cannot be (a full disk), the log is left as it
+        // is and appended to after the damage (the next start finds the
+        // same records, and tries again).
+        let saved = if damage.is_corrupt() {
+            quarantine.save(&Path::new("index").join(&name), &bytes)
         } else if damage.torn_bytes > 0 {
             let rel = Path::new("index").join(format!("{name}.{good_end}.torn"));
-            damage.saved_to = Some(quarantine.save(&rel, &bytes[good_end..])?);
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(good_end as u64)?;
-            f.sync_all()?;
-            log.len = good_end as u64;
+            quarantine.save(&rel, &bytes[good_end..])
         } else {
-            log.len = bytes.len() as u64;
+            Err(io::Error::other("nothing to save"))
+        };
+        match saved {
+            Ok(to) if damage.is_corrupt() => {
+                damage.saved_to = Some(to);
+                log.write_whole(&s.records)?;
+            }
+            Ok(to) => {
+                damage.saved_to = Some(to);
+                let f = OpenOptions::new().write(true).open(path)?;
+                f.set_len(good_end as u64)?;
+                f.sync_all()?;
+                log.len = good_end as u64;
+            }
+            Err(e) => {
+                if !damage.is_clean() {
+                    tracing::error!(path = %path.display(), error = %e, "Cannot save a damaged index log in the quarantine folder; leaving it as it is.");
+                }
+                log.len = bytes.len() as u64;
+            }
         }
         Ok(OpenedLog {
             log,
