@@ -7,3 +7,4 @@ mod fuzz;
 mod ingest;
 mod process;
 mod support;
+mod tenants;
