@@ -97,7 +97,7 @@ impl Default for Config {
 }
 
 /// Limits, with Loki's names and defaults (`limits_config`).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Sustained ingestion rate per tenant in MB/s (Loki: 4).
@@ -464,7 +464,7 @@ impl Config {
     pub fn limits_for(&self, tenant: &str) -> Limits {
         match self.overrides.get(tenant) {
             Some(o) => o.apply(&self.limits),
-            None => self.limits,
+            None => self.limits.clone(),
         }
     }
 }
@@ -674,8 +674,10 @@ mod tests {
             },
         );
         check(c, "overrides.team-a.max_entries_limit_per_query");
-        let mut c = Config::default();
-        c.tenant_allow_list = vec!["ok".into(), "a/b".into()];
+        let c = Config {
+            tenant_allow_list: vec!["ok".into(), "a/b".into()],
+            ..Config::default()
+        };
         check(c, "tenant_allow_list[1]");
         let mut c = Config::default();
         c.ingester.chunk_idle_period = HumanDuration::from_secs(0);

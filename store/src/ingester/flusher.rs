@@ -283,6 +283,9 @@ fn apply_retention(ing: &Ingester) {
         }
         let cutoff = now.saturating_sub(period.as_nanos_i64());
         for s in tenant.all() {
+            if ing.out_of_time() {
+                return;
+            }
             let expired: Vec<ChunkRef> = s
                 .state
                 .lock()

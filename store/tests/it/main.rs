@@ -6,5 +6,6 @@ mod api;
 mod fuzz;
 mod ingest;
 mod process;
+mod shutdown;
 mod support;
 mod tenants;
