@@ -118,7 +118,7 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
 }
 
 /// One pass: seal what is due, write what is sealed, trim, retain. Once a
-/// shutdown's deadline has passed ([`Ingester::out_of_time`]) it seals and
+/// shutdown's deadline has passed (see [`Ingester::shutdown_until`]) it seals and
 /// writes nothing more (what is left is in the WAL) and only trims.
 pub fn cycle(ing: &Ingester, force: bool) {
     // Read before looking at streams: entries applied after this point are
