@@ -189,6 +189,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }));
     shutdown_signal().await;
     let started = std::time::Instant::now();
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!(
+            "Second signal: exiting at once. Every acknowledged push is in the WAL and is replayed at the next start."
+        );
+        std::process::exit(1);
+    });
     let deadline = tokio::time::Instant::now() + shutdown_timeout.0;
     tracing::info!(
         timeout = %shutdown_timeout,

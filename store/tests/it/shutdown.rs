@@ -176,3 +176,97 @@ fn sigterm_with_100k_streams_exits_in_time_and_loses_nothing() {
     let ing = open_dir(&data);
     assert_eq!(read_back(&ing, "fake", "job", "big"), expected(ts0));
 }
+
+/// A client that never finishes its request cannot hold the shutdown past
+/// `shutdown_timeout`; the pushes acknowledged before stay.
+#[test]
+fn a_stalled_request_does_not_hold_the_shutdown() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("store.yaml");
+    std::fs::write(&cfg, "shutdown_timeout: 1s\n").unwrap();
+    let data = dir.path().join("data");
+    let store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let ts = now_ns();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &proto_push(r#"{app="stall"}"#, ts, &["acknowledged".to_string()]),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204);
+    // Headers and part of a body, then nothing.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", store.http)).unwrap();
+    stalled
+        .write_all(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"streams\": [")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, took) = terminate_timed(store);
+    assert!(status.success(), "{status:?}");
+    // The 1s budget, plus the ingester's stop.
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+    drop(stalled);
+    let ing = open_dir(&data);
+    assert_eq!(
+        read_back(&ing, "fake", "app", "stall"),
+        vec![(ts, "acknowledged".to_string())]
+    );
+}
+
+/// A second SIGTERM (or Ctrl-C) ends a shutdown that is waiting, at once;
+/// the WAL still has every acknowledged push.
+#[test]
+fn a_second_signal_exits_at_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("store.yaml");
+    std::fs::write(&cfg, "shutdown_timeout: 60s\n").unwrap();
+    let data = dir.path().join("data");
+    let mut store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let ts = now_ns();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &proto_push(r#"{app="twice"}"#, ts, &["acknowledged".to_string()]),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204);
+    // A stalled request keeps the first shutdown waiting for 60s.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", store.http)).unwrap();
+    stalled
+        .write_all(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = store.child.id().to_string();
+    let started = Instant::now();
+    let kill = |sig: &str| {
+        let s = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(s.success());
+    };
+    kill("-TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(store.child.try_wait().unwrap().is_none(), "still draining");
+    kill("-TERM");
+    let status = loop {
+        if let Some(s) = store.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    drop(stalled);
+    drop(store);
+    let ing = open_dir(&data);
+    assert_eq!(
+        read_back(&ing, "fake", "app", "twice"),
+        vec![(ts, "acknowledged".to_string())]
+    );
+}
