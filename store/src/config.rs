@@ -27,10 +27,36 @@ pub struct Config {
     /// it). Default false: requests without the header belong to tenant
     /// `fake`, as with Loki's `auth_enabled: false`.
     pub auth_enabled: bool,
+    /// Tenants that may push, by id. Empty (the default) lets every valid
+    /// tenant id push. A push of another tenant gets 401 with a message
+    /// naming this key; reads of any tenant are answered as before (empty
+    /// for a tenant without data). Loki has no such list.
+    pub tenant_allow_list: Vec<String>,
+    /// Most tenants the store holds (default 10000; 0: no limit). A push
+    /// that would create one more gets 429 with a message naming this key;
+    /// tenants that already exist keep working, also when the limit is
+    /// lowered below their number. With `limits.max_streams_per_tenant`
+    /// it bounds the active streams of the whole store.
+    pub max_tenants: usize,
+    /// Most tenants with their own value of the `tenant` label on
+    /// `/metrics` (default 100): tenants named in `tenant_allow_list` or
+    /// `overrides`, then the first others seen. The rest are counted
+    /// together under `tenant="<other>"`, a value no tenant id can take,
+    /// so the number of series stays bounded whatever the clients send.
+    pub max_tenants_in_metrics: usize,
+    /// Longest a shutdown (SIGTERM, Ctrl-C) may take, from the signal to
+    /// the exit (default 20s, within Kubernetes' default grace period of
+    /// 30s). Requests in flight finish, the WAL is synced, and with
+    /// `ingester.flush_on_shutdown` open chunks are written until this much
+    /// time has passed; whatever is not in a chunk file by then is in the
+    /// WAL and is replayed at the next start.
+    pub shutdown_timeout: HumanDuration,
     /// Ingestion and query limits applied to every tenant.
     pub limits: Limits,
-    /// Per-tenant replacements of `limits` (whole `Limits` structs).
-    pub overrides: BTreeMap<String, Limits>,
+    /// Per-tenant limits: for each tenant, the `limits` keys that differ
+    /// for it; every key it does not set keeps its value from `limits`
+    /// (as Loki's runtime `overrides`).
+    pub overrides: BTreeMap<String, LimitsOverride>,
     /// Head blocks and chunk cutting.
     pub ingester: IngesterConfig,
     /// Write-ahead log.
@@ -50,6 +76,16 @@ impl Default for Config {
             grpc_addr: "0.0.0.0:9095".to_string(),
             data_dir: PathBuf::from("./data"),
             auth_enabled: false,
+            tenant_allow_list: Vec::new(),
+            // Enough for any deployment we know of; a guard against a
+            // client inventing tenant ids, not a sizing decision.
+            max_tenants: 10_000,
+            // A dashboard with more lines than this is unreadable anyway.
+            max_tenants_in_metrics: 100,
+            // Kubernetes kills the pod 30s after SIGTERM by default; 10s
+            // are left for what comes after the budget (stopping threads)
+            // and for a slow disk.
+            shutdown_timeout: HumanDuration::from_secs(20),
             limits: Limits::default(),
             overrides: BTreeMap::new(),
             ingester: IngesterConfig::default(),
@@ -125,6 +161,119 @@ impl Default for Limits {
     }
 }
 
+/// One tenant's entry in `overrides`: the `limits` keys set for it. A key
+/// left out (or `null`) keeps the value of the configured `limits` block,
+/// not the binary's default, as in Loki's runtime overrides.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsOverride {
+    /// See [`Limits::ingestion_rate_mb`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingestion_rate_mb: Option<f64>,
+    /// See [`Limits::ingestion_burst_size_mb`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingestion_burst_size_mb: Option<f64>,
+    /// See [`Limits::max_line_size`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_line_size: Option<ByteSize>,
+    /// See [`Limits::max_line_size_truncate`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_line_size_truncate: Option<bool>,
+    /// See [`Limits::max_label_names_per_series`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_label_names_per_series: Option<usize>,
+    /// See [`Limits::max_label_name_length`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_label_name_length: Option<usize>,
+    /// See [`Limits::max_label_value_length`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_label_value_length: Option<usize>,
+    /// See [`Limits::reject_old_samples`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_old_samples: Option<bool>,
+    /// See [`Limits::reject_old_samples_max_age`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_old_samples_max_age: Option<HumanDuration>,
+    /// See [`Limits::creation_grace_period`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_grace_period: Option<HumanDuration>,
+    /// See [`Limits::max_streams_per_tenant`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_streams_per_tenant: Option<usize>,
+    /// See [`Limits::allow_structured_metadata`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_structured_metadata: Option<bool>,
+    /// See [`Limits::max_structured_metadata_size`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_structured_metadata_size: Option<ByteSize>,
+    /// See [`Limits::max_structured_metadata_entries_count`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_structured_metadata_entries_count: Option<usize>,
+    /// See [`Limits::max_entries_limit_per_query`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_entries_limit_per_query: Option<usize>,
+    /// See [`Limits::max_query_series`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_query_series: Option<usize>,
+    /// See [`Limits::retention_period`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_period: Option<HumanDuration>,
+}
+
+impl LimitsOverride {
+    /// `base` with the keys this override sets replaced.
+    pub fn apply(&self, base: &Limits) -> Limits {
+        // Written out without `..` on either side, so that a key added to
+        // `Limits` or to the override and not to this function does not
+        // compile.
+        let LimitsOverride {
+            ingestion_rate_mb,
+            ingestion_burst_size_mb,
+            max_line_size,
+            max_line_size_truncate,
+            max_label_names_per_series,
+            max_label_name_length,
+            max_label_value_length,
+            reject_old_samples,
+            reject_old_samples_max_age,
+            creation_grace_period,
+            max_streams_per_tenant,
+            allow_structured_metadata,
+            max_structured_metadata_size,
+            max_structured_metadata_entries_count,
+            max_entries_limit_per_query,
+            max_query_series,
+            retention_period,
+        } = *self;
+        Limits {
+            ingestion_rate_mb: ingestion_rate_mb.unwrap_or(base.ingestion_rate_mb),
+            ingestion_burst_size_mb: ingestion_burst_size_mb
+                .unwrap_or(base.ingestion_burst_size_mb),
+            max_line_size: max_line_size.unwrap_or(base.max_line_size),
+            max_line_size_truncate: max_line_size_truncate.unwrap_or(base.max_line_size_truncate),
+            max_label_names_per_series: max_label_names_per_series
+                .unwrap_or(base.max_label_names_per_series),
+            max_label_name_length: max_label_name_length.unwrap_or(base.max_label_name_length),
+            max_label_value_length: max_label_value_length.unwrap_or(base.max_label_value_length),
+            reject_old_samples: reject_old_samples.unwrap_or(base.reject_old_samples),
+            reject_old_samples_max_age: reject_old_samples_max_age
+                .unwrap_or(base.reject_old_samples_max_age),
+            creation_grace_period: creation_grace_period.unwrap_or(base.creation_grace_period),
+            max_streams_per_tenant: max_streams_per_tenant.unwrap_or(base.max_streams_per_tenant),
+            allow_structured_metadata: allow_structured_metadata
+                .unwrap_or(base.allow_structured_metadata),
+            max_structured_metadata_size: max_structured_metadata_size
+                .unwrap_or(base.max_structured_metadata_size),
+            max_structured_metadata_entries_count: max_structured_metadata_entries_count
+                .unwrap_or(base.max_structured_metadata_entries_count),
+            max_entries_limit_per_query: max_entries_limit_per_query
+                .unwrap_or(base.max_entries_limit_per_query),
+            max_query_series: max_query_series.unwrap_or(base.max_query_series),
+            retention_period: retention_period.unwrap_or(base.retention_period),
+        }
+    }
+}
+
 /// How head blocks and chunks are cut (Loki's `ingester` block).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -146,6 +295,13 @@ pub struct IngesterConfig {
     /// How often runs of small flushed chunks of a stream are merged into
     /// one (Loki's compactor runs every 10m).
     pub compaction_interval: HumanDuration,
+    /// Seal and write every open chunk when the store stops, within
+    /// `shutdown_timeout` (default false, as Loki's
+    /// `ingester.flush_on_shutdown` with its WAL on). Either way nothing
+    /// acknowledged is lost: what is not in a chunk file is in the WAL and
+    /// is replayed at the next start. Flushing makes that start faster and
+    /// the stop slower, and cuts every stream's chunk short.
+    pub flush_on_shutdown: bool,
 }
 
 impl Default for IngesterConfig {
@@ -157,6 +313,7 @@ impl Default for IngesterConfig {
             chunk_idle_period: HumanDuration::from_secs(30 * 60),
             flush_check_period: HumanDuration::from_secs(30),
             compaction_interval: HumanDuration::from_secs(600),
+            flush_on_shutdown: false,
         }
     }
 }
@@ -223,12 +380,25 @@ pub enum ConfigError {
         source: serde_yaml::Error,
     },
     /// A value is out of range.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid {
+        /// The key, as a YAML path (`overrides.team-a.ingestion_rate_mb`).
+        key: String,
+        /// What is wrong and what would be right.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 impl Config {
-    /// Reads a YAML file; missing keys take their defaults.
+    /// Reads a YAML file; missing keys take their defaults. Errors name
+    /// the key and the line.
     pub fn from_yaml_file(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -243,62 +413,90 @@ impl Config {
         })
     }
 
-    /// Checks values that types alone cannot.
+    /// Checks values that types alone cannot; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        for (tenant, limits) in std::iter::once(("<default>", &self.limits))
-            .chain(self.overrides.iter().map(|(t, l)| (t.as_str(), l)))
-        {
-            if limits.ingestion_rate_mb <= 0.0 || limits.ingestion_burst_size_mb <= 0.0 {
-                return bad(format!(
-                    "limits of {tenant}: ingestion_rate_mb and ingestion_burst_size_mb must be positive"
-                ));
-            }
-            if limits.max_entries_limit_per_query == 0 {
-                return bad(format!(
-                    "limits of {tenant}: max_entries_limit_per_query must be positive"
-                ));
-            }
+        validate_limits("limits", &self.limits)?;
+        for (tenant, o) in &self.overrides {
+            let key = format!("overrides.{tenant}");
+            crate::tenant::TenantId::new(tenant)
+                .map_err(|e| invalid(&key, format!("not a valid tenant id: {e}")))?;
+            validate_limits(&key, &o.apply(&self.limits))?;
         }
-        for tenant in self.overrides.keys() {
-            if let Err(e) = crate::tenant::TenantId::new(tenant) {
-                return bad(format!("overrides: {e}"));
-            }
+        for (i, tenant) in self.tenant_allow_list.iter().enumerate() {
+            crate::tenant::TenantId::new(tenant).map_err(|e| {
+                invalid(
+                    format!("tenant_allow_list[{i}]"),
+                    format!("not a valid tenant id: {e}"),
+                )
+            })?;
         }
         if self.ingester.block_size.0 < 1024 {
-            return bad("ingester.block_size must be at least 1KiB".to_string());
+            return Err(invalid("ingester.block_size", "must be at least 1KiB"));
         }
         if self.ingester.chunk_target_size.0 < self.ingester.block_size.0 / 8 {
-            return bad("ingester.chunk_target_size is too small for block_size".to_string());
+            return Err(invalid(
+                "ingester.chunk_target_size",
+                "must be at least an eighth of ingester.block_size",
+            ));
         }
-        if self.ingester.max_chunk_age.is_zero() || self.ingester.chunk_idle_period.is_zero() {
-            return bad(
-                "ingester.max_chunk_age and chunk_idle_period must be positive".to_string(),
-            );
+        if self.ingester.max_chunk_age.is_zero() {
+            return Err(invalid("ingester.max_chunk_age", "must be positive"));
+        }
+        if self.ingester.chunk_idle_period.is_zero() {
+            return Err(invalid("ingester.chunk_idle_period", "must be positive"));
         }
         if self.wal.segment_size.0 < 1 << 20 {
-            return bad("wal.segment_size must be at least 1MiB".to_string());
+            return Err(invalid("wal.segment_size", "must be at least 1MiB"));
         }
         if self.query.max_concurrent == 0 {
-            return bad("query.max_concurrent must be positive".to_string());
+            return Err(invalid("query.max_concurrent", "must be positive"));
         }
         if let Some(agent) = &self.agent {
             agent
                 .validate()
-                .map_err(|e| ConfigError::Invalid(format!("agent: {e}")))?;
+                .map_err(|e| invalid("agent", e.to_string()))?;
         }
         Ok(())
     }
 
-    /// The limits of `tenant`.
-    pub fn limits_for(&self, tenant: &str) -> &Limits {
-        self.overrides.get(tenant).unwrap_or(&self.limits)
+    /// The limits of `tenant`: `limits` with the keys of its override, if
+    /// it has one.
+    pub fn limits_for(&self, tenant: &str) -> Limits {
+        match self.overrides.get(tenant) {
+            Some(o) => o.apply(&self.limits),
+            None => self.limits.clone(),
+        }
     }
+}
+
+/// Checks one limits block; `key` is where it is (`limits`,
+/// `overrides.<tenant>`).
+fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
+    let positive = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(invalid(
+                format!("{key}.{name}"),
+                format!("must be a positive number, not {v}"),
+            ))
+        }
+    };
+    positive("ingestion_rate_mb", limits.ingestion_rate_mb)?;
+    positive("ingestion_burst_size_mb", limits.ingestion_burst_size_mb)?;
+    if limits.max_entries_limit_per_query == 0 {
+        return Err(invalid(
+            format!("{key}.max_entries_limit_per_query"),
+            "must be positive",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_yaml::{Mapping, Value};
 
     #[test]
     fn defaults_validate() {
@@ -314,23 +512,193 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.limits.max_line_size, ByteSize(1000));
         assert_eq!(c.limits_for("team-a").ingestion_rate_mb, 10.0);
+        assert_eq!(c.limits_for("team-a").max_line_size, ByteSize(1000));
         assert_eq!(c.limits_for("other").ingestion_rate_mb, 4.0);
         assert_eq!(c.grpc_addr, "0.0.0.0:9095");
+    }
+
+    /// Issue 10: an override that sets one key used to reset every other
+    /// key to the binary's default (team-a's 200-byte lines were accepted
+    /// and its retention became "forever").
+    #[test]
+    fn issue_10_override_keeps_the_configured_limits() {
+        let c: Config = serde_yaml::from_str(
+            "limits:\n  max_line_size: 100B\n  retention_period: 744h\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let a = c.limits_for("team-a");
+        assert_eq!(a.max_line_size, ByteSize(100));
+        assert_eq!(a.retention_period, HumanDuration::from_secs(744 * 3600));
+        assert_eq!(a.ingestion_rate_mb, 10.0);
+    }
+
+    fn mapping(v: &impl Serialize) -> Mapping {
+        match serde_yaml::to_value(v).unwrap() {
+            Value::Mapping(m) => m,
+            other => panic!("not a mapping: {other:?}"),
+        }
+    }
+
+    /// A value of the same kind as `v` that differs from it (and from
+    /// what `step` other than this one gives), still valid for the key.
+    fn changed(v: &Value, step: u64) -> Value {
+        match v {
+            Value::Bool(b) => Value::Bool(if step % 2 == 1 { !b } else { *b }),
+            Value::Number(n) if n.is_u64() => Value::from(n.as_u64().unwrap() + 7 * step),
+            Value::Number(n) => Value::from(n.as_f64().unwrap() + 0.25 * step as f64),
+            // Durations serialize as text.
+            Value::String(s) => {
+                let d: HumanDuration = s.parse().unwrap();
+                let d = HumanDuration(d.0 + std::time::Duration::from_secs(61 * step));
+                Value::String(d.to_string())
+            }
+            // A new kind of limit: teach this function how to change it.
+            other => panic!("no way to change {other:?}"),
+        }
+    }
+
+    /// Every key of `limits`, found through serde so that a key added
+    /// later is covered: set alone in an override, it changes that key
+    /// only; every other key keeps the configured (non-default) value of
+    /// `limits`.
+    #[test]
+    fn every_limit_is_inherited_and_overridable_alone() {
+        let defaults = mapping(&Limits::default());
+        assert!(defaults.len() >= 17, "{defaults:?}");
+        let configured: Mapping = defaults
+            .iter()
+            .map(|(k, v)| (k.clone(), changed(v, 1)))
+            .collect();
+        for (k, v) in &configured {
+            // Booleans flip back at step 2; the other kinds differ.
+            assert_ne!(Some(v), defaults.get(k), "{k:?} is not changed");
+        }
+        for key in defaults.keys() {
+            let set = match &configured[key] {
+                Value::Bool(b) => Value::Bool(!b),
+                v => changed(v, 2),
+            };
+            let mut over = Mapping::new();
+            over.insert(key.clone(), set.clone());
+            let mut overrides = Mapping::new();
+            overrides.insert("team-a".into(), Value::Mapping(over));
+            let mut doc = Mapping::new();
+            doc.insert("limits".into(), Value::Mapping(configured.clone()));
+            doc.insert("overrides".into(), Value::Mapping(overrides));
+            let c: Config = serde_yaml::from_value(Value::Mapping(doc)).unwrap();
+            c.validate().unwrap();
+            assert_eq!(mapping(&c.limits), configured, "limits block read back");
+            assert_eq!(c.limits_for("team-b"), c.limits, "tenant without override");
+            let got = mapping(&c.limits_for("team-a"));
+            assert_eq!(got.len(), configured.len());
+            for (k, v) in &got {
+                if k == key {
+                    assert_eq!(v, &set, "{key:?} set by the override");
+                } else {
+                    assert_eq!(v, &configured[k], "{k:?} with only {key:?} overridden");
+                }
+            }
+            // The override reads back as written: only its key.
+            assert_eq!(mapping(&c.overrides["team-a"]).len(), 1);
+        }
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(serde_yaml::from_str::<Config>("htp_addr: x\n").is_err());
         assert!(serde_yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
+        let e = serde_yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overrides.t") && e.contains("max_lines"), "{e}");
+    }
+
+    /// Parse errors name the key, also for values that used to panic.
+    #[test]
+    fn bad_values_name_their_key() {
+        for (yaml, key) in [
+            (
+                "limits:\n  retention_period: 1e30\n",
+                "limits.retention_period",
+            ),
+            (
+                "limits:\n  retention_period: 10 years\n",
+                "limits.retention_period",
+            ),
+            (
+                "overrides:\n  t:\n    reject_old_samples_max_age: -5\n",
+                "overrides.t.reject_old_samples_max_age",
+            ),
+            ("limits:\n  max_line_size: 1e30\n", "limits.max_line_size"),
+            (
+                "ingester:\n  max_chunk_age: .inf\n",
+                "ingester.max_chunk_age",
+            ),
+            ("shutdown_timeout: soon\n", "shutdown_timeout"),
+            ("max_tenants: -1\n", "max_tenants"),
+        ] {
+            let e = serde_yaml::from_str::<Config>(yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(key), "{yaml:?}: {e}");
+        }
     }
 
     #[test]
-    fn bad_values_are_rejected() {
+    fn bad_values_are_rejected_with_their_key() {
+        let check = |c: Config, key: &str| {
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { key: k, .. } if k == key),
+                "{key}: {e}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+        };
         let mut c = Config::default();
-        c.overrides.insert("../etc".to_string(), Limits::default());
-        assert!(c.validate().is_err());
+        c.overrides
+            .insert("../etc".to_string(), LimitsOverride::default());
+        check(c, "overrides.../etc");
         let mut c = Config::default();
         c.limits.ingestion_rate_mb = 0.0;
-        assert!(c.validate().is_err());
+        check(c, "limits.ingestion_rate_mb");
+        let mut c = Config::default();
+        c.limits.ingestion_burst_size_mb = f64::NAN;
+        check(c, "limits.ingestion_burst_size_mb");
+        let mut c = Config::default();
+        c.overrides.insert(
+            "team-a".to_string(),
+            LimitsOverride {
+                max_entries_limit_per_query: Some(0),
+                ..LimitsOverride::default()
+            },
+        );
+        check(c, "overrides.team-a.max_entries_limit_per_query");
+        let c = Config {
+            tenant_allow_list: vec!["ok".into(), "a/b".into()],
+            ..Config::default()
+        };
+        check(c, "tenant_allow_list[1]");
+        let mut c = Config::default();
+        c.ingester.chunk_idle_period = HumanDuration::from_secs(0);
+        check(c, "ingester.chunk_idle_period");
+    }
+
+    #[test]
+    fn tenant_keys() {
+        let c: Config = serde_yaml::from_str(
+            "tenant_allow_list: [team-a, team-b]\nmax_tenants: 3\nmax_tenants_in_metrics: 5\nshutdown_timeout: 5s\ningester:\n  flush_on_shutdown: true\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.tenant_allow_list, ["team-a", "team-b"]);
+        assert_eq!(c.max_tenants, 3);
+        assert_eq!(c.max_tenants_in_metrics, 5);
+        assert_eq!(c.shutdown_timeout, HumanDuration::from_secs(5));
+        assert!(c.ingester.flush_on_shutdown);
+        let d = Config::default();
+        assert!(d.tenant_allow_list.is_empty());
+        assert_eq!((d.max_tenants, d.max_tenants_in_metrics), (10_000, 100));
+        assert!(!d.ingester.flush_on_shutdown);
     }
 }

@@ -12,6 +12,13 @@ use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
+use larch_store::units::HumanDuration;
+
+/// How long the ingester may take past the shutdown deadline to stop its
+/// threads (one chunk write, the WAL writer's last group) before the
+/// process exits without waiting for them. Exiting then is as safe as a
+/// crash: every acknowledged push is in the WAL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The Larch store: Loki's push and query APIs over a WAL and compressed
 /// chunks on local disk.
@@ -33,6 +40,23 @@ struct Args {
     /// Require X-Scope-OrgID on every request.
     #[arg(long)]
     auth_enabled: Option<bool>,
+    /// Tenants that may push, comma-separated; others get 401. [default:
+    /// empty, every tenant may push]
+    #[arg(long, value_delimiter = ',')]
+    tenant_allow_list: Option<Vec<String>>,
+    /// Most tenants the store holds; a push creating one more gets 429; 0
+    /// for no limit. [default: 10000]
+    #[arg(long)]
+    max_tenants: Option<usize>,
+    /// Most tenants with their own `tenant` label value on /metrics; the
+    /// others share `tenant="<other>"`. [default: 100]
+    #[arg(long)]
+    max_tenants_in_metrics: Option<usize>,
+    /// Longest a shutdown may take from SIGTERM to exit (flushing included
+    /// with ingester.flush_on_shutdown); what is not flushed by then is
+    /// replayed from the WAL at the next start. [default: 20s]
+    #[arg(long)]
+    shutdown_timeout: Option<HumanDuration>,
     /// Also run an agent in this process that tails this pods directory
     /// (`<namespace>_<pod>_<uid>/<container>/<n>.log`) and pushes to this
     /// store: the all-in-one mode. Overrides `agent.pods_dir`.
@@ -70,6 +94,18 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.auth_enabled {
         config.auth_enabled = v;
+    }
+    if let Some(v) = &args.tenant_allow_list {
+        config.tenant_allow_list = v.iter().filter(|t| !t.is_empty()).cloned().collect();
+    }
+    if let Some(v) = args.max_tenants {
+        config.max_tenants = v;
+    }
+    if let Some(v) = args.max_tenants_in_metrics {
+        config.max_tenants_in_metrics = v;
+    }
+    if let Some(v) = args.shutdown_timeout {
+        config.shutdown_timeout = v;
     }
     if let Some(dir) = &args.agent_pods_dir {
         let agent = config
@@ -127,7 +163,11 @@ fn main() -> anyhow::Result<()> {
         .thread_name("larch-store")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(config))
+    let result = runtime.block_on(run(config));
+    // Work still running on the blocking pool (a query past the shutdown
+    // deadline) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 /// `--rebuild-index`: rebuilds the index logs and prints what was found.
@@ -165,7 +205,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let grpc = tokio::net::TcpListener::bind(&config.grpc_addr)
         .await
         .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_config(&config));
+    let shutdown_timeout = config.shutdown_timeout;
     let data_dir = config.data_dir.clone();
     let agent_config = config.agent.clone();
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
@@ -179,23 +220,66 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let mut server_stop = stop_rx;
-    let server = tokio::spawn(server::serve(state, http, grpc, async move {
+    let mut server = tokio::spawn(server::serve(state, http, grpc, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
     shutdown_signal().await;
+    let started = std::time::Instant::now();
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!(
+            "Second signal: exiting at once. Every acknowledged push is in the WAL and is replayed at the next start."
+        );
+        std::process::exit(1);
+    });
+    let deadline = tokio::time::Instant::now() + shutdown_timeout.0;
+    tracing::info!(
+        timeout = %shutdown_timeout,
+        flush_on_shutdown = ingester.config.ingester.flush_on_shutdown,
+        "Shutting down."
+    );
     // The agent stops first, so its last batches reach the store.
     let _ = stop_tx.send(true);
     if let Some(a) = agent {
-        match a.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "The embedded agent stopped with an error."),
-            Err(e) => tracing::error!(error = %e, "The embedded agent failed."),
+        match tokio::time::timeout_at(deadline, a).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "The embedded agent stopped with an error.")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "The embedded agent failed."),
+            Err(_) => tracing::warn!(
+                "The embedded agent did not stop before the shutdown deadline; it sends its unacknowledged lines again at the next start."
+            ),
         }
     }
-    server.await??;
-    tracing::info!("Shutting down: flushing every chunk.");
-    tokio::task::spawn_blocking(move || ingester.shutdown()).await?;
-    tracing::info!("Stopped.");
+    // Requests in flight finish, up to the deadline.
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "The server stopped with an error."),
+        Ok(Err(e)) => tracing::error!(error = %e, "The server task failed."),
+        Err(_) => {
+            server.abort();
+            tracing::warn!(
+                "Requests still running at the shutdown deadline were cut off; unacknowledged pushes are retried by their clients."
+            );
+        }
+    }
+    let ing = ingester.clone();
+    let stop = tokio::task::spawn_blocking(move || ing.shutdown_until(deadline.into_std()));
+    match tokio::time::timeout_at(deadline + STOP_GRACE, stop).await {
+        Ok(Ok(report)) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            streams_in_wal = report.streams_in_wal,
+            out_of_time = report.out_of_time,
+            "Stopped; streams with entries only in the WAL are replayed at the next start."
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Stopping the ingester failed; the WAL is replayed at the next start.")
+        }
+        Err(_) => tracing::error!(
+            "The ingester did not stop in time; exiting anyway. Every acknowledged push is in the WAL and is replayed at the next start."
+        ),
+    }
     Ok(())
 }
 

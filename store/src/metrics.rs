@@ -4,6 +4,16 @@
 //! `_total`; label values are bounded (tenants, routes, status codes,
 //! discard reasons). Hot paths update metrics once per request or batch,
 //! never per line.
+//!
+//! Tenant ids come from clients, so the `tenant` label goes through
+//! [`TenantLabels`]: tenants named in the configuration, then the first
+//! `max_tenants_in_metrics` others, get their own value; every later one is
+//! counted under [`OTHER_TENANTS`]. A tenant keeps its value for the life of
+//! the process.
+
+use std::collections::HashSet;
+
+use parking_lot::RwLock;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -25,9 +35,60 @@ fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1024.0, 2.0, 14))
 }
 
+/// The `tenant` label value shared by the tenants without their own. It
+/// cannot be a tenant id (`<` and `>` are not allowed in one).
+pub const OTHER_TENANTS: &str = "<other>";
+
+/// Which tenants get their own `tenant` label value.
+pub struct TenantLabels {
+    /// Tenants named in the configuration: always their own value.
+    named: HashSet<String>,
+    /// Others given their own value, first come first served.
+    seen: RwLock<HashSet<String>>,
+    /// How many others may have one.
+    max: usize,
+}
+
+impl TenantLabels {
+    /// `named` tenants always have their own value, and at most `max`
+    /// others.
+    pub fn new(named: impl IntoIterator<Item = String>, max: usize) -> TenantLabels {
+        TenantLabels {
+            named: named.into_iter().collect(),
+            seen: RwLock::new(HashSet::new()),
+            max,
+        }
+    }
+
+    /// The value of the `tenant` label for `tenant`.
+    pub fn value(&self, tenant: &str) -> String {
+        if self.named.contains(tenant) || self.seen.read().contains(tenant) {
+            return tenant.to_string();
+        }
+        let mut seen = self.seen.write();
+        if seen.contains(tenant) {
+            return tenant.to_string();
+        }
+        if seen.len() < self.max {
+            seen.insert(tenant.to_string());
+            return tenant.to_string();
+        }
+        OTHER_TENANTS.to_string()
+    }
+}
+
+impl Default for TenantLabels {
+    /// No named tenants; 100 others (the configuration's default).
+    fn default() -> TenantLabels {
+        TenantLabels::new([], 100)
+    }
+}
+
 /// All metrics of the store.
 pub struct Metrics {
     registry: Registry,
+    /// The values of the `tenant` label.
+    pub tenant_labels: TenantLabels,
     /// Bytes of lines received per tenant (before validation).
     pub bytes_received: Family<Labels, Counter>,
     /// Lines received per tenant (before validation).
@@ -64,6 +125,11 @@ pub struct Metrics {
     pub flush_queue_length: Gauge,
     /// HTTP and gRPC request latency by route and status code.
     pub request_duration: HistogramFamily,
+    /// Tenants the store holds.
+    pub tenants: Gauge,
+    /// Pushes refused because of their tenant, by reason (`not_allowed`,
+    /// `max_tenants`).
+    pub refused_tenant_pushes: Family<Labels, Counter>,
     /// Live tail connections open.
     pub tail_active: Gauge,
     /// Entries sent to live tail clients.
@@ -78,10 +144,29 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric, with the default bound on
+    /// tenant label values.
     pub fn new() -> Metrics {
+        Metrics::with_tenant_labels(TenantLabels::default())
+    }
+
+    /// Creates and registers every metric, with `config`'s bound on tenant
+    /// label values: tenants of `tenant_allow_list` and `overrides`, plus
+    /// `max_tenants_in_metrics` others.
+    pub fn for_config(config: &crate::config::Config) -> Metrics {
+        let named = config
+            .tenant_allow_list
+            .iter()
+            .chain(config.overrides.keys())
+            .cloned();
+        Metrics::with_tenant_labels(TenantLabels::new(named, config.max_tenants_in_metrics))
+    }
+
+    /// Creates and registers every metric, with `tenant_labels`.
+    pub fn with_tenant_labels(tenant_labels: TenantLabels) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
+            tenant_labels,
             bytes_received: Family::default(),
             lines_received: Family::default(),
             discarded_entries: Family::default(),
@@ -100,6 +185,8 @@ impl Metrics {
             chunks_deleted: Family::default(),
             flush_queue_length: Gauge::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
+            tenants: Gauge::default(),
+            refused_tenant_pushes: Family::default(),
             tail_active: Gauge::default(),
             tail_sent_entries: Counter::default(),
             tail_dropped_entries: Family::default(),
@@ -193,6 +280,16 @@ impl Metrics {
             "larch_request_duration_seconds",
             "Request latency by route and status code.",
             m.request_duration.clone(),
+        );
+        registry.register(
+            "larch_ingester_tenants",
+            "Tenants the store holds data of.",
+            m.tenants.clone(),
+        );
+        registry.register(
+            "larch_ingester_refused_tenant_pushes",
+            "Pushes refused because of their tenant (not_allowed: not in tenant_allow_list; max_tenants: one tenant too many).",
+            m.refused_tenant_pushes.clone(),
         );
         registry.register(
             "larch_tail_active_connections",
@@ -315,9 +412,20 @@ pub fn kind_label(kind: &'static str) -> Labels {
     vec![("kind", kind.to_string())]
 }
 
-/// Shorthand for a one-label set.
-pub fn tenant_label(tenant: &str) -> Labels {
-    vec![("tenant", tenant.to_string())]
+impl Metrics {
+    /// The label set `{tenant}` for `tenant`, bounded by
+    /// [`TenantLabels`].
+    pub fn tenant_label(&self, tenant: &str) -> Labels {
+        vec![("tenant", self.tenant_labels.value(tenant))]
+    }
+
+    /// The label set `{tenant, reason}`.
+    pub fn tenant_reason_labels(&self, tenant: &str, reason: &str) -> Labels {
+        vec![
+            ("tenant", self.tenant_labels.value(tenant)),
+            ("reason", reason.to_string()),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +449,37 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn tenant_label_values_are_bounded() {
+        let m = Metrics::with_tenant_labels(TenantLabels::new(["named".to_string()], 3));
+        for i in 0..1000 {
+            m.lines_received
+                .get_or_create(&m.tenant_label(&format!("t{i}")))
+                .inc();
+        }
+        m.lines_received
+            .get_or_create(&m.tenant_label("named"))
+            .inc();
+        // The first three keep their value for good.
+        assert_eq!(m.tenant_labels.value("t1"), "t1");
+        assert_eq!(m.tenant_labels.value("t999"), OTHER_TENANTS);
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("larch_distributor_lines_received_total"))
+            .collect();
+        assert_eq!(series.len(), 5, "{series:?}");
+        assert!(
+            text.contains(r#"larch_distributor_lines_received_total{tenant="<other>"} 997"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"{tenant="named"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn other_tenants_cannot_be_a_tenant_id() {
+        assert!(crate::tenant::TenantId::new(OTHER_TENANTS).is_err());
     }
 }

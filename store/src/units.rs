@@ -36,10 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".to_string());
     }
     if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("invalid duration {text:?}"));
+        return secs_to_duration(secs).ok_or_else(|| out_of_range(text));
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -70,9 +67,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(value * unit_secs);
+        total = secs_to_duration(value * unit_secs)
+            .and_then(|d| total.checked_add(d))
+            .filter(|d| *d <= MAX_DURATION)
+            .ok_or_else(|| out_of_range(text))?;
     }
     Ok(total)
+}
+
+/// The longest duration accepted: about 292 years, the most nanoseconds
+/// an `i64` holds (timestamps are `i64` nanoseconds everywhere).
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// `secs` as a duration if it is a number from zero to [`MAX_DURATION`].
+fn secs_to_duration(secs: f64) -> Option<Duration> {
+    // Negative, NaN, infinite and too large values are errors here.
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+}
+
+fn out_of_range(text: &str) -> String {
+    format!("invalid duration {text:?}: durations must be from 0 to 292y")
 }
 
 impl fmt::Display for HumanDuration {
@@ -101,16 +117,19 @@ impl std::str::FromStr for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = NumberOrText::deserialize(d)?;
-        match v {
-            NumberOrText::Number(n) if n >= 0.0 && n.is_finite() => {
-                Ok(HumanDuration(Duration::from_secs_f64(n)))
-            }
-            NumberOrText::Number(n) => {
-                Err(serde::de::Error::custom(format!("invalid duration {n}")))
-            }
-            NumberOrText::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(UnitVisitor {
+            expecting: "a duration such as 30s, 1h30m or 7d, or a number of seconds",
+            convert: |raw| {
+                match raw {
+                    Raw::U64(n) => secs_to_duration(n as f64),
+                    Raw::I64(n) => secs_to_duration(n as f64),
+                    Raw::F64(n) => secs_to_duration(n),
+                    Raw::Text(t) => return parse_duration(t).map(HumanDuration),
+                }
+                .map(HumanDuration)
+                .ok_or_else(|| out_of_range(&raw.to_string()))
+            },
+        })
     }
 }
 
@@ -147,11 +166,18 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "TiB" | "Ti" => 1024f64.powi(4),
         other => return Err(format!("unknown unit {other:?} in byte size {text:?}")),
     };
-    let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid byte size {text:?}"));
+    bytes_from_f64(value * mult).ok_or_else(|| format!("invalid byte size {text:?}"))
+}
+
+/// `bytes` rounded to a whole number of bytes, if it fits a `u64`.
+fn bytes_from_f64(bytes: f64) -> Option<u64> {
+    let rounded = bytes.round();
+    // 2^64 itself is the first value that does not fit.
+    if rounded >= 0.0 && rounded < u64::MAX as f64 {
+        Some(rounded as u64)
+    } else {
+        None
     }
-    Ok(bytes.round() as u64)
 }
 
 impl std::str::FromStr for ByteSize {
@@ -169,13 +195,21 @@ impl fmt::Display for ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumberOrText::deserialize(d)? {
-            NumberOrText::Number(n) if n >= 0.0 && n.is_finite() => Ok(ByteSize(n as u64)),
-            NumberOrText::Number(n) => {
-                Err(serde::de::Error::custom(format!("invalid byte size {n}")))
-            }
-            NumberOrText::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(UnitVisitor {
+            expecting: "a byte size such as 256KB or 1MiB, or a number of bytes",
+            convert: |raw| {
+                match raw {
+                    Raw::U64(n) => Some(n),
+                    Raw::I64(n) => u64::try_from(n).ok(),
+                    Raw::F64(n) => bytes_from_f64(n),
+                    Raw::Text(t) => return parse_bytes(t).map(ByteSize),
+                }
+                .map(ByteSize)
+                .ok_or_else(|| {
+                    format!("invalid byte size {raw}: sizes must be from 0 to 2^64-1 bytes")
+                })
+            },
+        })
     }
 }
 
@@ -185,11 +219,62 @@ impl Serialize for ByteSize {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Number(f64),
-    Text(String),
+/// A configuration value as YAML gives it.
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Text(&'a str),
+}
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Raw::U64(n) => write!(f, "{n}"),
+            Raw::I64(n) => write!(f, "{n}"),
+            // Debug keeps exponents short: 1e30, not 31 digits.
+            Raw::F64(n) => write!(f, "{n:?}"),
+            Raw::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+/// Reads a number or a text and converts it while the deserializer is
+/// still at the value, so that its errors carry the key's path.
+struct UnitVisitor<T> {
+    expecting: &'static str,
+    convert: fn(Raw<'_>) -> Result<T, String>,
+}
+
+impl<T> UnitVisitor<T> {
+    fn run<E: serde::de::Error>(self, raw: Raw<'_>) -> Result<T, E> {
+        (self.convert)(raw).map_err(E::custom)
+    }
+}
+
+impl<'de, T> serde::de::Visitor<'de> for UnitVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        self.run(Raw::U64(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        self.run(Raw::I64(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+        self.run(Raw::F64(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        self.run(Raw::Text(v))
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +303,72 @@ mod tests {
         assert_eq!(parse_bytes("1.5MiB").unwrap(), 1_572_864);
         assert_eq!(parse_bytes("42").unwrap(), 42);
         assert!(parse_bytes("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_errors() {
+        // Issue 10: `retention_period: 1e30` used to panic.
+        for bad in [
+            "1e30",
+            "1e30s",
+            "inf",
+            "NaN",
+            "-1",
+            "300y",
+            "9999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("292y").is_ok());
+        assert!(parse_duration("200y200y").is_err());
+        for bad in ["1e30", "18446744073709551616", "1e7TiB", "-1", "NaN", "inf"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_bytes("18446744073709549568").unwrap(),
+            18446744073709549568
+        );
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            d: Option<HumanDuration>,
+            b: Option<ByteSize>,
+        }
+        for bad in [
+            "d: 1e30", "d: -1", "d: .nan", "d: .inf", "b: 1e30", "b: -1", "b: .inf",
+        ] {
+            let err = serde_yaml::from_str::<T>(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&bad[..2]), "{bad}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text is a value or an error, never a panic.
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,24}") {
+            let _ = parse_duration(&text);
+            let _ = parse_bytes(&text);
+        }
+
+        /// Number-and-unit shaped text, where the overflows live.
+        #[test]
+        fn unit_shaped_text_never_panics(
+            parts in proptest::collection::vec(
+                ("[0-9]{0,40}(\\.[0-9]{0,5})?(e[0-9]{1,3})?", "(ns|us|µs|ms|s|m|h|d|w|y|B|KB|KiB|MB|MiB|GB|GiB|TB|TiB|x)?"),
+                1..5,
+            )
+        ) {
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{u}")).collect();
+            if let Ok(d) = parse_duration(&text) {
+                proptest::prop_assert!(d <= MAX_DURATION);
+            }
+            let _ = parse_bytes(&text);
+            let yaml = format!("d: {text}\nb: {text}\n");
+            let _ = serde_yaml::from_str::<std::collections::BTreeMap<String, HumanDuration>>(&yaml);
+            let _ = serde_yaml::from_str::<std::collections::BTreeMap<String, ByteSize>>(&yaml);
+        }
     }
 
     #[test]

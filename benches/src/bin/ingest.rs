@@ -132,12 +132,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Limits generous enough that the benchmark measures throughput, not
-/// rate limiting.
+/// rate limiting; SIGTERM flushes everything (not the default), so the run
+/// includes writing every chunk.
 fn write_config(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("bench.yaml");
     std::fs::write(
         &path,
-        "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n",
+        "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\n",
     )?;
     Ok(path)
 }

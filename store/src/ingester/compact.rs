@@ -36,7 +36,6 @@ use crate::chunk::{
     ChunkHeader, ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block,
 };
 use crate::index::{ChunkRef, IndexRecord};
-use crate::metrics::tenant_label;
 
 /// Files to delete once their deadline passes.
 #[derive(Default)]
@@ -76,11 +75,15 @@ pub fn grace(ing: &Ingester) -> Duration {
     ing.config.query.timeout.0 + Duration::from_secs(60)
 }
 
-/// Merges runs of small chunks in every stream of every tenant.
+/// Merges runs of small chunks in every stream of every tenant; stops
+/// between two streams when a shutdown's deadline has passed.
 pub fn compact_all(ing: &Ingester) {
     let target = ing.config.ingester.chunk_target_size.0;
     for tenant in ing.tenants() {
         for s in tenant.all() {
+            if ing.out_of_time() {
+                return;
+            }
             let chunks = s.state.lock().chunks.clone();
             for run in small_runs(&chunks, target) {
                 if run.iter().any(|c| {
@@ -218,7 +221,7 @@ fn compact_run(
     }
     ing.metrics
         .chunks_deleted
-        .get_or_create(&tenant_label(tenant.id.as_str()))
+        .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
         .inc_by(run.len() as u64);
     Ok(())
 }

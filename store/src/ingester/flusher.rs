@@ -20,7 +20,6 @@ use super::tenant::Tenant;
 use super::{Ingester, note_activation};
 use crate::chunk::{ChunkHeader, EncodedBlock, chunk_parts};
 use crate::index::{ChunkRef, IndexRecord};
-use crate::metrics::tenant_label;
 
 /// Messages to the flusher.
 pub enum Msg {
@@ -103,7 +102,7 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             }
         }
         cycle(&ing, force);
-        if !compaction.is_zero() && last_compaction.elapsed() >= compaction {
+        if !compaction.is_zero() && last_compaction.elapsed() >= compaction && !ing.out_of_time() {
             super::compact::compact_all(&ing);
             last_compaction = Instant::now();
         }
@@ -117,7 +116,9 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
     }
 }
 
-/// One pass: seal what is due, write what is sealed, trim, retain.
+/// One pass: seal what is due, write what is sealed, trim, retain. Once a
+/// shutdown's deadline has passed (see [`Ingester::shutdown_until`]) it seals and
+/// writes nothing more (what is left is in the WAL) and only trims.
 pub fn cycle(ing: &Ingester, force: bool) {
     // Read before looking at streams: entries applied after this point are
     // protected from WAL trimming by this bound.
@@ -127,8 +128,11 @@ pub fn cycle(ing: &Ingester, force: bool) {
     let now = Instant::now();
     let mut queue: Vec<(Arc<Tenant>, Arc<Stream>)> = Vec::new();
     let mut waiting = 0usize;
-    for tenant in ing.tenants() {
+    'seal: for tenant in ing.tenants() {
         for s in tenant.all() {
+            if ing.out_of_time() {
+                break 'seal;
+            }
             let mut st = s.state.lock();
             if !st.open.is_empty()
                 && (force
@@ -144,8 +148,11 @@ pub fn cycle(ing: &Ingester, force: bool) {
         }
     }
     ing.metrics.flush_queue_length.set(waiting as i64);
-    for (tenant, stream) in queue {
+    'write: for (tenant, stream) in queue {
         loop {
+            if ing.out_of_time() {
+                break 'write;
+            }
             let next = stream.state.lock().sealed.front().cloned();
             let Some(sealed) = next else { break };
             if let Err(e) = write_chunk(ing, &tenant, &stream, &sealed) {
@@ -156,7 +163,9 @@ pub fn cycle(ing: &Ingester, force: bool) {
         }
     }
     trim_wal(ing, applied);
-    apply_retention(ing);
+    if !ing.out_of_time() {
+        apply_retention(ing);
+    }
     ing.refresh_gauges();
 }
 
@@ -215,7 +224,7 @@ fn write_chunk(
     drop(st);
     ing.metrics
         .chunks_flushed
-        .get_or_create(&tenant_label(tenant.id.as_str()))
+        .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
         .inc();
     ing.metrics.chunk_size_bytes.observe(size as f64);
     Ok(())
@@ -279,6 +288,9 @@ fn apply_retention(ing: &Ingester) {
         }
         let cutoff = now.saturating_sub(period.as_nanos_i64());
         for s in tenant.all() {
+            if ing.out_of_time() {
+                return;
+            }
             let expired: Vec<ChunkRef> = s
                 .state
                 .lock()
@@ -313,7 +325,7 @@ fn apply_retention(ing: &Ingester) {
             }
             ing.metrics
                 .chunks_deleted
-                .get_or_create(&tenant_label(tenant.id.as_str()))
+                .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
                 .inc_by(expired.len() as u64);
         }
     }

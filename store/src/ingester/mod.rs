@@ -16,17 +16,18 @@ pub mod tail;
 pub mod tenant;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::index::Handles;
-use crate::metrics::{Metrics, tenant_label};
+use crate::metrics::Metrics;
 use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 use crate::validate::Validated;
@@ -58,6 +59,48 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
     }
 }
 
+/// Why a push of a tenant is refused before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantRefused {
+    /// `tenant_allow_list` is set and does not name the tenant (HTTP 401).
+    #[error(
+        "tenant '{0}' is not allowed to push to this store: it is not in tenant_allow_list, ask your Larch administrator to add it"
+    )]
+    NotAllowed(TenantId),
+    /// The tenant is new and the store holds `max_tenants` already (HTTP
+    /// 429: the data is fine, the store is full of tenants).
+    #[error(
+        "maximum number of tenants exceeded when trying to create tenant '{tenant}' (limit: {max}), contact your Larch administrator to see if the max_tenants limit can be increased"
+    )]
+    TooMany {
+        /// The new tenant.
+        tenant: TenantId,
+        /// `max_tenants`.
+        max: usize,
+    },
+}
+
+impl TenantRefused {
+    /// The `reason` label of `larch_ingester_refused_tenant_pushes_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TenantRefused::NotAllowed(_) => "not_allowed",
+            TenantRefused::TooMany { .. } => "max_tenants",
+        }
+    }
+}
+
+/// What a shutdown left behind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Streams whose newest entries are only in the WAL (replayed at the
+    /// next start).
+    pub streams_in_wal: usize,
+    /// Whether the flusher ran out of time before everything asked of it
+    /// was written.
+    pub out_of_time: bool,
+}
+
 /// The shared state of the store's write and read paths.
 pub struct Ingester {
     /// Configuration.
@@ -65,6 +108,11 @@ pub struct Ingester {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
+    /// `tenant_allow_list`; empty: every tenant may push.
+    allowed: HashSet<String>,
+    /// Set when a shutdown begins: the flusher and compaction stop writing
+    /// at this instant (between two chunks).
+    stop_at: Mutex<Option<Instant>>,
     index_dir: PathBuf,
     chunks_dir: PathBuf,
     wal: Mutex<Wal>,
@@ -270,6 +318,8 @@ impl Ingester {
             config: config.clone(),
             metrics,
             tenants,
+            allowed: config.tenant_allow_list.iter().cloned().collect(),
+            stop_at: Mutex::new(None),
             index_dir,
             chunks_dir,
             wal: Mutex::new(wal),
@@ -318,23 +368,58 @@ impl Ingester {
         Ok((ing, report))
     }
 
-    /// The tenant `id`, created if new (its index file is created when
-    /// its first chunk is flushed).
-    pub fn tenant(&self, id: &TenantId) -> Arc<Tenant> {
+    /// Whether `id` may push now: it is in `tenant_allow_list` (when
+    /// set), and it exists or one more tenant fits under `max_tenants`.
+    /// Cheap and creates nothing, so the push path asks before doing any
+    /// work for a push; [`Ingester::tenant`] checks again when it creates
+    /// the tenant. Refusals are counted in
+    /// `larch_ingester_refused_tenant_pushes_total`.
+    pub fn admit(&self, id: &TenantId) -> Result<(), TenantRefused> {
+        let tenants = self.tenants.read();
+        self.admit_locked(id, tenants.contains_key(id), tenants.len())
+    }
+
+    fn admit_locked(&self, id: &TenantId, exists: bool, count: usize) -> Result<(), TenantRefused> {
+        let refused = if !self.allowed.is_empty() && !self.allowed.contains(id.as_str()) {
+            TenantRefused::NotAllowed(id.clone())
+        } else if exists || self.config.max_tenants == 0 || count < self.config.max_tenants {
+            return Ok(());
+        } else {
+            TenantRefused::TooMany {
+                tenant: id.clone(),
+                max: self.config.max_tenants,
+            }
+        };
+        self.metrics
+            .refused_tenant_pushes
+            .get_or_create(&vec![("reason", refused.reason().to_string())])
+            .inc();
+        Err(refused)
+    }
+
+    /// The tenant `id` for a push, created if new and admitted (its index
+    /// file is created when its first chunk is flushed) ([`Ingester::admit`]). Only pushes create tenants:
+    /// reads use [`Ingester::existing_tenant`], and WAL replay restores
+    /// every tenant it finds whatever the limits say now.
+    pub fn tenant(&self, id: &TenantId) -> Result<Arc<Tenant>, WriteError> {
         if let Some(t) = self.tenants.read().get(id) {
-            return t.clone();
+            self.admit_locked(id, true, 0)?;
+            return Ok(t.clone());
         }
         let mut w = self.tenants.write();
         if let Some(t) = w.get(id) {
-            return t.clone();
+            self.admit_locked(id, true, 0)?;
+            return Ok(t.clone());
         }
+        self.admit_locked(id, false, w.len())?;
         let t = Arc::new(Tenant::new(
             id.clone(),
             &self.index_dir,
             self.handles.clone(),
         ));
         w.insert(id.clone(), t.clone());
-        t
+        self.metrics.tenants.set(w.len() as i64);
+        Ok(t)
     }
 
     /// The tenant `id` if it has ever written anything.
@@ -362,7 +447,7 @@ impl Ingester {
                 "the write-ahead log failed earlier; restart the store".into(),
             ));
         }
-        let t = self.tenant(tenant);
+        let t = self.tenant(tenant)?;
         if let Some(why) = t.log_failure() {
             return Err(WriteError::WalFailed(format!(
                 "the index log of tenant {tenant} cannot be written ({why}); its data stays in memory and in the write-ahead log until the store restarts"
@@ -392,14 +477,32 @@ impl Ingester {
     }
 
     /// Seals every open chunk and writes everything to disk, then trims the
-    /// WAL. Used by SIGTERM and tests.
+    /// WAL. Used by tests and benches.
     pub fn flush_all(&self) {
         self.flusher.flush_all_and_wait();
     }
 
     /// Stops accepting pushes, drains the writer, flushes every chunk and
-    /// stops the threads.
-    pub fn shutdown(&self) {
+    /// stops the threads, however long that takes. For tests and embedders
+    /// that want everything in chunk files; the binary uses
+    /// [`Ingester::shutdown_until`].
+    pub fn shutdown(&self) -> ShutdownReport {
+        self.stop(true, None)
+    }
+
+    /// Stops within a bounded time: stops accepting pushes, lets the WAL
+    /// writer finish and sync the pushes already queued, then, with
+    /// `ingester.flush_on_shutdown`, seals and writes open chunks until
+    /// `deadline`; without it, the flusher stops after the chunk it is
+    /// writing. Whatever is not in a chunk file stays in the WAL, which the
+    /// next start replays, so nothing acknowledged is lost either way. The
+    /// time taken past `deadline` is at most one chunk write and the WAL
+    /// writer's last group.
+    pub fn shutdown_until(&self, deadline: Instant) -> ShutdownReport {
+        self.stop(self.config.ingester.flush_on_shutdown, Some(deadline))
+    }
+
+    fn stop(&self, flush: bool, deadline: Option<Instant>) -> ShutdownReport {
         self.writer_tx.lock().take();
         let mut threads: Vec<_> = self.threads.lock().drain(..).collect();
         // The writer (first) ends once every sender is gone and its last
@@ -407,11 +510,37 @@ impl Ingester {
         if !threads.is_empty() {
             let _ = threads.remove(0).join();
         }
-        self.flush_all();
+        let stop_at = match (flush, deadline) {
+            (_, None) => None,
+            (true, Some(d)) => Some(d),
+            (false, Some(_)) => Some(Instant::now()),
+        };
+        *self.stop_at.lock() = stop_at;
+        if flush {
+            self.flush_all();
+        }
         self.flusher.stop();
         for t in threads {
             let _ = t.join();
         }
+        let mut report = ShutdownReport {
+            out_of_time: flush && self.out_of_time(),
+            ..ShutdownReport::default()
+        };
+        for t in self.tenants() {
+            for s in t.all() {
+                if s.state.lock().min_unflushed_seq().is_some() {
+                    report.streams_in_wal += 1;
+                }
+            }
+        }
+        report
+    }
+
+    /// Whether a shutdown's deadline has passed: the flusher and
+    /// compaction write nothing more.
+    pub(crate) fn out_of_time(&self) -> bool {
+        self.stop_at.lock().is_some_and(|t| Instant::now() >= t)
     }
 
     /// New entries of every tenant as they are acknowledged, for live
@@ -459,11 +588,22 @@ impl Ingester {
     }
 
     pub(crate) fn refresh_gauges(&self) {
-        for t in self.tenants() {
+        let mut tenants = self.tenants();
+        self.metrics.tenants.set(tenants.len() as i64);
+        // In name order, so that after a restart the same tenants get
+        // their own label value; tenants without one are summed.
+        tenants.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut active: HashMap<String, i64> = HashMap::new();
+        for t in tenants {
+            *active
+                .entry(self.metrics.tenant_labels.value(t.id.as_str()))
+                .or_default() += t.active_count() as i64;
+        }
+        for (tenant, n) in active {
             self.metrics
                 .active_streams
-                .get_or_create(&tenant_label(t.id.as_str()))
-                .set(t.active_count() as i64);
+                .get_or_create(&vec![("tenant", tenant)])
+                .set(n);
         }
         self.metrics
             .wal_segments

@@ -19,7 +19,6 @@ use std::time::Instant;
 use super::stream::{BuildIdentity, Verdict, entry_fingerprint};
 use super::tenant::Tenant;
 use super::{Ingester, cut_policy, note_activation};
-use crate::metrics::tenant_label;
 use crate::validate::{Reason, ValidStream, rfc3339};
 use crate::wal::record::{WalEntry, encode_push, finish_frame};
 
@@ -62,6 +61,9 @@ pub enum WriteError {
     /// The store is stopping.
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// The tenant may not push ([`super::Ingester::admit`]).
+    #[error(transparent)]
+    Tenant(#[from] super::TenantRefused),
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<WriteOutcome, WriteError>>;
@@ -310,7 +312,7 @@ fn process(
     if out.duplicates > 0 {
         ing.metrics
             .duplicate_entries
-            .get_or_create(&tenant_label(tenant.id.as_str()))
+            .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
             .inc_by(out.duplicates);
     }
     let accepted: usize = keep.iter().map(Vec::len).sum();

@@ -7,8 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::ingester::WriteError;
-use crate::metrics::tenant_label;
+use crate::ingester::{TenantRefused, WriteError};
 use crate::push::{self, DecodeError, Push, body};
 use crate::tenant::TenantId;
 use crate::validate::{self, Reason};
@@ -147,6 +146,8 @@ fn body_len_hint(headers: &HeaderMap) -> usize {
 /// Validates, rate-limits and stores a decoded push; shared by HTTP and
 /// gRPC. `Ok` means everything was stored.
 pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(), PushError> {
+    // Before any work or per-tenant state for a tenant that may not push.
+    app.ingester.admit(tenant).map_err(tenant_refused)?;
     let limits = app.config.limits_for(tenant.as_str());
     let received_lines = push.entry_count() as u64;
     let received_bytes: u64 = push
@@ -155,7 +156,7 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
         .flat_map(|s| s.entries.iter())
         .map(|e| e.line.len() as u64)
         .sum();
-    let labels = tenant_label(tenant.as_str());
+    let labels = app.metrics.tenant_label(tenant.as_str());
     app.metrics
         .lines_received
         .get_or_create(&labels)
@@ -166,7 +167,7 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
         .inc_by(received_bytes);
 
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let mut validated = validate::validate(push, limits, now);
+    let mut validated = validate::validate(push, &limits, now);
     let lines = validated.accepted_entries();
     if lines > 0 {
         let rate = limits.ingestion_rate_mb * 1024.0 * 1024.0;
@@ -202,6 +203,7 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
             WriteError::ShuttingDown => {
                 PushError::Unavailable("the store is shutting down".to_string())
             }
+            WriteError::Tenant(r) => tenant_refused(r),
         })?;
     record_discards(app, tenant, &outcome.discarded);
     retry |= outcome.discarded.keys().any(|r| r.is_retryable());
@@ -216,16 +218,28 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
     }
 }
 
+/// Not allowed: 401, as every tenant error. One tenant too many: 429, as
+/// Loki's stream limit: the data is fine and is accepted once the limit is
+/// raised, so clients keep it and retry.
+fn tenant_refused(r: TenantRefused) -> PushError {
+    match r {
+        TenantRefused::NotAllowed(_) => PushError::Tenant(r.to_string()),
+        TenantRefused::TooMany { .. } => PushError::Rejected {
+            retry: true,
+            message: r.to_string(),
+        },
+    }
+}
+
 fn record_discards(
     app: &AppState,
     tenant: &TenantId,
     discarded: &std::collections::HashMap<Reason, (u64, u64)>,
 ) {
     for (reason, (entries, bytes)) in discarded {
-        let labels = vec![
-            ("tenant", tenant.to_string()),
-            ("reason", reason.as_str().to_string()),
-        ];
+        let labels = app
+            .metrics
+            .tenant_reason_labels(tenant.as_str(), reason.as_str());
         app.metrics
             .discarded_entries
             .get_or_create(&labels)

@@ -9,4 +9,6 @@ mod fuzz;
 mod ingest;
 mod process;
 mod recovery;
+mod shutdown;
 mod support;
+mod tenants;

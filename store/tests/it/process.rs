@@ -189,7 +189,41 @@ fn malformed_input_gets_400_and_the_store_keeps_serving() {
 }
 
 #[test]
-fn sigterm_flushes_everything_to_chunks() {
+fn sigterm_with_flush_on_shutdown_writes_everything_to_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("flush.yaml");
+    std::fs::write(&cfg, "ingester:\n  flush_on_shutdown: true\n").unwrap();
+    let data = dir.path().join("data");
+    let store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    let ts = now_ns();
+    let r = http(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &proto_push(r#"{app="term"}"#, ts, &lines),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204);
+    assert!(store.terminate().success());
+    // Everything is in chunk files; the WAL holds nothing to replay.
+    let (ing, report) = larch_store::ingester::Ingester::open(
+        larch_store::config::Config {
+            data_dir: data.clone(),
+            ..Default::default()
+        },
+        std::sync::Arc::new(larch_store::metrics::Metrics::new()),
+    )
+    .unwrap();
+    assert_eq!(report.replayed_entries, 0);
+    assert_eq!(read_back(&ing, "fake", "app", "term").len(), 100);
+    let chunks = std::fs::read_dir(data.join("chunks/fake")).unwrap().count();
+    assert_eq!(chunks, 1);
+}
+
+#[test]
+fn sigterm_by_default_leaves_open_chunks_in_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreProcess::start(dir.path(), &[]);
     let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
@@ -204,13 +238,24 @@ fn sigterm_flushes_everything_to_chunks() {
     .unwrap();
     assert_eq!(r.status, 204);
     assert!(store.terminate().success());
-    // Everything is in chunk files; the WAL holds nothing to replay.
-    let ing = open_dir(dir.path());
-    assert_eq!(read_back(&ing, "fake", "app", "term").len(), 100);
-    let chunks = std::fs::read_dir(dir.path().join("chunks/fake"))
-        .unwrap()
-        .count();
-    assert_eq!(chunks, 1);
+    // No chunk was written: the WAL holds the lines, and replay brings
+    // them back once.
+    assert!(!dir.path().join("chunks/fake").exists());
+    let (ing, report) = larch_store::ingester::Ingester::open(
+        larch_store::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        },
+        std::sync::Arc::new(larch_store::metrics::Metrics::new()),
+    )
+    .unwrap();
+    assert_eq!(report.replayed_entries, 100);
+    let want: Vec<(i64, String)> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (ts + i as i64, l))
+        .collect();
+    assert_eq!(read_back(&ing, "fake", "app", "term"), want);
 }
 
 #[test]
