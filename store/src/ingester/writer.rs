@@ -49,7 +49,7 @@ pub struct WriteRequest {
 pub struct WriteOutcome {
     /// Messages for entries rejected by stored state, in Loki's words.
     pub errors: Vec<String>,
-    /// Messages not formatted (past [`MAX_LISTED_ERRORS`]).
+    /// Messages not formatted (past the first 100 of a request).
     pub unlisted_errors: u64,
     /// Rejected entries and bytes by reason.
     pub discarded: HashMap<Reason, (u64, u64)>,

@@ -40,7 +40,7 @@ pub fn max_decompressed(burst_bytes: f64, budget: usize) -> usize {
     } else {
         0
     };
-    by_burst.max(MIN_DECOMPRESSED).min(MAX_BODY).min(budget)
+    by_burst.clamp(MIN_DECOMPRESSED, MAX_BODY).min(budget)
 }
 
 /// Undoes `Content-Encoding` (`gzip`, `deflate`, `snappy`, none), charging

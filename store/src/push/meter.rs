@@ -147,6 +147,11 @@ impl Meter {
         self.held
     }
 
+    /// Bytes this request may still charge, budget permitting.
+    pub fn room(&self) -> usize {
+        self.max - self.held
+    }
+
     /// Charges `bytes` about to be allocated: 413 if this request would
     /// then hold more than the whole budget, 503 if the budget has no room
     /// for them now.

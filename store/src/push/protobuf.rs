@@ -22,6 +22,8 @@
 //! strings must be UTF-8, a repeated string or scalar keeps its last value
 //! and a repeated `timestamp` merges into the first.
 
+use std::mem::size_of;
+
 use larch_proto::logproto;
 use prost::Message;
 
@@ -87,10 +89,12 @@ pub fn decode_plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> 
 
 fn stream(raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
     // Count the entries first so that their vector is allocated (and
-    // charged) once, at its final size.
+    // charged) once, at its final size; stop counting once they cannot
+    // fit anyway.
+    let most = meter.room() / size_of::<PushEntry>();
     let mut n = 0usize;
     let mut w = Wire(raw);
-    while !w.0.is_empty() {
+    while !w.0.is_empty() && n <= most {
         let (field, wire) = w.key()?;
         if field == 2 && wire == LEN {
             n += 1;

@@ -4,6 +4,7 @@
 
 mod api;
 mod fuzz;
+mod hostile;
 mod ingest;
 mod process;
 mod support;
