@@ -716,4 +716,54 @@ mod tests {
             v.errors[0].contains("includes structured metadata, but this feature is disallowed")
         );
     }
+
+    #[test]
+    fn messages_are_bounded_and_rejections_counted_in_full() {
+        let l = Limits::default();
+        // One stream, 100 000 entries too old: ten messages, then Loki's
+        // count of the stream's total.
+        let old: Vec<PushEntry> = (0..100_000).map(|_| entry(1, "x")).collect();
+        let v = run(vec![text(r#"{app="a"}"#, old)], &l);
+        assert_eq!(v.errors.len(), MAX_ERRORS_PER_STREAM + 1);
+        assert_eq!(
+            v.errors.last().unwrap(),
+            r#"user 'fake', total ignored: 100000 out of 100000 for stream: {app="a", service_name="a"}"#
+        );
+        assert_eq!(
+            v.discarded[&Reason::GreaterThanMaxSampleAge],
+            (100_000, 100_000)
+        );
+        // 10 000 streams with bad labels: messages up to the byte bound,
+        // the rest counted.
+        let bad: Vec<PushStream> = (0..10_000)
+            .map(|i| text(&format!("{{bad{i}"), vec![entry(NOW, "x")]))
+            .collect();
+        let v = run(bad, &l);
+        assert!(v.error_bytes <= MAX_ERROR_BYTES + 256, "{}", v.error_bytes);
+        assert_eq!(v.errors.len() as u64 + v.unlisted_errors, 10_000);
+        assert_eq!(v.discarded[&Reason::InvalidLabels].0, 10_000);
+        // Quoted text is cut.
+        let long = format!(r#"{{a="{}"}}"#, "v".repeat(5000));
+        let v = run(vec![text(&long, vec![entry(1, "x")])], &l);
+        assert!(
+            v.errors[0].len() < 2 * MAX_QUOTED + 200,
+            "{}",
+            v.errors[0].len()
+        );
+        assert!(v.errors[0].contains("v..."), "{}", v.errors[0]);
+    }
+
+    #[test]
+    fn lines_left_out_by_the_decoder_keep_their_length() {
+        let mut e = entry(NOW, "");
+        e.omitted = 300_000;
+        let v = run(vec![text(r#"{app="a"}"#, vec![e])], &Limits::default());
+        assert_eq!(v.accepted_entries(), 0);
+        assert!(
+            v.errors[0].ends_with("while adding an entry with length '300000' bytes"),
+            "{}",
+            v.errors[0]
+        );
+        assert_eq!(v.discarded[&Reason::LineTooLong], (1, 300_000));
+    }
 }
