@@ -2,18 +2,18 @@
 //! limits: the store answers each in Loki's words, its memory stays bounded
 //! by its decode budget, and `/ready` keeps answering.
 //!
-//! Figures measured on the development machine (2 cores, debug build, run
-//! with `--nocapture` to see them; see BENCHMARKS.md):
-//! * a request with 2 million rejected entries, 20 000 streams with
-//!   unparsable labels and a stream with 30 KB of labels: 400 with a
-//!   response of about 34 KB;
-//! * 20 million empty entries in a 200 KB body: 413 at once, no memory
-//!   spent on them;
-//! * six 400 KB gzip bodies each holding a 400 MiB line, at once: each
-//!   refused (413 at the decompressed limit, or 503 when the decode budget
-//!   is full), the store's peak RSS under 512 MiB (about 300 MiB);
-//! * `/ready` during all of that and a chunked body without
-//!   `Content-Length`: under 1 s (tens of milliseconds).
+//! Figures measured on the development machine (2 cores shared, debug
+//! build; run with `--nocapture` to see them; BENCHMARKS.md has the table):
+//! * 2 million rejected entries, 20 000 streams with unparsable labels and
+//!   20 overlong lines under 30 KB of labels (654 KB body): 400 with a
+//!   33 KB response, in 1.5-3 s;
+//! * 20 million empty entries (a 3 KB gzip body): 413 in 0.9 s, the
+//!   store's peak RSS 56 MiB;
+//! * six 421 KB gzip bodies each holding a 400 MiB line, at once: each
+//!   refused (413 at the 48 MiB decompressed limit, or 503 when the decode
+//!   budget is full), the store's peak RSS 245-257 MiB;
+//! * `/ready` during the bombs and during a 45 MB chunked body without
+//!   `Content-Length`: at most 101 ms.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
