@@ -151,6 +151,7 @@ fn corpus() -> Corpus {
                     ts: T0 + seq[i] * STEP_NS,
                     line,
                     metadata: Vec::new(),
+                    omitted: 0,
                 });
                 seq[i] += 1;
                 if !needle_done && i == 0 && total >= target / 2 {
@@ -161,6 +162,7 @@ fn corpus() -> Corpus {
                         ts: T0 + seq[i] * STEP_NS,
                         line,
                         metadata: Vec::new(),
+                        omitted: 0,
                     });
                     seq[i] += 1;
                     needle_done = true;
@@ -172,7 +174,12 @@ fn corpus() -> Corpus {
                 entries,
             });
         }
-        let v = validate(Push { streams }, &limits, T0 + 365 * 86_400 * 1_000_000_000);
+        let v = validate(
+            Push { streams },
+            &limits,
+            T0 + 365 * 86_400 * 1_000_000_000,
+            "fake",
+        );
         assert!(v.errors.is_empty(), "{:?}", v.errors.first());
         rt.block_on(ing.push(&tenant, v)).unwrap();
         round += 1;

@@ -63,6 +63,8 @@ pub struct Config {
     pub wal: WalConfig,
     /// Query execution.
     pub query: QueryConfig,
+    /// Decoding pushes.
+    pub push: PushConfig,
     /// An agent run inside the store process (the all-in-one mode); none
     /// by default. Same keys as `larch-agent`'s configuration file; its
     /// `store` defaults to this store's HTTP address.
@@ -91,6 +93,7 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             wal: WalConfig::default(),
             query: QueryConfig::default(),
+            push: PushConfig::default(),
             agent: None,
         }
     }
@@ -360,6 +363,30 @@ impl Default for QueryConfig {
     }
 }
 
+/// Decoding pushes (see `store::push::meter`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Memory all push requests being decoded may hold at once: bodies,
+    /// decompressed bodies and decoded entries (default 256MiB). A request
+    /// that does not fit beside the others is refused with 503 and
+    /// retried; one that alone needs more gets 413. Its size also caps a
+    /// body's decompressed size, which is otherwise eight times the
+    /// tenant's `ingestion_burst_size_mb` (at least 8MiB, at most 100MiB).
+    pub max_decode_memory: ByteSize,
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        PushConfig {
+            // Room for dozens of ordinary batches at once, while a burst of
+            // hostile requests (each stopped at its decompressed limit)
+            // stays far below the memory of a small node.
+            max_decode_memory: ByteSize(256 << 20),
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -447,6 +474,9 @@ impl Config {
         }
         if self.wal.segment_size.0 < 1 << 20 {
             return Err(invalid("wal.segment_size", "must be at least 1MiB"));
+        }
+        if self.push.max_decode_memory.0 < 1 << 20 {
+            return Err(invalid("push.max_decode_memory", "must be at least 1MiB"));
         }
         if self.query.max_concurrent == 0 {
             return Err(invalid("query.max_concurrent", "must be positive"));

@@ -6,6 +6,13 @@
 //!
 //! Streams with the same labels are merged, so clients that send one stream
 //! object per line (pino-loki does) cost one stream.
+//!
+//! However many entries a request gets wrong, the response stays small and
+//! cheap: a rejected entry costs a counter, and a message is formatted only
+//! for the first [`MAX_ERRORS_PER_STREAM`] rejections of a stream (then one
+//! line counts the stream's total, as Loki's ingester words it) and only
+//! while the messages fit in [`MAX_ERROR_BYTES`]; text quoted from the
+//! request (labels, names, values) is cut at [`MAX_QUOTED`] bytes.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -69,9 +76,32 @@ pub enum Reason {
     StreamLimit,
     /// Behind the out-of-order window.
     TooFarBehind,
+    /// A request that can never be accepted whole: its body is over the
+    /// size limits, or the bytes it would store exceed the tenant's burst.
+    RequestBodyTooLarge,
 }
 
 impl Reason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [Reason; 16] = [
+        Reason::InvalidLabels,
+        Reason::MissingLabels,
+        Reason::DuplicateLabelNames,
+        Reason::MaxLabelNamesPerSeries,
+        Reason::LabelNameTooLong,
+        Reason::LabelValueTooLong,
+        Reason::LineTooLong,
+        Reason::GreaterThanMaxSampleAge,
+        Reason::TooFarInFuture,
+        Reason::DisallowedStructuredMetadata,
+        Reason::StructuredMetadataTooLarge,
+        Reason::StructuredMetadataTooMany,
+        Reason::RateLimited,
+        Reason::StreamLimit,
+        Reason::TooFarBehind,
+        Reason::RequestBodyTooLarge,
+    ];
+
     /// The metric label value (Loki's names).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,6 +120,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::StreamLimit => "stream_limit",
             Reason::TooFarBehind => "too_far_behind",
+            Reason::RequestBodyTooLarge => "request_body_too_large",
         }
     }
 
@@ -110,13 +141,31 @@ pub struct ValidStream {
     pub entries: Vec<WalEntry>,
 }
 
+/// Most messages listed for one stream's entries; the rest are counted in
+/// a last line per stream, in the words of Loki's ingester (whose
+/// `max_returned_stream_errors` defaults to the same 10).
+pub const MAX_ERRORS_PER_STREAM: usize = 10;
+
+/// Most bytes of messages in one response: past them, messages are no
+/// longer formatted, only counted.
+pub const MAX_ERROR_BYTES: usize = 32 << 10;
+
+/// Longest label text, name or value quoted in a message (a longer one is
+/// cut, with `...`).
+pub const MAX_QUOTED: usize = 1024;
+
 /// The outcome of validating a push.
 #[derive(Debug, Default)]
 pub struct Validated {
     /// Streams with at least one accepted entry.
     pub streams: Vec<ValidStream>,
-    /// Error messages, in Loki's words.
+    /// Error messages, in Loki's words: at most [`MAX_ERRORS_PER_STREAM`]
+    /// entries per stream, at most [`MAX_ERROR_BYTES`] in all.
     pub errors: Vec<String>,
+    /// Bytes of `errors`.
+    pub error_bytes: usize,
+    /// Messages not formatted because `errors` was full.
+    pub unlisted_errors: u64,
     /// Discarded entries and bytes by reason.
     pub discarded: HashMap<Reason, (u64, u64)>,
     /// Entries in the request.
@@ -142,10 +191,58 @@ impl Validated {
     pub fn has_retryable(&self) -> bool {
         self.discarded.keys().any(|r| r.is_retryable())
     }
+
+    /// Adds the message `make` formats if there is room for messages left;
+    /// otherwise only counts it (without formatting it).
+    pub fn report(&mut self, make: impl FnOnce() -> String) {
+        if self.error_bytes < MAX_ERROR_BYTES {
+            let msg = make();
+            self.error_bytes += msg.len() + 1;
+            self.errors.push(msg);
+        } else {
+            self.unlisted_errors += 1;
+        }
+    }
 }
 
-/// Validates `push` against `limits` at time `now` (Unix ns).
-pub fn validate(push: Push, limits: &Limits, now: i64) -> Validated {
+/// Discards of one stream, counted per reason without a map lookup per
+/// entry.
+#[derive(Default)]
+struct Tally([(u64, u64); Reason::ALL.len()]);
+
+impl Tally {
+    fn add(&mut self, reason: Reason, bytes: usize) {
+        let t = &mut self.0[reason as usize];
+        t.0 += 1;
+        t.1 += bytes as u64;
+    }
+
+    fn into(self, out: &mut Validated) {
+        for (reason, (n, bytes)) in Reason::ALL.iter().zip(self.0) {
+            if n > 0 {
+                out.discard(*reason, n, bytes);
+            }
+        }
+    }
+}
+
+/// `text`, cut to at most [`MAX_QUOTED`] bytes (at a character boundary)
+/// with `...` when it is longer.
+pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_QUOTED {
+        return text.into();
+    }
+    let mut cut = MAX_QUOTED;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut]).into()
+}
+
+/// Validates `push` of `tenant` against `limits` at time `now` (Unix ns).
+/// However many entries it rejects, it formats a bounded number of
+/// messages: see [`Validated::errors`].
+pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validated {
     let mut out = Validated {
         total_entries: push.entry_count() as u64,
         ..Validated::default()
@@ -153,16 +250,16 @@ pub fn validate(push: Push, limits: &Limits, now: i64) -> Validated {
     let mut by_fp: HashMap<u64, usize> = HashMap::new();
     for stream in push.streams {
         let n = stream.entries.len() as u64;
-        let bytes: u64 = stream.entries.iter().map(|e| e.line.len() as u64).sum();
+        let bytes: u64 = stream.entries.iter().map(|e| e.sent_len() as u64).sum();
         let labels = match stream_labels(&stream, limits) {
             Ok(l) => l,
-            Err((reason, msg)) => {
-                out.errors.push(msg);
-                out.discard(reason, n, bytes);
+            Err(e) => {
+                out.report(|| e.to_string());
+                out.discard(e.reason(), n, bytes);
                 continue;
             }
         };
-        let entries = validate_entries(stream, &labels, limits, now, &mut out);
+        let entries = validate_entries(stream, &labels, limits, now, tenant, &mut out);
         if entries.is_empty() {
             continue;
         }
@@ -186,66 +283,107 @@ pub fn validate(push: Push, limits: &Limits, now: i64) -> Validated {
     out
 }
 
-type LabelError = (Reason, String);
+/// Why a stream's labels are invalid; formatted only when reported.
+enum LabelError {
+    Parse(String, String),
+    BadName(String, String),
+    Missing,
+    Duplicate(String, String),
+    TooMany(String, usize, usize),
+    NameTooLong(String, String),
+    ValueTooLong(String, String),
+}
+
+impl LabelError {
+    fn reason(&self) -> Reason {
+        match self {
+            LabelError::Parse(..) | LabelError::BadName(..) => Reason::InvalidLabels,
+            LabelError::Missing => Reason::MissingLabels,
+            LabelError::Duplicate(..) => Reason::DuplicateLabelNames,
+            LabelError::TooMany(..) => Reason::MaxLabelNamesPerSeries,
+            LabelError::NameTooLong(..) => Reason::LabelNameTooLong,
+            LabelError::ValueTooLong(..) => Reason::LabelValueTooLong,
+        }
+    }
+}
+
+impl std::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let q = |s: &String| quoted(s).into_owned();
+        match self {
+            LabelError::Parse(text, e) => {
+                write!(f, "error parsing labels '{}' with error: {}", q(text), q(e))
+            }
+            LabelError::BadName(text, name) => write!(
+                f,
+                "error parsing labels '{}' with error: invalid label name '{}'",
+                q(text),
+                q(name)
+            ),
+            LabelError::Missing => {
+                f.write_str("error at least one label pair is required per stream")
+            }
+            LabelError::Duplicate(text, name) => write!(
+                f,
+                "stream '{}' has duplicate label name: '{}'",
+                q(text),
+                q(name)
+            ),
+            LabelError::TooMany(text, n, limit) => write!(
+                f,
+                "entry for stream '{}' has {n} label names; limit {limit}",
+                q(text)
+            ),
+            LabelError::NameTooLong(text, name) => write!(
+                f,
+                "stream '{}' has label name too long: '{}'",
+                q(text),
+                q(name)
+            ),
+            LabelError::ValueTooLong(text, value) => write!(
+                f,
+                "stream '{}' has label value too long: '{}'",
+                q(text),
+                q(value)
+            ),
+        }
+    }
+}
 
 /// Canonical labels of a stream, or why they are invalid.
 fn stream_labels(stream: &PushStream, limits: &Limits) -> Result<LabelSet, LabelError> {
     let (text, pairs) = match &stream.labels {
         StreamLabels::Text(t) => {
-            let pairs = parse_labels(t).map_err(|e| {
-                (
-                    Reason::InvalidLabels,
-                    format!("error parsing labels '{t}' with error: {e}"),
-                )
-            })?;
+            let pairs = parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?;
             (t.clone(), pairs)
         }
         StreamLabels::Pairs(p) => {
             let text = pairs_text(p);
             if let Some((bad, _)) = p.iter().find(|(n, _)| !valid_label_name(n)) {
-                return Err((
-                    Reason::InvalidLabels,
-                    format!("error parsing labels '{text}' with error: invalid label name '{bad}'"),
-                ));
+                return Err(LabelError::BadName(text, bad.clone()));
             }
             (text, p.clone())
         }
     };
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     if pairs.is_empty() {
-        return Err((
-            Reason::MissingLabels,
-            "error at least one label pair is required per stream".to_string(),
-        ));
+        return Err(LabelError::Missing);
     }
-    let mut labels = LabelSet::from_unique_pairs(pairs).map_err(|dup| {
-        (
-            Reason::DuplicateLabelNames,
-            format!("stream '{text}' has duplicate label name: '{dup}'"),
-        )
-    })?;
+    let mut labels = LabelSet::from_unique_pairs(pairs)
+        .map_err(|dup| LabelError::Duplicate(text.clone(), dup.to_string()))?;
     if labels.len() > limits.max_label_names_per_series {
-        return Err((
-            Reason::MaxLabelNamesPerSeries,
-            format!(
-                "entry for stream '{text}' has {} label names; limit {}",
-                labels.len(),
-                limits.max_label_names_per_series
-            ),
+        return Err(LabelError::TooMany(
+            text,
+            labels.len(),
+            limits.max_label_names_per_series,
         ));
     }
     for l in &labels {
         if l.name.len() > limits.max_label_name_length {
-            return Err((
-                Reason::LabelNameTooLong,
-                format!("stream '{text}' has label name too long: '{}'", l.name),
-            ));
+            return Err(LabelError::NameTooLong(text, l.name.clone()));
         }
         if l.value.len() > limits.max_label_value_length {
-            return Err((
-                Reason::LabelValueTooLong,
-                format!("stream '{text}' has label value too long: '{}'", l.value),
-            ));
+            return Err(LabelError::ValueTooLong(text, l.value.clone()));
         }
     }
     if labels.get("service_name").is_none() {
@@ -283,9 +421,11 @@ fn validate_entries(
     labels: &LabelSet,
     limits: &Limits,
     now: i64,
+    tenant: &str,
     out: &mut Validated,
 ) -> Vec<WalEntry> {
-    let shown = labels.to_string();
+    let full = labels.to_string();
+    let shown = quoted(&full);
     let oldest = if limits.reject_old_samples {
         now.saturating_sub(limits.reject_old_samples_max_age.as_nanos_i64())
     } else {
@@ -293,67 +433,89 @@ fn validate_entries(
     };
     let newest = now.saturating_add(limits.creation_grace_period.as_nanos_i64());
     let max_line = limits.max_line_size.0 as usize;
-    let mut accepted = Vec::with_capacity(stream.entries.len());
+    let total = stream.entries.len();
+    let mut accepted = Vec::with_capacity(total);
+    let mut tally = Tally::default();
+    let mut rejected = 0usize;
+    // Lists the first few rejections of the stream; counts the rest.
+    let mut reject =
+        |reason: Reason, bytes: usize, out: &mut Validated, msg: &dyn Fn() -> String| {
+            tally.add(reason, bytes);
+            rejected += 1;
+            if rejected <= MAX_ERRORS_PER_STREAM {
+                out.report(msg);
+            }
+        };
     for mut e in stream.entries {
-        let line_bytes = e.line.len() as u64;
-        if max_line > 0 && e.line.len() > max_line {
+        let line_bytes = e.sent_len();
+        if max_line > 0 && line_bytes > max_line {
             if limits.max_line_size_truncate {
-                let mut cut = max_line;
+                let mut cut = max_line.min(e.line.len());
                 while !e.line.is_char_boundary(cut) {
                     cut -= 1;
                 }
                 e.line.truncate(cut);
             } else {
-                out.errors.push(format!(
-                    "max entry size '{max_line}' bytes exceeded for stream '{shown}' while adding an entry with length '{}' bytes",
-                    e.line.len()
-                ));
-                out.discard(Reason::LineTooLong, 1, line_bytes);
+                reject(Reason::LineTooLong, line_bytes, out, &|| {
+                    format!(
+                        "max entry size '{max_line}' bytes exceeded for stream '{shown}' while adding an entry with length '{line_bytes}' bytes"
+                    )
+                });
                 continue;
             }
         }
         if e.ts < oldest {
-            out.errors.push(format!(
-                "entry for stream '{shown}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
-                rfc3339(e.ts),
-                rfc3339(oldest)
-            ));
-            out.discard(Reason::GreaterThanMaxSampleAge, 1, line_bytes);
+            reject(Reason::GreaterThanMaxSampleAge, line_bytes, out, &|| {
+                format!(
+                    "entry for stream '{shown}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    rfc3339(e.ts),
+                    rfc3339(oldest)
+                )
+            });
             continue;
         }
         if e.ts > newest {
-            out.errors.push(format!(
-                "entry for stream '{shown}' has timestamp too new: {}",
-                rfc3339(e.ts)
-            ));
-            out.discard(Reason::TooFarInFuture, 1, line_bytes);
+            reject(Reason::TooFarInFuture, line_bytes, out, &|| {
+                format!(
+                    "entry for stream '{shown}' has timestamp too new: {}",
+                    rfc3339(e.ts)
+                )
+            });
             continue;
         }
         let mut meta = Vec::new();
         if !e.metadata.is_empty() {
             if !limits.allow_structured_metadata {
-                out.errors.push(format!(
-                    "stream '{shown}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
-                ));
-                out.discard(Reason::DisallowedStructuredMetadata, 1, line_bytes);
+                reject(
+                    Reason::DisallowedStructuredMetadata,
+                    line_bytes,
+                    out,
+                    &|| {
+                        format!(
+                            "stream '{shown}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+                        )
+                    },
+                );
                 continue;
             }
             let size: usize = e.metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
             let max_size = limits.max_structured_metadata_size.0 as usize;
             if max_size > 0 && size > max_size {
-                out.errors.push(format!(
-                    "stream '{shown}' has structured metadata too large: '{size}' bytes, limit: '{max_size}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it."
-                ));
-                out.discard(Reason::StructuredMetadataTooLarge, 1, line_bytes);
+                reject(Reason::StructuredMetadataTooLarge, line_bytes, out, &|| {
+                    format!(
+                        "stream '{shown}' has structured metadata too large: '{size}' bytes, limit: '{max_size}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it."
+                    )
+                });
                 continue;
             }
             let max_count = limits.max_structured_metadata_entries_count;
             if max_count > 0 && e.metadata.len() > max_count {
-                out.errors.push(format!(
-                    "stream '{shown}' has too many structured metadata labels: '{}', limit: '{max_count}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it.",
-                    e.metadata.len()
-                ));
-                out.discard(Reason::StructuredMetadataTooMany, 1, line_bytes);
+                let count = e.metadata.len();
+                reject(Reason::StructuredMetadataTooMany, line_bytes, out, &|| {
+                    format!(
+                        "stream '{shown}' has too many structured metadata labels: '{count}', limit: '{max_count}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it."
+                    )
+                });
                 continue;
             }
             e.metadata.sort();
@@ -366,6 +528,12 @@ fn validate_entries(
             ts: e.ts,
             line: e.line,
             meta,
+        });
+    }
+    tally.into(out);
+    if rejected > MAX_ERRORS_PER_STREAM {
+        out.report(|| {
+            format!("user '{tenant}', total ignored: {rejected} out of {total} for stream: {shown}")
         });
     }
     accepted
@@ -389,11 +557,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000_000_000;
 
     fn entry(ts: i64, line: &str) -> PushEntry {
-        PushEntry {
-            ts,
-            line: line.to_string(),
-            metadata: vec![],
-        }
+        PushEntry::new(ts, line.to_string(), vec![])
     }
 
     fn text(labels: &str, entries: Vec<PushEntry>) -> PushStream {
@@ -404,7 +568,7 @@ mod tests {
     }
 
     fn run(streams: Vec<PushStream>, limits: &Limits) -> Validated {
-        validate(Push { streams }, limits, NOW)
+        validate(Push { streams }, limits, NOW, "fake")
     }
 
     #[test]
@@ -515,13 +679,15 @@ mod tests {
     #[test]
     fn structured_metadata_rules() {
         let mut l = Limits::default();
-        let with_meta = |pairs: Vec<(&str, &str)>| PushEntry {
-            ts: NOW,
-            line: "x".into(),
-            metadata: pairs
-                .into_iter()
-                .map(|(a, b)| (a.into(), b.into()))
-                .collect(),
+        let with_meta = |pairs: Vec<(&str, &str)>| {
+            PushEntry::new(
+                NOW,
+                "x".into(),
+                pairs
+                    .into_iter()
+                    .map(|(a, b)| (a.into(), b.into()))
+                    .collect(),
+            )
         };
         let v = run(
             vec![text(
@@ -549,5 +715,55 @@ mod tests {
         assert!(
             v.errors[0].contains("includes structured metadata, but this feature is disallowed")
         );
+    }
+
+    #[test]
+    fn messages_are_bounded_and_rejections_counted_in_full() {
+        let l = Limits::default();
+        // One stream, 100 000 entries too old: ten messages, then Loki's
+        // count of the stream's total.
+        let old: Vec<PushEntry> = (0..100_000).map(|_| entry(1, "x")).collect();
+        let v = run(vec![text(r#"{app="a"}"#, old)], &l);
+        assert_eq!(v.errors.len(), MAX_ERRORS_PER_STREAM + 1);
+        assert_eq!(
+            v.errors.last().unwrap(),
+            r#"user 'fake', total ignored: 100000 out of 100000 for stream: {app="a", service_name="a"}"#
+        );
+        assert_eq!(
+            v.discarded[&Reason::GreaterThanMaxSampleAge],
+            (100_000, 100_000)
+        );
+        // 10 000 streams with bad labels: messages up to the byte bound,
+        // the rest counted.
+        let bad: Vec<PushStream> = (0..10_000)
+            .map(|i| text(&format!("{{bad{i}"), vec![entry(NOW, "x")]))
+            .collect();
+        let v = run(bad, &l);
+        assert!(v.error_bytes <= MAX_ERROR_BYTES + 256, "{}", v.error_bytes);
+        assert_eq!(v.errors.len() as u64 + v.unlisted_errors, 10_000);
+        assert_eq!(v.discarded[&Reason::InvalidLabels].0, 10_000);
+        // Quoted text is cut.
+        let long = format!(r#"{{a="{}"}}"#, "v".repeat(5000));
+        let v = run(vec![text(&long, vec![entry(1, "x")])], &l);
+        assert!(
+            v.errors[0].len() < 2 * MAX_QUOTED + 200,
+            "{}",
+            v.errors[0].len()
+        );
+        assert!(v.errors[0].contains("v..."), "{}", v.errors[0]);
+    }
+
+    #[test]
+    fn lines_left_out_by_the_decoder_keep_their_length() {
+        let mut e = entry(NOW, "");
+        e.omitted = 300_000;
+        let v = run(vec![text(r#"{app="a"}"#, vec![e])], &Limits::default());
+        assert_eq!(v.accepted_entries(), 0);
+        assert!(
+            v.errors[0].ends_with("while adding an entry with length '300000' bytes"),
+            "{}",
+            v.errors[0]
+        );
+        assert_eq!(v.discarded[&Reason::LineTooLong], (1, 300_000));
     }
 }

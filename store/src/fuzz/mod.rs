@@ -24,8 +24,10 @@
 //!
 //! Beyond "no panic", each harness checks properties that tie decoders to
 //! their encoders and to the rest of the store:
-//! * push: whatever validation accepts has valid label names and survives
-//!   the WAL encoding unchanged;
+//! * push: a decode holds no more memory than its meter allowed, and the
+//!   decoded push no more than was charged for it; validation's messages
+//!   stay within their bound; whatever validation accepts has valid label
+//!   names and survives the WAL encoding unchanged;
 //! * chunk: decoded blocks are consistent (n timestamps, n + 1 ascending
 //!   offsets ending at the data's length); the on-disk read path
 //!   ([`ChunkIndex::read`] plus [`read_block`]) sees exactly what
@@ -63,6 +65,7 @@ use crate::chunk::{
 use crate::config::Limits;
 use crate::index::log::scan;
 use crate::index::{ChunkRef, Handles, IndexLog, IndexRecord};
+use crate::push::meter::{LineLimit, Meter};
 use crate::push::{body, json, otlp, protobuf};
 use crate::quarantine::Quarantine;
 use crate::validate;
@@ -81,6 +84,9 @@ pub enum Outcome {
 /// input behaves the same whenever it runs. Seeds are stamped just before.
 pub const NOW: i64 = 1_767_225_600_000_000_000;
 
+/// The memory a push decode may hold in the harness.
+pub const FUZZ_DECODE_MEMORY: usize = 64 << 20;
+
 /// The push formats, in selector order.
 pub const PUSH_FORMATS: [&str; 6] = [
     "protobuf (HTTP, snappy)",
@@ -98,22 +104,48 @@ pub fn push(data: &[u8]) -> Outcome {
         return Outcome::Rejected;
     };
     let encoding = [None, Some("gzip"), Some("deflate"), Some("snappy")][usize::from(sel >> 4) & 3];
-    let Ok(raw) = body::decode_content_encoding(encoding, data) else {
+    let limits = Limits::default();
+    // As the server meters a request, with smaller caps: whatever the
+    // input, a decode holds at most what it was allowed.
+    let mut meter = Meter::standalone(
+        FUZZ_DECODE_MEMORY,
+        FUZZ_DECODE_MEMORY / 4,
+        LineLimit {
+            max: limits.max_line_size.0 as usize,
+            truncate: limits.max_line_size_truncate,
+        },
+    );
+    let Ok(raw) = body::decode_content_encoding(encoding, data, &mut meter) else {
         return Outcome::Rejected;
     };
     let decoded = match (sel & 0x0f) % 6 {
-        0 => protobuf::decode_http(&raw),
-        1 => json::decode_v1(&raw),
-        2 => json::decode_v0(&raw),
-        3 => otlp::decode_protobuf(&raw),
-        4 => otlp::decode_json(&raw),
-        _ => protobuf::decode_plain(&raw),
+        0 => protobuf::decode_http(&raw, &mut meter),
+        1 => json::decode_v1(&raw, &mut meter),
+        2 => json::decode_v0(&raw, &mut meter),
+        3 => otlp::decode_protobuf(&raw, &mut meter),
+        4 => otlp::decode_json(&raw, &mut meter),
+        _ => protobuf::decode_plain(&raw, &mut meter),
     };
     let Ok(push) = decoded else {
         return Outcome::Rejected;
     };
+    assert!(
+        meter.held() <= FUZZ_DECODE_MEMORY,
+        "a decode held more than it was allowed"
+    );
+    assert!(
+        push.heap_size() <= meter.held(),
+        "the push holds {} bytes, but only {} were charged",
+        push.heap_size(),
+        meter.held()
+    );
     let total = push.entry_count() as u64;
-    let v = validate::validate(push, &Limits::default(), NOW);
+    let v = validate::validate(push, &limits, NOW, "fuzz");
+    assert!(
+        v.error_bytes <= validate::MAX_ERROR_BYTES + 4 * validate::MAX_QUOTED + 512,
+        "{} bytes of messages",
+        v.error_bytes
+    );
     assert!(
         v.accepted_entries() <= total,
         "more entries accepted than sent"

@@ -27,6 +27,10 @@ const MAX_GROUP: usize = 512;
 /// Most rejected entries described per stream, as Loki does.
 const MAX_ERRORS_PER_STREAM: usize = 10;
 
+/// Most messages of one request formatted by the writer; the rest are
+/// counted in [`WriteOutcome::unlisted_errors`].
+const MAX_LISTED_ERRORS: usize = 100;
+
 /// A push on its way to the WAL.
 pub struct WriteRequest {
     /// The tenant.
@@ -44,6 +48,8 @@ pub struct WriteRequest {
 pub struct WriteOutcome {
     /// Messages for entries rejected by stored state, in Loki's words.
     pub errors: Vec<String>,
+    /// Messages not formatted (past the first 100 of a request).
+    pub unlisted_errors: u64,
     /// Rejected entries and bytes by reason.
     pub discarded: HashMap<Reason, (u64, u64)>,
     /// Entries dropped as duplicates.
@@ -219,10 +225,17 @@ fn process(
             && limits.max_streams_per_tenant > 0
             && tenant.active_count() + new_active >= limits.max_streams_per_tenant
         {
-            out.errors.push(format!(
-                "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
-                vs.labels, tenant.id
-            ));
+            // One message per stream, but only the first few are
+            // formatted: a request of many new streams must not keep the
+            // writer busy writing messages nobody reads.
+            if out.errors.len() < MAX_LISTED_ERRORS {
+                out.errors.push(format!(
+                    "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                    vs.labels, tenant.id
+                ));
+            } else {
+                out.unlisted_errors += 1;
+            }
             let bytes = vs.entries.iter().map(|e| e.line.len() as u64).sum();
             discard(
                 &mut out,
@@ -279,7 +292,9 @@ fn process(
                 Verdict::TooFarBehind => {
                     rejected += 1;
                     discard(&mut out, Reason::TooFarBehind, 1, e.line.len() as u64);
-                    if rejected_lines.len() < MAX_ERRORS_PER_STREAM {
+                    if rejected_lines.len() < MAX_ERRORS_PER_STREAM
+                        && out.errors.len() < MAX_LISTED_ERRORS
+                    {
                         let oldest = newest.saturating_sub(window);
                         rejected_lines.push(format!(
                             "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',",
@@ -292,7 +307,9 @@ fn process(
             }
         }
         drop(st);
-        if rejected > 0 {
+        if rejected > 0 && out.errors.len() >= MAX_LISTED_ERRORS {
+            out.unlisted_errors += 1;
+        } else if rejected > 0 {
             let mut msg = rejected_lines.join("\n");
             let _ = write!(
                 msg,

@@ -8,79 +8,183 @@
 //!
 //! v0 (`/api/prom/push`):
 //! `{"streams":[{"labels":"{k=\"v\"}","entries":[{"ts":"<RFC3339>","line":"..."}]}]}`.
+//!
+//! Memory: before parsing, one pass over the bytes counts the containers
+//! and object members ([`Shape`]); every structure the parser can build
+//! hangs off one of them, so their count times the largest such structure
+//! (doubled for vector growth), plus the body's size for the strings it can
+//! copy, bounds what parsing allocates and is charged first. Lines are
+//! borrowed from the body where they have no escapes and copied into the
+//! push under the line limit afterwards, each copy charged exactly.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
+use super::meter::Meter;
 use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
 
-#[derive(Deserialize)]
-struct V1Request {
-    #[serde(default)]
-    streams: Vec<V1Stream>,
+/// What a JSON text can make a parser allocate, counted without parsing
+/// it: the containers (`[`, `{`) and object members (`:`) outside strings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Arrays and objects.
+    pub containers: usize,
+    /// Object members.
+    pub members: usize,
+    /// Array elements and object members after the first (`,`).
+    pub commas: usize,
+}
+
+impl Shape {
+    /// Scans `text` (which need not be valid JSON).
+    pub fn of(text: &[u8]) -> Shape {
+        let mut shape = Shape::default();
+        let (mut in_string, mut escaped) = (false, false);
+        for &c in text {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match c {
+                b'"' => in_string = true,
+                b'[' | b'{' => shape.containers += 1,
+                b':' => shape.members += 1,
+                b',' => shape.commas += 1,
+                _ => {}
+            }
+        }
+        shape
+    }
+
+    /// An upper bound of what parsing into structures of at most
+    /// `per_container` bytes per container and `per_member` bytes per
+    /// member allocates, strings included (at most the text's length).
+    pub fn bound(&self, text_len: usize, per_container: usize, per_member: usize) -> usize {
+        self.containers
+            .saturating_mul(per_container.saturating_mul(2))
+            .saturating_add(self.members.saturating_mul(per_member.saturating_mul(2)))
+            .saturating_add(text_len)
+    }
+}
+
+fn parse_error(e: serde_json::Error) -> DecodeError {
+    DecodeError::bad(format!("failed to parse push request JSON: {e}"))
 }
 
 #[derive(Deserialize)]
-struct V1Stream {
+struct V1Request<'a> {
+    #[serde(default, borrow)]
+    streams: Vec<V1Stream<'a>>,
+}
+
+#[derive(Deserialize)]
+struct V1Stream<'a> {
     #[serde(default, deserialize_with = "string_map")]
     stream: Vec<(String, String)>,
-    #[serde(default)]
-    values: Vec<V1Value>,
+    #[serde(default, borrow)]
+    values: Vec<V1Value<'a>>,
 }
 
-struct V1Value(PushEntry);
+struct V1Value<'a> {
+    ts: i64,
+    line: Cow<'a, str>,
+    metadata: Vec<(String, String)>,
+}
+
+/// A line: borrowed from the body when it has no escapes.
+struct LineText<'a>(Cow<'a, str>);
 
 /// Decodes a v1 JSON body.
-pub fn decode_v1(body: &[u8]) -> Result<Push, DecodeError> {
-    let req: V1Request = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::bad(format!("failed to parse push request JSON: {e}")))?;
-    Ok(Push {
-        streams: req
-            .streams
-            .into_iter()
-            .map(|s| PushStream {
-                labels: StreamLabels::Pairs(s.stream),
-                entries: s.values.into_iter().map(|v| v.0).collect(),
-            })
-            .collect(),
-    })
+pub fn decode_v1(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    let per_container = size_of::<V1Stream>().max(size_of::<V1Value>());
+    meter.charge(Shape::of(body).bound(
+        body.len(),
+        per_container,
+        size_of::<(String, String)>(),
+    ))?;
+    let req: V1Request = serde_json::from_slice(body).map_err(parse_error)?;
+    let mut streams = Vec::with_capacity(req.streams.len());
+    meter.charge_items::<PushStream>(req.streams.len())?;
+    for s in req.streams {
+        meter.charge_items::<PushEntry>(s.values.len())?;
+        let mut entries = Vec::with_capacity(s.values.len());
+        for v in s.values {
+            let (line, omitted) = line(v.line, meter)?;
+            entries.push(PushEntry {
+                ts: v.ts,
+                line,
+                metadata: v.metadata,
+                omitted,
+            });
+        }
+        streams.push(PushStream {
+            labels: StreamLabels::Pairs(s.stream),
+            entries,
+        });
+    }
+    Ok(Push { streams })
+}
+
+/// A line of the push, under the meter's line limit.
+fn line(text: Cow<'_, str>, meter: &mut Meter) -> Result<(String, usize), DecodeError> {
+    match text {
+        Cow::Borrowed(t) => meter.line(t),
+        // Copied while parsing, and charged with the body's size.
+        Cow::Owned(t) => Ok(meter.clip_line(t)),
+    }
 }
 
 #[derive(Deserialize)]
-struct V0Request {
-    #[serde(default)]
-    streams: Vec<V0Stream>,
+struct V0Request<'a> {
+    #[serde(default, borrow)]
+    streams: Vec<V0Stream<'a>>,
 }
 
 #[derive(Deserialize)]
-struct V0Stream {
+struct V0Stream<'a> {
     #[serde(default)]
     labels: String,
-    #[serde(default)]
-    entries: Vec<V0Entry>,
+    #[serde(default, borrow)]
+    entries: Vec<V0Entry<'a>>,
 }
 
 #[derive(Deserialize)]
-struct V0Entry {
+struct V0Entry<'a> {
     #[serde(alias = "timestamp")]
     ts: String,
-    line: String,
+    #[serde(borrow)]
+    line: LineText<'a>,
 }
 
 /// Decodes a legacy v0 JSON body.
-pub fn decode_v0(body: &[u8]) -> Result<Push, DecodeError> {
-    let req: V0Request = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::bad(format!("failed to parse push request JSON: {e}")))?;
+pub fn decode_v0(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    let per_container = size_of::<V0Stream>().max(size_of::<V0Entry>());
+    meter.charge(Shape::of(body).bound(body.len(), per_container, 0))?;
+    let req: V0Request = serde_json::from_slice(body).map_err(parse_error)?;
+    meter.charge_items::<PushStream>(req.streams.len())?;
     let mut streams = Vec::with_capacity(req.streams.len());
     for s in req.streams {
+        meter.charge_items::<PushEntry>(s.entries.len())?;
         let mut entries = Vec::with_capacity(s.entries.len());
         for e in s.entries {
+            let ts = parse_rfc3339(&e.ts)?;
+            let (line, omitted) = line(e.line.0, meter)?;
             entries.push(PushEntry {
-                ts: parse_rfc3339(&e.ts)?,
-                line: e.line,
+                ts,
+                line,
                 metadata: Vec::new(),
+                omitted,
             });
         }
         streams.push(PushStream {
@@ -128,22 +232,46 @@ fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, 
     d.deserialize_any(MapVisitor)
 }
 
-impl<'de> Deserialize<'de> for V1Value {
+impl<'de: 'a, 'a> Deserialize<'de> for LineText<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TupleVisitor;
-        impl<'de> Visitor<'de> for TupleVisitor {
-            type Value = V1Value;
+        struct TextVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = LineText<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for V1Value<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TupleVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TupleVisitor<'a> {
+            type Value = V1Value<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(r#"["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {metadata}]"#)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<V1Value, A::Error> {
-                let ts: String = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<V1Value<'a>, A::Error> {
+                let ts: Cow<'de, str> = seq
+                    .next_element::<LineText<'de>>()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?
+                    .0;
                 let ts = parse_ns(&ts).map_err(de::Error::custom)?;
-                let line: String = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                let line = seq
+                    .next_element::<LineText<'a>>()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?
+                    .0;
                 let metadata = match seq.next_element::<Metadata>()? {
                     Some(m) => m.0,
                     None => Vec::new(),
@@ -151,10 +279,10 @@ impl<'de> Deserialize<'de> for V1Value {
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(4, &self));
                 }
-                Ok(V1Value(PushEntry { ts, line, metadata }))
+                Ok(V1Value { ts, line, metadata })
             }
         }
-        d.deserialize_seq(TupleVisitor)
+        d.deserialize_seq(TupleVisitor(PhantomData))
     }
 }
 
@@ -169,6 +297,72 @@ impl<'de> Deserialize<'de> for Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::meter::LineLimit;
+
+    fn v1(body: &[u8]) -> Result<Push, DecodeError> {
+        decode_v1(body, &mut Meter::unlimited())
+    }
+
+    fn v0(body: &[u8]) -> Result<Push, DecodeError> {
+        decode_v0(body, &mut Meter::unlimited())
+    }
+
+    #[test]
+    fn shape_counts_structure_outside_strings() {
+        let s = Shape::of(br#"{"a":["x,[{:","y\"[{"],"b":{}}"#);
+        assert_eq!(
+            s,
+            Shape {
+                containers: 3,
+                members: 2,
+                commas: 2
+            }
+        );
+        assert_eq!(Shape::of(b"\"unterminated [ {"), Shape::default());
+    }
+
+    #[test]
+    fn lines_are_borrowed_then_limited() {
+        let body = br#"{"streams":[{"stream":{"a":"b"},"values":[["1","abcdefgh"],["2","ab\"cdefgh"],["3","ok"]]}]}"#;
+        let limit = |truncate| Meter::standalone(1 << 20, 1 << 20, LineLimit { max: 5, truncate });
+        let p = decode_v1(body, &mut limit(false)).unwrap();
+        let got: Vec<_> = p.streams[0]
+            .entries
+            .iter()
+            .map(|e| (e.line.as_str(), e.omitted))
+            .collect();
+        assert_eq!(got, vec![("", 8), ("", 9), ("ok", 0)]);
+        let p = decode_v1(body, &mut limit(true)).unwrap();
+        let got: Vec<_> = p.streams[0]
+            .entries
+            .iter()
+            .map(|e| (e.line.as_str(), e.omitted))
+            .collect();
+        assert_eq!(got, vec![("abcde", 3), ("ab\"cd", 4), ("ok", 0)]);
+        let v0_body = br#"{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"2026-01-01T00:00:00Z","line":"abcdefgh"}]}]}"#;
+        let p = decode_v0(v0_body, &mut limit(false)).unwrap();
+        assert_eq!(p.streams[0].entries[0].omitted, 8);
+    }
+
+    #[test]
+    fn many_tiny_entries_are_charged_before_parsing() {
+        let mut body = String::from(r#"{"streams":[{"stream":{"a":"b"},"values":["#);
+        for i in 0..10_000 {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(r#"["1",""]"#);
+        }
+        body.push_str("]}]}");
+        let mut m = Meter::standalone(256 << 10, usize::MAX, LineLimit::NONE);
+        assert!(matches!(
+            decode_v1(body.as_bytes(), &mut m),
+            Err(DecodeError::TooLarge(_))
+        ));
+        let mut m = Meter::unlimited();
+        decode_v1(body.as_bytes(), &mut m).unwrap();
+        assert!(m.held() > 10_000 * size_of::<PushEntry>());
+    }
 
     #[test]
     fn v1_mixed_tuples_and_unknown_keys() {
@@ -176,7 +370,7 @@ mod tests {
             {"stream":{"app":"a"},"values":[["1","one"],["2","two",{"trace_id":"t"}]],"extra":true},
             {"stream":{"app":"a"},"values":[["3","three",{}]],"loki_metadata":{"x":1}}
         ],"other":[1,2]}"#;
-        let p = decode_v1(body).unwrap();
+        let p = v1(body).unwrap();
         assert_eq!(p.streams.len(), 2);
         assert_eq!(p.entry_count(), 3);
         assert_eq!(
@@ -192,31 +386,25 @@ mod tests {
 
     #[test]
     fn v1_rejects_numeric_and_bad_timestamps() {
-        let e = decode_v1(br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#).unwrap_err();
+        let e = v1(br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("failed to parse push request JSON"),
             "{e}"
         );
-        let e =
-            decode_v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["abc","x"]]}]}"#).unwrap_err();
+        let e = v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["abc","x"]]}]}"#).unwrap_err();
         assert!(e.to_string().contains("invalid timestamp \"abc\""), "{e}");
-        assert!(decode_v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#).is_err());
-        assert!(
-            decode_v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{},4]]}]}"#).is_err()
-        );
-        assert!(decode_v1(br#"{"streams":[{"stream":{"a":1},"values":[]}]}"#).is_err());
-        assert!(decode_v1(b"{not json").is_err());
-        assert!(
-            decode_v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"k":2}]]}]}"#)
-                .is_err()
-        );
+        assert!(v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#).is_err());
+        assert!(v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{},4]]}]}"#).is_err());
+        assert!(v1(br#"{"streams":[{"stream":{"a":1},"values":[]}]}"#).is_err());
+        assert!(v1(b"{not json").is_err());
+        assert!(v1(br#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"k":2}]]}]}"#).is_err());
     }
 
     #[test]
     fn v0_legacy() {
         let body = br#"{"streams":[{"labels":"{app=\"py\"}","entries":[{"ts":"2026-11-23T08:53:42.274353+00:00","line":"hi"}]}]}"#;
-        let p = decode_v0(body).unwrap();
+        let p = v0(body).unwrap();
         assert_eq!(
             p.streams[0].labels,
             StreamLabels::Text(r#"{app="py"}"#.into())
@@ -224,6 +412,6 @@ mod tests {
         assert_eq!(p.streams[0].entries[0].ts, 1_795_424_022_274_353_000);
         let bad =
             br#"{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"yesterday","line":"hi"}]}]}"#;
-        assert!(decode_v0(bad).is_err());
+        assert!(v0(bad).is_err());
     }
 }

@@ -10,12 +10,58 @@
 //!
 //! `Content-Encoding: gzip|deflate|snappy` is undone first ([`body`]).
 //! Decoding checks shape only; limits and label rules are applied by
-//! [`crate::validate`].
+//! [`crate::validate`], with two exceptions that bound memory: every
+//! allocation is charged to the request's [`meter::Meter`] (decompressed
+//! size, decoded structures), and a line longer than `max_line_size` is not
+//! copied whole (see [`PushEntry::omitted`]). [`decode`] runs the whole
+//! path for one request.
 
 pub mod body;
 pub mod json;
+pub mod meter;
 pub mod otlp;
 pub mod protobuf;
+
+use meter::Meter;
+
+/// The push formats, by endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `/loki/api/v1/push`: protobuf, or JSON v1.
+    V1,
+    /// `/api/prom/push`: protobuf, or legacy v0 JSON.
+    Legacy,
+    /// `/otlp/v1/logs`: OTLP protobuf or JSON.
+    Otlp,
+    /// gRPC `logproto.Pusher/Push`: plain protobuf.
+    Grpc,
+}
+
+/// Decodes one request body: its `Content-Encoding`, then the format its
+/// endpoint and `Content-Type` name. Everything it allocates is charged to
+/// `meter` first; the caller drops `body` afterwards and may then
+/// [`Meter::release_to`] what the push itself holds.
+pub fn decode(
+    format: Format,
+    content_type: Option<&str>,
+    encoding: Option<&str>,
+    body: &[u8],
+    meter: &mut Meter,
+) -> Result<Push, DecodeError> {
+    if format == Format::Grpc {
+        return protobuf::decode_plain(body, meter);
+    }
+    let raw = body::decode_content_encoding(encoding, body, meter)?;
+    let json = body::is_json(content_type)?;
+    match (format, json) {
+        (Format::V1, true) => json::decode_v1(&raw, meter),
+        (Format::Legacy, true) => json::decode_v0(&raw, meter),
+        (Format::V1 | Format::Legacy, false) => protobuf::decode_http(&raw, meter),
+        (Format::Otlp, true) => otlp::decode_json(&raw, meter),
+        (Format::Otlp, false) => otlp::decode_protobuf(&raw, meter),
+        (Format::Grpc, _) => protobuf::decode_plain(&raw, meter),
+    }
+}
 
 /// A decoded push: streams as the client sent them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -47,16 +93,62 @@ pub enum StreamLabels {
 pub struct PushEntry {
     /// Unix nanoseconds.
     pub ts: i64,
-    /// The line.
+    /// The line, or what the decoder kept of it.
     pub line: String,
     /// Structured metadata pairs.
     pub metadata: Vec<(String, String)>,
+    /// Bytes of the line the decoder left out because the line was longer
+    /// than `max_line_size`: all of them (`line` empty) when long lines
+    /// are rejected, those past the cut when they are truncated. The line
+    /// as sent was `line.len() + omitted` bytes long.
+    pub omitted: usize,
+}
+
+impl PushEntry {
+    /// An entry with its whole line.
+    pub fn new(ts: i64, line: String, metadata: Vec<(String, String)>) -> PushEntry {
+        PushEntry {
+            ts,
+            line,
+            metadata,
+            omitted: 0,
+        }
+    }
+
+    /// The length of the line as sent.
+    pub fn sent_len(&self) -> usize {
+        self.line.len().saturating_add(self.omitted)
+    }
 }
 
 impl Push {
     /// Number of entries.
     pub fn entry_count(&self) -> usize {
         self.streams.iter().map(|s| s.entries.len()).sum()
+    }
+
+    /// Bytes the push holds on the heap (vectors at capacity, strings at
+    /// capacity): what stays charged to its meter once decoding is done.
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        let pairs = |p: &[(String, String)], cap: usize| {
+            cap * size_of::<(String, String)>()
+                + p.iter()
+                    .map(|(n, v)| n.capacity() + v.capacity())
+                    .sum::<usize>()
+        };
+        let mut total = self.streams.capacity() * size_of::<PushStream>();
+        for s in &self.streams {
+            total += match &s.labels {
+                StreamLabels::Text(t) => t.capacity(),
+                StreamLabels::Pairs(p) => pairs(p, p.capacity()),
+            };
+            total += s.entries.capacity() * size_of::<PushEntry>();
+            for e in &s.entries {
+                total += e.line.capacity() + pairs(&e.metadata, e.metadata.capacity());
+            }
+        }
+        total
     }
 }
 
@@ -66,9 +158,14 @@ pub enum DecodeError {
     /// Malformed body: 400.
     #[error("{0}")]
     BadRequest(String),
-    /// Body over the size limit: 413.
+    /// Body over the size limit, or needing more memory than one request
+    /// may hold: 413.
     #[error("{0}")]
     TooLarge(String),
+    /// The store has no memory left for decoding this request now: 503,
+    /// and the client retries.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl DecodeError {

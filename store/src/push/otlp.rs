@@ -13,10 +13,13 @@
 //!   `time_unix_nano`, else `observed_time_unix_nano`, else now.
 
 use std::collections::BTreeMap;
+use std::mem::size_of;
 
 use larch_proto::otlp;
 use prost::Message;
 
+use super::json::Shape;
+use super::meter::Meter;
 use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
 
 /// Resource attributes that become stream labels.
@@ -42,78 +45,174 @@ const INDEX_ATTRIBUTES: &[&str] = &[
 ];
 
 /// Decodes a protobuf `ExportLogsServiceRequest` (after content encoding).
-pub fn decode_protobuf(body: &[u8]) -> Result<Push, DecodeError> {
+pub fn decode_protobuf(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    meter.charge(scan::bound(body))?;
     let req = otlp::ExportLogsServiceRequest::decode(body)
         .map_err(|e| DecodeError::bad(format!("failed to parse OTLP logs protobuf: {e}")))?;
-    Ok(to_push(req, now_ns()))
+    to_push(req, now_ns(), meter)
 }
 
 /// Decodes OTLP's JSON encoding of `ExportLogsServiceRequest`.
-pub fn decode_json(body: &[u8]) -> Result<Push, DecodeError> {
+pub fn decode_json(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    // The value tree, then the request built from it: per container at
+    // most a record and a JSON object, per member a map entry, and every
+    // string twice.
+    let per_container = size_of::<otlp::LogRecord>() + size_of::<serde_json::Value>() + 64;
+    let per_member = 2 * size_of::<serde_json::Value>() + size_of::<otlp::KeyValue>() + 64;
+    let bound = Shape::of(body).bound(body.len().saturating_mul(2), per_container, per_member);
+    meter.charge(bound)?;
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| DecodeError::bad(format!("failed to parse OTLP logs JSON: {e}")))?;
     let req =
         json::request(&v).map_err(|e| DecodeError::bad(format!("invalid OTLP logs JSON: {e}")))?;
-    Ok(to_push(req, now_ns()))
+    drop(v);
+    to_push(req, now_ns(), meter)
 }
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
+/// Structured metadata pairs being built, each charged before it is added.
+struct Pairs<'m> {
+    meter: &'m mut Meter,
+    pairs: Vec<(String, String)>,
+}
+
+impl Pairs<'_> {
+    fn add(&mut self, name: String, value: String) -> Result<(), DecodeError> {
+        self.meter.charge(name.len().saturating_add(value.len()))?;
+        self.meter.push(&mut self.pairs, (name, value))
+    }
+
+    /// Adds a value rendered as a string (charged before rendering).
+    fn add_value(
+        &mut self,
+        name: String,
+        value: Option<&otlp::AnyValue>,
+    ) -> Result<(), DecodeError> {
+        self.meter.charge(render_bound(value))?;
+        let value = any_to_string(value);
+        self.meter.push(&mut self.pairs, (name, value))
+    }
+
+    /// Adds `key=value`, flattening maps as `key_inner`.
+    fn flatten(&mut self, key: &str, value: Option<&otlp::AnyValue>) -> Result<(), DecodeError> {
+        use otlp::any_value::Value;
+        match value.and_then(|v| v.value.as_ref()) {
+            Some(Value::KvlistValue(list)) => {
+                for kv in &list.values {
+                    self.meter.charge(key.len() + 1 + kv.key.len())?;
+                    self.flatten(&format!("{key}_{}", kv.key), kv.value.as_ref())?;
+                }
+                Ok(())
+            }
+            _ => {
+                self.meter.charge(key.len() + 4)?;
+                self.add_value(normalize(key), value)
+            }
+        }
+    }
+
+    /// Bytes the pairs hold, as [`Pairs::extend`] copies them.
+    fn size(pairs: &[(String, String)]) -> usize {
+        pairs.iter().fold(0usize, |n, (k, v)| {
+            n.saturating_add(k.len() + v.len() + size_of::<(String, String)>())
+        })
+    }
+
+    fn extend(&mut self, more: &[(String, String)]) -> Result<(), DecodeError> {
+        // The vector may double to take them.
+        let growth = more.len().saturating_mul(size_of::<(String, String)>());
+        self.meter
+            .charge(Pairs::size(more).saturating_add(growth))?;
+        self.pairs.extend_from_slice(more);
+        Ok(())
+    }
+}
+
 /// Maps a request to streams; `now` stamps records without any time.
-pub fn to_push(req: otlp::ExportLogsServiceRequest, now: i64) -> Push {
+/// Everything it allocates is charged to `meter` first (a resource's
+/// attributes are copied into every record below it, so the copies can
+/// outgrow the request many times over).
+pub fn to_push(
+    req: otlp::ExportLogsServiceRequest,
+    now: i64,
+    meter: &mut Meter,
+) -> Result<Push, DecodeError> {
     let mut streams: BTreeMap<Vec<(String, String)>, Vec<PushEntry>> = BTreeMap::new();
     for rl in req.resource_logs {
-        let mut labels = Vec::new();
+        let mut labels = Pairs {
+            meter: &mut *meter,
+            pairs: Vec::new(),
+        };
         let mut resource_meta = Vec::new();
         for kv in rl.resource.map(|r| r.attributes).unwrap_or_default() {
             if INDEX_ATTRIBUTES.contains(&kv.key.as_str()) {
-                labels.push((normalize(&kv.key), any_to_string(kv.value.as_ref())));
+                labels.meter.charge(kv.key.len() + 4)?;
+                labels.add_value(normalize(&kv.key), kv.value.as_ref())?;
             } else {
-                flatten(&kv.key, kv.value.as_ref(), &mut resource_meta);
+                let mut meta = Pairs {
+                    meter: &mut *labels.meter,
+                    pairs: resource_meta,
+                };
+                meta.flatten(&kv.key, kv.value.as_ref())?;
+                resource_meta = meta.pairs;
             }
         }
+        let mut labels = labels.pairs;
         if !labels.iter().any(|(k, _)| k == "service_name") {
-            labels.push(("service_name".to_string(), "unknown_service".to_string()));
+            meter.push(
+                &mut labels,
+                ("service_name".to_string(), "unknown_service".to_string()),
+            )?;
         }
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
-        let entries = streams.entry(labels).or_default();
+        let mut entries = streams.remove(&labels).unwrap_or_default();
         for sl in rl.scope_logs {
-            let mut scope_meta = Vec::new();
+            let mut scope_meta = Pairs {
+                meter: &mut *meter,
+                pairs: Vec::new(),
+            };
             if let Some(scope) = &sl.scope {
                 for kv in &scope.attributes {
-                    flatten(&kv.key, kv.value.as_ref(), &mut scope_meta);
+                    scope_meta.flatten(&kv.key, kv.value.as_ref())?;
                 }
                 if !scope.name.is_empty() {
-                    scope_meta.push(("scope_name".to_string(), scope.name.clone()));
+                    scope_meta.add("scope_name".to_string(), scope.name.clone())?;
                 }
                 if !scope.version.is_empty() {
-                    scope_meta.push(("scope_version".to_string(), scope.version.clone()));
+                    scope_meta.add("scope_version".to_string(), scope.version.clone())?;
                 }
                 if scope.dropped_attributes_count != 0 {
-                    scope_meta.push((
+                    scope_meta.add(
                         "scope_dropped_attributes_count".to_string(),
                         scope.dropped_attributes_count.to_string(),
-                    ));
+                    )?;
                 }
             }
+            let scope_meta = scope_meta.pairs;
             for rec in sl.log_records {
-                entries.push(record_to_entry(rec, &resource_meta, &scope_meta, now));
+                let entry = record_to_entry(rec, &resource_meta, &scope_meta, now, meter)?;
+                meter.push(&mut entries, entry)?;
             }
         }
+        // The map holds the labels once per stream (a B-tree node each).
+        meter.charge(Pairs::size(&labels).saturating_add(64))?;
+        streams.insert(labels, entries);
     }
-    Push {
-        streams: streams
-            .into_iter()
-            .filter(|(_, e)| !e.is_empty())
-            .map(|(labels, entries)| PushStream {
+    meter.charge_items::<PushStream>(streams.len())?;
+    let mut out = Vec::with_capacity(streams.len());
+    for (labels, entries) in streams {
+        if !entries.is_empty() {
+            out.push(PushStream {
                 labels: StreamLabels::Pairs(labels),
                 entries,
-            })
-            .collect(),
+            });
+        }
     }
+    Ok(Push { streams: out })
 }
 
 fn record_to_entry(
@@ -121,65 +220,196 @@ fn record_to_entry(
     resource_meta: &[(String, String)],
     scope_meta: &[(String, String)],
     now: i64,
-) -> PushEntry {
-    let mut meta = Vec::new();
+    meter: &mut Meter,
+) -> Result<PushEntry, DecodeError> {
+    let mut meta = Pairs {
+        meter,
+        pairs: Vec::new(),
+    };
     for kv in &rec.attributes {
-        flatten(&kv.key, kv.value.as_ref(), &mut meta);
+        meta.flatten(&kv.key, kv.value.as_ref())?;
     }
     if rec.time_unix_nano != 0 && rec.observed_time_unix_nano != 0 {
-        meta.push((
+        meta.add(
             "observed_timestamp".to_string(),
             rec.observed_time_unix_nano.to_string(),
-        ));
+        )?;
     }
     if rec.severity_number != 0 {
-        meta.push((
+        meta.add(
             "severity_number".to_string(),
             rec.severity_number.to_string(),
-        ));
+        )?;
     }
     if !rec.severity_text.is_empty() {
-        meta.push(("severity_text".to_string(), rec.severity_text.clone()));
+        meta.add("severity_text".to_string(), rec.severity_text.clone())?;
     }
     if rec.dropped_attributes_count != 0 {
-        meta.push((
+        meta.add(
             "dropped_attributes_count".to_string(),
             rec.dropped_attributes_count.to_string(),
-        ));
+        )?;
     }
     if rec.flags != 0 {
-        meta.push(("flags".to_string(), rec.flags.to_string()));
+        meta.add("flags".to_string(), rec.flags.to_string())?;
     }
     if rec.trace_id.iter().any(|&b| b != 0) {
-        meta.push(("trace_id".to_string(), hex(&rec.trace_id)));
+        meta.meter.charge(rec.trace_id.len().saturating_mul(2))?;
+        meta.add("trace_id".to_string(), hex(&rec.trace_id))?;
     }
     if rec.span_id.iter().any(|&b| b != 0) {
-        meta.push(("span_id".to_string(), hex(&rec.span_id)));
+        meta.meter.charge(rec.span_id.len().saturating_mul(2))?;
+        meta.add("span_id".to_string(), hex(&rec.span_id))?;
     }
-    meta.extend_from_slice(resource_meta);
-    meta.extend_from_slice(scope_meta);
+    meta.extend(resource_meta)?;
+    meta.extend(scope_meta)?;
+    let metadata = meta.pairs;
+    let meter = meta.meter;
     let ts = [rec.time_unix_nano, rec.observed_time_unix_nano]
         .into_iter()
         .find(|&t| t != 0)
         .and_then(|t| i64::try_from(t).ok())
         .unwrap_or(now);
-    PushEntry {
+    // A string body (held since decoding) is moved, anything else rendered.
+    let line = match rec.body {
+        Some(otlp::AnyValue {
+            value: Some(otlp::any_value::Value::StringValue(s)),
+        }) => s,
+        other => {
+            meter.charge(render_bound(other.as_ref()))?;
+            any_to_string(other.as_ref())
+        }
+    };
+    let (line, omitted) = meter.clip_line(line);
+    Ok(PushEntry {
         ts,
-        line: any_to_string(rec.body.as_ref()),
-        metadata: meta,
+        line,
+        metadata,
+        omitted,
+    })
+}
+
+/// An upper bound of what rendering `value` as a string allocates: the
+/// JSON tree built for arrays and maps (a node and a map entry per value)
+/// and the text (a string at most six times longer once escaped, bytes
+/// four thirds once in base64, a number at most 24 characters).
+fn render_bound(value: Option<&otlp::AnyValue>) -> usize {
+    use otlp::any_value::Value;
+    const NODE: usize = 160;
+    match value.and_then(|v| v.value.as_ref()) {
+        None => 0,
+        Some(Value::StringValue(s)) => s.len().saturating_mul(8).saturating_add(NODE),
+        Some(Value::BytesValue(b)) => b.len().saturating_mul(8).saturating_add(NODE),
+        Some(Value::BoolValue(_) | Value::IntValue(_) | Value::DoubleValue(_)) => NODE,
+        Some(Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .fold(NODE, |n, v| n.saturating_add(render_bound(Some(v)))),
+        Some(Value::KvlistValue(l)) => l.values.iter().fold(NODE, |n, kv| {
+            n.saturating_add(kv.key.len().saturating_mul(8))
+                .saturating_add(render_bound(kv.value.as_ref()))
+                .saturating_add(NODE)
+        }),
     }
 }
 
-/// Adds `key=value`, flattening maps as `key_inner`.
-fn flatten(key: &str, value: Option<&otlp::AnyValue>, out: &mut Vec<(String, String)>) {
-    use otlp::any_value::Value;
-    match value.and_then(|v| v.value.as_ref()) {
-        Some(Value::KvlistValue(list)) => {
-            for kv in &list.values {
-                flatten(&format!("{key}_{}", kv.key), kv.value.as_ref(), out);
+/// Counting what prost allocates for a request, before it does.
+mod scan {
+    use std::mem::size_of;
+
+    use larch_proto::otlp;
+
+    use crate::push::protobuf::MAX_DEPTH;
+    use crate::push::protobuf::wire::{LEN, Wire};
+
+    /// The messages of an OTLP logs request, as far as they matter for
+    /// what prost allocates.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Request,
+        ResourceLogs,
+        Resource,
+        ScopeLogs,
+        Scope,
+        LogRecord,
+        KeyValue,
+        AnyValue,
+        /// An `ArrayValue` (of AnyValue) or `KeyValueList` (of KeyValue):
+        /// both hold their elements in field 1.
+        List,
+    }
+
+    impl Kind {
+        /// The message held by `field` of this one.
+        fn child(self, field: u32) -> Option<Kind> {
+            use Kind::*;
+            Some(match (self, field) {
+                (Request, 1) => ResourceLogs,
+                (ResourceLogs, 1) => Resource,
+                (ResourceLogs, 2) => ScopeLogs,
+                (Resource, 1) | (Scope, 3) | (LogRecord, 6) => KeyValue,
+                (ScopeLogs, 1) => Scope,
+                (ScopeLogs, 2) => LogRecord,
+                (LogRecord, 5) | (KeyValue, 2) => AnyValue,
+                (AnyValue, 5 | 6) => List,
+                (List, 1) => AnyValue,
+                _ => return None,
+            })
+        }
+
+        /// Bytes a value of this kind occupies where it is held (for a
+        /// list's element: the larger of AnyValue and KeyValue).
+        fn size(self) -> usize {
+            use Kind::*;
+            match self {
+                Request | Resource | Scope | List => 0,
+                ResourceLogs => size_of::<otlp::ResourceLogs>(),
+                ScopeLogs => size_of::<otlp::ScopeLogs>(),
+                LogRecord => size_of::<otlp::LogRecord>(),
+                KeyValue => size_of::<otlp::KeyValue>(),
+                AnyValue => size_of::<otlp::AnyValue>().max(size_of::<otlp::KeyValue>()),
             }
         }
-        _ => out.push((normalize(key), any_to_string(value))),
+    }
+
+    /// An upper bound of what prost allocates decoding `body` as a request:
+    /// every message value (twice, for vector growth) and every string
+    /// and byte field (together at most the body). A list's elements are
+    /// walked both as AnyValues and as KeyValues, which bounds either.
+    /// Malformed parts end the count; prost refuses them anyway.
+    pub(super) fn bound(body: &[u8]) -> usize {
+        let mut total = body.len();
+        walk(body, Kind::Request, 0, &mut total);
+        total
+    }
+
+    fn walk(msg: &[u8], kind: Kind, depth: usize, total: &mut usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let mut w = Wire(msg);
+        while !w.0.is_empty() {
+            let Ok((field, wire)) = w.key() else {
+                return;
+            };
+            match kind.child(field).filter(|_| wire == LEN) {
+                Some(child) => {
+                    let Ok(inner) = w.bytes() else {
+                        return;
+                    };
+                    *total = total.saturating_add(child.size().saturating_mul(2));
+                    walk(inner, child, depth + 1, total);
+                    if let (Kind::List, Kind::AnyValue) = (kind, child) {
+                        walk(inner, Kind::KeyValue, depth + 1, total);
+                    }
+                }
+                None => {
+                    if w.skip(field, wire, depth).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -499,6 +729,10 @@ mod tests {
     use super::*;
     use otlp::any_value::Value;
 
+    fn json_body(body: &[u8]) -> Result<Push, DecodeError> {
+        decode_json(body, &mut Meter::unlimited())
+    }
+
     fn kv(k: &str, v: Value) -> otlp::KeyValue {
         otlp::KeyValue {
             key: k.to_string(),
@@ -550,7 +784,7 @@ mod tests {
                 schema_url: String::new(),
             }],
         };
-        let push = to_push(req, 5);
+        let push = to_push(req, 5, &mut Meter::unlimited()).unwrap();
         assert_eq!(push.streams.len(), 1);
         let s = &push.streams[0];
         assert_eq!(
@@ -578,7 +812,7 @@ mod tests {
         let body = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"pod","value":{"stringValue":"p"}}]},
           "scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":"SEVERITY_NUMBER_WARN",
           "body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":"3"}}]}},"spanId":"0102030405060708"}]}]}]}"#;
-        let push = decode_json(body).unwrap();
+        let push = json_body(body).unwrap();
         let s = &push.streams[0];
         assert_eq!(
             s.labels,
@@ -591,9 +825,9 @@ mod tests {
         assert_eq!(m["severity_number"], "13");
         assert_eq!(m["span_id"], "0102030405060708");
         assert_eq!(m["pod"], "p");
-        assert!(decode_json(br#"{"resourceLogs":{}}"#).is_err());
+        assert!(json_body(br#"{"resourceLogs":{}}"#).is_err());
         assert!(
-            decode_json(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#)
+            json_body(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#)
                 .is_err()
         );
         // Multi-byte characters are not hex digits, and neither is a sign.
@@ -601,7 +835,7 @@ mod tests {
             let body = format!(
                 r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"spanId":"{bad}"}}]}}]}}]}}"#
             );
-            let err = decode_json(body.as_bytes()).map(|_| ()).unwrap_err();
+            let err = json_body(body.as_bytes()).map(|_| ()).unwrap_err();
             assert!(
                 err.to_string().contains("spanId is not hex"),
                 "{bad}: {err}"
@@ -620,6 +854,6 @@ mod tests {
 
     #[test]
     fn garbage_protobuf_is_an_error() {
-        assert!(decode_protobuf(b"\xff\xff\xff").is_err());
+        assert!(decode_protobuf(b"\xff\xff\xff", &mut Meter::unlimited()).is_err());
     }
 }

@@ -1,92 +1,337 @@
 //! Protobuf pushes: `logproto.PushRequest`, snappy-compressed (raw block
 //! format) over HTTP, plain over gRPC.
+//!
+//! ```text
+//! PushRequest { 1: repeated Stream streams   2: string format }
+//! Stream      { 1: string labels   2: repeated Entry entries   3: uint64 hash }
+//! Entry       { 1: Timestamp timestamp   2: string line
+//!               3: repeated LabelPair structured_metadata   4: repeated LabelPair parsed }
+//! LabelPair   { 1: string name   2: string value }
+//! Timestamp   { 1: int64 seconds   2: int32 nanos }
+//! ```
+//!
+//! The request is decoded by hand straight into a [`Push`] rather than
+//! through prost's generated types. That saves a copy of every line and
+//! a second set of structures, lets every allocation be charged to the
+//! request's [`Meter`] before it is made (a two-byte entry on the wire
+//! becomes a 64-byte [`PushEntry`]), and leaves out a line longer than
+//! `max_line_size` instead of copying it (see [`Meter::line`]). The wire
+//! rules are protobuf's as prost applies them, which a property test checks
+//! against prost: unknown fields are skipped (groups too, nested at most
+//! [`MAX_DEPTH`] deep), a known field with another wire type is an error,
+//! strings must be UTF-8, a repeated string or scalar keeps its last value
+//! and a repeated `timestamp` merges into the first.
+
+use std::mem::size_of;
 
 use larch_proto::logproto;
 use prost::Message;
 
-use super::body::{MAX_DECOMPRESSED, too_large};
+use super::body::{read_limited, too_large_decompressed};
+use super::meter::Meter;
 use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
+use wire::{LEN, VARINT, Wire, expect};
 
 /// The magic that starts snappy's *framed* format. Loki clients send the
 /// block format; a few tools send framed, which we accept too.
 const SNAPPY_FRAME_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 
+/// How deep unknown groups may nest (prost's recursion limit).
+pub const MAX_DEPTH: usize = 100;
+
 /// Decodes an HTTP protobuf body: snappy, then protobuf.
-pub fn decode_http(body: &[u8]) -> Result<Push, DecodeError> {
-    let raw = snappy_decompress(body)?;
-    decode_plain(&raw)
+pub fn decode_http(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    let raw = snappy_decompress(body, meter)?;
+    decode_plain(&raw, meter)
 }
 
-/// Undoes snappy (block format; framed format recognised by its magic).
-pub fn snappy_decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+/// Undoes snappy (block format; framed format recognised by its magic),
+/// refusing output beyond `meter.max_decompressed` before allocating it.
+pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Vec<u8>, DecodeError> {
     if body.starts_with(SNAPPY_FRAME_MAGIC) {
-        let mut out = Vec::new();
-        let reader = snap::read::FrameDecoder::new(body);
-        use std::io::Read;
-        reader
-            .take(MAX_DECOMPRESSED as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DecodeError::bad(format!("snappy: {e}")))?;
-        if out.len() > MAX_DECOMPRESSED {
-            return Err(too_large(MAX_DECOMPRESSED));
-        }
-        return Ok(out);
+        return read_limited(snap::read::FrameDecoder::new(body), "snappy", meter);
     }
     let len =
         snap::raw::decompress_len(body).map_err(|_| DecodeError::bad("snappy: corrupt input"))?;
-    if len > MAX_DECOMPRESSED {
-        return Err(too_large(MAX_DECOMPRESSED));
+    if len > meter.max_decompressed {
+        return Err(too_large_decompressed(len, meter.max_decompressed));
     }
     if !crate::encoding::snappy_len_plausible(body.len(), len) {
         return Err(DecodeError::bad("snappy: corrupt input"));
     }
+    meter.charge(len)?;
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|_| DecodeError::bad("snappy: corrupt input"))
 }
 
 /// Decodes an uncompressed `PushRequest`.
-pub fn decode_plain(raw: &[u8]) -> Result<Push, DecodeError> {
-    let req = logproto::PushRequest::decode(raw)
-        .map_err(|e| DecodeError::bad(format!("failed to parse push request protobuf: {e}")))?;
-    from_proto(req)
-}
-
-/// Converts a decoded request, moving its strings.
-pub fn from_proto(req: logproto::PushRequest) -> Result<Push, DecodeError> {
-    let mut streams = Vec::with_capacity(req.streams.len());
-    for s in req.streams {
-        let mut entries = Vec::with_capacity(s.entries.len());
-        for e in s.entries {
-            let ts = match e.timestamp {
-                Some(t) => t
-                    .seconds
-                    .checked_mul(1_000_000_000)
-                    .and_then(|ns| ns.checked_add(i64::from(t.nanos)))
-                    .ok_or_else(|| {
-                        DecodeError::bad(format!(
-                            "timestamp out of range: {}s {}ns",
-                            t.seconds, t.nanos
-                        ))
-                    })?,
-                None => 0,
-            };
-            entries.push(PushEntry {
-                ts,
-                line: e.line,
-                metadata: e
-                    .structured_metadata
-                    .into_iter()
-                    .map(|p| (p.name, p.value))
-                    .collect(),
-            });
+pub fn decode_plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+    let mut streams = Vec::new();
+    let mut w = Wire(raw);
+    while !w.0.is_empty() {
+        let (field, wire) = w.key()?;
+        match field {
+            1 => {
+                expect(field, wire, LEN)?;
+                let s = stream(w.bytes()?, meter)?;
+                meter.push(&mut streams, s)?;
+            }
+            2 => {
+                expect(field, wire, LEN)?;
+                w.str()?;
+            }
+            _ => w.skip(field, wire, 0)?,
         }
-        streams.push(PushStream {
-            labels: StreamLabels::Text(s.labels),
-            entries,
-        });
     }
     Ok(Push { streams })
+}
+
+fn stream(raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
+    // Count the entries first so that their vector is allocated (and
+    // charged) once, at its final size; stop counting once they cannot
+    // fit anyway.
+    let most = meter.room() / size_of::<PushEntry>();
+    let mut n = 0usize;
+    let mut w = Wire(raw);
+    while !w.0.is_empty() && n <= most {
+        let (field, wire) = w.key()?;
+        if field == 2 && wire == LEN {
+            n += 1;
+        }
+        w.skip(field, wire, 0)?;
+    }
+    meter.charge_items::<PushEntry>(n)?;
+    let mut entries = Vec::with_capacity(n);
+    let mut labels = "";
+    let mut w = Wire(raw);
+    while !w.0.is_empty() {
+        let (field, wire) = w.key()?;
+        match field {
+            1 => {
+                expect(field, wire, LEN)?;
+                labels = w.str()?;
+            }
+            2 => {
+                expect(field, wire, LEN)?;
+                entries.push(entry(w.bytes()?, meter)?);
+            }
+            3 => {
+                expect(field, wire, VARINT)?;
+                w.varint()?;
+            }
+            _ => w.skip(field, wire, 0)?,
+        }
+    }
+    Ok(PushStream {
+        labels: StreamLabels::Text(meter.string(labels)?),
+        entries,
+    })
+}
+
+fn entry(raw: &[u8], meter: &mut Meter) -> Result<PushEntry, DecodeError> {
+    let mut ts: Option<(i64, i32)> = None;
+    let mut line = "";
+    let mut metadata = Vec::new();
+    let mut w = Wire(raw);
+    while !w.0.is_empty() {
+        let (field, wire) = w.key()?;
+        match field {
+            1 => {
+                expect(field, wire, LEN)?;
+                timestamp(w.bytes()?, ts.get_or_insert((0, 0)))?;
+            }
+            2 => {
+                expect(field, wire, LEN)?;
+                line = w.str()?;
+            }
+            3 => {
+                expect(field, wire, LEN)?;
+                let (name, value) = label_pair(w.bytes()?)?;
+                let pair = (meter.string(name)?, meter.string(value)?);
+                meter.push(&mut metadata, pair)?;
+            }
+            4 => {
+                // `parsed` is filled by Loki's queriers, never by clients:
+                // checked like the rest, then dropped.
+                expect(field, wire, LEN)?;
+                label_pair(w.bytes()?)?;
+            }
+            _ => w.skip(field, wire, 0)?,
+        }
+    }
+    let ts = match ts {
+        Some((seconds, nanos)) => seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(i64::from(nanos)))
+            .ok_or_else(|| {
+                DecodeError::bad(format!("timestamp out of range: {seconds}s {nanos}ns"))
+            })?,
+        None => 0,
+    };
+    let (line, omitted) = meter.line(line)?;
+    Ok(PushEntry {
+        ts,
+        line,
+        metadata,
+        omitted,
+    })
+}
+
+fn timestamp(raw: &[u8], ts: &mut (i64, i32)) -> Result<(), DecodeError> {
+    let mut w = Wire(raw);
+    while !w.0.is_empty() {
+        let (field, wire) = w.key()?;
+        match field {
+            // Protobuf's int64 and int32: two's complement in a varint.
+            1 => {
+                expect(field, wire, VARINT)?;
+                ts.0 = w.varint()? as i64;
+            }
+            2 => {
+                expect(field, wire, VARINT)?;
+                ts.1 = w.varint()? as i32;
+            }
+            _ => w.skip(field, wire, 0)?,
+        }
+    }
+    Ok(())
+}
+
+fn label_pair(raw: &[u8]) -> Result<(&str, &str), DecodeError> {
+    let (mut name, mut value) = ("", "");
+    let mut w = Wire(raw);
+    while !w.0.is_empty() {
+        let (field, wire) = w.key()?;
+        match field {
+            1 => {
+                expect(field, wire, LEN)?;
+                name = w.str()?;
+            }
+            2 => {
+                expect(field, wire, LEN)?;
+                value = w.str()?;
+            }
+            _ => w.skip(field, wire, 0)?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// Protobuf's wire format, as prost reads it.
+pub(crate) mod wire {
+    use super::MAX_DEPTH;
+    use crate::push::DecodeError;
+
+    pub(crate) const VARINT: u8 = 0;
+    pub(crate) const I64: u8 = 1;
+    pub(crate) const LEN: u8 = 2;
+    pub(crate) const START_GROUP: u8 = 3;
+    pub(crate) const END_GROUP: u8 = 4;
+    pub(crate) const I32: u8 = 5;
+
+    pub(crate) fn malformed(what: impl std::fmt::Display) -> DecodeError {
+        DecodeError::bad(format!("failed to parse push request protobuf: {what}"))
+    }
+
+    pub(crate) fn expect(field: u32, wire: u8, want: u8) -> Result<(), DecodeError> {
+        if wire == want {
+            Ok(())
+        } else {
+            Err(malformed(format!(
+                "invalid wire type {wire} for field {field} (expected {want})"
+            )))
+        }
+    }
+
+    /// The unread rest of a message.
+    pub(crate) struct Wire<'a>(pub(crate) &'a [u8]);
+
+    impl<'a> Wire<'a> {
+        pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+            let mut v = 0u64;
+            for (i, &b) in self.0.iter().take(10).enumerate() {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                v |= u64::from(b & 0x7f) << (7 * i);
+                if b < 0x80 {
+                    self.0 = &self.0[i + 1..];
+                    return Ok(v);
+                }
+            }
+            Err(malformed(if self.0.len() < 10 {
+                "truncated varint"
+            } else {
+                "invalid varint"
+            }))
+        }
+
+        pub(crate) fn key(&mut self) -> Result<(u32, u8), DecodeError> {
+            let key = self.varint()?;
+            let key = u32::try_from(key).map_err(|_| malformed("invalid key value"))?;
+            let wire = (key & 7) as u8;
+            if wire > I32 {
+                return Err(malformed(format!("invalid wire type value: {wire}")));
+            }
+            let field = key >> 3;
+            if field == 0 {
+                return Err(malformed("invalid tag value: 0"));
+            }
+            Ok((field, wire))
+        }
+
+        pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+            if n > self.0.len() {
+                return Err(malformed("buffer underflow"));
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+
+        pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+            let n = self.varint()?;
+            let n = usize::try_from(n).map_err(|_| malformed("buffer underflow"))?;
+            self.take(n)
+        }
+
+        pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
+            std::str::from_utf8(self.bytes()?)
+                .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
+        }
+
+        pub(crate) fn skip(
+            &mut self,
+            field: u32,
+            wire: u8,
+            depth: usize,
+        ) -> Result<(), DecodeError> {
+            match wire {
+                VARINT => self.varint().map(drop),
+                I64 => self.take(8).map(drop),
+                LEN => self.bytes().map(drop),
+                I32 => self.take(4).map(drop),
+                START_GROUP => {
+                    if depth >= MAX_DEPTH {
+                        return Err(malformed("recursion limit reached"));
+                    }
+                    loop {
+                        let (f, w) = self.key()?;
+                        if w == END_GROUP {
+                            return if f == field {
+                                Ok(())
+                            } else {
+                                Err(malformed("unexpected end group tag"))
+                            };
+                        }
+                        self.skip(f, w, depth + 1)?;
+                    }
+                }
+                _ => Err(malformed("unexpected end group tag")),
+            }
+        }
+    }
 }
 
 /// Encodes a push as a client would (used by tests, benches and tools).
@@ -100,6 +345,8 @@ pub fn encode_http(req: &logproto::PushRequest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::meter::LineLimit;
+    use proptest::prelude::*;
 
     fn sample() -> logproto::PushRequest {
         logproto::PushRequest {
@@ -123,9 +370,44 @@ mod tests {
         }
     }
 
+    fn http(body: &[u8]) -> Result<Push, DecodeError> {
+        decode_http(body, &mut Meter::unlimited())
+    }
+
+    /// The same request decoded through prost's generated types.
+    fn via_prost(raw: &[u8]) -> Option<Push> {
+        let req = logproto::PushRequest::decode(raw).ok()?;
+        let mut streams = Vec::new();
+        for s in req.streams {
+            let mut entries = Vec::new();
+            for e in s.entries {
+                let ts = match e.timestamp {
+                    Some(t) => t
+                        .seconds
+                        .checked_mul(1_000_000_000)?
+                        .checked_add(i64::from(t.nanos))?,
+                    None => 0,
+                };
+                entries.push(PushEntry::new(
+                    ts,
+                    e.line,
+                    e.structured_metadata
+                        .into_iter()
+                        .map(|p| (p.name, p.value))
+                        .collect(),
+                ));
+            }
+            streams.push(PushStream {
+                labels: StreamLabels::Text(s.labels),
+                entries,
+            });
+        }
+        Some(Push { streams })
+    }
+
     #[test]
     fn round_trip() {
-        let push = decode_http(&encode_http(&sample())).unwrap();
+        let push = http(&encode_http(&sample())).unwrap();
         assert_eq!(push.streams.len(), 1);
         let e = &push.streams[0].entries[0];
         assert_eq!(e.ts, 1_000_000_005);
@@ -140,31 +422,29 @@ mod tests {
         let mut w = snap::write::FrameEncoder::new(Vec::new());
         w.write_all(&raw).unwrap();
         let framed = w.into_inner().unwrap();
-        assert_eq!(decode_http(&framed).unwrap().entry_count(), 1);
+        assert_eq!(http(&framed).unwrap().entry_count(), 1);
     }
 
     #[test]
     fn corrupt_inputs_are_errors() {
         assert_eq!(
-            decode_http(b"\xff\xff\xff\xff\xff")
-                .unwrap_err()
-                .to_string(),
+            http(b"\xff\xff\xff\xff\xff").unwrap_err().to_string(),
             "snappy: corrupt input"
         );
         let body = encode_http(&sample());
-        let raw = snappy_decompress(&body).unwrap();
+        let raw = snappy_decompress(&body, &mut Meter::unlimited()).unwrap();
         // Truncated protobuf.
         let cut = snap::raw::Encoder::new()
             .compress_vec(&raw[..raw.len() - 3])
             .unwrap();
         assert!(
-            decode_http(&cut)
+            http(&cut)
                 .unwrap_err()
                 .to_string()
                 .starts_with("failed to parse push request protobuf")
         );
         // Not snappy at all (JSON sent with a protobuf content type).
-        assert!(decode_http(br#"{"streams":[]}"#).is_err());
+        assert!(http(br#"{"streams":[]}"#).is_err());
     }
 
     #[test]
@@ -174,6 +454,129 @@ mod tests {
             seconds: i64::MAX,
             nanos: 0,
         });
-        assert!(decode_http(&encode_http(&req)).is_err());
+        assert!(http(&encode_http(&req)).is_err());
+    }
+
+    #[test]
+    fn long_lines_are_left_out_or_cut_while_decoding() {
+        let mut req = sample();
+        req.streams[0].entries[0].line = "abcdefgh".to_string();
+        let raw = req.encode_to_vec();
+        let limit = |truncate| Meter::standalone(1 << 20, 1 << 20, LineLimit { max: 5, truncate });
+        let p = decode_plain(&raw, &mut limit(false)).unwrap();
+        let e = &p.streams[0].entries[0];
+        assert_eq!((e.line.as_str(), e.omitted), ("", 8));
+        let p = decode_plain(&raw, &mut limit(true)).unwrap();
+        let e = &p.streams[0].entries[0];
+        assert_eq!((e.line.as_str(), e.omitted), ("abcde", 3));
+    }
+
+    #[test]
+    fn tiny_entries_are_charged_before_they_are_allocated() {
+        // 100 000 empty entries: 200 KB on the wire, 6 MB as entries.
+        let mut raw = Vec::new();
+        let mut stream = vec![0x0a, 0x02, b'{', b'}'];
+        for _ in 0..100_000 {
+            stream.extend_from_slice(&[0x12, 0x00]);
+        }
+        raw.push(0x0a);
+        prost::encoding::encode_varint(stream.len() as u64, &mut raw);
+        raw.extend_from_slice(&stream);
+        let mut m = Meter::standalone(1 << 20, usize::MAX, LineLimit::NONE);
+        let e = decode_plain(&raw, &mut m).unwrap_err();
+        assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
+        let mut m = Meter::unlimited();
+        let p = decode_plain(&raw, &mut m).unwrap();
+        assert_eq!(p.entry_count(), 100_000);
+        assert!(m.held() >= 100_000 * std::mem::size_of::<PushEntry>());
+    }
+
+    #[test]
+    fn snappy_claims_beyond_the_limit_are_refused_before_allocating() {
+        let body = encode_http(&sample());
+        let mut m = Meter::standalone(usize::MAX, 10, LineLimit::NONE);
+        let e = decode_http(&body, &mut m).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("decompressed message size too large than max"),
+            "{e}"
+        );
+        assert_eq!(m.held(), 0);
+    }
+
+    #[test]
+    fn unknown_fields_and_groups_are_skipped() {
+        let mut raw = sample().encode_to_vec();
+        // field 9 varint, field 10 fixed64, field 11 group holding field 1
+        // varint, field 12 fixed32.
+        raw.extend_from_slice(&[0x48, 0x01]);
+        raw.extend_from_slice(&[0x51, 1, 2, 3, 4, 5, 6, 7, 8]);
+        raw.extend_from_slice(&[0x5b, 0x08, 0x01, 0x5c]);
+        raw.extend_from_slice(&[0x65, 1, 2, 3, 4]);
+        assert_eq!(
+            decode_plain(&raw, &mut Meter::unlimited()).ok(),
+            via_prost(&raw)
+        );
+        // A group closed by another field's end tag.
+        let mut bad = sample().encode_to_vec();
+        bad.extend_from_slice(&[0x5b, 0x64]);
+        assert!(decode_plain(&bad, &mut Meter::unlimited()).is_err());
+        assert!(via_prost(&bad).is_none());
+    }
+
+    fn arb_request() -> impl Strategy<Value = logproto::PushRequest> {
+        let pair =
+            ("[a-z_]{0,4}", ".{0,4}").prop_map(|(name, value)| logproto::LabelPair { name, value });
+        let entry = (
+            proptest::option::of((any::<i64>(), any::<i32>())),
+            ".{0,12}",
+            proptest::collection::vec(pair.clone(), 0..3),
+            proptest::collection::vec(pair, 0..2),
+        )
+            .prop_map(|(ts, line, structured_metadata, parsed)| logproto::Entry {
+                timestamp: ts.map(|(seconds, nanos)| logproto::Timestamp { seconds, nanos }),
+                line,
+                structured_metadata,
+                parsed,
+            });
+        let stream = (
+            ".{0,16}",
+            proptest::collection::vec(entry, 0..4),
+            any::<u64>(),
+        )
+            .prop_map(|(labels, entries, hash)| logproto::Stream {
+                labels,
+                entries,
+                hash,
+            });
+        (proptest::collection::vec(stream, 0..3), ".{0,3}")
+            .prop_map(|(streams, format)| logproto::PushRequest { streams, format })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever prost makes of a request (valid, or damaged by a few
+        /// byte edits), the hand decoder makes the same, or both refuse it.
+        #[test]
+        fn decodes_as_prost_does(
+            req in arb_request(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut raw = req.encode_to_vec();
+            for (at, b) in edits {
+                if !raw.is_empty() {
+                    let i = at.index(raw.len());
+                    raw[i] = b;
+                }
+            }
+            if truncate && !raw.is_empty() {
+                raw.truncate(cut.index(raw.len()));
+            }
+            let ours = decode_plain(&raw, &mut Meter::unlimited()).ok();
+            prop_assert_eq!(ours, via_prost(&raw));
+        }
     }
 }

@@ -39,11 +39,16 @@ pub struct AppState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// Open live tails (per-tenant limit, closed on shutdown).
     pub tails: Arc<api::tail::TailRegistry>,
+    /// Memory for decoding pushes (`push.max_decode_memory`).
+    pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
 }
 
 impl AppState {
     /// State around an opened ingester.
     pub fn new(ingester: Arc<Ingester>) -> AppState {
+        let decode_budget = crate::push::meter::DecodeBudget::new(
+            usize::try_from(ingester.config.push.max_decode_memory.0).unwrap_or(usize::MAX),
+        );
         AppState {
             config: ingester.config.clone(),
             metrics: ingester.metrics.clone(),
@@ -54,6 +59,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::default()),
             ready: Arc::new(AtomicBool::new(true)),
             tails: Arc::new(api::tail::TailRegistry::new()),
+            decode_budget,
         }
     }
 }
@@ -215,10 +221,7 @@ pub async fn serve(
     let grpc_state = state.clone();
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(async move {
-        let svc = larch_proto::logproto::pusher_server::PusherServer::new(grpc::GrpcPusher {
-            app: grpc_state,
-        })
-        .max_decoding_message_size(crate::push::body::MAX_BODY);
+        let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
             .add_service(svc)
             .serve_with_incoming_shutdown(

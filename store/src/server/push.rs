@@ -1,55 +1,71 @@
 //! HTTP push handlers: `/loki/api/v1/push`, `/api/prom/push`,
-//! `/otlp/v1/logs`, and the shared path from a decoded push to a response.
+//! `/otlp/v1/logs`, and the shared path from a received body to a response
+//! (gRPC joins it at [`prepare`]).
+//!
+//! A request holds a [`Meter`] on the store's decode budget from its first
+//! body byte to its response: the body is charged as it arrives and refused
+//! past the tenant's decompressed limit, decoding charges what it
+//! allocates, and what the decoded push holds stays charged until it is
+//! stored. Decoding and validation run on the blocking pool unless the body
+//! as received is small and not compressed (whatever `Content-Length`
+//! claimed).
 
-use axum::body::Bytes;
+use std::pin::Pin;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::config::Limits;
 use crate::ingester::{TenantRefused, WriteError};
-use crate::push::{self, DecodeError, Push, body};
+use crate::push::meter::{LineLimit, Meter};
+use crate::push::{self, DecodeError, Format, body};
 use crate::tenant::TenantId;
-use crate::validate::{self, Reason};
+use crate::validate::{self, Reason, Validated};
 
-/// Bodies larger than this are decoded on the blocking pool.
-const INLINE_DECODE_LIMIT: usize = 64 * 1024;
+/// Bodies up to this size, uncompressed, are decoded on the request's
+/// task; anything larger or compressed goes to the blocking pool.
+pub const INLINE_DECODE_LIMIT: usize = 64 * 1024;
 
-/// The push formats, by endpoint and content type.
-#[derive(Clone, Copy, Debug)]
-enum Format {
-    /// `/loki/api/v1/push`.
-    V1,
-    /// `/api/prom/push`.
-    Legacy,
-    /// `/otlp/v1/logs`.
-    Otlp,
-}
+/// Longest message of the WAL writer quoted in a response.
+const MAX_WRITER_MESSAGE: usize = 4096;
 
 /// An outcome as an HTTP response: 204, or Loki's status and plain text.
 #[derive(Debug)]
 pub enum PushError {
     /// Missing or invalid tenant: 401.
     Tenant(String),
-    /// Undecodable body: 400 or 413.
+    /// Undecodable body: 400, 413, or 503 when the store has no memory
+    /// left for decoding it now.
     Decode(DecodeError),
+    /// The request can never be accepted whole, however often it is sent
+    /// (it holds more than the tenant's burst): 413.
+    TooLarge(String),
     /// Some or all entries rejected: 400, or 429 when the client should retry.
     Rejected {
         /// Whether the client should retry.
         retry: bool,
-        /// Loki-style description of every rejection.
+        /// Loki-style description of the rejections (bounded).
         message: String,
     },
     /// The WAL failed or the store is stopping: 503.
     Unavailable(String),
 }
 
-impl IntoResponse for PushError {
-    fn into_response(self) -> Response {
-        let (status, msg) = match self {
+impl PushError {
+    /// The HTTP status and text.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             PushError::Tenant(m) => (StatusCode::UNAUTHORIZED, m),
             PushError::Decode(DecodeError::BadRequest(m)) => (StatusCode::BAD_REQUEST, m),
-            PushError::Decode(DecodeError::TooLarge(m)) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            PushError::Decode(DecodeError::TooLarge(m)) | PushError::TooLarge(m) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, m)
+            }
+            PushError::Decode(DecodeError::Busy(m)) | PushError::Unavailable(m) => {
+                (StatusCode::SERVICE_UNAVAILABLE, m)
+            }
             PushError::Rejected {
                 retry: true,
                 message,
@@ -58,8 +74,13 @@ impl IntoResponse for PushError {
                 retry: false,
                 message,
             } => (StatusCode::BAD_REQUEST, message),
-            PushError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-        };
+        }
+    }
+}
+
+impl IntoResponse for PushError {
+    fn into_response(self) -> Response {
+        let (status, msg) = self.status_and_message();
         (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -73,7 +94,7 @@ impl IntoResponse for PushError {
 pub async fn push_v1(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, PushError> {
     handle(app, headers, body, Format::V1).await
 }
@@ -82,7 +103,7 @@ pub async fn push_v1(
 pub async fn push_legacy(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, PushError> {
     handle(app, headers, body, Format::Legacy).await
 }
@@ -91,7 +112,7 @@ pub async fn push_legacy(
 pub async fn push_otlp(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, PushError> {
     handle(app, headers, body, Format::Otlp).await
 }
@@ -103,7 +124,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn handle(
     app: AppState,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     format: Format,
 ) -> Result<StatusCode, PushError> {
     let tenant = TenantId::from_header(
@@ -111,51 +132,197 @@ async fn handle(
         app.config.auth_enabled,
     )
     .map_err(|e| PushError::Tenant(e.to_string()))?;
-    let content_type = header_str(&headers, "content-type").map(str::to_string);
-    let encoding = header_str(&headers, "content-encoding").map(str::to_string);
-    let decode = move || -> Result<Push, DecodeError> {
-        let raw = body::decode_content_encoding(encoding.as_deref(), &body)?;
-        let json = body::is_json(content_type.as_deref())?;
-        match (format, json) {
-            (Format::V1, true) => push::json::decode_v1(&raw),
-            (Format::Legacy, true) => push::json::decode_v0(&raw),
-            (Format::V1 | Format::Legacy, false) => push::protobuf::decode_http(&raw),
-            (Format::Otlp, true) => push::otlp::decode_json(&raw),
-            (Format::Otlp, false) => push::otlp::decode_protobuf(&raw),
+    let mut meter = admit(&app, &tenant)?;
+    let content_length = header_str(&headers, "content-length").and_then(|v| v.parse().ok());
+    let body = match read_body(body, content_length, &mut meter).await {
+        Ok(b) => b,
+        Err(e) => {
+            if let PushError::Decode(DecodeError::TooLarge(_)) = e {
+                let received = content_length.unwrap_or(meter.held());
+                count_too_large(&app, &tenant, received as u64);
+            }
+            return Err(e);
         }
     };
-    let push = if body_len_hint(&headers) > INLINE_DECODE_LIMIT {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .map_err(|e| PushError::Unavailable(format!("decoding task failed: {e}")))?
-    } else {
-        decode()
-    }
-    .map_err(PushError::Decode)?;
-    ingest(&app, &tenant, push)
+    let content_type = header_str(&headers, "content-type").map(str::to_string);
+    let encoding = header_str(&headers, "content-encoding").map(str::to_string);
+    let prepared = prepare(&app, &tenant, format, content_type, encoding, body, meter).await?;
+    ingest(&app, &tenant, prepared)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
 
-fn body_len_hint(headers: &HeaderMap) -> usize {
-    header_str(headers, "content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Validates, rate-limits and stores a decoded push; shared by HTTP and
-/// gRPC. `Ok` means everything was stored.
-pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(), PushError> {
-    // Before any work or per-tenant state for a tenant that may not push.
+/// Admits `tenant` (before any work or per-tenant state for a tenant that
+/// may not push) and returns a meter on the decode budget with its limits.
+pub fn admit(app: &AppState, tenant: &TenantId) -> Result<Meter, PushError> {
     app.ingester.admit(tenant).map_err(tenant_refused)?;
     let limits = app.config.limits_for(tenant.as_str());
+    let burst = limits.ingestion_burst_size_mb * 1024.0 * 1024.0;
+    Ok(Meter::new(
+        &app.decode_budget,
+        body::max_decompressed(burst, app.decode_budget.limit()),
+        LineLimit {
+            max: usize::try_from(limits.max_line_size.0).unwrap_or(usize::MAX),
+            truncate: limits.max_line_size_truncate,
+        },
+    ))
+}
+
+/// Reads the body, charging it to `meter` as it arrives and refusing it
+/// once it passes `meter.max_decompressed` (no body is larger than what it
+/// decompresses to, beyond a few bytes of framing).
+async fn read_body(
+    mut body: Body,
+    content_length: Option<usize>,
+    meter: &mut Meter,
+) -> Result<Bytes, PushError> {
+    let limit = meter.max_decompressed;
+    let too_large = |size| PushError::Decode(body::too_large(size, limit));
+    let mut buf: Vec<u8> = Vec::new();
+    if let Some(n) = content_length {
+        if n > limit {
+            return Err(too_large(n));
+        }
+        meter.charge(n).map_err(PushError::Decode)?;
+        buf.reserve_exact(n);
+    }
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            PushError::Decode(DecodeError::bad(format!(
+                "failed to read request body: {e}"
+            )))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = buf.len().saturating_add(data.len());
+        if len > limit {
+            return Err(too_large(len));
+        }
+        if len > buf.capacity() {
+            let want = len
+                .max(buf.capacity().saturating_mul(2))
+                .max(16 << 10)
+                .min(limit);
+            meter
+                .charge(want - buf.capacity())
+                .map_err(PushError::Decode)?;
+            buf.reserve_exact(want - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// What a request turned into before it is stored.
+pub struct Prepared {
+    validated: Validated,
+    /// Holds the decoded push's memory until the request ends.
+    _meter: Meter,
+    received_lines: u64,
+    received_bytes: u64,
+}
+
+/// Decodes and validates a received body: on the blocking pool unless it
+/// is small and not compressed.
+pub async fn prepare(
+    app: &AppState,
+    tenant: &TenantId,
+    format: Format,
+    content_type: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    meter: Meter,
+) -> Result<Prepared, PushError> {
+    let compressed = encoding
+        .as_deref()
+        .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
+        || (matches!(format, Format::V1 | Format::Legacy)
+            && !body::is_json(content_type.as_deref()).unwrap_or(true));
+    let inline = !compressed && body.len() <= INLINE_DECODE_LIMIT;
+    let config = app.config.clone();
+    let owner = tenant.clone();
+    let body_len = body.len() as u64;
+    let work = move || {
+        let limits = config.limits_for(owner.as_str());
+        decode_and_validate(format, content_type, encoding, body, meter, &limits, &owner)
+    };
+    let result = if inline {
+        work()
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PushError::Unavailable(format!("decoding task failed: {e}")))?
+    };
+    if let Err(PushError::Decode(DecodeError::TooLarge(_))) = &result {
+        count_too_large(app, tenant, body_len);
+    }
+    result
+}
+
+fn decode_and_validate(
+    format: Format,
+    content_type: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    mut meter: Meter,
+    limits: &Limits,
+    tenant: &TenantId,
+) -> Result<Prepared, PushError> {
+    let push = push::decode(
+        format,
+        content_type.as_deref(),
+        encoding.as_deref(),
+        &body,
+        &mut meter,
+    )
+    .map_err(PushError::Decode)?;
+    drop(body);
+    // The body and decompressed buffers are gone; the push stays, and
+    // about as much again for its validated form and its WAL record.
+    meter.release_to(push.heap_size().saturating_mul(2));
     let received_lines = push.entry_count() as u64;
-    let received_bytes: u64 = push
+    let received_bytes = push
         .streams
         .iter()
         .flat_map(|s| s.entries.iter())
-        .map(|e| e.line.len() as u64)
+        .map(|e| e.sent_len() as u64)
         .sum();
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let validated = validate::validate(push, limits, now, tenant.as_str());
+    Ok(Prepared {
+        validated,
+        _meter: meter,
+        received_lines,
+        received_bytes,
+    })
+}
+
+/// Counts a body refused for its size, as Loki does (bytes only).
+fn count_too_large(app: &AppState, tenant: &TenantId, bytes: u64) {
+    let labels = app
+        .metrics
+        .tenant_reason_labels(tenant.as_str(), Reason::RequestBodyTooLarge.as_str());
+    app.metrics
+        .discarded_bytes
+        .get_or_create(&labels)
+        .inc_by(bytes);
+}
+
+/// Rate-limits and stores a validated push; shared by HTTP and gRPC. `Ok`
+/// means everything was stored.
+pub async fn ingest(
+    app: &AppState,
+    tenant: &TenantId,
+    prepared: Prepared,
+) -> Result<(), PushError> {
+    let Prepared {
+        mut validated,
+        _meter,
+        received_lines,
+        received_bytes,
+    } = prepared;
+    let limits = app.config.limits_for(tenant.as_str());
     let labels = app.metrics.tenant_label(tenant.as_str());
     app.metrics
         .lines_received
@@ -166,17 +333,25 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
         .get_or_create(&labels)
         .inc_by(received_bytes);
 
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let mut validated = validate::validate(push, &limits, now);
     let lines = validated.accepted_entries();
     if lines > 0 {
         let rate = limits.ingestion_rate_mb * 1024.0 * 1024.0;
         let burst = limits.ingestion_burst_size_mb * 1024.0 * 1024.0;
+        let bytes = validated.accepted_bytes;
+        if bytes as f64 > burst {
+            // A bucket never holds more than the burst: this request would
+            // be refused forever, so it must not be told to retry.
+            validated.discard(Reason::RequestBodyTooLarge, lines, bytes);
+            record_discards(app, tenant, &validated.discarded);
+            return Err(PushError::TooLarge(format!(
+                "ingestion burst size limit exceeded for user {tenant} (limit: {} bytes) while attempting to ingest '{lines}' lines totaling '{bytes}' bytes in one request, which can never be accepted: split it into smaller requests or contact your Loki administrator to see if the limit can be increased",
+                burst as u64
+            )));
+        }
         if !app
             .limiter
             .allow(tenant.as_str(), validated.accepted_bytes, rate, burst)
         {
-            let bytes = validated.accepted_bytes;
             validated.discard(Reason::RateLimited, lines, bytes);
             record_discards(app, tenant, &validated.discarded);
             return Err(PushError::Rejected {
@@ -188,7 +363,12 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
             });
         }
     }
-    let mut errors = std::mem::take(&mut validated.errors);
+    let mut report = Validated {
+        errors: std::mem::take(&mut validated.errors),
+        error_bytes: validated.error_bytes,
+        unlisted_errors: validated.unlisted_errors,
+        ..Validated::default()
+    };
     let mut retry = validated.has_retryable();
     let discarded = std::mem::take(&mut validated.discarded);
     record_discards(app, tenant, &discarded);
@@ -207,13 +387,16 @@ pub async fn ingest(app: &AppState, tenant: &TenantId, push: Push) -> Result<(),
         })?;
     record_discards(app, tenant, &outcome.discarded);
     retry |= outcome.discarded.keys().any(|r| r.is_retryable());
-    errors.extend(outcome.errors);
-    if errors.is_empty() {
+    for msg in outcome.errors {
+        report.report(|| clip(msg, MAX_WRITER_MESSAGE));
+    }
+    report.unlisted_errors += outcome.unlisted_errors;
+    if report.errors.is_empty() && report.unlisted_errors == 0 {
         Ok(())
     } else {
         Err(PushError::Rejected {
             retry,
-            message: errors.join("\n"),
+            message: render(&report),
         })
     }
 }
@@ -229,6 +412,30 @@ fn tenant_refused(r: TenantRefused) -> PushError {
             message: r.to_string(),
         },
     }
+}
+
+/// The messages of a request, one per line, then how many were left out.
+pub fn render(report: &Validated) -> String {
+    let mut out = report.errors.join("\n");
+    if report.unlisted_errors > 0 {
+        out.push_str(&format!(
+            "\n{} more errors not listed",
+            report.unlisted_errors
+        ));
+    }
+    out
+}
+
+fn clip(mut msg: String, max: usize) -> String {
+    if msg.len() > max {
+        let mut cut = max;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push_str("...");
+    }
+    msg
 }
 
 fn record_discards(
@@ -248,5 +455,47 @@ fn record_discards(
             .discarded_bytes
             .get_or_create(&labels)
             .inc_by(*bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let s = |e: PushError| e.status_and_message().0.as_u16();
+        assert_eq!(s(PushError::Decode(DecodeError::bad("x"))), 400);
+        assert_eq!(s(PushError::Decode(DecodeError::TooLarge("x".into()))), 413);
+        assert_eq!(s(PushError::Decode(DecodeError::Busy("x".into()))), 503);
+        assert_eq!(s(PushError::TooLarge("x".into())), 413);
+        assert_eq!(
+            s(PushError::Rejected {
+                retry: true,
+                message: String::new()
+            }),
+            429
+        );
+    }
+
+    #[test]
+    fn clipping_keeps_characters_whole() {
+        assert_eq!(clip("abcé".to_string(), 4), "abc...");
+        assert_eq!(clip("abc".to_string(), 4), "abc");
+    }
+
+    #[test]
+    fn rendering_counts_what_was_left_out() {
+        let mut v = Validated::default();
+        for i in 0..100_000 {
+            v.report(|| format!("error {i} {}", "x".repeat(100)));
+        }
+        let text = render(&v);
+        assert!(
+            text.len() < validate::MAX_ERROR_BYTES + 256,
+            "{}",
+            text.len()
+        );
+        assert!(text.ends_with("more errors not listed"), "{text}");
     }
 }

@@ -138,6 +138,7 @@ pub fn workload(
                     ts: t0 + (b * 100 + i) as i64 * 1_000_000,
                     line: format!("batch {b} line {i} level=info {pad} {}", xorshift(&mut rng)),
                     metadata: vec![],
+                    omitted: 0,
                 }
             })
             .collect();
@@ -147,7 +148,7 @@ pub fn workload(
                 entries: entries.clone(),
             }],
         };
-        let v = validate(push, &ing.config.limits, now_ns());
+        let v = validate(push, &ing.config.limits, now_ns(), tenant);
         assert!(v.errors.is_empty(), "{:?}", v.errors);
         let label_text = v.streams[0].labels.to_string();
         let out = rt
@@ -599,6 +600,7 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
                     ts: t0 + push_no * 1_000_000_000 + i * 1000,
                     line: format!("{:x}{:x}", xorshift(&mut rng), xorshift(&mut rng)),
                     metadata: vec![],
+                    omitted: 0,
                 })
                 .collect();
             let push = Push {
@@ -607,7 +609,7 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
                     entries: entries.clone(),
                 }],
             };
-            let v = validate(push, &ing.config.limits, now_ns());
+            let v = validate(push, &ing.config.limits, now_ns(), "alpha");
             let labels = v.streams[0].labels.to_string();
             let out = rt
                 .block_on(ing.push(&TenantId::new("alpha").unwrap(), v))

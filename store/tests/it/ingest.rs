@@ -22,6 +22,7 @@ fn push_of(labels: &str, entries: &[(i64, &str)]) -> Push {
                     ts: *ts,
                     line: l.to_string(),
                     metadata: vec![],
+                    omitted: 0,
                 })
                 .collect(),
         }],
@@ -40,7 +41,7 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 async fn push(ing: &Ingester, tenant: &str, p: Push) -> larch_store::ingester::WriteOutcome {
-    let v = validate(p, &ing.config.limits, now_ns());
+    let v = validate(p, &ing.config.limits, now_ns(), "fake");
     assert!(v.errors.is_empty(), "{:?}", v.errors);
     ing.push(&TenantId::new(tenant).unwrap(), v).await.unwrap()
 }

@@ -6,6 +6,7 @@ mod api;
 mod faults;
 mod formats;
 mod fuzz;
+mod hostile;
 mod ingest;
 mod process;
 mod recovery;

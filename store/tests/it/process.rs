@@ -330,7 +330,7 @@ fn chrono_like_rfc3339(ns: i64) -> String {
 }
 
 #[test]
-fn ingestion_rate_limit_answers_429_and_writes_nothing() {
+fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("limits.yaml");
     // 1 KiB/s sustained, 2 KiB burst.
@@ -354,18 +354,41 @@ fn ingestion_rate_limit_answers_429_and_writes_nothing() {
     )
     .unwrap();
     assert_eq!(r.status, 204, "{}", r.text());
-    let big: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
+    // 1900 bytes fit the burst once; right after, the bucket is nearly
+    // empty: 429, retry later.
+    let big: Vec<String> = (0..19).map(|i| format!("{i:0>100}")).collect();
+    let push_big = || {
+        http(
+            store.http,
+            "POST",
+            "/loki/api/v1/push",
+            &pb,
+            &proto_push(r#"{app="rl"}"#, now_ns(), &big),
+        )
+        .unwrap()
+    };
+    let r = push_big();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = push_big();
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().starts_with("ingestion rate limit exceeded for user fake (limit: 1024 bytes/sec) while attempting to ingest '19' lines totaling '1900' bytes"),
+        "{}",
+        r.text()
+    );
+    // More than the burst can never pass: 413, not a 429 to retry forever.
+    let huge: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
     let r = http(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &pb,
-        &proto_push(r#"{app="rl"}"#, now_ns(), &big),
+        &proto_push(r#"{app="rl"}"#, now_ns(), &huge),
     )
     .unwrap();
-    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.status, 413, "{}", r.text());
     assert!(
-        r.text().starts_with("ingestion rate limit exceeded for user fake (limit: 1024 bytes/sec) while attempting to ingest '100' lines totaling '10000' bytes"),
+        r.text().starts_with("ingestion burst size limit exceeded for user fake (limit: 2048 bytes) while attempting to ingest '100' lines totaling '10000' bytes in one request"),
         "{}",
         r.text()
     );
@@ -386,7 +409,7 @@ fn ingestion_rate_limit_answers_429_and_writes_nothing() {
     let ing = open_dir(&dir.path().join("data"));
     assert_eq!(
         read_back(&ing, "fake", "app", "rl").len(),
-        10,
-        "the refused request wrote nothing"
+        10 + 19,
+        "the refused requests wrote nothing"
     );
 }

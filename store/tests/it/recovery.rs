@@ -446,11 +446,12 @@ fn enospc_store_loses_nothing_acknowledged() {
                             ts: t0 + b * 100 + i as i64,
                             line: l.clone(),
                             metadata: vec![],
+                            omitted: 0,
                         })
                         .collect(),
                 }],
             };
-            let v = larch_store::validate::validate(push, &ing.config.limits, now_ns());
+            let v = larch_store::validate::validate(push, &ing.config.limits, now_ns(), "alpha");
             let labels = v.streams[0].labels.to_string();
             match rt.block_on(ing.push(&larch_store::tenant::TenantId::new("alpha").unwrap(), v)) {
                 Ok(_) => acked.extend(lines.into_iter().enumerate().map(|(i, l)| {

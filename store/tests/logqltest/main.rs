@@ -107,6 +107,7 @@ impl Store {
                 ts: e.ts,
                 line: e.line.clone(),
                 metadata: e.metadata.clone(),
+                omitted: 0,
             };
             match streams
                 .iter_mut()
@@ -127,7 +128,7 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as i64;
-        let mut validated = validate(Push { streams }, &self.limits, now);
+        let mut validated = validate(Push { streams }, &self.limits, now, TENANT);
         if !validated.errors.is_empty() {
             return Err(validated.errors.join("; "));
         }

@@ -76,12 +76,13 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
                         ts: e.ts,
                         line: e.line.clone(),
                         metadata: e.meta.clone(),
+                        omitted: 0,
                     })
                     .collect(),
             })
             .filter(|s| !s.entries.is_empty())
             .collect();
-        let mut v = validate(Push { streams }, &limits, 0);
+        let mut v = validate(Push { streams }, &limits, 0, tenant.as_str());
         assert!(v.errors.is_empty(), "{:?}", v.errors);
         // Loki's engine sees the streams as pushed (no service_name).
         for s in &mut v.streams {
