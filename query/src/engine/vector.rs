@@ -150,7 +150,8 @@ fn select(op: VectorOp, k: usize, keep: &Keep, rows: Vec<Row>, n: usize) -> Vec<
             .push(i);
     }
     let mut out_vals: Vec<Vec<Option<f64>>> = vec![vec![None; n]; rows.len()];
-    let mut chosen: Vec<(usize, f64)> = Vec::with_capacity(k);
+    // `k` comes from the query: never size anything by it alone.
+    let mut chosen: Vec<(usize, f64)> = Vec::with_capacity(k.min(rows.len()));
     for h in &order {
         let members = &groups[h];
         for step in 0..n {
