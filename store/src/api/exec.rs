@@ -58,7 +58,7 @@ pub fn cancelled() -> ApiError {
 /// `Err(499)` once the flag is raised; for loops over streams, looked at
 /// every [`CANCEL_CHECK_EVERY`] items (`i` is the loop index).
 pub fn check(cancel: &AtomicBool, i: usize) -> Result<(), ApiError> {
-    if i % CANCEL_CHECK_EVERY == 0 && cancel.load(Ordering::Relaxed) {
+    if i.is_multiple_of(CANCEL_CHECK_EVERY) && cancel.load(Ordering::Relaxed) {
         return Err(cancelled());
     }
     Ok(())

@@ -4,6 +4,8 @@
 
 mod api;
 mod fuzz;
+mod hostile;
 mod ingest;
+mod params;
 mod process;
 mod support;
