@@ -381,3 +381,49 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
     let r = http(p, "GET", &format!("/loki/api/v1/labels?{range}"), &[], b"").unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn every_data_endpoint_honours_the_query_timeout() {
+    // A timeout shorter than any work: every endpoint whose work grows
+    // with the data answers 504 with Loki's text (the work does not even
+    // start); the others are unaffected.
+    let dir = tempfile::tempdir().unwrap();
+    let store = start_with(dir.path(), "query:\n  timeout: 1ns\n");
+    let p = store.http;
+    let t0 = now_ns() - 60_000_000_000;
+    let lines: Vec<String> = (0..20).map(|i| format!("level=info n={i}")).collect();
+    push(p, &proto_push(r#"{app="t"}"#, t0, &lines));
+    let sel = enc(r#"{app="t"}"#);
+    let metric = enc(r#"count_over_time({app="t"}[1m])"#);
+    let timeout = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
+    for path in [
+        format!("/loki/api/v1/query_range?query={sel}"),
+        format!("/loki/api/v1/query_range?query={metric}"),
+        format!("/loki/api/v1/query?query={metric}"),
+        format!("/api/prom/query?query={sel}"),
+        "/loki/api/v1/labels".to_string(),
+        "/loki/api/v1/label".to_string(),
+        "/loki/api/v1/label/app/values".to_string(),
+        format!("/loki/api/v1/series?match[]={sel}"),
+        format!("/loki/api/v1/index/stats?query={sel}"),
+        format!("/loki/api/v1/index/volume?query={sel}"),
+        format!("/loki/api/v1/index/volume_range?query={sel}"),
+        "/loki/api/v1/detected_labels".to_string(),
+        format!("/loki/api/v1/detected_fields?query={sel}"),
+        format!("/loki/api/v1/detected_field/level/values?query={sel}"),
+        format!("/loki/api/v1/patterns?query={sel}"),
+    ] {
+        let r = http(p, "GET", &path, &[], b"").unwrap();
+        assert_eq!(r.status, 504, "{path}: {}", r.text());
+        assert_eq!(r.text().trim_end(), timeout, "{path}");
+    }
+    for path in [
+        "/ready",
+        "/loki/api/v1/status/buildinfo",
+        "/loki/api/v1/drilldown-limits",
+        "/loki/api/v1/format_query?query=%7Bapp%3D%22t%22%7D",
+    ] {
+        let r = http(p, "GET", path, &[], b"").unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+}
