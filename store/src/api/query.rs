@@ -17,8 +17,6 @@ use super::params::{Params, TimeRange, direction, interval, limit, now_ns, parse
 use super::{ApiError, LokiParams, exec, json, json_response, tenant};
 use crate::server::AppState;
 
-pub use super::exec::TIMEOUT;
-
 /// Whether the request asks for Loki's `categorize-labels` encoding.
 pub fn categorize(headers: &HeaderMap) -> bool {
     headers
