@@ -16,6 +16,7 @@ use crate::logql::{BinOp, BinOpKind, Cardinality, VectorMatching};
 
 use super::error::EngineError;
 use super::matrix::{Keep, Row, Val, set_hash};
+use super::range::series_limit_error;
 
 /// `l op r`: the value and whether a comparison holds (always true for
 /// arithmetic).
@@ -38,8 +39,15 @@ pub(crate) fn apply(op: BinOpKind, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-/// Evaluates `lhs op rhs` over `n` steps.
-pub(crate) fn eval(b: &BinOp, lhs: Val, rhs: Val, n: usize) -> Result<Val, EngineError> {
+/// Evaluates `lhs op rhs` over `n` steps; a vector result may hold at
+/// most `max_series` series (0 = unlimited), checked as each is created.
+pub(crate) fn eval(
+    b: &BinOp,
+    lhs: Val,
+    rhs: Val,
+    n: usize,
+    max_series: usize,
+) -> Result<Val, EngineError> {
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => {
             let (v, keep) = apply(b.op, l, r);
@@ -53,9 +61,17 @@ pub(crate) fn eval(b: &BinOp, lhs: Val, rhs: Val, n: usize) -> Result<Val, Engin
         (Val::Scalar(s), Val::Vector(rows)) => Ok(Val::Vector(with_scalar(b, rows, s, true))),
         (Val::Vector(l), Val::Vector(r)) => {
             if b.op.is_set_op() {
-                Ok(Val::Vector(set_op(b.op, &b.matching, l, r, n)))
+                let rows = set_op(b.op, &b.matching, l, r, n);
+                if max_series > 0 && rows.len() > max_series {
+                    return Err(series_limit_error(
+                        max_series,
+                        rows[..max_series].iter().map(|r| &r.labels),
+                        &rows[max_series].labels,
+                    ));
+                }
+                Ok(Val::Vector(rows))
             } else {
-                Ok(Val::Vector(vector_op(b, l, r, n)?))
+                Ok(Val::Vector(vector_op(b, l, r, n, max_series)?))
             }
         }
     }
@@ -185,7 +201,13 @@ fn result_labels(many: &LabelSet, one: &LabelSet, m: &VectorMatching) -> LabelSe
     out
 }
 
-fn vector_op(b: &BinOp, l: Vec<Row>, r: Vec<Row>, n: usize) -> Result<Vec<Row>, EngineError> {
+fn vector_op(
+    b: &BinOp,
+    l: Vec<Row>,
+    r: Vec<Row>,
+    n: usize,
+    max_series: usize,
+) -> Result<Vec<Row>, EngineError> {
     let m = &b.matching;
     // `many` is matched against the unique `one` side.
     let swapped = m.card == Cardinality::OneToMany;
@@ -250,13 +272,24 @@ fn vector_op(b: &BinOp, l: Vec<Row>, r: Vec<Row>, n: usize) -> Result<Vec<Row>, 
                 ));
             }
             seen.push(lh);
-            let oi = *out_index.entry(lh).or_insert_with(|| {
-                out.push(Row {
-                    labels,
-                    vals: vec![None; n],
-                });
-                out.len() - 1
-            });
+            let oi = match out_index.get(&lh) {
+                Some(&oi) => oi,
+                None => {
+                    if max_series > 0 && out.len() >= max_series {
+                        return Err(series_limit_error(
+                            max_series,
+                            out.iter().map(|r| &r.labels),
+                            &labels,
+                        ));
+                    }
+                    out.push(Row {
+                        labels,
+                        vals: vec![None; n],
+                    });
+                    out_index.insert(lh, out.len() - 1);
+                    out.len() - 1
+                }
+            };
             out[oi].vals[k] = Some(value);
         }
     }
@@ -306,6 +339,7 @@ mod tests {
             Val::Vector(l.clone()),
             Val::Vector(r.clone()),
             1,
+            0,
         )
         .unwrap();
         assert_eq!(v, Val::Vector(vec![row(&[("app", "a")], 12.0)]));
@@ -320,6 +354,7 @@ mod tests {
             Val::Vector(two.clone()),
             Val::Vector(r.clone()),
             1,
+            0,
         );
         assert!(
             e.unwrap_err()
@@ -331,6 +366,7 @@ mod tests {
             Val::Vector(r),
             Val::Vector(two),
             1,
+            0,
         );
         assert!(
             e.unwrap_err()
@@ -353,6 +389,7 @@ mod tests {
             Val::Vector(l.clone()),
             Val::Vector(r.clone()),
             1,
+            0,
         )
         .unwrap();
         assert_eq!(and, Val::Vector(vec![row(&[("p", "a")], 1.0)]));
@@ -361,6 +398,7 @@ mod tests {
             Val::Vector(l.clone()),
             Val::Vector(r.clone()),
             1,
+            0,
         )
         .unwrap();
         assert_eq!(unless, Val::Vector(vec![row(&[("p", "b")], 2.0)]));
@@ -369,6 +407,7 @@ mod tests {
             Val::Vector(l),
             Val::Vector(r),
             1,
+            0,
         )
         .unwrap();
         let Val::Vector(or) = or else { panic!() };

@@ -61,9 +61,11 @@ pub(crate) fn pipeline_error(err_type: &str, series: &str) -> String {
     )
 }
 
-/// Loki's text for a query returning more series than allowed.
+/// Loki's text for a query holding more series than allowed.
 pub(crate) fn max_series_error(limit: usize) -> String {
-    format!("maximum of series ({limit}) reached for a single query")
+    format!(
+        "maximum number of series ({limit}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
+    )
 }
 
 #[cfg(test)]
@@ -79,9 +81,9 @@ mod tests {
         assert_eq!(e.http_status(), 400);
         assert_eq!(EngineError::Cancelled.to_string(), CANCELLED);
         assert_eq!(EngineError::Cancelled.http_status(), 499);
-        assert_eq!(
-            max_series_error(500),
-            "maximum of series (500) reached for a single query"
+        assert!(
+            max_series_error(500)
+                .starts_with("maximum number of series (500) reached for a single query; ")
         );
     }
 }

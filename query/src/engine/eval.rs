@@ -102,7 +102,7 @@ impl Evaluator<'_, '_> {
             SampleExpr::BinOp(b) => {
                 let l = self.eval(&b.lhs)?;
                 let r = self.eval(&b.rhs)?;
-                binop::eval(b, l, r, n)
+                binop::eval(b, l, r, n, self.ctx.max_series)
             }
             SampleExpr::LabelReplace(l) => {
                 let rows = match self.eval(&l.expr)? {

@@ -6,8 +6,9 @@
 //! stream arrive in order, so once the heap is full and a stream's next
 //! entry cannot beat the heap's worst, the rest of that stream is skipped
 //! (the scan callback returns `Break`). Memory is `limit` entries per
-//! worker whatever the amount of data. Entries are only materialised
-//! (line copied, labels interned) when they enter the heap.
+//! worker (and the label sets they use) whatever the amount of data.
+//! Entries are only materialised (line copied, labels interned) when they
+//! enter the heap.
 //!
 //! Order, as in Loki: by timestamp in the query's direction; ties between
 //! streams by the stream's labels, within a stream by position.
@@ -211,6 +212,12 @@ impl Collector<'_> {
         self.heap.push(Held { key, entry, labels });
         if self.heap.len() > self.limit {
             self.heap.pop();
+        }
+        // Label sets of entries that left the heap are forgotten, so what a
+        // worker holds stays bounded by `limit` whatever the cardinality
+        // of the entries it passed over.
+        if self.interned.len() > self.limit.saturating_mul(2).saturating_add(1024) {
+            self.interned.retain(|_, l| Arc::strong_count(l) > 1);
         }
     }
 }

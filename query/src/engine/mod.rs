@@ -60,7 +60,8 @@ use matrix::{Grid, Val};
 use plan::{LogPlan, mentions_detected_level};
 use scan::{ScanCtx, default_threads};
 
-/// Most points per series of a range query, as in Loki.
+/// Most intervals between the first and the last step of a range query,
+/// as in Loki (so at most `MAX_POINTS + 1` points per series).
 pub const MAX_POINTS: i64 = 11_000;
 
 /// Evaluates `req` against `source`.
@@ -85,6 +86,7 @@ pub fn evaluate_with_threads(
         tenant: &req.tenant,
         cancel: req.cancel.as_deref(),
         threads: threads.max(1),
+        max_series: req.max_series,
     };
     let detected = mentions_detected_level(&req.query);
     let mut stats = QueryStats::default();
@@ -155,8 +157,10 @@ fn grid(req: &QueryRequest, e: &SampleExpr) -> Result<Grid, EngineError> {
             "end timestamp must not be before or equal to start time".into(),
         ));
     }
-    let steps = (req.end - req.start) / req.step + 1;
-    if steps > MAX_POINTS {
+    // In i128: any two i64 instants and any positive step give a
+    // representable count, checked before anything is sized by it.
+    let intervals = (i128::from(req.end) - i128::from(req.start)) / i128::from(req.step);
+    if intervals > i128::from(MAX_POINTS) {
         return Err(EngineError::Invalid(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter".into(),
         ));
@@ -164,7 +168,7 @@ fn grid(req: &QueryRequest, e: &SampleExpr) -> Result<Grid, EngineError> {
     Ok(Grid {
         start: req.start,
         step: req.step,
-        n: steps as usize,
+        n: intervals as usize + 1,
     })
 }
 

@@ -38,7 +38,7 @@ use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
 
 use super::acc::Func;
 use super::detected_level::Deriver;
-use super::error::{EngineError, pipeline_error};
+use super::error::{EngineError, max_series_error, pipeline_error};
 use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
 use super::plan::LogPlan;
 use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams, time_spans};
@@ -105,6 +105,19 @@ fn lb_get<'a>(lb: &'a LabelsBuilder, name: &str) -> Option<&'a str> {
     }
 }
 
+/// The series of a stream whose entries all keep the stream's labels (no
+/// stages, no unwrap): found or created at its first sample, so a stream
+/// without samples in any window creates no series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Constant {
+    /// Entries go through the pipeline; each picks its series.
+    No,
+    /// Not looked up yet.
+    Pending,
+    /// This series.
+    Series(u32),
+}
+
 struct Collector<'p> {
     plan: &'p LogPlan,
     func: Func,
@@ -116,10 +129,14 @@ struct Collector<'p> {
     bytes: bool,
     series: Vec<SeriesAcc>,
     index: HashMap<u64, u32>,
+    /// Most series this collector may create (0 = unlimited).
+    max_series: usize,
+    /// Why collecting stopped (the series limit), for [`StreamVisitor::failure`].
+    failed: Option<EngineError>,
     // Per stream.
     stream_labels: Arc<LabelSet>,
     sp: Option<StreamPipeline>,
-    constant: Option<u32>,
+    constant: Constant,
     // Reused.
     idx: Vec<u32>,
     deriver: Deriver,
@@ -129,14 +146,43 @@ struct Collector<'p> {
 }
 
 impl Collector<'_> {
-    fn series_for(&mut self, hash: u64, make: impl FnOnce() -> LabelSet) -> u32 {
+    /// The series with labels hash `hash`, created with `make()` if new;
+    /// `None` (and the failure recorded) when creating it would pass the
+    /// series limit.
+    fn series_for(&mut self, hash: u64, make: impl FnOnce() -> LabelSet) -> Option<u32> {
         if let Some(&i) = self.index.get(&hash) {
-            return i;
+            return Some(i);
+        }
+        let labels = make();
+        if self.max_series > 0 && self.series.len() >= self.max_series {
+            if self.failed.is_none() {
+                self.failed = Some(series_limit_error(
+                    self.max_series,
+                    self.series.iter().map(|s| &s.labels),
+                    &labels,
+                ));
+            }
+            return None;
         }
         let i = self.series.len() as u32;
-        self.series.push(SeriesAcc::new(make(), self.func.is_raw()));
+        self.series.push(SeriesAcc::new(labels, self.func.is_raw()));
         self.index.insert(hash, i);
-        i
+        Some(i)
+    }
+
+    /// The current stream's own series (see [`Constant`]).
+    fn constant_series(&mut self) -> Option<u32> {
+        match self.constant {
+            Constant::Series(s) => Some(s),
+            Constant::No => None,
+            Constant::Pending => {
+                let keep = &self.grouper.keep;
+                let labels = self.stream_labels.clone();
+                let s = self.series_for(keep.hash(&labels), || keep.apply(&labels))?;
+                self.constant = Constant::Series(s);
+                Some(s)
+            }
+        }
     }
 
     fn needs_metadata(&self, stream: &LabelSet) -> bool {
@@ -149,20 +195,25 @@ impl Collector<'_> {
         }
     }
 
-    /// Counts entries `lo..hi` of an ascending timestamp column per
-    /// segment, into series `s`.
-    fn count_range(&mut self, ts: &[i64], s: u32) {
+    /// Counts the entries of an ascending timestamp column per segment
+    /// into the stream's own series; false when the series limit stops
+    /// the scan.
+    fn count_range(&mut self, ts: &[i64]) -> bool {
         let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
-            return;
+            return true;
         };
-        let b = &self.segs.bounds;
+        let segs = self.segs;
+        let b = &segs.bounds;
         // First segment that can hold `first`.
         let mut j = b.partition_point(|&x| x < first).saturating_sub(1);
         while j + 1 < b.len() && b[j] < last {
-            if self.segs.covered[j] {
+            if segs.covered[j] {
                 let lo = ts.partition_point(|&t| t <= b[j]);
                 let hi = ts.partition_point(|&t| t <= b[j + 1]);
                 if hi > lo {
+                    let Some(s) = self.constant_series() else {
+                        return false;
+                    };
                     let func = self.func;
                     self.series[s as usize].add_count(
                         &func,
@@ -175,17 +226,21 @@ impl Collector<'_> {
             }
             j += 1;
         }
+        true
     }
 
-    fn entry(&mut self, b: &Block<'_>, i: usize) {
+    /// Adds entry `i` of `b` to its series; false when the series limit
+    /// stops the scan.
+    fn entry(&mut self, b: &Block<'_>, i: usize) -> bool {
         let ts = b.timestamps[i];
         let Some(seg) = self.segs.of(ts) else {
-            return;
+            return true;
         };
         let meta = b.metadata(i);
-        if let Some(s) = self.constant
-            && meta.is_empty()
-        {
+        if self.constant != Constant::No && meta.is_empty() {
+            let Some(s) = self.constant_series() else {
+                return false;
+            };
             let v = if self.bytes {
                 b.line(i).len() as f64
             } else {
@@ -194,10 +249,10 @@ impl Collector<'_> {
             self.post_filter += 1;
             let func = self.func;
             self.series[s as usize].add(&func, seg, ts, v);
-            return;
+            return true;
         }
         let Some(sp) = self.sp.as_mut() else {
-            return;
+            return true;
         };
         let line = b.line(i);
         let meta = if self.plan.detected_level {
@@ -206,13 +261,13 @@ impl Collector<'_> {
             meta
         };
         let Some(len) = sp.process(ts, line, meta).map(|(l, _)| l.len()) else {
-            return;
+            return true;
         };
         let lb = sp.labels_mut();
         let v = match self.unwrap {
             Some(u) => match u.extract(lb) {
                 Some(v) => v,
-                None => return,
+                None => return true,
             },
             None if self.bytes => len as f64,
             None => 1.0,
@@ -230,14 +285,15 @@ impl Collector<'_> {
             Some(&s) => s,
             None => {
                 let labels = grouper.labels_builder(lb);
-                let s = self.series.len() as u32;
-                self.series.push(SeriesAcc::new(labels, self.func.is_raw()));
-                self.index.insert(hash, s);
-                s
+                match self.series_for(hash, || labels) {
+                    Some(s) => s,
+                    None => return false,
+                }
             }
         };
         let func = self.func;
         self.series[s as usize].add(&func, seg, ts, v);
+        true
     }
 }
 
@@ -251,11 +307,9 @@ impl StreamVisitor for Collector<'_> {
             || self.plan.has_stages()
             || self.unwrap.is_some();
         self.constant = if !self.plan.has_stages() && self.unwrap.is_none() {
-            let keep = &self.grouper.keep;
-            let labels = &stream.labels;
-            Some(self.series_for(keep.hash(labels), || keep.apply(labels)))
+            Constant::Pending
         } else {
-            None
+            Constant::No
         };
         self.sp = metadata.then(|| self.plan.pipeline.for_stream(stream.labels.clone()));
         Some(self.plan.request(
@@ -277,13 +331,12 @@ impl StreamVisitor for Collector<'_> {
             self.scanned_bytes += u64::from(e.saturating_sub(s));
         }
         let plain = b.metadata_offsets.is_empty();
-        if let Some(s) = self.constant
-            && plain
-            && self.plan.filter.is_empty()
-            && !self.bytes
-        {
-            self.count_range(&b.timestamps[lo..hi], s);
-            return ControlFlow::Continue(());
+        if self.constant != Constant::No && plain && self.plan.filter.is_empty() && !self.bytes {
+            return if self.count_range(&b.timestamps[lo..hi]) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            };
         }
         let mut idx = std::mem::take(&mut self.idx);
         idx.clear();
@@ -294,11 +347,43 @@ impl StreamVisitor for Collector<'_> {
                 .filter
                 .matching_in(b.lines, b.offsets, lo..hi, &mut idx);
         }
+        let mut flow = ControlFlow::Continue(());
         for &i in &idx {
-            self.entry(b, i as usize);
+            if !self.entry(b, i as usize) {
+                flow = ControlFlow::Break(());
+                break;
+            }
         }
         self.idx = idx;
-        ControlFlow::Continue(())
+        flow
+    }
+
+    fn failure(&mut self) -> Option<EngineError> {
+        self.failed.take()
+    }
+}
+
+/// The error when a new series (`new`) would pass the series limit. A
+/// query that holds series carrying `__error__` would fail on them anyway:
+/// it gets Loki's pipeline error (for the new series if it carries one,
+/// else for the first such series by labels) instead of the limit.
+pub(crate) fn series_limit_error<'a>(
+    limit: usize,
+    held: impl Iterator<Item = &'a LabelSet>,
+    new: &LabelSet,
+) -> EngineError {
+    let failed = |l: &LabelSet| l.get(ERROR_LABEL).is_some_and(|e| !e.is_empty());
+    let culprit = if failed(new) {
+        Some(new)
+    } else {
+        held.filter(|l| failed(l)).min()
+    };
+    match culprit {
+        Some(l) => EngineError::Pipeline(pipeline_error(
+            l.get(ERROR_LABEL).unwrap_or_default(),
+            &l.to_string(),
+        )),
+        None => EngineError::Limit(max_series_error(limit)),
     }
 }
 
@@ -340,6 +425,9 @@ pub(crate) fn eval(
     };
     let unwrapped = agg.range.unwrap.as_ref().map(|u| u.label.clone());
     let keep = match agg.grouping.as_ref().or(pushed) {
+        // Only whether any sample exists matters: one series suffices
+        // (entries with `__error__` still keep theirs).
+        _ if agg.op == RangeOp::AbsentOverTime => Keep::Only(Vec::new()),
         Some(g) if !g.without => Keep::Only(g.labels.clone()),
         Some(g) => Keep::AllBut(g.labels.iter().cloned().chain(unwrapped).collect()),
         None => Keep::AllBut(unwrapped.into_iter().collect()),
@@ -368,9 +456,11 @@ pub(crate) fn eval(
         bytes,
         series: Vec::new(),
         index: HashMap::new(),
+        max_series: ctx.max_series,
+        failed: None,
         stream_labels: Arc::new(LabelSet::new()),
         sp: None,
-        constant: None,
+        constant: Constant::No,
         idx: Vec::new(),
         deriver: Deriver::default(),
         scanned_lines: 0,
@@ -378,7 +468,8 @@ pub(crate) fn eval(
         post_filter: 0,
     })?;
     stats.scan.merge(&scan);
-    // Merge the workers' series.
+    // Merge the workers' series (each worker kept within the limit; so
+    // must their union).
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut all: Vec<SeriesAcc> = Vec::new();
     for w in workers {
@@ -390,6 +481,13 @@ pub(crate) fn eval(
             match index.get(&h) {
                 Some(&i) => all[i].absorb(&func, s),
                 None => {
+                    if ctx.max_series > 0 && all.len() >= ctx.max_series {
+                        return Err(series_limit_error(
+                            ctx.max_series,
+                            all.iter().map(|s| &s.labels),
+                            &s.labels,
+                        ));
+                    }
                     index.insert(h, all.len());
                     all.push(s);
                 }

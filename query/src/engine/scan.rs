@@ -38,6 +38,13 @@ pub(crate) trait StreamVisitor: Send {
     fn block(&mut self, block: &Block<'_>) -> ControlFlow<()>;
     /// Called after the current stream's last block.
     fn end(&mut self) {}
+    /// Why the whole scan must stop (a limit reached while visiting), if
+    /// it must; asked after every stream. A visitor that fails returns
+    /// `Break` from [`StreamVisitor::block`] so its stream stops at once;
+    /// the other workers stop before their next block.
+    fn failure(&mut self) -> Option<EngineError> {
+        None
+    }
 }
 
 /// Where and how to scan.
@@ -50,6 +57,10 @@ pub(crate) struct ScanCtx<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Worker threads to use at most.
     pub threads: usize,
+    /// Most series a set of series may hold (`max_query_series`); 0 =
+    /// unlimited. Checked when a series is created, so memory stays
+    /// bounded by the limit.
+    pub max_series: usize,
 }
 
 impl ScanCtx<'_> {
@@ -155,6 +166,10 @@ impl Shared<'_, '_> {
                     v.block(b)
                 });
             v.end();
+            if let Some(e) = v.failure() {
+                self.fail(e);
+                break;
+            }
             match r {
                 Ok(s) => stats.merge(&s),
                 Err(e) => {
@@ -328,6 +343,7 @@ mod tests {
                 tenant: "t",
                 cancel: None,
                 threads,
+                max_series: 0,
             };
             let (vs, stats) = scan_streams(&ctx, &streams, &[(0, 10)], || Count(0)).unwrap();
             assert_eq!(vs.iter().map(|c| c.0).sum::<u64>(), 37 * 5);
@@ -380,6 +396,7 @@ mod tests {
             tenant: "t",
             cancel: Some(&flag),
             threads: 2,
+            max_series: 0,
         };
         assert!(matches!(
             scan_streams(&ctx, &streams, &[(0, 10)], || Count(0)),
@@ -394,6 +411,7 @@ mod tests {
             tenant: "t",
             cancel: None,
             threads: 2,
+            max_series: 0,
         };
         let err = scan_streams(&ctx, &bad, &[(0, 10)], || Count(0))
             .err()

@@ -11,7 +11,7 @@
 //! and, on equal values, keeps the series met first (series are visited in
 //! label order).
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::labels::LabelSet;
 use crate::logql::{Grouping, VectorOp};
@@ -129,10 +129,49 @@ fn below(a: f64, b: f64) -> bool {
     a < b
 }
 
-/// `topk`/`bottomk`: per group and step the `k` best series.
+/// A chosen series in `select`'s heap: the heap's top is the worst value,
+/// and among equal values the one in the lowest slot, which is the one a
+/// better newcomer replaces (taking over its slot).
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    value: f64,
+    slot: usize,
+    row: usize,
+    better: fn(f64, f64) -> bool,
+}
+
+impl PartialEq for Chosen {
+    fn eq(&self, other: &Chosen) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Chosen {}
+impl PartialOrd for Chosen {
+    fn partial_cmp(&self, other: &Chosen) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Chosen {
+    /// Greater = worse (then lower slot).
+    fn cmp(&self, other: &Chosen) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        if (self.better)(other.value, self.value) {
+            Ordering::Greater
+        } else if (self.better)(self.value, other.value) {
+            Ordering::Less
+        } else {
+            other.slot.cmp(&self.slot)
+        }
+    }
+}
+
+/// `topk`/`bottomk`: per group and step the `k` best series. A bounded
+/// heap keeps the worst chosen on top, so a step costs `members * log k`
+/// whatever `k` the query asks for; on equal values the series met first
+/// stays.
 #[allow(clippy::needless_range_loop)] // steps index two tables
 fn select(op: VectorOp, k: usize, keep: &Keep, rows: Vec<Row>, n: usize) -> Vec<Row> {
-    let better = if op == VectorOp::Bottomk {
+    let better: fn(f64, f64) -> bool = if op == VectorOp::Bottomk {
         below
     } else {
         above
@@ -150,7 +189,8 @@ fn select(op: VectorOp, k: usize, keep: &Keep, rows: Vec<Row>, n: usize) -> Vec<
             .push(i);
     }
     let mut out_vals: Vec<Vec<Option<f64>>> = vec![vec![None; n]; rows.len()];
-    let mut chosen: Vec<(usize, f64)> = Vec::with_capacity(k);
+    // `k` comes from the query: never size anything by it alone.
+    let mut chosen: BinaryHeap<Chosen> = BinaryHeap::with_capacity(k.min(rows.len()));
     for h in &order {
         let members = &groups[h];
         for step in 0..n {
@@ -160,22 +200,25 @@ fn select(op: VectorOp, k: usize, keep: &Keep, rows: Vec<Row>, n: usize) -> Vec<
                     continue;
                 };
                 if chosen.len() < k {
-                    chosen.push((i, v));
+                    let slot = chosen.len();
+                    chosen.push(Chosen {
+                        value: v,
+                        slot,
+                        row: i,
+                        better,
+                    });
                     continue;
                 }
                 // Replace the worst chosen if `v` beats it.
-                let mut worst = 0;
-                for (j, c) in chosen.iter().enumerate() {
-                    if better(chosen[worst].1, c.1) {
-                        worst = j;
-                    }
-                }
-                if k > 0 && better(v, chosen[worst].1) {
-                    chosen[worst] = (i, v);
+                if let Some(mut worst) = chosen.peek_mut()
+                    && better(v, worst.value)
+                {
+                    worst.value = v;
+                    worst.row = i;
                 }
             }
-            for &(i, v) in &chosen {
-                out_vals[i][step] = Some(v);
+            for c in chosen.iter() {
+                out_vals[c.row][step] = Some(c.value);
             }
         }
     }
@@ -207,6 +250,86 @@ pub(crate) fn sort_instant(rows: &mut [(LabelSet, f64)], desc: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `select` by the definition: per step, keep each value unless `k`
+    /// values are kept already, in which case it replaces the worst kept
+    /// (the first of equal worst ones) if it is better.
+    #[allow(clippy::needless_range_loop)] // steps index two tables
+    fn select_reference(op: VectorOp, k: usize, rows: &[Row], n: usize) -> Vec<Vec<Option<f64>>> {
+        let better = if op == VectorOp::Bottomk {
+            below
+        } else {
+            above
+        };
+        let mut out = vec![vec![None; n]; rows.len()];
+        for step in 0..n {
+            let mut chosen: Vec<(usize, f64)> = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                let Some(v) = r.vals[step] else { continue };
+                if chosen.len() < k {
+                    chosen.push((i, v));
+                    continue;
+                }
+                let mut worst = 0;
+                for (j, c) in chosen.iter().enumerate() {
+                    if better(chosen[worst].1, c.1) {
+                        worst = j;
+                    }
+                }
+                if k > 0 && better(v, chosen[worst].1) {
+                    chosen[worst] = (i, v);
+                }
+            }
+            for (i, v) in chosen {
+                out[i][step] = Some(v);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn heap_selection_matches_the_definition(
+            vals in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        3 => (0i8..6).prop_map(|v| Some(f64::from(v))),
+                        1 => Just(Some(f64::NAN)),
+                        1 => Just(None),
+                    ],
+                    3,
+                ),
+                0..12,
+            ),
+            k in 0usize..14,
+            bottom in any::<bool>(),
+        ) {
+            let op = if bottom { VectorOp::Bottomk } else { VectorOp::Topk };
+            let rows: Vec<Row> = vals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Row {
+                    labels: LabelSet::from_pairs([("s", format!("{i:02}"))]),
+                    vals: v.clone(),
+                })
+                .collect();
+            let want = select_reference(op, k, &rows, 3);
+            let got = aggregate(op, Some(k as i64), &Grouping::default(), rows.clone(), 3);
+            for (r, w) in rows.iter().zip(&want) {
+                let g = got
+                    .iter()
+                    .find(|x| x.labels == r.labels)
+                    .map_or(vec![None; 3], |x| x.vals.clone());
+                let same = g.iter().zip(w).all(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => a.to_bits() == b.to_bits(),
+                    (None, None) => true,
+                    _ => false,
+                });
+                prop_assert!(same, "{}: got {:?}, want {:?}", r.labels, g, w);
+            }
+        }
+    }
 
     fn row(pairs: &[(&str, &str)], vals: &[Option<f64>]) -> Row {
         Row {

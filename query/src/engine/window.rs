@@ -41,12 +41,25 @@ impl Segments {
             .iter()
             .map(|&e| (pos(e.saturating_sub(range)), pos(e)))
             .collect();
-        let mut covered = vec![false; bounds.len().saturating_sub(1)];
+        // Segment j is covered when some window starts at or before it and
+        // ends after it: a running count of opened minus closed windows,
+        // linear in windows plus segments however much windows overlap.
+        let segments = bounds.len().saturating_sub(1);
+        let mut delta = vec![0i64; segments + 1];
         for &(lo, hi) in &windows {
-            for c in &mut covered[lo as usize..hi as usize] {
-                *c = true;
+            if lo < hi {
+                delta[lo as usize] += 1;
+                delta[hi as usize] -= 1;
             }
         }
+        let mut open = 0i64;
+        let covered = delta[..segments]
+            .iter()
+            .map(|d| {
+                open += d;
+                open > 0
+            })
+            .collect();
         Segments {
             bounds,
             windows,

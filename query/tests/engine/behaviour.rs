@@ -356,7 +356,7 @@ fn max_series_and_cancellation() {
     let e = evaluate(&source(), &req).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "maximum of series (2) reached for a single query"
+        "maximum number of series (2) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
     );
     req.max_series = 4;
     let (v, stats) = evaluate(&source(), &req).unwrap();

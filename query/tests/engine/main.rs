@@ -6,5 +6,6 @@
 
 mod behaviour;
 mod cases;
+mod limits;
 mod naive;
 mod props;

@@ -27,13 +27,16 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use larch_query::engine::{DETECTED_LEVEL, Deriver, QueryRequest, QueryValue, StreamResult};
+use larch_query::engine::{
+    DETECTED_LEVEL, Deriver, QueryRequest, QueryValue, StreamResult, evaluate,
+};
 use larch_query::logql::parse_matchers;
 use larch_query::pipeline::{LabelCategory, Pipeline, PipelineError, StageSpec, StreamPipeline};
 use larch_query::{Direction, LabelSet, Matcher};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::entry_filter::EntryFilter;
+use super::exec::{self, check};
 use super::params::{Params, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
 use crate::server::AppState;
@@ -55,34 +58,41 @@ pub async fn detected_labels(
 ) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let (start, end) = bounds(&p, now_ns())?;
-    let streams = match selector(p.get("query"))? {
-        Some(m) => app.ingester.select_streams(&t, &m, start, end),
-        None => app.ingester.streams_in_range(&t, start, end),
-    };
-    let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for s in &streams {
-        for l in s.labels.iter() {
-            if !HIDDEN.contains(&l.name.as_str()) {
-                values.entry(&l.name).or_default().insert(&l.value);
+    let matchers = selector(p.get("query"))?;
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let streams = match &matchers {
+            Some(m) => ing.select_streams(&t, m, start, end),
+            None => ing.streams_in_range(&t, start, end),
+        };
+        let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (i, s) in streams.iter().enumerate() {
+            check(&cancel, i)?;
+            for l in s.labels.iter() {
+                if !HIDDEN.contains(&l.name.as_str()) {
+                    values.entry(&l.name).or_default().insert(&l.value);
+                }
             }
         }
-    }
-    let mut out = String::from("{\"detectedLabels\":[");
-    let mut first = true;
-    for (name, vals) in &values {
-        if !STATIC_LABELS.contains(name) && all_ids(vals) {
-            continue;
+        let mut out = String::from("{\"detectedLabels\":[");
+        let mut first = true;
+        for (name, vals) in &values {
+            if !STATIC_LABELS.contains(name) && all_ids(vals) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str("{\"label\":");
+            json::string(&mut out, name);
+            out.push_str(&format!(",\"cardinality\":{}}}", vals.len()));
         }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str("{\"label\":");
-        json::string(&mut out, name);
-        out.push_str(&format!(",\"cardinality\":{}}}", vals.len()));
-    }
-    out.push_str("]}");
-    Ok(json_response(out))
+        out.push_str("]}");
+        Ok(out)
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
 /// The stream selector of `query`: `None` for an empty query or `{}`.
@@ -545,28 +555,30 @@ async fn sample(
         max_series: limits.max_query_series,
         cancel: None,
     };
-    let (value, _) = super::query::run(app, req).await?;
-    let QueryValue::Streams(streams) = value else {
-        return Err(ApiError::bad_request(
-            super::entry_filter::LOG_QUERY_REQUIRED,
-        ));
-    };
-    let internal = |e: String| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("field detection failed: {e}"),
-        )
-    };
-    let task = tokio::task::spawn_blocking(move || {
-        let mut sample = FieldSample::new(limit, values_of, limit)?;
+    // The sample query and the field detection run as one piece of work
+    // under the query slots and timeout.
+    let ingester = app.ingester.clone();
+    exec::run(app, move |cancel| {
+        let mut req = req;
+        req.cancel = Some(cancel);
+        let (value, _) = evaluate(ingester.as_ref(), &req).map_err(super::query::engine_error)?;
+        let QueryValue::Streams(streams) = value else {
+            return Err(ApiError::bad_request(
+                super::entry_filter::LOG_QUERY_REQUIRED,
+            ));
+        };
+        let mut sample = FieldSample::new(limit, values_of, limit).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("field detection failed: {e}"),
+            )
+        })?;
         for s in &streams {
             sample.add_stream(s);
         }
-        Ok::<_, PipelineError>(sample)
-    });
-    task.await
-        .map_err(|e| internal(e.to_string()))?
-        .map_err(|e| internal(e.to_string()))
+        Ok(sample)
+    })
+    .await
 }
 
 /// `GET /loki/api/v1/detected_fields`.

@@ -1,9 +1,13 @@
 //! Metadata endpoints answered from the label index alone: `labels`,
 //! `label/{name}/values`, `series`, `index/stats`, `index/volume` and
-//! `index/volume_range`. None of them reads chunk contents.
+//! `index/volume_range`. None of them reads chunk contents, but each
+//! visits every matching stream, so all of them run through
+//! [`exec::run`] (query slot, blocking pool, query timeout, cancellation)
+//! like queries do; parameters are checked on the request's task first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -11,13 +15,22 @@ use axum::response::Response;
 use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
-use super::params::{Params, bounds, now_ns, parse_seconds_or_duration};
+use super::exec::{self, check};
+use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
+use crate::ingester::Ingester;
 use crate::ingester::stream::{RangeStats, Stream};
 use crate::server::AppState;
+use crate::tenant::TenantId;
 
 /// Label names Grafana hides and Loki never reports as stream labels.
 const HIDDEN: &[&str] = &["__aggregated_metric__", "__tenant_id__", "__stream_shard__"];
+
+/// Default step of `volume_range`: one hour.
+pub const VOLUME_DEFAULT_STEP: i64 = 3_600_000_000_000;
+/// Most groups a volume response holds (Loki's `volume_max_series`
+/// default); a larger `limit` is cut to it.
+pub const MAX_VOLUME_GROUPS: usize = 1000;
 
 fn selector(text: Option<&str>) -> Result<Option<Vec<Matcher>>, ApiError> {
     match text.map(str::trim) {
@@ -28,20 +41,38 @@ fn selector(text: Option<&str>) -> Result<Option<Vec<Matcher>>, ApiError> {
     }
 }
 
-/// Streams of the request's tenant with data in `[start, end)` matching
-/// `matchers` (all streams when `None`).
+/// Streams of `tenant` with data in `[start, end)` matching `matchers`
+/// (all streams when `None`).
 fn streams(
-    app: &AppState,
-    headers: &HeaderMap,
+    ing: &Ingester,
+    tenant: &TenantId,
     matchers: Option<&[Matcher]>,
     start: i64,
     end: i64,
-) -> Result<Vec<Arc<Stream>>, ApiError> {
-    let t = tenant(headers, app.config.auth_enabled)?;
-    Ok(match matchers {
-        Some(m) => app.ingester.select_streams(&t, m, start, end),
-        None => app.ingester.streams_in_range(&t, start, end),
-    })
+) -> Vec<Arc<Stream>> {
+    match matchers {
+        Some(m) => ing.select_streams(tenant, m, start, end),
+        None => ing.streams_in_range(tenant, start, end),
+    }
+}
+
+/// What every metadata request carries: its tenant and time bounds.
+struct Scope {
+    tenant: TenantId,
+    start: i64,
+    end: i64,
+}
+
+impl Scope {
+    fn new(app: &AppState, headers: &HeaderMap, p: &Params) -> Result<Scope, ApiError> {
+        let tenant = tenant(headers, app.config.auth_enabled)?;
+        let (start, end) = bounds(p, now_ns())?;
+        Ok(Scope { tenant, start, end })
+    }
+
+    fn streams(&self, ing: &Ingester, matchers: Option<&[Matcher]>) -> Vec<Arc<Stream>> {
+        streams(ing, &self.tenant, matchers, self.start, self.end)
+    }
 }
 
 /// `GET /loki/api/v1/labels` (and `/loki/api/v1/label`).
@@ -50,17 +81,23 @@ pub async fn label_names(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
+    let scope = Scope::new(&app, &headers, &p)?;
     let m = selector(p.get("query"))?;
-    let mut names = BTreeSet::new();
-    for s in streams(&app, &headers, m.as_deref(), start, end)? {
-        for l in s.labels.iter() {
-            if !HIDDEN.contains(&l.name.as_str()) {
-                names.insert(l.name.clone());
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let mut names = BTreeSet::new();
+        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+            check(&cancel, i)?;
+            for l in s.labels.iter() {
+                if !HIDDEN.contains(&l.name.as_str()) {
+                    names.insert(l.name.clone());
+                }
             }
         }
-    }
-    Ok(json_response(json::success(&json::string_array(names))))
+        Ok(json::success(&json::string_array(names)))
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
 /// `GET /loki/api/v1/label/{name}/values`.
@@ -70,15 +107,21 @@ pub async fn label_values(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
+    let scope = Scope::new(&app, &headers, &p)?;
     let m = selector(p.get("query"))?;
-    let mut values = BTreeSet::new();
-    for s in streams(&app, &headers, m.as_deref(), start, end)? {
-        if let Some(v) = s.labels.get(&name) {
-            values.insert(v.to_string());
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let mut values = BTreeSet::new();
+        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+            check(&cancel, i)?;
+            if let Some(v) = s.labels.get(&name) {
+                values.insert(v.to_string());
+            }
         }
-    }
-    Ok(json_response(json::success(&json::string_array(values))))
+        Ok(json::success(&json::string_array(values)))
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
 /// `GET /loki/api/v1/series` with `match[]` or `match` (repeatable).
@@ -87,47 +130,58 @@ pub async fn series(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
-    let selectors: Vec<&String> = p
-        .all("match[]")
-        .iter()
-        .chain(p.all("match"))
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
+    let scope = Scope::new(&app, &headers, &p)?;
+    let mut selectors: Vec<Option<Vec<Matcher>>> = Vec::new();
+    for sel in p.all("match[]").iter().chain(p.all("match")) {
+        if !sel.is_empty() {
+            selectors.push(selector(Some(sel))?);
+        }
+    }
     if selectors.is_empty() {
-        for s in streams(&app, &headers, None, start, end)? {
-            seen.insert(s.fp, s.labels.clone());
-        }
+        selectors.push(None);
     }
-    for sel in selectors {
-        let m = selector(Some(sel))?;
-        for s in streams(&app, &headers, m.as_deref(), start, end)? {
-            seen.insert(s.fp, s.labels.clone());
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
+        for m in &selectors {
+            for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+                check(&cancel, i)?;
+                seen.insert(s.fp, s.labels.clone());
+            }
         }
-    }
-    let mut sets: Vec<&Arc<LabelSet>> = seen.values().collect();
-    sets.sort();
-    let mut out = String::from("[");
-    for (i, l) in sets.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+        let mut sets: Vec<&Arc<LabelSet>> = seen.values().collect();
+        sets.sort();
+        let mut out = String::from("[");
+        for (i, l) in sets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::labels(&mut out, l);
         }
-        json::labels(&mut out, l);
-    }
-    out.push(']');
-    Ok(json_response(json::success(&out)))
+        out.push(']');
+        Ok(json::success(&out))
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
-fn range_stats(set: &[Arc<Stream>], start: i64, end: i64) -> RangeStats {
+/// Bytes, chunks and entries of `set` in `[start, end)`, checking the
+/// cancel flag as it goes.
+fn range_stats(
+    set: &[Arc<Stream>],
+    start: i64,
+    end: i64,
+    cancel: &AtomicBool,
+) -> Result<RangeStats, ApiError> {
     let mut total = RangeStats::default();
-    for s in set {
+    for (i, s) in set.iter().enumerate() {
+        check(cancel, i)?;
         let r = s.state.lock().range_stats(start, end);
-        total.chunks += r.chunks;
-        total.bytes += r.bytes;
-        total.entries += r.entries;
+        total.chunks = total.chunks.saturating_add(r.chunks);
+        total.bytes = total.bytes.saturating_add(r.bytes);
+        total.entries = total.entries.saturating_add(r.entries);
     }
-    total
+    Ok(total)
 }
 
 /// `GET /loki/api/v1/index/stats`: `{streams, chunks, bytes, entries}` of
@@ -137,90 +191,151 @@ pub async fn index_stats(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let r = TimeRange::parse(&p, now_ns(), None)?;
     let m = selector(p.get("query"))?;
-    let set = streams(&app, &headers, m.as_deref(), start, end)?;
-    let mut matched = 0u64;
-    let mut total = RangeStats::default();
-    for s in &set {
-        let r = s.state.lock().range_stats(start, end);
-        if r.chunks > 0 {
-            matched += 1;
-        }
-        total.chunks += r.chunks;
-        total.bytes += r.bytes;
-        total.entries += r.entries;
-    }
-    Ok(json_response(format!(
-        "{{\"streams\":{matched},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
-        total.chunks, total.bytes, total.entries
-    )))
-}
-
-/// Groups streams for the volume endpoints: by `targetLabels` when given,
-/// else by every label of the selector's matchers (`aggregateBy=labels`
-/// reports each label alone), else by the whole series.
-fn volume_groups(
-    set: &[Arc<Stream>],
-    p: &Params,
-    matchers: Option<&[Matcher]>,
-) -> Result<BTreeMap<LabelSet, Vec<Arc<Stream>>>, ApiError> {
-    let targets: Vec<String> = match p.get("targetLabels") {
-        Some(t) => t
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        None => matchers
-            .unwrap_or(&[])
-            .iter()
-            .map(|m| m.name.clone())
-            .collect(),
-    };
-    let by_labels = match p.get("aggregateBy") {
-        None | Some("series") => false,
-        Some("labels") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid aggregateBy '{other}': expected series or labels"
-            )));
-        }
-    };
-    let mut groups: BTreeMap<LabelSet, Vec<Arc<Stream>>> = BTreeMap::new();
-    for s in set {
-        if by_labels {
-            for name in &targets {
-                if let Some(v) = s.labels.get(name) {
-                    groups
-                        .entry(LabelSet::from_pairs([(name.as_str(), v)]))
-                        .or_default()
-                        .push(s.clone());
-                }
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let set = streams(&ing, &t, m.as_deref(), r.start, r.end);
+        let mut matched = 0u64;
+        let mut total = RangeStats::default();
+        for (i, s) in set.iter().enumerate() {
+            check(&cancel, i)?;
+            let st = s.state.lock().range_stats(r.start, r.end);
+            if st.chunks > 0 {
+                matched += 1;
             }
-        } else if targets.is_empty() {
-            groups
-                .entry((*s.labels).clone())
-                .or_default()
-                .push(s.clone());
-        } else {
-            let key = LabelSet::from_pairs(
-                targets
-                    .iter()
-                    .filter_map(|n| s.labels.get(n).map(|v| (n.as_str(), v))),
-            );
-            groups.entry(key).or_default().push(s.clone());
+            total.chunks = total.chunks.saturating_add(st.chunks);
+            total.bytes = total.bytes.saturating_add(st.bytes);
+            total.entries = total.entries.saturating_add(st.entries);
         }
-    }
-    Ok(groups)
+        Ok(format!(
+            "{{\"streams\":{matched},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
+            total.chunks, total.bytes, total.entries
+        ))
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
+/// How the volume endpoints group streams: by `targetLabels` when given,
+/// else by every label of the selector's matchers (`aggregateBy=labels`
+/// reports each label alone), else by the whole series; and how many
+/// groups to report.
+struct VolumeSpec {
+    matchers: Option<Vec<Matcher>>,
+    targets: Vec<String>,
+    by_labels: bool,
+    limit: usize,
+}
+
+impl VolumeSpec {
+    fn parse(p: &Params) -> Result<VolumeSpec, ApiError> {
+        let matchers = selector(p.get("query"))?;
+        let targets: Vec<String> = match p.get("targetLabels") {
+            Some(t) => t
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => matchers
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|m| m.name.clone())
+                .collect(),
+        };
+        let by_labels = match p.get("aggregateBy") {
+            None | Some("series") => false,
+            Some("labels") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid aggregateBy '{other}': expected series or labels"
+                )));
+            }
+        };
+        Ok(VolumeSpec {
+            matchers,
+            targets,
+            by_labels,
+            limit: volume_limit(p)?,
+        })
+    }
+
+    /// The groups of `set`.
+    fn groups(
+        &self,
+        set: &[Arc<Stream>],
+        cancel: &AtomicBool,
+    ) -> Result<BTreeMap<LabelSet, Vec<Arc<Stream>>>, ApiError> {
+        let mut groups: BTreeMap<LabelSet, Vec<Arc<Stream>>> = BTreeMap::new();
+        for (i, s) in set.iter().enumerate() {
+            check(cancel, i)?;
+            if self.by_labels {
+                for name in &self.targets {
+                    if let Some(v) = s.labels.get(name) {
+                        groups
+                            .entry(LabelSet::from_pairs([(name.as_str(), v)]))
+                            .or_default()
+                            .push(s.clone());
+                    }
+                }
+            } else if self.targets.is_empty() {
+                groups
+                    .entry((*s.labels).clone())
+                    .or_default()
+                    .push(s.clone());
+            } else {
+                let key = LabelSet::from_pairs(
+                    self.targets
+                        .iter()
+                        .filter_map(|n| s.labels.get(n).map(|v| (n.as_str(), v))),
+                );
+                groups.entry(key).or_default().push(s.clone());
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The largest `limit` groups by bytes in `[start, end)`, largest
+    /// first (ties by labels), without empty ones.
+    #[allow(clippy::type_complexity)]
+    fn top(
+        &self,
+        ing: &Ingester,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<(LabelSet, u64, Vec<Arc<Stream>>)>, ApiError> {
+        let set = streams(ing, tenant, self.matchers.as_deref(), start, end);
+        let mut rows = Vec::new();
+        for (labels, members) in self.groups(&set, cancel)? {
+            let bytes = range_stats(&members, start, end, cancel)?.bytes;
+            if bytes > 0 {
+                rows.push((labels, bytes, members));
+            }
+        }
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.truncate(self.limit);
+        Ok(rows)
+    }
+}
+
+/// `limit` of the volume endpoints (default 100, at most
+/// [`MAX_VOLUME_GROUPS`]).
 fn volume_limit(p: &Params) -> Result<usize, ApiError> {
     match p.get("limit") {
         None => Ok(100),
         Some(v) => v
-            .parse::<usize>()
+            .parse::<u64>()
             .ok()
             .filter(|&n| n > 0)
+            .map(|n| {
+                usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(MAX_VOLUME_GROUPS)
+            })
             .ok_or_else(|| ApiError::bad_request("limit must be a positive value")),
     }
 }
@@ -232,96 +347,108 @@ pub async fn volume(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
-    let m = selector(p.get("query"))?;
-    let set = streams(&app, &headers, m.as_deref(), start, end)?;
-    let groups = volume_groups(&set, &p, m.as_deref())?;
-    let mut rows: Vec<(LabelSet, u64)> = groups
-        .into_iter()
-        .map(|(k, v)| (k, range_stats(&v, start, end).bytes))
-        .filter(|(_, b)| *b > 0)
-        .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rows.truncate(volume_limit(&p)?);
-    let mut out = String::from("{\"resultType\":\"vector\",\"result\":[");
-    for (i, (labels, bytes)) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let r = TimeRange::parse(&p, now_ns(), None)?;
+    let spec = VolumeSpec::parse(&p)?;
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
+        let mut out = String::from("{\"resultType\":\"vector\",\"result\":[");
+        for (i, (labels, bytes, _)) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"metric\":");
+            json::labels(&mut out, labels);
+            out.push_str(",\"value\":[");
+            json::seconds(&mut out, r.end);
+            out.push_str(&format!(",\"{bytes}\"]}}"));
         }
-        out.push_str("{\"metric\":");
-        json::labels(&mut out, labels);
-        out.push_str(",\"value\":[");
-        json::seconds(&mut out, end);
-        out.push_str(&format!(",\"{bytes}\"]}}"));
+        out.push_str("]}");
+        Ok(json::success(&out))
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+/// Bytes of `members` in each step `[t, t + step)` of `r` (capped at
+/// `end`), as `(t, bytes)` for the steps with bytes. Each stream is locked
+/// once, and only the steps its data overlaps are visited.
+fn volume_points(
+    members: &[Arc<Stream>],
+    r: &TimeRange,
+    cancel: &AtomicBool,
+) -> Result<Vec<(i64, u64)>, ApiError> {
+    let n = r.points();
+    let mut bytes = vec![0u64; n];
+    for (i, s) in members.iter().enumerate() {
+        check(cancel, i)?;
+        let state = s.state.lock();
+        let Some((lo, hi)) = state.bounds() else {
+            continue;
+        };
+        // Steps whose span [t, t + step) can overlap [lo, hi].
+        let from = (i128::from(lo) - i128::from(r.start)).max(0) / i128::from(r.step);
+        let to = (i128::from(hi) - i128::from(r.start)) / i128::from(r.step) + 1;
+        let (from, to) = (
+            usize::try_from(from).unwrap_or(usize::MAX).min(n),
+            usize::try_from(to.max(0)).unwrap_or(usize::MAX).min(n),
+        );
+        for (k, slot) in bytes.iter_mut().enumerate().take(to).skip(from) {
+            let t = r.at(k);
+            if t >= r.end {
+                break;
+            }
+            let b = state
+                .range_stats(t, t.saturating_add(r.step).min(r.end))
+                .bytes;
+            *slot = slot.saturating_add(b);
+        }
     }
-    out.push_str("]}");
-    Ok(json_response(json::success(&out)))
+    Ok(bytes
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, b)| b > 0)
+        .map(|(k, b)| (r.at(k), b))
+        .collect())
 }
 
 /// `GET /loki/api/v1/index/volume_range`: bytes per group and step as a
-/// matrix; `step` defaults to one hour.
+/// matrix; `step` defaults to one hour. The `limit` largest groups over the
+/// whole range are reported, each with its bytes per step.
 pub async fn volume_range(
     State(app): State<AppState>,
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let (start, end) = bounds(&p, now_ns())?;
-    let step = match p.get("step") {
-        Some(v) => parse_seconds_or_duration(v).map_err(ApiError::bad_request)?,
-        None => 3_600_000_000_000,
-    };
-    if step <= 0 {
-        return Err(ApiError::bad_request(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if (end - start) / step > super::params::MAX_POINTS {
-        return Err(ApiError::bad_request(
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
-        ));
-    }
-    let m = selector(p.get("query"))?;
-    let set = streams(&app, &headers, m.as_deref(), start, end)?;
-    let groups = volume_groups(&set, &p, m.as_deref())?;
-    // (group, total bytes, bytes per step)
-    type Row = (LabelSet, u64, Vec<(i64, u64)>);
-    let mut rows: Vec<Row> = Vec::new();
-    for (labels, members) in groups {
-        let mut points = Vec::new();
-        let mut total = 0;
-        let mut t = start;
-        while t < end {
-            let b = range_stats(&members, t, (t + step).min(end)).bytes;
-            if b > 0 {
-                points.push((t, b));
-                total += b;
-            }
-            t += step;
-        }
-        if total > 0 {
-            rows.push((labels, total, points));
-        }
-    }
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rows.truncate(volume_limit(&p)?);
-    let mut out = String::from("{\"resultType\":\"matrix\",\"result\":[");
-    for (i, (labels, _, points)) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"metric\":");
-        json::labels(&mut out, labels);
-        out.push_str(",\"values\":[");
-        for (j, (t, b)) in points.iter().enumerate() {
-            if j > 0 {
+    let t = tenant(&headers, app.config.auth_enabled)?;
+    let r = TimeRange::parse(&p, now_ns(), Some(VOLUME_DEFAULT_STEP))?;
+    let spec = VolumeSpec::parse(&p)?;
+    let ing = app.ingester.clone();
+    let body = exec::run(&app, move |cancel| {
+        let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
+        let mut out = String::from("{\"resultType\":\"matrix\",\"result\":[");
+        for (i, (labels, _, members)) in rows.iter().enumerate() {
+            let points = volume_points(members, &r, &cancel)?;
+            if i > 0 {
                 out.push(',');
             }
-            out.push('[');
-            json::seconds(&mut out, *t);
-            out.push_str(&format!(",\"{b}\"]"));
+            out.push_str("{\"metric\":");
+            json::labels(&mut out, labels);
+            out.push_str(",\"values\":[");
+            for (j, (t, b)) in points.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                out.push('[');
+                json::seconds(&mut out, *t);
+                out.push_str(&format!(",\"{b}\"]"));
+            }
+            out.push_str("]}");
         }
         out.push_str("]}");
-    }
-    out.push_str("]}");
-    Ok(json_response(json::success(&out)))
+        Ok(json::success(&out))
+    })
+    .await?;
+    Ok(json_response(body))
 }

@@ -4,6 +4,12 @@
 //! `/api/prom/*` paths. Every handler accepts GET with a query string and
 //! POST with a form body, as Loki does.
 //!
+//! Every endpoint whose work grows with the stored data runs it through
+//! [`exec::run`]: a query slot, the blocking pool, the query timeout and a
+//! cancel flag raised when the client goes away. Parameters are parsed
+//! and checked first, on the request's task, with checked arithmetic
+//! wherever they meet numbers ([`params`]).
+//!
 //! Errors are plain text with Loki's status codes and messages: 400 for
 //! bad queries and parameters, 499 when the client went away, 504 on
 //! timeout, 500 otherwise.
@@ -11,6 +17,7 @@
 pub mod detected;
 pub mod drain;
 pub mod entry_filter;
+pub mod exec;
 pub mod json;
 pub mod labels;
 pub mod misc;

@@ -104,7 +104,10 @@ pub fn parse_timestamp(value: &str) -> Result<i64, String> {
         }
         let secs = f.trunc();
         let ms = ((f - secs) * 1000.0).round();
-        return Ok(secs as i64 * 1_000_000_000 + ms as i64 * 1_000_000);
+        return (secs as i64)
+            .checked_mul(1_000_000_000)
+            .and_then(|s| s.checked_add(ms as i64 * 1_000_000))
+            .ok_or_else(|| format!("timestamp {value} is out of range"));
     }
     if let Ok(n) = value.parse::<i64>() {
         let digits = value.trim_start_matches('-').len();
@@ -141,6 +144,14 @@ pub fn parse_seconds_or_duration(value: &str) -> Result<i64, String> {
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
 }
+
+/// Loki's text for a range whose end precedes its start.
+pub const END_BEFORE_START: &str = "end timestamp must not be before or equal to start time";
+/// Loki's text for a step of zero or less.
+pub const STEP_NOT_POSITIVE: &str =
+    "zero or negative query resolution step widths are not accepted. Try a positive integer";
+/// Loki's text for a range with more than [`MAX_POINTS`] steps.
+pub const TOO_MANY_POINTS: &str = "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter";
 
 /// `start` and `end` with Loki's defaults: `end` defaults to now; `start`
 /// to `min(end, now) - since` (`since` defaults to 1h).
@@ -199,28 +210,93 @@ pub fn direction(p: &Params) -> Result<Direction, ApiError> {
     }
 }
 
-/// `step` for a range query over `[start, end]`: given, or Loki's default
-/// `max(floor(range / 250 s), 1 s)`; checked against zero and the 11,000
-/// point limit.
-pub fn step(p: &Params, start: i64, end: i64) -> Result<i64, ApiError> {
-    let step = match p.get("step") {
-        Some(v) => parse_seconds_or_duration(v).map_err(bad)?,
-        None => {
-            let secs = ((end - start) / 1_000_000_000 / 250).max(1);
-            secs * 1_000_000_000
-        }
-    };
-    if step <= 0 {
-        return Err(bad(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
+/// Loki's default step of a range query over `[start, end]`:
+/// `max(floor(range / 250 s), 1 s)`, computed without overflow.
+pub fn default_step(start: i64, end: i64) -> i64 {
+    let span = (i128::from(end) - i128::from(start)).max(0);
+    let secs = (span / 1_000_000_000 / 250).max(1);
+    i64::try_from(secs * 1_000_000_000).unwrap_or(i64::MAX)
+}
+
+/// The number of evaluation instants `start, start + step, ... <= end`:
+/// `floor((end - start) / step) + 1`, computed without overflow; `None`
+/// when `step <= 0` or `end < start`.
+pub fn points(start: i64, end: i64, step: i64) -> Option<u64> {
+    if step <= 0 || end < start {
+        return None;
     }
-    if (end - start) / step > MAX_POINTS {
-        return Err(bad(
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
-        ));
+    let n = (i128::from(end) - i128::from(start)) / i128::from(step) + 1;
+    u64::try_from(n).ok()
+}
+
+/// Checks `step` against the range `[start, end]` as Loki does: positive,
+/// and at most [`MAX_POINTS`] steps between `start` and `end`.
+pub fn check_step(start: i64, end: i64, step: i64) -> Result<i64, ApiError> {
+    if step <= 0 {
+        return Err(bad(STEP_NOT_POSITIVE));
+    }
+    let span = (i128::from(end) - i128::from(start)).max(0);
+    if span / i128::from(step) > i128::from(MAX_POINTS) {
+        return Err(bad(TOO_MANY_POINTS));
     }
     Ok(step)
+}
+
+/// `step` for a range query over `[start, end]`: given, or Loki's default
+/// ([`default_step`]); checked against zero and the 11,000 point limit.
+pub fn step(p: &Params, start: i64, end: i64) -> Result<i64, ApiError> {
+    step_or(p, start, end, default_step(start, end))
+}
+
+/// `step` for a range over `[start, end]`, `default` when absent; checked
+/// as [`step`] is.
+pub fn step_or(p: &Params, start: i64, end: i64, default: i64) -> Result<i64, ApiError> {
+    let step = match p.get("step") {
+        Some(v) => parse_seconds_or_duration(v).map_err(bad)?,
+        None => default,
+    };
+    check_step(start, end, step)
+}
+
+/// The time parameters of a range query, checked: `start <= end`,
+/// `step > 0`, and at most `MAX_POINTS + 1` instants from `start` to `end`
+/// (so `start + k * step` cannot overflow for any instant `k`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First instant (Unix ns).
+    pub start: i64,
+    /// Last instant, or the exclusive end of a log query (Unix ns).
+    pub end: i64,
+    /// Distance between instants (ns), positive.
+    pub step: i64,
+}
+
+impl TimeRange {
+    /// `start`, `end` (with `since`) and `step` of a range request (Loki's
+    /// `query_range`, index stats and volume): `end < start` is refused;
+    /// `default_step` gives the step when `step` is absent (`None`: Loki's
+    /// range / 250).
+    pub fn parse(p: &Params, now: i64, default_step: Option<i64>) -> Result<TimeRange, ApiError> {
+        let (start, end) = bounds(p, now)?;
+        if end < start {
+            return Err(bad(END_BEFORE_START));
+        }
+        let default = default_step.unwrap_or_else(|| self::default_step(start, end));
+        let step = step_or(p, start, end, default)?;
+        Ok(TimeRange { start, end, step })
+    }
+
+    /// The number of instants `start + k * step <= end` (at most
+    /// `MAX_POINTS + 1`).
+    pub fn points(&self) -> usize {
+        points(self.start, self.end, self.step).map_or(0, |n| n as usize)
+    }
+
+    /// Instant `k` (saturating; exact for `k < self.points()`).
+    pub fn at(&self, k: usize) -> i64 {
+        let t = i128::from(self.start) + i128::from(self.step) * k as i128;
+        t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
 }
 
 /// `interval` (log queries: at most one entry per interval); 0 when absent.

@@ -13,7 +13,7 @@
 //! budget; fewer than [`MIN_LINES_PER_STREAM`] lines per stream means only
 //! the first streams in label order are read); the miner keeps at most
 //! `drain::MAX_CLUSTERS` clusters with one counter per step. The scan runs
-//! on the blocking pool under the query concurrency limit and timeout, and
+//! through [`super::exec::run`] (query slot, blocking pool, timeout) and
 //! stops when the client goes away.
 //!
 //! Response (Loki's): `{"status":"success","data":[{"pattern":"...",
@@ -23,7 +23,6 @@
 //! left out: they say nothing and would select every line.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
@@ -34,8 +33,8 @@ use larch_query::{Columns, Direction, LogSource, ScanRequest};
 
 use super::drain::Miner;
 use super::entry_filter::EntryFilter;
-use super::params::{bounds, now_ns, step};
-use super::{ApiError, LokiParams, json, json_response, tenant};
+use super::params::{END_BEFORE_START, MAX_POINTS, TOO_MANY_POINTS, bounds, now_ns, step};
+use super::{ApiError, LokiParams, exec, json, json_response, tenant};
 use crate::server::AppState;
 
 /// Lines mined per request at most.
@@ -52,15 +51,27 @@ struct Job {
     step: i64,
 }
 
-/// The first bucket's start: `start` rounded down to a multiple of `step`.
+/// The first bucket's start: `start` rounded down to a multiple of `step`
+/// (saturating at the earliest representable time).
 fn first_bucket(start: i64, step: i64) -> i64 {
-    start - start.rem_euclid(step)
+    start.saturating_sub(start.rem_euclid(step.max(1)))
+}
+
+/// The number of buckets from `first` that cover `[start, end)`; the
+/// request's checks bound it by `MAX_POINTS + 2`.
+fn bucket_count(first: i64, end: i64, step: i64) -> usize {
+    let span = (i128::from(end) - 1 - i128::from(first)).max(0);
+    let n = span / i128::from(step.max(1)) + 1;
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Mines the job's lines (see the module docs).
 fn mine(source: &dyn LogSource, job: &Job, cancel: &AtomicBool) -> Result<Miner, ApiError> {
     let first = first_bucket(job.start, job.step);
-    let buckets = ((job.end - 1 - first).max(0) / job.step + 1) as usize;
+    let buckets = bucket_count(first, job.end, job.step);
+    if buckets > MAX_POINTS as usize + 2 {
+        return Err(ApiError::bad_request(TOO_MANY_POINTS));
+    }
     let mut miner = Miner::new(buckets);
     let mut streams = source
         .streams(&job.tenant, job.filter.matchers(), job.start, job.end)
@@ -106,7 +117,10 @@ fn mine(source: &dyn LogSource, job: &Job, cancel: &AtomicBool) -> Result<Miner,
                         continue;
                     };
                     let level = deriver.level(&labels, meta, line);
-                    let bucket = ((ts - first) / job.step) as usize;
+                    let bucket = usize::try_from(
+                        (i128::from(ts) - i128::from(first)) / i128::from(job.step),
+                    )
+                    .unwrap_or(usize::MAX);
                     miner.add(text, level, bucket);
                 }
                 ControlFlow::Continue(())
@@ -152,7 +166,11 @@ fn render(miner: &Miner, first: i64, step: i64) -> String {
             }
             first_sample = false;
             out.push('[');
-            json::seconds(&mut out, first + k as i64 * step);
+            let t = i128::from(first) + k as i128 * i128::from(step);
+            json::seconds(
+                &mut out,
+                t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+            );
             out.push_str(&format!(",{n}]"));
         }
         out.push_str("],\"level\":");
@@ -161,15 +179,6 @@ fn render(miner: &Miner, first: i64, step: i64) -> String {
     }
     out.push_str("]}");
     out
-}
-
-/// Raises the flag when dropped (the client went away).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
 }
 
 /// `GET /loki/api/v1/patterns`.
@@ -181,9 +190,7 @@ pub async fn patterns(
     let t = tenant(&headers, app.config.auth_enabled)?;
     let (start, end) = bounds(&p, now_ns())?;
     if end <= start {
-        return Err(ApiError::bad_request(
-            "end timestamp must not be before or equal to start time",
-        ));
+        return Err(ApiError::bad_request(END_BEFORE_START));
     }
     let job = Job {
         tenant: t.to_string(),
@@ -192,34 +199,16 @@ pub async fn patterns(
         end,
         step: step(&p, start, end)?,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let _guard = CancelOnDrop(cancel.clone());
-    let _permit = app.query_slots.clone().acquire_owned().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is shutting down",
-        )
-    })?;
     let ingester = app.ingester.clone();
-    let flag = cancel.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let miner = mine(ingester.as_ref(), &job, &flag)?;
-        Ok::<_, ApiError>(render(&miner, first_bucket(job.start, job.step), job.step))
-    });
-    match tokio::time::timeout(app.config.query.timeout.0, task).await {
-        Ok(Ok(body)) => Ok(json_response(body?)),
-        Ok(Err(join)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("pattern detection failed: {join}"),
-        )),
-        Err(_) => {
-            cancel.store(true, Ordering::Release);
-            Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                super::query::TIMEOUT,
-            ))
+    let body = exec::run(&app, move |cancel| {
+        let miner = mine(ingester.as_ref(), &job, &cancel)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(exec::cancelled());
         }
-    }
+        Ok(render(&miner, first_bucket(job.start, job.step), job.step))
+    })
+    .await?;
+    Ok(json_response(body))
 }
 
 #[cfg(test)]

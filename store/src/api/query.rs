@@ -2,35 +2,20 @@
 //! `/api/prom/query`: parameters in, the engine on the blocking pool,
 //! Loki's JSON out.
 //!
-//! A query holds a permit of a bounded pool (`query.max_concurrent`), runs
-//! at most `query.timeout` (then 504 with Loki's text), and stops at the
-//! next block when the client goes away (the handler's future is dropped,
-//! which raises the engine's cancel flag).
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! A query runs through [`super::exec::run`]: it holds a permit of a
+//! bounded pool (`query.max_concurrent`), runs at most `query.timeout`
+//! (then 504 with Loki's text), and stops at the next block when the
+//! client goes away (the handler's future is dropped, which raises the
+//! engine's cancel flag).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use larch_query::engine::{EngineError, QueryRequest, QueryStats, QueryValue, evaluate};
 
-use super::params::{Params, bounds, direction, interval, limit, now_ns, parse_timestamp, step};
-use super::{ApiError, LokiParams, json, json_response, tenant};
+use super::params::{Params, TimeRange, direction, interval, limit, now_ns, parse_timestamp};
+use super::{ApiError, LokiParams, exec, json, json_response, tenant};
 use crate::server::AppState;
-
-/// Loki's text for a query that ran out of time.
-pub const TIMEOUT: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
-
-/// Raises the cancel flag when dropped (the client went away, or the
-/// handler returned early).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
 
 /// Whether the request asks for Loki's `categorize-labels` encoding.
 pub fn categorize(headers: &HeaderMap) -> bool {
@@ -48,43 +33,24 @@ fn query_text(p: &Params) -> String {
 /// Maps an engine error to Loki's status and text.
 pub fn engine_error(e: EngineError) -> ApiError {
     match e {
-        EngineError::Cancelled => ApiError::new(
-            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            larch_query::engine::CANCELLED,
-        ),
+        EngineError::Cancelled => exec::cancelled(),
         EngineError::Storage(s) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, s.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }
 }
 
-/// Runs a query on the blocking pool under the concurrency limit and the
-/// timeout.
+/// Runs a query through [`exec::run`] (query slot, blocking pool, timeout,
+/// cancellation).
 pub async fn run(
     app: &AppState,
     mut req: QueryRequest,
 ) -> Result<(QueryValue, QueryStats), ApiError> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    req.cancel = Some(cancel.clone());
-    let _guard = CancelOnDrop(cancel.clone());
-    let _permit = app.query_slots.clone().acquire_owned().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is shutting down",
-        )
-    })?;
     let ingester = app.ingester.clone();
-    let task = tokio::task::spawn_blocking(move || evaluate(ingester.as_ref(), &req));
-    match tokio::time::timeout(app.config.query.timeout.0, task).await {
-        Ok(Ok(result)) => result.map_err(engine_error),
-        Ok(Err(join)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("query failed: {join}"),
-        )),
-        Err(_) => {
-            cancel.store(true, Ordering::Release);
-            Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, TIMEOUT))
-        }
-    }
+    exec::run(app, move |cancel| {
+        req.cancel = Some(cancel);
+        evaluate(ingester.as_ref(), &req).map_err(engine_error)
+    })
+    .await
 }
 
 /// `GET|POST /loki/api/v1/query_range`.
@@ -95,18 +61,13 @@ pub async fn query_range(
 ) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let limits = app.config.limits_for(t.as_str());
-    let (start, end) = bounds(&p, now_ns())?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "end timestamp must not be before or equal to start time",
-        ));
-    }
+    let r = TimeRange::parse(&p, now_ns(), None)?;
     let req = QueryRequest {
         tenant: t.to_string(),
         query: query_text(&p),
-        start,
-        end,
-        step: step(&p, start, end)?,
+        start: r.start,
+        end: r.end,
+        step: r.step,
         interval: interval(&p)?,
         limit: limit(&p, limits.max_entries_limit_per_query)?,
         direction: direction(&p)?,
@@ -168,7 +129,7 @@ pub async fn legacy_query(
 ) -> Result<Response, ApiError> {
     let t = tenant(&headers, app.config.auth_enabled)?;
     let limits = app.config.limits_for(t.as_str());
-    let (start, end) = bounds(&p, now_ns())?;
+    let r = TimeRange::parse(&p, now_ns(), None)?;
     let mut query = query_text(&p);
     if let Some(re) = p.get("regexp") {
         query.push_str(" |~ ");
@@ -177,9 +138,9 @@ pub async fn legacy_query(
     let req = QueryRequest {
         tenant: t.to_string(),
         query,
-        start,
-        end,
-        step: step(&p, start, end)?,
+        start: r.start,
+        end: r.end,
+        step: r.step,
         interval: 0,
         limit: limit(&p, limits.max_entries_limit_per_query)?,
         direction: direction(&p)?,
