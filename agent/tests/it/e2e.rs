@@ -179,11 +179,21 @@ fn docker_json_files_are_decoded() {
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     append(&target, body.as_bytes());
     std::os::unix::fs::symlink(&target, p.log()).unwrap();
+    // Docker's directory is one the links may lead to.
+    let cfg = e.pods.parent().unwrap().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "allowed_log_dirs: [{}]\n",
+            target.parent().unwrap().display()
+        ),
+    )
+    .unwrap();
     let mut agent = Agent::start(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
-        &[],
+        &["--config", cfg.to_str().unwrap()],
     );
     agent.wait_sent(3, MINUTE);
     agent.stop();

@@ -125,6 +125,7 @@ fn cfg() -> TailerConfig {
         read_budget: 97,
         max_line_bytes: 4096,
         rotate_wait: Duration::ZERO,
+        confinement: None,
     }
 }
 
@@ -468,6 +469,7 @@ fn over_long_lines_are_cut_and_the_rest_skipped() {
                 read_budget: budget,
                 max_line_bytes: 100,
                 rotate_wait: Duration::ZERO,
+                confinement: None,
             },
             Vec::new(),
         );
