@@ -86,7 +86,7 @@ impl Failures {
             log.unlogged += 1;
             return;
         }
-        let msg: String = message.chars().take(512).collect();
+        let msg: String = message.trim().chars().take(512).collect();
         let failing_for = now.duration_since(since);
         let (attempts, unlogged) = (log.attempts, log.unlogged);
         log.last_logged = Some(now);

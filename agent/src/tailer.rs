@@ -597,12 +597,27 @@ impl<S> Tailer<S> {
         // Before handing lines over: the consumer may block (back-pressure)
         // and the unread figure must show the backlog meanwhile.
         publish(f);
+        // (A consumer that pauses midway gives the rest back below.)
         stats.bytes += got as u64;
 
         // Split complete lines; only the new bytes need searching.
         let mut line_start = 0usize;
         let mut search_from = head;
         while let Some(nl) = memchr::memchr(b'\n', &buf[search_from..]) {
+            if !f.skipping && consumer.paused() {
+                // The consumer is full: the lines not handed over go back
+                // to the file, to be read again when it takes more. The
+                // unfinished line kept from the last poll has no newline,
+                // so `line_start` is 0 (keep it) or past it.
+                let keep = if line_start == 0 { head } else { line_start };
+                let offset = base + keep as u64;
+                stats.bytes = stats.bytes.saturating_sub(f.offset - offset);
+                if line_start != 0 {
+                    f.remainder.clear();
+                }
+                f.offset = offset;
+                return false;
+            }
             let nl = search_from + nl;
             let start = base + line_start as u64;
             let end = base + nl as u64 + 1;
