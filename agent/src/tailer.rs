@@ -20,6 +20,13 @@
 //!   change; reading restarts at 0.
 //! * Over-long lines: at `max_line_bytes` without a newline the line is cut,
 //!   handed over marked truncated, and the rest up to the newline skipped.
+//! * Back-pressure: a consumer whose output is full says so
+//!   ([`LineConsumer::paused`]); the poll stops before the next line and
+//!   rewinds the file's offset to it, so nothing is held in memory and
+//!   the lines are read again later. [`UnreadBytes`] reports the backlog
+//!   from `fstat` at any moment, paused or not.
+//! * Files are opened with [`crate::discovery::open_log`], which refuses a
+//!   file that is not what the scan checked (see the discovery module).
 //!
 //! On start, files are matched with saved positions by device, inode and
 //! fingerprint; a rotated file that was still being read when the agent
