@@ -313,7 +313,15 @@ fn classify_status(s: tonic::Status) -> PushError {
     let message = s.message().to_string();
     let about_size = || {
         let m = message.to_ascii_lowercase();
-        m.contains("too large") || m.contains("larger than") || m.contains("message length")
+        [
+            "too large",
+            "larger than",
+            "message length",
+            "exceeds",
+            "burst",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
     };
     match s.code() {
         Code::InvalidArgument => PushError::Reject { status, message },

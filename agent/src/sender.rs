@@ -17,7 +17,11 @@
 //! A batch the store answers 413 (too large) is split in halves by entry
 //! count and the halves pushed in order, recursively; a single entry still
 //! too large can never be accepted and is dropped (counted as
-//! `too_large`, logged). During shutdown a batch still failing after
+//! `too_large`, logged). A batch refused as rate limited (429,
+//! `ResourceExhausted`) five times in a row is split too, since a store
+//! that does not answer 413 (Loki) refuses a request larger than the
+//! tenant's whole burst with 429 forever; a single entry is never dropped
+//! for that. During shutdown a batch still failing after
 //! `shutdown_timeout` is *abandoned*: its updates and those of every later
 //! batch are not applied, so a restart reads those lines again.
 
@@ -184,12 +188,32 @@ pub(crate) fn split_body(body: &[u8], compressed: bool) -> Option<[(Bytes, usize
     Some([encode(a)?, encode(b)?])
 }
 
+/// A piece refused as rate limited this many times in a row is split:
+/// a request larger than a tenant's whole burst is refused with 429
+/// forever by stores that do not answer 413 (Loki), and halves of a
+/// request that is merely early go through as well once the limit allows.
+const SPLIT_AFTER_LIMITED: u32 = 5;
+
+/// [`split_body`] on the blocking pool.
+async fn halves(ctx: &Ctx, body: &Bytes, entries: usize) -> Option<[(Bytes, usize); 2]> {
+    if entries < 2 {
+        return None;
+    }
+    let compressed = ctx.client.wants_snappy();
+    let b = body.clone();
+    tokio::task::spawn_blocking(move || split_body(&b, compressed))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Pushes one batch (split as needed); `None` if abandoned at shutdown.
 async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
     // Pieces still to push, the next one last.
     let mut pieces = vec![(batch.body.clone(), batch.entries)];
     let mut attempt: u32 = 0;
     while let Some((body, entries)) = pieces.pop() {
+        let mut limited: u32 = 0;
         loop {
             let t = Instant::now();
             let result = ctx.client.push(body.clone()).await;
@@ -220,17 +244,7 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
                 }
                 Err(PushError::TooLarge { status, message }) => {
                     ctx.failures.failed(&ctx.m, &status, &message, None);
-                    let compressed = ctx.client.wants_snappy();
-                    let halves = if entries > 1 {
-                        let b = body.clone();
-                        tokio::task::spawn_blocking(move || split_body(&b, compressed))
-                            .await
-                            .ok()
-                            .flatten()
-                    } else {
-                        None
-                    };
-                    match halves {
+                    match halves(ctx, &body, entries).await {
                         Some([first, second]) => {
                             ctx.m.splits.inc();
                             tracing::debug!(
@@ -251,6 +265,11 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
                 }
                 Err(PushError::Retry { status, message }) => {
                     ctx.m.retries.inc();
+                    if status == "429" || status == "ResourceExhausted" {
+                        limited += 1;
+                    } else {
+                        limited = 0;
+                    }
                     let max = ctx.cfg.max_retries;
                     if max > 0 && attempt >= max {
                         ctx.failures.failed(&ctx.m, &status, &message, None);
@@ -271,6 +290,20 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
                             "Shutting down with a batch not acknowledged; it will be read again after restart."
                         );
                         return None;
+                    }
+                    if limited >= SPLIT_AFTER_LIMITED
+                        && let Some([first, second]) = halves(ctx, &body, entries).await
+                    {
+                        ctx.failures.failed(&ctx.m, &status, &message, None);
+                        ctx.m.splits.inc();
+                        tracing::debug!(
+                            entries,
+                            bytes = body.len(),
+                            "Request rate limited again and again; pushing it in two halves."
+                        );
+                        pieces.push(second);
+                        pieces.push(first);
+                        break;
                     }
                     let wait = backoff(attempt, ctx.cfg.min_backoff.0, ctx.cfg.max_backoff.0, rand);
                     let wait = match deadline {

@@ -209,3 +209,55 @@ fn unread_bytes_show_the_backlog_while_reading_is_paused() {
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
+
+#[test]
+fn a_request_over_the_burst_refused_with_429_forever_is_split() {
+    // Loki refuses a push larger than the tenant's whole burst with 429,
+    // again and again; the gateway plays that part for requests over
+    // 16 KiB.
+    let e = env();
+    let store = Store::start(&e.data);
+    let gw = Gateway::start(store.http, |len| {
+        if len > 16 * 1024 {
+            Verdict::Answer(429)
+        } else {
+            Verdict::Forward
+        }
+    });
+    let p = PodDir::new(&e.pods, "ns", "burst", "uid", "c");
+    let lab = labels("ns", "burst", "c", "stdout");
+    let mut want = Entries::new();
+    let l = noisy_lines("burst", 1000, 120);
+    expect(
+        &mut want,
+        &lab,
+        &p.cri("stdout", now_ns() - 20_000_000_000, &l),
+        &l,
+    );
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", gw.port),
+        &[
+            "--batch-size",
+            "48KiB",
+            "--max-in-flight",
+            "1",
+            "--max-backoff",
+            "100ms",
+        ],
+    );
+    wait_caught_up(&e.positions, &[p.log()], MINUTE);
+    let m = agent.metrics();
+    assert!(gw.count(429) >= 5, "{m:?}");
+    assert!(m["larch_agent_batch_splits_total"] >= 2.0, "{m:?}");
+    assert_eq!(m["larch_agent_sent_entries_total"], 1000.0);
+    assert!(
+        !m.keys()
+            .any(|k| k.starts_with("larch_agent_dropped_entries_total")),
+        "{m:?}"
+    );
+    agent.stop();
+    want.sort();
+    assert_same(&store.query("fake", ("namespace", "ns")), &want);
+}
