@@ -161,12 +161,13 @@ impl Agent {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = std_mpsc::sync_channel(1);
         let wake_tx = wake.0.clone();
+        let (room_tx, room_rx) = std_mpsc::sync_channel(1);
         let sender = {
             let cfg = cfg.clone();
             let positions = positions.clone();
-            let wake = wake_tx.clone();
+            let room = room_tx.clone();
             tokio::spawn(async move {
-                crate::sender::run(rx, client, cfg, &registry, positions, stop_rx, wake).await
+                crate::sender::run(rx, client, cfg, &registry, positions, stop_rx, room).await
             })
         };
         let writer = {
@@ -200,6 +201,7 @@ impl Agent {
             stop: stop.clone(),
             ready: self.ready.clone(),
             wake,
+            room: room_rx,
             recovering,
         };
         let reader = std::thread::Builder::new()
@@ -216,6 +218,7 @@ impl Agent {
         }
         stop.store(true, Ordering::Release);
         let _ = wake_tx.try_send(());
+        let _ = room_tx.try_send(());
         let _ = stop_tx.send(Some(Instant::now() + cfg.shutdown_timeout.0));
         let reader_result = match reader_result {
             Some(r) => r,

@@ -520,6 +520,8 @@ pub(crate) struct ReaderSetup {
     pub stop: Arc<AtomicBool>,
     pub ready: Arc<AtomicBool>,
     pub wake: (mpsc::SyncSender<()>, mpsc::Receiver<()>),
+    /// Signalled by the sender when it takes a batch (the channel has room).
+    pub room: mpsc::Receiver<()>,
     /// The positions were damaged: rotated files are read from their start.
     pub recovering: bool,
 }
@@ -654,12 +656,15 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             last_gauges = now;
             metrics.files.set(tailer.len() as f64);
         }
-        if stats.bytes == 0 || consumer.paused() {
-            // Woken by file events, and by the sender taking a batch.
+        if consumer.paused() {
+            // Until the sender takes a batch; file events do not matter
+            // while nothing is read, but new directories are looked at
+            // every poll interval (the rescan flag).
+            let _ = setup.room.recv_timeout(cfg.poll_interval.0);
+        } else if stats.bytes == 0 {
+            // Woken by file events.
             let mut wait = cfg.poll_interval.0;
-            if let Some(d) = consumer.until_due()
-                && !consumer.paused()
-            {
+            if let Some(d) = consumer.until_due() {
                 wait = wait.min(d.max(Duration::from_millis(1)));
             }
             let _ = wake_rx.recv_timeout(wait);

@@ -347,7 +347,7 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch) -> Outcome {
 }
 
 /// Runs until the channel is closed and every batch is delivered or
-/// abandoned. `wake` tells the reader that the channel has room again.
+/// abandoned. `room` tells the reader that the channel has room again.
 pub(crate) async fn run(
     rx: mpsc::Receiver<Batch>,
     client: Client,
@@ -355,7 +355,7 @@ pub(crate) async fn run(
     registry: &Registry,
     positions: Arc<Mutex<Positions>>,
     stopping: watch::Receiver<Option<Instant>>,
-    wake: std::sync::mpsc::SyncSender<()>,
+    room: std::sync::mpsc::SyncSender<()>,
 ) {
     let m = Metrics {
         sent_entries: registry.counter(
@@ -416,10 +416,10 @@ pub(crate) async fn run(
         },
         stopping,
     });
-    let batches = futures_util::stream::unfold((rx, wake), |(mut rx, wake)| async move {
+    let batches = futures_util::stream::unfold((rx, room), |(mut rx, room)| async move {
         let b = rx.recv().await?;
-        let _ = wake.try_send(());
-        Some((b, (rx, wake)))
+        let _ = room.try_send(());
+        Some((b, (rx, room)))
     });
     let results = batches
         .map(|b| deliver(ctx.clone(), b))

@@ -151,3 +151,37 @@ fn pods_come_and_go_while_the_store_is_unreachable() {
     want.sort();
     assert_same(&store.query("fake", ("namespace", "out")), &want);
 }
+
+#[test]
+fn files_in_nested_directories_made_in_one_go_are_read_at_once() {
+    // `mkdir -p <pod>/<container>` and the log file right after, for many
+    // pods, some made while the agent is busy listing the previous ones.
+    let e = env();
+    let store = Store::start(&e.data);
+    let mut agent = Agent::start(
+        &e.pods,
+        &e.positions,
+        &format!("http://127.0.0.1:{}", store.http),
+        &SLOW_RESCAN,
+    );
+    let mut want = Entries::new();
+    let started = Instant::now();
+    for i in 0..60 {
+        let pod = format!("n{i}");
+        let p = PodDir::new(&e.pods, "nest", &pod, "uid", &format!("c{i}"));
+        let l = lines(&pod, 3);
+        expect(
+            &mut want,
+            &labels("nest", &pod, &format!("c{i}"), "stdout"),
+            &p.cri("stdout", now_ns() - 1_000_000_000, &l),
+            &l,
+        );
+        std::thread::sleep(Duration::from_millis(i % 7));
+    }
+    agent.wait_sent(180, Duration::from_secs(5));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    agent.stop();
+    want.sort();
+    assert_same(&store.query("fake", ("namespace", "nest")), &want);
+}

@@ -1,6 +1,6 @@
 //! The README's "Store and agent together" example, as written: the agent
-//! starts with its defaults (10 s rescans, 1 s batches) and relative paths
-//! before `pods/` exists, the pod's directory and lines are written right
+//! starts with its defaults (10 s rescans, 1 s batches) and relative paths,
+//! and is up before `pods/` exists; the pod's directory and lines are written right
 //! after, and two seconds later the store has the lines. Only the ports
 //! differ, so that tests can run side by side.
 
@@ -26,7 +26,10 @@ fn the_readme_example_works_as_written() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let _agent = Agent::spawn_in(http, args, false, Some(dir.path()));
+    // The README does not wait for the agent, which may or may not be up
+    // when `mkdir` runs; waiting makes the case that once failed (the
+    // agent running before `pods/` exists) certain.
+    let _agent = Agent::spawn_in(http, args, true, Some(dir.path()));
     // mkdir -p pods/demo_hello-0_0000/app; three echo >> 0.log
     let p = PodDir::new(&dir.path().join("pods"), "demo", "hello-0", "0000", "app");
     for i in 1..=3 {
