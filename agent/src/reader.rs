@@ -15,12 +15,13 @@
 //!
 //! Back-pressure: finished batches go to the sender over a bounded channel;
 //! when the store is slow or down the channel fills, the batch that does
-//! not fit waits in the reader (one at most), and no more is read: the
-//! files are the buffer. Discovery goes on meanwhile, so a pod created and
-//! deleted while the store is unreachable is opened, and its file kept
-//! open until it can be read. Only a second batch finished before the
-//! first could be handed over (the rest of one file's read budget) makes
-//! the reader wait on the channel.
+//! not fit waits in the reader (one at most), the consumer says it is
+//! paused, and the tailer stops before the next line and leaves the rest
+//! in the file: the files are the buffer. Discovery goes on meanwhile, so
+//! a pod created and deleted while the store is unreachable is opened, and
+//! its file kept open until it can be read. Only a line whose entry alone
+//! fills a batch can finish a second batch while one waits; then the
+//! reader waits on the channel.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

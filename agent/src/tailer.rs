@@ -137,7 +137,8 @@ pub trait LineConsumer {
     /// the offset of its last byte read.
     fn close(&mut self, state: Self::State, info: &FileInfo, end: u64);
     /// True while the consumer takes no more lines (its output is full):
-    /// a poll stops before the next file.
+    /// a poll stops before the next line, leaving it (and the rest of the
+    /// file) to be read again at a later poll.
     fn paused(&self) -> bool {
         false
     }
