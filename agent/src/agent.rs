@@ -11,6 +11,12 @@
 //! Shutdown: the reader stops reading and sends its last batch; the sender
 //! delivers what is queued, retrying at most `shutdown_timeout`; positions
 //! are written one last time.
+//!
+//! A damaged positions file does not stop the agent: what can be trusted
+//! of it is used, the rest is reported (log and
+//! `larch_agent_positions_errors_total{reason}`), the file is copied to
+//! `<positions>.damaged` for inspection, and every file without a usable
+//! record is read from its start (see [`crate::positions::recover`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 use crate::client::Client;
 use crate::config::AgentConfig;
 use crate::error::{Error, Result};
-use crate::metrics::Registry;
+use crate::metrics::{CounterVec, Registry};
 use crate::positions::{self, Positions};
 use crate::reader::{self, ReaderSetup};
 
@@ -33,7 +39,47 @@ pub struct Agent {
     ready: Arc<AtomicBool>,
 }
 
-async fn save_positions(path: std::path::PathBuf, positions: &Arc<Mutex<Positions>>) {
+fn positions_errors(registry: &Registry) -> CounterVec {
+    registry.counter_vec(
+        "larch_agent_positions_errors_total",
+        "Problems with the positions file: unusable content found at start (unreadable, unsupported_version, corrupt_header, corrupt_record, truncated) and failed writes (write).",
+        &["reason"],
+    )
+}
+
+/// Loads the positions, reporting damage; true if some could not be used.
+fn load_positions(
+    cfg: &AgentConfig,
+    errors: &CounterVec,
+) -> (Vec<positions::PositionRecord>, bool) {
+    let loaded = positions::recover(&cfg.positions);
+    let path = cfg.positions.display();
+    if loaded.problems.is_empty() {
+        tracing::info!(path = %path, files = loaded.records.len(), "Loaded positions.");
+        return (loaded.records, false);
+    }
+    for p in &loaded.problems {
+        errors.with(&[p.reason]).inc();
+        tracing::error!(path = %path, reason = p.reason, detail = %p.detail, "Positions file damaged.");
+    }
+    let mut copy = cfg.positions.clone().into_os_string();
+    copy.push(".damaged");
+    match std::fs::copy(&cfg.positions, &copy) {
+        Ok(_) => {
+            tracing::warn!(path = %path, copy = %std::path::Path::new(&copy).display(), usable = loaded.records.len(), "Kept a copy of the damaged positions file; files without a usable position are read from their start (rotated ones included), and the store drops the lines it already has.")
+        }
+        Err(e) => {
+            tracing::warn!(path = %path, error = %e, usable = loaded.records.len(), "Files without a usable position are read from their start (rotated ones included), and the store drops the lines it already has; no copy of the damaged file could be kept.")
+        }
+    }
+    (loaded.records, true)
+}
+
+async fn save_positions(
+    path: std::path::PathBuf,
+    positions: &Arc<Mutex<Positions>>,
+    errors: &CounterVec,
+) {
     let dirty = positions
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -46,7 +92,8 @@ async fn save_positions(path: std::path::PathBuf, positions: &Arc<Mutex<Position
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
-    tracing::error!(path = %path.display(), error = %err, "Cannot write positions; will retry.");
+    errors.with(&["write"]).inc();
+    tracing::error!(path = %path.display(), error = %err, "Cannot write positions; will retry (the previous file is unchanged).");
     positions
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -79,8 +126,8 @@ impl Agent {
     /// called inside a Tokio runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let cfg = self.cfg.clone();
-        let saved = positions::load(&cfg.positions)?;
-        tracing::info!(path = %cfg.positions.display(), files = saved.len(), "Loaded positions.");
+        let pos_errors = positions_errors(&self.registry);
+        let (saved, recovering) = load_positions(&cfg, &pos_errors);
         let client = Client::new(&cfg)?;
         let compress = client.wants_snappy();
         let kube = match crate::kube::access(&cfg.kubernetes)? {
@@ -111,11 +158,16 @@ impl Agent {
         let (tx, rx) = mpsc::channel(1);
         let (stop_tx, stop_rx) = watch::channel::<Option<Instant>>(None);
         let registry = self.registry.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake = std_mpsc::sync_channel(1);
+        let wake_tx = wake.0.clone();
+        let (room_tx, room_rx) = std_mpsc::sync_channel(1);
         let sender = {
             let cfg = cfg.clone();
             let positions = positions.clone();
+            let room = room_tx.clone();
             tokio::spawn(async move {
-                crate::sender::run(rx, client, cfg, &registry, positions, stop_rx).await
+                crate::sender::run(rx, client, cfg, &registry, positions, stop_rx, room).await
             })
         };
         let writer = {
@@ -126,6 +178,7 @@ impl Agent {
                 "larch_agent_positions_lag_bytes",
                 "Bytes put into batches but not yet acknowledged by the store (what a crash would resend).",
             );
+            let errors = pos_errors.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -133,14 +186,11 @@ impl Agent {
                     tick.tick().await;
                     let l = positions.lock().unwrap_or_else(|p| p.into_inner()).lag();
                     lag.set(l as f64);
-                    save_positions(path.clone(), &positions).await;
+                    save_positions(path.clone(), &positions, &errors).await;
                 }
             })
         };
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let wake = std_mpsc::sync_channel(1);
-        let wake_tx = wake.0.clone();
         let setup = ReaderSetup {
             cfg: cfg.clone(),
             registry: self.registry.clone(),
@@ -151,6 +201,8 @@ impl Agent {
             stop: stop.clone(),
             ready: self.ready.clone(),
             wake,
+            room: room_rx,
+            recovering,
         };
         let reader = std::thread::Builder::new()
             .name("larch-reader".into())
@@ -166,6 +218,7 @@ impl Agent {
         }
         stop.store(true, Ordering::Release);
         let _ = wake_tx.try_send(());
+        let _ = room_tx.try_send(());
         let _ = stop_tx.send(Some(Instant::now() + cfg.shutdown_timeout.0));
         let reader_result = match reader_result {
             Some(r) => r,
@@ -173,7 +226,7 @@ impl Agent {
         };
         let _ = sender.await;
         writer.abort();
-        save_positions(cfg.positions.clone(), &positions).await;
+        save_positions(cfg.positions.clone(), &positions, &pos_errors).await;
         server.abort();
         tracing::info!("Stopped.");
         match reader_result {

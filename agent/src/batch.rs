@@ -13,13 +13,19 @@
 //! LabelPair   { 1: name, 2: value }
 //! ```
 //!
+//! *Invariant: a batch never holds more than `batch_size` bytes of lines
+//! and structured metadata* (what the store charges against a tenant's
+//! ingestion burst), unless one entry alone is larger: an entry that would
+//! overflow the batch is put into the next one, and the full batch waits in
+//! [`Batcher::take_ready`].
+//!
 //! For the HTTP push API the request is compressed with snappy's raw block
 //! format on the reader thread, so the async side only moves bytes. A batch
 //! also carries the [`Update`]s to apply to the positions once it is
 //! acknowledged: opens, then offsets, then closes, which keeps every file's
 //! updates in the order they happened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -39,7 +45,8 @@ pub struct Batch {
     pub body: Bytes,
     /// Number of entries.
     pub entries: usize,
-    /// Sum of line lengths.
+    /// Sum of line and structured metadata lengths (what the store counts
+    /// against the tenant's ingestion rate).
     pub line_bytes: usize,
     /// Number of streams.
     pub streams: usize,
@@ -74,6 +81,8 @@ pub struct Batcher {
     text: String,
     req: Vec<u8>,
     encoder: snap::raw::Encoder,
+    /// Batches cut before an entry that would have overflowed them.
+    ready: VecDeque<Batch>,
 }
 
 fn varint_len(mut v: u64) -> usize {
@@ -123,7 +132,14 @@ impl Batcher {
             text: String::new(),
             req: Vec::new(),
             encoder: snap::raw::Encoder::new(),
+            ready: VecDeque::new(),
         }
+    }
+
+    /// A batch cut because the next entry would have overflowed it; send
+    /// these before flushing the current one.
+    pub fn take_ready(&mut self) -> Option<Batch> {
+        self.ready.pop_front()
     }
 
     /// The sequence number of the batch being filled.
@@ -193,6 +209,16 @@ impl Batcher {
         line: &str,
         metadata: Option<&Labels>,
     ) {
+        let mut cost = line.len();
+        if let Some(md) = metadata {
+            for (n, v) in md.iter() {
+                cost += n.len() + v.len();
+            }
+        }
+        if self.entries > 0 && self.line_bytes.saturating_add(cost) > self.max_bytes {
+            let full = self.flush();
+            self.ready.push_back(full);
+        }
         let i = self.stream_for(hash, labels);
         let s = &mut self.streams[i];
         let secs = ts.div_euclid(1_000_000_000);
@@ -235,7 +261,7 @@ impl Batcher {
         }
         s.count += 1;
         self.entries += 1;
-        self.line_bytes += line.len();
+        self.line_bytes += cost;
         if self.started.is_none() {
             self.started = Some(Instant::now());
         }
@@ -453,6 +479,58 @@ mod tests {
         let batch = b.flush();
         assert!(batch.body.is_empty());
         assert_eq!(batch.updates.len(), 1);
+    }
+
+    #[test]
+    fn batches_never_exceed_their_size() {
+        let mut b = Batcher::new(100, false);
+        let md = Labels::from_pairs([("trace_id", "0123456789")]);
+        let mut slot = (0, 0);
+        let mut lines = Vec::new();
+        let mut batches = Vec::new();
+        for i in 0..50u64 {
+            let line = "x".repeat((i as usize * 7) % 40);
+            b.push_labels(&Labels::from_pairs([("a", "b")]), i as i64, &line, &md);
+            b.offset(&mut slot, 1, i + 1, Fingerprint::default());
+            lines.push(line);
+            while let Some(r) = b.take_ready() {
+                batches.push(r);
+            }
+            if b.is_full() {
+                batches.push(b.flush());
+            }
+        }
+        batches.push(b.flush());
+        let mut got = Vec::new();
+        let mut last_offset = 0;
+        for batch in &batches {
+            assert!(batch.line_bytes <= 100, "{}", batch.line_bytes);
+            let req = decode(batch, false);
+            let mut bytes = 0;
+            for s in &req.streams {
+                for e in &s.entries {
+                    bytes += e.line.len() + "trace_id0123456789".len();
+                    got.push(e.line.clone());
+                }
+            }
+            assert_eq!(bytes, batch.line_bytes);
+            // A batch's offset covers exactly the entries in it and before.
+            for u in &batch.updates {
+                if let Update::Offset { offset, .. } = u {
+                    assert_eq!(*offset as usize, got.len());
+                    last_offset = *offset;
+                }
+            }
+        }
+        assert_eq!(got, lines);
+        assert_eq!(last_offset, 50);
+        // One entry larger than the size still goes, alone.
+        b.push_text(1, "{a=\"b\"}", 1, "small", None);
+        b.push_text(1, "{a=\"b\"}", 2, &"y".repeat(500), None);
+        let first = b.take_ready().unwrap();
+        assert_eq!(first.entries, 1);
+        assert!(b.take_ready().is_none());
+        assert_eq!(b.flush().entries, 1);
     }
 
     #[test]

@@ -8,12 +8,18 @@
 //!   is already protobuf, so a pass-through codec hands its bytes to tonic
 //!   without decoding and re-encoding them.
 //!
-//! Classification follows Promtail and Loki's contract: 429, 5xx, timeouts
-//! and connection errors are retried (the store will take the data later);
-//! other 4xx (gRPC `InvalidArgument`, `OutOfRange`, `FailedPrecondition`)
-//! are permanent: the store rejected specific entries and resending them
-//! cannot help. A 400 from Loki stores the valid entries and lists the
-//! rejected ones; [`rejected_count`] reads how many from its text.
+//! Classification: only a 400 (gRPC `InvalidArgument`) is permanent. It is
+//! the store's verdict on the entries themselves: Loki and the store keep
+//! the valid entries of such a push and list the rejected ones, one reason
+//! per entry, and [`rejected_count`] reads how many from the text; sending
+//! them again cannot help. A 413 (gRPC `OutOfRange`, or
+//! `ResourceExhausted` about a message's size) means the request is larger
+//! than the store, or a proxy in front of it, accepts: the sender splits
+//! the batch. Everything else is retried with backoff and the positions
+//! stay put: 429 and 5xx (the store will take the data later), timeouts and
+//! connection errors, and also 401, 403, 404 and any other status, which a
+//! misconfigured tenant, token, URL or gateway produces, and which an
+//! operator fixes without the lines being lost meanwhile.
 
 use std::time::Duration;
 
@@ -42,13 +48,22 @@ pub enum PushError {
         /// The store's explanation (lists rejected entries).
         message: String,
     },
+    /// The request is too large to be accepted as it is: split it.
+    TooLarge {
+        /// Status code.
+        status: String,
+        /// What the store or the proxy said.
+        message: String,
+    },
 }
 
 impl PushError {
     /// The status label for metrics.
     pub fn status(&self) -> &str {
         match self {
-            PushError::Retry { status, .. } | PushError::Reject { status, .. } => status,
+            PushError::Retry { status, .. }
+            | PushError::Reject { status, .. }
+            | PushError::TooLarge { status, .. } => status,
         }
     }
 }
@@ -205,7 +220,7 @@ impl Client {
                 if let Some(t) = tenant {
                     req = req.header("X-Scope-OrgID", t.clone());
                 }
-                let req = req.body(Full::new(body)).map_err(|e| PushError::Reject {
+                let req = req.body(Full::new(body)).map_err(|e| PushError::Retry {
                     status: "error".into(),
                     message: e.to_string(),
                 })?;
@@ -225,16 +240,8 @@ impl Client {
                     let code = status.as_u16().to_string();
                     if status.is_success() {
                         Ok(code)
-                    } else if status.as_u16() == 429 || status.is_server_error() {
-                        Err(PushError::Retry {
-                            status: code,
-                            message: text,
-                        })
                     } else {
-                        Err(PushError::Reject {
-                            status: code,
-                            message: text,
-                        })
+                        Err(classify_http(status.as_u16(), text))
                     }
                 };
                 match tokio::time::timeout(*timeout, call).await {
@@ -290,14 +297,36 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// What an HTTP error status means for the batch.
+pub fn classify_http(code: u16, message: String) -> PushError {
+    let status = code.to_string();
+    match code {
+        400 => PushError::Reject { status, message },
+        413 => PushError::TooLarge { status, message },
+        _ => PushError::Retry { status, message },
+    }
+}
+
 fn classify_status(s: tonic::Status) -> PushError {
     use tonic::Code;
     let status = format!("{:?}", s.code());
     let message = s.message().to_string();
+    let about_size = || {
+        let m = message.to_ascii_lowercase();
+        [
+            "too large",
+            "larger than",
+            "message length",
+            "exceeds",
+            "burst",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
+    };
     match s.code() {
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-            PushError::Reject { status, message }
-        }
+        Code::InvalidArgument => PushError::Reject { status, message },
+        Code::OutOfRange => PushError::TooLarge { status, message },
+        Code::ResourceExhausted if about_size() => PushError::TooLarge { status, message },
         _ => PushError::Retry { status, message },
     }
 }
@@ -435,11 +464,48 @@ mod tests {
     }
 
     #[test]
+    fn http_statuses_classify() {
+        let c = |code| classify_http(code, String::new());
+        assert!(matches!(c(400), PushError::Reject { .. }));
+        assert!(matches!(c(413), PushError::TooLarge { .. }));
+        for code in [401, 403, 404, 405, 408, 409, 415, 429, 500, 502, 503, 504] {
+            assert!(matches!(c(code), PushError::Retry { .. }), "{code}");
+        }
+    }
+
+    #[test]
     fn grpc_codes_classify() {
         assert!(matches!(
             classify_status(tonic::Status::invalid_argument("x")),
             PushError::Reject { .. }
         ));
+        assert!(matches!(
+            classify_status(tonic::Status::out_of_range(
+                "Error, decoded message length too large"
+            )),
+            PushError::TooLarge { .. }
+        ));
+        assert!(matches!(
+            classify_status(tonic::Status::resource_exhausted(
+                "request body too large: exceeds the limit"
+            )),
+            PushError::TooLarge { .. }
+        ));
+        assert!(matches!(
+            classify_status(tonic::Status::resource_exhausted(
+                "ingestion rate limit exceeded for user fake"
+            )),
+            PushError::Retry { .. }
+        ));
+        for s in [
+            tonic::Status::unauthenticated("x"),
+            tonic::Status::permission_denied("x"),
+            tonic::Status::not_found("x"),
+            tonic::Status::failed_precondition("x"),
+            tonic::Status::unimplemented("x"),
+        ] {
+            assert!(matches!(classify_status(s), PushError::Retry { .. }));
+        }
         assert!(matches!(
             classify_status(tonic::Status::resource_exhausted("x")),
             PushError::Retry { .. }

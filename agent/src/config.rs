@@ -127,6 +127,16 @@ pub struct AgentConfig {
     /// Directory of pod logs, laid out
     /// `<namespace>_<pod>_<uid>/<container>/<n>.log`. Default `/var/log/pods`.
     pub pods_dir: PathBuf,
+    /// Directories outside `pods_dir` that log files may resolve into
+    /// through symbolic links; a file that resolves anywhere else is not
+    /// read (counted in `larch_agent_refused_files_total`). Default the
+    /// container runtimes' log directories: `/var/log/containers`,
+    /// `/var/lib/docker/containers` (Docker's json-file logs, which the
+    /// kubelet links from the pod directory with dockershim or
+    /// cri-dockerd; add Docker's `data-root` here if it is elsewhere) and
+    /// `/var/log/pods`. containerd and CRI-O write regular files in the pod
+    /// directory and need none of these.
+    pub allowed_log_dirs: Vec<PathBuf>,
     /// The store: `http://host:3100`, `https://…` (push API) or
     /// `grpc://host:9095` (gRPC `logproto.Pusher/Push`).
     /// Default `http://127.0.0.1:3100`, the all-in-one store.
@@ -144,7 +154,14 @@ pub struct AgentConfig {
     pub http_addr: SocketAddr,
     /// Per-file decoding; `auto` detects CRI, docker json-file or plain.
     pub format: Format,
-    /// Send a batch when its lines reach this many bytes. Default 1MiB.
+    /// Largest batch, in bytes of lines and structured metadata (what the
+    /// store counts against a tenant's ingestion rate); a batch is sent
+    /// when the next entry would not fit, and is larger only if one entry
+    /// alone is. Default 1MiB, Promtail's: well below the store's (and
+    /// Loki's) default `ingestion_burst_size_mb` of 6, which a request must
+    /// fit in. A store or proxy that accepts less answers 413, and the
+    /// agent splits the batch (`larch_agent_batch_splits_total`); keep
+    /// `batch_size` below the smallest such limit to avoid the round trips.
     pub batch_size: ByteSize,
     /// Send a batch at the latest this long after its first line. Default 1s.
     pub batch_wait: Dur,
@@ -207,6 +224,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             pods_dir: PathBuf::from("/var/log/pods"),
+            allowed_log_dirs: default_allowed_log_dirs(),
             store: "http://127.0.0.1:3100".into(),
             tenant: String::new(),
             positions: PathBuf::from("/var/lib/larch-agent/positions.yaml"),
@@ -236,6 +254,18 @@ impl Default for AgentConfig {
             pipeline_stages: Vec::new(),
         }
     }
+}
+
+/// The container runtimes' log directories.
+fn default_allowed_log_dirs() -> Vec<PathBuf> {
+    [
+        "/var/log/containers",
+        "/var/lib/docker/containers",
+        "/var/log/pods",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect()
 }
 
 /// `$NODE_NAME`, else the host name, else `unknown`.
@@ -342,6 +372,19 @@ impl AgentConfig {
             return Err(Error::Config(
                 "batch_size must be at most 64MiB (the store rejects larger requests)".into(),
             ));
+        }
+        for d in &self.allowed_log_dirs {
+            if !d.is_absolute() {
+                return Err(Error::Config(format!(
+                    "allowed_log_dirs: {} must be an absolute path",
+                    d.display()
+                )));
+            }
+            if d.parent().is_none() {
+                return Err(Error::Config(
+                    "allowed_log_dirs: / would let links reach every file on the node".into(),
+                ));
+            }
         }
         if self.batch_wait.0.is_zero() {
             return Err(Error::Config("batch_wait must be greater than 0".into()));

@@ -43,10 +43,10 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The positions file exists but cannot be understood.
-    #[error(
-        "positions file {path} is corrupt: {message}; move it away to start over from the beginning of every file"
-    )]
+    /// The positions file exists but is damaged (from the strict reader,
+    /// [`crate::positions::load`]; the agent itself uses the forgiving
+    /// [`crate::positions::recover`]).
+    #[error("positions file {path} is damaged: {message}")]
     Positions {
         /// The positions file.
         path: PathBuf,

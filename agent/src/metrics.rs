@@ -140,10 +140,21 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// for families with dynamic labels).
 type Key = Vec<(String, String)>;
 
+/// A gauge computed when the metrics are rendered.
+#[derive(Clone)]
+struct GaugeFn(Arc<dyn Fn() -> f64 + Send + Sync>);
+
+impl std::fmt::Debug for GaugeFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GaugeFn")
+    }
+}
+
 #[derive(Debug)]
 enum Kind {
     Counter(BTreeMap<Key, Counter>),
     Gauge(BTreeMap<Key, Gauge>),
+    GaugeFn(GaugeFn),
     Histogram(Vec<f64>, BTreeMap<Key, Histogram>),
 }
 
@@ -203,6 +214,7 @@ impl Registry {
         Some(match &mut f.kind {
             Kind::Counter(c) => Child::Counter(c.entry(key).or_default().clone()),
             Kind::Gauge(c) => Child::Gauge(c.entry(key).or_default().clone()),
+            Kind::GaugeFn(_) => return None,
             Kind::Histogram(bounds, c) => Child::Histogram(
                 c.entry(key)
                     .or_insert_with(|| Histogram::new(bounds))
@@ -405,6 +417,28 @@ impl Registry {
         )
     }
 
+    /// An unlabelled gauge whose value `f` computes each time the metrics
+    /// are rendered (`f` must be cheap and must not use this registry).
+    /// Registering the name again replaces the function.
+    pub fn gauge_fn(&self, name: &str, help: &str, f: impl Fn() -> f64 + Send + Sync + 'static) {
+        let mut fams = lock(&self.families);
+        let kind = Kind::GaugeFn(GaugeFn(Arc::new(f)));
+        match fams.get_mut(name) {
+            Some(fam) if matches!(fam.kind, Kind::GaugeFn(_)) => fam.kind = kind,
+            Some(_) => tracing::error!(name, "Metric registered twice."),
+            None => {
+                fams.insert(
+                    name.to_string(),
+                    Family {
+                        help: help.to_string(),
+                        label_names: Vec::new(),
+                        kind,
+                    },
+                );
+            }
+        }
+    }
+
     /// A labelled histogram family with fixed labels.
     pub fn histogram_vec(
         &self,
@@ -430,7 +464,7 @@ impl Registry {
         for (name, f) in fams.iter() {
             let typ = match f.kind {
                 Kind::Counter(_) => "counter",
-                Kind::Gauge(_) => "gauge",
+                Kind::Gauge(_) | Kind::GaugeFn(_) => "gauge",
                 Kind::Histogram(..) => "histogram",
             };
             let _ = writeln!(out, "# HELP {name} {}", escape_help(&f.help));
@@ -446,6 +480,7 @@ impl Registry {
                         sample(&mut out, name, "", values, None, g.get());
                     }
                 }
+                Kind::GaugeFn(g) => sample(&mut out, name, "", &Vec::new(), None, (g.0)()),
                 Kind::Histogram(_, children) => {
                     for (values, h) in children {
                         let mut cumulative = 0u64;

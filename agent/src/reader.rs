@@ -14,8 +14,14 @@
 //! as far as the batch's acknowledgement justifies.
 //!
 //! Back-pressure: finished batches go to the sender over a bounded channel;
-//! when the store is slow or down the channel fills, `blocking_send` waits,
-//! and no more is read. The files are the buffer.
+//! when the store is slow or down the channel fills, the batch that does
+//! not fit waits in the reader (one at most), the consumer says it is
+//! paused, and the tailer stops before the next line and leaves the rest
+//! in the file: the files are the buffer. Discovery goes on meanwhile, so
+//! a pod created and deleted while the store is unreachable is opened, and
+//! its file kept open until it can be read. Only a line whose entry alone
+//! fills a batch can finish a second batch while one waits; then the
+//! reader waits on the channel.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, Batcher};
 use crate::config::{AgentConfig, Format};
-use crate::discovery::{Watcher, scan};
+use crate::discovery::{Confinement, Scanner};
 use crate::format::{DockerDecoder, Joined, Joiner, LineFormat, StreamKind, detect, parse_cri};
 use crate::kube::KubeCache;
 use crate::labels::Labels;
@@ -114,6 +120,9 @@ pub(crate) struct Consumer {
     malformed: u64,
     /// 1 while the reader waits for the sender (reading paused).
     blocked: Gauge,
+    /// A finished batch the channel had no room for; reading is paused
+    /// while it waits.
+    stash: Option<Batch>,
     /// Set when the sender is gone (shutdown); batches are then discarded
     /// and positions stay where the last acknowledgement left them.
     closed: bool,
@@ -161,25 +170,76 @@ impl Consumer {
     }
 
     fn send(&mut self, batch: Batch) {
+        use tokio::sync::mpsc::error::TrySendError;
         if self.closed {
             return;
         }
-        let batch = match self.tx.try_send(batch) {
-            Ok(()) => return,
-            Err(tokio::sync::mpsc::error::TrySendError::Full(b)) => b,
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+        if let Some(prev) = self.stash.take() {
+            // Batches go in order, and two finished batches is the most the
+            // reader holds: wait for the sender to take the first.
+            self.blocked.set(1.0);
+            if self.tx.blocking_send(prev).is_err() {
                 self.sender_gone();
                 return;
             }
+        }
+        match self.tx.try_send(batch) {
+            Ok(()) => self.blocked.set(0.0),
+            // The sender is behind (a slow or unreachable store): keep the
+            // batch and stop reading. The files hold the backlog.
+            Err(TrySendError::Full(b)) => {
+                self.stash = Some(b);
+                self.blocked.set(1.0);
+            }
+            Err(TrySendError::Closed(_)) => self.sender_gone(),
+        }
+    }
+
+    /// Hands the waiting batch over if the channel has room; true while
+    /// one still waits (reading stays paused).
+    fn try_unstash(&mut self) -> bool {
+        use tokio::sync::mpsc::error::TrySendError;
+        let Some(b) = self.stash.take() else {
+            return false;
         };
-        // The sender is behind (a slow or unreachable store): wait, and
-        // with that stop reading. The files hold the backlog.
-        self.blocked.set(1.0);
-        let sent = self.tx.blocking_send(batch);
-        self.blocked.set(0.0);
-        if sent.is_err() {
+        match self.tx.try_send(b) {
+            Ok(()) => {
+                self.blocked.set(0.0);
+                false
+            }
+            Err(TrySendError::Full(b)) => {
+                self.stash = Some(b);
+                true
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.sender_gone();
+                false
+            }
+        }
+    }
+
+    /// Sends the batches the batcher cut before an entry that would have
+    /// made them too large.
+    fn drain_ready(&mut self) {
+        while let Some(b) = self.batcher.take_ready() {
+            self.send(b);
+        }
+    }
+
+    /// At shutdown: hands over everything, waiting for room.
+    fn finish(&mut self) {
+        self.drain_ready();
+        if !self.batcher.is_empty() {
+            let b = self.batcher.flush();
+            self.send(b);
+        }
+        if let Some(b) = self.stash.take()
+            && !self.closed
+            && self.tx.blocking_send(b).is_err()
+        {
             self.sender_gone();
         }
+        self.blocked.set(0.0);
     }
 
     fn sender_gone(&mut self) {
@@ -191,6 +251,7 @@ impl Consumer {
 
     /// Sends the current batch if it is full or old enough.
     pub(crate) fn maybe_flush(&mut self, force: bool) {
+        self.drain_ready();
         let due = self.batcher.is_full()
             || self
                 .batcher
@@ -411,6 +472,7 @@ impl LineConsumer for Consumer {
         }
         st.last_end = end;
         self.record_offset(st, info, end);
+        self.drain_ready();
         if self.batcher.is_full() {
             self.maybe_flush(true);
         }
@@ -440,6 +502,11 @@ impl LineConsumer for Consumer {
         }
         self.batcher.offset(&mut st.slot, info.key, end, info.fp);
         self.batcher.close(Update::Close { key: info.key });
+        self.drain_ready();
+    }
+
+    fn paused(&self) -> bool {
+        self.stash.is_some()
     }
 }
 
@@ -454,6 +521,10 @@ pub(crate) struct ReaderSetup {
     pub stop: Arc<AtomicBool>,
     pub ready: Arc<AtomicBool>,
     pub wake: (mpsc::SyncSender<()>, mpsc::Receiver<()>),
+    /// Signalled by the sender when it takes a batch (the channel has room).
+    pub room: mpsc::Receiver<()>,
+    /// The positions were damaged: rotated files are read from their start.
+    pub recovering: bool,
 }
 
 /// Runs the reader until `stop` is set, then sends the last batch.
@@ -480,42 +551,63 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             "larch_agent_reading_paused",
             "1 while reading waits because the store is not taking batches as fast as they are made.",
         ),
+        stash: None,
         closed: false,
     };
     let _ = dropped_counter(&setup.registry);
     let metrics = ReaderMetrics::new(&setup.registry);
-    let mut tailer: Tailer<FileCtx> = Tailer::new_with_gauge(
-        TailerConfig {
-            read_budget: 1 << 20,
-            // Room for the CRI or docker envelope around a maximal line
-            // (docker escapes can double a line's size).
-            max_line_bytes: max_line.saturating_mul(2).saturating_add(4096),
-            rotate_wait: cfg.rotate_wait.0,
-        },
-        setup.positions,
-        setup.registry.gauge(
-            "larch_agent_unread_bytes",
-            "Bytes written to tailed files and not read yet (the backlog kept in the files).",
-        ),
+    let confinement = Arc::new(Confinement::with_metrics(
+        &cfg.pods_dir,
+        &cfg.allowed_log_dirs,
+        &setup.registry,
+    ));
+    let tcfg = TailerConfig {
+        read_budget: 1 << 20,
+        // Room for the CRI or docker envelope around a maximal line
+        // (docker escapes can double a line's size).
+        max_line_bytes: max_line.saturating_mul(2).saturating_add(4096),
+        rotate_wait: cfg.rotate_wait.0,
+        confinement: Some(confinement.clone()),
+    };
+    let mut tailer: Tailer<FileCtx> = if setup.recovering {
+        Tailer::recovering(tcfg, setup.positions)
+    } else {
+        Tailer::new(tcfg, setup.positions)
+    };
+    let unread = tailer.unread();
+    setup.registry.gauge_fn(
+        "larch_agent_unread_bytes",
+        "Bytes written to tailed files and not read yet (the backlog kept in the files), computed at each scrape.",
+        move || unread.total() as f64,
     );
     let (wake_tx, wake_rx) = setup.wake;
-    let mut watcher = Watcher::new(&cfg.pods_dir, wake_tx.clone());
+    let mut scanner = Scanner::new(&cfg.pods_dir, confinement, wake_tx.clone());
+    let mut missing_logged = false;
     let mut buf: Vec<u8> = Vec::new();
     let mut last_rescan: Option<Instant> = None;
     let mut last_tick = Instant::now();
     let mut last_gauges = Instant::now() - Duration::from_secs(10);
     while !setup.stop.load(Ordering::Acquire) {
         let now = Instant::now();
-        let rescan_due = last_rescan.is_none_or(|t| now.duration_since(t) >= cfg.rescan_interval.0)
-            || (!consumer.waiting.is_empty()
-                && last_rescan.is_none_or(|t| now.duration_since(t) >= cfg.poll_interval.0));
-        if watcher.take_rescan() || rescan_due {
-            if !watcher.is_watching() && cfg.pods_dir.is_dir() {
-                watcher = Watcher::new(&cfg.pods_dir, wake_tx.clone());
-                let _ = watcher.take_rescan();
-            }
-            match scan(&cfg.pods_dir) {
-                Ok(found) => tailer.sync(&found, &mut consumer),
+        let since = |t: Option<Instant>| t.map(|t| now.duration_since(t));
+        let quick = since(last_rescan).is_none_or(|d| d >= cfg.poll_interval.0);
+        let rescan_due = since(last_rescan).is_none_or(|d| d >= cfg.rescan_interval.0)
+            || (quick && (!consumer.waiting.is_empty() || scanner.is_missing()));
+        if scanner.take_rescan() || rescan_due {
+            match scanner.scan() {
+                Ok(found) => {
+                    if missing_logged {
+                        missing_logged = false;
+                        tracing::info!(path = %cfg.pods_dir.display(), "The pods directory exists now; watching it.");
+                    }
+                    tailer.sync(&found, &mut consumer);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !missing_logged {
+                        missing_logged = true;
+                        tracing::warn!(path = %cfg.pods_dir.display(), "The pods directory does not exist; waiting for it to appear.");
+                    }
+                }
                 Err(e) => {
                     if last_rescan.is_none() {
                         tracing::warn!(path = %cfg.pods_dir.display(), error = %e, "Cannot list the pods directory; will keep trying.");
@@ -528,7 +620,13 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             consumer.waiting.retain(|_, t| t.elapsed() < keep);
             setup.ready.store(true, Ordering::Release);
         }
-        let stats = tailer.poll(&mut consumer, &mut buf);
+        // A batch waiting for the sender pauses reading (not discovery).
+        let paused = consumer.try_unstash();
+        let stats = if paused {
+            Default::default()
+        } else {
+            tailer.poll(&mut consumer, &mut buf)
+        };
         if stats.bytes == 0 && buf.capacity() > 64 * 1024 {
             // Idle: give the read buffer back rather than keep a megabyte
             // per node for nothing.
@@ -546,18 +644,26 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
         metrics
             .malformed
             .add_u64(std::mem::take(&mut consumer.malformed));
-        if now.duration_since(last_tick) >= cfg.poll_interval.0 {
+        if !consumer.paused() && now.duration_since(last_tick) >= cfg.poll_interval.0 {
             last_tick = now;
             for (info, _, st) in tailer.states_mut() {
                 consumer.tick(st, info, now);
             }
         }
-        consumer.maybe_flush(false);
+        if !consumer.paused() {
+            consumer.maybe_flush(false);
+        }
         if now.duration_since(last_gauges) >= Duration::from_secs(1) {
             last_gauges = now;
             metrics.files.set(tailer.len() as f64);
         }
-        if stats.bytes == 0 {
+        if consumer.paused() {
+            // Until the sender takes a batch; file events do not matter
+            // while nothing is read, but new directories are looked at
+            // every poll interval (the rescan flag).
+            let _ = setup.room.recv_timeout(cfg.poll_interval.0);
+        } else if stats.bytes == 0 {
+            // Woken by file events.
             let mut wait = cfg.poll_interval.0;
             if let Some(d) = consumer.until_due() {
                 wait = wait.min(d.max(Duration::from_millis(1)));
@@ -565,7 +671,7 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             let _ = wake_rx.recv_timeout(wait);
         }
     }
-    consumer.maybe_flush(true);
+    consumer.finish();
     tracing::info!("Reader stopped.");
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! has been scanned; it does not follow the store's health, so an outage
 //! of the store does not take every agent out of its DaemonSet's
 //! readiness at once (the backlog stays in the files; `/metrics` shows it).
+//!
+//! `/metrics` is rendered on the blocking pool: some figures are computed
+//! at that moment (the unread bytes `fstat` every open log file).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,17 +20,27 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Registry;
 
-fn respond(
+async fn respond(
     registry: &Registry,
     ready: &AtomicBool,
     req: &Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match (req.method(), req.uri().path()) {
-        (&hyper::Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            registry.render(),
-        ),
+        (&hyper::Method::GET, "/metrics") => {
+            let r = registry.clone();
+            match tokio::task::spawn_blocking(move || r.render()).await {
+                Ok(text) => (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text,
+                ),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("cannot render metrics: {e}\n"),
+                ),
+            }
+        }
         (&hyper::Method::GET, "/ready") if ready.load(Ordering::Acquire) => {
             (StatusCode::OK, "text/plain", "ready\n".to_string())
         }
@@ -70,8 +83,9 @@ pub(crate) async fn serve(listener: TcpListener, registry: Registry, ready: Arc<
         let ready = ready.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let resp = respond(&registry, &ready, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                let registry = registry.clone();
+                let ready = ready.clone();
+                async move { Ok::<_, Infallible>(respond(&registry, &ready, &req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -20,6 +20,13 @@
 //!   change; reading restarts at 0.
 //! * Over-long lines: at `max_line_bytes` without a newline the line is cut,
 //!   handed over marked truncated, and the rest up to the newline skipped.
+//! * Back-pressure: a consumer whose output is full says so
+//!   ([`LineConsumer::paused`]); the poll stops before the next line and
+//!   rewinds the file's offset to it, so nothing is held in memory and
+//!   the lines are read again later. [`UnreadBytes`] reports the backlog
+//!   from `fstat` at any moment, paused or not.
+//! * Files are opened with [`crate::discovery::open_log`], which refuses a
+//!   file that is not what the scan checked (see the discovery module).
 //!
 //! On start, files are matched with saved positions by device, inode and
 //! fingerprint; a rotated file that was still being read when the agent
@@ -29,10 +36,11 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::discovery::{FileKind, Found, PodFile};
+use crate::discovery::{Confinement, FileKind, Found, OpenError, PodFile, open_log};
 use crate::file_id::{Fingerprint, dev_ino};
 use crate::positions::PositionRecord;
 
@@ -46,6 +54,36 @@ pub struct TailerConfig {
     pub max_line_bytes: usize,
     /// A renamed or deleted file is closed after being quiet this long.
     pub rotate_wait: Duration,
+    /// Directories files must resolve into (checked again on the open
+    /// descriptor); `None` reads whatever the scan found.
+    pub confinement: Option<Arc<Confinement>>,
+}
+
+/// The bytes not read yet of the files a [`Tailer`] has open, computed
+/// when asked (`fstat` of each open file against its read offset), so the
+/// figure is right even while the reader waits for the sender.
+#[derive(Clone, Debug, Default)]
+pub struct UnreadBytes(Arc<Mutex<OpenFiles>>);
+
+/// Open files by key, with their published read offsets.
+type OpenFiles = HashMap<u64, (Arc<File>, Arc<AtomicU64>)>;
+
+impl UnreadBytes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sum over the open files of `size - read offset`.
+    pub fn total(&self) -> u64 {
+        self.lock()
+            .values()
+            .map(|(f, off)| {
+                f.metadata()
+                    .map(|m| m.len().saturating_sub(off.load(Ordering::Relaxed)))
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
 }
 
 /// A file being tailed, as consumers see it.
@@ -98,18 +136,24 @@ pub trait LineConsumer {
     /// The file is finished (drained after rotation or deletion); `end` is
     /// the offset of its last byte read.
     fn close(&mut self, state: Self::State, info: &FileInfo, end: u64);
+    /// True while the consumer takes no more lines (its output is full):
+    /// a poll stops before the next line, leaving it (and the rest of the
+    /// file) to be read again at a later poll.
+    fn paused(&self) -> bool {
+        false
+    }
 }
 
 struct Tailed<S> {
     info: FileInfo,
-    file: File,
+    file: Arc<File>,
     offset: u64,
+    /// `offset`, published for [`UnreadBytes`].
+    read_to: Arc<AtomicU64>,
     size_seen: u64,
     /// Modification time at the last poll: a file truncated and rewritten
     /// to exactly its old size is noticed by its mtime.
     mtime_seen: Option<std::time::SystemTime>,
-    /// Unread bytes last added to the gauge for this file.
-    published: u64,
     /// Bytes of an unfinished last line, starting at `offset - remainder.len()`.
     remainder: Vec<u8>,
     skipping: bool,
@@ -118,15 +162,9 @@ struct Tailed<S> {
     state: S,
 }
 
-/// Brings the unread-bytes gauge up to date for one file.
-fn publish<S>(gauge: &Option<crate::metrics::Gauge>, f: &mut Tailed<S>) {
-    let cur = f.size_seen.saturating_sub(f.offset);
-    if let Some(g) = gauge
-        && cur != f.published
-    {
-        g.add(cur as f64 - f.published as f64);
-    }
-    f.published = cur;
+/// Publishes a file's read offset for [`UnreadBytes`].
+fn publish<S>(f: &Tailed<S>) {
+    f.read_to.store(f.offset, Ordering::Relaxed);
 }
 
 /// What one poll did.
@@ -155,9 +193,14 @@ pub struct Tailer<S> {
     /// Saved positions not yet matched (only until the first sync).
     resume: Option<HashMap<(u64, u64), PositionRecord>>,
     next_key: u64,
-    /// Sum of `size - offset` over files, kept current as files are read
-    /// (so it stays right while the consumer blocks).
-    unread: Option<crate::metrics::Gauge>,
+    /// Open files and their read offsets, for the unread-bytes figure.
+    unread: UnreadBytes,
+    /// Rotated files to read although no saved position names them (the
+    /// positions were damaged, so they may hold unacknowledged lines), by
+    /// inode; `None` when the positions were intact.
+    recover_rotated: Option<HashSet<u64>>,
+    /// True until the first sync.
+    first_sync: bool,
 }
 
 impl<S> Tailer<S> {
@@ -171,19 +214,26 @@ impl<S> Tailer<S> {
             skipped: HashSet::new(),
             resume: Some(resume),
             next_key: 1,
-            unread: None,
+            unread: UnreadBytes::default(),
+            recover_rotated: None,
+            first_sync: true,
         }
     }
 
-    /// Like [`Tailer::new`], keeping `unread` at the bytes not read yet.
-    pub fn new_with_gauge(
-        cfg: TailerConfig,
-        positions: Vec<PositionRecord>,
-        unread: crate::metrics::Gauge,
-    ) -> Self {
+    /// Like [`Tailer::new`] for positions that were damaged: besides the
+    /// files `positions` names, the rotated (uncompressed) files present at
+    /// the first sync are read from their start, since some of them may
+    /// hold lines never acknowledged. Lines the store already has are sent
+    /// again and dropped there as duplicates; none is skipped.
+    pub fn recovering(cfg: TailerConfig, positions: Vec<PositionRecord>) -> Self {
         let mut t = Tailer::new(cfg, positions);
-        t.unread = Some(unread);
+        t.recover_rotated = Some(HashSet::new());
         t
+    }
+
+    /// A handle computing the bytes not read yet, usable from any thread.
+    pub fn unread(&self) -> UnreadBytes {
+        self.unread.clone()
     }
 
     /// Number of files open (active and draining).
@@ -246,6 +296,26 @@ impl<S> Tailer<S> {
         }
 
         let mut resume = self.resume.take().unwrap_or_default();
+        if let Some(recover) = &mut self.recover_rotated {
+            if std::mem::take(&mut self.first_sync) {
+                recover.extend(
+                    found
+                        .iter()
+                        .filter(|f| f.kind == FileKind::Rotated)
+                        .map(|f| f.ino),
+                );
+                if !recover.is_empty() {
+                    tracing::warn!(
+                        files = recover.len(),
+                        "Positions were damaged: reading rotated files from their start (lines the store already has are dropped there as duplicates)."
+                    );
+                }
+            } else {
+                let present: HashSet<u64> = found.iter().map(|f| f.ino).collect();
+                recover.retain(|i| present.contains(i));
+            }
+        }
+        self.first_sync = false;
         for f in found {
             match f.kind {
                 FileKind::Active => {
@@ -267,8 +337,13 @@ impl<S> Tailer<S> {
                 }
                 FileKind::Rotated => {
                     // Only a rotated file with a saved position is read: it
-                    // was being read when the agent stopped.
-                    if resume.values().any(|r| r.ino == f.ino)
+                    // was being read when the agent stopped (or, after
+                    // damaged positions, may have been).
+                    let recover = self
+                        .recover_rotated
+                        .as_ref()
+                        .is_some_and(|r| r.contains(&f.ino));
+                    if (recover || resume.values().any(|r| r.ino == f.ino))
                         && !self.files.iter().any(|t| t.info.ino == f.ino)
                     {
                         self.open(f, &mut resume, true, consumer, now);
@@ -292,11 +367,17 @@ impl<S> Tailer<S> {
         consumer: &mut C,
         now: Instant,
     ) {
-        let file = match File::open(&found.path) {
+        let file = match open_log(found, self.cfg.confinement.as_deref()) {
             Ok(f) => f,
-            Err(e) => {
+            Err(OpenError::Io(e)) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %found.path.display(), error = %e, "Cannot open log file.");
+                }
+                return;
+            }
+            Err(OpenError::Refused(why, detail)) => {
+                if let Some(c) = &self.cfg.confinement {
+                    c.refuse(&found.path, why, &detail);
                 }
                 return;
             }
@@ -332,7 +413,11 @@ impl<S> Tailer<S> {
                 }
             }
         }
-        if rotated && !known {
+        let recover = self
+            .recover_rotated
+            .as_ref()
+            .is_some_and(|r| r.contains(&ino));
+        if rotated && !known && !recover {
             return;
         }
         let path = Arc::new(found.path.clone());
@@ -348,6 +433,14 @@ impl<S> Tailer<S> {
         match consumer.open(&info, start) {
             Opened::Tail(state) => {
                 resume.remove(&(dev, ino));
+                if let Some(r) = &mut self.recover_rotated {
+                    r.remove(&ino);
+                }
+                let file = Arc::new(file);
+                let read_to = Arc::new(AtomicU64::new(start));
+                self.unread
+                    .lock()
+                    .insert(self.next_key, (file.clone(), read_to.clone()));
                 self.next_key += 1;
                 if !rotated {
                     self.active.insert(path, info.key);
@@ -357,9 +450,9 @@ impl<S> Tailer<S> {
                     info,
                     file,
                     offset: start,
+                    read_to,
                     size_seen: size,
                     mtime_seen: mtime,
-                    published: 0,
                     remainder: Vec::new(),
                     skipping: false,
                     draining: rotated,
@@ -368,6 +461,9 @@ impl<S> Tailer<S> {
                 });
             }
             Opened::Skip => {
+                if let Some(r) = &mut self.recover_rotated {
+                    r.remove(&ino);
+                }
                 self.skipped.insert((found.path.clone(), ino));
             }
             Opened::Later => {
@@ -393,12 +489,14 @@ impl<S> Tailer<S> {
         let now = Instant::now();
         let mut i = 0;
         while i < self.files.len() {
+            if consumer.paused() {
+                break;
+            }
             let done = self.poll_one(i, consumer, buf, now, &mut stats);
-            publish(&self.unread, &mut self.files[i]);
+            publish(&self.files[i]);
             if done {
-                let mut f = self.files.remove(i);
-                f.size_seen = f.offset;
-                publish(&self.unread, &mut f);
+                let f = self.files.remove(i);
+                self.unread.lock().remove(&f.info.key);
                 let end = f.offset;
                 tracing::debug!(path = %f.info.path.display(), end, "Finished draining file.");
                 consumer.close(f.state, &f.info, end);
@@ -505,14 +603,29 @@ impl<S> Tailer<S> {
         f.offset += got as u64;
         f.last_data = now;
         // Before handing lines over: the consumer may block (back-pressure)
-        // and the gauge must show the backlog meanwhile.
-        publish(&self.unread, f);
+        // and the unread figure must show the backlog meanwhile.
+        publish(f);
+        // (A consumer that pauses midway gives the rest back below.)
         stats.bytes += got as u64;
 
         // Split complete lines; only the new bytes need searching.
         let mut line_start = 0usize;
         let mut search_from = head;
         while let Some(nl) = memchr::memchr(b'\n', &buf[search_from..]) {
+            if !f.skipping && consumer.paused() {
+                // The consumer is full: the lines not handed over go back
+                // to the file, to be read again when it takes more. The
+                // unfinished line kept from the last poll has no newline,
+                // so `line_start` is 0 (keep it) or past it.
+                let keep = if line_start == 0 { head } else { line_start };
+                let offset = base + keep as u64;
+                stats.bytes = stats.bytes.saturating_sub(f.offset - offset);
+                if line_start != 0 {
+                    f.remainder.clear();
+                }
+                f.offset = offset;
+                return false;
+            }
             let nl = search_from + nl;
             let start = base + line_start as u64;
             let end = base + nl as u64 + 1;

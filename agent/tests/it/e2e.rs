@@ -2,41 +2,9 @@
 //! real `larch-agent` binary; every line written must be in the store
 //! exactly once, with the right labels.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::support::*;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    pods: PathBuf,
-    positions: PathBuf,
-    data: PathBuf,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let pods = dir.path().join("pods");
-    std::fs::create_dir_all(&pods).unwrap();
-    Env {
-        positions: dir.path().join("positions.yaml"),
-        data: dir.path().join("data"),
-        pods,
-        _dir: dir,
-    }
-}
-
-fn lines(prefix: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{prefix} line {i:05} {}", "x".repeat(i % 50)))
-        .collect()
-}
-
-fn expect(out: &mut Entries, labels: &str, stamps: &[i64], lines: &[String]) {
-    for (t, l) in stamps.iter().zip(lines) {
-        out.push((labels.to_string(), *t, l.clone()));
-    }
-}
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -179,11 +147,21 @@ fn docker_json_files_are_decoded() {
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     append(&target, body.as_bytes());
     std::os::unix::fs::symlink(&target, p.log()).unwrap();
+    // Docker's directory is one the links may lead to.
+    let cfg = e.pods.parent().unwrap().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "allowed_log_dirs: [{}]\n",
+            target.parent().unwrap().display()
+        ),
+    )
+    .unwrap();
     let mut agent = Agent::start(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
-        &[],
+        &["--config", cfg.to_str().unwrap()],
     );
     agent.wait_sent(3, MINUTE);
     agent.stop();

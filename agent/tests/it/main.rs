@@ -2,8 +2,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod confine;
+mod delivery;
+mod discovery;
 mod e2e;
 mod fuzz;
 mod kube;
+mod positions;
+mod readme;
 mod support;
 mod tailer_model;

@@ -52,13 +52,19 @@ impl Store {
 
     /// Starts with extra `limits:` keys (YAML lines indented by 2).
     pub fn start_with(data: &Path, http: u16, grpc: u16, limits: &str) -> Store {
+        Store::start_config(data, http, grpc, limits, "")
+    }
+
+    /// Starts with extra `limits:` keys and extra top-level keys (YAML
+    /// lines, e.g. `auth_enabled: true\n`).
+    pub fn start_config(data: &Path, http: u16, grpc: u16, limits: &str, top: &str) -> Store {
         // Loki's query limits (5000 entries, 500 series) are lifted so a
         // test can read everything back in one query; ingestion limits stay
         // at Loki's defaults unless `limits` says otherwise.
         let cfg = data.with_file_name("store.yaml");
         std::fs::write(
             &cfg,
-            format!("limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"),
+            format!("{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"),
         )
         .unwrap();
         let child = Command::new(store_bin())
@@ -216,7 +222,17 @@ impl Agent {
     }
 
     fn spawn(http: u16, args: Vec<String>, wait: bool) -> Agent {
-        let child = Command::new(env!("CARGO_BIN_EXE_larch-agent"))
+        Agent::spawn_in(http, args, wait, None)
+    }
+
+    /// Starts the agent with exactly `args` (nothing added), in `cwd`;
+    /// `http` is the port its `--http-addr` names.
+    pub fn spawn_in(http: u16, args: Vec<String>, wait: bool, cwd: Option<&Path>) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_larch-agent"));
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd
             .args(&args)
             .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::null())
@@ -301,6 +317,40 @@ impl Drop for Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A test's directory: `pods/` (created), positions and store data paths.
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub pods: PathBuf,
+    pub positions: PathBuf,
+    pub data: PathBuf,
+}
+
+pub fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    Env {
+        positions: dir.path().join("positions.yaml"),
+        data: dir.path().join("data"),
+        pods,
+        _dir: dir,
+    }
+}
+
+/// `n` distinct lines starting with `prefix`.
+pub fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix} line {i:05} {}", "x".repeat(i % 50)))
+        .collect()
+}
+
+/// Adds the entries `lines` written at `stamps` under `labels` to `out`.
+pub fn expect(out: &mut Entries, labels: &str, stamps: &[i64], lines: &[String]) {
+    for (t, l) in stamps.iter().zip(lines) {
+        out.push((labels.to_string(), *t, l.clone()));
     }
 }
 
@@ -488,4 +538,135 @@ pub fn assert_same(got: &Entries, want: &Entries) {
         got.len(),
         want.len()
     );
+}
+
+/// What the [`Gateway`] does with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it to the store and relay the store's answer.
+    Forward,
+    /// Answer this status itself (with a short text body).
+    Answer(u16),
+}
+
+/// A small HTTP/1.1 gateway in front of the real store, standing in for
+/// the reverse proxies and API gateways found in front of log stores in
+/// production: `decide` sees each request's body size and says whether
+/// to answer it (401 from an expired token, 403, 404 from a wrong route,
+/// 413 from a body size limit, 503 during a deploy) or to forward it.
+pub struct Gateway {
+    pub port: u16,
+    /// Requests seen, by status answered (forwarded ones by the store's).
+    pub statuses: std::sync::Arc<std::sync::Mutex<BTreeMap<u16, usize>>>,
+}
+
+fn read_head(s: &mut impl std::io::BufRead) -> Option<(String, usize)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if s.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let end = line == "\r\n";
+        head.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    Some((head, len))
+}
+
+impl Gateway {
+    pub fn start(store: u16, decide: impl Fn(usize) -> Verdict + Send + Sync + 'static) -> Gateway {
+        use std::io::BufReader;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let statuses = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let decide = std::sync::Arc::new(decide);
+        let st = statuses.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let decide = decide.clone();
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let mut out = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    while let Some((head, len)) = read_head(&mut r) {
+                        let mut body = vec![0u8; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let (status, text) = match decide(len) {
+                            Verdict::Answer(code) => {
+                                (code, format!("gateway says {code}\n").into_bytes())
+                            }
+                            Verdict::Forward => forward(store, &head, &body),
+                        };
+                        *st.lock().unwrap().entry(status).or_default() += 1;
+                        let resp = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n",
+                            text.len()
+                        );
+                        if out.write_all(resp.as_bytes()).is_err() || out.write_all(&text).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Gateway { port, statuses }
+    }
+
+    /// How many requests got `status`.
+    pub fn count(&self, status: u16) -> usize {
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(&status)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Sends a request to the store on a fresh connection; (status, body).
+fn forward(store: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{BufRead, BufReader};
+    let mut s = TcpStream::connect(("127.0.0.1", store)).unwrap();
+    let mut req = String::new();
+    for l in head.lines() {
+        if l.is_empty() || l.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        req.push_str(l);
+        req.push_str("\r\n");
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut r = BufReader::new(s);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+        line.clear();
+    }
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    (status, rest)
 }

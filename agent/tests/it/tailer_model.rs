@@ -29,6 +29,9 @@ enum Op {
         tail: Option<String>,
     },
     Poll,
+    /// A poll during which the consumer takes `n` lines at a time and then
+    /// pauses (its output is full), repeated until everything is read.
+    PollPausing(usize),
     Rotate,
     CopyTruncate,
     Delete,
@@ -40,7 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
     let text = "[a-z ]{0,40}";
     prop_oneof![
         6 => (proptest::collection::vec(text, 0..6), proptest::option::of(text)).prop_map(|(lines, tail)| Op::Append { lines, tail }),
-        5 => Just(Op::Poll),
+        4 => Just(Op::Poll),
+        2 => (1usize..4).prop_map(Op::PollPausing),
         2 => Just(Op::Rotate),
         1 => Just(Op::CopyTruncate),
         1 => Just(Op::Delete),
@@ -72,6 +76,8 @@ struct MFile {
 
 struct Collect {
     delivered: Vec<String>,
+    /// Lines still accepted before pausing (`None`: never pauses).
+    budget: Option<usize>,
 }
 
 impl LineConsumer for Collect {
@@ -90,9 +96,16 @@ impl LineConsumer for Collect {
         truncated: bool,
     ) {
         assert!(!truncated);
+        assert!(!self.paused(), "a line handed to a paused consumer");
         self.delivered
             .push(String::from_utf8(line.to_vec()).unwrap());
         *st = end;
+        if let Some(b) = &mut self.budget {
+            *b = b.saturating_sub(1);
+        }
+    }
+    fn paused(&self) -> bool {
+        self.budget == Some(0)
     }
     fn truncated(&mut self, st: &mut u64, _: &FileInfo) {
         *st = 0;
@@ -125,6 +138,7 @@ fn cfg() -> TailerConfig {
         read_budget: 97,
         max_line_bytes: 4096,
         rotate_wait: Duration::ZERO,
+        confinement: None,
     }
 }
 
@@ -144,6 +158,7 @@ impl Harness {
             tailer: Tailer::new(cfg(), Vec::new()),
             consumer: Collect {
                 delivered: Vec::new(),
+                budget: None,
             },
             seen: HashSet::new(),
             seq: 0,
@@ -303,7 +318,8 @@ impl Harness {
                 }
                 self.known.retain(|&i| self.files[i].path.is_some());
             }
-            Op::Poll => self.poll(),
+            Op::Poll => self.poll(None),
+            Op::PollPausing(n) => self.poll(Some(*n)),
         }
     }
 
@@ -315,7 +331,7 @@ impl Harness {
         }
     }
 
-    fn poll(&mut self) {
+    fn poll(&mut self, pausing: Option<usize>) {
         let mut buf = Vec::new();
         let saved = if self.restarted {
             self.unsynced.take()
@@ -326,8 +342,11 @@ impl Harness {
         loop {
             let found = scan(self.dir.path()).unwrap();
             self.tailer.sync(&found, &mut self.consumer);
+            self.consumer.budget = pausing;
             let stats = self.tailer.poll(&mut self.consumer, &mut buf);
-            if stats.bytes == 0 && stats.closed == 0 {
+            let paused = self.consumer.paused();
+            self.consumer.budget = None;
+            if stats.bytes == 0 && stats.closed == 0 && !paused {
                 break;
             }
         }
@@ -468,6 +487,7 @@ fn over_long_lines_are_cut_and_the_rest_skipped() {
                 read_budget: budget,
                 max_line_bytes: 100,
                 rotate_wait: Duration::ZERO,
+                confinement: None,
             },
             Vec::new(),
         );
@@ -523,4 +543,52 @@ fn declined_files_are_asked_once_and_forgotten_when_gone() {
     t.sync(&scan(dir.path()).unwrap(), &mut d);
     assert_eq!(d.0, 3);
     assert!(t.is_empty());
+}
+
+#[test]
+fn a_paused_consumer_gets_the_rest_later_and_unread_bytes_count_it() {
+    let mut h = Harness::new();
+    h.apply(&Op::Append {
+        lines: (0..10).map(|i| format!("line {i}")).collect(),
+        tail: Some("unfinished".into()),
+    });
+    let want: Vec<String> = h.files[0].lines[..10]
+        .iter()
+        .map(|l| l.text.clone())
+        .collect();
+    let size = std::fs::metadata(&h.active).unwrap().len();
+    let mut buf = Vec::new();
+    let mut t: Tailer<u64> = Tailer::new(
+        TailerConfig {
+            read_budget: 1 << 20,
+            ..cfg()
+        },
+        Vec::new(),
+    );
+    let unread = t.unread();
+    t.sync(&scan(h.dir.path()).unwrap(), &mut h.consumer);
+    assert_eq!(unread.total(), size);
+    let mut rounds = 0;
+    while h.consumer.delivered.len() < 10 {
+        h.consumer.budget = Some(3);
+        t.poll(&mut h.consumer, &mut buf);
+        rounds += 1;
+        // What was not handed over is unread again, except the unfinished
+        // last line, which is kept in memory once every line before it is
+        // taken.
+        let done: u64 = h
+            .consumer
+            .delivered
+            .iter()
+            .map(|l| l.len() as u64 + 1)
+            .sum();
+        let expect = if h.consumer.delivered.len() == 10 {
+            0
+        } else {
+            size - done
+        };
+        assert_eq!(unread.total(), expect, "round {rounds}");
+    }
+    assert_eq!(rounds, 4);
+    assert_eq!(h.consumer.delivered, want);
 }
