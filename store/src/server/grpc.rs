@@ -23,7 +23,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
-use super::push::{PushError, ingest, admit, prepare};
+use super::push::{PushError, admit, ingest, prepare};
 use crate::push::{DecodeError, Format, body};
 use crate::tenant::TenantId;
 
@@ -39,7 +39,12 @@ impl PusherService {
     pub fn new(app: AppState) -> PusherService {
         let limit = app.decode_budget.limit();
         let max_message = std::iter::once(app.config.limits.clone())
-            .chain(app.config.overrides.keys().map(|t| app.config.limits_for(t)))
+            .chain(
+                app.config
+                    .overrides
+                    .keys()
+                    .map(|t| app.config.limits_for(t)),
+            )
             .map(|l| body::max_decompressed(l.ingestion_burst_size_mb * 1024.0 * 1024.0, limit))
             .max()
             .unwrap_or(body::MIN_DECOMPRESSED);
