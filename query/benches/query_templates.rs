@@ -87,7 +87,10 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(std::time::Duration::from_secs(1));
     let line_cases = [
         ("line_fields", "{{.app}} {{.level | ToUpper}} {{.msg}}"),
-        ("line_printf", r#"{{ printf "%-8s|%5d|%s" .level 42 .msg }}"#),
+        (
+            "line_printf",
+            r#"{{ printf "%-8s|%5d|%s" .level 42 .msg }}"#,
+        ),
         (
             "line_regex",
             r#"{{ regexReplaceAll "[0-9]+" __line__ "N" }}"#,
