@@ -3,9 +3,11 @@
 //!
 //! A duration is any duration Loki's and Promtail's configurations accept:
 //! Prometheus' form (`model.Duration`: `30m`, `1h30m`, `7d`, `2w`, `1y`),
-//! else Go's (`time.Duration`: `1.5h`, `250ms`, `10us`); a plain
-//! non-negative number is seconds (`90`, `0.5`), which YAML writers expect
-//! of a bare number. Negative durations are refused. A size is humanize's
+//! else Go's (`time.Duration`: `1.5h`, `250ms`, `10us`). Both need a unit
+//! (`10` is refused with Go's `missing unit`, since Go would read a bare
+//! YAML number as nanoseconds), except `0`. Negative durations are
+//! refused. A program that gives bare numbers a meaning (the store reads
+//! a YAML number as seconds) converts them with [`seconds`]. A size is humanize's
 //! (`flagext.ByteSize`): `256KB` (1000-based), `256KiB` (1024-based),
 //! `1,000`, units case-insensitive; a plain number is bytes.
 //!
@@ -29,12 +31,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let t = text.trim();
     if t.is_empty() {
         return Err(UnitError("empty duration".to_string()));
-    }
-    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs: f64 = t
-            .parse()
-            .map_err(|_| UnitError(format!("invalid duration {text:?}")))?;
-        return seconds(secs);
     }
     let d = crate::duration::parse_duration(t).map_err(|e| {
         UnitError(format!(
@@ -111,9 +107,16 @@ mod tests {
         assert_eq!(parse_duration("1y"), Ok(secs(365 * 86400)));
         assert_eq!(parse_duration("1.5h"), Ok(secs(5400)));
         assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
-        assert_eq!(parse_duration(" 90 "), Ok(secs(90)));
-        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration(" 90s "), Ok(secs(90)));
+        assert!(parse_duration("90").unwrap_err().0.contains("missing unit"));
+        assert!(
+            parse_duration("0.5")
+                .unwrap_err()
+                .0
+                .contains("missing unit")
+        );
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(seconds(0.5), Ok(Duration::from_millis(500)));
         assert!(
             parse_duration("5minutes")
                 .unwrap_err()

@@ -512,14 +512,15 @@ fn promtail_template_pins() {
 /// * durations beyond Go's `time.Duration` (about 292 years: `300y`,
 ///   `99999999999999h`, `1e30`), which the store accepted or panicked on;
 /// * `1.5B`: humanize truncates to 1 byte where both former parsers
-///   rounded to 2.
+///   rounded to 2;
+/// * numbers without a unit (`90`, `0.5`), which the store read as
+///   seconds and the agent refused: Go reads neither (`missing unit`).
 ///
-/// Texts only one former parser accepted (the agent refused plain seconds,
-/// `y`, `TB`; the store refused `1mb`, `1PB`, `1,000`) are accepted by both
-/// now.
+/// Texts only one former parser accepted (the agent refused `y`, `TB`; the
+/// store refused `1mb`, `1PB`, `1,000`) are accepted by both now.
 #[test]
 fn units_pins() {
-    let refused_now = ["1.5d", "300y", "99999999999999h", "1e30"];
+    let refused_now = ["1.5d", "300y", "99999999999999h", "1e30", "90", "0.5", "10"];
     let mut d = Diffs::default();
     for file in ["units_larch-store.jsonl", "units_larch-agent.jsonl"] {
         for r in rows(file) {

@@ -118,13 +118,9 @@ impl<'a> P<'a> {
     }
 }
 
+/// A Go regex (label matchers are anchored as Loki anchors them).
 fn regex(p: &P<'_>, pat: &str, anchored: bool) -> Result<Regex, String> {
-    let full = if anchored {
-        format!("^(?:{pat})$")
-    } else {
-        pat.to_string()
-    };
-    Regex::new(&full).map_err(|e| p.err(&format!("error parsing regexp: {e}")))
+    larch_go::regex::compile(pat, anchored).map_err(|e| p.err(&e.to_string()))
 }
 
 impl Selector {
