@@ -153,7 +153,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     if let Some(ns) = decimal_seconds(t) {
         return ns.ok_or_else(|| format!("duration {t:?} is too long"));
     }
-    let d = larch_query::logql::parse_duration(t)
+    let d = larch_go::duration::parse_duration(t)
         .map_err(|e| format!("cannot read duration {t:?} ({e}); examples: 30s, 15m, 1h30m, 7d"))?;
     if d.as_nanos() < 0 {
         return Err(format!("duration {t:?} is negative"));

@@ -1,7 +1,9 @@
 //! Human-friendly units in configuration: durations (`30m`, `1h30m`, `7d`)
 //! and byte sizes (`256KB`, `1.5MiB`, `1048576`).
 //!
-//! Both accept a plain number too: seconds for durations, bytes for sizes.
+//! Text is read with the grammar the agent and the CLI use too
+//! (`larch_go::units`); a bare YAML number is seconds for durations and
+//! bytes for sizes.
 
 use std::fmt;
 use std::time::Duration;
@@ -29,50 +31,10 @@ impl HumanDuration {
     }
 }
 
-/// Parses `1h30m`, `500ms`, `2d`, `1y`, `0`, `90` (seconds) or `1.5s`.
+/// Parses `1h30m`, `500ms`, `2d`, `1y`, `0` or `1.5s` (the configuration
+/// grammar of `larch_go::units`, shared with the agent and the CLI).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("invalid duration {text:?}"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
-        if num_len == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit_secs = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 7.0 * 86400.0,
-            "y" => 365.0 * 86400.0,
-            other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(value * unit_secs);
-    }
-    Ok(total)
+    larch_go::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl fmt::Display for HumanDuration {
@@ -103,12 +65,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = NumberOrText::deserialize(d)?;
         match v {
-            NumberOrText::Number(n) if n >= 0.0 && n.is_finite() => {
-                Ok(HumanDuration(Duration::from_secs_f64(n)))
-            }
-            NumberOrText::Number(n) => {
-                Err(serde::de::Error::custom(format!("invalid duration {n}")))
-            }
+            NumberOrText::Number(n) => larch_go::units::seconds(n)
+                .map(HumanDuration)
+                .map_err(serde::de::Error::custom),
             NumberOrText::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -125,33 +84,9 @@ impl Serialize for HumanDuration {
 pub struct ByteSize(pub u64);
 
 /// Parses sizes with Loki's (humanize) units: B, KB, KiB, MB, MiB, GB,
-/// GiB, TB, TiB; a plain number is bytes.
+/// GiB, TB, TiB...; a plain number is bytes (`larch_go::units`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid byte size {text:?}"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" | "b" => 1.0,
-        "KB" | "kB" | "K" | "k" => 1e3,
-        "KiB" | "Ki" => 1024.0,
-        "MB" | "M" => 1e6,
-        "MiB" | "Mi" => 1024.0 * 1024.0,
-        "GB" | "G" => 1e9,
-        "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "TB" | "T" => 1e12,
-        "TiB" | "Ti" => 1024f64.powi(4),
-        other => return Err(format!("unknown unit {other:?} in byte size {text:?}")),
-    };
-    let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid byte size {text:?}"));
-    }
-    Ok(bytes.round() as u64)
+    larch_go::units::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 impl std::str::FromStr for ByteSize {
@@ -170,10 +105,9 @@ impl fmt::Display for ByteSize {
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match NumberOrText::deserialize(d)? {
-            NumberOrText::Number(n) if n >= 0.0 && n.is_finite() => Ok(ByteSize(n as u64)),
-            NumberOrText::Number(n) => {
-                Err(serde::de::Error::custom(format!("invalid byte size {n}")))
-            }
+            NumberOrText::Number(n) => larch_go::units::bytes_from_number(n)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
             NumberOrText::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -204,7 +138,8 @@ mod tests {
             parse_duration("7d").unwrap(),
             Duration::from_secs(7 * 86400)
         );
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        // A unit is required in text; a bare YAML number is seconds.
+        assert!(parse_duration("90").is_err());
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("5minutes").is_err());
         assert!(parse_duration("h").is_err());
@@ -233,5 +168,8 @@ mod tests {
         let t: T = serde_yaml::from_str("d: 30\nb: 100\n").unwrap();
         assert_eq!(t.d, HumanDuration::from_secs(30));
         assert!(serde_yaml::from_str::<T>("d: soon\nb: 1\n").is_err());
+        // Out of range values are errors, never panics.
+        assert!(serde_yaml::from_str::<T>("d: 1e30\nb: 1\n").is_err());
+        assert!(serde_yaml::from_str::<T>("d: 1\nb: 1e30\n").is_err());
     }
 }
