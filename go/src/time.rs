@@ -170,14 +170,8 @@ const TOKENS: [&str; 38] = [
     "Z",
 ];
 
-/// Whether `v` starts with the ASCII word `w`, in any case (byte-wise, so
-/// a multi-byte character in `v` is simply no match).
-fn starts_with_ignore_case(v: &str, w: &str) -> bool {
-    v.as_bytes()
-        .get(..w.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
-}
-
+/// The first layout element of `layout` for formatting, as (start,
+/// element, length).
 fn next_token(layout: &str) -> Option<(usize, &'static str, usize)> {
     // Returns (start, token, length) of the first layout element.
     let b = layout.as_bytes();
@@ -284,18 +278,6 @@ pub fn go_string(t: Time) -> String {
     format(t, "2006-01-02 15:04:05.999999999 -0700 MST")
 }
 
-fn take_num(v: &str, min: usize, max: usize) -> Option<(i64, &str)> {
-    let n = v
-        .bytes()
-        .take(max)
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if n < min {
-        return None;
-    }
-    Some((v[..n].parse().ok()?, &v[n..]))
-}
-
 /// A time zone: a fixed offset, or a zone of the IANA database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {
@@ -363,187 +345,421 @@ impl Zone {
     }
 }
 
+/// Days in month `m` (1–12) of year `y`; 0 for another `m`.
+pub fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
 /// Parses `value` with a Go layout (UTC unless the value has an offset).
 pub fn parse(layout: &str, value: &str) -> Result<Time, String> {
     parse_in_zone(layout, value, Zone::UTC)
 }
 
 /// Go's `time.ParseInLocation`: a value with an offset is read with it;
-/// one without is civil time in `zone`.
+/// one without is civil time in `zone`. Fields the layout lacks are Go's
+/// defaults (year 0, January, day 1, midnight).
 pub fn parse_in_zone(layout: &str, value: &str, zone: Zone) -> Result<Time, String> {
-    let (local, nanos, offset) = parse_local(layout, value)?;
-    let offset = offset.unwrap_or_else(|| zone.offset_at_local(local));
-    Ok(Time {
-        secs: local - offset,
-        nanos,
-    })
+    Layout::compile(layout)
+        .parse(value, zone, 0)
+        .ok_or_else(|| format!("parsing time {value:?} as {layout:?}: cannot parse"))
 }
 
-/// Parses to wall-clock seconds since the epoch, nanoseconds, and the
-/// offset the value states, if any.
-fn parse_local(layout: &str, value: &str) -> Result<(i64, u32, Option<i64>), String> {
-    let bad = || format!("parsing time {:?} as {:?}: cannot parse", value, layout);
-    let (mut year, mut month, mut day) = (1i64, 1u32, 1u32);
-    let (mut hour, mut min, mut sec, mut nanos) = (0u32, 0u32, 0u32, 0u32);
-    let mut pm: Option<bool> = None;
-    let mut offset: Option<i64> = None;
-    let mut rest = layout;
-    let mut v = value;
-    while let Some((start, tok, len)) = next_token(rest) {
-        let lit = &rest[..start];
-        v = v.strip_prefix(lit).ok_or_else(bad)?;
-        match tok {
-            "2006" => (year, v) = take_num(v, 4, 4).ok_or_else(bad)?,
-            "06" => {
-                let (y, r) = take_num(v, 2, 2).ok_or_else(bad)?;
-                year = if y >= 69 { 1900 + y } else { 2000 + y };
-                v = r;
-            }
-            "01" | "1" => {
-                let (m, r) = take_num(v, if tok == "01" { 2 } else { 1 }, 2).ok_or_else(bad)?;
-                month = m as u32;
-                v = r;
-            }
-            "January" | "Jan" => {
-                let i = MONTHS
-                    .iter()
-                    .position(|m| {
-                        let m = if tok == "Jan" { &m[..3] } else { m };
-                        starts_with_ignore_case(v, m)
-                    })
-                    .ok_or_else(bad)?;
-                let l = if tok == "Jan" { 3 } else { MONTHS[i].len() };
-                month = i as u32 + 1;
-                v = &v[l..];
-            }
-            "Monday" | "Mon" => {
-                let i = DAYS
-                    .iter()
-                    .position(|d| {
-                        let d = if tok == "Mon" { &d[..3] } else { d };
-                        starts_with_ignore_case(v, d)
-                    })
-                    .ok_or_else(bad)?;
-                v = &v[if tok == "Mon" { 3 } else { DAYS[i].len() }..];
-            }
-            "02" | "2" | "_2" => {
-                let v2 = if tok == "_2" {
-                    v.trim_start_matches(' ')
-                } else {
-                    v
-                };
-                let (d, r) = take_num(v2, if tok == "02" { 2 } else { 1 }, 2).ok_or_else(bad)?;
-                day = d as u32;
-                v = r;
-            }
-            "15" | "03" | "3" => {
-                let (h, r) = take_num(v, if tok == "3" { 1 } else { 2 }, 2).ok_or_else(bad)?;
-                hour = h as u32;
-                v = r;
-            }
-            "04" | "4" => {
-                let (m, r) = take_num(v, if tok == "4" { 1 } else { 2 }, 2).ok_or_else(bad)?;
-                min = m as u32;
-                v = r;
-            }
-            "05" | "5" => {
-                let (s, r) = take_num(v, if tok == "5" { 1 } else { 2 }, 2).ok_or_else(bad)?;
-                sec = s as u32;
-                v = r;
-                // Go accepts a fraction after seconds even if the layout
-                // has none.
-                if !rest[start + len..].starts_with(['.', ','])
-                    && let Some(fr) = v.strip_prefix(['.', ','])
-                {
-                    let n = fr.bytes().take_while(|b| b.is_ascii_digit()).count();
-                    if n > 0 {
-                        let digits = &fr[..n.min(9)];
-                        nanos = format!("{digits:0<9}").parse().map_err(|_| bad())?;
-                        v = &fr[n..];
+/// A Go layout compiled for parsing (Promtail's `timestamp` stage parses
+/// every line with one): elements are split the way Go's `time` package
+/// splits them (longest match first: `January` before `Jan`, `2006`
+/// before `2`, `15` before `1`), and parsing follows Go's rules: a run of
+/// spaces in the layout matches a run of spaces, a fractional second may
+/// follow the seconds even if the layout has none, `_2` accepts a
+/// space-padded day, month and day names are case-insensitive, days are
+/// checked against the month.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum El {
+    Lit(u8),
+    Space,
+    Year4,
+    Year2,
+    MonthName {
+        long: bool,
+    },
+    Month {
+        zero: bool,
+    },
+    Day {
+        pad: Pad,
+    },
+    Weekday {
+        long: bool,
+    },
+    Hour24,
+    Hour12 {
+        zero: bool,
+    },
+    Minute {
+        zero: bool,
+    },
+    Second {
+        zero: bool,
+    },
+    Ampm,
+    /// Numeric zone: `z` = `Z` allowed for UTC; `colon`; seconds.
+    Zone {
+        z: bool,
+        colon: bool,
+        minutes: bool,
+        seconds: bool,
+    },
+    ZoneName,
+    /// Fractional seconds: `digits` fixed (`.000`) or any (`.999`).
+    Frac {
+        fixed: Option<usize>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pad {
+    Zero,
+    Space,
+    None,
+}
+
+/// A compiled layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    els: Vec<El>,
+}
+
+impl Layout {
+    /// Compiles a Go layout. Any text is a layout (text that names no
+    /// field matches itself); see [`Layout::has_fields`].
+    pub fn compile(layout: &str) -> Layout {
+        let b = layout.as_bytes();
+        let mut els = Vec::new();
+        let mut i = 0;
+        let starts = |i: usize, s: &str| layout[i..].starts_with(s);
+        while i < b.len() {
+            let (el, n) = match b[i] {
+                b'J' if starts(i, "January") => (El::MonthName { long: true }, 7),
+                b'J' if starts(i, "Jan") => (El::MonthName { long: false }, 3),
+                b'M' if starts(i, "Monday") => (El::Weekday { long: true }, 6),
+                b'M' if starts(i, "Mon") => (El::Weekday { long: false }, 3),
+                b'M' if starts(i, "MST") => (El::ZoneName, 3),
+                b'0' if starts(i, "01") => (El::Month { zero: true }, 2),
+                b'0' if starts(i, "02") => (El::Day { pad: Pad::Zero }, 2),
+                b'0' if starts(i, "03") => (El::Hour12 { zero: true }, 2),
+                b'0' if starts(i, "04") => (El::Minute { zero: true }, 2),
+                b'0' if starts(i, "05") => (El::Second { zero: true }, 2),
+                b'0' if starts(i, "06") => (El::Year2, 2),
+                b'1' if starts(i, "15") => (El::Hour24, 2),
+                b'1' => (El::Month { zero: false }, 1),
+                b'2' if starts(i, "2006") => (El::Year4, 4),
+                b'2' => (El::Day { pad: Pad::None }, 1),
+                b'_' if starts(i, "_2006") => (El::Lit(b'_'), 1),
+                b'_' if starts(i, "_2") => (El::Day { pad: Pad::Space }, 2),
+                b'3' => (El::Hour12 { zero: false }, 1),
+                b'4' => (El::Minute { zero: false }, 1),
+                b'5' => (El::Second { zero: false }, 1),
+                b'P' if starts(i, "PM") => (El::Ampm, 2),
+                b'p' if starts(i, "pm") => (El::Ampm, 2),
+                b'-' | b'Z' => {
+                    let z = b[i] == b'Z';
+                    let rest = &layout[i + 1..];
+                    let forms: [(&str, bool, bool, bool); 5] = [
+                        ("07:00:00", true, true, true),
+                        ("070000", false, true, true),
+                        ("07:00", true, true, false),
+                        ("0700", false, true, false),
+                        ("07", false, false, false),
+                    ];
+                    match forms.iter().find(|(f, ..)| rest.starts_with(f)) {
+                        Some((f, colon, minutes, seconds)) => (
+                            El::Zone {
+                                z,
+                                colon: *colon,
+                                minutes: *minutes,
+                                seconds: *seconds,
+                            },
+                            1 + f.len(),
+                        ),
+                        None => (El::Lit(b[i]), 1),
                     }
                 }
-            }
-            "PM" | "pm" => {
-                let up = v.get(..2).ok_or_else(bad)?.to_ascii_uppercase();
-                pm = Some(match up.as_str() {
-                    "PM" => true,
-                    "AM" => false,
-                    _ => return Err(bad()),
-                });
-                v = &v[2..];
-            }
-            "MST" => {
-                let n = v.bytes().take_while(|b| b.is_ascii_uppercase()).count();
-                if n < 3 {
-                    return Err(bad());
+                c @ (b'.' | b',') if matches!(b.get(i + 1), Some(b'0' | b'9')) => {
+                    let d = b[i + 1];
+                    let mut j = i + 1;
+                    while j < b.len() && b[j] == d {
+                        j += 1;
+                    }
+                    if b.get(j).is_some_and(|c| c.is_ascii_digit()) {
+                        (El::Lit(c), 1)
+                    } else {
+                        let n = j - i - 1;
+                        (
+                            El::Frac {
+                                fixed: (d == b'0').then_some(n),
+                            },
+                            j - i,
+                        )
+                    }
                 }
-                v = &v[n..];
+                b' ' => {
+                    // A run of spaces in the layout matches a run of spaces.
+                    let run = b[i..].iter().take_while(|&&c| c == b' ').count();
+                    (El::Space, run)
+                }
+                c => (El::Lit(c), 1),
+            };
+            els.push(el);
+            i += n;
+        }
+        Layout { els }
+    }
+
+    /// Whether the layout has a date or time field (a layout without one,
+    /// such as a misspelt format name, parses nothing useful).
+    pub fn has_fields(&self) -> bool {
+        self.els.iter().any(|e| {
+            matches!(
+                e,
+                El::Hour24
+                    | El::Hour12 { .. }
+                    | El::Day { .. }
+                    | El::Year4
+                    | El::Year2
+                    | El::Month { .. }
+                    | El::MonthName { .. }
+            )
+        })
+    }
+
+    /// Parses `value` in `zone` (used when the value states no offset);
+    /// `default_year` applies when the layout has no year (Go's `Parse`
+    /// uses 0, Promtail the current year).
+    pub fn parse(&self, value: &str, zone: Zone, default_year: i64) -> Option<Time> {
+        let (local, nanos, offset) = self.parse_local(value, default_year)?;
+        let offset = offset.unwrap_or_else(|| zone.offset_at_local(local));
+        Some(Time {
+            secs: local.checked_sub(offset)?,
+            nanos,
+        })
+    }
+
+    /// Parses `value` to wall-clock seconds since the epoch, nanoseconds,
+    /// and the offset the value states, if any.
+    fn parse_local(&self, value: &str, this_year: i64) -> Option<(i64, u32, Option<i64>)> {
+        let v = value.as_bytes();
+        let mut i = 0;
+        let (mut year, mut month, mut day) = (this_year, 1u32, 1u32);
+        let (mut hour, mut min, mut sec, mut nanos) = (0u32, 0u32, 0u32, 0u32);
+        let mut pm: Option<bool> = None;
+        let mut offset: Option<i64> = None;
+        let num = |i: &mut usize, min_d: usize, max_d: usize| -> Option<u32> {
+            let start = *i;
+            while *i < v.len() && *i - start < max_d && v[*i].is_ascii_digit() {
+                *i += 1;
             }
-            "-0700" | "-07:00" | "-07" | "-07:00:00" | "Z0700" | "Z07:00" | "Z07" | "Z07:00:00" => {
-                if tok.starts_with('Z') && v.starts_with('Z') {
-                    v = &v[1..];
-                    offset = Some(0);
-                } else {
-                    let sign = match v.as_bytes().first() {
-                        Some(b'+') => 1,
-                        Some(b'-') => -1,
-                        _ => return Err(bad()),
+            if *i - start < min_d {
+                return None;
+            }
+            let mut n = 0u32;
+            for &c in &v[start..*i] {
+                n = n * 10 + (c - b'0') as u32;
+            }
+            Some(n)
+        };
+        let frac = |i: &mut usize, fixed: Option<usize>| -> Option<u32> {
+            let start = *i;
+            while *i < v.len() && v[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            let n = *i - start;
+            if let Some(f) = fixed
+                && n != f
+            {
+                return None;
+            }
+            let mut ns = 0u32;
+            for k in 0..9 {
+                ns = ns * 10
+                    + if k < n {
+                        (v[start + k] - b'0') as u32
+                    } else {
+                        0
                     };
-                    let mut r = &v[1..];
-                    let (h, r2) = take_num(r, 2, 2).ok_or_else(bad)?;
-                    r = r2;
-                    let mut m = 0;
-                    if tok.contains("00") || tok.ends_with("0700") {
-                        r = r.strip_prefix(':').unwrap_or(r);
-                        let (mm, r3) = take_num(r, 2, 2).ok_or_else(bad)?;
-                        m = mm;
-                        r = r3;
-                    }
-                    offset = Some(sign * (h * 3600 + m * 60));
-                    v = r;
-                }
             }
-            _ if tok.starts_with('.') || tok.starts_with(',') => {
-                let fr = v.strip_prefix(['.', ',']);
-                match fr {
-                    Some(fr) => {
-                        let n = fr.bytes().take_while(|b| b.is_ascii_digit()).count();
-                        let digits = &fr[..n.min(9)];
-                        if !digits.is_empty() {
-                            nanos = format!("{digits:0<9}").parse().map_err(|_| bad())?;
+            Some(ns)
+        };
+        for (k, el) in self.els.iter().enumerate() {
+            match el {
+                El::Lit(c) => {
+                    if v.get(i) != Some(c) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                El::Space => {
+                    if v.get(i) != Some(&b' ') {
+                        return None;
+                    }
+                    while v.get(i) == Some(&b' ') {
+                        i += 1;
+                    }
+                }
+                El::Year4 => year = num(&mut i, 4, 4)? as i64,
+                El::Year2 => {
+                    let y = num(&mut i, 2, 2)? as i64;
+                    year = if y >= 69 { 1900 + y } else { 2000 + y };
+                }
+                El::MonthName { long } => {
+                    let (m, n) = match_name(&v[i..], &MONTHS, *long)?;
+                    month = m as u32 + 1;
+                    i += n;
+                }
+                El::Weekday { long } => {
+                    let (_, n) = match_name(&v[i..], &DAYS, *long)?;
+                    i += n;
+                }
+                El::Month { zero } => month = num(&mut i, if *zero { 2 } else { 1 }, 2)?,
+                El::Day { pad } => {
+                    if *pad == Pad::Space && v.get(i) == Some(&b' ') {
+                        i += 1;
+                        day = num(&mut i, 1, 1)?;
+                    } else {
+                        day = num(&mut i, if *pad == Pad::Zero { 2 } else { 1 }, 2)?;
+                    }
+                }
+                El::Hour24 => hour = num(&mut i, 2, 2)?,
+                El::Hour12 { zero } => hour = num(&mut i, if *zero { 2 } else { 1 }, 2)?,
+                El::Minute { zero } => min = num(&mut i, if *zero { 2 } else { 1 }, 2)?,
+                El::Second { zero } => {
+                    sec = num(&mut i, if *zero { 2 } else { 1 }, 2)?;
+                    // Go accepts a fraction after the seconds even when the
+                    // layout does not have one.
+                    if !matches!(self.els.get(k + 1), Some(El::Frac { .. }))
+                        && matches!(v.get(i), Some(b'.' | b','))
+                        && v.get(i + 1).is_some_and(|c| c.is_ascii_digit())
+                    {
+                        i += 1;
+                        nanos = frac(&mut i, None)?;
+                    }
+                }
+                El::Frac { fixed } => match v.get(i) {
+                    Some(b'.' | b',') => {
+                        i += 1;
+                        nanos = frac(&mut i, *fixed)?;
+                    }
+                    _ if fixed.is_none() => {}
+                    _ => return None,
+                },
+                El::Ampm => {
+                    let s = v.get(i..i + 2)?;
+                    pm = Some(match s {
+                        b"PM" | b"pm" => true,
+                        b"AM" | b"am" => false,
+                        _ => return None,
+                    });
+                    i += 2;
+                }
+                El::Zone {
+                    z,
+                    colon,
+                    minutes,
+                    seconds,
+                } => {
+                    if *z && v.get(i) == Some(&b'Z') {
+                        i += 1;
+                        offset = Some(0);
+                        continue;
+                    }
+                    let sign = match v.get(i)? {
+                        b'+' => 1,
+                        b'-' => -1,
+                        _ => return None,
+                    };
+                    i += 1;
+                    let h = num(&mut i, 2, 2)? as i64;
+                    let mut o = h * 3600;
+                    if *minutes {
+                        if *colon {
+                            if v.get(i) != Some(&b':') {
+                                return None;
+                            }
+                            i += 1;
                         }
-                        v = &fr[n..];
+                        o += num(&mut i, 2, 2)? as i64 * 60;
                     }
-                    None if tok.as_bytes()[1] == b'9' => {}
-                    None => return Err(bad()),
+                    if *seconds {
+                        if *colon {
+                            if v.get(i) != Some(&b':') {
+                                return None;
+                            }
+                            i += 1;
+                        }
+                        o += num(&mut i, 2, 2)? as i64;
+                    }
+                    offset = Some(sign * o);
+                }
+                El::ZoneName => {
+                    let start = i;
+                    while i < v.len() && v[i].is_ascii_uppercase() {
+                        i += 1;
+                    }
+                    if i - start < 3 {
+                        return None;
+                    }
+                    // Abbreviations are ambiguous; like Go without a
+                    // matching location, treat them as UTC.
+                    offset = Some(0);
                 }
             }
-            _ => {
-                v = v.strip_prefix(tok).ok_or_else(bad)?;
+        }
+        if i != v.len() {
+            return None;
+        }
+        if let Some(pm) = pm {
+            if hour > 12 {
+                return None;
             }
+            hour = match (pm, hour) {
+                (false, 12) => 0,
+                (true, 12) => 12,
+                (true, h) => h + 12,
+                (false, h) => h,
+            };
         }
-        rest = &rest[start + len..];
-    }
-    v = v.strip_prefix(rest).ok_or_else(bad)?;
-    if !v.is_empty() {
-        return Err(format!("parsing time {:?}: extra text: {:?}", value, v));
-    }
-    if let Some(pm) = pm {
-        if hour > 12 {
-            return Err(bad());
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || hour > 23
+            || min > 59
+            || sec > 59
+        {
+            return None;
         }
-        if pm && hour < 12 {
-            hour += 12;
-        } else if !pm && hour == 12 {
-            hour = 0;
+        let local = days_from_civil(year, month, day)
+            .checked_mul(DAY)?
+            .checked_add(i64::from(hour * 3600 + min * 60 + sec))?;
+        Some((local, nanos, offset))
+    }
+}
+
+fn match_name(v: &[u8], names: &[&str], long: bool) -> Option<(usize, usize)> {
+    for (idx, name) in names.iter().enumerate() {
+        let want = if long {
+            name.as_bytes()
+        } else {
+            &name.as_bytes()[..3]
+        };
+        if v.len() >= want.len() && v[..want.len()].eq_ignore_ascii_case(want) {
+            return Some((idx, want.len()));
         }
     }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 59 {
-        return Err(format!("parsing time {value:?}: value out of range"));
-    }
-    let days = days_from_civil(year, month, day);
-    let local = days * DAY + hour as i64 * 3600 + min as i64 * 60 + sec as i64;
-    Ok((local, nanos, offset))
+    None
 }
 
 #[cfg(test)]
@@ -601,6 +817,92 @@ mod tests {
         );
         assert!(parse("2006-01-02", "nope").is_err());
         assert!(parse("2006-01-02", "2023-13-01").is_err());
+    }
+
+    fn p(layout: &str, v: &str) -> Option<i64> {
+        Layout::compile(layout)
+            .parse(v, Zone::UTC, 2024)
+            .map(Time::unix_nanos)
+    }
+
+    #[test]
+    fn compiled_layouts() {
+        let t = 1_704_164_645_000_000_000; // 2024-01-02T03:04:05Z
+        assert_eq!(
+            p("2006-01-02T15:04:05Z07:00", "2024-01-02T03:04:05Z"),
+            Some(t)
+        );
+        assert_eq!(
+            p("2006-01-02T15:04:05Z07:00", "2024-01-02T05:04:05+02:00"),
+            Some(t)
+        );
+        assert_eq!(
+            p("2006-01-02 15:04:05.000", "2024-01-02 03:04:05.123"),
+            Some(t + 123_000_000)
+        );
+        assert_eq!(p("2006-01-02 15:04:05.000", "2024-01-02 03:04:05.12"), None);
+        assert_eq!(
+            p("2006-01-02 15:04:05", "2024-01-02 03:04:05.5"),
+            Some(t + 500_000_000)
+        );
+        assert_eq!(p("2006-01-02 15:04:05.999", "2024-01-02 03:04:05"), Some(t));
+        assert_eq!(
+            p("Mon Jan _2 15:04:05 2006", "Tue Jan  2 03:04:05 2024"),
+            Some(t)
+        );
+        assert_eq!(
+            p("Mon Jan  2 15:04:05 2006", "Tue Jan 2 03:04:05 2024"),
+            Some(t)
+        );
+        assert_eq!(
+            p(
+                "Mon, 02 Jan 2006 15:04:05 MST",
+                "Tue, 02 Jan 2024 03:04:05 UTC"
+            ),
+            Some(t)
+        );
+        assert_eq!(
+            p(
+                "Mon, 02 Jan 2006 15:04:05 -0700",
+                "Mon, 01 Jan 2024 20:04:05 -0700"
+            ),
+            Some(t)
+        );
+        assert_eq!(
+            p("02/Jan/2006:15:04:05 -0700", "02/Jan/2024:03:04:05 +0000"),
+            Some(t)
+        );
+        assert_eq!(p("Jan _2 15:04:05", "Jan  2 03:04:05"), Some(t));
+        assert_eq!(
+            p("January 2, 2006 3:04PM", "January 2, 2024 3:04AM"),
+            Some(t - 5_000_000_000)
+        );
+        assert_eq!(
+            p("January 2, 2006 3:04PM", "January 2, 2024 3:04PM"),
+            Some(t + 12 * 3_600_000_000_000 - 5_000_000_000)
+        );
+        assert_eq!(p("2006-01-02", "2024-13-02"), None);
+        assert_eq!(p("2006-01-02", "2023-02-29"), None);
+        assert_eq!(p("2006-01-02", "2024-01-02 trailing"), None);
+        assert!(!Layout::compile("hello").has_fields());
+        let paris = Zone::load("Europe/Paris").unwrap();
+        assert_eq!(
+            Layout::compile("2006-01-02 15:04:05")
+                .parse("2024-01-02 05:04:05", paris, 0)
+                .map(Time::unix_nanos),
+            Some(t + 3600 * 1_000_000_000)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn layouts_never_panic(
+            layout in "[0-9A-Za-z_:.,+ /-]{0,30}",
+            value in "[0-9A-Za-z_:.,+ /-]{0,30}",
+        ) {
+            let _ = Layout::compile(&layout).parse(&value, Zone::UTC, 2024);
+            let _ = parse(&layout, &value);
+        }
     }
 
     #[test]
