@@ -19,7 +19,21 @@ use std::fmt::Write as _;
 /// Quotes `s` like Go's `strconv.Quote`.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    quote_into(&mut out, s);
+    out
+}
+
+/// Appends `s` quoted like Go's `strconv.Quote` to `out` (no allocation
+/// when `out` has room).
+pub fn quote_into(out: &mut String, s: &str) {
     out.push('"');
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -44,7 +58,6 @@ pub fn go_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// Decodes one escape (the text after its backslash, already validated
