@@ -212,7 +212,17 @@ fn hour12(h: u32) -> u32 {
 
 /// Formats a time (UTC) with a Go layout.
 pub fn format(t: Time, layout: &str) -> String {
-    let p = parts(t.secs, t.nanos);
+    format_at_offset(t, layout, 0)
+}
+
+/// Formats a time with a Go layout as seen `offset` seconds east of UTC
+/// (Go's `t.In(time.FixedZone("", offset)).Format(layout)`: the zone name
+/// is `UTC` at offset 0, else the offset, `+0200`).
+pub fn format_at_offset(t: Time, layout: &str, offset: i64) -> String {
+    let p = parts(t.secs.saturating_add(offset), t.nanos);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let o = offset.unsigned_abs();
+    let (oh, om, os) = (o / 3600, o / 60 % 60, o % 60);
     let mut out = String::new();
     let mut rest = layout;
     while let Some((start, tok, len)) = next_token(rest) {
@@ -223,7 +233,8 @@ pub fn format(t: Time, layout: &str) -> String {
             "Jan" => out.push_str(&MONTHS[p.month as usize - 1][..3]),
             "Monday" => out.push_str(DAYS[p.weekday]),
             "Mon" => out.push_str(&DAYS[p.weekday][..3]),
-            "MST" => out.push_str("UTC"),
+            "MST" if offset == 0 => out.push_str("UTC"),
+            "MST" => out.push_str(&format!("{sign}{oh:02}{om:02}")),
             "2006" => out.push_str(&format!("{:04}", p.year)),
             "06" => out.push_str(&format!("{:02}", p.year.rem_euclid(100))),
             "01" => out.push_str(&format!("{:02}", p.month)),
@@ -242,11 +253,11 @@ pub fn format(t: Time, layout: &str) -> String {
             "5" => out.push_str(&p.sec.to_string()),
             "PM" => out.push_str(if p.hour >= 12 { "PM" } else { "AM" }),
             "pm" => out.push_str(if p.hour >= 12 { "pm" } else { "am" }),
-            "-0700" => out.push_str("+0000"),
-            "-07:00" => out.push_str("+00:00"),
-            "-07" => out.push_str("+00"),
-            "-07:00:00" => out.push_str("+00:00:00"),
-            "Z0700" | "Z07:00" | "Z07" | "Z07:00:00" => out.push('Z'),
+            "Z0700" | "Z07:00" | "Z07" | "Z07:00:00" if offset == 0 => out.push('Z'),
+            "-0700" | "Z0700" => out.push_str(&format!("{sign}{oh:02}{om:02}")),
+            "-07:00" | "Z07:00" => out.push_str(&format!("{sign}{oh:02}:{om:02}")),
+            "-07" | "Z07" => out.push_str(&format!("{sign}{oh:02}")),
+            "-07:00:00" | "Z07:00:00" => out.push_str(&format!("{sign}{oh:02}:{om:02}:{os:02}")),
             _ if tok.starts_with('.') || tok.starts_with(',') => {
                 let digits = len - 1;
                 let s = format!("{:09}", p.nanos);
@@ -791,6 +802,14 @@ mod tests {
         assert_eq!(format(Time::from_unix_nanos(0), "02/01/06"), "01/01/70");
         assert_eq!(go_string(Time::zero()), "0001-01-01 00:00:00 +0000 UTC");
         assert_eq!(format(ns, "2006年01月02日"), "2023年01月15日");
+        assert_eq!(
+            format_at_offset(ns, "2006-01-02T15:04:05Z07:00 MST -0700", 7200),
+            "2023-01-15T18:08:09+02:00 +0200 +0200"
+        );
+        assert_eq!(
+            format_at_offset(ns, "15:04 Z0700 -07", -5400),
+            "14:38 -0130 -01"
+        );
     }
 
     #[test]
