@@ -15,6 +15,7 @@
 //! * [`duration`]: Prometheus' and Go's durations, their text forms, and
 //!   LogQL's choice between them.
 //! * [`bytes`]: humanize byte sizes (`10MB`, `2.5KiB`).
+//! * [`json`]: JSON string escapes as `encoding/json` decodes them.
 //! * [`units`]: durations and sizes in configuration files and flags (one
 //!   grammar for the store, the agent and the CLI; never panics).
 //! * [`time`]: layouts, the Gregorian calendar, zones from the IANA
@@ -29,6 +30,7 @@
 
 pub mod bytes;
 pub mod duration;
+pub mod json;
 pub mod pattern;
 pub mod quote;
 pub mod regex;
