@@ -701,14 +701,14 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             let mut out = String::new();
             for (i, v) in a.iter().enumerate() {
                 if i > 0
-                    && (name == "println"
+                    && (f == F::Println
                         || !(matches!(v, Value::Str(_)) || matches!(a[i - 1], Value::Str(_))))
                 {
                     out.push(' ');
                 }
                 out.push_str(&to_s(v));
             }
-            if name == "println" {
+            if f == F::Println {
                 out.push('\n');
             }
             s(out)
@@ -732,7 +732,7 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
         }
         F::Ne | F::Lt | F::Le | F::Gt | F::Ge => {
             nargs(name, a, 2)?;
-            if matches!(a[0], Value::Bool(_)) && name != "ne" {
+            if matches!(a[0], Value::Bool(_)) && f != F::Ne {
                 return Err("invalid type for comparison".to_string());
             }
             if f == F::Ne && matches!(a[0], Value::Nil) != matches!(a[1], Value::Nil) {
@@ -740,11 +740,11 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             }
             let o = basic_cmp(&a[0], &a[1])?;
             use std::cmp::Ordering::*;
-            Ok(Value::Bool(match name {
-                "ne" => o != Equal,
-                "lt" => o == Less,
-                "le" => o != Greater,
-                "gt" => o == Greater,
+            Ok(Value::Bool(match f {
+                F::Ne => o != Equal,
+                F::Lt => o == Less,
+                F::Le => o != Greater,
+                F::Gt => o == Greater,
                 _ => o != Less,
             }))
         }
@@ -786,7 +786,7 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
         F::Trim | F::TrimLeft | F::TrimRight => {
             nargs(name, a, 2)?;
             let (x, set) = (want_str(&a[0])?, want_str(&a[1])?);
-            s(trim_set(x, set, name != "TrimRight", name != "TrimLeft").to_string())
+            s(trim_set(x, set, f != F::TrimRight, f != F::TrimLeft).to_string())
         }
         F::TrimAll => {
             nargs(name, a, 2)?;
@@ -941,13 +941,13 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             let pad = n - l;
             if pad > 0 {
                 let sp = " ".repeat(pad as usize);
-                return s(if name == "alignLeft" {
+                return s(if f == F::AlignLeft {
                     format!("{x}{sp}")
                 } else {
                     format!("{sp}{x}")
                 });
             }
-            s(if name == "alignLeft" {
+            s(if f == F::AlignLeft {
                 chars[..n as usize].iter().collect()
             } else {
                 chars[(l - n) as usize..].iter().collect()
@@ -1022,7 +1022,7 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             let (n, x) = (want_int(&a[0])?, want_str(&a[1])?);
             let pad = " ".repeat(n.max(0) as usize);
             let body = format!("{pad}{}", x.replace('\n', &format!("\n{pad}")));
-            s(if name == "nindent" {
+            s(if f == F::Nindent {
                 format!("\n{body}")
             } else {
                 body
@@ -1059,10 +1059,10 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
         F::Sub | F::Div | F::Mod => {
             nargs(name, a, 2)?;
             let (x, y) = (cast_int(&a[0]), cast_int(&a[1]));
-            Ok(Value::Int(match name {
-                "sub" => x.wrapping_sub(y),
+            Ok(Value::Int(match f {
+                F::Sub => x.wrapping_sub(y),
                 _ if y == 0 => return Err("runtime error: integer divide by zero".to_string()),
-                "div" => x.wrapping_div(y),
+                F::Div => x.wrapping_div(y),
                 _ => x.wrapping_rem(y),
             }))
         }
@@ -1101,7 +1101,7 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
         F::Max | F::Min => {
             min_args(name, a, 1)?;
             let it = a.iter().map(cast_int);
-            Ok(Value::Int(if name == "max" {
+            Ok(Value::Int(if f == F::Max {
                 it.max().unwrap_or(0)
             } else {
                 it.min().unwrap_or(0)
@@ -1112,11 +1112,7 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             let mut acc = cast_float(&a[0]);
             for v in &a[1..] {
                 let x = cast_float(v);
-                acc = if name == "maxf" {
-                    acc.max(x)
-                } else {
-                    acc.min(x)
-                };
+                acc = if f == F::Maxf { acc.max(x) } else { acc.min(x) };
             }
             Ok(Value::Float(acc))
         }
