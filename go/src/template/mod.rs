@@ -643,6 +643,15 @@ mod tests {
         assert_eq!(e.to_string(), "template: label:1: unclosed action");
         assert!(Template::parse("line", "{{ if .a }}x", &Dialect::LOKI).is_err());
         assert!(Template::parse("line", "{{ end }}", &Dialect::LOKI).is_err());
+        let deep = "{{ if 1 }}".repeat(200_000) + &"{{ end }}".repeat(200_000);
+        assert!(
+            Template::parse("line", &deep, &Dialect::LOKI)
+                .unwrap_err()
+                .to_string()
+                .contains("nesting too deep")
+        );
+        let parens = "{{ ".to_string() + &"(".repeat(200_000) + "1" + &")".repeat(200_000) + " }}";
+        assert!(Template::parse("line", &parens, &Dialect::LOKI).is_err());
         let e = run("{{ div 1 0 }}").unwrap_err();
         assert!(e.to_string().contains("integer divide by zero"), "{e}");
         let e = run(r#"{{ eq .status 200 }}"#).unwrap_err();

@@ -390,6 +390,8 @@ fn parse_number(s: &str) -> Option<Arg> {
 
 struct Parser<'a> {
     name: &'a str,
+    /// Blocks and parentheses open around the current position.
+    depth: usize,
     dialect: &'a Dialect,
     toks: Vec<(Tok, usize)>,
     i: usize,
@@ -486,6 +488,26 @@ impl<'a> Parser<'a> {
     }
 
     fn branch(&mut self, kind: &str) -> Result<Node, TemplateError> {
+        self.enter()?;
+        let r = self.branch_inner(kind);
+        self.depth -= 1;
+        r
+    }
+
+    /// Bounds the recursion (Go has no limit; a template nested this deep
+    /// is not a real one, and the parser and executor recurse). Blocks and
+    /// parentheses count together here, so the bound is twice the one
+    /// Loki's syntax check applies to each.
+    fn enter(&mut self) -> Result<(), TemplateError> {
+        self.depth += 1;
+        if self.depth > 2 * super::MAX_NESTING {
+            self.depth -= 1;
+            return Err(self.err("nesting too deep"));
+        }
+        Ok(())
+    }
+
+    fn branch_inner(&mut self, kind: &str) -> Result<Node, TemplateError> {
         let pipe = self.pipeline(true)?;
         if pipe.cmds.is_empty() {
             return Err(self.err(format!("missing value for {kind}")));
@@ -581,7 +603,10 @@ impl<'a> Parser<'a> {
                     cmds.push(Command::new(std::mem::take(&mut args)));
                 }
                 Some(Tok::LParen) => {
-                    let inner = self.pipeline(false)?;
+                    self.enter()?;
+                    let inner = self.pipeline(false);
+                    self.depth -= 1;
+                    let inner = inner?;
                     let fields = self.trailing_fields();
                     args.push(Arg::Pipe(Box::new(inner), fields));
                 }
@@ -649,6 +674,7 @@ pub(crate) fn parse(name: &str, src: &str, dialect: &Dialect) -> Result<Vec<Node
     .run()?;
     let mut p = Parser {
         name,
+        depth: 0,
         dialect,
         toks,
         i: 0,
