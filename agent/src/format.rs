@@ -240,55 +240,12 @@ impl<'a> JsonScan<'a> {
     }
 }
 
-/// Appends the unescaped form of a JSON string body to `out`. Invalid
-/// escapes and lone surrogates are errors; the caller treats the record as
-/// undecodable.
+/// Appends the unescaped form of a JSON string body to `out`
+/// (`larch_go::json`: Go's `encoding/json` rules, a lone surrogate is
+/// U+FFFD); `None` on an invalid escape, and the caller treats the record
+/// as undecodable.
 pub fn unescape_json(raw: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    let mut i = 0;
-    while i < raw.len() {
-        let Some(off) = memchr::memchr(b'\\', &raw[i..]) else {
-            out.extend_from_slice(&raw[i..]);
-            return Some(());
-        };
-        out.extend_from_slice(&raw[i..i + off]);
-        i += off + 1;
-        let c = *raw.get(i)?;
-        i += 1;
-        match c {
-            b'"' => out.push(b'"'),
-            b'\\' => out.push(b'\\'),
-            b'/' => out.push(b'/'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'u' => {
-                let hex = |s: &[u8]| -> Option<u32> {
-                    let t = std::str::from_utf8(s).ok()?;
-                    u32::from_str_radix(t, 16).ok()
-                };
-                let mut cp = hex(raw.get(i..i + 4)?)?;
-                i += 4;
-                if (0xD800..0xDC00).contains(&cp) {
-                    if raw.get(i..i + 2)? != b"\\u" {
-                        return None;
-                    }
-                    let lo = hex(raw.get(i + 2..i + 6)?)?;
-                    if !(0xDC00..0xE000).contains(&lo) {
-                        return None;
-                    }
-                    i += 6;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                }
-                let ch = char::from_u32(cp)?;
-                let mut tmp = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
-            }
-            _ => return None,
-        }
-    }
-    Some(())
+    larch_go::json::unescape(raw, out).then_some(())
 }
 
 /// The format of a file's lines, as decided by [`detect`].

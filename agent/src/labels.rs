@@ -173,7 +173,8 @@ impl Labels {
         h.digest()
     }
 
-    /// Appends the Prometheus text form, `{a="1", b="2"}`, to `out`.
+    /// Appends the Prometheus text form, `{a="1", b="2"}` (values quoted
+    /// as Go's `strconv.Quote` quotes them), to `out`.
     pub fn write_text(&self, out: &mut String) {
         out.push('{');
         for (i, (n, v)) in self.iter().enumerate() {
@@ -181,16 +182,8 @@ impl Labels {
                 out.push_str(", ");
             }
             out.push_str(n);
-            out.push_str("=\"");
-            for c in v.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
+            out.push('=');
+            larch_go::quote::quote_into(out, v);
         }
         out.push('}');
     }

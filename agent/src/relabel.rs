@@ -96,7 +96,8 @@ impl Relabeler {
         let mut rules = Vec::with_capacity(configs.len());
         for (i, cfg) in configs.iter().enumerate() {
             let err = |m: String| Error::Config(format!("relabel_configs[{i}]: {m}"));
-            let regex = Regex::new(&format!("^(?:{})$", cfg.regex))
+            // Prometheus' relabel regexes are RE2, anchored as `^(?s:…)$`.
+            let regex = larch_go::regex::compile(&cfg.regex, true)
                 .map_err(|e| err(format!("invalid regex {:?}: {e}", cfg.regex)))?;
             match cfg.action {
                 RelabelAction::Replace

@@ -3,47 +3,13 @@
 //!
 //! Every CRI and docker line starts with (or contains) an RFC 3339
 //! timestamp with nanoseconds, so this parser is on the hot path: it reads
-//! the digits in place and converts with Howard Hinnant's days-from-civil
-//! algorithm, never touching the heap or a time-zone database.
+//! the digits in place and converts with the calendar of `larch_go::time`,
+//! never touching the heap or a time-zone database.
 
 /// Nanoseconds since the Unix epoch (UTC).
 pub type Nanos = i64;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// The date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Days in month `m` of year `y`.
-pub fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
+pub use larch_go::time::{civil_from_days, days_from_civil, days_in_month};
 
 /// A date and time of day as written, before applying its zone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -173,6 +139,11 @@ pub fn format_rfc3339(ns: Nanos) -> String {
         (sod / 60) % 60,
         sod % 60
     )
+}
+
+/// The current year (UTC), for layouts without a year.
+pub fn current_year() -> i64 {
+    civil_from_days(now_nanos().div_euclid(86_400_000_000_000)).0
 }
 
 /// The current time in nanoseconds since the epoch.

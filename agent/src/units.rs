@@ -1,8 +1,9 @@
 //! Durations and byte sizes as written in configuration files and flags.
 //!
-//! Durations use Prometheus/Go notation (`500ms`, `1s`, `1m30s`, `1.5h`,
-//! units `ns us µs ms s m h d w`); sizes are an integer number of bytes or a
-//! number with a unit (`256KiB`, `1MiB`, `1MB`, `64kB`). Both serialise back
+//! Both are read with the grammar the store and the CLI use too
+//! (`larch_go::units`): durations in Prometheus or Go notation (`500ms`,
+//! `1m30s`, `1.5h`, `7d`; a unit is required); sizes as humanize reads them
+//! (`256KiB`, `1MiB`, `1MB`, `64kB`) or plain bytes. Both serialise back
 //! to the same notation, so `--check-config` can print the effective config.
 
 use std::fmt;
@@ -26,60 +27,10 @@ impl Dur {
     }
 }
 
-/// Parses a duration such as `250ms`, `1m30s` or `1.5h`.
+/// Parses a duration such as `250ms`, `1m30s`, `1.5h` or `7d` (the
+/// configuration grammar of `larch_go::units`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number before {rest:?}"
-            ));
-        }
-        let value: f64 = rest[..num_len].parse().map_err(|_| {
-            format!(
-                "invalid duration {text:?}: bad number {:?}",
-                &rest[..num_len]
-            )
-        })?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 604800.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (use ms, s, m or h)"
-                ));
-            }
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
-        };
-        total += value * scale;
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(format!("invalid duration {text:?}: too large"));
-    }
-    Ok(Duration::from_secs_f64(total))
+    larch_go::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl FromStr for Dur {
@@ -130,37 +81,10 @@ impl<'de> Deserialize<'de> for Dur {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ByteSize(pub u64);
 
-/// Parses a byte size such as `256KiB`, `1MB` or `4096`.
+/// Parses a byte size such as `256KiB`, `1MB` or `4096` (the
+/// configuration grammar of `larch_go::units`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let s = text.trim();
-    let num_len = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    if num_len == 0 {
-        return Err(format!("invalid size {text:?}: expected a number"));
-    }
-    let value: f64 = s[..num_len]
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}"))?;
-    let scale: f64 = match s[num_len..].trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" | "k" | "K" => 1e3,
-        "KiB" | "Ki" => 1024.0,
-        "MB" | "M" => 1e6,
-        "MiB" | "Mi" => 1024.0 * 1024.0,
-        "GB" | "G" => 1e9,
-        "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, kB, MB or GB)"
-            ));
-        }
-    };
-    let bytes = value * scale;
-    if !bytes.is_finite() || bytes > 1e15 {
-        return Err(format!("invalid size {text:?}: too large"));
-    }
-    Ok(bytes.round() as u64)
+    larch_go::units::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 impl FromStr for ByteSize {
@@ -238,7 +162,12 @@ mod tests {
         assert_eq!(parse_bytes("1MB"), Ok(1_000_000));
         assert_eq!(parse_bytes("256KiB"), Ok(256 * 1024));
         assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("1mb").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_bytes("1mb"), Ok(1_000_000));
+        assert!(
+            parse_bytes("1 parsec")
+                .unwrap_err()
+                .contains("unhandled size name")
+        );
         assert!(parse_bytes("MiB").is_err());
         assert_eq!(ByteSize(1 << 20).to_string(), "1MiB");
         assert_eq!(ByteSize(1000).to_string(), "1KB");

@@ -267,7 +267,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Push(a) => {
             let labels = push::check_labels(&a.labels)?;
-            let batch_bytes = larch_query::logql::parse_bytes(&a.batch_size)
+            let batch_bytes = larch_go::units::parse_bytes(&a.batch_size)
                 .map_err(|e| anyhow!("--batch-size {:?}: {e}", a.batch_size))?;
             let opts = push::PushOptions {
                 labels,

@@ -9,7 +9,8 @@
 //! as logcli does. Durations are Prometheus durations (`1h30m`, `7d`),
 //! Go durations (`1.5h`) or plain seconds (`90`).
 //!
-//! Output uses Go's layouts because logcli does and people grep for them:
+//! Output uses Go's layouts (formatted by `larch_go::time`) because logcli
+//! does and people grep for them:
 //! `rfc3339` (seconds, `Z` for a zero offset) by default, `rfc3339nano`
 //! (fraction with trailing zeros removed) for JSON lines.
 
@@ -153,7 +154,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     if let Some(ns) = decimal_seconds(t) {
         return ns.ok_or_else(|| format!("duration {t:?} is too long"));
     }
-    let d = larch_query::logql::parse_duration(t)
+    let d = larch_go::duration::parse_duration(t)
         .map_err(|e| format!("cannot read duration {t:?} ({e}); examples: 30s, 15m, 1h30m, 7d"))?;
     if d.as_nanos() < 0 {
         return Err(format!("duration {t:?} is negative"));
@@ -182,33 +183,20 @@ pub fn format_ts(ns: i64, zone: Zone, format: TsFormat) -> String {
 }
 
 fn format_in(dt: &DateTime<FixedOffset>, format: TsFormat) -> String {
-    match format {
-        TsFormat::Rfc3339 => format!("{}{}", dt.format("%Y-%m-%dT%H:%M:%S"), go_zone(dt)),
-        TsFormat::Rfc3339Nano => {
-            let frac = format!("{:09}", dt.timestamp_subsec_nanos());
-            let frac = frac.trim_end_matches('0');
-            let dot = if frac.is_empty() { "" } else { "." };
-            format!(
-                "{}{dot}{frac}{}",
-                dt.format("%Y-%m-%dT%H:%M:%S"),
-                go_zone(dt)
-            )
-        }
-        TsFormat::Rfc822Z => dt.format("%d %b %y %H:%M %z").to_string(),
-        TsFormat::Rfc1123Z => dt.format("%a, %d %b %Y %H:%M:%S %z").to_string(),
-        TsFormat::StampMilli => dt.format("%b %e %H:%M:%S%.3f").to_string(),
-        TsFormat::StampMicro => dt.format("%b %e %H:%M:%S%.6f").to_string(),
-        TsFormat::StampNano => dt.format("%b %e %H:%M:%S%.9f").to_string(),
-    }
-}
-
-/// Go's `Z07:00`: `Z` for a zero offset, else `+hh:mm`.
-fn go_zone(dt: &DateTime<FixedOffset>) -> String {
-    if dt.offset().local_minus_utc() == 0 {
-        "Z".into()
-    } else {
-        dt.format("%:z").to_string()
-    }
+    let layout = match format {
+        TsFormat::Rfc3339 => "2006-01-02T15:04:05Z07:00",
+        TsFormat::Rfc3339Nano => "2006-01-02T15:04:05.999999999Z07:00",
+        TsFormat::Rfc822Z => "02 Jan 06 15:04 -0700",
+        TsFormat::Rfc1123Z => "Mon, 02 Jan 2006 15:04:05 -0700",
+        TsFormat::StampMilli => "Jan _2 15:04:05.000",
+        TsFormat::StampMicro => "Jan _2 15:04:05.000000",
+        TsFormat::StampNano => "Jan _2 15:04:05.000000000",
+    };
+    let t = larch_go::time::Time {
+        secs: dt.timestamp(),
+        nanos: dt.timestamp_subsec_nanos(),
+    };
+    larch_go::time::format_at_offset(t, layout, i64::from(dt.offset().local_minus_utc()))
 }
 
 #[cfg(test)]

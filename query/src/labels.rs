@@ -132,7 +132,7 @@ impl fmt::Display for LabelSet {
             }
             f.write_str(&l.name)?;
             f.write_char('=')?;
-            f.write_str(&quote_go(&l.value))?;
+            f.write_str(&larch_go::quote::go_quote(&l.value))?;
         }
         f.write_char('}')
     }
@@ -307,104 +307,11 @@ impl<'a> Cursor<'a> {
                         Some(c) => raw.push(c),
                     }
                 }
-                unquote_go_body(&raw).map_err(|e| err(&e))
+                larch_go::quote::unquote_body(&raw).map_err(err)
             }
             other => Err(self.error_here(unexpected(other, "STRING"))),
         }
     }
-}
-
-/// Decodes the inside of a double-quoted Go string literal (the text between
-/// the quotes, escapes still in it).
-pub(crate) fn unquote_go_body(raw: &str) -> Result<String, String> {
-    if !raw.contains('\\') {
-        return Ok(raw.to_string());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let esc = chars.next().ok_or("invalid syntax")?;
-        match esc {
-            'a' => out.push('\x07'),
-            'b' => out.push('\x08'),
-            'f' => out.push('\x0c'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\x0b'),
-            '\\' => out.push('\\'),
-            '"' => out.push('"'),
-            '\'' => out.push('\''),
-            'x' | 'u' | 'U' => {
-                let n = match esc {
-                    'x' => 2,
-                    'u' => 4,
-                    _ => 8,
-                };
-                let mut v: u32 = 0;
-                for _ in 0..n {
-                    let d = chars
-                        .next()
-                        .and_then(|d| d.to_digit(16))
-                        .ok_or("invalid syntax")?;
-                    v = v * 16 + d;
-                }
-                if esc == 'x' {
-                    // \xNN is a byte; only ASCII bytes keep the string UTF-8.
-                    if v > 0x7f {
-                        return Err("invalid UTF-8 encoding".to_string());
-                    }
-                }
-                out.push(char::from_u32(v).ok_or("invalid syntax")?);
-            }
-            '0'..='7' => {
-                let mut v = esc.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    let d = chars
-                        .next()
-                        .and_then(|d| d.to_digit(8))
-                        .ok_or("invalid syntax")?;
-                    v = v * 8 + d;
-                }
-                if v > 0x7f {
-                    return Err("invalid UTF-8 encoding".to_string());
-                }
-                out.push(char::from_u32(v).ok_or("invalid syntax")?);
-            }
-            _ => return Err("invalid syntax".to_string()),
-        }
-    }
-    Ok(out)
-}
-
-/// Quotes `s` the way Go's `strconv.Quote` does, so printed label sets and
-/// queries read back identically.
-pub(crate) fn quote_go(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -462,8 +369,10 @@ mod tests {
 
     #[test]
     fn go_escapes() {
-        assert_eq!(unquote_go_body(r"\x41\u00e9\101\t").unwrap(), "AéA\t");
-        assert!(unquote_go_body(r"\q").is_err());
-        assert_eq!(quote_go("a\"\\\u{1}"), r#""a\"\\\x01""#);
+        let pairs = parse_labels(r#"{a="\x41\u00e9\101\t"}"#).unwrap();
+        assert_eq!(pairs[0].1, "AéA\t");
+        assert!(parse_labels(r#"{a="\q"}"#).is_err());
+        let set = LabelSet::from_pairs([("a", "a\"\\\u{1}")]);
+        assert_eq!(set.to_string(), r#"{a="a\"\\\x01"}"#);
     }
 }

@@ -13,7 +13,9 @@
 //! * [`Matcher`] and [`MatchOp`]: the four label matchers of a selector.
 //!
 //! [`logql`] reads, checks and prints LogQL queries with Loki's grammar and
-//! Loki's error texts; [`engine`] runs them over a [`LogSource`].
+//! Loki's error texts; [`pipeline`] runs their stages; [`engine`] runs them
+//! over a [`LogSource`]. Go's rules (quoting, numbers, durations, regexes,
+//! templates) come from `larch-go`.
 
 #![warn(missing_docs)]
 
@@ -23,7 +25,6 @@ pub mod logql;
 mod matcher;
 pub mod pipeline;
 mod source;
-pub mod template;
 
 pub use labels::{Label, LabelSet, LabelsError, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};

@@ -3,13 +3,13 @@
 //! Regular expressions are RE2 syntax and fully anchored, as in Prometheus
 //! and Loki: `app=~"api"` matches only the value `api`. Go's syntax is
 //! accepted where it differs from Rust's (a literal `{`, `\Q...\E`), see
-//! [`crate::logql::go_regex_to_rust`].
+//! `larch_go::regex` (Go's syntax and ASCII classes).
 
 use std::fmt;
 
 use regex::Regex;
 
-use crate::labels::quote_go;
+use larch_go::quote::go_quote as quote_go;
 
 /// The four matcher operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,14 +64,7 @@ impl Matcher {
         let value = value.into();
         let re = match op {
             MatchOp::Re | MatchOp::NotRe => Some(
-                regex::RegexBuilder::new(&format!(
-                    "^(?s:{})$",
-                    crate::logql::go_regex_to_rust(&value)
-                ))
-                // Go reads `\101` as an octal escape.
-                .octal(true)
-                .build()
-                .map_err(|e| MatcherError(e.to_string()))?,
+                larch_go::regex::compile(&value, true).map_err(|e| MatcherError(e.to_string()))?,
             ),
             MatchOp::Eq | MatchOp::NotEq => None,
         };

@@ -29,50 +29,10 @@ impl HumanDuration {
     }
 }
 
-/// Parses `1h30m`, `500ms`, `2d`, `1y`, `0`, `90` (seconds) or `1.5s`.
+/// Parses `1h30m`, `500ms`, `2d`, `1y`, `0` or `1.5s` (the configuration
+/// grammar of `larch_go::units`, shared with the agent and the CLI).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs).ok_or_else(|| out_of_range(text));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
-        if num_len == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit_secs = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 7.0 * 86400.0,
-            "y" => 365.0 * 86400.0,
-            other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
-        };
-        rest = &rest[unit_len..];
-        total = secs_to_duration(value * unit_secs)
-            .and_then(|d| total.checked_add(d))
-            .filter(|d| *d <= MAX_DURATION)
-            .ok_or_else(|| out_of_range(text))?;
-    }
-    Ok(total)
+    larch_go::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// The longest duration accepted: about 292 years, the most nanoseconds
@@ -81,10 +41,7 @@ pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// `secs` as a duration if it is a number from zero to [`MAX_DURATION`].
 fn secs_to_duration(secs: f64) -> Option<Duration> {
-    // Negative, NaN, infinite and too large values are errors here.
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| *d <= MAX_DURATION)
+    larch_go::units::seconds(secs).ok()
 }
 
 fn out_of_range(text: &str) -> String {
@@ -144,40 +101,14 @@ impl Serialize for HumanDuration {
 pub struct ByteSize(pub u64);
 
 /// Parses sizes with Loki's (humanize) units: B, KB, KiB, MB, MiB, GB,
-/// GiB, TB, TiB; a plain number is bytes.
+/// GiB, TB, TiB...; a plain number is bytes (`larch_go::units`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid byte size {text:?}"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" | "b" => 1.0,
-        "KB" | "kB" | "K" | "k" => 1e3,
-        "KiB" | "Ki" => 1024.0,
-        "MB" | "M" => 1e6,
-        "MiB" | "Mi" => 1024.0 * 1024.0,
-        "GB" | "G" => 1e9,
-        "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "TB" | "T" => 1e12,
-        "TiB" | "Ti" => 1024f64.powi(4),
-        other => return Err(format!("unknown unit {other:?} in byte size {text:?}")),
-    };
-    bytes_from_f64(value * mult).ok_or_else(|| format!("invalid byte size {text:?}"))
+    larch_go::units::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 /// `bytes` rounded to a whole number of bytes, if it fits a `u64`.
 fn bytes_from_f64(bytes: f64) -> Option<u64> {
-    let rounded = bytes.round();
-    // 2^64 itself is the first value that does not fit.
-    if rounded >= 0.0 && rounded < u64::MAX as f64 {
-        Some(rounded as u64)
-    } else {
-        None
-    }
+    larch_go::units::bytes_from_number(bytes).ok()
 }
 
 impl std::str::FromStr for ByteSize {
@@ -289,7 +220,8 @@ mod tests {
             parse_duration("7d").unwrap(),
             Duration::from_secs(7 * 86400)
         );
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        // A unit is required in text; a bare YAML number is seconds.
+        assert!(parse_duration("90").is_err());
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("5minutes").is_err());
         assert!(parse_duration("h").is_err());

@@ -94,7 +94,10 @@ impl DropStage {
         let expression = c
             .expression
             .as_deref()
-            .map(|e| Regex::new(e).map_err(|err| format!("invalid expression: {err}")))
+            .map(|e| {
+                larch_go::regex::compile(e, false)
+                    .map_err(|err| format!("invalid expression: {err}"))
+            })
             .transpose()?;
         Ok(DropStage {
             sources,

@@ -33,7 +33,8 @@ pub(crate) struct RegexStage {
 
 impl RegexStage {
     pub fn new(c: &RegexConfig) -> Result<Self, String> {
-        let re = Regex::new(&c.expression).map_err(|e| format!("invalid expression: {e}"))?;
+        let re = larch_go::regex::compile(&c.expression, false)
+            .map_err(|e| format!("invalid expression: {e}"))?;
         let names: Vec<(usize, String)> = re
             .capture_names()
             .enumerate()

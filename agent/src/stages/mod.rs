@@ -22,7 +22,6 @@
 mod container;
 mod drop;
 mod extract;
-mod golayout;
 mod json;
 mod label_stages;
 mod limit;

@@ -58,7 +58,8 @@ impl MultilineStage {
             return Err("max_lines must be greater than 0".into());
         }
         Ok(MultilineStage {
-            firstline: Regex::new(&c.firstline).map_err(|e| format!("invalid firstline: {e}"))?,
+            firstline: larch_go::regex::compile(&c.firstline, false)
+                .map_err(|e| format!("invalid firstline: {e}"))?,
             max_wait: c.max_wait_time.0,
             max_lines: c.max_lines,
         })

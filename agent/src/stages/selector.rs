@@ -86,45 +86,37 @@ impl<'a> P<'a> {
                 Ok(out)
             }
             Some(b'"') => {
-                self.i += 1;
-                let mut out = String::new();
+                // The body up to the closing quote, then Go's unquoting.
+                let b = self.s.as_bytes();
+                let start = self.i + 1;
+                let mut j = start;
                 loop {
-                    let c = self.s[self.i..]
-                        .chars()
-                        .next()
-                        .ok_or_else(|| self.err("syntax error: unterminated string"))?;
-                    self.i += c.len_utf8();
-                    match c {
-                        '"' => return Ok(out),
-                        '\\' => {
-                            let e = self.s[self.i..]
-                                .chars()
-                                .next()
-                                .ok_or_else(|| self.err("syntax error: unterminated string"))?;
-                            self.i += e.len_utf8();
-                            out.push(match e {
-                                'n' => '\n',
-                                't' => '\t',
-                                'r' => '\r',
-                                other => other,
-                            });
+                    match b.get(j) {
+                        None | Some(b'\n') => {
+                            return Err(self.err("syntax error: unterminated string"));
                         }
-                        c => out.push(c),
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break,
+                        Some(_) => j += 1,
                     }
                 }
+                let raw = self
+                    .s
+                    .get(start..j)
+                    .ok_or_else(|| self.err("syntax error: unterminated string"))?;
+                let out = larch_go::quote::unquote_body(raw)
+                    .map_err(|e| self.err(&format!("syntax error: {e}")))?;
+                self.i = j + 1;
+                Ok(out)
             }
             _ => Err(self.err("syntax error: unexpected character, expecting STRING")),
         }
     }
 }
 
+/// A Go regex (label matchers are anchored as Loki anchors them).
 fn regex(p: &P<'_>, pat: &str, anchored: bool) -> Result<Regex, String> {
-    let full = if anchored {
-        format!("^(?:{pat})$")
-    } else {
-        pat.to_string()
-    };
-    Regex::new(&full).map_err(|e| p.err(&format!("error parsing regexp: {e}")))
+    larch_go::regex::compile(pat, anchored).map_err(|e| p.err(&e.to_string()))
 }
 
 impl Selector {
@@ -228,6 +220,11 @@ mod tests {
         assert!(!s.matches_line("timeout, retry"));
         let l2 = Labels::from_pairs([("app", "api"), ("level", "warning")]);
         assert!(!s.matches_labels(&l2), "regexes are anchored");
+        // Go's string escapes and Go's ASCII \d.
+        let s = Selector::parse(r#"{app="\x41\u00e9", n=~"\\d+"}"#).unwrap();
+        assert!(s.matches_labels(&Labels::from_pairs([("app", "Aé"), ("n", "42")])));
+        assert!(!s.matches_labels(&Labels::from_pairs([("app", "Aé"), ("n", "٤٢")])));
+        assert!(Selector::parse(r#"{app="\q"}"#).is_err());
     }
 
     #[test]

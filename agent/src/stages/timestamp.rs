@@ -5,17 +5,19 @@
 //! `RFC1123`, `RFC1123Z`, `Kitchen`, `Stamp`, `StampMilli`, `StampMicro`,
 //! `StampNano`), epoch numbers (`Unix` — seconds, fractions allowed —
 //! `UnixMs`, `UnixUs`, `UnixNs`) and any Go layout. `fallback_formats` are
-//! tried in order. `location` applies to layouts without a zone; it is
-//! `UTC` or a fixed offset such as `+02:00` (there is no time-zone database
-//! in the agent's image, so named zones are refused rather than guessed).
+//! tried in order. `location` applies to layouts without a zone: `UTC`, a
+//! fixed offset such as `+02:00`, or an IANA zone (`Europe/Paris`, from
+//! the database compiled into the binary, daylight saving time included).
+//! Layouts are parsed by `larch_go::time::Layout`.
 //! On failure, `fudge` (default) uses the file's previous timestamp plus
 //! 1 ns, keeping the order of lines; `skip` keeps the time the entry has.
 
 use serde::{Deserialize, Serialize};
 
-use super::golayout::{Layout, current_year};
+use larch_go::time::{Layout, Zone};
+
 use super::{Entry, FileState, Stage};
-use crate::time::{Nanos, parse_rfc3339};
+use crate::time::{Nanos, current_year, parse_rfc3339};
 
 /// What to do when no format parses the value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,13 +84,21 @@ fn compile(f: &str) -> Result<Format, String> {
         "UnixMs" => Format::Unix { scale: 1_000_000 },
         "UnixUs" => Format::Unix { scale: 1_000 },
         "UnixNs" => Format::Unix { scale: 1 },
-        other => Format::Layout(Layout::compile(named(other).unwrap_or(other))?),
+        other => {
+            let layout = Layout::compile(named(other).unwrap_or(other));
+            if !layout.has_fields() {
+                return Err(format!(
+                    "layout {other:?} has no date or time fields (Go layouts use the reference time Mon Jan 2 15:04:05 MST 2006)"
+                ));
+            }
+            Format::Layout(layout)
+        }
     })
 }
 
-fn parse_location(loc: &str) -> Result<i64, String> {
+fn parse_location(loc: &str) -> Result<Zone, String> {
     match loc {
-        "UTC" | "Etc/UTC" | "Z" => return Ok(0),
+        "UTC" | "Etc/UTC" | "Z" => return Ok(Zone::UTC),
         _ => {}
     }
     let b = loc.as_bytes();
@@ -96,22 +106,24 @@ fn parse_location(loc: &str) -> Result<i64, String> {
         Some(b'+') => 1,
         Some(b'-') => -1,
         _ => {
-            return Err(format!(
-                "location {loc:?}: named time zones are not supported; use UTC or a fixed offset like +02:00"
-            ));
+            return Zone::load(loc).ok_or_else(|| {
+                format!(
+                    "location {loc:?}: unknown time zone; use UTC, an IANA name like Europe/Paris or an offset like +02:00"
+                )
+            });
         }
     };
     let digits: String = loc[1..].chars().filter(|c| *c != ':').collect();
     if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
         return Err(format!("location {loc:?}: expected an offset like +02:00"));
     }
-    let h: i64 = digits[..2]
+    let h: i32 = digits[..2]
         .parse()
         .map_err(|_| format!("location {loc:?}"))?;
-    let m: i64 = digits[2..]
+    let m: i32 = digits[2..]
         .parse()
         .map_err(|_| format!("location {loc:?}"))?;
-    Ok(sign * (h * 3600 + m * 60))
+    Ok(Zone::Fixed(sign * (h * 3600 + m * 60)))
 }
 
 fn parse_unix(v: &str, scale: i64) -> Option<Nanos> {
@@ -137,7 +149,7 @@ fn parse_unix(v: &str, scale: i64) -> Option<Nanos> {
 pub(crate) struct TimestampStage {
     source: String,
     formats: Vec<Format>,
-    offset: i64,
+    zone: Zone,
     fudge: bool,
     year: i64,
     scratch: String,
@@ -155,9 +167,9 @@ impl TimestampStage {
         Ok(TimestampStage {
             source: c.source.clone(),
             formats,
-            offset: match &c.location {
+            zone: match &c.location {
                 Some(l) => parse_location(l)?,
-                None => 0,
+                None => Zone::UTC,
             },
             fudge: c.action_on_failure == OnFailure::Fudge,
             year: current_year(),
@@ -169,7 +181,11 @@ impl TimestampStage {
         self.formats.iter().find_map(|f| match f {
             Format::Rfc3339 => parse_rfc3339(v.as_bytes()),
             Format::Unix { scale } => parse_unix(v, *scale),
-            Format::Layout(l) => l.parse(v, self.offset, self.year),
+            Format::Layout(l) => l.parse(v, self.zone, self.year).and_then(|t| {
+                t.secs
+                    .checked_mul(1_000_000_000)?
+                    .checked_add(i64::from(t.nanos))
+            }),
         })
     }
 }
@@ -225,12 +241,16 @@ mod tests {
             Some(1_562_708_916_414_000_000)
         );
         assert_eq!(parse_unix("x", 1), None);
-        assert_eq!(parse_location("+02:00"), Ok(7200));
-        assert_eq!(parse_location("-0130"), Ok(-5400));
+        assert_eq!(parse_location("+02:00"), Ok(Zone::Fixed(7200)));
+        assert_eq!(parse_location("-0130"), Ok(Zone::Fixed(-5400)));
+        assert_eq!(
+            parse_location("Europe/Paris"),
+            Zone::load("Europe/Paris").ok_or(String::new())
+        );
         assert!(
-            parse_location("Europe/Paris")
+            parse_location("Mars/Olympus")
                 .unwrap_err()
-                .contains("named time zones")
+                .contains("unknown time zone")
         );
     }
 

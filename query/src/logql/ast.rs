@@ -25,7 +25,7 @@
 
 use crate::matcher::Matcher;
 
-use super::duration::Duration;
+use larch_go::duration::Duration;
 
 /// A parsed query: a log query or a metric query.
 #[derive(Clone, Debug, PartialEq)]

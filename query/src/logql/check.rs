@@ -16,10 +16,14 @@ use super::ast::{
     Expr, LabelExtraction, LabelFilter, LabelFormat, LineFilter, LineFilterOp, LineFilterValue,
     LogExpr, SampleExpr, Stage,
 };
+use super::check_go_regex;
 use super::error::ParseError;
-use super::goregex::check_go_regex;
-use super::pattern::check_pattern_filter;
-use super::template_check::check_template;
+use larch_go::pattern::{check_filter, parse_pattern};
+use larch_go::template::check_syntax as check_template;
+
+fn check_pattern_filter(p: &str) -> Result<(), String> {
+    check_filter(&parse_pattern(p)).map_err(|e| e.to_string())
+}
 
 /// Runs Loki's pipeline-building checks on every pipeline of `expr`.
 pub fn check_expr(expr: &Expr) -> Result<(), ParseError> {
@@ -186,7 +190,7 @@ fn check_ip_pattern(p: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "ip: invalid pattern: {}",
-            super::quote::go_quote(p)
+            larch_go::quote::go_quote(p)
         ))
     }
 }

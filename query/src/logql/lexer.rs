@@ -28,8 +28,9 @@
 //! The lexer never allocates per character and looks ahead a bounded
 //! number of characters, so lexing is linear in the query length.
 
-use super::duration::{Duration, parse_bytes, parse_duration, parse_prometheus_duration};
 use super::error::ParseError;
+use larch_go::bytes::parse_bytes;
+use larch_go::duration::{Duration, parse_duration, parse_prometheus_duration};
 
 /// Longest run of digits and unit characters read as a duration or byte
 /// size after a number.
@@ -761,7 +762,8 @@ impl<'a> Lexer<'a> {
                     let esc_start = self.pos;
                     self.go_escape('"').map_err(err)?;
                     // Decode the escape just validated.
-                    decode_escape(&self.src[esc_start..self.pos], &mut out).map_err(err)?;
+                    larch_go::quote::decode_escape(&self.src[esc_start..self.pos], &mut out)
+                        .map_err(err)?;
                 }
                 Some(c) => {
                     let mut buf = [0u8; 4];
@@ -961,52 +963,6 @@ fn separators_ok(text: &str) -> bool {
         i += 1;
     }
     true
-}
-
-/// Decodes one escape body (the text after the backslash) into `out`, with
-/// the value checks of Prometheus' `strutil.Unquote`.
-fn decode_escape(esc: &str, out: &mut Vec<u8>) -> Result<(), &'static str> {
-    let mut chars = esc.chars();
-    let Some(c) = chars.next() else {
-        return Err("invalid syntax");
-    };
-    let rest = chars.as_str();
-    let byte = |b: u8, out: &mut Vec<u8>| out.push(b);
-    match c {
-        'a' => byte(0x07, out),
-        'b' => byte(0x08, out),
-        'f' => byte(0x0c, out),
-        'n' => byte(b'\n', out),
-        'r' => byte(b'\r', out),
-        't' => byte(b'\t', out),
-        'v' => byte(0x0b, out),
-        '\\' => byte(b'\\', out),
-        '"' => byte(b'"', out),
-        '\'' => byte(b'\'', out),
-        '0'..='7' => {
-            let v = u32::from_str_radix(esc, 8).map_err(|_| "invalid syntax")?;
-            if v > 255 {
-                return Err("invalid syntax");
-            }
-            out.push(v as u8);
-        }
-        'x' => {
-            let v = u8::from_str_radix(rest, 16).map_err(|_| "invalid syntax")?;
-            out.push(v);
-        }
-        'u' | 'U' => {
-            let v = u32::from_str_radix(rest, 16).map_err(|_| "invalid syntax")?;
-            if v > 0x10FFFF {
-                return Err("invalid syntax");
-            }
-            // Surrogates encode as U+FFFD, as Go's utf8.EncodeRune does.
-            let ch = char::from_u32(v).unwrap_or('\u{FFFD}');
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-        }
-        _ => return Err("invalid syntax"),
-    }
-    Ok(())
 }
 
 fn is_duration_rune(c: char) -> bool {

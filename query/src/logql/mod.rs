@@ -22,27 +22,20 @@
 //!   validation order for deferred errors.
 //! * `check`: plan-time checks of pipeline stages.
 //! * `print`: canonical text (`Display`).
-//! * `goregex`: Go regex syntax on Rust's engine, Go's error messages.
-//! * `pattern`: the `pattern` / `|>` syntax.
-//! * `template_check`: syntax of `line_format`/`label_format` templates.
-//! * `duration`: Prometheus and Go durations, byte sizes (also used by the
-//!   query API for `step`, `since` and the like).
-//! * `quote`: Go string quoting.
+//!
+//! Go's syntax rules that LogQL embeds (regexes, patterns, templates,
+//! durations, byte sizes, number and string literals) are checked with
+//! `larch-go`, re-exported here where callers of this crate need them.
 //! * `error`: [`ParseError`] with Loki's wording.
 //! * `fuzz`: the property the fuzz target (`query/fuzz`) checks.
 
 mod ast;
 mod check;
-mod duration;
 mod error;
 mod fuzz;
-mod goregex;
 mod lexer;
 mod parser;
-mod pattern;
 mod print;
-mod quote;
-mod template_check;
 
 pub use ast::{
     BinOp, BinOpKind, Cardinality, CmpOp, Expr, Grouping, LabelExtraction, LabelFilter,
@@ -51,18 +44,29 @@ pub use ast::{
     VectorAggregation, VectorMatching, VectorOp,
 };
 pub use check::check_expr;
-pub use duration::{
-    BytesError, Duration, DurationError, format_bytes, format_bytes_exact, parse_bytes,
-    parse_duration, parse_go_duration, parse_prometheus_duration,
-};
 pub use error::ParseError;
 #[doc(hidden)]
 pub use fuzz::fuzz_one;
-pub use goregex::go_regex_to_rust;
+pub use larch_go::bytes::{BytesError, format_bytes, format_bytes_exact, parse_bytes};
+pub use larch_go::duration::{
+    Duration, DurationError, parse_duration, parse_go_duration, parse_prometheus_duration,
+};
+pub use larch_go::pattern::{PatternNode, parse_pattern};
+pub use larch_go::quote::go_quote;
+pub use larch_go::regex::translate as go_regex_to_rust;
 pub use parser::{
     MAX_DEPTH, MAX_QUERY_BYTES, parse_expr, parse_expr_bytes, parse_log_selector, parse_matchers,
     parse_sample_expr,
 };
-pub use pattern::{PatternNode, parse_pattern};
-pub use quote::go_quote;
-pub use template_check::is_template_function;
+
+/// `strconv.ParseFloat` for LogQL's number texts; the error is Go's reason
+/// (`invalid syntax`, `value out of range`), which the parser puts in
+/// Loki's sentence.
+fn parse_go_float(s: &str) -> Result<f64, larch_go::strconv::FloatKind> {
+    larch_go::strconv::parse_float(s).map_err(|e| e.kind)
+}
+
+/// A Go regex's syntax check, with Go's full message.
+fn check_go_regex(p: &str) -> Result<larch_go::regex::RegexInfo, String> {
+    larch_go::regex::check(p).map_err(|e| e.0)
+}

@@ -33,8 +33,8 @@ use super::ast::{
     LineFilter, LineFilterValue, LogExpr, LogRange, NamedMatcher, RangeAggregation, SampleExpr,
     Stage, Unwrap, VectorAggregation,
 };
-use super::duration::format_bytes_exact;
-use super::quote::go_quote;
+use larch_go::bytes::format_bytes_exact;
+use larch_go::quote::go_quote;
 
 impl Display for Expr {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -237,7 +237,7 @@ impl Display for SampleExpr {
                 // Loki prints six decimals; keep every digit when that
                 // would round the value.
                 let six = go_float_fixed6(*v);
-                if super::duration::parse_go_float(&six).is_ok_and(|x| x == *v) {
+                if super::parse_go_float(&six).is_ok_and(|x| x == *v) {
                     write!(f, "vector({six})")
                 } else {
                     write!(f, "vector({})", go_float_f(*v))

@@ -9,7 +9,7 @@
 //! and sets `__error__="TemplateFormatErr"`.
 
 use super::labels_builder::{ERROR_LABEL, LabelCategory, LabelsBuilder};
-use crate::template::{Context, Template, TemplateError};
+use larch_go::template::{Context, Dialect, Template, TemplateError};
 
 /// One `label_format` assignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub struct LineFormatter {
 impl LineFormatter {
     /// Parses the template.
     pub fn new(src: &str) -> Result<LineFormatter, TemplateError> {
-        let template = Template::parse("line", src)?;
+        let template = Template::parse("line", src, &Dialect::LOKI)?;
         let simple = template.simple_field().map(str::to_string);
         Ok(LineFormatter { template, simple })
     }
@@ -155,7 +155,7 @@ impl LabelsFormatter {
                 LabelFmtSpec::Rename { dst, src } => Fmt::Rename(dst.clone(), src.clone()),
                 LabelFmtSpec::Template { dst, template } => Fmt::Template(
                     dst.clone(),
-                    Template::parse("label", template)
+                    Template::parse("label", template, &Dialect::LOKI)
                         .map_err(|e| format!("invalid template for label '{dst}': {e}"))?,
                 ),
             });

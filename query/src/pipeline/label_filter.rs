@@ -17,10 +17,10 @@
 use regex::bytes::Regex;
 
 use super::convert::{parse_bytes, parse_go_duration, parse_go_float};
-use super::goregex::{self, RegexError};
 use super::ip::{IpPattern, IpPatternError};
 use super::labels_builder::{ERROR_LABEL, LabelsBuilder};
 use crate::matcher::MatchOp;
+use larch_go::regex::RegexError;
 
 /// Comparison of number, duration and bytes filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,8 +165,8 @@ impl Node {
                 let t = match op {
                     MatchOp::Eq => StrTest::Eq(value.clone()),
                     MatchOp::NotEq => StrTest::Ne(value.clone()),
-                    MatchOp::Re => StrTest::Re(goregex::compile(value, true)?),
-                    MatchOp::NotRe => StrTest::NotRe(goregex::compile(value, true)?),
+                    MatchOp::Re => StrTest::Re(larch_go::regex::compile_bytes(value, true)?),
+                    MatchOp::NotRe => StrTest::NotRe(larch_go::regex::compile_bytes(value, true)?),
                 };
                 Node::Str(name.clone(), t)
             }

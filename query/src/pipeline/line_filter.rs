@@ -19,9 +19,9 @@ use memchr::memmem;
 use regex::bytes::Regex;
 use regex_syntax::hir::{Hir, HirKind, literal};
 
-use super::goregex::{self, RegexError};
 use super::ip::{IpPattern, IpPatternError};
 use super::pattern::{Pattern, PatternError};
+use larch_go::regex::{self as goregex, RegexError};
 
 /// Line filter operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -228,7 +228,7 @@ fn compile_regex(src: &str, alts: &mut Vec<Alt>) -> Result<(), LineFilterError> 
         alts.extend(simple);
         return Ok(());
     }
-    let re = goregex::compile(src, false)?;
+    let re = goregex::compile_bytes(src, false)?;
     let buffer_safe = hir.properties().look_set().is_empty();
     if buffer_safe && re.is_match(b"") {
         // Without assertions, a regex matching "" matches every line.

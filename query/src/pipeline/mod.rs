@@ -14,9 +14,8 @@
 
 mod block;
 mod compile;
-pub(crate) mod convert;
+mod convert;
 mod format;
-pub(crate) mod goregex;
 mod ip;
 mod label_filter;
 mod labels_builder;
@@ -30,12 +29,12 @@ pub use block::BlockMatcher;
 pub use compile::{CompiledLog, compile_log, compile_unwrap, label_filter, stage_specs};
 pub use convert::{duration_seconds, parse_bytes, parse_go_duration, parse_go_float};
 pub use format::{LabelFmtSpec, LabelsFormatter, LineFormatter};
-pub use goregex::RegexError;
 pub use ip::{IpPattern, IpPatternError};
 pub use label_filter::{CmpOp, LabelFilter, LabelFilterError, LabelFilterSpec};
 pub use labels_builder::{
     DUPLICATE_SUFFIX, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder,
 };
+pub use larch_go::regex::RegexError;
 pub use line_filter::{LineFilter, LineFilterArg, LineFilterError, LineFilterOp, LineFilterSpec};
 pub use parsers::ParserError;
 pub use pattern::{Pattern, PatternError};

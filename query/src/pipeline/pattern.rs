@@ -29,59 +29,18 @@ pub struct Pattern {
     names: Vec<String>,
 }
 
-/// Why a pattern was refused (Loki's texts).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PatternError {
-    /// The parser needs at least one named capture.
-    #[error("at least one capture is required")]
-    NoCapture,
-    /// Two captures with nothing between them.
-    #[error("found consecutive capture '{0}': invalid expression")]
-    Consecutive(String),
-    /// A capture name used twice.
-    #[error("duplicate capture name ({0}): invalid expression")]
-    Duplicate(String),
-    /// Line filters may only use `<_>`.
-    #[error("named captures are not allowed: found '<{0}>'")]
-    NamedCapture(String),
-}
+pub use larch_go::pattern::PatternError;
+use larch_go::pattern::{PatternNode, check_filter, check_parser, parse_pattern};
 
+/// The pieces of a pattern (`larch_go::pattern` is the one lexer).
 fn lex(text: &str) -> Vec<Node> {
-    let b = text.as_bytes();
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'<' {
-            let start = i + 1;
-            let mut j = start;
-            if j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'_') {
-                j += 1;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-                    j += 1;
-                }
-                if j < b.len() && b[j] == b'>' {
-                    nodes.push(Node::Capture(text[start..j].to_string()));
-                    i = j + 1;
-                    continue;
-                }
-            }
-        }
-        match nodes.last_mut() {
-            Some(Node::Literal(l)) => l.push(b[i]),
-            _ => nodes.push(Node::Literal(vec![b[i]])),
-        }
-        i += 1;
-    }
-    nodes
-}
-
-fn check_consecutive(nodes: &[Node]) -> Result<(), PatternError> {
-    for w in nodes.windows(2) {
-        if let (Node::Capture(a), Node::Capture(b)) = (&w[0], &w[1]) {
-            return Err(PatternError::Consecutive(format!("<{a}><{b}>")));
-        }
-    }
-    Ok(())
+    parse_pattern(text)
+        .into_iter()
+        .map(|n| match n {
+            PatternNode::Literal(l) => Node::Literal(l.as_bytes().to_vec()),
+            PatternNode::Capture(c) => Node::Capture(c.to_string()),
+        })
+        .collect()
 }
 
 impl Pattern {
@@ -110,31 +69,14 @@ impl Pattern {
     /// Compiles a pattern for the `| pattern` parser: at least one named
     /// capture, no two captures in a row, no name twice.
     pub fn parser(text: &str) -> Result<Pattern, PatternError> {
-        let nodes = lex(text);
-        let p = Pattern::build(nodes);
-        if p.names.is_empty() {
-            return Err(PatternError::NoCapture);
-        }
-        check_consecutive(&p.nodes)?;
-        for (i, n) in p.names.iter().enumerate() {
-            if p.names[..i].contains(n) {
-                return Err(PatternError::Duplicate(n.clone()));
-            }
-        }
-        Ok(p)
+        check_parser(&parse_pattern(text))?;
+        Ok(Pattern::build(lex(text)))
     }
 
     /// Compiles a pattern for `|>`/`!>`: only `<_>` wildcards.
     pub fn line_filter(text: &str) -> Result<Pattern, PatternError> {
-        let nodes = lex(text);
-        check_consecutive(&nodes)?;
-        if let Some(Node::Capture(c)) = nodes
-            .iter()
-            .find(|n| matches!(n, Node::Capture(c) if c != "_"))
-        {
-            return Err(PatternError::NamedCapture(c.clone()));
-        }
-        Ok(Pattern::build(nodes))
+        check_filter(&parse_pattern(text))?;
+        Ok(Pattern::build(lex(text)))
     }
 
     /// Names of the named captures, in order.

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use regex::bytes::Regex;
 
 use super::format::{LabelFmtSpec, LabelsFormatter, LineFormatter};
-use super::goregex;
 use super::label_filter::{LabelFilter, LabelFilterError, LabelFilterSpec};
 use super::labels_builder::{ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder};
 use super::line_filter::{LineFilter, LineFilterError, LineFilterSpec};
@@ -26,7 +25,7 @@ use super::parsers::{self, ParserError, PatternParser, RegexpParser, Scratch};
 use crate::labels::LabelSet;
 use crate::matcher::Matcher;
 use crate::source::decode_metadata;
-use crate::template::TemplateError;
+use larch_go::template::TemplateError;
 
 /// A label named in `drop`/`keep`: a bare name or a matcher.
 #[derive(Clone, Debug, PartialEq)]
@@ -174,7 +173,8 @@ fn compile_stage(spec: &StageSpec) -> Result<Stage, PipelineError> {
             Stage::LabelFormat(LabelsFormatter::new(specs).map_err(PipelineError::LabelFormat)?)
         }
         StageSpec::Decolorize => Stage::Decolorize(
-            goregex::compile(ANSI, false).map_err(|e| PipelineError::LabelFormat(e.to_string()))?,
+            larch_go::regex::compile_bytes(ANSI, false)
+                .map_err(|e| PipelineError::LabelFormat(e.to_string()))?,
         ),
         StageSpec::Drop(v) => Stage::Drop(v.clone()),
         StageSpec::Keep(v) => Stage::Keep(v.clone()),

@@ -6,12 +6,11 @@ use super::super::ast::{
     CmpOp, LabelExtraction, LabelFilter, LabelFormat, LineFilter, LineFilterOp, LineFilterValue,
     LogExpr, LogRange, NamedMatcher, Stage, Unwrap, UnwrapConversion,
 };
-use super::super::duration::{Duration, parse_go_float};
 use super::super::error::ParseError;
-use super::super::goregex::check_go_regex;
 use super::super::lexer::{Func, Kw, Tok};
-use super::super::pattern::check_pattern_parser;
+use super::super::{check_go_regex, parse_go_float};
 use super::{MAX_DEPTH, Parser};
+use larch_go::duration::Duration;
 
 impl Parser<'_> {
     /// `{ name op "value", ... }` at `{`.
@@ -158,7 +157,7 @@ impl Parser<'_> {
             Kw::Pattern => {
                 self.bump()?;
                 let p = self.expect_str(&["STRING"])?;
-                check_pattern_parser(&p)
+                larch_go::pattern::check_parser(&larch_go::pattern::parse_pattern(&p))
                     .map_err(|m| ParseError::validation(format!("invalid pattern parser: {m}")))?;
                 Ok(Stage::Pattern(p))
             }
@@ -602,7 +601,7 @@ pub(super) fn literal_value(text: &str, neg: bool) -> Result<f64, String> {
         Ok(v) => Ok(if neg { -v } else { v }),
         Err(e) => Err(format!(
             "unable to parse literal as a float: strconv.ParseFloat: parsing {}: {e}",
-            super::super::quote::go_quote(text)
+            larch_go::quote::go_quote(text)
         )),
     }
 }

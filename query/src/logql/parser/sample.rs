@@ -4,13 +4,12 @@ use super::super::ast::{
     BinOp, BinOpKind, Cardinality, Grouping, LabelReplace, LogExpr, LogRange, RangeAggregation,
     RangeOp, SampleExpr, VectorAggregation, VectorMatching, VectorOp,
 };
-use super::super::duration::parse_go_float;
 use super::super::error::ParseError;
-use super::super::goregex::check_go_regex;
 use super::super::lexer::{Func, Kw, Tok};
 use super::super::print::go_float_fixed6;
-use super::super::quote::go_quote;
+use super::super::{check_go_regex, parse_go_float};
 use super::{MAX_DEPTH, Operand, Parser, Sample, check_matchers};
+use larch_go::quote::go_quote;
 
 impl Parser<'_> {
     /// An expression whose binary operators bind at least as tightly as

@@ -209,62 +209,12 @@ pub fn object_each<'a>(
     Err(JsonError::MalformedObject)
 }
 
-fn hex4(b: &[u8]) -> Option<u32> {
-    let s = std::str::from_utf8(b.get(..4)?).ok()?;
-    u32::from_str_radix(s, 16).ok()
-}
-
-/// JSON string unescaping (`\uXXXX` with surrogate pairs); false on a bad
-/// escape.
+/// JSON string unescaping with Go's `encoding/json` rules
+/// (`larch_go::json`); false on a bad escape. Invalid UTF-8 becomes U+FFFD.
 pub fn unescape_into(raw: &[u8], out: &mut String) -> bool {
     let mut bytes: Vec<u8> = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] != b'\\' {
-            bytes.push(raw[i]);
-            i += 1;
-            continue;
-        }
-        let Some(&e) = raw.get(i + 1) else {
-            return false;
-        };
-        i += 2;
-        let c = match e {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let Some(hi) = hex4(&raw[i..]) else {
-                    return false;
-                };
-                i += 4;
-                if (0xD800..0xDC00).contains(&hi) {
-                    let lo = if raw.get(i..i + 2) == Some(b"\\u") {
-                        hex4(&raw[i + 2..])
-                    } else {
-                        None
-                    };
-                    match lo {
-                        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
-                            i += 6;
-                            char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
-                                .unwrap_or('\u{FFFD}')
-                        }
-                        _ => '\u{FFFD}',
-                    }
-                } else {
-                    char::from_u32(hi).unwrap_or('\u{FFFD}')
-                }
-            }
-            _ => return false,
-        };
-        let mut tmp = [0u8; 4];
-        bytes.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+    if !larch_go::json::unescape(raw, &mut bytes) {
+        return false;
     }
     out.push_str(&String::from_utf8_lossy(&bytes));
     true

@@ -60,7 +60,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn unexpected(&mut self, c: u8) {
-        let q = crate::labels::quote_go(&(c as char).to_string());
+        let q = larch_go::quote::go_quote(&(c as char).to_string());
         let q = format!("'{}'", &q[1..q.len() - 1]);
         self.syntax_error(&format!("unexpected {q}"));
     }

@@ -103,8 +103,8 @@ impl RegexpParser {
                 seen.push(name);
             }
         }
-        let re =
-            super::goregex::compile(src, false).map_err(|e| ParserError::Regex(e.to_string()))?;
+        let re = larch_go::regex::compile_bytes(src, false)
+            .map_err(|e| ParserError::Regex(e.to_string()))?;
         let mut names: Vec<(usize, String)> = Vec::new();
         for (i, n) in re.capture_names().enumerate() {
             if let Some(n) = n {

@@ -1,4 +1,5 @@
-//! Syntax check of `line_format` and `label_format` templates.
+//! Loki's plan-time syntax check of `line_format` and `label_format`
+//! templates.
 //!
 //! Loki parses these Go `text/template` texts when it builds the pipeline
 //! and rejects the query if one does not parse (`unclosed action`,
@@ -15,14 +16,14 @@
 /// an action that the check accepts. Go has no limit; a template that
 /// deep is not a real one, and refusing it here keeps the evaluator's
 /// recursion bounded.
-const MAX_NESTING: usize = 100;
+pub const MAX_NESTING: usize = 100;
 
 /// Whether `name` is a function Loki's templates provide.
-pub fn is_template_function(name: &str) -> bool {
+fn is_template_function(name: &str) -> bool {
     // The executor's functions, plus two Go built-ins that parse but that
     // Loki's templates cannot use (`call` needs a function value, `js`
     // escapes for JavaScript); running them fails as Go's would.
-    crate::template::function_exists(name) || matches!(name, "call" | "js")
+    super::Dialect::LOKI.has(name) || matches!(name, "call" | "js")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,9 +35,9 @@ enum Block {
     Named,
 }
 
-/// Checks a template named `name` (`line` for `line_format`, `label` for
-/// `label_format`), returning Go's error text.
-pub(crate) fn check_template(name: &str, text: &str) -> Result<(), String> {
+/// Checks a Loki template named `name` (`line` for `line_format`, `label`
+/// for `label_format`), returning Go's error text.
+pub fn check_syntax(name: &str, text: &str) -> Result<(), String> {
     let err = |line: usize, msg: &str| Err(format!("template: {name}:{line}: {msg}"));
     let b = text.as_bytes();
     let mut i = 0;
@@ -229,44 +230,44 @@ mod tests {
             "{{ default \"x\" .y | trunc 3 }}",
             "plain text",
         ] {
-            assert_eq!(check_template("line", t), Ok(()), "{t}");
+            assert_eq!(check_syntax("line", t), Ok(()), "{t}");
         }
     }
 
     #[test]
     fn rejects_like_go() {
         assert_eq!(
-            check_template("label", "{{").unwrap_err(),
+            check_syntax("label", "{{").unwrap_err(),
             "template: label:1: unclosed action"
         );
         assert_eq!(
-            check_template("line", "{{ nosuchfunc }}").unwrap_err(),
+            check_syntax("line", "{{ nosuchfunc }}").unwrap_err(),
             "template: line:1: function \"nosuchfunc\" not defined"
         );
         assert_eq!(
-            check_template("line", "a\n{{ end }}").unwrap_err(),
+            check_syntax("line", "a\n{{ end }}").unwrap_err(),
             "template: line:2: unexpected {{end}}"
         );
         assert_eq!(
-            check_template("line", "{{ if .a }}x").unwrap_err(),
+            check_syntax("line", "{{ if .a }}x").unwrap_err(),
             "template: line:1: unexpected EOF"
         );
-        assert!(check_template("line", "{{ \"x }}").is_err());
+        assert!(check_syntax("line", "{{ \"x }}").is_err());
         // Multi-byte characters inside and outside actions.
-        assert_eq!(check_template("line", "ܞ{ {{ .a }}ܞ{{ \"ü\" }}é"), Ok(()));
+        assert_eq!(check_syntax("line", "ܞ{ {{ .a }}ܞ{{ \"ü\" }}é"), Ok(()));
 
         let deep = "{{ if .a }}".repeat(500) + &"{{ end }}".repeat(500);
         assert!(
-            check_template("line", &deep)
+            check_syntax("line", &deep)
                 .unwrap_err()
                 .contains("too deeply")
         );
         let deep = format!("{{{{ {}1{} }}}}", "(".repeat(500), ")".repeat(500));
         assert!(
-            check_template("line", &deep)
+            check_syntax("line", &deep)
                 .unwrap_err()
                 .contains("too deeply")
         );
-        assert!(check_template("line", "{{/* x }}").is_err());
+        assert!(check_syntax("line", "{{/* x }}").is_err());
     }
 }

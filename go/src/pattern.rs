@@ -59,24 +59,40 @@ fn capture_len(b: &[u8]) -> Option<usize> {
     (b.get(i) == Some(&b'>')).then_some(i + 1)
 }
 
-/// Checks a `| pattern` expression like Loki: at least one named capture,
-/// no two captures side by side, no name twice.
-pub(crate) fn check_pattern_parser(p: &str) -> Result<(), String> {
-    let nodes = parse_pattern(p);
+/// Why a pattern was refused (Loki's texts).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// The parser needs at least one named capture.
+    #[error("at least one capture is required")]
+    NoCapture,
+    /// Two captures with nothing between them (`<a><b>`).
+    #[error("found consecutive capture '{0}': invalid expression")]
+    Consecutive(String),
+    /// A capture name used twice.
+    #[error("duplicate capture name ({0}): invalid expression")]
+    Duplicate(String),
+    /// Line filters may only use `<_>`.
+    #[error("named captures are not allowed: found '<{0}>'")]
+    NamedCapture(String),
+}
+
+/// Checks the pieces of a `| pattern` expression like Loki: at least one
+/// named capture, no two captures side by side, no name twice.
+pub fn check_parser(nodes: &[PatternNode<'_>]) -> Result<(), PatternError> {
     if !nodes
         .iter()
         .any(|n| matches!(n, PatternNode::Capture(c) if *c != "_"))
     {
-        return Err("at least one capture is required".into());
+        return Err(PatternError::NoCapture);
     }
-    check_no_consecutive(&nodes)?;
+    check_no_consecutive(nodes)?;
     let mut seen: Vec<&str> = Vec::new();
-    for n in &nodes {
+    for n in nodes {
         if let PatternNode::Capture(c) = n
             && *c != "_"
         {
             if seen.contains(c) {
-                return Err(format!("duplicate capture name ({c}): invalid expression"));
+                return Err(PatternError::Duplicate(c.to_string()));
             }
             seen.push(c);
         }
@@ -84,27 +100,24 @@ pub(crate) fn check_pattern_parser(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a `|>`/`!>` filter pattern like Loki: only `<_>` wildcards, not
-/// side by side. The empty pattern is allowed.
-pub(crate) fn check_pattern_filter(p: &str) -> Result<(), String> {
-    let nodes = parse_pattern(p);
-    check_no_consecutive(&nodes)?;
-    for n in &nodes {
+/// Checks the pieces of a `|>`/`!>` filter pattern like Loki: only `<_>`
+/// wildcards, not side by side. The empty pattern is allowed.
+pub fn check_filter(nodes: &[PatternNode<'_>]) -> Result<(), PatternError> {
+    check_no_consecutive(nodes)?;
+    for n in nodes {
         if let PatternNode::Capture(c) = n
             && *c != "_"
         {
-            return Err(format!("named captures are not allowed: found '<{c}>'"));
+            return Err(PatternError::NamedCapture(c.to_string()));
         }
     }
     Ok(())
 }
 
-fn check_no_consecutive(nodes: &[PatternNode<'_>]) -> Result<(), String> {
+fn check_no_consecutive(nodes: &[PatternNode<'_>]) -> Result<(), PatternError> {
     for w in nodes.windows(2) {
         if let [PatternNode::Capture(a), PatternNode::Capture(b)] = w {
-            return Err(format!(
-                "found consecutive capture '<{a}><{b}>': invalid expression"
-            ));
+            return Err(PatternError::Consecutive(format!("<{a}><{b}>")));
         }
     }
     Ok(())
@@ -126,6 +139,14 @@ mod tests {
             ]
         );
         assert_eq!(parse_pattern(""), vec![]);
+    }
+
+    fn check_pattern_parser(p: &str) -> Result<(), String> {
+        check_parser(&parse_pattern(p)).map_err(|e| e.to_string())
+    }
+
+    fn check_pattern_filter(p: &str) -> Result<(), String> {
+        check_filter(&parse_pattern(p)).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! come from constants and functions, times from the date functions).
 
 use super::printf;
-use super::time;
+use crate::time;
 
 /// A value during template execution.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,10 @@
-//! Template functions: Go's builtins and the functions Loki adds (its
-//! own, and its subset of Sprig), with their argument rules.
+//! Template functions: Go's builtins, Sprig's functions as Loki and
+//! Promtail use them, and Loki's own, with their argument rules.
+//!
+//! Every function is a [`Func`]; a [`Dialect`] says which names a program
+//! offers. The parser resolves each name to its `Func` once, so executing a
+//! template never looks a name up. Where Loki and Promtail offer the same
+//! Sprig function, both dialects share its one implementation.
 //!
 //! Argument conversion follows Go's reflection rules loosely: a `string`
 //! parameter needs a string, an `int` parameter an integer; Sprig's
@@ -8,9 +13,8 @@
 //! lazily by the executor and are only named here.
 
 use super::printf;
-use super::time::{self, Time};
 use super::value::Value;
-use crate::pipeline::goregex;
+use crate::time::{self, Time, Zone};
 
 /// What a function sees besides its arguments.
 pub(crate) struct Env<'a> {
@@ -21,106 +25,279 @@ pub(crate) struct Env<'a> {
     pub to_s: &'a dyn Fn(&Value) -> String,
 }
 
-const NAMES: &[&str] = &[
+macro_rules! catalogue {
+    ($($v:ident = $n:literal,)*) => {
+        /// A template function, resolved from its name when the template is
+        /// parsed.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Func {
+            $(
+                #[doc = concat!("`", $n, "`")]
+                $v,
+            )*
+        }
+
+        const CATALOGUE: &[(&str, Func)] = &[$(($n, Func::$v),)*];
+
+        impl Func {
+            /// The name templates call it by.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Func::$v => $n,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    And = "and",
+    Or = "or",
+    Not = "not",
+    Len = "len",
+    Index = "index",
+    Slice = "slice",
+    Print = "print",
+    Printf = "printf",
+    Println = "println",
+    Eq = "eq",
+    Ne = "ne",
+    Lt = "lt",
+    Le = "le",
+    Gt = "gt",
+    Ge = "ge",
+    Html = "html",
+    Urlquery = "urlquery",
+    ToLower = "ToLower",
+    ToUpper = "ToUpper",
+    Replace = "Replace",
+    Trim = "Trim",
+    TrimLeft = "TrimLeft",
+    TrimRight = "TrimRight",
+    TrimPrefix = "TrimPrefix",
+    TrimSuffix = "TrimSuffix",
+    TrimSpace = "TrimSpace",
+    RegexReplaceAll = "regexReplaceAll",
+    RegexReplaceAllLiteral = "regexReplaceAllLiteral",
+    Count = "count",
+    Urldecode = "urldecode",
+    Urlencode = "urlencode",
+    Bytes = "bytes",
+    Duration = "duration",
+    DurationSeconds = "duration_seconds",
+    UnixEpochMillis = "unixEpochMillis",
+    UnixEpochNanos = "unixEpochNanos",
+    ToDateInZone = "toDateInZone",
+    UnixToTime = "unixToTime",
+    AlignLeft = "alignLeft",
+    AlignRight = "alignRight",
+    B64dec = "b64dec",
+    Line = "__line__",
+    Timestamp = "__timestamp__",
+    B64enc = "b64enc",
+    Lower = "lower",
+    Upper = "upper",
+    Title = "title",
+    Trunc = "trunc",
+    Substr = "substr",
+    Contains = "contains",
+    HasPrefix = "hasPrefix",
+    HasSuffix = "hasSuffix",
+    Indent = "indent",
+    Nindent = "nindent",
+    ReplaceSprig = "replace",
+    Repeat = "repeat",
+    TrimSprig = "trim",
+    TrimAll = "trimAll",
+    TrimSuffixSprig = "trimSuffix",
+    TrimPrefixSprig = "trimPrefix",
+    Int = "int",
+    Float64 = "float64",
+    Add = "add",
+    Sub = "sub",
+    Mul = "mul",
+    Div = "div",
+    Mod = "mod",
+    Addf = "addf",
+    Subf = "subf",
+    Mulf = "mulf",
+    Divf = "divf",
+    Max = "max",
+    Min = "min",
+    Maxf = "maxf",
+    Minf = "minf",
+    Ceil = "ceil",
+    Floor = "floor",
+    Round = "round",
+    FromJson = "fromJson",
+    Date = "date",
+    ToDate = "toDate",
+    Now = "now",
+    UnixEpoch = "unixEpoch",
+    Default = "default",
+    Quote = "quote",
+}
+
+use Func as F;
+
+/// Which functions a program's templates may call, and how they read
+/// missing data.
+#[derive(Debug)]
+pub struct Dialect {
+    funcs: &'static [Func],
+    missing_zero: bool,
+}
+
+/// Functions only Promtail's `template` stage offers, beyond Go's
+/// builtins: its own string functions and the Sprig functions both
+/// programs share.
+const PROMTAIL_FUNCS: &[Func] = &[
     // Go builtins.
-    "and",
-    "or",
-    "not",
-    "len",
-    "index",
-    "slice",
-    "print",
-    "printf",
-    "println",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "html",
-    "urlquery",
-    // Loki.
-    "ToLower",
-    "ToUpper",
-    "Replace",
-    "Trim",
-    "TrimLeft",
-    "TrimRight",
-    "TrimPrefix",
-    "TrimSuffix",
-    "TrimSpace",
-    "regexReplaceAll",
-    "regexReplaceAllLiteral",
-    "count",
-    "urldecode",
-    "urlencode",
-    "bytes",
-    "duration",
-    "duration_seconds",
-    "unixEpochMillis",
-    "unixEpochNanos",
-    "toDateInZone",
-    "unixToTime",
-    "alignLeft",
-    "alignRight",
-    "b64dec",
-    "__line__",
-    "__timestamp__",
-    // Sprig subset.
-    "b64enc",
-    "lower",
-    "upper",
-    "title",
-    "trunc",
-    "substr",
-    "contains",
-    "hasPrefix",
-    "hasSuffix",
-    "indent",
-    "nindent",
-    "replace",
-    "repeat",
-    "trim",
-    "trimAll",
-    "trimSuffix",
-    "trimPrefix",
-    "int",
-    "float64",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "mod",
-    "addf",
-    "subf",
-    "mulf",
-    "divf",
-    "max",
-    "min",
-    "maxf",
-    "minf",
-    "ceil",
-    "floor",
-    "round",
-    "fromJson",
-    "date",
-    "toDate",
-    "now",
-    "unixEpoch",
-    "default",
+    F::And,
+    F::Or,
+    F::Not,
+    F::Len,
+    F::Index,
+    F::Slice,
+    F::Print,
+    F::Printf,
+    F::Println,
+    F::Eq,
+    F::Ne,
+    F::Lt,
+    F::Le,
+    F::Gt,
+    F::Ge,
+    F::Html,
+    F::Urlquery,
+    // Promtail's own.
+    F::ToLower,
+    F::ToUpper,
+    F::Replace,
+    F::Trim,
+    F::TrimLeft,
+    F::TrimRight,
+    F::TrimPrefix,
+    F::TrimSuffix,
+    F::TrimSpace,
+    F::RegexReplaceAll,
+    F::RegexReplaceAllLiteral,
+    // Sprig.
+    F::B64enc,
+    F::B64dec,
+    F::Lower,
+    F::Upper,
+    F::Title,
+    F::Trunc,
+    F::Substr,
+    F::Contains,
+    F::HasPrefix,
+    F::HasSuffix,
+    F::Indent,
+    F::Nindent,
+    F::ReplaceSprig,
+    F::Repeat,
+    F::TrimSprig,
+    F::TrimAll,
+    F::TrimSuffixSprig,
+    F::TrimPrefixSprig,
+    F::Int,
+    F::Float64,
+    F::Add,
+    F::Sub,
+    F::Mul,
+    F::Div,
+    F::Mod,
+    F::Addf,
+    F::Subf,
+    F::Mulf,
+    F::Divf,
+    F::Max,
+    F::Min,
+    F::Maxf,
+    F::Minf,
+    F::Ceil,
+    F::Floor,
+    F::Round,
+    F::FromJson,
+    F::Date,
+    F::ToDate,
+    F::ToDateInZone,
+    F::Now,
+    F::UnixEpoch,
+    F::Default,
+    F::Quote,
 ];
 
-/// Whether `name` is a known function.
-pub(crate) fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+/// Loki's `line_format`/`label_format` functions: every function of the
+/// catalogue but Sprig's `quote`, which Loki does not offer.
+const LOKI_FUNCS: &[Func] = &{
+    let mut out = [F::And; CATALOGUE.len() - 1];
+    let mut i = 0;
+    let mut o = 0;
+    while i < CATALOGUE.len() {
+        if !matches!(CATALOGUE[i].1, F::Quote) {
+            out[o] = CATALOGUE[i].1;
+            o += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+impl Dialect {
+    /// Loki's `line_format` and `label_format`: Go's builtins, Loki's
+    /// functions and its Sprig subset; the data is `map[string]string`
+    /// executed with `missingkey=zero`, so a missing label reads as `""`.
+    pub const LOKI: Dialect = Dialect {
+        funcs: LOKI_FUNCS,
+        missing_zero: true,
+    };
+
+    /// Promtail's `template` stage: Go's builtins, Promtail's string
+    /// functions and Sprig's; the data is `map[string]interface{}` with
+    /// Go's default missing-key rule, so a missing value prints as
+    /// `<no value>`.
+    pub const PROMTAIL: Dialect = Dialect {
+        funcs: PROMTAIL_FUNCS,
+        missing_zero: false,
+    };
+
+    /// The function `name` names in this dialect.
+    pub fn function(&self, name: &str) -> Option<Func> {
+        let f = CATALOGUE.iter().find(|(n, _)| *n == name)?.1;
+        self.funcs.contains(&f).then_some(f)
+    }
+
+    /// Whether templates of this dialect can call `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.function(name).is_some()
+    }
+
+    /// Whether a missing key reads as `""` (`missingkey=zero`) rather than
+    /// as no value.
+    pub(crate) fn missing_zero(&self) -> bool {
+        self.missing_zero
+    }
 }
+
+/// Functions whose first argument is a regex: a literal one is compiled
+/// when the template is parsed.
+pub(crate) fn takes_regex(f: Func) -> bool {
+    matches!(f, F::RegexReplaceAll | F::RegexReplaceAllLiteral | F::Count)
+}
+
+/// A regex compiled at parse time, or Go's message for why it did not
+/// compile (reported when the function runs, as Go reports it).
+pub(crate) type Precompiled = Result<regex::Regex, String>;
 
 type R = Result<Value, String>;
 
 fn want_str(v: &Value) -> Result<&str, String> {
     match v {
         Value::Str(s) => Ok(s),
+        // A missing key of an interface map (Promtail's data).
+        Value::Nil => Err("invalid value; expected string".to_string()),
         other => Err(format!(
             "wrong type for value; expected string; got {}",
             other.type_name()
@@ -131,6 +308,7 @@ fn want_str(v: &Value) -> Result<&str, String> {
 fn want_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
+        Value::Nil => Err("invalid value; expected int".to_string()),
         Value::Float(f) if f.fract() == 0.0 => Ok(*f as i64),
         other => Err(format!(
             "wrong type for value; expected int; got {}",
@@ -162,41 +340,19 @@ fn cast_int(v: &Value) -> i64 {
             {
                 t = &t[..dot];
             }
-            parse_go_int(t).unwrap_or(0)
+            crate::strconv::parse_int(t).unwrap_or(0)
         }
         _ => 0,
     }
 }
 
-/// `strconv.ParseInt(s, 0, 64)`.
-fn parse_go_int(s: &str) -> Option<i64> {
-    let (neg, b) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = b.to_ascii_lowercase();
-    let (radix, digits) = if let Some(h) = lower.strip_prefix("0x") {
-        (16, h.to_string())
-    } else if let Some(o) = lower.strip_prefix("0o") {
-        (8, o.to_string())
-    } else if let Some(bb) = lower.strip_prefix("0b") {
-        (2, bb.to_string())
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string())
-    } else {
-        (10, lower.clone())
-    };
-    let digits = if radix != 10 {
-        digits.replace('_', "")
-    } else {
-        digits
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let v = i64::from_str_radix(&digits, radix).ok()?;
-    Some(if neg { -v } else { v })
+/// Go's `s[lo:hi]` on a string's bytes: out-of-range bounds are Go's
+/// runtime error (`None`); a cut inside a multi-byte character leaves the
+/// broken bytes, shown as U+FFFD.
+fn byte_slice(s: &str, lo: i64, hi: i64) -> Option<String> {
+    let (lo, hi) = (usize::try_from(lo).ok()?, usize::try_from(hi).ok()?);
+    let b = s.as_bytes().get(lo..hi)?;
+    Some(String::from_utf8_lossy(b).into_owned())
 }
 
 /// `cast.ToFloat64`.
@@ -205,7 +361,7 @@ fn cast_float(v: &Value) -> f64 {
         Value::Int(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => *b as i64 as f64,
-        Value::Str(s) => crate::pipeline::convert::parse_go_float(s).unwrap_or(0.0),
+        Value::Str(s) => crate::strconv::parse_float(s).unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -390,80 +546,24 @@ fn trim_set<'s>(s: &'s str, set: &str, left: bool, right: bool) -> &'s str {
     r
 }
 
-fn json_value(b: &[u8]) -> Option<Value> {
-    use crate::pipeline::parsers::json::{Kind, object_each, string_value, value_at};
-    let (kind, s, e, _) = value_at(b, 0).ok()?;
-    let v = &b[s..e];
-    Some(match kind {
-        Kind::String => {
-            let mut out = String::new();
-            string_value(v, &mut out);
-            Value::Str(out)
-        }
-        Kind::Number => Value::Float(std::str::from_utf8(v).ok()?.parse().ok()?),
-        Kind::Boolean => Value::Bool(v == b"true"),
-        Kind::Null => Value::Nil,
-        Kind::Object => {
-            let mut m: Vec<(String, Value)> = Vec::new();
-            let mut kb = String::new();
-            object_each(v, &mut kb, &mut |k, _, _| {
-                m.push((k.to_string(), Value::Nil));
-                Ok(())
-            })
-            .ok()?;
-            // Re-walk to convert values (object_each gives raw slices).
-            let mut vals = Vec::new();
-            object_each(v, &mut kb, &mut |_, kd, raw| {
-                let full = match kd {
-                    Kind::String => {
-                        let mut out = String::new();
-                        string_value(raw, &mut out);
-                        Value::Str(out)
-                    }
-                    _ => json_value(raw).unwrap_or(Value::Nil),
-                };
-                vals.push(full);
-                Ok(())
-            })
-            .ok()?;
-            for (slot, val) in m.iter_mut().zip(vals) {
-                slot.1 = val;
+/// `fromJson`: Go's `encoding/json` into `interface{}` (numbers are
+/// float64, objects maps with sorted keys, the last of repeated keys wins).
+fn json_value(text: &str) -> Option<Value> {
+    fn conv(v: serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Nil,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::String(s) => Value::Str(s),
+            serde_json::Value::Array(a) => Value::List(a.into_iter().map(conv).collect()),
+            serde_json::Value::Object(m) => {
+                Value::Map(m.into_iter().map(|(k, v)| (k, conv(v))).collect())
             }
-            m.sort_by(|a, b| a.0.cmp(&b.0));
-            m.dedup_by(|a, b| a.0 == b.0);
-            Value::Map(m)
         }
-        Kind::Array => {
-            let mut items = Vec::new();
-            let mut i = 1;
-            loop {
-                let t = v.get(i..)?.iter().position(|c| !c.is_ascii_whitespace())? + i;
-                if v[t] == b']' {
-                    break;
-                }
-                let (kd, vs, ve, after) = value_at(v, t).ok()?;
-                items.push(match kd {
-                    Kind::String => {
-                        let mut out = String::new();
-                        string_value(&v[vs..ve], &mut out);
-                        Value::Str(out)
-                    }
-                    _ => json_value(&v[vs..ve])?,
-                });
-                let n = v
-                    .get(after..)?
-                    .iter()
-                    .position(|c| !c.is_ascii_whitespace())?
-                    + after;
-                match v[n] {
-                    b',' => i = n + 1,
-                    b']' => break,
-                    _ => return None,
-                }
-            }
-            Value::List(items)
-        }
-    })
+    }
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .map(conv)
 }
 
 /// Sprig's `empty`.
@@ -517,15 +617,17 @@ fn now() -> Time {
     }
 }
 
-/// Calls `name` (never `and`/`or`, which the executor handles).
-pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
+/// Calls `f` (never `and`/`or`, which the executor handles). `pre` is the
+/// regex compiled at parse time for a literal first argument.
+pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled>) -> R {
     let to_s = env.to_s;
-    match name {
-        "not" => {
+    let name = f.name();
+    match f {
+        F::Not => {
             nargs(name, a, 1)?;
             Ok(Value::Bool(!a[0].truthy(env.labels_len == 0)))
         }
-        "len" => {
+        F::Len => {
             nargs(name, a, 1)?;
             match &a[0] {
                 Value::Str(x) => Ok(Value::Int(x.len() as i64)),
@@ -535,7 +637,7 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 other => Err(format!("len of type {}", other.type_name())),
             }
         }
-        "index" => {
+        F::Index => {
             min_args(name, a, 1)?;
             let mut cur = a[0].clone();
             for k in &a[1..] {
@@ -574,7 +676,7 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             }
             Ok(cur)
         }
-        "slice" => {
+        F::Slice => {
             min_args(name, a, 1)?;
             let idx: Vec<i64> = a[1..].iter().map(want_int).collect::<Result<_, _>>()?;
             match &a[0] {
@@ -595,51 +697,58 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 other => Err(format!("can't slice item of type {}", other.type_name())),
             }
         }
-        "print" | "println" => {
+        F::Print | F::Println => {
             let mut out = String::new();
             for (i, v) in a.iter().enumerate() {
                 if i > 0
-                    && (name == "println"
+                    && (f == F::Println
                         || !(matches!(v, Value::Str(_)) || matches!(a[i - 1], Value::Str(_))))
                 {
                     out.push(' ');
                 }
                 out.push_str(&to_s(v));
             }
-            if name == "println" {
+            if f == F::Println {
                 out.push('\n');
             }
             s(out)
         }
-        "printf" => {
+        F::Printf => {
             min_args(name, a, 1)?;
             s(printf::sprintf(want_str(&a[0])?, &a[1..], to_s))
         }
-        "eq" => {
+        F::Eq => {
             min_args(name, a, 2)?;
             for b in &a[1..] {
+                // Go compares a missing value with anything as unequal.
+                if matches!(a[0], Value::Nil) != matches!(b, Value::Nil) {
+                    continue;
+                }
                 if basic_cmp(&a[0], b)? == std::cmp::Ordering::Equal {
                     return Ok(Value::Bool(true));
                 }
             }
             Ok(Value::Bool(false))
         }
-        "ne" | "lt" | "le" | "gt" | "ge" => {
+        F::Ne | F::Lt | F::Le | F::Gt | F::Ge => {
             nargs(name, a, 2)?;
-            if matches!(a[0], Value::Bool(_)) && name != "ne" {
+            if matches!(a[0], Value::Bool(_)) && f != F::Ne {
                 return Err("invalid type for comparison".to_string());
+            }
+            if f == F::Ne && matches!(a[0], Value::Nil) != matches!(a[1], Value::Nil) {
+                return Ok(Value::Bool(true));
             }
             let o = basic_cmp(&a[0], &a[1])?;
             use std::cmp::Ordering::*;
-            Ok(Value::Bool(match name {
-                "ne" => o != Equal,
-                "lt" => o == Less,
-                "le" => o != Greater,
-                "gt" => o == Greater,
+            Ok(Value::Bool(match f {
+                F::Ne => o != Equal,
+                F::Lt => o == Less,
+                F::Le => o != Greater,
+                F::Gt => o == Greater,
                 _ => o != Less,
             }))
         }
-        "html" => {
+        F::Html => {
             let t: String = a.iter().map(to_s).collect();
             s(t.replace('&', "&amp;")
                 .replace('<', "&lt;")
@@ -647,20 +756,20 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 .replace('"', "&#34;")
                 .replace('\'', "&#39;"))
         }
-        "urlquery" => s(query_escape(&a.iter().map(to_s).collect::<String>())),
-        "ToLower" | "lower" => {
+        F::Urlquery => s(query_escape(&a.iter().map(to_s).collect::<String>())),
+        F::ToLower | F::Lower => {
             nargs(name, a, 1)?;
             s(want_str(&a[0])?.to_lowercase())
         }
-        "ToUpper" | "upper" => {
+        F::ToUpper | F::Upper => {
             nargs(name, a, 1)?;
             s(want_str(&a[0])?.to_uppercase())
         }
-        "title" => {
+        F::Title => {
             nargs(name, a, 1)?;
             s(go_title(want_str(&a[0])?))
         }
-        "Replace" => {
+        F::Replace => {
             nargs(name, a, 4)?;
             let (src, old, new) = (want_str(&a[0])?, want_str(&a[1])?, want_str(&a[2])?);
             let n = want_int(&a[3])?;
@@ -670,105 +779,123 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 src.replacen(old, new, n as usize)
             })
         }
-        "replace" => {
+        F::ReplaceSprig => {
             nargs(name, a, 3)?;
             s(want_str(&a[2])?.replace(want_str(&a[0])?, want_str(&a[1])?))
         }
-        "Trim" | "TrimLeft" | "TrimRight" => {
+        F::Trim | F::TrimLeft | F::TrimRight => {
             nargs(name, a, 2)?;
             let (x, set) = (want_str(&a[0])?, want_str(&a[1])?);
-            s(trim_set(x, set, name != "TrimRight", name != "TrimLeft").to_string())
+            s(trim_set(x, set, f != F::TrimRight, f != F::TrimLeft).to_string())
         }
-        "trimAll" => {
+        F::TrimAll => {
             nargs(name, a, 2)?;
             s(trim_set(want_str(&a[1])?, want_str(&a[0])?, true, true).to_string())
         }
-        "TrimPrefix" => {
+        F::TrimPrefix => {
             nargs(name, a, 2)?;
             let (x, p) = (want_str(&a[0])?, want_str(&a[1])?);
             s(x.strip_prefix(p).unwrap_or(x).to_string())
         }
-        "TrimSuffix" => {
+        F::TrimSuffix => {
             nargs(name, a, 2)?;
             let (x, p) = (want_str(&a[0])?, want_str(&a[1])?);
             s(x.strip_suffix(p).unwrap_or(x).to_string())
         }
-        "trimPrefix" => {
+        F::TrimPrefixSprig => {
             nargs(name, a, 2)?;
             let (p, x) = (want_str(&a[0])?, want_str(&a[1])?);
             s(x.strip_prefix(p).unwrap_or(x).to_string())
         }
-        "trimSuffix" => {
+        F::TrimSuffixSprig => {
             nargs(name, a, 2)?;
             let (p, x) = (want_str(&a[0])?, want_str(&a[1])?);
             s(x.strip_suffix(p).unwrap_or(x).to_string())
         }
-        "TrimSpace" | "trim" => {
+        F::TrimSpace | F::TrimSprig => {
             nargs(name, a, 1)?;
             s(want_str(&a[0])?.trim().to_string())
         }
-        "regexReplaceAll" | "regexReplaceAllLiteral" => {
+        F::RegexReplaceAll | F::RegexReplaceAllLiteral => {
             nargs(name, a, 3)?;
-            let re = goregex::compile(want_str(&a[0])?, false).map_err(|e| e.to_string())?;
-            let (x, repl) = (want_str(&a[1])?, want_str(&a[2])?);
-            let out = if name == "regexReplaceAll" {
-                re.replace_all(x.as_bytes(), repl.as_bytes())
-            } else {
-                re.replace_all(x.as_bytes(), regex::bytes::NoExpand(repl.as_bytes()))
+            let compiled;
+            let re = match pre {
+                Some(p) => p.as_ref().map_err(Clone::clone)?,
+                None => {
+                    compiled = compile_regex(want_str(&a[0])?)?;
+                    &compiled
+                }
             };
-            s(String::from_utf8_lossy(&out).into_owned())
+            let (x, repl) = (want_str(&a[1])?, want_str(&a[2])?);
+            let out = if f == F::RegexReplaceAll {
+                re.replace_all(x, repl)
+            } else {
+                re.replace_all(x, regex::NoExpand(repl))
+            };
+            s(out.into_owned())
         }
-        "count" => {
+        F::Count => {
             nargs(name, a, 2)?;
-            let re = goregex::compile(want_str(&a[0])?, false).map_err(|e| e.to_string())?;
-            Ok(Value::Int(
-                re.find_iter(want_str(&a[1])?.as_bytes()).count() as i64,
-            ))
+            let compiled;
+            let re = match pre {
+                Some(p) => p.as_ref().map_err(Clone::clone)?,
+                None => {
+                    compiled = compile_regex(want_str(&a[0])?)?;
+                    &compiled
+                }
+            };
+            Ok(Value::Int(re.find_iter(want_str(&a[1])?).count() as i64))
         }
-        "urldecode" => {
+        F::Urldecode => {
             nargs(name, a, 1)?;
             s(query_unescape(want_str(&a[0])?)?)
         }
-        "urlencode" => {
+        F::Urlencode => {
             nargs(name, a, 1)?;
             s(query_escape(want_str(&a[0])?))
         }
-        "bytes" => {
+        F::Bytes => {
             nargs(name, a, 1)?;
-            crate::pipeline::convert::parse_bytes(want_str(&a[0])?).map(|b| Value::Float(b as f64))
+            crate::bytes::parse_bytes(want_str(&a[0])?)
+                .map(|b| Value::Float(b as f64))
+                .map_err(|e| e.to_string())
         }
-        "duration" | "duration_seconds" => {
+        F::Duration | F::DurationSeconds => {
             nargs(name, a, 1)?;
-            crate::pipeline::convert::parse_go_duration(want_str(&a[0])?)
-                .map(|d| Value::Float(crate::pipeline::convert::duration_seconds(d)))
+            crate::duration::parse_go_duration(want_str(&a[0])?)
+                .map(|d| Value::Float(crate::duration::seconds(d.as_nanos())))
+                .map_err(|e| e.to_string())
         }
-        "unixEpochMillis" => {
+        F::UnixEpochMillis => {
             nargs(name, a, 1)?;
             s(want_time(&a[0])?.unix_millis().to_string())
         }
-        "unixEpochNanos" => {
+        F::UnixEpochNanos => {
             nargs(name, a, 1)?;
             s(want_time(&a[0])?.unix_nanos().to_string())
         }
-        "unixEpoch" => {
+        F::UnixEpoch => {
             nargs(name, a, 1)?;
             s(want_time(&a[0])?.secs.to_string())
         }
-        "toDateInZone" => {
+        F::ToDateInZone => {
             nargs(name, a, 3)?;
-            let (layout, _zone, v) = (want_str(&a[0])?, want_str(&a[1])?, want_str(&a[2])?);
+            let (layout, zone, v) = (want_str(&a[0])?, want_str(&a[1])?, want_str(&a[2])?);
+            // Sprig falls back to UTC for an unknown zone, and to the zero
+            // time for a value that does not parse.
+            let zone = Zone::load(zone).unwrap_or(Zone::UTC);
             Ok(Value::Time(
-                time::parse(layout, v).unwrap_or_else(|_| Time::zero()),
+                time::parse_in_zone(layout, v, zone).unwrap_or_else(|_| Time::zero()),
             ))
         }
-        "toDate" => {
+        F::ToDate => {
             nargs(name, a, 2)?;
             let (layout, v) = (want_str(&a[0])?, want_str(&a[1])?);
             Ok(Value::Time(
                 time::parse(layout, v).unwrap_or_else(|_| Time::zero()),
             ))
         }
-        "date" => {
+        F::Date => {
             nargs(name, a, 2)?;
             let layout = want_str(&a[0])?;
             let t = match &a[1] {
@@ -781,11 +908,11 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             };
             s(time::format(t, layout))
         }
-        "now" => {
+        F::Now => {
             nargs(name, a, 0)?;
             Ok(Value::Time(now()))
         }
-        "unixToTime" => {
+        F::UnixToTime => {
             nargs(name, a, 1)?;
             let e = want_str(&a[0])?;
             let err = || format!("unable to parse time '{e}'");
@@ -803,7 +930,7 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             };
             Ok(Value::Time(t))
         }
-        "alignLeft" | "alignRight" => {
+        F::AlignLeft | F::AlignRight => {
             nargs(name, a, 2)?;
             let (n, x) = (want_int(&a[0])?, want_str(&a[1])?);
             let chars: Vec<char> = x.chars().collect();
@@ -814,23 +941,23 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             let pad = n - l;
             if pad > 0 {
                 let sp = " ".repeat(pad as usize);
-                return s(if name == "alignLeft" {
+                return s(if f == F::AlignLeft {
                     format!("{x}{sp}")
                 } else {
                     format!("{sp}{x}")
                 });
             }
-            s(if name == "alignLeft" {
+            s(if f == F::AlignLeft {
                 chars[..n as usize].iter().collect()
             } else {
                 chars[(l - n) as usize..].iter().collect()
             })
         }
-        "b64enc" => {
+        F::B64enc => {
             nargs(name, a, 1)?;
             s(b64enc(want_str(&a[0])?.as_bytes()))
         }
-        "b64dec" => {
+        F::B64dec => {
             nargs(name, a, 1)?;
             let mut v = want_str(&a[0])?.to_string();
             let rem = v.len() % 4;
@@ -842,66 +969,66 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 Err(e) => e,
             })
         }
-        "__line__" => {
+        F::Line => {
             nargs(name, a, 0)?;
             s(String::from_utf8_lossy(env.line).into_owned())
         }
-        "__timestamp__" => {
+        F::Timestamp => {
             nargs(name, a, 0)?;
             Ok(Value::Time(Time::from_unix_nanos(env.ts)))
         }
-        "trunc" => {
+        F::Trunc => {
             nargs(name, a, 2)?;
             let (c, x) = (want_int(&a[0])?, want_str(&a[1])?);
             let l = x.len() as i64;
             let r = if c < 0 && l + c > 0 {
-                x.get((l + c) as usize..)
+                byte_slice(x, l + c, l)
             } else if c >= 0 && l > c {
-                x.get(..c as usize)
+                byte_slice(x, 0, c)
             } else {
-                Some(x)
+                Some(x.to_string())
             };
-            r.map(|t| Value::Str(t.to_string()))
+            r.map(Value::Str)
                 .ok_or_else(|| "runtime error: slice bounds out of range".to_string())
         }
-        "substr" => {
+        F::Substr => {
             nargs(name, a, 3)?;
             let (st, en, x) = (want_int(&a[0])?, want_int(&a[1])?, want_str(&a[2])?);
             let l = x.len() as i64;
             let r = if st < 0 {
-                usize::try_from(en).ok().and_then(|e| x.get(..e))
+                byte_slice(x, 0, en)
             } else if en < 0 || en > l {
-                x.get(st as usize..)
+                byte_slice(x, st, l)
             } else {
-                x.get(st as usize..en as usize)
+                byte_slice(x, st, en)
             };
-            r.map(|t| Value::Str(t.to_string()))
+            r.map(Value::Str)
                 .ok_or_else(|| "runtime error: slice bounds out of range".to_string())
         }
-        "contains" => {
+        F::Contains => {
             nargs(name, a, 2)?;
             Ok(Value::Bool(want_str(&a[1])?.contains(want_str(&a[0])?)))
         }
-        "hasPrefix" => {
+        F::HasPrefix => {
             nargs(name, a, 2)?;
             Ok(Value::Bool(want_str(&a[1])?.starts_with(want_str(&a[0])?)))
         }
-        "hasSuffix" => {
+        F::HasSuffix => {
             nargs(name, a, 2)?;
             Ok(Value::Bool(want_str(&a[1])?.ends_with(want_str(&a[0])?)))
         }
-        "indent" | "nindent" => {
+        F::Indent | F::Nindent => {
             nargs(name, a, 2)?;
             let (n, x) = (want_int(&a[0])?, want_str(&a[1])?);
             let pad = " ".repeat(n.max(0) as usize);
             let body = format!("{pad}{}", x.replace('\n', &format!("\n{pad}")));
-            s(if name == "nindent" {
+            s(if f == F::Nindent {
                 format!("\n{body}")
             } else {
                 body
             })
         }
-        "repeat" => {
+        F::Repeat => {
             nargs(name, a, 2)?;
             let (n, x) = (want_int(&a[0])?, want_str(&a[1])?);
             if n < 0 {
@@ -912,38 +1039,38 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             }
             s(x.repeat(n as usize))
         }
-        "int" => {
+        F::Int => {
             nargs(name, a, 1)?;
             Ok(Value::Int(cast_int(&a[0])))
         }
-        "float64" => {
+        F::Float64 => {
             nargs(name, a, 1)?;
             Ok(Value::Float(cast_float(&a[0])))
         }
-        "add" => Ok(Value::Int(
+        F::Add => Ok(Value::Int(
             a.iter().fold(0i64, |acc, v| acc.wrapping_add(cast_int(v))),
         )),
-        "mul" => {
+        F::Mul => {
             min_args(name, a, 1)?;
             Ok(Value::Int(a[1..].iter().fold(cast_int(&a[0]), |acc, v| {
                 acc.wrapping_mul(cast_int(v))
             })))
         }
-        "sub" | "div" | "mod" => {
+        F::Sub | F::Div | F::Mod => {
             nargs(name, a, 2)?;
             let (x, y) = (cast_int(&a[0]), cast_int(&a[1]));
-            Ok(Value::Int(match name {
-                "sub" => x.wrapping_sub(y),
+            Ok(Value::Int(match f {
+                F::Sub => x.wrapping_sub(y),
                 _ if y == 0 => return Err("runtime error: integer divide by zero".to_string()),
-                "div" => x.wrapping_div(y),
+                F::Div => x.wrapping_div(y),
                 _ => x.wrapping_rem(y),
             }))
         }
-        "addf" => Ok(Value::Float(
+        F::Addf => Ok(Value::Float(
             a.iter()
                 .fold(0.0, |acc, v| decimal_op(acc, cast_float(v), '+')),
         )),
-        "mulf" => {
+        F::Mulf => {
             min_args(name, a, 1)?;
             Ok(Value::Float(
                 a[1..].iter().fold(cast_float(&a[0]), |acc, v| {
@@ -951,7 +1078,7 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 }),
             ))
         }
-        "subf" => {
+        F::Subf => {
             min_args(name, a, 1)?;
             Ok(Value::Float(
                 a[1..].iter().fold(cast_float(&a[0]), |acc, v| {
@@ -959,7 +1086,7 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
                 }),
             ))
         }
-        "divf" => {
+        F::Divf => {
             min_args(name, a, 1)?;
             let mut acc = cast_float(&a[0]);
             for v in &a[1..] {
@@ -971,37 +1098,33 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             }
             Ok(Value::Float(acc))
         }
-        "max" | "min" => {
+        F::Max | F::Min => {
             min_args(name, a, 1)?;
             let it = a.iter().map(cast_int);
-            Ok(Value::Int(if name == "max" {
+            Ok(Value::Int(if f == F::Max {
                 it.max().unwrap_or(0)
             } else {
                 it.min().unwrap_or(0)
             }))
         }
-        "maxf" | "minf" => {
+        F::Maxf | F::Minf => {
             min_args(name, a, 1)?;
             let mut acc = cast_float(&a[0]);
             for v in &a[1..] {
                 let x = cast_float(v);
-                acc = if name == "maxf" {
-                    acc.max(x)
-                } else {
-                    acc.min(x)
-                };
+                acc = if f == F::Maxf { acc.max(x) } else { acc.min(x) };
             }
             Ok(Value::Float(acc))
         }
-        "ceil" => {
+        F::Ceil => {
             nargs(name, a, 1)?;
             Ok(Value::Float(cast_float(&a[0]).ceil()))
         }
-        "floor" => {
+        F::Floor => {
             nargs(name, a, 1)?;
             Ok(Value::Float(cast_float(&a[0]).floor()))
         }
-        "round" => {
+        F::Round => {
             min_args(name, a, 2)?;
             let on = a.get(2).map_or(0.5, cast_float);
             let val = cast_float(&a[0]);
@@ -1015,19 +1138,32 @@ pub(crate) fn call(name: &str, a: &[Value], env: &Env<'_>) -> R {
             };
             Ok(Value::Float(r / pow))
         }
-        "fromJson" => {
+        F::FromJson => {
             nargs(name, a, 1)?;
-            Ok(json_value(want_str(&a[0])?.as_bytes()).unwrap_or(Value::Nil))
+            Ok(json_value(want_str(&a[0])?).unwrap_or(Value::Nil))
         }
-        "default" => {
+        F::Default => {
             min_args(name, a, 1)?;
             match a.get(1) {
                 Some(g) if !empty(g, env.labels_len) => Ok(g.clone()),
                 _ => Ok(a[0].clone()),
             }
         }
-        _ => Err(format!("function {name:?} not defined")),
+        F::Quote => {
+            let parts: Vec<String> = a
+                .iter()
+                .filter(|v| !matches!(v, Value::Nil))
+                .map(|v| crate::quote::go_quote(&to_s(v)))
+                .collect();
+            s(parts.join(" "))
+        }
+        F::And | F::Or => Err(format!("{name} is evaluated by the executor")),
     }
+}
+
+/// Compiles a regex given at run time, with Go's error text.
+fn compile_regex(p: &str) -> Result<regex::Regex, String> {
+    crate::regex::compile(p, false).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

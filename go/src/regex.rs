@@ -1,24 +1,33 @@
-//! Go (RE2) regular expressions on Rust's regex engine.
+//! Go (RE2) regular expressions on Rust's regex engine: the one compiler
+//! every Go regex in Larch goes through (LogQL `=~`/`!~` matchers, `|~`
+//! line filters, label filters, the `regexp` parser, `label_replace`, the
+//! template functions, the agent's selectors, stages and relabelling).
 //!
-//! LogQL regexes are Go's `regexp` syntax, and Loki reports bad ones with
-//! Go's messages (`error parsing regexp: invalid escape sequence: `\q``).
-//! Rust's `regex` crate implements nearly the same syntax; the differences
-//! that matter in practice are handled here:
+//! Go's syntax and Rust's are nearly the same; the differences that change
+//! what is accepted or matched are handled here:
+//! * `\d`, `\w`, `\s`, `\b` (and their negations) are ASCII-only in Go and
+//!   Unicode-aware in Rust: [`translate`] writes them as explicit ASCII
+//!   classes (`(?-u:\b)` for word boundaries), so `\d` does not match
+//!   Arabic-Indic digits, as in Go.
 //! * Go reads a `{` that does not start a valid repetition (`{`, `{,3}`,
-//!   `{a}`) as a literal brace, Rust rejects it: [`go_regex_to_rust`]
-//!   escapes such braces. Go's `\Q...\E` literal spans are rewritten as
-//!   escaped text.
+//!   `{a}`) as a literal brace, Rust rejects it: such braces are escaped.
+//!   Go's `\Q...\E` literal spans are rewritten as escaped text.
+//! * Inside a bracket class Go treats `[` and doubled `&&`/`~~` as plain
+//!   characters; Rust reads them as nested classes and set operations, so
+//!   they are escaped.
 //! * Rust accepts escapes Go rejects (`\<`, `\>`, `\u0041`, `\U...`) and
-//!   repetition counts above 1000; [`check_go_regex`] rejects them with
-//!   Go's messages.
-//! * Go accepts duplicate capture group names; Rust does not. The check
-//!   reports them separately ([`GoRegexInfo::duplicate_name`]) so callers
-//!   can decide (Loki's `regexp` stage rejects them with its own message).
+//!   repetition counts above 1000; [`check`] rejects them with Go's
+//!   messages. Go accepts octal escapes (`\101`); the Rust parser needs a
+//!   flag.
+//! * Go accepts duplicate capture group names; Rust does not. [`check`]
+//!   reports them apart ([`RegexInfo::duplicate_name`]) so callers can
+//!   decide (Loki's `regexp` stage rejects them with its own message).
 //!
-//! Error messages are mapped from `regex-syntax`'s error kinds to Go's
-//! error codes; the quoted fragment follows Go's choice (the whole
-//! expression for unbalanced parentheses, the class for an unclosed `[`,
-//! the offending escape or operator otherwise).
+//! Error messages are Go's (`error parsing regexp: invalid escape
+//! sequence: `\q``), mapped from `regex-syntax`'s error kinds; the quoted
+//! fragment follows Go's choice (the whole expression for unbalanced
+//! parentheses, the class for an unclosed `[`, the offending escape or
+//! operator otherwise).
 
 use std::borrow::Cow;
 
@@ -27,27 +36,113 @@ use regex_syntax::hir::{Hir, HirKind};
 
 /// What a valid expression contains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct GoRegexInfo {
+pub struct RegexInfo {
     /// Number of capture groups (named or not).
-    pub(crate) groups: usize,
+    pub groups: usize,
     /// Names of the named groups, in order.
-    pub(crate) names: Vec<String>,
+    pub names: Vec<String>,
     /// A group name used twice (Go accepts this; Rust cannot compile it).
-    pub(crate) duplicate_name: Option<String>,
+    pub duplicate_name: Option<String>,
 }
 
-/// Rewrites a Go regex into an equivalent one the Rust engine accepts:
-/// literal `{` escaped, `\Q...\E` spans quoted. Returns the input when no
-/// rewrite is needed.
-pub fn go_regex_to_rust(p: &str) -> Cow<'_, str> {
-    if !p.contains('{') && !p.contains("\\Q") {
+/// A regex Go would refuse; displays as Go's full message
+/// (`error parsing regexp: missing closing ): `(``).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RegexError(pub String);
+
+/// Largest compiled program accepted (Rust's default is 10 MiB; Go has no
+/// such limit, so ours is generous).
+const SIZE_LIMIT: usize = 64 << 20;
+
+/// Rewrites a Go regex into a Rust one that accepts and matches the same
+/// texts (see the module docs). Returns the input when no rewrite is
+/// needed.
+pub fn translate(p: &str) -> Cow<'_, str> {
+    let needs = p.contains(['{', '[', '\\']);
+    if !needs {
         return Cow::Borrowed(p);
     }
-    Cow::Owned(translate(p).0)
+    Cow::Owned(rewrite(p, true).0)
+}
+
+/// Checks `p` against Go's syntax, then parses the translated expression
+/// into the syntax tree that literal analysis reads (bytes mode: the tree
+/// may match invalid UTF-8, as a `regex::bytes::Regex` does).
+pub fn parse_hir(p: &str) -> Result<Hir, RegexError> {
+    check(p)?;
+    regex_syntax::ParserBuilder::new()
+        .octal(true)
+        .utf8(false)
+        .build()
+        .parse(&translate(p))
+        .map_err(|e| {
+            RegexError(go_error(
+                "invalid or unsupported Perl syntax",
+                &e.to_string(),
+            ))
+        })
+}
+
+fn anchored_src(p: &str, anchored: bool) -> String {
+    let t = translate(p);
+    if anchored {
+        // Prometheus and Loki anchor label regexes as `^(?s:…)$`.
+        format!("^(?s:{t})$")
+    } else {
+        t.into_owned()
+    }
+}
+
+/// Compiles a Go regex for searching bytes (log lines). `anchored`
+/// matches whole values only, as label matchers and label filters do.
+pub fn compile_bytes(p: &str, anchored: bool) -> Result<regex::bytes::Regex, RegexError> {
+    check(p)?;
+    regex::bytes::RegexBuilder::new(&anchored_src(p, anchored))
+        .octal(true)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(build_error)
+}
+
+/// What Rust's compiler refuses after Go's syntax check passed: a program
+/// over the size limit, or a duplicate group name (which Go allows).
+fn build_error(e: regex::Error) -> RegexError {
+    match e {
+        regex::Error::CompiledTooBig(_) => RegexError(go_error("expression too large", "")),
+        other => RegexError(format!("error parsing regexp: {other}")),
+    }
+}
+
+/// Compiles a Go regex for searching text (label values, extracted
+/// values). `anchored` as for [`compile_bytes`].
+pub fn compile(p: &str, anchored: bool) -> Result<regex::Regex, RegexError> {
+    check(p)?;
+    regex::RegexBuilder::new(&anchored_src(p, anchored))
+        .octal(true)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(build_error)
+}
+
+/// The ASCII class Go means by a Perl escape letter, outside a bracket
+/// class and inside one.
+fn perl_class(letter: u8) -> Option<(&'static str, &'static str)> {
+    Some(match letter {
+        b'd' => ("[0-9]", "0-9"),
+        b'D' => ("[^0-9]", "[^0-9]"),
+        b'w' => ("[0-9A-Za-z_]", "0-9A-Za-z_"),
+        b'W' => ("[^0-9A-Za-z_]", "[^0-9A-Za-z_]"),
+        b's' => ("[\\t\\n\\x0C\\r ]", "\\t\\n\\x0C\\r "),
+        b'S' => ("[^\\t\\n\\x0C\\r ]", "[^\\t\\n\\x0C\\r ]"),
+        _ => return None,
+    })
 }
 
 /// The rewrite and the positions (in the output) of inserted backslashes.
-fn translate(p: &str) -> (String, Vec<usize>) {
+/// `ascii` also rewrites Perl classes and word boundaries (for compiling;
+/// the syntax check leaves them, so error offsets map back simply).
+fn rewrite(p: &str, ascii: bool) -> (String, Vec<usize>) {
     let b = p.as_bytes();
     let mut out = String::with_capacity(p.len() + 8);
     let mut inserted = Vec::new();
@@ -73,6 +168,18 @@ fn translate(p: &str) -> (String, Vec<usize>) {
                     }
                     i = (end + 2).min(p.len());
                     continue;
+                }
+                if ascii {
+                    if let Some((outside, inside)) = perl_class(n) {
+                        out.push_str(if in_class { inside } else { outside });
+                        i += 2;
+                        continue;
+                    }
+                    if !in_class && matches!(n, b'b' | b'B') {
+                        out.push_str(if n == b'b' { "(?-u:\\b)" } else { "(?-u:\\B)" });
+                        i += 2;
+                        continue;
+                    }
                 }
                 // Copy the escape; `\x{..}`, `\p{..}` keep their braces.
                 let n_ch = p[i + 1..].chars().next().unwrap_or('\\');
@@ -158,15 +265,18 @@ fn repeat_len(b: &[u8]) -> Option<usize> {
     (b.get(i) == Some(&b'}')).then_some(i + 1)
 }
 
-/// Checks `p` against Go's regex syntax. The error is Go's full message
-/// (`error parsing regexp: missing closing ): `(``).
-pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
+/// Checks `p` against Go's regex syntax and says what it contains.
+pub fn check(p: &str) -> Result<RegexInfo, RegexError> {
+    check_go_regex(p).map_err(RegexError)
+}
+
+fn check_go_regex(p: &str) -> Result<RegexInfo, String> {
     let go_only = go_only_errors(p);
     let first = |rust_at: usize, rust_msg: String| match &go_only {
         Some((at, msg)) if *at < rust_at => msg.clone(),
         _ => rust_msg,
     };
-    let (t, inserted) = translate(p);
+    let (t, inserted) = rewrite(p, false);
     let quoted = p.contains("\\Q");
     let to_orig = |off: usize| -> usize {
         if quoted {
@@ -177,7 +287,7 @@ pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
     let mut parser = regex_syntax::ParserBuilder::new().octal(true).build();
     match parser.parse(&t) {
         Ok(hir) => {
-            let mut info = GoRegexInfo::default();
+            let mut info = RegexInfo::default();
             collect_captures(&hir, &mut info);
             if let Some((_, msg)) = go_only {
                 return Err(msg);
@@ -212,7 +322,7 @@ pub(crate) fn check_go_regex(p: &str) -> Result<GoRegexInfo, String> {
 
 /// Renames every repeated group name apart (in one pass) and checks
 /// again, reporting the first repeated name.
-fn check_with_renamed_duplicate(p: &str, first_dup: &str) -> Result<GoRegexInfo, String> {
+fn check_with_renamed_duplicate(p: &str, first_dup: &str) -> Result<RegexInfo, String> {
     let mut seen: Vec<&str> = Vec::new();
     let mut out = String::with_capacity(p.len() + 16);
     let mut rest = p;
@@ -250,8 +360,8 @@ fn check_with_renamed_duplicate(p: &str, first_dup: &str) -> Result<GoRegexInfo,
     }
     out.push_str(rest);
     let mut parser = regex_syntax::ParserBuilder::new().octal(true).build();
-    let mut info = GoRegexInfo::default();
-    match parser.parse(&translate(&out).0) {
+    let mut info = RegexInfo::default();
+    match parser.parse(&rewrite(&out, false).0) {
         Ok(hir) => collect_captures(&hir, &mut info),
         // Anything else wrong shows without the duplicates too.
         Err(_) if out != p => {
@@ -268,7 +378,7 @@ fn check_with_renamed_duplicate(p: &str, first_dup: &str) -> Result<GoRegexInfo,
     Ok(info)
 }
 
-fn collect_captures(h: &Hir, info: &mut GoRegexInfo) {
+fn collect_captures(h: &Hir, info: &mut RegexInfo) {
     match h.kind() {
         HirKind::Capture(c) => {
             info.groups += 1;
@@ -434,6 +544,51 @@ fn go_error(code: &str, frag: &str) -> String {
 mod tests {
     use super::*;
 
+    fn translate_syntax(p: &str) -> String {
+        rewrite(p, false).0
+    }
+
+    #[test]
+    fn perl_classes_are_ascii() {
+        let re = compile_bytes(r"^\d+$", false).unwrap();
+        assert!(re.is_match(b"123"));
+        assert!(!re.is_match("١٢".as_bytes()));
+        let w = compile(r"^\w$", false).unwrap();
+        assert!(!w.is_match("é"));
+        let inside = compile(r"^[\d.]+$", false).unwrap();
+        assert!(inside.is_match("1.2") && !inside.is_match("١"));
+        let neg = compile(r"^[\Da]+$", false).unwrap();
+        assert!(neg.is_match("١a") && !neg.is_match("1"));
+        let b = compile(r"\bx\b", false).unwrap();
+        assert!(b.is_match("a x b") && b.is_match("éxé"));
+        let s = compile(r"^\s$", true).unwrap();
+        assert!(s.is_match("\t") && !s.is_match("\u{a0}") && !s.is_match("\x0b"));
+    }
+
+    #[test]
+    fn go_class_literals() {
+        let re = compile_bytes(r"[[]x", false).unwrap();
+        assert!(re.is_match(b"[x"));
+        let re = compile_bytes(r"[a&&b]", false).unwrap();
+        assert!(re.is_match(b"&"));
+        let re = compile_bytes(r"[[:digit:]]", false).unwrap();
+        assert!(re.is_match(b"5"));
+        let re = compile_bytes(r"[]a]", false).unwrap();
+        assert!(re.is_match(b"]"));
+    }
+
+    #[test]
+    fn anchoring_and_octal() {
+        let re = compile_bytes("al.*", true).unwrap();
+        assert!(re.is_match(b"alpha") && !re.is_match(b"xalpha"));
+        assert!(re.is_match(b"al\nx"));
+        assert!(compile_bytes(r"\101", false).unwrap().is_match(b"A"));
+        assert_eq!(
+            compile("(", false).unwrap_err().to_string(),
+            "error parsing regexp: missing closing ): `(`"
+        );
+    }
+
     #[test]
     fn go_messages() {
         let err = |p: &str| check_go_regex(p).unwrap_err();
@@ -483,17 +638,17 @@ mod tests {
         assert!(check_go_regex(r#"{"level":"x"}"#).is_ok());
         assert!(check_go_regex("a{,2}").is_ok());
         assert!(check_go_regex(r"\Q.*\E+").is_ok());
-        assert_eq!(go_regex_to_rust("a{b}"), r"a\{b}");
-        assert_eq!(go_regex_to_rust("a{2}"), "a{2}");
-        assert_eq!(go_regex_to_rust(r"\x{41}[{]"), r"\x{41}[{]");
-        assert_eq!(go_regex_to_rust(r"\Q.\E"), r"\.");
+        assert_eq!(translate_syntax("a{b}"), r"a\{b}");
+        assert_eq!(translate_syntax("a{2}"), "a{2}");
+        assert_eq!(translate_syntax(r"\x{41}[{]"), r"\x{41}[{]");
+        assert_eq!(translate_syntax(r"\Q.\E"), r"\.");
         assert!(check_go_regex(r"\101").is_ok());
         assert!(check_go_regex(r"\1").is_err());
         assert!(check_go_regex("[[a]").is_ok());
         assert!(check_go_regex("[a&&b~~c]").is_ok());
-        let re = regex::Regex::new(&go_regex_to_rust("^[[&&]+{$")).unwrap();
+        let re = regex::Regex::new(&translate_syntax("^[[&&]+{$")).unwrap();
         assert!(re.is_match("[&&[{"));
-        let re = regex::Regex::new(&go_regex_to_rust(r#"^\{"a":\d+}$"#)).unwrap();
+        let re = regex::Regex::new(&translate_syntax(r#"^\{"a":\d+}$"#)).unwrap();
         assert!(re.is_match(r#"{"a":12}"#));
     }
 

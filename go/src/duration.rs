@@ -1,6 +1,7 @@
-//! Durations and byte sizes as LogQL, Prometheus and Go write them.
+//! Durations as LogQL, Prometheus and Go write them.
 //!
-//! LogQL uses two duration grammars, and the query API reuses both:
+//! LogQL uses two duration grammars, and the query API and configuration
+//! reuse both:
 //! * Prometheus' (`model.ParseDuration`): integer amounts with the units
 //!   `ms s m h d w y`, compound forms in decreasing unit order (`1h30m`),
 //!   millisecond precision. Range selectors `[5m]` accept only this form.
@@ -15,11 +16,12 @@
 //! for ranges (`5m`, `1h30m`), [`Duration::fmt_go`] for offsets and
 //! duration filters (`1h30m0s`).
 //!
-//! Byte sizes (`10MB`, `2.5KiB`) follow the humanize rules Loki uses for
-//! bytes label filters: decimal (kB = 1000) and binary (KiB = 1024) units,
-//! case-insensitive unit names.
+//! [`seconds`] is Go's `Duration.Seconds()`, which the template function
+//! `duration` and `unwrap duration()` return.
 
 use std::fmt;
+
+use crate::quote::go_quote;
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
 const NANOS_PER_SEC: i64 = 1_000_000_000;
@@ -376,214 +378,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     }
 }
 
-/// A byte size text that cannot be read; the message follows humanize's.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BytesError(pub String);
-
-/// Parses a byte size like Loki's bytes filters (humanize `ParseBytes`):
-/// a decimal number (`,` separators allowed) followed by an optional unit
-/// among `B kB KB KiB MB MiB GB GiB TB TiB PB PiB EB EiB` and their
-/// one-letter forms, case-insensitive, optionally after spaces.
-pub fn parse_bytes(s: &str) -> Result<u64, BytesError> {
-    let num_end = s
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.' || c == ','))
-        .map_or(s.len(), |(i, _)| i);
-    let num: String = s[..num_end].chars().filter(|&c| c != ',').collect();
-    let f = parse_go_float(&num).map_err(|e| {
-        BytesError(format!(
-            "strconv.ParseFloat: parsing {}: {e}",
-            go_quote(&num)
-        ))
-    })?;
-    let unit = s[num_end..].trim().to_ascii_lowercase();
-    const K: f64 = 1000.0;
-    const KI: f64 = 1024.0;
-    let mult = match unit.as_str() {
-        "" | "b" => 1.0,
-        "kib" | "ki" => KI,
-        "kb" | "k" => K,
-        "mib" | "mi" => KI * KI,
-        "mb" | "m" => K * K,
-        "gib" | "gi" => KI * KI * KI,
-        "gb" | "g" => K * K * K,
-        "tib" | "ti" => KI.powi(4),
-        "tb" | "t" => K.powi(4),
-        "pib" | "pi" => KI.powi(5),
-        "pb" | "p" => K.powi(5),
-        "eib" | "ei" => KI.powi(6),
-        "eb" | "e" => K.powi(6),
-        _ => return Err(BytesError(format!("unhandled size name: {unit}"))),
-    };
-    let v = f * mult;
-    if v >= u64::MAX as f64 {
-        return Err(BytesError(format!("too large: {s}")));
-    }
-    // Float to integer conversion truncates like Go's uint64(f).
-    Ok(v as u64)
-}
-
-/// Formats a byte size like humanize `Bytes` with the space removed, as
-/// Loki prints bytes filters: `10GB`, `2.6kB`, `512B`. The form is rounded
-/// to one decimal, so it does not always read back to the same number; see
-/// [`format_bytes_exact`].
-pub fn format_bytes(v: u64) -> String {
-    if v < 10 {
-        return format!("{v}B");
-    }
-    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((v as f64).ln() / 1000f64.ln()).floor();
-    let e_idx = (e as usize).min(SIZES.len() - 1);
-    let val = ((v as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1}{}", SIZES[e_idx])
-    } else {
-        format!("{val:.0}{}", SIZES[e_idx])
-    }
-}
-
-/// Like [`format_bytes`] when that form reads back to exactly `v`, else
-/// the plain count with unit `B` (`2560B`), so that printing a query never
-/// changes its meaning. Zero is `0kB`: `0B` lexes as an empty binary
-/// literal (Go's `0b` prefix).
-pub fn format_bytes_exact(v: u64) -> String {
-    if v == 0 {
-        return "0kB".to_string();
-    }
-    let human = format_bytes(v);
-    if parse_bytes(&human) == Ok(v) {
-        human
-    } else {
-        format!("{v}B")
-    }
-}
-
-/// Why a number text is not a float, in Go's `strconv` words
-/// (`invalid syntax`, `value out of range`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FloatError {
-    Syntax,
-    Range,
-}
-
-impl fmt::Display for FloatError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FloatError::Syntax => "invalid syntax",
-            FloatError::Range => "value out of range",
-        })
-    }
-}
-
-/// Go's `strconv.ParseFloat(s, 64)` for the number texts a LogQL query can
-/// contain: decimal (`1`, `1.5`, `.5`, `1e-3`, `0755` = 755) and hexadecimal
-/// floats with a mandatory `p` exponent (`0x1p-2`). Anything else (`0x10`,
-/// `0b1`, `1_000`) is a syntax error, as in Go. Overflow is a range error.
-pub(crate) fn parse_go_float(s: &str) -> Result<f64, FloatError> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let v = match lower.as_str() {
-        "inf" | "infinity" => f64::INFINITY,
-        "nan" => f64::NAN,
-        _ if lower.starts_with("0x") => parse_hex_float(&lower[2..])?,
-        _ => {
-            let b = lower.as_bytes();
-            let mut i = 0;
-            let mut digits = 0;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-                digits += 1;
-            }
-            if i < b.len() && b[i] == b'.' {
-                i += 1;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                    digits += 1;
-                }
-            }
-            if digits == 0 {
-                return Err(FloatError::Syntax);
-            }
-            if i < b.len() && b[i] == b'e' {
-                i += 1;
-                if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-                    i += 1;
-                }
-                let estart = i;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-                if i == estart {
-                    return Err(FloatError::Syntax);
-                }
-            }
-            if i != b.len() {
-                return Err(FloatError::Syntax);
-            }
-            let v: f64 = lower.parse().map_err(|_| FloatError::Syntax)?;
-            if v.is_infinite() {
-                return Err(FloatError::Range);
-            }
-            v
-        }
-    };
-    Ok(if neg { -v } else { v })
-}
-
-fn parse_hex_float(s: &str) -> Result<f64, FloatError> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut mantissa: f64 = 0.0;
-    let mut digits = 0;
-    let mut exp_adj: i32 = 0;
-    while i < b.len() && b[i].is_ascii_hexdigit() {
-        mantissa = mantissa * 16.0 + f64::from((b[i] as char).to_digit(16).unwrap_or(0));
-        i += 1;
-        digits += 1;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && b[i].is_ascii_hexdigit() {
-            mantissa = mantissa * 16.0 + f64::from((b[i] as char).to_digit(16).unwrap_or(0));
-            exp_adj -= 4;
-            i += 1;
-            digits += 1;
-        }
-    }
-    if digits == 0 || i >= b.len() || b[i] != b'p' {
-        return Err(FloatError::Syntax);
-    }
-    i += 1;
-    let mut eneg = false;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        eneg = b[i] == b'-';
-        i += 1;
-    }
-    let estart = i;
-    let mut e: i32 = 0;
-    while i < b.len() && b[i].is_ascii_digit() {
-        e = e.saturating_mul(10).saturating_add(i32::from(b[i] - b'0'));
-        i += 1;
-    }
-    if i == estart || i != b.len() {
-        return Err(FloatError::Syntax);
-    }
-    let e = if eneg { -e } else { e };
-    let v = mantissa * 2f64.powi(e.saturating_add(exp_adj));
-    if v.is_infinite() {
-        return Err(FloatError::Range);
-    }
-    Ok(v)
-}
-
-/// Go's `strconv.Quote` for the short texts that appear in error messages.
-fn go_quote(s: &str) -> String {
-    super::quote::go_quote(s)
+/// Go's `Duration.Seconds()` of `nanos` nanoseconds: whole seconds plus
+/// the fraction, computed apart so large values keep their nanoseconds.
+pub fn seconds(nanos: i64) -> f64 {
+    let sec = nanos / NANOS_PER_SEC;
+    let nsec = nanos % NANOS_PER_SEC;
+    sec as f64 + nsec as f64 / 1e9
 }
 
 #[cfg(test)]
@@ -649,6 +449,8 @@ mod tests {
         );
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(seconds(500_000_000), 0.5);
+        assert_eq!(seconds(-1_500_000_000), -1.5);
     }
 
     #[test]
@@ -672,36 +474,5 @@ mod tests {
             let d = Duration::from_nanos(d);
             assert_eq!(parse_go_duration(&d.fmt_go().to_string()), Ok(d));
         }
-    }
-
-    #[test]
-    fn bytes() {
-        assert_eq!(parse_bytes("10GB"), Ok(10_000_000_000));
-        assert_eq!(parse_bytes("2.5KiB"), Ok(2560));
-        assert_eq!(parse_bytes("1kb"), Ok(1000));
-        assert_eq!(parse_bytes("1,000 B"), Ok(1000));
-        assert_eq!(parse_bytes("42"), Ok(42));
-        assert!(parse_bytes("1XB").is_err());
-        assert!(parse_bytes("KB").is_err());
-        assert_eq!(format_bytes(10_000_000_000), "10GB");
-        assert_eq!(format_bytes(2560), "2.6kB");
-        assert_eq!(format_bytes(5), "5B");
-        assert_eq!(format_bytes_exact(2560), "2560B");
-        assert_eq!(format_bytes_exact(1_500_000), "1.5MB");
-    }
-
-    #[test]
-    fn go_floats() {
-        assert_eq!(parse_go_float("1.5"), Ok(1.5));
-        assert_eq!(parse_go_float(".5"), Ok(0.5));
-        assert_eq!(parse_go_float("1."), Ok(1.0));
-        assert_eq!(parse_go_float("0755"), Ok(755.0));
-        assert_eq!(parse_go_float("1e3"), Ok(1000.0));
-        assert_eq!(parse_go_float("0x1p-2"), Ok(0.25));
-        assert_eq!(parse_go_float("0x10"), Err(FloatError::Syntax));
-        assert_eq!(parse_go_float("0b1"), Err(FloatError::Syntax));
-        assert_eq!(parse_go_float("1_000"), Err(FloatError::Syntax));
-        assert_eq!(parse_go_float("1e999"), Err(FloatError::Range));
-        assert_eq!(parse_go_float(""), Err(FloatError::Syntax));
     }
 }

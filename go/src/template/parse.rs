@@ -12,10 +12,10 @@
 //! Error texts follow Go's: `template: <name>:<line>: <message>`.
 
 use super::TemplateError;
-use super::funcs;
+use super::funcs::{self, Dialect, Func, Precompiled};
 
 /// A constant or reference inside a command.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Arg {
     /// `.` (the current data).
     Dot,
@@ -25,8 +25,8 @@ pub(crate) enum Arg {
     Var(String, Vec<String>),
     /// `(pipeline).a.b`.
     Pipe(Box<Pipeline>, Vec<String>),
-    /// A function name (called with the command's other args).
-    Func(String),
+    /// A function (called with the command's other args).
+    Func(Func),
     /// String constant.
     Str(String),
     /// Integer constant.
@@ -40,13 +40,29 @@ pub(crate) enum Arg {
 }
 
 /// One command: a function call, or a single value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Command {
     pub args: Vec<Arg>,
+    /// For a function whose first argument is a literal regex: that regex,
+    /// compiled once here.
+    pub pre: Option<Precompiled>,
+}
+
+impl Command {
+    /// A command of `args`, with its literal regex compiled.
+    pub fn new(args: Vec<Arg>) -> Command {
+        let pre = match args.as_slice() {
+            [Arg::Func(f), Arg::Str(re), ..] if funcs::takes_regex(*f) => {
+                Some(crate::regex::compile(re, false).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        };
+        Command { args, pre }
+    }
 }
 
 /// `$a, $b := cmd | cmd`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Pipeline {
     pub decl: Vec<String>,
     /// `=` (assign) rather than `:=` (declare).
@@ -55,7 +71,7 @@ pub(crate) struct Pipeline {
 }
 
 /// A node of the template tree.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Node {
     Text(String),
     Action(Pipeline),
@@ -242,8 +258,7 @@ impl<'a> Lexer<'a> {
                         }
                     }
                     let raw = &self.src[self.pos + 1..p];
-                    let s =
-                        crate::labels::unquote_go_body(raw).map_err(|e| self.err(self.line, e))?;
+                    let s = crate::quote::unquote_body(raw).map_err(|e| self.err(self.line, e))?;
                     self.pos = p + 1;
                     self.toks.push((Tok::Str(s), self.line));
                 }
@@ -261,8 +276,7 @@ impl<'a> Lexer<'a> {
                         return Err(self.err(self.line, "unterminated character constant"));
                     };
                     let raw = &self.src[self.pos + 1..self.pos + 1 + end];
-                    let s =
-                        crate::labels::unquote_go_body(raw).map_err(|e| self.err(self.line, e))?;
+                    let s = crate::quote::unquote_body(raw).map_err(|e| self.err(self.line, e))?;
                     let mut cs = s.chars();
                     let (Some(ch), None) = (cs.next(), cs.next()) else {
                         return Err(self.err(self.line, "malformed character constant"));
@@ -376,6 +390,9 @@ fn parse_number(s: &str) -> Option<Arg> {
 
 struct Parser<'a> {
     name: &'a str,
+    /// Blocks and parentheses open around the current position.
+    depth: usize,
+    dialect: &'a Dialect,
     toks: Vec<(Tok, usize)>,
     i: usize,
 }
@@ -471,6 +488,26 @@ impl<'a> Parser<'a> {
     }
 
     fn branch(&mut self, kind: &str) -> Result<Node, TemplateError> {
+        self.enter()?;
+        let r = self.branch_inner(kind);
+        self.depth -= 1;
+        r
+    }
+
+    /// Bounds the recursion (Go has no limit; a template nested this deep
+    /// is not a real one, and the parser and executor recurse). Blocks and
+    /// parentheses count together here, so the bound is twice the one
+    /// Loki's syntax check applies to each.
+    fn enter(&mut self) -> Result<(), TemplateError> {
+        self.depth += 1;
+        if self.depth > 2 * super::MAX_NESTING {
+            self.depth -= 1;
+            return Err(self.err("nesting too deep"));
+        }
+        Ok(())
+    }
+
+    fn branch_inner(&mut self, kind: &str) -> Result<Node, TemplateError> {
         let pipe = self.pipeline(true)?;
         if pipe.cmds.is_empty() {
             return Err(self.err(format!("missing value for {kind}")));
@@ -563,12 +600,13 @@ impl<'a> Parser<'a> {
                     if args.is_empty() {
                         return Err(self.err("missing command"));
                     }
-                    cmds.push(Command {
-                        args: std::mem::take(&mut args),
-                    });
+                    cmds.push(Command::new(std::mem::take(&mut args)));
                 }
                 Some(Tok::LParen) => {
-                    let inner = self.pipeline(false)?;
+                    self.enter()?;
+                    let inner = self.pipeline(false);
+                    self.depth -= 1;
+                    let inner = inner?;
                     let fields = self.trailing_fields();
                     args.push(Arg::Pipe(Box::new(inner), fields));
                 }
@@ -592,18 +630,16 @@ impl<'a> Parser<'a> {
                     "true" => args.push(Arg::Bool(true)),
                     "false" => args.push(Arg::Bool(false)),
                     "nil" => args.push(Arg::Nil),
-                    _ => {
-                        if !funcs::exists(&id) {
-                            return Err(self.err(format!("function {:?} not defined", id)));
-                        }
-                        args.push(Arg::Func(id));
-                    }
+                    _ => match self.dialect.function(&id) {
+                        Some(f) => args.push(Arg::Func(f)),
+                        None => return Err(self.err(format!("function {:?} not defined", id))),
+                    },
                 },
                 Some(t) => return Err(self.err(format!("unexpected {t:?} in command"))),
             }
         }
         if !args.is_empty() {
-            cmds.push(Command { args });
+            cmds.push(Command::new(args));
         } else if !cmds.is_empty() {
             return Err(self.err("missing command"));
         }
@@ -627,7 +663,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Parses `src` into a tree; `name` appears in error messages.
-pub(crate) fn parse(name: &str, src: &str) -> Result<Vec<Node>, TemplateError> {
+pub(crate) fn parse(name: &str, src: &str, dialect: &Dialect) -> Result<Vec<Node>, TemplateError> {
     let toks = Lexer {
         name,
         src,
@@ -636,7 +672,13 @@ pub(crate) fn parse(name: &str, src: &str) -> Result<Vec<Node>, TemplateError> {
         toks: Vec::new(),
     }
     .run()?;
-    let mut p = Parser { name, toks, i: 0 };
+    let mut p = Parser {
+        name,
+        depth: 0,
+        dialect,
+        toks,
+        i: 0,
+    };
     let (nodes, end) = p.list()?;
     match end {
         Stop::Eof => Ok(nodes),

@@ -1,25 +1,33 @@
-//! Go `text/template`, as LogQL's `line_format` and `label_format` use it.
+//! Go `text/template`, as Loki's `line_format`/`label_format` and
+//! Promtail's `template` stage use it.
 //!
-//! A template is parsed once per query ([`Template::parse`]) and executed
-//! per entry ([`Template::execute`]) against a [`Context`]: the entry's
-//! labels are the data (`{{.level}}`, `{{range $k, $v := .}}`), a missing
-//! label reads as `""` (Loki's `missingkey=zero` over a string map), and
-//! the functions `__line__` and `__timestamp__` see the entry's line and
-//! time. The function set is Go's builtins plus Loki's list (its own and
-//! its Sprig subset); see `funcs`.
+//! A template is parsed once ([`Template::parse`]) for a [`Dialect`] (which
+//! functions exist, how missing data reads) and executed per entry
+//! ([`Template::execute`]) against a [`Context`]: the data is a map of
+//! strings (`{{.level}}`, `{{range $k, $v := .}}`); for Loki the entry's
+//! labels, a missing one reading as `""` (`missingkey=zero`), for Promtail
+//! the extracted values plus `Value` and `Entry`, a missing one printing
+//! `<no value>`. Loki's functions `__line__` and `__timestamp__` see the
+//! entry's line and time.
+//!
+//! Parsing resolves every function name to a [`Func`] and compiles regexes
+//! given as literals (`regexReplaceAll "[0-9]+" …`), so execution neither
+//! looks names up nor compiles.
 //!
 //! Everything here is our own implementation of the documented Go
 //! semantics: parsing in `parse`, values in `value`, `printf` verbs in
-//! `printf` and reference-layout dates in `time`.
+//! `printf`, the functions in `funcs`, and Loki's plan-time syntax check of
+//! template texts (with Loki's error texts, without building a tree) in
+//! `check`.
 
+mod check;
 mod funcs;
-
-pub(crate) use funcs::exists as function_exists;
 mod parse;
 mod printf;
-mod time;
 mod value;
 
+pub use check::{MAX_NESTING, check_syntax};
+pub use funcs::{Dialect, Func};
 use parse::{Arg, Command, Node, Pipeline};
 use value::Value;
 
@@ -52,6 +60,7 @@ pub trait Context {
 pub struct Template {
     name: String,
     nodes: Vec<Node>,
+    missing_zero: bool,
 }
 
 enum Flow {
@@ -62,6 +71,7 @@ enum Flow {
 
 struct Exec<'a> {
     name: &'a str,
+    missing_zero: bool,
     ctx: &'a dyn Context,
     vars: Vec<(String, Value)>,
     labels_len: usize,
@@ -71,11 +81,13 @@ struct Exec<'a> {
 const MAX_DEPTH: usize = 10_000;
 
 impl Template {
-    /// Parses `src`; `name` appears in messages (`line`, `label`).
-    pub fn parse(name: &str, src: &str) -> Result<Template, TemplateError> {
+    /// Parses `src` with the functions of `dialect`; `name` appears in
+    /// messages (`line`, `label`, `pipeline_template`).
+    pub fn parse(name: &str, src: &str, dialect: &Dialect) -> Result<Template, TemplateError> {
         Ok(Template {
             name: name.to_string(),
-            nodes: parse::parse(name, src)?,
+            nodes: parse::parse(name, src, dialect)?,
+            missing_zero: dialect.missing_zero(),
         })
     }
 
@@ -132,6 +144,7 @@ impl Template {
         ctx.for_each_label(&mut |_, _| labels_len += 1);
         let mut ex = Exec {
             name: &self.name,
+            missing_zero: self.missing_zero,
             ctx,
             vars: vec![("$".to_string(), Value::Labels)],
             labels_len,
@@ -320,10 +333,12 @@ impl Exec<'_> {
         let Some(first) = c.args.first() else {
             return Ok(Value::Nil);
         };
-        if let Arg::Func(name) = first {
+        if let Arg::Func(f) = first {
+            let f = *f;
+            let name = f.name();
             // and/or evaluate lazily and return the deciding value.
-            if name == "and" || name == "or" {
-                let want = name == "or";
+            if matches!(f, Func::And | Func::Or) {
+                let want = f == Func::Or;
                 let mut result = Value::Nil;
                 let n = c.args.len() - 1 + last.is_some() as usize;
                 if n == 0 {
@@ -360,18 +375,23 @@ impl Exec<'_> {
                 labels_len: self.labels_len,
                 to_s: &to_s,
             };
-            return funcs::call(name, &args, &env)
+            return funcs::call(f, &args, &env, c.pre.as_ref())
                 .map_err(|e| self.err(name, format!("error calling {name}: {e}")));
         }
         if c.args.len() > 1 || last.is_some() {
-            return Err(self.err(&format!("{first:?}"), "can't give argument to non-function"));
+            let at = describe(first);
+            return Err(self.err(&at, format!("can't give argument to non-function {at}")));
         }
         self.arg(first, dot)
     }
 
     fn field_of(&self, v: Value, f: &str) -> Result<Value, TemplateError> {
         Ok(match v {
-            Value::Labels => Value::Str(self.ctx.label(f).unwrap_or("").to_string()),
+            Value::Labels => match self.ctx.label(f) {
+                Some(v) => Value::Str(v.to_string()),
+                None if self.missing_zero => Value::Str(String::new()),
+                None => Value::Nil,
+            },
             Value::Map(m) => m
                 .into_iter()
                 .find(|(k, _)| k == f)
@@ -415,9 +435,10 @@ impl Exec<'_> {
                 self.vars.truncate(mark);
                 self.fields(v, f)
             }
-            Arg::Func(name) => {
+            Arg::Func(f) => {
                 let c = Command {
-                    args: vec![Arg::Func(name.clone())],
+                    args: vec![Arg::Func(*f)],
+                    pre: None,
                 };
                 self.command(&c, dot, None)
             }
@@ -427,6 +448,30 @@ impl Exec<'_> {
             Arg::Bool(b) => Ok(Value::Bool(*b)),
             Arg::Nil => Ok(Value::Nil),
         }
+    }
+}
+
+/// An argument as Go's parse tree prints it in error messages.
+fn describe(a: &Arg) -> String {
+    let fields = |f: &[String]| f.iter().map(|x| format!(".{x}")).collect::<String>();
+    match a {
+        Arg::Dot => ".".to_string(),
+        Arg::Field(f) => fields(f),
+        Arg::Var(v, f) => format!("{v}{}", fields(f)),
+        Arg::Pipe(p, f) => {
+            let cmds: Vec<String> = p
+                .cmds
+                .iter()
+                .map(|c| c.args.iter().map(describe).collect::<Vec<_>>().join(" "))
+                .collect();
+            format!("({}){}", cmds.join(" | "), fields(f))
+        }
+        Arg::Func(f) => f.name().to_string(),
+        Arg::Str(s) => crate::quote::go_quote(s),
+        Arg::Int(i) => i.to_string(),
+        Arg::Float(x) => printf::format_float_v(*x),
+        Arg::Bool(b) => b.to_string(),
+        Arg::Nil => "nil".to_string(),
     }
 }
 
@@ -477,7 +522,7 @@ mod tests {
     }
 
     fn run(src: &str) -> Result<String, TemplateError> {
-        let t = Template::parse("line", src)?;
+        let t = Template::parse("line", src, &Dialect::LOKI)?;
         let mut out = Vec::new();
         t.execute(&ctx(), &mut out)?;
         Ok(String::from_utf8(out).unwrap())
@@ -490,7 +535,7 @@ mod tests {
         assert_eq!(run("{{ .level | upper }}").unwrap(), "ERROR");
         assert_eq!(run("{{.method}}-ok").unwrap(), "get-ok");
         assert_eq!(
-            Template::parse("line", "{{.level}}")
+            Template::parse("line", "{{.level}}", &Dialect::LOKI)
                 .unwrap()
                 .simple_field(),
             Some("level")
@@ -589,15 +634,24 @@ mod tests {
 
     #[test]
     fn errors_read_like_go() {
-        let e = Template::parse("line", "{{ nosuchfunc }}").unwrap_err();
+        let e = Template::parse("line", "{{ nosuchfunc }}", &Dialect::LOKI).unwrap_err();
         assert_eq!(
             e.to_string(),
             "template: line:1: function \"nosuchfunc\" not defined"
         );
-        let e = Template::parse("label", "{{").unwrap_err();
+        let e = Template::parse("label", "{{", &Dialect::LOKI).unwrap_err();
         assert_eq!(e.to_string(), "template: label:1: unclosed action");
-        assert!(Template::parse("line", "{{ if .a }}x").is_err());
-        assert!(Template::parse("line", "{{ end }}").is_err());
+        assert!(Template::parse("line", "{{ if .a }}x", &Dialect::LOKI).is_err());
+        assert!(Template::parse("line", "{{ end }}", &Dialect::LOKI).is_err());
+        let deep = "{{ if 1 }}".repeat(200_000) + &"{{ end }}".repeat(200_000);
+        assert!(
+            Template::parse("line", &deep, &Dialect::LOKI)
+                .unwrap_err()
+                .to_string()
+                .contains("nesting too deep")
+        );
+        let parens = "{{ ".to_string() + &"(".repeat(200_000) + "1" + &")".repeat(200_000) + " }}";
+        assert!(Template::parse("line", &parens, &Dialect::LOKI).is_err());
         let e = run("{{ div 1 0 }}").unwrap_err();
         assert!(e.to_string().contains("integer divide by zero"), "{e}");
         let e = run(r#"{{ eq .status 200 }}"#).unwrap_err();

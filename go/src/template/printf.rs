@@ -219,7 +219,7 @@ fn str_verb(s: &str, verb: char, fl: &Flags) -> String {
         None => s.to_string(),
     };
     let body = match verb {
-        'q' => crate::labels::quote_go(&s),
+        'q' => crate::quote::go_quote(&s),
         'x' => s.bytes().map(|b| format!("{b:02x}")).collect(),
         'X' => s.bytes().map(|b| format!("{b:02X}")).collect(),
         _ => s,
