@@ -13,10 +13,13 @@
 //! * [`Matcher`] and [`MatchOp`]: the four label matchers of a selector.
 //!
 //! [`logql`] reads, checks and prints LogQL queries with Loki's grammar and
-//! Loki's error texts; [`engine`] runs them over a [`LogSource`].
+//! Loki's error texts; [`engine`] runs them over a [`LogSource`];
+//! [`drilldown`] answers Grafana Logs Drilldown's questions (patterns,
+//! detected fields and labels) with the same parsers and filters.
 
 #![warn(missing_docs)]
 
+pub mod drilldown;
 pub mod engine;
 mod labels;
 pub mod logql;
@@ -29,5 +32,5 @@ pub use labels::{Label, LabelSet, LabelsError, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use source::{
     Block, Columns, Direction, Literal, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo,
-    decode_metadata,
+    decode_metadata, encode_metadata,
 };
