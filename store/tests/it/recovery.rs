@@ -546,12 +546,18 @@ fn thousands_of_tenants_fit_in_a_few_file_descriptors() {
         tempfile::tempdir().unwrap()
     };
     let data = base.path().join("data");
+    // Every tenant's chunk is written (and so its index created) at
+    // shutdown: the descriptors are counted under the most demanding load.
+    let config = base.path().join("larch.yaml");
+    std::fs::write(&config, "ingester:\n  flush_on_shutdown: true\n").unwrap();
     let http_port = free_port();
     let grpc_port = free_port();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
         .arg(store_bin())
+        .arg("--config")
+        .arg(&config)
         .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
         .arg("--data-dir")
