@@ -28,7 +28,7 @@ RUN case "${TARGETARCH:-amd64}" in \
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p larch-store --bin larch-store --target "$(cat /rust-target)" \
+    cargo build --release --locked -p larch-server --bin larch-store --target "$(cat /rust-target)" \
  && cp "target/$(cat /rust-target)/release/larch-store" /larch-store
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -14,11 +14,14 @@
 //!
 //! [`logql`] reads, checks and prints LogQL queries with Loki's grammar and
 //! Loki's error texts; [`pipeline`] runs their stages; [`engine`] runs them
-//! over a [`LogSource`]. Go's rules (quoting, numbers, durations, regexes,
+//! over a [`LogSource`]; [`drilldown`] answers Grafana Logs Drilldown's
+//! questions (patterns, detected fields and labels) with the same parsers
+//! and filters. Go's rules (quoting, numbers, durations, regexes,
 //! templates) come from `larch-go`.
 
 #![warn(missing_docs)]
 
+pub mod drilldown;
 pub mod engine;
 mod labels;
 pub mod logql;
@@ -30,5 +33,5 @@ pub use labels::{Label, LabelSet, LabelsError, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use source::{
     Block, Columns, Direction, Literal, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo,
-    decode_metadata,
+    decode_metadata, encode_metadata,
 };

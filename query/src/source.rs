@@ -137,6 +137,24 @@ impl<'a> Block<'a> {
     }
 }
 
+/// Appends `pairs` to `out` in the encoding [`decode_metadata`] reads.
+pub fn encode_metadata<'a>(out: &mut Vec<u8>, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (name, value) in pairs {
+        put_str(out, name);
+        put_str(out, value);
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(s.as_bytes());
+}
+
 /// Decodes one entry's structured metadata: repeated
 /// `uvarint(len) name uvarint(len) value`. Stops at the first malformed
 /// pair (the store validates what it writes, so that means corruption).
@@ -253,6 +271,14 @@ mod tests {
         assert_eq!(pairs, vec![("trace_id", "abc"), ("user", "")]);
         let cut: Vec<_> = decode_metadata(&buf[..5]).collect();
         assert!(cut.is_empty());
+        let mut encoded = Vec::new();
+        encode_metadata(&mut encoded, [("trace_id", "abc"), ("user", "")]);
+        assert_eq!(encoded, buf);
+        let long = "x".repeat(300);
+        encoded.clear();
+        encode_metadata(&mut encoded, [(long.as_str(), "v")]);
+        let pairs: Vec<_> = decode_metadata(&encoded).collect();
+        assert_eq!(pairs, vec![(long.as_str(), "v")]);
     }
 
     #[test]

@@ -65,10 +65,6 @@ pub struct Config {
     pub query: QueryConfig,
     /// Decoding pushes.
     pub push: PushConfig,
-    /// An agent run inside the store process (the all-in-one mode); none
-    /// by default. Same keys as `larch-agent`'s configuration file; its
-    /// `store` defaults to this store's HTTP address.
-    pub agent: Option<larch_agent::AgentConfig>,
 }
 
 impl Default for Config {
@@ -94,7 +90,6 @@ impl Default for Config {
             wal: WalConfig::default(),
             query: QueryConfig::default(),
             push: PushConfig::default(),
-            agent: None,
         }
     }
 }
@@ -423,21 +418,31 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Reads a YAML configuration file into `T` (the store's [`Config`], or a
+/// binary's configuration that embeds its keys); an empty file is
+/// `T::default()`. Errors name the key and the line.
+pub fn read_yaml_file<T>(path: &std::path::Path) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl Config {
     /// Reads a YAML file; missing keys take their defaults. Errors name
     /// the key and the line.
     pub fn from_yaml_file(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if text.trim().is_empty() {
-            return Ok(Config::default());
-        }
-        serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
+        read_yaml_file(path)
     }
 
     /// Checks values that types alone cannot; the error names the key.
@@ -480,11 +485,6 @@ impl Config {
         }
         if self.query.max_concurrent == 0 {
             return Err(invalid("query.max_concurrent", "must be positive"));
-        }
-        if let Some(agent) = &self.agent {
-            agent
-                .validate()
-                .map_err(|e| invalid("agent", e.to_string()))?;
         }
         Ok(())
     }

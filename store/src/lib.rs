@@ -1,6 +1,9 @@
 //! The Larch store: ingests Loki-compatible pushes into a write-ahead log and
 //! per-stream head blocks, cuts them into snappy-compressed chunks on disk,
 //! indexes streams by label, and answers queries through `larch-query`.
+//! This is a library; the `larch-store` binary (flags, the configuration
+//! file with the embedded agent's section, signals) is the `larch-server`
+//! package, so nothing here depends on the agent.
 //!
 //! Module map (see ARCHITECTURE.md for the data flow and formats):
 //! * [`push`]: decoding every push format into one shape.

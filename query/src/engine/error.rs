@@ -7,6 +7,10 @@ use crate::source::SourceError;
 /// Loki's text for an instant query of a log expression.
 pub const INSTANT_LOG_QUERY: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 
+/// Loki's text for a range with more than [`MAX_POINTS`](super::MAX_POINTS)
+/// steps.
+pub const TOO_MANY_POINTS: &str = "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter";
+
 /// Loki's text for a cancelled request.
 pub const CANCELLED: &str = "the request was cancelled by the client";
 

@@ -12,12 +12,24 @@
 //! label filters, unwrap conversions and aggregations all run here, which
 //! the parser's target never reaches.
 //!
+//! The same input also runs Drilldown's logic ([`crate::drilldown`]):
+//! detected labels, detected fields of the query (a log query) over the
+//! lines, and pattern mining of the lines it keeps. Every line the miner
+//! takes must match its cluster's final pattern as a `|>` filter, and every
+//! pattern returned must compile as one.
+//!
 //! The source is the engine tests' in-memory one ([`super::mem`]); the
 //! real storage's decoders have their own targets in `store/fuzz`.
 
+use std::sync::atomic::AtomicBool;
+
 use super::mem::{Entry, MemSource, Stream};
 use super::{QueryRequest, evaluate_with_threads};
+use crate::drilldown::{
+    EntryFilter, FieldRequest, Miner, PatternQuery, detect_fields, detect_labels, mine_patterns,
+};
 use crate::labels::LabelSet;
+use crate::pipeline::{LineFilter, LineFilterOp, LineFilterSpec};
 use crate::source::Direction;
 
 /// First timestamp (ns): 2023-11-14T22:13:20Z.
@@ -55,6 +67,68 @@ pub fn fuzz_eval(data: &[u8]) {
         ..range
     };
     let _ = evaluate_with_threads(&source, &instant, 1);
+    drilldown(&source, query, last);
+}
+
+/// Drilldown's endpoints over the same source (see the module docs).
+fn drilldown(source: &MemSource, query: &str, end: i64) {
+    let never = AtomicBool::new(false);
+    let _ = detect_labels(source.streams.iter().map(|s| &s.labels), &never);
+    let mut miner = Miner::new(1);
+    let mut added = Vec::new();
+    for e in source.streams.iter().flat_map(|s| &s.entries) {
+        if let Some(ci) = miner.add(&e.line, "info", 0) {
+            added.push((ci, e.line.as_str()));
+        }
+    }
+    // Against the final templates: later lines may have generalised them.
+    for (ci, line) in added {
+        let pattern = miner.clusters()[ci].pattern();
+        assert!(
+            line.is_empty() || is_pattern_of(&pattern, line),
+            "{pattern:?} does not match {line:?}"
+        );
+    }
+    let Ok(filter) = EntryFilter::parse(query) else {
+        return;
+    };
+    let q = PatternQuery {
+        tenant: "fuzz".into(),
+        filter,
+        start: T0,
+        end,
+        step: 5 * SECOND,
+    };
+    if let Ok(found) = mine_patterns(source, &q, &never) {
+        for p in &found.patterns {
+            let spec = LineFilterSpec::new(LineFilterOp::Pattern, &p.pattern);
+            assert!(
+                LineFilter::new(&spec).is_ok(),
+                "{:?} is no filter",
+                p.pattern
+            );
+        }
+    }
+    let req = QueryRequest {
+        tenant: "fuzz".into(),
+        query: query.to_string(),
+        start: T0,
+        end,
+        limit: 20,
+        ..QueryRequest::default()
+    };
+    let fields = FieldRequest {
+        field_limit: 50,
+        values_of: Some("level".into()),
+        value_limit: 50,
+    };
+    let _ = detect_fields(source, &req, fields);
+}
+
+/// Whether `line` passes `|> "pattern"`.
+fn is_pattern_of(pattern: &str, line: &str) -> bool {
+    LineFilter::new(&LineFilterSpec::new(LineFilterOp::Pattern, pattern))
+        .is_ok_and(|f| f.matches(line.as_bytes()))
 }
 
 /// The input's lines as two streams of the in-memory source.
@@ -95,6 +169,7 @@ mod tests {
         fuzz_eval(b"sum(count_over_time({job=\"fuzz\"} |= \"e\" [10s]))\nabc\tk=v\ndef\nxyz\ne");
         fuzz_eval(b"\xff\nnot a query");
         fuzz_eval(b"");
+        fuzz_eval(b"{job=\"fuzz\"} |= \"GET\"\nGET /a 200 3ms\nGET /b 404 1ms\tlevel=warn\n<_> x");
     }
 
     #[test]

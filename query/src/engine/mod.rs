@@ -51,7 +51,7 @@ use crate::logql::{Expr, SampleExpr, VectorOp, check_expr, parse_expr};
 use crate::source::LogSource;
 
 pub use detected_level::{DETECTED_LEVEL, Deriver};
-pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY};
+pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY, TOO_MANY_POINTS};
 pub use fuzz::fuzz_eval;
 pub use types::{LogEntry, QueryRequest, QueryStats, QueryValue, Sample, Series, StreamResult};
 
@@ -161,9 +161,7 @@ fn grid(req: &QueryRequest, e: &SampleExpr) -> Result<Grid, EngineError> {
     // representable count, checked before anything is sized by it.
     let intervals = (i128::from(req.end) - i128::from(req.start)) / i128::from(req.step);
     if intervals > i128::from(MAX_POINTS) {
-        return Err(EngineError::Invalid(
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter".into(),
-        ));
+        return Err(EngineError::Invalid(TOO_MANY_POINTS.into()));
     }
     Ok(Grid {
         start: req.start,

@@ -6,6 +6,7 @@
 
 mod behaviour;
 mod cases;
+mod drilldown;
 mod limits;
 mod naive;
 mod props;

@@ -10,13 +10,16 @@
 //! and checked first, on the request's task, with checked arithmetic
 //! wherever they meet numbers ([`params`]).
 //!
+//! A handler parses the request, makes one call (the engine, or
+//! [`larch_query::drilldown`] for the Drilldown endpoints, or the index),
+//! and writes Loki's JSON ([`json`]); query logic lives in `larch-query`,
+//! where its tests and fuzz target reach it.
+//!
 //! Errors are plain text with Loki's status codes and messages: 400 for
 //! bad queries and parameters, 499 when the client went away, 504 on
 //! timeout, 500 otherwise.
 
 pub mod detected;
-pub mod drain;
-pub mod entry_filter;
 pub mod exec;
 pub mod json;
 pub mod labels;
@@ -67,6 +70,12 @@ impl ApiError {
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+}
+
+impl From<larch_query::engine::EngineError> for ApiError {
+    fn from(e: larch_query::engine::EngineError) -> ApiError {
+        query::engine_error(e)
     }
 }
 

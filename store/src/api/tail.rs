@@ -28,10 +28,10 @@ use axum::extract::ws::{
 };
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use larch_query::drilldown::EntryFilter;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::entry_filter::EntryFilter;
 use super::params::{Params, limit, now_ns, parse_timestamp};
 use super::query::categorize;
 use super::tail_feed::{Feed, Frame, MAX_BUFFERED_FRAMES, TailSpec};

@@ -35,12 +35,12 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use larch_query::drilldown::{EntryFilter, StreamFilter};
 use larch_query::engine::{LogEntry, QueryRequest, QueryValue, StreamResult};
 use larch_query::{Direction, LabelSet};
 use tokio::sync::{broadcast, mpsc};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::entry_filter::{EntryFilter, StreamFilter};
 use super::json;
 use super::params::now_ns;
 use crate::ingester::tail::TailEvent;

@@ -13,6 +13,30 @@ use larch_proto::logproto;
 mod port;
 use port::free_port;
 
+/// `<target>/debug/larch-store`: the binary is in the `larch-server`
+/// package, so `cargo build --workspace --bins` (or `-p larch-server`)
+/// builds it before these tests run.
+pub fn store_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/<test>-<hash> → <target>/debug/larch-store
+    let candidates = [
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .map(|d| d.join("larch-store")),
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(|t| std::path::PathBuf::from(t).join("debug/larch-store")),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/larch-store")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.is_file() {
+            return c;
+        }
+    }
+    panic!(
+        "larch-store binary not found next to the test binary; run `cargo build --workspace --bins` first"
+    );
+}
+
 /// A store process with its own data directory.
 pub struct Store {
     child: Option<Child>,
@@ -32,7 +56,7 @@ impl Store {
         )
         .unwrap();
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_larch-store"))
+        let child = Command::new(store_bin())
             .arg("--config")
             .arg(&config)
             .arg("--http-addr")

@@ -33,7 +33,8 @@
 //! stands for non-empty text without spaces (empty tokens from doubled
 //! spaces never merge with non-empty ones), and each literal run after a
 //! `<_>` starts with a space, so the pattern matcher's leftmost search
-//! lands where the token ended (property-tested below).
+//! lands where the token ended (property-tested below, and end to end
+//! through the engine in `query/tests/drilldown`).
 
 use std::collections::HashMap;
 
@@ -95,9 +96,9 @@ fn is_variable(t: &str) -> bool {
 
 /// Whether `t` contains text that pattern syntax would read as a capture.
 fn looks_like_capture(t: &str) -> bool {
-    larch_query::logql::parse_pattern(t)
+    crate::logql::parse_pattern(t)
         .iter()
-        .any(|n| matches!(n, larch_query::logql::PatternNode::Capture(_)))
+        .any(|n| matches!(n, crate::logql::PatternNode::Capture(_)))
 }
 
 fn classify(t: &str) -> View<'_> {
@@ -379,7 +380,7 @@ impl Miner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use larch_query::pipeline::{LineFilter, LineFilterOp, LineFilterSpec};
+    use crate::pipeline::{LineFilter, LineFilterOp, LineFilterSpec};
     use proptest::prelude::*;
 
     fn matches(pattern: &str, line: &str) -> bool {

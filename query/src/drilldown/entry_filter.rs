@@ -14,14 +14,14 @@
 
 use std::sync::Arc;
 
-use larch_query::engine::Deriver;
-use larch_query::logql::{Expr, check_expr, parse_expr};
-use larch_query::pipeline::{
+use crate::engine::{Deriver, EngineError};
+use crate::labels::LabelSet;
+use crate::logql::{Expr, check_expr, parse_expr};
+use crate::matcher::Matcher;
+use crate::pipeline::{
     BlockMatcher, LabelCategory, LabelsBuilder, Pipeline, StreamPipeline, compile_log,
 };
-use larch_query::{LabelSet, Literal, Matcher};
-
-use super::ApiError;
+use crate::source::Literal;
 
 /// What a query does to entries, compiled once.
 #[derive(Clone, Debug)]
@@ -36,15 +36,16 @@ pub struct EntryFilter {
 pub const LOG_QUERY_REQUIRED: &str = "only log queries are supported here: remove the range aggregation and keep the stream selector and its pipeline";
 
 impl EntryFilter {
-    /// Compiles a log query; parse and check errors are 400s with Loki's
-    /// text, a metric query is a 400 too.
-    pub fn parse(query: &str) -> Result<EntryFilter, ApiError> {
-        let expr = parse_expr(query).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        check_expr(&expr).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    /// Compiles a log query. Every error is the query's fault (an
+    /// [`EngineError::Parse`] or [`EngineError::Invalid`] with Loki's
+    /// text; a metric query gives [`LOG_QUERY_REQUIRED`]).
+    pub fn parse(query: &str) -> Result<EntryFilter, EngineError> {
+        let expr = parse_expr(query)?;
+        check_expr(&expr)?;
         let Expr::Log(log) = &expr else {
-            return Err(ApiError::bad_request(LOG_QUERY_REQUIRED));
+            return Err(EngineError::Invalid(LOG_QUERY_REQUIRED.into()));
         };
-        let compiled = compile_log(log).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let compiled = compile_log(log).map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(EntryFilter {
             matchers: log.matchers.clone(),
             line_filter: compiled.line_filter,
@@ -184,10 +185,7 @@ mod tests {
 
     fn meta(pairs: &[(&str, &str)]) -> Vec<u8> {
         let mut m = Vec::new();
-        for (n, v) in pairs {
-            crate::encoding::put_bytes(&mut m, n.as_bytes());
-            crate::encoding::put_bytes(&mut m, v.as_bytes());
-        }
+        crate::source::encode_metadata(&mut m, pairs.iter().copied());
         m
     }
 
@@ -244,11 +242,11 @@ mod tests {
     #[test]
     fn errors_are_loki_400s() {
         let e = EntryFilter::parse(r#"sum(rate({app="a"}[1m]))"#).unwrap_err();
-        assert_eq!(e.status(), 400);
-        assert_eq!(e.message(), LOG_QUERY_REQUIRED);
+        assert_eq!(e.http_status(), 400);
+        assert_eq!(e.to_string(), LOG_QUERY_REQUIRED);
         let e = EntryFilter::parse(r#"{app="a""#).unwrap_err();
-        assert!(e.message().starts_with("parse error"), "{}", e.message());
+        assert!(e.to_string().starts_with("parse error"), "{e}");
         let e = EntryFilter::parse(r#"{app="a"} |~ "(""#).unwrap_err();
-        assert_eq!(e.status(), 400);
+        assert_eq!(e.http_status(), 400);
     }
 }

@@ -1,18 +1,26 @@
-//! `larch-store`: the Loki-compatible log store.
+//! `larch-store`: the Loki-compatible log store, and in the all-in-one
+//! mode an agent in the same process.
 //!
 //! Configuration comes from an optional YAML file (`--config`) with flags
 //! of the same names overriding it; `--check-config` validates and exits.
+//! The store itself is the `larch-store` library; this binary reads the
+//! configuration (the store's keys plus `agent:`, see [`config`]), starts
+//! the store's servers and the embedded agent, and stops them in order on
+//! SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use config::ServerConfig;
 use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
 use larch_store::units::HumanDuration;
+
+mod config;
 
 /// How long the ingester may take past the shutdown deadline to stop its
 /// threads (one chunk write, the WAL writer's last group) before the
@@ -78,11 +86,12 @@ struct Args {
     log_format: String,
 }
 
-fn load_config(args: &Args) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_yaml_file(path)?,
-        None => Config::default(),
+fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
+    let mut file = match &args.config {
+        Some(path) => ServerConfig::from_yaml_file(path)?,
+        None => ServerConfig::default(),
     };
+    let config = &mut file.store;
     if let Some(v) = &args.http_addr {
         config.http_addr = v.clone();
     }
@@ -108,16 +117,14 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
         config.shutdown_timeout = v;
     }
     if let Some(dir) = &args.agent_pods_dir {
-        let agent = config
-            .agent
-            .get_or_insert_with(|| larch_agent::AgentConfig {
-                positions: config.data_dir.join("agent-positions.yaml"),
-                http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 3101)),
-                ..larch_agent::AgentConfig::default()
-            });
+        let agent = file.agent.get_or_insert_with(|| larch_agent::AgentConfig {
+            positions: config.data_dir.join("agent-positions.yaml"),
+            http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 3101)),
+            ..larch_agent::AgentConfig::default()
+        });
         agent.pods_dir = dir.clone();
     }
-    if let Some(agent) = &mut config.agent
+    if let Some(agent) = &mut file.agent
         && agent.store == larch_agent::AgentConfig::default().store
     {
         // The embedded agent pushes to this store over loopback.
@@ -129,8 +136,8 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
             .to_string();
         agent.store = format!("http://127.0.0.1:{port}");
     }
-    config.validate()?;
-    Ok(config)
+    file.validate()?;
+    Ok(file)
 }
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
@@ -156,14 +163,14 @@ fn main() -> anyhow::Result<()> {
     }
     init_logs(&args)?;
     if args.rebuild_index {
-        return rebuild_index(&config);
+        return rebuild_index(&config.store);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("larch-store")
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(run(config));
+    let result = runtime.block_on(run(config.store, config.agent));
     // Work still running on the blocking pool (a query past the shutdown
     // deadline) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -198,7 +205,7 @@ fn rebuild_index(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
@@ -208,7 +215,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::for_config(&config));
     let shutdown_timeout = config.shutdown_timeout;
     let data_dir = config.data_dir.clone();
-    let agent_config = config.agent.clone();
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
