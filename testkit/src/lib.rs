@@ -21,19 +21,24 @@
 //!
 //! One rule, in [`binary`], for every binary every test or benchmark
 //! starts (`larch-store`, `larch-agent`, `larch`): the first time a process
-//! asks for a binary, the kit runs `cargo build --bin <name>` for the
+//! asks for a binary, the kit runs `cargo build --workspace --bins` for the
 //! profile and target directory the running executable was built in (a
 //! test in `target/debug/deps` gets `target/debug/<name>`, a benchmark in
 //! `target/release/deps` gets `target/release/<name>`) and runs the path
 //! cargo reports. Cargo decides what is fresh, so a test never runs a
 //! binary older than the sources, whichever package's tests run and
-//! whichever package the binary lives in; when nothing changed the build
-//! costs about a quarter of a second, once per test executable.
+//! whichever package the binary lives in. It is the build
+//! `scripts/test-all` runs before the tests, with the same features, so
+//! there it finds nothing to do; when nothing changed it costs about a
+//! quarter of a second, once per test executable. (Building one binary
+//! alone would unify features differently and compile a second copy of
+//! the store and its dependencies.)
 //!
 //! The alternatives were worse: `env!("CARGO_BIN_EXE_<name>")` exists only
 //! in the tests of the binary's own package (the agent's and the CLI's
-//! tests need the store too), and a binary looked up next to the test
-//! executable is whatever the last build left there, possibly stale.
+//! tests need the store too, and the store's binary may live in a package
+//! of its own), and a binary looked up next to the test executable is
+//! whatever the last build left there, possibly stale.
 //!
 //! This crate is used only as a dev-dependency (and by the benches). Like
 //! the tests it serves, it panics when something fails, with a message
