@@ -2,7 +2,8 @@
 //! pushes, in MB/s per core of the agent process, and the agent's memory
 //! tailing 500 idle files.
 //!
-//! Run: `cargo build --release --bin larch-store && cargo bench -p larch-agent --bench agent_e2e`
+//! Run: `cargo bench -p larch-agent --bench agent_e2e` (the release
+//! binaries are built by the test kit, `larch-testkit`).
 //!
 //! A custom harness rather than criterion: the thing measured is another
 //! process (the release `larch-agent` binary) whose CPU time is read from
@@ -23,13 +24,14 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use larch_testkit::{AgentProcess, StoreProcess, procfs};
 use prost::Message;
 
 const FILES: usize = 16;
@@ -207,35 +209,15 @@ fn cpu_seconds(pid: u32, tck: f64) -> f64 {
     (utime + stime) / tck
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_agent(pods: &Path, positions: &Path, store: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_larch-agent"))
+fn start_agent(pods: &Path, positions: &Path, store: &str, extra: &[&str]) -> AgentProcess {
+    AgentProcess::builder()
         .args(extra)
         .args(["--pods-dir", pods.to_str().unwrap()])
         .args(["--positions", positions.to_str().unwrap()])
         .args(["--store", store])
-        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--node-name", "bench"])
         .args(["--log-level", "error"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+        .start()
 }
 
 /// Waits until the positions file says every file is acknowledged to its
@@ -282,7 +264,7 @@ fn run_agent(
     let dir = tempfile::tempdir().unwrap();
     let positions = dir.path().join("positions.yaml");
     let t = Instant::now();
-    let mut child = start_agent(pods, &positions, store, extra);
+    let agent = start_agent(pods, &positions, store, extra);
     match done {
         Some(done) => {
             let deadline = Instant::now() + Duration::from_secs(600);
@@ -295,10 +277,9 @@ fn run_agent(
     }
     let wall = t.elapsed().as_secs_f64();
     wait_acked(&positions, files, Duration::from_secs(60));
-    let cpu = cpu_seconds(child.id(), tck);
-    let hwm_kib = status_kib(child.id(), "VmHWM:");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let cpu = cpu_seconds(agent.pid(), tck);
+    let hwm_kib = procfs::status_kib(agent.pid(), "VmHWM");
+    agent.kill9();
     Run { wall, cpu, hwm_kib }
 }
 
@@ -348,44 +329,14 @@ fn baseline(files: &[(PathBuf, u64)], tck: f64) -> f64 {
     thread_cpu(tck) - t
 }
 
-fn store_bin() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_larch-agent"));
-    let p = exe.parent().unwrap().join("larch-store");
-    assert!(
-        p.is_file(),
-        "{} missing: run `cargo build --release --bin larch-store` first",
-        p.display()
-    );
-    p
-}
-
-fn start_store(data: &Path) -> (Child, u16) {
-    let http = free_port();
+fn start_store(data: &Path) -> StoreProcess {
     // Loki's default tenant limit (4 MB/s, 6 MB burst) would make this a
     // benchmark of the rate limiter; lift it.
-    let cfg = data.join("store.yaml");
-    std::fs::create_dir_all(data).unwrap();
-    std::fs::write(
-        &cfg,
-        "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n",
-    )
-    .unwrap();
-    let child = Command::new(store_bin())
-        .args(["--config", cfg.to_str().unwrap()])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--data-dir", data.to_str().unwrap()])
+    StoreProcess::builder()
+        .data_dir(data)
+        .config("limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n")
         .env("LARCH_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "store did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, http)
+        .start()
 }
 
 fn main() {
@@ -448,23 +399,22 @@ fn main() {
         let mut runs = Vec::new();
         for _ in 0..RUNS {
             let data = tempfile::tempdir().unwrap();
-            let (mut store, http) = start_store(&data.path().join("data"));
+            let store = start_store(&data.path().join("data"));
             // Positions written every 50 ms so the end is seen promptly.
             let r = run_agent(
                 &pods,
                 &files,
-                &format!("http://127.0.0.1:{http}"),
+                &store.addr(),
                 tck,
                 &["--max-in-flight", in_flight, "--positions-sync", "50ms"],
                 None,
             );
-            let store_cpu = cpu_seconds(store.id(), tck);
+            let store_cpu = cpu_seconds(store.pid(), tck);
             println!(
                 "  run: wall {:.2} s, agent cpu {:.2} s, store cpu {:.2} s",
                 r.wall, r.cpu, store_cpu
             );
-            store.kill().unwrap();
-            store.wait().unwrap();
+            store.kill9();
             runs.push(r);
         }
         report(
@@ -495,7 +445,7 @@ fn main() {
         idle_files.push((p, s.len() as u64));
     }
     let positions = idle.path().join("positions.yaml");
-    let mut child = start_agent(
+    let agent = start_agent(
         &idle_pods,
         &positions,
         &format!("http://{}", sink.addr),
@@ -503,13 +453,12 @@ fn main() {
     );
     wait_acked(&positions, &idle_files, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(5));
-    let rss = status_kib(child.id(), "VmRSS:");
-    let hwm = status_kib(child.id(), "VmHWM:");
-    let cpu0 = cpu_seconds(child.id(), tck);
+    let rss = procfs::status_kib(agent.pid(), "VmRSS");
+    let hwm = procfs::status_kib(agent.pid(), "VmHWM");
+    let cpu0 = cpu_seconds(agent.pid(), tck);
     std::thread::sleep(Duration::from_secs(10));
-    let idle_cpu = (cpu_seconds(child.id(), tck) - cpu0) / 10.0 * 100.0;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let idle_cpu = (cpu_seconds(agent.pid(), tck) - cpu0) / 10.0 * 100.0;
+    agent.kill9();
     println!(
         "500 idle files: RSS {:.1} MiB (peak {:.1} MiB), idle CPU {:.2}% of a core",
         rss as f64 / 1024.0,

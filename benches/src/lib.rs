@@ -1,9 +1,6 @@
-//! Benchmarks of Larch and what they share: the data generator
-//! ([`data`]), helpers to run and measure processes ([`proc`]) and free
-//! ports ([`port`]).
+//! Benchmarks of Larch and their data generator ([`data`]); processes,
+//! ports and HTTP come from the test kit (`larch-testkit`).
 //! See BENCHMARKS.md for the commands and results.
 #![warn(missing_docs)]
 
 pub mod data;
-pub mod port;
-pub mod proc;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn check(config: Option<&Path>, flags: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_larch-store"));
+    let mut cmd = Command::new(larch_testkit::binary("larch-store"));
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 fn agent(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_larch-agent"))
+    let out = Command::new(larch_testkit::binary("larch-agent"))
         .args(args)
         .output()
         .unwrap();

@@ -13,7 +13,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 fn links_out_of_the_allowed_directories_are_refused_and_counted() {
     let e = env();
     let root = e.pods.parent().unwrap().to_path_buf();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     // What an attacker would like shipped: a token and a host file.
     let secrets = root.join("secrets");
     std::fs::create_dir_all(secrets.join("app")).unwrap();
@@ -68,7 +68,7 @@ fn links_out_of_the_allowed_directories_are_refused_and_counted() {
     symlink("../../../secrets/token", evil.dir.join("1.log")).unwrap();
     symlink(&secrets, e.pods.join("kube-system_linked_u4")).unwrap();
 
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -86,7 +86,7 @@ fn links_out_of_the_allowed_directories_are_refused_and_counted() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(agent.metric(refused), 4.0, "each refusal is counted once");
     assert_eq!(agent.metric("larch_agent_files_tailed"), 2.0);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("node_name", "node-1")), &want);
 }

@@ -34,7 +34,7 @@ fn a_401_from_the_store_is_retried_until_it_accepts_and_no_line_is_lost() {
     let e = env();
     let (http, grpc) = (free_port(), free_port());
     // A store that requires a tenant; the agent sends none: 401.
-    let mut store = Store::start_config(&e.data, http, grpc, "", "auth_enabled: true\n");
+    let store = start_store_config(&e.data, http, grpc, "", "auth_enabled: true\n");
     let p = PodDir::new(&e.pods, "ns", "auth", "uid", "c");
     let lab = labels("ns", "auth", "c", "stdout");
     let mut want = Entries::new();
@@ -45,7 +45,7 @@ fn a_401_from_the_store_is_retried_until_it_accepts_and_no_line_is_lost() {
         &p.cri("stdout", now_ns() - 10_000_000_000, &l),
         &l,
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{http}"),
@@ -68,11 +68,11 @@ fn a_401_from_the_store_is_retried_until_it_accepts_and_no_line_is_lost() {
 
     // The operator fixes the store (here: turns authentication off).
     store.kill9();
-    let store = Store::start_on(&e.data, http, grpc);
+    let store = start_store_on(&e.data, http, grpc);
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     assert_eq!(agent.metric("larch_agent_push_consecutive_failures"), 0.0);
     assert_eq!(agent.metric("larch_agent_sent_entries_total"), 100.0);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -80,7 +80,7 @@ fn a_401_from_the_store_is_retried_until_it_accepts_and_no_line_is_lost() {
 #[test]
 fn gateway_refusals_are_retried_and_requests_too_large_are_split() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     // In front of the store: a gateway whose token check, routing and
     // upstream fail for a while (401, 403, 404, 503), and whose body
     // limit is 16 KiB (413) throughout.
@@ -107,7 +107,7 @@ fn gateway_refusals_are_retried_and_requests_too_large_are_split() {
         &p.cri("stdout", now_ns() - 20_000_000_000, &l),
         &l,
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", gw.port),
@@ -138,7 +138,7 @@ fn gateway_refusals_are_retried_and_requests_too_large_are_split() {
             .any(|k| k.starts_with("larch_agent_dropped_entries_total")),
         "{m:?}"
     );
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -146,7 +146,7 @@ fn gateway_refusals_are_retried_and_requests_too_large_are_split() {
 #[test]
 fn unread_bytes_show_the_backlog_while_reading_is_paused() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let open = Arc::new(AtomicBool::new(false));
     let gate = open.clone();
     let gw = Gateway::start(store.http, move |_| {
@@ -158,7 +158,7 @@ fn unread_bytes_show_the_backlog_while_reading_is_paused() {
     });
     let p = PodDir::new(&e.pods, "ns", "un", "uid", "c");
     let lab = labels("ns", "un", "c", "stdout");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", gw.port),
@@ -205,7 +205,7 @@ fn unread_bytes_show_the_backlog_while_reading_is_paused() {
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     assert_eq!(agent.metric("larch_agent_unread_bytes"), 0.0);
     assert_eq!(agent.metric("larch_agent_reading_paused"), 0.0);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -216,7 +216,7 @@ fn a_request_over_the_burst_refused_with_429_forever_is_split() {
     // again and again; the gateway plays that part for requests over
     // 16 KiB.
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let gw = Gateway::start(store.http, |len| {
         if len > 16 * 1024 {
             Verdict::Answer(429)
@@ -234,7 +234,7 @@ fn a_request_over_the_burst_refused_with_429_forever_is_split() {
         &p.cri("stdout", now_ns() - 20_000_000_000, &l),
         &l,
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", gw.port),
@@ -257,7 +257,7 @@ fn a_request_over_the_burst_refused_with_429_forever_is_split() {
             .any(|k| k.starts_with("larch_agent_dropped_entries_total")),
         "{m:?}"
     );
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }

@@ -16,9 +16,9 @@ const SLOW_RESCAN: [&str; 2] = ["--rescan-interval", "1m"];
 #[test]
 fn a_pods_directory_created_after_the_start_is_watched() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     std::fs::remove_dir(&e.pods).unwrap();
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -56,7 +56,7 @@ fn a_pods_directory_created_after_the_start_is_watched() {
     agent.wait_sent(110, MINUTE);
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "late")), &want);
 }
@@ -64,8 +64,8 @@ fn a_pods_directory_created_after_the_start_is_watched() {
 #[test]
 fn a_pod_deleted_a_second_after_it_was_created_is_read() {
     let e = env();
-    let store = Store::start(&e.data);
-    let mut agent = Agent::start(
+    let store = start_store(&e.data);
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -86,7 +86,7 @@ fn a_pod_deleted_a_second_after_it_was_created_is_read() {
         std::fs::remove_dir_all(e.pods.join(format!("jobs_{pod}_uid"))).unwrap();
     }
     agent.wait_sent(150, MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "jobs")), &want);
 }
@@ -94,7 +94,7 @@ fn a_pod_deleted_a_second_after_it_was_created_is_read() {
 #[test]
 fn pods_come_and_go_while_the_store_is_unreachable() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let open = Arc::new(AtomicBool::new(false));
     let gate = open.clone();
     let gw = Gateway::start(store.http, move |_| {
@@ -104,7 +104,7 @@ fn pods_come_and_go_while_the_store_is_unreachable() {
             Verdict::Answer(503)
         }
     });
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", gw.port),
@@ -147,7 +147,7 @@ fn pods_come_and_go_while_the_store_is_unreachable() {
     std::thread::sleep(Duration::from_millis(500));
     open.store(true, Ordering::SeqCst);
     agent.wait_sent(20_030, MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "out")), &want);
 }
@@ -157,8 +157,8 @@ fn files_in_nested_directories_made_in_one_go_are_read_at_once() {
     // `mkdir -p <pod>/<container>` and the log file right after, for many
     // pods, some made while the agent is busy listing the previous ones.
     let e = env();
-    let store = Store::start(&e.data);
-    let mut agent = Agent::start(
+    let store = start_store(&e.data);
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -181,7 +181,7 @@ fn files_in_nested_directories_made_in_one_go_are_read_at_once() {
     agent.wait_sent(180, Duration::from_secs(5));
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "nest")), &want);
 }

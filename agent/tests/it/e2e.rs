@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use larch_testkit::procfs;
+
 use super::support::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -11,7 +13,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 #[test]
 fn new_and_deleted_pods_are_discovered() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let a = PodDir::new(&e.pods, "shop", "cart-1", "uid-a", "app");
     let t0 = now_ns() - 60_000_000_000;
     let la = lines("a", 100);
@@ -22,7 +24,7 @@ fn new_and_deleted_pods_are_discovered() {
         &a.cri("stdout", t0, &la),
         &la,
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -61,7 +63,7 @@ fn new_and_deleted_pods_are_discovered() {
         agent.metric("larch_agent_files_tailed") == 1.0
             && larch_agent::positions::load(&e.positions).is_ok_and(|p| p.len() == 1)
     });
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("node_name", "node-1")), &want);
 }
@@ -69,9 +71,9 @@ fn new_and_deleted_pods_are_discovered() {
 #[test]
 fn cri_partial_lines_are_joined_across_reads_and_restarts() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "p", "uid", "c");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -121,7 +123,7 @@ fn cri_partial_lines_are_joined_across_reads_and_restarts() {
     want.push((out.clone(), t + 20_000, "before the crash, after it".into()));
     agent.restart();
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -129,7 +131,7 @@ fn cri_partial_lines_are_joined_across_reads_and_restarts() {
 #[test]
 fn docker_json_files_are_decoded() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "d", "uid", "c");
     let t = now_ns() - 10_000_000_000;
     let ts = |i: i64| rfc3339(t + i * 1000);
@@ -157,14 +159,14 @@ fn docker_json_files_are_decoded() {
         ),
     )
     .unwrap();
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
         &["--config", cfg.to_str().unwrap()],
     );
     agent.wait_sent(3, MINUTE);
-    agent.stop();
+    agent.terminate();
     let mut want = vec![
         (
             labels("ns", "d", "c", "stdout"),
@@ -189,10 +191,10 @@ fn docker_json_files_are_decoded() {
 #[test]
 fn rename_and_copytruncate_rotation() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "r", "uid", "c");
     let lab = labels("ns", "r", "c", "stdout");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -246,7 +248,7 @@ fn rename_and_copytruncate_rotation() {
     wait_for(MINUTE, "rotated file closed", || {
         agent.metric("larch_agent_files_tailed") == 1.0
     });
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -254,10 +256,10 @@ fn rename_and_copytruncate_rotation() {
 #[test]
 fn kill_9_mid_stream_loses_and_doubles_nothing() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "k", "uid", "c");
     let lab = labels("ns", "k", "c", "stdout");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -285,7 +287,7 @@ fn kill_9_mid_stream_loses_and_doubles_nothing() {
     agent.restart();
     let written = writer.join().unwrap();
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
-    agent.stop();
+    agent.terminate();
     let mut want: Entries = written
         .into_iter()
         .map(|(t, l)| (lab.clone(), t, l))
@@ -298,11 +300,11 @@ fn kill_9_mid_stream_loses_and_doubles_nothing() {
 #[test]
 fn store_outage_pauses_reading_and_loses_nothing() {
     let e = env();
-    let mut store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let (http, grpc) = (store.http, store.grpc);
     let p = PodDir::new(&e.pods, "ns", "o", "uid", "c");
     let lab = labels("ns", "o", "c", "stdout");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{http}"),
@@ -336,45 +338,28 @@ fn store_outage_pauses_reading_and_loses_nothing() {
     // What the process has read (all read(2)/pread(2) calls) stays far
     // below what is in the file.
     let size = std::fs::metadata(p.log()).unwrap().len();
-    let read = proc_io(agent.pid(), "rchar");
+    let read = procfs::io(agent.pid(), "rchar");
     assert!(
         read + 1_000_000 < size,
         "agent read {read} of {size} bytes while the store was down"
     );
-    let rss = rss_kib(agent.pid());
+    let rss = procfs::status_kib(agent.pid(), "VmRSS");
     assert!(
         rss < 64 * 1024,
         "agent RSS {rss} KiB while buffering in files"
     );
 
-    let store = Store::start_on(&e.data, http, grpc);
+    let store = start_store_on(&e.data, http, grpc);
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
-}
-
-fn proc_io(pid: u32, field: &str) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]
 fn five_hundred_files_at_once() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let t0 = now_ns() - 60_000_000_000;
     let mut want = Entries::new();
     let mut files = Vec::new();
@@ -390,7 +375,7 @@ fn five_hundred_files_at_once() {
         );
         files.push(p.log());
     }
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -399,7 +384,7 @@ fn five_hundred_files_at_once() {
     agent.wait_sent(10_000, MINUTE);
     assert_eq!(agent.metric("larch_agent_files_tailed"), 500.0);
     wait_caught_up(&e.positions, &files, MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "many")), &want);
 }
@@ -407,7 +392,7 @@ fn five_hundred_files_at_once() {
 #[test]
 fn grpc_store_with_a_tenant() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "g", "uid", "c");
     let l = lines("grpc", 200);
     let t0 = now_ns() - 10_000_000_000;
@@ -418,14 +403,14 @@ fn grpc_store_with_a_tenant() {
         &p.cri("stdout", t0, &l),
         &l,
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("grpc://127.0.0.1:{}", store.grpc),
         &["--tenant", "team-a"],
     );
     agent.wait_sent(200, MINUTE);
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("team-a", ("namespace", "ns")), &want);
 }
@@ -433,7 +418,7 @@ fn grpc_store_with_a_tenant() {
 #[test]
 fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "old", "uid", "c");
     let now = now_ns();
     let month_ago = now - 30 * 86_400_000_000_000;
@@ -454,7 +439,7 @@ fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
         &p.cri("stdout", now - 4_000_000_000, &fresh[2..]),
         &fresh[2..],
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -473,7 +458,7 @@ fn entries_the_store_rejects_are_counted_and_the_rest_kept() {
         Some(&0.0),
         "a 400 is not retried"
     );
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -483,7 +468,7 @@ fn rate_limited_pushes_are_retried_until_accepted() {
     let e = env();
     // A tenant limit of 1 MB/s (1 MB burst): 4 MB cannot go through in
     // less than 3 s however fast the agent reads, so the store answers 429.
-    let store = Store::start_with(
+    let store = start_store_with(
         &e.data,
         free_port(),
         free_port(),
@@ -503,7 +488,7 @@ fn rate_limited_pushes_are_retried_until_accepted() {
             &l,
         );
     }
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -528,7 +513,7 @@ fn rate_limited_pushes_are_retried_until_accepted() {
         m.get(r#"larch_agent_dropped_entries_total{reason="rejected"}"#),
         None
     );
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }
@@ -536,10 +521,10 @@ fn rate_limited_pushes_are_retried_until_accepted() {
 #[test]
 fn sigterm_sends_the_batch_being_filled() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "term", "uid", "c");
     // A batch that would wait 10 minutes: only the shutdown can send it.
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -557,7 +542,7 @@ fn sigterm_sends_the_batch_being_filled() {
         agent.metric("larch_agent_read_lines_total") == 100.0
     });
     assert_eq!(agent.metric("larch_agent_sent_entries_total"), 0.0);
-    agent.stop();
+    agent.terminate();
     let saved = larch_agent::positions::load(&e.positions).unwrap();
     assert_eq!(
         saved[0].offset,
@@ -571,7 +556,7 @@ fn sigterm_sends_the_batch_being_filled() {
 #[test]
 fn multiline_blocks_survive_a_crash() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let cfg = e.pods.parent().unwrap().join("agent.yaml");
     std::fs::write(
         &cfg,
@@ -579,7 +564,7 @@ fn multiline_blocks_survive_a_crash() {
     )
     .unwrap();
     let p = PodDir::new(&e.pods, "ns", "ml", "uid", "c");
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -607,7 +592,7 @@ fn multiline_blocks_survive_a_crash() {
     p.append((tail.to_string() + &rec(7, "  at d") + &rec(8, "[start] block 4")).as_bytes());
     agent.restart();
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
-    agent.stop();
+    agent.terminate();
     let mut want = vec![
         (
             lab.clone(),
@@ -625,7 +610,7 @@ fn multiline_blocks_survive_a_crash() {
 #[test]
 fn pipeline_stages_shape_what_is_stored() {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let cfg = e.pods.parent().unwrap().join("agent.yaml");
     std::fs::write(
         &cfg,
@@ -658,7 +643,7 @@ pipeline_stages:
             r#"{"level":"error","msg":"failed","trace_id":"t2"}"#.to_string(),
         ],
     );
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -676,7 +661,7 @@ pipeline_stages:
         .map(|(_, v)| v)
         .sum();
     assert_eq!(custom, 2.0, "{m:?}");
-    agent.stop();
+    agent.terminate();
     let got = store.query("fake", ("namespace", "ns"));
     let lines: Vec<(&str, &str)> = got
         .iter()

@@ -133,7 +133,7 @@ fn pod_labels_come_from_the_watched_cache() {
         format!("kubernetes:\n  mode: on\n  api_server: http://127.0.0.1:{api}\n  token_file: {}\n  metadata_wait: 3s\n", token.display()),
     )
     .unwrap();
-    let store = Store::start(&dir.path().join("data"));
+    let store = start_store(&dir.path().join("data"));
     let t = now_ns() - 10_000_000_000;
     let a = PodDir::new(&pods, "shop", "cart-7d9f8c6b5-abcde", "uid-a", "app");
     a.cri("stdout", t, &["from a".to_string()]);
@@ -144,7 +144,7 @@ fn pod_labels_come_from_the_watched_cache() {
     // Pod c is never announced: tailed with path labels after the wait.
     let c = PodDir::new(&pods, "shop", "lonely", "uid-c", "app");
     c.cri("stdout", t + 2000, &["from c".to_string()]);
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &pods,
         &dir.path().join("positions.yaml"),
         &format!("http://127.0.0.1:{}", store.http),
@@ -153,7 +153,7 @@ fn pod_labels_come_from_the_watched_cache() {
     agent.wait_sent(3, Duration::from_secs(30));
     assert!(watches.load(Ordering::SeqCst) >= 1);
     assert!(agent.metric("larch_agent_kubernetes_watch_events_total") >= 2.0);
-    agent.stop();
+    agent.terminate();
     let got = store.query("fake", ("namespace", "shop"));
     let want = vec![
         (

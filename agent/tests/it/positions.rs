@@ -183,21 +183,21 @@ fn cut_a_record(p: &Path) {
 
 fn damaged_positions_end_to_end(damage: fn(&Path), reason: &str) {
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "dmg", "uid", "c");
     let lab = labels("ns", "dmg", "c", "stdout");
     let t0 = now_ns() - 60_000_000_000;
     let mut want = Entries::new();
     let l = lines("first", 200);
     expect(&mut want, &lab, &p.cri("stdout", t0, &l), &l);
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
         &[],
     );
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
-    agent.stop();
+    agent.terminate();
     // While the agent is down: more lines, then the kubelet rotates the
     // file and the container writes to a new one.
     let l = lines("unsent", 100);
@@ -237,7 +237,7 @@ fn damaged_positions_end_to_end(damage: fn(&Path), reason: &str) {
     let mut copy = e.positions.clone().into_os_string();
     copy.push(".damaged");
     assert!(Path::new(&copy).exists());
-    agent.stop();
+    agent.terminate();
     assert!(larch_agent::positions::load(&e.positions).is_ok());
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
@@ -260,12 +260,12 @@ fn random_damage_between_restarts_loses_no_line() {
     // starts, reports what it could not use, and the store ends up with
     // every line once.
     let e = env();
-    let store = Store::start(&e.data);
+    let store = start_store(&e.data);
     let p = PodDir::new(&e.pods, "ns", "rnd", "uid", "c");
     let lab = labels("ns", "rnd", "c", "stdout");
     let t0 = now_ns() - 120_000_000_000;
     let mut want = Entries::new();
-    let mut agent = Agent::start(
+    let agent = start_agent(
         &e.pods,
         &e.positions,
         &format!("http://127.0.0.1:{}", store.http),
@@ -287,7 +287,7 @@ fn random_damage_between_restarts_loses_no_line() {
             &l,
         );
         wait_caught_up(&e.positions, &[p.log()], MINUTE);
-        agent.stop();
+        agent.terminate();
         let l = lines(&format!("stopped {round}"), 30);
         expect(
             &mut want,
@@ -327,7 +327,7 @@ fn random_damage_between_restarts_loses_no_line() {
             .sum();
         assert_eq!(errors > 0.0, damaged, "round {round}");
     }
-    agent.stop();
+    agent.terminate();
     want.sort();
     assert_same(&store.query("fake", ("namespace", "ns")), &want);
 }

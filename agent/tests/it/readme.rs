@@ -11,7 +11,7 @@ use super::support::*;
 #[test]
 fn the_readme_example_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::start(&dir.path().join("data"));
+    let store = start_store(&dir.path().join("data"));
     let http = free_port();
     let args: Vec<String> = [
         "--pods-dir",
@@ -29,7 +29,11 @@ fn the_readme_example_works_as_written() {
     // The README does not wait for the agent, which may or may not be up
     // when `mkdir` runs; waiting makes the case that once failed (the
     // agent running before `pods/` exists) certain.
-    let _agent = Agent::spawn_in(http, args, true, Some(dir.path()));
+    let _agent = AgentProcess::builder()
+        .http_port(http)
+        .args(args)
+        .current_dir(dir.path())
+        .start();
     // mkdir -p pods/demo_hello-0_0000/app; three echo >> 0.log
     let p = PodDir::new(&dir.path().join("pods"), "demo", "hello-0", "0000", "app");
     for i in 1..=3 {

@@ -1,109 +1,64 @@
-//! Helpers: real `larch-store` and `larch-agent` processes on free ports,
-//! a pods directory writer, a minimal HTTP client, and reading back what
+//! Helpers: the test kit's `larch-store` and `larch-agent` processes with
+//! the suite's settings, a pods directory writer, and reading back what
 //! the store kept.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-#[path = "../../../benches/src/port.rs"]
-mod port;
-pub use port::free_port;
+pub use larch_testkit::http::{get, percent, request};
+pub use larch_testkit::{AgentProcess, StoreProcess, free_port, now_ns, wait_for};
 
-/// `<target>/debug/larch-store`, built by `cargo build --workspace --bins`.
-pub fn store_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/debug/deps/it-<hash> → <target>/debug/larch-store
-    let candidates = [
-        exe.parent()
-            .and_then(|p| p.parent())
-            .map(|d| d.join("larch-store")),
-        std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug/larch-store")),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/larch-store")),
-    ];
-    for c in candidates.into_iter().flatten() {
-        if c.is_file() {
-            return c;
-        }
-    }
-    panic!(
-        "larch-store binary not found next to the test binary; run `cargo build --workspace --bins` first"
-    );
+/// Starts a store on `data` on free ports.
+pub fn start_store(data: &Path) -> StoreProcess {
+    start_store_on(data, free_port(), free_port())
 }
 
-/// A `larch-store` process.
-pub struct Store {
-    child: Option<Child>,
-    pub http: u16,
-    pub grpc: u16,
+/// Starts a store on `data` on the given ports (to start one again where
+/// the agent expects it).
+pub fn start_store_on(data: &Path, http: u16, grpc: u16) -> StoreProcess {
+    start_store_with(data, http, grpc, "")
 }
 
-impl Store {
-    pub fn start(data: &Path) -> Store {
-        Store::start_on(data, free_port(), free_port())
-    }
+/// Starts with extra `limits:` keys (YAML lines indented by 2).
+pub fn start_store_with(data: &Path, http: u16, grpc: u16, limits: &str) -> StoreProcess {
+    start_store_config(data, http, grpc, limits, "")
+}
 
-    pub fn start_on(data: &Path, http: u16, grpc: u16) -> Store {
-        Store::start_with(data, http, grpc, "")
-    }
+/// Starts with extra `limits:` keys and extra top-level keys (YAML
+/// lines, e.g. `auth_enabled: true\n`).
+pub fn start_store_config(
+    data: &Path,
+    http: u16,
+    grpc: u16,
+    limits: &str,
+    top: &str,
+) -> StoreProcess {
+    // Loki's query limits (5000 entries, 500 series) are lifted so a
+    // test can read everything back in one query; ingestion limits stay
+    // at Loki's defaults unless `limits` says otherwise.
+    StoreProcess::builder()
+        .data_dir(data)
+        .http_port(http)
+        .grpc_port(grpc)
+        .config(format!(
+            "{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"
+        ))
+        .start()
+}
 
-    /// Starts with extra `limits:` keys (YAML lines indented by 2).
-    pub fn start_with(data: &Path, http: u16, grpc: u16, limits: &str) -> Store {
-        Store::start_config(data, http, grpc, limits, "")
-    }
-
-    /// Starts with extra `limits:` keys and extra top-level keys (YAML
-    /// lines, e.g. `auth_enabled: true\n`).
-    pub fn start_config(data: &Path, http: u16, grpc: u16, limits: &str, top: &str) -> Store {
-        // Loki's query limits (5000 entries, 500 series) are lifted so a
-        // test can read everything back in one query; ingestion limits stay
-        // at Loki's defaults unless `limits` says otherwise.
-        let cfg = data.with_file_name("store.yaml");
-        std::fs::write(
-            &cfg,
-            format!("{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"),
-        )
-        .unwrap();
-        let child = Command::new(store_bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{http}"))
-            .arg("--grpc-addr")
-            .arg(format!("127.0.0.1:{grpc}"))
-            .arg("--data-dir")
-            .arg(data)
-            .env("LARCH_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let s = Store {
-            child: Some(child),
-            http,
-            grpc,
-        };
-        wait_for(Duration::from_secs(30), "store ready", || {
-            http_get(s.http, "/ready").is_ok_and(|r| r.0 == 200)
-        });
-        s
-    }
-
-    /// `kill -9`.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
+/// Reading back what a store kept.
+pub trait Query {
     /// Every entry of `tenant` whose stream has `name="value"`, as
     /// (stream labels, timestamp, line) sorted, read with Loki's
     /// `query_range` API over the last day.
-    pub fn query(&self, tenant: &str, (name, value): (&str, &str)) -> Entries {
+    fn query(&self, tenant: &str, selector: (&str, &str)) -> Entries;
+}
+
+impl Query for StoreProcess {
+    fn query(&self, tenant: &str, (name, value): (&str, &str)) -> Entries {
         let now = now_ns();
         let q = format!("{{{name}=\"{value}\"}}");
         let path = format!(
@@ -112,10 +67,10 @@ impl Store {
             now - 86_400_000_000_000,
             now + 3_600_000_000_000
         );
-        let (status, body) = http_get_with(self.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
-        assert_eq!(status, 200, "query_range: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v["data"]["resultType"], "streams", "{body}");
+        let r = get(self.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
+        assert_eq!(r.status, 200, "query_range: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["data"]["resultType"], "streams", "{v}");
         let mut out = Entries::new();
         for s in v["data"]["result"].as_array().unwrap() {
             let labels: BTreeMap<String, String> = s["stream"]
@@ -142,182 +97,19 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn terminate(c: &mut Child) {
-    let pid = c.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if c.try_wait().unwrap().is_some() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `larch-agent` process.
-pub struct Agent {
-    child: Option<Child>,
-    pub http: u16,
-    pub args: Vec<String>,
-}
-
-impl Agent {
-    /// Starts the agent with fast test settings plus `extra` flags.
-    pub fn start(pods: &Path, positions: &Path, store: &str, extra: &[&str]) -> Agent {
-        Agent::start_with(pods, positions, store, extra, true)
-    }
-
-    /// Like [`Agent::start`]; `wait` for `/ready` or not.
-    pub fn start_with(
-        pods: &Path,
-        positions: &Path,
-        store: &str,
-        extra: &[&str],
-        wait: bool,
-    ) -> Agent {
-        let http = free_port();
-        let mut args: Vec<String> = vec![
-            "--pods-dir".into(),
-            pods.display().to_string(),
-            "--positions".into(),
-            positions.display().to_string(),
-            "--store".into(),
-            store.into(),
-            "--node-name".into(),
-            "node-1".into(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{http}"),
-            "--batch-wait".into(),
-            "100ms".into(),
-            "--poll-interval".into(),
-            "50ms".into(),
-            "--rescan-interval".into(),
-            "1s".into(),
-            "--positions-sync".into(),
-            "100ms".into(),
-            "--rotate-wait".into(),
-            "500ms".into(),
-            "--min-backoff".into(),
-            "50ms".into(),
-            "--max-backoff".into(),
-            "500ms".into(),
-            "--log-level".into(),
-            "error".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Agent::spawn(http, args, wait)
-    }
-
-    fn spawn(http: u16, args: Vec<String>, wait: bool) -> Agent {
-        Agent::spawn_in(http, args, wait, None)
-    }
-
-    /// Starts the agent with exactly `args` (nothing added), in `cwd`;
-    /// `http` is the port its `--http-addr` names.
-    pub fn spawn_in(http: u16, args: Vec<String>, wait: bool, cwd: Option<&Path>) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_larch-agent"));
-        if let Some(d) = cwd {
-            cmd.current_dir(d);
-        }
-        let child = cmd
-            .args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let a = Agent {
-            child: Some(child),
-            http,
-            args,
-        };
-        if wait {
-            wait_for(Duration::from_secs(30), "agent ready", || {
-                http_get(a.http, "/ready").is_ok_and(|r| r.0 == 200)
-            });
-        }
-        a
-    }
-
-    /// Starts again with the same arguments (after a kill).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let again = Agent::spawn(self.http, std::mem::take(&mut self.args), true);
-        *self = again;
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            terminate(&mut c);
-        }
-    }
-
-    /// The agent's metrics, `name{labels}` → value.
-    pub fn metrics(&self) -> BTreeMap<String, f64> {
-        let Ok((200, text)) = http_get(self.http, "/metrics") else {
-            return BTreeMap::new();
-        };
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_string(), v.parse().ok()?))
-            })
-            .collect()
-    }
-
-    pub fn metric(&self, name: &str) -> f64 {
-        self.metrics().get(name).copied().unwrap_or(0.0)
-    }
-
-    /// Waits until the store acknowledged `n` entries in total and nothing
-    /// is left unread or unacknowledged.
-    pub fn wait_sent(&self, n: usize, timeout: Duration) {
-        let mut last = 0.0;
-        wait_for(timeout, &format!("{n} entries acknowledged"), || {
-            let m = self.metrics();
-            let sent = m
-                .get("larch_agent_sent_entries_total")
-                .copied()
-                .unwrap_or(0.0);
-            last = sent;
-            sent >= n as f64
-        });
-        assert_eq!(last as usize, n, "more entries acknowledged than written");
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// Starts the agent with fast test settings plus `extra` flags, reading
+/// `pods`, keeping `positions`, pushing to `store` (a URL).
+pub fn start_agent(pods: &Path, positions: &Path, store: &str, extra: &[&str]) -> AgentProcess {
+    AgentProcess::builder()
+        .args([OsStr::new("--pods-dir"), pods.as_os_str()])
+        .args([OsStr::new("--positions"), positions.as_os_str()])
+        .args(["--store", store, "--node-name", "node-1"])
+        .args(["--batch-wait", "100ms", "--poll-interval", "50ms"])
+        .args(["--rescan-interval", "1s", "--positions-sync", "100ms"])
+        .args(["--rotate-wait", "500ms", "--min-backoff", "50ms"])
+        .args(["--max-backoff", "500ms", "--log-level", "error"])
+        .args(extra)
+        .start()
 }
 
 /// A test's directory: `pods/` (created), positions and store data paths.
@@ -352,95 +144,6 @@ pub fn expect(out: &mut Entries, labels: &str, stamps: &[i64], lines: &[String])
     for (t, l) in stamps.iter().zip(lines) {
         out.push((labels.to_string(), *t, l.clone()));
     }
-}
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes (then panics).
-pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {timeout:?} waiting for: {what}");
-}
-
-/// A GET with `Connection: close`; returns status and body.
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    http_get_with(port, path, &[])
-}
-
-/// A GET with extra headers.
-pub fn http_get_with(
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-/// Percent-encodes a query parameter.
-pub fn percent(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn dechunk(mut b: &str) -> String {
-    let mut out = String::new();
-    while let Some(nl) = b.find("\r\n") {
-        let Ok(n) = usize::from_str_radix(b[..nl].trim(), 16) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        out.push_str(&b[nl + 2..nl + 2 + n]);
-        b = &b[nl + 2 + n + 2..];
-    }
-    out
-}
-
-/// Nanoseconds since the epoch.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 /// RFC 3339 with nanoseconds (UTC).
@@ -638,35 +341,23 @@ impl Gateway {
     }
 }
 
-/// Sends a request to the store on a fresh connection; (status, body).
+/// Sends a request (its head as received, and body) to the store;
+/// (status, body).
 fn forward(store: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    use std::io::{BufRead, BufReader};
-    let mut s = TcpStream::connect(("127.0.0.1", store)).unwrap();
-    let mut req = String::new();
-    for l in head.lines() {
-        if l.is_empty() || l.to_ascii_lowercase().starts_with("connection:") {
-            continue;
-        }
-        req.push_str(l);
-        req.push_str("\r\n");
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut r = BufReader::new(s);
-    let mut status_line = String::new();
-    r.read_line(&mut status_line).unwrap();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut line = String::new();
-    while r.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
-        line.clear();
-    }
-    let mut rest = Vec::new();
-    r.read_to_end(&mut rest).unwrap();
-    (status, rest)
+    let mut lines = head.lines();
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+    // The client sets its own Host, Connection and Content-Length.
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .filter(|(k, _)| {
+            !["host", "connection", "content-length"]
+                .iter()
+                .any(|h| k.eq_ignore_ascii_case(h))
+        })
+        .collect();
+    let r = request(store, method, path, &headers, body).unwrap();
+    (r.status, r.body)
 }

@@ -10,24 +10,27 @@
 //!
 //! `cargo run --release -p larch-benches --bin ingest -- --help`
 
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use larch_benches::data::{Replay, load_samples, loghub_dir};
-use larch_benches::proc::{HttpClient, children_cpu_seconds, free_port, spawn_ready, terminate};
 use larch_proto::logproto;
+use larch_testkit::http::Connection;
+use larch_testkit::procfs::children_cpu_seconds;
+use larch_testkit::{ProcessBuilder, free_port, now_ns};
 use prost::Message;
 
 #[derive(Parser, Debug)]
 struct Args {
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// The store binary (build it with `cargo build --release --bin larch-store`).
-    #[arg(long, default_value = "target/release/larch-store")]
-    store_bin: String,
+    /// The store binary (default: the workspace's, built for this
+    /// binary's profile by the test kit).
+    #[arg(long)]
+    store_bin: Option<PathBuf>,
     /// MiB of raw log lines to push per run.
     #[arg(long, default_value_t = 256)]
     mib: usize,
@@ -78,19 +81,26 @@ fn main() -> anyhow::Result<()> {
         println!("pushed in {:.2}s", start.elapsed().as_secs_f64());
         return Ok(());
     }
+    // Before the build below, which may replace this very binary with one
+    // built along with the whole workspace (the same code).
+    let exe = std::env::current_exe()?;
+    let store_bin = args
+        .store_bin
+        .clone()
+        .unwrap_or_else(|| larch_testkit::binary("larch-store"));
     let mut store_runs = Vec::new();
     let mut sink_runs = Vec::new();
     for run in 0..args.runs {
-        let exe = std::env::current_exe()?;
         let port = free_port();
-        let mut cmd = Command::new(&exe);
-        cmd.args(["sink", "--port", &port.to_string()]);
-        sink_runs.push(measure(&mut cmd, port, &bodies, raw_bytes)?);
+        let sink = ProcessBuilder::new("sink", &exe)
+            .args(["sink", "--port", &port.to_string()])
+            .ready(port, "/ready");
+        sink_runs.push(measure(sink, port, &bodies, raw_bytes)?);
 
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let mut cmd = Command::new(&args.store_bin);
-        cmd.arg("--http-addr")
+        let store = ProcessBuilder::new("larch-store", &store_bin)
+            .arg("--http-addr")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--grpc-addr")
             .arg(format!("127.0.0.1:{}", free_port()))
@@ -98,9 +108,10 @@ fn main() -> anyhow::Result<()> {
             .arg(dir.path())
             .arg("--config")
             .arg(write_config(dir.path())?)
-            .env("LARCH_LOG", "warn");
-        let r = measure(&mut cmd, port, &bodies, raw_bytes)
-            .with_context(|| format!("running {}", args.store_bin))?;
+            .env("LARCH_LOG", "warn")
+            .ready(port, "/ready");
+        let r = measure(store, port, &bodies, raw_bytes)
+            .with_context(|| format!("running {}", store_bin.display()))?;
         let stored = dir_size(&dir.path().join("chunks"));
         println!(
             "run {run}: store {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x)",
@@ -159,19 +170,21 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Starts the server, pushes every body, stops it; returns (bytes/s wall,
-/// bytes/s per CPU-second of the server, CPU-seconds).
+/// Starts the server (panics if it does not get ready), pushes every
+/// body, stops it; returns (bytes/s wall, bytes/s per CPU-second of the
+/// server, CPU-seconds).
 fn measure(
-    cmd: &mut Command,
+    server: ProcessBuilder,
     port: u16,
     bodies: &Arc<PerClient>,
     raw: u64,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
-    let mut child = spawn_ready(cmd, port, "/ready")?;
+    let server = server.start();
     let start = Instant::now();
     push_all(port, bodies)?;
-    terminate(&mut child)?;
+    let status = server.terminate();
+    anyhow::ensure!(status.success(), "server exited with {status}");
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - cpu0;
     Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
@@ -186,19 +199,15 @@ fn push_all(port: u16, bodies: &Arc<PerClient>) -> anyhow::Result<()> {
         .map(|client| {
             let bodies = bodies.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let mut c = HttpClient::connect(port)?;
+                let mut c = Connection::connect(port)?;
                 for body in &bodies[client] {
-                    let (status, resp) = c.request(
+                    let r = c.request(
                         "POST",
                         "/loki/api/v1/push",
-                        &[("Content-Type", "application/x-protobuf")],
+                        &[larch_testkit::push::PROTOBUF],
                         body,
                     )?;
-                    anyhow::ensure!(
-                        status == 204,
-                        "push answered {status}: {}",
-                        String::from_utf8_lossy(&resp)
-                    );
+                    anyhow::ensure!(r.status == 204, "push answered {}: {}", r.status, r.text());
                 }
                 Ok(())
             })
@@ -222,10 +231,7 @@ fn build_requests(args: &Args) -> anyhow::Result<(PerClient, u64, u64)> {
     let mut replay = Replay::new(samples);
     let target = (args.mib as u64) << 20;
     let batch = (args.batch_kib as u64) << 10;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i64;
-    let mut ts = now - 3_600_000_000_000;
+    let mut ts = now_ns() - 3_600_000_000_000;
     let clients = args.clients.max(1);
     let mut bodies: Vec<Vec<Vec<u8>>> = vec![Vec::new(); clients];
     let (mut raw, mut lines) = (0u64, 0u64);

@@ -4,7 +4,7 @@
 use crate::fixture::fixture;
 use std::time::Duration;
 
-use crate::support::{Store, free_port, larch};
+use crate::support::{free_port, larch, start_store_on};
 
 #[test]
 fn bad_queries_show_the_servers_parse_error() {
@@ -182,7 +182,7 @@ fn retries_wait_for_a_store_that_is_starting() {
     let addr = format!("http://127.0.0.1:{port}");
     let child = larch(&["labels", "--since", "1m", "--retries", "6", "--addr", &addr]).spawn();
     std::thread::sleep(Duration::from_millis(700));
-    let store = Store::start_on(port, "");
+    let store = start_store_on(port, "");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -1,10 +1,10 @@
 //! The data most tests read: three streams with known lines one second
 //! apart, pushed over HTTP to a fresh store.
 
-use crate::support::{Larch, SEC, Store, base_time, larch, secs};
+use crate::support::{Larch, SEC, StoreExt, StoreProcess, base_time, larch, secs, start_store};
 
 pub struct Fixture {
-    pub store: Store,
+    pub store: StoreProcess,
     /// The whole second the lines start after.
     pub base: i64,
 }
@@ -17,7 +17,7 @@ pub struct Fixture {
 ///   4 `GET /users 404 error`
 /// * `{app="web", env="dev", service_name="web"}`: 6 `rendered page`
 pub fn fixture() -> Fixture {
-    let store = Store::start();
+    let store = start_store();
     let b = base_time();
     store.push(
         None,

@@ -1,7 +1,7 @@
 //! `labels`, `series`, `stats`, `volume`, `volume_range` and `fmt`.
 
 use crate::fixture::fixture;
-use crate::support::larch;
+use crate::support::{StoreExt, larch};
 
 #[test]
 fn labels_and_values() {

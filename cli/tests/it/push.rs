@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::support::{SEC, Store, base_time, larch, rfc3339, secs};
+use crate::support::{SEC, base_time, larch, rfc3339, secs, start_store};
 
 #[test]
 fn pushed_lines_come_back() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     let b = base_time();
     let input = format!(
@@ -68,7 +68,7 @@ fn pushed_lines_come_back() {
 
 #[test]
 fn identical_lines_get_distinct_timestamps_and_batches_split() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     // Five identical 10-byte lines, sent in batches of at most 20 bytes.
     let r = larch(&[
@@ -109,7 +109,7 @@ fn identical_lines_get_distinct_timestamps_and_batches_split() {
 
 #[test]
 fn a_waiting_batch_is_sent_after_batch_wait() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     let mut child = larch(&[
         "push",
@@ -156,7 +156,7 @@ fn a_waiting_batch_is_sent_after_batch_wait() {
 
 #[test]
 fn tenants_flags_and_environment() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     let r = larch(&[
         "push",
@@ -212,7 +212,7 @@ fn tenants_flags_and_environment() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     let r = larch(&["push", "--addr", &addr, "--labels", "app=x"])
         .stdin("x\n")

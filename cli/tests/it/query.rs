@@ -2,7 +2,7 @@
 //! options, direction, limits, paging, metric results, colours, stats.
 
 use crate::fixture::fixture;
-use crate::support::{SEC, Store, base_time, secs};
+use crate::support::{SEC, StoreExt, base_time, secs, start_store, start_store_with};
 
 #[test]
 fn default_output_factors_out_common_labels() {
@@ -187,7 +187,7 @@ fn colours_only_when_asked_or_on_a_terminal() {
 fn paging_goes_past_the_servers_maximum() {
     // The store allows 5 lines per query; 23 lines, two per timestamp
     // (the last one alone), so batches end in the middle of a timestamp.
-    let store = Store::start_with("limits:\n  max_entries_limit_per_query: 5\n");
+    let store = start_store_with("limits:\n  max_entries_limit_per_query: 5\n");
     let b = base_time();
     let lines: Vec<(i64, String)> = (0..23)
         .map(|i| (b + (i / 2) as i64 * SEC, format!("line {i:02}")))
@@ -396,7 +396,7 @@ fn a_closed_stdout_ends_quietly() {
     // `larch query ... | head -1`: once the reader is gone, larch stops
     // without an error. 3000 lines of 100 bytes overflow any pipe buffer.
     use std::io::BufRead;
-    let store = Store::start();
+    let store = start_store();
     let b = base_time();
     let lines: Vec<(i64, String)> = (0..3000)
         .map(|i| (b + i * 1_000_000, format!("{i:05}{}", "x".repeat(95))))

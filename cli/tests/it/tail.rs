@@ -4,16 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::support::{Store, larch, rfc3339};
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
+use crate::support::{StoreExt, larch, now_ns, rfc3339, start_store};
 
 /// The lines a running `larch` writes to stdout, as they come.
 fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
@@ -44,7 +37,7 @@ fn interrupt(child: &Child) {
 
 #[test]
 fn history_then_new_lines_until_interrupted() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     let t0 = now_ns() - 60_000_000_000;
     store.push(
@@ -113,7 +106,7 @@ fn history_then_new_lines_until_interrupted() {
 
 #[test]
 fn raw_and_jsonl_while_tailing() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     for (mode, want) in [
         ("raw", "  spaced line".to_string()),
@@ -167,7 +160,7 @@ fn raw_and_jsonl_while_tailing() {
 
 #[test]
 fn tail_errors() {
-    let store = Store::start();
+    let store = start_store();
     let addr = store.addr();
     // A bad query is refused before the WebSocket starts: the store's text.
     let q = r#"{app="x"} |="#;

@@ -5,13 +5,13 @@
 use std::process::{Command, Stdio};
 
 use crate::fixture::fixture;
-use crate::support::{SEC, Store, base_time, secs};
+use crate::support::{SEC, StoreExt, base_time, secs, start_store_with};
 
 /// Runs `larch args` in a pseudo-terminal; returns what the terminal
 /// showed (stdout and stderr together, `\n` as `\r\n`) and the exit code.
 fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
-    let mut cmd = quote(env!("CARGO_BIN_EXE_larch"));
+    let mut cmd = quote(&larch_testkit::binary("larch").display().to_string());
     for a in args {
         cmd.push(' ');
         cmd.push_str(&quote(a));
@@ -65,7 +65,7 @@ fn colours_on_a_terminal_unless_no_color() {
 
 #[test]
 fn progress_is_rewritten_in_place_and_erased() {
-    let store = Store::start_with("limits:\n  max_entries_limit_per_query: 5\n");
+    let store = start_store_with("limits:\n  max_entries_limit_per_query: 5\n");
     let b = base_time();
     let lines: Vec<(i64, String)> = (0..12).map(|i| (b + i * SEC, format!("l{i:02}"))).collect();
     let values: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();

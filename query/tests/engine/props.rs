@@ -5,9 +5,9 @@
 
 use proptest::prelude::*;
 
-use super::cases::{check_log, check_metric, data, log_case, metric_case, query};
-use super::naive::RefStream;
 use larch_query::engine::mem::{Entry, MemSource, Stream};
+use larch_testkit::engine::cases::{check_log, check_metric, data, log_case, metric_case, query};
+use larch_testkit::engine::naive::RefStream;
 
 fn source(data: &[RefStream], block_len: usize) -> MemSource {
     MemSource::new(

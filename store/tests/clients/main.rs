@@ -4,16 +4,13 @@
 //! client's labels, for the client's tenant only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../it/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{StoreProcess, http, now_ns};
+use larch_testkit::http::{get, percent};
+use larch_testkit::{StoreProcess, now_ns};
 
 const COUNT: usize = 50;
 
@@ -68,7 +65,7 @@ fn query(
         "/loki/api/v1/query_range?query={}&start={start}&end={end}&limit=5000&direction=forward",
         percent(selector)
     );
-    let r = http(store.http, "GET", &path, &[("X-Scope-OrgID", tenant)], b"").unwrap();
+    let r = get(store.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["status"], "success");
@@ -86,15 +83,6 @@ fn query(
         }
     }
     out
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Waits until the query returns `COUNT` lines (clients flush

@@ -11,9 +11,13 @@ use super::support::*;
 const TAG: (&str, &str) = ("X-Query-Tags", "Source=grafana-lokiexplore-app");
 
 fn call(port: u16, path: &str, params: &[(&str, &str)]) -> serde_json::Value {
-    get(port, &format!("/loki/api/v1/{path}{}", qs(params)), &[TAG])
-        .unwrap()
-        .ok()
+    get(
+        port,
+        &format!("/loki/api/v1/{path}{}", query_string(params)),
+        &[TAG],
+    )
+    .unwrap()
+    .ok_json()
 }
 
 fn field<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -30,21 +34,21 @@ fn field<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// version it gates features on.
 #[test]
 fn drilldown_config_and_version() {
-    let store = Store::start();
-    let j = call(store.port, "drilldown-limits", &[]);
+    let store = start_store();
+    let j = call(store.http, "drilldown-limits", &[]);
     assert_eq!(j["pattern_ingester_enabled"], true);
     assert_eq!(j["limits"]["volume_enabled"], true);
     assert_eq!(j["limits"]["discover_log_levels"], true);
     assert!(j["version"].as_str().unwrap().starts_with('3'));
-    let j = call(store.port, "status/buildinfo", &[]);
+    let j = call(store.http, "status/buildinfo", &[]);
     assert!(j["version"].as_str().unwrap().starts_with('3'));
 }
 
 #[test]
 fn detected_labels_fields_and_values() {
-    let store = Store::start();
-    let d = push_data(store.port);
-    let p = store.port;
+    let store = start_store();
+    let d = push_data(store.http);
+    let p = store.http;
     let (start, end) = (rfc3339(d.t0 - 60 * SEC), rfc3339(now_ns()));
 
     // Labels tab: Drilldown sends an empty query rather than `{}`.
@@ -162,25 +166,28 @@ fn detected_labels_fields_and_values() {
     // The query is required and must be a valid log query.
     let r = get(
         p,
-        &format!("/loki/api/v1/detected_fields{}", qs(&[("query", "{}")])),
+        &format!(
+            "/loki/api/v1/detected_fields{}",
+            query_string(&[("query", "{}")])
+        ),
         &[],
     )
     .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.text());
     let r = get(
         p,
         &format!(
             "/loki/api/v1/detected_fields{}",
-            qs(&[("query", r#"{app="x"}"#), ("line_limit", "100000")])
+            query_string(&[("query", r#"{app="x"}"#), ("line_limit", "100000")])
         ),
         &[],
     )
     .unwrap();
     assert_eq!(r.status, 400);
     assert!(
-        r.body.contains("max entries limit per query exceeded"),
+        r.text().contains("max entries limit per query exceeded"),
         "{}",
-        r.body
+        r.text()
     );
 }
 
@@ -189,9 +196,9 @@ fn detected_labels_fields_and_values() {
 /// filter to Drilldown's queries.
 #[test]
 fn patterns_and_pattern_filters() {
-    let store = Store::start();
-    let d = push_data(store.port);
-    let p = store.port;
+    let store = start_store();
+    let d = push_data(store.http);
+    let p = store.http;
     let (start_ns, end_ns) = (d.t0 - 60 * SEC, now_ns());
     let (start, end) = (rfc3339(start_ns), rfc3339(end_ns));
     let j = call(
@@ -243,12 +250,12 @@ fn patterns_and_pattern_filters() {
         p,
         &format!(
             "/loki/api/v1/query{}",
-            qs(&[("query", &q), ("time", &end_ns.to_string())])
+            query_string(&[("query", &q), ("time", &end_ns.to_string())])
         ),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["data"]["result"][0]["value"][1], "48", "{j}");
     // And excluded with `!>`.
     let q = format!(
@@ -259,7 +266,7 @@ fn patterns_and_pattern_filters() {
         p,
         &format!(
             "/loki/api/v1/query_range{}",
-            qs(&[
+            query_string(&[
                 ("query", &q),
                 ("start", &start_ns.to_string()),
                 ("end", &end_ns.to_string()),
@@ -269,7 +276,7 @@ fn patterns_and_pattern_filters() {
         GRAFANA_DATA_HEADERS,
     )
     .unwrap()
-    .ok();
+    .ok_json();
     let n: usize = j["data"]["result"]
         .as_array()
         .unwrap()
@@ -283,7 +290,7 @@ fn patterns_and_pattern_filters() {
         p,
         &format!(
             "/loki/api/v1/patterns{}",
-            qs(&[("query", r#"rate({app="x"}[1m])"#)])
+            query_string(&[("query", r#"rate({app="x"}[1m])"#)])
         ),
         &[],
     )
@@ -295,16 +302,16 @@ fn patterns_and_pattern_filters() {
 /// `LokiFieldDistribution.tsx`), run as range or instant queries.
 #[test]
 fn drilldown_metric_queries() {
-    let store = Store::start();
-    let d = push_data(store.port);
-    let p = store.port;
+    let store = start_store();
+    let d = push_data(store.http);
+    let p = store.http;
     let (start, end) = (d.t0 - SEC, d.t_end + 60 * SEC);
     let range = |q: &str, step: &str| -> serde_json::Value {
         get(
             p,
             &format!(
                 "/loki/api/v1/query_range{}",
-                qs(&[
+                query_string(&[
                     ("query", q),
                     ("start", &start.to_string()),
                     ("end", &end.to_string()),
@@ -314,7 +321,7 @@ fn drilldown_metric_queries() {
             &[TAG],
         )
         .unwrap()
-        .ok()
+        .ok_json()
     };
     let sum_by = |j: &serde_json::Value, label: &str| -> Vec<(String, f64)> {
         let mut v: Vec<(String, f64)> = j["data"]["result"]
@@ -360,7 +367,7 @@ fn drilldown_metric_queries() {
         p,
         &format!(
             "/loki/api/v1/query{}",
-            qs(&[
+            query_string(&[
                 (
                     "query",
                     r#"sum by (req_path) (count_over_time({service_name="frontend"} | json | keep req_path [10m]))"#
@@ -371,7 +378,7 @@ fn drilldown_metric_queries() {
         &[TAG],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["data"]["resultType"], "vector");
     assert_eq!(j["data"]["result"].as_array().unwrap().len(), 2);
 

@@ -22,7 +22,7 @@ fn range_path(query: &str, start: i64, end: i64, limit: Option<u32>, direction: 
         p.insert(1, ("limit", l.to_string()));
     }
     let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    format!("/loki/api/v1/query_range{}", qs(&pairs))
+    format!("/loki/api/v1/query_range{}", query_string(&pairs))
 }
 
 /// Checks what `frame.go` and the converter read from a streams result.
@@ -110,8 +110,8 @@ fn all_values(j: &serde_json::Value) -> Vec<(String, serde_json::Value, serde_js
 
 #[test]
 fn explore_log_queries_plain_and_categorized() {
-    let store = Store::start();
-    let d = push_data(store.port);
+    let store = start_store();
+    let d = push_data(store.http);
     let (start, end) = (d.t0 - 60 * SEC, now_ns());
     let q = r#"{app="checkout"}"#;
 
@@ -119,13 +119,13 @@ fn explore_log_queries_plain_and_categorized() {
     // header. Metadata is merged into the stream labels, one stream per
     // distinct label set, values are pairs.
     let r = get(
-        store.port,
+        store.http,
         &range_path(q, start, end, Some(1000), "backward"),
         &[],
     )
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    let j = check_streams_shape(&r.body, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = check_streams_shape(&r.text(), false);
     let streams = j["data"]["result"].as_array().unwrap();
     assert_eq!(streams.len(), 3, "one stream per trace_id");
     assert!(streams.iter().all(|s| s["stream"]["trace_id"].is_string()));
@@ -134,13 +134,13 @@ fn explore_log_queries_plain_and_categorized() {
 
     // Current Grafana: categorize-labels on every data query.
     let r = get(
-        store.port,
+        store.http,
         &range_path(q, start, end, Some(1000), "backward"),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    let j = check_streams_shape(&r.body, true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = check_streams_shape(&r.text(), true);
     let streams = j["data"]["result"].as_array().unwrap();
     assert_eq!(streams.len(), 1);
     assert_eq!(
@@ -160,7 +160,7 @@ fn explore_log_queries_plain_and_categorized() {
 
     // A parser adds parsed labels, still apart from the stream labels.
     let r = get(
-        store.port,
+        store.http,
         &range_path(
             r#"{app="checkout"} | logfmt | status="402""#,
             start,
@@ -171,7 +171,7 @@ fn explore_log_queries_plain_and_categorized() {
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
-    let j = check_streams_shape(&r.body, true);
+    let j = check_streams_shape(&r.text(), true);
     let v = j["data"]["result"][0]["values"].as_array().unwrap();
     assert_eq!(v.len(), 5);
     // Forward: oldest first.
@@ -184,13 +184,13 @@ fn explore_log_queries_plain_and_categorized() {
     // A bad query: 400 with Loki's plain-text message, which Grafana shows
     // as is (`makeLokiError`).
     let r = get(
-        store.port,
+        store.http,
         &range_path(r#"{app="checkout"} |= "#, start, end, Some(10), "backward"),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
     assert_eq!(r.status, 400);
-    assert!(r.body.starts_with("parse error"), "{}", r.body);
+    assert!(r.text().starts_with("parse error"), "{}", r.text());
 }
 
 /// Sums a matrix by series (labels as sorted pairs).
@@ -221,15 +221,15 @@ fn totals(j: &serde_json::Value) -> BTreeMap<String, f64> {
 /// line, or a keyword, and be `unknown` otherwise, as Loki derives it.
 #[test]
 fn logs_volume_by_level_and_detected_level() {
-    let store = Store::start();
-    let d = push_data(store.port);
+    let store = start_store();
+    let d = push_data(store.http);
     // Windows of one step tile the range, so every line counts once.
     let start = d.t0 - SEC;
     let end = d.t_end + 60 * SEC;
     let q = r#"sum by (level, detected_level) (count_over_time({namespace=~".+"} | drop __error__ [1m]))"#;
     let path = format!(
         "/loki/api/v1/query_range{}",
-        qs(&[
+        query_string(&[
             ("direction", "backward"),
             ("limit", "1000"),
             ("query", q),
@@ -240,7 +240,7 @@ fn logs_volume_by_level_and_detected_level() {
     );
     let mut headers = GRAFANA_DATA_HEADERS.to_vec();
     headers.push(("X-Query-Tags", "Source=logvolhist"));
-    let j = get(store.port, &path, &headers).unwrap().ok();
+    let j = get(store.http, &path, &headers).unwrap().ok_json();
     assert_eq!(j["data"]["resultType"], "matrix");
     assert!(j["data"].get("encodingFlags").is_none());
     let t = totals(&j);
@@ -264,7 +264,7 @@ fn logs_volume_by_level_and_detected_level() {
     let q = r#"sum by (level) (count_over_time({namespace=~".+"}[1m]))"#;
     let path = format!(
         "/loki/api/v1/query_range{}",
-        qs(&[
+        query_string(&[
             ("direction", "backward"),
             ("query", q),
             ("start", &start.to_string()),
@@ -272,7 +272,7 @@ fn logs_volume_by_level_and_detected_level() {
             ("step", "60000ms"),
         ])
     );
-    let t = totals(&get(store.port, &path, &headers).unwrap().ok());
+    let t = totals(&get(store.http, &path, &headers).unwrap().ok_json());
     assert_eq!(t.get(""), Some(&(60.0 + 30.0 + 20.0)));
     assert_eq!(t.get("level=error"), Some(&10.0));
 }
@@ -283,19 +283,19 @@ fn logs_volume_by_level_and_detected_level() {
 /// variant keeping the query's parser and parsed-label filter.
 #[test]
 fn log_context_queries() {
-    let store = Store::start();
-    let d = push_data(store.port);
+    let store = start_store();
+    let d = push_data(store.http);
     let (row_ts, row_line) = d.checkout[30].clone();
     let sel = r#"{app="checkout", env="prod", namespace="shop", pod="checkout-7d9f", service_name="checkout"}"#;
     let hours2 = 2 * 3600 * SEC;
 
     let back = get(
-        store.port,
+        store.http,
         &range_path(sel, row_ts - hours2, row_ts, Some(10), "backward"),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
-    let j = check_streams_shape(&back.body, true);
+    let j = check_streams_shape(&back.text(), true);
     let v = all_values(&j);
     assert_eq!(v.len(), 10);
     let expect: Vec<String> = (20..30)
@@ -305,12 +305,12 @@ fn log_context_queries() {
     assert_eq!(v.iter().map(|x| x.0.clone()).collect::<Vec<_>>(), expect);
 
     let fwd = get(
-        store.port,
+        store.http,
         &range_path(sel, row_ts, row_ts + hours2, Some(10), "forward"),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
-    let j = check_streams_shape(&fwd.body, true);
+    let j = check_streams_shape(&fwd.text(), true);
     let v = all_values(&j);
     assert_eq!(v.len(), 10);
     assert_eq!(v[0].0, row_ts.to_string());
@@ -320,12 +320,12 @@ fn log_context_queries() {
     let q = format!(r#"{sel} | logfmt | level="error""#);
     let j = check_streams_shape(
         &get(
-            store.port,
+            store.http,
             &range_path(&q, row_ts - hours2, row_ts, Some(10), "backward"),
             GRAFANA_DATA_HEADERS,
         )
         .unwrap()
-        .body,
+        .text(),
         true,
     );
     let v = all_values(&j);
@@ -341,14 +341,14 @@ fn log_context_queries() {
 /// `Source=datasample`) and a panel's metric query (matrix shape).
 #[test]
 fn samples_and_metric_panels() {
-    let store = Store::start();
-    let d = push_data(store.port);
+    let store = start_store();
+    let d = push_data(store.http);
     let (start, end) = (d.t0 - 60 * SEC, now_ns());
     let mut headers = GRAFANA_DATA_HEADERS.to_vec();
     headers.push(("X-Query-Tags", "Source=logsample"));
     let j = check_streams_shape(
         &get(
-            store.port,
+            store.http,
             &range_path(
                 r#"{namespace="shop"} |= "declined""#,
                 start,
@@ -359,7 +359,7 @@ fn samples_and_metric_panels() {
             &headers,
         )
         .unwrap()
-        .body,
+        .text(),
         true,
     );
     assert_eq!(all_values(&j).len(), 12);
@@ -367,12 +367,12 @@ fn samples_and_metric_panels() {
     headers[2] = ("X-Query-Tags", "Source=datasample");
     let j = check_streams_shape(
         &get(
-            store.port,
+            store.http,
             &range_path(r#"{app="frontend"}"#, start, end, Some(10), "backward"),
             &headers,
         )
         .unwrap()
-        .body,
+        .text(),
         true,
     );
     let v = all_values(&j);
@@ -388,7 +388,9 @@ fn samples_and_metric_panels() {
         Some(1000),
         "backward",
     );
-    let j = get(store.port, &path, GRAFANA_DATA_HEADERS).unwrap().ok();
+    let j = get(store.http, &path, GRAFANA_DATA_HEADERS)
+        .unwrap()
+        .ok_json();
     assert_eq!(j["data"]["resultType"], "matrix");
     let series = j["data"]["result"].as_array().unwrap();
     assert_eq!(series.len(), 2, "{j}");
@@ -404,11 +406,11 @@ fn samples_and_metric_panels() {
         r#"count_over_time({app="checkout"}[500ms])"#,
     ] {
         let r = get(
-            store.port,
+            store.http,
             &range_path(q, start, end, None, "backward"),
             GRAFANA_DATA_HEADERS,
         )
         .unwrap();
-        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
     }
 }

@@ -9,21 +9,21 @@ use super::support::*;
 /// whose value is 2.
 #[test]
 fn health_check_new_instant_vector_query() {
-    let store = Store::start();
+    let store = start_store();
     let r = get(
-        store.port,
+        store.http,
         &format!(
             "/loki/api/v1/query?direction=backward&query={}&time=4000000000",
-            enc("vector(1)+vector(1)")
+            percent("vector(1)+vector(1)")
         ),
         GRAFANA_DATA_HEADERS,
     )
     .unwrap();
-    let j = r.ok();
+    let j = r.ok_json();
     assert_eq!(j["status"], "success");
     assert_eq!(j["data"]["resultType"], "vector");
     let result = j["data"]["result"].as_array().unwrap();
-    assert_eq!(result.len(), 1, "{}", r.body);
+    assert_eq!(result.len(), 1, "{}", r.text());
     assert_eq!(result[0]["metric"], serde_json::json!({}));
     // [<unix seconds>, "<value>"]: the time the check asked for, value 2.
     assert_eq!(result[0]["value"][0], serde_json::json!(4_000_000_000u64));
@@ -39,21 +39,21 @@ fn health_check_new_instant_vector_query() {
 /// it does against an empty Loki.
 #[test]
 fn health_check_old_labels_last_10_minutes() {
-    let store = Store::start();
+    let store = start_store();
     let path = || {
         let now = now_ns();
         format!(
             "/loki/api/v1/labels{}",
-            qs(&[
+            query_string(&[
                 ("start", &(now - 600 * SEC).to_string()),
                 ("end", &now.to_string())
             ])
         )
     };
-    let empty = get(store.port, &path(), &[]).unwrap().ok();
+    let empty = get(store.http, &path(), &[]).unwrap().ok_json();
     assert_eq!(empty, serde_json::json!({"status": "success", "data": []}));
-    push_data(store.port);
-    let j = get(store.port, &path(), &[]).unwrap().ok();
+    push_data(store.http);
+    let j = get(store.http, &path(), &[]).unwrap().ok_json();
     assert_eq!(j["status"], "success");
     let labels = j["data"].as_array().unwrap();
     assert!(!labels.is_empty());

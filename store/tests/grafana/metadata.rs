@@ -8,22 +8,26 @@ use super::support::*;
 
 #[test]
 fn label_browser_series_stats_and_volume() {
-    let store = Store::start();
-    let d = push_data(store.port);
-    let p = store.port;
+    let store = start_store();
+    let d = push_data(store.http);
+    let p = store.http;
     let (start, end) = ((d.t0 - 60 * SEC).to_string(), now_ns().to_string());
     let range = [("start", start.as_str()), ("end", end.as_str())];
 
     // LanguageProvider.ts `fetchLabels`: start/end in ns.
-    let j = get(p, &format!("/loki/api/v1/labels{}", qs(&range)), &[])
-        .unwrap()
-        .ok();
+    let j = get(
+        p,
+        &format!("/loki/api/v1/labels{}", query_string(&range)),
+        &[],
+    )
+    .unwrap()
+    .ok_json();
     assert_eq!(
         j["data"],
         serde_json::json!(["app", "env", "level", "namespace", "pod", "service_name"])
     );
     // Newest backends: `GET labels` with no params at all (schema.go).
-    let j = get(p, "/loki/api/v1/labels", &[]).unwrap().ok();
+    let j = get(p, "/loki/api/v1/labels", &[]).unwrap().ok_json();
     assert!(
         j["data"]
             .as_array()
@@ -33,9 +37,13 @@ fn label_browser_series_stats_and_volume() {
     // With `query` when the lokiLabelNamesQueryApi toggle narrows the list.
     let mut narrowed = range.to_vec();
     narrowed.push(("query", r#"{namespace="jobs"}"#));
-    let j = get(p, &format!("/loki/api/v1/labels{}", qs(&narrowed)), &[])
-        .unwrap()
-        .ok();
+    let j = get(
+        p,
+        &format!("/loki/api/v1/labels{}", query_string(&narrowed)),
+        &[],
+    )
+    .unwrap()
+    .ok_json();
     assert_eq!(
         j["data"],
         serde_json::json!(["app", "namespace", "service_name"])
@@ -44,11 +52,11 @@ fn label_browser_series_stats_and_volume() {
     // `fetchLabelValues`, with and without a selector.
     let j = get(
         p,
-        &format!("/loki/api/v1/label/app/values{}", qs(&range)),
+        &format!("/loki/api/v1/label/app/values{}", query_string(&range)),
         &[],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(
         j["data"],
         serde_json::json!(["batch", "checkout", "frontend", "payments"])
@@ -57,11 +65,11 @@ fn label_browser_series_stats_and_volume() {
     with_query.push(("query", r#"{namespace="shop"}"#));
     let j = get(
         p,
-        &format!("/loki/api/v1/label/app/values{}", qs(&with_query)),
+        &format!("/loki/api/v1/label/app/values{}", query_string(&with_query)),
         &[],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["data"], serde_json::json!(["checkout", "payments"]));
 
     // shardQuerySplitting.ts asks for `__stream_shard__` values first; an
@@ -70,21 +78,21 @@ fn label_browser_series_stats_and_volume() {
         p,
         &format!(
             "/loki/api/v1/label/__stream_shard__/values{}",
-            qs(&with_query)
+            query_string(&with_query)
         ),
         &[],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["data"], serde_json::json!([]));
 
     // `series` with `match[]` (Grafana) and `match` (logcli).
     for key in ["match[]", "match"] {
         let mut m = range.to_vec();
         m.push((key, r#"{namespace="shop"}"#));
-        let j = get(p, &format!("/loki/api/v1/series{}", qs(&m)), &[])
+        let j = get(p, &format!("/loki/api/v1/series{}", query_string(&m)), &[])
             .unwrap()
-            .ok();
+            .ok_json();
         assert_eq!(j["status"], "success");
         let data = j["data"].as_array().unwrap();
         assert_eq!(data.len(), 2, "{key}: {j}");
@@ -98,9 +106,13 @@ fn label_browser_series_stats_and_volume() {
     // Query editor's size hint: one call per selector, no status wrapper.
     let mut s = range.to_vec();
     s.push(("query", r#"{namespace="shop"}"#));
-    let j = get(p, &format!("/loki/api/v1/index/stats{}", qs(&s)), &[])
-        .unwrap()
-        .ok();
+    let j = get(
+        p,
+        &format!("/loki/api/v1/index/stats{}", query_string(&s)),
+        &[],
+    )
+    .unwrap()
+    .ok_json();
     assert_eq!(j["streams"], 2);
     assert_eq!(j["entries"], 70);
     assert!(j["chunks"].as_u64().unwrap() >= 2);
@@ -113,7 +125,7 @@ fn label_browser_series_stats_and_volume() {
         p,
         &format!(
             "/loki/api/v1/index/volume{}",
-            qs(&[
+            query_string(&[
                 ("query", r#"{service_name=~".+"}"#),
                 ("start", &s3),
                 ("end", &e3),
@@ -123,7 +135,7 @@ fn label_browser_series_stats_and_volume() {
         &[("X-Query-Tags", "Source=grafana-lokiexplore-app")],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["status"], "success");
     assert_eq!(j["data"]["resultType"], "vector");
     let result = j["data"]["result"].as_array().unwrap();
@@ -138,7 +150,7 @@ fn label_browser_series_stats_and_volume() {
         p,
         &format!(
             "/loki/api/v1/index/volume_range{}",
-            qs(&[
+            query_string(&[
                 ("query", r#"{service_name=~".+"}"#),
                 ("start", &s3),
                 ("end", &e3),
@@ -149,7 +161,7 @@ fn label_browser_series_stats_and_volume() {
         &[],
     )
     .unwrap()
-    .ok();
+    .ok_json();
     assert_eq!(j["data"]["resultType"], "matrix");
     let namespaces: Vec<&str> = j["data"]["result"]
         .as_array()

@@ -21,9 +21,12 @@ async fn connect(
     params: &[(&str, &str)],
     headers: &[(&str, &str)],
 ) -> Result<Ws, WsError> {
-    let mut req = format!("ws://127.0.0.1:{port}/loki/api/v1/tail{}", qs(params))
-        .into_client_request()
-        .unwrap();
+    let mut req = format!(
+        "ws://127.0.0.1:{port}/loki/api/v1/tail{}",
+        query_string(params)
+    )
+    .into_client_request()
+    .unwrap();
     for (k, v) in headers {
         req.headers_mut().insert(
             tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
@@ -101,7 +104,7 @@ async fn push_line(
             headers.push(("X-Scope-OrgID", t));
         }
         let r = request(port, "POST", "/loki/api/v1/push", &headers, body.to_string().as_bytes()).unwrap();
-        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(r.status, 204, "{}", r.text());
         ts
     })
     .await
@@ -111,8 +114,8 @@ async fn push_line(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tail_history_then_new_lines_within_a_second() {
     let _serial = timing().await;
-    let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
-    let port = store.port;
+    let store = tokio::task::spawn_blocking(start_store).await.unwrap();
+    let port = store.http;
     let d = tokio::task::spawn_blocking(move || push_data(port))
         .await
         .unwrap();
@@ -175,8 +178,8 @@ async fn live_tail_history_then_new_lines_within_a_second() {
 /// frames carry `encodingFlags` and 3-tuples; tenants are apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tail_pipeline_categorized_and_tenants() {
-    let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
-    let port = store.port;
+    let store = tokio::task::spawn_blocking(start_store).await.unwrap();
+    let port = store.http;
     let headers = [
         ("X-Loki-Response-Encoding-Flags", "categorize-labels"),
         ("X-Scope-OrgID", "team-a"),
@@ -237,7 +240,7 @@ async fn live_tail_pipeline_categorized_and_tenants() {
     // The legacy path sends legacy frames.
     let mut req = format!(
         "ws://127.0.0.1:{port}/api/prom/tail{}",
-        qs(&[("query", r#"{app="api"}"#)])
+        query_string(&[("query", r#"{app="api"}"#)])
     )
     .into_client_request()
     .unwrap();
@@ -256,8 +259,8 @@ async fn live_tail_pipeline_categorized_and_tenants() {
 /// tenant is closed with 1011 and Loki's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_parameter_errors_and_concurrency_limit() {
-    let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
-    let port = store.port;
+    let store = tokio::task::spawn_blocking(start_store).await.unwrap();
+    let port = store.http;
     for (params, text) in [
         (
             vec![("query", r#"{app="a"}"#), ("delay_for", "6")],
@@ -287,7 +290,10 @@ async fn tail_parameter_errors_and_concurrency_limit() {
     let r = tokio::task::spawn_blocking(move || {
         get(
             port,
-            &format!("/loki/api/v1/tail{}", qs(&[("query", r#"{app="a"}"#)])),
+            &format!(
+                "/loki/api/v1/tail{}",
+                query_string(&[("query", r#"{app="a"}"#)])
+            ),
             &[],
         )
         .unwrap()
@@ -334,8 +340,8 @@ async fn tail_parameter_errors_and_concurrency_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_client_gets_dropped_entries() {
     let _serial = timing().await;
-    let store = tokio::task::spawn_blocking(Store::start).await.unwrap();
-    let port = store.port;
+    let store = tokio::task::spawn_blocking(start_store).await.unwrap();
+    let port = store.http;
     // A small receive window so that the socket fills quickly.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
@@ -345,7 +351,7 @@ async fn slow_client_gets_dropped_entries() {
         .unwrap();
     let req = format!(
         "ws://127.0.0.1:{port}/loki/api/v1/tail{}",
-        qs(&[("query", r#"{app="flood"}"#)])
+        query_string(&[("query", r#"{app="flood"}"#)])
     )
     .into_client_request()
     .unwrap();
@@ -363,7 +369,7 @@ async fn slow_client_gets_dropped_entries() {
                 let line = format!("{i:04} {}", "x".repeat(200 * 1024));
                 let body = serde_json::json!({"streams": [{"stream": {"app": "flood"}, "values": [[ts.to_string(), line]]}]});
                 let r = request(port, "POST", "/loki/api/v1/push", &[("Content-Type", "application/json")], body.to_string().as_bytes()).unwrap();
-                assert_eq!(r.status, 204, "{}", r.body);
+                assert_eq!(r.status, 204, "{}", r.text());
                 ts
             })
             .collect()
@@ -381,7 +387,7 @@ async fn slow_client_gets_dropped_entries() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let dropped_total = loop {
-        let m = tokio::task::spawn_blocking(move || get(port, "/metrics", &[]).unwrap().body)
+        let m = tokio::task::spawn_blocking(move || get(port, "/metrics", &[]).unwrap().text())
             .await
             .unwrap();
         let sent = counted(&m, "larch_tail_sent_entries_total");
@@ -426,8 +432,8 @@ async fn slow_client_gets_dropped_entries() {
 /// SIGTERM closes open tails with 1001 before the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tails_close_cleanly_on_shutdown() {
-    let mut store = tokio::task::spawn_blocking(Store::start).await.unwrap();
-    let mut ws = connect(store.port, &[("query", r#"{app="a"}"#)], &[])
+    let store = tokio::task::spawn_blocking(start_store).await.unwrap();
+    let mut ws = connect(store.http, &[("query", r#"{app="a"}"#)], &[])
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,21 +1,14 @@
 //! The query API against a store process: shapes, parameters, errors.
 
+use larch_testkit::http::percent;
+
 use super::support::*;
 
 fn get(port: u16, path: &str) -> (u16, serde_json::Value, String) {
-    let r = http(port, "GET", path, &[], b"").unwrap();
+    let r = request(port, "GET", path, &[], b"").unwrap();
     let text = r.text();
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     (r.status, json, text)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]
@@ -27,12 +20,12 @@ fn query_api_shapes_and_errors() {
     let lines: Vec<String> = (0..10)
         .map(|i| format!("level=info msg=\"hello {i}\" status={}", 200 + i % 2))
         .collect();
-    let r = http(
+    let r = request(
         p,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="api", env="test"}"#, t0, &lines),
+        &protobuf_lines(r#"{app="api", env="test"}"#, t0, &lines),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -42,7 +35,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/query_range?query={}&limit=3",
-            enc(r#"{app="api"} |= "hello""#)
+            percent(r#"{app="api"} |= "hello""#)
         ),
     );
     assert_eq!(s, 200, "{t}");
@@ -57,7 +50,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/query_range?query={}&step=60&direction=FORWARD",
-            enc(r#"sum by (status) (count_over_time({app="api"} | logfmt [5m]))"#)
+            percent(r#"sum by (status) (count_over_time({app="api"} | logfmt [5m]))"#)
         ),
     );
     assert_eq!(s, 200, "{t}");
@@ -69,7 +62,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/query?query={}&time=4000000000",
-            enc("vector(1)+vector(1)")
+            percent("vector(1)+vector(1)")
         ),
     );
     assert_eq!(s, 200, "{t}");
@@ -83,13 +76,13 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/label/env/values?query={}",
-            enc(r#"{app="api"}"#)
+            percent(r#"{app="api"}"#)
         ),
     );
     assert_eq!(j["data"], serde_json::json!(["test"]));
     let (_, j, _) = get(
         p,
-        &format!("/loki/api/v1/series?match[]={}", enc(r#"{env=~"t.*"}"#)),
+        &format!("/loki/api/v1/series?match[]={}", percent(r#"{env=~"t.*"}"#)),
     );
     assert_eq!(
         j["data"],
@@ -97,13 +90,19 @@ fn query_api_shapes_and_errors() {
     );
     let (_, j, t) = get(
         p,
-        &format!("/loki/api/v1/index/stats?query={}", enc(r#"{app="api"}"#)),
+        &format!(
+            "/loki/api/v1/index/stats?query={}",
+            percent(r#"{app="api"}"#)
+        ),
     );
     assert_eq!(j["streams"], 1, "{t}");
     assert_eq!(j["entries"], 10, "{t}");
     let (_, j, t) = get(
         p,
-        &format!("/loki/api/v1/index/volume?query={}", enc(r#"{app=~".+"}"#)),
+        &format!(
+            "/loki/api/v1/index/volume?query={}",
+            percent(r#"{app=~".+"}"#)
+        ),
     );
     assert_eq!(
         j["data"]["result"][0]["metric"],
@@ -114,7 +113,10 @@ fn query_api_shapes_and_errors() {
     // Errors in Loki's words.
     let (s, _, t) = get(
         p,
-        &format!("/loki/api/v1/query_range?query={}", enc(r#"{app="api""#)),
+        &format!(
+            "/loki/api/v1/query_range?query={}",
+            percent(r#"{app="api""#)
+        ),
     );
     assert_eq!(s, 400);
     assert!(
@@ -123,7 +125,7 @@ fn query_api_shapes_and_errors() {
     );
     let (s, _, t) = get(
         p,
-        &format!("/loki/api/v1/query?query={}", enc(r#"{app="api"}"#)),
+        &format!("/loki/api/v1/query?query={}", percent(r#"{app="api"}"#)),
     );
     assert_eq!(s, 400);
     assert!(
@@ -134,7 +136,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/query_range?query={}&limit=100000",
-            enc(r#"{app="api"}"#)
+            percent(r#"{app="api"}"#)
         ),
     );
     assert_eq!(s, 400);
@@ -143,7 +145,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/query_range?query={}&start=abc",
-            enc(r#"{app="api"}"#)
+            percent(r#"{app="api"}"#)
         ),
     );
     assert_eq!(s, 400);
@@ -154,7 +156,7 @@ fn query_api_shapes_and_errors() {
         p,
         &format!(
             "/loki/api/v1/format_query?query={}",
-            enc(r#"{ app = "api" }|="x""#)
+            percent(r#"{ app = "api" }|="x""#)
         ),
     );
     assert_eq!(j["data"], r#"{app="api"} |= "x""#);

@@ -24,17 +24,13 @@ use std::time::{Duration, Instant};
 use larch_proto::logproto;
 use prost::Message;
 
-use crate::support::{HttpResponse, StoreProcess, http, now_ns, proto_push};
+use larch_testkit::procfs;
+
+use crate::support::{Response, StoreProcess, now_ns, protobuf_lines, request};
 
 /// The store's peak resident memory so far (`VmHWM`), in bytes.
 fn peak_rss(store: &StoreProcess) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", store.child.id())).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
+    procfs::peak_rss_bytes(store.pid())
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -68,7 +64,7 @@ fn watch_ready(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Dura
         let mut worst = Duration::ZERO;
         while !stop.load(Ordering::Acquire) {
             let t = Instant::now();
-            let r = http(port, "GET", "/ready", &[], b"").unwrap();
+            let r = request(port, "GET", "/ready", &[], b"").unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
             worst = worst.max(t.elapsed());
             std::thread::sleep(Duration::from_millis(20));
@@ -84,7 +80,7 @@ fn exchange(
     port: u16,
     head: String,
     write: impl FnOnce(&mut TcpStream) -> std::io::Result<()> + Send + 'static,
-) -> HttpResponse {
+) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     s.write_all(head.as_bytes()).unwrap();
@@ -106,13 +102,7 @@ fn exchange(
     }
     let _ = s.shutdown(std::net::Shutdown::Both);
     writer.join().unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    HttpResponse {
-        status,
-        body: raw[split + 4..].to_vec(),
-    }
+    larch_testkit::http::read_response(&mut raw.as_slice(), false).unwrap()
 }
 
 fn request_head(path: &str, headers: &[(&str, &str)], framing: &str) -> String {
@@ -133,7 +123,7 @@ fn http_chunked(
     headers: &[(&str, &str)],
     body: Vec<u8>,
     chunk: usize,
-) -> HttpResponse {
+) -> Response {
     let head = request_head(path, headers, "Transfer-Encoding: chunked");
     exchange(port, head, move |s| {
         for part in body.chunks(chunk) {
@@ -147,7 +137,7 @@ fn http_chunked(
 
 /// A POST with `Content-Length` whose body may be refused before it is
 /// all sent.
-fn http_eager(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> HttpResponse {
+fn http_eager(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
     let head = request_head(path, headers, &format!("Content-Length: {}", body.len()));
     exchange(port, head, move |s| s.write_all(&body))
 }
@@ -174,10 +164,7 @@ fn proto_stream(labels: &str, n: usize, entry: &logproto::Entry) -> Vec<u8> {
 
 fn entry(ts: Option<i64>, line: String) -> logproto::Entry {
     logproto::Entry {
-        timestamp: ts.map(|t| logproto::Timestamp {
-            seconds: t.div_euclid(1_000_000_000),
-            nanos: t.rem_euclid(1_000_000_000) as i32,
-        }),
+        timestamp: ts.map(larch_testkit::push::timestamp),
         line,
         structured_metadata: vec![],
         parsed: vec![],
@@ -215,7 +202,7 @@ fn a_maximally_bad_request_gets_a_small_response() {
     ));
     let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
     let started = Instant::now();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
@@ -250,7 +237,7 @@ fn a_maximally_bad_request_gets_a_small_response() {
         "{text}"
     );
     // The good entry was stored; the discards were counted in full.
-    let metrics = http(store.http, "GET", "/metrics", &[], b"")
+    let metrics = request(store.http, "GET", "/metrics", &[], b"")
         .unwrap()
         .text();
     for needle in [
@@ -261,7 +248,7 @@ fn a_maximally_bad_request_gets_a_small_response() {
     ] {
         assert!(metrics.contains(needle), "{needle} not in {metrics}");
     }
-    let q = http(
+    let q = request(
         store.http,
         "GET",
         "/loki/api/v1/query_range?query=%7Bapp%3D%22good%22%7D&limit=10",
@@ -282,7 +269,7 @@ fn twenty_million_empty_entries_are_refused_without_decoding_them() {
     let body = gzip(&snap::raw::Encoder::new().compress_vec(&raw).unwrap());
     let before = peak_rss(&store);
     let started = Instant::now();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
@@ -313,7 +300,7 @@ fn twenty_million_empty_entries_are_refused_without_decoding_them() {
         r.text()
     );
     assert!(after < 512 << 20, "peak RSS {after}");
-    let metrics = http(store.http, "GET", "/metrics", &[], b"")
+    let metrics = request(store.http, "GET", "/metrics", &[], b"")
         .unwrap()
         .text();
     assert!(
@@ -341,7 +328,7 @@ fn gzip_bombs_at_once_stay_within_memory_and_ready_answers() {
         .map(|_| {
             let bomb = bomb.clone();
             std::thread::spawn(move || {
-                http(
+                request(
                     port,
                     "POST",
                     "/loki/api/v1/push",
@@ -355,7 +342,7 @@ fn gzip_bombs_at_once_stay_within_memory_and_ready_answers() {
             })
         })
         .collect();
-    let answers: Vec<HttpResponse> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let answers: Vec<Response> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let took = started.elapsed();
     stop.store(true, Ordering::Release);
     let worst_ready = ready.join().unwrap();
@@ -432,7 +419,7 @@ fn gzip_bombs_at_once_stay_within_memory_and_ready_answers() {
     assert!(worst_ready < Duration::from_secs(1), "{worst_ready:?}");
 
     // The store still takes ordinary pushes, chunked ones included.
-    let body = proto_push(r#"{app="after"}"#, now_ns(), &["still here".to_string()]);
+    let body = protobuf_lines(r#"{app="after"}"#, now_ns(), &["still here".to_string()]);
     let r = http_chunked(
         port,
         "/loki/api/v1/push",

@@ -7,51 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use larch_proto::logproto;
+use larch_testkit::http::percent;
+use larch_testkit::procfs;
+use larch_testkit::push::protobuf;
 
 use super::support::*;
 
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A protobuf push of several streams, snappy-compressed.
-fn push_body(streams: Vec<(String, Vec<(i64, String)>)>) -> Vec<u8> {
-    let req = logproto::PushRequest {
-        streams: streams
-            .into_iter()
-            .map(|(labels, entries)| logproto::Stream {
-                labels,
-                entries: entries
-                    .into_iter()
-                    .map(|(ts, line)| logproto::Entry {
-                        timestamp: Some(logproto::Timestamp {
-                            seconds: ts.div_euclid(1_000_000_000),
-                            nanos: ts.rem_euclid(1_000_000_000) as i32,
-                        }),
-                        line,
-                        structured_metadata: vec![],
-                        parsed: vec![],
-                    })
-                    .collect(),
-                hash: 0,
-            })
-            .collect(),
-        format: String::new(),
-    };
-    larch_store::push::protobuf::encode_http(&req)
-}
-
 fn push(port: u16, body: &[u8]) {
-    let r = http(
+    let r = request(
         port,
         "POST",
         "/loki/api/v1/push",
@@ -70,16 +33,6 @@ fn start_with(dir: &std::path::Path, config: &str) -> StoreProcess {
     StoreProcess::start(&data, &["--config", path.to_str().unwrap()])
 }
 
-/// `VmHWM` (peak resident set) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 const TOO_MANY_POINTS: &str = "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter";
 
 #[test]
@@ -89,11 +42,11 @@ fn the_two_hanging_get_requests_answer_400_promptly_and_the_store_keeps_serving(
     let p = store.http;
     let t0 = now_ns() - 60_000_000_000;
     let lines: Vec<String> = (0..50).map(|i| format!("level=info n={i}")).collect();
-    push(p, &proto_push(r#"{app="h"}"#, t0, &lines));
+    push(p, &protobuf_lines(r#"{app="h"}"#, t0, &lines));
 
     let extreme = "start=-9223372036854775808&end=9223372036854775807&step=1";
-    let metric = enc(r#"sum(count_over_time({app="h"}[1m]))"#);
-    let log = enc(r#"{app="h"}"#);
+    let metric = percent(r#"sum(count_over_time({app="h"}[1m]))"#);
+    let log = percent(r#"{app="h"}"#);
     for path in [
         format!("/loki/api/v1/index/volume_range?query={log}&{extreme}"),
         format!("/loki/api/v1/query_range?query={metric}&{extreme}"),
@@ -108,17 +61,17 @@ fn the_two_hanging_get_requests_answer_400_promptly_and_the_store_keeps_serving(
         ),
     ] {
         let started = Instant::now();
-        let r = http(p, "GET", &path, &[], b"").unwrap();
+        let r = request(p, "GET", &path, &[], b"").unwrap();
         let took = started.elapsed();
         eprintln!("{path}: {} in {took:?}", r.status);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
         assert_eq!(r.text().trim_end(), TOO_MANY_POINTS, "{path}");
         assert!(took < Duration::from_secs(1), "{path} took {took:?}");
         // The store keeps answering, reads included.
-        let r = http(p, "GET", "/ready", &[], b"").unwrap();
+        let r = request(p, "GET", "/ready", &[], b"").unwrap();
         assert_eq!(r.status, 200);
     }
-    let r = http(
+    let r = request(
         p,
         "GET",
         &format!(
@@ -139,7 +92,7 @@ fn the_two_hanging_get_requests_answer_400_promptly_and_the_store_keeps_serving(
         2
     );
     // The whole range with the engine's default step is a legal query.
-    let r = http(
+    let r = request(
         p,
         "GET",
         &format!(
@@ -166,13 +119,13 @@ fn a_high_cardinality_sum_by_stays_within_the_memory_bound() {
         "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_query_series: 100\nwal:\n  fsync: false\n",
     );
     let p = store.http;
-    let pid = store.child.id();
+    let pid = store.pid();
     let end = now_ns();
     let t0 = end - 50 * 60 * 1_000_000_000;
     let spacing = (end - t0 - 1_000_000_000) / LINES;
     let started = Instant::now();
     for batch in 0..(LINES / 25_000) {
-        let entries = (batch * 25_000..(batch + 1) * 25_000)
+        let entries: Vec<(i64, String)> = (batch * 25_000..(batch + 1) * 25_000)
             .map(|i| {
                 (
                     t0 + i * spacing,
@@ -185,10 +138,10 @@ fn a_high_cardinality_sum_by_stays_within_the_memory_bound() {
                 )
             })
             .collect();
-        push(p, &push_body(vec![(r#"{app="hc"}"#.to_string(), entries)]));
+        push(p, &protobuf(vec![(r#"{app="hc"}"#.to_string(), entries)]));
     }
     let ingest = started.elapsed();
-    let after_ingest = peak_rss_kib(pid);
+    let after_ingest = procfs::status_kib(pid, "VmHWM");
 
     let range = format!("start={t0}&end={end}");
     let limit_text = "maximum number of series (100) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()";
@@ -197,41 +150,41 @@ fn a_high_cardinality_sum_by_stays_within_the_memory_bound() {
         (
             format!(
                 "/loki/api/v1/query_range?query={}&{range}&step=1",
-                enc(r#"sum by (id) (count_over_time({app="hc"} | json [1m]))"#)
+                percent(r#"sum by (id) (count_over_time({app="hc"} | json [1m]))"#)
             ),
             400,
         ),
         (
             format!(
                 "/loki/api/v1/query_range?query={}&{range}",
-                enc(r#"sum by (id) (count_over_time({app="hc"} | json [1m]))"#)
+                percent(r#"sum by (id) (count_over_time({app="hc"} | json [1m]))"#)
             ),
             400,
         ),
         (
             format!(
                 "/loki/api/v1/query?query={}&time={end}",
-                enc(r#"sum by (id) (count_over_time({app="hc"} | json [1h]))"#)
+                percent(r#"sum by (id) (count_over_time({app="hc"} | json [1h]))"#)
             ),
             400,
         ),
         (
             format!(
                 "/loki/api/v1/query_range?query={}&{range}",
-                enc(r#"max by (lvl) (count_over_time({app="hc"} | json [1m]))"#)
+                percent(r#"max by (lvl) (count_over_time({app="hc"} | json [1m]))"#)
             ),
             400,
         ),
         (
             format!(
                 "/loki/api/v1/query?query={}&time={end}",
-                enc(r#"sum(count_over_time({app="hc"}[1h]))"#)
+                percent(r#"sum(count_over_time({app="hc"}[1h]))"#)
             ),
             200,
         ),
     ] {
         let one = Instant::now();
-        let r = http(p, "GET", &path, &[], b"").unwrap();
+        let r = request(p, "GET", &path, &[], b"").unwrap();
         eprintln!("{path}: {} in {:?}", r.status, one.elapsed());
         assert_eq!(r.status, status, "{path}: {}", r.text());
         if status == 400 {
@@ -239,7 +192,7 @@ fn a_high_cardinality_sum_by_stays_within_the_memory_bound() {
         }
     }
     let queries = started.elapsed();
-    let peak = peak_rss_kib(pid);
+    let peak = procfs::status_kib(pid, "VmHWM");
     eprintln!(
         "high-cardinality sum by: {LINES} lines ingested in {ingest:?}, peak RSS after ingest {} MiB; \
          queries answered in {queries:?}; peak RSS {} MiB (bound {} MiB)",
@@ -251,7 +204,7 @@ fn a_high_cardinality_sum_by_stays_within_the_memory_bound() {
         peak < BOUND_KIB,
         "peak RSS {peak} KiB over the {BOUND_KIB} KiB bound"
     );
-    let r = http(p, "GET", "/ready", &[], b"").unwrap();
+    let r = request(p, "GET", "/ready", &[], b"").unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -268,9 +221,9 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
     let now = now_ns();
     let t0 = now - 90 * 60 * 1_000_000_000;
     for batch in 0..(STREAMS / 200) {
-        let streams = (batch * 200..(batch + 1) * 200)
+        let streams: Vec<(String, Vec<(i64, String)>)> = (batch * 200..(batch + 1) * 200)
             .map(|s| {
-                let entries = (0..PER_STREAM)
+                let entries: Vec<(i64, String)> = (0..PER_STREAM)
                     .map(|k| {
                         (
                             t0 + k * 60_000_000_000 + s as i64,
@@ -288,22 +241,22 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
                 )
             })
             .collect();
-        push(p, &push_body(streams));
+        push(p, &protobuf(streams));
     }
 
     // Hostile reads over 30 days on every data endpoint, eight clients in
     // a loop (four query slots).
     let month = 30 * 24 * 3600 * 1_000_000_000i64;
     let range = format!("start={}&end={now}", now - month);
-    let sel = enc(r#"{app=~".+"}"#);
+    let sel = percent(r#"{app=~".+"}"#);
     let paths: Vec<String> = vec![
         format!(
             "/loki/api/v1/query_range?query={}&{range}&limit=5000",
-            enc(r#"{app=~".+"} |~ "(?i)re+q.*t+ook=[0-9]*7ms""#)
+            percent(r#"{app=~".+"} |~ "(?i)re+q.*t+ook=[0-9]*7ms""#)
         ),
         format!(
             "/loki/api/v1/query_range?query={}&{range}&step=236",
-            enc(r#"sum by (app) (count_over_time({app=~".+"} | logfmt [5m]))"#)
+            percent(r#"sum by (app) (count_over_time({app=~".+"} | logfmt [5m]))"#)
         ),
         format!("/loki/api/v1/labels?{range}"),
         format!("/loki/api/v1/label/pod/values?{range}"),
@@ -331,7 +284,7 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
                 while !stop.load(Ordering::Relaxed) {
                     let path = &paths[i % paths.len()];
                     let started = Instant::now();
-                    let r = http(p, "GET", path, &[], b"").unwrap();
+                    let r = request(p, "GET", path, &[], b"").unwrap();
                     slowest.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                     assert!(
                         matches!(r.status, 200 | 400 | 504),
@@ -355,7 +308,7 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
     let mut probes = 0;
     while Instant::now() < deadline {
         let started = Instant::now();
-        let r = http(p, "GET", "/ready", &[], b"").unwrap();
+        let r = request(p, "GET", "/ready", &[], b"").unwrap();
         let took = started.elapsed();
         assert_eq!(r.status, 200);
         worst = worst.max(took);
@@ -378,7 +331,7 @@ fn ready_answers_within_a_second_while_hostile_requests_run() {
     assert!(worst < Duration::from_secs(1), "/ready took {worst:?}");
     assert!(ok > 0, "no hostile request ran to completion");
     // Still serving when the load is gone.
-    let r = http(p, "GET", &format!("/loki/api/v1/labels?{range}"), &[], b"").unwrap();
+    let r = request(p, "GET", &format!("/loki/api/v1/labels?{range}"), &[], b"").unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -392,9 +345,9 @@ fn every_data_endpoint_honours_the_query_timeout() {
     let p = store.http;
     let t0 = now_ns() - 60_000_000_000;
     let lines: Vec<String> = (0..20).map(|i| format!("level=info n={i}")).collect();
-    push(p, &proto_push(r#"{app="t"}"#, t0, &lines));
-    let sel = enc(r#"{app="t"}"#);
-    let metric = enc(r#"count_over_time({app="t"}[1m])"#);
+    push(p, &protobuf_lines(r#"{app="t"}"#, t0, &lines));
+    let sel = percent(r#"{app="t"}"#);
+    let metric = percent(r#"count_over_time({app="t"}[1m])"#);
     let timeout = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
     for path in [
         format!("/loki/api/v1/query_range?query={sel}"),
@@ -413,7 +366,7 @@ fn every_data_endpoint_honours_the_query_timeout() {
         format!("/loki/api/v1/detected_field/level/values?query={sel}"),
         format!("/loki/api/v1/patterns?query={sel}"),
     ] {
-        let r = http(p, "GET", &path, &[], b"").unwrap();
+        let r = request(p, "GET", &path, &[], b"").unwrap();
         assert_eq!(r.status, 504, "{path}: {}", r.text());
         assert_eq!(r.text().trim_end(), timeout, "{path}");
     }
@@ -423,7 +376,7 @@ fn every_data_endpoint_honours_the_query_timeout() {
         "/loki/api/v1/drilldown-limits",
         "/loki/api/v1/format_query?query=%7Bapp%3D%22t%22%7D",
     ] {
-        let r = http(p, "GET", path, &[], b"").unwrap();
+        let r = request(p, "GET", path, &[], b"").unwrap();
         assert_eq!(r.status, 200, "{path}: {}", r.text());
     }
 }

@@ -15,6 +15,8 @@ use larch_store::api::params::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+use larch_testkit::http::percent;
+
 use super::support::*;
 
 /// "Now" for the parsers: 2026-01-01T00:00:00Z.
@@ -122,18 +124,6 @@ const KEYS: &[&str] = &[
     "delay_for",
 ];
 
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A query string of 0 to 6 of the parameters, each with a [`value`].
 fn query_string() -> impl Strategy<Value = Vec<(String, String)>> {
     proptest::collection::vec(
@@ -148,7 +138,7 @@ fn query_string() -> impl Strategy<Value = Vec<(String, String)>> {
 fn to_query(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -298,12 +288,12 @@ fn every_endpoint_answers_hostile_parameters_promptly_without_a_5xx() {
     let lines: Vec<String> = (0..200)
         .map(|i| format!("level=info msg=\"request {i}\" took={i}ms"))
         .collect();
-    let r = http(
+    let r = request(
         port,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="p"}"#, t0, &lines),
+        &protobuf_lines(r#"{app="p"}"#, t0, &lines),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -318,7 +308,7 @@ fn every_endpoint_answers_hostile_parameters_promptly_without_a_5xx() {
         .run(&strategy, |(pairs, e)| {
             let path = format!("{}&{}", ENDPOINTS[e], to_query(&pairs));
             let started = Instant::now();
-            let r = http(port, "GET", &path, &[], b"")
+            let r = request(port, "GET", &path, &[], b"")
                 .map_err(|err| TestCaseError::fail(format!("{path}: {err}")))?;
             prop_assert!(
                 started.elapsed() < Duration::from_secs(10),
@@ -338,7 +328,7 @@ fn every_endpoint_answers_hostile_parameters_promptly_without_a_5xx() {
     for e in ENDPOINTS {
         let path = format!("{e}&start=-9223372036854775808&end=9223372036854775807&step=1&time=0");
         let started = Instant::now();
-        let r = http(port, "GET", &path, &[], b"").unwrap();
+        let r = request(port, "GET", &path, &[], b"").unwrap();
         assert!(started.elapsed() < Duration::from_secs(5), "{path}");
         assert!(
             (200..500).contains(&r.status),
@@ -347,7 +337,7 @@ fn every_endpoint_answers_hostile_parameters_promptly_without_a_5xx() {
             r.text()
         );
     }
-    let r = http(port, "GET", "/ready", &[], b"").unwrap();
+    let r = request(port, "GET", "/ready", &[], b"").unwrap();
     assert_eq!(r.status, 200);
     drop(store);
 }

@@ -20,8 +20,9 @@ fn acknowledged_pushes_survive_kill_9() {
                         .map(|i| format!("writer {w} batch {b} line {i}"))
                         .collect();
                     let ts = t0 + ((w * 1000 + b * 20) as i64) * 1_000_000;
-                    let body = proto_push(&format!("{{app=\"k9\", writer=\"{w}\"}}"), ts, &lines);
-                    let r = http(
+                    let body =
+                        protobuf_lines(&format!("{{app=\"k9\", writer=\"{w}\"}}"), ts, &lines);
+                    let r = request(
                         port,
                         "POST",
                         "/loki/api/v1/push",
@@ -70,7 +71,7 @@ fn malformed_input_gets_400_and_the_store_keeps_serving() {
             "truncated protobuf",
             pb.to_vec(),
             {
-                let full = proto_push(r#"{app="x"}"#, now_ns(), &["hello".to_string()]);
+                let full = protobuf_lines(r#"{app="x"}"#, now_ns(), &["hello".to_string()]);
                 let raw = snap::raw::Decoder::new().decompress_vec(&full).unwrap();
                 snap::raw::Encoder::new()
                     .compress_vec(&raw[..raw.len() - 2])
@@ -82,7 +83,7 @@ fn malformed_input_gets_400_and_the_store_keeps_serving() {
         (
             "bad label string",
             pb.to_vec(),
-            proto_push(r#"{a="b}"#, now_ns(), &["x".to_string()]),
+            protobuf_lines(r#"{a="b}"#, now_ns(), &["x".to_string()]),
             400,
             "error parsing labels '{a=\"b}'",
         ),
@@ -151,7 +152,7 @@ fn malformed_input_gets_400_and_the_store_keeps_serving() {
         ),
     ];
     for (name, headers, body, status, needle) in cases {
-        let r = http(p, "POST", "/loki/api/v1/push", &headers, &body).unwrap();
+        let r = request(p, "POST", "/loki/api/v1/push", &headers, &body).unwrap();
         assert_eq!(r.status, status, "{name}: {}", r.text());
         assert!(
             r.text().contains(needle),
@@ -165,11 +166,11 @@ fn malformed_input_gets_400_and_the_store_keeps_serving() {
         r#"{{"streams":[{{"stream":{{"app":"part"}},"values":[["{now}","good"],["{}","too old"]]}}]}}"#,
         now - 30 * 86_400_000_000_000
     );
-    let r = http(p, "POST", "/loki/api/v1/push", &json, body.as_bytes()).unwrap();
+    let r = request(p, "POST", "/loki/api/v1/push", &json, body.as_bytes()).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.text().contains("has timestamp too old"), "{}", r.text());
-    assert_eq!(http(p, "GET", "/ready", &[], b"").unwrap().status, 200);
-    let metrics = http(p, "GET", "/metrics", &[], b"").unwrap().text();
+    assert_eq!(request(p, "GET", "/ready", &[], b"").unwrap().status, 200);
+    let metrics = request(p, "GET", "/metrics", &[], b"").unwrap().text();
     assert!(
         metrics.contains(
             r#"larch_discarded_entries_total{tenant="fake",reason="greater_than_max_sample_age"} 1"#
@@ -197,12 +198,12 @@ fn sigterm_with_flush_on_shutdown_writes_everything_to_chunks() {
     let store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
     let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
     let ts = now_ns();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="term"}"#, ts, &lines),
+        &protobuf_lines(r#"{app="term"}"#, ts, &lines),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -228,12 +229,12 @@ fn sigterm_by_default_leaves_open_chunks_in_the_wal() {
     let store = StoreProcess::start(dir.path(), &[]);
     let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
     let ts = now_ns();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="term"}"#, ts, &lines),
+        &protobuf_lines(r#"{app="term"}"#, ts, &lines),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -289,7 +290,7 @@ fn all_in_one_store_with_embedded_agent() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let query = "%7Bnamespace%3D%22shop%22%7D";
     loop {
-        let r = http(
+        let r = request(
             store.http,
             "GET",
             &format!("/loki/api/v1/query_range?query={query}&direction=forward"),
@@ -345,12 +346,12 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
     );
     let pb = [("Content-Type", "application/x-protobuf")];
     let small: Vec<String> = (0..10).map(|i| format!("small {i}")).collect();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &pb,
-        &proto_push(r#"{app="rl"}"#, now_ns(), &small),
+        &protobuf_lines(r#"{app="rl"}"#, now_ns(), &small),
     )
     .unwrap();
     assert_eq!(r.status, 204, "{}", r.text());
@@ -358,12 +359,12 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
     // empty: 429, retry later.
     let big: Vec<String> = (0..19).map(|i| format!("{i:0>100}")).collect();
     let push_big = || {
-        http(
+        request(
             store.http,
             "POST",
             "/loki/api/v1/push",
             &pb,
-            &proto_push(r#"{app="rl"}"#, now_ns(), &big),
+            &protobuf_lines(r#"{app="rl"}"#, now_ns(), &big),
         )
         .unwrap()
     };
@@ -378,12 +379,12 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
     );
     // More than the burst can never pass: 413, not a 429 to retry forever.
     let huge: Vec<String> = (0..100).map(|i| format!("{i:0>100}")).collect();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &pb,
-        &proto_push(r#"{app="rl"}"#, now_ns(), &huge),
+        &protobuf_lines(r#"{app="rl"}"#, now_ns(), &huge),
     )
     .unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
@@ -393,7 +394,7 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
         r.text()
     );
     // Another tenant has its own bucket.
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
@@ -401,7 +402,7 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
             ("Content-Type", "application/x-protobuf"),
             ("X-Scope-OrgID", "other"),
         ],
-        &proto_push(r#"{app="rl"}"#, now_ns(), &small),
+        &protobuf_lines(r#"{app="rl"}"#, now_ns(), &small),
     )
     .unwrap();
     assert_eq!(r.status, 204);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use larch_store::index::log::scan;
 use larch_store::index::{Handles, IndexLog, IndexRecord};
@@ -16,6 +16,9 @@ use larch_store::units::ByteSize;
 use larch_store::wal::Wal;
 
 use super::faults::{Line, config, files, read_all, workload};
+use larch_testkit::http::percent;
+use larch_testkit::{binary, wait_for};
+
 use super::support::*;
 
 const CONFIG: &str = "ingester:\n  block_size: 1024\n  chunk_target_size: 4096\n";
@@ -27,8 +30,8 @@ fn write_config(dir: &Path) -> PathBuf {
 }
 
 fn push_http(port: u16, tenant: &str, labels: &str, ts: i64, lines: &[String]) -> u16 {
-    let body = proto_push(labels, ts, lines);
-    http(
+    let body = protobuf_lines(labels, ts, lines);
+    request(
         port,
         "POST",
         "/loki/api/v1/push",
@@ -42,24 +45,10 @@ fn push_http(port: u16, tenant: &str, labels: &str, ts: i64, lines: &[String]) -
     .status
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Lines of a `query_range` answer.
 fn query_count(port: u16, selector: &str, start: i64, end: i64) -> usize {
-    let q: String = selector
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let r = http(
+    let q = percent(selector);
+    let r = request(
         port,
         "GET",
         &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=5000&direction=forward"),
@@ -108,7 +97,7 @@ fn index_damage_after_kill_9_loses_nothing_and_is_reported() {
     // Chunks sealed by size are written by the flusher; wait for several
     // records in the index.
     let idx = data.join("index/fake.idx");
-    wait_for("chunks in the index", || {
+    wait_for(Duration::from_secs(30), "chunks in the index", || {
         std::fs::read(&idx).is_ok_and(|b| scan(&b).records.len() >= 6)
     });
     store.kill9();
@@ -120,7 +109,7 @@ fn index_damage_after_kill_9_loses_nothing_and_is_reported() {
     std::fs::write(&idx, &bytes).unwrap();
 
     let store = StoreProcess::start(&data, &args);
-    let ready = http(store.http, "GET", "/ready", &[], b"").unwrap();
+    let ready = request(store.http, "GET", "/ready", &[], b"").unwrap();
     assert_eq!(ready.status, 200);
     assert!(ready.text().starts_with("ready\n"), "{}", ready.text());
     assert!(
@@ -130,7 +119,7 @@ fn index_damage_after_kill_9_loses_nothing_and_is_reported() {
         "{}",
         ready.text()
     );
-    let metrics = http(store.http, "GET", "/metrics", &[], b"")
+    let metrics = request(store.http, "GET", "/metrics", &[], b"")
         .unwrap()
         .text();
     assert!(
@@ -191,7 +180,7 @@ fn rebuild_index_from_chunk_files() {
     std::fs::remove_file(data.join("index/alpha.idx")).unwrap();
     std::fs::write(data.join("index/beta.idx"), b"LRCHIDX\x01").unwrap();
 
-    let out = Command::new(store_bin())
+    let out = Command::new(binary("larch-store"))
         .arg("--data-dir")
         .arg(data)
         .arg("--rebuild-index")
@@ -546,28 +535,14 @@ fn thousands_of_tenants_fit_in_a_few_file_descriptors() {
         tempfile::tempdir().unwrap()
     };
     let data = base.path().join("data");
-    // Every tenant's chunk is written (and so its index created) at
-    // shutdown: the descriptors are counted under the most demanding load.
-    let config = base.path().join("larch.yaml");
-    std::fs::write(&config, "ingester:\n  flush_on_shutdown: true\n").unwrap();
-    let http_port = free_port();
-    let grpc_port = free_port();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
-        .arg(store_bin())
-        .arg("--config")
-        .arg(&config)
-        .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("LARCH_LOG", "warn")
-        .spawn()
-        .unwrap();
-    wait_for("the store", || {
-        http(http_port, "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200)
-    });
+    // Open chunks are written at shutdown only when asked to (the default
+    // leaves them in the WAL).
+    let store = StoreProcess::builder()
+        .data_dir(&data)
+        .config("ingester:\n  flush_on_shutdown: true\n")
+        .max_open_files(256)
+        .start();
+    let http_port = store.http;
     let t0 = now_ns() - 1_000_000_000;
     let tenants = 1500;
     for t in 0..tenants {
@@ -580,16 +555,14 @@ fn thousands_of_tenants_fit_in_a_few_file_descriptors() {
         );
         assert_eq!(status, 204, "tenant {t}");
     }
-    let metrics = http(http_port, "GET", "/metrics", &[], b"").unwrap().text();
+    let metrics = request(http_port, "GET", "/metrics", &[], b"")
+        .unwrap()
+        .text();
     assert!(
         metrics.contains("larch_index_open_files 0"),
         "no index file is open before a flush"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = store.terminate();
     assert!(status.success(), "{status}");
     let idx = std::fs::read_dir(data.join("index")).unwrap().count();
     assert_eq!(idx, tenants, "every tenant's index was written at shutdown");

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use larch_proto::logproto;
+use larch_testkit::push;
 
 use super::support::*;
 
@@ -23,21 +24,13 @@ fn big_push(first: usize, count: usize, ts0: i64) -> Vec<u8> {
             entries: (0..LINES_PER_STREAM)
                 .map(|j| {
                     let ts = ts0 + j as i64 * 1_000_000;
-                    logproto::Entry {
-                        timestamp: Some(logproto::Timestamp {
-                            seconds: ts.div_euclid(1_000_000_000),
-                            nanos: ts.rem_euclid(1_000_000_000) as i32,
-                        }),
-                        line: format!("stream {s:06} line {j}"),
-                        structured_metadata: vec![],
-                        parsed: vec![],
-                    }
+                    push::entry(ts, format!("stream {s:06} line {j}"))
                 })
                 .collect(),
             hash: 0,
         })
         .collect();
-    larch_store::push::protobuf::encode_http(&logproto::PushRequest {
+    push::encode(&logproto::PushRequest {
         streams,
         format: String::new(),
     })
@@ -86,7 +79,7 @@ fn chunk_files(data: &Path) -> usize {
 /// The instant-query total of `{job="big"}` lines.
 fn count_lines(port: u16, now_s: i64) -> f64 {
     let q = "sum(count_over_time(%7Bjob%3D%22big%22%7D%5B3h%5D))";
-    let r = http(
+    let r = request(
         port,
         "GET",
         &format!("/loki/api/v1/query?query={q}&time={now_s}"),
@@ -124,7 +117,7 @@ fn sigterm_with_100k_streams_exits_in_time_and_loses_nothing() {
     let store = StoreProcess::start(&data, &["--config", flushing.to_str().unwrap()]);
     let started = Instant::now();
     for first in (0..STREAMS).step_by(STREAMS_PER_PUSH) {
-        let r = http(
+        let r = request(
             store.http,
             "POST",
             "/loki/api/v1/push",
@@ -188,12 +181,12 @@ fn a_stalled_request_does_not_hold_the_shutdown() {
     let data = dir.path().join("data");
     let store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
     let ts = now_ns();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="stall"}"#, ts, &["acknowledged".to_string()]),
+        &protobuf_lines(r#"{app="stall"}"#, ts, &["acknowledged".to_string()]),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -224,14 +217,14 @@ fn a_second_signal_exits_at_once() {
     let cfg = dir.path().join("store.yaml");
     std::fs::write(&cfg, "shutdown_timeout: 60s\n").unwrap();
     let data = dir.path().join("data");
-    let mut store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let store = StoreProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
     let ts = now_ns();
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &[("Content-Type", "application/x-protobuf")],
-        &proto_push(r#"{app="twice"}"#, ts, &["acknowledged".to_string()]),
+        &protobuf_lines(r#"{app="twice"}"#, ts, &["acknowledged".to_string()]),
     )
     .unwrap();
     assert_eq!(r.status, 204);
@@ -241,21 +234,13 @@ fn a_second_signal_exits_at_once() {
         .write_all(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = store.child.id().to_string();
     let started = Instant::now();
-    let kill = |sig: &str| {
-        let s = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(s.success());
-    };
-    kill("-TERM");
+    store.signal("TERM");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(store.child.try_wait().unwrap().is_none(), "still draining");
-    kill("-TERM");
+    assert!(store.try_wait().is_none(), "still draining");
+    store.signal("TERM");
     let status = loop {
-        if let Some(s) = store.child.try_wait().unwrap() {
+        if let Some(s) = store.try_wait() {
             break s;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "no exit");

@@ -4,17 +4,19 @@
 
 use std::path::Path;
 
+use larch_testkit::procfs;
+
 use super::support::*;
 
 const PB: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
-fn push_as(port: u16, tenant: &str, labels: &str, lines: &[String]) -> HttpResponse {
-    http(
+fn push_as(port: u16, tenant: &str, labels: &str, lines: &[String]) -> Response {
+    request(
         port,
         "POST",
         "/loki/api/v1/push",
         &[PB, ("X-Scope-OrgID", tenant)],
-        &proto_push(labels, now_ns(), lines),
+        &protobuf_lines(labels, now_ns(), lines),
     )
     .unwrap()
 }
@@ -26,14 +28,14 @@ fn start_with(dir: &Path, yaml: &str) -> StoreProcess {
 }
 
 fn metrics(port: u16) -> String {
-    let r = http(port, "GET", "/metrics", &[], b"").unwrap();
+    let r = request(port, "GET", "/metrics", &[], b"").unwrap();
     assert_eq!(r.status, 200);
     r.text()
 }
 
 /// A query of `tenant` answers 200 with no streams.
 fn assert_empty_query(port: u16, tenant: &str) {
-    let r = http(
+    let r = request(
         port,
         "GET",
         "/loki/api/v1/query_range?query=%7Bapp%3D%22x%22%7D&limit=10",
@@ -45,7 +47,7 @@ fn assert_empty_query(port: u16, tenant: &str) {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["data"]["result"], serde_json::json!([]), "{}", r.text());
     for path in ["/loki/api/v1/labels", "/loki/api/v1/label/app/values"] {
-        let r = http(port, "GET", path, &[("X-Scope-OrgID", tenant)], b"").unwrap();
+        let r = request(port, "GET", path, &[("X-Scope-OrgID", tenant)], b"").unwrap();
         assert_eq!(r.status, 200, "{path}: {}", r.text());
     }
 }
@@ -70,12 +72,12 @@ fn tenant_allow_list_refuses_others_with_401() {
         "tenant 'intruder' is not allowed to push to this store: it is not in tenant_allow_list, ask your Larch administrator to add it\n"
     );
     // Without the header the tenant is `fake`, which is not listed either.
-    let r = http(
+    let r = request(
         store.http,
         "POST",
         "/loki/api/v1/push",
         &[PB],
-        &proto_push(r#"{app="x"}"#, now_ns(), &lines),
+        &protobuf_lines(r#"{app="x"}"#, now_ns(), &lines),
     )
     .unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
@@ -165,13 +167,6 @@ fn issue_10_override_inherits_max_line_size() {
     assert!(store.terminate().success());
 }
 
-/// Number of open file descriptors of process `pid`.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
 /// Issue 10: every new `X-Scope-OrgID` added series to `/metrics` (and
 /// opened files). Pushes from 2,000 tenants all succeed, and `/metrics`
 /// keeps a bounded number of `tenant` label values.
@@ -186,7 +181,7 @@ fn two_thousand_tenants_keep_metrics_bounded() {
             "max_tenants_in_metrics: {IN_METRICS}\noverrides:\n  configured:\n    max_line_size: 1KB\n"
         ),
     );
-    let fds_before = open_fds(store.child.id());
+    let fds_before = procfs::open_fds(store.pid());
     let started = std::time::Instant::now();
     let workers: Vec<_> = (0..8)
         .map(|w| {
@@ -197,8 +192,8 @@ fn two_thousand_tenants_keep_metrics_bounded() {
                     // Lines from 1970 are too old: 400, and discard
                     // series with a tenant label as well.
                     let lines = vec![format!("old line of {tenant}"); 2];
-                    let body = proto_push(r#"{app="many"}"#, 1_000, &lines);
-                    let r = http(
+                    let body = protobuf_lines(r#"{app="many"}"#, 1_000, &lines);
+                    let r = request(
                         port,
                         "POST",
                         "/loki/api/v1/push",
@@ -228,7 +223,7 @@ fn two_thousand_tenants_keep_metrics_bounded() {
     // Printed, not asserted: each tenant's index log stays open for now,
     // so descriptors still grow by one per tenant; bounding them is the
     // lazy opening of index logs, whose tests assert it.
-    let fds_after = open_fds(store.child.id());
+    let fds_after = procfs::open_fds(store.pid());
 
     let text = metrics(store.http);
     let mut values = std::collections::BTreeSet::new();
@@ -269,7 +264,7 @@ fn two_thousand_tenants_keep_metrics_bounded() {
     // Every push is readable through the API.
     for i in [0, 999, TENANTS - 1] {
         let tenant = format!("tenant-{i:04}");
-        let r = http(
+        let r = request(
             store.http,
             "GET",
             "/loki/api/v1/query_range?query=%7Bapp%3D%22many%22%7D&since=1h",

@@ -21,16 +21,10 @@
 //! eval fails that is not in [`KNOWN_FAILURES`] (each listed with its
 //! reason), or when a listed one passes (then the list must shrink).
 //!
-//! `props` checks the engine over the store against a reference evaluator
-//! on random data.
+//! `props` checks the engine over the store against the test kit's
+//! reference evaluator (`larch_testkit::engine`) on random data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The engine's reference evaluator and random cases, shared with the query
-// crate's tests.
-#[path = "../../../query/tests/engine/cases.rs"]
-mod cases;
-#[path = "../../../query/tests/engine/naive.rs"]
-mod naive;
 mod props;
 mod script;
 
@@ -124,10 +118,7 @@ impl Store {
                 }
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i64;
+        let now = larch_testkit::now_ns();
         let mut validated = validate(Push { streams }, &self.limits, now, TENANT);
         if !validated.errors.is_empty() {
             return Err(validated.errors.join("; "));

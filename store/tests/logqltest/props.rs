@@ -3,7 +3,8 @@
 //! (so blocks and chunks overlap in time and the read path must merge
 //! them), with 1 KiB blocks and small chunks, and then optionally flushed,
 //! so both memory and chunk files are read. The reference evaluator and
-//! the case generator are the query crate's (`query/tests/engine`).
+//! the case generator are the test kit's (`larch_testkit::engine`), which
+//! the query crate's tests run over memory.
 
 use std::sync::Arc;
 
@@ -15,10 +16,9 @@ use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
 use larch_store::units::{ByteSize, HumanDuration};
 use larch_store::validate::validate;
+use larch_testkit::engine::cases::{check_log, check_metric, data, log_case, metric_case, query};
+use larch_testkit::engine::naive::RefStream;
 use proptest::prelude::*;
-
-use super::cases::{check_log, check_metric, data, log_case, metric_case, query};
-use super::naive::RefStream;
 
 struct Loaded {
     ing: Arc<Ingester>,

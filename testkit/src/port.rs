@@ -4,8 +4,7 @@
 //! from its ephemeral range (32768 and up by default), so a port found free
 //! that way can be taken by some client's connection between the check and
 //! the server's bind. These come from below that range, distinct per call
-//! in this process and offset by its pid. The integration tests of the
-//! other crates include this file with `#[path]`.
+//! in this process and offset by its pid.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};

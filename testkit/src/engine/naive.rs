@@ -1,9 +1,9 @@
 //! A reference evaluator for the property tests: plain loops over every
 //! entry, no blocks, no heaps, no segments. It covers what the property
-//! tests generate: a selector on `app`, line filters, log queries with
-//! limit and direction, and `count_over_time`/`rate`, optionally under
-//! `sum by (...)`. Also used by the store's tests (`store/tests/logqltest`)
-//! through `#[path]`, so it depends on nothing but `larch_query`.
+//! tests generate ([`super::cases`]): a selector on `app`, line filters,
+//! log queries with limit and direction, and `count_over_time`/`rate`,
+//! optionally under `sum by (...)`. It depends on nothing but
+//! `larch_query`'s types.
 
 use std::collections::BTreeMap;
 
@@ -12,28 +12,38 @@ use larch_query::{Direction, LabelSet, MatchOp, Matcher};
 /// One entry of the reference data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefEntry {
+    /// Unix ns.
     pub ts: i64,
+    /// The line.
     pub line: String,
+    /// Structured metadata (name, value).
     pub meta: Vec<(String, String)>,
 }
 
 /// One stream of the reference data.
 #[derive(Clone, Debug)]
 pub struct RefStream {
+    /// The stream's labels.
     pub labels: LabelSet,
+    /// Its entries, in any order.
     pub entries: Vec<RefEntry>,
 }
 
 /// A line filter.
 #[derive(Clone, Debug)]
 pub enum Filter {
+    /// `|= "s"`
     Contains(String),
+    /// `!= "s"`
     NotContains(String),
+    /// `|~ "re"`
     Regex(String),
+    /// `!~ "re"`
     NotRegex(String),
 }
 
 impl Filter {
+    /// The filter as LogQL.
     pub fn logql(&self) -> String {
         match self {
             Filter::Contains(s) => format!("|= {s:?}"),
@@ -43,6 +53,7 @@ impl Filter {
         }
     }
 
+    /// Whether `line` passes the filter.
     pub fn matches(&self, line: &str) -> bool {
         match self {
             Filter::Contains(s) => line.contains(s.as_str()),
@@ -61,11 +72,14 @@ fn unanchored(re: &str) -> Matcher {
 /// The selector: one `app` or every stream.
 #[derive(Clone, Debug)]
 pub struct Query {
+    /// `{app="<this>"}`, or `{app=~".+"}` when `None`.
     pub app: Option<String>,
+    /// Line filters after the selector.
     pub filters: Vec<Filter>,
 }
 
 impl Query {
+    /// The query as LogQL.
     pub fn selector(&self) -> String {
         let sel = match &self.app {
             Some(a) => format!("{{app={a:?}}}"),

@@ -69,6 +69,7 @@ fn filter() -> impl Strategy<Value = Filter> {
     ]
 }
 
+/// A query: one `app` or every stream, and up to two line filters.
 pub fn query() -> impl Strategy<Value = Query> {
     (
         prop_oneof![
@@ -84,12 +85,17 @@ pub fn query() -> impl Strategy<Value = Query> {
 /// A log query's parameters.
 #[derive(Clone, Debug)]
 pub struct LogCase {
+    /// Start of the range (ns, inclusive).
     pub start: i64,
+    /// End of the range (ns, exclusive).
     pub end: i64,
+    /// Most entries returned.
     pub limit: u32,
+    /// Order of the entries.
     pub direction: Direction,
 }
 
+/// A log query's range, limit and direction.
 pub fn log_case() -> impl Strategy<Value = LogCase> {
     (0i64..220, 0i64..220, 1u32..15, any::<bool>()).prop_map(|(a, b, limit, fwd)| LogCase {
         start: a.min(b) * S,
@@ -106,14 +112,21 @@ pub fn log_case() -> impl Strategy<Value = LogCase> {
 /// A metric query's parameters.
 #[derive(Clone, Debug)]
 pub struct MetricCase {
+    /// The first step's time (ns).
     pub start: i64,
+    /// Between steps (ns).
     pub step: i64,
+    /// Number of steps.
     pub n: usize,
+    /// The range of `[range]` (ns).
     pub range: i64,
+    /// `rate` (else `count_over_time`).
     pub rate: bool,
+    /// `sum by (...)` around it, or no aggregation.
     pub by: Option<Vec<String>>,
 }
 
+/// A metric range query's steps, range, function and grouping.
 pub fn metric_case() -> impl Strategy<Value = MetricCase> {
     (
         0i64..120,
