@@ -185,7 +185,7 @@ impl Agent {
                 loop {
                     tick.tick().await;
                     let l = positions.lock().unwrap_or_else(|p| p.into_inner()).lag();
-                    lag.set(l as f64);
+                    lag.set(i64::try_from(l).unwrap_or(i64::MAX));
                     save_positions(path.clone(), &positions, &errors).await;
                 }
             })

@@ -216,7 +216,6 @@ pub struct AgentConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     /// Pipeline stages applied to each entry (Promtail's `pipeline_stages`),
     /// each a single-key map such as `- cri: {}`.
-    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
     pub pipeline_stages: Vec<StageConfig>,
 }
 
@@ -320,15 +319,13 @@ impl AgentConfig {
         if text.trim().is_empty() {
             return Ok(AgentConfig::default());
         }
-        serde_yaml::from_str(text).map_err(|e| {
-            let mut msg = e.to_string();
-            if let Some(loc) = e.location()
-                && !msg.contains(" at line ")
-            {
-                msg.push_str(&format!(" at line {} column {}", loc.line(), loc.column()));
-            }
-            Error::Config(msg)
-        })
+        crate::yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The configuration as a YAML file of the same keys
+    /// (`--print-config`).
+    pub fn to_yaml(&self) -> Result<String> {
+        crate::yaml::to_string(self).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The store URL classified by protocol.
@@ -487,7 +484,7 @@ mod tests {
         let c = AgentConfig::from_yaml_str("pipeline_stages:\n- cri: {}\n- match:\n    selector: '{a=\"b\"}'\n    stages:\n    - static_labels: {x: y}\n").unwrap();
         assert_eq!(c.pipeline_stages.len(), 2);
         c.validate().unwrap();
-        let back = serde_yaml::to_string(&c).unwrap();
+        let back = crate::yaml::to_string(&c).unwrap();
         assert_eq!(AgentConfig::from_yaml_str(&back).unwrap(), c, "{back}");
     }
 

@@ -27,6 +27,7 @@ pub mod stages;
 pub mod tailer;
 pub mod time;
 pub mod units;
+mod yaml;
 
 pub use agent::Agent;
 pub use config::AgentConfig;

@@ -44,7 +44,7 @@ fn main() -> std::process::ExitCode {
         return match flags.load_valid() {
             Ok(cfg) => {
                 if flags.print_config {
-                    match serde_yaml::to_string(&cfg) {
+                    match cfg.to_yaml() {
                         Ok(y) => print!("{y}"),
                         Err(e) => {
                             eprintln!("larch-agent: cannot print the configuration: {e}");

@@ -177,19 +177,21 @@ impl Consumer {
         if let Some(prev) = self.stash.take() {
             // Batches go in order, and two finished batches is the most the
             // reader holds: wait for the sender to take the first.
-            self.blocked.set(1.0);
+            self.blocked.set(1);
             if self.tx.blocking_send(prev).is_err() {
                 self.sender_gone();
                 return;
             }
         }
         match self.tx.try_send(batch) {
-            Ok(()) => self.blocked.set(0.0),
+            Ok(()) => {
+                self.blocked.set(0);
+            }
             // The sender is behind (a slow or unreachable store): keep the
             // batch and stop reading. The files hold the backlog.
             Err(TrySendError::Full(b)) => {
                 self.stash = Some(b);
-                self.blocked.set(1.0);
+                self.blocked.set(1);
             }
             Err(TrySendError::Closed(_)) => self.sender_gone(),
         }
@@ -204,7 +206,7 @@ impl Consumer {
         };
         match self.tx.try_send(b) {
             Ok(()) => {
-                self.blocked.set(0.0);
+                self.blocked.set(0);
                 false
             }
             Err(TrySendError::Full(b)) => {
@@ -239,7 +241,7 @@ impl Consumer {
         {
             self.sender_gone();
         }
-        self.blocked.set(0.0);
+        self.blocked.set(0);
     }
 
     fn sender_gone(&mut self) {
@@ -578,7 +580,7 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
     setup.registry.gauge_fn(
         "larch_agent_unread_bytes",
         "Bytes written to tailed files and not read yet (the backlog kept in the files), computed at each scrape.",
-        move || unread.total() as f64,
+        move || unread.total(),
     );
     let (wake_tx, wake_rx) = setup.wake;
     let mut scanner = Scanner::new(&cfg.pods_dir, confinement, wake_tx.clone());
@@ -632,18 +634,18 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
             // per node for nothing.
             buf = Vec::new();
         }
-        metrics.read_bytes.add_u64(stats.bytes);
-        metrics.read_lines.add_u64(stats.lines);
-        metrics.truncations.add_u64(stats.truncations);
+        metrics.read_bytes.inc_by(stats.bytes);
+        metrics.read_lines.inc_by(stats.lines);
+        metrics.truncations.inc_by(stats.truncations);
         metrics
             .entries
-            .add_u64(std::mem::take(&mut consumer.entries));
+            .inc_by(std::mem::take(&mut consumer.entries));
         metrics
             .truncated
-            .add_u64(std::mem::take(&mut consumer.truncated));
+            .inc_by(std::mem::take(&mut consumer.truncated));
         metrics
             .malformed
-            .add_u64(std::mem::take(&mut consumer.malformed));
+            .inc_by(std::mem::take(&mut consumer.malformed));
         if !consumer.paused() && now.duration_since(last_tick) >= cfg.poll_interval.0 {
             last_tick = now;
             for (info, _, st) in tailer.states_mut() {
@@ -655,7 +657,9 @@ pub(crate) fn run(setup: ReaderSetup) -> crate::Result<()> {
         }
         if now.duration_since(last_gauges) >= Duration::from_secs(1) {
             last_gauges = now;
-            metrics.files.set(tailer.len() as f64);
+            metrics
+                .files
+                .set(i64::try_from(tailer.len()).unwrap_or(i64::MAX));
         }
         if consumer.paused() {
             // Until the sender takes a batch; file events do not matter

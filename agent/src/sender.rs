@@ -77,7 +77,7 @@ impl Failures {
     fn failed(&self, m: &Metrics, status: &str, message: &str, retry_in: Option<Duration>) {
         m.failures.with(&[status]).inc();
         let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-        m.consecutive.set(n as f64);
+        m.consecutive.set(i64::try_from(n).unwrap_or(i64::MAX));
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let since = *log.since.get_or_insert(now);
@@ -114,7 +114,7 @@ impl Failures {
         if self.consecutive.swap(0, Ordering::Relaxed) == 0 {
             return;
         }
-        m.consecutive.set(0.0);
+        m.consecutive.set(0);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(since) = log.since.take() {
             tracing::info!(attempts = log.attempts, failing_for = ?since.elapsed(), "Pushes to the store succeed again.");
@@ -228,16 +228,16 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
             match result {
                 Ok(_) => {
                     ctx.failures.succeeded(&ctx.m);
-                    ctx.m.sent_entries.add_u64(entries as u64);
-                    ctx.m.sent_bytes.add_u64(body.len() as u64);
+                    ctx.m.sent_entries.inc_by(entries as u64);
+                    ctx.m.sent_bytes.inc_by(body.len() as u64);
                     break;
                 }
                 Err(PushError::Reject { status, message }) => {
                     // The store answered: the push itself works.
                     ctx.failures.succeeded(&ctx.m);
                     let n = rejected_count(&message).unwrap_or(entries).min(entries);
-                    ctx.m.dropped.with(&["rejected"]).add_u64(n as u64);
-                    ctx.m.sent_entries.add_u64((entries - n) as u64);
+                    ctx.m.dropped.with(&["rejected"]).inc_by(n as u64);
+                    ctx.m.sent_entries.inc_by((entries - n) as u64);
                     let msg: String = message.chars().take(1024).collect();
                     tracing::warn!(status = %status, rejected = n, entries, message = %msg, "Store rejected entries; they are counted as dropped and not retried.");
                     break;
@@ -256,7 +256,7 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
                             pieces.push(first);
                         }
                         None => {
-                            ctx.m.dropped.with(&["too_large"]).add_u64(entries as u64);
+                            ctx.m.dropped.with(&["too_large"]).inc_by(entries as u64);
                             let msg: String = message.chars().take(512).collect();
                             tracing::error!(status = %status, entries, bytes = body.len(), message = %msg, "The store refuses a request of a single entry as too large; the entry is dropped. Raise the store's limit (ingestion_burst_size_mb, a proxy's body size) or lower max_line_size.");
                         }
@@ -276,7 +276,7 @@ async fn push_batch(ctx: &Ctx, batch: &Batch, rand: &mut u64) -> Option<()> {
                         ctx.m
                             .dropped
                             .with(&["retries_exhausted"])
-                            .add_u64(entries as u64);
+                            .inc_by(entries as u64);
                         tracing::error!(status = %status, entries, retries = attempt, message = %message, "Giving up a batch after max_retries; its entries are dropped.");
                         break;
                     }
@@ -328,7 +328,7 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch) -> Outcome {
     if batch.body.is_empty() {
         return Outcome::Delivered(batch.updates);
     }
-    ctx.m.in_flight.add(1.0);
+    ctx.m.in_flight.inc();
     let mut rand =
         (crate::time::now_nanos() as u64) ^ batch.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let outcome = match push_batch(&ctx, &batch, &mut rand).await {
@@ -342,7 +342,7 @@ async fn deliver(ctx: Arc<Ctx>, batch: Batch) -> Outcome {
         }
         None => Outcome::Abandoned,
     };
-    ctx.m.in_flight.add(-1.0);
+    ctx.m.in_flight.dec();
     outcome
 }
 

@@ -1,4 +1,5 @@
-//! The agent's HTTP endpoints: `/metrics` (Prometheus text) and `/ready`.
+//! The agent's HTTP endpoints: `/metrics` (OpenMetrics text, as the
+//! store's) and `/ready`.
 //!
 //! `/ready` answers 200 once positions are loaded and the pods directory
 //! has been scanned; it does not follow the store's health, so an outage
@@ -29,11 +30,7 @@ async fn respond(
         (&hyper::Method::GET, "/metrics") => {
             let r = registry.clone();
             match tokio::task::spawn_blocking(move || r.render()).await {
-                Ok(text) => (
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    text,
-                ),
+                Ok(text) => (StatusCode::OK, crate::metrics::CONTENT_TYPE, text),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "text/plain",

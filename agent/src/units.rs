@@ -172,9 +172,9 @@ mod tests {
         assert_eq!(ByteSize(1 << 20).to_string(), "1MiB");
         assert_eq!(ByteSize(1000).to_string(), "1KB");
         assert_eq!(ByteSize(999).to_string(), "999B");
-        let y: ByteSize = serde_yaml::from_str("1048576").unwrap();
+        let y: ByteSize = crate::yaml::from_str("1048576").unwrap();
         assert_eq!(y, ByteSize(1 << 20));
-        let y: ByteSize = serde_yaml::from_str("\"2MiB\"").unwrap();
+        let y: ByteSize = crate::yaml::from_str("\"2MiB\"").unwrap();
         assert_eq!(y, ByteSize(2 << 20));
     }
 

@@ -154,8 +154,19 @@ fn init_logs(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match start(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the message with its causes on one line, as the
+            // agent prints them; no backtrace, whatever RUST_BACKTRACE says.
+            eprintln!("larch-store: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     if args.check_config {
         println!("configuration is valid");

@@ -64,11 +64,11 @@ fn unknown_keys_are_errors_with_their_name_and_line() {
         ),
         (
             "agent:\n  pods_dir: /tmp/pods\nlimits:\n  max_lines: 3\n",
-            "limits: unknown field `max_lines`",
+            "limits.max_lines: unknown field `max_lines`",
         ),
         (
             "agent:\n  pods_dir: /tmp/pods\n  batch_wiat: 1s\n",
-            "agent: unknown field `batch_wiat`",
+            "agent.batch_wiat: unknown field `batch_wiat`",
         ),
     ] {
         let cfg = write(dir.path(), text);

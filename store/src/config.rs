@@ -385,21 +385,22 @@ impl Default for PushConfig {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The YAML file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    /// The YAML file could not be read. (The cause is part of the
+    /// message, not a `source`, so that error reports print it once.)
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The YAML file is not a valid configuration.
-    #[error("invalid config file {path}: {source}")]
+    #[error("invalid config file {path}: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: serde_yaml::Error,
+        error: crate::yaml::YamlError,
     },
     /// A value is out of range.
     #[error("invalid configuration: {key}: {reason}")]
@@ -425,16 +426,16 @@ pub fn read_yaml_file<T>(path: &std::path::Path) -> Result<T, ConfigError>
 where
     T: serde::de::DeserializeOwned + Default,
 {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+    crate::yaml::from_str(&text).map_err(|error| ConfigError::Parse {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -526,7 +527,9 @@ fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_yaml::{Mapping, Value};
+    use serde_json::{Map, Value};
+
+    type Mapping = Map<String, Value>;
 
     #[test]
     fn defaults_validate() {
@@ -535,7 +538,7 @@ mod tests {
 
     #[test]
     fn yaml_with_overrides() {
-        let c: Config = serde_yaml::from_str(
+        let c: Config = crate::yaml::from_str(
             "http_addr: 127.0.0.1:1\nlimits:\n  max_line_size: 1KB\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -552,7 +555,7 @@ mod tests {
     /// and its retention became "forever").
     #[test]
     fn issue_10_override_keeps_the_configured_limits() {
-        let c: Config = serde_yaml::from_str(
+        let c: Config = crate::yaml::from_str(
             "limits:\n  max_line_size: 100B\n  retention_period: 744h\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -564,8 +567,8 @@ mod tests {
     }
 
     fn mapping(v: &impl Serialize) -> Mapping {
-        match serde_yaml::to_value(v).unwrap() {
-            Value::Mapping(m) => m,
+        match serde_json::to_value(v).unwrap() {
+            Value::Object(m) => m,
             other => panic!("not a mapping: {other:?}"),
         }
     }
@@ -612,11 +615,13 @@ mod tests {
             let mut over = Mapping::new();
             over.insert(key.clone(), set.clone());
             let mut overrides = Mapping::new();
-            overrides.insert("team-a".into(), Value::Mapping(over));
+            overrides.insert("team-a".into(), Value::Object(over));
             let mut doc = Mapping::new();
-            doc.insert("limits".into(), Value::Mapping(configured.clone()));
-            doc.insert("overrides".into(), Value::Mapping(overrides));
-            let c: Config = serde_yaml::from_value(Value::Mapping(doc)).unwrap();
+            doc.insert("limits".into(), Value::Object(configured.clone()));
+            doc.insert("overrides".into(), Value::Object(overrides));
+            // Read as a user's file would be.
+            let yaml = serde_saphyr::to_string(&doc).unwrap();
+            let c: Config = crate::yaml::from_str(&yaml).unwrap();
             c.validate().unwrap();
             assert_eq!(mapping(&c.limits), configured, "limits block read back");
             assert_eq!(c.limits_for("team-b"), c.limits, "tenant without override");
@@ -636,9 +641,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        assert!(serde_yaml::from_str::<Config>("htp_addr: x\n").is_err());
-        assert!(serde_yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
-        let e = serde_yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
+        assert!(crate::yaml::from_str::<Config>("htp_addr: x\n").is_err());
+        assert!(crate::yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
+        let e = crate::yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("overrides.t") && e.contains("max_lines"), "{e}");
@@ -668,7 +673,7 @@ mod tests {
             ("shutdown_timeout: soon\n", "shutdown_timeout"),
             ("max_tenants: -1\n", "max_tenants"),
         ] {
-            let e = serde_yaml::from_str::<Config>(yaml)
+            let e = crate::yaml::from_str::<Config>(yaml)
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(key), "{yaml:?}: {e}");
@@ -716,7 +721,7 @@ mod tests {
 
     #[test]
     fn tenant_keys() {
-        let c: Config = serde_yaml::from_str(
+        let c: Config = crate::yaml::from_str(
             "tenant_allow_list: [team-a, team-b]\nmax_tenants: 3\nmax_tenants_in_metrics: 5\nshutdown_timeout: 5s\ningester:\n  flush_on_shutdown: true\n",
         )
         .unwrap();

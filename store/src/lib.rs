@@ -37,3 +37,4 @@ pub mod tenant;
 pub mod units;
 pub mod validate;
 pub mod wal;
+pub mod yaml;

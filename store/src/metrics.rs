@@ -197,118 +197,118 @@ impl Metrics {
         m.recovery.register(&mut registry);
         registry.register(
             "larch_distributor_bytes_received",
-            "Bytes of log lines received.",
+            "Bytes of log lines received",
             m.bytes_received.clone(),
         );
         registry.register(
             "larch_distributor_lines_received",
-            "Log lines received.",
+            "Log lines received",
             m.lines_received.clone(),
         );
         registry.register(
             "larch_discarded_entries",
-            "Entries rejected, by reason.",
+            "Entries rejected, by reason",
             m.discarded_entries.clone(),
         );
         registry.register(
             "larch_discarded_bytes",
-            "Bytes of entries rejected, by reason.",
+            "Bytes of entries rejected, by reason",
             m.discarded_bytes.clone(),
         );
         registry.register(
             "larch_ingester_duplicate_entries",
-            "Entries dropped because an identical entry was already stored.",
+            "Entries dropped because an identical entry was already stored",
             m.duplicate_entries.clone(),
         );
         registry.register(
             "larch_ingester_active_streams",
-            "Streams holding unflushed data.",
+            "Streams holding unflushed data",
             m.active_streams.clone(),
         );
         registry.register(
             "larch_wal_records",
-            "WAL records written.",
+            "WAL records written",
             m.wal_records.clone(),
         );
-        registry.register("larch_wal_bytes", "WAL bytes written.", m.wal_bytes.clone());
+        registry.register("larch_wal_bytes", "WAL bytes written", m.wal_bytes.clone());
         registry.register(
             "larch_wal_commit_duration_seconds",
-            "Duration of WAL group commits (write and fsync).",
+            "Duration of WAL group commits (write and fsync)",
             m.wal_commit_seconds.clone(),
         );
         registry.register(
             "larch_wal_group_requests",
-            "Push requests acknowledged per WAL group commit.",
+            "Push requests acknowledged per WAL group commit",
             m.wal_group_size.clone(),
         );
         registry.register(
             "larch_wal_corruptions",
-            "Corrupt WAL records or segments skipped on replay.",
+            "Corrupt WAL records or segments skipped on replay",
             m.wal_corruptions.clone(),
         );
         registry.register(
             "larch_wal_segments",
-            "WAL segment files on disk.",
+            "WAL segment files on disk",
             m.wal_segments.clone(),
         );
         registry.register(
             "larch_ingester_chunks_flushed",
-            "Chunks written to disk.",
+            "Chunks written to disk",
             m.chunks_flushed.clone(),
         );
         registry.register(
             "larch_ingester_flush_failures",
-            "Chunk writes that failed and will be retried.",
+            "Chunk writes that failed and will be retried",
             m.flush_failures.clone(),
         );
         registry.register(
             "larch_ingester_chunk_size_bytes",
-            "Size of flushed chunk files.",
+            "Size of flushed chunk files",
             m.chunk_size_bytes.clone(),
         );
         registry.register(
             "larch_ingester_chunks_deleted",
-            "Chunk files deleted by retention or compaction.",
+            "Chunk files deleted by retention or compaction",
             m.chunks_deleted.clone(),
         );
         registry.register(
             "larch_ingester_flush_queue_length",
-            "Sealed chunks waiting to be written.",
+            "Sealed chunks waiting to be written",
             m.flush_queue_length.clone(),
         );
         registry.register(
             "larch_request_duration_seconds",
-            "Request latency by route and status code.",
+            "Request latency by route and status code",
             m.request_duration.clone(),
         );
         registry.register(
             "larch_ingester_tenants",
-            "Tenants the store holds data of.",
+            "Tenants the store holds data of",
             m.tenants.clone(),
         );
         registry.register(
             "larch_ingester_refused_tenant_pushes",
-            "Pushes refused because of their tenant (not_allowed: not in tenant_allow_list; max_tenants: one tenant too many).",
+            "Pushes refused because of their tenant (not_allowed: not in tenant_allow_list; max_tenants: one tenant too many)",
             m.refused_tenant_pushes.clone(),
         );
         registry.register(
             "larch_tail_active_connections",
-            "Live tail connections open.",
+            "Live tail connections open",
             m.tail_active.clone(),
         );
         registry.register(
             "larch_tail_sent_entries",
-            "Entries sent to live tail clients.",
+            "Entries sent to live tail clients",
             m.tail_sent_entries.clone(),
         );
         registry.register(
             "larch_tail_dropped_entries",
-            "Entries live tail clients did not get, by reason.",
+            "Entries live tail clients did not get, by reason",
             m.tail_dropped_entries.clone(),
         );
         registry.register(
             "larch_tail_lagged_events",
-            "Push events a live tail missed because it fell behind.",
+            "Push events a live tail missed because it fell behind",
             m.tail_lagged_events.clone(),
         );
         Metrics { registry, ..m }
@@ -361,47 +361,47 @@ impl RecoveryMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "larch_wal_corrupt_bytes",
-            "Bytes of corrupt WAL records skipped on replay.",
+            "Bytes of corrupt WAL records skipped on replay",
             self.wal_corrupt_bytes.clone(),
         );
         registry.register(
             "larch_wal_torn_tail_bytes",
-            "Bytes of partly written records cut off the newest WAL segment at startup.",
+            "Bytes of partly written records cut off the newest WAL segment at startup",
             self.wal_torn_bytes.clone(),
         );
         registry.register(
             "larch_wal_torn_tails",
-            "Starts that found the newest WAL segment ending in a partly written record.",
+            "Starts that found the newest WAL segment ending in a partly written record",
             self.wal_torn_tails.clone(),
         );
         registry.register(
             "larch_index_corruptions",
-            "Index logs found damaged (records recovered around the damage), by kind.",
+            "Index logs found damaged (records recovered around the damage), by kind",
             self.index_corruptions.clone(),
         );
         registry.register(
             "larch_index_torn_tails",
-            "Index logs that ended in a partly written record, cut off at startup.",
+            "Index logs that ended in a partly written record, cut off at startup",
             self.index_torn_tails.clone(),
         );
         registry.register(
             "larch_chunk_corruptions",
-            "Damaged or missing chunk files found, by kind.",
+            "Damaged or missing chunk files found, by kind",
             self.chunk_corruptions.clone(),
         );
         registry.register(
             "larch_chunk_adopted",
-            "Chunk files no index record named, added back to the index.",
+            "Chunk files no index record named, added back to the index",
             self.chunks_adopted.clone(),
         );
         registry.register(
             "larch_store_quarantined_files",
-            "Files moved or copied to the quarantine folder.",
+            "Files moved or copied to the quarantine folder",
             self.quarantined_files.clone(),
         );
         registry.register(
             "larch_index_open_files",
-            "Index log files held open.",
+            "Index log files held open",
             self.index_open_files.clone(),
         );
     }
@@ -449,6 +449,10 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+        // prometheus-client ends each help with a period of its own.
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
     }
 
     #[test]

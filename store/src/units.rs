@@ -269,7 +269,7 @@ mod tests {
         for bad in [
             "d: 1e30", "d: -1", "d: .nan", "d: .inf", "b: 1e30", "b: -1", "b: .inf",
         ] {
-            let err = serde_yaml::from_str::<T>(bad).unwrap_err().to_string();
+            let err = crate::yaml::from_str::<T>(bad).unwrap_err().to_string();
             assert!(err.starts_with(&bad[..2]), "{bad}: {err}");
         }
     }
@@ -298,8 +298,8 @@ mod tests {
             }
             let _ = parse_bytes(&text);
             let yaml = format!("d: {text}\nb: {text}\n");
-            let _ = serde_yaml::from_str::<std::collections::BTreeMap<String, HumanDuration>>(&yaml);
-            let _ = serde_yaml::from_str::<std::collections::BTreeMap<String, ByteSize>>(&yaml);
+            let _ = crate::yaml::from_str::<std::collections::BTreeMap<String, HumanDuration>>(&yaml);
+            let _ = crate::yaml::from_str::<std::collections::BTreeMap<String, ByteSize>>(&yaml);
         }
     }
 
@@ -310,11 +310,11 @@ mod tests {
             d: HumanDuration,
             b: ByteSize,
         }
-        let t: T = serde_yaml::from_str("d: 2h\nb: 1MB\n").unwrap();
+        let t: T = crate::yaml::from_str("d: 2h\nb: 1MB\n").unwrap();
         assert_eq!(t.d, HumanDuration::from_secs(7200));
         assert_eq!(t.b, ByteSize(1_000_000));
-        let t: T = serde_yaml::from_str("d: 30\nb: 100\n").unwrap();
+        let t: T = crate::yaml::from_str("d: 30\nb: 100\n").unwrap();
         assert_eq!(t.d, HumanDuration::from_secs(30));
-        assert!(serde_yaml::from_str::<T>("d: soon\nb: 1\n").is_err());
+        assert!(crate::yaml::from_str::<T>("d: soon\nb: 1\n").is_err());
     }
 }

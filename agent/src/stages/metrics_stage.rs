@@ -2,8 +2,12 @@
 //! entries, served on the agent's `/metrics`.
 //!
 //! Names are `<prefix><name>` with the default prefix
-//! `larch_agent_custom_` (Promtail's is `promtail_custom_`). As in
-//! Promtail, every series carries the entry's stream labels. The stage
+//! `larch_agent_custom_` (Promtail's is `promtail_custom_`); other names
+//! under `larch_agent_` are the agent's own and refused. A counter is
+//! exposed as `<name>_total` (OpenMetrics), so `_total` is added to a
+//! counter name without it. As in Promtail, every series carries the
+//! entry's stream labels. The same name in two `metrics` stages is one
+//! metric if type (and buckets) agree, and an error otherwise. The stage
 //! keeps, per metric, a small cache from the label set's hash to its
 //! series, so the per-entry cost is a hash and an atomic add.
 //!
@@ -20,7 +24,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{BuildCtx, Entry, FileState, Stage};
-use crate::metrics::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec};
+use crate::metrics::{
+    FloatCounter, FloatGauge, Histogram, HistogramVec, StreamCounters, StreamGauges,
+};
 
 /// The type of a derived metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,8 +95,8 @@ enum Action {
 }
 
 enum Family {
-    Counter(CounterVec, HashMap<u64, Counter>),
-    Gauge(GaugeVec, HashMap<u64, Gauge>),
+    Counter(StreamCounters, HashMap<u64, FloatCounter>),
+    Gauge(StreamGauges, HashMap<u64, FloatGauge>),
     Histogram(HistogramVec, HashMap<u64, Histogram>),
 }
 
@@ -111,6 +117,10 @@ const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const CACHE_MAX: usize = 4096;
+/// The prefix of names made by default.
+const DEFAULT_PREFIX: &str = "larch_agent_custom_";
+/// The agent's own metrics are under this prefix.
+const OWN_PREFIX: &str = "larch_agent_";
 
 fn valid_metric_name(n: &str) -> bool {
     let b = n.as_bytes();
@@ -127,12 +137,14 @@ impl MetricsStage {
         }
         let mut metrics = Vec::new();
         for (name, c) in m {
-            let full = format!(
-                "{}{name}",
-                c.prefix.as_deref().unwrap_or("larch_agent_custom_")
-            );
+            let full = format!("{}{name}", c.prefix.as_deref().unwrap_or(DEFAULT_PREFIX));
             if !valid_metric_name(&full) {
                 return Err(format!("invalid metric name {full:?}"));
+            }
+            if full.starts_with(OWN_PREFIX) && !full.starts_with(DEFAULT_PREFIX) {
+                return Err(format!(
+                    "metric {full}: names under {OWN_PREFIX} other than {DEFAULT_PREFIX} are the agent's own"
+                ));
             }
             let help = c
                 .description
@@ -165,13 +177,13 @@ impl MetricsStage {
             let family = match c.kind {
                 MetricKind::Counter => Family::Counter(
                     ctx.registry
-                        .try_counter_vec(&full, &help, &[])
+                        .try_stream_counters(&full, &help)
                         .map_err(conflict)?,
                     HashMap::new(),
                 ),
                 MetricKind::Gauge => Family::Gauge(
                     ctx.registry
-                        .try_gauge_vec(&full, &help, &[])
+                        .try_stream_gauges(&full, &help)
                         .map_err(conflict)?,
                     HashMap::new(),
                 ),
@@ -181,12 +193,15 @@ impl MetricsStage {
                         .buckets
                         .clone()
                         .unwrap_or_else(|| DEFAULT_BUCKETS.to_vec());
-                    if buckets.windows(2).any(|w| w[0] >= w[1]) {
+                    // An infinite bound is dropped: `+Inf` is always there.
+                    if buckets.windows(2).any(|w| w[0] >= w[1])
+                        || buckets.iter().any(|b| b.is_nan())
+                    {
                         return Err(format!("metric {name}: buckets must be increasing"));
                     }
                     Family::Histogram(
                         ctx.registry
-                            .try_histogram_vec(&full, &help, &[], &buckets)
+                            .try_stream_histograms(&full, &help, &buckets)
                             .map_err(conflict)?,
                         HashMap::new(),
                     )
@@ -230,26 +245,30 @@ impl Stage for MetricsStage {
             match &mut m.family {
                 Family::Counter(vec, cache) => {
                     let c = cached(cache, key, || vec.with_labels(&e.labels));
-                    match m.action {
-                        Action::Add if m.count_bytes => c.add_u64(e.line.len() as u64),
-                        Action::Add => {
-                            if let Some(n) = num {
-                                c.add(n)
-                            }
+                    // Counters never go down: other amounts are ignored.
+                    match (m.action, num) {
+                        (Action::Add, _) if m.count_bytes => {
+                            c.inc_by(e.line.len() as f64);
                         }
-                        _ => c.inc(),
+                        (Action::Add, Some(n)) if n > 0.0 => {
+                            c.inc_by(n);
+                        }
+                        (Action::Add, _) => {}
+                        _ => {
+                            c.inc();
+                        }
                     }
                 }
                 Family::Gauge(vec, cache) => {
                     let g = cached(cache, key, || vec.with_labels(&e.labels));
-                    match (m.action, num) {
-                        (Action::Inc, _) => g.add(1.0),
-                        (Action::Dec, _) => g.add(-1.0),
+                    let _ = match (m.action, num) {
+                        (Action::Inc, _) => g.inc(),
+                        (Action::Dec, _) => g.dec(),
                         (Action::Set, Some(n)) => g.set(n),
-                        (Action::Add, Some(n)) => g.add(n),
-                        (Action::Sub, Some(n)) => g.add(-n),
-                        _ => {}
-                    }
+                        (Action::Add, Some(n)) => g.inc_by(n),
+                        (Action::Sub, Some(n)) => g.dec_by(n),
+                        _ => 0.0,
+                    };
                 }
                 Family::Histogram(vec, cache) => {
                     if let Some(n) = num {
@@ -264,6 +283,8 @@ impl Stage for MetricsStage {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::super::testing::*;
 
     #[test]
@@ -301,35 +322,99 @@ mod tests {
                 entry("nothing", &[("app", "b")]),
             ],
         );
-        let m = reg.render();
-        assert!(
-            m.contains("larch_agent_custom_lines_total{app=\"a\"} 2\n"),
-            "{m}"
+        let m = values(&reg.render());
+        for (series, want) in [
+            (r#"larch_agent_custom_lines_total{app="a"}"#, 2.0),
+            (r#"larch_agent_custom_lines_total{app="b"}"#, 1.0),
+            (r#"larch_agent_custom_bytes_total{app="a"}"#, 37.0),
+            (r#"larch_agent_custom_errors_total{app="a"}"#, 1.0),
+            (
+                r#"larch_agent_custom_took_seconds_bucket{le="1.0",app="a"}"#,
+                1.0,
+            ),
+            (r#"larch_agent_custom_took_seconds_count{app="a"}"#, 2.0),
+            (r#"larch_agent_custom_last_took{app="a"}"#, 2.0),
+        ] {
+            assert_eq!(m.get(series), Some(&want), "{series} in {m:?}");
+        }
+    }
+
+    /// The samples of an exposition, by name and labels.
+    fn values(text: &str) -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The same name in two stages is one metric when type and buckets
+    /// agree; otherwise, or in the agent's own namespace, the
+    /// configuration is refused. A counter without `_total` gets it.
+    #[test]
+    fn duplicate_and_reserved_names() {
+        let (mut p, reg) = pipeline(
+            r#"
+- metrics:
+    lines_total: {type: Counter, config: {match_all: true}}
+    seen: {type: Counter, config: {match_all: true}}
+- match:
+    selector: '{app="a"}'
+    stages:
+    - metrics:
+        lines_total: {type: Counter, description: other help, config: {match_all: true}}
+"#,
         );
-        assert!(
-            m.contains("larch_agent_custom_lines_total{app=\"b\"} 1\n"),
-            "{m}"
+        run_lines(
+            &mut p,
+            vec![entry("x", &[("app", "a")]), entry("y", &[("app", "b")])],
         );
-        assert!(
-            m.contains("larch_agent_custom_bytes_total{app=\"a\"} 37\n"),
-            "{m}"
+        let text = reg.render();
+        let m = values(&text);
+        assert_eq!(
+            m.get(r#"larch_agent_custom_lines_total{app="a"}"#),
+            Some(&2.0)
         );
-        assert!(
-            m.contains("larch_agent_custom_errors_total{app=\"a\"} 1\n"),
-            "{m}"
+        assert_eq!(
+            m.get(r#"larch_agent_custom_lines_total{app="b"}"#),
+            Some(&1.0)
         );
-        assert!(
-            m.contains("larch_agent_custom_took_seconds_bucket{app=\"a\",le=\"1\"} 1\n"),
-            "{m}"
+        assert_eq!(
+            m.get(r#"larch_agent_custom_seen_total{app="b"}"#),
+            Some(&1.0)
         );
-        assert!(
-            m.contains("larch_agent_custom_took_seconds_count{app=\"a\"} 2\n"),
-            "{m}"
+        assert_eq!(
+            text.matches("# TYPE larch_agent_custom_lines counter")
+                .count(),
+            1
         );
-        assert!(
-            m.contains("larch_agent_custom_last_took{app=\"a\"} 2\n"),
-            "{m}"
-        );
+        for (yaml, want) in [
+            (
+                "- metrics:\n    x: {type: Counter, config: {match_all: true}}\n- metrics:\n    x: {type: Gauge, source: a, config: {action: set}}\n",
+                "already registered",
+            ),
+            (
+                "- metrics:\n    h: {type: Histogram, source: a, config: {buckets: [1]}}\n- metrics:\n    h: {type: Histogram, source: a, config: {buckets: [2]}}\n",
+                "already registered",
+            ),
+            (
+                "- metrics:\n    x: {type: Counter, config: {match_all: true}}\n- metrics:\n    x_total: {type: Gauge, source: a, config: {action: set}}\n",
+                "already registered",
+            ),
+            (
+                "- metrics:\n    read_bytes_total: {type: Counter, prefix: larch_agent_, config: {match_all: true}}\n",
+                "the agent's own",
+            ),
+            (
+                "- metrics:\n    h: {type: Histogram, source: a, config: {buckets: [1, .nan]}}\n",
+                "increasing",
+            ),
+        ] {
+            let e = pipeline_err(yaml);
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
     }
 
     #[test]

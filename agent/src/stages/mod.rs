@@ -125,8 +125,7 @@ impl StageConfig {
 /// Parses a YAML list of stages (`- cri: {}` …), the form of
 /// `pipeline_stages`.
 pub fn parse_stages_yaml(text: &str) -> std::result::Result<Vec<StageConfig>, String> {
-    serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|e: serde_yaml::Error| e.to_string())
+    crate::yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// A log entry on its way through the pipeline.

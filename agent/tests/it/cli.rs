@@ -87,3 +87,48 @@ fn flags_override_the_file_and_print_config_shows_the_result() {
     let (code, _, err) = agent(&["--batch-wait", "soon"]);
     assert_eq!(code, 2, "clap usage error: {err}");
 }
+
+/// Issue 11: a bad value on line 2 was reported at `line 1 column 1`.
+/// Every configuration error names the key path and the line and column
+/// of the value at fault, also inside pipeline stages.
+#[test]
+fn issue_11_config_errors_give_the_line_of_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "store: http://127.0.0.1:3100\nbatch_size: -3\n",
+            "batch_size: ",
+            "at line 2 column 13",
+        ),
+        (
+            "store: http://127.0.0.1:3100\nbatch_wait: 10\n",
+            "batch_wait: ",
+            "at line 2 column 13",
+        ),
+        (
+            "labels:\n  stream: true\n  filename: yes\n",
+            "labels.filename: ",
+            "at line 3 column 13",
+        ),
+        (
+            "pipeline_stages:\n- cri: {}\n- drop:\n    source: level\n    older_than: 10\n",
+            "pipeline_stages[1].drop.older_than: ",
+            "at line 5 column 17",
+        ),
+        (
+            "pipeline_stages:\n- match:\n    selector: '{app=\"a\"}'\n    stages:\n    - json:\n        expresions: {a: b}\n",
+            "pipeline_stages[0].match.stages[0].json.expresions: unknown field `expresions`",
+            "at line 6 column 9",
+        ),
+    ];
+    for (i, (text, key, at)) in cases.into_iter().enumerate() {
+        let f = dir.path().join(format!("case{i}.yaml"));
+        std::fs::write(&f, text).unwrap();
+        let (code, _, err) = agent(&["--check-config", "--config", f.to_str().unwrap()]);
+        assert_eq!(code, 1, "{text:?}: {err}");
+        assert!(
+            err.contains(key) && err.trim_end().ends_with(at),
+            "{text:?}: {err}"
+        );
+    }
+}

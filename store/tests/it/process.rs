@@ -414,3 +414,49 @@ fn ingestion_rate_limit_answers_429_or_413_and_writes_nothing() {
         "the refused requests wrote nothing"
     );
 }
+
+/// Issue 11: configuration errors name the key path and the line and
+/// column of the value at fault, also deep inside the embedded agent's
+/// pipeline stages.
+#[test]
+fn issue_11_check_config_gives_the_line_of_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "http_addr: 127.0.0.1:3100\nretention_perod: 24h\n",
+            "retention_perod: unknown field `retention_perod`",
+            "at line 2 column 1",
+        ),
+        (
+            "http_addr: 127.0.0.1:3100\nmax_tenants: -1\n",
+            "max_tenants: ",
+            "at line 2 column 14",
+        ),
+        (
+            "limits:\n  max_line_size: 1MB\noverrides:\n  team-a:\n    retention_period: 10 years\n",
+            "overrides.team-a.retention_period: ",
+            "at line 5 column 23",
+        ),
+        (
+            "agent:\n  store: http://127.0.0.1:3100\n  pipeline_stages:\n  - cri: {}\n  - drop:\n      older_than: 10\n",
+            "agent.pipeline_stages[1].drop.older_than: ",
+            "at line 6 column 19",
+        ),
+    ];
+    for (i, (text, key, at)) in cases.into_iter().enumerate() {
+        let f = dir.path().join(format!("case{i}.yaml"));
+        std::fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(larch_testkit::binary("larch-store"))
+            .args(["--check-config", "--config", f.to_str().unwrap()])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(key) && first.ends_with(at),
+            "{text:?}: {err}"
+        );
+    }
+}
