@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::relabel::RelabelConfig;
 use crate::stages::StageConfig;
-use crate::units::{ByteSize, Dur};
+use larch_config::{ByteSize, HumanDuration};
 
 /// How a file's lines are decoded before the pipeline stages run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,7 +105,7 @@ pub struct KubeConfig {
     /// is tailed with path labels only. Default 5s: the kubelet creates the
     /// log file after the pod is bound, so the watch has usually delivered
     /// the pod already; waiting longer delays logs when the API is slow.
-    pub metadata_wait: Dur,
+    pub metadata_wait: HumanDuration,
 }
 
 impl Default for KubeConfig {
@@ -115,7 +115,7 @@ impl Default for KubeConfig {
             api_server: None,
             token_file: None,
             ca_file: None,
-            metadata_wait: Dur::secs(5),
+            metadata_wait: HumanDuration::from_secs(5),
         }
     }
 }
@@ -164,16 +164,16 @@ pub struct AgentConfig {
     /// `batch_size` below the smallest such limit to avoid the round trips.
     pub batch_size: ByteSize,
     /// Send a batch at the latest this long after its first line. Default 1s.
-    pub batch_wait: Dur,
+    pub batch_wait: HumanDuration,
     /// Batches pushed concurrently. Default 2: one in flight while the next
     /// is being filled keeps the store busy; more only adds memory.
     pub max_in_flight: usize,
     /// Timeout of one push request. Default 10s.
-    pub timeout: Dur,
+    pub timeout: HumanDuration,
     /// First retry delay after a failed push. Default 500ms.
-    pub min_backoff: Dur,
+    pub min_backoff: HumanDuration,
     /// Longest retry delay. Default 5m.
-    pub max_backoff: Dur,
+    pub max_backoff: HumanDuration,
     /// Give up a batch after this many retries and count its entries as
     /// dropped; 0 retries forever. Default 0: the files are the buffer, so
     /// waiting costs nothing and giving up loses lines.
@@ -184,21 +184,21 @@ pub struct AgentConfig {
     /// rejected for its length.
     pub max_line_size: ByteSize,
     /// How often idle files are polled for new data. Default 250ms.
-    pub poll_interval: Dur,
+    pub poll_interval: HumanDuration,
     /// Full directory rescan interval, the fallback for missed file-system
     /// events. Default 10s (Promtail's sync period).
-    pub rescan_interval: Dur,
+    pub rescan_interval: HumanDuration,
     /// How often acknowledged positions are written. Default 1s: lines
     /// acknowledged but not yet recorded are resent after a crash, and the
     /// store drops the duplicates.
-    pub positions_sync: Dur,
+    pub positions_sync: HumanDuration,
     /// A file renamed away or deleted is read for this long after its last
     /// data before it is closed. Default 5s: the runtime may write to the
     /// old file briefly after the kubelet renamed it.
-    pub rotate_wait: Dur,
+    pub rotate_wait: HumanDuration,
     /// On shutdown, how long to wait for the last batches to be
     /// acknowledged. Default 30s, the default pod termination grace period.
-    pub shutdown_timeout: Dur,
+    pub shutdown_timeout: HumanDuration,
     /// PEM CA bundle for an `https://` store; default the system roots.
     pub tls_ca_file: Option<PathBuf>,
     /// Log level filter (`info`, `debug`, `larch_agent=debug,warn`).
@@ -231,18 +231,18 @@ impl Default for AgentConfig {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 3101)),
             format: Format::Auto,
             batch_size: ByteSize(1 << 20),
-            batch_wait: Dur::secs(1),
+            batch_wait: HumanDuration::from_secs(1),
             max_in_flight: 2,
-            timeout: Dur::secs(10),
-            min_backoff: Dur::millis(500),
-            max_backoff: Dur::secs(300),
+            timeout: HumanDuration::from_secs(10),
+            min_backoff: HumanDuration::from_millis(500),
+            max_backoff: HumanDuration::from_secs(300),
             max_retries: 0,
             max_line_size: ByteSize(256_000),
-            poll_interval: Dur::millis(250),
-            rescan_interval: Dur::secs(10),
-            positions_sync: Dur::secs(1),
-            rotate_wait: Dur::secs(5),
-            shutdown_timeout: Dur::secs(30),
+            poll_interval: HumanDuration::from_millis(250),
+            rescan_interval: HumanDuration::from_secs(10),
+            positions_sync: HumanDuration::from_secs(1),
+            rotate_wait: HumanDuration::from_secs(5),
+            shutdown_timeout: HumanDuration::from_secs(30),
             tls_ca_file: None,
             log_level: "info".into(),
             log_format: "text".into(),
@@ -319,13 +319,13 @@ impl AgentConfig {
         if text.trim().is_empty() {
             return Ok(AgentConfig::default());
         }
-        crate::yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+        larch_config::yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The configuration as a YAML file of the same keys
     /// (`--print-config`).
     pub fn to_yaml(&self) -> Result<String> {
-        crate::yaml::to_string(self).map_err(|e| Error::Config(e.to_string()))
+        larch_config::yaml::to_string(self).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The store URL classified by protocol.
@@ -484,7 +484,7 @@ mod tests {
         let c = AgentConfig::from_yaml_str("pipeline_stages:\n- cri: {}\n- match:\n    selector: '{a=\"b\"}'\n    stages:\n    - static_labels: {x: y}\n").unwrap();
         assert_eq!(c.pipeline_stages.len(), 2);
         c.validate().unwrap();
-        let back = crate::yaml::to_string(&c).unwrap();
+        let back = larch_config::yaml::to_string(&c).unwrap();
         assert_eq!(AgentConfig::from_yaml_str(&back).unwrap(), c, "{back}");
     }
 

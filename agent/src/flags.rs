@@ -9,7 +9,7 @@ use clap::Parser;
 
 use crate::config::{AgentConfig, Format};
 use crate::error::{Error, Result};
-use crate::units::{ByteSize, Dur};
+use larch_config::{ByteSize, HumanDuration};
 
 /// `larch-agent`: tails Kubernetes pod logs and pushes them to a Larch (or
 /// Loki) store, every line exactly once.
@@ -51,19 +51,19 @@ pub struct Flags {
     pub batch_size: Option<ByteSize>,
     /// Send a batch at the latest this long after its first line. [default: 1s]
     #[arg(long)]
-    pub batch_wait: Option<Dur>,
+    pub batch_wait: Option<HumanDuration>,
     /// Batches pushed concurrently. [default: 2]
     #[arg(long)]
     pub max_in_flight: Option<usize>,
     /// Timeout of one push. [default: 10s]
     #[arg(long)]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<HumanDuration>,
     /// First retry delay. [default: 500ms]
     #[arg(long)]
-    pub min_backoff: Option<Dur>,
+    pub min_backoff: Option<HumanDuration>,
     /// Longest retry delay. [default: 5m]
     #[arg(long)]
-    pub max_backoff: Option<Dur>,
+    pub max_backoff: Option<HumanDuration>,
     /// Retries before a batch is dropped; 0 retries forever. [default: 0]
     #[arg(long)]
     pub max_retries: Option<u32>,
@@ -72,19 +72,19 @@ pub struct Flags {
     pub max_line_size: Option<ByteSize>,
     /// Poll interval of idle files. [default: 250ms]
     #[arg(long)]
-    pub poll_interval: Option<Dur>,
+    pub poll_interval: Option<HumanDuration>,
     /// Full rescan interval of the pods directory. [default: 10s]
     #[arg(long)]
-    pub rescan_interval: Option<Dur>,
+    pub rescan_interval: Option<HumanDuration>,
     /// How often positions are written. [default: 1s]
     #[arg(long)]
-    pub positions_sync: Option<Dur>,
+    pub positions_sync: Option<HumanDuration>,
     /// Quiet time after which a rotated or deleted file is closed. [default: 5s]
     #[arg(long)]
-    pub rotate_wait: Option<Dur>,
+    pub rotate_wait: Option<HumanDuration>,
     /// Longest wait for the last batches at shutdown. [default: 30s]
     #[arg(long)]
-    pub shutdown_timeout: Option<Dur>,
+    pub shutdown_timeout: Option<HumanDuration>,
     /// PEM CA bundle for an https:// store. [default: system roots]
     #[arg(long)]
     pub tls_ca_file: Option<PathBuf>,
@@ -180,7 +180,7 @@ mod tests {
         let cfg = flags.load_valid().unwrap();
         assert_eq!(cfg.store, "http://a:3100");
         assert_eq!(cfg.tenant, "t1");
-        assert_eq!(cfg.batch_wait, Dur::millis(250));
+        assert_eq!(cfg.batch_wait, HumanDuration::from_millis(250));
         assert_eq!(cfg.pods_dir, PathBuf::from("/x"));
     }
 

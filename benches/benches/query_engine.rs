@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use larch_config::HumanDuration;
 use larch_query::engine::{QueryRequest, QueryValue, evaluate_with_threads};
 use larch_query::{Direction, LogSource};
 use larch_store::chunk::block::{COL_LINES, column};
@@ -47,7 +48,6 @@ use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::HumanDuration;
 use larch_store::validate::validate;
 use memchr::memmem;
 

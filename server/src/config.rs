@@ -163,11 +163,11 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<ServerConfig, String> {
-        larch_store::yaml::from_str(yaml).map_err(|e| e.to_string())
+        larch_config::yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
     fn parse_store(yaml: &str) -> Result<Config, String> {
-        larch_store::yaml::from_str(yaml).map_err(|e| e.to_string())
+        larch_config::yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
             "agent:\n  pods_dir: [1]\n",
             "agent: 3\n",
         ] {
-            let want = larch_store::yaml::from_str::<AgentOnly>(bad)
+            let want = larch_config::yaml::from_str::<AgentOnly>(bad)
                 .unwrap_err()
                 .to_string();
             assert_eq!(parse(bad).unwrap_err(), want, "{bad:?}");

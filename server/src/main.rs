@@ -14,11 +14,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use config::ServerConfig;
+use larch_config::HumanDuration;
 use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
-use larch_store::units::HumanDuration;
 
 mod config;
 

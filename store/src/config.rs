@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{ByteSize, HumanDuration};
+use larch_config::{ByteSize, HumanDuration};
 
 /// Top-level configuration of `larch-store`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -400,7 +400,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// Why.
-        error: crate::yaml::YamlError,
+        error: larch_config::yaml::YamlError,
     },
     /// A value is out of range.
     #[error("invalid configuration: {key}: {reason}")]
@@ -433,7 +433,7 @@ where
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    crate::yaml::from_str(&text).map_err(|error| ConfigError::Parse {
+    larch_config::yaml::from_str(&text).map_err(|error| ConfigError::Parse {
         path: path.to_path_buf(),
         error,
     })
@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn yaml_with_overrides() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "http_addr: 127.0.0.1:1\nlimits:\n  max_line_size: 1KB\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -555,7 +555,7 @@ mod tests {
     /// and its retention became "forever").
     #[test]
     fn issue_10_override_keeps_the_configured_limits() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "limits:\n  max_line_size: 100B\n  retention_period: 744h\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -580,12 +580,14 @@ mod tests {
             Value::Bool(b) => Value::Bool(if step % 2 == 1 { !b } else { *b }),
             Value::Number(n) if n.is_u64() => Value::from(n.as_u64().unwrap() + 7 * step),
             Value::Number(n) => Value::from(n.as_f64().unwrap() + 0.25 * step as f64),
-            // Durations serialize as text.
-            Value::String(s) => {
-                let d: HumanDuration = s.parse().unwrap();
-                let d = HumanDuration(d.0 + std::time::Duration::from_secs(61 * step));
-                Value::String(d.to_string())
-            }
+            // Durations and sizes serialize as text.
+            Value::String(s) => Value::String(match s.parse::<HumanDuration>() {
+                Ok(d) => HumanDuration(d.0 + std::time::Duration::from_secs(61 * step)).to_string(),
+                Err(_) => {
+                    let b: ByteSize = s.parse().unwrap();
+                    ByteSize(b.0 + 7 * step).to_string()
+                }
+            }),
             // A new kind of limit: teach this function how to change it.
             other => panic!("no way to change {other:?}"),
         }
@@ -620,8 +622,8 @@ mod tests {
             doc.insert("limits".into(), Value::Object(configured.clone()));
             doc.insert("overrides".into(), Value::Object(overrides));
             // Read as a user's file would be.
-            let yaml = serde_saphyr::to_string(&doc).unwrap();
-            let c: Config = crate::yaml::from_str(&yaml).unwrap();
+            let yaml = larch_config::yaml::to_string(&doc).unwrap();
+            let c: Config = larch_config::yaml::from_str(&yaml).unwrap();
             c.validate().unwrap();
             assert_eq!(mapping(&c.limits), configured, "limits block read back");
             assert_eq!(c.limits_for("team-b"), c.limits, "tenant without override");
@@ -641,9 +643,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        assert!(crate::yaml::from_str::<Config>("htp_addr: x\n").is_err());
-        assert!(crate::yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
-        let e = crate::yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
+        assert!(larch_config::yaml::from_str::<Config>("htp_addr: x\n").is_err());
+        assert!(larch_config::yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
+        let e = larch_config::yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("overrides.t") && e.contains("max_lines"), "{e}");
@@ -673,7 +675,7 @@ mod tests {
             ("shutdown_timeout: soon\n", "shutdown_timeout"),
             ("max_tenants: -1\n", "max_tenants"),
         ] {
-            let e = crate::yaml::from_str::<Config>(yaml)
+            let e = larch_config::yaml::from_str::<Config>(yaml)
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(key), "{yaml:?}: {e}");
@@ -721,7 +723,7 @@ mod tests {
 
     #[test]
     fn tenant_keys() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "tenant_allow_list: [team-a, team-b]\nmax_tenants: 3\nmax_tenants_in_metrics: 5\nshutdown_timeout: 5s\ningester:\n  flush_on_shutdown: true\n",
         )
         .unwrap();

@@ -15,7 +15,8 @@
 //!   `LogSource` the engine reads.
 //! * [`quarantine`]: where recovery puts what it will not use but must
 //!   not delete.
-//! * [`config`], [`tenant`], [`units`]: configuration and identities.
+//! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
+//!   identities.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
@@ -34,7 +35,5 @@ pub mod push;
 pub mod quarantine;
 pub mod server;
 pub mod tenant;
-pub mod units;
 pub mod validate;
 pub mod wal;
-pub mod yaml;

@@ -640,7 +640,7 @@ mod tests {
     #[test]
     fn entry_errors_reject_only_the_entry() {
         let l = Limits {
-            max_line_size: crate::units::ByteSize(5),
+            max_line_size: larch_config::ByteSize(5),
             ..Limits::default()
         };
         let v = run(
@@ -668,7 +668,7 @@ mod tests {
     #[test]
     fn truncation_keeps_utf8() {
         let l = Limits {
-            max_line_size: crate::units::ByteSize(4),
+            max_line_size: larch_config::ByteSize(4),
             max_line_size_truncate: true,
             ..Limits::default()
         };

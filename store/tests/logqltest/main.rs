@@ -31,6 +31,7 @@ mod script;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use larch_config::HumanDuration;
 use larch_query::engine::{EngineError, QueryRequest, QueryValue, evaluate};
 use larch_query::{Direction, LabelSet, MatchOp, Matcher, parse_labels};
 use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
@@ -38,7 +39,6 @@ use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::HumanDuration;
 use larch_store::validate::validate;
 use script::{Command, Expect, FailCheck, When};
 
