@@ -37,7 +37,6 @@ use crate::pipeline::{ERROR_LABEL, LabelsBuilder, StreamPipeline, Unwrap, compil
 use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
 
 use super::acc::Func;
-use super::detected_level::Deriver;
 use super::error::{EngineError, max_series_error, pipeline_error};
 use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
 use super::plan::LogPlan;
@@ -139,7 +138,6 @@ struct Collector<'p> {
     constant: Constant,
     // Reused.
     idx: Vec<u32>,
-    deriver: Deriver,
     scanned_lines: u64,
     scanned_bytes: u64,
     post_filter: u64,
@@ -255,11 +253,6 @@ impl Collector<'_> {
             return true;
         };
         let line = b.line(i);
-        let meta = if self.plan.detected_level {
-            self.deriver.metadata(&self.stream_labels, meta, line)
-        } else {
-            meta
-        };
         let Some(len) = sp.process(ts, line, meta).map(|(l, _)| l.len()) else {
             return true;
         };
@@ -407,10 +400,9 @@ pub(crate) fn eval(
     agg: &RangeAggregation,
     pushed: Option<&Grouping>,
     grid: &Grid,
-    detected_level: bool,
     stats: &mut QueryStats,
 ) -> Result<Vec<Row>, EngineError> {
-    let plan = LogPlan::new(&agg.range.log, detected_level)?;
+    let plan = LogPlan::new(&agg.range.log)?;
     let unwrap = match &agg.range.unwrap {
         Some(u) => Some(compile_unwrap(u).map_err(|e| EngineError::Invalid(e.to_string()))?),
         None => None,
@@ -462,7 +454,6 @@ pub(crate) fn eval(
         sp: None,
         constant: Constant::No,
         idx: Vec::new(),
-        deriver: Deriver::default(),
         scanned_lines: 0,
         scanned_bytes: 0,
         post_filter: 0,
