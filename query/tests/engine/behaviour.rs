@@ -363,6 +363,45 @@ fn detected_level_is_stored_metadata_never_derived() {
     );
 }
 
+/// Series looked up by metadata: right whether a stream has few distinct
+/// metadata values or more than the per-stream cache keeps.
+#[test]
+fn series_by_metadata_with_many_distinct_values() {
+    let src = MemSource::new(
+        vec![stream(
+            &[("app", "x")],
+            (0..120)
+                .map(|i| {
+                    let tid = format!("t{}", i % 40);
+                    if i % 3 == 0 {
+                        entry(i / 4, "l", &[])
+                    } else {
+                        entry(i / 4, "l", &[("tid", &tid), ("detected_level", "info")])
+                    }
+                })
+                .collect(),
+        )],
+        2,
+    );
+    let (v, _) = evaluate(&src, &instant(r#"count_over_time({app="x"}[1m])"#, 59)).unwrap();
+    let got = vector(v);
+    assert_eq!(got.len(), 41, "{got:?}");
+    assert_eq!(got.iter().map(|(_, n)| n).sum::<f64>(), 120.0);
+    assert_eq!(got[0], (r#"{app="x"}"#.to_string(), 40.0));
+    let (v, _) = evaluate(
+        &src,
+        &instant(r#"sum by (detected_level) (count_over_time({app="x"}[1m]))"#, 59),
+    )
+    .unwrap();
+    assert_eq!(
+        vector(v),
+        vec![
+            ("{}".to_string(), 40.0),
+            (r#"{detected_level="info"}"#.to_string(), 80.0)
+        ]
+    );
+}
+
 #[test]
 fn pipeline_errors_fail_metric_queries_unless_filtered() {
     let e = evaluate(
