@@ -15,7 +15,12 @@
 //! normalised (`WARNING` becomes `warn`). As in Loki, `detected_level`
 //! pairs count towards the number of metadata pairs a client may send
 //! but not towards their size, nor towards the bytes the rate limit
-//! charges.
+//! charges. A level can be as long as a label value and is stored with
+//! every entry of the stream, so [`validate_metered`] charges each pair
+//! (in the entry and in its WAL record) to the request's decode
+//! [`Meter`] before it is added: a push of many small entries on a
+//! stream with a long `level` label is refused like any push needing too
+//! much memory.
 //!
 //! However many entries a request gets wrong, the response stays small and
 //! cheap: a rejected entry costs a counter, and a message is formatted only
@@ -32,7 +37,8 @@ use larch_query::{LabelSet, parse_labels};
 
 use crate::config::Limits;
 use crate::encoding::put_bytes;
-use crate::push::{Push, PushStream, StreamLabels};
+use crate::push::meter::Meter;
+use crate::push::{DecodeError, Push, PushStream, StreamLabels};
 use crate::wal::record::WalEntry;
 
 /// Labels consulted, in order, to name a stream's service when it has no
@@ -252,8 +258,82 @@ pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Validates `push` of `tenant` against `limits` at time `now` (Unix ns).
 /// However many entries it rejects, it formats a bounded number of
-/// messages: see [`Validated::errors`].
+/// messages: see [`Validated::errors`]. For trusted input: nothing is
+/// charged for the levels it adds (see [`validate_metered`]).
 pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validated {
+    match validate_inner(push, limits, now, tenant, &mut Charge::none()) {
+        Ok(v) => v,
+        // Only a meter refuses, and there is none.
+        Err(_) => Validated::default(),
+    }
+}
+
+/// [`validate`], charging the `detected_level` pairs it adds to `meter`
+/// before adding them; the meter's error when it refuses (413 or 503).
+pub fn validate_metered(
+    push: Push,
+    limits: &Limits,
+    now: i64,
+    tenant: &str,
+    meter: &mut Meter,
+) -> Result<Validated, DecodeError> {
+    let mut charge = Charge {
+        meter: Some(meter),
+        unpaid: 0,
+    };
+    let v = validate_inner(push, limits, now, tenant, &mut charge)?;
+    charge.pay()?;
+    Ok(v)
+}
+
+/// Level bytes charged to a meter in batches, so that a push does not
+/// touch the shared budget once per entry: what is allocated runs ahead
+/// of what is charged by less than [`Charge::BATCH`].
+struct Charge<'m> {
+    meter: Option<&'m mut Meter>,
+    unpaid: usize,
+}
+
+impl Charge<'_> {
+    const BATCH: usize = 64 << 10;
+
+    fn none() -> Charge<'static> {
+        Charge {
+            meter: None,
+            unpaid: 0,
+        }
+    }
+
+    /// Charges an entry's `detected_level` pair of `pair` encoded bytes:
+    /// in the entry and in the WAL record, plus the entry's metadata
+    /// buffer when the pair is its first.
+    fn level(&mut self, pair: usize) -> Result<(), DecodeError> {
+        if self.meter.is_none() {
+            return Ok(());
+        }
+        self.unpaid = self.unpaid.saturating_add(pair.saturating_mul(2) + 16);
+        if self.unpaid >= Self::BATCH {
+            self.pay()?;
+        }
+        Ok(())
+    }
+
+    fn pay(&mut self) -> Result<(), DecodeError> {
+        if let Some(m) = self.meter.as_deref_mut() {
+            m.charge(self.unpaid)?;
+        }
+        self.unpaid = 0;
+        Ok(())
+    }
+}
+
+fn validate_inner(
+    push: Push,
+    limits: &Limits,
+    now: i64,
+    tenant: &str,
+    charge: &mut Charge<'_>,
+) -> Result<Validated, DecodeError> {
     let mut out = Validated {
         total_entries: push.entry_count() as u64,
         ..Validated::default()
@@ -276,11 +356,11 @@ pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validate
             stream,
             &labels,
             limits,
-            now,
-            tenant,
+            (now, tenant),
             levels.as_mut(),
+            charge,
             &mut out,
-        );
+        )?;
         if entries.is_empty() {
             continue;
         }
@@ -298,7 +378,7 @@ pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validate
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Why a stream's labels are invalid; formatted only when reported.
@@ -442,16 +522,17 @@ fn encoded_pair_len(name: &str, value: &str) -> usize {
 
 /// The stream's accepted entries, and the bytes they count for the rate
 /// limit (lines and encoded metadata, `detected_level` left out). With
-/// `levels`, each entry gets its `detected_level` (see the module docs).
+/// `levels`, each entry gets its `detected_level` (see the module docs),
+/// charged first; the charge's error stops validation.
 fn validate_entries(
     stream: PushStream,
     labels: &LabelSet,
     limits: &Limits,
-    now: i64,
-    tenant: &str,
+    (now, tenant): (i64, &str),
     mut levels: Option<&mut LevelDetector>,
+    charge: &mut Charge<'_>,
     out: &mut Validated,
-) -> (Vec<WalEntry>, u64) {
+) -> Result<(Vec<WalEntry>, u64), DecodeError> {
     let full = labels.to_string();
     let shown = quoted(&full);
     let oldest = if limits.reject_old_samples {
@@ -582,7 +663,9 @@ fn validate_entries(
             && let Some(d) = levels.as_deref_mut()
             && let Some(level) = d.detect(labels, &e.metadata, e.line.as_bytes())
         {
-            level_bytes += encoded_pair_len(DETECTED_LEVEL, level);
+            let pair = encoded_pair_len(DETECTED_LEVEL, level);
+            charge.level(pair)?;
+            level_bytes += pair;
             put_bytes(&mut meta, DETECTED_LEVEL.as_bytes());
             put_bytes(&mut meta, level.as_bytes());
         }
@@ -599,7 +682,7 @@ fn validate_entries(
             format!("user '{tenant}', total ignored: {rejected} out of {total} for stream: {shown}")
         });
     }
-    (accepted, accepted_bytes)
+    Ok((accepted, accepted_bytes))
 }
 
 /// Formats Unix ns as RFC3339 (UTC), as Loki's messages do.
@@ -915,6 +998,45 @@ mod tests {
         );
         assert_eq!(on.accepted_bytes, off.accepted_bytes);
         assert_eq!(on.accepted_bytes, 10 + 1 + 4 + 1);
+    }
+
+    #[test]
+    fn levels_are_charged_to_the_meter_before_they_are_added() {
+        use crate::push::meter::{LineLimit, Meter};
+        let long = "v".repeat(1000);
+        let stream = |level: &str| {
+            vec![text(
+                &format!(r#"{{app="a", level="{level}"}}"#),
+                (0..1000).map(|_| entry(NOW, "x")).collect(),
+            )]
+        };
+        let push = |level: &str| Push {
+            streams: stream(level),
+        };
+        let meter = || Meter::standalone(100_000, usize::MAX, LineLimit::NONE);
+        let l = Limits::default();
+        // 1000 copies of a 1000-byte level need far more than the meter has.
+        let mut m = meter();
+        let e = validate_metered(push(&long), &l, NOW, "t", &mut m).unwrap_err();
+        assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
+        assert!(m.held() <= 100_000);
+        // A known level fits; what it takes is held.
+        let mut m = meter();
+        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m).unwrap();
+        assert_eq!(v.accepted_entries(), 1000);
+        assert_eq!(
+            m.held(),
+            1000 * (2 * encoded_pair_len(DETECTED_LEVEL, "warn") + 16)
+        );
+        // Without discovery nothing is added or charged.
+        let off = Limits {
+            discover_log_levels: false,
+            ..Limits::default()
+        };
+        let mut m = meter();
+        let v = validate_metered(push(&long), &off, NOW, "t", &mut m).unwrap();
+        assert_eq!(v.accepted_entries(), 1000);
+        assert_eq!(m.held(), 0);
     }
 
     #[test]

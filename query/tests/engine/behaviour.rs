@@ -390,7 +390,10 @@ fn series_by_metadata_with_many_distinct_values() {
     assert_eq!(got[0], (r#"{app="x"}"#.to_string(), 40.0));
     let (v, _) = evaluate(
         &src,
-        &instant(r#"sum by (detected_level) (count_over_time({app="x"}[1m]))"#, 59),
+        &instant(
+            r#"sum by (detected_level) (count_over_time({app="x"}[1m]))"#,
+            59,
+        ),
     )
     .unwrap();
     assert_eq!(
