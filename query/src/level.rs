@@ -334,6 +334,17 @@ fn logfmt_field(line: &[u8]) -> Option<Option<&'static str>> {
     best.map(|(_, level)| level)
 }
 
+/// The level every entry of a stream with these labels gets (rule 2):
+/// its first level label, normalised; `None` without one. Worth working
+/// out once per stream.
+pub fn stream_level(stream: &LabelSet) -> Option<&str> {
+    LEVEL_FIELDS
+        .iter()
+        .find_map(|f| stream.get(f))
+        .map(normalize)
+        .filter(|v| !v.is_empty())
+}
+
 /// Detects entries' levels, with buffers reused from entry to entry.
 #[derive(Debug, Default)]
 pub struct LevelDetector {
@@ -358,13 +369,24 @@ impl LevelDetector {
         metadata: &'a [(String, String)],
         line: &[u8],
     ) -> Option<&'a str> {
-        let found = LEVEL_FIELDS.iter().find_map(|f| stream.get(f)).or_else(|| {
-            LEVEL_FIELDS.iter().find_map(|f| {
-                metadata
-                    .iter()
-                    .find(|(n, v)| !v.is_empty() && metadata_name_is(n, f))
-                    .map(|(_, v)| v.as_str())
-            })
+        match stream_level(stream) {
+            Some(level) => Some(level),
+            None => self.entry_level(metadata, line),
+        }
+    }
+
+    /// [`detect`](LevelDetector::detect) for an entry of a stream without
+    /// a level label (rules 3 to 5).
+    pub fn entry_level<'a>(
+        &mut self,
+        metadata: &'a [(String, String)],
+        line: &[u8],
+    ) -> Option<&'a str> {
+        let found = LEVEL_FIELDS.iter().find_map(|f| {
+            metadata
+                .iter()
+                .find(|(n, v)| !v.is_empty() && metadata_name_is(n, f))
+                .map(|(_, v)| v.as_str())
         });
         if let Some(value) = found {
             return Some(normalize(value)).filter(|v| !v.is_empty());

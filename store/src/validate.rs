@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level};
+use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_level};
 use larch_query::{LabelSet, parse_labels};
 
 use crate::config::Limits;
@@ -545,6 +545,8 @@ fn validate_entries(
     let total = stream.entries.len();
     let mut accepted = Vec::with_capacity(total);
     let mut accepted_bytes = 0u64;
+    // The level of the stream's own level label, if it has one.
+    let labelled = levels.as_ref().and_then(|_| stream_level(labels));
     let mut tally = Tally::default();
     let mut rejected = 0usize;
     // Lists the first few rejections of the stream; counts the rest.
@@ -593,7 +595,6 @@ fn validate_entries(
             });
             continue;
         }
-        let mut meta = Vec::new();
         if !e.metadata.is_empty() {
             if !limits.allow_structured_metadata {
                 reject(
@@ -641,8 +642,9 @@ fn validate_entries(
             e.metadata
                 .retain(|(n, v)| !(n == DETECTED_LEVEL && v.is_empty()));
         }
-        // Bytes of `detected_level` pairs, which the rate limit ignores.
-        let mut level_bytes = 0;
+        // Encoded size, and that of `detected_level` pairs, which the rate
+        // limit ignores.
+        let (mut size, mut level_bytes) = (0, 0);
         let mut has_level = false;
         for (n, v) in &mut e.metadata {
             if n == DETECTED_LEVEL {
@@ -656,19 +658,31 @@ fn validate_entries(
                 }
                 level_bytes += encoded_pair_len(n, v);
             }
-            put_bytes(&mut meta, n.as_bytes());
-            put_bytes(&mut meta, v.as_bytes());
+            size += encoded_pair_len(n, v);
         }
-        if !has_level
-            && let Some(d) = levels.as_deref_mut()
-            && let Some(level) = d.detect(labels, &e.metadata, e.line.as_bytes())
-        {
+        let level = match levels.as_deref_mut() {
+            Some(_) if has_level => None,
+            Some(_) if labelled.is_some() => labelled,
+            Some(d) => d.entry_level(&e.metadata, e.line.as_bytes()),
+            None => None,
+        };
+        if let Some(level) = level {
             let pair = encoded_pair_len(DETECTED_LEVEL, level);
             charge.level(pair)?;
             level_bytes += pair;
+            size += pair;
+        }
+        // One allocation of the exact size (none without metadata).
+        let mut meta = Vec::with_capacity(size);
+        for (n, v) in &e.metadata {
+            put_bytes(&mut meta, n.as_bytes());
+            put_bytes(&mut meta, v.as_bytes());
+        }
+        if let Some(level) = level {
             put_bytes(&mut meta, DETECTED_LEVEL.as_bytes());
             put_bytes(&mut meta, level.as_bytes());
         }
+        debug_assert_eq!(meta.len(), size);
         accepted_bytes += (e.line.len() + meta.len() - level_bytes) as u64;
         accepted.push(WalEntry {
             ts: e.ts,
