@@ -123,6 +123,10 @@ pub struct Limits {
     pub max_streams_per_tenant: usize,
     /// Accept structured metadata (Loki: true).
     pub allow_structured_metadata: bool,
+    /// Give every accepted entry a `detected_level` structured metadata
+    /// pair, found as Loki finds it (Loki: true). Only with
+    /// `allow_structured_metadata`.
+    pub discover_log_levels: bool,
     /// Largest structured metadata of one entry (Loki: 64KB).
     pub max_structured_metadata_size: ByteSize,
     /// Most structured metadata pairs of one entry (Loki: 128).
@@ -150,6 +154,9 @@ impl Default for Limits {
             creation_grace_period: HumanDuration::from_secs(600),
             max_streams_per_tenant: 5000,
             allow_structured_metadata: true,
+            // Loki's default: Grafana colours lines and builds level
+            // filters from the stored level.
+            discover_log_levels: true,
             max_structured_metadata_size: ByteSize(64_000),
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
@@ -201,6 +208,9 @@ pub struct LimitsOverride {
     /// See [`Limits::allow_structured_metadata`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_structured_metadata: Option<bool>,
+    /// See [`Limits::discover_log_levels`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discover_log_levels: Option<bool>,
     /// See [`Limits::max_structured_metadata_size`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_structured_metadata_size: Option<ByteSize>,
@@ -237,6 +247,7 @@ impl LimitsOverride {
             creation_grace_period,
             max_streams_per_tenant,
             allow_structured_metadata,
+            discover_log_levels,
             max_structured_metadata_size,
             max_structured_metadata_entries_count,
             max_entries_limit_per_query,
@@ -260,6 +271,7 @@ impl LimitsOverride {
             max_streams_per_tenant: max_streams_per_tenant.unwrap_or(base.max_streams_per_tenant),
             allow_structured_metadata: allow_structured_metadata
                 .unwrap_or(base.allow_structured_metadata),
+            discover_log_levels: discover_log_levels.unwrap_or(base.discover_log_levels),
             max_structured_metadata_size: max_structured_metadata_size
                 .unwrap_or(base.max_structured_metadata_size),
             max_structured_metadata_entries_count: max_structured_metadata_entries_count
@@ -600,7 +612,7 @@ mod tests {
     #[test]
     fn every_limit_is_inherited_and_overridable_alone() {
         let defaults = mapping(&Limits::default());
-        assert!(defaults.len() >= 17, "{defaults:?}");
+        assert!(defaults.len() >= 18, "{defaults:?}");
         let configured: Mapping = defaults
             .iter()
             .map(|(k, v)| (k.clone(), changed(v, 1)))

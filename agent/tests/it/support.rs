@@ -38,13 +38,14 @@ pub fn start_store_config(
 ) -> StoreProcess {
     // Loki's query limits (5000 entries, 500 series) are lifted so a
     // test can read everything back in one query; ingestion limits stay
-    // at Loki's defaults unless `limits` says otherwise.
+    // at Loki's defaults unless `limits` says otherwise. Level discovery
+    // is off so that entries read back carry exactly what the agent sent.
     StoreProcess::builder()
         .data_dir(data)
         .http_port(http)
         .grpc_port(grpc)
         .config(format!(
-            "{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"
+            "{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n  discover_log_levels: false\n{limits}"
         ))
         .start()
 }

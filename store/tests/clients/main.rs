@@ -230,5 +230,7 @@ fn opentelemetry_otlp_http_exporter() {
             "other resource attributes are structured metadata"
         );
         assert!(l.contains_key("order_id"));
+        // The SDK's INFO record: severity text `INFO`, number 9.
+        assert_eq!(l["detected_level"], "info", "the level from the severity");
     }
 }

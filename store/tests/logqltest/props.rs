@@ -38,6 +38,8 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
         ingestion_rate_mb: 1e6,
         ingestion_burst_size_mb: 1e6,
         max_streams_per_tenant: 0,
+        // The reference evaluator knows no detected levels.
+        discover_log_levels: false,
         ..Limits::default()
     };
     let config = Config {
