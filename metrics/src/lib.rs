@@ -146,7 +146,7 @@ impl Collector for ProcessCollector {
             let c = ConstCounter::new(cpu);
             c.encode(e.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 c.metric_type(),
             )?)?;
@@ -154,40 +154,40 @@ impl Collector for ProcessCollector {
         gauge(
             &mut e,
             "process_resident_memory_bytes",
-            "Resident memory size in bytes",
+            "Resident memory size in bytes.",
             s.resident_bytes,
         )?;
         gauge(
             &mut e,
             "process_virtual_memory_bytes",
-            "Virtual memory size in bytes",
+            "Virtual memory size in bytes.",
             s.virtual_bytes,
         )?;
         gauge(
             &mut e,
             "process_open_fds",
-            "Number of open file descriptors",
+            "Number of open file descriptors.",
             s.open_fds,
         )?;
         gauge(
             &mut e,
             "process_max_fds",
-            "Maximum number of open file descriptors",
+            "Maximum number of open file descriptors.",
             s.max_fds,
         )?;
         if let Some(t) = s.start_time_seconds {
             let g = ConstGauge::new(t);
             g.encode(e.encode_descriptor(
                 "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
+                "Start time of the process since the Unix epoch in seconds.",
                 None,
                 g.metric_type(),
             )?)?;
         }
-        gauge(&mut e, "process_threads", "Number of OS threads", s.threads)?;
+        gauge(&mut e, "process_threads", "Number of OS threads.", s.threads)?;
         let mut m = e.encode_descriptor(
             "larch_build_info",
-            "Always 1; the labels say which program, version and revision runs",
+            "Always 1; the labels say which program, version and revision runs.",
             None,
             MetricType::Gauge,
         )?;
@@ -245,5 +245,9 @@ mod tests {
             assert!(out.contains(want), "{want} not in\n{out}");
         }
         assert!(out.ends_with("# EOF\n"));
+        // One period at the end of every help text, as the registry's own.
+        for help in out.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
     }
 }
