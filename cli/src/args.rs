@@ -452,7 +452,10 @@ mod tests {
         assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
         assert!(Cli::try_parse_from(["larch", "push"]).is_err());
         let c = Cli::try_parse_from(["larch", "rules", "sync", "dir", "--dry-run"]).unwrap();
-        assert!(matches!(c.command, Command::Rules(RulesCommand::Sync { dry_run: true, .. })));
+        assert!(matches!(
+            c.command,
+            Command::Rules(RulesCommand::Sync { dry_run: true, .. })
+        ));
         assert!(Cli::try_parse_from(["larch", "rules", "lint"]).is_err());
     }
 }

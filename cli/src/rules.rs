@@ -50,11 +50,7 @@ pub async fn run(
         RulesCommand::Get { namespace, group } => {
             let c = client()?;
             let path = match group {
-                Some(g) => format!(
-                    "{RULES}/{}/{}",
-                    path_segment(namespace),
-                    path_segment(g)
-                ),
+                Some(g) => format!("{RULES}/{}/{}", path_segment(namespace), path_segment(g)),
                 None => format!("{RULES}/{}", path_segment(namespace)),
             };
             let body = c.get(&path).await?;
@@ -125,7 +121,8 @@ fn lint(
     let mut problems = 0usize;
     let mut bad_files = 0usize;
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         match larch_rules::read_file(&text) {
             Ok(groups) => {
                 if !quiet {
@@ -194,8 +191,8 @@ fn read_dir(dir: &Path) -> Result<Namespaces> {
             continue;
         };
         let path = entry.path();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         match larch_rules::read_file(&text) {
             Ok(groups) => {
                 if out.insert(ns.to_string(), groups).is_some() {
@@ -224,9 +221,19 @@ fn read_dir(dir: &Path) -> Result<Namespaces> {
 /// One difference between a directory and the store.
 #[derive(Debug, PartialEq)]
 enum Change {
-    Create { ns: String, group: RuleGroup },
-    Update { ns: String, old: RuleGroup, new: RuleGroup },
-    Delete { ns: String, group: RuleGroup },
+    Create {
+        ns: String,
+        group: RuleGroup,
+    },
+    Update {
+        ns: String,
+        old: RuleGroup,
+        new: RuleGroup,
+    },
+    Delete {
+        ns: String,
+        group: RuleGroup,
+    },
 }
 
 impl Change {
@@ -349,17 +356,26 @@ mod tests {
         let e1 = "sum(rate({a=\"1\"}[1m]))";
         let e2 = "sum(rate({a=\"2\"}[1m]))";
         let local: Namespaces = [
-            ("a".to_string(), vec![g("same", e1), g("changed", e2), g("new", e1)]),
+            (
+                "a".to_string(),
+                vec![g("same", e1), g("changed", e2), g("new", e1)],
+            ),
             ("b".to_string(), vec![g("x", e1)]),
         ]
         .into();
         let remote: Namespaces = [
-            ("a".to_string(), vec![g("same", e1), g("changed", e1), g("old", e1)]),
+            (
+                "a".to_string(),
+                vec![g("same", e1), g("changed", e1), g("old", e1)],
+            ),
             ("c".to_string(), vec![g("gone", e1)]),
         ]
         .into();
         let p: Vec<String> = plan(&local, &remote).iter().map(Change::summary).collect();
-        assert_eq!(p, ["~ a/changed", "+ a/new", "- a/old", "+ b/x", "- c/gone"]);
+        assert_eq!(
+            p,
+            ["~ a/changed", "+ a/new", "- a/old", "+ b/x", "- c/gone"]
+        );
         assert!(plan(&local, &local).is_empty());
     }
 
@@ -380,7 +396,11 @@ mod tests {
         )
         .unwrap();
         let good = dir.path().join("good.yaml");
-        std::fs::write(&good, larch_rules::write_file(&[g("g", "sum(rate({a=\"1\"}[1m]))")])).unwrap();
+        std::fs::write(
+            &good,
+            larch_rules::write_file(&[g("g", "sum(rate({a=\"1\"}[1m]))")]),
+        )
+        .unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let e = lint(&[good.clone(), bad.clone()], &mut out, &mut err, false).unwrap_err();
         assert_eq!(e.to_string(), "1 problem(s) in 1 file(s)");
@@ -390,7 +410,10 @@ mod tests {
             "{out}"
         );
         let err = String::from_utf8(err).unwrap();
-        assert!(err.contains("good.yaml: 1 group(s), 1 rule(s), no problems"), "{err}");
+        assert!(
+            err.contains("good.yaml: 1 group(s), 1 rule(s), no problems"),
+            "{err}"
+        );
         // A directory reads as namespaces.
         std::fs::remove_file(&bad).unwrap();
         std::fs::write(dir.path().join(".hidden.yaml"), "x: [").unwrap();

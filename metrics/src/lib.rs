@@ -107,9 +107,7 @@ impl ProcessStats {
                 .map(|d| d.count() as i64),
             max_fds: max_open_files(),
             // starttime (22), ticks after boot.
-            start_time_seconds: field(22)
-                .zip(boot)
-                .map(|(t, b)| b + t / TICKS_PER_SECOND),
+            start_time_seconds: field(22).zip(boot).map(|(t, b)| b + t / TICKS_PER_SECOND),
             // num_threads (20).
             threads: field(20).map(|v| v as i64),
         }
@@ -184,7 +182,12 @@ impl Collector for ProcessCollector {
                 g.metric_type(),
             )?)?;
         }
-        gauge(&mut e, "process_threads", "Number of OS threads.", s.threads)?;
+        gauge(
+            &mut e,
+            "process_threads",
+            "Number of OS threads.",
+            s.threads,
+        )?;
         let mut m = e.encode_descriptor(
             "larch_build_info",
             "Always 1; the labels say which program, version and revision runs.",
@@ -214,7 +217,10 @@ mod tests {
         let s = ProcessStats::read();
         assert!(s.cpu_seconds.unwrap() >= 0.0);
         assert!(s.resident_bytes.unwrap() > 1 << 20, "{s:?}");
-        assert!(s.virtual_bytes.unwrap() >= s.resident_bytes.unwrap(), "{s:?}");
+        assert!(
+            s.virtual_bytes.unwrap() >= s.resident_bytes.unwrap(),
+            "{s:?}"
+        );
         assert!(s.open_fds.unwrap() >= 4, "{s:?}");
         assert!(s.max_fds.unwrap() >= s.open_fds.unwrap(), "{s:?}");
         assert!(s.threads.unwrap() >= 1);
@@ -223,7 +229,10 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         let start = s.start_time_seconds.unwrap();
-        assert!(start <= now + 1.0 && start > now - 3600.0, "{start} vs {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "{start} vs {now}"
+        );
     }
 
     #[test]

@@ -253,7 +253,12 @@ fn group(raw: RawGroup, position: Position, errors: &mut Vec<RuleError>) -> Opti
     })
 }
 
-fn rule(raw: RawRule, position: Position, group: &str, errors: &mut Vec<RuleError>) -> Option<Rule> {
+fn rule(
+    raw: RawRule,
+    position: Position,
+    group: &str,
+    errors: &mut Vec<RuleError>,
+) -> Option<Rule> {
     let before = errors.len();
     let kind_name = match (&raw.alert, &raw.record) {
         (Some(_), Some(r)) => {
@@ -271,7 +276,10 @@ fn rule(raw: RawRule, position: Position, group: &str, errors: &mut Vec<RuleErro
             None
         }
         (Some(a), None) if a.value.trim().is_empty() => {
-            errors.push(RuleError::new("invalid alert name: must not be empty", at(a)));
+            errors.push(RuleError::new(
+                "invalid alert name: must not be empty",
+                at(a),
+            ));
             None
         }
         (Some(a), None) => Some(("alert", a.value.clone())),
@@ -300,7 +308,11 @@ fn rule(raw: RawRule, position: Position, group: &str, errors: &mut Vec<RuleErro
             String::new()
         }
     };
-    let labels = raw.labels.as_ref().map(|l| l.value.clone()).unwrap_or_default();
+    let labels = raw
+        .labels
+        .as_ref()
+        .map(|l| l.value.clone())
+        .unwrap_or_default();
     if let Some(l) = &raw.labels {
         for k in l.value.keys() {
             if !is_label_name(k) || k == "__name__" {
@@ -318,7 +330,10 @@ fn rule(raw: RawRule, position: Position, group: &str, errors: &mut Vec<RuleErro
             if let Some(a) = &raw.annotations {
                 for k in a.value.keys() {
                     if !is_label_name(k) {
-                        errors.push(RuleError::new(format!("invalid annotation name: {k}"), at(a)));
+                        errors.push(RuleError::new(
+                            format!("invalid annotation name: {k}"),
+                            at(a),
+                        ));
                     }
                 }
             }
@@ -357,7 +372,10 @@ fn rule(raw: RawRule, position: Position, group: &str, errors: &mut Vec<RuleErro
                 ));
             }
             if let Some(f) = &raw.r#for {
-                errors.push(RuleError::new("invalid field 'for' in recording rule", at(f)));
+                errors.push(RuleError::new(
+                    "invalid field 'for' in recording rule",
+                    at(f),
+                ));
             }
             if let Some(f) = &raw.keep_firing_for {
                 errors.push(RuleError::new(
@@ -510,7 +528,10 @@ mod tests {
         let e = errors("groups: [\n");
         assert_eq!(e.len(), 1, "{e:?}");
         let e = errors("groups:\n  - name: a\n    interval: 5 minutes\n");
-        assert_eq!(e, ["3:15: interval: unknown unit \" minutes\" in duration \"5 minutes\""]);
+        assert_eq!(
+            e,
+            ["3:15: interval: unknown unit \" minutes\" in duration \"5 minutes\""]
+        );
     }
 
     #[test]

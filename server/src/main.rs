@@ -231,6 +231,9 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
     let ruler = larch_store::ruler::Ruler::start(ingester.clone());
+    // Groups (and the alert state saved before a restart) are loaded
+    // before the API answers, so it never shows a ruler without them.
+    ruler.sync().await;
     let state = AppState::new(ingester.clone()).with_ruler(ruler.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agent = match agent_config {

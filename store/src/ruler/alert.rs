@@ -274,7 +274,11 @@ impl Templates {
                 ),
             }
         };
-        let labels = self.labels.iter().map(|(k, t)| (k.clone(), one(t))).collect();
+        let labels = self
+            .labels
+            .iter()
+            .map(|(k, t)| (k.clone(), one(t)))
+            .collect();
         let annotations = self
             .annotations
             .iter()
@@ -334,10 +338,7 @@ mod tests {
 
     fn inst(pod: &str, v: f64) -> Instance {
         Instance {
-            labels: vec![
-                ("alertname".into(), "A".into()),
-                ("pod".into(), pod.into()),
-            ],
+            labels: vec![("alertname".into(), "A".into()), ("pod".into(), pod.into())],
             annotations: BTreeMap::new(),
             value: v,
         }
@@ -356,12 +357,18 @@ mod tests {
         let hold = 2000;
         update(&mut a, vec![inst("x", 1.0)], 0, hold, 0);
         assert_eq!(states(&a), [("x".into(), AlertState::Pending)]);
-        assert!(due(&mut a, 0, 60_000, 1000).is_empty(), "pending is not sent");
+        assert!(
+            due(&mut a, 0, 60_000, 1000).is_empty(),
+            "pending is not sent"
+        );
         update(&mut a, vec![inst("x", 2.0)], 1000, hold, 0);
         assert_eq!(a.values().next().unwrap().state, AlertState::Pending);
         update(&mut a, vec![inst("x", 3.0)], 2000, hold, 0);
         let x = a.values().next().unwrap();
-        assert_eq!((x.state, x.fired_at, x.value), (AlertState::Firing, Some(2000), 3.0));
+        assert_eq!(
+            (x.state, x.fired_at, x.value),
+            (AlertState::Firing, Some(2000), 3.0)
+        );
         let sent = due(&mut a, 2000, 60_000, 1000);
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].starts_at, sent[0].ends_at), (2000, 2000 + 240_000));
@@ -391,7 +398,11 @@ mod tests {
         assert!(a.is_empty());
         // A resolved alert that returns starts over as pending.
         update(&mut a, vec![inst("y", 1.0)], 0, 0, 0);
-        assert_eq!(a.values().next().unwrap().state, AlertState::Firing, "for: 0 fires at once");
+        assert_eq!(
+            a.values().next().unwrap().state,
+            AlertState::Firing,
+            "for: 0 fires at once"
+        );
         update(&mut a, vec![], 1000, 0, 0);
         update(&mut a, vec![inst("y", 1.0)], 2000, 1000, 0);
         let y = a.values().next().unwrap();
@@ -404,7 +415,10 @@ mod tests {
         update(&mut a, vec![inst("x", 1.0)], 0, 0, 3000);
         update(&mut a, vec![], 1000, 0, 3000);
         let x = a.values().next().unwrap();
-        assert_eq!((x.state, x.keep_firing_since), (AlertState::Firing, Some(1000)));
+        assert_eq!(
+            (x.state, x.keep_firing_since),
+            (AlertState::Firing, Some(1000))
+        );
         update(&mut a, vec![], 3999, 0, 3000);
         assert_eq!(a.values().next().unwrap().state, AlertState::Firing);
         // Back before the time is over: the clock restarts.
@@ -418,9 +432,15 @@ mod tests {
     #[test]
     fn templates_expand_per_result() {
         let mut labels = BTreeMap::new();
-        labels.insert("severity".into(), "{{ if gt $value 10.0 }}page{{ else }}ticket{{ end }}".into());
+        labels.insert(
+            "severity".into(),
+            "{{ if gt $value 10.0 }}page{{ else }}ticket{{ end }}".into(),
+        );
         let mut ann = BTreeMap::new();
-        ann.insert("summary".into(), "{{ $labels.pod }}: {{ $value | humanize }} in {{ $externalLabels.cluster }}".into());
+        ann.insert(
+            "summary".into(),
+            "{{ $labels.pod }}: {{ $value | humanize }} in {{ $externalLabels.cluster }}".into(),
+        );
         ann.insert("bad".into(), "{{ humanize $labels.pod }}".into());
         let t = Templates::new("A", &labels, &ann);
         let ext: BTreeMap<String, String> = [("cluster".to_string(), "eu".to_string())].into();

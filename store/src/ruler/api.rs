@@ -219,9 +219,7 @@ async fn post_group(
         .iter()
         .map(|(n, g)| {
             g.as_ref().map_or(0, |gs| {
-                gs.iter()
-                    .filter(|g| !(n == &ns2 && g.name == name))
-                    .count()
+                gs.iter().filter(|g| !(n == &ns2 && g.name == name)).count()
             })
         })
         .sum::<usize>();
@@ -386,7 +384,10 @@ async fn prometheus_rules(
         }
         let mut rules = Vec::new();
         for (rule, st) in v.group.group.rules.iter().zip(&v.status.rules) {
-            if names.as_ref().is_some_and(|n| !n.iter().any(|x| x == rule.name())) {
+            if names
+                .as_ref()
+                .is_some_and(|n| !n.iter().any(|x| x == rule.name()))
+            {
                 continue;
             }
             let common = |mut m: serde_json::Map<String, Value>| {
@@ -395,7 +396,10 @@ async fn prometheus_rules(
                 m.insert("labels".into(), labels_json(&rule.labels));
                 m.insert("health".into(), Value::String(st.health.as_str().into()));
                 m.insert("lastError".into(), Value::String(st.last_error.clone()));
-                m.insert("lastEvaluation".into(), Value::String(rfc3339(st.last_eval_ms)));
+                m.insert(
+                    "lastEvaluation".into(),
+                    Value::String(rfc3339(st.last_eval_ms)),
+                );
                 m.insert("evaluationTime".into(), json!(st.eval_seconds));
                 Value::Object(m)
             };

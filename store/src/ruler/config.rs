@@ -364,7 +364,10 @@ impl RulerConfig {
             ));
         }
         if self.max_concurrent_evaluations == 0 {
-            return Err(invalid("ruler.max_concurrent_evaluations", "must be positive"));
+            return Err(invalid(
+                "ruler.max_concurrent_evaluations",
+                "must be positive",
+            ));
         }
         for k in self.external_labels.keys() {
             if !larch_rules::is_label_name(k) {

@@ -149,7 +149,12 @@ impl GroupStatus {
         GroupStatus {
             last_eval_ms: None,
             eval_seconds: 0.0,
-            rules: group.group.rules.iter().map(|_| RuleStatus::new()).collect(),
+            rules: group
+                .group
+                .rules
+                .iter()
+                .map(|_| RuleStatus::new())
+                .collect(),
         }
     }
 }
@@ -487,7 +492,11 @@ pub fn apply(
 
 /// Notifications resolving every alert of `status` still firing or
 /// pending-and-sent, at `now_ms` (a group removed or replaced).
-pub fn resolve_all(status: &GroupStatus, env_labels: &BTreeMap<String, String>, now_ms: i64) -> Vec<AmAlert> {
+pub fn resolve_all(
+    status: &GroupStatus,
+    env_labels: &BTreeMap<String, String>,
+    now_ms: i64,
+) -> Vec<AmAlert> {
     let mut out = Vec::new();
     for r in &status.rules {
         for a in r.active.values() {
@@ -594,7 +603,10 @@ rules:
                 ("team".into(), "a".into()),
             ]
         };
-        assert_eq!(rec, vec![(l("web-0"), 5.0, now_ms), (l("web-1"), 2.0, now_ms)]);
+        assert_eq!(
+            rec,
+            vec![(l("web-0"), 5.0, now_ms), (l("web-1"), 2.0, now_ms)]
+        );
         // The alert is pending: no notification, ALERTS{alertstate="pending"}.
         assert!(out.notifications.is_empty());
         assert_eq!(st.rules[1].state(), AlertState::Pending);
@@ -608,23 +620,48 @@ rules:
             ]
         );
         assert_eq!(a.annotations["summary"], "web-0 logged 5 errors");
-        assert!(out.samples.iter().any(|s| s.labels.contains(&("__name__".into(), "ALERTS".into()))
-            && s.labels.contains(&("alertstate".into(), "pending".into()))));
+        assert!(
+            out.samples
+                .iter()
+                .any(|s| s.labels.contains(&("__name__".into(), "ALERTS".into()))
+                    && s.labels.contains(&("alertstate".into(), "pending".into())))
+        );
         // One second later it fires and is sent, with external labels.
-        let out = apply(&g, &mut st, query_all(&g, &env, now_ms + 1000), now_ms + 1000, &env);
+        let out = apply(
+            &g,
+            &mut st,
+            query_all(&g, &env, now_ms + 1000),
+            now_ms + 1000,
+            &env,
+        );
         assert_eq!(st.rules[1].state(), AlertState::Firing);
         assert_eq!(out.notifications.len(), 1);
         let n = &out.notifications[0];
         assert_eq!(n.labels["cluster"], "eu");
         assert_eq!(n.starts_at, rfc3339_ms(now_ms + 1000));
-        assert!(n.generator_url.starts_with("http://grafana:3000/explore?left=%7B%22queries%22"), "{}", n.generator_url);
-        let for_state = out.samples.iter().find(|s| s.labels.contains(&("__name__".into(), "ALERTS_FOR_STATE".into()))).unwrap();
+        assert!(
+            n.generator_url
+                .starts_with("http://grafana:3000/explore?left=%7B%22queries%22"),
+            "{}",
+            n.generator_url
+        );
+        let for_state = out
+            .samples
+            .iter()
+            .find(|s| {
+                s.labels
+                    .contains(&("__name__".into(), "ALERTS_FOR_STATE".into()))
+            })
+            .unwrap();
         assert_eq!(for_state.value, (now_ms / 1000) as f64);
         // The pending series is stale now that the alert fires.
         assert!(out.samples.iter().any(|s| s.value.to_bits() == STALE_NAN
             && s.labels.contains(&("alertstate".into(), "pending".into()))));
         let json = serde_json::to_string(&out.notifications).unwrap();
-        assert!(json.contains("\"startsAt\":\"2023-11-14T22:13:21.000Z\""), "{json}");
+        assert!(
+            json.contains("\"startsAt\":\"2023-11-14T22:13:21.000Z\""),
+            "{json}"
+        );
         // Removed: resolved at once.
         let r = resolve_all(&st, &ext, now_ms + 2000);
         assert_eq!(r.len(), 1);
@@ -653,7 +690,9 @@ rules:
         // An hour ago there was nothing: no series, so no limit either.
         assert_eq!(out.failures, 0);
         assert!(out.samples.is_empty());
-        let g = group("name: g\nlimit: 1\nrules:\n  - record: r\n    expr: sum by (pod) (count_over_time({namespace=\"shop\"}[1m]))\n");
+        let g = group(
+            "name: g\nlimit: 1\nrules:\n  - record: r\n    expr: sum by (pod) (count_over_time({namespace=\"shop\"}[1m]))\n",
+        );
         let mut st = GroupStatus::new(&g);
         let out = apply(&g, &mut st, query_all(&g, &env, now_ms), now_ms, &env);
         assert_eq!(out.failures, 1);

@@ -116,9 +116,8 @@ impl Ruler {
     /// with the directory rule store; must run inside the runtime.
     pub fn start(ingester: Arc<Ingester>) -> Arc<Ruler> {
         let config = &ingester.config;
-        let store: Arc<dyn RuleStore> = Arc::new(DirRuleStore::new(
-            config.ruler.rule_dir(&config.data_dir),
-        ));
+        let store: Arc<dyn RuleStore> =
+            Arc::new(DirRuleStore::new(config.ruler.rule_dir(&config.data_dir)));
         Ruler::start_with_store(ingester, store)
     }
 
@@ -152,9 +151,16 @@ impl Ruler {
             Vec::new()
         };
         let state_path = state::path(&ingester.config.data_dir);
-        let restored = state::load(&state_path, now_ms(), rc.for_outage_tolerance.as_nanos_i64() / 1_000_000);
+        let restored = state::load(
+            &state_path,
+            now_ms(),
+            rc.for_outage_tolerance.as_nanos_i64() / 1_000_000,
+        );
         if !restored.is_empty() {
-            tracing::info!(groups = restored.len(), "Restoring alert state saved before the restart.");
+            tracing::info!(
+                groups = restored.len(),
+                "Restoring alert state saved before the restart."
+            );
         }
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(rc.max_concurrent_evaluations)),
@@ -291,11 +297,14 @@ impl Ruler {
                 };
                 for g in groups {
                     count += 1;
-                    if cfg.max_rule_groups_per_tenant > 0 && count > cfg.max_rule_groups_per_tenant {
+                    if cfg.max_rule_groups_per_tenant > 0 && count > cfg.max_rule_groups_per_tenant
+                    {
                         tracing::warn!(tenant = %t, namespace = %ns, group = %g.name, limit = cfg.max_rule_groups_per_tenant, "Over the tenant's rule group limit; group not loaded.");
                         continue;
                     }
-                    if cfg.max_rules_per_rule_group > 0 && g.rules.len() > cfg.max_rules_per_rule_group {
+                    if cfg.max_rules_per_rule_group > 0
+                        && g.rules.len() > cfg.max_rules_per_rule_group
+                    {
                         tracing::warn!(tenant = %t, namespace = %ns, group = %g.name, limit = cfg.max_rules_per_rule_group, "Over the rules per group limit; group not loaded.");
                         continue;
                     }
@@ -318,7 +327,11 @@ impl Ruler {
 
     /// Starts, replaces and stops groups to match `desired`; groups of a
     /// `broken` namespace keep running.
-    async fn apply(&self, desired: BTreeMap<GroupKey, RuleGroup>, broken: &BTreeSet<(String, String)>) {
+    async fn apply(
+        &self,
+        desired: BTreeMap<GroupKey, RuleGroup>,
+        broken: &BTreeSet<(String, String)>,
+    ) {
         let default_ms = self.shared.config.evaluation_interval.0.as_millis() as i64;
         let mut stopped = Vec::new();
         let mut start = Vec::new();
@@ -360,7 +373,11 @@ impl Ruler {
             let mut status = GroupStatus::new(&compiled);
             if let Some((old_group, old)) = old_status.remove(&key) {
                 let leftover = carry_over(&old_group, old, &compiled, &mut status);
-                resolved.extend(eval::resolve_all(&leftover, &self.shared.config.external_labels, now));
+                resolved.extend(eval::resolve_all(
+                    &leftover,
+                    &self.shared.config.external_labels,
+                    now,
+                ));
             } else if let Some(saved) = self.shared.restored.lock().remove(&key) {
                 restore(&compiled, saved, &mut status);
                 self.shared.dirty.store(true, Ordering::Release);
@@ -368,7 +385,11 @@ impl Ruler {
             self.spawn_group(compiled, status);
         }
         for (_, (_, old)) in old_status {
-            resolved.extend(eval::resolve_all(&old, &self.shared.config.external_labels, now));
+            resolved.extend(eval::resolve_all(
+                &old,
+                &self.shared.config.external_labels,
+                now,
+            ));
             self.shared.dirty.store(true, Ordering::Release);
         }
         if let Some(n) = &self.shared.notifier {
@@ -401,7 +422,8 @@ impl Ruler {
 
     fn set_gauges(&self, memory: &mut SyncMemory, tenants: BTreeSet<String>) {
         let m = &self.shared.metrics;
-        let mut per: BTreeMap<String, (i64, i64)> = tenants.iter().map(|t| (t.clone(), (0, 0))).collect();
+        let mut per: BTreeMap<String, (i64, i64)> =
+            tenants.iter().map(|t| (t.clone(), (0, 0))).collect();
         for r in self.groups.lock().values() {
             let e = per.entry(r.group.key.tenant.clone()).or_default();
             e.0 += 1;
@@ -511,7 +533,9 @@ impl Ruler {
     /// all by `deadline`. Alerts are not resolved.
     pub async fn stop(&self, deadline: tokio::time::Instant) {
         let _ = self.stop_tx.send(true);
-        let running: Vec<Running> = std::mem::take(&mut *self.groups.lock()).into_values().collect();
+        let running: Vec<Running> = std::mem::take(&mut *self.groups.lock())
+            .into_values()
+            .collect();
         let mut statuses = Vec::new();
         for r in running {
             let _ = r.stop.send(true);
@@ -583,7 +607,11 @@ fn restore(group: &CompiledGroup, saved: Vec<SavedRule>, status: &mut GroupStatu
             && let Some(st) = status.rules.get_mut(i)
         {
             let s = saved.swap_remove(pos);
-            st.active = s.alerts.into_iter().map(|a| (a.labels.clone(), a)).collect();
+            st.active = s
+                .alerts
+                .into_iter()
+                .map(|a| (a.labels.clone(), a))
+                .collect();
         }
     }
 }
@@ -668,11 +696,14 @@ async fn run_group(
         timer.abort();
         let m = &shared.metrics.ruler;
         m.evaluations.get_or_create(&tenant).inc();
-        m.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+        m.evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
         match out {
             Ok(out) => {
                 if out.failures > 0 {
-                    m.evaluation_failures.get_or_create(&tenant).inc_by(out.failures);
+                    m.evaluation_failures
+                        .get_or_create(&tenant)
+                        .inc_by(out.failures);
                 }
                 if let Some(n) = &shared.notifier {
                     n.send(out.notifications);
@@ -681,7 +712,9 @@ async fn run_group(
                     w.push(&out.samples);
                 }
             }
-            Err(e) => tracing::error!(error = %e, group = %group.key.group, "A rule group evaluation failed."),
+            Err(e) => {
+                tracing::error!(error = %e, group = %group.key.group, "A rule group evaluation failed.")
+            }
         }
         if group.templates.iter().any(Option::is_some) {
             shared.dirty.store(true, Ordering::Release);
@@ -691,7 +724,9 @@ async fn run_group(
         if now >= next {
             let k = (now - ts) / interval;
             if k > 1 {
-                m.iterations_missed.get_or_create(&tenant).inc_by((k - 1) as u64);
+                m.iterations_missed
+                    .get_or_create(&tenant)
+                    .inc_by((k - 1) as u64);
             }
             next = ts + k * interval;
         }
@@ -721,7 +756,9 @@ mod tests {
         let g = |text: &str| {
             CompiledGroup::new(key.clone(), larch_rules::read_group(text).unwrap(), 60_000)
         };
-        let old = g("name: g\nrules:\n  - alert: A\n    expr: vector(1)\n  - alert: B\n    expr: vector(2)\n");
+        let old = g(
+            "name: g\nrules:\n  - alert: A\n    expr: vector(1)\n  - alert: B\n    expr: vector(2)\n",
+        );
         let mut st = GroupStatus::new(&old);
         for (i, name) in [(0, "A"), (1, "B")] {
             super::super::alert::update(
@@ -737,12 +774,18 @@ mod tests {
             );
         }
         // B's query changed, A moved.
-        let new = g("name: g\nrules:\n  - alert: B\n    expr: vector(3)\n  - alert: A\n    expr: vector(1)\n");
+        let new = g(
+            "name: g\nrules:\n  - alert: B\n    expr: vector(3)\n  - alert: A\n    expr: vector(1)\n",
+        );
         let mut fresh = GroupStatus::new(&new);
         let left = carry_over(&old, st, &new, &mut fresh);
         assert!(fresh.rules[0].active.is_empty());
         assert_eq!(fresh.rules[1].active.len(), 1);
-        assert_eq!(eval::resolve_all(&left, &BTreeMap::new(), 10).len(), 1, "B's alert is resolved");
+        assert_eq!(
+            eval::resolve_all(&left, &BTreeMap::new(), 10).len(),
+            1,
+            "B's alert is resolved"
+        );
         // Saved state goes back to the rule with the same name and query.
         let saved = vec![SavedRule {
             alert: "A".into(),

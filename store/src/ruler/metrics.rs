@@ -102,7 +102,11 @@ impl RulerMetrics {
             "Rule groups loaded, by tenant",
             self.rule_groups.clone(),
         );
-        r.register("larch_ruler_rules", "Rules loaded, by tenant", self.rules.clone());
+        r.register(
+            "larch_ruler_rules",
+            "Rules loaded, by tenant",
+            self.rules.clone(),
+        );
         r.register(
             "larch_ruler_alerts",
             "Alerts by state (pending, firing)",

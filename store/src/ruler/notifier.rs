@@ -80,7 +80,10 @@ impl Notifier {
             }
             q.push_back(a);
         }
-        self.metrics.ruler.notification_queue_length.set(q.len() as i64);
+        self.metrics
+            .ruler
+            .notification_queue_length
+            .set(q.len() as i64);
         drop(q);
         self.wake.notify_one();
     }
@@ -89,7 +92,10 @@ impl Notifier {
         let mut q = self.queue.lock();
         let n = q.len().min(BATCH);
         let batch: Vec<AmAlert> = q.drain(..n).collect();
-        self.metrics.ruler.notification_queue_length.set(q.len() as i64);
+        self.metrics
+            .ruler
+            .notification_queue_length
+            .set(q.len() as i64);
         batch
     }
 

@@ -117,7 +117,12 @@ impl RemoteWriter {
         let len = q.len();
         drop(q);
         if take < samples.len() {
-            failed(&self.metrics, &self.name, "queue_full", samples.len() - take);
+            failed(
+                &self.metrics,
+                &self.name,
+                "queue_full",
+                samples.len() - take,
+            );
         }
         self.set_len(len);
         self.wake.notify_one();
@@ -320,10 +325,7 @@ mod tests {
     fn s(tenant: &str, name: &str, ts: i64, v: f64) -> RwSample {
         RwSample {
             tenant: tenant.into(),
-            labels: vec![
-                ("__name__".into(), name.into()),
-                ("a".into(), "1".into()),
-            ],
+            labels: vec![("__name__".into(), name.into()), ("a".into(), "1".into())],
             ts_ms: ts,
             value: v,
         }
@@ -331,7 +333,11 @@ mod tests {
 
     #[test]
     fn encodes_a_write_request() {
-        let body = encode(&[s("t", "x", 2, 2.0), s("t", "y", 1, 5.0), s("t", "x", 1, 1.0)]);
+        let body = encode(&[
+            s("t", "x", 2, 2.0),
+            s("t", "y", 1, 5.0),
+            s("t", "x", 1, 1.0),
+        ]);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let req = WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(req.timeseries.len(), 2);
@@ -339,7 +345,10 @@ mod tests {
         assert_eq!(x.labels[0].name, "__name__");
         assert_eq!(x.labels[0].value, "x");
         assert_eq!(
-            x.samples.iter().map(|s| (s.timestamp, s.value)).collect::<Vec<_>>(),
+            x.samples
+                .iter()
+                .map(|s| (s.timestamp, s.value))
+                .collect::<Vec<_>>(),
             [(1, 1.0), (2, 2.0)]
         );
     }
@@ -351,17 +360,29 @@ mod tests {
         cfg.queue_config.capacity = 4;
         cfg.queue_config.max_samples_per_send = 2;
         let w = RemoteWriter::new("c".into(), cfg, true, m.clone());
-        w.push(&[s("a", "x", 1, 1.0), s("b", "x", 1, 1.0), s("a", "y", 1, 1.0)]);
+        w.push(&[
+            s("a", "x", 1, 1.0),
+            s("b", "x", 1, 1.0),
+            s("a", "y", 1, 1.0),
+        ]);
         w.push(&[s("a", "z", 1, 1.0), s("a", "w", 1, 1.0)]);
         let text = m.render();
         assert!(
-            text.contains(r#"larch_ruler_remote_write_samples_failed_total{client="c",reason="queue_full"} 1"#),
+            text.contains(
+                r#"larch_ruler_remote_write_samples_failed_total{client="c",reason="queue_full"} 1"#
+            ),
             "{text}"
         );
         let b = w.take();
-        assert_eq!(b.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>(), ["a", "a"]);
+        assert_eq!(
+            b.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>(),
+            ["a", "a"]
+        );
         let b = w.take();
-        assert_eq!(b.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            b.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(w.take().len(), 1);
         assert!(w.take().is_empty());
     }

@@ -408,8 +408,16 @@ mod tests {
         let t = TenantId::new("fake").unwrap();
         let td = dir.path().join("fake");
         std::fs::create_dir_all(&td).unwrap();
-        std::fs::write(td.join("good.yml"), larch_rules::write_file(&[group("g", "r")])).unwrap();
-        std::fs::write(td.join("bad.yaml"), "groups:\n  - name: x\n    rules: [{}]\n").unwrap();
+        std::fs::write(
+            td.join("good.yml"),
+            larch_rules::write_file(&[group("g", "r")]),
+        )
+        .unwrap();
+        std::fs::write(
+            td.join("bad.yaml"),
+            "groups:\n  - name: x\n    rules: [{}]\n",
+        )
+        .unwrap();
         std::fs::write(td.join(".hidden.yaml"), "not: [rules").unwrap();
         std::fs::write(td.join("notes.txt"), "x").unwrap();
         std::fs::create_dir_all(dir.path().join("not a tenant/")).unwrap();
@@ -419,7 +427,10 @@ mod tests {
         assert_eq!(rules.keys().collect::<Vec<_>>(), ["bad", "good"]);
         assert!(rules["good"].is_ok());
         let e = rules["bad"].as_ref().unwrap_err();
-        assert!(e.starts_with("3:13: one of 'record' or 'alert' must be set"), "{e}");
+        assert!(
+            e.starts_with("3:13: one of 'record' or 'alert' must be set"),
+            "{e}"
+        );
         // A group put into a broken file does not overwrite it.
         assert!(matches!(
             s.put_group(&t, "bad", &group("g", "r")),
