@@ -153,6 +153,59 @@ pub enum Command {
     Push(PushArgs),
     /// Print a LogQL query (from the argument or stdin) in canonical form
     Fmt(FmtArgs),
+    /// Check, list, fetch and upload the ruler's rule groups
+    #[command(subcommand, after_help = RULES_EXAMPLES)]
+    Rules(RulesCommand),
+}
+
+const RULES_EXAMPLES: &str = "\
+Examples:
+  larch rules lint rules/*.yaml
+  larch rules list
+  larch rules get shop shop-errors
+  larch rules diff rules/
+  larch rules sync rules/
+
+A rule file holds `groups:` (Prometheus' rule-file format, LogQL
+expressions); in a directory, each <namespace>.yaml file is one namespace.
+Rules belong to the tenant given by --org-id.";
+
+/// `larch rules ...`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rule files: YAML, every LogQL expression, names, durations,
+    /// templates; each problem with its file, line and column
+    Lint {
+        /// Rule files (`groups:`)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// List the tenant's namespaces and groups
+    List,
+    /// Print a namespace's groups, or one group, as YAML
+    Get {
+        /// The namespace
+        namespace: String,
+        /// One group of it
+        group: Option<String>,
+    },
+    /// Show what `sync DIR` would change: groups to create, update (with a
+    /// line diff) and delete
+    Diff {
+        /// Directory of <namespace>.yaml rule files
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
+    /// Make the store's groups those of DIR: upload new and changed groups,
+    /// delete the groups DIR does not have
+    Sync {
+        /// Directory of <namespace>.yaml rule files
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// Print what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `--since`, `--from`, `--to`.
@@ -398,5 +451,11 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
         assert!(Cli::try_parse_from(["larch", "push"]).is_err());
+        let c = Cli::try_parse_from(["larch", "rules", "sync", "dir", "--dry-run"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Rules(RulesCommand::Sync { dry_run: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["larch", "rules", "lint"]).is_err());
     }
 }

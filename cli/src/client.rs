@@ -213,6 +213,19 @@ impl Client {
         })
     }
 
+    /// GETs `path`; returns the answer's body.
+    pub async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        self.echo_url(&mut std::io::stderr(), &url);
+        self.send(Method::GET, &url, None).await
+    }
+
+    /// DELETEs `path`; returns the answer's body.
+    pub async fn delete(&self, path: &str) -> Result<Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        self.send(Method::DELETE, &url, None).await
+    }
+
     /// POSTs `body` to `path`; returns the answer's body.
     pub async fn post(
         &self,

@@ -6,13 +6,15 @@
 //! flags and environment variables, the same three output modes, paging of
 //! large results by timestamp, and the same split between results on stdout
 //! and everything else on stderr. `push` is Larch's addition: lines from
-//! stdin into a stream, as the agent would send them.
+//! stdin into a stream, as the agent would send them; `rules` checks and
+//! manages the ruler's rule groups, as lokitool and cortextool do.
 //!
 //! This file only wires things together: [`args`] reads the command line,
 //! [`client`] speaks HTTP, [`query`] and [`tail`] run log queries,
-//! [`meta`] the one-shot metadata calls, [`push`] the upload, [`output`]
-//! and [`progress`] decide what the terminal sees, [`loki`] decodes the
-//! API's JSON, and [`time`] reads and prints times.
+//! [`meta`] the one-shot metadata calls, [`push`] the upload, [`rules`]
+//! the rule groups, [`output`] and [`progress`] decide what the terminal
+//! sees, [`loki`] decodes the API's JSON, and [`time`] reads and prints
+//! times.
 //!
 //! Exit status: 0 on success (also when stdout is closed early, as by
 //! `| head`), 1 on any error with `Error: <message>` on stderr, where the
@@ -27,6 +29,7 @@ mod output;
 mod progress;
 mod push;
 mod query;
+mod rules;
 mod tail;
 mod time;
 
@@ -300,5 +303,6 @@ async fn run(cli: Cli) -> Result<()> {
             let c = if a.server { Some(client()?) } else { None };
             meta::fmt(c.as_ref(), &text, &mut out).await
         }
+        Command::Rules(cmd) => rules::run(cmd, client, &mut out, &mut err, g.quiet).await,
     }
 }

@@ -164,7 +164,7 @@ def test_dashboards_and_rules_shipped_in_configmaps(renders: dict[str, list[Obj]
     assert dashboards.body["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = set(dashboards.body["data"])
     on_disk = {p.name for p in (deploylib.CHART / "files" / "dashboards").glob("*.json")}
-    assert shipped == on_disk and len(shipped) == 3
+    assert shipped == on_disk and len(shipped) == 4
     rules = next(o for o in objs if o.name == "larch-prometheus-rules")
     assert rules.body["data"]["larch-alerts.yaml"] == (
         deploylib.CHART / "files" / "prometheus" / "larch-alerts.yaml").read_text().rstrip("\n")
@@ -188,7 +188,7 @@ def test_disabling_optional_parts_still_renders_valid_yaml() -> None:
         "grafana": {"datasources": {"enabled": False}, "dashboards": {"enabled": False}},
         "store": {"networkPolicy": {"enabled": False}, "podDisruptionBudget": {"enabled": False}},
         "agent": {"networkPolicy": {"enabled": False}, "priorityClass": {"create": False},
-                  "rbac": {"create": False}},
+                  "rbac": {"create": False}, "metricsService": {"enabled": False}},
     }, "minimal")
     kinds = sorted(o.kind for o in objs)
     assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Service", "Service",
@@ -221,3 +221,33 @@ def test_store_without_any_egress_renders_an_empty_list() -> None:
     assert policy.body["spec"]["egress"] == []
     assert "Egress" in policy.body["spec"]["policyTypes"]
     assert not schema_problems_of(objs)
+
+
+def test_pod_monitors_select_pods_and_exclude_service_monitors() -> None:
+    from test_integrity import integrity_problems
+    from test_schemas import schema_problems
+
+    values = deploylib.merged(deploylib.values_file(deploylib.CHART / "values-production.yaml"),
+                              {"prometheus": {"podMonitor": {"enabled": True}}})
+    objs = deploylib.render_chart(values, "pod-monitors")
+    monitors = [o for o in objs if o.kind == "PodMonitor"]
+    assert {m.name for m in monitors} == {"larch-store", "larch-agent"}
+    assert not integrity_problems(objs)
+    assert not [p for o in monitors for p in schema_problems(o, deploylib.KUBE_VERSIONS[0])]
+    # The agents' PodMonitor lives in their namespace and scrapes their port.
+    agent = next(m for m in monitors if m.name == "larch-agent")
+    assert agent.namespace == "larch-agent"
+    assert agent.body["spec"]["podMetricsEndpoints"][0]["port"] == "http-metrics"
+    with pytest.raises(Exception, match="enable one of them"):
+        deploylib.render_chart(deploylib.merged(values, {"prometheus": {
+            "serviceMonitor": {"enabled": True}}}), "both")
+
+
+def test_service_monitors_give_the_dashboards_job_labels(renders: dict[str, list[Obj]]) -> None:
+    monitors = [o for o in renders["helm-monitoring"] if o.kind == "ServiceMonitor"]
+    assert {m.name for m in monitors} == {"larch-store", "larch-agent"}
+    for m in monitors:
+        relabel = m.body["spec"]["endpoints"][0]["relabelings"][0]
+        assert relabel == {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                           "targetLabel": "job", "replacement": "larch-$1"}
+        assert m.body["metadata"]["labels"]["release"] == "kube-prometheus-stack"

@@ -230,7 +230,11 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
-    let state = AppState::new(ingester.clone());
+    let ruler = larch_store::ruler::Ruler::start(ingester.clone());
+    // Groups (and the alert state saved before a restart) are loaded
+    // before the API answers, so it never shows a ruler without them.
+    ruler.sync().await;
+    let state = AppState::new(ingester.clone()).with_ruler(ruler.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agent = match agent_config {
         Some(cfg) => Some(start_agent(cfg, stop_rx.clone()).await?),
@@ -269,6 +273,9 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
             ),
         }
     }
+    // Rule evaluations stop and the alert state is saved (alerts are not
+    // resolved: they are restored at the next start).
+    ruler.stop(deadline).await;
     // Requests in flight finish, up to the deadline.
     match tokio::time::timeout_at(deadline, &mut server).await {
         Ok(Ok(Ok(()))) => {}

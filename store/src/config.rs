@@ -65,6 +65,9 @@ pub struct Config {
     pub query: QueryConfig,
     /// Decoding pushes.
     pub push: PushConfig,
+    /// The ruler: LogQL alerting and recording rules (see
+    /// [`crate::ruler`]).
+    pub ruler: crate::ruler::RulerConfig,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             query: QueryConfig::default(),
             push: PushConfig::default(),
+            ruler: crate::ruler::RulerConfig::default(),
         }
     }
 }
@@ -499,6 +503,7 @@ impl Config {
         if self.query.max_concurrent == 0 {
             return Err(invalid("query.max_concurrent", "must be positive"));
         }
+        self.ruler.validate()?;
         Ok(())
     }
 

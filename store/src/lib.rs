@@ -15,6 +15,8 @@
 //!   `LogSource` the engine reads.
 //! * [`quarantine`]: where recovery puts what it will not use but must
 //!   not delete.
+//! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
+//!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
 //!   identities.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
@@ -33,6 +35,7 @@ pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod quarantine;
+pub mod ruler;
 pub mod server;
 pub mod tenant;
 pub mod validate;

@@ -141,6 +141,8 @@ pub struct Metrics {
     pub tail_lagged_events: Counter,
     /// Damage found on disk and what recovery did about it.
     pub recovery: RecoveryMetrics,
+    /// The ruler's metrics.
+    pub ruler: crate::ruler::RulerMetrics,
 }
 
 impl Metrics {
@@ -192,9 +194,12 @@ impl Metrics {
             tail_dropped_entries: Family::default(),
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
+            ruler: crate::ruler::RulerMetrics::default(),
             registry: Registry::default(),
         };
         m.recovery.register(&mut registry);
+        m.ruler.register(&mut registry);
+        larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));
         registry.register(
             "larch_distributor_bytes_received",
             "Bytes of log lines received",

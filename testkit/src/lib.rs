@@ -13,6 +13,9 @@
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
+//! * [`prometheus`]: Prometheus and Alertmanager from Debian's packages
+//!   (installed when missing), on free ports, for end-to-end tests of the
+//!   ruler and of the shipped scrape configuration.
 //! * [`engine`]: the LogQL engine's reference evaluator and random cases,
 //!   run by the query crate over memory and by the store's tests over the
 //!   real ingester.
@@ -54,6 +57,7 @@ pub mod metrics;
 mod port;
 mod process;
 pub mod procfs;
+pub mod prometheus;
 pub mod push;
 mod store;
 mod time;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub tails: Arc<api::tail::TailRegistry>,
     /// Memory for decoding pushes (`push.max_decode_memory`).
     pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
+    /// The ruler, when it runs (its API is served then).
+    pub ruler: Option<Arc<crate::ruler::Ruler>>,
 }
 
 impl AppState {
@@ -60,13 +62,26 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             tails: Arc::new(api::tail::TailRegistry::new()),
             decode_budget,
+            ruler: None,
         }
+    }
+
+    /// The same state with `ruler` running (its API is served).
+    pub fn with_ruler(mut self, ruler: Arc<crate::ruler::Ruler>) -> AppState {
+        self.ruler = Some(ruler);
+        self
     }
 }
 
 /// The HTTP API.
 pub fn app(state: AppState) -> Router {
+    let rules = if state.ruler.is_some() && state.config.ruler.enable_api {
+        crate::ruler::api::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(rules)
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
         .route("/otlp/v1/logs", post(push::push_otlp))
@@ -171,12 +186,17 @@ async fn ready(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
+    // Rendering reads /proc (process figures): on the blocking pool.
+    let m = app.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || m.render())
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(),
+        text,
     )
         .into_response()
 }

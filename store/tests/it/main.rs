@@ -13,6 +13,7 @@ mod levels;
 mod params;
 mod process;
 mod recovery;
+mod ruler;
 mod shutdown;
 mod support;
 mod tenants;
