@@ -12,6 +12,7 @@ mod ingest;
 mod params;
 mod process;
 mod recovery;
+mod security;
 mod shutdown;
 mod support;
 mod tenants;
