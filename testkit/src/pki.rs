@@ -108,6 +108,4 @@ impl Pki {
         std::fs::rename(self.dir.join("server-next.key"), &self.server_key).unwrap();
         std::fs::rename(self.dir.join("server-next.crt"), &self.server_cert).unwrap();
     }
-
-}
 }
