@@ -115,7 +115,10 @@ const fn store(pattern: &'static str, action: Action) -> Route {
     }
 }
 
-/// Every route of the HTTP API and of the gRPC services.
+/// Every route of the HTTP API and of the gRPC services. `multi_tenant`
+/// marks the routes that answer for several tenants
+/// (`multi_tenant_queries_enabled`); authorisation checks every tenant
+/// named, whatever the route.
 pub const ROUTES: &[Route] = &[
     // Writes.
     write("/loki/api/v1/push"),
@@ -126,13 +129,13 @@ pub const ROUTES: &[Route] = &[
     read("/loki/api/v1/query", true),
     read("/loki/api/v1/query_range", true),
     read("/api/prom/query", true),
-    read("/loki/api/v1/labels", true),
-    read("/loki/api/v1/label", true),
-    read("/loki/api/v1/label/{}/values", true),
-    read("/api/prom/label", true),
-    read("/api/prom/label/{}/values", true),
-    read("/loki/api/v1/series", true),
-    read("/api/prom/series", true),
+    read("/loki/api/v1/labels", false),
+    read("/loki/api/v1/label", false),
+    read("/loki/api/v1/label/{}/values", false),
+    read("/api/prom/label", false),
+    read("/api/prom/label/{}/values", false),
+    read("/loki/api/v1/series", false),
+    read("/api/prom/series", false),
     read("/loki/api/v1/index/stats", false),
     read("/loki/api/v1/index/volume", false),
     read("/loki/api/v1/index/volume_range", false),

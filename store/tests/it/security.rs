@@ -360,3 +360,114 @@ fn mtls_on_http_and_rotation() {
     assert!(m.contains("larch_auth_reloads_total{file=\"tls\",result=\"success\"}"), "{m}");
     assert!(m.contains("larch_tls_handshake_failures_total{listener=\"http\"}"), "{m}");
 }
+
+/// `X-Scope-OrgID: a|b` with `multi_tenant_queries_enabled`: streams carry
+/// `__tenant_id__`, a matcher on it chooses tenants, and a token must hold
+/// every tenant named.
+#[test]
+fn multi_tenant_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (both, e1) = new_token("both", "team-a,team-b", "read-write");
+    let (only_a, e2) = new_token("only-a", "team-a", "read");
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "multi_tenant_queries_enabled: true\nauth:\n  tokens_file: {}\n",
+            tokens_file.display()
+        ))
+        .start();
+    let auth = bearer(&both);
+    let now = now_ns();
+    for (tenant, line) in [("team-a", "line of a"), ("team-b", "line of b")] {
+        let r = request(
+            store.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", tenant), ("Authorization", &auth)],
+            &protobuf_lines("{app=\"m\"}", now, &[line.to_string()]),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let query = |org: &str, token: &str, q: &str| {
+        let a = bearer(token);
+        request(
+            store.http,
+            "GET",
+            &format!(
+                "/loki/api/v1/query_range{}",
+                larch_testkit::http::query_string(&[
+                    ("query", q),
+                    ("start", &(now - 3_600_000_000_000).to_string()),
+                    ("end", &(now + 60_000_000_000).to_string()),
+                    ("step", "60"),
+                ])
+            ),
+            &[("X-Scope-OrgID", org), ("Authorization", &a)],
+            b"",
+        )
+        .unwrap()
+    };
+    let streams = |r: Response| -> Vec<(String, String)> {
+        let v = r.ok_json();
+        let mut out: Vec<(String, String)> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["stream"]["__tenant_id__"].as_str().unwrap_or("-").to_string(),
+                    s["values"][0][1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let pair = |t: &str, l: &str| (t.to_string(), l.to_string());
+    assert_eq!(
+        streams(query("team-a|team-b", &both, "{app=\"m\"}")),
+        [pair("team-a", "line of a"), pair("team-b", "line of b")]
+    );
+    assert_eq!(
+        streams(query("team-a|team-b", &both, "{app=\"m\", __tenant_id__=\"team-b\"}")),
+        [pair("team-b", "line of b")]
+    );
+    assert_eq!(
+        streams(query("team-a|team-b", &both, "{__tenant_id__=~\"team-a\"}")),
+        [pair("team-a", "line of a")]
+    );
+    // One tenant: no label, as before.
+    assert_eq!(streams(query("team-a", &both, "{app=\"m\"}")), [pair("-", "line of a")]);
+    // A metric grouped by tenant.
+    let v = query("team-a|team-b", &both, "sum by (__tenant_id__) (count_over_time({app=\"m\"}[1h]))").ok_json();
+    let mut groups: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"]["__tenant_id__"].as_str().unwrap().to_string())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["team-a", "team-b"]);
+    // A token of one of them may not ask for both.
+    assert_eq!(query("team-a|team-b", &only_a, "{app=\"m\"}").status, 403);
+}
+
+/// Without `multi_tenant_queries_enabled`, `a|b` is refused as Loki
+/// refuses it.
+#[test]
+fn several_tenants_need_multi_tenant_queries_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreProcess::start(dir.path(), &[]);
+    let r = request(
+        store.http,
+        "GET",
+        "/loki/api/v1/query_range?query=%7Bapp%3D%22m%22%7D",
+        &[("X-Scope-OrgID", "a|b")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (401, "multiple org IDs present\n"));
+}
