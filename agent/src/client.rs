@@ -104,7 +104,9 @@ impl Credentials {
 
     /// The `Authorization` value now (the files read again); an error is
     /// retried like a failed push, so the batch and positions stay put.
-    pub async fn header(&self) -> std::result::Result<Option<hyper::header::HeaderValue>, PushError> {
+    pub async fn header(
+        &self,
+    ) -> std::result::Result<Option<hyper::header::HeaderValue>, PushError> {
         let read = |path: std::path::PathBuf| async move {
             tokio::fs::read_to_string(&path)
                 .await
@@ -125,7 +127,8 @@ impl Credentials {
                 let password = read(password_file.clone()).await?;
                 format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
                 )
             }
         };

@@ -408,9 +408,11 @@ impl AgentConfig {
                 "bearer_token_file and basic_auth cannot both be set".into(),
             ));
         }
-        if self.tls_server_name.as_deref().is_some_and(|n| {
-            rustls::pki_types::ServerName::try_from(n.to_string()).is_err()
-        }) {
+        if self
+            .tls_server_name
+            .as_deref()
+            .is_some_and(|n| rustls::pki_types::ServerName::try_from(n.to_string()).is_err())
+        {
             return Err(Error::Config(format!(
                 "tls_server_name {:?} is not a valid DNS name or IP address",
                 self.tls_server_name.as_deref().unwrap_or_default()
@@ -588,13 +590,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tenant_id, "t");
-        assert_eq!(c.store_url().unwrap(), StoreUrl::Grpc("https://s:9095".into()));
-        assert!(c.validate().unwrap_err().to_string().contains("tls_key_file"));
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Grpc("https://s:9095".into())
+        );
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tls_key_file")
+        );
         let c = AgentConfig {
             bearer_token_file: Some("/t".into()),
             basic_auth: c.basic_auth,
             ..AgentConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("cannot both"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cannot both")
+        );
     }
 }

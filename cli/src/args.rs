@@ -102,19 +102,41 @@ pub struct Global {
     pub username: Option<String>,
 
     /// Password for basic auth (a store takes its token here)
-    #[arg(long, global = true, env = "LOKI_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 
     /// Bearer token, sent as 'Authorization: Bearer <token>'
-    #[arg(long, global = true, env = "LOKI_BEARER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub bearer_token: Option<String>,
 
     /// File holding the bearer token
-    #[arg(long, global = true, env = "LOKI_BEARER_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     pub bearer_token_file: Option<std::path::PathBuf>,
 
     /// Header the credentials go in
-    #[arg(long, global = true, default_value = "Authorization", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "Authorization",
+        value_name = "NAME"
+    )]
     pub auth_header: String,
 
     /// CA bundle (PEM) the store's certificate is checked against [default: the system's]
@@ -122,7 +144,12 @@ pub struct Global {
     pub ca_cert: Option<std::path::PathBuf>,
 
     /// Client certificate (PEM), for stores that verify clients
-    #[arg(long, global = true, env = "LOKI_CLIENT_CERT_PATH", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_CLIENT_CERT_PATH",
+        value_name = "FILE"
+    )]
     pub cert: Option<std::path::PathBuf>,
 
     /// The client certificate's key (PEM)
@@ -442,15 +469,39 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
         let c = Cli::try_parse_from([
-            "larch", "labels", "--username", "u", "--password", "p", "--bearer-token", "t",
-            "--bearer-token-file", "/f", "--ca-cert", "/ca", "--cert", "/c", "--key", "/k",
-            "--tls-skip-verify", "--org-id", "o", "--proxy-url", "http://p:1",
-            "--auth-header", "X-A", "--colored-output",
+            "larch",
+            "labels",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--bearer-token",
+            "t",
+            "--bearer-token-file",
+            "/f",
+            "--ca-cert",
+            "/ca",
+            "--cert",
+            "/c",
+            "--key",
+            "/k",
+            "--tls-skip-verify",
+            "--org-id",
+            "o",
+            "--proxy-url",
+            "http://p:1",
+            "--auth-header",
+            "X-A",
+            "--colored-output",
         ])
         .unwrap();
         let g = &c.global;
         assert_eq!(
-            (g.username.as_deref(), g.password.as_deref(), g.bearer_token.as_deref()),
+            (
+                g.username.as_deref(),
+                g.password.as_deref(),
+                g.bearer_token.as_deref()
+            ),
             (Some("u"), Some("p"), Some("t"))
         );
         assert!(g.tls_skip_verify && g.colored_output);

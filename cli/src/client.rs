@@ -213,8 +213,8 @@ impl Client {
         for h in &cfg.headers {
             headers.push(parse_header(h)?);
         }
-        let transport = Transport::new(&cfg.transport, CONNECT_TIMEOUT)
-            .map_err(|e| ClientError::Setup(e.0))?;
+        let transport =
+            Transport::new(&cfg.transport, CONNECT_TIMEOUT).map_err(|e| ClientError::Setup(e.0))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*transport.tls()).clone())
             .https_or_http()

@@ -81,7 +81,10 @@ impl Transport {
         let tls = match (&cfg.cert, &cfg.key) {
             (Some(cert), Some(key)) => {
                 let k = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                    TransportError(format!("--key {}: no usable private key: {e}", key.display()))
+                    TransportError(format!(
+                        "--key {}: no usable private key: {e}",
+                        key.display()
+                    ))
                 })?;
                 builder
                     .with_client_auth_cert(certs(cert)?, k)
@@ -203,7 +206,9 @@ fn proxy_addr(p: &str) -> Result<(String, u16), TransportError> {
         .host()
         .ok_or_else(|| TransportError(format!("--proxy-url {p:?}: no host")))?;
     Ok((
-        host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         uri.port_u16().unwrap_or(80),
     ))
 }

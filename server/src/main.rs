@@ -177,7 +177,11 @@ fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
             .next()
             .unwrap_or("3100")
             .to_string();
-        let scheme = if config.tls.enabled() { "https" } else { "http" };
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
         agent.store = format!("{scheme}://127.0.0.1:{port}");
     }
     file.validate()?;

@@ -15,7 +15,16 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
     let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args(["token", "new", "--name", name, "--tenants", tenants, "--access", access])
+        .args([
+            "token",
+            "new",
+            "--name",
+            name,
+            "--tenants",
+            tenants,
+            "--access",
+            access,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -63,7 +72,10 @@ fn https_and_grpcs_with_a_client_certificate_and_a_token() {
     // TLS and basic auth (the token as password), naming the server as
     // its certificate does.
     let https_cfg = dir.join("https.yaml");
-    write(&https_cfg, &format!("{tls}bearer_token_file: {}\n", token_file.display()));
+    write(
+        &https_cfg,
+        &format!("{tls}bearer_token_file: {}\n", token_file.display()),
+    );
     let grpcs_cfg = dir.join("grpcs.yaml");
     write(
         &grpcs_cfg,
@@ -82,7 +94,12 @@ fn https_and_grpcs_with_a_client_certificate_and_a_token() {
         let pods = e.pods.join(name);
         let p = PodDir::new(&pods, "ns", name, "uid", "c");
         let l = lines(name, 50);
-        expect(&mut want, &labels("ns", name, "c", "stdout"), &p.cri("stdout", now_ns() - 5_000_000_000, &l), &l);
+        expect(
+            &mut want,
+            &labels("ns", name, "c", "stdout"),
+            &p.cri("stdout", now_ns() - 5_000_000_000, &l),
+            &l,
+        );
         files.push((p.log(), dir.join(format!("{name}-positions.yaml"))));
         agents.push(start_agent(
             &pods,
@@ -129,7 +146,12 @@ fn a_revoked_token_costs_no_line() {
     let lab = labels("ns", "rev", "c", "stdout");
     let mut want = Entries::new();
     let l = lines("before", 40);
-    expect(&mut want, &lab, &p.cri("stdout", now_ns() - 20_000_000_000, &l), &l);
+    expect(
+        &mut want,
+        &lab,
+        &p.cri("stdout", now_ns() - 20_000_000_000, &l),
+        &l,
+    );
     let agent = start_agent(
         &e.pods,
         &e.positions,
@@ -146,13 +168,23 @@ fn a_revoked_token_costs_no_line() {
         let auth = auth_w.clone();
         move || {
             store_ref
-                .request("GET", "/loki/api/v1/labels", &[("Authorization", &auth)], b"")
+                .request(
+                    "GET",
+                    "/loki/api/v1/labels",
+                    &[("Authorization", &auth)],
+                    b"",
+                )
                 .is_ok_and(|r| r.status == status)
         }
     };
     wait_for(MINUTE, "the token is revoked", probe(401));
     let l = lines("during", 60);
-    expect(&mut want, &lab, &p.cri("stdout", now_ns() - 10_000_000_000, &l), &l);
+    expect(
+        &mut want,
+        &lab,
+        &p.cri("stdout", now_ns() - 10_000_000_000, &l),
+        &l,
+    );
     wait_for(MINUTE, "several 401s", || {
         agent.metric(r#"larch_agent_push_failures_total{status_code="401"}"#) >= 3.0
     });
@@ -161,12 +193,18 @@ fn a_revoked_token_costs_no_line() {
     write(&tokens, &format!("tokens:\n{we}{re}"));
     wait_for(MINUTE, "the token is restored", probe(403));
     let l = lines("after", 30);
-    expect(&mut want, &lab, &p.cri("stdout", now_ns() - 5_000_000_000, &l), &l);
+    expect(
+        &mut want,
+        &lab,
+        &p.cri("stdout", now_ns() - 5_000_000_000, &l),
+        &l,
+    );
     wait_caught_up(&e.positions, &[p.log()], MINUTE);
     assert_eq!(agent.metric("larch_agent_sent_entries_total"), 130.0);
     let m = agent.metrics();
     assert!(
-        !m.keys().any(|k| k.starts_with("larch_agent_dropped_entries_total")),
+        !m.keys()
+            .any(|k| k.starts_with("larch_agent_dropped_entries_total")),
         "{m:?}"
     );
     want.sort();

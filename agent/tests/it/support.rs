@@ -59,7 +59,8 @@ pub trait Query {
     }
 
     /// [`Query::query`] with extra request headers (a token).
-    fn query_with(&self, tenant: &str, selector: (&str, &str), headers: &[(&str, &str)]) -> Entries;
+    fn query_with(&self, tenant: &str, selector: (&str, &str), headers: &[(&str, &str)])
+    -> Entries;
 }
 
 impl Query for StoreProcess {

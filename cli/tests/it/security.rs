@@ -15,7 +15,16 @@ use super::support::*;
 
 fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
     let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args(["token", "new", "--name", name, "--tenants", tenants, "--access", access])
+        .args([
+            "token",
+            "new",
+            "--name",
+            name,
+            "--tenants",
+            tenants,
+            "--access",
+            access,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -81,31 +90,72 @@ fn logcli_flags_and_variables_against_a_tls_and_token_store() {
         larch(&all)
     };
     // Push with larch push over TLS with the token, then read it back.
-    let r = run(&[&tls, &bearer, &org, &["push", "--labels", "{app=\"cli-tls\"}"]])
-        .stdin("one line over tls\n")
-        .run();
+    let r = run(&[
+        &tls,
+        &bearer,
+        &org,
+        &["push", "--labels", "{app=\"cli-tls\"}"],
+    ])
+    .stdin("one line over tls\n")
+    .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let labels_ok = |r: Run, what: &str| {
         assert_eq!(r.code, 0, "{what}: {}", r.stderr);
         assert!(r.stdout.lines().any(|l| l == "app"), "{what}: {}", r.stdout);
     };
     labels_ok(run(&[&tls, &bearer, &org, &["labels"]]).run(), "flags");
-    let q = run(&[&tls, &bearer, &org, &["query", "--since", "1h", "-o", "raw", "{app=\"cli-tls\"}"]]).run();
-    assert_eq!((q.code, q.stdout.as_str()), (0, "one line over tls\n"), "{}", q.stderr);
+    let q = run(&[
+        &tls,
+        &bearer,
+        &org,
+        &["query", "--since", "1h", "-o", "raw", "{app=\"cli-tls\"}"],
+    ])
+    .run();
+    assert_eq!(
+        (q.code, q.stdout.as_str()),
+        (0, "one line over tls\n"),
+        "{}",
+        q.stderr
+    );
     labels_ok(
-        run(&[&tls, &["--bearer-token-file", p(&s.token_file)], &org, &["labels"]]).run(),
+        run(&[
+            &tls,
+            &["--bearer-token-file", p(&s.token_file)],
+            &org,
+            &["labels"],
+        ])
+        .run(),
         "--bearer-token-file",
     );
     labels_ok(
-        run(&[&tls, &["--username", "me", "--password", &s.token], &org, &["labels"]]).run(),
+        run(&[
+            &tls,
+            &["--username", "me", "--password", &s.token],
+            &org,
+            &["labels"],
+        ])
+        .run(),
         "--username/--password",
     );
     labels_ok(
-        run(&[&tls, &["--auth-header", "Authorization"], &bearer, &org, &["labels"]]).run(),
+        run(&[
+            &tls,
+            &["--auth-header", "Authorization"],
+            &bearer,
+            &org,
+            &["labels"],
+        ])
+        .run(),
         "--auth-header",
     );
     labels_ok(
-        run(&[&["--tls-skip-verify", "--cert", cert, "--key", key], &bearer, &org, &["labels"]]).run(),
+        run(&[
+            &["--tls-skip-verify", "--cert", cert, "--key", key],
+            &bearer,
+            &org,
+            &["labels"],
+        ])
+        .run(),
         "--tls-skip-verify",
     );
     labels_ok(
@@ -119,9 +169,16 @@ fn logcli_flags_and_variables_against_a_tls_and_token_store() {
             .env("LOKI_CLIENT_KEY_PATH", key)
             .env("LOKI_ORG_ID", "team-a")
     };
-    labels_ok(env(run(&[&["labels"]])).env("LOKI_BEARER_TOKEN", &s.token).run(), "LOKI_BEARER_TOKEN");
     labels_ok(
-        env(run(&[&["labels"]])).env("LOKI_BEARER_TOKEN_FILE", p(&s.token_file)).run(),
+        env(run(&[&["labels"]]))
+            .env("LOKI_BEARER_TOKEN", &s.token)
+            .run(),
+        "LOKI_BEARER_TOKEN",
+    );
+    labels_ok(
+        env(run(&[&["labels"]]))
+            .env("LOKI_BEARER_TOKEN_FILE", p(&s.token_file))
+            .run(),
         "LOKI_BEARER_TOKEN_FILE",
     );
     labels_ok(
@@ -144,18 +201,68 @@ fn logcli_flags_and_variables_against_a_tls_and_token_store() {
         assert!(r.stderr.contains(text), "{what}: {}", r.stderr);
     };
     fails(run(&[&tls, &org, &["labels"]]).run(), "no token", "401");
-    fails(run(&[&tls, &bearer, &["--org-id", "team-b", "labels"]]).run(), "other tenant", "forbidden: token 'cli' may not act for tenant 'team-b'");
-    fails(run(&[&tls, &bearer, &["labels"]]).run(), "two tenants, none named", "no org id");
-    fails(run(&[&tls, &["--auth-header", "X-Token"], &bearer, &org, &["labels"]]).run(), "another header", "401");
-    fails(run(&[&["--ca-cert", ca], &bearer, &org, &["labels"]]).run(), "no client certificate", "");
-    fails(run(&[&["--cert", cert, "--key", key], &bearer, &org, &["labels"]]).run(), "unknown CA", "");
-    fails(run(&[&["--ca-cert", p(&s.pki.rogue_cert), "--cert", cert, "--key", key], &bearer, &org, &["labels"]]).run(), "wrong CA", "");
+    fails(
+        run(&[&tls, &bearer, &["--org-id", "team-b", "labels"]]).run(),
+        "other tenant",
+        "forbidden: token 'cli' may not act for tenant 'team-b'",
+    );
+    fails(
+        run(&[&tls, &bearer, &["labels"]]).run(),
+        "two tenants, none named",
+        "no org id",
+    );
+    fails(
+        run(&[
+            &tls,
+            &["--auth-header", "X-Token"],
+            &bearer,
+            &org,
+            &["labels"],
+        ])
+        .run(),
+        "another header",
+        "401",
+    );
+    fails(
+        run(&[&["--ca-cert", ca], &bearer, &org, &["labels"]]).run(),
+        "no client certificate",
+        "",
+    );
+    fails(
+        run(&[&["--cert", cert, "--key", key], &bearer, &org, &["labels"]]).run(),
+        "unknown CA",
+        "",
+    );
+    fails(
+        run(&[
+            &[
+                "--ca-cert",
+                p(&s.pki.rogue_cert),
+                "--cert",
+                cert,
+                "--key",
+                key,
+            ],
+            &bearer,
+            &org,
+            &["labels"],
+        ])
+        .run(),
+        "wrong CA",
+        "",
+    );
 
     // Through an HTTP proxy (CONNECT).
     let proxy = Proxy::start();
     let url = format!("http://127.0.0.1:{}", proxy.port);
-    labels_ok(run(&[&tls, &bearer, &org, &["--proxy-url", &url, "labels"]]).run(), "--proxy-url");
-    assert!(proxy.tunnels.load(Ordering::SeqCst) >= 1, "nothing went through the proxy");
+    labels_ok(
+        run(&[&tls, &bearer, &org, &["--proxy-url", &url, "labels"]]).run(),
+        "--proxy-url",
+    );
+    assert!(
+        proxy.tunnels.load(Ordering::SeqCst) >= 1,
+        "nothing went through the proxy"
+    );
 }
 
 /// A minimal HTTP proxy: `CONNECT host:port` tunnels to 127.0.0.1 only.
@@ -194,8 +301,11 @@ impl Proxy {
                         return;
                     };
                     count.fetch_add(1, Ordering::SeqCst);
-                    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
-                    let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    let (mut c2, mut u2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
                     let (mut c1, mut u1) = (client, upstream);
                     let a = std::thread::spawn(move || {
                         let _ = std::io::copy(&mut c1, &mut u1);

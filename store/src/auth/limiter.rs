@@ -58,9 +58,11 @@ impl FailureLimiter {
             return None;
         }
         let t = self.table.lock();
-        let w = t.by_addr.get(&addr).copied().or_else(|| {
-            (t.by_addr.len() >= MAX_ADDRESSES).then_some(t.overflow)
-        })?;
+        let w = t
+            .by_addr
+            .get(&addr)
+            .copied()
+            .or_else(|| (t.by_addr.len() >= MAX_ADDRESSES).then_some(t.overflow))?;
         let age = now.saturating_duration_since(w.started);
         (age < WINDOW && w.failures >= self.max_failures).then(|| WINDOW - age)
     }

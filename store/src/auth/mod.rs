@@ -583,41 +583,111 @@ mod tests {
     fn decisions() {
         let f = fixture();
         let check = |m: Method, p: &str, h: HeaderMap| f.auth.check(&m, p, &h, None, "http");
-        let status = |r: Result<Allowed, Denied>| r.map(|_| 200).unwrap_or_else(|d| d.status.as_u16());
+        let status =
+            |r: Result<Allowed, Denied>| r.map(|_| 200).unwrap_or_else(|d| d.status.as_u16());
         let q = "/loki/api/v1/query_range";
         assert_eq!(status(check(Method::GET, q, headers(&[]))), 401);
-        assert_eq!(status(check(Method::GET, q, headers(&[bearer("nope")]))), 401);
+        assert_eq!(
+            status(check(Method::GET, q, headers(&[bearer("nope")]))),
+            401
+        );
         assert_eq!(status(check(Method::GET, "/ready", headers(&[]))), 200);
         assert_eq!(status(check(Method::GET, "/metrics", headers(&[]))), 200);
         // Several tenants: the header is needed, and must name held ones.
         let r = check(Method::GET, q, headers(&[bearer(&f.reader)]));
         assert_eq!(r.unwrap_err().message, "no org id");
-        let ok = |org: &str| status(check(Method::GET, q, headers(&[bearer(&f.reader), ("x-scope-orgid", org.into())])));
+        let ok = |org: &str| {
+            status(check(
+                Method::GET,
+                q,
+                headers(&[bearer(&f.reader), ("x-scope-orgid", org.into())]),
+            ))
+        };
         assert_eq!(ok("a"), 200);
         assert_eq!(ok("a|b"), 200);
         assert_eq!(ok("a|c"), 403);
         assert_eq!(ok("c"), 403);
         // Read-only cannot push; a writer cannot read; one tenant implied.
-        assert_eq!(status(check(Method::POST, "/loki/api/v1/push", headers(&[bearer(&f.reader), ("x-scope-orgid", "a".into())]))), 403);
-        assert_eq!(status(check(Method::GET, q, headers(&[bearer(&f.writer)]))), 403);
-        let w = check(Method::POST, "/loki/api/v1/push", headers(&[bearer(&f.writer)])).unwrap();
+        assert_eq!(
+            status(check(
+                Method::POST,
+                "/loki/api/v1/push",
+                headers(&[bearer(&f.reader), ("x-scope-orgid", "a".into())])
+            )),
+            403
+        );
+        assert_eq!(
+            status(check(Method::GET, q, headers(&[bearer(&f.writer)]))),
+            403
+        );
+        let w = check(
+            Method::POST,
+            "/loki/api/v1/push",
+            headers(&[bearer(&f.writer)]),
+        )
+        .unwrap();
         assert_eq!(w.implied_tenant.unwrap().as_str(), "a");
         assert_eq!(w.token.as_deref(), Some("writer"));
         // Admin: store-wide actions without a tenant, unknown paths too.
-        assert_eq!(status(check(Method::POST, "/flush", headers(&[bearer(&f.admin)]))), 200);
-        assert_eq!(status(check(Method::POST, "/flush", headers(&[bearer(&f.reader)]))), 403);
-        assert_eq!(status(check(Method::GET, "/unknown", headers(&[bearer(&f.reader)]))), 403);
-        assert_eq!(status(check(Method::GET, "/unknown", headers(&[bearer(&f.admin)]))), 200);
+        assert_eq!(
+            status(check(Method::POST, "/flush", headers(&[bearer(&f.admin)]))),
+            200
+        );
+        assert_eq!(
+            status(check(Method::POST, "/flush", headers(&[bearer(&f.reader)]))),
+            403
+        );
+        assert_eq!(
+            status(check(
+                Method::GET,
+                "/unknown",
+                headers(&[bearer(&f.reader)])
+            )),
+            403
+        );
+        assert_eq!(
+            status(check(Method::GET, "/unknown", headers(&[bearer(&f.admin)]))),
+            200
+        );
         // Rules: read with GET, admin otherwise; deletes admin.
         let org = ("x-scope-orgid", "a".to_string());
-        assert_eq!(status(check(Method::GET, "/loki/api/v1/rules", headers(&[bearer(&f.reader), org.clone()]))), 200);
-        assert_eq!(status(check(Method::POST, "/loki/api/v1/rules/ns", headers(&[bearer(&f.reader), org.clone()]))), 403);
-        assert_eq!(status(check(Method::POST, "/loki/api/v1/delete", headers(&[bearer(&f.reader), org]))), 403);
+        assert_eq!(
+            status(check(
+                Method::GET,
+                "/loki/api/v1/rules",
+                headers(&[bearer(&f.reader), org.clone()])
+            )),
+            200
+        );
+        assert_eq!(
+            status(check(
+                Method::POST,
+                "/loki/api/v1/rules/ns",
+                headers(&[bearer(&f.reader), org.clone()])
+            )),
+            403
+        );
+        assert_eq!(
+            status(check(
+                Method::POST,
+                "/loki/api/v1/delete",
+                headers(&[bearer(&f.reader), org])
+            )),
+            403
+        );
         // Basic auth with the token as password.
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("grafana:{}", f.reader));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("grafana:{}", f.reader));
         assert_eq!(ok("b"), 200);
         assert_eq!(
-            status(check(Method::GET, q, headers(&[("authorization", format!("Basic {basic}")), ("x-scope-orgid", "b".into())]))),
+            status(check(
+                Method::GET,
+                q,
+                headers(&[
+                    ("authorization", format!("Basic {basic}")),
+                    ("x-scope-orgid", "b".into())
+                ])
+            )),
             200
         );
     }
@@ -630,16 +700,37 @@ mod tests {
         let h = headers(&[bearer("guess")]);
         let q = "/loki/api/v1/labels";
         for _ in 0..3 {
-            assert_eq!(f.auth.check(&Method::GET, q, &h, Some(a), "http").unwrap_err().status, 401);
+            assert_eq!(
+                f.auth
+                    .check(&Method::GET, q, &h, Some(a), "http")
+                    .unwrap_err()
+                    .status,
+                401
+            );
         }
-        let d = f.auth.check(&Method::GET, q, &h, Some(a), "http").unwrap_err();
-        assert_eq!((d.status, d.reason), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+        let d = f
+            .auth
+            .check(&Method::GET, q, &h, Some(a), "http")
+            .unwrap_err();
+        assert_eq!(
+            (d.status, d.reason),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
         assert!(d.retry_after.is_some());
         // Another address is not affected.
         let good = headers(&[bearer(&f.writer)]);
-        assert!(f.auth.check(&Method::POST, "/loki/api/v1/push", &good, Some(b), "http").is_ok());
+        assert!(
+            f.auth
+                .check(&Method::POST, "/loki/api/v1/push", &good, Some(b), "http")
+                .is_ok()
+        );
         let text = f.auth.metrics.render();
-        assert!(text.contains("larch_auth_denied_requests_total{reason=\"rate_limited\",protocol=\"http\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "larch_auth_denied_requests_total{reason=\"rate_limited\",protocol=\"http\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("larch_auth_denied_requests_total{reason=\"invalid_credentials\",protocol=\"http\"} 3"), "{text}");
         assert!(!text.contains(&f.writer), "a token in the metrics");
     }

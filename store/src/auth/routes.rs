@@ -231,11 +231,20 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(matches("/loki/api/v1/label/{}/values", "/loki/api/v1/label/app/values"));
-        assert!(!matches("/loki/api/v1/label/{}/values", "/loki/api/v1/label//values"));
+        assert!(matches(
+            "/loki/api/v1/label/{}/values",
+            "/loki/api/v1/label/app/values"
+        ));
+        assert!(!matches(
+            "/loki/api/v1/label/{}/values",
+            "/loki/api/v1/label//values"
+        ));
         assert!(!matches("/loki/api/v1/query", "/loki/api/v1/query/"));
         assert!(!matches("/loki/api/v1/query", "/loki/api/v1/query_range"));
-        assert!(matches("/loki/api/v1/rules/*", "/loki/api/v1/rules/ns/group"));
+        assert!(matches(
+            "/loki/api/v1/rules/*",
+            "/loki/api/v1/rules/ns/group"
+        ));
         assert!(matches("/loki/api/v1/rules/*", "/loki/api/v1/rules/"));
         assert!(!matches("/loki/api/v1/rules/*", "/loki/api/v1/rulesx"));
         assert!(matches("/logproto.Querier/*", "/logproto.Querier/Query"));
@@ -253,8 +262,14 @@ mod tests {
             classify(&Method::DELETE, "/loki/api/v1/rules/ns/g").action,
             Action::Admin
         );
-        assert_eq!(classify(&Method::POST, "/loki/api/v1/query").action, Action::Read);
-        assert_eq!(classify(&Method::GET, "/loki/api/v1/push").action, Action::Write);
+        assert_eq!(
+            classify(&Method::POST, "/loki/api/v1/query").action,
+            Action::Read
+        );
+        assert_eq!(
+            classify(&Method::GET, "/loki/api/v1/push").action,
+            Action::Write
+        );
         assert_eq!(
             classify(&Method::GET, "/loki/api/v1/delete").action,
             Action::Admin

@@ -158,12 +158,15 @@ impl TokenSet {
             let mut tenants = Vec::with_capacity(e.tenants.len());
             for t in &e.tenants {
                 tenants.push(
-                    TenantId::new(t)
-                        .map_err(|err| at(format!("tenant {t:?} is not a valid tenant id: {err}")))?,
+                    TenantId::new(t).map_err(|err| {
+                        at(format!("tenant {t:?} is not a valid tenant id: {err}"))
+                    })?,
                 );
             }
             if tenants.is_empty() && e.access != Access::Admin {
-                return Err(at("tenants is empty: name the tenants this token acts for".into()));
+                return Err(at(
+                    "tenants is empty: name the tenants this token acts for".into()
+                ));
             }
             tokens.push(Token {
                 name: Arc::from(e.name.as_str()),
@@ -302,7 +305,12 @@ mod tests {
         assert!(set.find(&vec![b'a'; MAX_TOKEN_LEN + 1]).is_none());
         // Upper-case hex is the same hash.
         let upper = text.replace(&hash, &hash.to_uppercase());
-        assert!(TokenSet::parse(&upper).unwrap().find(tok.as_bytes()).is_some());
+        assert!(
+            TokenSet::parse(&upper)
+                .unwrap()
+                .find(tok.as_bytes())
+                .is_some()
+        );
     }
 
     #[test]
@@ -319,7 +327,12 @@ mod tests {
     fn bad_files_name_the_entry() {
         let h = "a".repeat(64);
         let err = |t: &str| TokenSet::parse(t).unwrap_err().0;
-        assert!(err(&file("  - name: x\n    sha256: abc\n    tenants: [a]\n    access: read\n")).contains("64 hexadecimal"));
+        assert!(
+            err(&file(
+                "  - name: x\n    sha256: abc\n    tenants: [a]\n    access: read\n"
+            ))
+            .contains("64 hexadecimal")
+        );
         assert!(
             err(&file(&format!(
                 "  - name: x\n    sha256: {h}\n    tenants: [a]\n    access: read\n  - name: x\n    sha256: {}\n    tenants: [a]\n    access: read\n",
@@ -327,12 +340,37 @@ mod tests {
             )))
             .contains("listed before")
         );
-        assert!(err(&file(&format!("  - name: x\n    sha256: {h}\n    tenants: []\n    access: read\n"))).contains("tenants is empty"));
-        assert!(err(&file(&format!("  - name: x\n    sha256: {h}\n    tenants: [a/b]\n    access: read\n"))).contains("not a valid tenant"));
-        assert!(err(&file(&format!("  - name: x\n    sha256: {h}\n    tenants: [a]\n    access: all\n"))).contains("unknown variant"));
-        assert!(err(&file(&format!("  - name: x\n    sha256: {h}\n    tenant: [a]\n    access: read\n"))).contains("unknown field"));
+        assert!(
+            err(&file(&format!(
+                "  - name: x\n    sha256: {h}\n    tenants: []\n    access: read\n"
+            )))
+            .contains("tenants is empty")
+        );
+        assert!(
+            err(&file(&format!(
+                "  - name: x\n    sha256: {h}\n    tenants: [a/b]\n    access: read\n"
+            )))
+            .contains("not a valid tenant")
+        );
+        assert!(
+            err(&file(&format!(
+                "  - name: x\n    sha256: {h}\n    tenants: [a]\n    access: all\n"
+            )))
+            .contains("unknown variant")
+        );
+        assert!(
+            err(&file(&format!(
+                "  - name: x\n    sha256: {h}\n    tenant: [a]\n    access: read\n"
+            )))
+            .contains("unknown field")
+        );
         // An administrator's token may hold no tenant (flush only).
-        assert!(TokenSet::parse(&file(&format!("  - name: x\n    sha256: {h}\n    access: admin\n"))).is_ok());
+        assert!(
+            TokenSet::parse(&file(&format!(
+                "  - name: x\n    sha256: {h}\n    access: admin\n"
+            )))
+            .is_ok()
+        );
         assert!(TokenSet::parse("").unwrap().is_empty());
     }
 

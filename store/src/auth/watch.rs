@@ -119,7 +119,13 @@ mod tests {
             loads: AtomicUsize::new(0),
             last: parking_lot::Mutex::new(String::new()),
         });
-        spawn("test", vec![path.clone()], Duration::from_millis(20), Arc::downgrade(&c)).unwrap();
+        spawn(
+            "test",
+            vec![path.clone()],
+            Duration::from_millis(20),
+            Arc::downgrade(&c),
+        )
+        .unwrap();
         let wait = |f: &dyn Fn() -> bool| {
             let end = std::time::Instant::now() + Duration::from_secs(10);
             while !f() {

@@ -28,7 +28,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::watch;
@@ -91,7 +93,10 @@ impl TlsConfig {
             || self.client_auth_type != ClientAuthType::NoClientCert;
         if !self.enabled() {
             return if any {
-                Err(("tls.cert_file", "is required when any other tls key is set".into()))
+                Err((
+                    "tls.cert_file",
+                    "is required when any other tls key is set".into(),
+                ))
             } else {
                 Ok(())
             };
@@ -106,11 +111,13 @@ impl TlsConfig {
         if verifies && self.client_ca_file.is_none() {
             return Err((
                 "tls.client_ca_file",
-                format!("is required with client_auth_type {:?}", self.client_auth_type),
+                format!(
+                    "is required with client_auth_type {:?}",
+                    self.client_auth_type
+                ),
             ));
         }
-        if self.client_ca_file.is_some() && self.client_auth_type == ClientAuthType::NoClientCert
-        {
+        if self.client_ca_file.is_some() && self.client_auth_type == ClientAuthType::NoClientCert {
             return Err((
                 "tls.client_auth_type",
                 "client_ca_file is set but client_auth_type is NoClientCert; choose VerifyClientCertIfGiven or RequireAndVerifyClientCert".into(),
@@ -263,13 +270,8 @@ pub fn load_certified_key(
     let pem = read(key, "key file")?;
     let key_der = PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| TlsError(format!("{}: no usable private key: {e}", key.display())))?;
-    let ck = CertifiedKey::from_der(certs, key_der, &provider()).map_err(|e| {
-        TlsError(format!(
-            "{} and {}: {e}",
-            cert.display(),
-            key.display()
-        ))
-    })?;
+    let ck = CertifiedKey::from_der(certs, key_der, &provider())
+        .map_err(|e| TlsError(format!("{} and {}: {e}", cert.display(), key.display())))?;
     Ok(Arc::new(ck))
 }
 
@@ -285,7 +287,9 @@ impl ResolvesServerCert for OneKey {
 
 fn build(c: &TlsConfig) -> Result<Configs, TlsError> {
     let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
-        return Err(TlsError("tls.cert_file and tls.key_file are required".into()));
+        return Err(TlsError(
+            "tls.cert_file and tls.key_file are required".into(),
+        ));
     };
     let ck = load_certified_key(cert, key)?;
     let provider = provider();
@@ -407,11 +411,14 @@ impl ClientCertVerifier for AnyClientCert {
 /// its client certificate. ALPN `h2` (gRPC).
 pub fn node_client_config(c: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
-        return Err(TlsError("tls.cert_file and tls.key_file are required".into()));
+        return Err(TlsError(
+            "tls.cert_file and tls.key_file are required".into(),
+        ));
     };
-    let ca = c.client_ca_file.as_ref().ok_or_else(|| {
-        TlsError("tls.client_ca_file is required to verify other nodes".into())
-    })?;
+    let ca = c
+        .client_ca_file
+        .as_ref()
+        .ok_or_else(|| TlsError("tls.client_ca_file is required to verify other nodes".into()))?;
     let roots = load_roots(ca)?;
     let certs = load_certs(cert)?;
     let pem = read(key, "key file")?;

@@ -184,7 +184,16 @@ fn winston_loki_over_mtls_with_a_token() {
     let pki = larch_testkit::pki::Pki::create(&dir.path().join("pki"));
     let token = |name: &str, access: &str| {
         let out = Command::new(larch_testkit::binary("larch-store"))
-            .args(["token", "new", "--name", name, "--tenants", "tenant-t", "--access", access])
+            .args([
+                "token",
+                "new",
+                "--name",
+                name,
+                "--tenants",
+                "tenant-t",
+                "--access",
+                access,
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();

@@ -14,13 +14,30 @@ use super::support::*;
 /// `larch-store token new`: the token and its YAML entry.
 pub fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
     let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args(["token", "new", "--name", name, "--tenants", tenants, "--access", access])
+        .args([
+            "token",
+            "new",
+            "--name",
+            name,
+            "--tenants",
+            tenants,
+            "--access",
+            access,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (token, rest) = text.split_once('\n').unwrap();
-    let entry: String = rest.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let entry: String = rest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(entry.contains(&format!("name: \"{name}\"")), "{entry}");
     assert!(!entry.contains(token), "the entry holds the token itself");
     (token.to_string(), entry)
@@ -60,8 +77,15 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn grpc_push(port: u16, headers: &[(&'static str, String)], body: Vec<u8>) -> Result<(), tonic::Status> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn grpc_push(
+    port: u16,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+) -> Result<(), tonic::Status> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
             .unwrap()
@@ -74,9 +98,13 @@ fn grpc_push(port: u16, headers: &[(&'static str, String)], body: Vec<u8>) -> Re
         for (k, v) in headers {
             req.metadata_mut().insert(*k, v.parse().unwrap());
         }
-        grpc.unary(req, "/logproto.Pusher/Push".parse().unwrap(), super::hostile_push::RawBytes)
-            .await
-            .map(|_| ())
+        grpc.unary(
+            req,
+            "/logproto.Pusher/Push".parse().unwrap(),
+            super::hostile_push::RawBytes,
+        )
+        .await
+        .map(|_| ())
     })
 }
 
@@ -103,7 +131,6 @@ fn tokens_guard_every_endpoint() {
     let pb = ("Content-Type", "application/x-protobuf");
     let json = ("Content-Type", "application/json");
     let q = "?query=%7Bapp%3D%22sec%22%7D";
-    // (method, path, content type, body, action)
     let reads: Vec<(&str, String)> = [
         "/loki/api/v1/query",
         "/loki/api/v1/query_range",
@@ -127,9 +154,15 @@ fn tokens_guard_every_endpoint() {
     .into_iter()
     .map(|p| ("GET", format!("{p}{q}")))
     .collect();
-    let writes: Vec<(&str, &str, (&str, &str), Vec<u8>)> = vec![
+    type Write<'a> = (&'a str, &'a str, (&'a str, &'a str), Vec<u8>);
+    let writes: Vec<Write> = vec![
         ("POST", "/loki/api/v1/push", pb, push_body.clone()),
-        ("POST", "/api/prom/push", json, br#"{"streams":[]}"#.to_vec()),
+        (
+            "POST",
+            "/api/prom/push",
+            json,
+            br#"{"streams":[]}"#.to_vec(),
+        ),
         ("POST", "/otlp/v1/logs", pb, otlp),
     ];
     let admin: Vec<(&str, &str)> = vec![
@@ -138,11 +171,17 @@ fn tokens_guard_every_endpoint() {
         ("DELETE", "/loki/api/v1/rules/ns/group"),
         ("POST", "/flush"),
     ];
-    let call = |m: &str, p: &str, h: &[(&str, &str)], body: &[u8]| request(port, m, p, h, body).unwrap();
+    let call =
+        |m: &str, p: &str, h: &[(&str, &str)], body: &[u8]| request(port, m, p, h, body).unwrap();
 
     // The writer pushes to its own tenant (implied: it holds one).
     let auth = bearer(&t.writer_a);
-    let r = call("POST", "/loki/api/v1/push", &[pb, ("Authorization", &auth)], &push_body);
+    let r = call(
+        "POST",
+        "/loki/api/v1/push",
+        &[pb, ("Authorization", &auth)],
+        &push_body,
+    );
     assert_eq!(r.status, 204, "{}", r.text());
 
     for (m, p) in &reads {
@@ -150,13 +189,41 @@ fn tokens_guard_every_endpoint() {
         assert_eq!(r.status, 401, "{m} {p} without a token: {}", r.text());
         assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"larch\""));
         let auth = bearer(&t.reader_a);
-        let r = call(m, p, &[("X-Scope-OrgID", "team-b"), ("Authorization", &auth)], b"");
+        let r = call(
+            m,
+            p,
+            &[("X-Scope-OrgID", "team-b"), ("Authorization", &auth)],
+            b"",
+        );
         assert_eq!(r.status, 403, "{m} {p} for another tenant: {}", r.text());
-        assert_eq!(r.text(), "forbidden: token 'reader-a' may not act for tenant 'team-b'\n");
-        let r = call(m, p, &[("X-Scope-OrgID", "team-a|team-b"), ("Authorization", &auth)], b"");
-        assert_eq!(r.status, 403, "{m} {p} naming another tenant too: {}", r.text());
-        let r = call(m, p, &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)], b"");
-        assert!(![401, 403].contains(&r.status), "{m} {p} with the right token: {} {}", r.status, r.text());
+        assert_eq!(
+            r.text(),
+            "forbidden: token 'reader-a' may not act for tenant 'team-b'\n"
+        );
+        let r = call(
+            m,
+            p,
+            &[("X-Scope-OrgID", "team-a|team-b"), ("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(
+            r.status,
+            403,
+            "{m} {p} naming another tenant too: {}",
+            r.text()
+        );
+        let r = call(
+            m,
+            p,
+            &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)],
+            b"",
+        );
+        assert!(
+            ![401, 403].contains(&r.status),
+            "{m} {p} with the right token: {} {}",
+            r.status,
+            r.text()
+        );
         // A writer cannot read.
         let w = bearer(&t.writer_a);
         let r = call(m, p, &[("Authorization", &w)], b"");
@@ -167,49 +234,100 @@ fn tokens_guard_every_endpoint() {
         let r = call(m, p, &[*ct, ("X-Scope-OrgID", "team-a")], body);
         assert_eq!(r.status, 401, "{p} without a token: {}", r.text());
         let auth = bearer(&t.reader_a);
-        let r = call(m, p, &[*ct, ("X-Scope-OrgID", "team-a"), ("Authorization", &auth)], body);
+        let r = call(
+            m,
+            p,
+            &[*ct, ("X-Scope-OrgID", "team-a"), ("Authorization", &auth)],
+            body,
+        );
         assert_eq!(r.status, 403, "{p} by a reader: {}", r.text());
         assert!(r.text().contains("has read access"), "{}", r.text());
         let auth = bearer(&t.writer_a);
-        let r = call(m, p, &[*ct, ("X-Scope-OrgID", "team-b"), ("Authorization", &auth)], body);
+        let r = call(
+            m,
+            p,
+            &[*ct, ("X-Scope-OrgID", "team-b"), ("Authorization", &auth)],
+            body,
+        );
         assert_eq!(r.status, 403, "{p} for another tenant: {}", r.text());
         let r = call(m, p, &[*ct, ("Authorization", &auth)], body);
-        assert!(r.status < 300, "{p} by its writer: {} {}", r.status, r.text());
+        assert!(
+            r.status < 300,
+            "{p} by its writer: {} {}",
+            r.status,
+            r.text()
+        );
     }
     for (m, p) in &admin {
         let r = call(m, p, &[("X-Scope-OrgID", "team-a")], b"");
         assert_eq!(r.status, 401, "{m} {p} without a token");
         for tok in [&t.reader_a, &t.writer_a, &t.rw_ab] {
             let auth = bearer(tok);
-            let r = call(m, p, &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)], b"");
+            let r = call(
+                m,
+                p,
+                &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)],
+                b"",
+            );
             assert_eq!(r.status, 403, "{m} {p} without admin access: {}", r.text());
         }
         let auth = bearer(&t.admin);
-        let r = call(m, p, &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)], b"");
-        assert!(![401, 403].contains(&r.status), "{m} {p} by an admin: {}", r.status);
+        let r = call(
+            m,
+            p,
+            &[("X-Scope-OrgID", "team-a"), ("Authorization", &auth)],
+            b"",
+        );
+        assert!(
+            ![401, 403].contains(&r.status),
+            "{m} {p} by an admin: {}",
+            r.status
+        );
     }
     // The secret is readable by its tenant's reader, over basic auth too.
     let basic = format!(
         "Basic {}",
         base64_encode(format!("grafana:{}", t.reader_a).as_bytes())
     );
-    let r = call("GET", &format!("/loki/api/v1/query_range{q}"), &[("Authorization", &basic)], b"");
+    let r = call(
+        "GET",
+        &format!("/loki/api/v1/query_range{q}"),
+        &[("Authorization", &basic)],
+        b"",
+    );
     assert!(r.ok_json().to_string().contains("secret of team-a"));
     // A token of two tenants must name one.
     let auth = bearer(&t.rw_ab);
-    let r = call("GET", &format!("/loki/api/v1/labels{q}"), &[("Authorization", &auth)], b"");
+    let r = call(
+        "GET",
+        &format!("/loki/api/v1/labels{q}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
     assert_eq!((r.status, r.text().as_str()), (401, "no org id\n"));
     // Probes and Prometheus need no token.
     assert_eq!(call("GET", "/ready", &[], b"").status, 200);
     let metrics = call("GET", "/metrics", &[], b"").text();
-    assert_eq!(call("GET", "/loki/api/v1/status/buildinfo", &[], b"").status, 200);
-    for reason in ["missing_credentials", "tenant_not_allowed", "action_not_allowed", "no_org_id"] {
+    assert_eq!(
+        call("GET", "/loki/api/v1/status/buildinfo", &[], b"").status,
+        200
+    );
+    for reason in [
+        "missing_credentials",
+        "tenant_not_allowed",
+        "action_not_allowed",
+        "no_org_id",
+    ] {
         assert!(
-            metrics.contains(&format!("larch_auth_denied_requests_total{{reason=\"{reason}\",protocol=\"http\"}}")),
+            metrics.contains(&format!(
+                "larch_auth_denied_requests_total{{reason=\"{reason}\",protocol=\"http\"}}"
+            )),
             "{reason}: {metrics}"
         );
     }
-    assert!(metrics.contains("larch_auth_allowed_requests_total{token=\"writer-a\",action=\"write\"}"));
+    assert!(
+        metrics.contains("larch_auth_allowed_requests_total{token=\"writer-a\",action=\"write\"}")
+    );
 
     // gRPC: the same rules on metadata.
     let g = store.grpc;
@@ -220,7 +338,10 @@ fn tokens_guard_every_endpoint() {
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let e = grpc_push(
         g,
-        &[("authorization", bearer(&t.writer_a)), ("x-scope-orgid", "team-b".into())],
+        &[
+            ("authorization", bearer(&t.writer_a)),
+            ("x-scope-orgid", "team-b".into()),
+        ],
         body.clone(),
     )
     .unwrap_err();
@@ -228,7 +349,10 @@ fn tokens_guard_every_endpoint() {
     grpc_push(g, &[("authorization", bearer(&t.writer_a))], body.clone()).unwrap();
     grpc_push(
         g,
-        &[("authorization", bearer(&t.rw_ab)), ("x-scope-orgid", "team-b".into())],
+        &[
+            ("authorization", bearer(&t.rw_ab)),
+            ("x-scope-orgid", "team-b".into()),
+        ],
         body,
     )
     .unwrap();
@@ -236,7 +360,15 @@ fn tokens_guard_every_endpoint() {
     // A token added to the file works within seconds; a removed one stops.
     let (late, entry) = new_token("late", "team-b", "read");
     let auth_late = bearer(&late);
-    let labels = |auth: &str| call("GET", "/loki/api/v1/labels", &[("Authorization", auth)], b"").status;
+    let labels = |auth: &str| {
+        call(
+            "GET",
+            "/loki/api/v1/labels",
+            &[("Authorization", auth)],
+            b"",
+        )
+        .status
+    };
     assert_eq!(labels(&auth_late), 401);
     let without_reader: String = {
         let f = t.file.clone();
@@ -246,7 +378,11 @@ fn tokens_guard_every_endpoint() {
     };
     std::fs::write(&tokens_file, &without_reader).unwrap();
     wait_until("the added token works", || labels(&auth_late) == 200);
-    assert_eq!(labels(&bearer(&t.reader_a)), 401, "a removed token still works");
+    assert_eq!(
+        labels(&bearer(&t.reader_a)),
+        401,
+        "a removed token still works"
+    );
     // A broken file keeps the last good one.
     std::fs::write(&tokens_file, "tokens: [not: valid").unwrap();
     wait_until("the failed reload is counted", || {
@@ -265,7 +401,11 @@ fn tokens_guard_every_endpoint() {
 fn protobuf_body_raw(ts: i64) -> Vec<u8> {
     // gRPC carries the protobuf uncompressed.
     snap::raw::Decoder::new()
-        .decompress_vec(&protobuf_lines("{app=\"grpc\"}", ts, &["over grpc".to_string()]))
+        .decompress_vec(&protobuf_lines(
+            "{app=\"grpc\"}",
+            ts,
+            &["over grpc".to_string()],
+        ))
         .unwrap()
 }
 
@@ -290,7 +430,12 @@ fn base64_encode(b: &[u8]) -> String {
 /// The subject of the certificate the server on `port` presents now.
 fn served_subject(port: u16, pki: &Pki) -> String {
     let out = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+        ])
         .arg(&pki.ca)
         .arg("-cert")
         .arg(&pki.client_cert)
@@ -336,7 +481,14 @@ fn mtls_on_http_and_rotation() {
         )
         .unwrap();
     assert_eq!(r.status, 204, "{}", r.text());
-    let r = store.request("GET", "/loki/api/v1/query_range?query=%7Bapp%3D%22tls%22%7D", &[], b"").unwrap();
+    let r = store
+        .request(
+            "GET",
+            "/loki/api/v1/query_range?query=%7Bapp%3D%22tls%22%7D",
+            &[],
+            b"",
+        )
+        .unwrap();
     assert!(r.ok_json().to_string().contains("over tls"));
     // No certificate, another CA's, or plain HTTP: refused.
     let none = Tls::new(&pki.ca);
@@ -357,8 +509,14 @@ fn mtls_on_http_and_rotation() {
     let r = store.request("GET", "/ready", &[], b"").unwrap();
     assert_eq!(r.status, 200);
     let m = store.request("GET", "/metrics", &[], b"").unwrap().text();
-    assert!(m.contains("larch_auth_reloads_total{file=\"tls\",result=\"success\"}"), "{m}");
-    assert!(m.contains("larch_tls_handshake_failures_total{listener=\"http\"}"), "{m}");
+    assert!(
+        m.contains("larch_auth_reloads_total{file=\"tls\",result=\"success\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("larch_tls_handshake_failures_total{listener=\"http\"}"),
+        "{m}"
+    );
 }
 
 /// `X-Scope-OrgID: a|b` with `multi_tenant_queries_enabled`: streams carry
@@ -385,7 +543,11 @@ fn multi_tenant_queries() {
             store.http,
             "POST",
             "/loki/api/v1/push",
-            &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", tenant), ("Authorization", &auth)],
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Scope-OrgID", tenant),
+                ("Authorization", &auth),
+            ],
             &protobuf_lines("{app=\"m\"}", now, &[line.to_string()]),
         )
         .unwrap();
@@ -418,7 +580,10 @@ fn multi_tenant_queries() {
             .iter()
             .map(|s| {
                 (
-                    s["stream"]["__tenant_id__"].as_str().unwrap_or("-").to_string(),
+                    s["stream"]["__tenant_id__"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_string(),
                     s["values"][0][1].as_str().unwrap().to_string(),
                 )
             })
@@ -432,7 +597,11 @@ fn multi_tenant_queries() {
         [pair("team-a", "line of a"), pair("team-b", "line of b")]
     );
     assert_eq!(
-        streams(query("team-a|team-b", &both, "{app=\"m\", __tenant_id__=\"team-b\"}")),
+        streams(query(
+            "team-a|team-b",
+            &both,
+            "{app=\"m\", __tenant_id__=\"team-b\"}"
+        )),
         [pair("team-b", "line of b")]
     );
     assert_eq!(
@@ -440,9 +609,17 @@ fn multi_tenant_queries() {
         [pair("team-a", "line of a")]
     );
     // One tenant: no label, as before.
-    assert_eq!(streams(query("team-a", &both, "{app=\"m\"}")), [pair("-", "line of a")]);
+    assert_eq!(
+        streams(query("team-a", &both, "{app=\"m\"}")),
+        [pair("-", "line of a")]
+    );
     // A metric grouped by tenant.
-    let v = query("team-a|team-b", &both, "sum by (__tenant_id__) (count_over_time({app=\"m\"}[1h]))").ok_json();
+    let v = query(
+        "team-a|team-b",
+        &both,
+        "sum by (__tenant_id__) (count_over_time({app=\"m\"}[1h]))",
+    )
+    .ok_json();
     let mut groups: Vec<String> = v["data"]["result"]
         .as_array()
         .unwrap()
@@ -469,5 +646,8 @@ fn several_tenants_need_multi_tenant_queries_enabled() {
         b"",
     )
     .unwrap();
-    assert_eq!((r.status, r.text().as_str()), (401, "multiple org IDs present\n"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (401, "multiple org IDs present\n")
+    );
 }
