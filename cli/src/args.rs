@@ -111,7 +111,7 @@ pub struct Global {
     )]
     pub password: Option<String>,
 
-    /// Bearer token, sent as 'Authorization: Bearer <token>'
+    /// Bearer token, sent as 'Authorization: Bearer TOKEN'
     #[arg(
         long,
         global = true,
