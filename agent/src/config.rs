@@ -120,6 +120,16 @@ impl Default for KubeConfig {
     }
 }
 
+/// `basic_auth:` of the store client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// File holding the password, read again before every push.
+    pub password_file: PathBuf,
+}
+
 /// The whole configuration of `larch-agent`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -141,8 +151,11 @@ pub struct AgentConfig {
     /// `grpc://host:9095` (gRPC `logproto.Pusher/Push`).
     /// Default `http://127.0.0.1:3100`, the all-in-one store.
     pub store: String,
-    /// Tenant sent as `X-Scope-OrgID`; empty sends none (single tenant).
-    pub tenant: String,
+    /// Tenant sent as `X-Scope-OrgID`; empty sends none (single tenant,
+    /// or the tenant a store token implies). Promtail's name; `tenant` is
+    /// read as well.
+    #[serde(alias = "tenant")]
+    pub tenant_id: String,
     /// The positions file. Default `/var/lib/larch-agent/positions.yaml`
     /// (a hostPath in the DaemonSet so positions survive pod restarts).
     pub positions: PathBuf,
@@ -199,8 +212,23 @@ pub struct AgentConfig {
     /// On shutdown, how long to wait for the last batches to be
     /// acknowledged. Default 30s, the default pod termination grace period.
     pub shutdown_timeout: HumanDuration,
-    /// PEM CA bundle for an `https://` store; default the system roots.
+    /// PEM CA bundle for an `https://` or `grpcs://` store; default the
+    /// system roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM chain) presented to the store, for stores
+    /// that verify clients (mTLS); with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// Name the store's certificate must carry, when it is not the URL's
+    /// host (a store reached by IP address or through a tunnel).
+    pub tls_server_name: Option<String>,
+    /// File holding the store's token, sent as `Authorization: Bearer`. It
+    /// is read again before every push, so a rotated Kubernetes Secret is
+    /// used without a restart.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic auth (the store takes its token as the password).
+    pub basic_auth: Option<BasicAuth>,
     /// Log level filter (`info`, `debug`, `larch_agent=debug,warn`).
     pub log_level: String,
     /// `text` or `json` logs on stderr.
@@ -225,7 +253,7 @@ impl Default for AgentConfig {
             pods_dir: PathBuf::from("/var/log/pods"),
             allowed_log_dirs: default_allowed_log_dirs(),
             store: "http://127.0.0.1:3100".into(),
-            tenant: String::new(),
+            tenant_id: String::new(),
             positions: PathBuf::from("/var/lib/larch-agent/positions.yaml"),
             node_name: default_node_name(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 3101)),
@@ -244,6 +272,11 @@ impl Default for AgentConfig {
             rotate_wait: HumanDuration::from_secs(5),
             shutdown_timeout: HumanDuration::from_secs(30),
             tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
+            bearer_token_file: None,
+            basic_auth: None,
             log_level: "info".into(),
             log_format: "text".into(),
             labels: LabelsConfig::default(),
@@ -293,7 +326,8 @@ fn default_node_name() -> String {
 pub enum StoreUrl {
     /// `http(s)://…/loki/api/v1/push`; the field is the full push URL.
     Http(String),
-    /// `grpc://host:port` (plain HTTP/2); the field is `http://host:port`.
+    /// `grpc://host:port` (plain HTTP/2; the field is `http://host:port`)
+    /// or `grpcs://host:port` (over TLS; the field is `https://host:port`).
     Grpc(String),
 }
 
@@ -331,14 +365,16 @@ impl AgentConfig {
     /// The store URL classified by protocol.
     pub fn store_url(&self) -> Result<StoreUrl> {
         let s = self.store.trim().trim_end_matches('/');
-        if let Some(rest) = s.strip_prefix("grpc://") {
-            if rest.is_empty() || rest.contains('/') {
-                return Err(Error::Config(format!(
-                    "store: {:?} must be grpc://host:port",
-                    self.store
-                )));
+        for (prefix, scheme) in [("grpc://", "http"), ("grpcs://", "https")] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                if rest.is_empty() || rest.contains('/') {
+                    return Err(Error::Config(format!(
+                        "store: {:?} must be {prefix}host:port",
+                        self.store
+                    )));
+                }
+                return Ok(StoreUrl::Grpc(format!("{scheme}://{rest}")));
             }
-            return Ok(StoreUrl::Grpc(format!("http://{rest}")));
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             let url = if s.ends_with("/loki/api/v1/push") {
@@ -352,7 +388,7 @@ impl AgentConfig {
             return Ok(StoreUrl::Http(url));
         }
         Err(Error::Config(format!(
-            "store: {:?} must start with http://, https:// or grpc://",
+            "store: {:?} must start with http://, https://, grpc:// or grpcs://",
             self.store
         )))
     }
@@ -362,6 +398,26 @@ impl AgentConfig {
     /// pipeline and relabel rules).
     pub fn validate(&self) -> Result<()> {
         self.store_url()?;
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(Error::Config(
+                "tls_cert_file and tls_key_file must be set together".into(),
+            ));
+        }
+        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
+            return Err(Error::Config(
+                "bearer_token_file and basic_auth cannot both be set".into(),
+            ));
+        }
+        if self
+            .tls_server_name
+            .as_deref()
+            .is_some_and(|n| rustls::pki_types::ServerName::try_from(n.to_string()).is_err())
+        {
+            return Err(Error::Config(format!(
+                "tls_server_name {:?} is not a valid DNS name or IP address",
+                self.tls_server_name.as_deref().unwrap_or_default()
+            )));
+        }
         if self.batch_size.0 == 0 {
             return Err(Error::Config("batch_size must be greater than 0".into()));
         }
@@ -415,17 +471,17 @@ impl AgentConfig {
         if self.node_name.is_empty() {
             return Err(Error::Config("node_name must not be empty".into()));
         }
-        if self.tenant.len() > 150
+        if self.tenant_id.len() > 150
             || !self
-                .tenant
+                .tenant_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
-            || self.tenant == "."
-            || self.tenant == ".."
+            || self.tenant_id == "."
+            || self.tenant_id == ".."
         {
             return Err(Error::Config(format!(
-                "tenant {:?} is not a valid tenant id (at most 150 characters from A-Z a-z 0-9 ! - _ . * ' ( ))",
-                self.tenant
+                "tenant_id {:?} is not a valid tenant id (at most 150 characters from A-Z a-z 0-9 ! - _ . * ' ( ))",
+                self.tenant_id
             )));
         }
         if self.log_format != "text" && self.log_format != "json" {
@@ -525,9 +581,35 @@ mod tests {
                 .contains("max_in_flight")
         );
         let c = AgentConfig {
-            tenant: "a/b".into(),
+            tenant_id: "a/b".into(),
             ..AgentConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("tenant"));
+        assert!(c.validate().unwrap_err().to_string().contains("tenant_id"));
+        let c = AgentConfig::from_yaml_str(
+            "store: grpcs://s:9095\ntenant: t\ntls_cert_file: /c\nbasic_auth:\n  username: u\n  password_file: /p\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenant_id, "t");
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Grpc("https://s:9095".into())
+        );
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tls_key_file")
+        );
+        let c = AgentConfig {
+            bearer_token_file: Some("/t".into()),
+            basic_auth: c.basic_auth,
+            ..AgentConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cannot both")
+        );
     }
 }

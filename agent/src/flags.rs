@@ -32,8 +32,8 @@ pub struct Flags {
     #[arg(long)]
     pub store: Option<String>,
     /// Tenant sent as X-Scope-OrgID (empty: none).
-    #[arg(long)]
-    pub tenant: Option<String>,
+    #[arg(long, alias = "tenant")]
+    pub tenant_id: Option<String>,
     /// Positions file. [default: /var/lib/larch-agent/positions.yaml]
     #[arg(long)]
     pub positions: Option<PathBuf>,
@@ -85,9 +85,21 @@ pub struct Flags {
     /// Longest wait for the last batches at shutdown. [default: 30s]
     #[arg(long)]
     pub shutdown_timeout: Option<HumanDuration>,
-    /// PEM CA bundle for an https:// store. [default: system roots]
+    /// PEM CA bundle for an https:// or grpcs:// store. [default: system roots]
     #[arg(long)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a store that verifies clients.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Name the store's certificate must carry, if not the URL's host.
+    #[arg(long)]
+    pub tls_server_name: Option<String>,
+    /// File holding the store's token (Authorization: Bearer), read before every push.
+    #[arg(long)]
+    pub bearer_token_file: Option<PathBuf>,
     /// Log filter, e.g. info or larch_agent=debug. [default: info]
     #[arg(long)]
     pub log_level: Option<String>,
@@ -114,7 +126,7 @@ impl Flags {
             cfg,
             pods_dir,
             store,
-            tenant,
+            tenant_id,
             positions,
             node_name,
             http_addr,
@@ -137,6 +149,18 @@ impl Flags {
         );
         if let Some(p) = &self.tls_ca_file {
             cfg.tls_ca_file = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_cert_file {
+            cfg.tls_cert_file = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_key_file {
+            cfg.tls_key_file = Some(p.clone());
+        }
+        if let Some(n) = &self.tls_server_name {
+            cfg.tls_server_name = Some(n.clone());
+        }
+        if let Some(p) = &self.bearer_token_file {
+            cfg.bearer_token_file = Some(p.clone());
         }
         Ok(cfg)
     }
@@ -179,7 +203,7 @@ mod tests {
         ]);
         let cfg = flags.load_valid().unwrap();
         assert_eq!(cfg.store, "http://a:3100");
-        assert_eq!(cfg.tenant, "t1");
+        assert_eq!(cfg.tenant_id, "t1");
         assert_eq!(cfg.batch_wait, HumanDuration::from_millis(250));
         assert_eq!(cfg.pods_dir, PathBuf::from("/x"));
     }

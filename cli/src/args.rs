@@ -93,9 +93,80 @@ pub struct Global {
     #[arg(long, global = true, value_name = "TENANT")]
     pub org_id: Option<String>,
 
-    /// Extra request header 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'
+    /// Extra request header 'Name: value' (repeatable)
     #[arg(long = "header", global = true, value_name = "HEADER")]
     pub headers: Vec<String>,
+
+    /// User name for basic auth
+    #[arg(long, global = true, env = "LOKI_USERNAME", value_name = "NAME")]
+    pub username: Option<String>,
+
+    /// Password for basic auth (a store takes its token here)
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Bearer token, sent as 'Authorization: Bearer TOKEN'
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub bearer_token: Option<String>,
+
+    /// File holding the bearer token
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+
+    /// Header the credentials go in
+    #[arg(
+        long,
+        global = true,
+        default_value = "Authorization",
+        value_name = "NAME"
+    )]
+    pub auth_header: String,
+
+    /// CA bundle (PEM) the store's certificate is checked against [default: the system's]
+    #[arg(long, global = true, env = "LOKI_CA_CERT_PATH", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM), for stores that verify clients
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_CLIENT_CERT_PATH",
+        value_name = "FILE"
+    )]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's key (PEM)
+    #[arg(long, global = true, env = "LOKI_CLIENT_KEY_PATH", value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Accept any server certificate (encrypts, but proves nothing)
+    #[arg(long, global = true, env = "LOKI_TLS_SKIP_VERIFY")]
+    pub tls_skip_verify: bool,
+
+    /// HTTP proxy the connections go through (CONNECT)
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy_url: Option<String>,
+
+    /// Colour labels (logcli's spelling of --color always)
+    #[arg(long, global = true)]
+    pub colored_output: bool,
 
     /// Retries of 429, 5xx and connection failures, with back-off
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
@@ -450,6 +521,45 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
+        let c = Cli::try_parse_from([
+            "larch",
+            "labels",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--bearer-token",
+            "t",
+            "--bearer-token-file",
+            "/f",
+            "--ca-cert",
+            "/ca",
+            "--cert",
+            "/c",
+            "--key",
+            "/k",
+            "--tls-skip-verify",
+            "--org-id",
+            "o",
+            "--proxy-url",
+            "http://p:1",
+            "--auth-header",
+            "X-A",
+            "--colored-output",
+        ])
+        .unwrap();
+        let g = &c.global;
+        assert_eq!(
+            (
+                g.username.as_deref(),
+                g.password.as_deref(),
+                g.bearer_token.as_deref()
+            ),
+            (Some("u"), Some("p"), Some("t"))
+        );
+        assert!(g.tls_skip_verify && g.colored_output);
+        assert_eq!(g.auth_header, "X-A");
+        assert_eq!(g.proxy_url.as_deref(), Some("http://p:1"));
         assert!(Cli::try_parse_from(["larch", "push"]).is_err());
         let c = Cli::try_parse_from(["larch", "rules", "sync", "dir", "--dry-run"]).unwrap();
         assert!(matches!(

@@ -32,6 +32,7 @@ mod query;
 mod rules;
 mod tail;
 mod time;
+mod tls;
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -98,6 +99,18 @@ fn client_config(g: &Global) -> ClientConfig {
         headers: g.headers.clone(),
         retries: g.retries,
         quiet: g.quiet,
+        transport: tls::TransportConfig {
+            ca_cert: g.ca_cert.clone(),
+            cert: g.cert.clone(),
+            key: g.key.clone(),
+            skip_verify: g.tls_skip_verify,
+            proxy_url: g.proxy_url.clone(),
+        },
+        username: g.username.clone(),
+        password: g.password.clone(),
+        bearer_token: g.bearer_token.clone(),
+        bearer_token_file: g.bearer_token_file.clone(),
+        auth_header: Some(g.auth_header.clone()),
     }
 }
 
@@ -118,7 +131,7 @@ fn log_format(g: &Global, zone: Zone, labels: &LabelArgs) -> LogFormat {
         mode: g.output,
         zone,
         ts_format: g.output_timestamp_format,
-        color: use_color(g.color),
+        color: g.colored_output || use_color(g.color),
         no_labels: labels.no_labels,
         include: labels.include_label.clone(),
         exclude: labels.exclude_label.clone(),

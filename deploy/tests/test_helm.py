@@ -207,7 +207,7 @@ def schema_problems_of(objs: list[Obj]) -> list[str]:
 def test_auth_enabled_requires_agent_tenant() -> None:
     with pytest.raises(helm.HelmError) as err:
         deploylib.render_chart_text({"store": {"config": {"auth_enabled": True}}})
-    assert "set agent.config.tenant" in str(err.value)
+    assert "set agent.config.tenant_id" in str(err.value)
     objs = deploylib.render_chart({"store": {"config": {"auth_enabled": True}},
                                    "agent": {"config": {"tenant": "platform"}}}, "auth")
     assert yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])["tenant"] == "platform"
@@ -251,3 +251,47 @@ def test_service_monitors_give_the_dashboards_job_labels(renders: dict[str, list
         assert relabel == {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
                            "targetLabel": "job", "replacement": "larch-$1"}
         assert m.body["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_tokens_tls_and_their_clients() -> None:
+    """Tokens and TLS from Secrets, a cert-manager Certificate, the agents'
+    token and CA, Grafana's basic auth and CA: mounted where the rendered
+    configurations say, probes over HTTPS."""
+    objs = deploylib.render_chart({
+        "store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"},
+                  "tls": {"enabled": True, "clientAuthType": "VerifyClientCertIfGiven",
+                          "certManager": {"enabled": True,
+                                          "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}},
+        "agent": {"config": {"tenant_id": "team-a"}, "auth": {"tokenSecret": "agent-token"},
+                  "tls": {"caSecret": "larch-store-tls", "clientCertSecret": "agent-cert"}},
+        "grafana": {"datasources": {"basicAuth": {"enabled": True, "user": "grafana"},
+                                    "tlsCA": {"enabled": True}}},
+    }, "secure")
+    assert not schema_problems_of(
+        [o for o in objs if o.kind != "Certificate"])
+    store = yaml.safe_load(deploylib.config_files(objs, "store.yaml")[0][1])
+    assert store["auth"] == {"tokens_file": "/etc/larch/auth/tokens.yaml"}
+    assert store["tls"] == {"cert_file": "/etc/larch/tls/tls.crt", "key_file": "/etc/larch/tls/tls.key",
+                            "client_ca_file": "/etc/larch/tls/ca.crt",
+                            "client_auth_type": "VerifyClientCertIfGiven"}
+    sts = next(o for o in objs if o.kind == "StatefulSet").body["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in sts["volumes"] if "secret" in v}
+    assert secrets == {"auth": "larch-tokens", "tls": "larch-store-tls"}
+    container = sts["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["auth"] == "/etc/larch/auth" and mounts["tls"] == "/etc/larch/tls"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    cert = next(o for o in objs if o.kind == "Certificate").body
+    assert cert["spec"]["secretName"] == "larch-store-tls"
+    assert "larch-store.larch.svc.cluster.local" in cert["spec"]["dnsNames"]
+    agent = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
+    assert agent["store"].startswith("https://larch-store.larch.svc.cluster.local:")
+    assert agent["bearer_token_file"] == "/etc/larch-agent/auth/token"
+    assert agent["tls_ca_file"] == "/etc/larch-agent/ca/ca.crt"
+    assert agent["tls_cert_file"] == "/etc/larch-agent/client/tls.crt"
+    (_, text), = deploylib.config_files(objs, "larch-datasources.yaml")
+    source = yaml.safe_load(text)["datasources"][0]
+    assert source["url"].startswith("https://")
+    assert source["jsonData"]["tlsAuthWithCACert"] is True
+    assert source["secureJsonData"]["tlsCACert"] == "$LARCH_CA_CERT"

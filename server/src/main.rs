@@ -31,8 +31,11 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The Larch store: Loki's push and query APIs over a WAL and compressed
 /// chunks on local disk.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
+    /// Tools that do not start the store.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// YAML configuration file; keys have the flags' names with `_`.
     #[arg(long, env = "LARCH_CONFIG")]
     config: Option<PathBuf>,
@@ -86,6 +89,46 @@ struct Args {
     log_format: String,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Tokens for `auth.tokens_file`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenCommand {
+    /// Print a new random token and its entry for the tokens file (only
+    /// the entry's SHA-256 is stored; the token is shown once).
+    New {
+        /// The token's name, shown in logs and metrics.
+        #[arg(long)]
+        name: String,
+        /// Tenants it acts for, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// read, write, read-write or admin.
+        #[arg(long, default_value = "read")]
+        access: String,
+    },
+}
+
+/// `larch-store token new`: the token on stdout's first line, then the
+/// YAML entry to add under `tokens:`.
+fn token_new(name: &str, tenants: &[String], access: &str) -> anyhow::Result<()> {
+    use larch_store::auth::tokens;
+    let access: tokens::Access = access.parse().map_err(anyhow::Error::msg)?;
+    let tenants: Vec<String> = tenants.iter().filter(|t| !t.is_empty()).cloned().collect();
+    let (token, hash) = tokens::new_token()?;
+    let entry = tokens::entry_yaml(name, &hash, &tenants, access);
+    // The entry must be one the store accepts.
+    tokens::TokenSet::parse(&format!("tokens:\n{entry}"))?;
+    println!("{token}");
+    println!("# Add under `tokens:` in auth.tokens_file; the token above is not stored anywhere.");
+    print!("{entry}");
+    Ok(())
+}
+
 fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
     let mut file = match &args.config {
         Some(path) => ServerConfig::from_yaml_file(path)?,
@@ -134,7 +177,12 @@ fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
             .next()
             .unwrap_or("3100")
             .to_string();
-        agent.store = format!("http://127.0.0.1:{port}");
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        agent.store = format!("{scheme}://127.0.0.1:{port}");
     }
     file.validate()?;
     Ok(file)
@@ -167,6 +215,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Token(TokenCommand::New {
+        name,
+        tenants,
+        access,
+    })) = &args.command
+    {
+        return token_new(name, tenants, access);
+    }
     let config = load_config(&args)?;
     if args.check_config {
         println!("configuration is valid");
@@ -234,7 +290,10 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
     // Groups (and the alert state saved before a restart) are loaded
     // before the API answers, so it never shows a ruler without them.
     ruler.sync().await;
-    let state = AppState::new(ingester.clone()).with_ruler(ruler.clone());
+    let state = AppState::new(ingester.clone())
+        .with_ruler(ruler.clone())
+        .secure()
+        .context("setting up authentication and TLS")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agent = match agent_config {
         Some(cfg) => Some(start_agent(cfg, stop_rx.clone()).await?),

@@ -44,6 +44,15 @@ pub struct Config {
     /// together under `tenant="<other>"`, a value no tenant id can take,
     /// so the number of series stays bounded whatever the clients send.
     pub max_tenants_in_metrics: usize,
+    /// Queries may name several tenants (`X-Scope-OrgID: a|b`); results
+    /// carry the `__tenant_id__` label, and a matcher on it selects
+    /// tenants. Default false, as Loki's `multi_tenant_queries_enabled`.
+    pub multi_tenant_queries_enabled: bool,
+    /// Tokens mapped to tenants and actions (`auth.tokens_file`); off by
+    /// default.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS on the HTTP and gRPC ports; off unless `tls.cert_file` is set.
+    pub tls: crate::server::tls::TlsConfig,
     /// Longest a shutdown (SIGTERM, Ctrl-C) may take, from the signal to
     /// the exit (default 20s, within Kubernetes' default grace period of
     /// 30s). Requests in flight finish, the WAL is synced, and with
@@ -83,6 +92,9 @@ impl Default for Config {
             max_tenants: 10_000,
             // A dashboard with more lines than this is unreadable anyway.
             max_tenants_in_metrics: 100,
+            multi_tenant_queries_enabled: false,
+            auth: crate::auth::AuthConfig::default(),
+            tls: crate::server::tls::TlsConfig::default(),
             // Kubernetes kills the pod 30s after SIGTERM by default; 10s
             // are left for what comes after the budget (stopping threads)
             // and for a slow disk.
@@ -478,6 +490,15 @@ impl Config {
                     format!("not a valid tenant id: {e}"),
                 )
             })?;
+        }
+        self.tls.check().map_err(|(k, r)| invalid(k, r))?;
+        if let Some(p) = &self.auth.tokens_file
+            && p.as_os_str().is_empty()
+        {
+            return Err(invalid("auth.tokens_file", "is empty"));
+        }
+        if self.auth.reload_interval.0.is_zero() {
+            return Err(invalid("auth.reload_interval", "must be greater than 0"));
         }
         if self.ingester.block_size.0 < 1024 {
             return Err(invalid("ingester.block_size", "must be at least 1KiB"));

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod chunk;
 pub mod config;
 pub mod encoding;

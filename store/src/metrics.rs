@@ -143,6 +143,8 @@ pub struct Metrics {
     pub recovery: RecoveryMetrics,
     /// The ruler's metrics.
     pub ruler: crate::ruler::RulerMetrics,
+    /// Authentication, authorisation and TLS.
+    pub security: crate::auth::metrics::SecurityMetrics,
 }
 
 impl Metrics {
@@ -195,10 +197,12 @@ impl Metrics {
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
             ruler: crate::ruler::RulerMetrics::default(),
+            security: Default::default(),
             registry: Registry::default(),
         };
         m.recovery.register(&mut registry);
         m.ruler.register(&mut registry);
+        m.security.register(&mut registry);
         larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));
         registry.register(
             "larch_distributor_bytes_received",

@@ -981,7 +981,7 @@ mod tests {
             )]
         };
         let l = Limits {
-            max_structured_metadata_size: crate::units::ByteSize(5),
+            max_structured_metadata_size: larch_config::ByteSize(5),
             max_structured_metadata_entries_count: 1,
             ..Limits::default()
         };

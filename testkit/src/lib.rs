@@ -10,6 +10,8 @@
 //! * [`http`]: one small HTTP/1.1 client (one request per connection, or
 //!   a keep-alive [`http::Connection`]), chunked decoding, percent-encoding.
 //! * [`push`]: Loki push bodies (snappy protobuf, JSON).
+//! * [`pki`]: a test CA and certificates made with `openssl`, for TLS
+//!   and mTLS tests ([`http::Tls`] is the client side).
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
@@ -54,6 +56,7 @@ mod binary;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod pki;
 mod port;
 mod process;
 pub mod procfs;

@@ -10,5 +10,6 @@ mod fuzz;
 mod kube;
 mod positions;
 mod readme;
+mod security;
 mod support;
 mod tailer_model;

@@ -9,6 +9,7 @@ mod fixture;
 mod meta;
 mod push;
 mod query;
+mod security;
 mod support;
 mod tail;
 mod terminal;

@@ -89,6 +89,14 @@ pub fn larch(args: &[&str]) -> Larch {
         "LARCH_ORG_ID",
         "LOKI_ORG_ID",
         "NO_COLOR",
+        "LOKI_USERNAME",
+        "LOKI_PASSWORD",
+        "LOKI_BEARER_TOKEN",
+        "LOKI_BEARER_TOKEN_FILE",
+        "LOKI_CA_CERT_PATH",
+        "LOKI_CLIENT_CERT_PATH",
+        "LOKI_CLIENT_KEY_PATH",
+        "LOKI_TLS_SKIP_VERIFY",
     ] {
         cmd.env_remove(v);
     }

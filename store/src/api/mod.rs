@@ -24,6 +24,7 @@ pub mod exec;
 pub mod json;
 pub mod labels;
 pub mod misc;
+pub mod multi;
 pub mod params;
 pub mod patterns;
 pub mod query;

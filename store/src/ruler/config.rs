@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::ConfigError;
-use crate::units::HumanDuration;
+use larch_config::HumanDuration;
 
 /// The ruler: where rule groups are kept, how often they run, and where
 /// alerts and recorded samples go.

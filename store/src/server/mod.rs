@@ -2,9 +2,10 @@
 //! `/metrics`) and the gRPC push service.
 
 pub mod grpc;
+pub mod listen;
 pub mod push;
+pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -43,6 +44,21 @@ pub struct AppState {
     pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
     /// The ruler, when it runs (its API is served then).
     pub ruler: Option<Arc<crate::ruler::Ruler>>,
+    /// Tokens (`auth.tokens_file`); `None` trusts `X-Scope-OrgID`.
+    pub auth: Option<Arc<crate::auth::Authorizer>>,
+    /// TLS of both ports (`tls:`); `None` serves plain TCP.
+    pub tls: Option<Arc<tls::TlsServer>>,
+}
+
+/// Security settings that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// The tokens file.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// TLS files.
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl AppState {
@@ -63,6 +79,8 @@ impl AppState {
             tails: Arc::new(api::tail::TailRegistry::new()),
             decode_budget,
             ruler: None,
+            auth: None,
+            tls: None,
         }
     }
 
@@ -70,6 +88,19 @@ impl AppState {
     pub fn with_ruler(mut self, ruler: Arc<crate::ruler::Ruler>) -> AppState {
         self.ruler = Some(ruler);
         self
+    }
+
+    /// Starts what `auth:` and `tls:` ask for: reads the tokens file and
+    /// the certificates (an error if they cannot be used) and watches them
+    /// for changes.
+    pub fn secure(mut self) -> Result<AppState, SecurityError> {
+        self.auth = crate::auth::Authorizer::start(&self.config.auth, self.metrics.clone())?;
+        self.tls = tls::TlsServer::start(
+            &self.config.tls,
+            self.config.auth.reload_interval.0,
+            self.metrics.clone(),
+        )?;
+        Ok(self)
     }
 }
 
@@ -80,6 +111,23 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new()
     };
+    let router = routes(rules);
+    // Authorisation wraps every route (and unknown paths), inside the
+    // latency metric so refusals are measured too.
+    let router = match &state.auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::http_layer,
+        )),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Every route; each has its row in [`crate::auth::routes::ROUTES`].
+fn routes(rules: Router<AppState>) -> Router<AppState> {
     Router::new()
         .merge(rules)
         .route("/loki/api/v1/push", post(push::push_v1))
@@ -155,8 +203,6 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
 }
 
 async fn ready(State(app): State<AppState>) -> Response {
@@ -240,16 +286,27 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc_state = state.clone();
     let mut grpc_stop = stop_rx.clone();
+    let http = listen::Incoming::new(
+        http,
+        state.tls.clone(),
+        tls::Protocol::Http,
+        state.metrics.clone(),
+    )?;
+    let grpc = listen::Incoming::new(
+        grpc,
+        state.tls.clone(),
+        tls::Protocol::Grpc,
+        state.metrics.clone(),
+    )?;
     let grpc_task = tokio::spawn(async move {
+        let auth = crate::auth::GrpcAuthLayer::new(grpc_state.auth.clone());
         let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
+            .layer(auth)
             .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc),
-                async move {
-                    let _ = grpc_stop.wait_for(|s| *s).await;
-                },
-            )
+            .serve_with_incoming_shutdown(grpc, async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            })
             .await
     });
     let ready = state.ready.clone();
@@ -258,7 +315,7 @@ pub async fn serve(
     let http_task = tokio::spawn(async move {
         axum::serve(
             http,
-            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            app(state).into_make_service_with_connect_info::<listen::Peer>(),
         )
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|s| *s).await;

@@ -512,7 +512,7 @@ fn bodies_over_the_limit_are_refused_as_they_arrive() {
 
 /// Sends raw bytes as a gRPC message and decodes the (empty) answer.
 #[derive(Clone, Copy)]
-struct RawBytes;
+pub(crate) struct RawBytes;
 
 impl tonic::codec::Codec for RawBytes {
     type Encode = Vec<u8>;

@@ -14,6 +14,7 @@ mod params;
 mod process;
 mod recovery;
 mod ruler;
+mod security;
 mod shutdown;
 mod support;
 mod tenants;
