@@ -15,7 +15,12 @@
 //!   `LogSource` the engine reads.
 //! * [`quarantine`]: where recovery puts what it will not use but must
 //!   not delete.
-//! * [`config`], [`tenant`], [`units`]: configuration and identities.
+//! * [`config`], [`tenant`], [`units`]: configuration and identities;
+//!   [`runtime_config`]: per-tenant overrides reloaded while running;
+//!   [`config_view`]: the effective configuration as `/config` prints it.
+//! * [`server`], [`api`]: the HTTP and gRPC servers and Loki's routes;
+//!   [`services`]: the roles `/services` lists; [`ui`]: the web UI served
+//!   at `/`.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
@@ -23,6 +28,7 @@
 pub mod api;
 pub mod chunk;
 pub mod config;
+pub mod config_view;
 pub mod encoding;
 #[doc(hidden)]
 pub mod fuzz;
@@ -32,8 +38,11 @@ pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod quarantine;
+pub mod runtime_config;
 pub mod server;
+pub mod services;
 pub mod tenant;
+pub mod ui;
 pub mod units;
 pub mod validate;
 pub mod wal;

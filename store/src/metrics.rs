@@ -141,6 +141,14 @@ pub struct Metrics {
     pub tail_lagged_events: Counter,
     /// Damage found on disk and what recovery did about it.
     pub recovery: RecoveryMetrics,
+    /// Always 1, with the version of Larch and of the Loki API it serves.
+    pub build_info: Family<Labels, Gauge>,
+    /// Reloads of the runtime configuration file, by `outcome`
+    /// (`success`, `failure`).
+    pub runtime_config_reloads: Family<Labels, Counter>,
+    /// 1 if the last reading of the runtime configuration file succeeded
+    /// (or there is none), 0 while the last good one is kept.
+    pub runtime_config_last_reload_successful: Gauge,
 }
 
 impl Metrics {
@@ -192,8 +200,21 @@ impl Metrics {
             tail_dropped_entries: Family::default(),
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
+            build_info: Family::default(),
+            runtime_config_reloads: Family::default(),
+            runtime_config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
+        m.build_info
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                (
+                    "loki_api_version",
+                    crate::api::misc::LOKI_API_VERSION.to_string(),
+                ),
+            ])
+            .set(1);
+        m.runtime_config_last_reload_successful.set(1);
         m.recovery.register(&mut registry);
         registry.register(
             "larch_distributor_bytes_received",
@@ -310,6 +331,21 @@ impl Metrics {
             "larch_tail_lagged_events",
             "Push events a live tail missed because it fell behind",
             m.tail_lagged_events.clone(),
+        );
+        registry.register(
+            "larch_build_info",
+            "Always 1: the version of Larch (version) and of the Loki API it serves (loki_api_version)",
+            m.build_info.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_reloads",
+            "Readings of the runtime configuration file (runtime_config.file), by outcome",
+            m.runtime_config_reloads.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_last_reload_successful",
+            "1 if the last reading of the runtime configuration file succeeded, 0 while the last good one is kept",
+            m.runtime_config_last_reload_successful.clone(),
         );
         Metrics { registry, ..m }
     }

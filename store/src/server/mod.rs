@@ -41,6 +41,12 @@ pub struct AppState {
     pub tails: Arc<api::tail::TailRegistry>,
     /// Memory for decoding pushes (`push.max_decode_memory`).
     pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
+    /// The roles running and their state (`/services`).
+    pub services: crate::services::Services,
+    /// The effective configuration as `/config` prints it; the binary
+    /// sets it (it knows the whole file), else the store's own
+    /// configuration is shown.
+    pub config_view: Option<Arc<crate::config_view::ConfigView>>,
 }
 
 impl AppState {
@@ -60,6 +66,8 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             tails: Arc::new(api::tail::TailRegistry::new()),
             decode_budget,
+            services: crate::services::Services::new(),
+            config_view: None,
         }
     }
 }
@@ -139,8 +147,16 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/config", get(api::status::config))
+        .route("/runtime_config", get(api::status::runtime_config))
+        .route("/services", get(api::status::services))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::file))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost: the UI's WebSocket credentials become headers before
+        // anything looks at them.
+        .layer(axum::middleware::from_fn(crate::ui::websocket_credentials))
         .with_state(state)
 }
 
