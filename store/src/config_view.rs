@@ -174,7 +174,11 @@ impl ConfigView {
         if value.as_object().is_some_and(Map::is_empty) {
             return Ok("{}\n".to_string());
         }
-        serde_saphyr::to_string(&value).map_err(|e| RenderError(e.to_string()))
+        let mut text = serde_saphyr::to_string(&value).map_err(|e| RenderError(e.to_string()))?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
     }
 }
 

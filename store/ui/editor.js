@@ -61,8 +61,8 @@ export class Editor {
   }
 
   onInput() {
-    this.error = null;
-    this.render();
+    // The error was about the text before; the check below tells about this one.
+    this.showError(null);
     this.suggest();
     clearTimeout(this.checkTimer);
     this.checkTimer = setTimeout(() => this.check(), 400);
@@ -72,7 +72,7 @@ export class Editor {
   async check() {
     const text = this.ta.value;
     const seq = ++this.checkSeq;
-    if (!text.trim()) return this.showError(null);
+    if (!text.trim()) return;
     try {
       await api.get("/loki/api/v1/format_query", { query: text });
       if (seq === this.checkSeq) this.showError(null);

@@ -65,7 +65,8 @@ export class Tail {
   status() {
     const state = this.paused ? `paused, ${this.pending.length} waiting` : "live";
     const dropped = this.dropped ? `, ${this.dropped} dropped` : "";
-    this.onStatus(`Live tail ${state}: ${this.received} lines received${dropped}.`, false);
+    const lines = this.received === 1 ? "1 line" : `${this.received} lines`;
+    this.onStatus(`Live tail ${state}: ${lines} received${dropped}.`, false);
   }
 
   /** Pauses (true) or resumes, showing what waited. */
