@@ -222,8 +222,7 @@ impl Pairs {
 /// Appends `v`, quoted (Go's `strconv.Quote`) if it must be.
 fn value(out: &mut String, v: &str) {
     let plain = !v.is_empty()
-        && v
-            .chars()
+        && v.chars()
             .all(|c| !c.is_control() && !c.is_whitespace() && c != '=' && c != '"' && c != '\\');
     if plain {
         out.push_str(v);
@@ -242,7 +241,10 @@ mod tests {
 
     impl std::io::Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -295,6 +297,9 @@ mod tests {
         assert_eq!("logfmt".parse::<LogFormat>().unwrap(), LogFormat::Logfmt);
         assert_eq!(LogFormat::Json.to_string(), "json");
         let e = "xml".parse::<LogFormat>().unwrap_err().to_string();
-        assert_eq!(e, "invalid log format \"xml\": expected text, logfmt or json");
+        assert_eq!(
+            e,
+            "invalid log format \"xml\": expected text, logfmt or json"
+        );
     }
 }

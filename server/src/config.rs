@@ -129,7 +129,9 @@ impl serde::Serialize for Shape<'_> {
         use serde::ser::{Error, SerializeMap};
         let store = serde_json::to_value(&self.0.store).map_err(S::Error::custom)?;
         let serde_json::Value::Object(store) = store else {
-            return Err(S::Error::custom("the store's configuration is not a mapping"));
+            return Err(S::Error::custom(
+                "the store's configuration is not a mapping",
+            ));
         };
         let mut map = serializer.serialize_map(Some(store.len() + 1))?;
         for (k, v) in &store {

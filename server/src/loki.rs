@@ -328,7 +328,11 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(|p| p.display().to_string())
                 .unwrap_or(c);
-            t.set("data_dir", "storage_config.filesystem.directory", Value::String(parent));
+            t.set(
+                "data_dir",
+                "storage_config.filesystem.directory",
+                Value::String(parent),
+            );
         }
         (None, None) => {}
     }
@@ -378,10 +382,18 @@ fn server(t: &mut Translation, value: &Value) -> Result<(), TranslateError> {
         }
     };
     if http_set {
-        t.set("http_addr", "server.http_listen_port", Value::String(join(http)));
+        t.set(
+            "http_addr",
+            "server.http_listen_port",
+            Value::String(join(http)),
+        );
     }
     if grpc_set {
-        t.set("grpc_addr", "server.grpc_listen_port", Value::String(join(grpc)));
+        t.set(
+            "grpc_addr",
+            "server.grpc_listen_port",
+            Value::String(join(grpc)),
+        );
     }
     Ok(())
 }
@@ -500,7 +512,10 @@ mod tests {
     fn bad_shapes_name_the_loki_key() {
         assert_eq!(
             translate(&yaml("server:\n  http_listen_port: 99999\n")).unwrap_err(),
-            bad("server.http_listen_port", "expected a port number, not 99999")
+            bad(
+                "server.http_listen_port",
+                "expected a port number, not 99999"
+            )
         );
         assert!(translate(&yaml("limits_config: 3\n")).is_err());
         assert!(translate(&yaml("- 1\n")).is_err());

@@ -17,11 +17,11 @@ use std::sync::{Arc, LazyLock};
 use anyhow::Context;
 use clap::Parser;
 use config::ServerConfig;
+use larch_logging::LogFormat;
 use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
-use larch_logging::LogFormat;
 use larch_store::services::{ServiceState, Services};
 use larch_store::units::HumanDuration;
 
@@ -121,7 +121,13 @@ struct Args {
 /// single-dash argument whose name has a dot or is one of Loki's
 /// multi-letter flags.
 fn loki_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    const WORDS: &[&str] = &["print-config-stderr", "verify-config", "target", "version", "help"];
+    const WORDS: &[&str] = &[
+        "print-config-stderr",
+        "verify-config",
+        "target",
+        "version",
+        "help",
+    ];
     args.into_iter()
         .enumerate()
         .map(|(i, a)| {
@@ -282,7 +288,14 @@ fn render_config(config: &ServerConfig) -> anyhow::Result<String> {
 /// chunks), `querier` (queries), `compactor` (retention, compaction), `ui`,
 /// `runtime-config` (with a runtime file) and `agent` (all-in-one).
 fn register_services(services: &Services, config: &ServerConfig) {
-    for role in ["server", "distributor", "ingester", "querier", "compactor", "ui"] {
+    for role in [
+        "server",
+        "distributor",
+        "ingester",
+        "querier",
+        "compactor",
+        "ui",
+    ] {
         services.set(role, ServiceState::Running);
     }
     if !config.store.runtime_config.files().is_empty() {

@@ -166,9 +166,7 @@ impl ConfigView {
         let value = match mode {
             Mode::Current => self.current.clone(),
             Mode::Defaults => self.defaults.clone(),
-            Mode::Diff => {
-                diff(&self.current, &self.defaults).unwrap_or(Value::Object(Map::new()))
-            }
+            Mode::Diff => diff(&self.current, &self.defaults).unwrap_or(Value::Object(Map::new())),
         };
         let value = strip_nulls(redact(&value));
         if value.as_object().is_some_and(Map::is_empty) {

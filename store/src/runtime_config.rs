@@ -168,7 +168,11 @@ pub async fn reload_loop(
     if config.runtime_config.files().is_empty() {
         return;
     }
-    let period = config.runtime_config.period.0.max(std::time::Duration::from_millis(100));
+    let period = config
+        .runtime_config
+        .period
+        .0
+        .max(std::time::Duration::from_millis(100));
     let mut last_error: Option<String> = None;
     loop {
         tokio::select! {
@@ -267,9 +271,15 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let c = config_with(dir.path(), &[("r.yaml", "overrides:\n  t:\n    max_lines: 1\n")]);
+        let c = config_with(
+            dir.path(),
+            &[("r.yaml", "overrides:\n  t:\n    max_lines: 1\n")],
+        );
         let e = load(&c).unwrap_err().to_string();
-        assert!(e.contains("r.yaml") && e.contains("overrides.t.max_lines"), "{e}");
+        assert!(
+            e.contains("r.yaml") && e.contains("overrides.t.max_lines"),
+            "{e}"
+        );
         let c = config_with(dir.path(), &[("r.yaml", "limits: {}\n")]);
         assert!(load(&c).is_err());
         let c = config_with(
@@ -313,7 +323,11 @@ mod tests {
         assert_eq!(metrics.runtime_config_last_reload_successful.get(), 1);
         std::fs::write(&path, "overrides:\n  t:\n    max_line_sise: 3KB\n").unwrap();
         wait().await;
-        assert_eq!(c.limits_for("t").max_line_size, ByteSize(2000), "last good kept");
+        assert_eq!(
+            c.limits_for("t").max_line_size,
+            ByteSize(2000),
+            "last good kept"
+        );
         assert_eq!(metrics.runtime_config_last_reload_successful.get(), 0);
         let text = metrics.render();
         assert!(

@@ -19,8 +19,8 @@
 use std::sync::OnceLock;
 
 use axum::extract::{Path, Request};
-use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The Content-Security-Policy of every UI response.
@@ -151,10 +151,8 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         match (&prep.gzip, accepts_gzip) {
             (Some(gz), true) => {
                 let mut r = gz.clone().into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_ENCODING,
-                    HeaderValue::from_static("gzip"),
-                );
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
             _ => asset.body.into_response(),
@@ -328,8 +326,16 @@ mod tests {
         );
         let r = serve("main.js", &h);
         assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0"));
-        assert!(serve("main.js", &h).headers().get(header::CONTENT_ENCODING).is_none());
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(
+            serve("main.js", &h)
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .is_none()
+        );
         assert_eq!(
             serve("../Cargo.toml", &HeaderMap::new()).status(),
             StatusCode::NOT_FOUND

@@ -145,7 +145,9 @@ impl Browser {
         q.send_keys(query).await.unwrap();
         // What was typed is what the editor holds (completion may have
         // offered choices on the way; none was taken).
-        let held = self.js("return document.querySelector('#query').value;").await;
+        let held = self
+            .js("return document.querySelector('#query').value;")
+            .await;
         assert_eq!(held, json!(query));
         if run {
             q.send_keys(&format!("{CTRL}{ENTER}{RELEASE}"))
@@ -209,11 +211,17 @@ async fn the_ui_in_a_browser() {
     // 1. Load `/`, type a query, Ctrl+Enter: the pushed lines, newest
     // first, each with its level, and the volume histogram by level.
     b.client.goto(&format!("{}/", b.base)).await.unwrap();
-    b.until("the page's script", "return !!document.querySelector('#range option');")
-        .await;
+    b.until(
+        "the page's script",
+        "return !!document.querySelector('#range option');",
+    )
+    .await;
     b.type_query(r#"{app="shop"}"#, true).await;
-    b.until("30 lines", "return document.querySelectorAll('#logs li').length === 30;")
-        .await;
+    b.until(
+        "30 lines",
+        "return document.querySelectorAll('#logs li').length === 30;",
+    )
+    .await;
     let lines = b.lines().await;
     assert_eq!(lines[0], texts[29], "newest first");
     assert_eq!(lines[29], texts[0]);
@@ -226,7 +234,12 @@ async fn the_ui_in_a_browser() {
         "return document.querySelectorAll('#histogram rect.bar.lvl-error').length;",
     )
     .await;
-    let stats = b.until("the statistics", "return document.querySelector('#stats').textContent;").await;
+    let stats = b
+        .until(
+            "the statistics",
+            "return document.querySelector('#stats').textContent;",
+        )
+        .await;
     assert!(stats.as_str().unwrap().contains("30 returned"), "{stats}");
     let url = b.url().await;
     assert!(url.contains("query=%7Bapp%3D%22shop%22%7D"), "{url}");
@@ -242,10 +255,16 @@ async fn the_ui_in_a_browser() {
         .await
         .unwrap();
     let details = b
-        .until("the line's details", "return document.querySelector('#logs li .log-details')?.innerText;")
+        .until(
+            "the line's details",
+            "return document.querySelector('#logs li .log-details')?.innerText;",
+        )
         .await;
     let details = details.as_str().unwrap();
-    assert!(details.contains("env") && details.contains("detected_level"), "{details}");
+    assert!(
+        details.contains("env") && details.contains("detected_level"),
+        "{details}"
+    );
     b.shot("02-details").await;
     b.client
         .find(Locator::Css(
@@ -305,7 +324,10 @@ async fn the_ui_in_a_browser() {
     b.type_query(r#"sum(count_over_time({app="shop"}[1h]))"#, true)
         .await;
     let cell = b
-        .until("the table", "return document.querySelector('#table td.num')?.textContent;")
+        .until(
+            "the table",
+            "return document.querySelector('#table td.num')?.textContent;",
+        )
         .await;
     assert_eq!(cell, json!("30"));
     b.client
@@ -326,10 +348,15 @@ async fn the_ui_in_a_browser() {
         .await;
     assert_eq!(
         msg,
-        json!("parse error at line 1, col 17: syntax error: unexpected $end, expecting STRING or ip")
+        json!(
+            "parse error at line 1, col 17: syntax error: unexpected $end, expecting STRING or ip"
+        )
     );
     let mark = b
-        .until("the error mark", "return document.querySelector('#highlight mark.err')?.dataset.offset;")
+        .until(
+            "the error mark",
+            "return document.querySelector('#highlight mark.err')?.dataset.offset;",
+        )
         .await;
     assert_eq!(mark, json!("16"), "column 17 is offset 16");
     b.shot("04-parse-error").await;
@@ -353,7 +380,11 @@ async fn the_ui_in_a_browser() {
         "return document.querySelector('#status').textContent.startsWith('Live tail live');",
     )
     .await;
-    push(&store, "live", &[(now_ns(), "warn", "pushed during the test")]);
+    push(
+        &store,
+        "live",
+        &[(now_ns(), "warn", "pushed during the test")],
+    );
     b.until(
         "the live line",
         "return document.querySelector('#logs .log-line')?.textContent === 'pushed during the test';",
@@ -394,12 +425,18 @@ async fn the_ui_in_a_browser() {
         .await
         .unwrap();
     // "request 1" and "request 10".."request 19", oldest first.
-    b.until("11 lines", "return document.querySelectorAll('#logs li').length === 11;")
-        .await;
+    b.until(
+        "11 lines",
+        "return document.querySelectorAll('#logs li').length === 11;",
+    )
+    .await;
     let shown = b.lines().await;
     assert_eq!(shown[0], texts[1]);
     let url = b.url().await;
-    assert!(url.contains("from=now-3h") && url.contains("direction=forward"), "{url}");
+    assert!(
+        url.contains("from=now-3h") && url.contains("direction=forward"),
+        "{url}"
+    );
     // Back: the run before (choosing the range ran it, newest first).
     b.client.back().await.unwrap();
     b.until(
@@ -418,8 +455,11 @@ async fn the_ui_in_a_browser() {
     // The address alone, opened afresh.
     b.client.goto("about:blank").await.unwrap();
     b.client.goto(&url).await.unwrap();
-    b.until("the same 11 lines", "return document.querySelectorAll('#logs li').length === 11;")
-        .await;
+    b.until(
+        "the same 11 lines",
+        "return document.querySelectorAll('#logs li').length === 11;",
+    )
+    .await;
     assert_eq!(b.lines().await, shown);
     let controls = b
         .js("return ['query', 'range', 'direction'].map(id => document.getElementById(id).value);")
