@@ -27,6 +27,12 @@
 //!
 //! Values keep Loki's notation (`168h`, `256KB`); a value the store
 //! cannot take is reported with its Loki key.
+//!
+//! A file whose chunks live in object storage (the last
+//! `schema_config.configs[].object_store`, or else an object store
+//! configured under `common.storage` or `storage_config`) is refused:
+//! this store keeps its chunks on local disk, and writing them there while
+//! the operator expects a bucket would lose them the day the disk goes.
 
 use std::collections::BTreeMap;
 
@@ -111,7 +117,7 @@ pub struct Translation {
     /// The document in the shape of Larch's configuration file.
     pub larch: Map<String, Value>,
     /// Loki's keys that have no effect, as paths (`schema_config`,
-    /// `server.http_server_read_timeout`), in file order.
+    /// `server.http_server_read_timeout`), sorted.
     pub unused: Vec<String>,
     /// For each translated Larch key path, the Loki key it came from (for
     /// error messages).
@@ -176,12 +182,68 @@ fn bad(key: &str, reason: impl Into<String>) -> TranslateError {
     }
 }
 
+/// Loki's names of object stores, under `common.storage` and
+/// `storage_config`.
+const OBJECT_STORES: &[&str] = &[
+    "s3",
+    "aws",
+    "gcs",
+    "azure",
+    "swift",
+    "bos",
+    "cos",
+    "alibabacloud",
+];
+
+/// Where a Loki file keeps its chunks, if not on local disk: the key that
+/// says so and the store's name.
+fn object_store(top: &Map<String, Value>) -> Option<(String, String)> {
+    if let Some(configs) = top
+        .get("schema_config")
+        .and_then(|s| s.get("configs"))
+        .and_then(Value::as_array)
+        && let Some((i, last)) = configs.iter().enumerate().next_back()
+        && let Some(store) = last.get("object_store").and_then(Value::as_str)
+    {
+        return (store != "filesystem" && store != "inmemory").then(|| {
+            (
+                format!("schema_config.configs[{i}].object_store"),
+                store.to_string(),
+            )
+        });
+    }
+    let sections = [
+        (
+            "common.storage",
+            top.get("common").and_then(|c| c.get("storage")),
+        ),
+        ("storage_config", top.get("storage_config")),
+    ];
+    for (section, found) in sections {
+        if let Some(Value::Object(m)) = found
+            && let Some(name) = m.keys().find(|k| OBJECT_STORES.contains(&k.as_str()))
+        {
+            return Some((format!("{section}.{name}"), name.clone()));
+        }
+    }
+    None
+}
+
 /// Translates a Loki configuration document.
 pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
     let mut t = Translation::default();
     let Some(top) = doc.as_object() else {
         return Err(bad("", "the configuration must be a mapping of keys"));
     };
+    if let Some((key, store)) = object_store(top) {
+        return Err(bad(
+            &key,
+            format!(
+                "chunks in object storage ({store}) are not supported: this store keeps its chunks on local disk \
+                 (common.path_prefix); use a filesystem object_store"
+            ),
+        ));
+    }
     // Loki requires X-Scope-OrgID unless told otherwise.
     t.set("auth_enabled", "auth_enabled", Value::Bool(true));
     let mut path_prefix = None;
@@ -336,6 +398,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
         }
         (None, None) => {}
     }
+    t.unused.sort();
     Ok(t)
 }
 
@@ -467,10 +530,10 @@ mod tests {
         assert_eq!(
             t.unused,
             [
-                "server.http_server_read_timeout",
                 "common.ring",
                 "limits_config.max_query_parallelism",
-                "schema_config"
+                "schema_config",
+                "server.http_server_read_timeout",
             ]
         );
         assert_eq!(t.log_level.as_deref(), Some("warn"));
@@ -501,11 +564,33 @@ mod tests {
         assert_eq!(
             t.unused,
             [
-                "storage_config.tsdb_shipper",
                 "compactor.working_directory",
-                "ingester.chunk_encoding (\"gzip\": Larch's chunks are snappy)"
+                "ingester.chunk_encoding (\"gzip\": Larch's chunks are snappy)",
+                "storage_config.tsdb_shipper",
             ]
         );
+    }
+
+    #[test]
+    fn object_storage_is_refused_not_ignored() {
+        let e = translate(&yaml(
+            "schema_config:\n  configs:\n  - from: 2020-10-24\n    object_store: filesystem\n  - from: 2024-01-01\n    object_store: s3\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "schema_config.configs[1].object_store");
+        assert!(e.reason.contains("(s3)"), "{e}");
+        let e = translate(&yaml(
+            "common:\n  storage:\n    s3:\n      bucketnames: b\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "common.storage.s3");
+        let e = translate(&yaml("storage_config:\n  aws:\n    s3: s3://x\n")).unwrap_err();
+        assert_eq!(e.key, "storage_config.aws");
+        // The schema decides when it names the local disk.
+        assert!(translate(&yaml(
+            "schema_config:\n  configs:\n  - object_store: filesystem\nstorage_config:\n  aws:\n    s3: s3://x\n"
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -9,6 +9,5 @@ mod e2e;
 mod fuzz;
 mod kube;
 mod positions;
-mod readme;
 mod support;
 mod tailer_model;
