@@ -30,6 +30,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 const CTRL: &str = "\u{E009}";
 const ENTER: &str = "\u{E007}";
 const BACKSPACE: &str = "\u{E003}";
+const TAB: &str = "\u{E004}";
 /// Releases the modifier keys held down.
 const RELEASE: &str = "\u{E000}";
 
@@ -170,16 +171,24 @@ impl Browser {
 }
 
 fn push(store: &StoreProcess, app: &str, lines: &[(i64, &str, &str)]) {
+    push_as(store, None, app, lines)
+}
+
+fn push_as(store: &StoreProcess, tenant: Option<&str>, app: &str, lines: &[(i64, &str, &str)]) {
     let values: Vec<Value> = lines
         .iter()
         .map(|(ts, level, line)| json!([ts.to_string(), line, {"detected_level": level}]))
         .collect();
     let body = json!({"streams": [{"stream": {"app": app, "env": "test"}, "values": values}]});
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(t) = tenant {
+        headers.push(("X-Scope-OrgID", t));
+    }
     let r = larch_testkit::http::request(
         store.http,
         "POST",
         "/loki/api/v1/push",
-        &[("Content-Type", "application/json")],
+        &headers,
         body.to_string().as_bytes(),
     )
     .unwrap();
@@ -361,13 +370,17 @@ async fn the_ui_in_a_browser() {
     assert_eq!(mark, json!("16"), "column 17 is offset 16");
     b.shot("04-parse-error").await;
 
-    // 5. Live tail: a line pushed while the page follows shows up on top.
+    // 5. Live tail, for another tenant: a line pushed to it while the page
+    // follows shows up on top (the tenant travels in the WebSocket's
+    // subprotocols); one pushed to the default tenant does not.
     b.type_query(r#"{app="live"}"#, false).await;
     b.until(
         "the parse error to go",
         "return document.querySelector('#parse-error').hidden;",
     )
     .await;
+    let tenant = b.client.find(Locator::Css("#tenant")).await.unwrap();
+    tenant.send_keys("team-live").await.unwrap();
     b.client
         .find(Locator::Css("#live"))
         .await
@@ -383,6 +396,12 @@ async fn the_ui_in_a_browser() {
     push(
         &store,
         "live",
+        &[(now_ns(), "info", "for the default tenant")],
+    );
+    push_as(
+        &store,
+        Some("team-live"),
+        "live",
         &[(now_ns(), "warn", "pushed during the test")],
     );
     b.until(
@@ -390,7 +409,12 @@ async fn the_ui_in_a_browser() {
         "return document.querySelector('#logs .log-line')?.textContent === 'pushed during the test';",
     )
     .await;
-    assert!(b.url().await.contains("live=1"));
+    assert_eq!(b.lines().await, ["pushed during the test"]);
+    let url = b.url().await;
+    assert!(
+        url.contains("live=1") && url.contains("tenant=team-live"),
+        "{url}"
+    );
     b.shot("05-live-tail").await;
     b.client
         .find(Locator::Css("#live"))
@@ -399,6 +423,15 @@ async fn the_ui_in_a_browser() {
         .click()
         .await
         .unwrap();
+    tenant
+        .send_keys(&format!("{CTRL}a{RELEASE}{BACKSPACE}\t"))
+        .await
+        .unwrap();
+    b.until(
+        "the default tenant",
+        "return !location.search.includes('tenant=');",
+    )
+    .await;
 
     // 6. The URL reproduces the view: another range and order, opened
     // afresh from its address; back returns to the previous view.
@@ -471,4 +504,108 @@ async fn the_ui_in_a_browser() {
     b.shot("06-url").await;
 
     b.client.close().await.unwrap();
+}
+
+/// The page and its files over HTTP: types, the security policy, ETags.
+#[test]
+fn files_over_http() {
+    let store = StoreProcess::builder().start();
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        larch_testkit::http::get(store.http, path, headers).unwrap()
+    };
+    let page = get("/", &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.starts_with("default-src 'self'; script-src 'self'; style-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        page.text()
+            .contains("<script type=\"module\" src=\"/ui/main.js\"></script>")
+    );
+    let js = get("/ui/main.js", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("content-encoding"), Some("gzip"));
+    let etag = js.header("etag").unwrap().to_string();
+    let again = get("/ui/main.js", &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(get("/ui/nothing.js", &[]).status, 404);
+    assert_eq!(get("/ui/../Cargo.toml", &[]).status, 404);
+    // The page's size: small enough to load at once on any link.
+    let total: usize = [
+        "/",
+        "/ui/style.css",
+        "/ui/main.js",
+        "/ui/editor.js",
+        "/ui/logql.js",
+        "/ui/logs.js",
+        "/ui/chart.js",
+    ]
+    .iter()
+    .map(|p| get(p, &[("Accept-Encoding", "gzip")]).body.len())
+    .sum();
+    assert!(total < 64 * 1024, "{total} bytes");
+}
+
+/// A browser's WebSocket carries the tenant (and a token) as subprotocol
+/// entries; the store treats them as the headers they stand for and
+/// answers with the `larch` subprotocol.
+#[tokio::test]
+async fn tail_credentials_from_subprotocols() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let store = StoreProcess::builder().start();
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let url = format!(
+        "ws://127.0.0.1:{}/loki/api/v1/tail?query=%7Bapp%3D%22ws%22%7D&start={}",
+        store.http,
+        now_ns() - 60_000_000_000
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!(
+            "larch, larch.tenant.{}, larch.bearer.{}",
+            hex("team-ws"),
+            hex("t0ken")
+        )
+        .parse()
+        .unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "larch"
+    );
+    push(&store, "ws", &[(now_ns(), "info", "default tenant")]);
+    push_as(
+        &store,
+        Some("team-ws"),
+        "ws",
+        &[(now_ns(), "info", "team-ws line")],
+    );
+    let text = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(m)) if m.is_text() => return m.into_text().unwrap().to_string(),
+                Some(Ok(_)) => continue, // pings
+                other => panic!("the tail ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a tail message");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["streams"][0]["values"][0][1], "team-ws line", "{v}");
 }
