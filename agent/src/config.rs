@@ -231,7 +231,8 @@ pub struct AgentConfig {
     pub basic_auth: Option<BasicAuth>,
     /// Log level filter (`info`, `debug`, `larch_agent=debug,warn`).
     pub log_level: String,
-    /// `text` or `json` logs on stderr.
+    /// `text` (coloured only on a terminal), `logfmt` or `json` logs on
+    /// stderr.
     pub log_format: String,
     /// Optional labels.
     pub labels: LabelsConfig,
@@ -484,9 +485,9 @@ impl AgentConfig {
                 self.tenant_id
             )));
         }
-        if self.log_format != "text" && self.log_format != "json" {
+        if !["text", "logfmt", "json"].contains(&self.log_format.as_str()) {
             return Err(Error::Config(format!(
-                "log_format must be text or json, not {:?}",
+                "log_format must be text, logfmt or json, not {:?}",
                 self.log_format
             )));
         }

@@ -103,7 +103,8 @@ pub struct Flags {
     /// Log filter, e.g. info or larch_agent=debug. [default: info]
     #[arg(long)]
     pub log_level: Option<String>,
-    /// Log format: text or json. [default: text]
+    /// Log format: text (coloured only on a terminal), logfmt or json.
+    /// [default: text]
     #[arg(long)]
     pub log_format: Option<String>,
 }

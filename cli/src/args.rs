@@ -32,6 +32,14 @@ Examples:
   larch stats '{app=\"api\"}'
   larch volume '{namespace=~\".+\"}'
 
+  # Fields found in the lines, and the values of one:
+  larch detected-fields '{app=\"api\"}'
+  larch detected-fields '{app=\"api\"}' level
+
+  # A day of lines in 15-minute parts, four at a time, merged in order:
+  larch query --since 24h --forward -o raw --parallel-duration 15m \\
+    --parallel-max-workers 4 --part-path-prefix /tmp/api --merge-parts '{app=\"api\"}'
+
   # Push lines from a file:
   larch push --labels '{app=\"batch-job\"}' < job.log
 
@@ -164,10 +172,6 @@ pub struct Global {
     #[arg(long, global = true, value_name = "URL")]
     pub proxy_url: Option<String>,
 
-    /// Colour labels (logcli's spelling of --color always)
-    #[arg(long, global = true)]
-    pub colored_output: bool,
-
     /// Retries of 429, 5xx and connection failures, with back-off
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     pub retries: u32,
@@ -175,28 +179,36 @@ pub struct Global {
     /// Print only results: no request URLs, common labels or summaries on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
 
+/// `-o`: how results are printed (the subcommands that print results).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArg {
     /// Output mode: default (time, labels, line), raw (line only) or jsonl
-    #[arg(short, long, global = true, value_enum, default_value_t = Mode::Default)]
+    #[arg(short, long, value_enum, default_value_t = Mode::Default)]
     pub output: Mode,
+}
 
+/// `-z`: the zone of printed times and of times written without one.
+#[derive(Debug, Args, Clone)]
+pub struct ZoneArg {
     /// Timezone of printed and zone-less times: Local or UTC
-    #[arg(
-        short = 'z',
-        long,
-        global = true,
-        default_value = "Local",
-        value_name = "ZONE"
-    )]
+    #[arg(short = 'z', long, default_value = "Local", value_name = "ZONE")]
     pub timezone: String,
+}
 
+/// How log lines are printed (`query`, `instant-query`).
+#[derive(Debug, Args, Clone)]
+pub struct PrintArgs {
     /// Timestamp layout in default output
-    #[arg(long, global = true, value_enum, default_value_t = TsFormat::Rfc3339, value_name = "FORMAT")]
+    #[arg(long, value_enum, default_value_t = TsFormat::Rfc3339, value_name = "FORMAT")]
     pub output_timestamp_format: TsFormat,
-
     /// Colour labels and timestamps
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// Colour labels (logcli's spelling of --color always)
+    #[arg(long)]
+    pub colored_output: bool,
 }
 
 /// The subcommands.
@@ -222,6 +234,10 @@ pub enum Command {
     /// Push lines read from stdin as one stream
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// List the fields detected in the lines of a query (with their types
+    /// and cardinality), or the values of one field
+    #[command(name = "detected-fields", alias = "detected_fields")]
+    DetectedFields(DetectedFieldsArgs),
     /// Print a LogQL query (from the argument or stdin) in canonical form
     Fmt(FmtArgs),
     /// Check, list, fetch and upload the ruler's rule groups
@@ -291,6 +307,8 @@ pub struct RangeArgs {
     /// End (exclusive) [default: now]
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub zone: ZoneArg,
 }
 
 /// How labels are shown next to lines.
@@ -346,9 +364,42 @@ pub struct QueryArgs {
     #[arg(long)]
     pub progress: bool,
     #[command(flatten)]
+    pub parallel: ParallelArgs,
+    #[command(flatten)]
     pub range: RangeArgs,
     #[command(flatten)]
     pub labels: LabelArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub print: PrintArgs,
+}
+
+/// Large downloads, as logcli does them: the range cut into parts fetched
+/// at once, each into its own file.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Large downloads")]
+pub struct ParallelArgs {
+    /// Length of each part of the range, with --parallel-max-workers above 1
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub parallel_duration: String,
+    /// Parts fetched at once; above 1 the range is cut into parts and
+    /// --limit is ignored (every line is fetched)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel_max_workers: usize,
+    /// Write each part to <PREFIX>_<start>_<end>.part (UTC times) instead of
+    /// stdout; a part whose file is complete is not fetched again
+    #[arg(long, value_name = "PREFIX")]
+    pub part_path_prefix: Option<String>,
+    /// Fetch complete parts again, replacing their files
+    #[arg(long)]
+    pub overwrite_completed_parts: bool,
+    /// Print the part files to stdout in order as they complete, then delete them
+    #[arg(long)]
+    pub merge_parts: bool,
+    /// With --merge-parts: keep the part files
+    #[arg(long)]
+    pub keep_parts: bool,
 }
 
 /// `larch instant-query`.
@@ -372,6 +423,12 @@ pub struct InstantArgs {
     pub stats: bool,
     #[command(flatten)]
     pub labels: LabelArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub print: PrintArgs,
+    #[command(flatten)]
+    pub zone: ZoneArg,
 }
 
 /// `larch labels`.
@@ -384,6 +441,8 @@ pub struct LabelsArgs {
     pub query: Option<String>,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch series`.
@@ -396,6 +455,8 @@ pub struct SeriesArgs {
     pub analyze_labels: bool,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch stats`.
@@ -405,6 +466,8 @@ pub struct StatsArgs {
     pub query: String,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch volume`.
@@ -428,6 +491,8 @@ pub struct VolumeArgs {
     pub aggregate_by_labels: bool,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch volume_range`.
@@ -455,6 +520,30 @@ pub struct PushArgs {
     /// Each line starts with its timestamp (any --from notation) and a space
     #[arg(long)]
     pub with_timestamps: bool,
+    #[command(flatten)]
+    pub zone: ZoneArg,
+}
+
+/// `larch detected-fields`.
+#[derive(Debug, Args)]
+pub struct DetectedFieldsArgs {
+    /// LogQL log query whose lines are sampled, e.g. '{app="api"}'
+    pub query: String,
+    /// List this field's values instead of the fields
+    pub field: Option<String>,
+    /// Most fields (or values) to list
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    /// Most lines sampled
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub line_limit: usize,
+    /// Step of the sampling
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub step: String,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch fmt`.
@@ -494,10 +583,10 @@ mod tests {
         ])
         .unwrap();
         assert!(c.global.quiet);
-        assert_eq!(c.global.output, Mode::Raw);
         assert_eq!(c.global.addr.as_deref(), Some("http://x:1"));
         match c.command {
             Command::Query(q) => {
+                assert_eq!(q.output.output, Mode::Raw);
                 assert!(q.tail);
                 assert_eq!(q.range.since, "2h");
                 assert_eq!(q.limit, 30);
@@ -545,7 +634,6 @@ mod tests {
             "http://p:1",
             "--auth-header",
             "X-A",
-            "--colored-output",
         ])
         .unwrap();
         let g = &c.global;
@@ -557,7 +645,7 @@ mod tests {
             ),
             (Some("u"), Some("p"), Some("t"))
         );
-        assert!(g.tls_skip_verify && g.colored_output);
+        assert!(g.tls_skip_verify);
         assert_eq!(g.auth_header, "X-A");
         assert_eq!(g.proxy_url.as_deref(), Some("http://p:1"));
         assert!(Cli::try_parse_from(["larch", "push"]).is_err());
@@ -567,5 +655,92 @@ mod tests {
             Command::Rules(RulesCommand::Sync { dry_run: true, .. })
         ));
         assert!(Cli::try_parse_from(["larch", "rules", "lint"]).is_err());
+        let c = Cli::try_parse_from([
+            "larch",
+            "query",
+            "--parallel-duration",
+            "15m",
+            "--parallel-max-workers",
+            "4",
+            "--part-path-prefix",
+            "/tmp/x",
+            "--merge-parts",
+            "{a=\"b\"}",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Query(q) => {
+                assert_eq!(q.parallel.parallel_max_workers, 4);
+                assert!(q.parallel.merge_parts && !q.parallel.keep_parts);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["larch", "detected-fields", "{a=\"b\"}", "level"]).unwrap();
+        match c.command {
+            Command::DetectedFields(d) => {
+                assert_eq!(d.field.as_deref(), Some("level"));
+                assert_eq!((d.limit, d.line_limit), (100, 1000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each subcommand's help lists only the flags that apply to it.
+    #[test]
+    fn help_lists_only_applicable_flags() {
+        let help = |name: &str| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            cmd.find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let push = help("push");
+        for absent in [
+            "--output ",
+            "--color",
+            "--output-timestamp-format",
+            "--since",
+            "--parallel",
+        ] {
+            assert!(!push.contains(absent), "push lists {absent}:\n{push}");
+        }
+        assert!(
+            push.contains("--timezone") && push.contains("--addr"),
+            "{push}"
+        );
+        let labels = help("labels");
+        for absent in [
+            "--color",
+            "--output-timestamp-format",
+            "--limit",
+            "--parallel",
+        ] {
+            assert!(!labels.contains(absent), "labels lists {absent}:\n{labels}");
+        }
+        assert!(
+            labels.contains("--output") && labels.contains("--since"),
+            "{labels}"
+        );
+        let fmt = help("fmt");
+        for absent in ["--output", "--timezone", "--since", "--color"] {
+            assert!(!fmt.contains(absent), "fmt lists {absent}:\n{fmt}");
+        }
+        let query = help("query");
+        for present in [
+            "--color",
+            "--parallel-max-workers",
+            "--merge-parts",
+            "--timezone",
+            "--output",
+        ] {
+            assert!(query.contains(present), "query lacks {present}:\n{query}");
+        }
+        let instant = help("instant-query");
+        assert!(
+            !instant.contains("--since") && !instant.contains("--parallel"),
+            "{instant}"
+        );
     }
 }

@@ -1,26 +1,41 @@
 //! `larch-store`: the Loki-compatible log store, and in the all-in-one
 //! mode an agent in the same process.
 //!
-//! Configuration comes from an optional YAML file (`--config`) with flags
-//! of the same names overriding it; `--check-config` validates and exits.
-//! The store itself is the `larch-store` library; this binary reads the
-//! configuration (the store's keys plus `agent:`, see [`config`]), starts
-//! the store's servers and the embedded agent, and stops them in order on
-//! SIGTERM.
+//! Configuration comes from an optional YAML file (`--config`, or Loki's
+//! spelling `-config.file`) with flags of the same names overriding it:
+//! Larch's own keys (the store's plus `agent:`, see [`config`]), or a Loki
+//! configuration, translated ([`loki`]). `--check-config` validates and
+//! exits; `--print-config` prints the effective configuration. The store
+//! itself is the `larch-store` library; this binary starts its servers,
+//! the runtime configuration's reloading and the embedded agent, and
+//! stops them in order on SIGTERM.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::Context;
 use clap::Parser;
 use config::ServerConfig;
 use larch_config::HumanDuration;
+use larch_logging::LogFormat;
 use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
+use larch_store::services::{ServiceState, Services};
 
 mod config;
+mod loki;
+
+/// `--version`: Larch's version and the Loki API version it serves.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (Loki API {})",
+        env!("CARGO_PKG_VERSION"),
+        larch_store::api::misc::LOKI_API_VERSION
+    )
+});
 
 /// How long the ingester may take past the shutdown deadline to stop its
 /// threads (one chunk write, the WAL writer's last group) before the
@@ -31,13 +46,15 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The Larch store: Loki's push and query APIs over a WAL and compressed
 /// chunks on local disk.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "larch-store", version = VERSION.as_str(), about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
     /// Tools that do not start the store.
     #[command(subcommand)]
     command: Option<Command>,
-    /// YAML configuration file; keys have the flags' names with `_`.
-    #[arg(long, env = "LARCH_CONFIG")]
+    /// YAML configuration file: Larch's keys (the flags' names with `_`),
+    /// or a Loki configuration, recognised by its keys and translated.
+    /// Loki's spelling `-config.file` is accepted.
+    #[arg(long, visible_alias = "config.file", env = "LARCH_CONFIG")]
     config: Option<PathBuf>,
     /// HTTP address (Loki API, /ready, /metrics). [default: 0.0.0.0:3100]
     #[arg(long)]
@@ -73,20 +90,33 @@ struct Args {
     /// store: the all-in-one mode. Overrides `agent.pods_dir`.
     #[arg(long)]
     agent_pods_dir: Option<PathBuf>,
-    /// Validate the configuration and exit.
-    #[arg(long)]
+    /// Validate the configuration (and the runtime configuration file)
+    /// and exit. Loki's `-verify-config` is accepted.
+    #[arg(long, alias = "verify-config")]
     check_config: bool,
+    /// Print the effective configuration, defaults filled in and secrets
+    /// hidden, as YAML on stdout, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Print the effective configuration on stderr at start, then run
+    /// (Loki's `-print-config-stderr`).
+    #[arg(long)]
+    print_config_stderr: bool,
     /// Rebuild every tenant's index log from its chunk files (the old logs
     /// are kept in `<data-dir>/quarantine/index/`), print a summary and
     /// exit. Run it with the store stopped.
     #[arg(long)]
     rebuild_index: bool,
-    /// Log filter (tracing-subscriber syntax), e.g. `info` or `larch_store=debug`.
-    #[arg(long, env = "LARCH_LOG", default_value = "info")]
-    log_level: String,
-    /// Log format: `text` or `json`.
-    #[arg(long, default_value = "text")]
-    log_format: String,
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or
+    /// `larch_store=debug`; Loki's `-log.level` is accepted. [default: a
+    /// Loki file's `server.log_level`, else info]
+    #[arg(long, visible_alias = "log.level", env = "LARCH_LOG")]
+    log_level: Option<String>,
+    /// Log format on stderr: text (coloured only on a terminal), logfmt or
+    /// json; Loki's `-log.format` is accepted. [default: a Loki file's
+    /// `server.log_format`, else text]
+    #[arg(long, visible_alias = "log.format")]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -129,11 +159,43 @@ fn token_new(name: &str, tenants: &[String], access: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
-    let mut file = match &args.config {
-        Some(path) => ServerConfig::from_yaml_file(path)?,
-        None => ServerConfig::default(),
+/// Loki's single-dash spelling of a long flag (`-config.file=x`,
+/// `-print-config-stderr`) as clap reads it (`--config.file=x`): a
+/// single-dash argument whose name has a dot or is one of Loki's
+/// multi-letter flags.
+fn loki_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const WORDS: &[&str] = &[
+        "print-config-stderr",
+        "verify-config",
+        "target",
+        "version",
+        "help",
+    ];
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let Some(text) = a.to_str().filter(|_| i > 0) else {
+                return a;
+            };
+            let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return a;
+            };
+            let name = rest.split('=').next().unwrap_or("");
+            if name.len() > 1 && (name.contains('.') || WORDS.contains(&name)) {
+                OsString::from(format!("-{text}"))
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+fn load_config(args: &Args) -> anyhow::Result<config::Loaded> {
+    let mut loaded = match &args.config {
+        Some(path) => ServerConfig::load_file(path)?,
+        None => config::Loaded::default(),
     };
+    let file = &mut loaded.config;
     let config = &mut file.store;
     if let Some(v) = &args.http_addr {
         config.http_addr = v.clone();
@@ -185,25 +247,34 @@ fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
         agent.store = format!("{scheme}://127.0.0.1:{port}");
     }
     file.validate()?;
-    Ok(file)
+    larch_store::runtime_config::load_initial(&file.store)?;
+    Ok(loaded)
 }
 
-fn init_logs(args: &Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format.as_str() {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
-        other => anyhow::bail!("invalid --log-format {other:?}: expected text or json"),
-    }
+fn init_logs(args: &Args, loaded: &config::Loaded) -> anyhow::Result<()> {
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| loaded.log_level.clone())
+        .unwrap_or_else(|| "info".to_string());
+    let format = match (args.log_format, &loaded.log_format) {
+        (Some(f), _) => f,
+        (None, Some(f)) => f
+            .parse()
+            .with_context(|| "server.log_format of the Loki configuration")?,
+        (None, None) => LogFormat::Text,
+    };
+    larch_logging::init(&level, format)?;
     Ok(())
 }
 
+/// The one warning about a Loki file's keys that have no effect.
+fn unused_keys_text(loaded: &config::Loaded) -> Option<String> {
+    (!loaded.unused.is_empty()).then(|| loaded.unused.join(", "))
+}
+
 fn main() -> std::process::ExitCode {
-    match start(Args::parse()) {
+    match start(Args::parse_from(loki_spelling(std::env::args_os()))) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}`: the message with its causes on one line, as the
@@ -223,12 +294,29 @@ fn start(args: Args) -> anyhow::Result<()> {
     {
         return token_new(name, tenants, access);
     }
-    let config = load_config(&args)?;
+    let loaded = load_config(&args)?;
+    if args.print_config {
+        print!("{}", render_config(&loaded.config)?);
+        return Ok(());
+    }
     if args.check_config {
+        if let Some(keys) = unused_keys_text(&loaded) {
+            eprintln!("warning: Loki configuration keys with no effect in Larch: {keys}");
+        }
         println!("configuration is valid");
         return Ok(());
     }
-    init_logs(&args)?;
+    init_logs(&args, &loaded)?;
+    if loaded.loki {
+        tracing::info!("Read a Loki configuration file.");
+    }
+    if let Some(keys) = unused_keys_text(&loaded) {
+        tracing::warn!(keys = %keys, "Loki configuration keys with no effect in Larch.");
+    }
+    if args.print_config_stderr {
+        eprint!("{}", render_config(&loaded.config)?);
+    }
+    let config = loaded.config;
     if args.rebuild_index {
         return rebuild_index(&config.store);
     }
@@ -237,11 +325,41 @@ fn start(args: Args) -> anyhow::Result<()> {
         .thread_name("larch-store")
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(run(config.store, config.agent));
+    let result = runtime.block_on(run(config));
     // Work still running on the blocking pool (a query past the shutdown
     // deadline) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
+}
+
+/// The effective configuration as YAML, secrets hidden.
+fn render_config(config: &ServerConfig) -> anyhow::Result<String> {
+    Ok(config
+        .view()?
+        .render(larch_store::config_view::Mode::Current)?)
+}
+
+/// Registers the roles this process runs, in Loki's words where Loki has
+/// one: `server` (HTTP and gRPC), `distributor` (push), `ingester` (WAL and
+/// chunks), `querier` (queries), `compactor` (retention, compaction), `ui`,
+/// `runtime-config` (with a runtime file) and `agent` (all-in-one).
+fn register_services(services: &Services, config: &ServerConfig) {
+    for role in [
+        "server",
+        "distributor",
+        "ingester",
+        "querier",
+        "compactor",
+        "ui",
+    ] {
+        services.set(role, ServiceState::Running);
+    }
+    if !config.store.runtime_config.files().is_empty() {
+        services.set("runtime-config", ServiceState::Running);
+    }
+    if config.agent.is_some() {
+        services.set("agent", ServiceState::Starting);
+    }
 }
 
 /// `--rebuild-index`: rebuilds the index logs and prints what was found.
@@ -272,7 +390,14 @@ fn rebuild_index(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> anyhow::Result<()> {
+async fn run(file: ServerConfig) -> anyhow::Result<()> {
+    let view = Arc::new(file.view()?);
+    let services = Services::new();
+    register_services(&services, &file);
+    let ServerConfig {
+        store: config,
+        agent: agent_config,
+    } = file;
     let http = tokio::net::TcpListener::bind(&config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
@@ -290,13 +415,24 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
     // Groups (and the alert state saved before a restart) are loaded
     // before the API answers, so it never shows a ruler without them.
     ruler.sync().await;
-    let state = AppState::new(ingester.clone())
+    let mut state = AppState::new(ingester.clone())
         .with_ruler(ruler.clone())
         .secure()
         .context("setting up authentication and TLS")?;
+    state.services = services.clone();
+    state.config_view = Some(view);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(larch_store::runtime_config::reload_loop(
+        ingester.config.clone(),
+        ingester.metrics.clone(),
+        stop_rx.clone(),
+    ));
     let agent = match agent_config {
-        Some(cfg) => Some(start_agent(cfg, stop_rx.clone()).await?),
+        Some(cfg) => {
+            let handle = start_agent(cfg, stop_rx.clone()).await?;
+            services.set("agent", ServiceState::Running);
+            Some(handle)
+        }
         None => None,
     };
     let mut server_stop = stop_rx;
@@ -318,6 +454,7 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
         flush_on_shutdown = ingester.config.ingester.flush_on_shutdown,
         "Shutting down."
     );
+    services.set_running(ServiceState::Stopping);
     // The agent stops first, so its last batches reach the store.
     let _ = stop_tx.send(true);
     if let Some(a) = agent {

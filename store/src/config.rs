@@ -77,6 +77,16 @@ pub struct Config {
     /// The ruler: LogQL alerting and recording rules (see
     /// [`crate::ruler`]).
     pub ruler: crate::ruler::RulerConfig,
+    /// Per-tenant overrides in a separate file, read again every `period`
+    /// without a restart (Loki's `runtime_config`; see
+    /// [`crate::runtime_config`]).
+    pub runtime_config: crate::runtime_config::RuntimeConfig,
+    /// Retention switch, as Loki's `compactor` block.
+    pub compactor: CompactorConfig,
+    /// The overrides read from `runtime_config.file`, in force now (not a
+    /// key of the file; shared by every clone).
+    #[serde(skip)]
+    pub runtime: crate::runtime_config::RuntimeOverrides,
 }
 
 impl Default for Config {
@@ -106,6 +116,28 @@ impl Default for Config {
             query: QueryConfig::default(),
             push: PushConfig::default(),
             ruler: crate::ruler::RulerConfig::default(),
+            runtime_config: crate::runtime_config::RuntimeConfig::default(),
+            compactor: CompactorConfig::default(),
+            runtime: crate::runtime_config::RuntimeOverrides::default(),
+        }
+    }
+}
+
+/// Retention (Loki's `compactor` block, of which only this key applies).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorConfig {
+    /// Delete chunks past each tenant's `retention_period` (default true:
+    /// a `retention_period` set is applied). Loki's default is false;
+    /// a Loki configuration read with `--config.file` keeps Loki's
+    /// meaning, so that retention it had off stays off.
+    pub retention_enabled: bool,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> CompactorConfig {
+        CompactorConfig {
+            retention_enabled: true,
         }
     }
 }
@@ -135,7 +167,9 @@ pub struct Limits {
     /// How far in the future an entry may be (Loki: 10m).
     pub creation_grace_period: HumanDuration,
     /// Most active streams per tenant (Loki's global default: 5000). Zero
-    /// disables the limit.
+    /// disables the limit. Loki's name `max_global_streams_per_user` is
+    /// accepted too.
+    #[serde(alias = "max_global_streams_per_user")]
     pub max_streams_per_tenant: usize,
     /// Accept structured metadata (Loki: true).
     pub allow_structured_metadata: bool,
@@ -219,7 +253,10 @@ pub struct LimitsOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_grace_period: Option<HumanDuration>,
     /// See [`Limits::max_streams_per_tenant`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        alias = "max_global_streams_per_user"
+    )]
     pub max_streams_per_tenant: Option<usize>,
     /// See [`Limits::allow_structured_metadata`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,6 +282,56 @@ pub struct LimitsOverride {
 }
 
 impl LimitsOverride {
+    /// This override laid over `below`: the keys it sets, and `below`'s
+    /// for the others.
+    pub fn over(&self, below: &LimitsOverride) -> LimitsOverride {
+        // Written out without `..`, as `apply` is.
+        let LimitsOverride {
+            ingestion_rate_mb,
+            ingestion_burst_size_mb,
+            max_line_size,
+            max_line_size_truncate,
+            max_label_names_per_series,
+            max_label_name_length,
+            max_label_value_length,
+            reject_old_samples,
+            reject_old_samples_max_age,
+            creation_grace_period,
+            max_streams_per_tenant,
+            allow_structured_metadata,
+            max_structured_metadata_size,
+            max_structured_metadata_entries_count,
+            max_entries_limit_per_query,
+            max_query_series,
+            retention_period,
+        } = *self;
+        LimitsOverride {
+            ingestion_rate_mb: ingestion_rate_mb.or(below.ingestion_rate_mb),
+            ingestion_burst_size_mb: ingestion_burst_size_mb.or(below.ingestion_burst_size_mb),
+            max_line_size: max_line_size.or(below.max_line_size),
+            max_line_size_truncate: max_line_size_truncate.or(below.max_line_size_truncate),
+            max_label_names_per_series: max_label_names_per_series
+                .or(below.max_label_names_per_series),
+            max_label_name_length: max_label_name_length.or(below.max_label_name_length),
+            max_label_value_length: max_label_value_length.or(below.max_label_value_length),
+            reject_old_samples: reject_old_samples.or(below.reject_old_samples),
+            reject_old_samples_max_age: reject_old_samples_max_age
+                .or(below.reject_old_samples_max_age),
+            creation_grace_period: creation_grace_period.or(below.creation_grace_period),
+            max_streams_per_tenant: max_streams_per_tenant.or(below.max_streams_per_tenant),
+            allow_structured_metadata: allow_structured_metadata
+                .or(below.allow_structured_metadata),
+            max_structured_metadata_size: max_structured_metadata_size
+                .or(below.max_structured_metadata_size),
+            max_structured_metadata_entries_count: max_structured_metadata_entries_count
+                .or(below.max_structured_metadata_entries_count),
+            max_entries_limit_per_query: max_entries_limit_per_query
+                .or(below.max_entries_limit_per_query),
+            max_query_series: max_query_series.or(below.max_query_series),
+            retention_period: retention_period.or(below.retention_period),
+        }
+    }
+
     /// `base` with the keys this override sets replaced.
     pub fn apply(&self, base: &Limits) -> Limits {
         // Written out without `..` on either side, so that a key added to
@@ -528,19 +615,28 @@ impl Config {
         Ok(())
     }
 
-    /// The limits of `tenant`: `limits` with the keys of its override, if
-    /// it has one.
+    /// The limits of `tenant`: `limits` with the keys of its entry in
+    /// `overrides`, then those of its entry in the runtime file, if it
+    /// has them; `retention_period` zero while
+    /// `compactor.retention_enabled` is off.
     pub fn limits_for(&self, tenant: &str) -> Limits {
-        match self.overrides.get(tenant) {
+        let mut limits = match self.overrides.get(tenant) {
             Some(o) => o.apply(&self.limits),
             None => self.limits.clone(),
+        };
+        if let Some(o) = self.runtime.tenant(tenant) {
+            limits = o.apply(&limits);
         }
+        if !self.compactor.retention_enabled {
+            limits.retention_period = HumanDuration::from_secs(0);
+        }
+        limits
     }
 }
 
 /// Checks one limits block; `key` is where it is (`limits`,
 /// `overrides.<tenant>`).
-fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
+pub(crate) fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
     let positive = |name: &str, v: f64| {
         if v.is_finite() && v > 0.0 {
             Ok(())

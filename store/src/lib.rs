@@ -18,7 +18,12 @@
 //! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
 //!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
-//!   identities.
+//!   identities; [`runtime_config`]: per-tenant overrides reloaded while
+//!   running; [`config_view`]: the effective configuration as `/config`
+//!   prints it.
+//! * [`server`], [`api`]: the HTTP and gRPC servers and Loki's routes;
+//!   [`services`]: the roles `/services` lists; [`ui`]: the web UI served
+//!   at `/`.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
@@ -27,6 +32,7 @@ pub mod api;
 pub mod auth;
 pub mod chunk;
 pub mod config;
+pub mod config_view;
 pub mod encoding;
 #[doc(hidden)]
 pub mod fuzz;
@@ -37,7 +43,10 @@ pub mod metrics;
 pub mod push;
 pub mod quarantine;
 pub mod ruler;
+pub mod runtime_config;
 pub mod server;
+pub mod services;
 pub mod tenant;
+pub mod ui;
 pub mod validate;
 pub mod wal;

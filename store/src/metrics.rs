@@ -145,6 +145,12 @@ pub struct Metrics {
     pub ruler: crate::ruler::RulerMetrics,
     /// Authentication, authorisation and TLS.
     pub security: crate::auth::metrics::SecurityMetrics,
+    /// Reloads of the runtime configuration file, by `outcome`
+    /// (`success`, `failure`).
+    pub runtime_config_reloads: Family<Labels, Counter>,
+    /// 1 if the last reading of the runtime configuration file succeeded
+    /// (or there is none), 0 while the last good one is kept.
+    pub runtime_config_last_reload_successful: Gauge,
 }
 
 impl Metrics {
@@ -198,8 +204,11 @@ impl Metrics {
             recovery: RecoveryMetrics::default(),
             ruler: crate::ruler::RulerMetrics::default(),
             security: Default::default(),
+            runtime_config_reloads: Family::default(),
+            runtime_config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
+        m.runtime_config_last_reload_successful.set(1);
         m.recovery.register(&mut registry);
         m.ruler.register(&mut registry);
         m.security.register(&mut registry);
@@ -319,6 +328,16 @@ impl Metrics {
             "larch_tail_lagged_events",
             "Push events a live tail missed because it fell behind",
             m.tail_lagged_events.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_reloads",
+            "Readings of the runtime configuration file (runtime_config.file), by outcome",
+            m.runtime_config_reloads.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_last_reload_successful",
+            "1 if the last reading of the runtime configuration file succeeded, 0 while the last good one is kept",
+            m.runtime_config_last_reload_successful.clone(),
         );
         Metrics { registry, ..m }
     }

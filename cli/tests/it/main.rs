@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod detected;
 mod errors;
 mod fixture;
 mod meta;
+mod parallel;
 mod push;
 mod query;
 mod security;

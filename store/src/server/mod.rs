@@ -48,6 +48,12 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Authorizer>>,
     /// TLS of both ports (`tls:`); `None` serves plain TCP.
     pub tls: Option<Arc<tls::TlsServer>>,
+    /// The roles running and their state (`/services`).
+    pub services: crate::services::Services,
+    /// The effective configuration as `/config` prints it; the binary
+    /// sets it (it knows the whole file), else the store's own
+    /// configuration is shown.
+    pub config_view: Option<Arc<crate::config_view::ConfigView>>,
 }
 
 /// Security settings that cannot be used.
@@ -81,6 +87,8 @@ impl AppState {
             ruler: None,
             auth: None,
             tls: None,
+            services: crate::services::Services::new(),
+            config_view: None,
         }
     }
 
@@ -123,6 +131,9 @@ pub fn app(state: AppState) -> Router {
     };
     router
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost: the UI's WebSocket credentials become headers before
+        // anything looks at them (the token check included).
+        .layer(axum::middleware::from_fn(crate::ui::websocket_credentials))
         .with_state(state)
 }
 
@@ -202,6 +213,11 @@ fn routes(rules: Router<AppState>) -> Router<AppState> {
         )
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/config", get(api::status::config))
+        .route("/runtime_config", get(api::status::runtime_config))
+        .route("/services", get(api::status::services))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::file))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
 }
 
