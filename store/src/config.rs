@@ -304,6 +304,7 @@ impl LimitsOverride {
             max_entries_limit_per_query,
             max_query_series,
             retention_period,
+            discover_log_levels,
         } = *self;
         LimitsOverride {
             ingestion_rate_mb: ingestion_rate_mb.or(below.ingestion_rate_mb),
@@ -328,6 +329,7 @@ impl LimitsOverride {
             max_entries_limit_per_query: max_entries_limit_per_query
                 .or(below.max_entries_limit_per_query),
             max_query_series: max_query_series.or(below.max_query_series),
+            discover_log_levels: discover_log_levels.or(below.discover_log_levels),
             retention_period: retention_period.or(below.retention_period),
         }
     }

@@ -172,7 +172,8 @@ impl ConfigView {
         if value.as_object().is_some_and(Map::is_empty) {
             return Ok("{}\n".to_string());
         }
-        let mut text = serde_saphyr::to_string(&value).map_err(|e| RenderError(e.to_string()))?;
+        let mut text =
+            larch_config::yaml::to_string(&value).map_err(|e| RenderError(e.to_string()))?;
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -256,10 +257,10 @@ mod tests {
         assert!(full.contains("http_addr: 127.0.0.1:1"), "{full}");
         assert!(full.contains("grpc_addr: 0.0.0.0:9095"), "{full}");
         // Read back, the printed configuration is the configuration.
-        let back: Config = crate::yaml::from_str(&full).unwrap();
+        let back: Config = larch_config::yaml::from_str(&full).unwrap();
         assert_eq!(back, c);
         let d = view.render(Mode::Diff).unwrap();
-        let back: Value = serde_saphyr::from_str(&d).unwrap();
+        let back: Value = larch_config::yaml::from_str(&d).unwrap();
         assert_eq!(
             back,
             json!({"http_addr": "127.0.0.1:1", "limits": {"max_line_size": 1000}})

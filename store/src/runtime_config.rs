@@ -230,7 +230,7 @@ mod tests {
             std::fs::write(&p, text).unwrap();
             names.push(p.display().to_string());
         }
-        let mut c: Config = crate::yaml::from_str(
+        let mut c: Config = larch_config::yaml::from_str(
             "limits:\n  max_line_size: 100B\n  retention_period: 24h\noverrides:\n  team-a:\n    max_line_size: 200B\n    ingestion_rate_mb: 7\n",
         )
         .unwrap();

@@ -132,7 +132,8 @@ impl TokenSet {
         if text.trim().is_empty() {
             return Ok(TokenSet::default());
         }
-        let file: File = crate::yaml::from_str(text).map_err(|e| TokensError(e.to_string()))?;
+        let file: File =
+            larch_config::yaml::from_str(text).map_err(|e| TokensError(e.to_string()))?;
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
         let mut tokens = Vec::with_capacity(file.tokens.len());

@@ -420,7 +420,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> RulerConfig {
-        crate::yaml::from_str(yaml).unwrap()
+        larch_config::yaml::from_str(yaml).unwrap()
     }
 
     #[test]
@@ -458,7 +458,7 @@ mod tests {
         assert!(c.enable_api);
         assert_eq!(c.rule_dir(Path::new("/d")), Path::new("/d/rules"));
         assert_eq!(c.evaluation_interval, HumanDuration::from_secs(60));
-        assert!(crate::yaml::from_str::<RulerConfig>("rule_pth: x\n").is_err());
+        assert!(larch_config::yaml::from_str::<RulerConfig>("rule_pth: x\n").is_err());
     }
 
     #[test]

@@ -477,13 +477,13 @@ mod tests {
 
     #[test]
     fn names_as_prometheus_spells_them() {
-        let c: TlsConfig = crate::yaml::from_str(
+        let c: TlsConfig = larch_config::yaml::from_str(
             "cert_file: a\nkey_file: b\nclient_ca_file: c\nclient_auth_type: VerifyClientCertIfGiven\nmin_version: TLS13\n",
         )
         .unwrap();
         assert_eq!(c.client_auth_type, ClientAuthType::VerifyClientCertIfGiven);
         assert_eq!(c.min_version, TlsVersion::TLS13);
-        assert!(crate::yaml::from_str::<TlsConfig>("client_auth_type: Verify\n").is_err());
+        assert!(larch_config::yaml::from_str::<TlsConfig>("client_auth_type: Verify\n").is_err());
     }
 
     #[test]

@@ -369,7 +369,7 @@ fn rules_api_speaks_lokis_and_prometheus_shapes() {
 /// rules loaded, everything every second.
 fn prometheus_config(repo: &Path) -> String {
     let text = std::fs::read_to_string(repo.join("deploy/prometheus/prometheus.yml")).unwrap();
-    let mut cfg: Value = serde_saphyr::from_str(&text).unwrap();
+    let mut cfg: Value = larch_config::yaml::from_str(&text).unwrap();
     cfg["global"] = json!({"scrape_interval": "1s", "evaluation_interval": "1s"});
     cfg.as_object_mut().unwrap().remove("alerting");
     cfg["rule_files"] = json!([repo

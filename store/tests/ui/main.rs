@@ -30,7 +30,6 @@ const PATIENCE: Duration = Duration::from_secs(15);
 const CTRL: &str = "\u{E009}";
 const ENTER: &str = "\u{E007}";
 const BACKSPACE: &str = "\u{E003}";
-const TAB: &str = "\u{E004}";
 /// Releases the modifier keys held down.
 const RELEASE: &str = "\u{E000}";
 
