@@ -64,6 +64,7 @@ pub mod prometheus;
 pub mod push;
 mod store;
 mod time;
+pub mod tokens;
 
 pub use agent::{AgentBuilder, AgentProcess};
 pub use binary::binary;

@@ -13,25 +13,7 @@ use larch_testkit::pki::Pki;
 
 use super::support::*;
 
-fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
-    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args([
-            "token",
-            "new",
-            "--name",
-            name,
-            "--tenants",
-            tenants,
-            "--access",
-            access,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (token, entry) = text.split_once('\n').unwrap();
-    (token.to_string(), entry.to_string())
-}
+use larch_testkit::tokens::new_token;
 
 struct Secure {
     _dir: tempfile::TempDir,

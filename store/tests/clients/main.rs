@@ -182,26 +182,8 @@ fn winston_loki_protobuf_snappy() {
 fn winston_loki_over_mtls_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let pki = larch_testkit::pki::Pki::create(&dir.path().join("pki"));
-    let token = |name: &str, access: &str| {
-        let out = Command::new(larch_testkit::binary("larch-store"))
-            .args([
-                "token",
-                "new",
-                "--name",
-                name,
-                "--tenants",
-                "tenant-t",
-                "--access",
-                access,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (t, e) = text.split_once('\n').unwrap();
-        (t.to_string(), e.to_string())
-    };
-    let (writer, we) = token("winston", "write");
-    let (reader, re) = token("reader", "read");
+    let (writer, we) = larch_testkit::tokens::new_token("winston", "tenant-t", "write");
+    let (reader, re) = larch_testkit::tokens::new_token("reader", "tenant-t", "read");
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(&tokens, format!("tokens:\n{we}{re}")).unwrap();
     let store = StoreProcess::builder()

@@ -11,37 +11,7 @@ use prost::Message;
 
 use super::support::*;
 
-/// `larch-store token new`: the token and its YAML entry.
-pub fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
-    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args([
-            "token",
-            "new",
-            "--name",
-            name,
-            "--tenants",
-            tenants,
-            "--access",
-            access,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (token, rest) = text.split_once('\n').unwrap();
-    let entry: String = rest
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert!(entry.contains(&format!("name: \"{name}\"")), "{entry}");
-    assert!(!entry.contains(token), "the entry holds the token itself");
-    (token.to_string(), entry)
-}
+pub use larch_testkit::tokens::new_token;
 
 struct Tokens {
     reader_a: String,
