@@ -55,7 +55,11 @@ fn position(line: usize, column: usize) -> String {
     }
 }
 
-fn options() -> serde_saphyr::Options {
+/// The reader's options for every file Larch reads: `yes`/`no` are
+/// strings, not booleans, and errors carry no quoted line of the file.
+/// Public for readers that need more than [`from_str`] gives (the rule
+/// files' positions of every value).
+pub fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         strict_booleans: true,
         with_snippet: false,
@@ -101,6 +105,12 @@ fn error(path: serde_path_to_error::Path, e: &serde_saphyr::Error) -> YamlError 
         line,
         column,
     }
+}
+
+/// A reader error as one line in the reader's words for users, as
+/// [`from_str`] reports it (without path and position).
+pub fn describe(e: &serde_saphyr::Error) -> String {
+    one_line(&message(e.without_snippet()))
 }
 
 /// What is wrong, in the reader's words for users (not its words for the

@@ -71,35 +71,12 @@ fn at<T>(s: &S<T>) -> Position {
     pos(&s.referenced)
 }
 
-fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        strict_booleans: true,
-        with_snippet: false,
-    }
-}
-
 /// Parses YAML into `T`; a reader error becomes one [`RuleError`].
 fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Vec<RuleError>> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
-        use serde_saphyr::MessageFormatter as _;
-        let e = e.without_snippet();
+    serde_saphyr::from_str_with_options(text, larch_config::yaml::options()).map_err(|e| {
         let position = e.location().map(|l| pos(&l)).unwrap_or_default();
-        let message = serde_saphyr::DefaultMessageFormatter.format_message(e);
-        vec![RuleError::new(one_line(&message), position)]
+        vec![RuleError::new(larch_config::yaml::describe(&e), position)]
     })
-}
-
-/// `s` with control characters escaped, so a message stays one line.
-fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Reads a rule file (`groups: [...]`), as the ruler's directory holds one
