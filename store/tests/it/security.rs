@@ -651,3 +651,91 @@ fn several_tenants_need_multi_tenant_queries_enabled() {
         (401, "multiple org IDs present\n")
     );
 }
+
+/// The failed-attempt limit applies to failures only: past the limit, an
+/// address's bad and missing tokens get 429 (with Retry-After), while a
+/// valid token from the same address still reads and writes, over HTTP and
+/// gRPC, as clients sharing one gateway need.
+#[test]
+fn failure_limit_spares_valid_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, &t.file).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "auth:\n  tokens_file: {}\n  max_failures_per_minute: 3\n",
+            tokens_file.display()
+        ))
+        .start();
+    let call = |p: &str, h: &[(&str, &str)]| request(store.http, "GET", p, h, b"").unwrap();
+    let labels = "/loki/api/v1/labels";
+    let guess = bearer("not-a-token");
+    for i in 0..3 {
+        let r = call(labels, &[("Authorization", &guess)]);
+        assert_eq!(r.status, 401, "guess {i}: {}", r.text());
+    }
+    // Over the limit: bad and missing credentials are answered 429.
+    let r = call(labels, &[("Authorization", &guess)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(r.text().contains("too many failed authentication attempts"));
+    assert_eq!(call(labels, &[]).status, 429);
+    // A valid token from the same address (127.0.0.1) still works.
+    let reader = bearer(&t.reader_a);
+    let r = call(labels, &[("Authorization", &reader)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let writer = bearer(&t.writer_a);
+    let r = request(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", &writer),
+        ],
+        &protobuf_lines("{app=\"limit\"}", now_ns(), &["after the block".into()]),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    grpc_push(
+        store.grpc,
+        &[("authorization", writer.clone())],
+        protobuf_body_raw(now_ns()),
+    )
+    .unwrap();
+    let e = grpc_push(
+        store.grpc,
+        &[("authorization", guess.clone())],
+        protobuf_body_raw(now_ns()),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    // A valid token refused for its tenant keeps its own answer, and the
+    // block still holds for guesses after the valid requests.
+    let r = call(
+        labels,
+        &[("Authorization", &reader), ("X-Scope-OrgID", "team-b")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(call(labels, &[("Authorization", &guess)]).status, 429);
+    let metrics = call("/metrics", &[]).text();
+    for (reason, protocol) in [
+        ("invalid_credentials", "http"),
+        ("rate_limited", "http"),
+        ("rate_limited", "grpc"),
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "larch_auth_denied_requests_total{{reason=\"{reason}\",protocol=\"{protocol}\"}}"
+            )),
+            "{reason} {protocol}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("larch_auth_allowed_requests_total{token=\"reader-a\",action=\"read\"} 1"),
+        "{metrics}"
+    );
+}
