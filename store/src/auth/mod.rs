@@ -553,6 +553,12 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
+        fixture_with(AuthConfig::default())
+    }
+
+    /// The fixture's tokens under `config` (its tokens file and failure
+    /// limit set here).
+    fn fixture_with(config: AuthConfig) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let (reader, rh) = new_token().unwrap();
         let (writer, wh) = new_token().unwrap();
@@ -569,7 +575,7 @@ mod tests {
             &AuthConfig {
                 tokens_file: Some(path),
                 max_failures_per_minute: 3,
-                ..AuthConfig::default()
+                ..config
             },
             Arc::new(Metrics::new()),
         )
@@ -705,6 +711,33 @@ mod tests {
                     ("x-scope-orgid", "b".into())
                 ])
             )),
+            200
+        );
+    }
+
+    /// With `/metrics` left out of the open paths, any token with read
+    /// access scrapes it, whatever its tenants; a write-only token cannot.
+    #[test]
+    fn closed_metrics_need_read_access() {
+        let f = fixture_with(AuthConfig {
+            unauthenticated_paths: vec!["/ready".into()],
+            ..AuthConfig::default()
+        });
+        let status = |h: HeaderMap| {
+            f.auth
+                .check(&Method::GET, "/metrics", &h, None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16())
+        };
+        assert_eq!(status(headers(&[])), 401);
+        assert_eq!(status(headers(&[bearer(&f.reader)])), 200);
+        assert_eq!(status(headers(&[bearer(&f.admin)])), 200);
+        assert_eq!(status(headers(&[bearer(&f.writer)])), 403);
+        assert_eq!(
+            f.auth
+                .check(&Method::GET, "/ready", &headers(&[]), None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16()),
             200
         );
     }

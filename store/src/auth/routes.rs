@@ -164,7 +164,8 @@ pub const ROUTES: &[Route] = &[
     // The store's own status; `auth.unauthenticated_paths` opens them by
     // default.
     store("/ready", Action::Read),
-    store("/metrics", Action::Admin),
+    // Prometheus' scrape when `/metrics` is closed: any token that reads.
+    store("/metrics", Action::Read),
     store("/loki/api/v1/status/buildinfo", Action::Read),
     store("/loki/api/v1/format_query", Action::Read),
     store("/grpc.health.v1.Health/*", Action::Read),
@@ -293,6 +294,9 @@ mod tests {
             Action::Admin
         );
         assert_eq!(classify(&Method::POST, "/flush").scope, Scope::Store);
+        // The store's metrics are a read of the store, for no tenant.
+        let c = classify(&Method::GET, "/metrics");
+        assert_eq!((c.action, c.scope), (Action::Read, Scope::Store));
     }
 
     #[test]

@@ -739,3 +739,41 @@ fn failure_limit_spares_valid_tokens() {
         "{metrics}"
     );
 }
+
+/// `/metrics` closed (left out of `auth.unauthenticated_paths`): Prometheus
+/// scrapes it with any token that reads, not only an administrator's; a
+/// write-only token and no token are refused.
+#[test]
+fn closed_metrics_take_a_read_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, &t.file).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "auth:\n  tokens_file: {}\n  unauthenticated_paths: [/ready]\n",
+            tokens_file.display()
+        ))
+        .start();
+    let get = |auth: Option<&str>| {
+        let h: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        request(store.http, "GET", "/metrics", &h, b"").unwrap()
+    };
+    assert_eq!(get(None).status, 401);
+    let r = get(Some(&bearer(&t.reader_a)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("larch_build_info"), "{}", r.text());
+    // A read-write token of two tenants needs no X-Scope-OrgID here.
+    assert_eq!(get(Some(&bearer(&t.rw_ab))).status, 200);
+    assert_eq!(get(Some(&bearer(&t.admin))).status, 200);
+    let r = get(Some(&bearer(&t.writer_a)));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("has write access"), "{}", r.text());
+    assert_eq!(
+        request(store.http, "GET", "/ready", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
+}
