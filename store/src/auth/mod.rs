@@ -715,6 +715,55 @@ mod tests {
         );
     }
 
+    /// An administrator acts only for the tenants it lists: with none
+    /// (allowed for `admin` only), only what acts for no tenant.
+    #[test]
+    fn admin_without_tenants_acts_for_none() {
+        let f = fixture();
+        let status = |m: Method, p: &str, org: Option<&str>| {
+            let mut h = vec![bearer(&f.admin)];
+            if let Some(o) = org {
+                h.push(("x-scope-orgid", o.to_string()));
+            }
+            f.auth
+                .check(&m, p, &headers(&h), None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16())
+        };
+        for (m, p) in [
+            (Method::POST, "/flush"),
+            (Method::POST, "/ingester/shutdown"),
+            (Method::GET, "/config"),
+            (Method::GET, "/runtime_config"),
+            (Method::GET, "/metrics"),
+        ] {
+            assert_eq!(status(m.clone(), p, None), 200, "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::POST, "/loki/api/v1/delete"),
+            (Method::POST, "/loki/api/v1/rules/ns"),
+            (Method::GET, "/loki/api/v1/query_range"),
+            (Method::POST, "/loki/api/v1/push"),
+        ] {
+            assert_eq!(status(m.clone(), p, Some("a")), 403, "{m} {p} for a");
+            assert_eq!(status(m.clone(), p, None), 401, "{m} {p} without a tenant");
+        }
+        let d = f
+            .auth
+            .check(
+                &Method::POST,
+                "/loki/api/v1/delete",
+                &headers(&[bearer(&f.admin), ("x-scope-orgid", "a".into())]),
+                None,
+                "http",
+            )
+            .unwrap_err();
+        assert_eq!(
+            d.message,
+            "forbidden: token 'admin' may not act for tenant 'a'"
+        );
+    }
+
     /// With `/metrics` left out of the open paths, any token with read
     /// access scrapes it, whatever its tenants; a write-only token cannot.
     #[test]

@@ -146,8 +146,6 @@ pub const ROUTES: &[Route] = &[
     read("/loki/api/v1/tail", false),
     read("/api/prom/tail", false),
     read("/loki/api/v1/drilldown-limits", false),
-    // Queries between nodes.
-    read("/logproto.Querier/*", true),
     // Rules and alerts: read with GET, administer otherwise.
     managed("/loki/api/v1/rules"),
     managed("/loki/api/v1/rules/*"),
@@ -266,7 +264,7 @@ mod tests {
         ));
         assert!(matches("/loki/api/v1/rules/*", "/loki/api/v1/rules/"));
         assert!(!matches("/loki/api/v1/rules/*", "/loki/api/v1/rulesx"));
-        assert!(matches("/logproto.Querier/*", "/logproto.Querier/Query"));
+        assert!(matches("/logproto.Pusher/*", "/logproto.Pusher/Push"));
     }
 
     #[test]
