@@ -777,3 +777,135 @@ fn closed_metrics_take_a_read_token() {
         200
     );
 }
+
+/// `labels`, `label/{name}/values` and `series` for `X-Scope-OrgID: a|b`,
+/// as Loki's multi-tenant querier answers them: the union of the tenants'
+/// label names plus `__tenant_id__`, the tenants as the values of
+/// `__tenant_id__`, every series with its tenant; a matcher on
+/// `__tenant_id__` chooses tenants. The token must hold every tenant.
+#[test]
+fn multi_tenant_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (both, e1) = new_token("both", "team-a,team-b", "read-write");
+    let (only_a, e2) = new_token("only-a", "team-a", "read");
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "multi_tenant_queries_enabled: true\nauth:\n  tokens_file: {}\n",
+            tokens_file.display()
+        ))
+        .start();
+    let auth = bearer(&both);
+    let now = now_ns();
+    for (tenant, labels) in [
+        ("team-a", "{app=\"web\", only_a=\"x\"}"),
+        ("team-b", "{app=\"db\"}"),
+        ("team-b", "{app=\"web\"}"),
+    ] {
+        let r = request(
+            store.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Scope-OrgID", tenant),
+                ("Authorization", &auth),
+            ],
+            &protobuf_lines(labels, now, &["a line".to_string()]),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let get = |path: &str, params: &[(&str, &str)], org: &str, token: &str| {
+        let a = bearer(token);
+        let start = (now - 3_600_000_000_000).to_string();
+        let end = (now + 60_000_000_000).to_string();
+        let mut all = vec![("start", start.as_str()), ("end", end.as_str())];
+        all.extend_from_slice(params);
+        request(
+            store.http,
+            "GET",
+            &format!("{path}{}", larch_testkit::http::query_string(&all)),
+            &[("X-Scope-OrgID", org), ("Authorization", &a)],
+            b"",
+        )
+        .unwrap()
+    };
+    let strings = |r: Response| -> Vec<String> {
+        let v = r.ok_json();
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let ab = "team-a|team-b";
+    assert_eq!(
+        strings(get("/loki/api/v1/labels", &[], ab, &both)),
+        ["__tenant_id__", "app", "only_a", "service_name"]
+    );
+    // One tenant: its own names, no __tenant_id__ (service_name is the
+    // store's, from app, as Loki's discover_service_name).
+    assert_eq!(
+        strings(get("/loki/api/v1/labels", &[], "team-b", &both)),
+        ["app", "service_name"]
+    );
+    assert_eq!(
+        strings(get("/loki/api/v1/label/app/values", &[], ab, &both)),
+        ["db", "web"]
+    );
+    assert_eq!(
+        strings(get(
+            "/loki/api/v1/label/app/values",
+            &[("query", "{__tenant_id__=\"team-a\"}")],
+            ab,
+            &both
+        )),
+        ["web"]
+    );
+    assert_eq!(
+        strings(get(
+            "/loki/api/v1/label/__tenant_id__/values",
+            &[],
+            ab,
+            &both
+        )),
+        ["team-a", "team-b"]
+    );
+    let series = |params: &[(&str, &str)]| -> Vec<String> {
+        let v = get("/loki/api/v1/series", params, ab, &both).ok_json();
+        let mut out: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        series(&[("match[]", "{app=\"web\"}")]),
+        [
+            r#"{"__tenant_id__":"team-a","app":"web","only_a":"x","service_name":"web"}"#,
+            r#"{"__tenant_id__":"team-b","app":"web","service_name":"web"}"#,
+        ]
+    );
+    assert_eq!(
+        series(&[("match[]", "{app=~\".+\", __tenant_id__=~\"team-b\"}")]),
+        [
+            r#"{"__tenant_id__":"team-b","app":"db","service_name":"db"}"#,
+            r#"{"__tenant_id__":"team-b","app":"web","service_name":"web"}"#,
+        ]
+    );
+    // Every tenant named must be the token's, on each endpoint.
+    for path in [
+        "/loki/api/v1/labels",
+        "/loki/api/v1/label/app/values",
+        "/loki/api/v1/series",
+    ] {
+        assert_eq!(get(path, &[], ab, &only_a).status, 403, "{path}");
+    }
+}
