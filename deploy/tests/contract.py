@@ -34,6 +34,12 @@ LABEL_VALUES = {
     "version": ["0.1.0"],
     "revision": ["unknown"],
     "program": ["larch-store"],
+    "protocol": ["http", "grpc"],
+    "token": ["agents"],
+    "action": ["read", "write"],
+    "file": ["tokens", "tls"],
+    "listener": ["http"],
+    "outcome": ["success", "failure"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",

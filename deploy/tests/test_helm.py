@@ -295,3 +295,83 @@ def test_tokens_tls_and_their_clients() -> None:
     assert source["url"].startswith("https://")
     assert source["jsonData"]["tlsAuthWithCACert"] is True
     assert source["secureJsonData"]["tlsCACert"] == "$LARCH_CA_CERT"
+
+
+def _monitor_endpoints(values: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Component -> the endpoint of its ServiceMonitor or PodMonitor, after a
+    schema check of every object rendered."""
+    key = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor"}[kind]
+    objs = deploylib.render_chart(deploylib.merged(values, {"prometheus": {key: {"enabled": True}}}),
+                                  f"scrape-{kind}")
+    assert not schema_problems_of([o for o in objs if o.kind != "Certificate"])
+    field = "endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"
+    return {o.name.removeprefix("larch-"): o.body["spec"][field][0]
+            for o in objs if o.kind == kind}
+
+
+SECURE_STORE = {
+    "store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"},
+              "tls": {"enabled": True}},
+    "agent": {"config": {"tenant_id": "team-a"}, "tls": {"caSecret": "larch-store-tls"}},
+}
+
+
+@pytest.mark.parametrize("kind", ("ServiceMonitor", "PodMonitor"))
+def test_monitors_scrape_a_tls_store_over_https(kind: str) -> None:
+    """With store.tls on, the store's monitor scrapes https with the CA of the
+    store's Secret and a name of its certificate; the agents' stays http.
+    /metrics stays open by default, so no token is sent."""
+    plain = _monitor_endpoints({}, kind)
+    assert plain["store"]["scheme"] == "http" and "tlsConfig" not in plain["store"]
+    eps = _monitor_endpoints(SECURE_STORE, kind)
+    assert eps["agent"]["scheme"] == "http" and "tlsConfig" not in eps["agent"]
+    store = eps["store"]
+    assert store["scheme"] == "https"
+    assert store["tlsConfig"] == {"ca": {"secret": {"name": "larch-store-tls", "key": "ca.crt"}},
+                                  "serverName": "larch-store.larch.svc"}
+    assert "authorization" not in store
+    # The name is one the chart's Certificate holds.
+    objs = deploylib.render_chart(deploylib.merged(SECURE_STORE, {"store": {"tls": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "ca"}}}}}), "cert")
+    cert = next(o for o in objs if o.kind == "Certificate").body
+    assert store["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+    # The pods say so too, for deploy/prometheus/prometheus.yml's TLS job.
+    sts = next(o for o in objs if o.kind == "StatefulSet")
+    assert sts.body["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+
+
+@pytest.mark.parametrize("kind", ("ServiceMonitor", "PodMonitor"))
+def test_monitors_send_a_token_and_client_certificate_when_the_store_asks(kind: str) -> None:
+    closed = deploylib.merged(SECURE_STORE, {"store": {
+        "config": {"auth": {"unauthenticated_paths": ["/ready"]}},
+        "tls": {"clientAuthType": "RequireAndVerifyClientCert"}}})
+    # Without the Secrets Prometheus needs, the chart says which is missing.
+    with pytest.raises(helm.HelmError, match="prometheus.storeScrape.clientCertSecret is required"):
+        _monitor_endpoints(closed, kind)
+    with_cert = deploylib.merged(closed, {"prometheus": {"storeScrape": {
+        "clientCertSecret": "prometheus-client", "caSecret": "store-ca",
+        "serverName": "logs.example.org"}}})
+    with pytest.raises(helm.HelmError, match="prometheus.storeScrape.tokenSecret is required"):
+        _monitor_endpoints(with_cert, kind)
+    eps = _monitor_endpoints(deploylib.merged(with_cert, {"prometheus": {"storeScrape": {
+        "tokenSecret": "prometheus-token", "tokenKey": "larch"}}}), kind)
+    store = eps["store"]
+    assert store["tlsConfig"] == {
+        "ca": {"secret": {"name": "store-ca", "key": "ca.crt"}},
+        "serverName": "logs.example.org",
+        "cert": {"secret": {"name": "prometheus-client", "key": "tls.crt"}},
+        "keySecret": {"name": "prometheus-client", "key": "tls.key"},
+    }
+    assert store["authorization"] == {"type": "Bearer",
+                                      "credentials": {"name": "prometheus-token", "key": "larch"}}
+    assert "authorization" not in eps["agent"] and "tlsConfig" not in eps["agent"]
+    # A token on /metrics without TLS: http with the token.
+    no_tls = deploylib.merged(closed, {"store": {"tls": {"enabled": False}},
+                                       "agent": {"tls": {"caSecret": ""}},
+                                       "prometheus": {"storeScrape": {"tokenSecret": "t"}}})
+    store = _monitor_endpoints(no_tls, kind)["store"]
+    assert store["scheme"] == "http" and store["authorization"]["credentials"]["name"] == "t"
+    # /metrics listed among the open paths: no token needed.
+    open_metrics = deploylib.merged(with_cert, {"store": {"config": {"auth": {
+        "unauthenticated_paths": ["/ready", "/metrics"]}}}})
+    assert "authorization" not in _monitor_endpoints(open_metrics, kind)["store"]

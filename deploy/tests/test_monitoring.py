@@ -168,6 +168,12 @@ def test_prometheus_config_is_valid(tmp_path: Path) -> None:
     # The shipped file names the rules relative to itself.
     assert (PROMETHEUS_DIR / config["rule_files"][0]).resolve() == RULES
     path = tmp_path / "prometheus.yml"
+    # With the token the TLS job's comment describes (promtool checks the file exists).
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    _use_ca(config, _test_ca(tmp_path))
+    tls_job = next(j for j in config["scrape_configs"] if j["job_name"] == "larch-tls")
+    tls_job["authorization"] = {"credentials_file": str(token)}
     path.write_text(yaml.safe_dump(_k8s_sd_to_file_sd(config, tmp_path / "targets.json")))
     (tmp_path / "targets.json").write_text("[]")
     proc = run(tool("promtool"), "check", "config", str(path))
@@ -177,9 +183,11 @@ def test_prometheus_config_is_valid(tmp_path: Path) -> None:
 # --- a real Prometheus --------------------------------------------------------
 
 def _pod(port: int, name: str, component: str, container_port: str,
-         part_of: str = "larch", scrape: str = "true") -> dict[str, Any]:
-    # Ports 1-3 on 127.0.0.1: nothing listens there, the targets are only relabelled.
+         part_of: str = "larch", scrape: str = "true", scheme: str = "") -> dict[str, Any]:
+    # Ports 1-4 on 127.0.0.1: nothing listens there, the targets are only relabelled.
+    extra = {"__meta_kubernetes_pod_annotation_prometheus_io_scheme": scheme} if scheme else {}
     return {"targets": [f"127.0.0.1:{port}"], "labels": {
+        **extra,
         "__meta_kubernetes_namespace": "larch",
         "__meta_kubernetes_pod_name": name,
         "__meta_kubernetes_pod_node_name": "node-1",
@@ -198,7 +206,29 @@ FAKE_PODS = [
     _pod(3, "larch-agent-abcde", "agent", "http-metrics"),
     _pod(1, "postgres-0", "database", "http", part_of="shop"),
     _pod(2, "larch-agent-unscraped", "agent", "http-metrics", scrape="false"),
+    _pod(1, "larch-store-1", "store", "http", scheme="http"),
+    # A store serving TLS (the chart annotates it prometheus.io/scheme=https).
+    _pod(4, "larch-tls-store-0", "store", "http", scheme="https"),
+    _pod(5, "larch-tls-store-0", "store", "grpc", scheme="https"),
 ]
+
+
+def _test_ca(tmp: Path) -> Path:
+    """A self-signed CA certificate made by openssl, for the TLS job's ca_file."""
+    ca = tmp / "ca.crt"
+    proc = run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-nodes", "-keyout", str(tmp / "ca.key"), "-out", str(ca), "-days", "1",
+               "-subj", "/CN=larch test CA")
+    assert proc.returncode == 0, proc.stderr
+    return ca
+
+
+def _use_ca(config: dict[str, Any], ca: Path) -> dict[str, Any]:
+    """The shipped config with the TLS job's ca_file pointing at `ca`."""
+    jobs = [j for j in config["scrape_configs"] if "tls_config" in j]
+    assert [j["job_name"] for j in jobs] == ["larch-tls"]
+    jobs[0]["tls_config"]["ca_file"] = str(ca)
+    return config
 
 
 class Prometheus:
@@ -229,6 +259,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     (tmp / "targets.json").write_text(json.dumps(FAKE_PODS))
     config = _k8s_sd_to_file_sd(yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text()),
                                 tmp / "targets.json")
+    _use_ca(config, _test_ca(tmp))
     config["global"]["scrape_interval"] = "1h"
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = deploylib.free_port()
@@ -251,15 +282,22 @@ def test_scrape_jobs_relabel_pods(prometheus: Prometheus) -> None:
     deadline = time.monotonic() + 30
     while True:
         active = prometheus.get("/api/v1/targets", state="active")["data"]["activeTargets"]
-        if len(active) >= 2 or time.monotonic() > deadline:
+        if len(active) >= 4 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    got = sorted((t["labels"]["job"], t["labels"]["instance"], t["labels"]["pod"],
+    got = sorted((t["scrapePool"], t["labels"]["job"], t["labels"]["instance"], t["labels"]["pod"],
                   t["labels"]["namespace"], t["labels"]["node"], t["labels"]["environment"],
-                  t["scrapeUrl"].split("/", 3)[-1]) for t in active)
+                  t["scrapeUrl"]) for t in active)
     assert got == [
-        ("larch-agent", "127.0.0.1:3", "larch-agent-abcde", "larch", "node-1", "prod", "metrics"),
-        ("larch-store", "127.0.0.1:1", "larch-store-0", "larch", "node-1", "prod", "metrics"),
+        ("larch", "larch-agent", "127.0.0.1:3", "larch-agent-abcde", "larch", "node-1", "prod",
+         "http://127.0.0.1:3/metrics"),
+        ("larch", "larch-store", "127.0.0.1:1", "larch-store-0", "larch", "node-1", "prod",
+         "http://127.0.0.1:1/metrics"),
+        ("larch", "larch-store", "127.0.0.1:1", "larch-store-1", "larch", "node-1", "prod",
+         "http://127.0.0.1:1/metrics"),
+        # A TLS store is scraped once, over https, by the job with the CA.
+        ("larch-tls", "larch-store", "127.0.0.1:4", "larch-tls-store-0", "larch", "node-1", "prod",
+         "https://127.0.0.1:4/metrics"),
     ]
 
 

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
 use super::exec::{self, check};
+use super::multi::{TENANT_LABEL, parse_tenants};
 use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
 use crate::ingester::Ingester;
@@ -56,22 +57,77 @@ fn streams(
     }
 }
 
-/// What every metadata request carries: its tenant and time bounds.
+/// What `labels`, `label/{name}/values` and `series` carry: their tenants
+/// and time bounds.
+///
+/// With `multi_tenant_queries_enabled`, `X-Scope-OrgID: a|b` names several
+/// tenants, answered as Loki's multi-tenant querier answers them: label
+/// names are the union of the tenants' plus `__tenant_id__`, the values of
+/// `__tenant_id__` are the tenants named, and every series carries
+/// `__tenant_id__`. As in queries ([`super::multi`]), matchers on
+/// `__tenant_id__` choose the tenants and are not asked of their index.
 struct Scope {
-    tenant: TenantId,
+    /// One tenant, or several.
+    tenants: Vec<TenantId>,
     start: i64,
     end: i64,
 }
 
 impl Scope {
     fn new(app: &AppState, headers: &HeaderMap, p: &Params) -> Result<Scope, ApiError> {
-        let tenant = tenant(headers, app.config.auth_enabled)?;
+        let value = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok());
+        let tenants = parse_tenants(
+            value,
+            app.config.auth_enabled,
+            app.config.multi_tenant_queries_enabled,
+        )
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
         let (start, end) = bounds(p, now_ns())?;
-        Ok(Scope { tenant, start, end })
+        Ok(Scope {
+            tenants,
+            start,
+            end,
+        })
     }
 
-    fn streams(&self, ing: &Ingester, matchers: Option<&[Matcher]>) -> Vec<Arc<Stream>> {
-        streams(ing, &self.tenant, matchers, self.start, self.end)
+    /// Whether several tenants are named (streams then carry
+    /// `__tenant_id__`).
+    fn multi(&self) -> bool {
+        self.tenants.len() > 1
+    }
+
+    /// The streams matching `matchers` (all when `None`), each with its
+    /// tenant.
+    fn streams(
+        &self,
+        ing: &Ingester,
+        matchers: Option<&[Matcher]>,
+    ) -> Vec<(&TenantId, Arc<Stream>)> {
+        if !self.multi() {
+            let t = &self.tenants[0];
+            return streams(ing, t, matchers, self.start, self.end)
+                .into_iter()
+                .map(|s| (t, s))
+                .collect();
+        }
+        let (by_tenant, rest): (Vec<&Matcher>, Vec<&Matcher>) = matchers
+            .unwrap_or_default()
+            .iter()
+            .partition(|m| m.name == TENANT_LABEL);
+        let rest: Vec<Matcher> = rest.into_iter().cloned().collect();
+        let mut out = Vec::new();
+        for t in &self.tenants {
+            if !by_tenant.iter().all(|m| m.matches(t.as_str())) {
+                continue;
+            }
+            let own = (!rest.is_empty()).then_some(rest.as_slice());
+            out.extend(
+                streams(ing, t, own, self.start, self.end)
+                    .into_iter()
+                    .map(|s| (t, s)),
+            );
+        }
+        out
     }
 }
 
@@ -86,7 +142,10 @@ pub async fn label_names(
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut names = BTreeSet::new();
-        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        if scope.multi() {
+            names.insert(TENANT_LABEL.to_string());
+        }
+        for (i, (_, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
             check(&cancel, i)?;
             for l in s.labels.iter() {
                 if !HIDDEN.contains(&l.name.as_str()) {
@@ -109,10 +168,15 @@ pub async fn label_values(
 ) -> Result<Response, ApiError> {
     let scope = Scope::new(&app, &headers, &p)?;
     let m = selector(p.get("query"))?;
+    if app.config.multi_tenant_queries_enabled && name == TENANT_LABEL {
+        // The tenants named, as Loki's multi-tenant querier answers.
+        let values: BTreeSet<String> = scope.tenants.iter().map(|t| t.to_string()).collect();
+        return Ok(json_response(json::success(&json::string_array(values))));
+    }
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut values = BTreeSet::new();
-        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        for (i, (_, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
             check(&cancel, i)?;
             if let Some(v) = s.labels.get(&name) {
                 values.insert(v.to_string());
@@ -144,9 +208,15 @@ pub async fn series(
     let body = exec::run(&app, move |cancel| {
         let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
         for m in &selectors {
-            for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+            for (i, (t, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
                 check(&cancel, i)?;
-                seen.insert(s.fp, s.labels.clone());
+                if scope.multi() && s.labels.get(TENANT_LABEL).is_none() {
+                    let mut labels = (*s.labels).clone();
+                    labels.insert(TENANT_LABEL.to_string(), t.to_string());
+                    seen.insert(labels.fingerprint(), Arc::new(labels));
+                } else {
+                    seen.insert(s.fp, s.labels.clone());
+                }
             }
         }
         let mut sets: Vec<&Arc<LabelSet>> = seen.values().collect();

@@ -1,8 +1,11 @@
 //! Failed authentication attempts per client address.
 //!
 //! Each address may fail `max_failures` times per window (a minute); past
-//! that, its requests are answered 429 without looking at their
-//! credentials until the window ends. The table holds at most
+//! that, its requests are answered 429 until the window ends, unless they
+//! carry a valid token: only failures are limited, so one client guessing
+//! behind a gateway or NAT shared with others does not lock them out
+//! (the caller checks the token, then asks [`FailureLimiter::blocked`]
+//! only for a request it would refuse). The table holds at most
 //! [`MAX_ADDRESSES`] addresses: when it is full, expired windows are
 //! dropped, and if none has expired every address beyond it shares one
 //! overflow window, so memory stays bounded whatever a client sends from

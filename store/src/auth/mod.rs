@@ -8,11 +8,13 @@
 //! clients send), on HTTP and as gRPC metadata. One decision,
 //! [`Authorizer::check`], is used by both protocols:
 //!
-//! 1. an address over its limit of failed attempts gets 429;
-//! 2. no credentials, or a token the file does not list: 401;
-//! 3. the route's action ([`routes::classify`], one table for every route)
+//! 1. no credentials, or a token the file does not list: 401; 429 instead
+//!    from an address over its limit of failed attempts (a valid token
+//!    passes even from such an address: only failures are limited, so one
+//!    client guessing behind a shared gateway locks nobody else out);
+//! 2. the route's action ([`routes::classify`], one table for every route)
 //!    not allowed by the token's access: 403;
-//! 4. for a route that acts for tenants, every tenant `X-Scope-OrgID`
+//! 3. for a route that acts for tenants, every tenant `X-Scope-OrgID`
 //!    names (`a|b` for several) must be one of the token's, else 403; a
 //!    token of one tenant implies it when the header is absent (the header
 //!    is then set for the handler); a token of several needs the header
@@ -33,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -62,8 +64,9 @@ pub struct AuthConfig {
     /// Prometheus keep working; empty them to require a token there too.
     pub unauthenticated_paths: Vec<String>,
     /// Failed attempts (unknown tokens) a client address may make per
-    /// minute before its requests are answered 429 until the minute ends.
-    /// Default 30; 0: no limit.
+    /// minute before its requests without a valid token are answered 429
+    /// until the minute ends (valid tokens still pass). Default 30; 0: no
+    /// limit.
     pub max_failures_per_minute: u32,
     /// How often the tokens file and the TLS files are checked for
     /// changes. Default 1s.
@@ -238,35 +241,49 @@ impl Authorizer {
                 token: None,
             });
         }
+        // Only failures are limited: a valid token passes even from an
+        // address over its limit (many clients may share one address behind
+        // a gateway or NAT, and one of them guessing must not lock the
+        // others out); anything else from it gets 429 until its window ends.
+        // The limiter is asked only about requests about to be refused.
         let now = Instant::now();
-        if let Some(addr) = peer
-            && let Some(wait) = self.limiter.blocked(addr, now)
-        {
-            let mut d = Denied::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many failed authentication attempts from this address; try again later",
-            );
-            d.retry_after = Some(wait.as_secs().max(1));
-            return Err(d);
-        }
+        let refuse = |d: Denied, blocked: Option<Duration>| match blocked {
+            Some(wait) => {
+                let mut d = Denied::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many failed authentication attempts from this address; try again later",
+                );
+                d.retry_after = Some(wait.as_secs().max(1));
+                Err(d)
+            }
+            None => Err(d),
+        };
+        let blocked = || peer.and_then(|addr| self.limiter.blocked(addr, now));
         let Some(presented) = credentials(headers) else {
-            return Err(Denied::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_credentials",
-                "unauthorized: this store requires a token, sent as 'Authorization: Bearer <token>' or as the password of basic auth",
-            ));
+            return refuse(
+                Denied::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_credentials",
+                    "unauthorized: this store requires a token, sent as 'Authorization: Bearer <token>' or as the password of basic auth",
+                ),
+                blocked(),
+            );
         };
         let set = self.tokens.read().clone();
         let Some(token) = set.find(&presented) else {
+            let was_blocked = blocked();
             if let Some(addr) = peer {
                 self.limiter.failed(addr, now);
             }
-            return Err(Denied::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "unauthorized: invalid token",
-            ));
+            return refuse(
+                Denied::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_credentials",
+                    "unauthorized: invalid token",
+                ),
+                was_blocked,
+            );
         };
         let class = routes::classify(method, path);
         if !token.access.allows(class.action) {
@@ -536,6 +553,12 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
+        fixture_with(AuthConfig::default())
+    }
+
+    /// The fixture's tokens under `config` (its tokens file and failure
+    /// limit set here).
+    fn fixture_with(config: AuthConfig) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let (reader, rh) = new_token().unwrap();
         let (writer, wh) = new_token().unwrap();
@@ -552,7 +575,7 @@ mod tests {
             &AuthConfig {
                 tokens_file: Some(path),
                 max_failures_per_minute: 3,
-                ..AuthConfig::default()
+                ..config
             },
             Arc::new(Metrics::new()),
         )
@@ -692,6 +715,82 @@ mod tests {
         );
     }
 
+    /// An administrator acts only for the tenants it lists: with none
+    /// (allowed for `admin` only), only what acts for no tenant.
+    #[test]
+    fn admin_without_tenants_acts_for_none() {
+        let f = fixture();
+        let status = |m: Method, p: &str, org: Option<&str>| {
+            let mut h = vec![bearer(&f.admin)];
+            if let Some(o) = org {
+                h.push(("x-scope-orgid", o.to_string()));
+            }
+            f.auth
+                .check(&m, p, &headers(&h), None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16())
+        };
+        for (m, p) in [
+            (Method::POST, "/flush"),
+            (Method::POST, "/ingester/shutdown"),
+            (Method::GET, "/config"),
+            (Method::GET, "/runtime_config"),
+            (Method::GET, "/metrics"),
+        ] {
+            assert_eq!(status(m.clone(), p, None), 200, "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::POST, "/loki/api/v1/delete"),
+            (Method::POST, "/loki/api/v1/rules/ns"),
+            (Method::GET, "/loki/api/v1/query_range"),
+            (Method::POST, "/loki/api/v1/push"),
+        ] {
+            assert_eq!(status(m.clone(), p, Some("a")), 403, "{m} {p} for a");
+            assert_eq!(status(m.clone(), p, None), 401, "{m} {p} without a tenant");
+        }
+        let d = f
+            .auth
+            .check(
+                &Method::POST,
+                "/loki/api/v1/delete",
+                &headers(&[bearer(&f.admin), ("x-scope-orgid", "a".into())]),
+                None,
+                "http",
+            )
+            .unwrap_err();
+        assert_eq!(
+            d.message,
+            "forbidden: token 'admin' may not act for tenant 'a'"
+        );
+    }
+
+    /// With `/metrics` left out of the open paths, any token with read
+    /// access scrapes it, whatever its tenants; a write-only token cannot.
+    #[test]
+    fn closed_metrics_need_read_access() {
+        let f = fixture_with(AuthConfig {
+            unauthenticated_paths: vec!["/ready".into()],
+            ..AuthConfig::default()
+        });
+        let status = |h: HeaderMap| {
+            f.auth
+                .check(&Method::GET, "/metrics", &h, None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16())
+        };
+        assert_eq!(status(headers(&[])), 401);
+        assert_eq!(status(headers(&[bearer(&f.reader)])), 200);
+        assert_eq!(status(headers(&[bearer(&f.admin)])), 200);
+        assert_eq!(status(headers(&[bearer(&f.writer)])), 403);
+        assert_eq!(
+            f.auth
+                .check(&Method::GET, "/ready", &headers(&[]), None, "http")
+                .map(|_| 200)
+                .unwrap_or_else(|d| d.status.as_u16()),
+            200
+        );
+    }
+
     #[test]
     fn failures_are_limited_per_address() {
         let f = fixture();
@@ -717,8 +816,38 @@ mod tests {
             (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
         );
         assert!(d.retry_after.is_some());
-        // Another address is not affected.
+        // Only failures are limited: a valid token from the blocked address
+        // passes, no credentials at all are refused 429 too, and the valid
+        // request does not lift the block for the guesses.
         let good = headers(&[bearer(&f.writer)]);
+        let w = f
+            .auth
+            .check(&Method::POST, "/loki/api/v1/push", &good, Some(a), "http")
+            .unwrap();
+        assert_eq!(w.token.as_deref(), Some("writer"));
+        assert_eq!(
+            f.auth
+                .check(&Method::GET, q, &headers(&[]), Some(a), "http")
+                .unwrap_err()
+                .status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            f.auth
+                .check(&Method::GET, q, &h, Some(a), "http")
+                .unwrap_err()
+                .status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // A valid token's other refusals keep their own status.
+        assert_eq!(
+            f.auth
+                .check(&Method::GET, q, &good, Some(a), "http")
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        // Another address is not affected.
         assert!(
             f.auth
                 .check(&Method::POST, "/loki/api/v1/push", &good, Some(b), "http")
@@ -727,7 +856,7 @@ mod tests {
         let text = f.auth.metrics.render();
         assert!(
             text.contains(
-                "larch_auth_denied_requests_total{reason=\"rate_limited\",protocol=\"http\"} 1"
+                "larch_auth_denied_requests_total{reason=\"rate_limited\",protocol=\"http\"} 3"
             ),
             "{text}"
         );

@@ -129,13 +129,13 @@ pub const ROUTES: &[Route] = &[
     read("/loki/api/v1/query", true),
     read("/loki/api/v1/query_range", true),
     read("/api/prom/query", true),
-    read("/loki/api/v1/labels", false),
-    read("/loki/api/v1/label", false),
-    read("/loki/api/v1/label/{}/values", false),
-    read("/api/prom/label", false),
-    read("/api/prom/label/{}/values", false),
-    read("/loki/api/v1/series", false),
-    read("/api/prom/series", false),
+    read("/loki/api/v1/labels", true),
+    read("/loki/api/v1/label", true),
+    read("/loki/api/v1/label/{}/values", true),
+    read("/api/prom/label", true),
+    read("/api/prom/label/{}/values", true),
+    read("/loki/api/v1/series", true),
+    read("/api/prom/series", true),
     read("/loki/api/v1/index/stats", false),
     read("/loki/api/v1/index/volume", false),
     read("/loki/api/v1/index/volume_range", false),
@@ -146,8 +146,6 @@ pub const ROUTES: &[Route] = &[
     read("/loki/api/v1/tail", false),
     read("/api/prom/tail", false),
     read("/loki/api/v1/drilldown-limits", false),
-    // Queries between nodes.
-    read("/logproto.Querier/*", true),
     // Rules and alerts: read with GET, administer otherwise.
     managed("/loki/api/v1/rules"),
     managed("/loki/api/v1/rules/*"),
@@ -164,7 +162,8 @@ pub const ROUTES: &[Route] = &[
     // The store's own status; `auth.unauthenticated_paths` opens them by
     // default.
     store("/ready", Action::Read),
-    store("/metrics", Action::Admin),
+    // Prometheus' scrape when `/metrics` is closed: any token that reads.
+    store("/metrics", Action::Read),
     store("/loki/api/v1/status/buildinfo", Action::Read),
     store("/loki/api/v1/format_query", Action::Read),
     store("/grpc.health.v1.Health/*", Action::Read),
@@ -265,7 +264,7 @@ mod tests {
         ));
         assert!(matches("/loki/api/v1/rules/*", "/loki/api/v1/rules/"));
         assert!(!matches("/loki/api/v1/rules/*", "/loki/api/v1/rulesx"));
-        assert!(matches("/logproto.Querier/*", "/logproto.Querier/Query"));
+        assert!(matches("/logproto.Pusher/*", "/logproto.Pusher/Push"));
     }
 
     #[test]
@@ -293,6 +292,9 @@ mod tests {
             Action::Admin
         );
         assert_eq!(classify(&Method::POST, "/flush").scope, Scope::Store);
+        // The store's metrics are a read of the store, for no tenant.
+        let c = classify(&Method::GET, "/metrics");
+        assert_eq!((c.action, c.scope), (Action::Read, Scope::Store));
     }
 
     #[test]

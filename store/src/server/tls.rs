@@ -405,35 +405,6 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// A client configuration for connections between nodes with the same
-/// `tls:` settings: the server is verified against `client_ca_file` (the
-/// cluster's CA), and the node's own certificate and key are presented as
-/// its client certificate. ALPN `h2` (gRPC).
-pub fn node_client_config(c: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
-        return Err(TlsError(
-            "tls.cert_file and tls.key_file are required".into(),
-        ));
-    };
-    let ca = c
-        .client_ca_file
-        .as_ref()
-        .ok_or_else(|| TlsError("tls.client_ca_file is required to verify other nodes".into()))?;
-    let roots = load_roots(ca)?;
-    let certs = load_certs(cert)?;
-    let pem = read(key, "key file")?;
-    let key_der = PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| TlsError(format!("{}: no usable private key: {e}", key.display())))?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key_der)
-        .map_err(|e| TlsError(format!("{}: {e}", key.display())))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

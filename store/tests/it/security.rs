@@ -621,3 +621,261 @@ fn several_tenants_need_multi_tenant_queries_enabled() {
         (401, "multiple org IDs present\n")
     );
 }
+
+/// The failed-attempt limit applies to failures only: past the limit, an
+/// address's bad and missing tokens get 429 (with Retry-After), while a
+/// valid token from the same address still reads and writes, over HTTP and
+/// gRPC, as clients sharing one gateway need.
+#[test]
+fn failure_limit_spares_valid_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, &t.file).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "auth:\n  tokens_file: {}\n  max_failures_per_minute: 3\n",
+            tokens_file.display()
+        ))
+        .start();
+    let call = |p: &str, h: &[(&str, &str)]| request(store.http, "GET", p, h, b"").unwrap();
+    let labels = "/loki/api/v1/labels";
+    let guess = bearer("not-a-token");
+    for i in 0..3 {
+        let r = call(labels, &[("Authorization", &guess)]);
+        assert_eq!(r.status, 401, "guess {i}: {}", r.text());
+    }
+    // Over the limit: bad and missing credentials are answered 429.
+    let r = call(labels, &[("Authorization", &guess)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(r.text().contains("too many failed authentication attempts"));
+    assert_eq!(call(labels, &[]).status, 429);
+    // A valid token from the same address (127.0.0.1) still works.
+    let reader = bearer(&t.reader_a);
+    let r = call(labels, &[("Authorization", &reader)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let writer = bearer(&t.writer_a);
+    let r = request(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", &writer),
+        ],
+        &protobuf_lines("{app=\"limit\"}", now_ns(), &["after the block".into()]),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    grpc_push(
+        store.grpc,
+        &[("authorization", writer.clone())],
+        protobuf_body_raw(now_ns()),
+    )
+    .unwrap();
+    let e = grpc_push(
+        store.grpc,
+        &[("authorization", guess.clone())],
+        protobuf_body_raw(now_ns()),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    // A valid token refused for its tenant keeps its own answer, and the
+    // block still holds for guesses after the valid requests.
+    let r = call(
+        labels,
+        &[("Authorization", &reader), ("X-Scope-OrgID", "team-b")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(call(labels, &[("Authorization", &guess)]).status, 429);
+    let metrics = call("/metrics", &[]).text();
+    for (reason, protocol) in [
+        ("invalid_credentials", "http"),
+        ("rate_limited", "http"),
+        ("rate_limited", "grpc"),
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "larch_auth_denied_requests_total{{reason=\"{reason}\",protocol=\"{protocol}\"}}"
+            )),
+            "{reason} {protocol}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("larch_auth_allowed_requests_total{token=\"reader-a\",action=\"read\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// `/metrics` closed (left out of `auth.unauthenticated_paths`): Prometheus
+/// scrapes it with any token that reads, not only an administrator's; a
+/// write-only token and no token are refused.
+#[test]
+fn closed_metrics_take_a_read_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, &t.file).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "auth:\n  tokens_file: {}\n  unauthenticated_paths: [/ready]\n",
+            tokens_file.display()
+        ))
+        .start();
+    let get = |auth: Option<&str>| {
+        let h: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        request(store.http, "GET", "/metrics", &h, b"").unwrap()
+    };
+    assert_eq!(get(None).status, 401);
+    let r = get(Some(&bearer(&t.reader_a)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("larch_build_info"), "{}", r.text());
+    // A read-write token of two tenants needs no X-Scope-OrgID here.
+    assert_eq!(get(Some(&bearer(&t.rw_ab))).status, 200);
+    assert_eq!(get(Some(&bearer(&t.admin))).status, 200);
+    let r = get(Some(&bearer(&t.writer_a)));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("has write access"), "{}", r.text());
+    assert_eq!(
+        request(store.http, "GET", "/ready", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+/// `labels`, `label/{name}/values` and `series` for `X-Scope-OrgID: a|b`,
+/// as Loki's multi-tenant querier answers them: the union of the tenants'
+/// label names plus `__tenant_id__`, the tenants as the values of
+/// `__tenant_id__`, every series with its tenant; a matcher on
+/// `__tenant_id__` chooses tenants. The token must hold every tenant.
+#[test]
+fn multi_tenant_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (both, e1) = new_token("both", "team-a,team-b", "read-write");
+    let (only_a, e2) = new_token("only-a", "team-a", "read");
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "multi_tenant_queries_enabled: true\nauth:\n  tokens_file: {}\n",
+            tokens_file.display()
+        ))
+        .start();
+    let auth = bearer(&both);
+    let now = now_ns();
+    for (tenant, labels) in [
+        ("team-a", "{app=\"web\", only_a=\"x\"}"),
+        ("team-b", "{app=\"db\"}"),
+        ("team-b", "{app=\"web\"}"),
+    ] {
+        let r = request(
+            store.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Scope-OrgID", tenant),
+                ("Authorization", &auth),
+            ],
+            &protobuf_lines(labels, now, &["a line".to_string()]),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let get = |path: &str, params: &[(&str, &str)], org: &str, token: &str| {
+        let a = bearer(token);
+        let start = (now - 3_600_000_000_000).to_string();
+        let end = (now + 60_000_000_000).to_string();
+        let mut all = vec![("start", start.as_str()), ("end", end.as_str())];
+        all.extend_from_slice(params);
+        request(
+            store.http,
+            "GET",
+            &format!("{path}{}", larch_testkit::http::query_string(&all)),
+            &[("X-Scope-OrgID", org), ("Authorization", &a)],
+            b"",
+        )
+        .unwrap()
+    };
+    let strings = |r: Response| -> Vec<String> {
+        let v = r.ok_json();
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let ab = "team-a|team-b";
+    assert_eq!(
+        strings(get("/loki/api/v1/labels", &[], ab, &both)),
+        ["__tenant_id__", "app", "only_a", "service_name"]
+    );
+    // One tenant: its own names, no __tenant_id__ (service_name is the
+    // store's, from app, as Loki's discover_service_name).
+    assert_eq!(
+        strings(get("/loki/api/v1/labels", &[], "team-b", &both)),
+        ["app", "service_name"]
+    );
+    assert_eq!(
+        strings(get("/loki/api/v1/label/app/values", &[], ab, &both)),
+        ["db", "web"]
+    );
+    assert_eq!(
+        strings(get(
+            "/loki/api/v1/label/app/values",
+            &[("query", "{__tenant_id__=\"team-a\"}")],
+            ab,
+            &both
+        )),
+        ["web"]
+    );
+    assert_eq!(
+        strings(get(
+            "/loki/api/v1/label/__tenant_id__/values",
+            &[],
+            ab,
+            &both
+        )),
+        ["team-a", "team-b"]
+    );
+    let series = |params: &[(&str, &str)]| -> Vec<String> {
+        let v = get("/loki/api/v1/series", params, ab, &both).ok_json();
+        let mut out: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        series(&[("match[]", "{app=\"web\"}")]),
+        [
+            r#"{"__tenant_id__":"team-a","app":"web","only_a":"x","service_name":"web"}"#,
+            r#"{"__tenant_id__":"team-b","app":"web","service_name":"web"}"#,
+        ]
+    );
+    assert_eq!(
+        series(&[("match[]", "{app=~\".+\", __tenant_id__=~\"team-b\"}")]),
+        [
+            r#"{"__tenant_id__":"team-b","app":"db","service_name":"db"}"#,
+            r#"{"__tenant_id__":"team-b","app":"web","service_name":"web"}"#,
+        ]
+    );
+    // Every tenant named must be the token's, on each endpoint.
+    for path in [
+        "/loki/api/v1/labels",
+        "/loki/api/v1/label/app/values",
+        "/loki/api/v1/series",
+    ] {
+        assert_eq!(get(path, &[], ab, &only_a).status, 403, "{path}");
+    }
+}

@@ -75,7 +75,8 @@ annotations:
 
 {{/*
 Pod template annotations: config checksum, Prometheus scrape hints, extras.
-Pass (dict "ctx" $ "config" <rendered config> "port" <metrics port> "extra" <map>).
+Pass (dict "ctx" $ "config" <rendered config> "port" <metrics port> "extra" <map>),
+and "scheme" (http or https) for a port that may serve TLS.
 */}}
 {{- define "larch.podAnnotations" -}}
 {{- $ann := dict -}}
@@ -86,6 +87,9 @@ Pass (dict "ctx" $ "config" <rendered config> "port" <metrics port> "extra" <map
 {{- $_ := set $ann "prometheus.io/scrape" "true" -}}
 {{- $_ := set $ann "prometheus.io/port" (toString .port) -}}
 {{- $_ := set $ann "prometheus.io/path" "/metrics" -}}
+{{- with .scheme -}}
+{{- $_ := set $ann "prometheus.io/scheme" . -}}
+{{- end -}}
 {{- end -}}
 {{- with .extra -}}
 {{- $ann = merge $ann . -}}

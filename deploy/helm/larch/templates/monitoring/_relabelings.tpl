@@ -17,3 +17,59 @@ Pass (dict "ctx" $ "extra" <relabelings>).
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Whether the store asks a token for /metrics: auth is on and the user's
+store.config.auth.unauthenticated_paths (when set) leaves /metrics out.
+Renders "true" or nothing.
+*/}}
+{{- define "larch.store.metricsNeedToken" -}}
+{{- if .Values.store.auth.enabled -}}
+{{- $auth := .Values.store.config.auth | default dict -}}
+{{- if and (hasKey $auth "unauthenticated_paths") (not (has "/metrics" ($auth.unauthenticated_paths | default list))) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Scheme, TLS settings and credentials of a ServiceMonitor or PodMonitor
+endpoint: https with the CA (and Prometheus' client certificate) when the
+store serves TLS, a bearer token when its /metrics needs one; plain http
+for the agents, whose /metrics port has no TLS.
+Pass (dict "ctx" $ "component" "store"|"agent").
+*/}}
+{{- define "larch.monitor.endpointSecurity" -}}
+{{- $v := .ctx.Values -}}
+{{- $s := $v.prometheus.storeScrape -}}
+{{- $store := eq .component "store" -}}
+{{- if and $store $v.store.tls.enabled }}
+scheme: https
+tlsConfig:
+  ca:
+    secret:
+      name: {{ $s.caSecret | default (include "larch.store.tlsSecret" .ctx) }}
+      key: {{ $s.caKey }}
+  serverName: {{ $s.serverName | default (printf "%s.%s.svc" (include "larch.store.fullname" .ctx) .ctx.Release.Namespace) }}
+  {{- if $s.clientCertSecret }}
+  cert:
+    secret:
+      name: {{ $s.clientCertSecret }}
+      key: tls.crt
+  keySecret:
+    name: {{ $s.clientCertSecret }}
+    key: tls.key
+  {{- else if has $v.store.tls.clientAuthType (list "RequireAnyClientCert" "RequireAndVerifyClientCert") }}
+  {{- fail (printf "prometheus.storeScrape.clientCertSecret is required: the store asks every client for a certificate (store.tls.clientAuthType %s), Prometheus too" $v.store.tls.clientAuthType) }}
+  {{- end }}
+{{- else }}
+scheme: http
+{{- end }}
+{{- if and $store (include "larch.store.metricsNeedToken" .ctx) }}
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ required "prometheus.storeScrape.tokenSecret is required: /metrics needs a token (store.auth.enabled, /metrics not in store.config.auth.unauthenticated_paths)" $s.tokenSecret }}
+    key: {{ $s.tokenKey }}
+{{- end }}
+{{- end -}}
