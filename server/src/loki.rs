@@ -23,7 +23,14 @@
 //! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` |
 //! | `querier.max_concurrent` | `query.max_concurrent` |
 //! | `runtime_config.file`, `period` | `runtime_config` |
+//! | `ruler.enable_api`, `evaluation_interval`, `poll_interval`, `alertmanager_url`, `alertmanager_client` (`basic_auth_username`, `basic_auth_password`, `type`, `credentials`), `external_url`, `datasource_uid`, `external_labels`, `notification_queue_capacity`, `notification_timeout`, `resend_delay`, `for_outage_tolerance` | `ruler.*` |
+//! | the first of `ruler.storage.local.directory` (`type: local`), `ruler_storage.local.directory` (`backend: local`), `common.storage.filesystem.rules_directory` | `ruler.rule_path` (`<dir>/<tenant>/<namespace>.yaml`, as Loki's local rule store) |
+//! | `ruler.remote_write.enabled`, `add_org_id_header`, `client` and `clients.<name>`: `url`, `remote_timeout`, `headers`, `basic_auth.{username,password}`, `queue_config.{capacity,max_samples_per_send,min_backoff,max_backoff,retry_on_http_429}` | `ruler.remote_write.*` (clients only when `enabled`: Loki discards the samples otherwise, Larch refuses clients it would not use) |
 //! | `target: all` | (the store runs every role) |
+//!
+//! Loki's `ruler.rule_path` is not where rule groups are kept but the
+//! scratch copy Loki's ruler writes for its evaluator; it is listed as
+//! having no effect, as are rule groups in object storage.
 //!
 //! Values keep Loki's notation (`168h`, `256KB`); a value the store
 //! cannot take is reported with its Loki key.
@@ -88,6 +95,7 @@ const SAME_LIMITS: &[&str] = &[
     "reject_old_samples_max_age",
     "creation_grace_period",
     "allow_structured_metadata",
+    "discover_log_levels",
     "max_structured_metadata_size",
     "max_structured_metadata_entries_count",
     "max_entries_limit_per_query",
@@ -103,6 +111,42 @@ const INGESTER: &[(&str, &str)] = &[
     ("chunk_idle_period", "chunk_idle_period"),
     ("flush_check_period", "flush_check_period"),
     ("flush_on_shutdown", "flush_on_shutdown"),
+];
+
+/// Loki's `ruler` keys with the same name and meaning in Larch's `ruler`.
+const SAME_RULER: &[&str] = &[
+    "enable_api",
+    "evaluation_interval",
+    "poll_interval",
+    "alertmanager_url",
+    "external_url",
+    "datasource_uid",
+    "external_labels",
+    "notification_queue_capacity",
+    "notification_timeout",
+    "resend_delay",
+    "for_outage_tolerance",
+];
+
+/// Loki's `ruler.alertmanager_client` keys Larch's has.
+const ALERTMANAGER_CLIENT: &[&str] = &[
+    "basic_auth_username",
+    "basic_auth_password",
+    "type",
+    "credentials",
+];
+
+/// Prometheus' `remote_write` keys (Loki's `ruler.remote_write.clients`)
+/// Larch's clients have, besides `basic_auth` and `queue_config`.
+const REMOTE_WRITE_CLIENT: &[&str] = &["url", "remote_timeout", "headers"];
+
+/// Prometheus' `queue_config` keys Larch's has.
+const QUEUE_CONFIG: &[&str] = &[
+    "capacity",
+    "max_samples_per_send",
+    "min_backoff",
+    "max_backoff",
+    "retry_on_http_429",
 ];
 
 /// Whether `doc` is a Loki configuration (see the module documentation).
@@ -130,7 +174,14 @@ pub struct Translation {
 
 impl Translation {
     fn set(&mut self, larch: &str, loki: &str, value: Value) {
-        let mut parts = larch.split('.').peekable();
+        let parts: Vec<&str> = larch.split('.').collect();
+        self.set_at(&parts, loki, value);
+    }
+
+    /// `set` with the Larch path in parts, for paths with a name of the
+    /// user's in them (which may hold a dot).
+    fn set_at(&mut self, larch: &[&str], loki: &str, value: Value) {
+        let mut parts = larch.iter().peekable();
         let mut map = &mut self.larch;
         while let Some(part) = parts.next() {
             if parts.peek().is_none() {
@@ -148,7 +199,7 @@ impl Translation {
             };
             map = inner;
         }
-        self.origin.insert(larch.to_string(), loki.to_string());
+        self.origin.insert(larch.join("."), loki.to_string());
     }
 
     fn unused(&mut self, path: String) {
@@ -248,6 +299,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
     t.set("auth_enabled", "auth_enabled", Value::Bool(true));
     let mut path_prefix = None;
     let mut chunks_dir = None;
+    let mut rules = RuleDirs::default();
     for (key, value) in top {
         match key.as_str() {
             "auth_enabled" => t.set("auth_enabled", key, value.clone()),
@@ -273,6 +325,10 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                                                 "common.storage.filesystem.chunks_directory",
                                                 fv,
                                             )?);
+                                        } else if fk == "rules_directory" {
+                                            let key = "common.storage.filesystem.rules_directory";
+                                            rules.common =
+                                                Some((string(key, fv)?, key.to_string()));
                                         } else {
                                             t.unused(format!("common.storage.filesystem.{fk}"));
                                         }
@@ -371,8 +427,34 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                     }
                 }
             }
+            "ruler" => ruler(&mut t, value, &mut rules)?,
+            "ruler_storage" => {
+                let m = object(key, value)?;
+                let backend = m
+                    .get("backend")
+                    .map(|b| string("ruler_storage.backend", b))
+                    .transpose()?;
+                for (k, v) in m {
+                    let path = format!("ruler_storage.{k}");
+                    match k.as_str() {
+                        "backend" => {}
+                        "local" if backend.as_deref() == Some("local") => {
+                            local_directory(&mut t, &path, v, &mut rules.storage)?
+                        }
+                        _ => t.unused(path),
+                    }
+                }
+                if let Some(b) = backend.filter(|b| b != "local") {
+                    t.unused(format!(
+                        "ruler_storage.backend ({b:?}: rule groups are read from a local directory only)"
+                    ));
+                }
+            }
             _ => t.unused(key.clone()),
         }
+    }
+    if let Some((dir, key)) = rules.ruler.or(rules.storage).or(rules.common) {
+        t.set("ruler.rule_path", &key, Value::String(dir));
     }
     if !top.contains_key("compactor") {
         // Loki applies no retention unless its compactor is told to.
@@ -400,6 +482,155 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
     }
     t.unused.sort();
     Ok(t)
+}
+
+/// Where a Loki file keeps its rule groups on local disk, by where it
+/// says so (the directory and its key), most specific first.
+#[derive(Default)]
+struct RuleDirs {
+    /// `ruler.storage.local.directory`.
+    ruler: Option<(String, String)>,
+    /// `ruler_storage.local.directory`.
+    storage: Option<(String, String)>,
+    /// `common.storage.filesystem.rules_directory`.
+    common: Option<(String, String)>,
+}
+
+/// `<path>` is a `local:` block of a rule storage: its `directory`.
+fn local_directory(
+    t: &mut Translation,
+    path: &str,
+    value: &Value,
+    found: &mut Option<(String, String)>,
+) -> Result<(), TranslateError> {
+    for (k, v) in object(path, value)? {
+        let key = format!("{path}.{k}");
+        if k == "directory" {
+            *found = Some((string(&key, v)?, key));
+        } else {
+            t.unused(key);
+        }
+    }
+    Ok(())
+}
+
+/// Loki's `ruler:` block.
+fn ruler(t: &mut Translation, value: &Value, rules: &mut RuleDirs) -> Result<(), TranslateError> {
+    let m = object("ruler", value)?;
+    for (k, v) in m {
+        let path = format!("ruler.{k}");
+        match k.as_str() {
+            k if SAME_RULER.contains(&k) => t.set(&path, &path, v.clone()),
+            "alertmanager_client" => {
+                for (ck, cv) in object(&path, v)? {
+                    let key = format!("{path}.{ck}");
+                    if ALERTMANAGER_CLIENT.contains(&ck.as_str()) {
+                        t.set_at(&["ruler", "alertmanager_client", ck.as_str()], &key, cv.clone());
+                    } else {
+                        t.unused(key);
+                    }
+                }
+            }
+            "storage" => {
+                let s = object(&path, v)?;
+                let kind = s.get("type").map(|b| string("ruler.storage.type", b)).transpose()?;
+                let local = matches!(kind.as_deref(), None | Some("local"));
+                for (sk, sv) in s {
+                    let key = format!("{path}.{sk}");
+                    match sk.as_str() {
+                        "type" if local => {}
+                        "type" => t.unused(format!(
+                            "{key} ({sv}: rule groups are read from a local directory only)"
+                        )),
+                        "local" if local => local_directory(t, &key, sv, &mut rules.ruler)?,
+                        _ => t.unused(key),
+                    }
+                }
+            }
+            "rule_path" => t.unused(format!(
+                "{path} (Loki's scratch copy of the rules; they are read from the rule storage's directory)"
+            )),
+            "remote_write" => remote_write(t, &path, v)?,
+            _ => t.unused(path),
+        }
+    }
+    Ok(())
+}
+
+/// Loki's `ruler.remote_write`.
+fn remote_write(t: &mut Translation, path: &str, value: &Value) -> Result<(), TranslateError> {
+    let m = object(path, value)?;
+    let enabled = m.get("enabled").and_then(Value::as_bool) == Some(true);
+    for (k, v) in m {
+        let key = format!("{path}.{k}");
+        match k.as_str() {
+            "enabled" | "add_org_id_header" => {
+                t.set_at(&["ruler", "remote_write", k.as_str()], &key, v.clone())
+            }
+            "client" | "clients" if !enabled => {
+                t.unused(format!("{key} (remote_write.enabled is not true)"))
+            }
+            "client" => remote_write_client(t, &["ruler", "remote_write", "client"], &key, v)?,
+            "clients" => {
+                for (name, c) in object(&key, v)? {
+                    remote_write_client(
+                        t,
+                        &["ruler", "remote_write", "clients", name.as_str()],
+                        &format!("{key}.{name}"),
+                        c,
+                    )?;
+                }
+            }
+            _ => t.unused(key),
+        }
+    }
+    Ok(())
+}
+
+/// One Prometheus `remote_write` client at `path` (Loki's) into `larch`.
+fn remote_write_client(
+    t: &mut Translation,
+    larch: &[&str],
+    path: &str,
+    value: &Value,
+) -> Result<(), TranslateError> {
+    let sub = |more: &[&str]| -> Vec<String> {
+        larch.iter().chain(more).map(|s| s.to_string()).collect()
+    };
+    let set = |t: &mut Translation, parts: Vec<String>, key: &str, v: &Value| {
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        t.set_at(&parts, key, v.clone());
+    };
+    // An empty client still exists (and fails Larch's check for its URL).
+    set(t, sub(&[]), path, &Value::Object(Map::new()));
+    for (k, v) in object(path, value)? {
+        let key = format!("{path}.{k}");
+        match k.as_str() {
+            k if REMOTE_WRITE_CLIENT.contains(&k) => set(t, sub(&[k]), &key, v),
+            "basic_auth" => {
+                for (bk, bv) in object(&key, v)? {
+                    let bkey = format!("{key}.{bk}");
+                    if bk == "username" || bk == "password" {
+                        set(t, sub(&["basic_auth", bk.as_str()]), &bkey, bv);
+                    } else {
+                        t.unused(bkey);
+                    }
+                }
+            }
+            "queue_config" => {
+                for (qk, qv) in object(&key, v)? {
+                    let qkey = format!("{key}.{qk}");
+                    if QUEUE_CONFIG.contains(&qk.as_str()) {
+                        set(t, sub(&["queue_config", qk.as_str()]), &qkey, qv);
+                    } else {
+                        t.unused(qkey);
+                    }
+                }
+            }
+            _ => t.unused(key),
+        }
+    }
+    Ok(())
 }
 
 fn server(t: &mut Translation, value: &Value) -> Result<(), TranslateError> {
@@ -591,6 +822,220 @@ mod tests {
             "schema_config:\n  configs:\n  - object_store: filesystem\nstorage_config:\n  aws:\n    s3: s3://x\n"
         ))
         .is_ok());
+    }
+
+    /// Every key of Larch's `limits`, found through serde so that a key
+    /// added later is covered, is taken from Loki's `limits_config`.
+    #[test]
+    fn every_larch_limit_is_mapped() {
+        let Value::Object(limits) =
+            serde_json::to_value(larch_store::config::Limits::default()).unwrap()
+        else {
+            panic!("limits are a mapping");
+        };
+        assert!(limits.contains_key("discover_log_levels"));
+        for (key, value) in limits {
+            let loki = match key.as_str() {
+                "max_streams_per_tenant" => "max_global_streams_per_user",
+                k => k,
+            };
+            let t = translate(&json!({"limits_config": {loki: value.clone()}})).unwrap();
+            assert!(t.unused.is_empty(), "{loki}: {:?}", t.unused);
+            assert_eq!(t.larch["limits"][&key], value, "{loki}");
+            assert_eq!(
+                t.loki_key(&format!("limits.{key}")),
+                Some(format!("limits_config.{loki}").as_str())
+            );
+        }
+    }
+
+    /// Loki's `ruler:` block as Loki's reference spells it, translated into
+    /// a `ruler:` block Larch reads and accepts.
+    #[test]
+    fn ruler_block() {
+        let t = translate(&yaml(
+            r#"
+ruler:
+  alertmanager_url: http://am-1:9093,http://am-2:9093
+  enable_alertmanager_v2: true
+  alertmanager_client:
+    basic_auth_username: u
+    basic_auth_password: p
+    tls_ca_path: /ca.pem
+  external_url: http://grafana:3000
+  datasource_uid: loki-uid
+  external_labels:
+    cluster: prod
+  evaluation_interval: 30s
+  poll_interval: 2m
+  enable_api: false
+  resend_delay: 2m
+  for_outage_tolerance: 2h
+  for_grace_period: 10m
+  notification_timeout: 5s
+  rule_path: /loki/rules-temp
+  storage:
+    type: local
+    local:
+      directory: /loki/rules
+  ring:
+    kvstore:
+      store: inmemory
+  wal:
+    dir: /loki/ruler-wal
+  remote_write:
+    enabled: true
+    add_org_id_header: false
+    config_refresh_period: 10s
+    clients:
+      prom.prod:
+        url: http://prom:9090/api/v1/write
+        name: prom
+        remote_timeout: 10s
+        headers:
+          X-Team: a
+        basic_auth:
+          username: w
+          password_file: /pw
+        queue_config:
+          capacity: 500
+          max_shards: 4
+          min_backoff: 50ms
+common:
+  storage:
+    filesystem:
+      chunks_directory: /loki/chunks
+      rules_directory: /elsewhere
+"#,
+        ))
+        .unwrap();
+        let ruler = &t.larch["ruler"];
+        assert_eq!(
+            ruler,
+            &json!({
+                "alertmanager_url": "http://am-1:9093,http://am-2:9093",
+                "alertmanager_client": {"basic_auth_username": "u", "basic_auth_password": "p"},
+                "external_url": "http://grafana:3000",
+                "datasource_uid": "loki-uid",
+                "external_labels": {"cluster": "prod"},
+                "evaluation_interval": "30s",
+                "poll_interval": "2m",
+                "enable_api": false,
+                "resend_delay": "2m",
+                "for_outage_tolerance": "2h",
+                "notification_timeout": "5s",
+                "rule_path": "/loki/rules",
+                "remote_write": {
+                    "enabled": true,
+                    "add_org_id_header": false,
+                    "clients": {"prom.prod": {
+                        "url": "http://prom:9090/api/v1/write",
+                        "remote_timeout": "10s",
+                        "headers": {"X-Team": "a"},
+                        "basic_auth": {"username": "w"},
+                        "queue_config": {"capacity": 500, "min_backoff": "50ms"},
+                    }},
+                },
+            })
+        );
+        assert_eq!(
+            t.unused,
+            [
+                "ruler.alertmanager_client.tls_ca_path",
+                "ruler.enable_alertmanager_v2",
+                "ruler.for_grace_period",
+                "ruler.remote_write.clients.prom.prod.basic_auth.password_file",
+                "ruler.remote_write.clients.prom.prod.name",
+                "ruler.remote_write.clients.prom.prod.queue_config.max_shards",
+                "ruler.remote_write.config_refresh_period",
+                "ruler.ring",
+                "ruler.rule_path (Loki's scratch copy of the rules; they are read from the rule storage's directory)",
+                "ruler.wal",
+            ]
+        );
+        assert_eq!(
+            t.loki_key("ruler.rule_path"),
+            Some("ruler.storage.local.directory")
+        );
+        assert_eq!(
+            t.loki_key("ruler.remote_write.clients.prom.prod.queue_config.capacity"),
+            Some("ruler.remote_write.clients.prom.prod.queue_config.capacity")
+        );
+        // Larch reads it (Loki's notation kept) and accepts it.
+        let c: larch_store::ruler::config::RulerConfig =
+            serde_json::from_value(ruler.clone()).unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.alertmanager_url.0,
+            ["http://am-1:9093", "http://am-2:9093"]
+        );
+        assert_eq!(
+            c.evaluation_interval,
+            larch_config::HumanDuration::from_secs(30)
+        );
+        let clients = c.remote_write.all_clients();
+        assert_eq!(clients[0].0, "prom.prod");
+        assert_eq!(clients[0].1.queue_config.capacity, 500);
+        assert_eq!(clients[0].1.queue_config.max_samples_per_send, 2000);
+    }
+
+    /// Where rule groups are found: the ruler's own local storage, else
+    /// `ruler_storage`'s, else the common filesystem's; never a bucket, and
+    /// never clients that Loki would not use.
+    #[test]
+    fn rule_directories_and_disabled_remote_write() {
+        let rules = |text: &str| {
+            let t = translate(&yaml(text)).unwrap();
+            (
+                t.larch.get("ruler").map(|r| r["rule_path"].clone()),
+                t.unused,
+            )
+        };
+        let common = "common:\n  storage:\n    filesystem:\n      rules_directory: /c\n";
+        assert_eq!(rules(common), (Some(json!("/c")), vec![]));
+        let storage = "ruler_storage:\n  backend: local\n  local:\n    directory: /s\n";
+        assert_eq!(
+            rules(&format!("{common}{storage}")),
+            (Some(json!("/s")), vec![])
+        );
+        let ruler = "ruler:\n  storage:\n    local:\n      directory: /r\n";
+        assert_eq!(
+            rules(&format!("{common}{storage}{ruler}")),
+            (Some(json!("/r")), vec![])
+        );
+        // A bucket: listed, and the local directory stays Larch's default.
+        assert_eq!(
+            rules("ruler_storage:\n  backend: s3\n  s3:\n    bucket_name: rules\n"),
+            (
+                None,
+                vec![
+                    "ruler_storage.backend (\"s3\": rule groups are read from a local directory only)"
+                        .to_string(),
+                    "ruler_storage.s3".to_string(),
+                ]
+            )
+        );
+        assert_eq!(
+            rules("ruler:\n  storage:\n    type: gcs\n    gcs:\n      bucket_name: r\n"),
+            (
+                None,
+                vec![
+                    "ruler.storage.gcs".to_string(),
+                    "ruler.storage.type (\"gcs\": rule groups are read from a local directory only)"
+                        .to_string(),
+                ]
+            )
+        );
+        // Loki's default: remote write off, its clients unused.
+        let t = translate(&yaml(
+            "ruler:\n  remote_write:\n    clients:\n      p:\n        url: http://p/api/v1/write\n",
+        ))
+        .unwrap();
+        assert_eq!(t.larch.get("ruler"), None);
+        assert_eq!(
+            t.unused,
+            ["ruler.remote_write.clients (remote_write.enabled is not true)"]
+        );
     }
 
     #[test]

@@ -155,9 +155,8 @@ fn a_loki_single_binary_configuration_runs() {
     assert_eq!(
         text(&out.stderr),
         "warning: Loki configuration keys with no effect in Larch: analytics, common.instance_addr, \
-         common.ring, common.storage.filesystem.rules_directory, compactor.working_directory, frontend, \
-         limits_config.metric_aggregation_enabled, pattern_ingester, query_range, ruler, schema_config, \
-         server.grpc_server_max_concurrent_streams\n"
+         common.ring, compactor.working_directory, frontend, limits_config.metric_aggregation_enabled, \
+         pattern_ingester, query_range, ruler.ring, schema_config, server.grpc_server_max_concurrent_streams\n"
     );
     let out = store(&["--config.file", &cfg, "--print-config"]);
     let printed = text(&out.stdout);
@@ -171,9 +170,23 @@ fn a_loki_single_binary_configuration_runs() {
         "  reject_old_samples_max_age: 1d\n".to_string(),
         "compactor:\n  retention_enabled: true\n".to_string(),
         "  period: 5s\n".to_string(),
+        "  discover_log_levels: false\n".to_string(),
+        // The ruler: Loki's rule directory and Alertmanager.
+        format!("  rule_path: {}\n", dir.path().join("loki/rules").display()),
+        "  alertmanager_url:\n  - http://localhost:9093\n".to_string(),
+        "  evaluation_interval: 30s\n".to_string(),
     ] {
         assert!(printed.contains(&want), "{want:?} missing from:\n{printed}");
     }
+
+    // A rule group where Loki keeps them (`<rules_directory>/<tenant>/`).
+    let ns = dir.path().join("loki/rules/fake");
+    std::fs::create_dir_all(&ns).unwrap();
+    std::fs::write(
+        ns.join("shop.yaml"),
+        "groups:\n  - name: errors\n    rules:\n      - alert: ManyErrors\n        expr: sum(count_over_time({app=\"x\"} |= \"error\" [5m])) > 10\n",
+    )
+    .unwrap();
 
     // And it serves: on Loki's ports, with the runtime file's overrides.
     let p = larch_testkit::ProcessBuilder::new("larch-store", larch_testkit::binary("larch-store"))
@@ -198,6 +211,11 @@ fn a_loki_single_binary_configuration_runs() {
     };
     assert_eq!(push("team-a"), 204, "20KB lines for team-a");
     assert_eq!(push("team-b"), 400, "10KB lines for the others");
+    // The rule group of the Loki rule directory is loaded.
+    let r = larch_testkit::http::get(http, "/loki/api/v1/rules", &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().starts_with("shop:\n"), "{}", r.text());
+    assert!(r.text().contains("alert: ManyErrors"), "{}", r.text());
     let err = p.stderr();
     assert!(
         err.contains("level=warn")

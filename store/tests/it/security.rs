@@ -368,6 +368,119 @@ fn tokens_guard_every_endpoint() {
     }
 }
 
+/// The web UI with tokens on: its page and files answer anyone (they hold
+/// no data), and the API calls the page makes need the token it sends as
+/// a bearer token.
+#[test]
+fn the_web_ui_works_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, e1) = new_token("ui-reader", "team-a", "read");
+    let (writer, e2) = new_token("ui-writer", "team-a", "write");
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!("auth:\n  tokens_file: {}\n", tokens_file.display()))
+        .start();
+    let port = store.http;
+    let get = |path: &str, token: Option<&str>| {
+        let auth = token.map(bearer);
+        let mut headers = vec![];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        request(port, "GET", path, &headers, b"").unwrap()
+    };
+
+    // The page and its files, without a token.
+    let page = get("/", None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.text().contains("/ui/main.js"));
+    for file in ["/ui/main.js", "/ui/api.js", "/ui/style.css"] {
+        let r = get(file, None);
+        assert_eq!(r.status, 200, "{file}: {}", r.text());
+        assert!(r.header("content-security-policy").is_some(), "{file}");
+    }
+    // Public means the UI's own files, nothing near them.
+    assert_eq!(get("/ui/nothing.js", None).status, 404);
+    for path in [
+        "/ui/",
+        "/ui/a/main.js",
+        "/uimain.js",
+        "/config",
+        "/runtime_config",
+    ] {
+        assert_eq!(get(path, None).status, 401, "{path} without a token");
+    }
+    assert_eq!(
+        get("/config", Some(&reader)).status,
+        403,
+        "/config is an administrator's"
+    );
+
+    // A line of team-a's, pushed with the writer's token.
+    let now = now_ns();
+    let auth = bearer(&writer);
+    let r = request(
+        port,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", &auth),
+        ],
+        &protobuf_lines(
+            "{app=\"ui\"}",
+            now,
+            &["level=warn seen by the page".to_string()],
+        ),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // The calls the page makes: completion, the log query, the level
+    // histogram. 401 without the token (the page then asks for one), 200
+    // with it; the token implies the tenant.
+    let enc = |q: &str| q.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let range = format!(
+        "&start={}&end={}",
+        now - 60_000_000_000,
+        now + 1_000_000_000
+    );
+    let calls = [
+        "/loki/api/v1/labels".to_string(),
+        "/loki/api/v1/label/app/values".to_string(),
+        format!(
+            "/loki/api/v1/query_range?query={}{range}&limit=100",
+            enc("{app=\"ui\"}")
+        ),
+        format!(
+            "/loki/api/v1/query_range?query={}{range}&step=1m",
+            enc("sum by (detected_level) (count_over_time({app=\"ui\"} [1m]))")
+        ),
+    ];
+    for path in &calls {
+        let r = get(path, None);
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.text());
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"larch\""));
+        let r = get(path, Some(&reader));
+        assert_eq!(r.status, 200, "{path} with the token: {}", r.text());
+    }
+    let values = get(&calls[1], Some(&reader)).text();
+    assert!(values.contains("\"ui\""), "{values}");
+    let lines = get(&calls[2], Some(&reader)).text();
+    assert!(lines.contains("level=warn seen by the page"), "{lines}");
+    let histogram = get(&calls[3], Some(&reader)).text();
+    assert!(
+        histogram.contains("\"detected_level\":\"warn\""),
+        "{histogram}"
+    );
+}
+
 fn protobuf_body_raw(ts: i64) -> Vec<u8> {
     // gRPC carries the protobuf uncompressed.
     snap::raw::Decoder::new()

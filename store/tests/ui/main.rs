@@ -3,7 +3,8 @@
 //! real `larch-store` with data pushed through the push API. Each step is
 //! what a person does: load `/`, type a query and press Ctrl+Enter, open
 //! a line and filter on one of its labels, draw a metric query, make a
-//! parse error, follow a live tail, and open the URL of a view again.
+//! parse error, follow a live tail, and open the URL of a view again; and,
+//! with tokens on, sign in with a token when the store asks for one.
 //!
 //! A screenshot of every step is written to `target/ui-screenshots/`
 //! (kept by the test run; the README's picture is one of them).
@@ -502,6 +503,113 @@ async fn the_ui_in_a_browser() {
     );
     b.shot("06-url").await;
 
+    b.client.close().await.unwrap();
+}
+
+/// A token of `larch-store token new` for `tenant` with `access`, and
+/// its entry for the tokens file.
+fn new_token(name: &str, tenant: &str, access: &str) -> (String, String) {
+    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
+        .args([
+            "token",
+            "new",
+            "--name",
+            name,
+            "--tenants",
+            tenant,
+            "--access",
+            access,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (token, rest) = text.split_once('\n').unwrap();
+    let entry: String = rest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (token.to_string(), entry)
+}
+
+/// With tokens on: the page loads without one, the first query is refused
+/// and the page asks for a token; signed in, the query runs with it, and
+/// the token is in the tab's session storage, never in the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, e1) = new_token("ui-reader", "team-a", "read");
+    let (writer, e2) = new_token("ui-writer", "team-a", "write");
+    let tokens_file = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
+    let store = StoreProcess::builder()
+        .config(format!("auth:\n  tokens_file: {}\n", tokens_file.display()))
+        .start();
+    let body = json!({"streams": [{"stream": {"app": "vault"}, "values": [[now_ns().to_string(), "behind a token"]]}]});
+    let auth = format!("Bearer {writer}");
+    let r = larch_testkit::http::request(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let b = Browser::start(store.addr()).await;
+    b.client.goto(&format!("{}/", b.base)).await.unwrap();
+    b.until(
+        "the page's script",
+        "return !!document.querySelector('#range option');",
+    )
+    .await;
+    b.type_query(r#"{app="vault"}"#, true).await;
+    b.until(
+        "the token dialog",
+        "return document.querySelector('#token-dialog').open;",
+    )
+    .await;
+    let error = b
+        .js("return document.querySelector('#error').textContent;")
+        .await;
+    assert!(
+        error.as_str().unwrap().contains("requires a token"),
+        "{error}"
+    );
+    b.shot("07-sign-in").await;
+    let input = b.client.find(Locator::Css("#token-input")).await.unwrap();
+    input.send_keys(&reader).await.unwrap();
+    b.client
+        .find(Locator::Css("#token-dialog button[value='ok']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the line behind the token",
+        "return document.querySelectorAll('#logs li').length === 1;",
+    )
+    .await;
+    assert_eq!(b.lines().await, ["behind a token"]);
+    let button = b
+        .js("return document.querySelector('#token-button').textContent;")
+        .await;
+    assert_eq!(button, json!("Token set"));
+    let kept = b.js("return sessionStorage.getItem('larch.token');").await;
+    assert_eq!(kept, json!(reader));
+    let url = b.url().await;
+    assert!(!url.contains(&reader), "{url}");
+    b.shot("08-signed-in").await;
     b.client.close().await.unwrap();
 }
 
