@@ -424,12 +424,16 @@ pub struct ChunkIndex {
     /// Whether the blocks were found by walking block heads because the
     /// footer or index is damaged ([`salvage`]).
     pub salvaged: bool,
+    /// Whether the magic at the start is damaged (the file is then read
+    /// as version 2).
+    pub magic_damaged: bool,
 }
 
 impl ChunkIndex {
     /// Reads header, footer and index of the chunk file at `path`. A
-    /// damaged header is tolerated (`header` is `None`); a damaged footer
-    /// or index is an error (see [`ChunkIndex::salvage`]).
+    /// damaged magic or header is tolerated (`magic_damaged`; `header` is
+    /// `None`); a damaged footer or index is an error (see
+    /// [`ChunkIndex::salvage`]). Finds the blocks [`check`] finds.
     pub fn read(path: &Path) -> Result<ChunkIndex, ReadError> {
         use std::os::unix::fs::FileExt;
         let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
@@ -440,8 +444,13 @@ impl ChunkIndex {
         let mut magic = [0u8; 8];
         file.read_exact_at(&mut magic, 0)
             .map_err(|e| ReadError::io(path, e))?;
-        let version =
-            version_of(&magic).ok_or_else(|| ReadError::chunk(path, ChunkError::Version))?;
+        // A damaged magic is taken for version 2's, as [`check`] and
+        // [`salvage`] take it: the footer's and the index's checksums
+        // decide whether the blocks are found through the index. The reader
+        // and recovery must see the same blocks, or recovery would count a
+        // block as served that the reader cannot find.
+        let magic_version = version_of(&magic);
+        let version = magic_version.unwrap_or(VERSION);
         let mut foot = [0u8; FOOTER];
         file.read_exact_at(&mut foot, size - FOOTER as u64)
             .map_err(|e| ReadError::io(path, e))?;
@@ -487,6 +496,7 @@ impl ChunkIndex {
             blocks,
             size,
             salvaged: false,
+            magic_damaged: magic_version.is_none(),
         })
     }
 
@@ -498,7 +508,8 @@ impl ChunkIndex {
             return Err(ReadError::chunk(path, ChunkError::Corrupt("header")));
         }
         // A damaged magic is taken for version 2's.
-        let version = version_of(&bytes[..MAGIC_V2.len()]).unwrap_or(VERSION);
+        let magic_version = version_of(&bytes[..MAGIC_V2.len()]);
+        let version = magic_version.unwrap_or(VERSION);
         let header = parse_header(version, &bytes).ok().map(|(h, _)| h);
         let blocks = salvage(&bytes);
         Ok(ChunkIndex {
@@ -508,6 +519,7 @@ impl ChunkIndex {
             blocks,
             size: bytes.len() as u64,
             salvaged: true,
+            magic_damaged: magic_version.is_none(),
         })
     }
 }
@@ -545,16 +557,18 @@ impl ChunkCheck {
 /// Checks every checksum of a whole chunk file: header, index, and every
 /// data column of every block (the token filter is not needed to read a
 /// block, so its damage is not counted).
+///
+/// The blocks are found as the reader finds them ([`ChunkIndex::read`],
+/// else [`ChunkIndex::salvage`]): through the index when the footer and
+/// index check out, whatever the state of the magic and the header; else
+/// through their heads. So `good` is exactly what a query is served.
 pub fn check(bytes: &[u8]) -> ChunkCheck {
     if bytes.len() < MAGIC_V2.len() {
         return ChunkCheck::default();
     }
     let magic_ok = version_of(&bytes[..MAGIC_V2.len()]);
-    // A damaged magic in front of a version 2 header that checks out.
-    let Some(version) = magic_ok.or_else(|| parse_header(VERSION, bytes).ok().map(|_| VERSION))
-    else {
-        return ChunkCheck::default();
-    };
+    // A damaged magic is taken for version 2's (as the reader takes it).
+    let version = magic_ok.unwrap_or(VERSION);
     let mut c = ChunkCheck {
         version,
         magic_damaged: magic_ok.is_none(),
@@ -572,19 +586,28 @@ pub fn check(bytes: &[u8]) -> ChunkCheck {
         }
     };
     for b in blocks {
-        let intact = b
-            .cols
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| *i != COL_FILTER && r.len > 0)
-            .all(|(_, r)| column(bytes, *r, "column").is_ok());
-        if intact && b.cols[0].len > 0 {
+        if block_readable(bytes, &b) {
             c.good.push(b);
         } else {
             c.bad_blocks += 1;
         }
     }
+    if magic_ok.is_none() && c.header.is_none() && c.good.is_empty() && c.bad_blocks == 0 {
+        // Nothing of a chunk: not a chunk file of a known version.
+        return ChunkCheck::default();
+    }
     c
+}
+
+/// Whether a block of the chunk file `bytes` has timestamps and every data
+/// column (all but the token filter) passes its checksum.
+pub(crate) fn block_readable(bytes: &[u8], b: &BlockMeta) -> bool {
+    b.cols[0].len > 0
+        && b.cols
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i != COL_FILTER && r.len > 0)
+            .all(|(_, r)| column(bytes, *r, "column").is_ok())
 }
 
 /// Reads the byte range holding the columns `want` of a block, returning
@@ -808,6 +831,42 @@ mod tests {
         let c = check(&bad);
         assert_eq!((c.good.len(), c.bad_blocks), (1, 1));
         assert!(!c.index_damaged);
+    }
+
+    #[test]
+    fn a_damaged_magic_does_not_hide_blocks_behind_the_index() {
+        let bytes = encoded();
+        let full = ChunkFile::parse(bytes.clone()).unwrap().blocks;
+        // The magic and the second block's head damaged; the index, the
+        // header and every column intact.
+        let mut bad = bytes.clone();
+        bad[0] ^= 0xa1;
+        let second_head = full[1].cols[0].offset as usize - 3;
+        bad[second_head] ^= 0x2f;
+        let c = check(&bad);
+        assert!(c.magic_damaged && !c.index_damaged && !c.is_intact());
+        assert_eq!(c.version, 2);
+        assert_eq!(c.header, Some(header()));
+        assert_eq!(c.good, full, "every block is found through the index");
+        // The reader finds the same blocks: through the index, not by
+        // walking the heads (which would miss the second block).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.chunk");
+        std::fs::write(&path, &bad).unwrap();
+        let idx = ChunkIndex::read(&path).unwrap();
+        assert!(idx.magic_damaged && !idx.salvaged);
+        assert_eq!(idx.blocks, full);
+        assert_eq!(idx.header, Some(header()));
+        assert_eq!(salvage(&bad), full[..1].to_vec());
+        // Nothing of a chunk: not a chunk file.
+        assert_eq!(check(&[7u8; 100]), ChunkCheck::default());
+        // A damaged header as well: the index still finds every block.
+        bad[12] ^= 0x40;
+        let c = check(&bad);
+        assert_eq!((c.version, c.header.is_none()), (2, true));
+        assert_eq!(c.good, full);
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(ChunkIndex::read(&path).unwrap().blocks, full);
     }
 
     #[test]

@@ -34,8 +34,9 @@
 //!   [`ChunkFile::parse`] sees; a filter built from a block's lines admits
 //!   every one of them; the recovery paths ([`check`], [`salvage`]) answer
 //!   any input, find blocks inside the file only, agree with the index on
-//!   an intact chunk, and every block [`check`] calls good decodes or
-//!   fails cleanly;
+//!   an intact chunk, every block [`check`] calls good decodes or fails
+//!   cleanly, and [`check`] calls good exactly the blocks the reader
+//!   (its index, else the block heads) finds with intact columns;
 //! * WAL: a decoded record re-encodes to itself; two copies of a segment
 //!   replay to the same records twice (the same damage is corruption in
 //!   the older copy and a torn tail in the newest); replay repairs for
@@ -59,8 +60,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use larch_query::{Columns, decode_metadata};
 
 use crate::chunk::block::{COL_FILTER, COL_LENS, COL_LINES, COL_META, COL_TS, column};
+use crate::chunk::file::block_readable;
 use crate::chunk::{
-    BlockMeta, ChunkFile, ChunkIndex, DecodedBlock, check, filter, read_block, salvage,
+    BlockMeta, ChunkFile, ChunkIndex, DecodedBlock, ReadError, check, filter, read_block, salvage,
 };
 use crate::config::Limits;
 use crate::index::log::scan;
@@ -300,6 +302,24 @@ fn check_recovery(bytes: &[u8], path: &Path) {
         assert!(idx.salvaged);
         assert_eq!(idx.size, bytes.len() as u64);
     }
+    // Recovery decides from `check` what the WAL must replay; a query is
+    // served what the reader finds (its index, else the block heads).
+    // They must be the same blocks, or lines would be lost in between.
+    let served = match ChunkIndex::read(path) {
+        Ok(idx) => Some(idx),
+        Err(ReadError::Chunk { .. }) => ChunkIndex::salvage(path).ok(),
+        Err(e) => panic!("reading a chunk file failed: {e}"),
+    };
+    let served: Vec<BlockMeta> = served
+        .map(|idx| idx.blocks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|b| block_readable(bytes, b))
+        .collect();
+    assert_eq!(
+        served, c.good,
+        "the reader serves other blocks than recovery checked"
+    );
 }
 
 /// Invariants the engine relies on for a decoded block.

@@ -13,7 +13,10 @@
 //! The output's header lists the chunks it replaces, so that recovery
 //! (`ingester::recover`) can tell a compaction's inputs from chunks the
 //! index lost. A run holding a chunk known to be damaged is not compacted
-//! (its intact blocks stay readable where they are).
+//! (its intact blocks stay readable where they are), and a run is given up
+//! when any input fails to decode whole (every block, every entry its
+//! record names): the inputs are retired only for an output that holds
+//! everything they held.
 //!
 //! Files that leave the index (compacted or expired) are deleted only after
 //! a grace period longer than any query may run, so a query that took its
@@ -148,6 +151,15 @@ fn compact_run(
                 d.decode(&buf, &rel, Columns::ALL)
                     .map_err(std::io::Error::other)?;
                 out.push(d);
+            }
+            // The inputs are retired: they must hand over every entry
+            // their records name.
+            let n: u64 = out.iter().map(|d| d.ts.len() as u64).sum();
+            if n != c.entries {
+                return Err(std::io::Error::other(format!(
+                    "its blocks hold {n} entries, its index record names {}",
+                    c.entries
+                )));
             }
             Ok(out)
         })();

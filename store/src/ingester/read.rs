@@ -330,6 +330,9 @@ impl Ingester {
             };
             if index.salvaged {
                 self.report_damaged_chunk(tenant, &path, "index", "footer or block index damaged");
+            } else if index.magic_damaged || (index.version >= 2 && index.header.is_none()) {
+                // Not needed to read the blocks, which are all served.
+                self.report_damaged_chunk(tenant, &path, "header", "magic or header damaged");
             }
             sc.stats.chunks_downloaded += 1;
             for (block, b) in index.blocks.iter().enumerate() {
@@ -449,7 +452,7 @@ impl Ingester {
 impl Ingester {
     /// Reports a damaged chunk file found while reading (once per file):
     /// its damaged blocks are left out of every answer. `kind` is the
-    /// metric label (`block`, `index`, `missing`, `unreadable`).
+    /// metric label (`block`, `index`, `header`, `missing`, `unreadable`).
     pub(crate) fn report_damaged_chunk(
         &self,
         tenant: &TenantId,

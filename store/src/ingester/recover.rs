@@ -29,8 +29,10 @@
 //!   corroborated (the chunk was replaced, or it has expired).
 //!
 //! Then every indexed chunk the WAL may still cover (its `max_seq` at or
-//! above the WAL's oldest record) is verified. When one is missing or has
-//! damaged blocks, its sequence range (after the previous chunk of its
+//! above the WAL's oldest record) is verified, finding its blocks as the
+//! reader does (`chunk::check`). When one is missing, has damaged blocks or
+//! a damaged index, or serves fewer entries than its record names, its
+//! sequence range (after the previous chunk of its
 //! stream, up to its own `max_seq`) becomes a *hole*: replay re-applies the
 //! stream's WAL entries in that range instead of skipping them as flushed,
 //! and they are flushed again. The damaged chunk stays in the index (its
@@ -670,7 +672,13 @@ fn reconcile_with(
                     r.damaged_chunks += 1;
                     ctx.report_chunk(tid, &path, &chk);
                 }
-                chk.good.iter().map(|b| u64::from(b.entries)).sum::<u64>() < c.entries
+                // A record's entry count cannot tell alone: an adopted
+                // chunk was recorded with its intact blocks' entries only
+                // (now, or at an earlier start), and blocks lost with a
+                // damaged index are not counted as bad.
+                chk.bad_blocks > 0
+                    || chk.index_damaged
+                    || chk.good.iter().map(|b| u64::from(b.entries)).sum::<u64>() < c.entries
             };
             if lost {
                 let after = chunks
