@@ -35,8 +35,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Reads a YAML file; missing keys take their defaults. Errors name
     /// the key and the line.
-    pub fn from_yaml_file(path: &std::path::Path) -> Result<ServerConfig, ConfigError> {
-        larch_store::config::read_yaml_file(path)
+    /// `${VAR}` references are expanded first with `expand_env`.
+    pub fn from_yaml_file(
+        path: &std::path::Path,
+        expand_env: bool,
+    ) -> Result<ServerConfig, ConfigError> {
+        larch_store::config::read_yaml_file_with(path, expand_env)
     }
 
     /// The store's checks, then the agent's; the error names the key.
@@ -285,11 +289,11 @@ mod tests {
         let path = dir.path().join("larch.yaml");
         std::fs::write(&path, "\n  \n").unwrap();
         assert_eq!(
-            ServerConfig::from_yaml_file(&path).unwrap(),
+            ServerConfig::from_yaml_file(&path, true).unwrap(),
             ServerConfig::default()
         );
         std::fs::write(&path, "agent:\n  pods_dir: /p\nhtp: 1\n").unwrap();
-        let e = ServerConfig::from_yaml_file(&path).unwrap_err().to_string();
+        let e = ServerConfig::from_yaml_file(&path, true).unwrap_err().to_string();
         assert!(
             e.starts_with(&format!(
                 "invalid config file {}: htp: unknown field `htp`",

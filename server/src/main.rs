@@ -78,6 +78,14 @@ struct Args {
     /// exit. Run it with the store stopped.
     #[arg(long)]
     rebuild_index: bool,
+    /// Which parts to run: `all` (everything, the single-node store),
+    /// `write`, `read` or `backend` (the compactor). [default: all]
+    #[arg(long)]
+    target: Option<larch_store::config::Target>,
+    /// Expand `${VAR}` and `${VAR:-default}` in the configuration file from
+    /// the environment.
+    #[arg(long = "config.expand-env", default_value_t = true, action = clap::ArgAction::Set)]
+    config_expand_env: bool,
     /// Log filter (tracing-subscriber syntax), e.g. `info` or `larch_store=debug`.
     #[arg(long, env = "LARCH_LOG", default_value = "info")]
     log_level: String,
@@ -88,7 +96,7 @@ struct Args {
 
 fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
     let mut file = match &args.config {
-        Some(path) => ServerConfig::from_yaml_file(path)?,
+        Some(path) => ServerConfig::from_yaml_file(path, args.config_expand_env)?,
         None => ServerConfig::default(),
     };
     let config = &mut file.store;
@@ -115,6 +123,9 @@ fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.shutdown_timeout {
         config.shutdown_timeout = v;
+    }
+    if let Some(v) = args.target {
+        config.target = v;
     }
     if let Some(dir) = &args.agent_pods_dir {
         let agent = file.agent.get_or_insert_with(|| larch_agent::AgentConfig {
@@ -174,6 +185,12 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     init_logs(&args)?;
     if args.rebuild_index {
+        if config.store.storage.backend != larch_store::config::Backend::Filesystem {
+            anyhow::bail!(
+                "--rebuild-index reads chunk files on local disk; with storage.backend {:?} the index lives in the bucket's segments",
+                config.store.storage.backend
+            );
+        }
         return rebuild_index(&config.store);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -229,7 +246,7 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
+    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), target = ingester.config.target.as_str(), bucket = ingester.bucket.describe(), "Larch store is ready.");
     let state = AppState::new(ingester.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agent = match agent_config {

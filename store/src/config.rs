@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::objstore::config::{
+    Backend, CacheConfig, CompactorConfig, ReadConfig, StorageConfig, Target,
+};
 use crate::units::{ByteSize, HumanDuration};
 
 /// Top-level configuration of `larch-store`.
@@ -65,6 +68,14 @@ pub struct Config {
     pub query: QueryConfig,
     /// Decoding pushes.
     pub push: PushConfig,
+    /// Which role this process plays (`all`, `write`, `read`, `backend`).
+    pub target: Target,
+    /// Where flushed chunks and index segments live.
+    pub storage: StorageConfig,
+    /// The `read` target.
+    pub read: ReadConfig,
+    /// The compactor (`backend` target).
+    pub compactor: CompactorConfig,
 }
 
 impl Default for Config {
@@ -90,6 +101,10 @@ impl Default for Config {
             wal: WalConfig::default(),
             query: QueryConfig::default(),
             push: PushConfig::default(),
+            target: Target::default(),
+            storage: StorageConfig::default(),
+            read: ReadConfig::default(),
+            compactor: CompactorConfig::default(),
         }
     }
 }
@@ -326,6 +341,10 @@ pub struct WalConfig {
     pub fsync: bool,
     /// Size at which a segment is closed and a new one started (64MiB).
     pub segment_size: ByteSize,
+    /// Most bytes the WAL may hold on disk (default 0: no bound). Past it
+    /// pushes get 503 until flushes let it be trimmed (e.g. while the
+    /// bucket is unreachable), rather than filling the disk.
+    pub max_size: ByteSize,
 }
 
 impl Default for WalConfig {
@@ -333,6 +352,7 @@ impl Default for WalConfig {
         WalConfig {
             fsync: true,
             segment_size: ByteSize(64 << 20),
+            max_size: ByteSize(0),
         }
     }
 }
@@ -394,6 +414,14 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// A `${VAR}` reference of the file cannot be expanded.
+    #[error("invalid config file {path}: {error}")]
+    Expand {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: crate::expand::ExpandError,
+    },
     /// The YAML file is not a valid configuration.
     #[error("invalid config file {path}: {error}")]
     Parse {
@@ -421,8 +449,18 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 /// Reads a YAML configuration file into `T` (the store's [`Config`], or a
 /// binary's configuration that embeds its keys); an empty file is
-/// `T::default()`. Errors name the key and the line.
+/// `T::default()`. Errors name the key and the line. `${VAR}` references
+/// are expanded from the environment first ([`crate::expand`]).
 pub fn read_yaml_file<T>(path: &std::path::Path) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    read_yaml_file_with(path, true)
+}
+
+/// [`read_yaml_file`], expanding `${VAR}` references only with
+/// `expand_env` (`--config.expand-env`).
+pub fn read_yaml_file_with<T>(path: &std::path::Path, expand_env: bool) -> Result<T, ConfigError>
 where
     T: serde::de::DeserializeOwned + Default,
 {
@@ -430,6 +468,14 @@ where
         path: path.to_path_buf(),
         error,
     })?;
+    let text = if expand_env {
+        crate::expand::expand_env(&text).map_err(|error| ConfigError::Expand {
+            path: path.to_path_buf(),
+            error,
+        })?
+    } else {
+        text
+    };
     if text.trim().is_empty() {
         return Ok(T::default());
     }
@@ -486,6 +532,10 @@ impl Config {
         }
         if self.query.max_concurrent == 0 {
             return Err(invalid("query.max_concurrent", "must be positive"));
+        }
+        crate::objstore::config::validate(&self.storage).map_err(|(k, r)| invalid(k, r))?;
+        if self.target == Target::Read && self.read.index_refresh_period.is_zero() {
+            return Err(invalid("read.index_refresh_period", "must be positive"));
         }
         Ok(())
     }

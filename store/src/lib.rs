@@ -15,7 +15,11 @@
 //!   `LogSource` the engine reads.
 //! * [`quarantine`]: where recovery puts what it will not use but must
 //!   not delete.
-//! * [`config`], [`tenant`], [`units`]: configuration and identities.
+//! * [`objstore`]: the bucket (file system, S3, GCS, Azure), index
+//!   segments, the read cache, the roles' parts (compactor, write-node
+//!   queries).
+//! * [`config`], [`tenant`], [`units`], [`expand`]: configuration and
+//!   identities.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
@@ -24,12 +28,14 @@ pub mod api;
 pub mod chunk;
 pub mod config;
 pub mod encoding;
+pub mod expand;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod index;
 pub mod ingester;
 pub mod limits;
 pub mod metrics;
+pub mod objstore;
 pub mod push;
 pub mod quarantine;
 pub mod server;

@@ -141,6 +141,8 @@ pub struct Metrics {
     pub tail_lagged_events: Counter,
     /// Damage found on disk and what recovery did about it.
     pub recovery: RecoveryMetrics,
+    /// The bucket, the flush backlog, the cache and the compactor.
+    pub objstore: crate::objstore::metrics::ObjstoreMetrics,
 }
 
 impl Metrics {
@@ -192,9 +194,11 @@ impl Metrics {
             tail_dropped_entries: Family::default(),
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
+            objstore: Default::default(),
             registry: Registry::default(),
         };
         m.recovery.register(&mut registry);
+        m.objstore.register(&mut registry);
         registry.register(
             "larch_distributor_bytes_received",
             "Bytes of log lines received",

@@ -10,6 +10,8 @@
 //! * [`http`]: one small HTTP/1.1 client (one request per connection, or
 //!   a keep-alive [`http::Connection`]), chunked decoding, percent-encoding.
 //! * [`push`]: Loki push bodies (snappy protobuf, JSON).
+//! * [`s3`]: a real S3-compatible server (`s3s-fs`), installed once into
+//!   `.test-deps/`.
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
@@ -55,6 +57,7 @@ mod port;
 mod process;
 pub mod procfs;
 pub mod push;
+pub mod s3;
 mod store;
 mod time;
 

@@ -49,11 +49,9 @@ fn streams(
     matchers: Option<&[Matcher]>,
     start: i64,
     end: i64,
-) -> Vec<Arc<Stream>> {
-    match matchers {
-        Some(m) => ing.select_streams(tenant, m, start, end),
-        None => ing.streams_in_range(tenant, start, end),
-    }
+) -> Result<Vec<Arc<Stream>>, ApiError> {
+    ing.query_streams(tenant, matchers, start, end)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 /// What every metadata request carries: its tenant and time bounds.
@@ -70,7 +68,11 @@ impl Scope {
         Ok(Scope { tenant, start, end })
     }
 
-    fn streams(&self, ing: &Ingester, matchers: Option<&[Matcher]>) -> Vec<Arc<Stream>> {
+    fn streams(
+        &self,
+        ing: &Ingester,
+        matchers: Option<&[Matcher]>,
+    ) -> Result<Vec<Arc<Stream>>, ApiError> {
         streams(ing, &self.tenant, matchers, self.start, self.end)
     }
 }
@@ -86,7 +88,7 @@ pub async fn label_names(
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut names = BTreeSet::new();
-        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        for (i, s) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
             for l in s.labels.iter() {
                 if !HIDDEN.contains(&l.name.as_str()) {
@@ -112,7 +114,7 @@ pub async fn label_values(
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut values = BTreeSet::new();
-        for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        for (i, s) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
             if let Some(v) = s.labels.get(&name) {
                 values.insert(v.to_string());
@@ -144,7 +146,7 @@ pub async fn series(
     let body = exec::run(&app, move |cancel| {
         let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
         for m in &selectors {
-            for (i, s) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+            for (i, s) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
                 check(&cancel, i)?;
                 seen.insert(s.fp, s.labels.clone());
             }
@@ -196,7 +198,7 @@ pub async fn index_stats(
     let m = selector(p.get("query"))?;
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
-        let set = streams(&ing, &t, m.as_deref(), r.start, r.end);
+        let set = streams(&ing, &t, m.as_deref(), r.start, r.end)?;
         let mut matched = 0u64;
         let mut total = RangeStats::default();
         for (i, s) in set.iter().enumerate() {
@@ -308,7 +310,7 @@ impl VolumeSpec {
         end: i64,
         cancel: &AtomicBool,
     ) -> Result<Vec<(LabelSet, u64, Vec<Arc<Stream>>)>, ApiError> {
-        let set = streams(ing, tenant, self.matchers.as_deref(), start, end);
+        let set = streams(ing, tenant, self.matchers.as_deref(), start, end)?;
         let mut rows = Vec::new();
         for (labels, members) in self.groups(&set, cancel)? {
             let bytes = range_stats(&members, start, end, cancel)?.bytes;

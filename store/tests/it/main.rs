@@ -9,6 +9,7 @@ mod fuzz;
 mod hostile_push;
 mod hostile_query;
 mod ingest;
+mod objstore;
 mod params;
 mod process;
 mod recovery;
