@@ -293,7 +293,9 @@ mod tests {
             ServerConfig::default()
         );
         std::fs::write(&path, "agent:\n  pods_dir: /p\nhtp: 1\n").unwrap();
-        let e = ServerConfig::from_yaml_file(&path, true).unwrap_err().to_string();
+        let e = ServerConfig::from_yaml_file(&path, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&format!(
                 "invalid config file {}: htp: unknown field `htp`",

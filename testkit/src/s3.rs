@@ -33,7 +33,9 @@ pub fn s3s_fs_binary() -> PathBuf {
         .join(".test-deps")
         .join("s3s-fs");
     let bin = root.join("bin").join("s3s-fs");
-    let _guard = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !bin.exists() {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["install", "s3s-fs", "--version", S3S_FS_VERSION])

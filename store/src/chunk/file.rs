@@ -521,9 +521,12 @@ impl ChunkIndex {
         if index_offset < tail_start {
             return Ok(Err((index_offset, index_len, crc)));
         }
-        let at = usize::try_from(index_offset - tail_start).map_err(|_| ChunkError::Corrupt("footer"))?;
+        let at = usize::try_from(index_offset - tail_start)
+            .map_err(|_| ChunkError::Corrupt("footer"))?;
         let len = usize::try_from(index_len).map_err(|_| ChunkError::Corrupt("footer"))?;
-        let index = tail.get(at..at + len).ok_or(ChunkError::Corrupt("footer"))?;
+        let index = tail
+            .get(at..at + len)
+            .ok_or(ChunkError::Corrupt("footer"))?;
         ChunkIndex::from_index_bytes(index, index_offset, crc, size).map(Ok)
     }
 

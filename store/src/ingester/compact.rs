@@ -141,8 +141,8 @@ fn compact_run(
         let path = ing.chunk_location(&tenant.id, stream.fp, &c.id);
         let key = ing.chunk_key(&tenant.id, stream.fp, &c.id);
         let decoded = (|| -> std::io::Result<Vec<DecodedBlock>> {
-            let file = ChunkFile::parse(ing.bucket.get(&key)?.to_vec())
-                .map_err(std::io::Error::other)?;
+            let file =
+                ChunkFile::parse(ing.bucket.get(&key)?.to_vec()).map_err(std::io::Error::other)?;
             let mut out = Vec::with_capacity(file.blocks.len());
             for meta in &file.blocks {
                 let mut d = DecodedBlock::default();

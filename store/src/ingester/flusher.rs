@@ -51,7 +51,10 @@ impl Backoff {
     /// Notes a success.
     pub fn succeeded(&mut self) {
         if self.failures > 0 {
-            tracing::info!(failures = self.failures, "The bucket answers again; the backlog is being written.");
+            tracing::info!(
+                failures = self.failures,
+                "The bucket answers again; the backlog is being written."
+            );
         }
         *self = Backoff::default();
     }
@@ -206,7 +209,9 @@ pub fn cycle(ing: &Ingester, force: bool) {
                 if remote {
                     // One failure is enough to know the bucket is down:
                     // every further try would wait for its own timeout.
-                    ing.backoff.lock().failed("Writing a chunk to the bucket", &e);
+                    ing.backoff
+                        .lock()
+                        .failed("Writing a chunk to the bucket", &e);
                     break 'write;
                 }
                 tracing::error!(tenant = %tenant.id, stream = %stream.labels, error = %e, "Writing a chunk failed; it stays in memory and in the WAL and will be retried.");

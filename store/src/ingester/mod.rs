@@ -26,9 +26,9 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::{Config, Target};
-use crate::objstore::Bucket;
 use crate::index::Handles;
 use crate::metrics::Metrics;
+use crate::objstore::Bucket;
 use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 use crate::validate::Validated;
@@ -741,7 +741,6 @@ impl Ingester {
     pub(crate) fn publish_floor(&self) -> u64 {
         self.publish_floor.load(Ordering::Acquire)
     }
-
 }
 
 /// This process's writer identity: a random name made once and kept in
@@ -765,7 +764,10 @@ fn writer_id(data: &Path) -> std::io::Result<String> {
         std::process::id(),
         data
     );
-    let id = format!("w{:012x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 16);
+    let id = format!(
+        "w{:012x}",
+        xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 16
+    );
     flusher::write_durably(&path, |f| std::io::Write::write_all(f, id.as_bytes()))?;
     Ok(id)
 }

@@ -29,11 +29,11 @@ use larch_query::{
 use parking_lot::Mutex;
 
 use super::Ingester;
-use crate::objstore::Bucket;
 use crate::chunk::block::{COL_FILTER, COL_LENS, COL_LINES, COL_META, COL_TS, column};
 use crate::chunk::{
     BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block,
 };
+use crate::objstore::Bucket;
 use crate::tenant::TenantId;
 
 /// How far back before a read node's last listing it asks write nodes for
@@ -188,7 +188,11 @@ impl Scanner<'_> {
             .copied()
             .filter(|&i| meta.cols[i].len > 0)
             .collect();
-        let start = present.iter().map(|&i| meta.cols[i].offset).min().unwrap_or(0);
+        let start = present
+            .iter()
+            .map(|&i| meta.cols[i].offset)
+            .min()
+            .unwrap_or(0);
         let end = present
             .iter()
             .map(|&i| meta.cols[i].offset + meta.cols[i].len)
@@ -236,7 +240,9 @@ impl Scanner<'_> {
                 Ok(f) => Ok(check(f, &self.req.must_contain)),
                 Err(_) => Ok(true),
             },
-            Item::File { key, index, block, .. } => {
+            Item::File {
+                key, index, block, ..
+            } => {
                 let meta = &index.blocks[*block];
                 if meta.cols[COL_FILTER].len == 0 {
                     return Ok(true);
@@ -414,7 +420,9 @@ impl Ingester {
         // the chunks they published since this node last listed the bucket.
         let mut remote_blocks: Vec<DecodedBlock> = Vec::new();
         if let Some(remote) = self.remote.as_ref().filter(|_| !memory_only) {
-            let listed = self.view_listed_at.load(std::sync::atomic::Ordering::Acquire);
+            let listed = self
+                .view_listed_at
+                .load(std::sync::atomic::Ordering::Acquire);
             let r = crate::objstore::remote::ScanStreamRequest {
                 tenant: tenant.to_string(),
                 fp,
@@ -422,7 +430,11 @@ impl Ingester {
                 end: req.end,
                 since: listed.saturating_sub(REMOTE_CLOCK_MARGIN_NS),
                 literals: req.must_contain.iter().map(|l| l.bytes.clone()).collect(),
-                case_insensitive: req.must_contain.iter().map(|l| l.case_insensitive).collect(),
+                case_insensitive: req
+                    .must_contain
+                    .iter()
+                    .map(|l| l.case_insensitive)
+                    .collect(),
                 lines: req.columns.lines,
                 metadata: req.columns.metadata,
             };
@@ -615,7 +627,9 @@ impl Ingester {
         let Some(remote) = &self.remote else {
             return Ok(local);
         };
-        let listed = self.view_listed_at.load(std::sync::atomic::Ordering::Acquire);
+        let listed = self
+            .view_listed_at
+            .load(std::sync::atomic::Ordering::Acquire);
         let req = crate::objstore::remote::StreamsRequest {
             tenant: tenant.to_string(),
             selector: matchers
@@ -641,7 +655,11 @@ impl Ingester {
             if let Some(b) = &base {
                 st.chunks = b.state.lock().chunks.clone();
             }
-            for c in r.published.iter().filter_map(crate::objstore::remote::from_remote) {
+            for c in r
+                .published
+                .iter()
+                .filter_map(crate::objstore::remote::from_remote)
+            {
                 if !st.chunks.iter().any(|x| x.id == c.id) {
                     st.add_chunk(c);
                 }
@@ -661,7 +679,9 @@ impl Ingester {
             let merged = super::stream::Stream {
                 id: base.as_ref().map_or(0, |b| b.id),
                 fp: r.fp,
-                labels: base.as_ref().map_or_else(|| Arc::new(labels), |b| b.labels.clone()),
+                labels: base
+                    .as_ref()
+                    .map_or_else(|| Arc::new(labels), |b| b.labels.clone()),
                 state: parking_lot::Mutex::new(st),
             };
             by_fp.insert(r.fp, Arc::new(merged));

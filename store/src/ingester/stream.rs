@@ -394,7 +394,11 @@ impl StreamState {
                 Some((a, z)) => (a.min(lo), z.max(hi)),
             });
         };
-        for s in self.sealed.iter().chain(self.pending.iter().map(|(s, _)| s)) {
+        for s in self
+            .sealed
+            .iter()
+            .chain(self.pending.iter().map(|(s, _)| s))
+        {
             widen(s.mint, s.maxt);
         }
         if let (Some(first), Some(max_hi)) = (
@@ -432,7 +436,11 @@ impl StreamState {
         for c in &self.chunks {
             add(c.mint, c.maxt, c.raw_bytes, c.entries);
         }
-        for s in self.sealed.iter().chain(self.pending.iter().map(|(s, _)| s)) {
+        for s in self
+            .sealed
+            .iter()
+            .chain(self.pending.iter().map(|(s, _)| s))
+        {
             add(s.mint, s.maxt, s.raw_bytes(), s.entries);
         }
         if let Some((lo, hi)) = self.open.bounds() {

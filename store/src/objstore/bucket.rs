@@ -163,7 +163,9 @@ impl Bucket {
                 if !s.session_token.is_empty() {
                     b = b.with_token(&s.session_token);
                 }
-                let store = b.build().map_err(|e| other("configuring", "storage.s3", e))?;
+                let store = b
+                    .build()
+                    .map_err(|e| other("configuring", "storage.s3", e))?;
                 let at = if s.endpoint.is_empty() {
                     "AWS".to_string()
                 } else {
@@ -180,7 +182,9 @@ impl Bucket {
                 if !g.service_account_path.is_empty() {
                     b = b.with_service_account_path(&g.service_account_path);
                 }
-                let store = b.build().map_err(|e| other("configuring", "storage.gcs", e))?;
+                let store = b
+                    .build()
+                    .map_err(|e| other("configuring", "storage.gcs", e))?;
                 (Arc::new(store), format!("gcs bucket {}", g.bucket))
             }
             Backend::Azure => {
@@ -211,7 +215,11 @@ impl Bucket {
             } else {
                 storage.cache.dir.clone()
             };
-            Some(DiskCache::open(&dir, storage.cache.max_size.0, metrics.clone())?)
+            Some(DiskCache::open(
+                &dir,
+                storage.cache.max_size.0,
+                metrics.clone(),
+            )?)
         } else {
             None
         };
@@ -245,12 +253,7 @@ impl Bucket {
         self.handle.block_on(f)
     }
 
-    fn record<T>(
-        &self,
-        op: &'static str,
-        started: Instant,
-        r: &std::io::Result<T>,
-    ) {
+    fn record<T>(&self, op: &'static str, started: Instant, r: &std::io::Result<T>) {
         let result = match r {
             Ok(_) => "success",
             Err(e) if is_not_found(e) => "not_found",
@@ -258,7 +261,10 @@ impl Bucket {
         };
         self.metrics
             .requests
-            .get_or_create(&vec![("op", op.to_string()), ("result", result.to_string())])
+            .get_or_create(&vec![
+                ("op", op.to_string()),
+                ("result", result.to_string()),
+            ])
             .inc();
         self.metrics
             .duration
@@ -364,7 +370,11 @@ impl Bucket {
         let mut out: Vec<Option<Bytes>> = vec![None; ranges.len()];
         let mut missing = Vec::new();
         for (i, r) in ranges.iter().enumerate() {
-            match self.cache.as_ref().and_then(|c| c.get(key, Some(r.clone()))) {
+            match self
+                .cache
+                .as_ref()
+                .and_then(|c| c.get(key, Some(r.clone())))
+            {
                 Some(b) => out[i] = Some(b),
                 None => missing.push(i),
             }

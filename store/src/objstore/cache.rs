@@ -201,7 +201,10 @@ mod tests {
         assert!(c.get("a", Some(0..10)).is_none());
         c.put("a", Some(0..10), &[1; 100]);
         c.put("b", None, &[2; 100]);
-        assert_eq!(c.get("a", Some(0..10)).unwrap(), Bytes::from(vec![1u8; 100]));
+        assert_eq!(
+            c.get("a", Some(0..10)).unwrap(),
+            Bytes::from(vec![1u8; 100])
+        );
         assert!(c.get("a", Some(0..11)).is_none());
         // "b" is now the least recently used: three more evict it.
         c.put("c", None, &[3; 100]);

@@ -79,7 +79,16 @@ pub fn run_once(
             });
         }
         for (day, segs) in by_day {
-            compact_day(bucket, &tenant, day, &segs, cutoff, now_ms, grace_ms, &mut report)?;
+            compact_day(
+                bucket,
+                &tenant,
+                day,
+                &segs,
+                cutoff,
+                now_ms,
+                grace_ms,
+                &mut report,
+            )?;
         }
     }
     Ok(report)
@@ -206,7 +215,12 @@ fn chunk_in_other_days(segs: &[Seg], fp: &u64, id: &str) -> bool {
 
 /// Runs the compactor until [`Msg::Stop`]; `FlushAll` runs it at once.
 pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
-    let period = ing.config.compactor.interval.0.max(Duration::from_millis(10));
+    let period = ing
+        .config
+        .compactor
+        .interval
+        .0
+        .max(Duration::from_millis(10));
     let mut first = true;
     loop {
         let mut done = Vec::new();

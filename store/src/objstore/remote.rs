@@ -213,7 +213,11 @@ fn published_since(
     let cutoff = retention_cutoff(ing, tenant);
     let overlaps = |c: &ChunkRef| c.maxt >= start && c.mint < end && c.maxt >= cutoff;
     if since < ing.started_at_ns {
-        st.chunks.iter().filter(|c| overlaps(c)).map(to_remote).collect()
+        st.chunks
+            .iter()
+            .filter(|c| overlaps(c))
+            .map(to_remote)
+            .collect()
     } else {
         st.recent
             .iter()
@@ -229,8 +233,8 @@ pub fn serve_streams(ing: &Ingester, req: &StreamsRequest) -> Result<StreamsResp
     let streams = if req.selector.trim().is_empty() {
         ing.streams_in_range(&tenant, req.start, req.end)
     } else {
-        let m = larch_query::logql::parse_matchers(&req.selector, false)
-            .map_err(|e| e.to_string())?;
+        let m =
+            larch_query::logql::parse_matchers(&req.selector, false).map_err(|e| e.to_string())?;
         ing.select_streams(&tenant, &m, req.start, req.end)
     };
     let mut out = StreamsResponse::default();
@@ -302,7 +306,8 @@ pub fn serve_scan(ing: &Ingester, req: &ScanStreamRequest) -> Result<ScanStreamR
     })
     .map_err(|e| e.to_string())?;
     if let Some(s) = ing.existing_tenant(&tenant).and_then(|t| t.get(req.fp)) {
-        out.published = published_since(ing, &tenant, &s.state.lock(), req.since, req.start, req.end);
+        out.published =
+            published_since(ing, &tenant, &s.state.lock(), req.since, req.start, req.end);
     }
     Ok(out)
 }
@@ -417,7 +422,10 @@ impl WriteNodes {
     }
 
     /// Every node's unflushed blocks and recent chunks of one stream.
-    pub fn scan(&self, req: &ScanStreamRequest) -> Result<(Vec<DecodedBlock>, Vec<ChunkRef>), String> {
+    pub fn scan(
+        &self,
+        req: &ScanStreamRequest,
+    ) -> Result<(Vec<DecodedBlock>, Vec<ChunkRef>), String> {
         let mut blocks = Vec::new();
         let mut chunks = Vec::new();
         for i in 0..self.nodes.len() {

@@ -92,7 +92,10 @@ fn merge(
         for r in &l.segment.records {
             match r {
                 IndexRecord::Stream { fp, labels } => {
-                    out.entry(*fp).or_default().0.get_or_insert_with(|| labels.clone());
+                    out.entry(*fp)
+                        .or_default()
+                        .0
+                        .get_or_insert_with(|| labels.clone());
                 }
                 IndexRecord::Chunk { fp, chunk } => {
                     if seen.insert((*fp, chunk.id.clone())) {
@@ -136,7 +139,10 @@ impl View {
                     Ok(s) => {
                         if s.damaged && ing.health.mark_damaged(std::path::Path::new(&l.key)) {
                             tracing::error!(key = %l.key, "An index segment is damaged; its intact records are used.");
-                            ing.health.note(format!("index segment {} is damaged; its intact records are used", l.key));
+                            ing.health.note(format!(
+                                "index segment {} is damaged; its intact records are used",
+                                l.key
+                            ));
                         }
                         segs.insert(
                             l.key.clone(),
@@ -167,7 +173,11 @@ impl View {
 }
 
 /// Replaces the chunk lists of `tenant`'s streams by `streams`.
-fn apply(ing: &Ingester, tenant: &TenantId, mut streams: BTreeMap<u64, (Option<LabelSet>, Vec<ChunkRef>)>) {
+fn apply(
+    ing: &Ingester,
+    tenant: &TenantId,
+    mut streams: BTreeMap<u64, (Option<LabelSet>, Vec<ChunkRef>)>,
+) {
     let t = ing.tenant_for_view(tenant);
     for (fp, (labels, _)) in &streams {
         if t.get(*fp).is_none()

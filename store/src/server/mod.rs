@@ -179,7 +179,11 @@ async fn flush(State(app): State<AppState>) -> Response {
     let ing = app.ingester.clone();
     match tokio::task::spawn_blocking(move || ing.flush_all()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("flush failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("flush failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -234,9 +238,8 @@ pub async fn serve(
     let grpc_state = state.clone();
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(async move {
-        let querier = crate::objstore::remote::service::QuerierService::new(
-            grpc_state.ingester.clone(),
-        );
+        let querier =
+            crate::objstore::remote::service::QuerierService::new(grpc_state.ingester.clone());
         let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
             .add_service(svc)
