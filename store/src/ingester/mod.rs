@@ -194,6 +194,8 @@ impl Ingester {
             Some(root) => root.join("chunks"),
             None => chunks_dir,
         };
+        crate::quarantine::create_dirs_durably(&chunks_dir)
+            .map_err(io_err("creating", &chunks_dir))?;
         if config.storage.backend != crate::config::Backend::Filesystem {
             crate::objstore::view::check_at_start(&bucket, &config)
                 .map_err(io_err("checking the bucket of", &data))?;
