@@ -2,7 +2,11 @@
 //! Rust), so building Larch needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/logproto/push.proto", "proto/otlp/logs.proto"];
+    let files = [
+        "proto/logproto/push.proto",
+        "proto/otlp/logs.proto",
+        "proto/prometheus/remote.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -104,9 +104,11 @@ impl Agent {
     /// Validates the configuration.
     pub fn new(cfg: AgentConfig) -> Result<Agent> {
         cfg.validate()?;
+        let registry = Registry::new();
+        registry.register_process_metrics();
         Ok(Agent {
             cfg: Arc::new(cfg),
-            registry: Registry::new(),
+            registry,
             ready: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -71,6 +71,76 @@ impl PushError {
 type HttpsClient =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// How the agent proves who it is to the store: secrets are read from
+/// their files before every push, so a rotated Kubernetes Secret is used
+/// without a restart.
+#[derive(Clone, Debug, Default)]
+pub enum Credentials {
+    /// None.
+    #[default]
+    None,
+    /// `Authorization: Bearer <file content>`.
+    Bearer(std::path::PathBuf),
+    /// `Authorization: Basic`, the password from a file.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password's file.
+        password_file: std::path::PathBuf,
+    },
+}
+
+impl Credentials {
+    fn from_config(cfg: &AgentConfig) -> Credentials {
+        match (&cfg.bearer_token_file, &cfg.basic_auth) {
+            (Some(p), _) => Credentials::Bearer(p.clone()),
+            (None, Some(b)) => Credentials::Basic {
+                username: b.username.clone(),
+                password_file: b.password_file.clone(),
+            },
+            (None, None) => Credentials::None,
+        }
+    }
+
+    /// The `Authorization` value now (the files read again); an error is
+    /// retried like a failed push, so the batch and positions stay put.
+    pub async fn header(
+        &self,
+    ) -> std::result::Result<Option<hyper::header::HeaderValue>, PushError> {
+        let read = |path: std::path::PathBuf| async move {
+            tokio::fs::read_to_string(&path)
+                .await
+                .map(|s| s.trim().to_string())
+                .map_err(|e| PushError::Retry {
+                    status: "credentials".into(),
+                    message: format!("cannot read {}: {e}", path.display()),
+                })
+        };
+        let value = match self {
+            Credentials::None => return Ok(None),
+            Credentials::Bearer(p) => format!("Bearer {}", read(p.clone()).await?),
+            Credentials::Basic {
+                username,
+                password_file,
+            } => {
+                use base64::Engine;
+                let password = read(password_file.clone()).await?;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                )
+            }
+        };
+        let mut v = hyper::header::HeaderValue::from_str(&value).map_err(|_| PushError::Retry {
+            status: "credentials".into(),
+            message: "the token or password file holds characters a header cannot carry".into(),
+        })?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+}
+
 /// A client for one store.
 #[derive(Clone)]
 pub enum Client {
@@ -82,6 +152,8 @@ pub enum Client {
         url: hyper::Uri,
         /// Tenant header value.
         tenant: Option<hyper::header::HeaderValue>,
+        /// Token or password.
+        credentials: Credentials,
         /// Per-request timeout.
         timeout: Duration,
     },
@@ -91,9 +163,108 @@ pub enum Client {
         channel: tonic::transport::Channel,
         /// Tenant metadata value.
         tenant: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        /// Token or password.
+        credentials: Credentials,
         /// Per-request timeout.
         timeout: Duration,
     },
+}
+
+/// The TLS client configuration for the store: roots from `tls_ca_file`
+/// (else the system's), the client certificate of `tls_cert_file` and
+/// `tls_key_file` if set.
+fn store_tls(cfg: &AgentConfig) -> Result<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.tls_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::io("read CA file", path, e))?;
+            for cert in rustls_pemfile_certs(&pem) {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(format!(
+                    "{}: no PEM certificates found",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(
+                    "TLS: no CA certificates found on the system; set tls_ca_file".into(),
+                ));
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            use rustls::pki_types::pem::PemObject;
+            let pem = std::fs::read(cert).map_err(|e| Error::io("read tls_cert_file", cert, e))?;
+            let certs = rustls_pemfile_certs(&pem);
+            if certs.is_empty() {
+                return Err(Error::Config(format!(
+                    "{}: no PEM certificates found",
+                    cert.display()
+                )));
+            }
+            let kpem = std::fs::read(key).map_err(|e| Error::io("read tls_key_file", key, e))?;
+            let k = rustls::pki_types::PrivateKeyDer::from_pem_slice(&kpem).map_err(|e| {
+                Error::Config(format!("{}: no usable private key: {e}", key.display()))
+            })?;
+            builder
+                .with_client_auth_cert(certs, k)
+                .map_err(|e| Error::Config(format!("tls_cert_file/tls_key_file: {e}")))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// A connector for the store: TLS for `https://` (HTTP/1.1, or HTTP/2
+/// only for gRPC), plain TCP for `http://`.
+fn store_connector(
+    cfg: &AgentConfig,
+    url: &str,
+    grpc: bool,
+) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+    let tls = if url.starts_with("https://") {
+        store_tls(cfg)?
+    } else {
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(cfg.timeout.0));
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let b = match &cfg.tls_server_name {
+        Some(name) => b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| Error::Config(format!("tls_server_name {name:?}: {e}")))?,
+        )),
+        None => b,
+    };
+    Ok(if grpc {
+        b.enable_http2().wrap_connector(http)
+    } else {
+        b.enable_http1().wrap_connector(http)
+    })
 }
 
 /// Builds a connector for `url`: TLS with the roots in `ca_file`, or the
@@ -159,23 +330,25 @@ impl Client {
     /// A client for the configured store.
     pub fn new(cfg: &AgentConfig) -> Result<Client> {
         let timeout = cfg.timeout.0;
+        let credentials = Credentials::from_config(cfg);
         match cfg.store_url()? {
             StoreUrl::Http(url) => {
                 let uri: hyper::Uri = url
                     .parse()
                     .map_err(|e| Error::Config(format!("store: {e}")))?;
-                let connector = https_connector(&url, cfg.tls_ca_file.as_deref())?;
+                let connector = store_connector(cfg, &url, false)?;
                 let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(Duration::from_secs(90))
                     .build(connector);
-                let tenant = (!cfg.tenant.is_empty())
-                    .then(|| hyper::header::HeaderValue::from_str(&cfg.tenant))
+                let tenant = (!cfg.tenant_id.is_empty())
+                    .then(|| hyper::header::HeaderValue::from_str(&cfg.tenant_id))
                     .transpose()
-                    .map_err(|e| Error::Config(format!("tenant: {e}")))?;
+                    .map_err(|e| Error::Config(format!("tenant_id: {e}")))?;
                 Ok(Client::Http {
                     client: Box::new(client),
                     url: uri,
                     tenant,
+                    credentials,
                     timeout,
                 })
             }
@@ -184,13 +357,19 @@ impl Client {
                     .map_err(|e| Error::Config(format!("store {url}: {e}")))?
                     .connect_timeout(timeout)
                     .tcp_nodelay(true);
-                let tenant = (!cfg.tenant.is_empty())
-                    .then(|| cfg.tenant.parse())
+                let tenant = (!cfg.tenant_id.is_empty())
+                    .then(|| cfg.tenant_id.parse())
                     .transpose()
-                    .map_err(|_| Error::Config("tenant: not valid in gRPC metadata".into()))?;
+                    .map_err(|_| Error::Config("tenant_id: not valid in gRPC metadata".into()))?;
+                let channel = if url.starts_with("https://") {
+                    endpoint.connect_with_connector_lazy(store_connector(cfg, &url, true)?)
+                } else {
+                    endpoint.connect_lazy()
+                };
                 Ok(Client::Grpc {
-                    channel: endpoint.connect_lazy(),
+                    channel,
                     tenant,
+                    credentials,
                     timeout,
                 })
             }
@@ -209,8 +388,10 @@ impl Client {
                 client,
                 url,
                 tenant,
+                credentials,
                 timeout,
             } => {
+                let auth = credentials.header().await?;
                 let mut req = hyper::Request::post(url.clone())
                     .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
                     .header(
@@ -219,6 +400,9 @@ impl Client {
                     );
                 if let Some(t) = tenant {
                     req = req.header("X-Scope-OrgID", t.clone());
+                }
+                if let Some(a) = auth {
+                    req = req.header(hyper::header::AUTHORIZATION, a);
                 }
                 let req = req.body(Full::new(body)).map_err(|e| PushError::Retry {
                     status: "error".into(),
@@ -255,8 +439,13 @@ impl Client {
             Client::Grpc {
                 channel,
                 tenant,
+                credentials,
                 timeout,
             } => {
+                let auth = credentials
+                    .header()
+                    .await?
+                    .and_then(|v| tonic::metadata::MetadataValue::try_from(v.as_bytes()).ok());
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
                 let call = async {
                     grpc.ready().await.map_err(|e| PushError::Retry {
@@ -266,6 +455,9 @@ impl Client {
                     let mut req = tonic::Request::new(body);
                     if let Some(t) = tenant {
                         req.metadata_mut().insert("x-scope-orgid", t.clone());
+                    }
+                    if let Some(a) = auth {
+                        req.metadata_mut().insert("authorization", a);
                     }
                     req.set_timeout(*timeout);
                     let path = hyper::http::uri::PathAndQuery::from_static("/logproto.Pusher/Push");

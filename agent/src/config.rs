@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::relabel::RelabelConfig;
 use crate::stages::StageConfig;
-use crate::units::{ByteSize, Dur};
+use larch_config::{ByteSize, HumanDuration};
 
 /// How a file's lines are decoded before the pipeline stages run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,7 +105,7 @@ pub struct KubeConfig {
     /// is tailed with path labels only. Default 5s: the kubelet creates the
     /// log file after the pod is bound, so the watch has usually delivered
     /// the pod already; waiting longer delays logs when the API is slow.
-    pub metadata_wait: Dur,
+    pub metadata_wait: HumanDuration,
 }
 
 impl Default for KubeConfig {
@@ -115,9 +115,19 @@ impl Default for KubeConfig {
             api_server: None,
             token_file: None,
             ca_file: None,
-            metadata_wait: Dur::secs(5),
+            metadata_wait: HumanDuration::from_secs(5),
         }
     }
+}
+
+/// `basic_auth:` of the store client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// File holding the password, read again before every push.
+    pub password_file: PathBuf,
 }
 
 /// The whole configuration of `larch-agent`.
@@ -141,8 +151,11 @@ pub struct AgentConfig {
     /// `grpc://host:9095` (gRPC `logproto.Pusher/Push`).
     /// Default `http://127.0.0.1:3100`, the all-in-one store.
     pub store: String,
-    /// Tenant sent as `X-Scope-OrgID`; empty sends none (single tenant).
-    pub tenant: String,
+    /// Tenant sent as `X-Scope-OrgID`; empty sends none (single tenant,
+    /// or the tenant a store token implies). Promtail's name; `tenant` is
+    /// read as well.
+    #[serde(alias = "tenant")]
+    pub tenant_id: String,
     /// The positions file. Default `/var/lib/larch-agent/positions.yaml`
     /// (a hostPath in the DaemonSet so positions survive pod restarts).
     pub positions: PathBuf,
@@ -164,16 +177,16 @@ pub struct AgentConfig {
     /// `batch_size` below the smallest such limit to avoid the round trips.
     pub batch_size: ByteSize,
     /// Send a batch at the latest this long after its first line. Default 1s.
-    pub batch_wait: Dur,
+    pub batch_wait: HumanDuration,
     /// Batches pushed concurrently. Default 2: one in flight while the next
     /// is being filled keeps the store busy; more only adds memory.
     pub max_in_flight: usize,
     /// Timeout of one push request. Default 10s.
-    pub timeout: Dur,
+    pub timeout: HumanDuration,
     /// First retry delay after a failed push. Default 500ms.
-    pub min_backoff: Dur,
+    pub min_backoff: HumanDuration,
     /// Longest retry delay. Default 5m.
-    pub max_backoff: Dur,
+    pub max_backoff: HumanDuration,
     /// Give up a batch after this many retries and count its entries as
     /// dropped; 0 retries forever. Default 0: the files are the buffer, so
     /// waiting costs nothing and giving up loses lines.
@@ -184,26 +197,42 @@ pub struct AgentConfig {
     /// rejected for its length.
     pub max_line_size: ByteSize,
     /// How often idle files are polled for new data. Default 250ms.
-    pub poll_interval: Dur,
+    pub poll_interval: HumanDuration,
     /// Full directory rescan interval, the fallback for missed file-system
     /// events. Default 10s (Promtail's sync period).
-    pub rescan_interval: Dur,
+    pub rescan_interval: HumanDuration,
     /// How often acknowledged positions are written. Default 1s: lines
     /// acknowledged but not yet recorded are resent after a crash, and the
     /// store drops the duplicates.
-    pub positions_sync: Dur,
+    pub positions_sync: HumanDuration,
     /// A file renamed away or deleted is read for this long after its last
     /// data before it is closed. Default 5s: the runtime may write to the
     /// old file briefly after the kubelet renamed it.
-    pub rotate_wait: Dur,
+    pub rotate_wait: HumanDuration,
     /// On shutdown, how long to wait for the last batches to be
     /// acknowledged. Default 30s, the default pod termination grace period.
-    pub shutdown_timeout: Dur,
-    /// PEM CA bundle for an `https://` store; default the system roots.
+    pub shutdown_timeout: HumanDuration,
+    /// PEM CA bundle for an `https://` or `grpcs://` store; default the
+    /// system roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM chain) presented to the store, for stores
+    /// that verify clients (mTLS); with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// Name the store's certificate must carry, when it is not the URL's
+    /// host (a store reached by IP address or through a tunnel).
+    pub tls_server_name: Option<String>,
+    /// File holding the store's token, sent as `Authorization: Bearer`. It
+    /// is read again before every push, so a rotated Kubernetes Secret is
+    /// used without a restart.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic auth (the store takes its token as the password).
+    pub basic_auth: Option<BasicAuth>,
     /// Log level filter (`info`, `debug`, `larch_agent=debug,warn`).
     pub log_level: String,
-    /// `text` or `json` logs on stderr.
+    /// `text` (coloured only on a terminal), `logfmt` or `json` logs on
+    /// stderr.
     pub log_format: String,
     /// Optional labels.
     pub labels: LabelsConfig,
@@ -225,25 +254,30 @@ impl Default for AgentConfig {
             pods_dir: PathBuf::from("/var/log/pods"),
             allowed_log_dirs: default_allowed_log_dirs(),
             store: "http://127.0.0.1:3100".into(),
-            tenant: String::new(),
+            tenant_id: String::new(),
             positions: PathBuf::from("/var/lib/larch-agent/positions.yaml"),
             node_name: default_node_name(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 3101)),
             format: Format::Auto,
             batch_size: ByteSize(1 << 20),
-            batch_wait: Dur::secs(1),
+            batch_wait: HumanDuration::from_secs(1),
             max_in_flight: 2,
-            timeout: Dur::secs(10),
-            min_backoff: Dur::millis(500),
-            max_backoff: Dur::secs(300),
+            timeout: HumanDuration::from_secs(10),
+            min_backoff: HumanDuration::from_millis(500),
+            max_backoff: HumanDuration::from_secs(300),
             max_retries: 0,
             max_line_size: ByteSize(256_000),
-            poll_interval: Dur::millis(250),
-            rescan_interval: Dur::secs(10),
-            positions_sync: Dur::secs(1),
-            rotate_wait: Dur::secs(5),
-            shutdown_timeout: Dur::secs(30),
+            poll_interval: HumanDuration::from_millis(250),
+            rescan_interval: HumanDuration::from_secs(10),
+            positions_sync: HumanDuration::from_secs(1),
+            rotate_wait: HumanDuration::from_secs(5),
+            shutdown_timeout: HumanDuration::from_secs(30),
             tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
+            bearer_token_file: None,
+            basic_auth: None,
             log_level: "info".into(),
             log_format: "text".into(),
             labels: LabelsConfig::default(),
@@ -293,18 +327,34 @@ fn default_node_name() -> String {
 pub enum StoreUrl {
     /// `http(s)://…/loki/api/v1/push`; the field is the full push URL.
     Http(String),
-    /// `grpc://host:port` (plain HTTP/2); the field is `http://host:port`.
+    /// `grpc://host:port` (plain HTTP/2; the field is `http://host:port`)
+    /// or `grpcs://host:port` (over TLS; the field is `https://host:port`).
     Grpc(String),
 }
 
 impl AgentConfig {
     /// Reads a YAML file; unknown keys and bad values are errors naming the
-    /// key.
+    /// key. `${VAR}` references are expanded from the environment first
+    /// (see [`larch_config::expand`]).
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        Self::from_yaml_file_with(path, true)
+    }
+
+    /// [`AgentConfig::from_yaml_file`], expanding `${VAR}` references only
+    /// with `expand_env` (`--config.expand-env`).
+    pub fn from_yaml_file_with(path: &Path, expand_env: bool) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        let text = if expand_env {
+            larch_config::expand_env(&text).map_err(|e| Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        } else {
+            text
+        };
         Self::from_yaml_str(&text).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: match e {
@@ -319,26 +369,28 @@ impl AgentConfig {
         if text.trim().is_empty() {
             return Ok(AgentConfig::default());
         }
-        crate::yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+        larch_config::yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The configuration as a YAML file of the same keys
     /// (`--print-config`).
     pub fn to_yaml(&self) -> Result<String> {
-        crate::yaml::to_string(self).map_err(|e| Error::Config(e.to_string()))
+        larch_config::yaml::to_string(self).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The store URL classified by protocol.
     pub fn store_url(&self) -> Result<StoreUrl> {
         let s = self.store.trim().trim_end_matches('/');
-        if let Some(rest) = s.strip_prefix("grpc://") {
-            if rest.is_empty() || rest.contains('/') {
-                return Err(Error::Config(format!(
-                    "store: {:?} must be grpc://host:port",
-                    self.store
-                )));
+        for (prefix, scheme) in [("grpc://", "http"), ("grpcs://", "https")] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                if rest.is_empty() || rest.contains('/') {
+                    return Err(Error::Config(format!(
+                        "store: {:?} must be {prefix}host:port",
+                        self.store
+                    )));
+                }
+                return Ok(StoreUrl::Grpc(format!("{scheme}://{rest}")));
             }
-            return Ok(StoreUrl::Grpc(format!("http://{rest}")));
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             let url = if s.ends_with("/loki/api/v1/push") {
@@ -352,7 +404,7 @@ impl AgentConfig {
             return Ok(StoreUrl::Http(url));
         }
         Err(Error::Config(format!(
-            "store: {:?} must start with http://, https:// or grpc://",
+            "store: {:?} must start with http://, https://, grpc:// or grpcs://",
             self.store
         )))
     }
@@ -362,6 +414,26 @@ impl AgentConfig {
     /// pipeline and relabel rules).
     pub fn validate(&self) -> Result<()> {
         self.store_url()?;
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(Error::Config(
+                "tls_cert_file and tls_key_file must be set together".into(),
+            ));
+        }
+        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
+            return Err(Error::Config(
+                "bearer_token_file and basic_auth cannot both be set".into(),
+            ));
+        }
+        if self
+            .tls_server_name
+            .as_deref()
+            .is_some_and(|n| rustls::pki_types::ServerName::try_from(n.to_string()).is_err())
+        {
+            return Err(Error::Config(format!(
+                "tls_server_name {:?} is not a valid DNS name or IP address",
+                self.tls_server_name.as_deref().unwrap_or_default()
+            )));
+        }
         if self.batch_size.0 == 0 {
             return Err(Error::Config("batch_size must be greater than 0".into()));
         }
@@ -415,22 +487,22 @@ impl AgentConfig {
         if self.node_name.is_empty() {
             return Err(Error::Config("node_name must not be empty".into()));
         }
-        if self.tenant.len() > 150
+        if self.tenant_id.len() > 150
             || !self
-                .tenant
+                .tenant_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
-            || self.tenant == "."
-            || self.tenant == ".."
+            || self.tenant_id == "."
+            || self.tenant_id == ".."
         {
             return Err(Error::Config(format!(
-                "tenant {:?} is not a valid tenant id (at most 150 characters from A-Z a-z 0-9 ! - _ . * ' ( ))",
-                self.tenant
+                "tenant_id {:?} is not a valid tenant id (at most 150 characters from A-Z a-z 0-9 ! - _ . * ' ( ))",
+                self.tenant_id
             )));
         }
-        if self.log_format != "text" && self.log_format != "json" {
+        if !["text", "logfmt", "json"].contains(&self.log_format.as_str()) {
             return Err(Error::Config(format!(
-                "log_format must be text or json, not {:?}",
+                "log_format must be text, logfmt or json, not {:?}",
                 self.log_format
             )));
         }
@@ -484,7 +556,7 @@ mod tests {
         let c = AgentConfig::from_yaml_str("pipeline_stages:\n- cri: {}\n- match:\n    selector: '{a=\"b\"}'\n    stages:\n    - static_labels: {x: y}\n").unwrap();
         assert_eq!(c.pipeline_stages.len(), 2);
         c.validate().unwrap();
-        let back = crate::yaml::to_string(&c).unwrap();
+        let back = larch_config::yaml::to_string(&c).unwrap();
         assert_eq!(AgentConfig::from_yaml_str(&back).unwrap(), c, "{back}");
     }
 
@@ -525,9 +597,35 @@ mod tests {
                 .contains("max_in_flight")
         );
         let c = AgentConfig {
-            tenant: "a/b".into(),
+            tenant_id: "a/b".into(),
             ..AgentConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("tenant"));
+        assert!(c.validate().unwrap_err().to_string().contains("tenant_id"));
+        let c = AgentConfig::from_yaml_str(
+            "store: grpcs://s:9095\ntenant: t\ntls_cert_file: /c\nbasic_auth:\n  username: u\n  password_file: /p\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenant_id, "t");
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Grpc("https://s:9095".into())
+        );
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tls_key_file")
+        );
+        let c = AgentConfig {
+            bearer_token_file: Some("/t".into()),
+            basic_auth: c.basic_auth,
+            ..AgentConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cannot both")
+        );
     }
 }

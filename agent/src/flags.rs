@@ -9,7 +9,7 @@ use clap::Parser;
 
 use crate::config::{AgentConfig, Format};
 use crate::error::{Error, Result};
-use crate::units::{ByteSize, Dur};
+use larch_config::{ByteSize, HumanDuration};
 
 /// `larch-agent`: tails Kubernetes pod logs and pushes them to a Larch (or
 /// Loki) store, every line exactly once.
@@ -19,6 +19,11 @@ pub struct Flags {
     /// YAML configuration file; its keys are the flags' names with `_`.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Expand `${VAR}` and `${VAR:-default}` in the configuration file from
+    /// the environment (`$${` is a literal `${`; `${1}` is left to regex
+    /// replacements). [default: true]
+    #[arg(long = "config.expand-env", action = clap::ArgAction::Set)]
+    pub config_expand_env: Option<bool>,
     /// Validate the configuration, print the result and exit (0 valid, 1 not).
     #[arg(long)]
     pub check_config: bool,
@@ -32,8 +37,8 @@ pub struct Flags {
     #[arg(long)]
     pub store: Option<String>,
     /// Tenant sent as X-Scope-OrgID (empty: none).
-    #[arg(long)]
-    pub tenant: Option<String>,
+    #[arg(long, alias = "tenant")]
+    pub tenant_id: Option<String>,
     /// Positions file. [default: /var/lib/larch-agent/positions.yaml]
     #[arg(long)]
     pub positions: Option<PathBuf>,
@@ -51,19 +56,19 @@ pub struct Flags {
     pub batch_size: Option<ByteSize>,
     /// Send a batch at the latest this long after its first line. [default: 1s]
     #[arg(long)]
-    pub batch_wait: Option<Dur>,
+    pub batch_wait: Option<HumanDuration>,
     /// Batches pushed concurrently. [default: 2]
     #[arg(long)]
     pub max_in_flight: Option<usize>,
     /// Timeout of one push. [default: 10s]
     #[arg(long)]
-    pub timeout: Option<Dur>,
+    pub timeout: Option<HumanDuration>,
     /// First retry delay. [default: 500ms]
     #[arg(long)]
-    pub min_backoff: Option<Dur>,
+    pub min_backoff: Option<HumanDuration>,
     /// Longest retry delay. [default: 5m]
     #[arg(long)]
-    pub max_backoff: Option<Dur>,
+    pub max_backoff: Option<HumanDuration>,
     /// Retries before a batch is dropped; 0 retries forever. [default: 0]
     #[arg(long)]
     pub max_retries: Option<u32>,
@@ -72,26 +77,39 @@ pub struct Flags {
     pub max_line_size: Option<ByteSize>,
     /// Poll interval of idle files. [default: 250ms]
     #[arg(long)]
-    pub poll_interval: Option<Dur>,
+    pub poll_interval: Option<HumanDuration>,
     /// Full rescan interval of the pods directory. [default: 10s]
     #[arg(long)]
-    pub rescan_interval: Option<Dur>,
+    pub rescan_interval: Option<HumanDuration>,
     /// How often positions are written. [default: 1s]
     #[arg(long)]
-    pub positions_sync: Option<Dur>,
+    pub positions_sync: Option<HumanDuration>,
     /// Quiet time after which a rotated or deleted file is closed. [default: 5s]
     #[arg(long)]
-    pub rotate_wait: Option<Dur>,
+    pub rotate_wait: Option<HumanDuration>,
     /// Longest wait for the last batches at shutdown. [default: 30s]
     #[arg(long)]
-    pub shutdown_timeout: Option<Dur>,
-    /// PEM CA bundle for an https:// store. [default: system roots]
+    pub shutdown_timeout: Option<HumanDuration>,
+    /// PEM CA bundle for an https:// or grpcs:// store. [default: system roots]
     #[arg(long)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a store that verifies clients.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Name the store's certificate must carry, if not the URL's host.
+    #[arg(long)]
+    pub tls_server_name: Option<String>,
+    /// File holding the store's token (Authorization: Bearer), read before every push.
+    #[arg(long)]
+    pub bearer_token_file: Option<PathBuf>,
     /// Log filter, e.g. info or larch_agent=debug. [default: info]
     #[arg(long)]
     pub log_level: Option<String>,
-    /// Log format: text or json. [default: text]
+    /// Log format: text (coloured only on a terminal), logfmt or json.
+    /// [default: text]
     #[arg(long)]
     pub log_format: Option<String>,
 }
@@ -106,7 +124,9 @@ impl Flags {
     /// Loads the file (if any) and applies the flags over it.
     pub fn load(&self) -> Result<AgentConfig> {
         let mut cfg = match &self.config {
-            Some(path) => AgentConfig::from_yaml_file(path)?,
+            Some(path) => {
+                AgentConfig::from_yaml_file_with(path, self.config_expand_env.unwrap_or(true))?
+            }
             None => AgentConfig::default(),
         };
         apply!(
@@ -114,7 +134,7 @@ impl Flags {
             cfg,
             pods_dir,
             store,
-            tenant,
+            tenant_id,
             positions,
             node_name,
             http_addr,
@@ -137,6 +157,18 @@ impl Flags {
         );
         if let Some(p) = &self.tls_ca_file {
             cfg.tls_ca_file = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_cert_file {
+            cfg.tls_cert_file = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_key_file {
+            cfg.tls_key_file = Some(p.clone());
+        }
+        if let Some(n) = &self.tls_server_name {
+            cfg.tls_server_name = Some(n.clone());
+        }
+        if let Some(p) = &self.bearer_token_file {
+            cfg.bearer_token_file = Some(p.clone());
         }
         Ok(cfg)
     }
@@ -179,8 +211,8 @@ mod tests {
         ]);
         let cfg = flags.load_valid().unwrap();
         assert_eq!(cfg.store, "http://a:3100");
-        assert_eq!(cfg.tenant, "t1");
-        assert_eq!(cfg.batch_wait, Dur::millis(250));
+        assert_eq!(cfg.tenant_id, "t1");
+        assert_eq!(cfg.batch_wait, HumanDuration::from_millis(250));
         assert_eq!(cfg.pods_dir, PathBuf::from("/x"));
     }
 

@@ -26,8 +26,6 @@ mod server;
 pub mod stages;
 pub mod tailer;
 pub mod time;
-pub mod units;
-mod yaml;
 
 pub use agent::Agent;
 pub use config::AgentConfig;

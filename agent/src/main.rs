@@ -6,17 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 use larch_agent::flags::Flags;
 
-fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// Logs on stderr: text (coloured only on a terminal), logfmt or JSON.
+fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
+    let format: larch_logging::LogFormat = format.parse()?;
+    larch_logging::init(level, format)?;
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -73,7 +67,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(flags: Flags) -> anyhow::Result<()> {
     let cfg = flags.load_valid()?;
-    init_logging(&cfg.log_level, &cfg.log_format);
+    init_logging(&cfg.log_level, &cfg.log_format)?;
     tracing::info!(store = %cfg.store, pods_dir = %cfg.pods_dir.display(), node = %cfg.node_name, "Starting larch-agent.");
     // A current-thread runtime is enough for the sender, the HTTP endpoints
     // and the Kubernetes watch; the reading runs on its own thread. Fewer

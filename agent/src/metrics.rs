@@ -213,6 +213,17 @@ impl Registry {
         Registry::default()
     }
 
+    /// Adds the `process_*` figures and `larch_build_info` every Larch
+    /// process serves (`larch-metrics`).
+    pub fn register_process_metrics(&self) {
+        let mut inner = lock(&self.0);
+        larch_metrics::register(
+            &mut inner.registry,
+            "larch-agent",
+            env!("CARGO_PKG_VERSION"),
+        );
+    }
+
     /// The metric registered as `name`, picked out of what it was
     /// registered as by `pick`; made by `make` and registered with `help`
     /// if the name is new. `Conflict` if `pick` refuses what `name` is, or

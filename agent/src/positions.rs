@@ -161,7 +161,9 @@ pub fn recover(path: &Path) -> Loaded {
     if first == b"version: 1" {
         let parsed = std::str::from_utf8(&bytes)
             .map_err(|e| e.to_string())
-            .and_then(|t| crate::yaml::from_str::<PositionsFileV1>(t).map_err(|e| e.to_string()));
+            .and_then(|t| {
+                larch_config::yaml::from_str::<PositionsFileV1>(t).map_err(|e| e.to_string())
+            });
         match parsed {
             Ok(f) if f.version == 1 => out.records = f.files,
             Ok(f) => out.problem("corrupt_header", format!("version {}", f.version)),

@@ -219,7 +219,7 @@ mod tests {
     use super::*;
 
     fn rules(yaml: &str) -> Relabeler {
-        let cfg: Vec<RelabelConfig> = crate::yaml::from_str(yaml).unwrap();
+        let cfg: Vec<RelabelConfig> = larch_config::yaml::from_str(yaml).unwrap();
         Relabeler::new(&cfg).unwrap()
     }
 
@@ -286,14 +286,14 @@ mod tests {
         assert!(r.apply(&mut l));
         assert_eq!(l.get("b"), None);
         let bad: Vec<RelabelConfig> =
-            crate::yaml::from_str("- regex: '('\n  target_label: x\n").unwrap();
+            larch_config::yaml::from_str("- regex: '('\n  target_label: x\n").unwrap();
         let e = Relabeler::new(&bad).err().unwrap().to_string();
         assert!(
             e.contains("relabel_configs[0]") && e.contains("invalid regex"),
             "{e}"
         );
-        let bad: Vec<RelabelConfig> = crate::yaml::from_str("- action: keep\n").unwrap();
+        let bad: Vec<RelabelConfig> = larch_config::yaml::from_str("- action: keep\n").unwrap();
         assert!(Relabeler::new(&bad).is_err());
-        assert!(crate::yaml::from_str::<Vec<RelabelConfig>>("- actoin: keep\n").is_err());
+        assert!(larch_config::yaml::from_str::<Vec<RelabelConfig>>("- actoin: keep\n").is_err());
     }
 }

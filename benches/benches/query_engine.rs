@@ -23,12 +23,15 @@
 //!   in the set). Baseline: `rg -c needle-7f3a9c1e` over the raw file.
 //! * `count_over_time`: `sum by (app) (count_over_time({app=~".+"}[1m]))`
 //!   as a range query with a 1m step: timestamps only.
+//! * `count_series`: `count_over_time({app=~".+"}[1m])`, one series per
+//!   stream and `detected_level`: timestamps and metadata.
 //!
 //! The engine runs on one thread (per-core comparison with the
 //! single-threaded baselines) and on all cores.
 //!
 //! Run: `cargo bench -p larch-benches --bench query_engine`.
-//! `LARCH_LOGHUB` overrides the data directory; `LARCH_BENCH_MIB` the size.
+//! `LARCH_LOGHUB` overrides the data directory; `LARCH_BENCH_MIB` the size;
+//! `LARCH_BENCH_LEVELS=off` loads the lines without `detected_level`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -38,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use larch_config::HumanDuration;
 use larch_query::engine::{QueryRequest, QueryValue, evaluate_with_threads};
 use larch_query::{Direction, LogSource};
 use larch_store::chunk::block::{COL_LINES, column};
@@ -47,7 +51,6 @@ use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::HumanDuration;
 use larch_store::validate::validate;
 use memchr::memmem;
 
@@ -108,6 +111,7 @@ fn corpus() -> Corpus {
         ingestion_rate_mb: 1e9,
         ingestion_burst_size_mb: 1e9,
         max_streams_per_tenant: 0,
+        discover_log_levels: std::env::var("LARCH_BENCH_LEVELS").as_deref() != Ok("off"),
         ..Limits::default()
     };
     let config = Config {
@@ -486,6 +490,16 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function(format!("count_over_time/engine_{cores}_threads"), |b| {
         b.iter(|| black_box(run(src, &count, cores)))
+    });
+
+    let series = request(r#"count_over_time({app=~".+"}[1m])"#, &corpus, false);
+    let (points, _) = run(src, &series, 1);
+    eprintln!("count_series: {points} points");
+    g.bench_function("count_series/engine_1_thread", |b| {
+        b.iter(|| black_box(run(src, &series, 1)))
+    });
+    g.bench_function(format!("count_series/engine_{cores}_threads"), |b| {
+        b.iter(|| black_box(run(src, &series, cores)))
     });
     g.finish();
     corpus.ing.shutdown();

@@ -32,6 +32,14 @@ Examples:
   larch stats '{app=\"api\"}'
   larch volume '{namespace=~\".+\"}'
 
+  # Fields found in the lines, and the values of one:
+  larch detected-fields '{app=\"api\"}'
+  larch detected-fields '{app=\"api\"}' level
+
+  # A day of lines in 15-minute parts, four at a time, merged in order:
+  larch query --since 24h --forward -o raw --parallel-duration 15m \\
+    --parallel-max-workers 4 --part-path-prefix /tmp/api --merge-parts '{app=\"api\"}'
+
   # Push lines from a file:
   larch push --labels '{app=\"batch-job\"}' < job.log
 
@@ -93,9 +101,76 @@ pub struct Global {
     #[arg(long, global = true, value_name = "TENANT")]
     pub org_id: Option<String>,
 
-    /// Extra request header 'Name: value' (repeatable), e.g. 'Authorization: Bearer ...'
+    /// Extra request header 'Name: value' (repeatable)
     #[arg(long = "header", global = true, value_name = "HEADER")]
     pub headers: Vec<String>,
+
+    /// User name for basic auth
+    #[arg(long, global = true, env = "LOKI_USERNAME", value_name = "NAME")]
+    pub username: Option<String>,
+
+    /// Password for basic auth (a store takes its token here)
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Bearer token, sent as 'Authorization: Bearer TOKEN'
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub bearer_token: Option<String>,
+
+    /// File holding the bearer token
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+
+    /// Header the credentials go in
+    #[arg(
+        long,
+        global = true,
+        default_value = "Authorization",
+        value_name = "NAME"
+    )]
+    pub auth_header: String,
+
+    /// CA bundle (PEM) the store's certificate is checked against [default: the system's]
+    #[arg(long, global = true, env = "LOKI_CA_CERT_PATH", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM), for stores that verify clients
+    #[arg(
+        long,
+        global = true,
+        env = "LOKI_CLIENT_CERT_PATH",
+        value_name = "FILE"
+    )]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's key (PEM)
+    #[arg(long, global = true, env = "LOKI_CLIENT_KEY_PATH", value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Accept any server certificate (encrypts, but proves nothing)
+    #[arg(long, global = true, env = "LOKI_TLS_SKIP_VERIFY")]
+    pub tls_skip_verify: bool,
+
+    /// HTTP proxy the connections go through (CONNECT)
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy_url: Option<String>,
 
     /// Retries of 429, 5xx and connection failures, with back-off
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
@@ -104,28 +179,36 @@ pub struct Global {
     /// Print only results: no request URLs, common labels or summaries on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
 
+/// `-o`: how results are printed (the subcommands that print results).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArg {
     /// Output mode: default (time, labels, line), raw (line only) or jsonl
-    #[arg(short, long, global = true, value_enum, default_value_t = Mode::Default)]
+    #[arg(short, long, value_enum, default_value_t = Mode::Default)]
     pub output: Mode,
+}
 
+/// `-z`: the zone of printed times and of times written without one.
+#[derive(Debug, Args, Clone)]
+pub struct ZoneArg {
     /// Timezone of printed and zone-less times: Local or UTC
-    #[arg(
-        short = 'z',
-        long,
-        global = true,
-        default_value = "Local",
-        value_name = "ZONE"
-    )]
+    #[arg(short = 'z', long, default_value = "Local", value_name = "ZONE")]
     pub timezone: String,
+}
 
+/// How log lines are printed (`query`, `instant-query`).
+#[derive(Debug, Args, Clone)]
+pub struct PrintArgs {
     /// Timestamp layout in default output
-    #[arg(long, global = true, value_enum, default_value_t = TsFormat::Rfc3339, value_name = "FORMAT")]
+    #[arg(long, value_enum, default_value_t = TsFormat::Rfc3339, value_name = "FORMAT")]
     pub output_timestamp_format: TsFormat,
-
     /// Colour labels and timestamps
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// Colour labels (logcli's spelling of --color always)
+    #[arg(long)]
+    pub colored_output: bool,
 }
 
 /// The subcommands.
@@ -151,8 +234,65 @@ pub enum Command {
     /// Push lines read from stdin as one stream
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// List the fields detected in the lines of a query (with their types
+    /// and cardinality), or the values of one field
+    #[command(name = "detected-fields", alias = "detected_fields")]
+    DetectedFields(DetectedFieldsArgs),
     /// Print a LogQL query (from the argument or stdin) in canonical form
     Fmt(FmtArgs),
+    /// Check, list, fetch and upload the ruler's rule groups
+    #[command(subcommand, after_help = RULES_EXAMPLES)]
+    Rules(RulesCommand),
+}
+
+const RULES_EXAMPLES: &str = "\
+Examples:
+  larch rules lint rules/*.yaml
+  larch rules list
+  larch rules get shop shop-errors
+  larch rules diff rules/
+  larch rules sync rules/
+
+A rule file holds `groups:` (Prometheus' rule-file format, LogQL
+expressions); in a directory, each <namespace>.yaml file is one namespace.
+Rules belong to the tenant given by --org-id.";
+
+/// `larch rules ...`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rule files: YAML, every LogQL expression, names, durations,
+    /// templates; each problem with its file, line and column
+    Lint {
+        /// Rule files (`groups:`)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// List the tenant's namespaces and groups
+    List,
+    /// Print a namespace's groups, or one group, as YAML
+    Get {
+        /// The namespace
+        namespace: String,
+        /// One group of it
+        group: Option<String>,
+    },
+    /// Show what `sync DIR` would change: groups to create, update (with a
+    /// line diff) and delete
+    Diff {
+        /// Directory of <namespace>.yaml rule files
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
+    /// Make the store's groups those of DIR: upload new and changed groups,
+    /// delete the groups DIR does not have
+    Sync {
+        /// Directory of <namespace>.yaml rule files
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// Print what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `--since`, `--from`, `--to`.
@@ -167,6 +307,8 @@ pub struct RangeArgs {
     /// End (exclusive) [default: now]
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub zone: ZoneArg,
 }
 
 /// How labels are shown next to lines.
@@ -222,9 +364,42 @@ pub struct QueryArgs {
     #[arg(long)]
     pub progress: bool,
     #[command(flatten)]
+    pub parallel: ParallelArgs,
+    #[command(flatten)]
     pub range: RangeArgs,
     #[command(flatten)]
     pub labels: LabelArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub print: PrintArgs,
+}
+
+/// Large downloads, as logcli does them: the range cut into parts fetched
+/// at once, each into its own file.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Large downloads")]
+pub struct ParallelArgs {
+    /// Length of each part of the range, with --parallel-max-workers above 1
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub parallel_duration: String,
+    /// Parts fetched at once; above 1 the range is cut into parts and
+    /// --limit is ignored (every line is fetched)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel_max_workers: usize,
+    /// Write each part to <PREFIX>_<start>_<end>.part (UTC times) instead of
+    /// stdout; a part whose file is complete is not fetched again
+    #[arg(long, value_name = "PREFIX")]
+    pub part_path_prefix: Option<String>,
+    /// Fetch complete parts again, replacing their files
+    #[arg(long)]
+    pub overwrite_completed_parts: bool,
+    /// Print the part files to stdout in order as they complete, then delete them
+    #[arg(long)]
+    pub merge_parts: bool,
+    /// With --merge-parts: keep the part files
+    #[arg(long)]
+    pub keep_parts: bool,
 }
 
 /// `larch instant-query`.
@@ -248,6 +423,12 @@ pub struct InstantArgs {
     pub stats: bool,
     #[command(flatten)]
     pub labels: LabelArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub print: PrintArgs,
+    #[command(flatten)]
+    pub zone: ZoneArg,
 }
 
 /// `larch labels`.
@@ -260,6 +441,8 @@ pub struct LabelsArgs {
     pub query: Option<String>,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch series`.
@@ -272,6 +455,8 @@ pub struct SeriesArgs {
     pub analyze_labels: bool,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch stats`.
@@ -281,6 +466,8 @@ pub struct StatsArgs {
     pub query: String,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch volume`.
@@ -304,6 +491,8 @@ pub struct VolumeArgs {
     pub aggregate_by_labels: bool,
     #[command(flatten)]
     pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch volume_range`.
@@ -331,6 +520,30 @@ pub struct PushArgs {
     /// Each line starts with its timestamp (any --from notation) and a space
     #[arg(long)]
     pub with_timestamps: bool,
+    #[command(flatten)]
+    pub zone: ZoneArg,
+}
+
+/// `larch detected-fields`.
+#[derive(Debug, Args)]
+pub struct DetectedFieldsArgs {
+    /// LogQL log query whose lines are sampled, e.g. '{app="api"}'
+    pub query: String,
+    /// List this field's values instead of the fields
+    pub field: Option<String>,
+    /// Most fields (or values) to list
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    /// Most lines sampled
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub line_limit: usize,
+    /// Step of the sampling
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub step: String,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `larch fmt`.
@@ -370,10 +583,10 @@ mod tests {
         ])
         .unwrap();
         assert!(c.global.quiet);
-        assert_eq!(c.global.output, Mode::Raw);
         assert_eq!(c.global.addr.as_deref(), Some("http://x:1"));
         match c.command {
             Command::Query(q) => {
+                assert_eq!(q.output.output, Mode::Raw);
                 assert!(q.tail);
                 assert_eq!(q.range.since, "2h");
                 assert_eq!(q.limit, 30);
@@ -397,6 +610,137 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["larch", "volume-range", "{a=\"b\"}"]).is_ok());
+        let c = Cli::try_parse_from([
+            "larch",
+            "labels",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--bearer-token",
+            "t",
+            "--bearer-token-file",
+            "/f",
+            "--ca-cert",
+            "/ca",
+            "--cert",
+            "/c",
+            "--key",
+            "/k",
+            "--tls-skip-verify",
+            "--org-id",
+            "o",
+            "--proxy-url",
+            "http://p:1",
+            "--auth-header",
+            "X-A",
+        ])
+        .unwrap();
+        let g = &c.global;
+        assert_eq!(
+            (
+                g.username.as_deref(),
+                g.password.as_deref(),
+                g.bearer_token.as_deref()
+            ),
+            (Some("u"), Some("p"), Some("t"))
+        );
+        assert!(g.tls_skip_verify);
+        assert_eq!(g.auth_header, "X-A");
+        assert_eq!(g.proxy_url.as_deref(), Some("http://p:1"));
         assert!(Cli::try_parse_from(["larch", "push"]).is_err());
+        let c = Cli::try_parse_from(["larch", "rules", "sync", "dir", "--dry-run"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Rules(RulesCommand::Sync { dry_run: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["larch", "rules", "lint"]).is_err());
+        let c = Cli::try_parse_from([
+            "larch",
+            "query",
+            "--parallel-duration",
+            "15m",
+            "--parallel-max-workers",
+            "4",
+            "--part-path-prefix",
+            "/tmp/x",
+            "--merge-parts",
+            "{a=\"b\"}",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Query(q) => {
+                assert_eq!(q.parallel.parallel_max_workers, 4);
+                assert!(q.parallel.merge_parts && !q.parallel.keep_parts);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["larch", "detected-fields", "{a=\"b\"}", "level"]).unwrap();
+        match c.command {
+            Command::DetectedFields(d) => {
+                assert_eq!(d.field.as_deref(), Some("level"));
+                assert_eq!((d.limit, d.line_limit), (100, 1000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each subcommand's help lists only the flags that apply to it.
+    #[test]
+    fn help_lists_only_applicable_flags() {
+        let help = |name: &str| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            cmd.find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let push = help("push");
+        for absent in [
+            "--output ",
+            "--color",
+            "--output-timestamp-format",
+            "--since",
+            "--parallel",
+        ] {
+            assert!(!push.contains(absent), "push lists {absent}:\n{push}");
+        }
+        assert!(
+            push.contains("--timezone") && push.contains("--addr"),
+            "{push}"
+        );
+        let labels = help("labels");
+        for absent in [
+            "--color",
+            "--output-timestamp-format",
+            "--limit",
+            "--parallel",
+        ] {
+            assert!(!labels.contains(absent), "labels lists {absent}:\n{labels}");
+        }
+        assert!(
+            labels.contains("--output") && labels.contains("--since"),
+            "{labels}"
+        );
+        let fmt = help("fmt");
+        for absent in ["--output", "--timezone", "--since", "--color"] {
+            assert!(!fmt.contains(absent), "fmt lists {absent}:\n{fmt}");
+        }
+        let query = help("query");
+        for present in [
+            "--color",
+            "--parallel-max-workers",
+            "--merge-parts",
+            "--timezone",
+            "--output",
+        ] {
+            assert!(query.contains(present), "query lacks {present}:\n{query}");
+        }
+        let instant = help("instant-query");
+        assert!(
+            !instant.contains("--since") && !instant.contains("--parallel"),
+            "{instant}"
+        );
     }
 }

@@ -12,8 +12,11 @@
 //! and connection failures are retried `--retries` times with a doubling
 //! back-off; other statuses are final.
 //!
-//! Only `http://` is spoken. An `https://` address is refused up front with
-//! a message saying so, rather than failing in an obscure way later.
+//! `http://` and `https://` are spoken, directly or through an HTTP proxy
+//! ([`crate::tls`]); credentials are sent as logcli sends them: a bearer
+//! token (`--bearer-token`, `--bearer-token-file`) or basic auth
+//! (`--username`, `--password`), in the `Authorization` header unless
+//! `--auth-header` names another.
 
 use std::io::Write;
 use std::time::Duration;
@@ -23,8 +26,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::tls::{Transport, TransportConfig};
 use serde::de::DeserializeOwned;
 
 /// The address used when neither `--addr`, `LARCH_ADDR` nor `LOKI_ADDR`
@@ -53,6 +57,9 @@ pub enum ClientError {
         "invalid header {0:?}: expected 'Name: value' with a valid name and a value of visible ASCII"
     )]
     Header(String),
+    /// TLS, proxy or credentials settings that cannot be used.
+    #[error("{0}")]
+    Setup(String),
     /// No TCP connection could be made.
     #[error(
         "cannot connect to {url}: {reason} (is the store running there? set --addr or LARCH_ADDR)"
@@ -114,13 +121,75 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Do not echo request URLs to stderr.
     pub quiet: bool,
+    /// TLS and proxy.
+    pub transport: TransportConfig,
+    /// Basic auth user name.
+    pub username: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// Bearer token.
+    pub bearer_token: Option<String>,
+    /// File holding the bearer token.
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    /// The header credentials go in (default `Authorization`).
+    pub auth_header: Option<String>,
+}
+
+/// The credentials header, as logcli builds it: a bearer token wins over
+/// basic auth; a token and a token file together are an error.
+fn credentials(cfg: &ClientConfig) -> Result<Option<(HeaderName, HeaderValue)>, ClientError> {
+    let token = match (&cfg.bearer_token, &cfg.bearer_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ClientError::Setup(
+                "at most one of --bearer-token and --bearer-token-file may be given".into(),
+            ));
+        }
+        (Some(t), None) => Some(t.trim().to_string()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    ClientError::Setup(format!(
+                        "cannot read --bearer-token-file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let value = match (token, &cfg.username, &cfg.password) {
+        (Some(t), _, _) => format!("Bearer {t}"),
+        (None, Some(u), p) => {
+            use base64::Engine;
+            let p = p.as_deref().unwrap_or("");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        }
+        (None, None, Some(_)) => {
+            return Err(ClientError::Setup(
+                "--password needs --username (LOKI_USERNAME)".into(),
+            ));
+        }
+        (None, None, None) => return Ok(None),
+    };
+    let name = cfg.auth_header.as_deref().unwrap_or("Authorization");
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| ClientError::Header(format!("--auth-header {name}")))?;
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| ClientError::Setup("the credentials cannot be sent in a header".into()))?;
+    value.set_sensitive(true);
+    Ok(Some((name, value)))
 }
 
 /// A client for one store.
 pub struct Client {
     base: String,
     headers: Vec<(HeaderName, HeaderValue)>,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<hyper_rustls::HttpsConnector<Transport>, Full<Bytes>>,
+    transport: Transport,
     retries: u32,
     quiet: bool,
 }
@@ -138,17 +207,25 @@ impl Client {
                 .map_err(|_| ClientError::Header(format!("X-Scope-OrgID: {org}")))?;
             headers.push((HeaderName::from_static("x-scope-orgid"), v));
         }
+        if let Some(h) = credentials(cfg)? {
+            headers.push(h);
+        }
         for h in &cfg.headers {
             headers.push(parse_header(h)?);
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
+        let transport =
+            Transport::new(&cfg.transport, CONNECT_TIMEOUT).map_err(|e| ClientError::Setup(e.0))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*transport.tls()).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(transport.clone());
         let http = HyperClient::builder(TokioExecutor::new()).build(connector);
         Ok(Client {
             base,
             headers,
             http,
+            transport,
             retries: cfg.retries,
             quiet: cfg.quiet,
         })
@@ -164,13 +241,21 @@ impl Client {
         }
     }
 
-    /// The `ws://` URL of `path` with `params`.
+    /// The `ws://` (`wss://` for `https://`) URL of `path` with `params`.
     pub fn ws_url(&self, path: &str, params: &[(&str, String)]) -> String {
         let url = self.url(path, params);
-        match url.strip_prefix("http://") {
-            Some(rest) => format!("ws://{rest}"),
-            None => url,
+        if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            url
         }
+    }
+
+    /// How connections are made (the live tail uses it too).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Headers sent with every request (tenant, `--header`, user agent).
@@ -211,6 +296,19 @@ impl Client {
             url: url.split('?').next().unwrap_or(url).to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// GETs `path`; returns the answer's body.
+    pub async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        self.echo_url(&mut std::io::stderr(), &url);
+        self.send(Method::GET, &url, None).await
+    }
+
+    /// DELETEs `path`; returns the answer's body.
+    pub async fn delete(&self, path: &str) -> Result<Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        self.send(Method::DELETE, &url, None).await
     }
 
     /// POSTs `body` to `path`; returns the answer's body.
@@ -353,15 +451,9 @@ fn check_addr(addr: &str) -> Result<String, ClientError> {
         reason: reason.to_string(),
     };
     let lower = addr.to_ascii_lowercase();
-    if lower.starts_with("https://") {
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
         return Err(bad(
-            "https:// is not supported by larch; reach the store over http:// \
-             (for example through `kubectl port-forward` or a local TLS proxy)",
-        ));
-    }
-    if !lower.starts_with("http://") {
-        return Err(bad(
-            "the address must start with http:// (for example http://localhost:3100)",
+            "the address must start with http:// or https:// (for example http://localhost:3100)",
         ));
     }
     let uri: Uri = addr.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
@@ -428,7 +520,11 @@ mod tests {
             "ws://gw:80/loki/loki/api/v1/tail?query=%7Ba%3D%22b%22%7D+%7C%3D+%22x+y%22"
         );
         let err = |a: &str| Client::new(&cfg(a)).err().unwrap().to_string();
-        assert!(err("https://loki:443").contains("https:// is not supported"));
+        let c = Client::new(&cfg("https://loki:443/prefix")).unwrap();
+        assert_eq!(
+            c.ws_url("/loki/api/v1/tail", &[]),
+            "wss://loki:443/prefix/loki/api/v1/tail"
+        );
         assert!(err("localhost:3100").contains("must start with http://"));
         assert!(err("http://").contains("invalid address"));
         assert!(err("http://h:1/?x=1").contains("no query string"));
@@ -463,6 +559,50 @@ mod tests {
             .unwrap();
             assert!(matches!(e, ClientError::Header(_)), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn credentials_as_logcli_sends_them() {
+        let header = |c: ClientConfig| {
+            credentials(&c)
+                .unwrap()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+        };
+        assert_eq!(header(ClientConfig::default()), None);
+        assert_eq!(
+            header(ClientConfig {
+                username: Some("u".into()),
+                password: Some("p".into()),
+                ..ClientConfig::default()
+            })
+            .as_deref(),
+            Some("authorization: Basic dTpw")
+        );
+        assert_eq!(
+            header(ClientConfig {
+                username: Some("u".into()),
+                bearer_token: Some("t".into()),
+                auth_header: Some("X-Auth".into()),
+                ..ClientConfig::default()
+            })
+            .as_deref(),
+            Some("x-auth: Bearer t")
+        );
+        assert!(
+            credentials(&ClientConfig {
+                bearer_token: Some("t".into()),
+                bearer_token_file: Some("/f".into()),
+                ..ClientConfig::default()
+            })
+            .is_err()
+        );
+        assert!(
+            credentials(&ClientConfig {
+                password: Some("p".into()),
+                ..ClientConfig::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

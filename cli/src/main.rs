@@ -2,17 +2,23 @@
 //!
 //! The command line follows logcli, Loki's own client, so that its users
 //! need nothing new: the same subcommands (`query`, `instant-query`,
-//! `labels`, `series`, `stats`, `volume`, `volume_range`, `fmt`), the same
-//! flags and environment variables, the same three output modes, paging of
-//! large results by timestamp, and the same split between results on stdout
-//! and everything else on stderr. `push` is Larch's addition: lines from
-//! stdin into a stream, as the agent would send them.
+//! `labels`, `series`, `stats`, `volume`, `volume_range`,
+//! `detected-fields`, `fmt`), the same flags and environment variables,
+//! the same three output modes, paging of large results by timestamp,
+//! large downloads in parallel parts, and the same split between results
+//! on stdout and everything else on stderr. Each subcommand takes (and its
+//! `--help` lists) only the flags that apply to it. `push` is Larch's
+//! addition: lines from stdin into a stream, as the agent would send them;
+//! `rules` checks and manages the ruler's rule groups, as lokitool and
+//! cortextool do.
 //!
 //! This file only wires things together: [`args`] reads the command line,
 //! [`client`] speaks HTTP, [`query`] and [`tail`] run log queries,
-//! [`meta`] the one-shot metadata calls, [`push`] the upload, [`output`]
-//! and [`progress`] decide what the terminal sees, [`loki`] decodes the
-//! API's JSON, and [`time`] reads and prints times.
+//! [`parallel`] the downloads in parts,
+//! [`meta`] the one-shot metadata calls, [`push`] the upload, [`rules`]
+//! the rule groups, [`output`] and [`progress`] decide what the terminal
+//! sees, [`loki`] decodes the API's JSON, and [`time`] reads and prints
+//! times.
 //!
 //! Exit status: 0 on success (also when stdout is closed early, as by
 //! `| head`), 1 on any error with `Error: <message>` on stderr, where the
@@ -24,11 +30,14 @@ mod client;
 mod loki;
 mod meta;
 mod output;
+mod parallel;
 mod progress;
 mod push;
 mod query;
+mod rules;
 mod tail;
 mod time;
+mod tls;
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -37,7 +46,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
-use args::{Cli, ColorChoice, Command, Global, LabelArgs, RangeArgs};
+use args::{
+    Cli, ColorChoice, Command, Global, LabelArgs, OutputArg, PrintArgs, RangeArgs, ZoneArg,
+};
 use client::{Client, ClientConfig, DEFAULT_ADDR};
 use meta::Range;
 use output::LogFormat;
@@ -95,6 +106,18 @@ fn client_config(g: &Global) -> ClientConfig {
         headers: g.headers.clone(),
         retries: g.retries,
         quiet: g.quiet,
+        transport: tls::TransportConfig {
+            ca_cert: g.ca_cert.clone(),
+            cert: g.cert.clone(),
+            key: g.key.clone(),
+            skip_verify: g.tls_skip_verify,
+            proxy_url: g.proxy_url.clone(),
+        },
+        username: g.username.clone(),
+        password: g.password.clone(),
+        bearer_token: g.bearer_token.clone(),
+        bearer_token_file: g.bearer_token_file.clone(),
+        auth_header: Some(g.auth_header.clone()),
     }
 }
 
@@ -110,12 +133,12 @@ fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
-fn log_format(g: &Global, zone: Zone, labels: &LabelArgs) -> LogFormat {
+fn log_format(output: OutputArg, print: &PrintArgs, zone: Zone, labels: &LabelArgs) -> LogFormat {
     LogFormat {
-        mode: g.output,
+        mode: output.output,
         zone,
-        ts_format: g.output_timestamp_format,
-        color: use_color(g.color),
+        ts_format: print.output_timestamp_format,
+        color: print.colored_output || use_color(print.color),
         no_labels: labels.no_labels,
         include: labels.include_label.clone(),
         exclude: labels.exclude_label.clone(),
@@ -124,8 +147,13 @@ fn log_format(g: &Global, zone: Zone, labels: &LabelArgs) -> LogFormat {
     }
 }
 
+fn zone(z: &ZoneArg) -> Result<Zone> {
+    Zone::parse(&z.timezone).map_err(|e| anyhow!("--timezone: {e}"))
+}
+
 /// `--from`/`--to`/`--since` as a range ending now by default.
-fn resolve_range(r: &RangeArgs, zone: Zone, now: i64) -> Result<Range> {
+fn resolve_range(r: &RangeArgs, now: i64) -> Result<Range> {
+    let zone = zone(&r.zone)?;
     let end = match &r.to {
         Some(t) => parse_time(t, zone).map_err(|e| anyhow!("--to: {e}"))?,
         None => now,
@@ -146,7 +174,6 @@ fn duration_flag(name: &str, v: &str) -> Result<i64> {
 
 async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
-    let zone = Zone::parse(&g.timezone).map_err(|e| anyhow!("--timezone: {e}"))?;
     let now = now_ns();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -156,8 +183,9 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Query(a) => {
             let client = client()?;
-            let format = log_format(g, zone, &a.labels);
-            let range = resolve_range(&a.range, zone, now)?;
+            let zone = zone(&a.range.zone)?;
+            let format = log_format(a.output, &a.print, zone, &a.labels);
+            let range = resolve_range(&a.range, now)?;
             let mut sinks = Sinks {
                 out: &mut out,
                 err: &mut err,
@@ -194,13 +222,29 @@ async fn run(cli: Cli) -> Result<()> {
                     .transpose()?,
                 stats: a.stats,
             };
+            let p = &a.parallel;
+            let parallel = parallel::Parallel {
+                duration: duration_flag("--parallel-duration", &p.parallel_duration)?,
+                workers: p.parallel_max_workers,
+                prefix: p.part_path_prefix.clone(),
+                overwrite: p.overwrite_completed_parts,
+                merge: p.merge_parts,
+                keep: p.keep_parts,
+            };
+            if parallel.workers == 0 {
+                bail!("--parallel-max-workers must be at least 1");
+            }
+            if parallel.applies() {
+                return parallel::run(&client, &q, &format, &parallel, &mut sinks).await;
+            }
             let tty = io::stderr().is_terminal();
             let mut progress = progress::Progress::new(a.progress || (tty && !g.quiet), tty, zone);
             query::run_range(&client, &q, &format, &mut progress, &mut sinks).await
         }
         Command::InstantQuery(a) => {
             let client = client()?;
-            let format = log_format(g, zone, &a.labels);
+            let zone = zone(&a.zone)?;
+            let format = log_format(a.output, &a.print, zone, &a.labels);
             let time = match &a.now {
                 Some(t) => parse_time(t, zone).map_err(|e| anyhow!("--now: {e}"))?,
                 None => now,
@@ -220,30 +264,38 @@ async fn run(cli: Cli) -> Result<()> {
             query::run_instant(&client, &q, &format, &mut sinks).await
         }
         Command::Labels(a) => {
-            let range = resolve_range(&a.range, zone, now)?;
+            let range = resolve_range(&a.range, now)?;
             let c = client()?;
             meta::labels(
                 &c,
                 a.name.as_deref(),
                 a.query.as_deref(),
                 range,
-                g.output,
+                a.output.output,
                 &mut out,
             )
             .await
         }
         Command::Series(a) => {
-            let range = resolve_range(&a.range, zone, now)?;
+            let range = resolve_range(&a.range, now)?;
             let c = client()?;
-            meta::series(&c, &a.matcher, range, a.analyze_labels, g.output, &mut out).await
+            meta::series(
+                &c,
+                &a.matcher,
+                range,
+                a.analyze_labels,
+                a.output.output,
+                &mut out,
+            )
+            .await
         }
         Command::Stats(a) => {
-            let range = resolve_range(&a.range, zone, now)?;
+            let range = resolve_range(&a.range, now)?;
             let c = client()?;
-            meta::stats(&c, &a.query, range, g.output, &mut out).await
+            meta::stats(&c, &a.query, range, a.output.output, &mut out).await
         }
         Command::Volume(a) => {
-            let range = resolve_range(&a.range, zone, now)?;
+            let range = resolve_range(&a.range, now)?;
             let opts = meta::VolumeOptions {
                 limit: a.limit,
                 target_labels: a.target_labels.clone(),
@@ -251,11 +303,11 @@ async fn run(cli: Cli) -> Result<()> {
                 step: None,
             };
             let c = client()?;
-            meta::volume(&c, &a.query, range, &opts, g.output, &mut out).await
+            meta::volume(&c, &a.query, range, &opts, a.output.output, &mut out).await
         }
         Command::VolumeRange(a) => {
             let v = &a.volume;
-            let range = resolve_range(&v.range, zone, now)?;
+            let range = resolve_range(&v.range, now)?;
             let opts = meta::VolumeOptions {
                 limit: v.limit,
                 target_labels: v.target_labels.clone(),
@@ -263,9 +315,22 @@ async fn run(cli: Cli) -> Result<()> {
                 step: Some(duration_flag("--step", &a.step)?),
             };
             let c = client()?;
-            meta::volume(&c, &v.query, range, &opts, g.output, &mut out).await
+            meta::volume(&c, &v.query, range, &opts, v.output.output, &mut out).await
+        }
+        Command::DetectedFields(a) => {
+            let range = resolve_range(&a.range, now)?;
+            let q = meta::DetectedFieldsQuery {
+                query: a.query.clone(),
+                field: a.field.clone(),
+                limit: a.limit,
+                line_limit: a.line_limit,
+                step: duration_flag("--step", &a.step)?,
+            };
+            let c = client()?;
+            meta::detected_fields(&c, &q, range, a.output.output, &mut out).await
         }
         Command::Push(a) => {
+            let zone = zone(&a.zone)?;
             let labels = push::check_labels(&a.labels)?;
             let batch_bytes = larch_go::units::parse_bytes(&a.batch_size)
                 .map_err(|e| anyhow!("--batch-size {:?}: {e}", a.batch_size))?;
@@ -300,5 +365,6 @@ async fn run(cli: Cli) -> Result<()> {
             let c = if a.server { Some(client()?) } else { None };
             meta::fmt(c.as_ref(), &text, &mut out).await
         }
+        Command::Rules(cmd) => rules::run(cmd, client, &mut out, &mut err, g.quiet).await,
     }
 }

@@ -1,5 +1,5 @@
 //! The metadata subcommands: `labels`, `series`, `stats`, `volume`,
-//! `volume_range`, and `fmt`.
+//! `volume_range`, `detected-fields`, and `fmt`.
 //!
 //! Each is one request and one answer. Lists print one item per line
 //! (`default`, `raw`) or one JSON value per line (`jsonl`), so that they
@@ -36,6 +36,103 @@ impl Range {
             ("end", self.end.to_string()),
         ]
     }
+}
+
+/// What `detected-fields` asks for.
+#[derive(Debug, Clone)]
+pub struct DetectedFieldsQuery {
+    /// The log query whose lines are sampled.
+    pub query: String,
+    /// A field whose values are listed instead of the fields.
+    pub field: Option<String>,
+    /// Most fields or values.
+    pub limit: usize,
+    /// Most lines sampled.
+    pub line_limit: usize,
+    /// Step, ns.
+    pub step: i64,
+}
+
+#[derive(Deserialize)]
+struct DetectedFields {
+    #[serde(default)]
+    fields: Vec<DetectedField>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct DetectedField {
+    label: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    cardinality: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parsers: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct DetectedValues {
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+/// `larch detected-fields <query> [field]`: the fields found in a sample
+/// of the query's lines, as logcli prints them (`label: ...  type: ...
+/// cardinality: ...`, sorted; `-o raw` the store's JSON, `-o jsonl` one
+/// object per field), or the values of one field, one per line.
+pub async fn detected_fields(
+    client: &Client,
+    q: &DetectedFieldsQuery,
+    range: Range,
+    mode: Mode,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut params = vec![
+        ("query", q.query.clone()),
+        ("limit", q.limit.to_string()),
+        ("line_limit", q.line_limit.to_string()),
+        ("step", seconds_param(q.step)),
+    ];
+    params.extend(range.params());
+    if let Some(field) = &q.field {
+        let path = format!("/loki/api/v1/detected_field/{}/values", path_segment(field));
+        let resp: DetectedValues = client.get_json(&path, &params).await?;
+        for v in resp.values {
+            match mode {
+                Mode::Jsonl => writeln!(out, "{}", Value::String(v))?,
+                Mode::Default | Mode::Raw => writeln!(out, "{v}")?,
+            }
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let raw: Value = client
+        .get_json("/loki/api/v1/detected_fields", &params)
+        .await?;
+    if mode == Mode::Raw {
+        writeln!(out, "{raw}")?;
+        out.flush()?;
+        return Ok(());
+    }
+    let resp: DetectedFields = serde_json::from_value(raw)
+        .map_err(|e| anyhow!("the store's detected fields are not what Loki sends: {e}"))?;
+    let mut lines: Vec<String> = resp
+        .fields
+        .iter()
+        .map(|f| match mode {
+            Mode::Jsonl => serde_json::to_string(f).unwrap_or_default(),
+            _ => format!(
+                "label: {}\t\ttype: {}\t\tcardinality: {}",
+                f.label, f.kind, f.cardinality
+            ),
+        })
+        .collect();
+    lines.sort();
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// `larch labels [name]`: label names, or the values of `name`.

@@ -66,7 +66,16 @@ pub async fn run_tail<O: Write, E: Write>(
     for (name, value) in client.headers() {
         req.headers_mut().insert(name.clone(), value.clone());
     }
-    let mut ws = match tokio_tungstenite::connect_async(req).await {
+    let uri = req.uri().clone();
+    let stream = client
+        .transport()
+        .connect(&uri)
+        .await
+        .map_err(|e| ClientError::Connect {
+            url: short.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut ws = match tokio_tungstenite::client_async(req, stream).await {
         Ok((ws, _)) => ws,
         Err(WsError::Http(resp)) => {
             let status = resp.status();

@@ -14,7 +14,7 @@ from itertools import product
 import deploylib
 
 README = deploylib.DEPLOY / "README.md"
-SECTION = "### Metrics the dashboards and alerts use"
+SECTION = "## Metrics"
 
 # Example values for every label the table names (two where queries group or
 # filter by them, so `sum by` and `status=~"5.."` have something to do).
@@ -25,6 +25,15 @@ LABEL_VALUES = {
     "reason": ["rate_limited", "full"],
     "persistentvolumeclaim": ["data-larch-store-0"],
     "daemonset": ["larch-agent"],
+    "kind": ["block", "record"],
+    "result": ["ok", "failed"],
+    "state": ["pending", "firing"],
+    "alertmanager": ["http://alertmanager:9093"],
+    "client": ["default"],
+    "resource": ["memory"],
+    "version": ["0.1.0"],
+    "revision": ["unknown"],
+    "program": ["larch-store"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",
@@ -75,6 +84,8 @@ def _series_labels(metric: Metric, source: str) -> list[dict[str, str]]:
         return [dict(base, job="larch-store"), dict(base, job="larch-agent")]
     if job:
         base["job"] = job
+    if source in ("kube-state-metrics", "cadvisor"):
+        base["pod"] = "larch-store-0"
     names = list(metric.labels)
     choices = [STATUS_VALUES[source] if n == "status_code" else LABEL_VALUES[n] for n in names]
     return [dict(base, **dict(zip(names, combo))) for combo in product(*choices)]

@@ -7,7 +7,9 @@ Prometheus and returns series for the metrics listed in deploy/README.md.
 
 Every dashboard has the variables `datasource` (Prometheus), `loki` (a Larch
 data source, for log panels) and `namespace`; jobs are `larch-store` and
-`larch-agent` as set by deploy/prometheus/prometheus.yml.
+`larch-agent` as set by deploy/prometheus/prometheus.yml (and by the chart's
+ServiceMonitors and PodMonitors). The ruler runs in the store, so its
+metrics carry the store's job.
 """
 
 from __future__ import annotations
@@ -153,6 +155,24 @@ def _dashboard(uid: str, title: str, description: str, panels: list[dict[str, An
     }
 
 
+def process_panels(lay: _Layout, selector: str, what: str) -> list[dict[str, Any]]:
+    """CPU, memory and file descriptors as the process itself reports them
+    (`process_*`, from /proc), per pod."""
+    q = "$__rate_interval"
+    return [
+        lay.place(timeseries("Process CPU", [
+            (f"sum by (pod) (rate(process_cpu_seconds_total{{{selector}}}[{q}]))", "{{pod}}")],
+            "percentunit", f"CPU cores used by each {what} process (process_cpu_seconds_total)."), 8, 8),
+        lay.place(timeseries("Process memory", [
+            (f"sum by (pod) (process_resident_memory_bytes{{{selector}}})", "{{pod}}")],
+            "bytes", f"Resident memory of each {what} process."), 8, 8),
+        lay.place(timeseries("Open file descriptors", [
+            (f"sum by (pod) (process_open_fds{{{selector}}})", "open {{pod}}"),
+            (f"sum by (pod) (process_max_fds{{{selector}}})", "limit {{pod}}")],
+            "short", f"File descriptors each {what} holds, and its limit."), 8, 8),
+    ]
+
+
 def overview() -> dict[str, Any]:
     lay = _Layout()
     p = [
@@ -252,6 +272,7 @@ def store() -> dict[str, Any]:
             ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"})',
              "{{persistentvolumeclaim}}")],
             "percentunit", "Share of the data volume (WAL, chunks, index) in use, from the kubelet."), 8, 8),
+        *process_panels(lay, STORE, "store"),
     ]
     return _dashboard("larch-store", "Larch / Store",
                       "Write path (push, WAL, head, flush), read path and resources of larch-store.", p)
@@ -296,14 +317,74 @@ def agent() -> dict[str, Any]:
         lay.place(timeseries("Memory", [
             (f"sum by (pod) (container_memory_working_set_bytes{{{AGENT_CONTAINER}}})", "{{pod}}")],
             "bytes", "Working-set memory of each agent container (cAdvisor)."), 8, 8),
+        *process_panels(lay, AGENT, "agent"),
     ]
     return _dashboard("larch-agent", "Larch / Agent",
                       "larch-agent on every node: files, delivery, drops, lag, resources.", p)
 
 
+def ruler() -> dict[str, Any]:
+    lay = _Layout()
+    q = "$__rate_interval"
+    p = [
+        lay.row("Rules"),
+        lay.place(stat("Rule groups", f"sum(larch_ruler_rule_groups{{{STORE}}})", "short",
+                       "Rule groups loaded, all tenants."), 6, 4),
+        lay.place(stat("Rules", f"sum(larch_ruler_rules{{{STORE}}})", "short",
+                       "Rules loaded, all tenants."), 6, 4),
+        lay.place(stat("Firing alerts", f'sum(larch_ruler_alerts{{{STORE}, state="firing"}})', "short",
+                       "Alerts firing now.", [(None, "green"), (1, "orange")]), 6, 4),
+        lay.place(stat("Pending alerts", f'sum(larch_ruler_alerts{{{STORE}, state="pending"}})', "short",
+                       "Alerts whose condition holds, not yet for their `for`."), 6, 4),
+        lay.place(timeseries("Evaluations", [
+            (f"sum by (tenant) (rate(larch_ruler_evaluations_total{{{STORE}}}[{q}]))", "{{tenant}}")],
+            "short", "Rule group evaluations per second, by tenant."), 8, 8),
+        lay.place(timeseries("Failures and missed evaluations", [
+            (f"sum by (tenant) (rate(larch_ruler_evaluation_failures_total{{{STORE}}}[{q}]))", "failed {{tenant}}"),
+            (f"sum by (tenant) (rate(larch_ruler_iterations_missed_total{{{STORE}}}[{q}]))", "missed {{tenant}}")],
+            "short", "Rule evaluations that failed (see /prometheus/api/v1/rules for lastError) "
+                     "and group evaluations skipped because the previous one ran past the "
+                     "interval, per second."), 8, 8),
+        lay.place(timeseries("Evaluation duration", [
+            *quantiles("larch_ruler_evaluation_duration_seconds", STORE)],
+            "s", "One group evaluation: every rule's LogQL query and the alert updates."), 8, 8),
+        lay.place(timeseries("Alerts by state", [
+            (f"sum by (state) (larch_ruler_alerts{{{STORE}}})", "{{state}}")],
+            "short", "Pending and firing alerts of every rule."), 12, 8),
+        lay.place(timeseries("Rules by tenant", [
+            (f"sum by (tenant) (larch_ruler_rules{{{STORE}}})", "{{tenant}}")],
+            "short", "Rules loaded per tenant."), 12, 8),
+        lay.row("Alertmanager"),
+        lay.place(timeseries("Alerts sent", [
+            (f"sum by (alertmanager) (rate(larch_ruler_notifications_sent_total{{{STORE}}}[{q}]))", "sent {{alertmanager}}"),
+            (f"sum by (alertmanager) (rate(larch_ruler_notification_errors_total{{{STORE}}}[{q}]))", "failed {{alertmanager}}"),
+            (f"sum(rate(larch_ruler_notifications_dropped_total{{{STORE}}}[{q}]))", "dropped")],
+            "short", "Alerts Alertmanager took, batches it did not take after retries, alerts "
+                     "dropped from a full queue; per second."), 12, 8),
+        lay.place(timeseries("Notification queue", [
+            (f"sum(larch_ruler_notification_queue_length{{{STORE}}})", "queued")],
+            "short", "Alerts waiting to be sent."), 12, 8),
+        lay.row("Remote write"),
+        lay.place(timeseries("Samples written", [
+            (f"sum by (client) (rate(larch_ruler_remote_write_samples_sent_total{{{STORE}}}[{q}]))", "sent {{client}}"),
+            (f"sum by (client, reason) (rate(larch_ruler_remote_write_samples_failed_total{{{STORE}}}[{q}]))", "failed {{client}} {{reason}}")],
+            "short", "Recorded samples (and ALERTS series) the receiver took, and those dropped "
+                     "(rejected, queue_full, shutdown); per second."), 12, 8),
+        lay.place(timeseries("Queue and retries", [
+            (f"sum by (client) (larch_ruler_remote_write_queue_length{{{STORE}}})", "queued {{client}}"),
+            (f"sum by (client) (rate(larch_ruler_remote_write_retries_total{{{STORE}}}[{q}]))", "retries/s {{client}}")],
+            "short", "Samples waiting to be written; requests retried after a failure."), 12, 8),
+        lay.place(logs("Ruler logs", '{namespace=~"$namespace", container="store"} |~ "(?i)rule|alert|remote write"',
+                       "The store's log lines about rules, alerts and remote write."), 24, 10),
+    ]
+    return _dashboard("larch-ruler", "Larch / Ruler",
+                      "LogQL alerting and recording rules: evaluations, alerts, Alertmanager, remote write.", p)
+
+
 def all_dashboards() -> dict[str, dict[str, Any]]:
     """File name (without .json) -> dashboard."""
-    return {"larch-overview": overview(), "larch-store": store(), "larch-agent": agent()}
+    return {"larch-overview": overview(), "larch-store": store(), "larch-agent": agent(),
+            "larch-ruler": ruler()}
 
 
 def queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -42,6 +42,42 @@ ALLOWED_WITHOUT_SCHEMA = {
     ("argoproj.io/v1alpha1", "AppProject"),
 }
 
+# Custom resources checked against schemas of our own (tests/schemas/): the
+# fields of their CRDs the chart may use, strictly.
+CUSTOM_SCHEMAS = DEPLOY / "tests" / "schemas" / "monitoring.coreos.com-v1.json"
+
+# Values turning on every Prometheus Operator object (on top of the
+# production values): the "helm-monitoring" render.
+MONITORING_VALUES = {
+    "prometheus": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    },
+}
+
+
+def custom_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """Our schema of a custom resource, if we have one."""
+    import json
+
+    if api_version != "monitoring.coreos.com/v1":
+        return None
+    doc = json.loads(CUSTOM_SCHEMAS.read_text())
+    if kind not in doc["kinds"]:
+        return None
+    return {**doc["kinds"][kind], "definitions": doc["definitions"]}
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, recursively (maps only)."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merged(out[k], v)
+        else:
+            out[k] = v
+    return out
+
 
 @dataclass(frozen=True)
 class Obj:
@@ -134,6 +170,8 @@ def all_renders() -> dict[str, list[Obj]]:
         "helm-default": render_chart({}, "helm-default"),
         "helm-production": render_chart(values_file(CHART / "values-production.yaml"),
                                         "helm-production"),
+        "helm-monitoring": render_chart(merged(values_file(CHART / "values-production.yaml"),
+                                               MONITORING_VALUES), "helm-monitoring"),
     }
     for env in OVERLAYS:
         renders[f"kustomize-{env}"] = kustomize(KUSTOMIZE / "overlays" / env, f"kustomize-{env}")

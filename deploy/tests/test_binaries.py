@@ -158,7 +158,7 @@ def test_store_serves_contract_metrics(store: str) -> None:
     assert _push(store, [[str(now - 30 * 86400 * 10**9), "too old"]]) == 400
     status, text = deploylib.http_get(f"{store}/metrics")
     assert status == 200
-    missing, served = _unserved(text, "store", deploylib.REPO / "store/src/metrics.rs")
+    missing, served = _unserved(text, "store", deploylib.REPO / "store/src")
     assert not missing, f"larch-store does not serve: {missing}"
     assert served >= 12, sorted(_families(text))
     assert re.search(r'^larch_request_duration_seconds_count\{.*route="loki_api_v1_push"'

@@ -164,7 +164,7 @@ def test_dashboards_and_rules_shipped_in_configmaps(renders: dict[str, list[Obj]
     assert dashboards.body["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = set(dashboards.body["data"])
     on_disk = {p.name for p in (deploylib.CHART / "files" / "dashboards").glob("*.json")}
-    assert shipped == on_disk and len(shipped) == 3
+    assert shipped == on_disk and len(shipped) == 4
     rules = next(o for o in objs if o.name == "larch-prometheus-rules")
     assert rules.body["data"]["larch-alerts.yaml"] == (
         deploylib.CHART / "files" / "prometheus" / "larch-alerts.yaml").read_text().rstrip("\n")
@@ -188,7 +188,7 @@ def test_disabling_optional_parts_still_renders_valid_yaml() -> None:
         "grafana": {"datasources": {"enabled": False}, "dashboards": {"enabled": False}},
         "store": {"networkPolicy": {"enabled": False}, "podDisruptionBudget": {"enabled": False}},
         "agent": {"networkPolicy": {"enabled": False}, "priorityClass": {"create": False},
-                  "rbac": {"create": False}},
+                  "rbac": {"create": False}, "metricsService": {"enabled": False}},
     }, "minimal")
     kinds = sorted(o.kind for o in objs)
     assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Service", "Service",
@@ -207,7 +207,7 @@ def schema_problems_of(objs: list[Obj]) -> list[str]:
 def test_auth_enabled_requires_agent_tenant() -> None:
     with pytest.raises(helm.HelmError) as err:
         deploylib.render_chart_text({"store": {"config": {"auth_enabled": True}}})
-    assert "set agent.config.tenant" in str(err.value)
+    assert "set agent.config.tenant_id" in str(err.value)
     objs = deploylib.render_chart({"store": {"config": {"auth_enabled": True}},
                                    "agent": {"config": {"tenant": "platform"}}}, "auth")
     assert yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])["tenant"] == "platform"
@@ -221,3 +221,77 @@ def test_store_without_any_egress_renders_an_empty_list() -> None:
     assert policy.body["spec"]["egress"] == []
     assert "Egress" in policy.body["spec"]["policyTypes"]
     assert not schema_problems_of(objs)
+
+
+def test_pod_monitors_select_pods_and_exclude_service_monitors() -> None:
+    from test_integrity import integrity_problems
+    from test_schemas import schema_problems
+
+    values = deploylib.merged(deploylib.values_file(deploylib.CHART / "values-production.yaml"),
+                              {"prometheus": {"podMonitor": {"enabled": True}}})
+    objs = deploylib.render_chart(values, "pod-monitors")
+    monitors = [o for o in objs if o.kind == "PodMonitor"]
+    assert {m.name for m in monitors} == {"larch-store", "larch-agent"}
+    assert not integrity_problems(objs)
+    assert not [p for o in monitors for p in schema_problems(o, deploylib.KUBE_VERSIONS[0])]
+    # The agents' PodMonitor lives in their namespace and scrapes their port.
+    agent = next(m for m in monitors if m.name == "larch-agent")
+    assert agent.namespace == "larch-agent"
+    assert agent.body["spec"]["podMetricsEndpoints"][0]["port"] == "http-metrics"
+    with pytest.raises(Exception, match="enable one of them"):
+        deploylib.render_chart(deploylib.merged(values, {"prometheus": {
+            "serviceMonitor": {"enabled": True}}}), "both")
+
+
+def test_service_monitors_give_the_dashboards_job_labels(renders: dict[str, list[Obj]]) -> None:
+    monitors = [o for o in renders["helm-monitoring"] if o.kind == "ServiceMonitor"]
+    assert {m.name for m in monitors} == {"larch-store", "larch-agent"}
+    for m in monitors:
+        relabel = m.body["spec"]["endpoints"][0]["relabelings"][0]
+        assert relabel == {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                           "targetLabel": "job", "replacement": "larch-$1"}
+        assert m.body["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_tokens_tls_and_their_clients() -> None:
+    """Tokens and TLS from Secrets, a cert-manager Certificate, the agents'
+    token and CA, Grafana's basic auth and CA: mounted where the rendered
+    configurations say, probes over HTTPS."""
+    objs = deploylib.render_chart({
+        "store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"},
+                  "tls": {"enabled": True, "clientAuthType": "VerifyClientCertIfGiven",
+                          "certManager": {"enabled": True,
+                                          "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}},
+        "agent": {"config": {"tenant_id": "team-a"}, "auth": {"tokenSecret": "agent-token"},
+                  "tls": {"caSecret": "larch-store-tls", "clientCertSecret": "agent-cert"}},
+        "grafana": {"datasources": {"basicAuth": {"enabled": True, "user": "grafana"},
+                                    "tlsCA": {"enabled": True}}},
+    }, "secure")
+    assert not schema_problems_of(
+        [o for o in objs if o.kind != "Certificate"])
+    store = yaml.safe_load(deploylib.config_files(objs, "store.yaml")[0][1])
+    assert store["auth"] == {"tokens_file": "/etc/larch/auth/tokens.yaml"}
+    assert store["tls"] == {"cert_file": "/etc/larch/tls/tls.crt", "key_file": "/etc/larch/tls/tls.key",
+                            "client_ca_file": "/etc/larch/tls/ca.crt",
+                            "client_auth_type": "VerifyClientCertIfGiven"}
+    sts = next(o for o in objs if o.kind == "StatefulSet").body["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in sts["volumes"] if "secret" in v}
+    assert secrets == {"auth": "larch-tokens", "tls": "larch-store-tls"}
+    container = sts["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["auth"] == "/etc/larch/auth" and mounts["tls"] == "/etc/larch/tls"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    cert = next(o for o in objs if o.kind == "Certificate").body
+    assert cert["spec"]["secretName"] == "larch-store-tls"
+    assert "larch-store.larch.svc.cluster.local" in cert["spec"]["dnsNames"]
+    agent = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
+    assert agent["store"].startswith("https://larch-store.larch.svc.cluster.local:")
+    assert agent["bearer_token_file"] == "/etc/larch-agent/auth/token"
+    assert agent["tls_ca_file"] == "/etc/larch-agent/ca/ca.crt"
+    assert agent["tls_cert_file"] == "/etc/larch-agent/client/tls.crt"
+    (_, text), = deploylib.config_files(objs, "larch-datasources.yaml")
+    source = yaml.safe_load(text)["datasources"][0]
+    assert source["url"].startswith("https://")
+    assert source["jsonData"]["tlsAuthWithCACert"] is True
+    assert source["secureJsonData"]["tlsCACert"] == "$LARCH_CA_CERT"

@@ -10,7 +10,7 @@ import pytest
 
 from deploylib import Obj, pod_spec
 
-RENDERS = ("helm-default", "helm-production", "kustomize-dev", "kustomize-staging",
+RENDERS = ("helm-default", "helm-production", "helm-monitoring", "kustomize-dev", "kustomize-staging",
            "kustomize-prod")
 
 
@@ -30,6 +30,50 @@ def _pods(objs: list[Obj]) -> list[tuple[Obj, dict[str, str], dict[str, Any]]]:
 
 def _named(objs: list[Obj], kind: str) -> set[tuple[str, str]]:
     return {(o.namespace, o.name) for o in objs if o.kind == kind}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector with matchLabels and matchExpressions."""
+    if not _matches(selector.get("matchLabels", {}), labels):
+        return False
+    for e in selector.get("matchExpressions", []):
+        op, key, values = e["operator"], e["key"], e.get("values", [])
+        if ((op == "In" and labels.get(key) not in values)
+                or (op == "NotIn" and labels.get(key) in values)
+                or (op == "Exists" and key not in labels)
+                or (op == "DoesNotExist" and key in labels)):
+            return False
+    return True
+
+
+def _monitor_problems(o: Obj, objs: list[Obj], pods: list[tuple[Obj, dict[str, str],
+                      dict[str, Any]]], services: dict[tuple[str, str], Obj]) -> list[str]:
+    """A ServiceMonitor selects exactly one Service, which has the endpoint's
+    port; a PodMonitor selects pods whose containers declare it."""
+    spec = o.body["spec"]
+    namespaces = spec.get("namespaceSelector", {}).get("matchNames", [o.namespace])
+    problems = []
+    if o.kind == "ServiceMonitor":
+        chosen = [s for (ns, _), s in services.items()
+                  if ns in namespaces and _selects(spec["selector"], s.body["metadata"]["labels"])]
+        if len(chosen) != 1:
+            problems.append(f"{o}: selects {len(chosen)} Services, not exactly one")
+        for svc in chosen:
+            ports = {p.get("name") for p in svc.body["spec"]["ports"]}
+            for ep in spec["endpoints"]:
+                if ep["port"] not in ports:
+                    problems.append(f"{o}: {svc} has no port {ep['port']}")
+    else:
+        chosen_pods = [(p, ps) for p, labels, ps in pods
+                       if p.namespace in namespaces and _selects(spec["selector"], labels)]
+        if not chosen_pods:
+            problems.append(f"{o}: selects no pods")
+        for p, ps in chosen_pods:
+            declared = {port.get("name") for c in ps["containers"] for port in c.get("ports", [])}
+            for ep in spec["podMetricsEndpoints"]:
+                if ep["port"] not in declared:
+                    problems.append(f"{o}: {p} declares no port {ep['port']}")
+    return problems
 
 
 def integrity_problems(objs: list[Obj]) -> list[str]:
@@ -76,6 +120,8 @@ def integrity_problems(objs: list[Obj]) -> list[str]:
             if not any(p.namespace == o.namespace and _matches(sel, labels)
                        for p, labels, _ in pods):
                 problems.append(f"{o}: selects no pods in {o.namespace}")
+        if o.kind in ("ServiceMonitor", "PodMonitor"):
+            problems.extend(_monitor_problems(o, objs, pods, services))
         if o.kind == "ClusterRoleBinding":
             for s in o.body.get("subjects", []):
                 if s["kind"] == "ServiceAccount" and (s["namespace"], s["name"]) not in accounts:

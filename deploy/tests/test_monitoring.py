@@ -46,10 +46,49 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_promtool_checks_rules() -> None:
-    proc = run(tool("promtool"), "check", "rules", str(RULES))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS" in proc.stdout
+def _rule_files(renders: dict[str, list[deploylib.Obj]], tmp: Path) -> list[Path]:
+    """Every rule file deploy/ ships: the alert rules, and the spec of each
+    rendered PrometheusRule written out as a rule file."""
+    files = [RULES]
+    for i, obj in enumerate(o for o in renders["helm-monitoring"] if o.kind == "PrometheusRule"):
+        path = tmp / f"prometheusrule-{i}.yaml"
+        path.write_text(yaml.safe_dump(obj.body["spec"]))
+        files.append(path)
+    assert len(files) >= 2
+    return files
+
+
+def test_promtool_checks_every_rule_file(renders: dict[str, list[deploylib.Obj]],
+                                         tmp_path: Path) -> None:
+    for path in _rule_files(renders, tmp_path):
+        proc = run(tool("promtool"), "check", "rules", str(path))
+        assert proc.returncode == 0, f"{path}: {proc.stdout}{proc.stderr}"
+        assert "SUCCESS" in proc.stdout
+
+
+def test_prometheus_rule_holds_the_alert_rules(renders: dict[str, list[deploylib.Obj]]) -> None:
+    rule = next(o for o in renders["helm-monitoring"] if o.kind == "PrometheusRule")
+    assert rule.body["spec"] == yaml.safe_load(RULES.read_text())
+    assert rule.body["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown text's headings."""
+    out = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            out.add("".join(c for c in title.replace(" ", "-") if c.isalnum() or c in "-_"))
+    return out
+
+
+def test_every_alert_links_its_runbook() -> None:
+    anchors = _anchors((deploylib.DEPLOY / "README.md").read_text())
+    base = "https://github.com/larch-logs/larch/blob/main/deploy/README.md#"
+    for alert in _alerts():
+        url = alert["annotations"].get("runbook_url", "")
+        assert url == base + alert["alert"].lower(), alert["alert"]
+        assert url.removeprefix(base) in anchors, f"no runbook section for {alert['alert']}"
 
 
 def test_alert_unit_tests_pass() -> None:
@@ -112,7 +151,7 @@ def test_dashboard_json_files_are_well_formed() -> None:
                 continue
             assert panel["datasource"]["uid"] in ("${datasource}", "${loki}"), panel["title"]
             assert panel["targets"], panel["title"]
-    assert len(uids) == 3
+    assert len(uids) == 4
 
 
 def _k8s_sd_to_file_sd(config: dict[str, Any], targets_file: Path) -> dict[str, Any]:
@@ -235,6 +274,18 @@ def test_dashboard_query_returns_series(prometheus: Prometheus, dashboard: str, 
     body = prometheus.get("/api/v1/query", query=concrete, time=prometheus.end)
     assert body["status"] == "success", f"{dashboard} / {title}: {body.get('error')}\n{concrete}"
     assert body["data"]["result"], f"{dashboard} / {title}: no series for\n{concrete}"
+
+
+RULE_EXPRS = [(r.get("alert") or r["record"], r["expr"])
+              for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+
+
+@pytest.mark.parametrize("name,expr", RULE_EXPRS, ids=[n for n, _ in RULE_EXPRS])
+def test_rule_expression_runs_in_prometheus(prometheus: Prometheus, name: str, expr: str) -> None:
+    """Every alert expression is a query the real Prometheus accepts (series
+    shaped as the metrics table says; an alert need not fire)."""
+    body = prometheus.get("/api/v1/query", query=expr, time=prometheus.end)
+    assert body["status"] == "success", f"{name}: {body.get('error')}\n{expr}"
 
 
 def test_namespace_variable_query_finds_namespaces(prometheus: Prometheus) -> None:

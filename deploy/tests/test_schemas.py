@@ -16,6 +16,13 @@ from deploylib import Obj
 
 
 def schema_problems(obj: Obj, version: str) -> list[str]:
+    own = deploylib.custom_schema(str(obj.body.get("apiVersion")), obj.kind)
+    if own is not None:
+        import jsonschema
+
+        validator = jsonschema.Draft7Validator(own)
+        return [f"{obj}: {'.'.join(str(p) for p in e.path)}: {e.message}"
+                for e in validator.iter_errors(obj.body)]
     try:
         kubernetes_validate.validate(obj.body, version, strict=True)
     except kubernetes_validate.SchemaNotFoundError:
@@ -30,7 +37,8 @@ def schema_problems(obj: Obj, version: str) -> list[str]:
 
 
 @pytest.mark.parametrize("version", deploylib.KUBE_VERSIONS)
-@pytest.mark.parametrize("render", ("helm-default", "helm-production", "kustomize-dev",
+@pytest.mark.parametrize("render", ("helm-default", "helm-production", "helm-monitoring",
+                                    "kustomize-dev",
                                     "kustomize-staging", "kustomize-prod", "argocd"))
 def test_objects_valid_against_kubernetes_schemas(renders: dict[str, list[Obj]], render: str,
                                                   version: str) -> None:
@@ -48,7 +56,20 @@ def test_strict_validation_rejects_unknown_field(renders: dict[str, list[Obj]]) 
 
 
 def test_unknown_custom_resource_fails() -> None:
-    monitor = Obj("test", {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-                           "metadata": {"name": "x"}, "spec": {}})
-    problems = schema_problems(monitor, deploylib.KUBE_VERSIONS[0])
+    probe = Obj("test", {"apiVersion": "monitoring.coreos.com/v1", "kind": "Probe",
+                         "metadata": {"name": "x"}, "spec": {}})
+    problems = schema_problems(probe, deploylib.KUBE_VERSIONS[0])
     assert problems and "no schema" in problems[0]
+
+
+def test_operator_objects_are_checked_strictly(renders: dict[str, list[Obj]]) -> None:
+    kinds = {o.kind for o in renders["helm-monitoring"]}
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
+    monitor = copy.deepcopy(next(o for o in renders["helm-monitoring"]
+                                 if o.kind == "ServiceMonitor"))
+    monitor.body["spec"]["endpoints"][0]["intervall"] = "30s"
+    problems = schema_problems(monitor, deploylib.KUBE_VERSIONS[0])
+    assert problems and "intervall" in problems[0]
+    rule = copy.deepcopy(next(o for o in renders["helm-monitoring"] if o.kind == "PrometheusRule"))
+    rule.body["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    assert schema_problems(rule, deploylib.KUBE_VERSIONS[0])

@@ -11,7 +11,9 @@
 //!
 //! One concern per module:
 //! * [`quote`]: `strconv.Quote` and `Unquote`.
-//! * [`strconv`]: `ParseFloat` (hex floats included) and `ParseInt`.
+//! * [`strconv`]: `ParseFloat` (hex floats included), `ParseInt` and
+//!   `Atoi`.
+//! * [`strings`]: `EqualFold` and `ToLower` where Unicode meets ASCII.
 //! * [`duration`]: Prometheus' and Go's durations, their text forms, and
 //!   LogQL's choice between them.
 //! * [`bytes`]: humanize byte sizes (`10MB`, `2.5KiB`).
@@ -35,6 +37,7 @@ pub mod pattern;
 pub mod quote;
 pub mod regex;
 pub mod strconv;
+pub mod strings;
 pub mod template;
 pub mod time;
 pub mod units;

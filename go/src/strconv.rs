@@ -190,9 +190,59 @@ pub fn parse_int(s: &str) -> Option<i64> {
     }
 }
 
+/// Go's `strconv.Atoi` (`ParseInt(s, 10, 64)`): an optional sign, then
+/// decimal digits only (no base prefix, no `_`, no spaces), within `i64`.
+/// `None` when Go would return an error. Allocates nothing.
+pub fn atoi(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes().split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s.as_bytes()),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated as a negative number so that `i64::MIN` fits.
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d))?;
+    }
+    if neg { Some(n) } else { n.checked_neg() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_atoi() {
+        assert_eq!(atoi("17"), Some(17));
+        assert_eq!(atoi("+5"), Some(5));
+        assert_eq!(atoi("-3"), Some(-3));
+        assert_eq!(atoi("007"), Some(7));
+        assert_eq!(atoi("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(atoi("-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            "",
+            "+",
+            "-",
+            " 1",
+            "1 ",
+            "1_000",
+            "0x10",
+            "1.0",
+            "foo",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "١",
+        ] {
+            assert_eq!(atoi(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn go_floats() {

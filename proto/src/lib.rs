@@ -4,6 +4,8 @@
 //!   snappy-compressed (raw block format) [`logproto::PushRequest`]; the gRPC
 //!   service `logproto.Pusher/Push` carries the same message uncompressed.
 //! * [`otlp`]: the OTLP logs messages accepted on `POST /otlp/v1/logs`.
+//! * [`prometheus`]: Prometheus remote write 1.0's `WriteRequest`, which
+//!   the ruler sends (snappy-compressed) with recording rules' samples.
 //!
 //! The code is generated at build time from `proto/**/*.proto` by a pure-Rust
 //! compiler, so no `protoc` is needed.
@@ -18,4 +20,10 @@ pub mod logproto {
 /// OTLP logs (package `otlp`, field numbers of OTLP v1).
 pub mod otlp {
     include!(concat!(env!("OUT_DIR"), "/otlp.rs"));
+}
+
+/// Prometheus remote write 1.0 (package `prometheus`, field numbers of
+/// Prometheus' `prompb`).
+pub mod prometheus {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 }

@@ -16,7 +16,8 @@
 //! Loki's error texts; [`pipeline`] runs their stages; [`engine`] runs them
 //! over a [`LogSource`]; [`drilldown`] answers Grafana Logs Drilldown's
 //! questions (patterns, detected fields and labels) with the same parsers
-//! and filters. Go's rules (quoting, numbers, durations, regexes,
+//! and filters; [`level`] holds Loki's rules for an entry's
+//! `detected_level`, which the store applies when lines are pushed. Go's rules (quoting, numbers, durations, regexes,
 //! templates) come from `larch-go`.
 
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@
 pub mod drilldown;
 pub mod engine;
 mod labels;
+pub mod level;
 pub mod logql;
 mod matcher;
 pub mod pipeline;

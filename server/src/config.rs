@@ -32,6 +32,22 @@ pub struct ServerConfig {
     pub agent: Option<AgentConfig>,
 }
 
+/// A configuration file as read: Larch's own, or Loki's translated (see
+/// [`crate::loki`]).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// Whether the file was Loki's.
+    pub loki: bool,
+    /// Loki's keys that have no effect (empty for Larch's files).
+    pub unused: Vec<String>,
+    /// Loki's `server.log_level`, `server.log_format`.
+    pub log_level: Option<String>,
+    /// See `log_level`.
+    pub log_format: Option<String>,
+}
+
 impl ServerConfig {
     /// Reads a YAML file; missing keys take their defaults. Errors name
     /// the key and the line.
@@ -41,6 +57,68 @@ impl ServerConfig {
         expand_env: bool,
     ) -> Result<ServerConfig, ConfigError> {
         larch_store::config::read_yaml_file_with(path, expand_env)
+    }
+
+    /// Reads a configuration file, Larch's or Loki's: Loki's is
+    /// recognised by its keys and translated; errors name the Loki key.
+    /// `${VAR}` references are expanded first with `expand_env`, in either.
+    pub fn load_file(path: &std::path::Path, expand_env: bool) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let text = if expand_env {
+            larch_config::expand_env(&text).map_err(|error| ConfigError::Expand {
+                path: path.to_path_buf(),
+                error,
+            })?
+        } else {
+            text
+        };
+        // Only a document that reads as a mapping with Loki's keys is
+        // Loki's; anything else (also YAML that does not parse) gets the
+        // store's reader and its located errors.
+        let doc: Option<serde_json::Value> = serde_saphyr::from_str(&text).ok();
+        let Some(doc) = doc.filter(crate::loki::is_loki) else {
+            return Ok(Loaded {
+                config: ServerConfig::from_yaml_file(path, expand_env)?,
+                ..Loaded::default()
+            });
+        };
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            key: format!("{} (Loki configuration {})", key, path.display()),
+            reason,
+        };
+        let t = crate::loki::translate(&doc).map_err(|e| invalid(e.key, e.reason))?;
+        let value = serde_json::Value::Object(t.larch.clone());
+        let config: ServerConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let larch = e.path().to_string();
+            let key = t.loki_key(&larch).unwrap_or(&larch).to_string();
+            invalid(key, e.into_inner().to_string())
+        })?;
+        Ok(Loaded {
+            config,
+            loki: true,
+            unused: t.unused,
+            log_level: t.log_level,
+            log_format: t.log_format,
+        })
+    }
+
+    /// The configuration as a generic value: the store's keys, and
+    /// `agent` when there is one (what `/config` and `--print-config`
+    /// print).
+    pub fn view(&self) -> Result<larch_store::config_view::ConfigView, ConfigError> {
+        let defaults = ServerConfig {
+            store: Config::default(),
+            agent: self.agent.as_ref().map(|_| AgentConfig::default()),
+        };
+        larch_store::config_view::ConfigView::new(&Shape(self), &Shape(&defaults)).map_err(|e| {
+            ConfigError::Invalid {
+                key: String::new(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// The store's checks, then the agent's; the error names the key.
@@ -53,6 +131,29 @@ impl ServerConfig {
             })?;
         }
         Ok(())
+    }
+}
+
+/// The file's shape for printing: the store's keys and `agent`.
+struct Shape<'a>(&'a ServerConfig);
+
+impl serde::Serialize for Shape<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let store = serde_json::to_value(&self.0.store).map_err(S::Error::custom)?;
+        let serde_json::Value::Object(store) = store else {
+            return Err(S::Error::custom(
+                "the store's configuration is not a mapping",
+            ));
+        };
+        let mut map = serializer.serialize_map(Some(store.len() + 1))?;
+        for (k, v) in &store {
+            map.serialize_entry(k, v)?;
+        }
+        if let Some(agent) = &self.0.agent {
+            map.serialize_entry(AGENT, agent)?;
+        }
+        map.end()
     }
 }
 
@@ -167,11 +268,11 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<ServerConfig, String> {
-        larch_store::yaml::from_str(yaml).map_err(|e| e.to_string())
+        larch_config::yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
     fn parse_store(yaml: &str) -> Result<Config, String> {
-        larch_store::yaml::from_str(yaml).map_err(|e| e.to_string())
+        larch_config::yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -249,7 +350,7 @@ mod tests {
             "agent:\n  pods_dir: [1]\n",
             "agent: 3\n",
         ] {
-            let want = larch_store::yaml::from_str::<AgentOnly>(bad)
+            let want = larch_config::yaml::from_str::<AgentOnly>(bad)
                 .unwrap_err()
                 .to_string();
             assert_eq!(parse(bad).unwrap_err(), want, "{bad:?}");

@@ -1,26 +1,41 @@
 //! `larch-store`: the Loki-compatible log store, and in the all-in-one
 //! mode an agent in the same process.
 //!
-//! Configuration comes from an optional YAML file (`--config`) with flags
-//! of the same names overriding it; `--check-config` validates and exits.
-//! The store itself is the `larch-store` library; this binary reads the
-//! configuration (the store's keys plus `agent:`, see [`config`]), starts
-//! the store's servers and the embedded agent, and stops them in order on
-//! SIGTERM.
+//! Configuration comes from an optional YAML file (`--config`, or Loki's
+//! spelling `-config.file`) with flags of the same names overriding it:
+//! Larch's own keys (the store's plus `agent:`, see [`config`]), or a Loki
+//! configuration, translated ([`loki`]). `--check-config` validates and
+//! exits; `--print-config` prints the effective configuration. The store
+//! itself is the `larch-store` library; this binary starts its servers,
+//! the runtime configuration's reloading and the embedded agent, and
+//! stops them in order on SIGTERM.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::Context;
 use clap::Parser;
 use config::ServerConfig;
+use larch_config::HumanDuration;
+use larch_logging::LogFormat;
 use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::server::{self, AppState};
-use larch_store::units::HumanDuration;
+use larch_store::services::{ServiceState, Services};
 
 mod config;
+mod loki;
+
+/// `--version`: Larch's version and the Loki API version it serves.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (Loki API {})",
+        env!("CARGO_PKG_VERSION"),
+        larch_store::api::misc::LOKI_API_VERSION
+    )
+});
 
 /// How long the ingester may take past the shutdown deadline to stop its
 /// threads (one chunk write, the WAL writer's last group) before the
@@ -31,10 +46,15 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The Larch store: Loki's push and query APIs over a WAL and compressed
 /// chunks on local disk.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(name = "larch-store", version = VERSION.as_str(), about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// YAML configuration file; keys have the flags' names with `_`.
-    #[arg(long, env = "LARCH_CONFIG")]
+    /// Tools that do not start the store.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// YAML configuration file: Larch's keys (the flags' names with `_`),
+    /// or a Loki configuration, recognised by its keys and translated.
+    /// Loki's spelling `-config.file` is accepted.
+    #[arg(long, visible_alias = "config.file", env = "LARCH_CONFIG")]
     config: Option<PathBuf>,
     /// HTTP address (Loki API, /ready, /metrics). [default: 0.0.0.0:3100]
     #[arg(long)]
@@ -70,35 +90,121 @@ struct Args {
     /// store: the all-in-one mode. Overrides `agent.pods_dir`.
     #[arg(long)]
     agent_pods_dir: Option<PathBuf>,
-    /// Validate the configuration and exit.
-    #[arg(long)]
+    /// Validate the configuration (and the runtime configuration file)
+    /// and exit. Loki's `-verify-config` is accepted.
+    #[arg(long, alias = "verify-config")]
     check_config: bool,
+    /// Print the effective configuration, defaults filled in and secrets
+    /// hidden, as YAML on stdout, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Print the effective configuration on stderr at start, then run
+    /// (Loki's `-print-config-stderr`).
+    #[arg(long)]
+    print_config_stderr: bool,
     /// Rebuild every tenant's index log from its chunk files (the old logs
     /// are kept in `<data-dir>/quarantine/index/`), print a summary and
     /// exit. Run it with the store stopped.
     #[arg(long)]
     rebuild_index: bool,
     /// Which parts to run: `all` (everything, the single-node store),
-    /// `write`, `read` or `backend` (the compactor). [default: all]
+    /// `write`, `read` or `backend` (the compactor); Loki's `-target` is
+    /// accepted. [default: all]
     #[arg(long)]
     target: Option<larch_store::config::Target>,
     /// Expand `${VAR}` and `${VAR:-default}` in the configuration file from
-    /// the environment.
+    /// the environment (Loki's `-config.expand-env`; on by default here).
     #[arg(long = "config.expand-env", default_value_t = true, action = clap::ArgAction::Set)]
     config_expand_env: bool,
-    /// Log filter (tracing-subscriber syntax), e.g. `info` or `larch_store=debug`.
-    #[arg(long, env = "LARCH_LOG", default_value = "info")]
-    log_level: String,
-    /// Log format: `text` or `json`.
-    #[arg(long, default_value = "text")]
-    log_format: String,
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or
+    /// `larch_store=debug`; Loki's `-log.level` is accepted. [default: a
+    /// Loki file's `server.log_level`, else info]
+    #[arg(long, visible_alias = "log.level", env = "LARCH_LOG")]
+    log_level: Option<String>,
+    /// Log format on stderr: text (coloured only on a terminal), logfmt or
+    /// json; Loki's `-log.format` is accepted. [default: a Loki file's
+    /// `server.log_format`, else text]
+    #[arg(long, visible_alias = "log.format")]
+    log_format: Option<LogFormat>,
 }
 
-fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
-    let mut file = match &args.config {
-        Some(path) => ServerConfig::from_yaml_file(path, args.config_expand_env)?,
-        None => ServerConfig::default(),
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Tokens for `auth.tokens_file`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenCommand {
+    /// Print a new random token and its entry for the tokens file (only
+    /// the entry's SHA-256 is stored; the token is shown once).
+    New {
+        /// The token's name, shown in logs and metrics.
+        #[arg(long)]
+        name: String,
+        /// Tenants it acts for, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// read, write, read-write or admin.
+        #[arg(long, default_value = "read")]
+        access: String,
+    },
+}
+
+/// `larch-store token new`: the token on stdout's first line, then the
+/// YAML entry to add under `tokens:`.
+fn token_new(name: &str, tenants: &[String], access: &str) -> anyhow::Result<()> {
+    use larch_store::auth::tokens;
+    let access: tokens::Access = access.parse().map_err(anyhow::Error::msg)?;
+    let tenants: Vec<String> = tenants.iter().filter(|t| !t.is_empty()).cloned().collect();
+    let (token, hash) = tokens::new_token()?;
+    let entry = tokens::entry_yaml(name, &hash, &tenants, access);
+    // The entry must be one the store accepts.
+    tokens::TokenSet::parse(&format!("tokens:\n{entry}"))?;
+    println!("{token}");
+    println!("# Add under `tokens:` in auth.tokens_file; the token above is not stored anywhere.");
+    print!("{entry}");
+    Ok(())
+}
+
+/// Loki's single-dash spelling of a long flag (`-config.file=x`,
+/// `-print-config-stderr`) as clap reads it (`--config.file=x`): a
+/// single-dash argument whose name has a dot or is one of Loki's
+/// multi-letter flags.
+fn loki_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const WORDS: &[&str] = &[
+        "print-config-stderr",
+        "verify-config",
+        "target",
+        "version",
+        "help",
+    ];
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let Some(text) = a.to_str().filter(|_| i > 0) else {
+                return a;
+            };
+            let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return a;
+            };
+            let name = rest.split('=').next().unwrap_or("");
+            if name.len() > 1 && (name.contains('.') || WORDS.contains(&name)) {
+                OsString::from(format!("-{text}"))
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+fn load_config(args: &Args) -> anyhow::Result<config::Loaded> {
+    let mut loaded = match &args.config {
+        Some(path) => ServerConfig::load_file(path, args.config_expand_env)?,
+        None => config::Loaded::default(),
     };
+    let file = &mut loaded.config;
     let config = &mut file.store;
     if let Some(v) = &args.http_addr {
         config.http_addr = v.clone();
@@ -145,28 +251,42 @@ fn load_config(args: &Args) -> anyhow::Result<ServerConfig> {
             .next()
             .unwrap_or("3100")
             .to_string();
-        agent.store = format!("http://127.0.0.1:{port}");
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        agent.store = format!("{scheme}://127.0.0.1:{port}");
     }
     file.validate()?;
-    Ok(file)
+    larch_store::runtime_config::load_initial(&file.store)?;
+    Ok(loaded)
 }
 
-fn init_logs(args: &Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format.as_str() {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
-        other => anyhow::bail!("invalid --log-format {other:?}: expected text or json"),
-    }
+fn init_logs(args: &Args, loaded: &config::Loaded) -> anyhow::Result<()> {
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| loaded.log_level.clone())
+        .unwrap_or_else(|| "info".to_string());
+    let format = match (args.log_format, &loaded.log_format) {
+        (Some(f), _) => f,
+        (None, Some(f)) => f
+            .parse()
+            .with_context(|| "server.log_format of the Loki configuration")?,
+        (None, None) => LogFormat::Text,
+    };
+    larch_logging::init(&level, format)?;
     Ok(())
 }
 
+/// The one warning about a Loki file's keys that have no effect.
+fn unused_keys_text(loaded: &config::Loaded) -> Option<String> {
+    (!loaded.unused.is_empty()).then(|| loaded.unused.join(", "))
+}
+
 fn main() -> std::process::ExitCode {
-    match start(Args::parse()) {
+    match start(Args::parse_from(loki_spelling(std::env::args_os()))) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}`: the message with its causes on one line, as the
@@ -178,12 +298,37 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
-    let config = load_config(&args)?;
+    if let Some(Command::Token(TokenCommand::New {
+        name,
+        tenants,
+        access,
+    })) = &args.command
+    {
+        return token_new(name, tenants, access);
+    }
+    let loaded = load_config(&args)?;
+    if args.print_config {
+        print!("{}", render_config(&loaded.config)?);
+        return Ok(());
+    }
     if args.check_config {
+        if let Some(keys) = unused_keys_text(&loaded) {
+            eprintln!("warning: Loki configuration keys with no effect in Larch: {keys}");
+        }
         println!("configuration is valid");
         return Ok(());
     }
-    init_logs(&args)?;
+    init_logs(&args, &loaded)?;
+    if loaded.loki {
+        tracing::info!("Read a Loki configuration file.");
+    }
+    if let Some(keys) = unused_keys_text(&loaded) {
+        tracing::warn!(keys = %keys, "Loki configuration keys with no effect in Larch.");
+    }
+    if args.print_config_stderr {
+        eprint!("{}", render_config(&loaded.config)?);
+    }
+    let config = loaded.config;
     if args.rebuild_index {
         if config.store.storage.backend != larch_store::config::Backend::Filesystem {
             anyhow::bail!(
@@ -198,11 +343,50 @@ fn start(args: Args) -> anyhow::Result<()> {
         .thread_name("larch-store")
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(run(config.store, config.agent));
+    let result = runtime.block_on(run(config));
     // Work still running on the blocking pool (a query past the shutdown
     // deadline) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
+}
+
+/// The effective configuration as YAML, secrets hidden.
+fn render_config(config: &ServerConfig) -> anyhow::Result<String> {
+    Ok(config
+        .view()?
+        .render(larch_store::config_view::Mode::Current)?)
+}
+
+/// Registers the roles this process runs, in Loki's words where Loki has
+/// one: `server` (HTTP and gRPC), `distributor` (push), `ingester` (WAL and
+/// chunks), `querier` (queries), `compactor` (retention, compaction), `ui`,
+/// `runtime-config` (with a runtime file) and `agent` (all-in-one). Which
+/// of the first five run follows `target`: `write` has the distributor and
+/// the ingester, `read` the querier and the UI, `backend` the compactor.
+fn register_services(services: &Services, config: &ServerConfig) {
+    use larch_store::config::Target;
+    let roles: &[&str] = match config.store.target {
+        Target::All => &[
+            "server",
+            "distributor",
+            "ingester",
+            "querier",
+            "compactor",
+            "ui",
+        ],
+        Target::Write => &["server", "distributor", "ingester"],
+        Target::Read => &["server", "querier", "ui"],
+        Target::Backend => &["server", "compactor"],
+    };
+    for role in roles {
+        services.set(role, ServiceState::Running);
+    }
+    if !config.store.runtime_config.files().is_empty() {
+        services.set("runtime-config", ServiceState::Running);
+    }
+    if config.agent.is_some() {
+        services.set("agent", ServiceState::Starting);
+    }
 }
 
 /// `--rebuild-index`: rebuilds the index logs and prints what was found.
@@ -233,7 +417,14 @@ fn rebuild_index(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> anyhow::Result<()> {
+async fn run(file: ServerConfig) -> anyhow::Result<()> {
+    let view = Arc::new(file.view()?);
+    let services = Services::new();
+    register_services(&services, &file);
+    let ServerConfig {
+        store: config,
+        agent: agent_config,
+    } = file;
     let http = tokio::net::TcpListener::bind(&config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
@@ -247,10 +438,28 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), target = ingester.config.target.as_str(), bucket = ingester.bucket.describe(), "Larch store is ready.");
-    let state = AppState::new(ingester.clone());
+    let ruler = larch_store::ruler::Ruler::start(ingester.clone());
+    // Groups (and the alert state saved before a restart) are loaded
+    // before the API answers, so it never shows a ruler without them.
+    ruler.sync().await;
+    let mut state = AppState::new(ingester.clone())
+        .with_ruler(ruler.clone())
+        .secure()
+        .context("setting up authentication and TLS")?;
+    state.services = services.clone();
+    state.config_view = Some(view);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(larch_store::runtime_config::reload_loop(
+        ingester.config.clone(),
+        ingester.metrics.clone(),
+        stop_rx.clone(),
+    ));
     let agent = match agent_config {
-        Some(cfg) => Some(start_agent(cfg, stop_rx.clone()).await?),
+        Some(cfg) => {
+            let handle = start_agent(cfg, stop_rx.clone()).await?;
+            services.set("agent", ServiceState::Running);
+            Some(handle)
+        }
         None => None,
     };
     let mut server_stop = stop_rx;
@@ -272,6 +481,7 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
         flush_on_shutdown = ingester.config.ingester.flush_on_shutdown,
         "Shutting down."
     );
+    services.set_running(ServiceState::Stopping);
     // The agent stops first, so its last batches reach the store.
     let _ = stop_tx.send(true);
     if let Some(a) = agent {
@@ -286,6 +496,9 @@ async fn run(config: Config, agent_config: Option<larch_agent::AgentConfig>) -> 
             ),
         }
     }
+    // Rule evaluations stop and the alert state is saved (alerts are not
+    // resolved: they are restored at the next start).
+    ruler.stop(deadline).await;
     // Requests in flight finish, up to the deadline.
     match tokio::time::timeout_at(deadline, &mut server).await {
         Ok(Ok(Ok(()))) => {}

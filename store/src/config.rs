@@ -9,10 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::objstore::config::{
-    Backend, CacheConfig, CompactorConfig, ReadConfig, StorageConfig, Target,
-};
-use crate::units::{ByteSize, HumanDuration};
+pub use crate::objstore::config::{Backend, CacheConfig, ReadConfig, StorageConfig, Target};
+use larch_config::{ByteSize, HumanDuration};
 
 /// Top-level configuration of `larch-store`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -47,6 +45,15 @@ pub struct Config {
     /// together under `tenant="<other>"`, a value no tenant id can take,
     /// so the number of series stays bounded whatever the clients send.
     pub max_tenants_in_metrics: usize,
+    /// Queries may name several tenants (`X-Scope-OrgID: a|b`); results
+    /// carry the `__tenant_id__` label, and a matcher on it selects
+    /// tenants. Default false, as Loki's `multi_tenant_queries_enabled`.
+    pub multi_tenant_queries_enabled: bool,
+    /// Tokens mapped to tenants and actions (`auth.tokens_file`); off by
+    /// default.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS on the HTTP and gRPC ports; off unless `tls.cert_file` is set.
+    pub tls: crate::server::tls::TlsConfig,
     /// Longest a shutdown (SIGTERM, Ctrl-C) may take, from the signal to
     /// the exit (default 20s, within Kubernetes' default grace period of
     /// 30s). Requests in flight finish, the WAL is synced, and with
@@ -74,8 +81,20 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The `read` target.
     pub read: ReadConfig,
-    /// The compactor (`backend` target).
+    /// The ruler: LogQL alerting and recording rules (see
+    /// [`crate::ruler`]).
+    pub ruler: crate::ruler::RulerConfig,
+    /// Per-tenant overrides in a separate file, read again every `period`
+    /// without a restart (Loki's `runtime_config`; see
+    /// [`crate::runtime_config`]).
+    pub runtime_config: crate::runtime_config::RuntimeConfig,
+    /// Retention and the compactor of the bucket (Loki's `compactor`
+    /// block).
     pub compactor: CompactorConfig,
+    /// The overrides read from `runtime_config.file`, in force now (not a
+    /// key of the file; shared by every clone).
+    #[serde(skip)]
+    pub runtime: crate::runtime_config::RuntimeOverrides,
 }
 
 impl Default for Config {
@@ -91,6 +110,9 @@ impl Default for Config {
             max_tenants: 10_000,
             // A dashboard with more lines than this is unreadable anyway.
             max_tenants_in_metrics: 100,
+            multi_tenant_queries_enabled: false,
+            auth: crate::auth::AuthConfig::default(),
+            tls: crate::server::tls::TlsConfig::default(),
             // Kubernetes kills the pod 30s after SIGTERM by default; 10s
             // are left for what comes after the budget (stopping threads)
             // and for a slow disk.
@@ -104,7 +126,40 @@ impl Default for Config {
             target: Target::default(),
             storage: StorageConfig::default(),
             read: ReadConfig::default(),
+            ruler: crate::ruler::RulerConfig::default(),
+            runtime_config: crate::runtime_config::RuntimeConfig::default(),
             compactor: CompactorConfig::default(),
+            runtime: crate::runtime_config::RuntimeOverrides::default(),
+        }
+    }
+}
+
+/// `compactor:`: retention (Loki's `retention_enabled`) and, with object
+/// storage, the compactor of the bucket that the `backend` target (or
+/// `all`) runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorConfig {
+    /// Delete chunks past each tenant's `retention_period` (default true:
+    /// a `retention_period` set is applied). Loki's default is false;
+    /// a Loki configuration read with `--config.file` keeps Loki's
+    /// meaning, so that retention it had off stays off.
+    pub retention_enabled: bool,
+    /// How often the bucket's days are compacted, per tenant (default
+    /// 10m, Loki's `compaction_interval`).
+    pub interval: HumanDuration,
+    /// How long superseded segments and chunks stay readable in the bucket
+    /// before they are deleted (default 10m): longer than a query plus a
+    /// read node's index refresh.
+    pub deletion_delay: HumanDuration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> CompactorConfig {
+        CompactorConfig {
+            retention_enabled: true,
+            interval: HumanDuration::from_secs(600),
+            deletion_delay: HumanDuration::from_secs(600),
         }
     }
 }
@@ -134,10 +189,16 @@ pub struct Limits {
     /// How far in the future an entry may be (Loki: 10m).
     pub creation_grace_period: HumanDuration,
     /// Most active streams per tenant (Loki's global default: 5000). Zero
-    /// disables the limit.
+    /// disables the limit. Loki's name `max_global_streams_per_user` is
+    /// accepted too.
+    #[serde(alias = "max_global_streams_per_user")]
     pub max_streams_per_tenant: usize,
     /// Accept structured metadata (Loki: true).
     pub allow_structured_metadata: bool,
+    /// Give every accepted entry a `detected_level` structured metadata
+    /// pair, found as Loki finds it (Loki: true). Only with
+    /// `allow_structured_metadata`.
+    pub discover_log_levels: bool,
     /// Largest structured metadata of one entry (Loki: 64KB).
     pub max_structured_metadata_size: ByteSize,
     /// Most structured metadata pairs of one entry (Loki: 128).
@@ -165,6 +226,9 @@ impl Default for Limits {
             creation_grace_period: HumanDuration::from_secs(600),
             max_streams_per_tenant: 5000,
             allow_structured_metadata: true,
+            // Loki's default: Grafana colours lines and builds level
+            // filters from the stored level.
+            discover_log_levels: true,
             max_structured_metadata_size: ByteSize(64_000),
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
@@ -211,11 +275,17 @@ pub struct LimitsOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_grace_period: Option<HumanDuration>,
     /// See [`Limits::max_streams_per_tenant`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        alias = "max_global_streams_per_user"
+    )]
     pub max_streams_per_tenant: Option<usize>,
     /// See [`Limits::allow_structured_metadata`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_structured_metadata: Option<bool>,
+    /// See [`Limits::discover_log_levels`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discover_log_levels: Option<bool>,
     /// See [`Limits::max_structured_metadata_size`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_structured_metadata_size: Option<ByteSize>,
@@ -234,6 +304,58 @@ pub struct LimitsOverride {
 }
 
 impl LimitsOverride {
+    /// This override laid over `below`: the keys it sets, and `below`'s
+    /// for the others.
+    pub fn over(&self, below: &LimitsOverride) -> LimitsOverride {
+        // Written out without `..`, as `apply` is.
+        let LimitsOverride {
+            ingestion_rate_mb,
+            ingestion_burst_size_mb,
+            max_line_size,
+            max_line_size_truncate,
+            max_label_names_per_series,
+            max_label_name_length,
+            max_label_value_length,
+            reject_old_samples,
+            reject_old_samples_max_age,
+            creation_grace_period,
+            max_streams_per_tenant,
+            allow_structured_metadata,
+            max_structured_metadata_size,
+            max_structured_metadata_entries_count,
+            max_entries_limit_per_query,
+            max_query_series,
+            retention_period,
+            discover_log_levels,
+        } = *self;
+        LimitsOverride {
+            ingestion_rate_mb: ingestion_rate_mb.or(below.ingestion_rate_mb),
+            ingestion_burst_size_mb: ingestion_burst_size_mb.or(below.ingestion_burst_size_mb),
+            max_line_size: max_line_size.or(below.max_line_size),
+            max_line_size_truncate: max_line_size_truncate.or(below.max_line_size_truncate),
+            max_label_names_per_series: max_label_names_per_series
+                .or(below.max_label_names_per_series),
+            max_label_name_length: max_label_name_length.or(below.max_label_name_length),
+            max_label_value_length: max_label_value_length.or(below.max_label_value_length),
+            reject_old_samples: reject_old_samples.or(below.reject_old_samples),
+            reject_old_samples_max_age: reject_old_samples_max_age
+                .or(below.reject_old_samples_max_age),
+            creation_grace_period: creation_grace_period.or(below.creation_grace_period),
+            max_streams_per_tenant: max_streams_per_tenant.or(below.max_streams_per_tenant),
+            allow_structured_metadata: allow_structured_metadata
+                .or(below.allow_structured_metadata),
+            max_structured_metadata_size: max_structured_metadata_size
+                .or(below.max_structured_metadata_size),
+            max_structured_metadata_entries_count: max_structured_metadata_entries_count
+                .or(below.max_structured_metadata_entries_count),
+            max_entries_limit_per_query: max_entries_limit_per_query
+                .or(below.max_entries_limit_per_query),
+            max_query_series: max_query_series.or(below.max_query_series),
+            discover_log_levels: discover_log_levels.or(below.discover_log_levels),
+            retention_period: retention_period.or(below.retention_period),
+        }
+    }
+
     /// `base` with the keys this override sets replaced.
     pub fn apply(&self, base: &Limits) -> Limits {
         // Written out without `..` on either side, so that a key added to
@@ -252,6 +374,7 @@ impl LimitsOverride {
             creation_grace_period,
             max_streams_per_tenant,
             allow_structured_metadata,
+            discover_log_levels,
             max_structured_metadata_size,
             max_structured_metadata_entries_count,
             max_entries_limit_per_query,
@@ -275,6 +398,7 @@ impl LimitsOverride {
             max_streams_per_tenant: max_streams_per_tenant.unwrap_or(base.max_streams_per_tenant),
             allow_structured_metadata: allow_structured_metadata
                 .unwrap_or(base.allow_structured_metadata),
+            discover_log_levels: discover_log_levels.unwrap_or(base.discover_log_levels),
             max_structured_metadata_size: max_structured_metadata_size
                 .unwrap_or(base.max_structured_metadata_size),
             max_structured_metadata_entries_count: max_structured_metadata_entries_count
@@ -420,7 +544,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// Why.
-        error: crate::expand::ExpandError,
+        error: larch_config::expand::ExpandError,
     },
     /// The YAML file is not a valid configuration.
     #[error("invalid config file {path}: {error}")]
@@ -428,7 +552,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// Why.
-        error: crate::yaml::YamlError,
+        error: larch_config::yaml::YamlError,
     },
     /// A value is out of range.
     #[error("invalid configuration: {key}: {reason}")]
@@ -450,7 +574,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 /// Reads a YAML configuration file into `T` (the store's [`Config`], or a
 /// binary's configuration that embeds its keys); an empty file is
 /// `T::default()`. Errors name the key and the line. `${VAR}` references
-/// are expanded from the environment first ([`crate::expand`]).
+/// are expanded from the environment first ([`larch_config::expand`]).
 pub fn read_yaml_file<T>(path: &std::path::Path) -> Result<T, ConfigError>
 where
     T: serde::de::DeserializeOwned + Default,
@@ -469,7 +593,7 @@ where
         error,
     })?;
     let text = if expand_env {
-        crate::expand::expand_env(&text).map_err(|error| ConfigError::Expand {
+        larch_config::expand::expand_env(&text).map_err(|error| ConfigError::Expand {
             path: path.to_path_buf(),
             error,
         })?
@@ -479,7 +603,7 @@ where
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    crate::yaml::from_str(&text).map_err(|error| ConfigError::Parse {
+    larch_config::yaml::from_str(&text).map_err(|error| ConfigError::Parse {
         path: path.to_path_buf(),
         error,
     })
@@ -509,6 +633,15 @@ impl Config {
                 )
             })?;
         }
+        self.tls.check().map_err(|(k, r)| invalid(k, r))?;
+        if let Some(p) = &self.auth.tokens_file
+            && p.as_os_str().is_empty()
+        {
+            return Err(invalid("auth.tokens_file", "is empty"));
+        }
+        if self.auth.reload_interval.0.is_zero() {
+            return Err(invalid("auth.reload_interval", "must be greater than 0"));
+        }
         if self.ingester.block_size.0 < 1024 {
             return Err(invalid("ingester.block_size", "must be at least 1KiB"));
         }
@@ -537,22 +670,35 @@ impl Config {
         if self.target == Target::Read && self.read.index_refresh_period.is_zero() {
             return Err(invalid("read.index_refresh_period", "must be positive"));
         }
+        if self.compactor.interval.is_zero() {
+            return Err(invalid("compactor.interval", "must be positive"));
+        }
+        self.ruler.validate()?;
         Ok(())
     }
 
-    /// The limits of `tenant`: `limits` with the keys of its override, if
-    /// it has one.
+    /// The limits of `tenant`: `limits` with the keys of its entry in
+    /// `overrides`, then those of its entry in the runtime file, if it
+    /// has them; `retention_period` zero while
+    /// `compactor.retention_enabled` is off.
     pub fn limits_for(&self, tenant: &str) -> Limits {
-        match self.overrides.get(tenant) {
+        let mut limits = match self.overrides.get(tenant) {
             Some(o) => o.apply(&self.limits),
             None => self.limits.clone(),
+        };
+        if let Some(o) = self.runtime.tenant(tenant) {
+            limits = o.apply(&limits);
         }
+        if !self.compactor.retention_enabled {
+            limits.retention_period = HumanDuration::from_secs(0);
+        }
+        limits
     }
 }
 
 /// Checks one limits block; `key` is where it is (`limits`,
 /// `overrides.<tenant>`).
-fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
+pub(crate) fn validate_limits(key: &str, limits: &Limits) -> Result<(), ConfigError> {
     let positive = |name: &str, v: f64| {
         if v.is_finite() && v > 0.0 {
             Ok(())
@@ -588,7 +734,7 @@ mod tests {
 
     #[test]
     fn yaml_with_overrides() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "http_addr: 127.0.0.1:1\nlimits:\n  max_line_size: 1KB\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -605,7 +751,7 @@ mod tests {
     /// and its retention became "forever").
     #[test]
     fn issue_10_override_keeps_the_configured_limits() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "limits:\n  max_line_size: 100B\n  retention_period: 744h\noverrides:\n  team-a:\n    ingestion_rate_mb: 10\n",
         )
         .unwrap();
@@ -630,12 +776,14 @@ mod tests {
             Value::Bool(b) => Value::Bool(if step % 2 == 1 { !b } else { *b }),
             Value::Number(n) if n.is_u64() => Value::from(n.as_u64().unwrap() + 7 * step),
             Value::Number(n) => Value::from(n.as_f64().unwrap() + 0.25 * step as f64),
-            // Durations serialize as text.
-            Value::String(s) => {
-                let d: HumanDuration = s.parse().unwrap();
-                let d = HumanDuration(d.0 + std::time::Duration::from_secs(61 * step));
-                Value::String(d.to_string())
-            }
+            // Durations and sizes serialize as text.
+            Value::String(s) => Value::String(match s.parse::<HumanDuration>() {
+                Ok(d) => HumanDuration(d.0 + std::time::Duration::from_secs(61 * step)).to_string(),
+                Err(_) => {
+                    let b: ByteSize = s.parse().unwrap();
+                    ByteSize(b.0 + 7 * step).to_string()
+                }
+            }),
             // A new kind of limit: teach this function how to change it.
             other => panic!("no way to change {other:?}"),
         }
@@ -648,7 +796,7 @@ mod tests {
     #[test]
     fn every_limit_is_inherited_and_overridable_alone() {
         let defaults = mapping(&Limits::default());
-        assert!(defaults.len() >= 17, "{defaults:?}");
+        assert!(defaults.len() >= 18, "{defaults:?}");
         let configured: Mapping = defaults
             .iter()
             .map(|(k, v)| (k.clone(), changed(v, 1)))
@@ -670,8 +818,8 @@ mod tests {
             doc.insert("limits".into(), Value::Object(configured.clone()));
             doc.insert("overrides".into(), Value::Object(overrides));
             // Read as a user's file would be.
-            let yaml = serde_saphyr::to_string(&doc).unwrap();
-            let c: Config = crate::yaml::from_str(&yaml).unwrap();
+            let yaml = larch_config::yaml::to_string(&doc).unwrap();
+            let c: Config = larch_config::yaml::from_str(&yaml).unwrap();
             c.validate().unwrap();
             assert_eq!(mapping(&c.limits), configured, "limits block read back");
             assert_eq!(c.limits_for("team-b"), c.limits, "tenant without override");
@@ -691,9 +839,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        assert!(crate::yaml::from_str::<Config>("htp_addr: x\n").is_err());
-        assert!(crate::yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
-        let e = crate::yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
+        assert!(larch_config::yaml::from_str::<Config>("htp_addr: x\n").is_err());
+        assert!(larch_config::yaml::from_str::<Config>("limits:\n  max_lines: 1\n").is_err());
+        let e = larch_config::yaml::from_str::<Config>("overrides:\n  t:\n    max_lines: 1\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("overrides.t") && e.contains("max_lines"), "{e}");
@@ -723,7 +871,7 @@ mod tests {
             ("shutdown_timeout: soon\n", "shutdown_timeout"),
             ("max_tenants: -1\n", "max_tenants"),
         ] {
-            let e = crate::yaml::from_str::<Config>(yaml)
+            let e = larch_config::yaml::from_str::<Config>(yaml)
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(key), "{yaml:?}: {e}");
@@ -771,7 +919,7 @@ mod tests {
 
     #[test]
     fn tenant_keys() {
-        let c: Config = crate::yaml::from_str(
+        let c: Config = larch_config::yaml::from_str(
             "tenant_allow_list: [team-a, team-b]\nmax_tenants: 3\nmax_tenants_in_metrics: 5\nshutdown_timeout: 5s\ningester:\n  flush_on_shutdown: true\n",
         )
         .unwrap();

@@ -18,17 +18,25 @@
 //! * [`objstore`]: the bucket (file system, S3, GCS, Azure), index
 //!   segments, the read cache, the roles' parts (compactor, write-node
 //!   queries).
-//! * [`config`], [`tenant`], [`units`], [`expand`]: configuration and
-//!   identities.
+//! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
+//!   remote write.
+//! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
+//!   identities; [`runtime_config`]: per-tenant overrides reloaded while
+//!   running; [`config_view`]: the effective configuration as `/config`
+//!   prints it.
+//! * [`server`], [`api`]: the HTTP and gRPC servers and Loki's routes;
+//!   [`services`]: the roles `/services` lists; [`ui`]: the web UI served
+//!   at `/`.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod chunk;
 pub mod config;
+pub mod config_view;
 pub mod encoding;
-pub mod expand;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod index;
@@ -38,9 +46,11 @@ pub mod metrics;
 pub mod objstore;
 pub mod push;
 pub mod quarantine;
+pub mod ruler;
+pub mod runtime_config;
 pub mod server;
+pub mod services;
 pub mod tenant;
-pub mod units;
+pub mod ui;
 pub mod validate;
 pub mod wal;
-pub mod yaml;

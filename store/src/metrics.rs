@@ -143,6 +143,16 @@ pub struct Metrics {
     pub recovery: RecoveryMetrics,
     /// The bucket, the flush backlog, the cache and the compactor.
     pub objstore: crate::objstore::metrics::ObjstoreMetrics,
+    /// The ruler's metrics.
+    pub ruler: crate::ruler::RulerMetrics,
+    /// Authentication, authorisation and TLS.
+    pub security: crate::auth::metrics::SecurityMetrics,
+    /// Reloads of the runtime configuration file, by `outcome`
+    /// (`success`, `failure`).
+    pub runtime_config_reloads: Family<Labels, Counter>,
+    /// 1 if the last reading of the runtime configuration file succeeded
+    /// (or there is none), 0 while the last good one is kept.
+    pub runtime_config_last_reload_successful: Gauge,
 }
 
 impl Metrics {
@@ -195,10 +205,18 @@ impl Metrics {
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
             objstore: Default::default(),
+            ruler: crate::ruler::RulerMetrics::default(),
+            security: Default::default(),
+            runtime_config_reloads: Family::default(),
+            runtime_config_last_reload_successful: Gauge::default(),
             registry: Registry::default(),
         };
+        m.runtime_config_last_reload_successful.set(1);
         m.recovery.register(&mut registry);
         m.objstore.register(&mut registry);
+        m.ruler.register(&mut registry);
+        m.security.register(&mut registry);
+        larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));
         registry.register(
             "larch_distributor_bytes_received",
             "Bytes of log lines received",
@@ -314,6 +332,16 @@ impl Metrics {
             "larch_tail_lagged_events",
             "Push events a live tail missed because it fell behind",
             m.tail_lagged_events.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_reloads",
+            "Readings of the runtime configuration file (runtime_config.file), by outcome",
+            m.runtime_config_reloads.clone(),
+        );
+        registry.register(
+            "larch_runtime_config_last_reload_successful",
+            "1 if the last reading of the runtime configuration file succeeded, 0 while the last good one is kept",
+            m.runtime_config_last_reload_successful.clone(),
         );
         Metrics { registry, ..m }
     }

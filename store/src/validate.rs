@@ -7,6 +7,21 @@
 //! Streams with the same labels are merged, so clients that send one stream
 //! object per line (pino-loki does) cost one stream.
 //!
+//! Structured metadata is checked against the limits as sent, then sorted.
+//! With `discover_log_levels` (and `allow_structured_metadata`)
+//! every accepted entry gets its level as the metadata pair
+//! `detected_level`, appended last, by Loki's rules
+//! ([`larch_query::level`]); a `detected_level` the client sent is kept,
+//! normalised (`WARNING` becomes `warn`). As in Loki, `detected_level`
+//! pairs count towards the number of metadata pairs a client may send
+//! but not towards their size, nor towards the bytes the rate limit
+//! charges. A level can be as long as a label value and is stored with
+//! every entry of the stream, so [`validate_metered`] charges each pair
+//! (in the entry and in its WAL record) to the request's decode
+//! [`Meter`] before it is added: a push of many small entries on a
+//! stream with a long `level` label is refused like any push needing too
+//! much memory.
+//!
 //! However many entries a request gets wrong, the response stays small and
 //! cheap: a rejected entry costs a counter, and a message is formatted only
 //! for the first [`MAX_ERRORS_PER_STREAM`] rejections of a stream (then one
@@ -17,11 +32,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_level};
 use larch_query::{LabelSet, parse_labels};
 
 use crate::config::Limits;
 use crate::encoding::put_bytes;
-use crate::push::{Push, PushStream, StreamLabels};
+use crate::push::meter::Meter;
+use crate::push::{DecodeError, Push, PushStream, StreamLabels};
 use crate::wal::record::WalEntry;
 
 /// Labels consulted, in order, to name a stream's service when it has no
@@ -241,13 +258,89 @@ pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Validates `push` of `tenant` against `limits` at time `now` (Unix ns).
 /// However many entries it rejects, it formats a bounded number of
-/// messages: see [`Validated::errors`].
+/// messages: see [`Validated::errors`]. For trusted input: nothing is
+/// charged for the levels it adds (see [`validate_metered`]).
 pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validated {
+    match validate_inner(push, limits, now, tenant, &mut Charge::none()) {
+        Ok(v) => v,
+        // Only a meter refuses, and there is none.
+        Err(_) => Validated::default(),
+    }
+}
+
+/// [`validate`], charging the `detected_level` pairs it adds to `meter`
+/// before adding them; the meter's error when it refuses (413 or 503).
+pub fn validate_metered(
+    push: Push,
+    limits: &Limits,
+    now: i64,
+    tenant: &str,
+    meter: &mut Meter,
+) -> Result<Validated, DecodeError> {
+    let mut charge = Charge {
+        meter: Some(meter),
+        unpaid: 0,
+    };
+    let v = validate_inner(push, limits, now, tenant, &mut charge)?;
+    charge.pay()?;
+    Ok(v)
+}
+
+/// Level bytes charged to a meter in batches, so that a push does not
+/// touch the shared budget once per entry: what is allocated runs ahead
+/// of what is charged by less than [`Charge::BATCH`].
+struct Charge<'m> {
+    meter: Option<&'m mut Meter>,
+    unpaid: usize,
+}
+
+impl Charge<'_> {
+    const BATCH: usize = 64 << 10;
+
+    fn none() -> Charge<'static> {
+        Charge {
+            meter: None,
+            unpaid: 0,
+        }
+    }
+
+    /// Charges an entry's `detected_level` pair of `pair` encoded bytes:
+    /// in the entry and in the WAL record, plus the entry's metadata
+    /// buffer when the pair is its first.
+    fn level(&mut self, pair: usize) -> Result<(), DecodeError> {
+        if self.meter.is_none() {
+            return Ok(());
+        }
+        self.unpaid = self.unpaid.saturating_add(pair.saturating_mul(2) + 16);
+        if self.unpaid >= Self::BATCH {
+            self.pay()?;
+        }
+        Ok(())
+    }
+
+    fn pay(&mut self) -> Result<(), DecodeError> {
+        if let Some(m) = self.meter.as_deref_mut() {
+            m.charge(self.unpaid)?;
+        }
+        self.unpaid = 0;
+        Ok(())
+    }
+}
+
+fn validate_inner(
+    push: Push,
+    limits: &Limits,
+    now: i64,
+    tenant: &str,
+    charge: &mut Charge<'_>,
+) -> Result<Validated, DecodeError> {
     let mut out = Validated {
         total_entries: push.entry_count() as u64,
         ..Validated::default()
     };
     let mut by_fp: HashMap<u64, usize> = HashMap::new();
+    let mut levels =
+        (limits.allow_structured_metadata && limits.discover_log_levels).then(LevelDetector::new);
     for stream in push.streams {
         let n = stream.entries.len() as u64;
         let bytes: u64 = stream.entries.iter().map(|e| e.sent_len() as u64).sum();
@@ -259,14 +352,19 @@ pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validate
                 continue;
             }
         };
-        let entries = validate_entries(stream, &labels, limits, now, tenant, &mut out);
+        let (entries, bytes) = validate_entries(
+            stream,
+            &labels,
+            limits,
+            (now, tenant),
+            levels.as_mut(),
+            charge,
+            &mut out,
+        )?;
         if entries.is_empty() {
             continue;
         }
-        out.accepted_bytes += entries
-            .iter()
-            .map(|e| (e.line.len() + e.meta.len()) as u64)
-            .sum::<u64>();
+        out.accepted_bytes += bytes;
         let fp = labels.fingerprint();
         match by_fp.get(&fp) {
             Some(&i) => out.streams[i].entries.extend(entries),
@@ -280,7 +378,7 @@ pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validate
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Why a stream's labels are invalid; formatted only when reported.
@@ -416,14 +514,25 @@ pub fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Bytes of an encoded metadata pair.
+fn encoded_pair_len(name: &str, value: &str) -> usize {
+    let varint = |n: usize| (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize;
+    varint(name.len()) + name.len() + varint(value.len()) + value.len()
+}
+
+/// The stream's accepted entries, and the bytes they count for the rate
+/// limit (lines and encoded metadata, `detected_level` left out). With
+/// `levels`, each entry gets its `detected_level` (see the module docs),
+/// charged first; the charge's error stops validation.
 fn validate_entries(
     stream: PushStream,
     labels: &LabelSet,
     limits: &Limits,
-    now: i64,
-    tenant: &str,
+    (now, tenant): (i64, &str),
+    mut levels: Option<&mut LevelDetector>,
+    charge: &mut Charge<'_>,
     out: &mut Validated,
-) -> Vec<WalEntry> {
+) -> Result<(Vec<WalEntry>, u64), DecodeError> {
     let full = labels.to_string();
     let shown = quoted(&full);
     let oldest = if limits.reject_old_samples {
@@ -435,6 +544,9 @@ fn validate_entries(
     let max_line = limits.max_line_size.0 as usize;
     let total = stream.entries.len();
     let mut accepted = Vec::with_capacity(total);
+    let mut accepted_bytes = 0u64;
+    // The level of the stream's own level label, if it has one.
+    let labelled = levels.as_ref().and_then(|_| stream_level(labels));
     let mut tally = Tally::default();
     let mut rejected = 0usize;
     // Lists the first few rejections of the stream; counts the rest.
@@ -483,7 +595,6 @@ fn validate_entries(
             });
             continue;
         }
-        let mut meta = Vec::new();
         if !e.metadata.is_empty() {
             if !limits.allow_structured_metadata {
                 reject(
@@ -498,7 +609,12 @@ fn validate_entries(
                 );
                 continue;
             }
-            let size: usize = e.metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
+            let size: usize = e
+                .metadata
+                .iter()
+                .filter(|(n, _)| n != DETECTED_LEVEL)
+                .map(|(n, v)| n.len() + v.len())
+                .sum();
             let max_size = limits.max_structured_metadata_size.0 as usize;
             if max_size > 0 && size > max_size {
                 reject(Reason::StructuredMetadataTooLarge, line_bytes, out, &|| {
@@ -519,11 +635,55 @@ fn validate_entries(
                 continue;
             }
             e.metadata.sort();
-            for (n, v) in &e.metadata {
-                put_bytes(&mut meta, n.as_bytes());
-                put_bytes(&mut meta, v.as_bytes());
-            }
         }
+        if levels.is_some() {
+            // Loki drops empty metadata before it looks for a level, so an
+            // empty `detected_level` is replaced by the level found.
+            e.metadata
+                .retain(|(n, v)| !(n == DETECTED_LEVEL && v.is_empty()));
+        }
+        // Encoded size, and that of `detected_level` pairs, which the rate
+        // limit ignores.
+        let (mut size, mut level_bytes) = (0, 0);
+        let mut has_level = false;
+        for (n, v) in &mut e.metadata {
+            if n == DETECTED_LEVEL {
+                has_level = true;
+                if levels.is_some()
+                    && let Some(known) = known_level(v.as_bytes())
+                    && v != known
+                {
+                    v.clear();
+                    v.push_str(known);
+                }
+                level_bytes += encoded_pair_len(n, v);
+            }
+            size += encoded_pair_len(n, v);
+        }
+        let level = match levels.as_deref_mut() {
+            Some(_) if has_level => None,
+            Some(_) if labelled.is_some() => labelled,
+            Some(d) => d.entry_level(&e.metadata, e.line.as_bytes()),
+            None => None,
+        };
+        if let Some(level) = level {
+            let pair = encoded_pair_len(DETECTED_LEVEL, level);
+            charge.level(pair)?;
+            level_bytes += pair;
+            size += pair;
+        }
+        // One allocation of the exact size (none without metadata).
+        let mut meta = Vec::with_capacity(size);
+        for (n, v) in &e.metadata {
+            put_bytes(&mut meta, n.as_bytes());
+            put_bytes(&mut meta, v.as_bytes());
+        }
+        if let Some(level) = level {
+            put_bytes(&mut meta, DETECTED_LEVEL.as_bytes());
+            put_bytes(&mut meta, level.as_bytes());
+        }
+        debug_assert_eq!(meta.len(), size);
+        accepted_bytes += (e.line.len() + meta.len() - level_bytes) as u64;
         accepted.push(WalEntry {
             ts: e.ts,
             line: e.line,
@@ -536,7 +696,7 @@ fn validate_entries(
             format!("user '{tenant}', total ignored: {rejected} out of {total} for stream: {shown}")
         });
     }
-    accepted
+    Ok((accepted, accepted_bytes))
 }
 
 /// Formats Unix ns as RFC3339 (UTC), as Loki's messages do.
@@ -640,7 +800,7 @@ mod tests {
     #[test]
     fn entry_errors_reject_only_the_entry() {
         let l = Limits {
-            max_line_size: crate::units::ByteSize(5),
+            max_line_size: larch_config::ByteSize(5),
             ..Limits::default()
         };
         let v = run(
@@ -668,7 +828,7 @@ mod tests {
     #[test]
     fn truncation_keeps_utf8() {
         let l = Limits {
-            max_line_size: crate::units::ByteSize(4),
+            max_line_size: larch_config::ByteSize(4),
             max_line_size_truncate: true,
             ..Limits::default()
         };
@@ -697,7 +857,10 @@ mod tests {
             &l,
         );
         let pairs: Vec<_> = larch_query::decode_metadata(&v.streams[0].entries[0].meta).collect();
-        assert_eq!(pairs, vec![("a", "2"), ("z", "1")]);
+        assert_eq!(
+            pairs,
+            vec![("a", "2"), ("z", "1"), ("detected_level", "unknown")]
+        );
         l.max_structured_metadata_entries_count = 1;
         let v = run(
             vec![text(
@@ -715,6 +878,194 @@ mod tests {
         assert!(
             v.errors[0].contains("includes structured metadata, but this feature is disallowed")
         );
+    }
+
+    fn metadata_of(v: &Validated) -> Vec<Vec<(String, String)>> {
+        v.streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| {
+                larch_query::decode_metadata(&e.meta)
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn levels_are_discovered_as_loki_discovers_them() {
+        let l = Limits::default();
+        let v = run(
+            vec![
+                text(
+                    r#"{app="a"}"#,
+                    vec![
+                        entry(NOW, "level=warn msg=x"),
+                        PushEntry::new(NOW, "x".into(), pairs(&[("z", "1"), ("a", "2")])),
+                        // A level the client sent is kept, normalised.
+                        PushEntry::new(
+                            NOW,
+                            "error".into(),
+                            pairs(&[("detected_level", "WARNING")]),
+                        ),
+                        PushEntry::new(NOW, "error".into(), pairs(&[("detected_level", "Notice")])),
+                        // Empty values are passed over.
+                        PushEntry::new(NOW, "info".into(), pairs(&[("level", ""), ("b", "1")])),
+                        PushEntry::new(NOW, "info".into(), pairs(&[("detected_level", "")])),
+                        PushEntry::new(NOW, "x".into(), pairs(&[("severity_number", "17")])),
+                    ],
+                ),
+                // A level label wins over the line.
+                text(r#"{app="b", level="WARNING"}"#, vec![entry(NOW, "ERROR")]),
+            ],
+            &l,
+        );
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert_eq!(
+            metadata_of(&v),
+            vec![
+                pairs(&[("detected_level", "warn")]),
+                pairs(&[("a", "2"), ("z", "1"), ("detected_level", "unknown")]),
+                pairs(&[("detected_level", "warn")]),
+                pairs(&[("detected_level", "Notice")]),
+                pairs(&[("b", "1"), ("level", ""), ("detected_level", "info")]),
+                pairs(&[("detected_level", "info")]),
+                pairs(&[("severity_number", "17"), ("detected_level", "error")]),
+                pairs(&[("detected_level", "warn")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_levels_without_discovery_or_metadata() {
+        let sent = || {
+            vec![text(
+                r#"{app="a"}"#,
+                vec![
+                    entry(NOW, "level=warn msg=x"),
+                    PushEntry::new(NOW, "x".into(), pairs(&[("detected_level", "WARNING")])),
+                ],
+            )]
+        };
+        let off = Limits {
+            discover_log_levels: false,
+            ..Limits::default()
+        };
+        let v = run(sent(), &off);
+        assert_eq!(
+            metadata_of(&v),
+            vec![vec![], pairs(&[("detected_level", "WARNING")])]
+        );
+        // Without structured metadata there is nowhere to put a level.
+        let disallowed = Limits {
+            allow_structured_metadata: false,
+            ..Limits::default()
+        };
+        let v = run(sent(), &disallowed);
+        assert_eq!(metadata_of(&v), vec![Vec::<(String, String)>::new()]);
+        assert_eq!(v.discarded[&Reason::DisallowedStructuredMetadata].0, 1);
+    }
+
+    #[test]
+    fn detected_level_counts_as_a_pair_but_not_as_bytes() {
+        let with = |meta: &[(&str, &str)]| {
+            vec![text(
+                r#"{app="a"}"#,
+                vec![PushEntry::new(NOW, "x".into(), pairs(meta))],
+            )]
+        };
+        let l = Limits {
+            max_structured_metadata_size: larch_config::ByteSize(5),
+            max_structured_metadata_entries_count: 1,
+            ..Limits::default()
+        };
+        let v = run(with(&[("detected_level", "critical")]), &l);
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        let v = run(with(&[("ab", "cdef")]), &l);
+        assert!(v.errors[0].contains("structured metadata too large: '6' bytes"));
+        let v = run(with(&[("a", "1"), ("detected_level", "x")]), &l);
+        assert!(v.errors[0].contains("too many structured metadata labels: '2'"));
+        // The rate limit charges the same bytes with or without the level.
+        let lines = || {
+            vec![text(
+                r#"{app="a"}"#,
+                vec![
+                    entry(NOW, "error here"),
+                    PushEntry::new(NOW, "x".into(), pairs(&[("t", "1")])),
+                    PushEntry::new(NOW, "x".into(), pairs(&[("detected_level", "warn")])),
+                ],
+            )]
+        };
+        let on = run(lines(), &Limits::default());
+        let off = run(
+            lines(),
+            &Limits {
+                discover_log_levels: false,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(on.accepted_bytes, off.accepted_bytes);
+        assert_eq!(on.accepted_bytes, 10 + 1 + 4 + 1);
+    }
+
+    #[test]
+    fn levels_are_charged_to_the_meter_before_they_are_added() {
+        use crate::push::meter::{LineLimit, Meter};
+        let long = "v".repeat(1000);
+        let stream = |level: &str| {
+            vec![text(
+                &format!(r#"{{app="a", level="{level}"}}"#),
+                (0..1000).map(|_| entry(NOW, "x")).collect(),
+            )]
+        };
+        let push = |level: &str| Push {
+            streams: stream(level),
+        };
+        let meter = || Meter::standalone(100_000, usize::MAX, LineLimit::NONE);
+        let l = Limits::default();
+        // 1000 copies of a 1000-byte level need far more than the meter has.
+        let mut m = meter();
+        let e = validate_metered(push(&long), &l, NOW, "t", &mut m).unwrap_err();
+        assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
+        assert!(m.held() <= 100_000);
+        // A known level fits; what it takes is held.
+        let mut m = meter();
+        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m).unwrap();
+        assert_eq!(v.accepted_entries(), 1000);
+        assert_eq!(
+            m.held(),
+            1000 * (2 * encoded_pair_len(DETECTED_LEVEL, "warn") + 16)
+        );
+        // Without discovery nothing is added or charged.
+        let off = Limits {
+            discover_log_levels: false,
+            ..Limits::default()
+        };
+        let mut m = meter();
+        let v = validate_metered(push(&long), &off, NOW, "t", &mut m).unwrap();
+        assert_eq!(v.accepted_entries(), 1000);
+        assert_eq!(m.held(), 0);
+    }
+
+    #[test]
+    fn encoded_pair_lengths() {
+        for (n, v) in [("", ""), ("a", "b"), ("detected_level", "warn")] {
+            let mut buf = Vec::new();
+            put_bytes(&mut buf, n.as_bytes());
+            put_bytes(&mut buf, v.as_bytes());
+            assert_eq!(encoded_pair_len(n, v), buf.len());
+        }
+        let long = "x".repeat(300);
+        let mut buf = Vec::new();
+        put_bytes(&mut buf, long.as_bytes());
+        put_bytes(&mut buf, b"");
+        assert_eq!(encoded_pair_len(&long, ""), buf.len());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! chunks (`Transfer-Encoding: chunked`, decoded), or to the end of the
 //! connection.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a read may wait for the server.
@@ -67,23 +69,118 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<R
     request(port, "GET", path, headers, b"")
 }
 
+/// How to reach a server over TLS: the CA its certificate is checked
+/// against, the name it must carry, and optionally a client certificate.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// CA bundle (PEM).
+    pub ca: PathBuf,
+    /// Client certificate and key (PEM), for servers that ask for one.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The name checked in the server's certificate (`127.0.0.1`, or a
+    /// DNS name).
+    pub server_name: String,
+}
+
+impl Tls {
+    /// Trusts `ca`, checks `127.0.0.1`, presents no certificate.
+    pub fn new(ca: impl Into<PathBuf>) -> Tls {
+        Tls {
+            ca: ca.into(),
+            client: None,
+            server_name: "127.0.0.1".into(),
+        }
+    }
+
+    /// Presents `cert` and `key`.
+    pub fn with_client(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Tls {
+        self.client = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The rustls configuration (read from the files now).
+    pub fn client_config(&self) -> std::io::Result<Arc<rustls::ClientConfig>> {
+        use rustls::pki_types::pem::PemObject;
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let certs = |p: &Path| -> std::io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+            rustls::pki_types::CertificateDer::pem_file_iter(p)
+                .map_err(|e| bad(format!("{}: {e}", p.display())))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("{}: {e}", p.display())))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(&self.ca)? {
+            roots.add(c).map_err(|e| bad(e.to_string()))?;
+        }
+        let b = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots);
+        let mut cfg = match &self.client {
+            Some((cert, key)) => {
+                let k = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| bad(format!("{}: {e}", key.display())))?;
+                b.with_client_auth_cert(certs(cert)?, k)
+                    .map_err(|e| bad(e.to_string()))?
+            }
+            None => b.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// One request over TLS on a new connection (see [`request`]).
+pub fn request_tls(
+    port: u16,
+    tls: &Tls,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut c = Connection::connect_tls(port, tls)?;
+    c.send(method, path, headers, body, true)
+}
+
+/// A byte stream: TCP, or TLS over TCP.
+pub trait Stream: Read + Write + Send + std::fmt::Debug {}
+impl<T: Read + Write + Send + std::fmt::Debug> Stream for T {}
+
 /// A keep-alive HTTP/1.1 connection: requests are sent one after the
 /// other, each response read whole before the next request.
 #[derive(Debug)]
 pub struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn Stream>>,
 }
 
 impl Connection {
     /// Connects to 127.0.0.1:`port`.
     pub fn connect(port: u16) -> std::io::Result<Connection> {
-        let s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(READ_TIMEOUT))?;
+        let s = tcp(port)?;
         Ok(Connection {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
+            reader: BufReader::new(Box::new(s)),
+        })
+    }
+
+    /// Connects to 127.0.0.1:`port` and makes the TLS handshake (an error
+    /// if the server refuses it, e.g. without a client certificate it
+    /// requires).
+    pub fn connect_tls(port: u16, tls: &Tls) -> std::io::Result<Connection> {
+        let mut s = tcp(port)?;
+        let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut conn = rustls::ClientConnection::new(tls.client_config()?, name)
+            .map_err(std::io::Error::other)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut s)?;
+        }
+        // TLS 1.3: a refused client certificate is reported after the
+        // handshake, with the first read of the response.
+        Ok(Connection {
+            reader: BufReader::new(Box::new(rustls::StreamOwned::new(conn, s))),
         })
     }
 
@@ -115,10 +212,20 @@ impl Connection {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        self.writer.write_all(head.as_bytes())?;
-        self.writer.write_all(body)?;
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        let w = self.reader.get_mut();
+        w.write_all(&out)?;
+        w.flush()?;
         read_response(&mut self.reader, method == "HEAD")
     }
+}
+
+fn tcp(port: u16) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(READ_TIMEOUT))?;
+    Ok(s)
 }
 
 /// Reads one response from `r`. `head_only`: the request was `HEAD`, so

@@ -10,11 +10,16 @@
 //! * [`http`]: one small HTTP/1.1 client (one request per connection, or
 //!   a keep-alive [`http::Connection`]), chunked decoding, percent-encoding.
 //! * [`push`]: Loki push bodies (snappy protobuf, JSON).
+//! * [`pki`]: a test CA and certificates made with `openssl`, for TLS
+//!   and mTLS tests ([`http::Tls`] is the client side).
 //! * [`s3`]: a real S3-compatible server (`s3s-fs`), installed once into
 //!   `.test-deps/`.
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
+//! * [`prometheus`]: Prometheus and Alertmanager from Debian's packages
+//!   (installed when missing), on free ports, for end-to-end tests of the
+//!   ruler and of the shipped scrape configuration.
 //! * [`engine`]: the LogQL engine's reference evaluator and random cases,
 //!   run by the query crate over memory and by the store's tests over the
 //!   real ingester.
@@ -53,9 +58,11 @@ mod binary;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod pki;
 mod port;
 mod process;
 pub mod procfs;
+pub mod prometheus;
 pub mod push;
 pub mod s3;
 mod store;

@@ -34,6 +34,7 @@ struct Spec {
     env: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     ready: Option<(u16, String)>,
+    ready_tls: Option<crate::http::Tls>,
     max_open_files: Option<u32>,
 }
 
@@ -53,6 +54,7 @@ impl ProcessBuilder {
                 env: vec![("RUST_BACKTRACE".into(), "1".into())],
                 cwd: None,
                 ready: None,
+                ready_tls: None,
                 max_open_files: None,
             },
             dir,
@@ -98,6 +100,12 @@ impl ProcessBuilder {
     /// 200.
     pub fn ready(mut self, port: u16, path: &str) -> ProcessBuilder {
         self.spec.ready = Some((port, path.to_string()));
+        self
+    }
+
+    /// Makes the ready check (see [`ProcessBuilder::ready`]) over TLS.
+    pub fn ready_tls(mut self, tls: crate::http::Tls) -> ProcessBuilder {
+        self.spec.ready_tls = Some(tls);
         self
     }
 
@@ -182,7 +190,11 @@ impl Process {
     fn wait_ready(&self, port: u16, path: &str) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if crate::http::request(port, "GET", path, &[], b"").is_ok_and(|r| r.status == 200) {
+            let answer = match &self.spec.ready_tls {
+                Some(tls) => crate::http::request_tls(port, tls, "GET", path, &[], b""),
+                None => crate::http::request(port, "GET", path, &[], b""),
+            };
+            if answer.is_ok_and(|r| r.status == 200) {
                 return;
             }
             if let Some(status) = self.try_wait() {

@@ -16,9 +16,17 @@ pub struct StoreBuilder {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     max_open_files: Option<u32>,
+    tls: Option<crate::http::Tls>,
 }
 
 impl StoreBuilder {
+    /// The store serves TLS (its configuration must say so): the ready
+    /// check, [`StoreProcess::request`] and [`StoreProcess::addr`] use it.
+    pub fn tls(mut self, tls: crate::http::Tls) -> StoreBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The data directory (default: `data/` in the process' own
     /// directory, deleted with it).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> StoreBuilder {
@@ -88,6 +96,9 @@ impl StoreBuilder {
             b = b.arg("--config").arg(path);
         }
         b = b.args(self.args).ready(http, "/ready");
+        if let Some(tls) = &self.tls {
+            b = b.ready_tls(tls.clone());
+        }
         for (k, v) in self.env {
             b = b.env(k, v);
         }
@@ -99,6 +110,7 @@ impl StoreBuilder {
             http,
             grpc,
             data_dir,
+            tls: self.tls,
         }
     }
 }
@@ -113,6 +125,7 @@ pub struct StoreProcess {
     /// The gRPC port.
     pub grpc: u16,
     data_dir: PathBuf,
+    tls: Option<crate::http::Tls>,
 }
 
 impl StoreProcess {
@@ -127,9 +140,25 @@ impl StoreProcess {
         StoreProcess::builder().data_dir(data).args(args).start()
     }
 
-    /// `http://127.0.0.1:<http port>`.
+    /// `http://127.0.0.1:<http port>` (`https://` with TLS).
     pub fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.http)
+    }
+
+    /// One request to the HTTP port on a new connection, over TLS when
+    /// the store was started with [`StoreBuilder::tls`].
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<crate::http::Response> {
+        match &self.tls {
+            Some(tls) => crate::http::request_tls(self.http, tls, method, path, headers, body),
+            None => crate::http::request(self.http, method, path, headers, body),
+        }
     }
 
     /// The data directory.

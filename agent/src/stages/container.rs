@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, FileState, Stage};
 use crate::format::{DockerDecoder, Joined, Joiner, Record, parse_cri};
 use crate::labels::Labels;
-use crate::units::ByteSize;
+use larch_config::ByteSize;
 
 fn default_max_partial_lines() -> usize {
     // Promtail's default.

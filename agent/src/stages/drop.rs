@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{BuildCtx, Entry, FileState, Stage};
 use crate::metrics::Counter;
 use crate::time::now_nanos;
-use crate::units::{ByteSize, Dur};
+use larch_config::{ByteSize, HumanDuration};
 
 /// One source name or several.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ pub struct DropConfig {
     pub value: Option<String>,
     /// Drop entries older than this.
     #[serde(default)]
-    pub older_than: Option<Dur>,
+    pub older_than: Option<HumanDuration>,
     /// Drop lines longer than this.
     #[serde(default)]
     pub longer_than: Option<ByteSize>,

@@ -125,7 +125,7 @@ impl StageConfig {
 /// Parses a YAML list of stages (`- cri: {}` …), the form of
 /// `pipeline_stages`.
 pub fn parse_stages_yaml(text: &str) -> std::result::Result<Vec<StageConfig>, String> {
-    crate::yaml::from_str(text).map_err(|e| e.to_string())
+    larch_config::yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// A log entry on its way through the pipeline.

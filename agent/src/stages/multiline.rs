@@ -14,11 +14,11 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Entry, FileState, Stage};
-use crate::units::Dur;
+use larch_config::HumanDuration;
 
-fn default_max_wait() -> Dur {
+fn default_max_wait() -> HumanDuration {
     // Promtail's default.
-    Dur::secs(3)
+    HumanDuration::from_secs(3)
 }
 fn default_max_lines() -> usize {
     // Promtail's default.
@@ -33,7 +33,7 @@ pub struct MultilineConfig {
     pub firstline: String,
     /// Release a block after this long without a new line. Default 3s.
     #[serde(default = "default_max_wait")]
-    pub max_wait_time: Dur,
+    pub max_wait_time: HumanDuration,
     /// Release a block at this many lines. Default 128.
     #[serde(default = "default_max_lines")]
     pub max_lines: usize,

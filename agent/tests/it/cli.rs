@@ -80,7 +80,7 @@ fn flags_override_the_file_and_print_config_shows_the_result() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("batch_wait: 2s")
-            && out.contains("tenant: b")
+            && out.contains("tenant_id: b")
             && out.contains("node_name: n9"),
         "{out}"
     );

@@ -9,6 +9,6 @@ mod e2e;
 mod fuzz;
 mod kube;
 mod positions;
-mod readme;
+mod security;
 mod support;
 mod tailer_model;

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use larch_testkit::http::{get, percent, request};
+pub use larch_testkit::http::{percent, request};
 pub use larch_testkit::{AgentProcess, StoreProcess, free_port, now_ns, wait_for};
 
 /// Starts a store on `data` on free ports.
@@ -38,13 +38,14 @@ pub fn start_store_config(
 ) -> StoreProcess {
     // Loki's query limits (5000 entries, 500 series) are lifted so a
     // test can read everything back in one query; ingestion limits stay
-    // at Loki's defaults unless `limits` says otherwise.
+    // at Loki's defaults unless `limits` says otherwise. Level discovery
+    // is off so that entries read back carry exactly what the agent sent.
     StoreProcess::builder()
         .data_dir(data)
         .http_port(http)
         .grpc_port(grpc)
         .config(format!(
-            "{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n{limits}"
+            "{top}limits:\n  max_entries_limit_per_query: 1000000\n  max_query_series: 100000\n  discover_log_levels: false\n{limits}"
         ))
         .start()
 }
@@ -54,11 +55,22 @@ pub trait Query {
     /// Every entry of `tenant` whose stream has `name="value"`, as
     /// (stream labels, timestamp, line) sorted, read with Loki's
     /// `query_range` API over the last day.
-    fn query(&self, tenant: &str, selector: (&str, &str)) -> Entries;
+    fn query(&self, tenant: &str, selector: (&str, &str)) -> Entries {
+        self.query_with(tenant, selector, &[])
+    }
+
+    /// [`Query::query`] with extra request headers (a token).
+    fn query_with(&self, tenant: &str, selector: (&str, &str), headers: &[(&str, &str)])
+    -> Entries;
 }
 
 impl Query for StoreProcess {
-    fn query(&self, tenant: &str, (name, value): (&str, &str)) -> Entries {
+    fn query_with(
+        &self,
+        tenant: &str,
+        (name, value): (&str, &str),
+        headers: &[(&str, &str)],
+    ) -> Entries {
         let now = now_ns();
         let q = format!("{{{name}=\"{value}\"}}");
         let path = format!(
@@ -67,7 +79,9 @@ impl Query for StoreProcess {
             now - 86_400_000_000_000,
             now + 3_600_000_000_000
         );
-        let r = get(self.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
+        let mut h = vec![("X-Scope-OrgID", tenant)];
+        h.extend_from_slice(headers);
+        let r = self.request("GET", &path, &h, b"").unwrap();
         assert_eq!(r.status, 200, "query_range: {}", r.text());
         let v = r.json();
         assert_eq!(v["data"]["resultType"], "streams", "{v}");

@@ -50,6 +50,19 @@ struct Args {
     /// (for profiling it), then exit.
     #[arg(long)]
     push_to: Option<u16>,
+    /// The store's `discover_log_levels`: `on` (the default, as
+    /// configured out of the box), `off`, or `both` (each run measures the
+    /// store with and then without, for a comparison in one invocation).
+    #[arg(long, value_enum, default_value_t = Levels::On)]
+    levels: Levels,
+}
+
+/// Which `discover_log_levels` settings a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Levels {
+    On,
+    Off,
+    Both,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -88,7 +101,13 @@ fn main() -> anyhow::Result<()> {
         .store_bin
         .clone()
         .unwrap_or_else(|| larch_testkit::binary("larch-store"));
-    let mut store_runs = Vec::new();
+    let settings: &[bool] = match args.levels {
+        Levels::On => &[true],
+        Levels::Off => &[false],
+        Levels::Both => &[true, false],
+    };
+    // Per setting: (wall, per core, CPU-s, chunk bytes) of every run.
+    let mut store_runs: Vec<Vec<(f64, f64, f64, u64)>> = vec![Vec::new(); settings.len()];
     let mut sink_runs = Vec::new();
     for run in 0..args.runs {
         let port = free_port();
@@ -97,59 +116,71 @@ fn main() -> anyhow::Result<()> {
             .ready(port, "/ready");
         sink_runs.push(measure(sink, port, &bodies, raw_bytes)?);
 
-        let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let store = ProcessBuilder::new("larch-store", &store_bin)
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--grpc-addr")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--config")
-            .arg(write_config(dir.path())?)
-            .env("LARCH_LOG", "warn")
-            .ready(port, "/ready");
-        let r = measure(store, port, &bodies, raw_bytes)
-            .with_context(|| format!("running {}", store_bin.display()))?;
-        let stored = dir_size(&dir.path().join("chunks"));
-        println!(
-            "run {run}: store {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x)",
-            r.0 / 1e6,
-            r.1 / 1e6,
-            r.2,
-            sink_runs[run].1 / 1e6,
-            stored as f64 / 1048576.0,
-            raw_bytes as f64 / stored.max(1) as f64
-        );
-        store_runs.push(r);
+        for (k, &levels) in settings.iter().enumerate() {
+            let dir = tempfile::tempdir()?;
+            let port = free_port();
+            let store = ProcessBuilder::new("larch-store", &store_bin)
+                .arg("--http-addr")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--grpc-addr")
+                .arg(format!("127.0.0.1:{}", free_port()))
+                .arg("--data-dir")
+                .arg(dir.path())
+                .arg("--config")
+                .arg(write_config(dir.path(), levels)?)
+                .env("LARCH_LOG", "warn")
+                .ready(port, "/ready");
+            let r = measure(store, port, &bodies, raw_bytes)
+                .with_context(|| format!("running {}", store_bin.display()))?;
+            let stored = dir_size(&dir.path().join("chunks"));
+            println!(
+                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
+                if levels { "on" } else { "off" },
+                r.0 / 1e6,
+                r.1 / 1e6,
+                r.2,
+                sink_runs[run].1 / 1e6,
+                stored as f64 / 1048576.0,
+                raw_bytes as f64 / stored.max(1) as f64,
+                stored as f64 / lines.max(1) as f64
+            );
+            store_runs[k].push((r.0, r.1, r.2, stored));
+        }
     }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let store_wall = med(&mut store_runs.iter().map(|r| r.0).collect());
-    let store_core = med(&mut store_runs.iter().map(|r| r.1).collect());
     let sink_core = med(&mut sink_runs.iter().map(|r| r.1).collect());
-    println!(
-        "median of {}: store {:.0} MB/s wall, {:.0} MB/s per core; baseline sink {:.0} MB/s per core; store/sink {:.2}",
-        args.runs,
-        store_wall / 1e6,
-        store_core / 1e6,
-        sink_core / 1e6,
-        store_core / sink_core
-    );
+    for (k, &levels) in settings.iter().enumerate() {
+        let runs = &store_runs[k];
+        let store_wall = med(&mut runs.iter().map(|r| r.0).collect());
+        let store_core = med(&mut runs.iter().map(|r| r.1).collect());
+        let stored = med(&mut runs.iter().map(|r| r.3 as f64).collect());
+        println!(
+            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s per core; baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
+            args.runs,
+            if levels { "on" } else { "off" },
+            store_wall / 1e6,
+            store_core / 1e6,
+            sink_core / 1e6,
+            store_core / sink_core,
+            stored / lines.max(1) as f64
+        );
+    }
     Ok(())
 }
 
 /// Limits generous enough that the benchmark measures throughput, not
 /// rate limiting; SIGTERM flushes everything (not the default), so the run
-/// includes writing every chunk.
-fn write_config(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+/// includes writing every chunk. `levels` is `discover_log_levels`.
+fn write_config(dir: &std::path::Path, levels: bool) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("bench.yaml");
     std::fs::write(
         &path,
-        "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\n",
+        format!(
+            "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n  discover_log_levels: {levels}\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\n"
+        ),
     )?;
     Ok(path)
 }

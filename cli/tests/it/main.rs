@@ -4,11 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod detected;
 mod errors;
 mod fixture;
 mod meta;
+mod parallel;
 mod push;
 mod query;
+mod security;
 mod support;
 mod tail;
 mod terminal;

@@ -191,7 +191,8 @@ fn fmt_locally_and_by_the_store() {
     );
 
     let f = fixture();
-    let r = f.larch(&["fmt", "-q", "--server", q]).run();
+    let addr = f.store.addr();
+    let r = larch(&["fmt", "-q", "--server", "--addr", &addr, q]).run();
     assert_eq!(r.code, 0, "{r:?}");
     let (status, body) = f
         .store

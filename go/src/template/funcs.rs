@@ -23,6 +23,8 @@ pub(crate) struct Env<'a> {
     pub labels_get: &'a dyn Fn(&str) -> Option<String>,
     pub labels_len: usize,
     pub to_s: &'a dyn Fn(&Value) -> String,
+    /// Prometheus' `externalURL` (alert templates).
+    pub external_url: &'a str,
 }
 
 macro_rules! catalogue {
@@ -136,16 +138,35 @@ catalogue! {
     UnixEpoch = "unixEpoch",
     Default = "default",
     Quote = "quote",
+    // Prometheus' alert templates only (see `prometheus`).
+    Humanize = "humanize",
+    Humanize1024 = "humanize1024",
+    HumanizeDuration = "humanizeDuration",
+    HumanizePercentage = "humanizePercentage",
+    HumanizeTimestamp = "humanizeTimestamp",
+    ToUpperProm = "toUpper",
+    ToLowerProm = "toLower",
+    Match = "match",
+    ReReplaceAll = "reReplaceAll",
+    SafeHtml = "safeHtml",
+    Args = "args",
+    StripPort = "stripPort",
+    StripDomain = "stripDomain",
+    ParseDuration = "parseDuration",
+    ToTime = "toTime",
+    PathPrefix = "pathPrefix",
+    ExternalUrl = "externalURL",
 }
 
 use Func as F;
 
-/// Which functions a program's templates may call, and how they read
-/// missing data.
+/// Which functions a program's templates may call, how they read missing
+/// data, and what the data is.
 #[derive(Debug)]
 pub struct Dialect {
     funcs: &'static [Func],
     missing_zero: bool,
+    alert: bool,
 }
 
 /// Functions only Promtail's `template` stage offers, beyond Go's
@@ -229,21 +250,102 @@ const PROMTAIL_FUNCS: &[Func] = &[
     F::Quote,
 ];
 
+/// Functions of Prometheus' alert templates only.
+const fn prometheus_only(f: Func) -> bool {
+    matches!(
+        f,
+        F::Humanize
+            | F::Humanize1024
+            | F::HumanizeDuration
+            | F::HumanizePercentage
+            | F::HumanizeTimestamp
+            | F::ToUpperProm
+            | F::ToLowerProm
+            | F::Match
+            | F::ReReplaceAll
+            | F::SafeHtml
+            | F::Args
+            | F::StripPort
+            | F::StripDomain
+            | F::ParseDuration
+            | F::ToTime
+            | F::PathPrefix
+            | F::ExternalUrl
+    )
+}
+
+const fn count_loki() -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < CATALOGUE.len() {
+        let f = CATALOGUE[i].1;
+        if !matches!(f, F::Quote) && !prometheus_only(f) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 /// Loki's `line_format`/`label_format` functions: every function of the
-/// catalogue but Sprig's `quote`, which Loki does not offer.
+/// catalogue but Sprig's `quote`, which Loki does not offer, and those of
+/// Prometheus' alert templates.
 const LOKI_FUNCS: &[Func] = &{
-    let mut out = [F::And; CATALOGUE.len() - 1];
+    let mut out = [F::And; count_loki()];
     let mut i = 0;
     let mut o = 0;
     while i < CATALOGUE.len() {
-        if !matches!(CATALOGUE[i].1, F::Quote) {
-            out[o] = CATALOGUE[i].1;
+        let f = CATALOGUE[i].1;
+        if !matches!(f, F::Quote) && !prometheus_only(f) {
+            out[o] = f;
             o += 1;
         }
         i += 1;
     }
     out
 };
+
+/// Prometheus' alert-template functions: Go's builtins and Prometheus'
+/// own (no Sprig).
+const PROMETHEUS_FUNCS: &[Func] = &[
+    // Go builtins.
+    F::And,
+    F::Or,
+    F::Not,
+    F::Len,
+    F::Index,
+    F::Slice,
+    F::Print,
+    F::Printf,
+    F::Println,
+    F::Eq,
+    F::Ne,
+    F::Lt,
+    F::Le,
+    F::Gt,
+    F::Ge,
+    F::Html,
+    F::Urlquery,
+    // Prometheus'.
+    F::Title,
+    F::Humanize,
+    F::Humanize1024,
+    F::HumanizeDuration,
+    F::HumanizePercentage,
+    F::HumanizeTimestamp,
+    F::ToUpperProm,
+    F::ToLowerProm,
+    F::Match,
+    F::ReReplaceAll,
+    F::SafeHtml,
+    F::Args,
+    F::StripPort,
+    F::StripDomain,
+    F::ParseDuration,
+    F::ToTime,
+    F::PathPrefix,
+    F::ExternalUrl,
+];
 
 impl Dialect {
     /// Loki's `line_format` and `label_format`: Go's builtins, Loki's
@@ -252,6 +354,7 @@ impl Dialect {
     pub const LOKI: Dialect = Dialect {
         funcs: LOKI_FUNCS,
         missing_zero: true,
+        alert: false,
     };
 
     /// Promtail's `template` stage: Go's builtins, Promtail's string
@@ -261,6 +364,24 @@ impl Dialect {
     pub const PROMTAIL: Dialect = Dialect {
         funcs: PROMTAIL_FUNCS,
         missing_zero: false,
+        alert: false,
+    };
+
+    /// Prometheus' alert labels and annotations (as Loki's ruler expands
+    /// them): Go's builtins and Prometheus' functions (`humanize`,
+    /// `humanizeDuration`, `match`, `reReplaceAll`, `title`, `toUpper`,
+    /// ...); the data is the alert (`.Labels`, `.ExternalLabels`,
+    /// `.ExternalURL`, `.Value`, from [`Context`](super::Context)), and
+    /// `$labels`, `$externalLabels`, `$externalURL` and `$value` are
+    /// defined before the text, as Prometheus defines them; a missing label
+    /// reads as `""` (`missingkey=zero`). The functions that run queries
+    /// (`query`, `first`, `label`, `value`, `sortByLabel`, `strvalue`) and
+    /// the links to Prometheus' own UI (`graphLink`, `tableLink`) are not
+    /// offered.
+    pub const PROMETHEUS: Dialect = Dialect {
+        funcs: PROMETHEUS_FUNCS,
+        missing_zero: true,
+        alert: true,
     };
 
     /// The function `name` names in this dialect.
@@ -279,21 +400,30 @@ impl Dialect {
     pub(crate) fn missing_zero(&self) -> bool {
         self.missing_zero
     }
+
+    /// Whether the data is an alert (Prometheus' template data) rather
+    /// than a map of labels.
+    pub(crate) fn alert(&self) -> bool {
+        self.alert
+    }
 }
 
 /// Functions whose first argument is a regex: a literal one is compiled
 /// when the template is parsed.
 pub(crate) fn takes_regex(f: Func) -> bool {
-    matches!(f, F::RegexReplaceAll | F::RegexReplaceAllLiteral | F::Count)
+    matches!(
+        f,
+        F::RegexReplaceAll | F::RegexReplaceAllLiteral | F::Count | F::Match | F::ReReplaceAll
+    )
 }
 
 /// A regex compiled at parse time, or Go's message for why it did not
 /// compile (reported when the function runs, as Go reports it).
 pub(crate) type Precompiled = Result<regex::Regex, String>;
 
-type R = Result<Value, String>;
+pub(crate) type R = Result<Value, String>;
 
-fn want_str(v: &Value) -> Result<&str, String> {
+pub(crate) fn want_str(v: &Value) -> Result<&str, String> {
     match v {
         Value::Str(s) => Ok(s),
         // A missing key of an interface map (Promtail's data).
@@ -496,7 +626,7 @@ fn b64dec(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
@@ -583,7 +713,7 @@ fn basic_cmp(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
     }
 }
 
-fn nargs(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+pub(crate) fn nargs(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     if args.len() != n {
         return Err(format!(
             "wrong number of args for {name}: want {n} got {}",
@@ -593,7 +723,7 @@ fn nargs(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn min_args(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+pub(crate) fn min_args(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     if args.len() < n {
         return Err(format!(
             "wrong number of args for {name}: want at least {n} got {}",
@@ -603,7 +733,7 @@ fn min_args(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn s(v: String) -> R {
+pub(crate) fn s(v: String) -> R {
     Ok(Value::Str(v))
 }
 
@@ -1158,11 +1288,13 @@ pub(crate) fn call(f: Func, a: &[Value], env: &Env<'_>, pre: Option<&Precompiled
             s(parts.join(" "))
         }
         F::And | F::Or => Err(format!("{name} is evaluated by the executor")),
+        _ if prometheus_only(f) => super::prometheus::call(f, a, env, pre),
+        _ => Err(format!("{name} is not a function of this dialect")),
     }
 }
 
 /// Compiles a regex given at run time, with Go's error text.
-fn compile_regex(p: &str) -> Result<regex::Regex, String> {
+pub(crate) fn compile_regex(p: &str) -> Result<regex::Regex, String> {
     crate::regex::compile(p, false).map_err(|e| e.to_string())
 }
 

@@ -24,6 +24,7 @@ mod check;
 mod funcs;
 mod parse;
 mod printf;
+mod prometheus;
 mod value;
 
 pub use check::{MAX_NESTING, check_syntax};
@@ -53,7 +54,27 @@ pub trait Context {
     fn line(&self) -> &[u8];
     /// The entry's timestamp, Unix nanoseconds (`__timestamp__`).
     fn timestamp(&self) -> i64;
+    /// Prometheus' alert templates ([`Dialect::PROMETHEUS`]): the alert's
+    /// value (`.Value`, `$value`). Other dialects never ask.
+    fn value(&self) -> f64 {
+        f64::NAN
+    }
+    /// Prometheus' alert templates: the external labels
+    /// (`.ExternalLabels`, `$externalLabels`), sorted by name.
+    fn for_each_external_label(&self, f: &mut dyn FnMut(&str, &str)) {
+        let _ = f;
+    }
+    /// Prometheus' alert templates: the external URL (`.ExternalURL`,
+    /// `$externalURL`, `externalURL`, `pathPrefix`).
+    fn external_url(&self) -> &str {
+        ""
+    }
 }
+
+/// What Prometheus defines before the text of every alert template; on the
+/// template's first line, so that line numbers in messages stay the
+/// user's.
+const ALERT_DEFINITIONS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
 /// A parsed template.
 #[derive(Clone, Debug)]
@@ -61,6 +82,7 @@ pub struct Template {
     name: String,
     nodes: Vec<Node>,
     missing_zero: bool,
+    alert: bool,
 }
 
 enum Flow {
@@ -84,10 +106,16 @@ impl Template {
     /// Parses `src` with the functions of `dialect`; `name` appears in
     /// messages (`line`, `label`, `pipeline_template`).
     pub fn parse(name: &str, src: &str, dialect: &Dialect) -> Result<Template, TemplateError> {
+        let nodes = if dialect.alert() {
+            parse::parse(name, &format!("{ALERT_DEFINITIONS}{src}"), dialect)?
+        } else {
+            parse::parse(name, src, dialect)?
+        };
         Ok(Template {
             name: name.to_string(),
-            nodes: parse::parse(name, src, dialect)?,
+            nodes,
             missing_zero: dialect.missing_zero(),
+            alert: dialect.alert(),
         })
     }
 
@@ -142,19 +170,43 @@ impl Template {
     pub fn execute(&self, ctx: &dyn Context, out: &mut Vec<u8>) -> Result<(), TemplateError> {
         let mut labels_len = 0;
         ctx.for_each_label(&mut |_, _| labels_len += 1);
+        let root = if self.alert {
+            alert_data(ctx)
+        } else {
+            Value::Labels
+        };
         let mut ex = Exec {
             name: &self.name,
             missing_zero: self.missing_zero,
             ctx,
-            vars: vec![("$".to_string(), Value::Labels)],
+            vars: vec![("$".to_string(), root.clone())],
             labels_len,
             depth: 0,
         };
         let mut s = String::new();
-        let r = ex.walk(&self.nodes, &Value::Labels, &mut s);
+        let r = ex.walk(&self.nodes, &root, &mut s);
         out.extend_from_slice(s.as_bytes());
         r.map(|_| ())
     }
+}
+
+/// Prometheus' alert template data: `Labels`, `ExternalLabels`,
+/// `ExternalURL`, `Value` (fields in name order, as a map keeps them).
+fn alert_data(ctx: &dyn Context) -> Value {
+    let mut external = Vec::new();
+    ctx.for_each_external_label(&mut |k, v| {
+        external.push((k.to_string(), Value::Str(v.to_string())));
+    });
+    external.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Map(vec![
+        ("ExternalLabels".to_string(), Value::Map(external)),
+        (
+            "ExternalURL".to_string(),
+            Value::Str(ctx.external_url().to_string()),
+        ),
+        ("Labels".to_string(), Value::Labels),
+        ("Value".to_string(), Value::Float(ctx.value())),
+    ])
 }
 
 impl Exec<'_> {
@@ -374,6 +426,7 @@ impl Exec<'_> {
                 labels_get: &labels_get,
                 labels_len: self.labels_len,
                 to_s: &to_s,
+                external_url: ctx.external_url(),
             };
             return funcs::call(f, &args, &env, c.pre.as_ref())
                 .map_err(|e| self.err(name, format!("error calling {name}: {e}")));
@@ -659,5 +712,94 @@ mod tests {
             e.to_string().contains("incompatible types for comparison"),
             "{e}"
         );
+    }
+
+    struct Alert;
+
+    impl Context for Alert {
+        fn label(&self, name: &str) -> Option<&str> {
+            match name {
+                "namespace" => Some("shop"),
+                "pod" => Some("web-0"),
+                _ => None,
+            }
+        }
+        fn for_each_label(&self, f: &mut dyn FnMut(&str, &str)) {
+            f("namespace", "shop");
+            f("pod", "web-0");
+        }
+        fn line(&self) -> &[u8] {
+            b""
+        }
+        fn timestamp(&self) -> i64 {
+            0
+        }
+        fn value(&self) -> f64 {
+            1234.5
+        }
+        fn for_each_external_label(&self, f: &mut dyn FnMut(&str, &str)) {
+            f("cluster", "eu-1");
+        }
+        fn external_url(&self) -> &str {
+            "http://grafana.example:3000/g"
+        }
+    }
+
+    fn alert(src: &str) -> Result<String, TemplateError> {
+        let t = Template::parse("__alert_Test", src, &Dialect::PROMETHEUS)?;
+        let mut out = Vec::new();
+        t.execute(&Alert, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn prometheus_alert_templates() {
+        assert_eq!(
+            alert("{{ $labels.namespace }}/{{ $labels.pod }} = {{ $value }}").unwrap(),
+            "shop/web-0 = 1234.5"
+        );
+        assert_eq!(alert("[{{ $labels.missing }}]").unwrap(), "[]");
+        assert_eq!(
+            alert("{{ .Labels.pod }} {{ .Value | humanize }} {{ $externalLabels.cluster }}")
+                .unwrap(),
+            "web-0 1.234k eu-1"
+        );
+        assert_eq!(
+            alert("{{ $externalURL }} {{ pathPrefix }} {{ externalURL }}").unwrap(),
+            "http://grafana.example:3000/g /g http://grafana.example:3000/g"
+        );
+        assert_eq!(
+            alert(r#"{{ humanizeDuration 899.99 }} {{ humanizePercentage 0.1234567 }} {{ humanize1024 1048576.0 }} {{ "2.5" | humanize }}"#)
+                .unwrap(),
+            "14m 59s 12.35% 1Mi 2.5"
+        );
+        assert_eq!(
+            alert(r#"{{ if match "^web-" $labels.pod }}{{ reReplaceAll "web-(.*)" "w$1" $labels.pod | toUpper }}{{ end }}"#)
+                .unwrap(),
+            "W0"
+        );
+        assert_eq!(
+            alert(r#"{{ humanizeTimestamp 1600000000.5 }} {{ parseDuration "1m30s" }} {{ title "a b" }}"#)
+                .unwrap(),
+            "2020-09-13 12:26:40.5 +0000 UTC 90 A B"
+        );
+        assert_eq!(
+            alert(r#"{{ stripPort "a.b:80" }} {{ stripDomain "a.b:80" }} {{ (args 1 "x").arg1 }}"#)
+                .unwrap(),
+            "a.b a:80 x"
+        );
+        assert_eq!(
+            alert("{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}").unwrap(),
+            "namespace=shop;pod=web-0;"
+        );
+        // Prometheus' functions are not Loki's, nor Loki's Prometheus'.
+        let e = Template::parse("line", "{{ humanize 1 }}", &Dialect::LOKI).unwrap_err();
+        assert!(e.to_string().contains("not defined"), "{e}");
+        let e = Template::parse("x", "{{ upper .a }}", &Dialect::PROMETHEUS).unwrap_err();
+        assert!(e.to_string().contains("not defined"), "{e}");
+        let e = alert(r#"{{ humanize "x" }}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid syntax"), "{e}");
+        let e = alert("{{ $labels.pod").unwrap_err();
+        assert_eq!(e.to_string(), "template: __alert_Test:1: unclosed action");
     }
 }

@@ -205,8 +205,11 @@ fn float_verb(f: f64, verb: char, fl: &Flags) -> String {
     };
     let neg = f.is_sign_negative() && !f.is_nan() && !(f == 0.0 && verb == 'v');
     let body = body.trim_start_matches('+').to_string();
-    let s = if body.starts_with("+Inf") || body == "NaN" {
+    let s = if body == "NaN" {
         body
+    } else if f.is_infinite() {
+        // Go keeps the sign of an infinity whatever the flags: `+Inf`.
+        if neg { "-Inf" } else { "+Inf" }.to_string()
     } else {
         format!("{}{body}", sign(neg, fl))
     };

@@ -11,8 +11,8 @@
 //!   query selects (the engine's ordinary log query, categorised), each
 //!   line tried as JSON and then as logfmt with the engine's own parsers,
 //!   so that a field's name is exactly what `| json` or `| logfmt` would
-//!   call it. Structured metadata and the derived `detected_level` count
-//!   as fields with no parser. JSON fields carry `jsonPath`, the keys that
+//!   call it. Structured metadata (the stored `detected_level` among it)
+//!   counts as fields with no parser. JSON fields carry `jsonPath`, the keys that
 //!   lead to the value (Drilldown reads its presence as "Loki 3.5 or
 //!   newer").
 //!
@@ -31,16 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::entry_filter::{EntryFilter, LOG_QUERY_REQUIRED};
-use crate::engine::{
-    DETECTED_LEVEL, Deriver, EngineError, QueryRequest, QueryValue, StreamResult, evaluate,
-};
+use crate::engine::{EngineError, QueryRequest, QueryValue, StreamResult, evaluate};
 use crate::labels::LabelSet;
 use crate::logql::parse_matchers;
 use crate::matcher::Matcher;
 use crate::pipeline::parsers::json::{Kind, object_each};
 use crate::pipeline::parsers::sanitize_into;
 use crate::pipeline::{LabelCategory, Pipeline, PipelineError, StageSpec, StreamPipeline};
-use crate::source::encode_metadata;
 
 /// Label names never reported (Grafana hides them too).
 const HIDDEN: &[&str] = &["__aggregated_metric__", "__tenant_id__", "__stream_shard__"];
@@ -230,8 +227,6 @@ pub struct FieldSample {
     json: Pipeline,
     logfmt: Pipeline,
     parsers: HashMap<u64, (StreamPipeline, StreamPipeline)>,
-    deriver: Deriver,
-    meta: Vec<u8>,
 }
 
 impl FieldSample {
@@ -257,8 +252,6 @@ impl FieldSample {
             json,
             logfmt,
             parsers: HashMap::new(),
-            deriver: Deriver::default(),
-            meta: Vec::new(),
         })
     }
 
@@ -317,24 +310,6 @@ impl FieldSample {
         for e in &s.entries {
             for (n, v) in &e.structured_metadata {
                 self.add(n, v, None, None);
-            }
-            if !e
-                .structured_metadata
-                .iter()
-                .any(|(n, _)| n == DETECTED_LEVEL)
-            {
-                self.meta.clear();
-                encode_metadata(
-                    &mut self.meta,
-                    e.structured_metadata
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str())),
-                );
-                let level = self
-                    .deriver
-                    .level(&labels, &self.meta, e.line.as_bytes())
-                    .to_string();
-                self.add(DETECTED_LEVEL, &level, None, None);
             }
             let (found, parser, paths) = self.parse_line(fp, &labels, &e.line);
             for (n, v) in &e.parsed {
@@ -434,7 +409,7 @@ pub struct DetectedField<'a> {
     /// Distinct values in the sample.
     pub cardinality: usize,
     /// The parsers that found it (`json`, `logfmt`), in the order they
-    /// did; empty for structured metadata and `detected_level`.
+    /// did; empty for structured metadata (`detected_level` among it).
     pub parsers: &'a [&'static str],
     /// For JSON fields, the keys that lead to the value.
     pub json_path: Option<&'a [String]>,
@@ -621,16 +596,22 @@ mod tests {
             vec![
                 entry(
                     r#"{"level":"info","req":{"status":200,"took":"1.5ms","user-agent":"curl"},"ok":true}"#,
-                    &[("trace_id", "abc")],
+                    &[("trace_id", "abc"), ("detected_level", "info")],
                     &[],
                 ),
                 entry(
                     r#"{"level":"warn","req":{"status":503.5,"took":"2s","user-agent":"go"},"ok":false,"app":"x"}"#,
-                    &[("trace_id", "def")],
+                    &[("trace_id", "def"), ("detected_level", "warn")],
                     &[],
                 ),
-                entry("method=GET bytes=10KB msg=\"hi there\"", &[], &[]),
-                entry("plain words only", &[], &[]),
+                entry(
+                    "method=GET bytes=10KB msg=\"hi there\"",
+                    &[("detected_level", "unknown")],
+                    &[],
+                ),
+                entry("plain words only", &[("detected_level", "unknown")], &[]),
+                // Written without level discovery: no level to report.
+                entry("level=error", &[], &[]),
             ],
             &[("app", "api")],
         );
@@ -661,7 +642,7 @@ mod tests {
         assert!(field(&j, "method").get("jsonPath").is_none());
         let lvl = field(&j, "detected_level");
         assert!(lvl["parsers"].is_null());
-        // info, warn, unknown (logfmt line without level), unknown.
+        // The stored values: info, warn, unknown (twice).
         assert_eq!(lvl["cardinality"], 2 + 1);
         assert_eq!(j["limit"], 1000);
         // The plain line contributes nothing beyond its level.
@@ -679,7 +660,10 @@ mod tests {
         let mut s = FieldSample::new(2, None, 10).unwrap();
         s.add_stream(&StreamResult {
             labels: LabelSet::from_pairs([("app", "a")]),
-            entries: vec![entry("a=1 b=x c=3", &[], &[]), entry("a=2 b=y", &[], &[])],
+            entries: vec![
+                entry("a=1 b=x c=3", &[("detected_level", "unknown")], &[]),
+                entry("a=2 b=y", &[("detected_level", "unknown")], &[]),
+            ],
         });
         let j = fields_json(&s);
         // detected_level came first, then `a`; `b` and `c` found no room.

@@ -7,14 +7,14 @@
 //! line filters run through the same [`BlockMatcher`] the engine uses
 //! (line by line), and the remaining stages through the engine's
 //! [`Pipeline`], one [`StreamFilter`] per stream so that its labels
-//! builder and buffers are reused for every entry of that stream. When
-//! the query mentions `detected_level`, the level is derived before the
-//! stages exactly as the engine does, so `| detected_level="error"`
-//! selects the same entries live as in a range query.
+//! builder and buffers are reused for every entry of that stream.
+//! `detected_level` is the entry's stored metadata here as in the engine,
+//! so `| detected_level="error"` selects the same entries live as in a
+//! range query.
 
 use std::sync::Arc;
 
-use crate::engine::{Deriver, EngineError};
+use crate::engine::EngineError;
 use crate::labels::LabelSet;
 use crate::logql::{Expr, check_expr, parse_expr};
 use crate::matcher::Matcher;
@@ -29,7 +29,6 @@ pub struct EntryFilter {
     matchers: Vec<Matcher>,
     line_filter: BlockMatcher,
     pipeline: Pipeline,
-    detected_level: bool,
 }
 
 /// Loki's text when a metric query is given where a log query is needed.
@@ -50,7 +49,6 @@ impl EntryFilter {
             matchers: log.matchers.clone(),
             line_filter: compiled.line_filter,
             pipeline: compiled.pipeline,
-            detected_level: query.contains("detected_level"),
         })
     }
 
@@ -76,9 +74,7 @@ impl EntryFilter {
         StreamFilter {
             line_filter: self.line_filter.clone(),
             sp: self.pipeline.for_stream(labels.clone()),
-            plain: self.pipeline.is_empty() && !self.detected_level,
-            detected_level: self.detected_level,
-            deriver: Deriver::default(),
+            plain: self.pipeline.is_empty(),
             labels,
         }
     }
@@ -146,9 +142,7 @@ pub struct StreamFilter {
     labels: Arc<LabelSet>,
     line_filter: BlockMatcher,
     sp: StreamPipeline,
-    deriver: Deriver,
     plain: bool,
-    detected_level: bool,
 }
 
 impl StreamFilter {
@@ -166,11 +160,6 @@ impl StreamFilter {
         if self.plain && metadata.is_empty() {
             return Some(Kept { line, labels: None });
         }
-        let metadata = if self.detected_level {
-            self.deriver.metadata(&self.labels, metadata, line)
-        } else {
-            metadata
-        };
         let (out, lb) = self.sp.process(ts, line, metadata)?;
         Some(Kept {
             line: out,
@@ -232,11 +221,15 @@ mod tests {
     }
 
     #[test]
-    fn detected_level_is_derived_like_the_engine() {
+    fn detected_level_is_the_stored_metadata() {
         let f = EntryFilter::parse(r#"{app="a"} | detected_level="error""#).unwrap();
         let mut s = f.for_stream(Arc::new(LabelSet::from_pairs([("app", "a")])));
-        assert!(s.process(1, b"level=info all good", &[]).is_none());
-        assert!(s.process(1, b"ERROR: disk full", &[]).is_some());
+        let error = meta(&[("detected_level", "error")]);
+        let info = meta(&[("detected_level", "info")]);
+        assert!(s.process(1, b"ERROR: disk full", &info).is_none());
+        assert!(s.process(1, b"all good", &error).is_some());
+        // Nothing is derived from the line.
+        assert!(s.process(1, b"ERROR: disk full", &[]).is_none());
     }
 
     #[test]

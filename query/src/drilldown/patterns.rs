@@ -6,7 +6,9 @@
 //! nothing and any range that is still stored can be asked for. The scan
 //! reads the selected streams newest first, runs the query's filters and
 //! pipeline on each entry ([`EntryFilter`]) and feeds the line with its
-//! `detected_level` and time bucket to the miner.
+//! level and time bucket to the miner. The level is the entry's stored
+//! `detected_level` metadata, lowercased, or `unknown` without one, as
+//! Loki's pattern ingester groups lines.
 //!
 //! Work and memory are bounded: at most [`MAX_LINES`] lines are mined per
 //! request, shared fairly between the streams (each stream gets an equal
@@ -26,7 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::drain::Miner;
 use super::entry_filter::EntryFilter;
-use crate::engine::{Deriver, EngineError, MAX_POINTS, TOO_MANY_POINTS};
+use crate::engine::{EngineError, MAX_POINTS, TOO_MANY_POINTS};
+use crate::level::{DETECTED_LEVEL, UNKNOWN};
+use crate::source::decode_metadata;
 use crate::source::{Columns, Direction, LogSource, ScanRequest};
 
 /// Lines mined per request at most.
@@ -108,7 +112,7 @@ pub fn mine_patterns(
     streams.sort_by(|a, b| a.labels.cmp(&b.labels));
     let budget = (MAX_LINES / streams.len().max(1)).max(MIN_LINES_PER_STREAM);
     let mut total = 0usize;
-    let mut deriver = Deriver::default();
+    let mut level_buf = String::new();
     let req = ScanRequest {
         start: q.start,
         end: q.end,
@@ -122,7 +126,6 @@ pub fn mine_patterns(
         }
         let mut sf = q.filter.for_stream(info.labels.clone());
         let mut taken = 0usize;
-        let labels = info.labels.clone();
         source
             .scan(&q.tenant, info, &req, &mut |b| {
                 if cancel.load(Ordering::Relaxed) {
@@ -145,7 +148,7 @@ pub fn mine_patterns(
                     let Ok(text) = std::str::from_utf8(kept.line) else {
                         continue;
                     };
-                    let level = deriver.level(&labels, meta, line);
+                    let level = entry_level(meta, &mut level_buf);
                     let bucket =
                         usize::try_from((i128::from(ts) - i128::from(first)) / i128::from(step))
                             .unwrap_or(usize::MAX);
@@ -163,6 +166,20 @@ pub fn mine_patterns(
         lines: total,
         unclustered: miner.unclustered(),
     })
+}
+
+/// The level an entry's lines are grouped by: its `detected_level`
+/// metadata lowercased (into `buf` when that changes it), else `unknown`.
+fn entry_level<'a>(meta: &'a [u8], buf: &'a mut String) -> &'a str {
+    let Some((_, v)) = decode_metadata(meta).find(|(n, _)| *n == DETECTED_LEVEL) else {
+        return UNKNOWN;
+    };
+    if !v.chars().any(char::is_uppercase) {
+        return v;
+    }
+    buf.clear();
+    buf.extend(v.chars().flat_map(char::to_lowercase));
+    buf
 }
 
 /// The miner's clusters as patterns (see the module docs).
@@ -237,11 +254,20 @@ mod tests {
         );
     }
 
+    /// Entries as the store keeps them: the two `error:` lines with the
+    /// level the store stored for them, the others without one (pushed
+    /// with level discovery off, or before it existed).
     fn source() -> MemSource {
-        let entry = |ts: i64, line: &str| Entry {
-            ts,
-            line: line.into(),
-            meta: Vec::new(),
+        let entry = |ts: i64, line: &str| {
+            let mut meta = Vec::new();
+            if line.starts_with("error") {
+                meta.push((DETECTED_LEVEL.to_string(), "ERROR".to_string()));
+            }
+            Entry {
+                ts,
+                line: line.into(),
+                meta,
+            }
         };
         MemSource::new(
             vec![
@@ -288,6 +314,18 @@ mod tests {
                 ("error: disk <_> full", "error", vec![(5 * S, 2)]),
             ]
         );
+    }
+
+    #[test]
+    fn levels_come_from_metadata_only() {
+        let mut buf = String::new();
+        let mut meta = Vec::new();
+        assert_eq!(entry_level(&meta, &mut buf), UNKNOWN);
+        crate::source::encode_metadata(&mut meta, [("trace_id", "x"), (DETECTED_LEVEL, "warn")]);
+        assert_eq!(entry_level(&meta, &mut buf), "warn");
+        meta.clear();
+        crate::source::encode_metadata(&mut meta, [(DETECTED_LEVEL, "Notice")]);
+        assert_eq!(entry_level(&meta, &mut buf), "notice");
     }
 
     #[test]

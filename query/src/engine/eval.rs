@@ -30,8 +30,6 @@ pub(crate) struct Evaluator<'a, 'c> {
     pub ctx: &'a ScanCtx<'c>,
     /// Evaluation instants.
     pub grid: Grid,
-    /// Whether `detected_level` must be derived.
-    pub detected_level: bool,
     /// Statistics, summed over every scan.
     pub stats: QueryStats,
 }
@@ -66,7 +64,6 @@ impl Evaluator<'_, '_> {
                 r,
                 None,
                 &self.grid,
-                self.detected_level,
                 &mut self.stats,
             )?)),
             SampleExpr::VectorAggregation(v) => {
@@ -74,14 +71,7 @@ impl Evaluator<'_, '_> {
                     SampleExpr::RangeAggregation(r)
                         if v.op == VectorOp::Sum && r.grouping.is_none() && can_push_down(r.op) =>
                     {
-                        range::eval(
-                            self.ctx,
-                            r,
-                            Some(&v.grouping),
-                            &self.grid,
-                            self.detected_level,
-                            &mut self.stats,
-                        )?
+                        range::eval(self.ctx, r, Some(&v.grouping), &self.grid, &mut self.stats)?
                     }
                     inner => match self.eval(inner)? {
                         Val::Vector(rows) => rows,

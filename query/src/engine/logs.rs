@@ -30,7 +30,6 @@ use crate::labels::LabelSet;
 use crate::pipeline::{LabelCategory, LabelsBuilder, StreamPipeline};
 use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
 
-use super::detected_level::Deriver;
 use super::error::EngineError;
 use super::plan::LogPlan;
 use super::scan::{ScanCtx, Span, StreamVisitor, scan_streams, time_spans};
@@ -94,7 +93,6 @@ struct Collector<'p> {
     // Reused.
     idx: Vec<u32>,
     interned: HashMap<u64, Arc<LabelSet>>,
-    deriver: Deriver,
     scanned_lines: u64,
     scanned_bytes: u64,
     post_filter: u64,
@@ -163,11 +161,6 @@ impl Collector<'_> {
             self.push(key, entry, labels);
             return true;
         }
-        let meta = if self.plan.detected_level {
-            self.deriver.metadata(&self.stream_labels, meta, line)
-        } else {
-            meta
-        };
         let Some(sp) = self.sp.as_mut() else {
             return true;
         };
@@ -419,7 +412,6 @@ fn collect(
         plain: false,
         idx: Vec::new(),
         interned: HashMap::new(),
-        deriver: Deriver::default(),
         scanned_lines: 0,
         scanned_bytes: 0,
         post_filter: 0,

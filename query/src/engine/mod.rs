@@ -24,13 +24,14 @@
 //! no sample, steps run from `start` to `end` by `step`; series that carry
 //! `__error__` fail the query with Loki's `pipeline error` text unless a
 //! filter removes them; results over `max_series` fail with Loki's limit
-//! text. `detected_level` is derived at query time (`detected_level`).
+//! text. `detected_level` is stored metadata like any other (the store
+//! detects it when a line is pushed, see [`crate::level`]): nothing is
+//! derived at query time, so a query's series do not depend on its text.
 //!
 //! [`LogSource`]: crate::LogSource
 
 mod acc;
 mod binop;
-mod detected_level;
 mod error;
 mod eval;
 mod fuzz;
@@ -50,14 +51,13 @@ use std::time::Instant;
 use crate::logql::{Expr, SampleExpr, VectorOp, check_expr, parse_expr};
 use crate::source::LogSource;
 
-pub use detected_level::{DETECTED_LEVEL, Deriver};
 pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY, TOO_MANY_POINTS};
 pub use fuzz::fuzz_eval;
 pub use types::{LogEntry, QueryRequest, QueryStats, QueryValue, Sample, Series, StreamResult};
 
 use eval::Evaluator;
 use matrix::{Grid, Val};
-use plan::{LogPlan, mentions_detected_level};
+use plan::LogPlan;
 use scan::{ScanCtx, default_threads};
 
 /// Most intervals between the first and the last step of a range query,
@@ -88,14 +88,13 @@ pub fn evaluate_with_threads(
         threads: threads.max(1),
         max_series: req.max_series,
     };
-    let detected = mentions_detected_level(&req.query);
     let mut stats = QueryStats::default();
     let value = match &expr {
         Expr::Log(l) => {
             if req.instant {
                 return Err(EngineError::Invalid(INSTANT_LOG_QUERY.into()));
             }
-            let plan = LogPlan::new(l, detected)?;
+            let plan = LogPlan::new(l)?;
             QueryValue::Streams(logs::run(
                 &ctx,
                 &plan,
@@ -113,7 +112,6 @@ pub fn evaluate_with_threads(
             let mut ev = Evaluator {
                 ctx: &ctx,
                 grid,
-                detected_level: detected,
                 stats: QueryStats::default(),
             };
             let v = ev.eval(s)?;

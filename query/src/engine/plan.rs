@@ -29,27 +29,22 @@ pub(crate) struct LogPlan {
     pub filter: BlockMatcher,
     /// The other stages, run per matching entry.
     pub pipeline: Pipeline,
-    /// Whether entries get a derived `detected_level` before the stages.
-    pub detected_level: bool,
 }
 
 impl LogPlan {
-    /// Compiles `expr`. `detected_level` asks for the derived label (see
-    /// [`super::detected_level`]).
-    pub fn new(expr: &LogExpr, detected_level: bool) -> Result<LogPlan, EngineError> {
+    /// Compiles `expr`.
+    pub fn new(expr: &LogExpr) -> Result<LogPlan, EngineError> {
         let compiled = compile_log(expr).map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(LogPlan {
             matchers: expr.matchers.clone(),
             filter: compiled.line_filter,
             pipeline: compiled.pipeline,
-            detected_level,
         })
     }
 
-    /// Whether entries must go through the per-entry pipeline (stages, or
-    /// the derived level, which reads the line and metadata).
+    /// Whether entries must go through the per-entry pipeline.
     pub fn has_stages(&self) -> bool {
-        !self.pipeline.is_empty() || self.detected_level
+        !self.pipeline.is_empty()
     }
 
     /// Literals every matching line contains.
@@ -79,13 +74,6 @@ impl LogPlan {
     }
 }
 
-/// Whether the query refers to `detected_level` anywhere (a label filter,
-/// a grouping, a template, `keep`/`drop`). Only then is the level derived,
-/// so other queries pay nothing for it.
-pub(crate) fn mentions_detected_level(query: &str) -> bool {
-    query.contains("detected_level")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +81,7 @@ mod tests {
 
     fn plan(q: &str) -> LogPlan {
         let e = parse_expr(q).unwrap();
-        LogPlan::new(e.as_log().unwrap(), mentions_detected_level(q)).unwrap()
+        LogPlan::new(e.as_log().unwrap()).unwrap()
     }
 
     #[test]
@@ -131,5 +119,7 @@ mod tests {
         assert!(p.filter.is_empty());
         assert!(!p.has_stages());
         assert!(plan(r#"{app="a"} | detected_level="error""#).has_stages());
+        // Naming `detected_level` adds nothing else: it is stored metadata.
+        assert!(!plan(r#"{app="a", detected_level="x"}"#).has_stages());
     }
 }

@@ -17,6 +17,11 @@
 //!   timestamps, and counts a whole segment with two binary searches;
 //! * line filters only: the block matcher's hits are counted, no entry is
 //!   built;
+//! * no stages but structured metadata (most entries carry at least the
+//!   stored `detected_level`): an entry's series follows from its encoded
+//!   metadata alone, so it is looked up per distinct value (a small
+//!   per-stream cache that gives up on high-cardinality metadata) rather
+//!   than built per entry;
 //! * otherwise each matching entry runs the pipeline and its labels pick
 //!   the series.
 //!
@@ -37,7 +42,6 @@ use crate::pipeline::{ERROR_LABEL, LabelsBuilder, StreamPipeline, Unwrap, compil
 use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
 
 use super::acc::Func;
-use super::detected_level::Deriver;
 use super::error::{EngineError, max_series_error, pipeline_error};
 use super::matrix::{Grid, Keep, Row, pair_hash, set_hash};
 use super::plan::LogPlan;
@@ -91,6 +95,47 @@ impl Grouper {
     }
 }
 
+/// A small cache from encoded metadata to a series. It gives up (holds
+/// nothing more and answers nothing) once a stream shows more distinct
+/// metadata than [`MetaSeries::MAX`]: per-entry values such as trace ids
+/// would make it a cost, not a saving.
+#[derive(Debug, Default)]
+struct MetaSeries {
+    entries: Vec<(Vec<u8>, u32)>,
+    full: bool,
+}
+
+impl MetaSeries {
+    const MAX: usize = 16;
+
+    fn get(&self, meta: &[u8]) -> Option<u32> {
+        if self.full {
+            return None;
+        }
+        self.entries
+            .iter()
+            .find(|(m, _)| m.as_slice() == meta)
+            .map(|&(_, s)| s)
+    }
+
+    fn insert(&mut self, meta: &[u8], series: u32) {
+        if self.full {
+            return;
+        }
+        if self.entries.len() >= Self::MAX {
+            self.full = true;
+            self.entries.clear();
+            return;
+        }
+        self.entries.push((meta.to_vec(), series));
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.full = false;
+    }
+}
+
 /// Every label, for entries with `__error__`.
 static ALL_LABELS: Grouper = Grouper {
     keep: Keep::AllBut(Vec::new()),
@@ -137,9 +182,12 @@ struct Collector<'p> {
     stream_labels: Arc<LabelSet>,
     sp: Option<StreamPipeline>,
     constant: Constant,
+    /// With `constant`, the series of the stream's entries by their
+    /// encoded metadata (few distinct values, such as `detected_level`),
+    /// so that the labels are built once per value, not per entry.
+    by_meta: MetaSeries,
     // Reused.
     idx: Vec<u32>,
-    deriver: Deriver,
     scanned_lines: u64,
     scanned_bytes: u64,
     post_filter: u64,
@@ -195,6 +243,31 @@ impl Collector<'_> {
         }
     }
 
+    /// With `constant`, the series of entries with metadata `meta`: that
+    /// of the stream's labels and the metadata, cached per distinct
+    /// `meta`; `None` (and the failure recorded) past the series limit.
+    fn meta_series(&mut self, meta: &[u8]) -> Option<u32> {
+        if let Some(s) = self.by_meta.get(meta) {
+            return Some(s);
+        }
+        let sp = self.sp.as_mut()?;
+        // No stages: the entry is kept and its labels are the stream's
+        // and the metadata's, whatever its line.
+        sp.process(0, b"", meta)?;
+        let lb = sp.labels_mut();
+        let grouper = self.grouper;
+        let hash = grouper.hash_builder(lb);
+        let s = match self.index.get(&hash) {
+            Some(&s) => s,
+            None => {
+                let labels = grouper.labels_builder(lb);
+                self.series_for(hash, || labels)?
+            }
+        };
+        self.by_meta.insert(meta, s);
+        Some(s)
+    }
+
     /// Counts the entries of an ascending timestamp column per segment
     /// into the stream's own series; false when the series limit stops
     /// the scan.
@@ -237,8 +310,13 @@ impl Collector<'_> {
             return true;
         };
         let meta = b.metadata(i);
-        if self.constant != Constant::No && meta.is_empty() {
-            let Some(s) = self.constant_series() else {
+        if self.constant != Constant::No {
+            let s = if meta.is_empty() {
+                self.constant_series()
+            } else {
+                self.meta_series(meta)
+            };
+            let Some(s) = s else {
                 return false;
             };
             let v = if self.bytes {
@@ -255,11 +333,6 @@ impl Collector<'_> {
             return true;
         };
         let line = b.line(i);
-        let meta = if self.plan.detected_level {
-            self.deriver.metadata(&self.stream_labels, meta, line)
-        } else {
-            meta
-        };
         let Some(len) = sp.process(ts, line, meta).map(|(l, _)| l.len()) else {
             return true;
         };
@@ -312,6 +385,7 @@ impl StreamVisitor for Collector<'_> {
             Constant::No
         };
         self.sp = metadata.then(|| self.plan.pipeline.for_stream(stream.labels.clone()));
+        self.by_meta.clear();
         Some(self.plan.request(
             self.start,
             self.end,
@@ -407,10 +481,9 @@ pub(crate) fn eval(
     agg: &RangeAggregation,
     pushed: Option<&Grouping>,
     grid: &Grid,
-    detected_level: bool,
     stats: &mut QueryStats,
 ) -> Result<Vec<Row>, EngineError> {
-    let plan = LogPlan::new(&agg.range.log, detected_level)?;
+    let plan = LogPlan::new(&agg.range.log)?;
     let unwrap = match &agg.range.unwrap {
         Some(u) => Some(compile_unwrap(u).map_err(|e| EngineError::Invalid(e.to_string()))?),
         None => None,
@@ -461,8 +534,8 @@ pub(crate) fn eval(
         stream_labels: Arc::new(LabelSet::new()),
         sp: None,
         constant: Constant::No,
+        by_meta: MetaSeries::default(),
         idx: Vec::new(),
-        deriver: Deriver::default(),
         scanned_lines: 0,
         scanned_bytes: 0,
         post_filter: 0,

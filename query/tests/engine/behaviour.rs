@@ -278,49 +278,130 @@ fn categorized_output_separates_metadata_and_parsed_labels() {
     );
 }
 
+/// Entries as the store keeps them with level discovery: `detected_level`
+/// in each entry's metadata (stream `c`); stream `d` was written without it.
+fn leveled() -> MemSource {
+    MemSource::new(
+        vec![
+            stream(
+                &[("app", "c")],
+                (0..60)
+                    .map(|i| {
+                        let level = ["info", "warn", "error"][(i % 3) as usize];
+                        entry(i, &format!("line {i}"), &[("detected_level", level)])
+                    })
+                    .collect(),
+            ),
+            stream(
+                &[("app", "d")],
+                (0..60).map(|i| entry(i, "ERROR disk", &[])).collect(),
+            ),
+        ],
+        3,
+    )
+}
+
 #[test]
-fn detected_level_is_derived_when_the_query_uses_it() {
-    let (v, _) = evaluate(
-        &source(),
-        &instant(
-            r#"sum by (detected_level) (count_over_time({app=~"a|b"}[10s]))"#,
-            59,
-        ),
-    )
-    .unwrap();
+fn detected_level_is_stored_metadata_never_derived() {
+    let run = |q: &str| vector(evaluate(&leveled(), &instant(q, 59)).unwrap().0);
+    // Without aggregation a metric query has one series per level, as
+    // every metadata pair is part of a series' labels.
     assert_eq!(
-        vector(v),
+        run(r#"count_over_time({app="c"}[10s])"#),
         vec![
-            (r#"{detected_level="error"}"#.to_string(), 10.0),
-            (r#"{detected_level="info"}"#.to_string(), 10.0),
-            // A `level` stream label wins over the JSON field.
-            (r#"{detected_level="warn"}"#.to_string(), 10.0),
+            (r#"{app="c", detected_level="error"}"#.to_string(), 4.0),
+            (r#"{app="c", detected_level="info"}"#.to_string(), 3.0),
+            (r#"{app="c", detected_level="warn"}"#.to_string(), 3.0),
         ]
     );
-    // Grafana's logs volume query.
-    let (v, _) = evaluate(
-        &source(),
-        &instant(
-            r#"sum by (level, detected_level) (count_over_time({app=~"a|b"} | drop __error__ [10s]))"#,
-            59,
-        ),
-    )
-    .unwrap();
+    // Thresholds select among those series.
     assert_eq!(
-        vector(v),
+        run(r#"count_over_time({app="c"}[10s]) > 3"#),
+        vec![(r#"{app="c", detected_level="error"}"#.to_string(), 4.0)]
+    );
+    // Aggregation and `drop` remove it.
+    assert_eq!(
+        run(r#"sum by (app) (count_over_time({app="c"}[10s]))"#),
+        vec![(r#"{app="c"}"#.to_string(), 10.0)]
+    );
+    assert_eq!(
+        run(r#"count_over_time({app="c"} | drop detected_level [10s])"#),
+        vec![(r#"{app="c"}"#.to_string(), 10.0)]
+    );
+    // Naming the label changes nothing about the series.
+    assert_eq!(
+        run(r#"count_over_time({app="c"} | detected_level=~".*" [10s])"#),
+        run(r#"count_over_time({app="c"}[10s])"#)
+    );
+    assert_eq!(
+        run(r#"sum by (detected_level) (count_over_time({app=~"c|d"}[10s]))"#),
         vec![
-            (r#"{detected_level="error"}"#.to_string(), 10.0),
-            (r#"{detected_level="info"}"#.to_string(), 10.0),
-            (r#"{detected_level="warn", level="WRN"}"#.to_string(), 10.0),
+            (r#"{}"#.to_string(), 10.0),
+            (r#"{detected_level="error"}"#.to_string(), 4.0),
+            (r#"{detected_level="info"}"#.to_string(), 3.0),
+            (r#"{detected_level="warn"}"#.to_string(), 3.0),
         ]
     );
-    let mut req = range(r#"{app="a", pod="2"} | detected_level="error""#, 0, 1, 0);
+    // Lines stored without a level get none at query time.
+    assert_eq!(
+        run(r#"count_over_time({app="d"} | detected_level="error" [10s])"#),
+        vec![]
+    );
+    assert_eq!(
+        run(r#"count_over_time({app="d"}[10s])"#),
+        vec![(r#"{app="d"}"#.to_string(), 10.0)]
+    );
+    // Log queries report it as structured metadata.
+    let mut req = range(r#"{app="c"} | detected_level="error""#, 0, 60, 0);
     req.categorize_labels = true;
-    let (v, _) = evaluate(&source(), &req).unwrap();
+    let (v, _) = evaluate(&leveled(), &req).unwrap();
     let QueryValue::Streams(s) = v else { panic!() };
+    assert_eq!(s.iter().map(|s| s.entries.len()).sum::<usize>(), 20);
     assert_eq!(
         s[0].entries[0].structured_metadata,
         vec![("detected_level".into(), "error".into())]
+    );
+}
+
+/// Series looked up by metadata: right whether a stream has few distinct
+/// metadata values or more than the per-stream cache keeps.
+#[test]
+fn series_by_metadata_with_many_distinct_values() {
+    let src = MemSource::new(
+        vec![stream(
+            &[("app", "x")],
+            (0..120)
+                .map(|i| {
+                    let tid = format!("t{}", i % 40);
+                    if i % 3 == 0 {
+                        entry(i / 4, "l", &[])
+                    } else {
+                        entry(i / 4, "l", &[("tid", &tid), ("detected_level", "info")])
+                    }
+                })
+                .collect(),
+        )],
+        2,
+    );
+    let (v, _) = evaluate(&src, &instant(r#"count_over_time({app="x"}[1m])"#, 59)).unwrap();
+    let got = vector(v);
+    assert_eq!(got.len(), 41, "{got:?}");
+    assert_eq!(got.iter().map(|(_, n)| n).sum::<f64>(), 120.0);
+    assert_eq!(got[0], (r#"{app="x"}"#.to_string(), 40.0));
+    let (v, _) = evaluate(
+        &src,
+        &instant(
+            r#"sum by (detected_level) (count_over_time({app="x"}[1m]))"#,
+            59,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        vector(v),
+        vec![
+            ("{}".to_string(), 40.0),
+            (r#"{detected_level="info"}"#.to_string(), 80.0)
+        ]
     );
 }
 

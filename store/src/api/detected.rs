@@ -194,7 +194,10 @@ mod tests {
                 .map(|l| LogEntry {
                     ts: 1,
                     line: l.to_string(),
-                    structured_metadata: vec![("trace_id".into(), "t\"1".into())],
+                    structured_metadata: vec![
+                        ("detected_level".into(), "info".into()),
+                        ("trace_id".into(), "t\"1".into()),
+                    ],
                     parsed: Vec::new(),
                 })
                 .collect(),

@@ -1,7 +1,8 @@
 //! Loki's query API: `/loki/api/v1/query`, `query_range`, `labels`,
 //! `label/{name}/values`, `series`, `index/stats`, `index/volume`,
 //! `index/volume_range`, the Drilldown endpoints, `tail`, and the legacy
-//! `/api/prom/*` paths. Every handler accepts GET with a query string and
+//! `/api/prom/*` paths; and Loki's operational `/config`,
+//! `/runtime_config` and `/services` ([`status`]). Every handler accepts GET with a query string and
 //! POST with a form body, as Loki does.
 //!
 //! Every endpoint whose work grows with the stored data runs it through
@@ -24,9 +25,11 @@ pub mod exec;
 pub mod json;
 pub mod labels;
 pub mod misc;
+pub mod multi;
 pub mod params;
 pub mod patterns;
 pub mod query;
+pub mod status;
 pub mod tail;
 pub mod tail_feed;
 

@@ -14,7 +14,7 @@ use axum::response::Response;
 use larch_query::engine::{EngineError, QueryRequest, QueryStats, QueryValue, evaluate};
 
 use super::params::{Params, TimeRange, direction, interval, limit, now_ns, parse_timestamp};
-use super::{ApiError, LokiParams, exec, json, json_response, tenant};
+use super::{ApiError, LokiParams, exec, json, json_response};
 use crate::server::AppState;
 
 /// Whether the request asks for Loki's `categorize-labels` encoding.
@@ -48,9 +48,51 @@ pub async fn run(
     let ingester = app.ingester.clone();
     exec::run(app, move |cancel| {
         req.cancel = Some(cancel);
-        evaluate(ingester.as_ref(), &req).map_err(engine_error)
+        // Tenant ids cannot hold `|`: it separates the tenants of a
+        // multi-tenant query (see `query_tenants`).
+        if req.tenant.contains('|') {
+            let tenants = req
+                .tenant
+                .split('|')
+                .filter_map(|t| crate::tenant::TenantId::new(t).ok())
+                .collect();
+            let source = super::multi::MultiTenantSource {
+                ingester: ingester.as_ref(),
+                tenants,
+            };
+            evaluate(&source, &req)
+        } else {
+            evaluate(ingester.as_ref(), &req)
+        }
+        .map_err(engine_error)
     })
     .await
+}
+
+/// The tenant (or, with `multi_tenant_queries_enabled`, the `|`-separated
+/// tenants) of a query and the limits that apply: for several tenants,
+/// the smallest of theirs.
+fn query_tenants(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, crate::config::Limits), ApiError> {
+    let value = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok());
+    let tenants = super::multi::parse_tenants(
+        value,
+        app.config.auth_enabled,
+        app.config.multi_tenant_queries_enabled,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let mut limits = app.config.limits_for(tenants[0].as_str());
+    for t in &tenants[1..] {
+        let l = app.config.limits_for(t.as_str());
+        limits.max_entries_limit_per_query = limits
+            .max_entries_limit_per_query
+            .min(l.max_entries_limit_per_query);
+        limits.max_query_series = limits.max_query_series.min(l.max_query_series);
+    }
+    let joined: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+    Ok((joined.join("|"), limits))
 }
 
 /// `GET|POST /loki/api/v1/query_range`.
@@ -59,11 +101,10 @@ pub async fn query_range(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let t = tenant(&headers, app.config.auth_enabled)?;
-    let limits = app.config.limits_for(t.as_str());
+    let (t, limits) = query_tenants(&app, &headers)?;
     let r = TimeRange::parse(&p, now_ns(), None)?;
     let req = QueryRequest {
-        tenant: t.to_string(),
+        tenant: t.clone(),
         query: query_text(&p),
         start: r.start,
         end: r.end,
@@ -96,15 +137,14 @@ pub async fn query_instant(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let t = tenant(&headers, app.config.auth_enabled)?;
-    let limits = app.config.limits_for(t.as_str());
+    let (t, limits) = query_tenants(&app, &headers)?;
     let time = match p.get("time") {
         Some(v) => parse_timestamp(v)
             .map_err(|e| ApiError::bad_request(format!("could not parse 'time' parameter: {e}")))?,
         None => now_ns(),
     };
     let req = QueryRequest {
-        tenant: t.to_string(),
+        tenant: t.clone(),
         query: query_text(&p),
         start: time,
         end: time,
@@ -127,8 +167,7 @@ pub async fn legacy_query(
     headers: HeaderMap,
     LokiParams(p): LokiParams,
 ) -> Result<Response, ApiError> {
-    let t = tenant(&headers, app.config.auth_enabled)?;
-    let limits = app.config.limits_for(t.as_str());
+    let (t, limits) = query_tenants(&app, &headers)?;
     let r = TimeRange::parse(&p, now_ns(), None)?;
     let mut query = query_text(&p);
     if let Some(re) = p.get("regexp") {
@@ -136,7 +175,7 @@ pub async fn legacy_query(
         query.push_str(&larch_query::logql::go_quote(re));
     }
     let req = QueryRequest {
-        tenant: t.to_string(),
+        tenant: t.clone(),
         query,
         start: r.start,
         end: r.end,

@@ -220,6 +220,10 @@ fn upgrade(
     let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     Ok(ws
         .max_write_buffer_size(64 << 20)
+        // The web UI offers `larch` (beside its credentials, see
+        // `crate::ui::websocket_credentials`); a browser refuses a
+        // connection whose offered protocols got no answer.
+        .protocols([crate::ui::WEBSOCKET_PROTOCOL])
         .on_upgrade(move |socket| serve(app, socket, spec))
         .into_response())
 }

@@ -88,7 +88,35 @@ fn map_err(op: &str, key: &str, e: object_store::Error) -> std::io::Error {
     }
 }
 
-/// A short description of `e` for a log line.
+/// The URL object_store wants for `endpoint`: with virtual-hosted
+/// requests (`force_path_style: false`) the bucket is the host's first
+/// label (`https://larch.minio.example`), added here unless the endpoint
+/// already has it; with path-style requests the endpoint as given.
+fn endpoint_url(endpoint: &str, bucket: &str, path_style: bool) -> String {
+    if path_style {
+        return endpoint.to_string();
+    }
+    let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+    if host.starts_with(&format!("{bucket}.")) {
+        endpoint.to_string()
+    } else {
+        format!("{scheme}://{bucket}.{host}")
+    }
+}
+
+/// `e` and every error it was caused by, as one text.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether `e` says that an object does not exist.
 pub fn is_not_found(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
 }
@@ -146,7 +174,7 @@ impl Bucket {
                     )
                     .with_virtual_hosted_style_request(!s.force_path_style);
                 if !s.endpoint.is_empty() {
-                    b = b.with_endpoint(&s.endpoint);
+                    b = b.with_endpoint(endpoint_url(&s.endpoint, &s.bucket, s.force_path_style));
                 }
                 if !s.region.is_empty() {
                     b = b.with_region(&s.region);
@@ -279,25 +307,50 @@ impl Bucket {
             .inc_by(n as u64);
     }
 
-    /// Checks that the bucket can be listed (at start: a wrong endpoint,
-    /// bucket or credentials is said at once, naming the bucket). A
-    /// missing bucket is `NotFound`, refused credentials
-    /// `PermissionDenied`.
+    /// Checks that the bucket can be used (at start: a wrong endpoint,
+    /// bucket or credentials is said at once, naming the bucket). Refused
+    /// credentials are `PermissionDenied`, a missing bucket `NotFound`,
+    /// anything else (an unreachable endpoint) another kind.
+    ///
+    /// Two requests: the metadata of a key that need not exist, whose
+    /// answer has the HTTP status mapped (a listing's refusal arrives as a
+    /// generic error on some backends), then a listing of `segments/`.
     pub fn check(&self) -> std::io::Result<()> {
         let started = Instant::now();
-        let path = ObjPath::from("segments");
-        let r = self
-            .block(self.store.list_with_delimiter(Some(&path)))
-            .map(|_| ())
-            .map_err(|e| map_err("listing", "segments/", e));
-        self.record("list", started, &r);
+        let probe = ObjPath::from("segments/.probe");
+        let r = match self.block(self.store.head(&probe)) {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err("reading", "segments/.probe", e)),
+        };
+        self.record("head", started, &r);
+        let r = r.and_then(|()| {
+            let started = Instant::now();
+            let path = ObjPath::from("segments");
+            let r = self
+                .block(self.store.list_with_delimiter(Some(&path)))
+                .map(|_| ())
+                .map_err(|e| {
+                    let missing = matches!(e, object_store::Error::NotFound { .. })
+                        || error_chain(&e).contains("NoSuchBucket");
+                    let e = map_err("listing", "segments/", e);
+                    if missing {
+                        std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())
+                    } else {
+                        e
+                    }
+                });
+            self.record("list", started, &r);
+            r
+        });
         r.map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "the credentials were refused",
+                std::io::ErrorKind::NotFound => "the bucket does not exist",
+                _ => "check storage: the endpoint, the bucket and the credentials",
+            };
             std::io::Error::new(
                 e.kind(),
-                format!(
-                    "cannot use {}: {e}; check storage: the endpoint, the bucket and the credentials",
-                    self.describe
-                ),
+                format!("cannot use {}: {e}; {hint}", self.describe),
             )
         })
     }
@@ -464,5 +517,30 @@ impl Bucket {
     /// The metrics.
     pub fn metrics(&self) -> &ObjstoreMetrics {
         &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosted_endpoints_carry_the_bucket() {
+        assert_eq!(
+            endpoint_url("http://127.0.0.1:9000", "b", true),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            endpoint_url("https://s3.example.com", "b", false),
+            "https://b.s3.example.com"
+        );
+        assert_eq!(
+            endpoint_url("https://b.s3.example.com", "b", false),
+            "https://b.s3.example.com"
+        );
+        assert_eq!(
+            endpoint_url("minio:9000", "b", false),
+            "https://b.minio:9000"
+        );
     }
 }

@@ -1,11 +1,12 @@
-//! The keys of object storage and roles: `target`, `storage`, `read` and
-//! `compactor` (see ARCHITECTURE.md, "Object storage and roles").
+//! The keys of object storage and roles: `target`, `storage` and `read`
+//! (`compactor` is in [`crate::config`]); see ARCHITECTURE.md, "Object
+//! storage and roles".
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{ByteSize, HumanDuration};
+use larch_config::{ByteSize, HumanDuration};
 
 /// Which parts of the store a process runs (`--target`, `target:`), as
 /// Loki's simple-scalable roles.
@@ -188,27 +189,6 @@ impl Default for ReadConfig {
             write_nodes: Vec::new(),
             index_refresh_period: HumanDuration::from_secs(15),
             write_node_timeout: HumanDuration::from_secs(30),
-        }
-    }
-}
-
-/// `compactor:` (the `backend` target).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompactorConfig {
-    /// How often every tenant's days are compacted (default 10m, Loki's
-    /// compaction interval).
-    pub interval: HumanDuration,
-    /// How long superseded segments and chunks stay readable before they
-    /// are deleted (default 10m): longer than a query plus a refresh.
-    pub deletion_delay: HumanDuration,
-}
-
-impl Default for CompactorConfig {
-    fn default() -> CompactorConfig {
-        CompactorConfig {
-            interval: HumanDuration::from_secs(600),
-            deletion_delay: HumanDuration::from_secs(600),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! `/metrics`) and the gRPC push service.
 
 pub mod grpc;
+pub mod listen;
 pub mod push;
+pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -41,6 +42,29 @@ pub struct AppState {
     pub tails: Arc<api::tail::TailRegistry>,
     /// Memory for decoding pushes (`push.max_decode_memory`).
     pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
+    /// The ruler, when it runs (its API is served then).
+    pub ruler: Option<Arc<crate::ruler::Ruler>>,
+    /// Tokens (`auth.tokens_file`); `None` trusts `X-Scope-OrgID`.
+    pub auth: Option<Arc<crate::auth::Authorizer>>,
+    /// TLS of both ports (`tls:`); `None` serves plain TCP.
+    pub tls: Option<Arc<tls::TlsServer>>,
+    /// The roles running and their state (`/services`).
+    pub services: crate::services::Services,
+    /// The effective configuration as `/config` prints it; the binary
+    /// sets it (it knows the whole file), else the store's own
+    /// configuration is shown.
+    pub config_view: Option<Arc<crate::config_view::ConfigView>>,
+}
+
+/// Security settings that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// The tokens file.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// TLS files.
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl AppState {
@@ -60,13 +84,63 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             tails: Arc::new(api::tail::TailRegistry::new()),
             decode_budget,
+            ruler: None,
+            auth: None,
+            tls: None,
+            services: crate::services::Services::new(),
+            config_view: None,
         }
+    }
+
+    /// The same state with `ruler` running (its API is served).
+    pub fn with_ruler(mut self, ruler: Arc<crate::ruler::Ruler>) -> AppState {
+        self.ruler = Some(ruler);
+        self
+    }
+
+    /// Starts what `auth:` and `tls:` ask for: reads the tokens file and
+    /// the certificates (an error if they cannot be used) and watches them
+    /// for changes.
+    pub fn secure(mut self) -> Result<AppState, SecurityError> {
+        self.auth = crate::auth::Authorizer::start(&self.config.auth, self.metrics.clone())?;
+        self.tls = tls::TlsServer::start(
+            &self.config.tls,
+            self.config.auth.reload_interval.0,
+            self.metrics.clone(),
+        )?;
+        Ok(self)
     }
 }
 
 /// The HTTP API.
 pub fn app(state: AppState) -> Router {
+    let rules = if state.ruler.is_some() && state.config.ruler.enable_api {
+        crate::ruler::api::routes()
+    } else {
+        Router::new()
+    };
+    let router = routes(rules);
+    // Authorisation wraps every route (and unknown paths), inside the
+    // latency metric so refusals are measured too.
+    let router = match &state.auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::http_layer,
+        )),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost: the UI's WebSocket credentials become headers before
+        // anything looks at them (the token check included).
+        .layer(axum::middleware::from_fn(crate::ui::websocket_credentials))
+        .with_state(state)
+}
+
+/// Every route; each has its row in [`crate::auth::routes::ROUTES`].
+fn routes(rules: Router<AppState>) -> Router<AppState> {
     Router::new()
+        .merge(rules)
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
         .route("/otlp/v1/logs", post(push::push_otlp))
@@ -140,9 +214,12 @@ pub fn app(state: AppState) -> Router {
         .route("/flush", post(flush))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/config", get(api::status::config))
+        .route("/runtime_config", get(api::status::runtime_config))
+        .route("/services", get(api::status::services))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::file))
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
 }
 
 async fn ready(State(app): State<AppState>) -> Response {
@@ -188,12 +265,17 @@ async fn flush(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
+    // Rendering reads /proc (process figures): on the blocking pool.
+    let m = app.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || m.render())
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(),
+        text,
     )
         .into_response()
 }
@@ -237,19 +319,30 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc_state = state.clone();
     let mut grpc_stop = stop_rx.clone();
+    let http = listen::Incoming::new(
+        http,
+        state.tls.clone(),
+        tls::Protocol::Http,
+        state.metrics.clone(),
+    )?;
+    let grpc = listen::Incoming::new(
+        grpc,
+        state.tls.clone(),
+        tls::Protocol::Grpc,
+        state.metrics.clone(),
+    )?;
     let grpc_task = tokio::spawn(async move {
+        let auth = crate::auth::GrpcAuthLayer::new(grpc_state.auth.clone());
         let querier =
             crate::objstore::remote::service::QuerierService::new(grpc_state.ingester.clone());
         let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
+            .layer(auth)
             .add_service(svc)
             .add_service(querier)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc),
-                async move {
-                    let _ = grpc_stop.wait_for(|s| *s).await;
-                },
-            )
+            .serve_with_incoming_shutdown(grpc, async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            })
             .await
     });
     let ready = state.ready.clone();
@@ -258,7 +351,7 @@ pub async fn serve(
     let http_task = tokio::spawn(async move {
         axum::serve(
             http,
-            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            app(state).into_make_service_with_connect_info::<listen::Peer>(),
         )
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|s| *s).await;

@@ -289,7 +289,8 @@ fn decode_and_validate(
         .map(|e| e.sent_len() as u64)
         .sum();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let validated = validate::validate(push, limits, now, tenant.as_str());
+    let validated = validate::validate_metered(push, limits, now, tenant.as_str(), &mut meter)
+        .map_err(PushError::Decode)?;
     Ok(Prepared {
         validated,
         _meter: meter,

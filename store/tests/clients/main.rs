@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use larch_testkit::http::{get, percent};
+use larch_testkit::http::percent;
 use larch_testkit::{StoreProcess, now_ns};
 
 const COUNT: usize = 50;
@@ -32,10 +32,23 @@ fn script(name: &str) -> PathBuf {
 
 /// Runs a client script against the store with `COUNT` lines tagged `run`.
 fn run_client(store: &StoreProcess, program: &str, file: &str, tenant: &str, run: &str) {
+    run_client_with(store, program, file, tenant, run, &[]);
+}
+
+/// [`run_client`] with extra environment variables.
+fn run_client_with(
+    store: &StoreProcess,
+    program: &str,
+    file: &str,
+    tenant: &str,
+    run: &str,
+    env: &[(&str, String)],
+) {
     let d = deps();
     let out = Command::new(program)
         .arg(script(file))
-        .env("LOKI_URL", format!("http://127.0.0.1:{}", store.http))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("LOKI_URL", store.addr())
         .env("GRPC_ADDR", format!("127.0.0.1:{}", store.grpc))
         .env("TENANT", tenant)
         .env("RUN", run)
@@ -59,13 +72,25 @@ fn query(
     tenant: &str,
     selector: &str,
 ) -> Vec<(BTreeMap<String, String>, String)> {
+    query_with(store, tenant, selector, &[])
+}
+
+/// [`query`] with extra request headers (a token).
+fn query_with(
+    store: &StoreProcess,
+    tenant: &str,
+    selector: &str,
+    headers: &[(&str, &str)],
+) -> Vec<(BTreeMap<String, String>, String)> {
     let end = now_ns() + 60_000_000_000;
     let start = end - 2 * 3_600_000_000_000;
     let path = format!(
         "/loki/api/v1/query_range?query={}&start={start}&end={end}&limit=5000&direction=forward",
         percent(selector)
     );
-    let r = get(store.http, &path, &[("X-Scope-OrgID", tenant)]).unwrap();
+    let mut h = vec![("X-Scope-OrgID", tenant)];
+    h.extend_from_slice(headers);
+    let r = store.request("GET", &path, &h, b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["status"], "success");
@@ -93,11 +118,22 @@ fn expect_all(
     selector: &str,
     run: &str,
 ) -> Vec<(BTreeMap<String, String>, String)> {
+    expect_all_with(store, tenant, selector, run, &[])
+}
+
+/// [`expect_all`] with extra request headers.
+fn expect_all_with(
+    store: &StoreProcess,
+    tenant: &str,
+    selector: &str,
+    run: &str,
+    headers: &[(&str, &str)],
+) -> Vec<(BTreeMap<String, String>, String)> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut got = query(store, tenant, selector);
+    let mut got = query_with(store, tenant, selector, headers);
     while got.len() < COUNT && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        got = query(store, tenant, selector);
+        got = query_with(store, tenant, selector, headers);
     }
     let mut seen = vec![0usize; COUNT];
     for (_, line) in &got {
@@ -138,6 +174,70 @@ fn winston_loki_protobuf_snappy() {
     );
     // Another tenant sees none of it.
     assert!(query(&store, "someone-else", r#"{app="winston"}"#).is_empty());
+}
+
+/// Issue 14: a real client over TLS with a CA file, a client certificate
+/// (the store requires one) and a token as basic auth password.
+#[test]
+fn winston_loki_over_mtls_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = larch_testkit::pki::Pki::create(&dir.path().join("pki"));
+    let token = |name: &str, access: &str| {
+        let out = Command::new(larch_testkit::binary("larch-store"))
+            .args([
+                "token",
+                "new",
+                "--name",
+                name,
+                "--tenants",
+                "tenant-t",
+                "--access",
+                access,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (t, e) = text.split_once('\n').unwrap();
+        (t.to_string(), e.to_string())
+    };
+    let (writer, we) = token("winston", "write");
+    let (reader, re) = token("reader", "read");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("tokens:\n{we}{re}")).unwrap();
+    let store = StoreProcess::builder()
+        .data_dir(dir.path().join("data"))
+        .config(format!(
+            "auth:\n  tokens_file: {}\ntls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+            tokens.display(),
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca.display()
+        ))
+        .tls(larch_testkit::http::Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key))
+        .start();
+    let run = run_id("t");
+    let p = |p: &std::path::Path| p.display().to_string();
+    run_client_with(
+        &store,
+        "node",
+        "winston.js",
+        "tenant-t",
+        &run,
+        &[
+            ("CA_FILE", p(&pki.ca)),
+            ("CERT_FILE", p(&pki.client_cert)),
+            ("KEY_FILE", p(&pki.client_key)),
+            ("BASIC_AUTH", format!("winston:{writer}")),
+        ],
+    );
+    let auth = format!("Bearer {reader}");
+    expect_all_with(
+        &store,
+        "tenant-t",
+        &format!(r#"{{app="winston", run="{run}"}}"#),
+        &run,
+        &[("Authorization", &auth)],
+    );
 }
 
 #[test]
@@ -230,5 +330,7 @@ fn opentelemetry_otlp_http_exporter() {
             "other resource attributes are structured metadata"
         );
         assert!(l.contains_key("order_id"));
+        // The SDK's INFO record: severity text `INFO`, number 9.
+        assert_eq!(l["detected_level"], "info", "the level from the severity");
     }
 }

@@ -1,7 +1,22 @@
 // Pushes COUNT lines through winston-loki (protobuf + snappy, its default).
 // Each line carries the token `${RUN}-${i}` so the test can find it.
+const fs = require('fs');
+const https = require('https');
 const winston = require('winston');
 const LokiTransport = require('winston-loki');
+
+// Over TLS (LOKI_URL https://...): the CA, and a client certificate for
+// stores that require one; BASIC_AUTH is `user:token`.
+const tls = process.env.CA_FILE
+  ? {
+      httpsAgent: new https.Agent({
+        ca: fs.readFileSync(process.env.CA_FILE),
+        cert: process.env.CERT_FILE ? fs.readFileSync(process.env.CERT_FILE) : undefined,
+        key: process.env.KEY_FILE ? fs.readFileSync(process.env.KEY_FILE) : undefined,
+      }),
+    }
+  : {};
+const auth = process.env.BASIC_AUTH ? { basicAuth: process.env.BASIC_AUTH } : {};
 
 const { LOKI_URL, TENANT, RUN } = process.env;
 const count = Number(process.env.COUNT || 50);
@@ -12,6 +27,8 @@ const transport = new LokiTransport({
   batching: true,
   interval: 0.5,
   headers: { 'X-Scope-OrgID': TENANT },
+  ...tls,
+  ...auth,
   onConnectionError: (err) => {
     console.error('winston-loki connection error', err);
     process.exitCode = 2;

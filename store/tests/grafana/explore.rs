@@ -116,8 +116,9 @@ fn explore_log_queries_plain_and_categorized() {
     let q = r#"{app="checkout"}"#;
 
     // Grafana 10.2-10.x without the structured-metadata toggle: no flags
-    // header. Metadata is merged into the stream labels, one stream per
-    // distinct label set, values are pairs.
+    // header. Metadata (the `detected_level` the store found included) is
+    // merged into the stream labels, one stream per distinct label set,
+    // values are pairs.
     let r = get(
         store.http,
         &range_path(q, start, end, Some(1000), "backward"),
@@ -127,8 +128,14 @@ fn explore_log_queries_plain_and_categorized() {
     assert_eq!(r.status, 200, "{}", r.text());
     let j = check_streams_shape(&r.text(), false);
     let streams = j["data"]["result"].as_array().unwrap();
-    assert_eq!(streams.len(), 3, "one stream per trace_id");
+    assert_eq!(streams.len(), 6, "one stream per trace_id and level");
     assert!(streams.iter().all(|s| s["stream"]["trace_id"].is_string()));
+    let mut levels: Vec<&str> = streams
+        .iter()
+        .map(|s| s["stream"]["detected_level"].as_str().unwrap())
+        .collect();
+    levels.sort();
+    assert_eq!(levels, ["error", "error", "error", "info", "info", "info"]);
     let values = all_values(&j);
     assert_eq!(values.len(), 60);
 
@@ -155,7 +162,11 @@ fn explore_log_queries_plain_and_categorized() {
     assert_eq!(v[0][1], d.checkout[59].1);
     assert_eq!(
         v[0][2],
-        serde_json::json!({"structuredMetadata": {"trace_id": "trace-2"}})
+        serde_json::json!({"structuredMetadata": {"detected_level": "error", "trace_id": "trace-2"}})
+    );
+    assert_eq!(
+        v[1][2],
+        serde_json::json!({"structuredMetadata": {"detected_level": "info", "trace_id": "trace-1"}})
     );
 
     // A parser adds parsed labels, still apart from the stream labels.
@@ -217,8 +228,9 @@ fn totals(j: &serde_json::Value) -> BTreeMap<String, f64> {
 /// Logs volume (`datasource.ts` `getSupplementaryQuery`, Grafana 11/12):
 /// `sum by (level, detected_level) (count_over_time(<expr> | drop
 /// __error__ [$__auto]))` with `X-Query-Tags: Source=logvolhist`.
-/// `detected_level` must come from a level label, a level field of the
-/// line, or a keyword, and be `unknown` otherwise, as Loki derives it.
+/// `detected_level` is what the store stored when the lines were pushed:
+/// from a level label, a level field of the line, or a keyword, and
+/// `unknown` otherwise, as Loki's distributor finds it.
 #[test]
 fn logs_volume_by_level_and_detected_level() {
     let store = start_store();

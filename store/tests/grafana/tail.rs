@@ -235,6 +235,11 @@ async fn live_tail_pipeline_categorized_and_tenants() {
         v["parsed"],
         serde_json::json!({"method": "GET", "status": "502"})
     );
+    // The level the store found when the line was pushed.
+    assert_eq!(
+        v["structuredMetadata"],
+        serde_json::json!({"detected_level": "unknown"})
+    );
     ws.close(None).await.unwrap();
 
     // The legacy path sends legacy frames.
@@ -249,7 +254,11 @@ async fn live_tail_pipeline_categorized_and_tenants() {
     let (mut legacy, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let f = next(&mut legacy, Duration::from_secs(5)).await.unwrap();
     let s = &f["streams"][0];
-    assert_eq!(s["labels"], r#"{app="api", service_name="api"}"#);
+    // Uncategorised, metadata is part of the labels, as in Loki.
+    assert_eq!(
+        s["labels"],
+        r#"{app="api", detected_level="unknown", service_name="api"}"#
+    );
     assert_eq!(s["entries"].as_array().unwrap().len(), 3);
     assert!(s["entries"][0]["ts"].as_str().unwrap().ends_with('Z'));
     assert!(f["dropped_entries"].is_null());
@@ -411,7 +420,7 @@ async fn slow_client_gets_dropped_entries() {
             for e in d {
                 assert_eq!(
                     e["labels"],
-                    serde_json::json!({"app": "flood", "service_name": "flood"})
+                    serde_json::json!({"app": "flood", "detected_level": "unknown", "service_name": "flood"})
                 );
                 dropped.push(e["timestamp"].as_str().unwrap().parse::<i64>().unwrap());
             }

@@ -22,6 +22,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use larch_config::{ByteSize, HumanDuration};
 use larch_query::{Columns, Direction, LogSource, ScanRequest, StreamInfo};
 use larch_store::chunk::{ChunkFile, DecodedBlock};
 use larch_store::config::Config;
@@ -29,7 +30,6 @@ use larch_store::ingester::{Ingester, OpenReport};
 use larch_store::metrics::{Metrics, kind_label};
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::{ByteSize, HumanDuration};
 use larch_store::validate::validate;
 use larch_store::wal::record::decode_push;
 use proptest::prelude::*;

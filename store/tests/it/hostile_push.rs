@@ -259,6 +259,57 @@ fn a_maximally_bad_request_gets_a_small_response() {
     assert!(q.text().contains("fine"), "{}", q.text());
 }
 
+/// A long `level` label is copied into every entry as its
+/// `detected_level`: 200 000 one-byte lines on a stream whose level is
+/// 2 000 bytes would store 400 MB. The copies are charged to the decode
+/// budget first, so the push is refused as needing too much memory; the
+/// same push is stored for a tenant without level discovery.
+#[test]
+fn a_long_level_label_on_many_entries_is_charged_before_it_is_copied() {
+    let store = StoreProcess::builder()
+        .config("overrides:\n  quiet:\n    discover_log_levels: false\n")
+        .start();
+    let labels = format!(r#"{{app="x", level="{}"}}"#, "v".repeat(2000));
+    let raw = proto_stream(&labels, 200_000, &entry(Some(now_ns()), "x".into()));
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+    let push = |tenant: &str| {
+        request(
+            store.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Scope-OrgID", tenant),
+            ],
+            &body,
+        )
+        .unwrap()
+    };
+    let started = Instant::now();
+    let r = push("fake");
+    let peak = peak_rss(&store);
+    eprintln!(
+        "200k entries with a 2000-byte level: status {} in {:?}, peak RSS {} MiB: {}",
+        r.status,
+        started.elapsed(),
+        peak >> 20,
+        r.text()
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.text().starts_with(
+            "request body too large: decoding it needs more than 268435456 bytes of memory"
+        ),
+        "{}",
+        r.text()
+    );
+    assert!(peak < 512 << 20, "peak RSS {peak}");
+    let started = Instant::now();
+    let r = push("quiet");
+    eprintln!("without discovery: {} in {:?}", r.status, started.elapsed());
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
 #[test]
 fn twenty_million_empty_entries_are_refused_without_decoding_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -461,7 +512,7 @@ fn bodies_over_the_limit_are_refused_as_they_arrive() {
 
 /// Sends raw bytes as a gRPC message and decodes the (empty) answer.
 #[derive(Clone, Copy)]
-struct RawBytes;
+pub(crate) struct RawBytes;
 
 impl tonic::codec::Codec for RawBytes {
     type Encode = Vec<u8>;

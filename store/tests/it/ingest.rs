@@ -35,8 +35,8 @@ fn config(dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     // Small blocks and chunks so the tests cross every boundary.
-    c.ingester.block_size = larch_store::units::ByteSize(2048);
-    c.ingester.chunk_target_size = larch_store::units::ByteSize(4096);
+    c.ingester.block_size = larch_config::ByteSize(2048);
+    c.ingester.chunk_target_size = larch_config::ByteSize(4096);
     c
 }
 
@@ -228,9 +228,9 @@ fn chunk_counts(ing: &Ingester, tenant: &str) -> Vec<usize> {
 async fn small_chunks_are_compacted_without_losing_lines() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
-    c.ingester.chunk_target_size = larch_store::units::ByteSize(64 * 1024);
+    c.ingester.chunk_target_size = larch_config::ByteSize(64 * 1024);
     c.ingester.compaction_interval =
-        larch_store::units::HumanDuration(std::time::Duration::from_millis(1));
+        larch_config::HumanDuration(std::time::Duration::from_millis(1));
     let (ing, _) = Ingester::open(c.clone(), Arc::new(Metrics::new())).unwrap();
     let t0 = now_ns() - 600_000_000_000;
     let mut want = Vec::new();
@@ -278,8 +278,8 @@ async fn retention_deletes_whole_expired_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.limits.reject_old_samples = false;
-    c.ingester.max_chunk_age = larch_store::units::HumanDuration::from_secs(400 * 3600);
-    c.limits.retention_period = larch_store::units::HumanDuration::from_secs(24 * 3600);
+    c.ingester.max_chunk_age = larch_config::HumanDuration::from_secs(400 * 3600);
+    c.limits.retention_period = larch_config::HumanDuration::from_secs(24 * 3600);
     let (ing, _) = Ingester::open(c, Arc::new(Metrics::new())).unwrap();
     let now = now_ns();
     let day = 86_400_000_000_000i64;

@@ -95,7 +95,7 @@ fn push(
         .unwrap();
         assert_eq!(r.status, 204, "{}", r.text());
         for (i, l) in lines.into_iter().enumerate() {
-            all.push((labels.clone(), t0 + s as i64 + i as i64 * 1_000_000, l));
+            all.push((labels.clone(), t0 + s as i64 + i as i64, l));
         }
     }
     all

@@ -7,12 +7,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use larch_config::ByteSize;
 use larch_store::index::log::scan;
 use larch_store::index::{Handles, IndexLog, IndexRecord};
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::quarantine::Quarantine;
-use larch_store::units::ByteSize;
 use larch_store::wal::Wal;
 
 use super::faults::{Line, config, files, read_all, workload};

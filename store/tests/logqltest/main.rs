@@ -11,11 +11,13 @@
 //! as the `LogSource`; results are compared the way Prometheus' promqltest
 //! compares them (relative tolerance 1e-6, NaN equals NaN).
 //!
-//! One deviation from the plain write path: validation adds a
-//! `service_name` label to every stream (Loki's distributor does the same),
-//! but Loki's own harness loads streams into its engine without a
-//! distributor, so the runner removes `service_name` again from streams
-//! whose script labels lack it.
+//! Two deviations from the plain write path, both because Loki's own
+//! harness loads streams into its engine without a distributor, so its
+//! expected results have neither a `service_name` label nor a
+//! `detected_level`: the store is configured with `discover_log_levels:
+//! false` (otherwise every series would carry the level found in its
+//! lines), and the runner removes the `service_name` label validation
+//! adds again from streams whose script labels lack it.
 //!
 //! The test fails when fewer evals pass than [`RECORDED_PASSES`], when an
 //! eval fails that is not in [`KNOWN_FAILURES`] (each listed with its
@@ -31,6 +33,7 @@ mod script;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use larch_config::HumanDuration;
 use larch_query::engine::{EngineError, QueryRequest, QueryValue, evaluate};
 use larch_query::{Direction, LabelSet, MatchOp, Matcher, parse_labels};
 use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
@@ -38,7 +41,6 @@ use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::HumanDuration;
 use larch_store::validate::validate;
 use script::{Command, Expect, FailCheck, When};
 
@@ -64,6 +66,8 @@ impl Store {
             ingestion_rate_mb: 1e6,
             ingestion_burst_size_mb: 1e6,
             max_streams_per_tenant: 0,
+            // Loki's harness has no distributor, so no detected levels.
+            discover_log_levels: false,
             ..Limits::default()
         };
         let config = Config {

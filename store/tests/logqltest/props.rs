@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
+use larch_config::{ByteSize, HumanDuration};
 use larch_query::LabelSet;
 use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::units::{ByteSize, HumanDuration};
 use larch_store::validate::validate;
 use larch_testkit::engine::cases::{check_log, check_metric, data, log_case, metric_case, query};
 use larch_testkit::engine::naive::RefStream;
@@ -38,6 +38,8 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
         ingestion_rate_mb: 1e6,
         ingestion_burst_size_mb: 1e6,
         max_streams_per_tenant: 0,
+        // The reference evaluator knows no detected levels.
+        discover_log_levels: false,
         ..Limits::default()
     };
     let config = Config {

@@ -136,7 +136,21 @@ annotations:
 
 {{/* In-cluster base URL of this release's store HTTP API. */}}
 {{- define "larch.store.url" -}}
-{{- printf "http://%s.%s.svc.%s:%d" (include "larch.store.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- printf "%s://%s.%s.svc.%s:%d" (ternary "https" "http" .Values.store.tls.enabled) (include "larch.store.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- end -}}
+
+{{/* The Secret of the store's certificate. */}}
+{{- define "larch.store.tlsSecret" -}}
+{{- .Values.store.tls.secretName | default (printf "%s-tls" (include "larch.store.fullname" .)) -}}
+{{- end -}}
+
+{{/* A probe, with scheme HTTPS when the store serves TLS. */}}
+{{- define "larch.store.probe" -}}
+{{- $p := deepCopy .probe -}}
+{{- if and .ctx.Values.store.tls.enabled $p.httpGet -}}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- toYaml $p -}}
 {{- end -}}
 
 {{/* The URL agents push to. */}}
@@ -156,12 +170,32 @@ annotations:
 {{/* The store's configuration file, from store.config plus the keys the chart owns. */}}
 {{- define "larch.store.config" -}}
 {{- $owned := dict "http_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.http)) "grpc_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.grpc)) "data_dir" (include "larch.store.dataDir" .) -}}
+{{- if .Values.store.auth.enabled -}}
+{{- $_ := set $owned "auth" (dict "tokens_file" (printf "/etc/larch/auth/%s" .Values.store.auth.tokensKey)) -}}
+{{- end -}}
+{{- if .Values.store.tls.enabled -}}
+{{- $tls := dict "cert_file" "/etc/larch/tls/tls.crt" "key_file" "/etc/larch/tls/tls.key" "client_auth_type" .Values.store.tls.clientAuthType -}}
+{{- if has .Values.store.tls.clientAuthType (list "VerifyClientCertIfGiven" "RequireAndVerifyClientCert") -}}
+{{- $_ := set $tls "client_ca_file" "/etc/larch/tls/ca.crt" -}}
+{{- end -}}
+{{- $_ := set $owned "tls" $tls -}}
+{{- end -}}
 {{- toYaml (merge $owned (deepCopy .Values.store.config)) -}}
 {{- end -}}
 
 {{/* The agent's configuration file, from agent.config plus the keys the chart owns. */}}
 {{- define "larch.agent.config" -}}
 {{- $owned := dict "pods_dir" .Values.agent.podsDir "store" (include "larch.agent.storeURL" .) "positions" (printf "%s/positions.yaml" (trimSuffix "/" .Values.agent.positionsDir)) "http_addr" (printf "0.0.0.0:%d" (int .Values.agent.port)) -}}
+{{- with .Values.agent.auth.tokenSecret -}}
+{{- $_ := set $owned "bearer_token_file" (printf "/etc/larch-agent/auth/%s" $.Values.agent.auth.tokenKey) -}}
+{{- end -}}
+{{- with .Values.agent.tls.caSecret -}}
+{{- $_ := set $owned "tls_ca_file" "/etc/larch-agent/ca/ca.crt" -}}
+{{- end -}}
+{{- with .Values.agent.tls.clientCertSecret -}}
+{{- $_ := set $owned "tls_cert_file" "/etc/larch-agent/client/tls.crt" -}}
+{{- $_ := set $owned "tls_key_file" "/etc/larch-agent/client/tls.key" -}}
+{{- end -}}
 {{- toYaml (merge $owned (deepCopy .Values.agent.config)) -}}
 {{- end -}}
 

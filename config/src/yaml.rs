@@ -1,21 +1,25 @@
-//! YAML reading and writing for the agent's files (configuration, the
-//! legacy positions format).
+//! YAML reading and writing for every configuration file.
 //!
-//! Every error names the key path (`pipeline_stages[1].json.source`) and
-//! the line and column of the value or key at fault, whatever part of the
-//! code raised it: a type mismatch, an unknown key, or a value our own
-//! `Deserialize` implementations refused (a size without a number, a
+//! Every error names the key path (`limits.retention_period`,
+//! `pipeline_stages[1].json.source`) and the line and column of the value
+//! or key at fault, whatever part of the code raised it: a type mismatch,
+//! an unknown key, or a value a `Deserialize` implementation refused (a
 //! duration without a unit). The reader tracks the node being read, so the
 //! position is that of the node even when the error is raised after it was
 //! consumed.
 //!
 //! YAML 1.2 rules: `yes`/`no`/`on`/`off` are strings, not booleans, so a
-//! boolean key given one of them is an error instead of a guess. Error
-//! messages never quote the file's lines (a neighbouring line may hold a
-//! secret).
+//! boolean key given one of them is an error instead of a guess. Enums are
+//! one-key maps (`- json: {…}`), which is also how pipeline stages are
+//! written.
 //!
-//! Enums are written as one-key maps (`- json: {…}`), which is also how
-//! pipeline stages are written.
+//! Messages say what is wrong with the file and nothing else: they never
+//! quote the file's lines (a neighbouring line may hold a secret), control
+//! characters from keys and values are escaped so that an error stays one
+//! line, and the reader's advice to the programmer (which option would
+//! have allowed a duplicate key) is left out.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -67,13 +71,18 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     .map_err(|e| error(track.path(), &e))
 }
 
-/// Writes `value` as a YAML document.
-pub fn to_string<T: Serialize>(value: &T) -> Result<String, serde_saphyr::SerializeError> {
-    serde_saphyr::to_string(value)
+/// Writes `value` as a YAML document (`--print-config`); it reads back
+/// with [`from_str`]. An error has neither path nor position.
+pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
+    serde_saphyr::to_string(value).map_err(|e| YamlError {
+        path: String::new(),
+        message: one_line(&e.to_string()),
+        line: 0,
+        column: 0,
+    })
 }
 
 fn error(path: serde_path_to_error::Path, e: &serde_saphyr::Error) -> YamlError {
-    use serde_saphyr::MessageFormatter as _;
     let e = e.without_snippet();
     let known = path
         .iter()
@@ -88,9 +97,27 @@ fn error(path: serde_path_to_error::Path, e: &serde_saphyr::Error) -> YamlError 
         } else {
             String::new()
         },
-        message: one_line(&serde_saphyr::DefaultMessageFormatter.format_message(e)),
+        message: one_line(&message(e)),
         line,
         column,
+    }
+}
+
+/// What is wrong, in the reader's words for users (not its words for the
+/// programmer, which name its options and Rust types), with the duplicate
+/// key named plainly.
+fn message(mut e: &serde_saphyr::Error) -> Cow<'_, str> {
+    use serde_saphyr::{Error, MessageFormatter as _};
+    // The error behind an alias or a snippet is the one to describe.
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = e {
+        e = error;
+    }
+    match e {
+        Error::DuplicateMappingKey { key: Some(k), .. } => {
+            Cow::Owned(format!("duplicate mapping key: {k}"))
+        }
+        Error::DuplicateMappingKey { key: None, .. } => Cow::Borrowed("duplicate mapping key"),
+        other => serde_saphyr::UserMessageFormatter.format_message(other),
     }
 }
 
@@ -150,7 +177,11 @@ mod tests {
 
     #[test]
     fn yaml_1_1_booleans_are_not_booleans() {
-        assert!(from_str::<Doc>("flag: yes\n").is_err());
+        let e = from_str::<Doc>("flag: yes\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flag: invalid boolean (true or false expected) at line 1 column 7"
+        );
         assert!(from_str::<Doc>("flag: true\n").unwrap().flag);
     }
 
@@ -158,6 +189,49 @@ mod tests {
     fn control_characters_in_messages_are_escaped() {
         let e = from_str::<Doc>("\"a\\nb\": 1\n").unwrap_err();
         assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    /// Messages say what is wrong with the file, not which option of the
+    /// reader would have accepted it.
+    #[test]
+    fn messages_give_no_advice_about_the_reader() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)] // read for its errors
+        struct Named {
+            name: String,
+            #[serde(default)]
+            flag: bool,
+        }
+        for (text, want) in [
+            (
+                "name: a\nname: b\n",
+                "duplicate mapping key: name at line 2 column 1",
+            ),
+            (
+                "x: &x {name: a, name: b}\n",
+                "duplicate mapping key: name at line 1 column 17",
+            ),
+            (
+                "name: a\n---\nname: b\n",
+                "only single YAML document expected but multiple found at line 3",
+            ),
+            (
+                "name: ~\n",
+                "name: null is not allowed here at line 1 column 7",
+            ),
+            (
+                "name: a\nflag: on\n",
+                "flag: invalid boolean (true or false expected) at line 2 column 7",
+            ),
+        ] {
+            let e = from_str::<Named>(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            for advice in [
+                "Options", "Policy", "policy", "Option<", "from_str", "strict",
+            ] {
+                assert!(!e.contains(advice), "{text:?}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! agent's section, flags overriding the file, and errors that name the
 //! key and its line. (The store and the embedded agent at work are tested
 //! in `store/tests/it/process.rs`.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};

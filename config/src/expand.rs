@@ -6,6 +6,9 @@
 //! * `${VAR}` is the variable's value, or nothing when it is unset;
 //! * `${VAR:-default}` is `default` when `VAR` is unset or empty;
 //! * `$${` is a literal `${`;
+//! * `${` followed by a digit is kept as it is: it is a capture group of
+//!   a regex replacement (`replacement: ${1}` in relabelling rules), never
+//!   a variable;
 //! * any other `$` is kept as it is (regexes such as `foo$` need no
 //!   escape).
 //!
@@ -40,7 +43,7 @@ pub fn expand_with(
             rest = &after[3..];
             continue;
         }
-        if !after.starts_with("${") {
+        if !after.starts_with("${") || after[2..].starts_with(|c: char| c.is_ascii_digit()) {
             out.push('$');
             rest = &after[1..];
             continue;
@@ -109,9 +112,10 @@ mod tests {
         assert_eq!(e("k: ${EMPTY:-dflt}"), "k: dflt");
         assert_eq!(e("k: ${KEY:-dflt}"), "k: AKIA123");
         assert_eq!(e("re: 'a$' $x $$ $${KEY}"), "re: 'a$' $x $$ ${KEY}");
+        assert_eq!(e("replacement: ${1}-${2}x"), "replacement: ${1}-${2}x");
         let err = expand_with("a: 1\nb: ${KEY", env).unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(expand_with("${1X}", env).is_err());
+        assert!(expand_with("${X-1}", env).is_err());
         assert!(expand_with("${}", env).is_err());
     }
 

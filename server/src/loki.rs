@@ -1,0 +1,779 @@
+//! Reading a Loki configuration file (`--config.file=loki.yaml`): the
+//! keys that mean something to a single Larch store are translated into
+//! the store's own configuration; every other key is listed, once, in a
+//! warning at start (and by `--check-config`), so that nothing is dropped
+//! without a word.
+//!
+//! A file is Loki's when one of its top-level keys exists only in Loki's
+//! configuration (`server`, `common`, `schema_config`, `storage_config`,
+//! `limits_config`, ...); otherwise it is read as Larch's own. What is
+//! translated:
+//!
+//! | Loki | Larch |
+//! |---|---|
+//! | `auth_enabled` (Loki's default: **true**) | `auth_enabled` |
+//! | `server.http_listen_address`, `http_listen_port` | `http_addr` |
+//! | `server.grpc_listen_address`, `grpc_listen_port` | `grpc_addr` |
+//! | `server.log_level`, `server.log_format` | `--log-level`, `--log-format` unless given |
+//! | `common.path_prefix` | `data_dir` |
+//! | `common.storage.filesystem`, `storage_config.filesystem` | `storage.backend: filesystem` (`data_dir` is the chunk directory's parent when there is no `path_prefix`) |
+//! | `common.storage.s3`, `storage_config.aws` (`storage_config` wins): `bucketnames` (one bucket), `endpoint` (with `insecure`: `http://`; an AWS host name is AWS's default), `region`, `access_key_id`, `secret_access_key`, `session_token`, `s3forcepathstyle` | `storage.backend: s3`, `storage.s3.*` |
+//! | `common.replication_factor: 1` | (a single store) |
+//! | `limits_config.<key>` for every key Larch's `limits` has (`max_global_streams_per_user` is `max_streams_per_tenant`); `query_timeout` | `limits.<key>`; `query.timeout` |
+//! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding: snappy` | `ingester.*` (Larch's chunks are snappy) |
+//! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval` |
+//! | `querier.max_concurrent` | `query.max_concurrent` |
+//! | `runtime_config.file`, `period` | `runtime_config` |
+//! | `target`: `all`, `write`, `read`, `backend` | `target` (other targets are refused) |
+//!
+//! Values keep Loki's notation (`168h`, `256KB`); a value the store
+//! cannot take is reported with its Loki key.
+//!
+//! Where chunks live is the last `schema_config.configs[].object_store`,
+//! or else the object store configured under `common.storage` or
+//! `storage_config`, or else the local disk. S3 (`s3`, `aws`) and the
+//! filesystem are translated; any other store (`gcs`, `azure`, `swift`,
+//! a named store...) and any S3 setting that cannot be translated (several
+//! `bucketnames`, the `s3://` URL form) is refused, naming the key: writing
+//! chunks to local disk while the operator expects a bucket would lose
+//! them the day the disk goes. Larch's own `storage:` block configures
+//! GCS and Azure.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// Top-level keys only Loki's configuration has.
+const LOKI_ONLY: &[&str] = &[
+    "server",
+    "common",
+    "schema_config",
+    "storage_config",
+    "limits_config",
+    "querier",
+    "query_range",
+    "frontend",
+    "frontend_worker",
+    "query_scheduler",
+    "distributor",
+    "ingester_client",
+    "memberlist",
+    "analytics",
+    "chunk_store_config",
+    "table_manager",
+    "pattern_ingester",
+    "index_gateway",
+    "bloom_build",
+    "bloom_gateway",
+    "operational_config",
+    "ruler_storage",
+    "tracing",
+    "kafka_config",
+    "ingest_limits",
+    "ingest_limits_frontend",
+    "block_builder",
+    "block_scheduler",
+    "dataobj",
+    "profiling",
+    "tenant_configs",
+];
+
+/// Loki's `limits_config` keys with the same name and meaning in Larch's
+/// `limits`.
+const SAME_LIMITS: &[&str] = &[
+    "ingestion_rate_mb",
+    "ingestion_burst_size_mb",
+    "max_line_size",
+    "max_line_size_truncate",
+    "max_label_names_per_series",
+    "max_label_name_length",
+    "max_label_value_length",
+    "reject_old_samples",
+    "reject_old_samples_max_age",
+    "creation_grace_period",
+    "allow_structured_metadata",
+    "max_structured_metadata_size",
+    "max_structured_metadata_entries_count",
+    "max_entries_limit_per_query",
+    "max_query_series",
+    "retention_period",
+];
+
+/// Loki's `ingester` keys and Larch's names for them.
+const INGESTER: &[(&str, &str)] = &[
+    ("chunk_block_size", "block_size"),
+    ("chunk_target_size", "chunk_target_size"),
+    ("max_chunk_age", "max_chunk_age"),
+    ("chunk_idle_period", "chunk_idle_period"),
+    ("flush_check_period", "flush_check_period"),
+    ("flush_on_shutdown", "flush_on_shutdown"),
+];
+
+/// Whether `doc` is a Loki configuration (see the module documentation).
+pub fn is_loki(doc: &Value) -> bool {
+    doc.as_object()
+        .is_some_and(|m| m.keys().any(|k| LOKI_ONLY.contains(&k.as_str())))
+}
+
+/// A Loki configuration in Larch's terms.
+#[derive(Debug, Default, PartialEq)]
+pub struct Translation {
+    /// The document in the shape of Larch's configuration file.
+    pub larch: Map<String, Value>,
+    /// Loki's keys that have no effect, as paths (`schema_config`,
+    /// `server.http_server_read_timeout`), sorted.
+    pub unused: Vec<String>,
+    /// For each translated Larch key path, the Loki key it came from (for
+    /// error messages).
+    pub origin: BTreeMap<String, String>,
+    /// `server.log_level`, if set.
+    pub log_level: Option<String>,
+    /// `server.log_format`, if set.
+    pub log_format: Option<String>,
+}
+
+impl Translation {
+    fn set(&mut self, larch: &str, loki: &str, value: Value) {
+        let mut parts = larch.split('.').peekable();
+        let mut map = &mut self.larch;
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                map.insert(part.to_string(), value);
+                break;
+            }
+            let entry = map
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            let Value::Object(inner) = entry else {
+                return;
+            };
+            map = inner;
+        }
+        self.origin.insert(larch.to_string(), loki.to_string());
+    }
+
+    fn unused(&mut self, path: String) {
+        self.unused.push(path);
+    }
+
+    /// The Loki key a Larch key path (as an error names it) came from.
+    pub fn loki_key(&self, larch_path: &str) -> Option<&str> {
+        self.origin
+            .iter()
+            .filter(|(k, _)| larch_path == *k || larch_path.starts_with(&format!("{k}.")))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A value out of place in a Loki file.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{key}: {reason}")]
+pub struct TranslateError {
+    /// The Loki key.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn bad(key: &str, reason: impl Into<String>) -> TranslateError {
+    TranslateError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Loki's names of object stores, under `common.storage` and
+/// `storage_config`.
+const OBJECT_STORES: &[&str] = &[
+    "s3",
+    "aws",
+    "gcs",
+    "azure",
+    "swift",
+    "bos",
+    "cos",
+    "alibabacloud",
+];
+
+/// Where a Loki file keeps its chunks, if not on local disk: the key that
+/// says so and the store's name.
+fn object_store(top: &Map<String, Value>) -> Option<(String, String)> {
+    if let Some(configs) = top
+        .get("schema_config")
+        .and_then(|s| s.get("configs"))
+        .and_then(Value::as_array)
+        && let Some((i, last)) = configs.iter().enumerate().next_back()
+        && let Some(store) = last.get("object_store").and_then(Value::as_str)
+    {
+        return (store != "filesystem" && store != "inmemory").then(|| {
+            (
+                format!("schema_config.configs[{i}].object_store"),
+                store.to_string(),
+            )
+        });
+    }
+    let sections = [
+        (
+            "common.storage",
+            top.get("common").and_then(|c| c.get("storage")),
+        ),
+        ("storage_config", top.get("storage_config")),
+    ];
+    for (section, found) in sections {
+        if let Some(Value::Object(m)) = found
+            && let Some(name) = m.keys().find(|k| OBJECT_STORES.contains(&k.as_str()))
+        {
+            return Some((format!("{section}.{name}"), name.clone()));
+        }
+    }
+    None
+}
+
+/// Loki's keys of an S3 configuration (`common.storage.s3`,
+/// `storage_config.aws`) that only tune the client; listed as unused.
+const S3_TUNING: &[&str] = &[
+    "http_config",
+    "sse",
+    "sse_encryption",
+    "storage_class",
+    "backoff_config",
+    "signature_version",
+    "disable_dualstack",
+    "max_retries",
+];
+
+/// Translates the S3 sections of `top` (`common.storage.s3`, then
+/// `storage_config.aws`, whose keys win) into `storage.s3`. `chosen` is
+/// the key that named S3 (for the error when no section configures it).
+fn s3_storage(
+    t: &mut Translation,
+    top: &Map<String, Value>,
+    chosen: &str,
+) -> Result<(), TranslateError> {
+    let sections = [
+        (
+            "common.storage.s3",
+            top.get("common")
+                .and_then(|c| c.get("storage"))
+                .and_then(|s| s.get("s3")),
+        ),
+        (
+            "storage_config.aws",
+            top.get("storage_config").and_then(|s| s.get("aws")),
+        ),
+    ];
+    let mut found = false;
+    let mut endpoint: Option<(String, String)> = None;
+    let mut insecure = false;
+    for (section, value) in sections {
+        let Some(value) = value else { continue };
+        found = true;
+        for (k, v) in object(section, value)? {
+            let path = format!("{section}.{k}");
+            match k.as_str() {
+                "bucketnames" | "bucket_name" | "bucket" => {
+                    let names = string(&path, v)?;
+                    let names: Vec<&str> = names
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    let [name] = names[..] else {
+                        return Err(bad(
+                            &path,
+                            "exactly one bucket is supported: Larch writes every chunk and index segment to one bucket",
+                        ));
+                    };
+                    t.set("storage.s3.bucket", &path, Value::String(name.to_string()));
+                }
+                "endpoint" => endpoint = Some((path, string(&format!("{section}.{k}"), v)?)),
+                "insecure" => insecure = v.as_bool().unwrap_or(false) || v.as_str() == Some("true"),
+                "region" | "access_key_id" | "secret_access_key" | "session_token" => {
+                    t.set(&format!("storage.s3.{k}"), &path, v.clone());
+                }
+                "s3forcepathstyle" => t.set("storage.s3.force_path_style", &path, v.clone()),
+                "s3" if v.as_str().is_some_and(|u| !u.is_empty()) => {
+                    return Err(bad(
+                        &path,
+                        "the s3:// URL form is not translated: give bucketnames, region, endpoint, \
+                         access_key_id and secret_access_key instead",
+                    ));
+                }
+                "s3" => {}
+                k if S3_TUNING.contains(&k) => t.unused(path),
+                _ => {
+                    return Err(bad(
+                        &path,
+                        "this S3 setting is not translated; remove it or configure Larch's storage.s3",
+                    ));
+                }
+            }
+        }
+    }
+    if !found {
+        return Err(bad(
+            chosen,
+            "chunks in s3, but neither common.storage.s3 nor storage_config.aws configures the bucket",
+        ));
+    }
+    if let Some((path, e)) = endpoint {
+        let host = e.split("://").last().unwrap_or("").trim_end_matches('/');
+        // AWS's own host names are AWS's default endpoint (with the
+        // region); any other is an S3-compatible service.
+        if !e.is_empty() && !host.ends_with("amazonaws.com") {
+            let url = if e.contains("://") {
+                e.clone()
+            } else if insecure {
+                format!("http://{e}")
+            } else {
+                format!("https://{e}")
+            };
+            t.set("storage.s3.endpoint", &path, Value::String(url));
+        }
+    }
+    t.set("storage.backend", chosen, Value::String("s3".into()));
+    Ok(())
+}
+
+/// Translates a Loki configuration document.
+pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
+    let mut t = Translation::default();
+    let Some(top) = doc.as_object() else {
+        return Err(bad("", "the configuration must be a mapping of keys"));
+    };
+    let chunks_in = object_store(top);
+    match &chunks_in {
+        None => {}
+        Some((key, store)) if store == "s3" || store == "aws" => s3_storage(&mut t, top, key)?,
+        Some((key, store)) => {
+            return Err(bad(
+                key,
+                format!(
+                    "chunks in {store} are not translated from a Loki configuration (S3 and the filesystem are); \
+                     configure Larch's storage: block (backend s3, gcs, azure or filesystem) instead"
+                ),
+            ));
+        }
+    }
+    // Sections of the object store in use are translated above; the
+    // others are unused.
+    let translated = |section: &str, name: &str| {
+        chunks_in
+            .as_ref()
+            .is_some_and(|(_, s)| s == "s3" || s == "aws")
+            && ((section == "common.storage" && name == "s3")
+                || (section == "storage_config" && name == "aws"))
+    };
+    // Loki requires X-Scope-OrgID unless told otherwise.
+    t.set("auth_enabled", "auth_enabled", Value::Bool(true));
+    let mut path_prefix = None;
+    let mut chunks_dir = None;
+    for (key, value) in top {
+        match key.as_str() {
+            "auth_enabled" => t.set("auth_enabled", key, value.clone()),
+            "target" => match value.as_str() {
+                Some("all" | "write" | "read" | "backend") => t.set("target", key, value.clone()),
+                _ => {
+                    return Err(bad(
+                        key,
+                        format!("{value} is not a target of Larch's: all, write, read or backend"),
+                    ));
+                }
+            },
+            "server" => server(&mut t, value)?,
+            "common" => {
+                let m = object("common", value)?;
+                for (k, v) in m {
+                    let path = format!("common.{k}");
+                    match k.as_str() {
+                        "path_prefix" => path_prefix = Some(string(&path, v)?),
+                        "replication_factor" if v.as_u64() == Some(1) => {}
+                        "storage" => {
+                            for (sk, sv) in object(&path, v)? {
+                                if sk == "filesystem" {
+                                    for (fk, fv) in object("common.storage.filesystem", sv)? {
+                                        if fk == "chunks_directory" {
+                                            chunks_dir = Some(string(
+                                                "common.storage.filesystem.chunks_directory",
+                                                fv,
+                                            )?);
+                                        } else {
+                                            t.unused(format!("common.storage.filesystem.{fk}"));
+                                        }
+                                    }
+                                } else if !translated("common.storage", sk) {
+                                    t.unused(format!("common.storage.{sk}"));
+                                }
+                            }
+                        }
+                        _ => t.unused(path),
+                    }
+                }
+            }
+            "storage_config" => {
+                for (k, v) in object(key, value)? {
+                    if k == "filesystem" {
+                        for (fk, fv) in object("storage_config.filesystem", v)? {
+                            if fk == "directory" {
+                                chunks_dir.get_or_insert(string(
+                                    "storage_config.filesystem.directory",
+                                    fv,
+                                )?);
+                            } else {
+                                t.unused(format!("storage_config.filesystem.{fk}"));
+                            }
+                        }
+                    } else if !translated("storage_config", k) {
+                        t.unused(format!("storage_config.{k}"));
+                    }
+                }
+            }
+            "limits_config" => {
+                for (k, v) in object(key, value)? {
+                    let path = format!("limits_config.{k}");
+                    if SAME_LIMITS.contains(&k.as_str()) {
+                        t.set(&format!("limits.{k}"), &path, v.clone());
+                    } else if k == "max_global_streams_per_user" {
+                        t.set("limits.max_streams_per_tenant", &path, v.clone());
+                    } else if k == "query_timeout" {
+                        t.set("query.timeout", &path, v.clone());
+                    } else {
+                        t.unused(path);
+                    }
+                }
+            }
+            "ingester" => {
+                for (k, v) in object(key, value)? {
+                    let path = format!("ingester.{k}");
+                    if let Some((_, larch)) = INGESTER.iter().find(|(loki, _)| loki == k) {
+                        t.set(&format!("ingester.{larch}"), &path, v.clone());
+                    } else if k == "chunk_encoding" && v.as_str() == Some("snappy") {
+                    } else if k == "chunk_encoding" {
+                        t.unused(format!("{path} ({v}: Larch's chunks are snappy)"));
+                    } else {
+                        t.unused(path);
+                    }
+                }
+            }
+            "compactor" => {
+                t.set(
+                    "compactor.retention_enabled",
+                    "compactor.retention_enabled",
+                    Value::Bool(false),
+                );
+                for (k, v) in object(key, value)? {
+                    let path = format!("compactor.{k}");
+                    match k.as_str() {
+                        "retention_enabled" => {
+                            t.set("compactor.retention_enabled", &path, v.clone())
+                        }
+                        "compaction_interval" => {
+                            t.set("ingester.compaction_interval", &path, v.clone());
+                            t.set("compactor.interval", &path, v.clone());
+                        }
+                        _ => t.unused(path),
+                    }
+                }
+            }
+            "querier" => {
+                for (k, v) in object(key, value)? {
+                    let path = format!("querier.{k}");
+                    if k == "max_concurrent" {
+                        t.set("query.max_concurrent", &path, v.clone());
+                    } else {
+                        t.unused(path);
+                    }
+                }
+            }
+            "runtime_config" => {
+                for (k, v) in object(key, value)? {
+                    let path = format!("runtime_config.{k}");
+                    match k.as_str() {
+                        "file" | "period" => {
+                            t.set(&format!("runtime_config.{k}"), &path, v.clone())
+                        }
+                        _ => t.unused(path),
+                    }
+                }
+            }
+            _ => t.unused(key.clone()),
+        }
+    }
+    if !top.contains_key("compactor") {
+        // Loki applies no retention unless its compactor is told to.
+        t.set(
+            "compactor.retention_enabled",
+            "compactor.retention_enabled",
+            Value::Bool(false),
+        );
+    }
+    match (path_prefix, chunks_dir) {
+        (Some(p), _) => t.set("data_dir", "common.path_prefix", Value::String(p)),
+        (None, Some(c)) => {
+            let parent = std::path::Path::new(&c)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.display().to_string())
+                .unwrap_or(c);
+            t.set(
+                "data_dir",
+                "storage_config.filesystem.directory",
+                Value::String(parent),
+            );
+        }
+        (None, None) => {}
+    }
+    t.unused.sort();
+    Ok(t)
+}
+
+fn server(t: &mut Translation, value: &Value) -> Result<(), TranslateError> {
+    let m = object("server", value)?;
+    let mut http = ("0.0.0.0".to_string(), 3100u64);
+    let mut grpc = ("0.0.0.0".to_string(), 9095u64);
+    let (mut http_set, mut grpc_set) = (false, false);
+    for (k, v) in m {
+        let path = format!("server.{k}");
+        match k.as_str() {
+            "http_listen_address" => {
+                let a = string(&path, v)?;
+                if !a.is_empty() {
+                    http.0 = a;
+                }
+                http_set = true;
+            }
+            "http_listen_port" => {
+                http.1 = port(&path, v)?;
+                http_set = true;
+            }
+            "grpc_listen_address" => {
+                let a = string(&path, v)?;
+                if !a.is_empty() {
+                    grpc.0 = a;
+                }
+                grpc_set = true;
+            }
+            "grpc_listen_port" => {
+                grpc.1 = port(&path, v)?;
+                grpc_set = true;
+            }
+            "log_level" => t.log_level = Some(string(&path, v)?),
+            "log_format" => t.log_format = Some(string(&path, v)?),
+            _ => t.unused(path),
+        }
+    }
+    let join = |(host, port): (String, u64)| {
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
+    if http_set {
+        t.set(
+            "http_addr",
+            "server.http_listen_port",
+            Value::String(join(http)),
+        );
+    }
+    if grpc_set {
+        t.set(
+            "grpc_addr",
+            "server.grpc_listen_port",
+            Value::String(join(grpc)),
+        );
+    }
+    Ok(())
+}
+
+fn object<'a>(key: &str, v: &'a Value) -> Result<&'a Map<String, Value>, TranslateError> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    match v {
+        Value::Object(m) => Ok(m),
+        // `limits_config:` with nothing under it.
+        Value::Null => Ok(EMPTY.get_or_init(Map::new)),
+        other => Err(bad(key, format!("expected a mapping, not {other}"))),
+    }
+}
+
+fn string(key: &str, v: &Value) -> Result<String, TranslateError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(bad(key, format!("expected a string, not {other}"))),
+    }
+}
+
+fn port(key: &str, v: &Value) -> Result<u64, TranslateError> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    n.filter(|p| *p <= 65535)
+        .ok_or_else(|| bad(key, format!("expected a port number, not {v}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn yaml(text: &str) -> Value {
+        serde_saphyr::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn detection() {
+        assert!(is_loki(&yaml("server:\n  http_listen_port: 3100\n")));
+        assert!(is_loki(&yaml("limits_config: {}\n")));
+        assert!(!is_loki(&yaml("http_addr: 0.0.0.0:3100\nlimits: {}\n")));
+        assert!(!is_loki(&yaml("auth_enabled: true\ningester: {}\n")));
+        assert!(!is_loki(&Value::Null));
+    }
+
+    #[test]
+    fn ports_paths_limits_and_unused_keys() {
+        let t = translate(&yaml(
+            "server:\n  http_listen_port: 3200\n  grpc_listen_port: 9096\n  log_level: warn\n  http_server_read_timeout: 30s\n\
+             common:\n  path_prefix: /tmp/loki\n  replication_factor: 1\n  ring:\n    kvstore:\n      store: inmemory\n\
+             limits_config:\n  max_global_streams_per_user: 10\n  retention_period: 744h\n  max_query_parallelism: 32\n\
+             schema_config:\n  configs: []\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            Value::Object(t.larch.clone()),
+            json!({
+                "auth_enabled": true,
+                "http_addr": "0.0.0.0:3200",
+                "grpc_addr": "0.0.0.0:9096",
+                "data_dir": "/tmp/loki",
+                "limits": {"max_streams_per_tenant": 10, "retention_period": "744h"},
+                "compactor": {"retention_enabled": false},
+            })
+        );
+        assert_eq!(
+            t.unused,
+            [
+                "common.ring",
+                "limits_config.max_query_parallelism",
+                "schema_config",
+                "server.http_server_read_timeout",
+            ]
+        );
+        assert_eq!(t.log_level.as_deref(), Some("warn"));
+        assert_eq!(
+            t.loki_key("limits.max_streams_per_tenant"),
+            Some("limits_config.max_global_streams_per_user")
+        );
+    }
+
+    #[test]
+    fn storage_directories_and_switches() {
+        let t = translate(&yaml(
+            "auth_enabled: false\nstorage_config:\n  filesystem:\n    directory: /var/loki/chunks\n  tsdb_shipper:\n    cache_ttl: 24h\n\
+             compactor:\n  retention_enabled: true\n  working_directory: /var/loki/compactor\n\
+             ingester:\n  chunk_encoding: gzip\n  chunk_target_size: 1MB\n\
+             runtime_config:\n  file: /etc/loki/overrides.yaml\n  period: 5s\n",
+        ))
+        .unwrap();
+        let l = Value::Object(t.larch.clone());
+        assert_eq!(l["data_dir"], json!("/var/loki"));
+        assert_eq!(l["auth_enabled"], json!(false));
+        assert_eq!(l["compactor"], json!({"retention_enabled": true}));
+        assert_eq!(l["ingester"], json!({"chunk_target_size": "1MB"}));
+        assert_eq!(
+            l["runtime_config"],
+            json!({"file": "/etc/loki/overrides.yaml", "period": "5s"})
+        );
+        assert_eq!(
+            t.unused,
+            [
+                "compactor.working_directory",
+                "ingester.chunk_encoding (\"gzip\": Larch's chunks are snappy)",
+                "storage_config.tsdb_shipper",
+            ]
+        );
+    }
+
+    #[test]
+    fn s3_is_translated() {
+        let t = translate(&yaml(
+            "schema_config:\n  configs:\n  - object_store: s3\n\
+             common:\n  storage:\n    s3:\n      bucketnames: b\n      endpoint: minio:9000\n      insecure: true\n      region: r\n      access_key_id: k\n\
+             storage_config:\n  aws:\n    secret_access_key: s\n    s3forcepathstyle: true\n    region: r2\n    sse:\n      type: SSE-S3\n",
+        ))
+        .unwrap();
+        let l = Value::Object(t.larch.clone());
+        assert_eq!(
+            l["storage"],
+            json!({"backend": "s3", "s3": {
+                "bucket": "b", "endpoint": "http://minio:9000", "region": "r2",
+                "access_key_id": "k", "secret_access_key": "s", "force_path_style": true,
+            }})
+        );
+        assert_eq!(t.unused, ["schema_config", "storage_config.aws.sse"]);
+        assert_eq!(
+            t.loki_key("storage.s3.region"),
+            Some("storage_config.aws.region")
+        );
+        // Without a schema, the configured store is the one; AWS's own
+        // host names are its default endpoint.
+        let t = translate(&yaml(
+            "storage_config:\n  aws:\n    bucketnames: b\n    endpoint: s3.eu-west-1.amazonaws.com\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            Value::Object(t.larch.clone())["storage"],
+            json!({"backend": "s3", "s3": {"bucket": "b"}})
+        );
+    }
+
+    #[test]
+    fn object_storage_not_translated_is_refused_not_ignored() {
+        let e = translate(&yaml(
+            "schema_config:\n  configs:\n  - from: 2020-10-24\n    object_store: filesystem\n  - from: 2024-01-01\n    object_store: gcs\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "schema_config.configs[1].object_store");
+        assert!(e.reason.contains("chunks in gcs"), "{e}");
+        let e = translate(&yaml(
+            "common:\n  storage:\n    azure:\n      account_name: a\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "common.storage.azure");
+        let e = translate(&yaml("storage_config:\n  aws:\n    s3: s3://k:s@r/b\n")).unwrap_err();
+        assert_eq!(e.key, "storage_config.aws.s3");
+        let e = translate(&yaml("storage_config:\n  aws:\n    bucketnames: a,b\n")).unwrap_err();
+        assert_eq!(e.key, "storage_config.aws.bucketnames");
+        let e =
+            translate(&yaml("schema_config:\n  configs:\n  - object_store: aws\n")).unwrap_err();
+        assert_eq!(e.key, "schema_config.configs[0].object_store");
+        let e = translate(&yaml("target: querier\n")).unwrap_err();
+        assert_eq!(e.key, "target");
+        // The schema decides when it names the local disk.
+        assert!(translate(&yaml(
+            "schema_config:\n  configs:\n  - object_store: filesystem\nstorage_config:\n  aws:\n    s3: s3://x\n"
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn bad_shapes_name_the_loki_key() {
+        assert_eq!(
+            translate(&yaml("server:\n  http_listen_port: 99999\n")).unwrap_err(),
+            bad(
+                "server.http_listen_port",
+                "expected a port number, not 99999"
+            )
+        );
+        assert!(translate(&yaml("limits_config: 3\n")).is_err());
+        assert!(translate(&yaml("- 1\n")).is_err());
+        // An empty section is no section.
+        assert!(translate(&yaml("limits_config:\nserver:\n")).is_ok());
+    }
+}

@@ -1,0 +1,479 @@
+//! The `ruler:` block of the store's configuration, with Loki's key names
+//! and defaults where Loki has them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::ConfigError;
+use larch_config::HumanDuration;
+
+/// The ruler: where rule groups are kept, how often they run, and where
+/// alerts and recorded samples go.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulerConfig {
+    /// Serve the rules API (`/loki/api/v1/rules...`, `/api/prom/rules...`,
+    /// `/prometheus/api/v1/rules` and `/alerts`). Default true, as Loki.
+    pub enable_api: bool,
+    /// Directory of the rule groups: `<rule_path>/<tenant>/<namespace>.yaml`,
+    /// each a rule file (`groups:`). Read every `poll_interval` and after
+    /// every change made through the API, which writes here. Empty (the
+    /// default): `<data_dir>/rules`.
+    pub rule_path: PathBuf,
+    /// Interval of groups that set none (Loki: 1m).
+    pub evaluation_interval: HumanDuration,
+    /// How often `rule_path` is read again for changes made by hand
+    /// (Loki: 1m).
+    pub poll_interval: HumanDuration,
+    /// Alertmanager base URLs (`http://alertmanager:9093`), as a list or
+    /// comma-separated; alerts are posted to `<url>/api/v2/alerts` of every
+    /// one. Empty (the default): alerts are evaluated and shown in the API,
+    /// but sent nowhere.
+    pub alertmanager_url: UrlList,
+    /// How requests to Alertmanager authenticate.
+    pub alertmanager_client: ClientAuth,
+    /// Alerts waiting to be sent; past it the oldest are dropped
+    /// (`larch_ruler_notifications_dropped_total`). Loki: 10000.
+    pub notification_queue_capacity: usize,
+    /// Longest one request to an Alertmanager may take (Loki: 10s).
+    pub notification_timeout: HumanDuration,
+    /// A firing alert is sent again when this much time has passed since
+    /// it was last sent (Loki and Prometheus: 1m); Alertmanager considers
+    /// it resolved `4 × max(resend_delay, group interval)` after the last
+    /// send.
+    pub resend_delay: HumanDuration,
+    /// Alert state saved before a restart is restored only if the store
+    /// was down for less than this (Prometheus: 1h); older state is
+    /// dropped and alerts start over as pending.
+    pub for_outage_tolerance: HumanDuration,
+    /// Base of the alerts' `generatorURL` (Grafana's URL), and
+    /// `$externalURL` in templates. Empty: no `generatorURL`.
+    pub external_url: String,
+    /// The Grafana data source `generatorURL` links point to (Loki's
+    /// `datasource_uid`).
+    pub datasource_uid: String,
+    /// Labels added to every alert and every written series that does not
+    /// have them (`$externalLabels` in templates).
+    pub external_labels: BTreeMap<String, String>,
+    /// Group evaluations running at once, on the blocking pool; more wait
+    /// (and count as missed if they wait past their next turn). Default: the
+    /// number of cores.
+    pub max_concurrent_evaluations: usize,
+    /// Most rule groups per tenant (Loki's `ruler_max_rule_groups_per_tenant`);
+    /// 0: no limit. Default 1000.
+    pub max_rule_groups_per_tenant: usize,
+    /// Most rules per group (Loki's `ruler_max_rules_per_rule_group`); 0:
+    /// no limit. Default 200.
+    pub max_rules_per_rule_group: usize,
+    /// Recording rules' samples (and `ALERTS`, `ALERTS_FOR_STATE`) sent with
+    /// Prometheus remote write.
+    pub remote_write: RemoteWriteConfig,
+}
+
+impl Default for RulerConfig {
+    fn default() -> RulerConfig {
+        RulerConfig {
+            enable_api: true,
+            rule_path: PathBuf::new(),
+            evaluation_interval: HumanDuration::from_secs(60),
+            poll_interval: HumanDuration::from_secs(60),
+            alertmanager_url: UrlList::default(),
+            alertmanager_client: ClientAuth::default(),
+            notification_queue_capacity: 10_000,
+            notification_timeout: HumanDuration::from_secs(10),
+            resend_delay: HumanDuration::from_secs(60),
+            for_outage_tolerance: HumanDuration::from_secs(3600),
+            external_url: String::new(),
+            datasource_uid: String::new(),
+            external_labels: BTreeMap::new(),
+            max_concurrent_evaluations: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            // Bounds on what tenants may make the ruler hold: far above
+            // what one team writes, far below what would strain memory.
+            max_rule_groups_per_tenant: 1000,
+            max_rules_per_rule_group: 200,
+            remote_write: RemoteWriteConfig::default(),
+        }
+    }
+}
+
+/// URLs given as a YAML list or as one comma-separated string.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct UrlList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for UrlList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UrlList, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match Raw::deserialize(d)? {
+            Raw::One(s) => s.split(',').map(str::to_string).collect(),
+            Raw::Many(v) => v,
+        };
+        Ok(UrlList(
+            list.into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+/// How a client authenticates (Loki's `alertmanager_client` keys).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuth {
+    /// Basic authentication user.
+    pub basic_auth_username: String,
+    /// Basic authentication password.
+    pub basic_auth_password: String,
+    /// Scheme of `credentials` in the `Authorization` header (default
+    /// `Bearer`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Credentials sent as `Authorization: <type> <credentials>`.
+    pub credentials: String,
+}
+
+impl ClientAuth {
+    /// The `Authorization` header value, if any.
+    pub fn header(&self) -> Option<String> {
+        if !self.credentials.is_empty() {
+            let kind = if self.kind.is_empty() {
+                "Bearer"
+            } else {
+                &self.kind
+            };
+            return Some(format!("{kind} {}", self.credentials));
+        }
+        if !self.basic_auth_username.is_empty() {
+            let raw = format!("{}:{}", self.basic_auth_username, self.basic_auth_password);
+            return Some(format!("Basic {}", base64(raw.as_bytes())));
+        }
+        None
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for ch in b.chunks(3) {
+        let n = (ch[0] as u32) << 16
+            | (*ch.get(1).unwrap_or(&0) as u32) << 8
+            | *ch.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= ch.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Remote write of recorded samples (Loki's `ruler.remote_write`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteConfig {
+    /// Send samples (default false; then recording rules' results are
+    /// shown nowhere but in the rules API's health).
+    pub enabled: bool,
+    /// Shorthand for a single client with default settings: its URL
+    /// (`http://prometheus:9090/api/v1/write`).
+    pub url: String,
+    /// One client (Loki's older key).
+    pub client: Option<RemoteWriteClient>,
+    /// Clients by name; every sample goes to each.
+    pub clients: BTreeMap<String, RemoteWriteClient>,
+    /// Send the tenant as `X-Scope-OrgID` (default true, as Loki), so a
+    /// multi-tenant receiver (Mimir, Cortex) keeps tenants apart.
+    pub add_org_id_header: bool,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> RemoteWriteConfig {
+        RemoteWriteConfig {
+            enabled: false,
+            url: String::new(),
+            client: None,
+            clients: BTreeMap::new(),
+            add_org_id_header: true,
+        }
+    }
+}
+
+impl RemoteWriteConfig {
+    /// Every configured client with its name (`default` for `url` and
+    /// `client`).
+    pub fn all_clients(&self) -> Vec<(String, RemoteWriteClient)> {
+        let mut out = Vec::new();
+        if !self.url.is_empty() {
+            out.push((
+                "default".to_string(),
+                RemoteWriteClient {
+                    url: self.url.clone(),
+                    ..RemoteWriteClient::default()
+                },
+            ));
+        }
+        if let Some(c) = &self.client {
+            let name = if out.is_empty() { "default" } else { "client" };
+            out.push((name.to_string(), c.clone()));
+        }
+        for (name, c) in &self.clients {
+            out.push((name.clone(), c.clone()));
+        }
+        out
+    }
+}
+
+/// One remote write destination (Prometheus' `remote_write` keys that
+/// apply).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteClient {
+    /// The receiver's write URL.
+    pub url: String,
+    /// Longest one request may take (Prometheus: 30s).
+    pub remote_timeout: HumanDuration,
+    /// Extra request headers (`X-Scope-OrgID` is the ruler's own and is
+    /// ignored here).
+    pub headers: BTreeMap<String, String>,
+    /// Basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// The queue and its retries.
+    pub queue_config: QueueConfig,
+}
+
+impl Default for RemoteWriteClient {
+    fn default() -> RemoteWriteClient {
+        RemoteWriteClient {
+            url: String::new(),
+            remote_timeout: HumanDuration::from_secs(30),
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            queue_config: QueueConfig::default(),
+        }
+    }
+}
+
+/// Basic authentication.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    /// User.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// The bounded queue of samples waiting to be sent, and how failures are
+/// retried (Prometheus' `queue_config` keys and defaults).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Samples the queue holds; past it new samples are dropped and
+    /// counted (`reason="queue_full"`). Prometheus: 10000.
+    pub capacity: usize,
+    /// Most samples per request (Prometheus: 2000).
+    pub max_samples_per_send: usize,
+    /// First wait after a failed request, doubled each time (Prometheus:
+    /// 30ms).
+    pub min_backoff: HumanDuration,
+    /// Longest wait between retries (Prometheus: 5s).
+    pub max_backoff: HumanDuration,
+    /// Retry requests answered 429 like 5xx (default false, as
+    /// Prometheus: they are dropped and counted).
+    pub retry_on_http_429: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            capacity: 10_000,
+            max_samples_per_send: 2000,
+            min_backoff: HumanDuration(std::time::Duration::from_millis(30)),
+            max_backoff: HumanDuration::from_secs(5),
+            retry_on_http_429: false,
+        }
+    }
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// An `http://` URL (https is not offered yet: the store builds no TLS
+/// client).
+fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        if url.starts_with("https://") {
+            invalid(
+                key,
+                format!("{url:?}: https is not supported yet; use http:// (inside the cluster) or a proxy"),
+            )
+        } else {
+            invalid(key, format!("{url:?} is not an http:// URL"))
+        }
+    })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(invalid(key, format!("{url:?} has no host")));
+    }
+    Ok(())
+}
+
+impl RulerConfig {
+    /// The rule directory: `rule_path`, or `<data_dir>/rules`.
+    pub fn rule_dir(&self, data_dir: &Path) -> PathBuf {
+        if self.rule_path.as_os_str().is_empty() {
+            data_dir.join("rules")
+        } else {
+            self.rule_path.clone()
+        }
+    }
+
+    /// Checks what types cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, d) in [
+            ("ruler.evaluation_interval", self.evaluation_interval),
+            ("ruler.poll_interval", self.poll_interval),
+            ("ruler.notification_timeout", self.notification_timeout),
+            ("ruler.resend_delay", self.resend_delay),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        for (i, url) in self.alertmanager_url.0.iter().enumerate() {
+            check_url(&format!("ruler.alertmanager_url[{i}]"), url)?;
+        }
+        if self.notification_queue_capacity == 0 {
+            return Err(invalid(
+                "ruler.notification_queue_capacity",
+                "must be positive",
+            ));
+        }
+        if self.max_concurrent_evaluations == 0 {
+            return Err(invalid(
+                "ruler.max_concurrent_evaluations",
+                "must be positive",
+            ));
+        }
+        for k in self.external_labels.keys() {
+            if !larch_rules::is_label_name(k) {
+                return Err(invalid(
+                    format!("ruler.external_labels.{k}"),
+                    "not a valid label name",
+                ));
+            }
+        }
+        let rw = &self.remote_write;
+        let clients = rw.all_clients();
+        if rw.enabled && clients.is_empty() {
+            return Err(invalid(
+                "ruler.remote_write",
+                "remote write is enabled but no client is configured (url, client or clients)",
+            ));
+        }
+        if !rw.enabled && !clients.is_empty() {
+            return Err(invalid(
+                "ruler.remote_write.enabled",
+                "clients are configured but remote write is not enabled; set enabled: true",
+            ));
+        }
+        for (name, c) in &clients {
+            let key = format!("ruler.remote_write.clients.{name}");
+            check_url(&format!("{key}.url"), &c.url)?;
+            let q = &c.queue_config;
+            if q.capacity == 0 || q.max_samples_per_send == 0 {
+                return Err(invalid(
+                    format!("{key}.queue_config"),
+                    "capacity and max_samples_per_send must be positive",
+                ));
+            }
+            if q.min_backoff.is_zero() || q.max_backoff < q.min_backoff {
+                return Err(invalid(
+                    format!("{key}.queue_config"),
+                    "min_backoff must be positive and at most max_backoff",
+                ));
+            }
+            if c.remote_timeout.is_zero() {
+                return Err(invalid(format!("{key}.remote_timeout"), "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> RulerConfig {
+        larch_config::yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn urls_as_list_or_comma_separated() {
+        let c = parse("alertmanager_url: http://a:9093, http://b:9093\n");
+        assert_eq!(c.alertmanager_url.0, ["http://a:9093", "http://b:9093"]);
+        let c = parse("alertmanager_url: [http://a:9093]\n");
+        assert_eq!(c.alertmanager_url.0, ["http://a:9093"]);
+        c.validate().unwrap();
+        let c = parse("alertmanager_url: https://a:9093\n");
+        assert!(c.validate().unwrap_err().to_string().contains("https"));
+    }
+
+    #[test]
+    fn remote_write_clients() {
+        let c = parse(
+            "remote_write:\n  enabled: true\n  url: http://p:9090/api/v1/write\n  clients:\n    mimir:\n      url: http://m/api/v1/push\n      queue_config: {capacity: 5}\n",
+        );
+        c.validate().unwrap();
+        let all = c.remote_write.all_clients();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].0, "default");
+        assert_eq!(all[1].1.queue_config.capacity, 5);
+        assert_eq!(all[1].1.queue_config.max_samples_per_send, 2000);
+        let c = parse("remote_write:\n  enabled: true\n");
+        assert!(c.validate().is_err());
+        let c = parse("remote_write:\n  url: http://p/api/v1/write\n");
+        assert!(c.validate().unwrap_err().to_string().contains("enabled"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = RulerConfig::default();
+        c.validate().unwrap();
+        assert!(c.enable_api);
+        assert_eq!(c.rule_dir(Path::new("/d")), Path::new("/d/rules"));
+        assert_eq!(c.evaluation_interval, HumanDuration::from_secs(60));
+        assert!(larch_config::yaml::from_str::<RulerConfig>("rule_pth: x\n").is_err());
+    }
+
+    #[test]
+    fn auth_header() {
+        let a = ClientAuth {
+            basic_auth_username: "u".into(),
+            basic_auth_password: "p".into(),
+            ..ClientAuth::default()
+        };
+        assert_eq!(a.header().unwrap(), "Basic dTpw");
+        let a = ClientAuth {
+            credentials: "t".into(),
+            ..ClientAuth::default()
+        };
+        assert_eq!(a.header().unwrap(), "Bearer t");
+        assert_eq!(ClientAuth::default().header(), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! The ruler's outgoing HTTP: one pooled HTTP/1.1 client for Alertmanager
+//! and remote write receivers, a timeout per request, and at most 4 KiB of
+//! any answer read (enough for an error message).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::StatusCode;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How much of an answer's body is kept.
+const MAX_ANSWER: usize = 4096;
+
+/// An answer: status and the start of the body.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: StatusCode,
+    /// The body's first bytes, as text.
+    pub body: String,
+}
+
+/// A pooled HTTP client.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> HttpClient {
+        HttpClient::new()
+    }
+}
+
+impl HttpClient {
+    /// A client (connections kept alive and reused).
+    pub fn new() -> HttpClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        HttpClient {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// POSTs `body` to `url` with `headers`; an error is a transport
+    /// failure or the timeout, as text.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer, String> {
+        let mut req = hyper::Request::post(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| format!("invalid request to {url}: {e}"))?;
+        let call = async {
+            let resp = self.client.request(req).await.map_err(|e| {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    src = s.source();
+                }
+                msg
+            })?;
+            let status = resp.status();
+            let body = match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
+                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+                Err(_) => String::new(),
+            };
+            Ok(Answer { status, body })
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+}

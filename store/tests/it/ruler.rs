@@ -1,0 +1,621 @@
+//! The ruler through the real `larch-store` process: the rules API as
+//! Grafana and rule tools use it, Prometheus' JSON shapes, and end to end
+//! with a real Prometheus and Alertmanager (Debian's packages, installed
+//! when missing): alerts fire, reach Alertmanager, survive a restart and
+//! resolve; recording rules reach Prometheus by remote write; Prometheus
+//! scrapes the store and the agent with the shipped scrape configuration.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use larch_testkit::prometheus::{AlertmanagerProcess, PrometheusProcess};
+use larch_testkit::{AgentProcess, free_port, now_ns, wait_for};
+use serde_json::{Value, json};
+
+use super::support::{StoreProcess, request};
+
+const GROUP: &str = r#"name: checkout
+interval: 1s
+rules:
+  - alert: CheckoutErrors
+    expr: sum by (namespace, app) (count_over_time({namespace="shop", app="checkout"} |= "error" [3s])) > 0
+    for: 2s
+    labels:
+      severity: page
+    annotations:
+      summary: "{{ $labels.app }} in {{ $labels.namespace }}: {{ $value }} errors in 3s"
+      cluster: "{{ $externalLabels.cluster }}"
+  - record: shop:log_lines:count10m
+    expr: sum by (app) (count_over_time({namespace="shop"}[10m]))
+"#;
+
+/// Pushes `lines` to one stream (JSON); the status.
+fn push(port: u16, labels: Value, lines: &[&str]) -> Option<u16> {
+    let now = now_ns();
+    let values: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!([(now + i as i64).to_string(), l]))
+        .collect();
+    let body = json!({"streams": [{"stream": labels, "values": values}]}).to_string();
+    request(
+        port,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .ok()
+    .map(|r| r.status)
+}
+
+fn post_group(port: u16, ns: &str, body: &str, tenant: &str) -> (u16, String) {
+    let r = request(
+        port,
+        "POST",
+        &format!("/loki/api/v1/rules/{ns}"),
+        &[
+            ("Content-Type", "application/yaml"),
+            ("X-Scope-OrgID", tenant),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    (r.status, r.text())
+}
+
+fn get(port: u16, path: &str) -> larch_testkit::http::Response {
+    larch_testkit::http::get(port, path, &[]).unwrap()
+}
+
+fn ruler_alerts(port: u16) -> Vec<Value> {
+    let r = get(port, "/prometheus/api/v1/alerts").ok_json();
+    r["data"]["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// Checks `v` is an object with exactly `keys`, each of the JSON type
+/// named (`s`tring, `n`umber, `a`rray, `o`bject).
+fn shape(v: &Value, keys: &[(&str, char)], what: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {v}"));
+    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+    got.sort_unstable();
+    let mut want: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "{what}: keys of {v}");
+    for (k, t) in keys {
+        let x = &obj[*k];
+        let ok = match t {
+            's' => x.is_string(),
+            'n' => x.is_number(),
+            'a' => x.is_array(),
+            'o' => x.is_object(),
+            _ => unreachable!(),
+        };
+        assert!(ok, "{what}.{k} should be of type {t}: {x}");
+    }
+}
+
+fn rfc3339(s: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(s.as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{s} is not RFC 3339: {e}"))
+}
+
+#[test]
+fn rules_api_speaks_lokis_and_prometheus_shapes() {
+    let store = StoreProcess::builder()
+        .config("ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n")
+        .start();
+    let port = store.http;
+    // Grafana's discovery: a 404 whose text says the ruler is there.
+    let r = get(port, "/loki/api/v1/rules");
+    assert_eq!((r.status, r.text()), (404, "no rule groups found\n".into()));
+    let r = get(port, "/api/prom/rules/test/test");
+    assert_eq!((r.status, r.text()), (404, "group does not exist\n".into()));
+    let r = get(port, "/loki/api/v1/rules/test");
+    assert_eq!((r.status, r.text()), (404, "no rule groups found\n".into()));
+    // Bad groups, with Loki's words.
+    let (s, t) = post_group(
+        port,
+        "shop",
+        "name: g\nrules:\n  - alert: A\n    expr: 'sum(rate({a=\"1\"}[1m])'\n",
+        "fake",
+    );
+    assert_eq!(s, 400);
+    assert!(
+        t.starts_with("could not parse expression for alert 'A' in group 'g': parse error"),
+        "{t}"
+    );
+    let (s, t) = post_group(
+        port,
+        "shop",
+        "name: g\nrules:\n  - expr: vector(1)\n  - record: r\n    for: 1m\n    expr: vector(1)\n",
+        "fake",
+    );
+    assert_eq!(s, 400);
+    assert_eq!(
+        t,
+        "one of 'record' or 'alert' must be set, invalid field 'for' in recording rule\n"
+    );
+    let (s, t) = post_group(port, "%2E%2E", GROUP, "fake");
+    assert_eq!(
+        (s, t.as_str()),
+        (400, "invalid namespace: path traversal not allowed\n")
+    );
+    let (s, _) = post_group(port, "shop", "name: [\n", "fake");
+    assert_eq!(s, 400);
+    // A good group.
+    let group = "name: vec\ninterval: 1s\nrules:\n  - alert: Always\n    expr: vector(2) > 1\n    labels: {severity: info}\n    annotations: {summary: \"value {{ $value }}\"}\n  - record: two\n    expr: vector(2)\n";
+    let (s, t) = post_group(port, "team%20a", group, "fake");
+    assert_eq!(
+        (s, t.as_str()),
+        (
+            202,
+            r#"{"status":"success","data":null,"errorType":"","error":""}"#
+        )
+    );
+    assert!(store.data_dir().join("rules/fake/team a.yaml").exists());
+    let r = get(port, "/loki/api/v1/rules");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/yaml"));
+    let ns = larch_rules::read_namespaces(&r.text()).unwrap();
+    assert_eq!(ns["team a"], vec![larch_rules::read_group(group).unwrap()]);
+    let r = get(port, "/loki/api/v1/rules/team%20a/vec");
+    assert_eq!(larch_rules::read_group(&r.text()).unwrap().name, "vec");
+    let r = get(port, "/api/prom/rules/team%20a");
+    assert!(
+        larch_rules::read_namespaces(&r.text())
+            .unwrap()
+            .contains_key("team a")
+    );
+    // Another tenant sees nothing of it.
+    let r = larch_testkit::http::get(port, "/loki/api/v1/rules", &[("X-Scope-OrgID", "other")])
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    // A file edited by hand is picked up at the next poll.
+    let hand = store.data_dir().join("rules/fake/hand.yaml");
+    std::fs::write(&hand, "groups:\n  - name: byhand\n    interval: 1s\n    rules:\n      - record: three\n        expr: vector(3)\n").unwrap();
+    let mut groups = Vec::new();
+    wait_for(Duration::from_secs(15), "both groups evaluated", || {
+        let body = get(port, "/prometheus/api/v1/rules").ok_json();
+        groups = body["data"]["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        groups.len() == 2
+            && groups
+                .iter()
+                .all(|g| g["lastEvaluation"] != "0001-01-01T00:00:00Z")
+            && groups.iter().any(|g| {
+                g["rules"].as_array().is_some_and(|rs| {
+                    rs.iter()
+                        .any(|r| r["alerts"].as_array().is_some_and(|a| !a.is_empty()))
+                })
+            })
+    });
+    // Prometheus' documented shape, field by field (Grafana reads it).
+    let body = get(port, "/prometheus/api/v1/rules").ok_json();
+    shape(
+        &body,
+        &[
+            ("status", 's'),
+            ("data", 'o'),
+            ("errorType", 's'),
+            ("error", 's'),
+        ],
+        "envelope",
+    );
+    assert_eq!(body["status"], "success");
+    let g = body["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "vec")
+        .unwrap()
+        .clone();
+    shape(
+        &g,
+        &[
+            ("name", 's'),
+            ("file", 's'),
+            ("rules", 'a'),
+            ("interval", 'n'),
+            ("limit", 'n'),
+            ("lastEvaluation", 's'),
+            ("evaluationTime", 'n'),
+        ],
+        "group",
+    );
+    assert_eq!(g["file"], "team a");
+    assert_eq!(g["interval"], 1.0);
+    rfc3339(&g["lastEvaluation"]);
+    let alerting = &g["rules"][0];
+    shape(
+        alerting,
+        &[
+            ("state", 's'),
+            ("name", 's'),
+            ("query", 's'),
+            ("duration", 'n'),
+            ("keepFiringFor", 'n'),
+            ("labels", 'o'),
+            ("annotations", 'o'),
+            ("alerts", 'a'),
+            ("health", 's'),
+            ("lastError", 's'),
+            ("type", 's'),
+            ("lastEvaluation", 's'),
+            ("evaluationTime", 'n'),
+        ],
+        "alerting rule",
+    );
+    assert_eq!(
+        (
+            alerting["type"].as_str(),
+            alerting["state"].as_str(),
+            alerting["health"].as_str()
+        ),
+        (Some("alerting"), Some("firing"), Some("ok"))
+    );
+    assert_eq!(alerting["name"], "Always");
+    assert_eq!(alerting["query"], "vector(2) > 1");
+    assert_eq!(alerting["labels"], json!({"severity": "info"}));
+    let alert = &alerting["alerts"][0];
+    shape(
+        alert,
+        &[
+            ("labels", 'o'),
+            ("annotations", 'o'),
+            ("state", 's'),
+            ("activeAt", 's'),
+            ("value", 's'),
+        ],
+        "alert",
+    );
+    assert_eq!(
+        alert["labels"],
+        json!({"alertname": "Always", "severity": "info"})
+    );
+    assert_eq!(alert["annotations"], json!({"summary": "value 2"}));
+    assert_eq!(alert["value"], "2e+00");
+    rfc3339(&alert["activeAt"]);
+    let recording = &g["rules"][1];
+    shape(
+        recording,
+        &[
+            ("name", 's'),
+            ("query", 's'),
+            ("labels", 'o'),
+            ("health", 's'),
+            ("lastError", 's'),
+            ("type", 's'),
+            ("lastEvaluation", 's'),
+            ("evaluationTime", 'n'),
+        ],
+        "recording rule",
+    );
+    assert_eq!(recording["type"], "recording");
+    // Filters, and Prometheus' error envelope.
+    let only = get(port, "/prometheus/api/v1/rules?type=record").ok_json();
+    for g in only["data"]["groups"].as_array().unwrap() {
+        assert!(
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["type"] == "recording")
+        );
+    }
+    let only = get(
+        port,
+        "/prometheus/api/v1/rules?file[]=hand&rule_name[]=three",
+    )
+    .ok_json();
+    assert_eq!(only["data"]["groups"].as_array().unwrap().len(), 1);
+    let r = get(port, "/prometheus/api/v1/rules?type=bogus");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"status": "error", "data": null, "errorType": "bad_data", "error": "not supported value \"bogus\""})
+    );
+    let alerts = get(port, "/prometheus/api/v1/alerts").ok_json();
+    shape(&alerts["data"], &[("alerts", 'a')], "alerts data");
+    shape(
+        &alerts["data"]["alerts"][0],
+        &[
+            ("labels", 'o'),
+            ("annotations", 'o'),
+            ("state", 's'),
+            ("activeAt", 's'),
+            ("value", 's'),
+        ],
+        "alert",
+    );
+    // Deletes.
+    let del = |path: &str| request(port, "DELETE", path, &[], b"").unwrap();
+    let r = del("/loki/api/v1/rules/team%20a/vec");
+    assert_eq!(r.status, 202);
+    let r = del("/loki/api/v1/rules/team%20a/vec");
+    assert_eq!((r.status, r.text()), (404, "group does not exist\n".into()));
+    let r = del("/loki/api/v1/rules/nothing");
+    assert_eq!(
+        (r.status, r.text()),
+        (404, "group namespace does not exist\n".into())
+    );
+    let r = del("/loki/api/v1/rules/hand");
+    assert_eq!(r.status, 202);
+    assert!(!hand.exists());
+    let r = get(port, "/prometheus/api/v1/rules").ok_json();
+    assert_eq!(r["data"]["groups"], json!([]));
+    assert_eq!(
+        get(port, "/prometheus/api/v1/alerts").ok_json()["data"]["alerts"],
+        json!([])
+    );
+    // The ruler's metrics are served.
+    let m = larch_testkit::metrics::scrape(port);
+    assert!(
+        m.get("larch_ruler_evaluations_total{tenant=\"fake\"}")
+            .is_some_and(|v| *v >= 2.0),
+        "{m:?}"
+    );
+    assert!(store.terminate().success());
+}
+
+/// The shipped Prometheus configuration with Kubernetes discovery swapped
+/// for a file of targets carrying the same `__meta_kubernetes_*` labels
+/// (Debian's Prometheus has no Kubernetes discovery), the shipped alert
+/// rules loaded, everything every second.
+fn prometheus_config(repo: &Path) -> String {
+    let text = std::fs::read_to_string(repo.join("deploy/prometheus/prometheus.yml")).unwrap();
+    let mut cfg: Value = larch_config::yaml::from_str(&text).unwrap();
+    cfg["global"] = json!({"scrape_interval": "1s", "evaluation_interval": "1s"});
+    cfg.as_object_mut().unwrap().remove("alerting");
+    cfg["rule_files"] = json!([repo
+        .join("deploy/helm/larch/files/prometheus/larch-alerts.yaml")
+        .to_string_lossy()]);
+    for job in cfg["scrape_configs"].as_array_mut().unwrap() {
+        let job = job.as_object_mut().unwrap();
+        assert_eq!(
+            job.remove("kubernetes_sd_configs"),
+            Some(json!([{"role": "pod"}]))
+        );
+        job.insert(
+            "file_sd_configs".into(),
+            json!([{"files": ["{dir}/targets.json"], "refresh_interval": "1s"}]),
+        );
+    }
+    cfg.to_string()
+}
+
+fn target(port: u16, pod: &str, component: &str, port_name: &str) -> Value {
+    json!({"targets": [format!("127.0.0.1:{port}")], "labels": {
+        "__meta_kubernetes_namespace": "larch",
+        "__meta_kubernetes_pod_name": pod,
+        "__meta_kubernetes_pod_node_name": "node-1",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_part_of": "larch",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_component": component,
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+        "__meta_kubernetes_pod_annotation_prometheus_io_path": "/metrics",
+        "__meta_kubernetes_pod_container_port_name": port_name,
+    }})
+}
+
+/// Waits for `promql`'s single value to be `want`.
+fn wait_value(prom: &PrometheusProcess, promql: &str, want: f64) {
+    let mut last = None;
+    wait_for(
+        Duration::from_secs(30),
+        &format!("{promql} == {want}"),
+        || {
+            last = prom.scalar(promql);
+            last == Some(want)
+        },
+    );
+}
+
+#[test]
+fn ruler_end_to_end_with_prometheus_and_alertmanager() {
+    let started = Instant::now();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let am = AlertmanagerProcess::start(
+        "route:\n  receiver: sink\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n",
+    );
+    let (store_port, agent_port) = (free_port(), free_port());
+    let prom = PrometheusProcess::start(&prometheus_config(&repo));
+    // Written whole (renamed into place): discovery reads it as it appears.
+    let tmp = prom.dir().join("targets.tmp");
+    std::fs::write(
+        &tmp,
+        json!([
+            target(store_port, "larch-store-0", "store", "http"),
+            target(agent_port, "larch-agent-x1", "agent", "http-metrics"),
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, prom.dir().join("targets.json")).unwrap();
+    let store = StoreProcess::builder()
+        .http_port(store_port)
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  alertmanager_url: {}\n  external_labels:\n    cluster: e2e\n  remote_write:\n    enabled: true\n    url: {}/api/v1/write\n",
+            am.addr(),
+            prom.addr()
+        ))
+        .start();
+    let (s, t) = post_group(store_port, "shop", GROUP, "fake");
+    assert_eq!(s, 202, "{t}");
+
+    let shop = |app: &str| json!({"namespace": "shop", "app": app});
+    assert_eq!(push(store_port, shop("cart"), &["a"; 7]), Some(204));
+    // Errors every 300 ms until Alertmanager has the alert.
+    let mut checkout = 0u64;
+    let push_error = |n: &mut u64| {
+        if push(
+            store_port,
+            shop("checkout"),
+            &["level=error msg=\"payment failed\""],
+        ) == Some(204)
+        {
+            *n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let firing = |am: &AlertmanagerProcess| {
+        am.alerts().into_iter().find(|a| {
+            a["labels"]["alertname"] == "CheckoutErrors" && a["status"]["state"] == "active"
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        push_error(&mut checkout);
+        if let Some(a) = firing(&am) {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert reached Alertmanager:\n{}",
+            store.stderr()
+        );
+    };
+    assert_eq!(
+        sent["labels"],
+        json!({"alertname": "CheckoutErrors", "app": "checkout", "namespace": "shop", "severity": "page", "cluster": "e2e"})
+    );
+    let summary = sent["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("checkout in shop: ") && summary.ends_with(" errors in 3s"),
+        "{summary}"
+    );
+    assert_eq!(sent["annotations"]["cluster"], "e2e");
+    let starts_at = sent["startsAt"].clone();
+    assert!(rfc3339(&sent["endsAt"]) > chrono::Utc::now(), "{sent}");
+    let before = ruler_alerts(store_port);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["state"], "firing");
+    let active_at = before[0]["activeAt"].clone();
+
+    // kill -9 while it fires (after the state file caught up), and back.
+    for _ in 0..5 {
+        push_error(&mut checkout);
+    }
+    let accepted_before_restart = checkout;
+    store.kill9();
+    store.restart();
+    let mut after_restart = 0u64;
+    // For longer than `for`: every answer shows the same firing alert,
+    // never a pending one that would fire (and page) again.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let now = ruler_alerts(store_port);
+        assert_eq!(now.len(), 1, "after the restart: {now:?}");
+        assert_eq!(now[0]["state"], "firing", "{now:?}");
+        assert_eq!(now[0]["activeAt"], active_at, "{now:?}");
+        push_error(&mut after_restart);
+    }
+    let still = firing(&am).expect("the alert stays active in Alertmanager across the restart");
+    assert_eq!(still["startsAt"], starts_at);
+    assert!(rfc3339(&still["endsAt"]) > chrono::Utc::now(), "{still}");
+    checkout += after_restart;
+
+    // The errors stop: the alert resolves, in the ruler and in Alertmanager.
+    wait_for(Duration::from_secs(20), "the alert resolved", || {
+        ruler_alerts(store_port).is_empty()
+            && am.alerts().iter().all(|a| {
+                a["labels"]["alertname"] != "CheckoutErrors"
+                    || rfc3339(&a["endsAt"]) <= chrono::Utc::now()
+            })
+    });
+
+    // The recording rule's series in Prometheus: what was pushed.
+    wait_value(
+        &prom,
+        r#"shop:log_lines:count10m{app="cart", cluster="e2e"}"#,
+        7.0,
+    );
+    wait_value(
+        &prom,
+        r#"shop:log_lines:count10m{app="checkout"}"#,
+        checkout as f64,
+    );
+    wait_value(
+        &prom,
+        r#"max_over_time(ALERTS{alertname="CheckoutErrors", alertstate="firing"}[10m])"#,
+        1.0,
+    );
+    assert!(accepted_before_restart > 0 && after_restart > 0);
+
+    // An agent ships a pod's log; Prometheus scrapes both with the shipped
+    // scrape job and sees what was sent.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("pods/shop_web-0_0000/app");
+    std::fs::create_dir_all(&logs).unwrap();
+    let ts = larch_store::validate::rfc3339(now_ns());
+    let text: String = (0..5)
+        .map(|i| format!("{ts} stdout F agent line {i}\n"))
+        .collect();
+    std::fs::write(logs.join("0.log"), text).unwrap();
+    let store_url = store.addr();
+    let agent = AgentProcess::builder()
+        .http_port(agent_port)
+        .args([
+            "--pods-dir".as_ref(),
+            dir.path().join("pods").as_os_str(),
+            "--positions".as_ref(),
+            dir.path().join("positions.yaml").as_os_str(),
+        ])
+        .args([
+            "--store",
+            &store_url,
+            "--node-name",
+            "node-1",
+            "--batch-wait",
+            "100ms",
+        ])
+        .env("KUBERNETES_SERVICE_HOST", "")
+        .start();
+    agent.wait_sent(5, Duration::from_secs(30));
+    wait_value(
+        &prom,
+        r#"sum(larch_agent_sent_entries_total{job="larch-agent", namespace="larch"})"#,
+        5.0,
+    );
+    // The store restarted, so its counter holds what came after.
+    wait_value(
+        &prom,
+        r#"sum(larch_distributor_lines_received_total{job="larch-store", pod="larch-store-0"})"#,
+        (after_restart + 5) as f64,
+    );
+    for job in ["larch-store", "larch-agent"] {
+        wait_value(
+            &prom,
+            &format!(r#"count(larch_build_info{{job="{job}"}} == 1)"#),
+            1.0,
+        );
+        wait_value(
+            &prom,
+            &format!(r#"count(process_resident_memory_bytes{{job="{job}"}} > 1e6)"#),
+            1.0,
+        );
+        wait_value(
+            &prom,
+            &format!(r#"count(process_open_fds{{job="{job}"}} > 0)"#),
+            1.0,
+        );
+    }
+    // The shipped alert rules evaluate against the real series.
+    let rules = larch_testkit::http::get(prom.port, "/api/v1/rules", &[])
+        .unwrap()
+        .ok_json();
+    for g in rules["data"]["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            assert_ne!(r["health"], "err", "{r}");
+        }
+    }
+    assert!(store.terminate().success());
+    eprintln!("end-to-end ruler test took {:?}", started.elapsed());
+}
