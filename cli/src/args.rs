@@ -279,14 +279,14 @@ pub enum RulesCommand {
     /// Show what `sync DIR` would change: groups to create, update (with a
     /// line diff) and delete
     Diff {
-        /// Directory of <namespace>.yaml rule files
+        /// Directory of NAMESPACE.yaml rule files
         #[arg(value_name = "DIR")]
         dir: std::path::PathBuf,
     },
     /// Make the store's groups those of DIR: upload new and changed groups,
     /// delete the groups DIR does not have
     Sync {
-        /// Directory of <namespace>.yaml rule files
+        /// Directory of NAMESPACE.yaml rule files
         #[arg(value_name = "DIR")]
         dir: std::path::PathBuf,
         /// Print what would change, change nothing
@@ -387,7 +387,7 @@ pub struct ParallelArgs {
     /// --limit is ignored (every line is fetched)
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub parallel_max_workers: usize,
-    /// Write each part to <PREFIX>_<start>_<end>.part (UTC times) instead of
+    /// Write each part to PREFIX_START_END.part (UTC times) instead of
     /// stdout; a part whose file is complete is not fetched again
     #[arg(long, value_name = "PREFIX")]
     pub part_path_prefix: Option<String>,

@@ -249,8 +249,10 @@ mod tests {
 
     #[test]
     fn modes() {
-        let mut c = Config::default();
-        c.http_addr = "127.0.0.1:1".into();
+        let mut c = Config {
+            http_addr: "127.0.0.1:1".into(),
+            ..Config::default()
+        };
         c.limits.max_line_size = larch_config::ByteSize(1000);
         let view = ConfigView::new(&c, &Config::default()).unwrap();
         let full = view.render(Mode::Current).unwrap();
@@ -263,7 +265,7 @@ mod tests {
         let back: Value = larch_config::yaml::from_str(&d).unwrap();
         assert_eq!(
             back,
-            json!({"http_addr": "127.0.0.1:1", "limits": {"max_line_size": 1000}})
+            json!({"http_addr": "127.0.0.1:1", "limits": {"max_line_size": "1KB"}})
         );
         let defaults = view.render(Mode::Defaults).unwrap();
         assert!(defaults.contains("http_addr: 0.0.0.0:3100"), "{defaults}");

@@ -235,7 +235,7 @@ pub async fn websocket_credentials(mut req: Request, next: Next) -> Response {
 
 /// Hex (either case) to UTF-8 text; `None` if it is not.
 fn unhex(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 || hex.len() > 16 * 1024 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 16 * 1024 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())

@@ -261,11 +261,8 @@ pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
 /// messages: see [`Validated::errors`]. For trusted input: nothing is
 /// charged for the levels it adds (see [`validate_metered`]).
 pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validated {
-    match validate_inner(push, limits, now, tenant, &mut Charge::none()) {
-        Ok(v) => v,
-        // Only a meter refuses, and there is none.
-        Err(_) => Validated::default(),
-    }
+    // Only a meter refuses, and there is none.
+    validate_inner(push, limits, now, tenant, &mut Charge::none()).unwrap_or_default()
 }
 
 /// [`validate`], charging the `detected_level` pairs it adds to `meter`

@@ -38,7 +38,7 @@ fn check_config_accepts_good_files_and_explains_bad_ones() {
         (
             "store.yaml",
             "store: ftp://x\n",
-            "must start with http://, https:// or grpc://",
+            "must start with http://, https://, grpc:// or grpcs://",
         ),
         (
             "stage.yaml",

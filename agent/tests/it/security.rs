@@ -52,7 +52,7 @@ fn https_and_grpcs_with_a_client_certificate_and_a_token() {
         .http_port(http)
         .grpc_port(grpc)
         .config(format!(
-            "auth:\n  tokens_file: {}\ntls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\nlimits:\n  max_entries_limit_per_query: 1000000\n",
+            "auth:\n  tokens_file: {}\ntls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\nlimits:\n  max_entries_limit_per_query: 1000000\n  discover_log_levels: false\n",
             tokens.display(),
             pki.server_cert.display(),
             pki.server_key.display(),
@@ -136,7 +136,7 @@ fn a_revoked_token_costs_no_line() {
     let store = StoreProcess::builder()
         .data_dir(&e.data)
         .config(format!(
-            "auth:\n  tokens_file: {}\n  reload_interval: 100ms\nlimits:\n  max_entries_limit_per_query: 1000000\n",
+            "auth:\n  tokens_file: {}\n  reload_interval: 100ms\nlimits:\n  max_entries_limit_per_query: 1000000\n  discover_log_levels: false\n",
             tokens.display()
         ))
         .start();

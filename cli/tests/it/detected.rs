@@ -1,11 +1,13 @@
 //! `larch detected-fields`: the fields the store finds in a sample of a
 //! query's lines, printed as logcli prints them, and one field's values.
 
-use crate::support::{SEC, StoreExt, base_time, secs, start_store};
+use crate::support::{SEC, StoreExt, base_time, secs};
 
 #[test]
 fn fields_and_values() {
-    let store = start_store();
+    // Level discovery on (the test kit's stores have it off): the level
+    // the store stores is one of the fields.
+    let store = larch_testkit::StoreProcess::builder().start();
     let b = base_time();
     store.push(
         None,

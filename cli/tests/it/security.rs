@@ -158,9 +158,25 @@ fn logcli_flags_and_variables_against_a_tls_and_token_store() {
         .run(),
         "--tls-skip-verify",
     );
-    labels_ok(
-        run(&[&tls, &bearer, &org, &["--colored-output", "labels"]]).run(),
-        "--colored-output",
+    // logcli's --colored-output: colours even into a pipe.
+    let q = run(&[
+        &tls,
+        &bearer,
+        &org,
+        &[
+            "query",
+            "--colored-output",
+            "--since",
+            "1h",
+            "{app=\"cli-tls\"}",
+        ],
+    ])
+    .run();
+    assert_eq!(q.code, 0, "--colored-output: {}", q.stderr);
+    assert!(
+        q.stdout.contains("one line over tls") && q.stdout.contains("\x1b["),
+        "--colored-output: {:?}",
+        q.stdout
     );
     // The same through the environment variables.
     let env = |l: Larch| {

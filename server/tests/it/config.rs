@@ -56,7 +56,7 @@ fn print_config_is_the_effective_configuration() {
     for want in [
         "http_addr: 0.0.0.0:3100\n",
         "max_tenants: 7\n",
-        "  max_line_size: 1000\n",
+        "  max_line_size: 1KB\n",
         "  max_query_series: 500\n",
         "runtime_config:\n  file: \"\"\n  period: 10s\n",
         "agent:\n",
@@ -80,7 +80,7 @@ fn config_and_services_endpoints() {
     let (status, body) = get(&s, "/config?mode=diff");
     assert_eq!(status, 200);
     let diff: serde_json::Value = serde_saphyr::from_str(&body).unwrap();
-    assert_eq!(diff["limits"], serde_json::json!({"max_line_size": 2000}));
+    assert_eq!(diff["limits"], serde_json::json!({"max_line_size": "2KB"}));
     // The test kit's flags: addresses and data directory.
     assert!(
         diff["http_addr"]
@@ -92,7 +92,7 @@ fn config_and_services_endpoints() {
     assert_eq!(diff.as_object().unwrap().len(), 4, "{body}");
     let (_, full) = get(&s, "/config");
     assert!(
-        full.contains("  max_line_size: 2000\n") && full.contains("wal:\n"),
+        full.contains("  max_line_size: 2KB\n") && full.contains("wal:\n"),
         "{full}"
     );
     let (_, defaults) = get(&s, "/config?mode=defaults");
@@ -110,10 +110,10 @@ fn config_and_services_endpoints() {
     // Larch's version on /metrics.
     let (_, metrics) = get(&s, "/metrics");
     assert!(
-        metrics.contains(&format!(
-            "larch_build_info{{version=\"{}\",loki_api_version=\"3.5.0\"}} 1",
+        metrics.lines().any(|l| l.starts_with(&format!(
+            "larch_build_info{{version=\"{}\",",
             env!("CARGO_PKG_VERSION")
-        )),
+        )) && l.ends_with("program=\"larch-store\"} 1")),
         "{metrics}"
     );
 }
@@ -166,9 +166,9 @@ fn a_loki_single_binary_configuration_runs() {
         format!("grpc_addr: 0.0.0.0:{grpc}\n"),
         format!("data_dir: {}\n", dir.path().join("loki").display()),
         "auth_enabled: false\n".to_string(),
-        "  max_line_size: 10000\n".to_string(),
-        "  retention_period: 72h\n".to_string(),
-        "  reject_old_samples_max_age: 24h\n".to_string(),
+        "  max_line_size: 10KB\n".to_string(),
+        "  retention_period: 3d\n".to_string(),
+        "  reject_old_samples_max_age: 1d\n".to_string(),
         "compactor:\n  retention_enabled: true\n".to_string(),
         "  period: 5s\n".to_string(),
     ] {

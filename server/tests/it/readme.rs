@@ -101,6 +101,15 @@ const CASES: &[Case] = &[
     },
     Case {
         session: "stack",
+        first_line: "larch-store token new --name agents-prod --tenants team-a --access write",
+        expect: &[
+            "# Add under `tokens:` in auth.tokens_file",
+            "  sha256: ",
+            "  access: write\n",
+        ],
+    },
+    Case {
+        session: "stack",
         first_line: "curl -s localhost:3100/services",
         expect: &[
             "server => Running\n",
@@ -154,6 +163,11 @@ const CASES: &[Case] = &[
         session: "stack",
         first_line: "# The health check Grafana runs.",
         expect: &[r#""value":[4000000000,"2"]"#],
+    },
+    Case {
+        session: "stack",
+        first_line: "cat > shop.yaml <<'RULES'",
+        expect: &["checkout", r#""status":"success""#],
     },
 ];
 
@@ -337,15 +351,16 @@ fn every_command_block_works_as_written() {
 }
 
 /// The YAML blocks are configurations their binary accepts: the agent's
-/// file (`larch-agent --check-config`) and the runtime overrides file
-/// (named by a store configuration, `larch-store --check-config`).
+/// file (`larch-agent --check-config`), the store's (`larch-store
+/// --check-config`) and the runtime overrides file (named by a store
+/// configuration).
 #[test]
 fn every_configuration_block_is_valid() {
     let text = readme();
     let yaml = blocks(&text, "yaml");
     assert_eq!(
         yaml.len(),
-        2,
+        4,
         "README.md's yaml blocks changed: check each here"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -357,6 +372,14 @@ fn every_configuration_block_is_valid() {
                 .arg("--check-config")
                 .arg("--config")
                 .arg(&file)
+                .output()
+                .unwrap()
+        } else if b.text.starts_with("# store.yaml") || b.text.starts_with("# larch.yaml") {
+            Command::new(larch_testkit::binary("larch-store"))
+                .arg("--check-config")
+                .arg("--config")
+                .arg(&file)
+                .env_remove("LARCH_CONFIG")
                 .output()
                 .unwrap()
         } else if b.text.starts_with("# overrides.yaml") {

@@ -60,7 +60,7 @@ fn overrides_reload_without_a_restart() {
     let r = larch_testkit::http::get(store.http, "/runtime_config", &[]).unwrap();
     assert_eq!(
         r.text(),
-        "overrides:\n  team-a:\n    max_line_size: 2000\n  team-b:\n    max_line_size: 3000\n"
+        "overrides:\n  team-a:\n    max_line_size: 2KB\n  team-b:\n    max_line_size: 3KB\n"
     );
 
     // A broken file: the last good overrides stay, the failure shows.

@@ -171,7 +171,25 @@ pub const ROUTES: &[Route] = &[
     store("/loki/api/v1/status/buildinfo", Action::Read),
     store("/loki/api/v1/format_query", Action::Read),
     store("/grpc.health.v1.Health/*", Action::Read),
+    store("/services", Action::Read),
+    // The effective configuration and the runtime overrides (tenant
+    // names, limits): an administrator's.
+    store("/config", Action::Admin),
+    store("/runtime_config", Action::Admin),
+    // The web UI's page and files: public (see [`is_public`]).
+    store("/", Action::Read),
+    store("/ui/{}", Action::Read),
 ];
+
+/// Whether `path` is served to anyone, tokens or not: the web UI's page
+/// and its embedded files, which hold no data (the UI asks for the token
+/// and sends it with every API call it makes).
+pub fn is_public(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix("/ui/")
+            .is_some_and(|f| !f.is_empty() && !f.contains('/'))
+}
 
 /// What a request is: its action, scope and whether several tenants may be
 /// named. A path without a row is an administrator's, for the store.
@@ -283,7 +301,6 @@ mod tests {
     #[test]
     fn unknown_paths_are_admin() {
         for p in [
-            "/",
             "/nope",
             "/loki/api/v1/push/",
             "//loki/api/v1/query",

@@ -21,7 +21,7 @@
 //!   templates.
 //! * [`notifier`], [`remote_write`], [`http`]: what leaves the process.
 //! * [`api`]: the HTTP routes.
-//! * [`metrics`]: `larch_ruler_*`.
+//! * [`metrics`]: the `larch_ruler_*` metrics.
 
 pub mod alert;
 pub mod api;

@@ -31,7 +31,7 @@ const VERSION: u32 = 1;
 /// The file.
 #[derive(Serialize, Deserialize)]
 pub struct StateFile {
-    /// [`VERSION`].
+    /// The format version (1).
     pub version: u32,
     /// When it was written (Unix ms).
     pub saved_at_ms: i64,
