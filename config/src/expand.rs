@@ -38,17 +38,19 @@ pub fn expand_with(
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         let after = &rest[at..];
-        if after.starts_with("$${") {
+        if let Some(escaped) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = escaped;
             continue;
         }
-        if !after.starts_with("${") || after[2..].starts_with(|c: char| c.is_ascii_digit()) {
+        let Some(body_start) = after
+            .strip_prefix("${")
+            .filter(|b| !b.starts_with(|c: char| c.is_ascii_digit()))
+        else {
             out.push('$');
             rest = &after[1..];
             continue;
-        }
-        let body_start = &after[2..];
+        };
         let Some(end) = body_start.find('}') else {
             return Err(ExpandError {
                 line: line_of(after),

@@ -169,7 +169,8 @@ fn a_loki_single_binary_configuration_runs() {
         "  max_line_size: 10KB\n".to_string(),
         "  retention_period: 3d\n".to_string(),
         "  reject_old_samples_max_age: 1d\n".to_string(),
-        "compactor:\n  retention_enabled: true\n".to_string(),
+        "compactor:\n  deletion_delay: 10m\n  interval: 10m\n  retention_enabled: true\n"
+            .to_string(),
         "  period: 5s\n".to_string(),
     ] {
         assert!(printed.contains(&want), "{want:?} missing from:\n{printed}");
@@ -215,7 +216,7 @@ fn a_loki_configuration_on_s3_is_translated() {
     let out = store(&["--config.file", &cfg, "--print-config"]);
     let printed = text(&out.stdout);
     for want in [
-        "storage:\n  backend: s3\n",
+        "  backend: s3\n",
         "    bucket: my-loki-chunks\n",
         "    region: eu-west-1\n",
         "    secret_access_key: <secret>\n",

@@ -36,7 +36,9 @@ pub async fn detected_labels(
     let labels = exec::run(&app, move |cancel| {
         let streams = ing
             .query_streams(&t, matchers.as_deref(), start, end)
-            .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            .map_err(|e| {
+                ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?;
         Ok(detect_labels(streams.iter().map(|s| &*s.labels), &cancel)?)
     })
     .await?;

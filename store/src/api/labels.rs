@@ -51,7 +51,7 @@ fn streams(
     end: i64,
 ) -> Result<Vec<Arc<Stream>>, ApiError> {
     ing.query_streams(tenant, matchers, start, end)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
+        .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
 /// What every metadata request carries: its tenant and time bounds.

@@ -303,7 +303,7 @@ impl Scanner<'_> {
                     });
                 if let Err(e) = res {
                     self.ing
-                        .report_damaged_chunk(self.tenant, &path, "block", &e);
+                        .report_damaged_chunk(self.tenant, path, "block", &e);
                     return Ok(false);
                 }
                 self.count(meta, cols);
@@ -619,7 +619,7 @@ impl Ingester {
         matchers: Option<&[Matcher]>,
         start: i64,
         end: i64,
-    ) -> Result<Vec<Arc<super::stream::Stream>>, String> {
+    ) -> Result<Vec<Arc<super::stream::Stream>>, crate::objstore::remote::WriteNodeError> {
         let local = match matchers {
             Some(m) => self.select_streams(tenant, m, start, end),
             None => self.streams_in_range(tenant, start, end),

@@ -3,7 +3,7 @@
 //! deletes what it superseded once the grace period has passed
 //! (ARCHITECTURE.md, "Consistency").
 //!
-//! Runs as a single replica (the Helm chart deploys one): two compactors
+//! Runs as a single replica (documented; nothing enforces it): two compactors
 //! would each write a superseding segment, both valid, and each delete
 //! only what a live segment no longer names, so the view stays whole; but
 //! they would do the work twice.
@@ -235,6 +235,10 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let result = match run_once(&ing.bucket, &ing.config, now_ms) {
             Ok(r) => {
+                ing.metrics
+                    .objstore
+                    .compactor_expired_chunks
+                    .inc_by(r.expired_chunks);
                 for (kind, n) in [("segment", r.deleted_segments), ("chunk", r.deleted_chunks)] {
                     ing.metrics
                         .objstore

@@ -181,6 +181,11 @@ pub struct ReadConfig {
     pub index_refresh_period: HumanDuration,
     /// Longest a write node may take to answer (default 30s).
     pub write_node_timeout: HumanDuration,
+    /// A file holding the token sent to the write nodes
+    /// (`Authorization: Bearer`), read before every request, for write
+    /// nodes with `auth.tokens_file`: an administrator's token. Unset: no
+    /// token is sent.
+    pub write_node_token_file: Option<PathBuf>,
 }
 
 impl Default for ReadConfig {
@@ -189,6 +194,7 @@ impl Default for ReadConfig {
             write_nodes: Vec::new(),
             index_refresh_period: HumanDuration::from_secs(15),
             write_node_timeout: HumanDuration::from_secs(30),
+            write_node_token_file: None,
         }
     }
 }

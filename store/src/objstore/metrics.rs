@@ -39,6 +39,9 @@ pub struct ObjstoreMetrics {
     pub compactions: Family<Labels, Counter>,
     /// Objects the compactor deleted, by kind (`segment`, `chunk`).
     pub compactor_deleted: Family<Labels, Counter>,
+    /// Chunks the compactor dropped from the index for retention (their
+    /// objects are then deleted after the grace period).
+    pub compactor_expired_chunks: Counter,
 }
 
 impl Default for ObjstoreMetrics {
@@ -54,6 +57,7 @@ impl Default for ObjstoreMetrics {
             cache_bytes: Gauge::default(),
             compactions: Family::default(),
             compactor_deleted: Family::default(),
+            compactor_expired_chunks: Counter::default(),
         }
     }
 }
@@ -110,6 +114,11 @@ impl ObjstoreMetrics {
             "larch_compactor_deleted_objects",
             "Superseded segments and chunks deleted, by kind",
             self.compactor_deleted.clone(),
+        );
+        r.register(
+            "larch_compactor_expired_chunks",
+            "Chunks dropped from the index past their tenant's retention period",
+            self.compactor_expired_chunks.clone(),
         );
     }
 }

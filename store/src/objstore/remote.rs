@@ -342,12 +342,19 @@ pub fn to_decoded(b: RemoteBlock) -> Result<DecodedBlock, String> {
     Ok(d)
 }
 
+/// A write node that did not answer (or refused): the query cannot be
+/// answered whole, so it fails (503) rather than miss unflushed lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteNodeError(pub String);
+
 /// The write nodes a read node asks (`read.write_nodes`).
 pub struct WriteNodes {
     nodes: Vec<(String, Channel)>,
     handle: tokio::runtime::Handle,
     _runtime: super::bucket::OwnRuntime,
     timeout: Duration,
+    token_file: Option<std::path::PathBuf>,
 }
 
 impl WriteNodes {
@@ -379,10 +386,16 @@ impl WriteNodes {
             handle,
             _runtime: super::bucket::OwnRuntime::new(runtime),
             timeout: config.write_node_timeout.0,
+            token_file: config.write_node_token_file.clone(),
         })
     }
 
-    fn call<Req, Resp>(&self, node: usize, path: &'static str, req: Req) -> Result<Resp, String>
+    fn call<Req, Resp>(
+        &self,
+        node: usize,
+        path: &'static str,
+        req: Req,
+    ) -> Result<Resp, WriteNodeError>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
@@ -392,27 +405,40 @@ impl WriteNodes {
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+        let mut request = tonic::Request::new(req);
+        if let Some(path) = &self.token_file {
+            // Read at every request, so a rotated token is used at once.
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                WriteNodeError(format!(
+                    "read.write_node_token_file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                WriteNodeError(format!(
+                    "read.write_node_token_file {}: not a token",
+                    path.display()
+                ))
+            })?;
+            request.metadata_mut().insert("authorization", value);
+        }
         let fut = async move {
             grpc.ready().await.map_err(|e| e.to_string())?;
-            grpc.unary(
-                tonic::Request::new(req),
-                PathAndQuery::from_static(path),
-                codec,
-            )
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| s.message().to_string())
+            grpc.unary(request, PathAndQuery::from_static(path), codec)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| s.message().to_string())
         };
         let timeout = self.timeout;
         self.handle
             .block_on(async move { tokio::time::timeout(timeout, fut).await })
             .map_err(|_| "timed out".to_string())
             .and_then(|r| r)
-            .map_err(|e| format!("write node {addr} did not answer: {e}"))
+            .map_err(|e| WriteNodeError(format!("write node {addr} did not answer: {e}")))
     }
 
     /// Every node's streams (see `Streams`).
-    pub fn streams(&self, req: &StreamsRequest) -> Result<Vec<RemoteStream>, String> {
+    pub fn streams(&self, req: &StreamsRequest) -> Result<Vec<RemoteStream>, WriteNodeError> {
         let mut out = Vec::new();
         for i in 0..self.nodes.len() {
             let r: StreamsResponse = self.call(i, "/larch.Querier/Streams", req.clone())?;
@@ -425,14 +451,14 @@ impl WriteNodes {
     pub fn scan(
         &self,
         req: &ScanStreamRequest,
-    ) -> Result<(Vec<DecodedBlock>, Vec<ChunkRef>), String> {
+    ) -> Result<(Vec<DecodedBlock>, Vec<ChunkRef>), WriteNodeError> {
         let mut blocks = Vec::new();
         let mut chunks = Vec::new();
         for i in 0..self.nodes.len() {
             let r: ScanStreamResponse = self.call(i, "/larch.Querier/Scan", req.clone())?;
             for b in r.blocks {
                 if !b.ts.is_empty() {
-                    blocks.push(to_decoded(b)?);
+                    blocks.push(to_decoded(b).map_err(WriteNodeError)?);
                 }
             }
             chunks.extend(r.published.iter().filter_map(from_remote));

@@ -97,10 +97,8 @@ fn merge(
                         .0
                         .get_or_insert_with(|| labels.clone());
                 }
-                IndexRecord::Chunk { fp, chunk } => {
-                    if seen.insert((*fp, chunk.id.clone())) {
-                        out.entry(*fp).or_default().1.push(chunk.clone());
-                    }
+                IndexRecord::Chunk { fp, chunk } if seen.insert((*fp, chunk.id.clone())) => {
+                    out.entry(*fp).or_default().1.push(chunk.clone());
                 }
                 _ => {}
             }

@@ -15,13 +15,15 @@ const SEC: i64 = 1_000_000_000;
 
 /// Where the cluster's flushed data lives.
 enum Bucket {
-    S3(S3Server),
+    S3(Box<S3Server>),
     Dir(tempfile::TempDir),
+    /// A directory the test owns (on a small tmpfs).
+    Path(std::path::PathBuf),
 }
 
 impl Bucket {
     fn s3() -> Bucket {
-        Bucket::S3(S3Server::start("larch"))
+        Bucket::S3(Box::new(S3Server::start("larch")))
     }
 
     fn dir() -> Bucket {
@@ -34,6 +36,10 @@ impl Bucket {
             Bucket::Dir(d) => format!(
                 "storage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n",
                 d.path().display()
+            ),
+            Bucket::Path(p) => format!(
+                "storage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n",
+                p.display()
             ),
         }
     }
@@ -362,6 +368,22 @@ fn compaction(bucket: Bucket) {
     let old = now_ns() - 100 * 3600 * SEC;
     let expired = push(&w, "old", 1, 20, old);
     flush(&w);
+    let old_q = (old - SEC, old + 3600 * SEC);
+    // With retention_enabled off (Loki's switch) the compactor merges but
+    // keeps every chunk, whatever the retention_period.
+    let keeper = node(
+        &bucket,
+        "backend",
+        &format!("compactor:\n  retention_enabled: false\n  interval: 1h\n{retention}"),
+    );
+    flush(&keeper);
+    assert_eq!(metric(&keeper, "larch_compactor_expired_chunks_total"), 0.0);
+    drop(keeper);
+    let everything = reader_with(&bucket, &w, "");
+    wait_until("the old lines", Duration::from_secs(20), || {
+        lines(&everything, old_q.0, old_q.1).len() == expired.len()
+    });
+    drop(everything);
     let backend = node(
         &bucket,
         "backend",
@@ -400,10 +422,19 @@ fn compaction(bucket: Bucket) {
         ),
         "superseded segments were deleted: {m:?}"
     );
-    // Retention: the old lines were in the bucket, and are gone now.
+    // Retention: the old lines were in the bucket, and are gone now, their
+    // chunk objects too.
     assert_eq!(expired.len(), 20);
-    let old_q = (old - SEC, old + 3600 * SEC);
-    let fresh = reader_with(&bucket, &w, retention);
+    assert!(metric(&backend, "larch_compactor_expired_chunks_total") > 0.0);
+    assert!(
+        m.iter().any(
+            |(k, v)| k.starts_with("larch_compactor_deleted_objects_total")
+                && k.contains("chunk")
+                && *v > 0.0
+        ),
+        "expired chunks were deleted: {m:?}"
+    );
+    let fresh = reader_with(&bucket, &w, "");
     wait_until("a fresh reader", Duration::from_secs(20), || {
         lines(&fresh, start, end).len() == want.len()
     });
@@ -423,4 +454,168 @@ fn compactor_merges_and_never_shows_a_partial_state_s3() {
 #[test]
 fn compactor_merges_and_never_shows_a_partial_state_filesystem() {
     compaction(Bucket::dir());
+}
+
+/// A write node guarding its routes with tokens answers a read node only
+/// with an administrator's token (`read.write_node_token_file`); without
+/// one, the read node's queries fail rather than miss the unflushed lines.
+#[test]
+fn read_nodes_send_their_token_to_write_nodes() {
+    let bucket = Bucket::dir();
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, e1) = super::security::new_token("nodes", "fake", "admin");
+    let (writer, e2) = super::security::new_token("writer", "fake", "write");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("tokens:\n{e1}{e2}")).unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{admin}\n")).unwrap();
+    let w = node(
+        &bucket,
+        "write",
+        &format!("auth:\n  tokens_file: {}\n", tokens.display()),
+    );
+    let t0 = now_ns() - 60 * SEC;
+    let pushed = vec!["unflushed behind a token".to_string()];
+    let r = request(
+        w.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", &format!("Bearer {writer}")),
+        ],
+        &protobuf_lines(r#"{app="objstore"}"#, t0, &pushed),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start={start}&end={end}",
+        percent(r#"{app="objstore"}"#)
+    );
+
+    let without = reader(&bucket, &w);
+    let r = request(without.http, "GET", &q, &[], b"").unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("write node"), "{}", r.text());
+
+    let with = reader_with(
+        &bucket,
+        &w,
+        &format!("  write_node_token_file: {}\n", token_file.display()),
+    );
+    assert_eq!(lines(&with, start, end), vec![(t0, pushed[0].clone())]);
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Object writes that fail (a filesystem bucket on a full tmpfs: every
+/// chunk and segment write gets ENOSPC) leave nothing half-visible and
+/// lose nothing: pushes are still acknowledged; the bucket holds no
+/// partial object and a reader of the bucket alone sees exactly what was
+/// published before; the lines stay in the write node's WAL until their
+/// segment is written (a kill -9 while the bucket is full loses none);
+/// once there is space again every line reaches the bucket once.
+#[test]
+fn failed_object_writes_leave_nothing_half_visible() {
+    let fs = super::recovery::Tmpfs::mount("4m").expect("a tmpfs for the bucket");
+    let dir = fs.mnt.join("bucket");
+    std::fs::create_dir(&dir).unwrap();
+    let bucket = Bucket::Path(dir.clone());
+    let w = node(&bucket, "write", "");
+    let t0 = now_ns() - 600 * SEC;
+    let before = push(&w, "before", 2, 100, t0);
+    flush(&w);
+    let published = tree(&dir);
+    assert!(
+        published.iter().any(|f| f.starts_with("segments/")),
+        "{published:?}"
+    );
+
+    let ballast = fs.fill(0);
+    let mut all = before.clone();
+    all.extend(push(&w, "during", 2, 100, t0 + 60 * SEC));
+    flush(&w);
+    assert!(metric(&w, "larch_objstore_flush_backlog_chunks") > 0.0);
+    // Nothing new is visible in the bucket: no partial chunk, no staging
+    // file, no segment.
+    let mut now = tree(&dir);
+    now.retain(|f| f != "ballast");
+    assert_eq!(now, published, "a failed write left something behind");
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let alone = node(&bucket, "read", "read:\n  index_refresh_period: 100ms\n");
+    wait_until("the bucket-only reader", Duration::from_secs(20), || {
+        lines(&alone, start, end).len() == before.len()
+    });
+    assert_eq!(lines(&alone, start, end), expected(&before));
+
+    // The unpublished lines are still the write node's: kill -9 and a
+    // restart with the bucket still full replays them from its WAL.
+    w.kill9();
+    w.restart();
+    let r = reader(&bucket, &w);
+    wait_until("the reader", Duration::from_secs(20), || {
+        lines(&r, start, end).len() == all.len()
+    });
+    assert_eq!(lines(&r, start, end), expected(&all));
+
+    // Space again: everything is flushed and published once.
+    std::fs::remove_file(&ballast).unwrap();
+    wait_until("the backlog to drain", Duration::from_secs(90), || {
+        flush(&w);
+        metric(&w, "larch_objstore_flush_backlog_chunks") == 0.0
+    });
+    wait_until("the bucket-only reader", Duration::from_secs(20), || {
+        lines(&alone, start, end).len() == all.len()
+    });
+    assert_eq!(lines(&alone, start, end), expected(&all));
+}
+
+/// The single-node store (`target: all`) with its chunks in S3: flushed
+/// chunks are objects of the bucket (none on the local disk), and after a
+/// kill -9 and a restart every line is served once.
+#[test]
+fn all_in_one_on_s3_keeps_its_chunks_in_the_bucket() {
+    let bucket = Bucket::s3();
+    let Bucket::S3(s3) = &bucket else {
+        unreachable!()
+    };
+    let p = node(&bucket, "all", "");
+    let t0 = now_ns() - 600 * SEC;
+    let mut pushed = push(&p, "flushed", 2, 100, t0);
+    flush(&p);
+    pushed.extend(push(&p, "unflushed", 2, 20, t0 + 60 * SEC));
+    let objects = tree(&s3.root.join("larch"));
+    assert!(
+        objects.iter().any(|f| f.starts_with("chunks/")),
+        "{objects:?}"
+    );
+    let local = p.data_dir().join("chunks");
+    assert!(
+        !local.exists() || tree(&local).is_empty(),
+        "chunks on the local disk: {:?}",
+        tree(&local)
+    );
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let want = expected(&pushed);
+    assert_eq!(lines(&p, start, end), want);
+    p.kill9();
+    p.restart();
+    assert_eq!(lines(&p, start, end), want, "after kill -9 and a restart");
 }
