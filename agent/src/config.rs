@@ -523,6 +523,24 @@ impl AgentConfig {
 mod tests {
     use super::*;
 
+    /// `${VAR}` in the file comes from the environment (here `PATH`, set
+    /// in every test process), unless turned off; `${1}` is left alone.
+    #[test]
+    fn file_values_expand_from_the_environment() {
+        let path = std::env::var("PATH").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        std::fs::write(&file, "node_name: \"${PATH}\"\ntenant_id: \"x${1}\"\n").unwrap();
+        let c = AgentConfig::from_yaml_file(&file).unwrap();
+        assert_eq!(c.node_name, path);
+        assert_eq!(c.tenant_id, "x${1}");
+        let c = AgentConfig::from_yaml_file_with(&file, false).unwrap();
+        assert_eq!(c.node_name, "${PATH}");
+        std::fs::write(&file, "node_name: ${PATH\n").unwrap();
+        let e = AgentConfig::from_yaml_file(&file).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
     #[test]
     fn empty_yaml_is_the_default() {
         let c = AgentConfig::from_yaml_str("").unwrap();
