@@ -334,12 +334,27 @@ pub enum StoreUrl {
 
 impl AgentConfig {
     /// Reads a YAML file; unknown keys and bad values are errors naming the
-    /// key.
+    /// key. `${VAR}` references are expanded from the environment first
+    /// (see [`larch_config::expand`]).
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        Self::from_yaml_file_with(path, true)
+    }
+
+    /// [`AgentConfig::from_yaml_file`], expanding `${VAR}` references only
+    /// with `expand_env` (`--config.expand-env`).
+    pub fn from_yaml_file_with(path: &Path, expand_env: bool) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        let text = if expand_env {
+            larch_config::expand_env(&text).map_err(|e| Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        } else {
+            text
+        };
         Self::from_yaml_str(&text).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: match e {
@@ -507,6 +522,24 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `${VAR}` in the file comes from the environment (here `PATH`, set
+    /// in every test process), unless turned off; `${1}` is left alone.
+    #[test]
+    fn file_values_expand_from_the_environment() {
+        let path = std::env::var("PATH").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        std::fs::write(&file, "node_name: \"${PATH}\"\ntenant_id: \"x${1}\"\n").unwrap();
+        let c = AgentConfig::from_yaml_file(&file).unwrap();
+        assert_eq!(c.node_name, path);
+        assert_eq!(c.tenant_id, "x${1}");
+        let c = AgentConfig::from_yaml_file_with(&file, false).unwrap();
+        assert_eq!(c.node_name, "${PATH}");
+        std::fs::write(&file, "node_name: ${PATH\n").unwrap();
+        let e = AgentConfig::from_yaml_file(&file).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
 
     #[test]
     fn empty_yaml_is_the_default() {

@@ -19,6 +19,11 @@ pub struct Flags {
     /// YAML configuration file; its keys are the flags' names with `_`.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Expand `${VAR}` and `${VAR:-default}` in the configuration file from
+    /// the environment (`$${` is a literal `${`; `${1}` is left to regex
+    /// replacements). [default: true]
+    #[arg(long = "config.expand-env", action = clap::ArgAction::Set)]
+    pub config_expand_env: Option<bool>,
     /// Validate the configuration, print the result and exit (0 valid, 1 not).
     #[arg(long)]
     pub check_config: bool,
@@ -119,7 +124,9 @@ impl Flags {
     /// Loads the file (if any) and applies the flags over it.
     pub fn load(&self) -> Result<AgentConfig> {
         let mut cfg = match &self.config {
-            Some(path) => AgentConfig::from_yaml_file(path)?,
+            Some(path) => {
+                AgentConfig::from_yaml_file_with(path, self.config_expand_env.unwrap_or(true))?
+            }
             None => AgentConfig::default(),
         };
         apply!(

@@ -14,6 +14,9 @@
 //!   the one Loki's and Promtail's configurations use. They read the same
 //!   from a file and from a flag, print in a form that reads back to the
 //!   same value, and never panic on any input.
+//! * [`expand`]: `${VAR}` and `${VAR:-default}` references in a file's
+//!   text, replaced from the environment before it is parsed, so that any
+//!   value can come from a variable (a secret from a Kubernetes Secret).
 //!
 //! # Numbers without a unit
 //!
@@ -53,9 +56,11 @@
 //! program, and every library that defines configuration, can use it.
 #![warn(missing_docs)]
 
+pub mod expand;
 mod units;
 pub mod yaml;
 
+pub use expand::{ExpandError, expand_env};
 pub use larch_go::units::UnitError;
 pub use units::{ByteSize, HumanDuration};
 pub use yaml::YamlError;

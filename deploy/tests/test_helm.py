@@ -3,6 +3,9 @@ errors, and the rendered configuration, namespaces and notes are right."""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -375,3 +378,38 @@ def test_monitors_send_a_token_and_client_certificate_when_the_store_asks(kind: 
     open_metrics = deploylib.merged(with_cert, {"store": {"config": {"auth": {
         "unauthenticated_paths": ["/ready", "/metrics"]}}}})
     assert "authorization" not in _monitor_endpoints(open_metrics, kind)["store"]
+
+
+def test_object_storage_values() -> None:
+    """S3 from the values: the rendered storage block (credentials never in
+    it), the credentials Secret as the store's environment, and a config
+    the store's own --check-config accepts; a missing bucket is refused."""
+    objs = deploylib.render_chart({
+        "store": {"objectStorage": {
+            "backend": "s3", "credentialsSecret": "larch-s3",
+            "s3": {"endpoint": "http://minio.minio:9000", "bucket": "larch",
+                   "forcePathStyle": True}}},
+    }, "s3")
+    assert not schema_problems_of(objs)
+    (_, text), = deploylib.config_files(objs, "store.yaml")
+    store = yaml.safe_load(text)
+    assert store["storage"] == {
+        "backend": "s3", "cache": {"max_size": "10GiB"},
+        "s3": {"bucket": "larch", "endpoint": "http://minio.minio:9000",
+               "force_path_style": True}}
+    assert "AWS_SECRET_ACCESS_KEY" not in text
+    sts = next(o for o in objs if o.kind == "StatefulSet").body["spec"]["template"]["spec"]
+    assert sts["containers"][0]["envFrom"] == [{"secretRef": {"name": "larch-s3"}}]
+    store_bin = deploylib.REPO / "target" / "debug" / "larch-store"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store.yaml"
+        path.write_text(text)
+        proc = subprocess.run([str(store_bin), "--check-config", "--config", str(path)],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    # The default keeps everything on the data volume, with no storage block.
+    (_, text), = deploylib.config_files(deploylib.render_chart({}, "fs"), "store.yaml")
+    assert "storage" not in yaml.safe_load(text)
+    with pytest.raises(helm.HelmError) as err:
+        deploylib.render_chart_text({"store": {"objectStorage": {"backend": "s3"}}})
+    assert "store.objectStorage.s3.bucket is required" in str(err.value)

@@ -51,24 +51,37 @@ pub struct Loaded {
 impl ServerConfig {
     /// Reads a YAML file; missing keys take their defaults. Errors name
     /// the key and the line.
-    pub fn from_yaml_file(path: &std::path::Path) -> Result<ServerConfig, ConfigError> {
-        larch_store::config::read_yaml_file(path)
+    /// `${VAR}` references are expanded first with `expand_env`.
+    pub fn from_yaml_file(
+        path: &std::path::Path,
+        expand_env: bool,
+    ) -> Result<ServerConfig, ConfigError> {
+        larch_store::config::read_yaml_file_with(path, expand_env)
     }
 
     /// Reads a configuration file, Larch's or Loki's: Loki's is
     /// recognised by its keys and translated; errors name the Loki key.
-    pub fn load_file(path: &std::path::Path) -> Result<Loaded, ConfigError> {
+    /// `${VAR}` references are expanded first with `expand_env`, in either.
+    pub fn load_file(path: &std::path::Path, expand_env: bool) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
+        let text = if expand_env {
+            larch_config::expand_env(&text).map_err(|error| ConfigError::Expand {
+                path: path.to_path_buf(),
+                error,
+            })?
+        } else {
+            text
+        };
         // Only a document that reads as a mapping with Loki's keys is
         // Loki's; anything else (also YAML that does not parse) gets the
         // store's reader and its located errors.
         let doc: Option<serde_json::Value> = serde_saphyr::from_str(&text).ok();
         let Some(doc) = doc.filter(crate::loki::is_loki) else {
             return Ok(Loaded {
-                config: ServerConfig::from_yaml_file(path)?,
+                config: ServerConfig::from_yaml_file(path, expand_env)?,
                 ..Loaded::default()
             });
         };
@@ -377,11 +390,13 @@ mod tests {
         let path = dir.path().join("larch.yaml");
         std::fs::write(&path, "\n  \n").unwrap();
         assert_eq!(
-            ServerConfig::from_yaml_file(&path).unwrap(),
+            ServerConfig::from_yaml_file(&path, true).unwrap(),
             ServerConfig::default()
         );
         std::fs::write(&path, "agent:\n  pods_dir: /p\nhtp: 1\n").unwrap();
-        let e = ServerConfig::from_yaml_file(&path).unwrap_err().to_string();
+        let e = ServerConfig::from_yaml_file(&path, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&format!(
                 "invalid config file {}: htp: unknown field `htp`",

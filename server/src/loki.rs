@@ -16,17 +16,18 @@
 //! | `server.grpc_listen_address`, `grpc_listen_port` | `grpc_addr` |
 //! | `server.log_level`, `server.log_format` | `--log-level`, `--log-format` unless given |
 //! | `common.path_prefix` | `data_dir` |
-//! | `common.storage.filesystem`, `storage_config.filesystem` | local storage (`data_dir` is the chunk directory's parent when there is no `path_prefix`) |
+//! | `common.storage.filesystem`, `storage_config.filesystem` | `storage.backend: filesystem` (`data_dir` is the chunk directory's parent when there is no `path_prefix`) |
+//! | `common.storage.s3`, `storage_config.aws` (`storage_config` wins): `bucketnames` (one bucket), `endpoint` (with `insecure`: `http://`; an AWS host name is AWS's default), `region`, `access_key_id`, `secret_access_key`, `session_token`, `s3forcepathstyle` | `storage.backend: s3`, `storage.s3.*` |
 //! | `common.replication_factor: 1` | (a single store) |
 //! | `limits_config.<key>` for every key Larch's `limits` has (`max_global_streams_per_user` is `max_streams_per_tenant`); `query_timeout` | `limits.<key>`; `query.timeout` |
 //! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding: snappy` | `ingester.*` (Larch's chunks are snappy) |
-//! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` |
+//! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval` |
 //! | `querier.max_concurrent` | `query.max_concurrent` |
 //! | `runtime_config.file`, `period` | `runtime_config` |
 //! | `ruler.enable_api`, `evaluation_interval`, `poll_interval`, `alertmanager_url`, `alertmanager_client` (`basic_auth_username`, `basic_auth_password`, `type`, `credentials`), `external_url`, `datasource_uid`, `external_labels`, `notification_queue_capacity`, `notification_timeout`, `resend_delay`, `for_outage_tolerance` | `ruler.*` |
 //! | the first of `ruler.storage.local.directory` (`type: local`), `ruler_storage.local.directory` (`backend: local`), `common.storage.filesystem.rules_directory` | `ruler.rule_path` (`<dir>/<tenant>/<namespace>.yaml`, as Loki's local rule store) |
 //! | `ruler.remote_write.enabled`, `add_org_id_header`, `client` and `clients.<name>`: `url`, `remote_timeout`, `headers`, `basic_auth.{username,password}`, `queue_config.{capacity,max_samples_per_send,min_backoff,max_backoff,retry_on_http_429}` | `ruler.remote_write.*` (clients only when `enabled`: Loki discards the samples otherwise, Larch refuses clients it would not use) |
-//! | `target: all` | (the store runs every role) |
+//! | `target`: `all`, `write`, `read`, `backend` | `target` (other targets are refused) |
 //!
 //! Loki's `ruler.rule_path` is not where rule groups are kept but the
 //! scratch copy Loki's ruler writes for its evaluator; it is listed as
@@ -35,11 +36,15 @@
 //! Values keep Loki's notation (`168h`, `256KB`); a value the store
 //! cannot take is reported with its Loki key.
 //!
-//! A file whose chunks live in object storage (the last
-//! `schema_config.configs[].object_store`, or else an object store
-//! configured under `common.storage` or `storage_config`) is refused:
-//! this store keeps its chunks on local disk, and writing them there while
-//! the operator expects a bucket would lose them the day the disk goes.
+//! Where chunks live is the last `schema_config.configs[].object_store`,
+//! or else the object store configured under `common.storage` or
+//! `storage_config`, or else the local disk. S3 (`s3`, `aws`) and the
+//! filesystem are translated; any other store (`gcs`, `azure`, `swift`,
+//! a named store...) and any S3 setting that cannot be translated (several
+//! `bucketnames`, the `s3://` URL form) is refused, naming the key: writing
+//! chunks to local disk while the operator expects a bucket would lose
+//! them the day the disk goes. Larch's own `storage:` block configures
+//! GCS and Azure.
 
 use std::collections::BTreeMap;
 
@@ -70,7 +75,6 @@ const LOKI_ONLY: &[&str] = &[
     "operational_config",
     "ruler_storage",
     "tracing",
-    "target",
     "kafka_config",
     "ingest_limits",
     "ingest_limits_frontend",
@@ -280,21 +284,141 @@ fn object_store(top: &Map<String, Value>) -> Option<(String, String)> {
     None
 }
 
+/// Loki's keys of an S3 configuration (`common.storage.s3`,
+/// `storage_config.aws`) that only tune the client; listed as unused.
+const S3_TUNING: &[&str] = &[
+    "http_config",
+    "sse",
+    "sse_encryption",
+    "storage_class",
+    "backoff_config",
+    "signature_version",
+    "disable_dualstack",
+    "max_retries",
+];
+
+/// Translates the S3 sections of `top` (`common.storage.s3`, then
+/// `storage_config.aws`, whose keys win) into `storage.s3`. `chosen` is
+/// the key that named S3 (for the error when no section configures it).
+fn s3_storage(
+    t: &mut Translation,
+    top: &Map<String, Value>,
+    chosen: &str,
+) -> Result<(), TranslateError> {
+    let sections = [
+        (
+            "common.storage.s3",
+            top.get("common")
+                .and_then(|c| c.get("storage"))
+                .and_then(|s| s.get("s3")),
+        ),
+        (
+            "storage_config.aws",
+            top.get("storage_config").and_then(|s| s.get("aws")),
+        ),
+    ];
+    let mut found = false;
+    let mut endpoint: Option<(String, String)> = None;
+    let mut insecure = false;
+    for (section, value) in sections {
+        let Some(value) = value else { continue };
+        found = true;
+        for (k, v) in object(section, value)? {
+            let path = format!("{section}.{k}");
+            match k.as_str() {
+                "bucketnames" | "bucket_name" | "bucket" => {
+                    let names = string(&path, v)?;
+                    let names: Vec<&str> = names
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    let [name] = names[..] else {
+                        return Err(bad(
+                            &path,
+                            "exactly one bucket is supported: Larch writes every chunk and index segment to one bucket",
+                        ));
+                    };
+                    t.set("storage.s3.bucket", &path, Value::String(name.to_string()));
+                }
+                "endpoint" => endpoint = Some((path, string(&format!("{section}.{k}"), v)?)),
+                "insecure" => insecure = v.as_bool().unwrap_or(false) || v.as_str() == Some("true"),
+                "region" | "access_key_id" | "secret_access_key" | "session_token" => {
+                    t.set(&format!("storage.s3.{k}"), &path, v.clone());
+                }
+                "s3forcepathstyle" => t.set("storage.s3.force_path_style", &path, v.clone()),
+                "s3" if v.as_str().is_some_and(|u| !u.is_empty()) => {
+                    return Err(bad(
+                        &path,
+                        "the s3:// URL form is not translated: give bucketnames, region, endpoint, \
+                         access_key_id and secret_access_key instead",
+                    ));
+                }
+                "s3" => {}
+                k if S3_TUNING.contains(&k) => t.unused(path),
+                _ => {
+                    return Err(bad(
+                        &path,
+                        "this S3 setting is not translated; remove it or configure Larch's storage.s3",
+                    ));
+                }
+            }
+        }
+    }
+    if !found {
+        return Err(bad(
+            chosen,
+            "chunks in s3, but neither common.storage.s3 nor storage_config.aws configures the bucket",
+        ));
+    }
+    if let Some((path, e)) = endpoint {
+        let host = e.split("://").last().unwrap_or("").trim_end_matches('/');
+        // AWS's own host names are AWS's default endpoint (with the
+        // region); any other is an S3-compatible service.
+        if !e.is_empty() && !host.ends_with("amazonaws.com") {
+            let url = if e.contains("://") {
+                e.clone()
+            } else if insecure {
+                format!("http://{e}")
+            } else {
+                format!("https://{e}")
+            };
+            t.set("storage.s3.endpoint", &path, Value::String(url));
+        }
+    }
+    t.set("storage.backend", chosen, Value::String("s3".into()));
+    Ok(())
+}
+
 /// Translates a Loki configuration document.
 pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
     let mut t = Translation::default();
     let Some(top) = doc.as_object() else {
         return Err(bad("", "the configuration must be a mapping of keys"));
     };
-    if let Some((key, store)) = object_store(top) {
-        return Err(bad(
-            &key,
-            format!(
-                "chunks in object storage ({store}) are not supported: this store keeps its chunks on local disk \
-                 (common.path_prefix); use a filesystem object_store"
-            ),
-        ));
+    let chunks_in = object_store(top);
+    match &chunks_in {
+        None => {}
+        Some((key, store)) if store == "s3" || store == "aws" => s3_storage(&mut t, top, key)?,
+        Some((key, store)) => {
+            return Err(bad(
+                key,
+                format!(
+                    "chunks in {store} are not translated from a Loki configuration (S3 and the filesystem are); \
+                     configure Larch's storage: block (backend s3, gcs, azure or filesystem) instead"
+                ),
+            ));
+        }
     }
+    // Sections of the object store in use are translated above; the
+    // others are unused.
+    let translated = |section: &str, name: &str| {
+        chunks_in
+            .as_ref()
+            .is_some_and(|(_, s)| s == "s3" || s == "aws")
+            && ((section == "common.storage" && name == "s3")
+                || (section == "storage_config" && name == "aws"))
+    };
     // Loki requires X-Scope-OrgID unless told otherwise.
     t.set("auth_enabled", "auth_enabled", Value::Bool(true));
     let mut path_prefix = None;
@@ -303,11 +427,15 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
     for (key, value) in top {
         match key.as_str() {
             "auth_enabled" => t.set("auth_enabled", key, value.clone()),
-            "target" => {
-                if value.as_str() != Some("all") {
-                    t.unused(format!("target ({value}: this store runs every role)"));
+            "target" => match value.as_str() {
+                Some("all" | "write" | "read" | "backend") => t.set("target", key, value.clone()),
+                _ => {
+                    return Err(bad(
+                        key,
+                        format!("{value} is not a target of Larch's: all, write, read or backend"),
+                    ));
                 }
-            }
+            },
             "server" => server(&mut t, value)?,
             "common" => {
                 let m = object("common", value)?;
@@ -333,7 +461,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                                             t.unused(format!("common.storage.filesystem.{fk}"));
                                         }
                                     }
-                                } else {
+                                } else if !translated("common.storage", sk) {
                                     t.unused(format!("common.storage.{sk}"));
                                 }
                             }
@@ -355,7 +483,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                                 t.unused(format!("storage_config.filesystem.{fk}"));
                             }
                         }
-                    } else {
+                    } else if !translated("storage_config", k) {
                         t.unused(format!("storage_config.{k}"));
                     }
                 }
@@ -400,7 +528,8 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                             t.set("compactor.retention_enabled", &path, v.clone())
                         }
                         "compaction_interval" => {
-                            t.set("ingester.compaction_interval", &path, v.clone())
+                            t.set("ingester.compaction_interval", &path, v.clone());
+                            t.set("compactor.interval", &path, v.clone());
                         }
                         _ => t.unused(path),
                     }
@@ -803,20 +932,60 @@ mod tests {
     }
 
     #[test]
-    fn object_storage_is_refused_not_ignored() {
+    fn s3_is_translated() {
+        let t = translate(&yaml(
+            "schema_config:\n  configs:\n  - object_store: s3\n\
+             common:\n  storage:\n    s3:\n      bucketnames: b\n      endpoint: minio:9000\n      insecure: true\n      region: r\n      access_key_id: k\n\
+             storage_config:\n  aws:\n    secret_access_key: s\n    s3forcepathstyle: true\n    region: r2\n    sse:\n      type: SSE-S3\n",
+        ))
+        .unwrap();
+        let l = Value::Object(t.larch.clone());
+        assert_eq!(
+            l["storage"],
+            json!({"backend": "s3", "s3": {
+                "bucket": "b", "endpoint": "http://minio:9000", "region": "r2",
+                "access_key_id": "k", "secret_access_key": "s", "force_path_style": true,
+            }})
+        );
+        assert_eq!(t.unused, ["schema_config", "storage_config.aws.sse"]);
+        assert_eq!(
+            t.loki_key("storage.s3.region"),
+            Some("storage_config.aws.region")
+        );
+        // Without a schema, the configured store is the one; AWS's own
+        // host names are its default endpoint.
+        let t = translate(&yaml(
+            "storage_config:\n  aws:\n    bucketnames: b\n    endpoint: s3.eu-west-1.amazonaws.com\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            Value::Object(t.larch.clone())["storage"],
+            json!({"backend": "s3", "s3": {"bucket": "b"}})
+        );
+    }
+
+    #[test]
+    fn object_storage_not_translated_is_refused_not_ignored() {
         let e = translate(&yaml(
-            "schema_config:\n  configs:\n  - from: 2020-10-24\n    object_store: filesystem\n  - from: 2024-01-01\n    object_store: s3\n",
+            "schema_config:\n  configs:\n  - from: 2020-10-24\n    object_store: filesystem\n  - from: 2024-01-01\n    object_store: gcs\n",
         ))
         .unwrap_err();
         assert_eq!(e.key, "schema_config.configs[1].object_store");
-        assert!(e.reason.contains("(s3)"), "{e}");
+        assert!(e.reason.contains("chunks in gcs"), "{e}");
         let e = translate(&yaml(
-            "common:\n  storage:\n    s3:\n      bucketnames: b\n",
+            "common:\n  storage:\n    azure:\n      account_name: a\n",
         ))
         .unwrap_err();
-        assert_eq!(e.key, "common.storage.s3");
-        let e = translate(&yaml("storage_config:\n  aws:\n    s3: s3://x\n")).unwrap_err();
-        assert_eq!(e.key, "storage_config.aws");
+        assert_eq!(e.key, "common.storage.azure");
+        let e = translate(&yaml("storage_config:\n  aws:\n    s3: s3://k:s@r/b\n")).unwrap_err();
+        assert_eq!(e.key, "storage_config.aws.s3");
+        let e = translate(&yaml("storage_config:\n  aws:\n    bucketnames: a,b\n")).unwrap_err();
+        assert_eq!(e.key, "storage_config.aws.bucketnames");
+        let e =
+            translate(&yaml("schema_config:\n  configs:\n  - object_store: aws\n")).unwrap_err();
+        assert_eq!(e.key, "schema_config.configs[0].object_store");
+        let e = translate(&yaml("target: querier\n")).unwrap_err();
+        assert_eq!(e.key, "target");
         // The schema decides when it names the local disk.
         assert!(translate(&yaml(
             "schema_config:\n  configs:\n  - object_store: filesystem\nstorage_config:\n  aws:\n    s3: s3://x\n"

@@ -107,6 +107,15 @@ struct Args {
     /// exit. Run it with the store stopped.
     #[arg(long)]
     rebuild_index: bool,
+    /// Which parts to run: `all` (everything, the single-node store),
+    /// `write`, `read` or `backend` (the compactor); Loki's `-target` is
+    /// accepted. [default: all]
+    #[arg(long)]
+    target: Option<larch_store::config::Target>,
+    /// Expand `${VAR}` and `${VAR:-default}` in the configuration file from
+    /// the environment (Loki's `-config.expand-env`; on by default here).
+    #[arg(long = "config.expand-env", default_value_t = true, action = clap::ArgAction::Set)]
+    config_expand_env: bool,
     /// Log filter (tracing-subscriber syntax), e.g. `info` or
     /// `larch_store=debug`; Loki's `-log.level` is accepted. [default: a
     /// Loki file's `server.log_level`, else info]
@@ -192,7 +201,7 @@ fn loki_spelling(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
 
 fn load_config(args: &Args) -> anyhow::Result<config::Loaded> {
     let mut loaded = match &args.config {
-        Some(path) => ServerConfig::load_file(path)?,
+        Some(path) => ServerConfig::load_file(path, args.config_expand_env)?,
         None => config::Loaded::default(),
     };
     let file = &mut loaded.config;
@@ -220,6 +229,9 @@ fn load_config(args: &Args) -> anyhow::Result<config::Loaded> {
     }
     if let Some(v) = args.shutdown_timeout {
         config.shutdown_timeout = v;
+    }
+    if let Some(v) = args.target {
+        config.target = v;
     }
     if let Some(dir) = &args.agent_pods_dir {
         let agent = file.agent.get_or_insert_with(|| larch_agent::AgentConfig {
@@ -318,6 +330,12 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     let config = loaded.config;
     if args.rebuild_index {
+        if config.store.storage.backend != larch_store::config::Backend::Filesystem {
+            anyhow::bail!(
+                "--rebuild-index reads chunk files on local disk; with storage.backend {:?} the index lives in the bucket's segments",
+                config.store.storage.backend
+            );
+        }
         return rebuild_index(&config.store);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -342,16 +360,25 @@ fn render_config(config: &ServerConfig) -> anyhow::Result<String> {
 /// Registers the roles this process runs, in Loki's words where Loki has
 /// one: `server` (HTTP and gRPC), `distributor` (push), `ingester` (WAL and
 /// chunks), `querier` (queries), `compactor` (retention, compaction), `ui`,
-/// `runtime-config` (with a runtime file) and `agent` (all-in-one).
+/// `runtime-config` (with a runtime file) and `agent` (all-in-one). Which
+/// of the first five run follows `target`: `write` has the distributor and
+/// the ingester, `read` the querier and the UI, `backend` the compactor.
 fn register_services(services: &Services, config: &ServerConfig) {
-    for role in [
-        "server",
-        "distributor",
-        "ingester",
-        "querier",
-        "compactor",
-        "ui",
-    ] {
+    use larch_store::config::Target;
+    let roles: &[&str] = match config.store.target {
+        Target::All => &[
+            "server",
+            "distributor",
+            "ingester",
+            "querier",
+            "compactor",
+            "ui",
+        ],
+        Target::Write => &["server", "distributor", "ingester"],
+        Target::Read => &["server", "querier", "ui"],
+        Target::Backend => &["server", "compactor"],
+    };
+    for role in roles {
         services.set(role, ServiceState::Running);
     }
     if !config.store.runtime_config.files().is_empty() {
@@ -410,7 +437,7 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), "Larch store is ready.");
+    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), target = ingester.config.target.as_str(), bucket = ingester.bucket.describe(), "Larch store is ready.");
     let ruler = larch_store::ruler::Ruler::start(ingester.clone());
     // Groups (and the alert state saved before a restart) are loaded
     // before the API answers, so it never shows a ruler without them.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::objstore::config::{Backend, CacheConfig, ReadConfig, StorageConfig, Target};
 use larch_config::{ByteSize, HumanDuration};
 
 /// Top-level configuration of `larch-store`.
@@ -74,6 +75,12 @@ pub struct Config {
     pub query: QueryConfig,
     /// Decoding pushes.
     pub push: PushConfig,
+    /// Which role this process plays (`all`, `write`, `read`, `backend`).
+    pub target: Target,
+    /// Where flushed chunks and index segments live.
+    pub storage: StorageConfig,
+    /// The `read` target.
+    pub read: ReadConfig,
     /// The ruler: LogQL alerting and recording rules (see
     /// [`crate::ruler`]).
     pub ruler: crate::ruler::RulerConfig,
@@ -81,7 +88,8 @@ pub struct Config {
     /// without a restart (Loki's `runtime_config`; see
     /// [`crate::runtime_config`]).
     pub runtime_config: crate::runtime_config::RuntimeConfig,
-    /// Retention switch, as Loki's `compactor` block.
+    /// Retention and the compactor of the bucket (Loki's `compactor`
+    /// block).
     pub compactor: CompactorConfig,
     /// The overrides read from `runtime_config.file`, in force now (not a
     /// key of the file; shared by every clone).
@@ -115,6 +123,9 @@ impl Default for Config {
             wal: WalConfig::default(),
             query: QueryConfig::default(),
             push: PushConfig::default(),
+            target: Target::default(),
+            storage: StorageConfig::default(),
+            read: ReadConfig::default(),
             ruler: crate::ruler::RulerConfig::default(),
             runtime_config: crate::runtime_config::RuntimeConfig::default(),
             compactor: CompactorConfig::default(),
@@ -123,7 +134,9 @@ impl Default for Config {
     }
 }
 
-/// Retention (Loki's `compactor` block, of which only this key applies).
+/// `compactor:`: retention (Loki's `retention_enabled`) and, with object
+/// storage, the compactor of the bucket that the `backend` target (or
+/// `all`) runs.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompactorConfig {
@@ -132,12 +145,21 @@ pub struct CompactorConfig {
     /// a Loki configuration read with `--config.file` keeps Loki's
     /// meaning, so that retention it had off stays off.
     pub retention_enabled: bool,
+    /// How often the bucket's days are compacted, per tenant (default
+    /// 10m, Loki's `compaction_interval`).
+    pub interval: HumanDuration,
+    /// How long superseded segments and chunks stay readable in the bucket
+    /// before they are deleted (default 10m): longer than a query plus a
+    /// read node's index refresh.
+    pub deletion_delay: HumanDuration,
 }
 
 impl Default for CompactorConfig {
     fn default() -> CompactorConfig {
         CompactorConfig {
             retention_enabled: true,
+            interval: HumanDuration::from_secs(600),
+            deletion_delay: HumanDuration::from_secs(600),
         }
     }
 }
@@ -443,6 +465,10 @@ pub struct WalConfig {
     pub fsync: bool,
     /// Size at which a segment is closed and a new one started (64MiB).
     pub segment_size: ByteSize,
+    /// Most bytes the WAL may hold on disk (default 0: no bound). Past it
+    /// pushes get 503 until flushes let it be trimmed (e.g. while the
+    /// bucket is unreachable), rather than filling the disk.
+    pub max_size: ByteSize,
 }
 
 impl Default for WalConfig {
@@ -450,6 +476,7 @@ impl Default for WalConfig {
         WalConfig {
             fsync: true,
             segment_size: ByteSize(64 << 20),
+            max_size: ByteSize(0),
         }
     }
 }
@@ -511,6 +538,14 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// A `${VAR}` reference of the file cannot be expanded.
+    #[error("invalid config file {path}: {error}")]
+    Expand {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: larch_config::expand::ExpandError,
+    },
     /// The YAML file is not a valid configuration.
     #[error("invalid config file {path}: {error}")]
     Parse {
@@ -538,8 +573,18 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 /// Reads a YAML configuration file into `T` (the store's [`Config`], or a
 /// binary's configuration that embeds its keys); an empty file is
-/// `T::default()`. Errors name the key and the line.
+/// `T::default()`. Errors name the key and the line. `${VAR}` references
+/// are expanded from the environment first ([`larch_config::expand`]).
 pub fn read_yaml_file<T>(path: &std::path::Path) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    read_yaml_file_with(path, true)
+}
+
+/// [`read_yaml_file`], expanding `${VAR}` references only with
+/// `expand_env` (`--config.expand-env`).
+pub fn read_yaml_file_with<T>(path: &std::path::Path, expand_env: bool) -> Result<T, ConfigError>
 where
     T: serde::de::DeserializeOwned + Default,
 {
@@ -547,6 +592,14 @@ where
         path: path.to_path_buf(),
         error,
     })?;
+    let text = if expand_env {
+        larch_config::expand::expand_env(&text).map_err(|error| ConfigError::Expand {
+            path: path.to_path_buf(),
+            error,
+        })?
+    } else {
+        text
+    };
     if text.trim().is_empty() {
         return Ok(T::default());
     }
@@ -612,6 +665,13 @@ impl Config {
         }
         if self.query.max_concurrent == 0 {
             return Err(invalid("query.max_concurrent", "must be positive"));
+        }
+        crate::objstore::config::validate(&self.storage).map_err(|(k, r)| invalid(k, r))?;
+        if self.target == Target::Read && self.read.index_refresh_period.is_zero() {
+            return Err(invalid("read.index_refresh_period", "must be positive"));
+        }
+        if self.compactor.interval.is_zero() {
+            return Err(invalid("compactor.interval", "must be positive"));
         }
         self.ruler.validate()?;
         Ok(())

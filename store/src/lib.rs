@@ -15,6 +15,9 @@
 //!   `LogSource` the engine reads.
 //! * [`quarantine`]: where recovery puts what it will not use but must
 //!   not delete.
+//! * [`objstore`]: the bucket (file system, S3, GCS, Azure), index
+//!   segments, the read cache, the roles' parts (compactor, write-node
+//!   queries).
 //! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
 //!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
@@ -40,6 +43,7 @@ pub mod index;
 pub mod ingester;
 pub mod limits;
 pub mod metrics;
+pub mod objstore;
 pub mod push;
 pub mod quarantine;
 pub mod ruler;

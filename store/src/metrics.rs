@@ -141,6 +141,8 @@ pub struct Metrics {
     pub tail_lagged_events: Counter,
     /// Damage found on disk and what recovery did about it.
     pub recovery: RecoveryMetrics,
+    /// The bucket, the flush backlog, the cache and the compactor.
+    pub objstore: crate::objstore::metrics::ObjstoreMetrics,
     /// The ruler's metrics.
     pub ruler: crate::ruler::RulerMetrics,
     /// Authentication, authorisation and TLS.
@@ -202,6 +204,7 @@ impl Metrics {
             tail_dropped_entries: Family::default(),
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
+            objstore: Default::default(),
             ruler: crate::ruler::RulerMetrics::default(),
             security: Default::default(),
             runtime_config_reloads: Family::default(),
@@ -210,6 +213,7 @@ impl Metrics {
         };
         m.runtime_config_last_reload_successful.set(1);
         m.recovery.register(&mut registry);
+        m.objstore.register(&mut registry);
         m.ruler.register(&mut registry);
         m.security.register(&mut registry);
         larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));

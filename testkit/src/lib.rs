@@ -12,6 +12,8 @@
 //! * [`push`]: Loki push bodies (snappy protobuf, JSON).
 //! * [`pki`]: a test CA and certificates made with `openssl`, for TLS
 //!   and mTLS tests ([`http::Tls`] is the client side).
+//! * [`s3`]: a real S3-compatible server (`s3s-fs`), installed once into
+//!   `.test-deps/`.
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
@@ -62,6 +64,7 @@ mod process;
 pub mod procfs;
 pub mod prometheus;
 pub mod push;
+pub mod s3;
 mod store;
 mod time;
 pub mod tokens;

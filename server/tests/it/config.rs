@@ -168,7 +168,8 @@ fn a_loki_single_binary_configuration_runs() {
         "  max_line_size: 10KB\n".to_string(),
         "  retention_period: 3d\n".to_string(),
         "  reject_old_samples_max_age: 1d\n".to_string(),
-        "compactor:\n  retention_enabled: true\n".to_string(),
+        "compactor:\n  deletion_delay: 10m\n  interval: 10m\n  retention_enabled: true\n"
+            .to_string(),
         "  period: 5s\n".to_string(),
         "  discover_log_levels: false\n".to_string(),
         // The ruler: Loki's rule directory and Alertmanager.
@@ -225,11 +226,36 @@ fn a_loki_single_binary_configuration_runs() {
 }
 
 #[test]
-fn a_loki_configuration_on_s3_is_refused_with_its_key() {
+fn a_loki_configuration_on_s3_is_translated() {
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/loki/s3.yaml");
+    let cfg = cfg.display().to_string();
+    let out = store(&["--config.file", &cfg, "--check-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = store(&["--config.file", &cfg, "--print-config"]);
+    let printed = text(&out.stdout);
+    for want in [
+        "  backend: s3\n",
+        "    bucket: my-loki-chunks\n",
+        "    region: eu-west-1\n",
+        "    secret_access_key: <secret>\n",
+        "    force_path_style: false\n",
+    ] {
+        assert!(printed.contains(want), "{want:?} missing from:\n{printed}");
+    }
+    assert!(!printed.contains("very-secret"), "{printed}");
+    // What is not translated is refused, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let gcs = dir.path().join("gcs.yaml");
+    std::fs::write(
+        &gcs,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("object_store: s3", "object_store: gcs"),
+    )
+    .unwrap();
     let out = store(&[
         "--config.file",
-        &cfg.display().to_string(),
+        &gcs.display().to_string(),
         "--check-config",
     ]);
     assert_eq!(out.status.code(), Some(1));
@@ -237,8 +263,8 @@ fn a_loki_configuration_on_s3_is_refused_with_its_key() {
     assert!(
         e.starts_with(&format!(
             "larch-store: invalid configuration: schema_config.configs[0].object_store (Loki configuration {}): \
-             chunks in object storage (s3) are not supported",
-            cfg.display()
+             chunks in gcs are not translated",
+            gcs.display()
         )),
         "{e}"
     );

@@ -34,10 +34,11 @@ pub async fn detected_labels(
     let matchers = label_selector(p.get("query"))?;
     let ing = app.ingester.clone();
     let labels = exec::run(&app, move |cancel| {
-        let streams = match &matchers {
-            Some(m) => ing.select_streams(&t, m, start, end),
-            None => ing.streams_in_range(&t, start, end),
-        };
+        let streams = ing
+            .query_streams(&t, matchers.as_deref(), start, end)
+            .map_err(|e| {
+                ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?;
         Ok(detect_labels(streams.iter().map(|s| &*s.labels), &cancel)?)
     })
     .await?;

@@ -50,11 +50,9 @@ fn streams(
     matchers: Option<&[Matcher]>,
     start: i64,
     end: i64,
-) -> Vec<Arc<Stream>> {
-    match matchers {
-        Some(m) => ing.select_streams(tenant, m, start, end),
-        None => ing.streams_in_range(tenant, start, end),
-    }
+) -> Result<Vec<Arc<Stream>>, ApiError> {
+    ing.query_streams(tenant, matchers, start, end)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
 /// What `labels`, `label/{name}/values` and `series` carry: their tenants
@@ -102,13 +100,13 @@ impl Scope {
         &self,
         ing: &Ingester,
         matchers: Option<&[Matcher]>,
-    ) -> Vec<(&TenantId, Arc<Stream>)> {
+    ) -> Result<Vec<(&TenantId, Arc<Stream>)>, ApiError> {
         if !self.multi() {
             let t = &self.tenants[0];
-            return streams(ing, t, matchers, self.start, self.end)
+            return Ok(streams(ing, t, matchers, self.start, self.end)?
                 .into_iter()
                 .map(|s| (t, s))
-                .collect();
+                .collect());
         }
         let (by_tenant, rest): (Vec<&Matcher>, Vec<&Matcher>) = matchers
             .unwrap_or_default()
@@ -122,12 +120,12 @@ impl Scope {
             }
             let own = (!rest.is_empty()).then_some(rest.as_slice());
             out.extend(
-                streams(ing, t, own, self.start, self.end)
+                streams(ing, t, own, self.start, self.end)?
                     .into_iter()
                     .map(|s| (t, s)),
             );
         }
-        out
+        Ok(out)
     }
 }
 
@@ -145,7 +143,7 @@ pub async fn label_names(
         if scope.multi() {
             names.insert(TENANT_LABEL.to_string());
         }
-        for (i, (_, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
             for l in s.labels.iter() {
                 if !HIDDEN.contains(&l.name.as_str()) {
@@ -176,7 +174,7 @@ pub async fn label_values(
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut values = BTreeSet::new();
-        for (i, (_, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+        for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
             if let Some(v) = s.labels.get(&name) {
                 values.insert(v.to_string());
@@ -208,7 +206,7 @@ pub async fn series(
     let body = exec::run(&app, move |cancel| {
         let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
         for m in &selectors {
-            for (i, (t, s)) in scope.streams(&ing, m.as_deref()).iter().enumerate() {
+            for (i, (t, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
                 check(&cancel, i)?;
                 if scope.multi() && s.labels.get(TENANT_LABEL).is_none() {
                     let mut labels = (*s.labels).clone();
@@ -266,7 +264,7 @@ pub async fn index_stats(
     let m = selector(p.get("query"))?;
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
-        let set = streams(&ing, &t, m.as_deref(), r.start, r.end);
+        let set = streams(&ing, &t, m.as_deref(), r.start, r.end)?;
         let mut matched = 0u64;
         let mut total = RangeStats::default();
         for (i, s) in set.iter().enumerate() {
@@ -378,7 +376,7 @@ impl VolumeSpec {
         end: i64,
         cancel: &AtomicBool,
     ) -> Result<Vec<(LabelSet, u64, Vec<Arc<Stream>>)>, ApiError> {
-        let set = streams(ing, tenant, self.matchers.as_deref(), start, end);
+        let set = streams(ing, tenant, self.matchers.as_deref(), start, end)?;
         let mut rows = Vec::new();
         for (labels, members) in self.groups(&set, cancel)? {
             let bytes = range_stats(&members, start, end, cancel)?.bytes;

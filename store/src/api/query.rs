@@ -34,6 +34,11 @@ fn query_text(p: &Params) -> String {
 pub fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::Cancelled => exec::cancelled(),
+        // A write node that did not answer: the answer would miss its
+        // unflushed lines, so it is refused as unavailable.
+        EngineError::Storage(s) if s.is::<crate::objstore::remote::WriteNodeError>() => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, s.to_string())
+        }
         EngineError::Storage(s) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, s.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }

@@ -146,6 +146,9 @@ pub const ROUTES: &[Route] = &[
     read("/loki/api/v1/tail", false),
     read("/api/prom/tail", false),
     read("/loki/api/v1/drilldown-limits", false),
+    // A write node's unflushed data, asked for by read nodes: any tenant's
+    // (named in the message, not in a header), so an administrator's.
+    store("/larch.Querier/*", Action::Admin),
     // Rules and alerts: read with GET, administer otherwise.
     managed("/loki/api/v1/rules"),
     managed("/loki/api/v1/rules/*"),
@@ -336,5 +339,7 @@ mod tests {
             classify(&Method::POST, "/logproto.Pusher/Push").action,
             Action::Write
         );
+        let c = classify(&Method::POST, "/larch.Querier/Scan");
+        assert_eq!((c.action, c.scope), (Action::Admin, Scope::Store));
     }
 }

@@ -500,6 +500,85 @@ impl ChunkIndex {
         })
     }
 
+    /// The index of a chunk object of `size` bytes from its last bytes
+    /// (`tail`, which start at `tail_start`): `Ok(Err((offset, len)))`
+    /// when the block index starts before `tail` (read that range and
+    /// call [`ChunkIndex::from_index_bytes`]). The header is not read.
+    #[allow(clippy::type_complexity)]
+    pub fn from_tail(
+        tail: &[u8],
+        tail_start: u64,
+        size: u64,
+    ) -> Result<Result<ChunkIndex, (u64, u64, u32)>, ChunkError> {
+        if size < (MAGIC_V2.len() + FOOTER) as u64 || tail.len() < FOOTER {
+            return Err(ChunkError::Corrupt("footer"));
+        }
+        let foot = &tail[tail.len() - FOOTER..];
+        if &foot[16..24] != END_MAGIC {
+            return Err(ChunkError::Corrupt("footer"));
+        }
+        let mut f = Reader::new(foot);
+        let index_offset = f.u64le("footer")?;
+        let index_len = u64::from(f.u32le("footer")?);
+        let crc = f.u32le("footer")?;
+        if index_offset < MAGIC_V2.len() as u64
+            || index_offset
+                .checked_add(index_len)
+                .is_none_or(|e| e > size - FOOTER as u64)
+        {
+            return Err(ChunkError::Corrupt("footer"));
+        }
+        if index_offset < tail_start {
+            return Ok(Err((index_offset, index_len, crc)));
+        }
+        let at = usize::try_from(index_offset - tail_start)
+            .map_err(|_| ChunkError::Corrupt("footer"))?;
+        let len = usize::try_from(index_len).map_err(|_| ChunkError::Corrupt("footer"))?;
+        let index = tail
+            .get(at..at + len)
+            .ok_or(ChunkError::Corrupt("footer"))?;
+        ChunkIndex::from_index_bytes(index, index_offset, crc, size).map(Ok)
+    }
+
+    /// The index of a chunk object from its block index bytes (found
+    /// through [`ChunkIndex::from_tail`]).
+    pub fn from_index_bytes(
+        index: &[u8],
+        index_offset: u64,
+        crc: u32,
+        size: u64,
+    ) -> Result<ChunkIndex, ChunkError> {
+        if crc32fast::hash(index) != crc {
+            return Err(ChunkError::Checksum("index"));
+        }
+        let blocks = parse_index(index, index_offset)?;
+        Ok(ChunkIndex {
+            version: VERSION,
+            header: None,
+            fingerprint: 0,
+            blocks,
+            size,
+            salvaged: false,
+        })
+    }
+
+    /// [`ChunkIndex::salvage`] of a whole object already read.
+    pub fn salvage_bytes(bytes: &[u8]) -> ChunkIndex {
+        let version = bytes
+            .get(..MAGIC_V2.len())
+            .and_then(version_of)
+            .unwrap_or(VERSION);
+        let header = parse_header(version, bytes).ok().map(|(h, _)| h);
+        ChunkIndex {
+            version,
+            fingerprint: header.as_ref().map_or(0, |h| h.fingerprint),
+            header,
+            blocks: salvage(bytes),
+            size: bytes.len() as u64,
+            salvaged: true,
+        }
+    }
+
     /// Reads the whole file at `path` and finds its blocks whatever the
     /// state of the footer and index ([`salvage`]; version 2 only).
     pub fn salvage(path: &Path) -> Result<ChunkIndex, ReadError> {

@@ -10,7 +10,12 @@
 //!                   | uvarint entries | uvarint bytes | uvarint max_seq
 //!                   | uvarint raw bytes
 //!         3 delete  u64le fp | str id
+//!         4 published u64le 0 | str segment name
 //! ```
+//! A write node (`target: write`) uses the log as its journal of what it
+//! flushed to the bucket: a `published` record says that every chunk
+//! record before it is named by an index segment in the bucket (see
+//! ARCHITECTURE.md, "The writer's journal").
 //! A chunk record is appended (and fsynced) only after its chunk file is
 //! durable, so the log never names a chunk that was not on disk.
 //!
@@ -103,6 +108,12 @@ pub enum IndexRecord {
         /// Chunk id.
         id: String,
     },
+    /// Every chunk record before this one is named by a published index
+    /// segment (a write node's journal).
+    Published {
+        /// The last segment written.
+        id: String,
+    },
 }
 
 /// Whether `id` can name a chunk file: what the flusher writes
@@ -145,6 +156,11 @@ impl IndexRecord {
             IndexRecord::Delete { fp, id } => {
                 out.push(3);
                 out.extend_from_slice(&fp.to_le_bytes());
+                put_bytes(out, id.as_bytes());
+            }
+            IndexRecord::Published { id } => {
+                out.push(4);
+                out.extend_from_slice(&0u64.to_le_bytes());
                 put_bytes(out, id.as_bytes());
             }
         }
@@ -201,6 +217,7 @@ impl IndexRecord {
                 fp,
                 id: id(&mut r)?,
             },
+            4 => IndexRecord::Published { id: id(&mut r)? },
             _ => {
                 return Err(Malformed {
                     what: "index record kind",
@@ -227,7 +244,7 @@ fn frame_at(bytes: &[u8], pos: usize) -> Option<(IndexRecord, usize)> {
     }
     let payload = bytes.get(pos + FRAME..pos + FRAME + len)?;
     // A cheap test before the checksum: the kinds that exist.
-    if !(1..=3).contains(&payload[0]) {
+    if !(1..=4).contains(&payload[0]) {
         return None;
     }
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);

@@ -23,50 +23,51 @@
 //! snapshot before the swap still finds them. Files no index record names
 //! are dealt with when the store starts (`ingester::recover`).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use larch_query::Columns;
 use parking_lot::Mutex;
 
 use super::Ingester;
-use super::flusher::write_durably;
 use super::read::merge;
 use super::stream::Stream;
 use super::tenant::Tenant;
-use crate::chunk::block::{COL_LENS, COL_LINES, COL_META, COL_TS};
-use crate::chunk::{
-    ChunkHeader, ChunkIndex, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts, read_block,
-};
+use crate::chunk::{ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts};
 use crate::index::{ChunkRef, IndexRecord};
+use crate::objstore::Bucket;
 
-/// Files to delete once their deadline passes.
+/// Chunk objects to delete once their deadline passes.
 #[derive(Default)]
 pub struct Graveyard {
-    files: Mutex<Vec<(Instant, PathBuf)>>,
+    files: Mutex<Vec<(Instant, String)>>,
 }
 
 impl Graveyard {
-    /// Schedules `path` for deletion after `grace`.
-    pub fn bury(&self, path: PathBuf, grace: Duration) {
-        self.files.lock().push((Instant::now() + grace, path));
+    /// Schedules the chunk at `key` for deletion after `grace`.
+    pub fn bury(&self, key: String, grace: Duration) {
+        self.files.lock().push((Instant::now() + grace, key));
     }
 
-    /// Deletes every file whose time has come (all of them with `all`).
-    pub fn sweep(&self, all: bool) {
+    /// Deletes every chunk whose time has come (all of them with `all`).
+    pub fn sweep(&self, bucket: &Bucket, all: bool) {
         let now = Instant::now();
-        let due: Vec<PathBuf> = {
+        let due: Vec<String> = {
             let mut files = self.files.lock();
             let (due, keep): (Vec<_>, Vec<_>) =
                 files.drain(..).partition(|(t, _)| all || *t <= now);
             *files = keep;
             due.into_iter().map(|(_, p)| p).collect()
         };
-        for p in due {
-            if let Err(e) = std::fs::remove_file(&p)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %p.display(), error = %e, "Could not delete a retired chunk file.");
+        for key in due {
+            let res = match bucket.local_path(&key) {
+                Some(p) => match std::fs::remove_file(&p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    r => r,
+                },
+                None => bucket.delete(&key),
+            };
+            if let Err(e) = res {
+                tracing::warn!(key, error = %e, "Could not delete a retired chunk.");
             }
         }
     }
@@ -91,7 +92,7 @@ pub fn compact_all(ing: &Ingester) {
             for run in small_runs(&chunks, target) {
                 if run.iter().any(|c| {
                     ing.health
-                        .is_damaged(&ing.chunk_path(&tenant.id, s.fp, &c.id))
+                        .is_damaged(&ing.chunk_location(&tenant.id, s.fp, &c.id))
                 }) {
                     continue;
                 }
@@ -140,15 +141,15 @@ fn compact_run(
     // Decode every block of every input.
     let mut inputs = Vec::new();
     for c in run {
-        let path = ing.chunk_path(&tenant.id, stream.fp, &c.id);
+        let path = ing.chunk_location(&tenant.id, stream.fp, &c.id);
+        let key = ing.chunk_key(&tenant.id, stream.fp, &c.id);
         let decoded = (|| -> std::io::Result<Vec<DecodedBlock>> {
-            let index = ChunkIndex::read(&path).map_err(std::io::Error::other)?;
-            let file = std::fs::File::open(&path)?;
-            let mut out = Vec::with_capacity(index.blocks.len());
-            for meta in &index.blocks {
-                let (buf, rel) = read_block(&file, meta, &[COL_TS, COL_LENS, COL_LINES, COL_META])?;
+            let file =
+                ChunkFile::parse(ing.bucket.get(&key)?.to_vec()).map_err(std::io::Error::other)?;
+            let mut out = Vec::with_capacity(file.blocks.len());
+            for meta in &file.blocks {
                 let mut d = DecodedBlock::default();
-                d.decode(&buf, &rel, Columns::ALL)
+                d.decode(&file.bytes, meta, Columns::ALL)
                     .map_err(std::io::Error::other)?;
                 out.push(d);
             }
@@ -202,8 +203,10 @@ fn compact_run(
     };
     let parts = chunk_parts(&header, &refs);
     let id = format!("{max_seq:016x}-{:08x}", parts.index_crc);
-    let path = ing.chunk_path(&tenant.id, stream.fp, &id);
-    write_durably(&path, |f| parts.write_to(f, &refs))?;
+    let key = ing.chunk_key(&tenant.id, stream.fp, &id);
+    let mut bytes = Vec::with_capacity(usize::try_from(parts.size).unwrap_or(0));
+    parts.write_to(&mut bytes, &refs)?;
+    ing.bucket.put(&key, bytes.into())?;
     let chunk = ChunkRef {
         id,
         mint: view.timestamps.first().copied().unwrap_or(0),
@@ -229,7 +232,7 @@ fn compact_run(
     }
     for c in run {
         ing.graveyard
-            .bury(ing.chunk_path(&tenant.id, stream.fp, &c.id), grace(ing));
+            .bury(ing.chunk_key(&tenant.id, stream.fp, &c.id), grace(ing));
     }
     ing.metrics
         .chunks_deleted

@@ -19,7 +19,46 @@ use super::stream::{SealedChunk, Stream};
 use super::tenant::Tenant;
 use super::{Ingester, note_activation};
 use crate::chunk::{ChunkHeader, EncodedBlock, chunk_parts};
+use crate::config::Target;
 use crate::index::{ChunkRef, IndexRecord};
+
+/// Retries of the bucket after a failure: exponentially spaced, from 1 s
+/// to 1 min (`object_store` also retries each request itself).
+#[derive(Debug, Default)]
+pub struct Backoff {
+    retry_at: Option<Instant>,
+    delay: Duration,
+    failures: u64,
+}
+
+impl Backoff {
+    /// Whether the bucket may be tried now.
+    pub fn ready(&self) -> bool {
+        self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Notes a failure: the next try waits longer. Logged when failures
+    /// start and every tenth one.
+    pub fn failed(&mut self, what: &str, e: &dyn std::fmt::Display) {
+        self.delay = (self.delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        self.retry_at = Some(Instant::now() + self.delay);
+        if self.failures.is_multiple_of(10) {
+            tracing::error!(error = %e, failures = self.failures + 1, retry_in_ms = self.delay.as_millis() as u64, "{what} failed; the data stays in memory and in the WAL, and is retried.");
+        }
+        self.failures += 1;
+    }
+
+    /// Notes a success.
+    pub fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                failures = self.failures,
+                "The bucket answers again; the backlog is being written."
+            );
+        }
+        *self = Backoff::default();
+    }
+}
 
 /// Messages to the flusher.
 pub enum Msg {
@@ -102,11 +141,16 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             }
         }
         cycle(&ing, force);
-        if !compaction.is_zero() && last_compaction.elapsed() >= compaction && !ing.out_of_time() {
+        // Write nodes leave compaction and retention to the compactor.
+        if ing.config.target == Target::All
+            && !compaction.is_zero()
+            && last_compaction.elapsed() >= compaction
+            && !ing.out_of_time()
+        {
             super::compact::compact_all(&ing);
             last_compaction = Instant::now();
         }
-        ing.graveyard.sweep(stop);
+        ing.graveyard.sweep(&ing.bucket, stop);
         for d in done {
             let _ = d.send(());
         }
@@ -148,7 +192,12 @@ pub fn cycle(ing: &Ingester, force: bool) {
         }
     }
     ing.metrics.flush_queue_length.set(waiting as i64);
+    let remote = ing.bucket.local_root().is_none();
+    let ready = ing.backoff.lock().ready();
     'write: for (tenant, stream) in queue {
+        if !ready {
+            break;
+        }
         loop {
             if ing.out_of_time() {
                 break 'write;
@@ -157,13 +206,38 @@ pub fn cycle(ing: &Ingester, force: bool) {
             let Some(sealed) = next else { break };
             if let Err(e) = write_chunk(ing, &tenant, &stream, &sealed) {
                 ing.metrics.flush_failures.inc();
+                if remote {
+                    // One failure is enough to know the bucket is down:
+                    // every further try would wait for its own timeout.
+                    ing.backoff
+                        .lock()
+                        .failed("Writing a chunk to the bucket", &e);
+                    break 'write;
+                }
                 tracing::error!(tenant = %tenant.id, stream = %stream.labels, error = %e, "Writing a chunk failed; it stays in memory and in the WAL and will be retried.");
                 break;
             }
         }
     }
+    if ing.config.target == Target::Write && ing.backoff.lock().ready() && !ing.out_of_time() {
+        match crate::objstore::publish::publish_all(ing) {
+            Ok(()) => ing.backoff.lock().succeeded(),
+            Err(e) => {
+                ing.metrics.flush_failures.inc();
+                ing.backoff.lock().failed("Publishing an index segment", &e);
+            }
+        }
+    }
+    let mut backlog = 0usize;
+    for tenant in ing.tenants() {
+        backlog += tenant.unpublished.lock().len();
+        for s in tenant.all() {
+            backlog += s.state.lock().sealed.len();
+        }
+    }
+    ing.metrics.objstore.flush_backlog.set(backlog as i64);
     trim_wal(ing, applied);
-    if !ing.out_of_time() {
+    if ing.config.target == Target::All && !ing.out_of_time() {
         apply_retention(ing);
     }
     ing.refresh_gauges();
@@ -184,9 +258,18 @@ fn write_chunk(
         replaces: Vec::new(),
     };
     let parts = chunk_parts(&header, &refs);
-    let id = format!("{:016x}-{:08x}", sealed.max_seq, parts.index_crc);
-    let path = ing.chunk_path(&tenant.id, stream.fp, &id);
-    write_durably(&path, |f| parts.write_to(f, &refs))?;
+    let id = match ing.config.target {
+        // Unique across write nodes: the writer's name is part of it.
+        Target::Write => format!(
+            "{:016x}-{:08x}-{}",
+            sealed.max_seq, parts.index_crc, ing.writer_id
+        ),
+        _ => format!("{:016x}-{:08x}", sealed.max_seq, parts.index_crc),
+    };
+    let key = ing.chunk_key(&tenant.id, stream.fp, &id);
+    let mut bytes = Vec::with_capacity(usize::try_from(parts.size).unwrap_or(0));
+    parts.write_to(&mut bytes, &refs)?;
+    ing.bucket.put(&key, bytes.into())?;
     let size = parts.size;
 
     let chunk = ChunkRef {
@@ -219,7 +302,13 @@ fn write_chunk(
     let mut st = stream.state.lock();
     let was_active = st.is_active();
     st.logged = true;
-    st.retire(sealed, chunk);
+    if ing.config.target == Target::Write {
+        // Served from memory, and kept in the WAL, until a segment names it.
+        tenant.unpublished.lock().push((stream.fp, chunk.clone()));
+        st.written(sealed, chunk);
+    } else {
+        st.retire(sealed, chunk);
+    }
     note_activation(tenant, was_active, &st);
     drop(st);
     ing.metrics
@@ -260,7 +349,8 @@ fn trim_wal(ing: &Ingester, applied: u64) {
     // Records replay could not apply are kept too.
     let mut min = applied
         .saturating_add(1)
-        .min(ing.replay_floor.load(Ordering::Acquire));
+        .min(ing.replay_floor.load(Ordering::Acquire))
+        .min(ing.publish_floor());
     for tenant in ing.tenants() {
         for s in tenant.all() {
             if let Some(m) = s.state.lock().min_unflushed_seq() {
@@ -277,6 +367,7 @@ fn trim_wal(ing: &Ingester, applied: u64) {
         ),
         Err(e) => tracing::warn!(error = %e, "Could not delete old WAL segments; will retry."),
     }
+    ing.note_wal_size(wal.disk_size());
 }
 
 fn apply_retention(ing: &Ingester) {
@@ -319,7 +410,7 @@ fn apply_retention(ing: &Ingester) {
                 .retain(|c| !expired.iter().any(|x| x.id == c.id));
             for c in &expired {
                 ing.graveyard.bury(
-                    ing.chunk_path(&tenant.id, s.fp, &c.id),
+                    ing.chunk_key(&tenant.id, s.fp, &c.id),
                     super::compact::grace(ing),
                 );
             }

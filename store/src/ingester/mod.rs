@@ -19,15 +19,16 @@ pub mod writer;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::index::Handles;
 use crate::metrics::Metrics;
+use crate::objstore::Bucket;
 use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 use crate::validate::Validated;
@@ -114,7 +115,6 @@ pub struct Ingester {
     /// at this instant (between two chunks).
     stop_at: Mutex<Option<Instant>>,
     index_dir: PathBuf,
-    chunks_dir: PathBuf,
     wal: Mutex<Wal>,
     next_seq: AtomicU64,
     /// Highest sequence number applied to the heads.
@@ -134,6 +134,24 @@ pub struct Ingester {
     /// Lowest sequence number of a WAL record replay could not apply (its
     /// tenant could not be opened): segments from there on are kept.
     replay_floor: AtomicU64,
+    /// The bucket chunks (and, from write nodes, index segments) go to.
+    pub bucket: Arc<Bucket>,
+    /// This process's writer identity (`data_dir/writer-id`).
+    pub writer_id: String,
+    /// Lowest sequence number the WAL must keep for journal records not
+    /// yet published (write nodes, after a restart); `u64::MAX`: none.
+    publish_floor: AtomicU64,
+    /// Bytes the WAL holds on disk (for `wal.max_size`).
+    wal_size: AtomicU64,
+    /// Wall clock (ns) when this process started.
+    pub started_at_ns: i64,
+    /// Wall clock (ns) when the last complete listing of the bucket began
+    /// (read nodes; `i64::MIN` before the first).
+    pub view_listed_at: AtomicI64,
+    /// The write nodes a read node asks for their unflushed data.
+    pub remote: Option<crate::objstore::remote::WriteNodes>,
+    /// When the bucket may be tried again after a failure.
+    pub(crate) backoff: Mutex<flusher::Backoff>,
 }
 
 /// Index log files kept open at most (see [`Handles`]): a few dozen file
@@ -168,6 +186,21 @@ impl Ingester {
         for d in [&wal_dir, &index_dir, &chunks_dir] {
             crate::quarantine::create_dirs_durably(d).map_err(io_err("creating", d))?;
         }
+        let bucket = Arc::new(
+            Bucket::open(&config.storage, &data, metrics.objstore.clone())
+                .map_err(io_err("opening the bucket of", &data))?,
+        );
+        let chunks_dir = match bucket.local_root() {
+            Some(root) => root.join("chunks"),
+            None => chunks_dir,
+        };
+        crate::quarantine::create_dirs_durably(&chunks_dir)
+            .map_err(io_err("creating", &chunks_dir))?;
+        if config.storage.backend != crate::config::Backend::Filesystem {
+            crate::objstore::view::check_at_start(&bucket, &config)
+                .map_err(io_err("checking the bucket of", &data))?;
+        }
+        let writer_id = writer_id(&data).map_err(io_err("reading the writer id in", &data))?;
         let quarantine = Quarantine::new(&data);
         let handles = Handles::new(INDEX_HANDLES);
         let health = recover::Health::default();
@@ -224,6 +257,14 @@ impl Ingester {
                 wal_floor,
             };
             for (t, l) in &loaded {
+                if bucket.local_root().is_none() {
+                    // Chunk objects are not listed at start (see
+                    // ARCHITECTURE.md, "The writer's journal").
+                    let mut r = recover::RecoveryReport::default();
+                    recover::report_log(&ctx, t, l, &mut r);
+                    report.recovery.add(&r);
+                    continue;
+                }
                 let (r, h) = recover::reconcile(&ctx, t, l).map_err(io_err(
                     "recovering chunks of",
                     &chunks_dir.join(t.id.as_str()),
@@ -235,6 +276,17 @@ impl Ingester {
             }
         }
         drop(loaded);
+        // Journal records a segment must still name (write nodes); the
+        // WAL keeps everything until they are published.
+        let mut publish_floor = u64::MAX;
+        for t in tenants.values() {
+            let mut u = t.unpublished.lock();
+            if config.target != Target::Write {
+                u.clear();
+            } else if !u.is_empty() {
+                publish_floor = 0;
+            }
+        }
 
         let config = Arc::new(config);
         let policy = cut_policy(&config);
@@ -313,7 +365,12 @@ impl Ingester {
         )
         .map_err(io_err("opening WAL", &wal_dir))?;
         let next = stats.last_seq + 1;
+        let wal_size = wal.disk_size();
         let (flusher, flush_rx) = flusher::Handle::new();
+        let remote = (config.target == Target::Read && !config.read.write_nodes.is_empty())
+            .then(|| crate::objstore::remote::WriteNodes::new(&config.read))
+            .transpose()
+            .map_err(io_err("connecting to read.write_nodes from", &data))?;
         let ing = Arc::new(Ingester {
             config: config.clone(),
             metrics,
@@ -321,7 +378,6 @@ impl Ingester {
             allowed: config.tenant_allow_list.iter().cloned().collect(),
             stop_at: Mutex::new(None),
             index_dir,
-            chunks_dir,
             wal: Mutex::new(wal),
             next_seq: AtomicU64::new(next),
             applied_seq: AtomicU64::new(stats.last_seq),
@@ -335,6 +391,14 @@ impl Ingester {
             handles,
             health,
             replay_floor: AtomicU64::new(unapplied.unwrap_or(u64::MAX)),
+            bucket,
+            writer_id,
+            publish_floor: AtomicU64::new(publish_floor),
+            wal_size: AtomicU64::new(wal_size),
+            started_at_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+            view_listed_at: AtomicI64::new(i64::MIN),
+            remote,
+            backoff: Mutex::new(flusher::Backoff::default()),
         });
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -345,9 +409,14 @@ impl Ingester {
             .spawn(move || writer::run(w, rx))
             .map_err(io_err("starting writer thread", &data))?;
         let f = ing.clone();
+        let target = ing.config.target;
         let flush = std::thread::Builder::new()
             .name("larch-flusher".into())
-            .spawn(move || flusher::run(f, flush_rx))
+            .spawn(move || match target {
+                Target::All | Target::Write => flusher::run(f, flush_rx),
+                Target::Read => crate::objstore::view::run(f, flush_rx),
+                Target::Backend => crate::objstore::compactor::run(f, flush_rx),
+            })
             .map_err(io_err("starting flusher thread", &data))?;
         ing.threads.lock().extend([writer, flush]);
         if sealed_any {
@@ -422,6 +491,24 @@ impl Ingester {
         Ok(t)
     }
 
+    /// The tenant `id`, created if new without the limits pushes meet (a
+    /// read node's view of the bucket).
+    pub(crate) fn tenant_for_view(&self, id: &TenantId) -> Arc<Tenant> {
+        if let Some(t) = self.tenants.read().get(id) {
+            return t.clone();
+        }
+        let mut w = self.tenants.write();
+        w.entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(Tenant::new(
+                    id.clone(),
+                    &self.index_dir,
+                    self.handles.clone(),
+                ))
+            })
+            .clone()
+    }
+
     /// The tenant `id` if it has ever written anything.
     pub fn existing_tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
         self.tenants.read().get(id).cloned()
@@ -441,6 +528,19 @@ impl Ingester {
     ) -> Result<WriteOutcome, WriteError> {
         if validated.streams.is_empty() {
             return Ok(WriteOutcome::default());
+        }
+        if !self.config.target.writes() {
+            return Err(WriteError::WalFailed(format!(
+                "this store runs with target {}, which takes no pushes; push to a write node",
+                self.config.target.as_str()
+            )));
+        }
+        let max = self.config.wal.max_size.0;
+        let held = self.wal_size.load(Ordering::Acquire);
+        if max > 0 && held >= max {
+            return Err(WriteError::WalFailed(format!(
+                "the write-ahead log holds {held} bytes, at its bound wal.max_size ({max} bytes), because flushes are failing (see /metrics and the logs); retry later"
+            )));
         }
         if self.wal_failed.load(Ordering::Acquire) {
             return Err(WriteError::WalFailed(
@@ -614,12 +714,64 @@ impl Ingester {
             .set(self.handles.open_count() as i64);
     }
 
-    fn chunk_path(&self, tenant: &TenantId, fp: u64, id: &str) -> PathBuf {
-        self.chunks_dir
-            .join(tenant.as_str())
-            .join(format!("{fp:016x}"))
-            .join(format!("{id}.chunk"))
+    /// The key of a chunk in the bucket.
+    pub(crate) fn chunk_key(&self, tenant: &TenantId, fp: u64, id: &str) -> String {
+        crate::objstore::layout::chunk_key(tenant, fp, id)
     }
+
+    /// Where a chunk is for reports: its file, or its key in a remote
+    /// bucket.
+    pub(crate) fn chunk_location(&self, tenant: &TenantId, fp: u64, id: &str) -> PathBuf {
+        let key = self.chunk_key(tenant, fp, id);
+        self.bucket
+            .local_path(&key)
+            .unwrap_or_else(|| PathBuf::from(key))
+    }
+
+    /// Notes the WAL's size on disk (after appends and trims).
+    pub(crate) fn note_wal_size(&self, bytes: u64) {
+        self.wal_size.store(bytes, Ordering::Release);
+    }
+
+    /// Lets the WAL be trimmed past journal records once they are
+    /// published.
+    pub(crate) fn set_publish_floor(&self, floor: u64) {
+        self.publish_floor.store(floor, Ordering::Release);
+    }
+
+    /// See [`Ingester::set_publish_floor`].
+    pub(crate) fn publish_floor(&self) -> u64 {
+        self.publish_floor.load(Ordering::Acquire)
+    }
+}
+
+/// This process's writer identity: a random name made once and kept in
+/// `data_dir/writer-id`, so that the objects of two write nodes never
+/// share a name.
+fn writer_id(data: &Path) -> std::io::Result<String> {
+    let path = data.join("writer-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if crate::index::valid_chunk_id(s.trim()) && s.trim().len() <= 20 => {
+            return Ok(s.trim().to_string());
+        }
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "The writer id file is damaged; making a new id.");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let seed = format!(
+        "{:?}{}{:?}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        data
+    );
+    let id = format!(
+        "w{:012x}",
+        xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 16
+    );
+    flusher::write_durably(&path, |f| std::io::Write::write_all(f, id.as_bytes()))?;
+    Ok(id)
 }
 
 /// Cutting sizes from the configuration.

@@ -33,12 +33,43 @@ use crate::chunk::block::{COL_FILTER, COL_LENS, COL_LINES, COL_META, COL_TS, col
 use crate::chunk::{
     BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block,
 };
+use crate::objstore::Bucket;
 use crate::tenant::TenantId;
+
+/// How far back before a read node's last listing it asks write nodes for
+/// the chunks they published: room for clocks that disagree.
+const REMOTE_CLOCK_MARGIN_NS: i64 = 300_000_000_000;
 
 /// Parsed chunk indexes, so a chunk's footer and index are read once.
 pub struct ChunkCache {
-    map: Mutex<HashMap<PathBuf, Arc<ChunkIndex>>>,
+    map: Mutex<HashMap<String, Arc<ChunkIndex>>>,
     capacity: usize,
+}
+
+/// How much of a remote chunk's end is read to find its footer and block
+/// index in one request (an index takes about 30 bytes per block).
+const TAIL: u64 = 16 * 1024;
+
+/// The index of the remote chunk at `key` (`size` bytes, from its index
+/// record): its tail, and its block index if the tail does not hold it.
+fn remote_index(bucket: &Bucket, key: &str, size: u64) -> Result<ChunkIndex, ReadError> {
+    let io = |e: std::io::Error| ReadError::Io {
+        path: key.to_string(),
+        source: e,
+    };
+    let chunk = |e: crate::chunk::ChunkError| ReadError::Chunk {
+        path: key.to_string(),
+        source: e,
+    };
+    let start = size.saturating_sub(TAIL);
+    let tail = bucket.get_range(key, start..size).map_err(io)?;
+    match ChunkIndex::from_tail(&tail, start, size).map_err(chunk)? {
+        Ok(idx) => Ok(idx),
+        Err((offset, len, crc)) => {
+            let index = bucket.get_range(key, offset..offset + len).map_err(io)?;
+            ChunkIndex::from_index_bytes(&index, offset, crc, size).map_err(chunk)
+        }
+    }
 }
 
 impl ChunkCache {
@@ -52,14 +83,27 @@ impl ChunkCache {
 
     /// The chunk's index; for a chunk whose footer or index is damaged,
     /// the blocks found through their heads (`salvaged` is then set).
-    fn get(&self, path: &Path) -> Result<Arc<ChunkIndex>, ReadError> {
-        if let Some(i) = self.map.lock().get(path) {
+    fn get(&self, bucket: &Bucket, key: &str, size: u64) -> Result<Arc<ChunkIndex>, ReadError> {
+        if let Some(i) = self.map.lock().get(key) {
             return Ok(i.clone());
         }
-        let idx = match ChunkIndex::read(path) {
-            Ok(i) => i,
-            Err(ReadError::Chunk { .. }) => ChunkIndex::salvage(path)?,
-            Err(e) => return Err(e),
+        let idx = match bucket.local_path(key) {
+            Some(path) => match ChunkIndex::read(&path) {
+                Ok(i) => i,
+                Err(ReadError::Chunk { .. }) => ChunkIndex::salvage(&path)?,
+                Err(e) => return Err(e),
+            },
+            None => match remote_index(bucket, key, size) {
+                Ok(i) => i,
+                Err(ReadError::Chunk { .. }) => {
+                    let bytes = bucket.get(key).map_err(|e| ReadError::Io {
+                        path: key.to_string(),
+                        source: e,
+                    })?;
+                    ChunkIndex::salvage_bytes(&bytes)
+                }
+                Err(e) => return Err(e),
+            },
         };
         let idx = Arc::new(idx);
         let mut m = self.map.lock();
@@ -68,7 +112,7 @@ impl ChunkCache {
             // them is simpler than tracking recency and costs little.
             m.clear();
         }
-        m.insert(path.to_path_buf(), idx.clone());
+        m.insert(key.to_string(), idx.clone());
         Ok(idx)
     }
 }
@@ -76,7 +120,8 @@ impl ChunkCache {
 /// One block to deliver, from wherever it lives.
 enum Item<'a> {
     File {
-        path: PathBuf,
+        key: Arc<str>,
+        path: Arc<Path>,
         index: Arc<ChunkIndex>,
         block: usize,
     },
@@ -125,6 +170,57 @@ impl Scanner<'_> {
             .ok_or_else(|| std::io::Error::other("chunk file vanished from the scan's table"))
     }
 
+    /// The columns `want` of a block of the chunk at `key`: `pread` of the
+    /// file with the filesystem backend, ranged reads (through the cache)
+    /// otherwise.
+    fn read_cols(
+        &mut self,
+        key: &str,
+        meta: &BlockMeta,
+        want: &[usize],
+    ) -> std::io::Result<(Vec<u8>, BlockMeta)> {
+        let bucket = self.ing.bucket.clone();
+        if let Some(path) = bucket.local_path(key) {
+            return read_block(self.file(&path)?, meta, want);
+        }
+        let present: Vec<usize> = want
+            .iter()
+            .copied()
+            .filter(|&i| meta.cols[i].len > 0)
+            .collect();
+        let start = present
+            .iter()
+            .map(|&i| meta.cols[i].offset)
+            .min()
+            .unwrap_or(0);
+        let end = present
+            .iter()
+            .map(|&i| meta.cols[i].offset + meta.cols[i].len)
+            .max()
+            .unwrap_or(0);
+        let ranges: Vec<std::ops::Range<u64>> = present
+            .iter()
+            .map(|&i| meta.cols[i].offset..meta.cols[i].offset + meta.cols[i].len)
+            .collect();
+        let got = bucket.get_ranges(key, &ranges)?;
+        let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        for (r, b) in ranges.iter().zip(got) {
+            let at = (r.start - start) as usize;
+            buf.get_mut(at..at + b.len())
+                .ok_or_else(|| std::io::Error::other("a range read returned another size"))?
+                .copy_from_slice(&b);
+        }
+        let mut rel = meta.clone();
+        for (i, c) in rel.cols.iter_mut().enumerate() {
+            if present.contains(&i) {
+                c.offset -= start;
+            } else {
+                *c = crate::chunk::block::ColRange::default();
+            }
+        }
+        Ok((buf, rel))
+    }
+
     /// Whether the block may hold a line with every required literal.
     fn may_match(&mut self, item: &Item<'_>) -> Result<bool, SourceError> {
         if self
@@ -144,13 +240,14 @@ impl Scanner<'_> {
                 Ok(f) => Ok(check(f, &self.req.must_contain)),
                 Err(_) => Ok(true),
             },
-            Item::File { path, index, block } => {
+            Item::File {
+                key, index, block, ..
+            } => {
                 let meta = &index.blocks[*block];
                 if meta.cols[COL_FILTER].len == 0 {
                     return Ok(true);
                 }
-                let path = path.clone();
-                let (buf, rel) = read_block(self.file(&path)?, meta, &[COL_FILTER])?;
+                let (buf, rel) = self.read_cols(key, meta, &[COL_FILTER])?;
                 match column(&buf, rel.cols[COL_FILTER], "filter column") {
                     Ok(f) => Ok(check(f, &self.req.must_contain)),
                     Err(_) => Ok(true),
@@ -182,7 +279,12 @@ impl Scanner<'_> {
                 self.count(&b.meta, cols);
                 self.stats.head_chunk_lines += u64::from(b.meta.entries);
             }
-            Item::File { path, index, block } => {
+            Item::File {
+                key,
+                path,
+                index,
+                block,
+            } => {
                 let meta = &index.blocks[*block];
                 let mut want = vec![COL_TS];
                 if cols.lines {
@@ -191,8 +293,8 @@ impl Scanner<'_> {
                 if cols.metadata {
                     want.push(COL_META);
                 }
-                let path = path.clone();
-                let res = read_block(self.file(&path)?, meta, &want)
+                let res = self
+                    .read_cols(key, meta, &want)
                     .map_err(|e| e.to_string())
                     .and_then(|(buf, rel)| {
                         self.bufs[slot]
@@ -201,7 +303,7 @@ impl Scanner<'_> {
                     });
                 if let Err(e) = res {
                     self.ing
-                        .report_damaged_chunk(self.tenant, &path, "block", &e);
+                        .report_damaged_chunk(self.tenant, path, "block", &e);
                     return Ok(false);
                 }
                 self.count(meta, cols);
@@ -280,20 +382,70 @@ fn entry_meta(d: &DecodedBlock, i: usize) -> &[u8] {
 }
 
 impl Ingester {
-    fn scan_stream(
+    /// A scan of a stream's data held in memory only (sealed, written
+    /// and open blocks, and the head): a write node's answer to a reader.
+    pub fn scan_memory(
         &self,
         tenant: &TenantId,
         fp: u64,
         req: &ScanRequest,
         visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats, SourceError> {
-        let Some(t) = self.existing_tenant(tenant) else {
-            return Ok(ScanStats::default());
+        self.scan_stream(tenant, fp, req, visit, true)
+    }
+
+    fn scan_stream(
+        &self,
+        tenant: &TenantId,
+        fp: u64,
+        req: &ScanRequest,
+        visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
+        memory_only: bool,
+    ) -> Result<ScanStats, SourceError> {
+        let stream = self.existing_tenant(tenant).and_then(|t| t.get(fp));
+        let mut snap = match &stream {
+            Some(s) => s.state.lock().snapshot(),
+            None if self.remote.is_none() || memory_only => return Ok(ScanStats::default()),
+            None => super::stream::Snapshot {
+                chunks: Vec::new(),
+                sealed: Vec::new(),
+                open_blocks: Vec::new(),
+                head: DecodedBlock::default(),
+            },
         };
-        let Some(stream) = t.get(fp) else {
-            return Ok(ScanStats::default());
-        };
-        let snap = stream.state.lock().snapshot();
+        if memory_only {
+            snap.chunks.clear();
+        }
+        // A read node: the write nodes' unflushed blocks of the stream, and
+        // the chunks they published since this node last listed the bucket.
+        let mut remote_blocks: Vec<DecodedBlock> = Vec::new();
+        if let Some(remote) = self.remote.as_ref().filter(|_| !memory_only) {
+            let listed = self
+                .view_listed_at
+                .load(std::sync::atomic::Ordering::Acquire);
+            let r = crate::objstore::remote::ScanStreamRequest {
+                tenant: tenant.to_string(),
+                fp,
+                start: req.start,
+                end: req.end,
+                since: listed.saturating_sub(REMOTE_CLOCK_MARGIN_NS),
+                literals: req.must_contain.iter().map(|l| l.bytes.clone()).collect(),
+                case_insensitive: req
+                    .must_contain
+                    .iter()
+                    .map(|l| l.case_insensitive)
+                    .collect(),
+                lines: req.columns.lines,
+                metadata: req.columns.metadata,
+            };
+            let (blocks, published) = remote.scan(&r).map_err(|e| -> SourceError { e.into() })?;
+            remote_blocks = blocks;
+            for c in published {
+                if !snap.chunks.iter().any(|x| x.id == c.id) {
+                    snap.chunks.push(c);
+                }
+            }
+        }
         let mut sc = Scanner {
             ing: self,
             tenant,
@@ -309,15 +461,19 @@ impl Ingester {
                 continue;
             }
             sc.stats.chunks_ref += 1;
-            let path = self.chunk_path(tenant, fp, &c.id);
-            let index = match self.read_cache.get(&path) {
+            let key: Arc<str> = Arc::from(self.chunk_key(tenant, fp, &c.id));
+            let path: Arc<Path> = Arc::from(self.chunk_location(tenant, fp, &c.id));
+            let index = match self.read_cache.get(&self.bucket, &key, c.bytes) {
                 Ok(i) => i,
                 Err(ReadError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
                     // Deleted by retention or compaction after the
                     // snapshot was taken; or missing, if still named.
-                    if stream.state.lock().chunks.iter().any(|x| x.id == c.id) {
+                    if stream
+                        .as_ref()
+                        .is_some_and(|s| s.state.lock().chunks.iter().any(|x| x.id == c.id))
+                    {
                         self.report_damaged_chunk(tenant, &path, "missing", "the file is missing");
                     }
                     continue;
@@ -338,6 +494,7 @@ impl Ingester {
             for (block, b) in index.blocks.iter().enumerate() {
                 if overlaps(b.mint, b.maxt, req.start, req.end) {
                     items.push(Item::File {
+                        key: key.clone(),
                         path: path.clone(),
                         index: index.clone(),
                         block,
@@ -359,6 +516,13 @@ impl Ingester {
             && overlaps(lo, hi, req.start, req.end)
         {
             items.push(Item::Head(&snap.head));
+        }
+        for b in &remote_blocks {
+            if let (Some(&lo), Some(&hi)) = (b.ts.first(), b.ts.last())
+                && overlaps(lo, hi, req.start, req.end)
+            {
+                items.push(Item::Head(b));
+            }
         }
         items.sort_by_key(|i| i.bounds());
 
@@ -447,6 +611,86 @@ impl Ingester {
             })
             .collect()
     }
+
+    /// Streams of `tenant` matching `matchers` (every stream with `None`)
+    /// with data in `[start, end)`, for queries: on a read node, merged
+    /// with what the write nodes hold (streams only they know, and the
+    /// sizes of their unflushed data for the statistics endpoints).
+    pub fn query_streams(
+        &self,
+        tenant: &TenantId,
+        matchers: Option<&[Matcher]>,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Arc<super::stream::Stream>>, crate::objstore::remote::WriteNodeError> {
+        let local = match matchers {
+            Some(m) => self.select_streams(tenant, m, start, end),
+            None => self.streams_in_range(tenant, start, end),
+        };
+        let Some(remote) = &self.remote else {
+            return Ok(local);
+        };
+        let listed = self
+            .view_listed_at
+            .load(std::sync::atomic::Ordering::Acquire);
+        let req = crate::objstore::remote::StreamsRequest {
+            tenant: tenant.to_string(),
+            selector: matchers
+                .map(crate::objstore::remote::WriteNodes::selector)
+                .unwrap_or_default(),
+            start,
+            end,
+            since: listed.saturating_sub(REMOTE_CLOCK_MARGIN_NS),
+        };
+        let answers = remote.streams(&req)?;
+        let mut by_fp: std::collections::BTreeMap<u64, Arc<super::stream::Stream>> =
+            local.into_iter().map(|s| (s.fp, s)).collect();
+        let registry = self.existing_tenant(tenant);
+        for r in answers {
+            let Some(labels) = crate::objstore::remote::labels_of(&r) else {
+                continue;
+            };
+            let base = by_fp
+                .get(&r.fp)
+                .cloned()
+                .or_else(|| registry.as_ref().and_then(|t| t.get(r.fp)));
+            let mut st = super::stream::StreamState::default();
+            if let Some(b) = &base {
+                st.chunks = b.state.lock().chunks.clone();
+            }
+            for c in r
+                .published
+                .iter()
+                .filter_map(crate::objstore::remote::from_remote)
+            {
+                if !st.chunks.iter().any(|x| x.id == c.id) {
+                    st.add_chunk(c);
+                }
+            }
+            for (i, u) in r.unflushed.iter().enumerate() {
+                // Sizes only: never read, never named by any index.
+                st.add_chunk(crate::index::ChunkRef {
+                    id: format!("unflushed-{i}"),
+                    mint: u.mint,
+                    maxt: u.maxt,
+                    entries: u.entries,
+                    bytes: u.bytes,
+                    max_seq: u.max_seq,
+                    raw_bytes: u.raw_bytes,
+                });
+            }
+            let merged = super::stream::Stream {
+                id: base.as_ref().map_or(0, |b| b.id),
+                fp: r.fp,
+                labels: base
+                    .as_ref()
+                    .map_or_else(|| Arc::new(labels), |b| b.labels.clone()),
+                state: parking_lot::Mutex::new(st),
+            };
+            by_fp.insert(r.fp, Arc::new(merged));
+        }
+        Ok(by_fp.into_values().collect())
+    }
 }
 
 impl Ingester {
@@ -508,7 +752,7 @@ impl LogSource for Ingester {
     ) -> Result<Vec<StreamInfo>, SourceError> {
         let tenant = TenantId::new(tenant)?;
         Ok(self
-            .select_streams(&tenant, matchers, start, end)
+            .query_streams(&tenant, Some(matchers), start, end)?
             .into_iter()
             .map(|s| StreamInfo {
                 id: s.fp,
@@ -525,7 +769,7 @@ impl LogSource for Ingester {
         visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats, SourceError> {
         let tenant = TenantId::new(tenant)?;
-        self.scan_stream(&tenant, stream.id, request, visit)
+        self.scan_stream(&tenant, stream.id, request, visit, false)
     }
 }
 

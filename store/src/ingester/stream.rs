@@ -156,6 +156,13 @@ pub struct StreamState {
     pub flushed_max_seq: u64,
     /// Sealed chunks waiting for the flusher, oldest first.
     pub sealed: VecDeque<Arc<SealedChunk>>,
+    /// Chunks written to the bucket and the journal but not yet named by a
+    /// published segment (write nodes): still served from memory, and
+    /// their entries kept in the WAL.
+    pub pending: Vec<(Arc<SealedChunk>, ChunkRef)>,
+    /// Chunks this write node published, with when (wall clock, ns), for
+    /// readers whose view of the bucket is older (pruned after an hour).
+    pub recent: Vec<(i64, ChunkRef)>,
     /// The chunk being filled.
     pub open: OpenChunk,
     /// Newest timestamp ever accepted (for the out-of-order window).
@@ -174,6 +181,8 @@ impl Default for StreamState {
             chunks: Vec::new(),
             flushed_max_seq: 0,
             sealed: VecDeque::new(),
+            pending: Vec::new(),
+            recent: Vec::new(),
             open: OpenChunk::new(),
             max_ts: i64::MIN,
             last_seq: 0,
@@ -210,7 +219,7 @@ impl StreamState {
     /// Whether the stream holds unflushed data (counts against the active
     /// stream limit).
     pub fn is_active(&self) -> bool {
-        !self.open.is_empty() || !self.sealed.is_empty()
+        !self.open.is_empty() || !self.sealed.is_empty() || !self.pending.is_empty()
     }
 
     /// Decides what to do with an entry (stored state is unchanged, but
@@ -325,6 +334,32 @@ impl StreamState {
         self.add_chunk(chunk);
     }
 
+    /// Moves a written chunk to `pending` until a segment names it (write
+    /// nodes): its entries count as flushed for replay, not for the WAL.
+    pub fn written(&mut self, sealed: &Arc<SealedChunk>, chunk: ChunkRef) {
+        if let Some(pos) = self.sealed.iter().position(|s| Arc::ptr_eq(s, sealed)) {
+            self.sealed.remove(pos);
+        }
+        self.flushed_max_seq = self.flushed_max_seq.max(chunk.max_seq);
+        self.pending.push((sealed.clone(), chunk));
+    }
+
+    /// Retires pending chunks named by a published segment (`ids`), at
+    /// wall-clock time `now`; forgets published chunks older than an hour
+    /// from `recent`.
+    pub fn published(&mut self, ids: &std::collections::HashSet<String>, now: i64) {
+        let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, c)| ids.contains(&c.id));
+        self.pending = keep;
+        for (_, c) in done {
+            self.recent.push((now, c.clone()));
+            self.add_chunk(c);
+        }
+        let cutoff = now.saturating_sub(3_600_000_000_000);
+        self.recent.retain(|(t, _)| *t >= cutoff);
+    }
+
     /// Adds a flushed chunk reference, keeping `chunks` sorted.
     pub fn add_chunk(&mut self, chunk: ChunkRef) {
         let at = self
@@ -336,7 +371,13 @@ impl StreamState {
     /// Smallest WAL sequence number whose entries are not yet durable in a
     /// chunk, if any.
     pub fn min_unflushed_seq(&self) -> Option<u64> {
-        let sealed = self.sealed.front().map(|s| s.first_seq);
+        let sealed = self
+            .sealed
+            .front()
+            .map(|s| s.first_seq)
+            .into_iter()
+            .chain(self.pending.iter().map(|(s, _)| s.first_seq))
+            .min();
         let open = (!self.open.is_empty()).then_some(self.open.first_seq);
         match (sealed, open) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -353,7 +394,11 @@ impl StreamState {
                 Some((a, z)) => (a.min(lo), z.max(hi)),
             });
         };
-        for s in &self.sealed {
+        for s in self
+            .sealed
+            .iter()
+            .chain(self.pending.iter().map(|(s, _)| s))
+        {
             widen(s.mint, s.maxt);
         }
         if let (Some(first), Some(max_hi)) = (
@@ -363,6 +408,19 @@ impl StreamState {
             widen(first.mint, max_hi);
         }
         b
+    }
+
+    /// Bounds, entries and uncompressed bytes of the open chunk.
+    pub fn open_summary(&self) -> Option<(i64, i64, u64, u64)> {
+        let (lo, hi) = self.open.bounds()?;
+        let bytes = self
+            .open
+            .blocks
+            .iter()
+            .map(|b| b.meta.lines_size)
+            .sum::<u64>()
+            + self.open.head.size() as u64;
+        Some((lo, hi, self.open.entries, bytes))
     }
 
     /// Chunks, bytes and entries within `[start, end)`.
@@ -378,7 +436,11 @@ impl StreamState {
         for c in &self.chunks {
             add(c.mint, c.maxt, c.raw_bytes, c.entries);
         }
-        for s in &self.sealed {
+        for s in self
+            .sealed
+            .iter()
+            .chain(self.pending.iter().map(|(s, _)| s))
+        {
             add(s.mint, s.maxt, s.raw_bytes(), s.entries);
         }
         if let Some((lo, hi)) = self.open.bounds() {
@@ -400,7 +462,12 @@ impl StreamState {
         self.open.head.to_decoded(&mut head);
         Snapshot {
             chunks: self.chunks.clone(),
-            sealed: self.sealed.iter().cloned().collect(),
+            sealed: self
+                .pending
+                .iter()
+                .map(|(s, _)| s.clone())
+                .chain(self.sealed.iter().cloned())
+                .collect(),
             open_blocks: self.open.blocks.clone(),
             head,
         }

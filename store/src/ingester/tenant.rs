@@ -26,6 +26,9 @@ pub struct Tenant {
     /// Set once the index log refuses appends: the tenant's data can no
     /// longer be flushed, so its pushes are refused.
     log_failed: AtomicBool,
+    /// Chunk records of the journal not yet named by a published segment
+    /// (write nodes): `(stream, chunk)`, in journal order.
+    pub unpublished: Mutex<Vec<(u64, ChunkRef)>>,
 }
 
 #[derive(Default)]
@@ -72,6 +75,7 @@ impl Tenant {
             active: AtomicUsize::new(0),
             log: Mutex::new(log),
             log_failed: AtomicBool::new(false),
+            unpublished: Mutex::new(Vec::new()),
         }
     }
 
@@ -109,7 +113,9 @@ impl Tenant {
             active: AtomicUsize::new(0),
             log: Mutex::new(log),
             log_failed: AtomicBool::new(false),
+            unpublished: Mutex::new(Vec::new()),
         };
+        let mut unpublished: Vec<(u64, ChunkRef)> = Vec::new();
         let mut pending: HashMap<u64, Vec<ChunkRef>> = HashMap::new();
         for r in records {
             match r {
@@ -122,7 +128,9 @@ impl Tenant {
                         st.add_chunk(chunk);
                     }
                 }
+                IndexRecord::Published { .. } => unpublished.clear(),
                 IndexRecord::Chunk { fp, chunk } => {
+                    unpublished.push((fp, chunk.clone()));
                     loaded.retired.remove(&(fp, chunk.id.clone()));
                     match tenant.get(fp) {
                         Some(s) => {
@@ -145,6 +153,7 @@ impl Tenant {
                 }
             }
         }
+        *tenant.unpublished.lock() = unpublished;
         loaded.orphan_records = pending.values().map(Vec::len).sum();
         if loaded.orphan_records > 0 {
             tracing::warn!(tenant = %tenant.id, chunks = loaded.orphan_records, "The index log names chunks of streams it has no record of; they are taken from the chunk files' own headers.");

@@ -377,6 +377,7 @@ fn process(
         return Err(WriteError::WalFailed(e.to_string()));
     }
     ing.next_seq.store(seq + 1, Ordering::Release);
+    ing.note_wal_size(wal.disk_size());
     ing.metrics.wal_records.inc();
     ing.metrics.wal_bytes.inc_by(frame.len() as u64);
 

@@ -211,6 +211,7 @@ fn routes(rules: Router<AppState>) -> Router<AppState> {
             "/loki/api/v1/drilldown-limits",
             get(api::misc::drilldown_limits),
         )
+        .route("/flush", post(flush))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/config", get(api::status::config))
@@ -245,6 +246,22 @@ async fn ready(State(app): State<AppState>) -> Response {
         body.push('\n');
     }
     (StatusCode::OK, body).into_response()
+}
+
+/// `POST /flush`: seals and writes every open chunk now (and on a write
+/// node publishes them), as Loki's `/flush`; for tests and before a scale
+/// down. On a read node it refreshes the view of the bucket, on a backend
+/// it runs the compactor. Answers 204 when done.
+async fn flush(State(app): State<AppState>) -> Response {
+    let ing = app.ingester.clone();
+    match tokio::task::spawn_blocking(move || ing.flush_all()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("flush failed: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
@@ -316,10 +333,13 @@ pub async fn serve(
     )?;
     let grpc_task = tokio::spawn(async move {
         let auth = crate::auth::GrpcAuthLayer::new(grpc_state.auth.clone());
+        let querier =
+            crate::objstore::remote::service::QuerierService::new(grpc_state.ingester.clone());
         let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
             .layer(auth)
             .add_service(svc)
+            .add_service(querier)
             .serve_with_incoming_shutdown(grpc, async move {
                 let _ = grpc_stop.wait_for(|s| *s).await;
             })

@@ -49,6 +49,8 @@ pub struct Wal {
     closed: Vec<(u64, u64)>,
     /// Last sequence number written to the current segment.
     current_last_seq: u64,
+    /// Bytes of the closed segments.
+    closed_bytes: u64,
     /// Why appends are refused, after a failure that left the WAL in a
     /// state it cannot vouch for.
     failed: Option<String>,
@@ -123,6 +125,11 @@ impl Wal {
             let _ = fs::remove_file(segment_path(dir, next));
             return Err(e);
         }
+        let closed_bytes = existing
+            .iter()
+            .filter_map(|(i, _)| fs::metadata(segment_path(dir, *i)).ok())
+            .map(|m| m.len())
+            .sum();
         Ok(Wal {
             dir: dir.to_path_buf(),
             file: Arc::new(file),
@@ -132,6 +139,7 @@ impl Wal {
             fsync,
             closed: existing,
             current_last_seq: 0,
+            closed_bytes,
             failed: None,
         })
     }
@@ -199,6 +207,7 @@ impl Wal {
             return Err(e);
         }
         self.closed.push((self.index, self.current_last_seq));
+        self.closed_bytes += self.size;
         self.file = Arc::new(file);
         self.index = next;
         self.size = SEGMENT_MAGIC.len() as u64;
@@ -215,8 +224,10 @@ impl Wal {
             if last >= min_unflushed_seq {
                 break;
             }
-            match fs::remove_file(segment_path(&self.dir, index)) {
-                Ok(()) => {}
+            let path = segment_path(&self.dir, index);
+            let len = fs::metadata(&path).map_or(0, |m| m.len());
+            match fs::remove_file(&path) {
+                Ok(()) => self.closed_bytes = self.closed_bytes.saturating_sub(len),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -234,6 +245,11 @@ impl Wal {
     /// Bytes in the current segment.
     pub fn current_size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes of every segment on disk (what `wal.max_size` bounds).
+    pub fn disk_size(&self) -> u64 {
+        self.closed_bytes + self.size
     }
 }
 

@@ -10,6 +10,7 @@ mod hostile_push;
 mod hostile_query;
 mod ingest;
 mod levels;
+mod objstore;
 mod params;
 mod process;
 mod recovery;

@@ -235,14 +235,14 @@ fn rebuild_index_from_chunk_files() {
 }
 
 /// A tmpfs of `size` mounted for a test, unmounted when dropped.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     _dir: tempfile::TempDir,
-    mnt: PathBuf,
+    pub(crate) mnt: PathBuf,
 }
 
 impl Tmpfs {
     /// Mounts one, or says why it cannot be done here.
-    fn mount(size: &str) -> Result<Tmpfs, String> {
+    pub(crate) fn mount(size: &str) -> Result<Tmpfs, String> {
         if !Path::new("/proc/self/status").exists() {
             return Err("no /proc: not Linux".into());
         }
@@ -265,7 +265,7 @@ impl Tmpfs {
 
     /// Fills the file system with a ballast file, then frees `leave`
     /// bytes of it.
-    fn fill(&self, leave: u64) -> PathBuf {
+    pub(crate) fn fill(&self, leave: u64) -> PathBuf {
         use std::io::Write;
         let ballast = self.mnt.join("ballast");
         let mut f = std::fs::File::create(&ballast).unwrap();

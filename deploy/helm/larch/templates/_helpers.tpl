@@ -184,6 +184,21 @@ annotations:
 {{- end -}}
 {{- $_ := set $owned "tls" $tls -}}
 {{- end -}}
+{{- $os := .Values.store.objectStorage -}}
+{{- if ne $os.backend "filesystem" -}}
+{{- $storage := dict "backend" $os.backend "cache" (dict "max_size" $os.cacheSize) -}}
+{{- if eq $os.backend "s3" -}}
+{{- $s3 := dict "bucket" (required "store.objectStorage.s3.bucket is required with backend s3" $os.s3.bucket) "force_path_style" $os.s3.forcePathStyle -}}
+{{- with $os.s3.endpoint }}{{ $_ := set $s3 "endpoint" . }}{{ end -}}
+{{- with $os.s3.region }}{{ $_ := set $s3 "region" . }}{{ end -}}
+{{- $_ := set $storage "s3" $s3 -}}
+{{- else if eq $os.backend "gcs" -}}
+{{- $_ := set $storage "gcs" (dict "bucket" (required "store.objectStorage.gcs.bucket is required with backend gcs" $os.gcs.bucket)) -}}
+{{- else if eq $os.backend "azure" -}}
+{{- $_ := set $storage "azure" (dict "account" (required "store.objectStorage.azure.account is required with backend azure" $os.azure.account) "container" (required "store.objectStorage.azure.container is required with backend azure" $os.azure.container)) -}}
+{{- end -}}
+{{- $_ := set $owned "storage" $storage -}}
+{{- end -}}
 {{- toYaml (merge $owned (deepCopy .Values.store.config)) -}}
 {{- end -}}
 

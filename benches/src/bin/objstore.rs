@@ -1,0 +1,276 @@
+//! Object storage read benchmark: a `write` node flushes loghub-like logs
+//! to a real S3-compatible server (`s3s-fs` on 127.0.0.1); a `read` node
+//! started with an empty data directory then answers a needle query (one
+//! line in the whole data set) and a full-scan metric query, first with a
+//! cold cache, then warm. Reported per query: wall time and the bytes the
+//! read node downloaded from the bucket (`larch_objstore_bytes_total`),
+//! against the bytes stored.
+//!
+//! `cargo run --release -p larch-benches --bin objstore -- --help`
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use larch_benches::data::{Replay, load_samples, loghub_dir};
+use larch_proto::logproto;
+use larch_testkit::http::{Connection, percent};
+use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use larch_testkit::{ProcessBuilder, free_port, now_ns};
+use prost::Message;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// The store binary (default: the workspace's, built for this
+    /// binary's profile by the test kit).
+    #[arg(long)]
+    store_bin: Option<PathBuf>,
+    /// MiB of raw log lines in the bucket.
+    #[arg(long, default_value_t = 256)]
+    mib: usize,
+    /// Streams the lines are spread over.
+    #[arg(long, default_value_t = 32)]
+    streams: usize,
+}
+
+/// The one line the needle query finds.
+const NEEDLE: &str = "trace_id=7f3a9c2e51d04b86 payment declined";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let store_bin = args
+        .store_bin
+        .clone()
+        .unwrap_or_else(|| larch_testkit::binary("larch-store"));
+    let s3 = S3Server::start("larch");
+    let config_dir = tempfile::tempdir()?;
+    // (process, HTTP port, gRPC port).
+    let node = |target: &str, extra: &str| -> anyhow::Result<(larch_testkit::Process, u16, u16)> {
+        let http = free_port();
+        let grpc = free_port();
+        let data = config_dir.path().join(format!("{target}-data"));
+        let config = config_dir.path().join(format!("{target}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "target: {target}\n{}limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n  max_query_series: 100000\ningester:\n  chunk_idle_period: 1h\n{extra}",
+                s3.storage_yaml("larch")
+            ),
+        )?;
+        let p = ProcessBuilder::new("larch-store", &store_bin)
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("LARCH_LOG", "warn")
+            .ready(http, "/ready")
+            .start();
+        Ok((p, http, grpc))
+    };
+
+    // Write and flush.
+    let (writer, writer_http, writer_grpc) = node("write", "")?;
+    let t0 = now_ns() - 3_600_000_000_000;
+    let (raw, lines) = push_workload(writer_http, &args, t0)?;
+    let started = Instant::now();
+    let r = larch_testkit::http::request(writer_http, "POST", "/flush", &[], b"")?;
+    if r.status != 204 {
+        bail!("flush: {} {}", r.status, r.text());
+    }
+    let stored = dir_size(&s3.root.join("larch"));
+    println!(
+        "bucket: {lines} lines, {:.1} MiB raw, {:.1} MiB stored ({:.1}x); flushed in {:.1}s",
+        raw as f64 / 1048576.0,
+        stored as f64 / 1048576.0,
+        raw as f64 / stored.max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
+
+    // A read node with an empty disk.
+    let (reader, reader_http, _) = node(
+        "read",
+        &format!("read:\n  write_nodes: [\"127.0.0.1:{writer_grpc}\"]\n"),
+    )?;
+    let end = now_ns() + 1_000_000_000;
+    let needle = format!(
+        "/loki/api/v1/query_range?query={}&start={}&end={end}&limit=100",
+        percent(&format!("{{app=\"bench\"}} |= \"{NEEDLE}\"")),
+        t0 - 1_000_000_000
+    );
+    let scan = format!(
+        "/loki/api/v1/query?query={}&time={end}",
+        percent("sum(count_over_time({app=\"bench\"}[2h]))")
+    );
+    // A regex no token filter can rule out: every line is read.
+    let grep = format!(
+        "/loki/api/v1/query?query={}&time={end}",
+        percent("sum(count_over_time({app=\"bench\"} |~ \"(?i)exception\" [2h]))")
+    );
+    for (name, path, check) in [
+        ("needle", &needle, Check::Needle),
+        ("count (timestamps only)", &scan, Check::Count(lines)),
+        ("full scan (case-insensitive regex)", &grep, Check::Answered),
+    ] {
+        for cache in ["cold", "warm"] {
+            let before = downloaded(reader_http);
+            let started = Instant::now();
+            let r = larch_testkit::http::request(reader_http, "GET", path, &[], b"")?;
+            let took = started.elapsed();
+            if r.status != 200 {
+                bail!("{name}: {} {}", r.status, r.text());
+            }
+            check.verify(&r.json())?;
+            let fetched = downloaded(reader_http) - before;
+            println!(
+                "{name}, {cache} cache: {:.1} ms, {:.2} MiB fetched ({:.3}% of stored)",
+                took.as_secs_f64() * 1e3,
+                fetched / 1048576.0,
+                100.0 * fetched / stored.max(1) as f64
+            );
+        }
+    }
+    drop(reader);
+    drop(writer);
+    Ok(())
+}
+
+enum Check {
+    Needle,
+    Count(u64),
+    Answered,
+}
+
+impl Check {
+    fn verify(&self, v: &serde_json::Value) -> anyhow::Result<()> {
+        match self {
+            Check::Needle => {
+                let n: usize = v["data"]["result"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                if n != 1 {
+                    bail!("the needle query found {n} lines, not 1");
+                }
+            }
+            Check::Answered => {
+                if v["data"]["result"].as_array().is_none_or(Vec::is_empty) {
+                    bail!("no result: {v}");
+                }
+            }
+            Check::Count(want) => {
+                let got: f64 = v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(-1.0);
+                if got != *want as f64 {
+                    bail!("the full scan counted {got} lines, not {want}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes the node has downloaded from the bucket so far.
+fn downloaded(port: u16) -> f64 {
+    larch_testkit::metrics::scrape(port)
+        .iter()
+        .filter(|(k, _)| k.starts_with("larch_objstore_bytes_total") && k.contains("download"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Pushes `args.mib` MiB of replayed loghub lines over `args.streams`
+/// streams, 1 µs apart, with the needle once in the middle; (raw bytes,
+/// lines).
+fn push_workload(port: u16, args: &Args, t0: i64) -> anyhow::Result<(u64, u64)> {
+    let samples = load_samples(&loghub_dir()).context("reading the loghub samples")?;
+    let names: Vec<String> = samples.iter().map(|(n, _)| n.clone()).collect();
+    let mut replay = Replay::new(samples);
+    let target = (args.mib as u64) << 20;
+    let mut conn = Connection::connect(port)?;
+    let (mut raw, mut lines, mut ts) = (0u64, 0u64, t0);
+    let mut needle_done = false;
+    while raw < target {
+        let mut streams: Vec<logproto::Stream> = (0..args.streams)
+            .map(|s| logproto::Stream {
+                labels: format!(
+                    "{{app=\"bench\", source=\"{}\", pod=\"pod-{s}\"}}",
+                    names[s % names.len()]
+                ),
+                entries: Vec::new(),
+                hash: 0,
+            })
+            .collect();
+        let mut batch = 0u64;
+        while batch < 1 << 20 {
+            let Some((src, mut line)) = replay.next() else {
+                bail!("no loghub samples in {}", loghub_dir().display());
+            };
+            if !needle_done && raw + batch >= target / 2 {
+                line = NEEDLE.to_string();
+                needle_done = true;
+            }
+            let s = (src + lines as usize) % args.streams;
+            batch += line.len() as u64;
+            lines += 1;
+            ts += 1_000;
+            streams[s].entries.push(logproto::Entry {
+                timestamp: Some(logproto::Timestamp {
+                    seconds: ts.div_euclid(1_000_000_000),
+                    nanos: ts.rem_euclid(1_000_000_000) as i32,
+                }),
+                line,
+                structured_metadata: Vec::new(),
+                parsed: Vec::new(),
+            });
+        }
+        raw += batch;
+        let body = snap::raw::Encoder::new().compress_vec(
+            &logproto::PushRequest {
+                streams,
+                format: String::new(),
+            }
+            .encode_to_vec(),
+        )?;
+        let r = conn.request(
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/x-protobuf")],
+            &body,
+        )?;
+        if r.status != 204 {
+            bail!("push: {} {}", r.status, r.text());
+        }
+    }
+    // Let the pushes settle into heads before the flush.
+    std::thread::sleep(Duration::from_millis(100));
+    Ok((raw, lines))
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}

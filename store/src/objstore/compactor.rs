@@ -1,0 +1,265 @@
+//! The compactor (`target: backend`): merges a tenant's segments of a day
+//! into one, drops chunks past the tenant's `retention_period`, and
+//! deletes what it superseded once the grace period has passed
+//! (ARCHITECTURE.md, "Consistency").
+//!
+//! Runs as a single replica (documented; nothing enforces it): two compactors
+//! would each write a superseding segment, both valid, and each delete
+//! only what a live segment no longer names, so the view stays whole; but
+//! they would do the work twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use super::bucket::{Bucket, Listed};
+use super::{layout, segment};
+use crate::index::IndexRecord;
+use crate::ingester::Ingester;
+use crate::ingester::flusher::Msg;
+use crate::tenant::TenantId;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Days whose segments were merged into one.
+    pub merged_days: u64,
+    /// Chunks dropped by retention.
+    pub expired_chunks: u64,
+    /// Segments deleted.
+    pub deleted_segments: u64,
+    /// Chunks deleted.
+    pub deleted_chunks: u64,
+}
+
+struct Seg {
+    listed: Listed,
+    name: String,
+    seg: segment::Segment,
+}
+
+/// One compaction of every tenant and day; `now_ms` decides retention and
+/// the grace period.
+pub fn run_once(
+    bucket: &Bucket,
+    config: &crate::config::Config,
+    now_ms: i64,
+) -> std::io::Result<RunReport> {
+    let mut report = RunReport::default();
+    let grace_ms = i64::try_from(config.compactor.deletion_delay.0.as_millis()).unwrap_or(i64::MAX);
+    for name in bucket.list_dirs(layout::SEGMENTS)? {
+        let Ok(tenant) = TenantId::new(&name) else {
+            continue;
+        };
+        let period = config.limits_for(tenant.as_str()).retention_period;
+        let cutoff = (!period.is_zero()).then(|| {
+            now_ms
+                .saturating_mul(1_000_000)
+                .saturating_sub(period.as_nanos_i64())
+        });
+        let mut by_day: BTreeMap<i64, Vec<Seg>> = BTreeMap::new();
+        for l in bucket.list(&layout::segment_prefix(&tenant))? {
+            let Some((_, day, seg_name)) = layout::parse_segment_key(&l.key) else {
+                continue;
+            };
+            let bytes = match bucket.get(&l.key) {
+                Ok(b) => b,
+                Err(e) if super::bucket::is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let Ok(seg) = segment::decode(&bytes) else {
+                tracing::error!(key = %l.key, "Not an index segment; the compactor leaves it alone.");
+                continue;
+            };
+            by_day.entry(day).or_default().push(Seg {
+                listed: l,
+                name: seg_name,
+                seg,
+            });
+        }
+        for (day, segs) in by_day {
+            compact_day(
+                bucket,
+                &tenant,
+                day,
+                &segs,
+                cutoff,
+                now_ms,
+                grace_ms,
+                &mut report,
+            )?;
+        }
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compact_day(
+    bucket: &Bucket,
+    tenant: &TenantId,
+    day: i64,
+    segs: &[Seg],
+    cutoff: Option<i64>,
+    now_ms: i64,
+    grace_ms: i64,
+    report: &mut RunReport,
+) -> std::io::Result<()> {
+    // Which segment supersedes which, among those listed.
+    let mut superseded_by: HashMap<&str, &Seg> = HashMap::new();
+    for s in segs {
+        for x in &s.seg.supersedes {
+            superseded_by.insert(x.as_str(), s);
+        }
+    }
+    let live: Vec<&Seg> = segs
+        .iter()
+        .filter(|s| !superseded_by.contains_key(s.name.as_str()))
+        .collect();
+    let named_by = |set: &[&Seg]| -> HashSet<(u64, String)> {
+        set.iter()
+            .flat_map(|s| s.seg.records.iter())
+            .filter_map(|r| match r {
+                IndexRecord::Chunk { fp, chunk } => Some((*fp, chunk.id.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    // Deletes whose grace period has passed: superseded segments, and the
+    // chunks they name that no live segment names. Chunks first, so that a
+    // crash leaves a segment that still lists what is left to delete.
+    let live_chunks = named_by(&live);
+    for s in segs {
+        let Some(by) = superseded_by.get(s.name.as_str()) else {
+            continue;
+        };
+        if now_ms.saturating_sub(by.listed.modified_ms) < grace_ms {
+            continue;
+        }
+        for (fp, id) in named_by(&[s]) {
+            if !live_chunks.contains(&(fp, id.clone())) && !chunk_in_other_days(segs, &fp, &id) {
+                bucket.delete(&layout::chunk_key(tenant, fp, &id))?;
+                report.deleted_chunks += 1;
+            }
+        }
+        bucket.delete(&s.listed.key)?;
+        report.deleted_segments += 1;
+    }
+    // Merge when there is more than one live segment or something expired.
+    let mut records: Vec<IndexRecord> = Vec::new();
+    let mut streams: BTreeMap<u64, IndexRecord> = BTreeMap::new();
+    let mut seen: HashSet<(u64, String)> = HashSet::new();
+    let mut expired = 0u64;
+    for s in &live {
+        for r in &s.seg.records {
+            match r {
+                IndexRecord::Stream { fp, .. } => {
+                    streams.entry(*fp).or_insert_with(|| r.clone());
+                }
+                IndexRecord::Chunk { fp, chunk } => {
+                    if !seen.insert((*fp, chunk.id.clone())) {
+                        continue;
+                    }
+                    if cutoff.is_some_and(|c| chunk.maxt < c) {
+                        expired += 1;
+                        continue;
+                    }
+                    records.push(r.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    if live.len() <= 1 && expired == 0 {
+        return Ok(());
+    }
+    let used: HashSet<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            IndexRecord::Chunk { fp, .. } => Some(*fp),
+            _ => None,
+        })
+        .collect();
+    let mut out: Vec<IndexRecord> = streams
+        .into_iter()
+        .filter(|(fp, _)| used.contains(fp))
+        .map(|(_, r)| r)
+        .collect();
+    out.extend(records);
+    // Supersede every listed segment of the day, live or not, so that no
+    // leftover can come back once its first successor is deleted.
+    let mut names: Vec<String> = segs.iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    let (bytes, name) = segment::encode("compactor", day, &names, &out);
+    bucket.put(&layout::segment_key(tenant, day, &name), bytes.into())?;
+    report.merged_days += 1;
+    report.expired_chunks += expired;
+    tracing::info!(tenant = %tenant, day, segments = live.len(), expired_chunks = expired, "Compacted a day's index segments.");
+    Ok(())
+}
+
+/// Whether a chunk is named by a live segment of another day (a chunk
+/// spanning midnight). Only this day's segments are at hand: a chunk of
+/// another day is recognised by its time range in this day's record.
+fn chunk_in_other_days(segs: &[Seg], fp: &u64, id: &str) -> bool {
+    segs.iter()
+        .flat_map(|s| s.seg.records.iter())
+        .any(|r| match r {
+            IndexRecord::Chunk { fp: f, chunk } if f == fp && chunk.id == id => {
+                let d = layout::days(chunk.mint, chunk.maxt);
+                d.start() != d.end()
+            }
+            _ => false,
+        })
+}
+
+/// Runs the compactor until [`Msg::Stop`]; `FlushAll` runs it at once.
+pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
+    let period = ing
+        .config
+        .compactor
+        .interval
+        .0
+        .max(Duration::from_millis(10));
+    let mut first = true;
+    loop {
+        let mut done = Vec::new();
+        if !first {
+            match rx.recv_timeout(period) {
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::FlushAll(d)) => done.push(d),
+                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        first = false;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let result = match run_once(&ing.bucket, &ing.config, now_ms) {
+            Ok(r) => {
+                ing.metrics
+                    .objstore
+                    .compactor_expired_chunks
+                    .inc_by(r.expired_chunks);
+                for (kind, n) in [("segment", r.deleted_segments), ("chunk", r.deleted_chunks)] {
+                    ing.metrics
+                        .objstore
+                        .compactor_deleted
+                        .get_or_create(&vec![("kind", kind.to_string())])
+                        .inc_by(n);
+                }
+                "success"
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "A compaction run failed; it is tried again at the next interval.");
+                "error"
+            }
+        };
+        ing.metrics
+            .objstore
+            .compactions
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+        for d in done {
+            let _ = d.send(());
+        }
+    }
+}

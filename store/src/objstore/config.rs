@@ -1,0 +1,260 @@
+//! The keys of object storage and roles: `target`, `storage` and `read`
+//! (`compactor` is in [`crate::config`]); see ARCHITECTURE.md, "Object
+//! storage and roles".
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use larch_config::{ByteSize, HumanDuration};
+
+/// Which parts of the store a process runs (`--target`, `target:`), as
+/// Loki's simple-scalable roles.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Everything in one process: the single-node store.
+    #[default]
+    All,
+    /// Pushes, WAL, heads, flushes to the bucket, gRPC answers for its
+    /// unflushed data.
+    Write,
+    /// The query API from the bucket and the write nodes; no WAL.
+    Read,
+    /// The compactor: merges, retention.
+    Backend,
+}
+
+impl Target {
+    /// Its name, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::All => "all",
+            Target::Write => "write",
+            Target::Read => "read",
+            Target::Backend => "backend",
+        }
+    }
+
+    /// Whether it takes pushes (and keeps a WAL).
+    pub fn writes(self) -> bool {
+        matches!(self, Target::All | Target::Write)
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s {
+            "all" => Ok(Target::All),
+            "write" => Ok(Target::Write),
+            "read" => Ok(Target::Read),
+            "backend" => Ok(Target::Backend),
+            other => Err(format!(
+                "unknown target {other:?}: expected all, write, read or backend"
+            )),
+        }
+    }
+}
+
+/// Where flushed data lives.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A local directory (`storage.filesystem.dir`).
+    #[default]
+    Filesystem,
+    /// AWS S3 or an S3-compatible service.
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage.
+    Azure,
+}
+
+/// `storage:`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `filesystem` (default), `s3`, `gcs` or `azure`.
+    pub backend: Backend,
+    /// The filesystem backend.
+    pub filesystem: FilesystemConfig,
+    /// The S3 backend.
+    pub s3: S3Config,
+    /// The GCS backend.
+    pub gcs: GcsConfig,
+    /// The Azure backend.
+    pub azure: AzureConfig,
+    /// The local cache of remote objects.
+    pub cache: CacheConfig,
+}
+
+/// `storage.filesystem`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    /// Root of the bucket; empty (the default): `data_dir`, so chunk
+    /// objects are the single-node store's chunk files.
+    pub dir: PathBuf,
+}
+
+/// `storage.s3`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint URL (`http://127.0.0.1:9000`); empty for AWS.
+    pub endpoint: String,
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Region; empty: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: String,
+    /// Access key; empty: the standard AWS credential chain
+    /// (environment, web identity, instance profile).
+    pub access_key_id: String,
+    /// Secret key; see `access_key_id`.
+    pub secret_access_key: String,
+    /// Session token, with temporary credentials.
+    pub session_token: String,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO, Ceph and
+    /// most S3-compatible services want (default false: virtual hosts).
+    pub force_path_style: bool,
+    /// Allow `http://` endpoints (default: allowed when the endpoint says
+    /// `http://`).
+    pub insecure: bool,
+}
+
+/// `storage.gcs`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcsConfig {
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Path of a service account key file; empty: the application
+    /// default credentials (workload identity, metadata server).
+    pub service_account_path: String,
+}
+
+/// `storage.azure`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureConfig {
+    /// Storage account (required).
+    pub account: String,
+    /// Container (required).
+    pub container: String,
+    /// Access key; empty: workload identity or the environment.
+    pub access_key: String,
+    /// Endpoint URL, for emulators; empty for Azure.
+    pub endpoint: String,
+}
+
+/// `storage.cache`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Directory; empty (the default): `<data_dir>/cache`.
+    pub dir: PathBuf,
+    /// Most bytes kept (default 10GiB); 0 disables the cache.
+    pub max_size: ByteSize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            dir: PathBuf::new(),
+            max_size: ByteSize(10 << 30),
+        }
+    }
+}
+
+/// `read:`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadConfig {
+    /// gRPC addresses (`host:9095`) of the write nodes whose unflushed data
+    /// a read node merges into every answer.
+    pub write_nodes: Vec<String>,
+    /// How often a read node lists the bucket's index segments (default
+    /// 15s).
+    pub index_refresh_period: HumanDuration,
+    /// Longest a write node may take to answer (default 30s).
+    pub write_node_timeout: HumanDuration,
+    /// A file holding the token sent to the write nodes
+    /// (`Authorization: Bearer`), read before every request, for write
+    /// nodes with `auth.tokens_file`: an administrator's token. Unset: no
+    /// token is sent.
+    pub write_node_token_file: Option<PathBuf>,
+}
+
+impl Default for ReadConfig {
+    fn default() -> ReadConfig {
+        ReadConfig {
+            write_nodes: Vec::new(),
+            index_refresh_period: HumanDuration::from_secs(15),
+            write_node_timeout: HumanDuration::from_secs(30),
+            write_node_token_file: None,
+        }
+    }
+}
+
+/// A storage configuration that cannot be used: `(key, reason)`.
+pub fn validate(storage: &StorageConfig) -> Result<(), (String, String)> {
+    let need = |key: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err((
+                key.to_string(),
+                "must be set for this storage.backend".to_string(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match storage.backend {
+        Backend::Filesystem => Ok(()),
+        Backend::S3 => {
+            need("storage.s3.bucket", &storage.s3.bucket)?;
+            if storage.s3.access_key_id.is_empty() != storage.s3.secret_access_key.is_empty() {
+                return Err((
+                    "storage.s3.secret_access_key".to_string(),
+                    "access_key_id and secret_access_key are set together, or both left empty for the AWS credential chain".to_string(),
+                ));
+            }
+            Ok(())
+        }
+        Backend::Gcs => need("storage.gcs.bucket", &storage.gcs.bucket),
+        Backend::Azure => {
+            need("storage.azure.account", &storage.azure.account)?;
+            need("storage.azure.container", &storage.azure.container)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_read_back() {
+        for t in [Target::All, Target::Write, Target::Read, Target::Backend] {
+            assert_eq!(t.as_str().parse::<Target>().unwrap(), t);
+        }
+        assert!("reader".parse::<Target>().unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn s3_needs_a_bucket_and_both_keys() {
+        let mut s = StorageConfig {
+            backend: Backend::S3,
+            ..StorageConfig::default()
+        };
+        assert_eq!(validate(&s).unwrap_err().0, "storage.s3.bucket");
+        s.s3.bucket = "larch".into();
+        validate(&s).unwrap();
+        s.s3.access_key_id = "k".into();
+        assert_eq!(validate(&s).unwrap_err().0, "storage.s3.secret_access_key");
+        s.s3.secret_access_key = "s".into();
+        validate(&s).unwrap();
+    }
+}
