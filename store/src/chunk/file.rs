@@ -559,15 +559,16 @@ impl ChunkIndex {
             blocks,
             size,
             salvaged: false,
+            // The object's head is not read here; its blocks are found
+            // through the checked index alone.
+            magic_damaged: false,
         })
     }
 
     /// [`ChunkIndex::salvage`] of a whole object already read.
     pub fn salvage_bytes(bytes: &[u8]) -> ChunkIndex {
-        let version = bytes
-            .get(..MAGIC_V2.len())
-            .and_then(version_of)
-            .unwrap_or(VERSION);
+        let magic_version = bytes.get(..MAGIC_V2.len()).and_then(version_of);
+        let version = magic_version.unwrap_or(VERSION);
         let header = parse_header(version, bytes).ok().map(|(h, _)| h);
         ChunkIndex {
             version,
@@ -576,6 +577,7 @@ impl ChunkIndex {
             blocks: salvage(bytes),
             size: bytes.len() as u64,
             salvaged: true,
+            magic_damaged: magic_version.is_none(),
         }
     }
 
