@@ -40,6 +40,8 @@ LABEL_VALUES = {
     "file": ["tokens", "tls"],
     "listener": ["http"],
     "outcome": ["success", "failure"],
+    "op": ["get_range", "put"],
+    "direction": ["download", "upload"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",
