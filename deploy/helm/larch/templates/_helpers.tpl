@@ -162,7 +162,7 @@ annotations:
 {{- if .Values.agent.storeURL -}}
 {{- .Values.agent.storeURL -}}
 {{- else if .Values.store.enabled -}}
-{{- include "larch.store.url" . -}}
+{{- include "larch.store.pushURL" . -}}
 {{- else -}}
 {{- fail "agent.storeURL is required when store.enabled is false: set it to the URL of a larch-store" -}}
 {{- end -}}
@@ -173,33 +173,77 @@ annotations:
 
 {{/* The store's configuration file, from store.config plus the keys the chart owns. */}}
 {{- define "larch.store.config" -}}
-{{- $owned := dict "http_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.http)) "grpc_addr" (printf "0.0.0.0:%d" (int .Values.store.ports.grpc)) "data_dir" (include "larch.store.dataDir" .) -}}
-{{- if .Values.store.auth.enabled -}}
-{{- $_ := set $owned "auth" (dict "tokens_file" (printf "/etc/larch/auth/%s" .Values.store.auth.tokensKey)) -}}
+{{- include "larch.store.roleConfig" (dict "ctx" . "role" "all") -}}
 {{- end -}}
-{{- if .Values.store.tls.enabled -}}
-{{- $tls := dict "cert_file" "/etc/larch/tls/tls.crt" "key_file" "/etc/larch/tls/tls.key" "client_auth_type" .Values.store.tls.clientAuthType -}}
-{{- if has .Values.store.tls.clientAuthType (list "VerifyClientCertIfGiven" "RequireAndVerifyClientCert") -}}
+
+{{/*
+The configuration file of one role of the store: "all" (SingleBinary) or
+"write", "read", "backend" (SimpleScalable). The keys the chart owns win
+over <role>.config, which wins over store.config.
+Pass (dict "ctx" $ "role" "write").
+*/}}
+{{- define "larch.store.roleConfig" -}}
+{{- $v := .ctx.Values -}}
+{{- $role := .role -}}
+{{- $owned := dict "http_addr" (printf "0.0.0.0:%d" (int $v.store.ports.http)) "grpc_addr" (printf "0.0.0.0:%d" (int $v.store.ports.grpc)) "data_dir" (include "larch.store.dataDir" .ctx) -}}
+{{- if $v.store.auth.enabled -}}
+{{- $_ := set $owned "auth" (dict "tokens_file" (printf "/etc/larch/auth/%s" $v.store.auth.tokensKey)) -}}
+{{- end -}}
+{{- if $v.store.tls.enabled -}}
+{{- $tls := dict "cert_file" "/etc/larch/tls/tls.crt" "key_file" "/etc/larch/tls/tls.key" "client_auth_type" $v.store.tls.clientAuthType -}}
+{{- if has $v.store.tls.clientAuthType (list "VerifyClientCertIfGiven" "RequireAndVerifyClientCert") -}}
 {{- $_ := set $tls "client_ca_file" "/etc/larch/tls/ca.crt" -}}
 {{- end -}}
 {{- $_ := set $owned "tls" $tls -}}
 {{- end -}}
-{{- $os := .Values.store.objectStorage -}}
+{{- $os := $v.store.objectStorage -}}
 {{- if ne $os.backend "filesystem" -}}
-{{- $storage := dict "backend" $os.backend "cache" (dict "max_size" $os.cacheSize) -}}
+{{- $cache := dict "max_size" $os.cacheSize -}}
+{{- with $os.cacheDir }}{{ $_ := set $cache "dir" . }}{{ end -}}
+{{- $storage := dict "backend" $os.backend "cache" $cache -}}
 {{- if eq $os.backend "s3" -}}
 {{- $s3 := dict "bucket" (required "store.objectStorage.s3.bucket is required with backend s3" $os.s3.bucket) "force_path_style" $os.s3.forcePathStyle -}}
 {{- with $os.s3.endpoint }}{{ $_ := set $s3 "endpoint" . }}{{ end -}}
 {{- with $os.s3.region }}{{ $_ := set $s3 "region" . }}{{ end -}}
+{{- if $os.credentialsSecret -}}
+{{- /* Expanded by the store from the Secret's environment variables. */ -}}
+{{- $_ := set $s3 "access_key_id" "${AWS_ACCESS_KEY_ID}" -}}
+{{- $_ := set $s3 "secret_access_key" "${AWS_SECRET_ACCESS_KEY}" -}}
+{{- end -}}
 {{- $_ := set $storage "s3" $s3 -}}
 {{- else if eq $os.backend "gcs" -}}
 {{- $_ := set $storage "gcs" (dict "bucket" (required "store.objectStorage.gcs.bucket is required with backend gcs" $os.gcs.bucket)) -}}
 {{- else if eq $os.backend "azure" -}}
-{{- $_ := set $storage "azure" (dict "account" (required "store.objectStorage.azure.account is required with backend azure" $os.azure.account) "container" (required "store.objectStorage.azure.container is required with backend azure" $os.azure.container)) -}}
+{{- $az := dict "account" (required "store.objectStorage.azure.account is required with backend azure" $os.azure.account) "container" (required "store.objectStorage.azure.container is required with backend azure" $os.azure.container) -}}
+{{- with $os.azure.endpoint }}{{ $_ := set $az "endpoint" . }}{{ end -}}
+{{- if $os.credentialsSecret -}}
+{{- $_ := set $az "access_key" "${AZURE_STORAGE_ACCOUNT_KEY}" -}}
+{{- end -}}
+{{- $_ := set $storage "azure" $az -}}
 {{- end -}}
 {{- $_ := set $owned "storage" $storage -}}
 {{- end -}}
-{{- toYaml (merge $owned (deepCopy .Values.store.config)) -}}
+{{- $roleConfig := dict -}}
+{{- if ne $role "all" -}}
+{{- $_ := set $owned "target" $role -}}
+{{- $roleConfig = deepCopy ((index $v $role).config | default dict) -}}
+{{- end -}}
+{{- if eq $role "write" -}}
+{{- /* A write node leaves with its heads in the bucket: on SIGTERM it
+flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
+{{- $_ := set $owned "shutdown_timeout" $v.write.shutdownTimeout -}}
+{{- $_ := set $owned "ingester" (dict "flush_on_shutdown" true) -}}
+{{- with $v.write.walMaxSize -}}
+{{- $_ := set $owned "wal" (dict "max_size" .) -}}
+{{- end -}}
+{{- else if eq $role "read" -}}
+{{- $read := dict "write_nodes" (include "larch.write.nodes" .ctx | fromYamlArray) -}}
+{{- if $v.store.auth.enabled -}}
+{{- $_ := set $read "write_node_token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- end -}}
+{{- $_ := set $owned "read" $read -}}
+{{- end -}}
+{{- toYaml (merge $owned $roleConfig (deepCopy $v.store.config)) -}}
 {{- end -}}
 
 {{/* The agent's configuration file, from agent.config plus the keys the chart owns. */}}

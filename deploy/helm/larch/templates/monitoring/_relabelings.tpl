@@ -13,6 +13,10 @@ Pass (dict "ctx" $ "extra" <relabelings>).
   targetLabel: node
 - sourceLabels: [__meta_kubernetes_pod_label_larch_dev_environment]
   targetLabel: environment
+{{- if .role }}
+- sourceLabels: [__meta_kubernetes_pod_label_larch_dev_role]
+  targetLabel: role
+{{- end }}
 {{- with .extra }}
 {{ toYaml . }}
 {{- end }}
@@ -72,4 +76,26 @@ authorization:
     name: {{ required "prometheus.storeScrape.tokenSecret is required: /metrics needs a token (store.auth.enabled, /metrics not in store.config.auth.unauthenticated_paths)" $s.tokenSecret }}
     key: {{ $s.tokenKey }}
 {{- end }}
+{{- end -}}
+
+{{/*
+What the ServiceMonitors or PodMonitors scrape: the store (one per role in
+SimpleScalable) and the agents, each with its name, namespace, labels and
+selector. A YAML list.
+*/}}
+{{- define "larch.monitor.targets" -}}
+{{- $out := list -}}
+{{- if .Values.store.enabled -}}
+{{- if include "larch.scalable" . -}}
+{{- range $role := list "write" "read" "backend" -}}
+{{- $out = append $out (dict "component" "store" "role" $role "namespace" $.Release.Namespace "name" (include "larch.role.fullname" (dict "ctx" $ "role" $role)) "labels" (include "larch.role.labels" (dict "ctx" $ "role" $role) | fromYaml) "selector" (include "larch.role.selectorLabels" (dict "ctx" $ "role" $role) | fromYaml)) -}}
+{{- end -}}
+{{- else -}}
+{{- $out = append $out (dict "component" "store" "role" "" "namespace" .Release.Namespace "name" (include "larch.store.fullname" .) "labels" (include "larch.labels" (dict "ctx" $ "component" "store") | fromYaml) "selector" (include "larch.selectorLabels" (dict "ctx" $ "component" "store") | fromYaml)) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.agent.enabled -}}
+{{- $out = append $out (dict "component" "agent" "role" "" "namespace" (include "larch.agent.namespace" .) "name" (include "larch.agent.fullname" .) "labels" (include "larch.labels" (dict "ctx" $ "component" "agent") | fromYaml) "selector" (include "larch.selectorLabels" (dict "ctx" $ "component" "agent") | fromYaml)) -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}

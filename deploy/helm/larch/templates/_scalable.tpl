@@ -1,0 +1,239 @@
+{{/*
+Helpers of deploymentMode SimpleScalable: the store runs as three roles
+(write, read, backend), each its own workload. Every role's pods carry
+app.kubernetes.io/component "store" (so Prometheus gives them the job
+"larch-store" the dashboards and alerts use) and larch.dev/role, which the
+role's selectors add.
+*/}}
+
+{{/* "true" in SimpleScalable mode, nothing otherwise. */}}
+{{- define "larch.scalable" -}}
+{{- if eq .Values.deploymentMode "SimpleScalable" -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of a role's objects; pass (dict "ctx" $ "role" "write"). */}}
+{{- define "larch.role.fullname" -}}
+{{- printf "%s-%s" (include "larch.fullname" .ctx) .role -}}
+{{- end -}}
+
+{{/* Labels of a role's objects; pass (dict "ctx" $ "role" "write"). */}}
+{{- define "larch.role.labels" -}}
+{{ include "larch.labels" (dict "ctx" .ctx "component" "store") }}
+larch.dev/role: {{ .role }}
+{{- end -}}
+
+{{/* Labels selecting a role's pods; pass (dict "ctx" $ "role" "write"). */}}
+{{- define "larch.role.selectorLabels" -}}
+{{ include "larch.selectorLabels" (dict "ctx" .ctx "component" "store") }}
+larch.dev/role: {{ .role }}
+{{- end -}}
+
+{{/*
+The write pods' gRPC addresses, by their stable StatefulSet DNS names
+(<write>-<i>.<write>-headless.<namespace>.svc.<domain>:<grpc>), one per
+replica: the read nodes' read.write_nodes. A YAML list.
+*/}}
+{{- define "larch.write.nodes" -}}
+{{- $write := include "larch.role.fullname" (dict "ctx" . "role" "write") -}}
+{{- $nodes := list -}}
+{{- range $i := until (int .Values.write.replicas) -}}
+{{- $nodes = append $nodes (printf "%s-%d.%s-headless.%s.svc.%s:%d" $write $i $write $.Release.Namespace $.Values.clusterDomain (int $.Values.store.ports.grpc)) -}}
+{{- end -}}
+{{- toYaml $nodes -}}
+{{- end -}}
+
+{{/* In-cluster URL of the Service taking pushes (the write Service in SimpleScalable). */}}
+{{- define "larch.store.pushURL" -}}
+{{- if include "larch.scalable" . -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "larch.role.fullname" (dict "ctx" . "role" "write")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- else -}}
+{{- include "larch.store.url" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster URL of the Service answering queries (the read Service in SimpleScalable). */}}
+{{- define "larch.store.queryURL" -}}
+{{- if include "larch.scalable" . -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "larch.role.fullname" (dict "ctx" . "role" "read")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- else -}}
+{{- include "larch.store.url" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What SimpleScalable needs that the values may lack: a bucket (the roles
+share nothing else), plain gRPC between the roles (read nodes reach write
+nodes without TLS today), a token for the read nodes when tokens are on,
+and egress to the bucket when NetworkPolicies are on. Renders nothing.
+*/}}
+{{- define "larch.scalable.check" -}}
+{{- if include "larch.scalable" . -}}
+{{- if eq .Values.store.objectStorage.backend "filesystem" -}}
+{{- fail "deploymentMode SimpleScalable needs object storage: set store.objectStorage.backend to s3, gcs or azure (the roles share only the bucket)" -}}
+{{- end -}}
+{{- if .Values.store.tls.enabled -}}
+{{- fail "deploymentMode SimpleScalable does not support store.tls.enabled yet: read nodes reach the write nodes' gRPC port (read.write_nodes) without TLS" -}}
+{{- end -}}
+{{- if and .Values.store.auth.enabled (not .Values.read.writeNodeTokenSecret) -}}
+{{- fail "read.writeNodeTokenSecret is required with store.auth.enabled in SimpleScalable mode: read nodes send an admin token to the write nodes (read.write_node_token_file)" -}}
+{{- end -}}
+{{- if and .Values.store.networkPolicy.enabled (not .Values.store.networkPolicy.egress.objectStorage.peers) -}}
+{{- fail "store.networkPolicy.egress.objectStorage.peers is required in SimpleScalable mode: without it the NetworkPolicies block the bucket (e.g. an ipBlock of the endpoint, or 0.0.0.0/0 on port 443)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Topology spread of a role's pods across zones and nodes.
+Pass (dict "ctx" $ "role" "write" "spread" .Values.write.topologySpread).
+*/}}
+{{- define "larch.role.topologySpread" -}}
+{{- if .spread.enabled -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: {{ .spread.zones }}
+    labelSelector:
+      matchLabels:
+        {{- include "larch.role.selectorLabels" (dict "ctx" .ctx "role" .role) | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ .spread.nodes }}
+    labelSelector:
+      matchLabels:
+        {{- include "larch.role.selectorLabels" (dict "ctx" .ctx "role" .role) | nindent 8 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pod spec of a role. Pass (dict "ctx" $ "role" "write" "values"
+.Values.write "dataVolume" <volume entry or nothing, for roles whose data
+directory is not a claim>).
+*/}}
+{{- define "larch.role.podSpec" -}}
+{{- $v := .ctx.Values -}}
+{{- $r := .values -}}
+{{- $ctx := .ctx -}}
+serviceAccountName: {{ include "larch.store.serviceAccountName" .ctx }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+terminationGracePeriodSeconds: {{ $r.terminationGracePeriodSeconds }}
+{{- with $r.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $v.image.pullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+securityContext:
+  {{- toYaml $v.store.podSecurityContext | nindent 2 }}
+containers:
+  - name: store
+    image: {{ include "larch.image" (dict "ctx" $ctx "image" $v.store.image) }}
+    imagePullPolicy: {{ $v.image.pullPolicy }}
+    args:
+      - --config=/etc/larch/store.yaml
+      {{- with $r.extraArgs }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with (concat ($v.store.extraEnv | default list) ($r.extraEnv | default list)) }}
+    env:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with $v.store.objectStorage.credentialsSecret }}
+    envFrom:
+      - secretRef:
+          name: {{ . }}
+    {{- end }}
+    ports:
+      - name: http
+        containerPort: {{ $v.store.ports.http }}
+        protocol: TCP
+      - name: grpc
+        containerPort: {{ $v.store.ports.grpc }}
+        protocol: TCP
+    startupProbe:
+      {{- include "larch.store.probe" (dict "ctx" $ctx "probe" $v.store.probes.startup) | nindent 6 }}
+    livenessProbe:
+      {{- include "larch.store.probe" (dict "ctx" $ctx "probe" $v.store.probes.liveness) | nindent 6 }}
+    readinessProbe:
+      {{- include "larch.store.probe" (dict "ctx" $ctx "probe" $v.store.probes.readiness) | nindent 6 }}
+    resources:
+      {{- toYaml $r.resources | nindent 6 }}
+    securityContext:
+      {{- toYaml $v.store.containerSecurityContext | nindent 6 }}
+    volumeMounts:
+      - name: config
+        mountPath: /etc/larch
+        readOnly: true
+      - name: data
+        mountPath: {{ include "larch.store.dataDir" $ctx }}
+      {{- if $v.store.auth.enabled }}
+      - name: auth
+        mountPath: /etc/larch/auth
+        readOnly: true
+      {{- if eq .role "read" }}
+      - name: write-node-token
+        mountPath: /etc/larch/write-node-token
+        readOnly: true
+      {{- end }}
+      {{- end }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "larch.role.fullname" (dict "ctx" $ctx "role" .role) }}-config
+  {{- with .dataVolume }}
+  {{- toYaml (list .) | nindent 2 }}
+  {{- end }}
+  {{- if $v.store.auth.enabled }}
+  - name: auth
+    secret:
+      secretName: {{ required "store.auth.tokensSecret is required with store.auth.enabled" $v.store.auth.tokensSecret }}
+  {{- if eq .role "read" }}
+  - name: write-node-token
+    secret:
+      secretName: {{ $v.read.writeNodeTokenSecret }}
+      items:
+        - key: {{ $v.read.writeNodeTokenKey }}
+          path: {{ $v.read.writeNodeTokenKey }}
+  {{- end }}
+  {{- end }}
+{{- with $r.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.topologySpread }}
+{{- include "larch.role.topologySpread" (dict "ctx" $ctx "role" $.role "spread" .) | nindent 0 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Pod template metadata of a role. Pass (dict "ctx" $ "role" "write" "values" .Values.write).
+*/}}
+{{- define "larch.role.podMetadata" -}}
+{{- $v := .ctx.Values -}}
+labels:
+  {{- include "larch.role.labels" (dict "ctx" .ctx "role" .role) | nindent 2 }}
+  {{- with $v.store.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with .values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- if and (eq $v.store.objectStorage.backend "azure") $v.store.objectStorage.azure.workloadIdentity }}
+  azure.workload.identity/use: "true"
+  {{- end }}
+{{- with include "larch.podAnnotations" (dict "ctx" .ctx "config" (include "larch.store.roleConfig" (dict "ctx" .ctx "role" .role)) "port" $v.store.ports.http "scheme" "http" "extra" (merge (deepCopy (.values.podAnnotations | default dict)) ($v.store.podAnnotations | default dict))) }}
+{{ . }}
+{{- end }}
+{{- end -}}
