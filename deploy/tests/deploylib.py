@@ -56,6 +56,17 @@ MONITORING_VALUES = {
 }
 
 
+# The SimpleScalable example (on top of the production values): the
+# "helm-scalable" render, with the Prometheus Operator objects on.
+SCALABLE_VALUES_FILE = CHART / "values-simple-scalable.yaml"
+
+
+def scalable_values() -> dict[str, Any]:
+    """Production values, the SimpleScalable example and MONITORING_VALUES."""
+    return merged(merged(values_file(CHART / "values-production.yaml"),
+                         values_file(SCALABLE_VALUES_FILE)), MONITORING_VALUES)
+
+
 def custom_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     """Our schema of a custom resource, if we have one."""
     import json
@@ -164,14 +175,16 @@ def kustomize(directory: Path, source: str) -> list[Obj]:
 
 @functools.cache
 def all_renders() -> dict[str, list[Obj]]:
-    """Every deployable render: the chart with default and production values,
-    each Kustomize overlay, and the Argo CD applications."""
+    """Every deployable render: the chart with default and production values
+    (SingleBinary) and the SimpleScalable example, each Kustomize overlay,
+    and the Argo CD applications."""
     renders = {
         "helm-default": render_chart({}, "helm-default"),
         "helm-production": render_chart(values_file(CHART / "values-production.yaml"),
                                         "helm-production"),
         "helm-monitoring": render_chart(merged(values_file(CHART / "values-production.yaml"),
                                                MONITORING_VALUES), "helm-monitoring"),
+        "helm-scalable": render_chart(scalable_values(), "helm-scalable"),
     }
     for env in OVERLAYS:
         renders[f"kustomize-{env}"] = kustomize(KUSTOMIZE / "overlays" / env, f"kustomize-{env}")

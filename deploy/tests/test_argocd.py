@@ -4,6 +4,8 @@ with prune and self-heal, and sync waves order store before agents."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import deploylib
@@ -82,3 +84,43 @@ def test_sync_waves_put_store_before_agents(renders: dict[str, list[Obj]]) -> No
 def test_argocd_files_are_all_loaded() -> None:
     files = sorted(Path(deploylib.ARGOCD).rglob("*.yaml"))
     assert len(files) >= 5
+
+
+PINNED = re.compile(r"^([0-9a-f]{40}|v[0-9]+\.[0-9]+\.[0-9]+)$")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(deploylib.REPO), *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def _commit(revision: str) -> str:
+    proc = _git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    assert proc.returncode == 0, f"{revision} is not a commit or tag of this repository"
+    return proc.stdout.strip()
+
+
+def test_dev_follows_main_staging_and_prod_are_pinned(renders: dict[str, list[Obj]]) -> None:
+    """Dev tracks main; staging and prod name a commit (40 hex digits) or a
+    release tag, which exists here, holds their overlay, and is promoted in
+    order: prod's revision is staging's or older, staging's is on the
+    history of this checkout (a commit of main)."""
+    apps = _apps(renders["argocd"])
+    assert apps["larch-dev"].body["spec"]["source"]["targetRevision"] == "main"
+    commits = {}
+    for env in ("staging", "prod"):
+        source = apps[f"larch-{env}"].body["spec"]["source"]
+        revision = source["targetRevision"]
+        assert PINNED.match(revision), f"larch-{env} follows {revision!r}, not a pinned revision"
+        commits[env] = _commit(revision)
+        tree = _git("ls-tree", "--name-only", commits[env], f"{source['path']}/kustomization.yaml")
+        assert tree.stdout.strip() == f"{source['path']}/kustomization.yaml", (env, tree.stderr)
+    assert _git("merge-base", "--is-ancestor", commits["prod"], commits["staging"]).returncode == 0, \
+        "prod runs a revision staging has not run"
+    assert _git("merge-base", "--is-ancestor", commits["staging"], "HEAD").returncode == 0, \
+        "staging's revision is not in this history"
+
+
+def test_pin_check_refuses_branches() -> None:
+    for revision in ("main", "HEAD", "release-1", "a9e9885", "v1.2"):
+        assert not PINNED.match(revision), revision

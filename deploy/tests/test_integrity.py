@@ -10,7 +10,7 @@ import pytest
 
 from deploylib import Obj, pod_spec
 
-RENDERS = ("helm-default", "helm-production", "helm-monitoring", "kustomize-dev", "kustomize-staging",
+RENDERS = ("helm-default", "helm-production", "helm-monitoring", "helm-scalable", "kustomize-dev", "kustomize-staging",
            "kustomize-prod")
 
 

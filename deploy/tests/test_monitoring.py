@@ -183,9 +183,12 @@ def test_prometheus_config_is_valid(tmp_path: Path) -> None:
 # --- a real Prometheus --------------------------------------------------------
 
 def _pod(port: int, name: str, component: str, container_port: str,
-         part_of: str = "larch", scrape: str = "true", scheme: str = "") -> dict[str, Any]:
-    # Ports 1-4 on 127.0.0.1: nothing listens there, the targets are only relabelled.
+         part_of: str = "larch", scrape: str = "true", scheme: str = "",
+         role: str = "") -> dict[str, Any]:
+    # Ports 1-6 on 127.0.0.1: nothing listens there, the targets are only relabelled.
     extra = {"__meta_kubernetes_pod_annotation_prometheus_io_scheme": scheme} if scheme else {}
+    if role:
+        extra["__meta_kubernetes_pod_label_larch_dev_role"] = role
     return {"targets": [f"127.0.0.1:{port}"], "labels": {
         **extra,
         "__meta_kubernetes_namespace": "larch",
@@ -210,6 +213,9 @@ FAKE_PODS = [
     # A store serving TLS (the chart annotates it prometheus.io/scheme=https).
     _pod(4, "larch-tls-store-0", "store", "http", scheme="https"),
     _pod(5, "larch-tls-store-0", "store", "grpc", scheme="https"),
+    # A write node of the SimpleScalable mode: job larch-store, role write.
+    _pod(6, "larch-write-0", "store", "http", role="write"),
+    _pod(6, "larch-write-0", "store", "grpc", role="write"),
 ]
 
 
@@ -282,7 +288,7 @@ def test_scrape_jobs_relabel_pods(prometheus: Prometheus) -> None:
     deadline = time.monotonic() + 30
     while True:
         active = prometheus.get("/api/v1/targets", state="active")["data"]["activeTargets"]
-        if len(active) >= 4 or time.monotonic() > deadline:
+        if len(active) >= 5 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     got = sorted((t["scrapePool"], t["labels"]["job"], t["labels"]["instance"], t["labels"]["pod"],
@@ -296,9 +302,13 @@ def test_scrape_jobs_relabel_pods(prometheus: Prometheus) -> None:
         ("larch", "larch-store", "127.0.0.1:1", "larch-store-1", "larch", "node-1", "prod",
          "http://127.0.0.1:1/metrics"),
         # A TLS store is scraped once, over https, by the job with the CA.
+        ("larch", "larch-store", "127.0.0.1:6", "larch-write-0", "larch", "node-1", "prod",
+         "http://127.0.0.1:6/metrics"),
         ("larch-tls", "larch-store", "127.0.0.1:4", "larch-tls-store-0", "larch", "node-1", "prod",
          "https://127.0.0.1:4/metrics"),
     ]
+    roles = {t["labels"]["pod"]: t["labels"].get("role") for t in active}
+    assert roles["larch-write-0"] == "write" and roles["larch-store-0"] is None
 
 
 PROM_QUERIES = [q for q in _dashboard_queries() if q[2] == "prometheus"]

@@ -38,6 +38,7 @@ def schema_problems(obj: Obj, version: str) -> list[str]:
 
 @pytest.mark.parametrize("version", deploylib.KUBE_VERSIONS)
 @pytest.mark.parametrize("render", ("helm-default", "helm-production", "helm-monitoring",
+                                    "helm-scalable",
                                     "kustomize-dev",
                                     "kustomize-staging", "kustomize-prod", "argocd"))
 def test_objects_valid_against_kubernetes_schemas(renders: dict[str, list[Obj]], render: str,

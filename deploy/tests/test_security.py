@@ -12,7 +12,7 @@ import deploylib
 import security
 from deploylib import Obj
 
-RENDERS = ("helm-default", "helm-production", "helm-monitoring", "kustomize-dev", "kustomize-staging",
+RENDERS = ("helm-default", "helm-production", "helm-monitoring", "helm-scalable", "kustomize-dev", "kustomize-staging",
            "kustomize-prod")
 
 

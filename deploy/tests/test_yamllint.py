@@ -51,8 +51,9 @@ def test_sources_are_lint_clean() -> None:
 def test_rendered_chart_is_lint_clean() -> None:
     config = _rendered_config()
     problems = []
-    for values_name in ("default", "production"):
+    for values_name in ("default", "production", "scalable"):
         values = ({} if values_name == "default"
+                  else deploylib.scalable_values() if values_name == "scalable"
                   else deploylib.values_file(deploylib.CHART / "values-production.yaml"))
         for path, text in deploylib.render_chart_text(values).items():
             if path.endswith(".yaml") and text.strip():

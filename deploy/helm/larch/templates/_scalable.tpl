@@ -135,7 +135,7 @@ containers:
     imagePullPolicy: {{ $v.image.pullPolicy }}
     args:
       - --config=/etc/larch/store.yaml
-      {{- with $r.extraArgs }}
+      {{- with (concat ($v.store.extraArgs | default list) ($r.extraArgs | default list)) }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
     {{- with (concat ($v.store.extraEnv | default list) ($r.extraEnv | default list)) }}

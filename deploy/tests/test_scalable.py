@@ -1,0 +1,512 @@
+"""deploymentMode SimpleScalable: the chart's write, read and backend roles
+agree with each other and with the store. Every role's store.yaml passes
+`larch-store --check-config` (S3, GCS and Azure); selectors pick exactly
+the role's pods; read nodes list the write pods by the names the
+StatefulSet and its headless Service give them, on the port they serve;
+the PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicies are
+present and let through exactly the connections the roles make; monitors
+cover every role; Grafana queries the read Service and agents push to the
+write Service; the schema and the chart refuse what the mode cannot run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+import deploylib
+from deploylib import Obj, pod_spec
+from test_binaries import binary, supports_check_config
+from test_integrity import _selects, integrity_problems
+
+ROLES = ("write", "read", "backend")
+NS = "larch"
+# The environment the credentials Secret gives the store's containers.
+SECRET_ENV = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example-secret",
+              "AZURE_STORAGE_ACCOUNT_KEY": "ZXhhbXBsZQ=="}
+
+
+def _labels(o: Obj) -> dict[str, str]:
+    return dict(o.body["metadata"].get("labels") or {})
+
+
+def _role_of(o: Obj) -> str | None:
+    return _labels(o).get("larch.dev/role")
+
+
+def _workloads(objs: list[Obj]) -> dict[str, Obj]:
+    """Role -> its workload."""
+    out = {}
+    for o in objs:
+        if pod_spec(o) is not None and _role_of(o):
+            assert _role_of(o) not in out, f"two workloads of role {_role_of(o)}"
+            out[str(_role_of(o))] = o
+    return out
+
+
+def _pod_labels(o: Obj) -> dict[str, str]:
+    return dict(o.body["spec"]["template"]["metadata"]["labels"])
+
+
+def _config(objs: list[Obj], role: str) -> dict[str, Any]:
+    cm = next(o for o in objs if o.kind == "ConfigMap" and o.name == f"larch-{role}-config")
+    loaded: dict[str, Any] = yaml.safe_load(cm.body["data"]["store.yaml"])
+    return loaded
+
+
+def _find(objs: list[Obj], kind: str, name: str) -> Obj:
+    found = [o for o in objs if o.kind == kind and o.name == name]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} in the render"
+    return found[0]
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration of h, m, s and ms parts (as the chart's values use)."""
+    parts = re.findall(r"([0-9.]+)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _bytes(size: str) -> float:
+    """A Kubernetes quantity or a store byte size (Gi, GiB, G, GB, ...)."""
+    m = re.fullmatch(r"([0-9.]+)\s*([KMGTP]?)(i?)B?", size)
+    assert m, size
+    base = 1024 if m.group(3) else 1000
+    return float(m.group(1)) * base ** " KMGTP".index(m.group(2) or " ")
+
+
+def _check_config(text: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = binary("larch-store")
+    if not supports_check_config(path):
+        pytest.fail(f"{path} has no --check-config")
+    config = tmp_path / "store.yaml"
+    config.write_text(text)
+    return subprocess.run([str(path), "--check-config", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **env})
+
+
+def _render(extra: dict[str, Any], source: str = "t") -> list[Obj]:
+    return deploylib.render_chart(deploylib.merged(deploylib.scalable_values(), extra), source)
+
+
+# --- configuration ---------------------------------------------------------------
+
+GCS = {"store": {"objectStorage": {"backend": "gcs", "gcs": {"bucket": "larch-logs"},
+                                   "credentialsSecret": "", "cacheDir": "/var/lib/larch/objcache"},
+                 "serviceAccount": {"annotations": {
+                     "iam.gke.io/gcp-service-account": "larch@project.iam.gserviceaccount.com"}}}}
+AZURE = {"store": {"objectStorage": {"backend": "azure", "credentialsSecret": "larch-azure",
+                                     "azure": {"account": "larchlogs", "container": "larch",
+                                               "workloadIdentity": False}}}}
+AZURE_WI = {"store": {"objectStorage": {"backend": "azure", "credentialsSecret": "",
+                                        "azure": {"account": "larchlogs", "container": "larch",
+                                                  "workloadIdentity": True}},
+                      "serviceAccount": {"annotations": {
+                          "azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000000"}}}}
+BACKENDS = {"s3": {}, "gcs": GCS, "azure": AZURE, "azure-workload-identity": AZURE_WI}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_role_config_passes_check_config(backend: str, tmp_path: Path) -> None:
+    """Each role's store.yaml is accepted by the store with the environment
+    its pods get, names its own role as target, and is the file its
+    workload mounts."""
+    objs = _render(BACKENDS[backend], backend)
+    assert not integrity_problems(objs)
+    workloads = _workloads(objs)
+    assert set(workloads) == set(ROLES)
+    for role in ROLES:
+        cfg = _config(objs, role)
+        assert cfg["target"] == role
+        assert cfg["storage"]["backend"] == backend.split("-")[0]
+        volumes = {v["name"]: v for v in pod_spec(workloads[role])["volumes"]}  # type: ignore[index]
+        assert volumes["config"]["configMap"]["name"] == f"larch-{role}-config"
+        text = next(o for o in objs if o.kind == "ConfigMap"
+                    and o.name == f"larch-{role}-config").body["data"]["store.yaml"]
+        (tmp_path / role).mkdir()
+        proc = _check_config(text, tmp_path / role, SECRET_ENV)
+        assert proc.returncode == 0, f"{backend} {role}:\n{text}\n{proc.stdout}{proc.stderr}"
+    if backend == "gcs":
+        assert _config(objs, "read")["storage"]["cache"] == {
+            "max_size": "20GiB", "dir": "/var/lib/larch/objcache"}
+    if backend == "azure":
+        assert _config(objs, "write")["storage"]["azure"]["access_key"] == \
+            "${AZURE_STORAGE_ACCOUNT_KEY}"
+    for role, o in workloads.items():
+        spec = pod_spec(o)
+        assert spec is not None
+        env_from = spec["containers"][0].get("envFrom")
+        secret = deploylib.merged(deploylib.scalable_values(), BACKENDS[backend])["store"][
+            "objectStorage"]["credentialsSecret"]
+        assert env_from == ([{"secretRef": {"name": secret}}] if secret else None), role
+        identity = _pod_labels(o).get("azure.workload.identity/use")
+        assert identity == ("true" if backend == "azure-workload-identity" else None), role
+
+
+def test_s3_keys_are_references_expanded_from_the_secret(renders: dict[str, list[Obj]]) -> None:
+    for role in ROLES:
+        s3 = _config(renders["helm-scalable"], role)["storage"]["s3"]
+        assert s3["access_key_id"] == "${AWS_ACCESS_KEY_ID}"
+        assert s3["secret_access_key"] == "${AWS_SECRET_ACCESS_KEY}"
+        assert s3["bucket"] == "larch" and s3["force_path_style"] is True
+
+
+# --- workloads, selectors, ports ---------------------------------------------------
+
+
+def test_roles_and_their_selectors(renders: dict[str, list[Obj]]) -> None:
+    """Write and backend are StatefulSets (backend exactly one pod), read a
+    Deployment; every Service, PodDisruptionBudget, NetworkPolicy and
+    HorizontalPodAutoscaler of a role selects that role's pods and no
+    other; no SingleBinary store objects are left."""
+    objs = renders["helm-scalable"]
+    assert not integrity_problems(objs)
+    workloads = _workloads(objs)
+    assert {r: o.kind for r, o in workloads.items()} == {
+        "write": "StatefulSet", "read": "Deployment", "backend": "StatefulSet"}
+    assert workloads["write"].body["spec"]["replicas"] == 3
+    assert workloads["backend"].body["spec"]["replicas"] == 1
+    for role, o in workloads.items():
+        labels = _pod_labels(o)
+        assert labels["app.kubernetes.io/component"] == "store"
+        assert labels["larch.dev/role"] == role
+        assert o.body["spec"]["selector"]["matchLabels"]["larch.dev/role"] == role
+    pods = {role: _pod_labels(o) for role, o in workloads.items()}
+    checked = 0
+    for o in objs:
+        role = _role_of(o)
+        if role is None or o.kind in ("StatefulSet", "Deployment", "ConfigMap"):
+            continue
+        if o.kind == "Service":
+            selector = {"matchLabels": o.body["spec"]["selector"]}
+        elif o.kind == "NetworkPolicy":
+            selector = o.body["spec"]["podSelector"]
+        elif o.kind == "PodDisruptionBudget":
+            selector = o.body["spec"]["selector"]
+        elif o.kind == "HorizontalPodAutoscaler":
+            ref = o.body["spec"]["scaleTargetRef"]
+            target = workloads[role]
+            assert (ref["kind"], ref["name"]) == (target.kind, target.name), o
+            checked += 1
+            continue
+        elif o.kind in ("ServiceMonitor", "PodMonitor"):
+            selector = o.body["spec"]["selector"]
+        else:
+            raise AssertionError(f"{o}: a role's object the test does not know")
+        chosen = {r for r, labels in pods.items() if _selects(selector, labels)}
+        assert chosen == {role}, f"{o} selects {chosen}"
+        checked += 1
+    # 5 Services, 3 NetworkPolicies, 2 PodDisruptionBudgets, 1 autoscaler, 3 ServiceMonitors.
+    assert checked == 14
+    left = [o for o in objs if o.name == "larch-store" and o.kind != "ServiceAccount"]
+    assert not left, left
+
+
+def test_read_nodes_list_every_write_pod_by_its_stable_name(renders: dict[str, list[Obj]]) -> None:
+    """read.write_nodes holds <sts>-<i>.<headless>.<ns>.svc.<domain>:<grpc>
+    for i < replicas, where <headless> is the StatefulSet's serviceName, a
+    headless Service publishing the gRPC port the write nodes listen on."""
+    objs = renders["helm-scalable"]
+    sts = _workloads(objs)["write"]
+    headless = _find(objs, "Service", sts.body["spec"]["serviceName"])
+    assert headless.body["spec"]["clusterIP"] == "None"
+    grpc_port = next(p for p in headless.body["spec"]["ports"] if p["name"] == "grpc")
+    container = pod_spec(sts)["containers"][0]  # type: ignore[index]
+    declared = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert grpc_port["targetPort"] == "grpc" and grpc_port["port"] == declared["grpc"]
+    write_cfg = _config(objs, "write")
+    assert write_cfg["grpc_addr"] == f"0.0.0.0:{declared['grpc']}"
+    assert write_cfg["http_addr"] == f"0.0.0.0:{declared['http']}"
+    expected = [f"{sts.name}-{i}.{headless.name}.{NS}.svc.cluster.local:{grpc_port['port']}"
+                for i in range(sts.body["spec"]["replicas"])]
+    assert _config(objs, "read")["read"]["write_nodes"] == expected
+    assert "write_nodes" not in (_config(objs, "write").get("read") or {})
+
+
+def test_write_replica_count_drives_the_list_and_rolls_the_readers() -> None:
+    three = _render({}, "three")
+    five = _render({"write": {"replicas": 5}}, "five")
+    nodes = _config(five, "read")["read"]["write_nodes"]
+    assert [n.split(".")[0] for n in nodes] == [f"larch-write-{i}" for i in range(5)]
+    assert _workloads(five)["write"].body["spec"]["replicas"] == 5
+
+    def checksum(objs: list[Obj]) -> str:
+        meta = _workloads(objs)["read"].body["spec"]["template"]["metadata"]
+        return str(meta["annotations"]["checksum/config"])
+
+    assert checksum(three) != checksum(five)
+
+
+def test_services_for_pushes_and_queries(renders: dict[str, list[Obj]]) -> None:
+    """Agents push to the write Service, Grafana queries the read Service,
+    on ports those Services publish."""
+    objs = renders["helm-scalable"]
+    write = _find(objs, "Service", "larch-write")
+    read = _find(objs, "Service", "larch-read")
+    assert {p["name"]: p["port"] for p in write.body["spec"]["ports"]} == {"http": 3100, "grpc": 9095}
+    assert {p["name"]: p["port"] for p in read.body["spec"]["ports"]} == {"http": 3100}
+    agent = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
+    assert agent["store"] == f"http://larch-write.{NS}.svc.cluster.local:3100"
+    (_, text), = deploylib.config_files(objs, "larch-datasources.yaml")
+    for source in yaml.safe_load(text)["datasources"]:
+        assert source["url"] == f"http://larch-read.{NS}.svc.cluster.local:3100"
+    notes = next(t for p, t in deploylib.render_chart_text(deploylib.scalable_values()).items()
+                 if p.endswith("NOTES.txt"))
+    assert "port-forward svc/larch-read 3100:3100" in notes
+    assert "rollout status statefulset/larch-write" in notes
+
+
+def test_disruption_budget_autoscaler_and_spread(renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-scalable"]
+    workloads = _workloads(objs)
+    pdb = _find(objs, "PodDisruptionBudget", "larch-write")
+    assert pdb.body["spec"]["maxUnavailable"] == 1
+    hpa = _find(objs, "HorizontalPodAutoscaler", "larch-read")
+    spec = hpa.body["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                      "name": "larch-read"}
+    assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
+    (metric,) = spec["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    # The autoscaler owns the count: the Deployment does not set one, and
+    # its containers request CPU (utilization is relative to requests).
+    read = workloads["read"]
+    assert "replicas" not in read.body["spec"]
+    assert pod_spec(read)["containers"][0]["resources"]["requests"]["cpu"]  # type: ignore[index]
+    fixed = _workloads(_render({"read": {"autoscaling": {"enabled": False}, "replicas": 4}}))
+    assert fixed["read"].body["spec"]["replicas"] == 4
+    for role in ("write", "read"):
+        constraints = pod_spec(workloads[role])["topologySpreadConstraints"]  # type: ignore[index]
+        assert {c["topologyKey"] for c in constraints} == {"topology.kubernetes.io/zone",
+                                                          "kubernetes.io/hostname"}
+        for c in constraints:
+            assert c["maxSkew"] == 1
+            assert _selects(c["labelSelector"], _pod_labels(workloads[role]))
+            assert not _selects(c["labelSelector"], _pod_labels(
+                workloads["read" if role == "write" else "write"]))
+
+
+def test_write_nodes_flush_before_they_leave(renders: dict[str, list[Obj]]) -> None:
+    """SIGTERM flushes the heads to the bucket within shutdown_timeout, and
+    the kubelet waits longer than the store's bound (shutdown_timeout +
+    5.5 s); the WAL bound stays below the volume."""
+    objs = renders["helm-scalable"]
+    cfg = _config(objs, "write")
+    assert cfg["ingester"]["flush_on_shutdown"] is True
+    sts = _workloads(objs)["write"]
+    grace = pod_spec(sts)["terminationGracePeriodSeconds"]  # type: ignore[index]
+    assert grace > _seconds(cfg["shutdown_timeout"]) + 5.5
+    size = sts.body["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    assert _bytes(cfg["wal"]["max_size"]) < _bytes(size)
+    mounts = {m["name"]: m["mountPath"] for m in pod_spec(sts)["containers"][0]["volumeMounts"]}  # type: ignore[index]
+    assert mounts["data"] == cfg["data_dir"]
+    # Read and backend nodes keep nothing: their data directory is an emptyDir.
+    for role in ("read", "backend"):
+        volumes = {v["name"]: v for v in pod_spec(_workloads(objs)[role])["volumes"]}  # type: ignore[index]
+        assert "emptyDir" in volumes["data"], role
+        assert "flush_on_shutdown" not in _config(objs, role)["ingester"]
+
+
+# --- NetworkPolicies: who may reach whom --------------------------------------------
+
+def _ports_of(spec: dict[str, Any] | None) -> dict[str, int]:
+    if spec is None:
+        return {}
+    return {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])
+            if "name" in p}
+
+
+def _peer_matches(peer: dict[str, Any], policy_ns: str, ns: str, labels: dict[str, str]) -> bool:
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != policy_ns:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], labels)
+
+
+def _port_matches(rule: dict[str, Any], port: int, dst_ports: dict[str, int]) -> bool:
+    if "ports" not in rule:
+        return True
+    for p in rule["ports"]:
+        want = p["port"]
+        if want == port or dst_ports.get(str(want)) == port:
+            return True
+    return False
+
+
+def _allowed(policies: list[Obj], src: tuple[str, dict[str, str]], dst: tuple[str, dict[str, str]],
+             dst_ports: dict[str, int], port: int) -> bool:
+    """Whether the NetworkPolicies let a pod (namespace, labels) open a TCP
+    connection to another pod's port: egress of the source, ingress of the
+    destination (a pod no policy selects for a direction is open)."""
+    for (ns, labels), direction, other, key in ((src, "Egress", dst, "to"),
+                                                (dst, "Ingress", src, "from")):
+        mine = [p for p in policies if p.namespace == ns and direction in p.body["spec"]["policyTypes"]
+                and _selects(p.body["spec"]["podSelector"], labels)]
+        if not mine:
+            continue
+        rules = [r for p in mine for r in p.body["spec"].get(direction.lower()) or []]
+        if not any((key not in r or any(_peer_matches(peer, ns, other[0], other[1])
+                                         for peer in r[key]))
+                   and _port_matches(r, port, dst_ports) for r in rules):
+            return False
+    return True
+
+
+def test_network_policies_let_through_exactly_the_roles_paths(
+        renders: dict[str, list[Obj]]) -> None:
+    objs = renders["helm-scalable"]
+    policies = [o for o in objs if o.kind == "NetworkPolicy"]
+    workloads = _workloads(objs)
+    pods = {role: (NS, _pod_labels(o)) for role, o in workloads.items()}
+    ports = {role: _ports_of(pod_spec(o)) for role, o in workloads.items()}
+    agent = next(o for o in objs if o.kind == "DaemonSet")
+    pods["agent"] = (agent.namespace, _pod_labels(agent))
+    pods["grafana"] = ("monitoring", {"app.kubernetes.io/name": "grafana"})
+    pods["prometheus"] = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    bucket = ("minio", {"app.kubernetes.io/name": "minio"})
+    http, grpc = 3100, 9095
+
+    def ok(src: str, dst: str, port: int) -> bool:
+        return _allowed(policies, pods[src], pods[dst], ports[dst], port)
+
+    expected = {
+        ("agent", "write", http): True, ("agent", "write", grpc): True,
+        ("agent", "read", http): False, ("agent", "backend", http): False,
+        ("read", "write", grpc): True, ("write", "write", grpc): True,
+        ("read", "write", http): False, ("backend", "write", grpc): False,
+        ("read", "read", grpc): False,
+        ("grafana", "read", http): True, ("grafana", "write", http): False,
+        ("grafana", "backend", http): False,
+        ("prometheus", "write", http): True, ("prometheus", "read", http): True,
+        ("prometheus", "backend", http): True,
+    }
+    got = {k: ok(*k) for k in expected}
+    assert got == expected
+    for role in ROLES:
+        assert _allowed(policies, pods[role], bucket, {}, 9000), role
+        assert not _allowed(policies, pods[role], bucket, {}, 443), role
+    # Ports named in the policies are ports the selected pods declare.
+    for p in policies:
+        role = _role_of(p)
+        if role is None:
+            continue
+        for rule in p.body["spec"].get("ingress") or []:
+            for port in rule.get("ports", []):
+                assert isinstance(port["port"], int) or port["port"] in ports[role], p
+
+
+# --- monitoring -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ("ServiceMonitor", "PodMonitor"))
+def test_monitors_cover_every_role(kind: str) -> None:
+    values = {"prometheus": {"serviceMonitor": {"enabled": kind == "ServiceMonitor"},
+                             "podMonitor": {"enabled": kind == "PodMonitor"}}}
+    objs = _render(values, kind)
+    assert not integrity_problems(objs)
+    monitors = {o.name: o for o in objs if o.kind == kind}
+    assert set(monitors) == {"larch-write", "larch-read", "larch-backend", "larch-agent"}
+    workloads = _workloads(objs)
+    for role in ROLES:
+        spec = monitors[f"larch-{role}"].body["spec"]
+        endpoint = (spec.get("endpoints") or spec.get("podMetricsEndpoints"))[0]
+        assert endpoint["port"] == "http"
+        relabel = endpoint["relabelings"]
+        # job larch-store from the component label (the dashboards' and
+        # alerts' job), and the role as its own label.
+        assert relabel[0]["replacement"] == "larch-$1"
+        assert _pod_labels(workloads[role])["app.kubernetes.io/component"] == "store"
+        assert {"sourceLabels": ["__meta_kubernetes_pod_label_larch_dev_role"],
+                "targetLabel": "role"} in relabel
+    from test_schemas import schema_problems
+
+    assert not [p for o in monitors.values() for p in schema_problems(o, deploylib.KUBE_VERSIONS[0])]
+
+
+# --- refusals ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values,expected", [
+    ({"deploymentMode": "SimpleScalable"}, "/store/objectStorage/backend"),
+    ({"deploymentMode": "SimpleScalable", "store": {"objectStorage": {"backend": "filesystem"}}},
+     "/store/objectStorage/backend"),
+    ({"deploymentMode": "Microservices"}, "deploymentMode"),
+    ({"backend": {"replicas": 2}}, "/backend/replicas"),
+    ({"write": {"replicas": 0}}, "/write/replicas"),
+    ({"write": {"topologySpread": {"zones": "Never"}}}, "zones"),
+    ({"read": {"autoscaling": {"targetCPUUtilizationPercentage": 150}}},
+     "targetCPUUtilizationPercentage"),
+    ({"write": {"shutdownTimeout": "five minutes"}}, "shutdownTimeout"),
+])
+def test_schema_refuses(values: dict[str, Any], expected: str) -> None:
+    with helm.Chart.load(str(deploylib.CHART)) as chart:
+        with pytest.raises(helm.HelmValuesError) as err:
+            chart.validate_schema(values)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"store": {"tls": {"enabled": True}}},
+     "deploymentMode SimpleScalable does not support store.tls.enabled yet"),
+    ({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
+      "agent": {"config": {"tenant_id": "team-a"}}},
+     "read.writeNodeTokenSecret is required"),
+    ({"store": {"networkPolicy": {"egress": {"objectStorage": {"peers": []}}}}},
+     "store.networkPolicy.egress.objectStorage.peers is required in SimpleScalable mode"),
+])
+def test_chart_refuses(extra: dict[str, Any], expected: str) -> None:
+    with pytest.raises(helm.HelmError) as err:
+        deploylib.render_chart_text(deploylib.merged(deploylib.scalable_values(), extra))
+    assert expected in str(err.value)
+
+
+def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
+    """With tokens on, read nodes send the admin token of their Secret to
+    the write nodes: the file read.write_node_token_file names is mounted
+    in read pods only."""
+    objs = _render({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
+                    "agent": {"config": {"tenant_id": "team-a"}},
+                    "read": {"writeNodeTokenSecret": "larch-read-token"}}, "auth")
+    assert not integrity_problems(objs)
+    path = Path(_config(objs, "read")["read"]["write_node_token_file"])
+    workloads = _workloads(objs)
+    for role, o in workloads.items():
+        spec = pod_spec(o)
+        assert spec is not None
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["auth"]["secret"]["secretName"] == "larch-tokens"
+        if role == "read":
+            volume = volumes[mounts[str(path.parent)]]
+            assert volume["secret"]["secretName"] == "larch-read-token"
+            assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
+        else:
+            assert str(path.parent) not in mounts, role
+            assert "write_node_token_file" not in (_config(objs, role).get("read") or {})
+    text = next(o for o in objs if o.name == "larch-read-config").body["data"]["store.yaml"]
+    proc = _check_config(text.replace("/etc/larch/auth/", f"{tmp_path}/"), tmp_path, SECRET_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_single_binary_is_the_default_and_unchanged(renders: dict[str, list[Obj]]) -> None:
+    """deploymentMode SingleBinary renders exactly what the chart rendered
+    before the mode existed: one store StatefulSet, no role objects."""
+    explicit = deploylib.render_chart({"deploymentMode": "SingleBinary"}, "explicit")
+    assert [o.body for o in explicit] == [o.body for o in renders["helm-default"]]
+    for o in renders["helm-default"] + renders["helm-production"]:
+        assert _role_of(o) is None, o
+        assert o.kind not in ("Deployment", "HorizontalPodAutoscaler"), o
+    assert [o.name for o in renders["helm-default"] if o.kind == "StatefulSet"] == ["larch-store"]
