@@ -314,6 +314,10 @@ def test_write_nodes_flush_before_they_leave(renders: dict[str, list[Obj]]) -> N
         volumes = {v["name"]: v for v in pod_spec(_workloads(objs)[role])["volumes"]}  # type: ignore[index]
         assert "emptyDir" in volumes["data"], role
         assert "flush_on_shutdown" not in _config(objs, role)["ingester"]
+    # A read node's cache lives on its emptyDir, which must hold it.
+    read_data = {v["name"]: v for v in pod_spec(_workloads(objs)["read"])["volumes"]}["data"]  # type: ignore[index]
+    assert _bytes(read_data["emptyDir"]["sizeLimit"]) > _bytes(
+        _config(objs, "read")["storage"]["cache"]["max_size"])
 
 
 # --- NetworkPolicies: who may reach whom --------------------------------------------
