@@ -269,7 +269,7 @@ def store() -> dict[str, Any]:
             (f"sum by (pod) (container_memory_working_set_bytes{{{STORE_CONTAINER}}})", "{{pod}}")],
             "bytes", "Working-set memory of each store container (cAdvisor)."), 8, 8),
         lay.place(timeseries("Volume used", [
-            ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*store-[0-9]+"})',
+            ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*(store|write)-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*(store|write)-[0-9]+"})',
              "{{persistentvolumeclaim}}")],
             "percentunit", "Share of the data volume (WAL, chunks, index) in use, from the kubelet."), 8, 8),
         *process_panels(lay, STORE, "store"),
