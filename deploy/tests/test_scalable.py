@@ -10,9 +10,14 @@ write Service; the schema and the chart refuse what the mode cannot run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -514,3 +519,77 @@ def test_single_binary_is_the_default_and_unchanged(renders: dict[str, list[Obj]
         assert _role_of(o) is None, o
         assert o.kind not in ("Deployment", "HorizontalPodAutoscaler"), o
     assert [o.name for o in renders["helm-default"] if o.kind == "StatefulSet"] == ["larch-store"]
+
+
+# --- the roles started for real ----------------------------------------------------
+
+
+def _start(config: dict[str, Any], tmp: Path, name: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """larch-store with a rendered role configuration (addresses and data
+    directory given by flags, as every key can be); returns the process,
+    its URL and its log."""
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    http = deploylib.free_port()
+    log = tmp / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(binary("larch-store")), "--config", str(tmp / f"{name}.yaml"),
+             "--http-addr", f"127.0.0.1:{http}", "--grpc-addr", f"127.0.0.1:{deploylib.free_port()}",
+             "--data-dir", str(tmp / name)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **SECRET_ENV})
+    url = f"http://127.0.0.1:{http}"
+    try:
+        deploylib.wait_for_200(f"{url}/ready", proc, log)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url, log
+
+
+def test_a_write_node_leaving_leaves_its_lines_in_the_bucket(
+        renders: dict[str, list[Obj]], tmp_path: Path) -> None:
+    """The rendered write, read and backend configurations run (their
+    bucket swapped for a shared directory, the same code path through
+    object_store, so no S3 server is needed): lines pushed to a write node
+    that then gets SIGTERM, as a drain or a scale-down does, are in the
+    bucket when it exits within its grace period, so a read node started
+    afterwards with an empty data directory returns each of them once."""
+    objs = renders["helm-scalable"]
+    bucket = {"backend": "filesystem", "filesystem": {"dir": str(tmp_path / "bucket")}}
+    configs = {role: {**_config(objs, role), "storage": bucket} for role in ROLES}
+    write, url, log = _start(configs["write"], tmp_path, "write")
+    try:
+        now = time.time_ns()
+        lines = [[str(now + i), f"leaving-line-{i}"] for i in range(200)]
+        body = json.dumps({"streams": [{"stream": {"app": "scale-down"}, "values": lines}]})
+        req = urllib.request.Request(f"{url}/loki/api/v1/push", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 204
+        grace = pod_spec(_workloads(objs)["write"])["terminationGracePeriodSeconds"]  # type: ignore[index]
+        started = time.monotonic()
+        write.send_signal(signal.SIGTERM)
+        assert write.wait(timeout=grace) == 0, log.read_text()
+        assert time.monotonic() - started < grace
+    finally:
+        if write.poll() is None:
+            write.kill()
+            write.wait()
+    # The write node is gone: the read node has only the bucket.
+    configs["read"]["read"] = {**configs["read"]["read"], "write_nodes": []}
+    read, url, log = _start(configs["read"], tmp_path, "read")
+    backend = None
+    try:
+        query = urllib.parse.urlencode({"query": '{app="scale-down"}', "start": now - 10**9,
+                                        "end": now + 10**10, "limit": 1000})
+        status, text = deploylib.http_get(f"{url}/loki/api/v1/query_range?{query}")
+        assert status == 200, text
+        got = sorted(line for s in json.loads(text)["data"]["result"] for _, line in s["values"])
+        assert got == sorted(line for _, line in lines), log.read_text()[-2000:]
+        backend, _, _ = _start(configs["backend"], tmp_path, "backend")
+    finally:
+        for proc in (read, backend):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
