@@ -3,6 +3,7 @@ errors, and the rendered configuration, namespaces and notes are right."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -409,7 +410,14 @@ def test_object_storage_values() -> None:
         path.write_text(text)
         proc = subprocess.run([str(store_bin), "--check-config", "--config", str(path)],
                               capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        # The Secret's keys, or none of them (the AWS credential chain).
+        for env in ({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s/x+y"},
+                    {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}):
+            proc = subprocess.run([str(store_bin), "--check-config", "--config", str(path)],
+                                  capture_output=True, text=True, timeout=60, check=False,
+                                  env={**os.environ, **env})
+            assert proc.returncode == 0, (env, proc.stderr)
     # The default keeps everything on the data volume, with no storage block.
     (_, text), = deploylib.config_files(deploylib.render_chart({}, "fs"), "store.yaml")
     assert "storage" not in yaml.safe_load(text)

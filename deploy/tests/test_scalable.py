@@ -139,6 +139,10 @@ def test_every_role_config_passes_check_config(backend: str, tmp_path: Path) -> 
         (tmp_path / role).mkdir()
         proc = _check_config(text, tmp_path / role, SECRET_ENV)
         assert proc.returncode == 0, f"{backend} {role}:\n{text}\n{proc.stdout}{proc.stderr}"
+        # A Secret without the keys (or none, with workload identity): the
+        # references expand to empty strings, the credential chain.
+        proc = _check_config(text, tmp_path / role, {k: "" for k in SECRET_ENV})
+        assert proc.returncode == 0, f"{backend} {role} without keys:\n{proc.stdout}{proc.stderr}"
     if backend == "gcs":
         assert _config(objs, "read")["storage"]["cache"] == {
             "max_size": "20GiB", "dir": "/var/lib/larch/objcache"}

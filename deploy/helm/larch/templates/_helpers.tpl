@@ -243,7 +243,9 @@ flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
 {{- end -}}
 {{- $_ := set $owned "read" $read -}}
 {{- end -}}
-{{- toYaml (merge $owned $roleConfig (deepCopy $v.store.config)) -}}
+{{- /* The credential references are quoted: a variable the Secret lacks
+expands to an empty string (the credential chain), not to null. */ -}}
+{{- regexReplaceAll "(?m)^(\\s+(access_key_id|secret_access_key|access_key)): (\\$\\{[A-Z_]+\\})$" (toYaml (merge $owned $roleConfig (deepCopy $v.store.config))) "${1}: '${3}'" -}}
 {{- end -}}
 
 {{/* The agent's configuration file, from agent.config plus the keys the chart owns. */}}
