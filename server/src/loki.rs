@@ -908,6 +908,22 @@ mod tests {
     }
 
     #[test]
+    fn delete_settings() {
+        let t = translate(&yaml(
+            "compactor:\n  retention_enabled: true\n  delete_request_cancel_period: 1h\n  delete_max_interval: 2h\n\
+             limits_config:\n  deletion_mode: filter-only\n",
+        ))
+        .unwrap();
+        let l = Value::Object(t.larch.clone());
+        assert_eq!(
+            l["compactor"],
+            json!({"retention_enabled": true, "delete_request_cancel_period": "1h", "delete_max_interval": "2h"})
+        );
+        assert_eq!(l["limits"], json!({"deletion_mode": "filter-only"}));
+        assert!(t.unused.is_empty(), "{:?}", t.unused);
+    }
+
+    #[test]
     fn storage_directories_and_switches() {
         let t = translate(&yaml(
             "auth_enabled: false\nstorage_config:\n  filesystem:\n    directory: /var/loki/chunks\n  tsdb_shipper:\n    cache_ttl: 24h\n\
