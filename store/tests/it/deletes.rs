@@ -427,7 +427,11 @@ fn through_read_nodes(bucket: Bucket) {
     push(&w, "del", 30, t0);
     push(&w, "other", 5, t0);
     flush(&w);
+    // A read node answers once its first view of the bucket is loaded.
     let r = reader(&bucket, &w);
+    wait_until("the reader's view", Duration::from_secs(20), || {
+        lines(&r, "del").len() == 60
+    });
     assert_eq!(secrets(&lines(&r, "del")), 30);
     // Made on a read node: it filters at once.
     let id = delete(&r, r#"{app="del"} |= "secret""#, (t0 - SEC) / SEC);
@@ -435,6 +439,9 @@ fn through_read_nodes(bucket: Bucket) {
     assert_eq!(count(&r, "del"), 30);
     // A second read node, started now, sees it too.
     let r2 = reader(&bucket, &w);
+    wait_until("the second reader's view", Duration::from_secs(20), || {
+        lines(&r2, "del").len() == 30
+    });
     assert_eq!(lines(&r2, "del"), lines(&r, "del"));
     assert_eq!(status_of(&r2, &id).as_deref(), Some("received"));
     // The backend rewrites the chunks once the cancel period has passed.
@@ -456,6 +463,9 @@ fn through_read_nodes(bucket: Bucket) {
     );
     // A fresh read node: the lines stay gone, the others all there.
     let r3 = reader(&bucket, &w);
+    wait_until("a fresh reader's view", Duration::from_secs(20), || {
+        !lines(&r3, "del").is_empty()
+    });
     let del = lines(&r3, "del");
     assert_eq!((del.len(), secrets(&del)), (30, 0));
     assert_eq!(secrets(&lines(&r3, "other")), 5);
