@@ -42,6 +42,7 @@ LABEL_VALUES = {
     "outcome": ["success", "failure"],
     "op": ["get_range", "put"],
     "direction": ["download", "upload"],
+    "status": ["received", "processed"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",

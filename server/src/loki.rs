@@ -21,7 +21,7 @@
 //! | `common.replication_factor: 1` | (a single store) |
 //! | `limits_config.<key>` for every key Larch's `limits` has (`max_global_streams_per_user` is `max_streams_per_tenant`); `query_timeout` | `limits.<key>`; `query.timeout` |
 //! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding: snappy` | `ingester.*` (Larch's chunks are snappy) |
-//! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval` |
+//! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval`, `delete_request_cancel_period`, `delete_max_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval`, `compactor.delete_request_cancel_period`, `compactor.delete_max_interval` |
 //! | `querier.max_concurrent` | `query.max_concurrent` |
 //! | `runtime_config.file`, `period` | `runtime_config` |
 //! | `ruler.enable_api`, `evaluation_interval`, `poll_interval`, `alertmanager_url`, `alertmanager_client` (`basic_auth_username`, `basic_auth_password`, `type`, `credentials`), `external_url`, `datasource_uid`, `external_labels`, `notification_queue_capacity`, `notification_timeout`, `resend_delay`, `for_outage_tolerance` | `ruler.*` |
@@ -105,6 +105,7 @@ const SAME_LIMITS: &[&str] = &[
     "max_entries_limit_per_query",
     "max_query_series",
     "retention_period",
+    "deletion_mode",
 ];
 
 /// Loki's `ingester` keys and Larch's names for them.
@@ -531,6 +532,9 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                             t.set("ingester.compaction_interval", &path, v.clone());
                             t.set("compactor.interval", &path, v.clone());
                         }
+                        "delete_request_cancel_period" | "delete_max_interval" => {
+                            t.set(&path, &path, v.clone());
+                        }
                         _ => t.unused(path),
                     }
                 }
@@ -901,6 +905,22 @@ mod tests {
             t.loki_key("limits.max_streams_per_tenant"),
             Some("limits_config.max_global_streams_per_user")
         );
+    }
+
+    #[test]
+    fn delete_settings() {
+        let t = translate(&yaml(
+            "compactor:\n  retention_enabled: true\n  delete_request_cancel_period: 1h\n  delete_max_interval: 2h\n\
+             limits_config:\n  deletion_mode: filter-only\n",
+        ))
+        .unwrap();
+        let l = Value::Object(t.larch.clone());
+        assert_eq!(
+            l["compactor"],
+            json!({"retention_enabled": true, "delete_request_cancel_period": "1h", "delete_max_interval": "2h"})
+        );
+        assert_eq!(l["limits"], json!({"deletion_mode": "filter-only"}));
+        assert!(t.unused.is_empty(), "{:?}", t.unused);
     }
 
     #[test]

@@ -152,6 +152,13 @@ pub struct CompactorConfig {
     /// before they are deleted (default 10m): longer than a query plus a
     /// read node's index refresh.
     pub deletion_delay: HumanDuration,
+    /// How long a delete request may be cancelled after it was made
+    /// (Loki's `delete_request_cancel_period`, 24h); the compactor
+    /// rewrites chunks only after it.
+    pub delete_request_cancel_period: HumanDuration,
+    /// Largest `max_interval` a delete request may give (Loki's
+    /// `delete_max_interval`, 24h).
+    pub delete_max_interval: HumanDuration,
 }
 
 impl Default for CompactorConfig {
@@ -160,6 +167,8 @@ impl Default for CompactorConfig {
             retention_enabled: true,
             interval: HumanDuration::from_secs(600),
             deletion_delay: HumanDuration::from_secs(600),
+            delete_request_cancel_period: HumanDuration::from_secs(24 * 3600),
+            delete_max_interval: HumanDuration::from_secs(24 * 3600),
         }
     }
 }
@@ -209,6 +218,23 @@ pub struct Limits {
     pub max_query_series: usize,
     /// Delete chunks older than this; zero keeps forever (Loki: 0).
     pub retention_period: HumanDuration,
+    /// Whether the tenant may make delete requests and whether the
+    /// compactor rewrites chunks for them (Loki: `filter-and-delete`).
+    pub deletion_mode: DeletionMode,
+}
+
+/// Loki's `deletion_mode`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletionMode {
+    /// No delete requests are accepted.
+    Disabled,
+    /// Requests hide lines from queries; chunks are never rewritten.
+    FilterOnly,
+    /// Requests hide lines at once, and the compactor rewrites the
+    /// chunks once the cancel period has passed.
+    #[default]
+    FilterAndDelete,
 }
 
 impl Default for Limits {
@@ -234,6 +260,7 @@ impl Default for Limits {
             max_entries_limit_per_query: 5000,
             max_query_series: 500,
             retention_period: HumanDuration::from_secs(0),
+            deletion_mode: DeletionMode::FilterAndDelete,
         }
     }
 }
@@ -301,6 +328,9 @@ pub struct LimitsOverride {
     /// See [`Limits::retention_period`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_period: Option<HumanDuration>,
+    /// See [`Limits::deletion_mode`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_mode: Option<DeletionMode>,
 }
 
 impl LimitsOverride {
@@ -327,6 +357,7 @@ impl LimitsOverride {
             max_query_series,
             retention_period,
             discover_log_levels,
+            deletion_mode,
         } = *self;
         LimitsOverride {
             ingestion_rate_mb: ingestion_rate_mb.or(below.ingestion_rate_mb),
@@ -353,6 +384,7 @@ impl LimitsOverride {
             max_query_series: max_query_series.or(below.max_query_series),
             discover_log_levels: discover_log_levels.or(below.discover_log_levels),
             retention_period: retention_period.or(below.retention_period),
+            deletion_mode: deletion_mode.or(below.deletion_mode),
         }
     }
 
@@ -380,6 +412,7 @@ impl LimitsOverride {
             max_entries_limit_per_query,
             max_query_series,
             retention_period,
+            deletion_mode,
         } = *self;
         Limits {
             ingestion_rate_mb: ingestion_rate_mb.unwrap_or(base.ingestion_rate_mb),
@@ -407,6 +440,7 @@ impl LimitsOverride {
                 .unwrap_or(base.max_entries_limit_per_query),
             max_query_series: max_query_series.unwrap_or(base.max_query_series),
             retention_period: retention_period.unwrap_or(base.retention_period),
+            deletion_mode: deletion_mode.unwrap_or(base.deletion_mode),
         }
     }
 }
@@ -769,6 +803,8 @@ mod tests {
         }
     }
 
+    const DELETION_MODES: [&str; 3] = ["disabled", "filter-only", "filter-and-delete"];
+
     /// A value of the same kind as `v` that differs from it (and from
     /// what `step` other than this one gives), still valid for the key.
     fn changed(v: &Value, step: u64) -> Value {
@@ -776,6 +812,11 @@ mod tests {
             Value::Bool(b) => Value::Bool(if step % 2 == 1 { !b } else { *b }),
             Value::Number(n) if n.is_u64() => Value::from(n.as_u64().unwrap() + 7 * step),
             Value::Number(n) => Value::from(n.as_f64().unwrap() + 0.25 * step as f64),
+            // `deletion_mode`: the next modes along.
+            Value::String(s) if DELETION_MODES.contains(&s.as_str()) => {
+                let i = DELETION_MODES.iter().position(|m| m == s).unwrap_or(0);
+                Value::from(DELETION_MODES[(i + step as usize) % DELETION_MODES.len()])
+            }
             // Durations and sizes serialize as text.
             Value::String(s) => Value::String(match s.parse::<HumanDuration>() {
                 Ok(d) => HumanDuration(d.0 + std::time::Duration::from_secs(61 * step)).to_string(),

@@ -18,6 +18,8 @@
 //! * [`objstore`]: the bucket (file system, S3, GCS, Azure), index
 //!   segments, the read cache, the roles' parts (compactor, write-node
 //!   queries).
+//! * [`deletes`]: Loki's delete requests, stored in the bucket, filtered
+//!   out of queries and applied by the compactor.
 //! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
 //!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
@@ -36,6 +38,7 @@ pub mod auth;
 pub mod chunk;
 pub mod config;
 pub mod config_view;
+pub mod deletes;
 pub mod encoding;
 #[doc(hidden)]
 pub mod fuzz;

@@ -143,6 +143,8 @@ pub struct Metrics {
     pub recovery: RecoveryMetrics,
     /// The bucket, the flush backlog, the cache and the compactor.
     pub objstore: crate::objstore::metrics::ObjstoreMetrics,
+    /// Delete requests.
+    pub deletes: crate::deletes::metrics::DeleteMetrics,
     /// The ruler's metrics.
     pub ruler: crate::ruler::RulerMetrics,
     /// Authentication, authorisation and TLS.
@@ -205,6 +207,7 @@ impl Metrics {
             tail_lagged_events: Counter::default(),
             recovery: RecoveryMetrics::default(),
             objstore: Default::default(),
+            deletes: Default::default(),
             ruler: crate::ruler::RulerMetrics::default(),
             security: Default::default(),
             runtime_config_reloads: Family::default(),
@@ -214,6 +217,7 @@ impl Metrics {
         m.runtime_config_last_reload_successful.set(1);
         m.recovery.register(&mut registry);
         m.objstore.register(&mut registry);
+        m.deletes.register(&mut registry);
         m.ruler.register(&mut registry);
         m.security.register(&mut registry);
         larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));

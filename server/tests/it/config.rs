@@ -168,7 +168,7 @@ fn a_loki_single_binary_configuration_runs() {
         "  max_line_size: 10KB\n".to_string(),
         "  retention_period: 3d\n".to_string(),
         "  reject_old_samples_max_age: 1d\n".to_string(),
-        "compactor:\n  deletion_delay: 10m\n  interval: 10m\n  retention_enabled: true\n"
+        "compactor:\n  delete_max_interval: 1d\n  delete_request_cancel_period: 1d\n  deletion_delay: 10m\n  interval: 10m\n  retention_enabled: true\n"
             .to_string(),
         "  period: 5s\n".to_string(),
         "  discover_log_levels: false\n".to_string(),

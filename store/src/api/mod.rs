@@ -2,7 +2,8 @@
 //! `label/{name}/values`, `series`, `index/stats`, `index/volume`,
 //! `index/volume_range`, the Drilldown endpoints, `tail`, and the legacy
 //! `/api/prom/*` paths; and Loki's operational `/config`,
-//! `/runtime_config` and `/services` ([`status`]). Every handler accepts GET with a query string and
+//! `/runtime_config` and `/services` ([`status`]); Loki's delete API
+//! ([`delete`]). Every handler accepts GET with a query string and
 //! POST with a form body, as Loki does.
 //!
 //! Every endpoint whose work grows with the stored data runs it through
@@ -20,6 +21,7 @@
 //! bad queries and parameters, 499 when the client went away, 504 on
 //! timeout, 500 otherwise.
 
+pub mod delete;
 pub mod detected;
 pub mod exec;
 pub mod json;

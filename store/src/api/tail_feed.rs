@@ -127,6 +127,8 @@ pub struct Feed {
     /// Entries sent with the history, and the history's end.
     history: HashSet<u64>,
     cut: i64,
+    /// Delete requests: their lines are not sent live either.
+    deletes: Option<Arc<crate::deletes::Deletes>>,
 }
 
 /// Identity of an entry for de-duplication between history and live.
@@ -228,11 +230,13 @@ impl Feed {
             dropped: Vec::new(),
             history: HashSet::new(),
             cut: i64::MIN,
+            deletes: None,
         }
     }
 
     /// Runs until the connection goes away or the feed must close it.
     pub async fn run(mut self, app: AppState, mut events: broadcast::Receiver<Arc<TailEvent>>) {
+        self.deletes = Some(app.ingester.deletes.clone());
         if let Err(close) = self.send_history(&app).await {
             let _ = self.frames.send(close).await;
             return;
@@ -367,8 +371,20 @@ impl Feed {
                 .selects(&ev.labels)
                 .then(|| filter.for_stream(ev.labels.clone())),
         };
+        // Lines a delete request covers (pushed with old timestamps).
+        let mut deleted = sf.as_ref().and_then(|_| {
+            self.deletes
+                .as_ref()?
+                .for_stream(&ev.tenant, &ev.labels, i64::MIN, i64::MAX)
+        });
         if let Some(f) = sf.as_mut() {
             for e in &ev.entries {
+                if deleted
+                    .as_mut()
+                    .is_some_and(|d| d.deletes(e.ts, e.line.as_bytes(), &e.meta))
+                {
+                    continue;
+                }
                 let Some(kept) = f.process(e.ts, e.line.as_bytes(), &e.meta) else {
                     continue;
                 };
@@ -530,6 +546,47 @@ mod tests {
             Frame::Text(t) => serde_json::from_str(&t).unwrap(),
             Frame::Close(c, r) => panic!("close {c} {r}"),
         }
+    }
+
+    #[test]
+    fn deleted_lines_are_not_sent_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = crate::objstore::Bucket::open(
+            &crate::objstore::config::StorageConfig::default(),
+            dir.path(),
+            Default::default(),
+        )
+        .unwrap();
+        let deletes = Arc::new(crate::deletes::Deletes::new(Arc::new(bucket)));
+        let t = TenantId::new("t").unwrap();
+        let new = crate::deletes::NewRequest {
+            query: r#"{app="a"} |= "secret""#.into(),
+            start_ms: 0,
+            end_ms: 1,
+            max_interval_ms: 0,
+        };
+        deletes.add(&t, new, 5).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
+        let mut feed = Feed::new(spec(r#"{app="a"}"#, 0, false), Arc::new(Metrics::new()), tx);
+        feed.deletes = Some(deletes);
+        feed.add_event(&event(
+            "t",
+            &[("app", "a")],
+            &[
+                (10, "secret old"),
+                (20, "public old"),
+                (5_000_000, "secret new"),
+            ],
+        ));
+        assert!(feed.flush(10_000_000));
+        let j = text(rx.try_recv().unwrap());
+        let lines: Vec<&str> = j["streams"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[1].as_str().unwrap())
+            .collect();
+        assert_eq!(lines, vec!["public old", "secret new"]);
     }
 
     #[test]

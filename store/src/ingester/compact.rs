@@ -33,6 +33,8 @@ use super::read::merge;
 use super::stream::Stream;
 use super::tenant::Tenant;
 use crate::chunk::{ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts};
+use crate::config::DeletionMode;
+use crate::deletes::StreamFilter;
 use crate::index::{ChunkRef, IndexRecord};
 use crate::objstore::Bucket;
 
@@ -96,7 +98,7 @@ pub fn compact_all(ing: &Ingester) {
                 }) {
                     continue;
                 }
-                if let Err(e) = compact_run(ing, &tenant, &s, &run) {
+                if let Err(e) = compact_run(ing, &tenant, &s, &run, None) {
                     tracing::warn!(tenant = %tenant.id, stream = %s.labels, error = %e, "Compacting chunks failed; will retry.");
                 }
             }
@@ -132,12 +134,16 @@ fn small_runs(chunks: &[ChunkRef], target: u64) -> Vec<Vec<ChunkRef>> {
     runs
 }
 
+/// Merges `run` into one chunk (see the module docs); with `filter`, the
+/// entries it deletes are left out, and nothing is written when it
+/// deletes none. Returns the entries left out.
 fn compact_run(
     ing: &Ingester,
     tenant: &Tenant,
     stream: &Stream,
     run: &[ChunkRef],
-) -> std::io::Result<()> {
+    filter: Option<&mut StreamFilter>,
+) -> std::io::Result<u64> {
     // Decode every block of every input.
     let mut inputs = Vec::new();
     for c in run {
@@ -177,10 +183,24 @@ fn compact_run(
     let mut merged = DecodedBlock::default();
     merge(&inputs, &mut merged);
     drop(inputs);
+    let mut view = merged.view(Columns::ALL);
+    let mut kept = crate::deletes::OwnedBlock::default();
+    let mut removed = 0u64;
+    if let Some(f) = filter {
+        if !f.filter(&view, &mut kept) {
+            return Ok(0);
+        }
+        removed = (view.len() - kept.timestamps.len()) as u64;
+        view = kept.view();
+    }
+    if view.is_empty() {
+        // Everything deleted: the inputs only leave the index.
+        retire(ing, tenant, stream, run, Vec::new())?;
+        return Ok(removed);
+    }
 
     // Cut again at the configured block size.
     let block_size = ing.config.ingester.block_size.0 as usize;
-    let view = merged.view(Columns::ALL);
     let mut blocks: Vec<EncodedBlock> = Vec::new();
     let mut head = HeadBlock::new();
     for i in 0..view.len() {
@@ -216,10 +236,26 @@ fn compact_run(
         max_seq,
         raw_bytes: blocks.iter().map(|b| b.meta.lines_size).sum(),
     };
-    let mut records = vec![IndexRecord::Chunk {
-        fp: stream.fp,
-        chunk: chunk.clone(),
-    }];
+    retire(ing, tenant, stream, run, vec![chunk])?;
+    Ok(removed)
+}
+
+/// Records `added` in place of `run` in the index (one append), swaps them
+/// in the stream, and schedules the inputs' objects for deletion.
+fn retire(
+    ing: &Ingester,
+    tenant: &Tenant,
+    stream: &Stream,
+    run: &[ChunkRef],
+    added: Vec<ChunkRef>,
+) -> std::io::Result<()> {
+    let mut records: Vec<IndexRecord> = added
+        .iter()
+        .map(|c| IndexRecord::Chunk {
+            fp: stream.fp,
+            chunk: c.clone(),
+        })
+        .collect();
     records.extend(run.iter().map(|c| IndexRecord::Delete {
         fp: stream.fp,
         id: c.id.clone(),
@@ -228,7 +264,9 @@ fn compact_run(
     {
         let mut st = stream.state.lock();
         st.chunks.retain(|c| !run.iter().any(|r| r.id == c.id));
-        st.add_chunk(chunk);
+        for c in added {
+            st.add_chunk(c);
+        }
     }
     for c in run {
         ing.graveyard
@@ -239,6 +277,103 @@ fn compact_run(
         .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
         .inc_by(run.len() as u64);
     Ok(())
+}
+
+/// Applies the delete requests whose cancel period has passed, for tenants
+/// in `filter-and-delete` mode: every chunk of a selected stream that
+/// overlaps a request's range and holds a deleted line is rewritten
+/// without it (as a compaction of one chunk, with the same durability:
+/// the output is written before the index record that swaps it in, the
+/// input deleted after the grace period), then the request is marked
+/// processed. Unflushed data is flushed first, so the lines leave memory
+/// as chunks that are then rewritten.
+pub fn apply_deletes(ing: &Ingester) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let period_ms = i64::try_from(
+        ing.config
+            .compactor
+            .delete_request_cancel_period
+            .0
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    let due: Vec<_> = ing
+        .deletes
+        .due(now_ms, period_ms)
+        .into_iter()
+        .filter(|(t, _)| {
+            ing.config.limits_for(t.as_str()).deletion_mode == DeletionMode::FilterAndDelete
+        })
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    super::flusher::cycle(ing, true);
+    for (tid, req) in due {
+        if ing.out_of_time() {
+            return;
+        }
+        let mut complete = true;
+        let mut removed = 0u64;
+        if let Some(tenant) = ing.existing_tenant(&tid) {
+            for s in tenant.all() {
+                if !req.compiled.selects(&s.labels) {
+                    continue;
+                }
+                let (chunks, unflushed) = {
+                    let st = s.state.lock();
+                    let chunks: Vec<ChunkRef> = st
+                        .chunks
+                        .iter()
+                        .filter(|c| c.maxt >= req.start_ns() && c.mint <= req.end_ns())
+                        .cloned()
+                        .collect();
+                    (chunks, !st.open.is_empty() || !st.sealed.is_empty())
+                };
+                // Lines still in memory (a write failed): the next run.
+                complete &= !unflushed;
+                for c in chunks {
+                    if ing
+                        .health
+                        .is_damaged(&ing.chunk_location(&tid, s.fp, &c.id))
+                    {
+                        tracing::error!(tenant = %tid, stream = %s.labels, chunk = %c.id, "A chunk a delete request covers is damaged; the request stays unprocessed (its lines stay hidden from queries).");
+                        complete = false;
+                        continue;
+                    }
+                    let Some(mut f) = StreamFilter::new(
+                        std::slice::from_ref(&req),
+                        &s.labels,
+                        c.mint,
+                        c.maxt.saturating_add(1),
+                    ) else {
+                        continue;
+                    };
+                    match compact_run(ing, &tenant, &s, std::slice::from_ref(&c), Some(&mut f)) {
+                        Ok(n) => removed += n,
+                        Err(e) => {
+                            complete = false;
+                            tracing::warn!(tenant = %tid, stream = %s.labels, error = %e, "Rewriting a chunk for a delete request failed; will retry.");
+                        }
+                    }
+                }
+            }
+        }
+        ing.metrics.deletes.deleted_lines.inc_by(removed);
+        if !complete {
+            continue;
+        }
+        match ing.deletes.mark_processed(&tid, &req.id, now_ms) {
+            Ok(()) => {
+                tracing::info!(tenant = %tid, request_id = %req.id, lines = removed, "Delete request processed.")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tid, request_id = %req.id, error = %e, "Could not mark a delete request processed; will retry.")
+            }
+        }
+    }
+    let (received, processed) = ing.deletes.counts();
+    ing.metrics.deletes.set_counts(received, processed);
 }
 
 #[cfg(test)]

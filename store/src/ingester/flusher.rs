@@ -148,7 +148,11 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             && !ing.out_of_time()
         {
             super::compact::compact_all(&ing);
+            super::compact::apply_deletes(&ing);
             last_compaction = Instant::now();
+        } else if force && ing.config.target == Target::All && !ing.out_of_time() {
+            // `POST /flush` also applies the delete requests that are due.
+            super::compact::apply_deletes(&ing);
         }
         ing.graveyard.sweep(&ing.bucket, stop);
         for d in done {

@@ -152,6 +152,8 @@ pub struct Ingester {
     pub remote: Option<crate::objstore::remote::WriteNodes>,
     /// When the bucket may be tried again after a failure.
     pub(crate) backoff: Mutex<flusher::Backoff>,
+    /// Delete requests, filtered out of every query.
+    pub deletes: Arc<crate::deletes::Deletes>,
 }
 
 /// Index log files kept open at most (see [`Handles`]): a few dozen file
@@ -201,6 +203,21 @@ impl Ingester {
                 .map_err(io_err("checking the bucket of", &data))?;
         }
         let writer_id = writer_id(&data).map_err(io_err("reading the writer id in", &data))?;
+        // Delete requests before the first query: a node that queries
+        // must not show deleted lines, so it does not start without them.
+        let deletes = Arc::new(crate::deletes::Deletes::new(bucket.clone()));
+        if config.target != Target::Write {
+            // On a thread of its own: the bucket's calls block, and `open`
+            // may be called from within an async runtime.
+            std::thread::scope(|sc| {
+                sc.spawn(|| deletes.refresh())
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("reading them panicked")))
+            })
+            .map_err(io_err("reading the delete requests of", &data))?;
+            let (received, processed) = deletes.counts();
+            metrics.deletes.set_counts(received, processed);
+        }
         let quarantine = Quarantine::new(&data);
         let handles = Handles::new(INDEX_HANDLES);
         let health = recover::Health::default();
@@ -399,6 +416,7 @@ impl Ingester {
             view_listed_at: AtomicI64::new(i64::MIN),
             remote,
             backoff: Mutex::new(flusher::Backoff::default()),
+            deletes,
         });
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);

@@ -769,7 +769,67 @@ impl LogSource for Ingester {
         visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats, SourceError> {
         let tenant = TenantId::new(tenant)?;
-        self.scan_stream(&tenant, stream.id, request, visit, false)
+        self.scan_without_deleted(&tenant, stream, request, visit)
+    }
+}
+
+impl Ingester {
+    /// A scan of one stream with the lines of delete requests left out
+    /// (every query path goes through it). A stream no request selects
+    /// is scanned as it is.
+    pub fn scan_without_deleted(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamInfo,
+        request: &ScanRequest,
+        visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
+    ) -> Result<ScanStats, SourceError> {
+        let Some(mut filter) =
+            self.deletes
+                .for_stream(tenant, &stream.labels, request.start, request.end)
+        else {
+            return self.scan_stream(tenant, stream.id, request, visit, false);
+        };
+        let mut req = request.clone();
+        if filter.needs_lines() {
+            req.columns = Columns::ALL;
+        }
+        // The engine gets the columns it asked for and no more (it reads
+        // the presence of metadata as a request for it).
+        let wanted = request.columns;
+        fn masked(b: Block<'_>, wanted: Columns) -> Block<'_> {
+            Block {
+                timestamps: b.timestamps,
+                offsets: if wanted.lines { b.offsets } else { &[] },
+                lines: if wanted.lines { b.lines } else { &[] },
+                metadata_offsets: if wanted.metadata {
+                    b.metadata_offsets
+                } else {
+                    &[]
+                },
+                metadata: if wanted.metadata { b.metadata } else { &[] },
+            }
+        }
+        let mut owned = crate::deletes::OwnedBlock::default();
+        let mut removed = 0u64;
+        let stats = self.scan_stream(
+            tenant,
+            stream.id,
+            &req,
+            &mut |b| {
+                if !filter.filter(b, &mut owned) {
+                    return visit(&masked(*b, wanted));
+                }
+                removed += (b.len() - owned.timestamps.len()) as u64;
+                if owned.timestamps.is_empty() {
+                    return ControlFlow::Continue(());
+                }
+                visit(&masked(owned.view(), wanted))
+            },
+            false,
+        )?;
+        self.metrics.deletes.filtered_lines.inc_by(removed);
+        Ok(stats)
     }
 }
 

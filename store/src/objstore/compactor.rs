@@ -3,6 +3,13 @@
 //! deletes what it superseded once the grace period has passed
 //! (ARCHITECTURE.md, "Consistency").
 //!
+//! It also applies the delete requests whose cancel period has passed
+//! (tenants in `filter-and-delete` mode): every live chunk a request
+//! touches is rewritten without its lines, the days naming it get a
+//! superseding segment naming the replacement, and the request is then
+//! marked processed; a crash before the mark repeats the work on chunks
+//! that no longer hold the lines, which changes nothing.
+//!
 //! Runs as a single replica (documented; nothing enforces it): two compactors
 //! would each write a superseding segment, both valid, and each delete
 //! only what a live segment no longer names, so the view stays whole; but
@@ -13,8 +20,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+use larch_query::Columns;
+
 use super::bucket::{Bucket, Listed};
 use super::{layout, segment};
+use crate::chunk::{ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts};
+use crate::config::DeletionMode;
+use crate::deletes::{Deletes, OwnedBlock, Request, StreamFilter};
 use crate::index::IndexRecord;
 use crate::ingester::Ingester;
 use crate::ingester::flusher::Msg;
@@ -31,6 +43,12 @@ pub struct RunReport {
     pub deleted_segments: u64,
     /// Chunks deleted.
     pub deleted_chunks: u64,
+    /// Chunks rewritten without the lines of delete requests.
+    pub rewritten_chunks: u64,
+    /// Lines removed for delete requests.
+    pub deleted_lines: u64,
+    /// Delete requests marked processed.
+    pub processed_requests: u64,
 }
 
 struct Seg {
@@ -44,14 +62,32 @@ struct Seg {
 pub fn run_once(
     bucket: &Bucket,
     config: &crate::config::Config,
+    deletes: &Deletes,
+    writer: &str,
     now_ms: i64,
 ) -> std::io::Result<RunReport> {
     let mut report = RunReport::default();
+    deletes.refresh()?;
+    let period_ms = i64::try_from(config.compactor.delete_request_cancel_period.0.as_millis())
+        .unwrap_or(i64::MAX);
+    let due = deletes.due(now_ms, period_ms);
     let grace_ms = i64::try_from(config.compactor.deletion_delay.0.as_millis()).unwrap_or(i64::MAX);
-    for name in bucket.list_dirs(layout::SEGMENTS)? {
-        let Ok(tenant) = TenantId::new(&name) else {
-            continue;
-        };
+    let with_segments: Vec<TenantId> = bucket
+        .list_dirs(layout::SEGMENTS)?
+        .iter()
+        .filter_map(|n| TenantId::new(n).ok())
+        .collect();
+    // Requests of a tenant with nothing in the bucket have nothing to
+    // rewrite.
+    for (t, r) in &due {
+        if !with_segments.contains(t)
+            && config.limits_for(t.as_str()).deletion_mode == DeletionMode::FilterAndDelete
+        {
+            deletes.mark_processed(t, &r.id, now_ms)?;
+            report.processed_requests += 1;
+        }
+    }
+    for tenant in with_segments {
         let period = config.limits_for(tenant.as_str()).retention_period;
         let cutoff = (!period.is_zero()).then(|| {
             now_ms
@@ -78,20 +114,171 @@ pub fn run_once(
                 seg,
             });
         }
-        for (day, segs) in by_day {
+        let reqs: Vec<Arc<Request>> = due
+            .iter()
+            .filter(|(t, _)| *t == tenant)
+            .filter(|_| {
+                config.limits_for(tenant.as_str()).deletion_mode == DeletionMode::FilterAndDelete
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        let block_size = config.ingester.block_size.0 as usize;
+        let replaced = if reqs.is_empty() {
+            HashMap::new()
+        } else {
+            rewrite_for_deletes(
+                bucket,
+                &tenant,
+                &by_day,
+                &reqs,
+                block_size,
+                writer,
+                &mut report,
+            )?
+        };
+        for (day, segs) in &by_day {
             compact_day(
                 bucket,
                 &tenant,
-                day,
-                &segs,
+                *day,
+                segs,
                 cutoff,
                 now_ms,
                 grace_ms,
+                &replaced,
                 &mut report,
             )?;
         }
+        // Every day naming a rewritten chunk now names its replacement.
+        for r in reqs {
+            deletes.mark_processed(&tenant, &r.id, now_ms)?;
+            report.processed_requests += 1;
+            tracing::info!(tenant = %tenant, request_id = %r.id, "Delete request processed.");
+        }
     }
     Ok(report)
+}
+
+/// The chunks of a tenant that hold lines of `reqs`, rewritten without
+/// them: new chunk objects written (durable before any segment names
+/// them), and for each old `(fp, id)` its replacement's record, or `None`
+/// when every line went.
+fn rewrite_for_deletes(
+    bucket: &Bucket,
+    tenant: &TenantId,
+    by_day: &BTreeMap<i64, Vec<Seg>>,
+    reqs: &[Arc<Request>],
+    block_size: usize,
+    writer: &str,
+    report: &mut RunReport,
+) -> std::io::Result<HashMap<(u64, String), Option<IndexRecord>>> {
+    let mut labels: HashMap<u64, Arc<larch_query::LabelSet>> = HashMap::new();
+    let mut chunks: BTreeMap<(u64, String), crate::index::ChunkRef> = BTreeMap::new();
+    for segs in by_day.values() {
+        let superseded: HashSet<&str> = segs
+            .iter()
+            .flat_map(|s| s.seg.supersedes.iter().map(String::as_str))
+            .collect();
+        for s in segs
+            .iter()
+            .filter(|s| !superseded.contains(s.name.as_str()))
+        {
+            for r in &s.seg.records {
+                match r {
+                    IndexRecord::Stream { fp, labels: l } => {
+                        labels.entry(*fp).or_insert_with(|| Arc::new(l.clone()));
+                    }
+                    IndexRecord::Chunk { fp, chunk } => {
+                        chunks.insert((*fp, chunk.id.clone()), chunk.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for ((fp, id), c) in chunks {
+        let Some(l) = labels.get(&fp) else {
+            continue;
+        };
+        let Some(mut filter) = StreamFilter::new(reqs, l, c.mint, c.maxt.saturating_add(1)) else {
+            continue;
+        };
+        let key = layout::chunk_key(tenant, fp, &id);
+        let bytes = match bucket.get(&key) {
+            Ok(b) => b,
+            Err(e) if super::bucket::is_not_found(&e) => {
+                return Err(std::io::Error::other(format!(
+                    "chunk {key}, named by a live segment, is missing"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let file = ChunkFile::parse(bytes.to_vec())
+            .map_err(|e| std::io::Error::other(format!("chunk {key} does not parse: {e}")))?;
+        let mut blocks: Vec<EncodedBlock> = Vec::new();
+        let mut head = HeadBlock::new();
+        let mut kept = OwnedBlock::default();
+        let (mut removed, mut entries, mut mint, mut maxt) = (0u64, 0u64, i64::MAX, i64::MIN);
+        for meta in &file.blocks {
+            let mut d = DecodedBlock::default();
+            d.decode(&file.bytes, meta, Columns::ALL)
+                .map_err(|e| std::io::Error::other(format!("chunk {key}: {e}")))?;
+            let view = d.view(Columns::ALL);
+            let view = if filter.filter(&view, &mut kept) {
+                removed += (view.len() - kept.timestamps.len()) as u64;
+                kept.view()
+            } else {
+                view
+            };
+            for i in 0..view.len() {
+                let ts = view.timestamps[i];
+                head.append(ts, view.line(i), view.metadata(i));
+                entries += 1;
+                mint = mint.min(ts);
+                maxt = maxt.max(ts);
+                if head.size() >= block_size {
+                    blocks.push(head.cut());
+                }
+            }
+        }
+        if !head.is_empty() {
+            blocks.push(head.cut());
+        }
+        if removed == 0 {
+            continue;
+        }
+        report.deleted_lines += removed;
+        if entries == 0 {
+            out.insert((fp, id), None);
+            continue;
+        }
+        let refs: Vec<&EncodedBlock> = blocks.iter().collect();
+        let header = ChunkHeader {
+            labels: l.to_string(),
+            fingerprint: fp,
+            min_seq: 0,
+            max_seq: c.max_seq,
+            replaces: vec![id.clone()],
+        };
+        let parts = chunk_parts(&header, &refs);
+        let new_id = format!("{:016x}-{:08x}-{writer}", c.max_seq, parts.index_crc);
+        let mut buf = Vec::with_capacity(usize::try_from(parts.size).unwrap_or(0));
+        parts.write_to(&mut buf, &refs)?;
+        bucket.put(&layout::chunk_key(tenant, fp, &new_id), buf.into())?;
+        let chunk = crate::index::ChunkRef {
+            id: new_id,
+            mint,
+            maxt,
+            entries,
+            bytes: parts.size,
+            max_seq: c.max_seq,
+            raw_bytes: blocks.iter().map(|b| b.meta.lines_size).sum(),
+        };
+        report.rewritten_chunks += 1;
+        out.insert((fp, id), Some(IndexRecord::Chunk { fp, chunk }));
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -103,6 +290,7 @@ fn compact_day(
     cutoff: Option<i64>,
     now_ms: i64,
     grace_ms: i64,
+    replaced: &HashMap<(u64, String), Option<IndexRecord>>,
     report: &mut RunReport,
 ) -> std::io::Result<()> {
     // Which segment supersedes which, among those listed.
@@ -150,6 +338,7 @@ fn compact_day(
     let mut streams: BTreeMap<u64, IndexRecord> = BTreeMap::new();
     let mut seen: HashSet<(u64, String)> = HashSet::new();
     let mut expired = 0u64;
+    let mut rewritten = 0u64;
     for s in &live {
         for r in &s.seg.records {
             match r {
@@ -160,6 +349,22 @@ fn compact_day(
                     if !seen.insert((*fp, chunk.id.clone())) {
                         continue;
                     }
+                    // A chunk rewritten for a delete request: its
+                    // replacement, or nothing when every line went.
+                    let r = match replaced.get(&(*fp, chunk.id.clone())) {
+                        None => r,
+                        Some(None) => {
+                            rewritten += 1;
+                            continue;
+                        }
+                        Some(Some(new)) => {
+                            rewritten += 1;
+                            new
+                        }
+                    };
+                    let IndexRecord::Chunk { chunk, .. } = r else {
+                        continue;
+                    };
                     if cutoff.is_some_and(|c| chunk.maxt < c) {
                         expired += 1;
                         continue;
@@ -170,7 +375,7 @@ fn compact_day(
             }
         }
     }
-    if live.len() <= 1 && expired == 0 {
+    if live.len() <= 1 && expired == 0 && rewritten == 0 {
         return Ok(());
     }
     let used: HashSet<u64> = records
@@ -233,8 +438,15 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
         }
         first = false;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let result = match run_once(&ing.bucket, &ing.config, now_ms) {
+        let result = match run_once(
+            &ing.bucket,
+            &ing.config,
+            &ing.deletes,
+            &ing.writer_id,
+            now_ms,
+        ) {
             Ok(r) => {
+                ing.metrics.deletes.deleted_lines.inc_by(r.deleted_lines);
                 ing.metrics
                     .objstore
                     .compactor_expired_chunks
@@ -258,6 +470,8 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             .compactions
             .get_or_create(&vec![("result", result.to_string())])
             .inc();
+        let (received, processed) = ing.deletes.counts();
+        ing.metrics.deletes.set_counts(received, processed);
         for d in done {
             let _ = d.send(());
         }

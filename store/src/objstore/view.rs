@@ -191,6 +191,21 @@ fn apply(
     }
 }
 
+/// Reads the delete requests again (a failure keeps the last list: it
+/// only misses requests made since, which reach the node at a later
+/// refresh).
+fn refresh_deletes(ing: &Ingester) {
+    match ing.deletes.refresh() {
+        Ok(()) => {
+            let (received, processed) = ing.deletes.counts();
+            ing.metrics.deletes.set_counts(received, processed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Reading the delete requests failed; keeping the last list.")
+        }
+    }
+}
+
 /// Runs a read node's refresher until [`Msg::Stop`]; `FlushAll` refreshes
 /// at once.
 pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
@@ -202,6 +217,7 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
         .max(Duration::from_millis(10));
     let mut view = View::default();
     loop {
+        refresh_deletes(&ing);
         match view.refresh(&ing) {
             Ok(()) => {
                 if view.failing {
@@ -224,6 +240,7 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
         }
         if !done.is_empty() {
+            refresh_deletes(&ing);
             let _ = view.refresh(&ing);
             for d in done {
                 let _ = d.send(());

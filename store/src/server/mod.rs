@@ -211,6 +211,13 @@ fn routes(rules: Router<AppState>) -> Router<AppState> {
             "/loki/api/v1/drilldown-limits",
             get(api::misc::drilldown_limits),
         )
+        .route(
+            "/loki/api/v1/delete",
+            get(api::delete::list)
+                .post(api::delete::create)
+                .put(api::delete::create)
+                .delete(api::delete::cancel),
+        )
         .route("/flush", post(flush))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
