@@ -152,6 +152,11 @@ pub struct CompactorConfig {
     /// before they are deleted (default 10m): longer than a query plus a
     /// read node's index refresh.
     pub deletion_delay: HumanDuration,
+    /// Build a term index for every day the compactor writes a segment
+    /// for (default true), so that needle queries over the bucket fetch
+    /// few bytes; a day with one live segment and no term index is
+    /// rewritten to get one.
+    pub term_index: bool,
 }
 
 impl Default for CompactorConfig {
@@ -160,6 +165,7 @@ impl Default for CompactorConfig {
             retention_enabled: true,
             interval: HumanDuration::from_secs(600),
             deletion_delay: HumanDuration::from_secs(600),
+            term_index: true,
         }
     }
 }
