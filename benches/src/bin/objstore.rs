@@ -49,7 +49,10 @@ fn main() -> anyhow::Result<()> {
     let s3 = S3Server::start("larch");
     let config_dir = tempfile::tempdir()?;
     // (process, HTTP port, gRPC port).
-    let node = |name: &str, target: &str, extra: &str| -> anyhow::Result<(larch_testkit::Process, u16, u16)> {
+    let node = |name: &str,
+                target: &str,
+                extra: &str|
+     -> anyhow::Result<(larch_testkit::Process, u16, u16)> {
         let http = free_port();
         let grpc = free_port();
         let data = config_dir.path().join(format!("{name}-data"));
@@ -112,7 +115,11 @@ fn main() -> anyhow::Result<()> {
         .get("larch_compactor_term_index_bytes_total")
         .copied()
         .unwrap_or(0.0);
-    if m.get("larch_compactor_term_indexes_total").copied().unwrap_or(0.0) < 1.0 {
+    if m.get("larch_compactor_term_indexes_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
         bail!("the compactor wrote no term index");
     }
     drop(backend);
@@ -126,10 +133,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     // Read nodes with an empty disk: without the term index, then with it.
-    let read_yaml = |extra: &str| {
-        format!("read:\n  write_nodes: [\"127.0.0.1:{writer_grpc}\"]\n{extra}")
-    };
-    let (old_reader, old_http, _) = node("read-filters", "read", &read_yaml("  term_index: false\n"))?;
+    let read_yaml =
+        |extra: &str| format!("read:\n  write_nodes: [\"127.0.0.1:{writer_grpc}\"]\n{extra}");
+    let (old_reader, old_http, _) =
+        node("read-filters", "read", &read_yaml("  term_index: false\n"))?;
     let (reader, reader_http, _) = node("read", "read", &read_yaml(""))?;
     let end = now_ns() + 1_000_000_000;
     let needle = format!(
@@ -147,9 +154,19 @@ fn main() -> anyhow::Result<()> {
         percent("sum(count_over_time({app=\"bench\"} |~ \"(?i)exception\" [2h]))")
     );
     for (name, port, path, check) in [
-        ("needle, block filters only", old_http, &needle, Check::Needle),
+        (
+            "needle, block filters only",
+            old_http,
+            &needle,
+            Check::Needle,
+        ),
         ("needle, term index", reader_http, &needle, Check::Needle),
-        ("count (timestamps only)", reader_http, &scan, Check::Count(lines)),
+        (
+            "count (timestamps only)",
+            reader_http,
+            &scan,
+            Check::Count(lines),
+        ),
         (
             "full scan (case-insensitive regex)",
             reader_http,
@@ -160,7 +177,13 @@ fn main() -> anyhow::Result<()> {
         for cache in ["cold", "warm"] {
             let before = downloaded(port);
             let started = Instant::now();
-            let r = larch_testkit::http::request(port, "GET", path, &[], b"")?;
+            // A cold query over a big bucket may take minutes.
+            let r = Connection::connect_with_timeout(port, Duration::from_secs(1800))?.request(
+                "GET",
+                path,
+                &[],
+                b"",
+            )?;
             let took = started.elapsed();
             if r.status != 200 {
                 bail!("{name}: {} {}", r.status, r.text());

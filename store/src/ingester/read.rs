@@ -506,7 +506,11 @@ impl Ingester {
         };
         let mut items: Vec<Item<'_>> = Vec::new();
         let terms = self.terms.read().get(tenant).cloned();
-        let literals: Vec<&[u8]> = req.must_contain.iter().map(|l| l.bytes.as_slice()).collect();
+        let literals: Vec<&[u8]> = req
+            .must_contain
+            .iter()
+            .map(|l| l.bytes.as_slice())
+            .collect();
         for c in &snap.chunks {
             if !overlaps(c.mint, c.maxt, req.start, req.end) {
                 continue;
@@ -553,7 +557,8 @@ impl Ingester {
             sc.stats.chunks_downloaded += 1;
             // A term index that disagrees with the chunk on its number of
             // blocks is not used for it.
-            let chosen = chosen.filter(|(_, n)| *n as usize == index.blocks.len() && !index.salvaged);
+            let chosen =
+                chosen.filter(|(_, n)| *n as usize == index.blocks.len() && !index.salvaged);
             for (block, b) in index.blocks.iter().enumerate() {
                 if overlaps(b.mint, b.maxt, req.start, req.end) {
                     if let Some((allowed, _)) = &chosen

@@ -389,7 +389,8 @@ impl WriteNodes {
             _runtime: super::bucket::OwnRuntime::new(runtime),
             timeout: config.write_node_timeout.0,
             token_file: config.write_node_token_file.clone(),
-            max_message: usize::try_from(config.write_node_max_message_size.0).unwrap_or(usize::MAX),
+            max_message: usize::try_from(config.write_node_max_message_size.0)
+                .unwrap_or(usize::MAX),
         })
     }
 
