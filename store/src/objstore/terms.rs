@@ -802,13 +802,11 @@ mod tests {
                     // The candidates are the blocks holding every term
                     // the lookup uses.
                     let terms = lookup_terms(lit);
-                    let mut n = 0u32;
-                    for lines in &all {
+                    for (n, lines) in all.iter().enumerate() {
                         let mut have = Vec::new();
                         filter::for_each_window(lines, |g| have.extend(code(g)));
                         let holds = terms.iter().all(|t| have.contains(t));
-                        prop_assert_eq!(got.contains(&n), holds, "block {}", n);
-                        n += 1;
+                        prop_assert_eq!(got.contains(&(n as u32)), holds, "block {}", n);
                     }
                 }
             }
