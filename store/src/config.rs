@@ -159,6 +159,11 @@ pub struct CompactorConfig {
     /// Largest `max_interval` a delete request may give (Loki's
     /// `delete_max_interval`, 24h).
     pub delete_max_interval: HumanDuration,
+    /// Build a term index for every day the compactor writes a segment
+    /// for (default true), so that needle queries over the bucket fetch
+    /// few bytes; a day with one live segment and no term index is
+    /// rewritten to get one.
+    pub term_index: bool,
 }
 
 impl Default for CompactorConfig {
@@ -169,6 +174,7 @@ impl Default for CompactorConfig {
             deletion_delay: HumanDuration::from_secs(600),
             delete_request_cancel_period: HumanDuration::from_secs(24 * 3600),
             delete_max_interval: HumanDuration::from_secs(24 * 3600),
+            term_index: true,
         }
     }
 }

@@ -165,6 +165,17 @@ impl Connection {
         })
     }
 
+    /// Connects to 127.0.0.1:`port`, waiting up to `timeout` for each
+    /// read (for requests known to be slow, such as a benchmark's cold
+    /// queries).
+    pub fn connect_with_timeout(port: u16, timeout: Duration) -> std::io::Result<Connection> {
+        let s = tcp(port)?;
+        s.set_read_timeout(Some(timeout))?;
+        Ok(Connection {
+            reader: BufReader::new(Box::new(s)),
+        })
+    }
+
     /// Connects to 127.0.0.1:`port` and makes the TLS handshake (an error
     /// if the server refuses it, e.g. without a client certificate it
     /// requires).

@@ -1,10 +1,13 @@
 //! Object storage read benchmark: a `write` node flushes loghub-like logs
-//! to a real S3-compatible server (`s3s-fs` on 127.0.0.1); a `read` node
-//! started with an empty data directory then answers a needle query (one
-//! line in the whole data set) and a full-scan metric query, first with a
-//! cold cache, then warm. Reported per query: wall time and the bytes the
-//! read node downloaded from the bucket (`larch_objstore_bytes_total`),
-//! against the bytes stored.
+//! to a real S3-compatible server (`s3s-fs` on 127.0.0.1); a `backend`
+//! node compacts the bucket (one segment and one term index per day);
+//! `read` nodes started with empty data directories then answer a needle
+//! query (one line in the whole data set) and full-scan metric queries,
+//! first with a cold cache, then warm: one node with the term index, one
+//! with `read.term_index: false` (the block filters alone, for the
+//! needle). Reported per query: wall time and the bytes the read node
+//! downloaded from the bucket (`larch_objstore_bytes_total`), against the
+//! bytes stored.
 //!
 //! `cargo run --release -p larch-benches --bin objstore -- --help`
 
@@ -46,11 +49,14 @@ fn main() -> anyhow::Result<()> {
     let s3 = S3Server::start("larch");
     let config_dir = tempfile::tempdir()?;
     // (process, HTTP port, gRPC port).
-    let node = |target: &str, extra: &str| -> anyhow::Result<(larch_testkit::Process, u16, u16)> {
+    let node = |name: &str,
+                target: &str,
+                extra: &str|
+     -> anyhow::Result<(larch_testkit::Process, u16, u16)> {
         let http = free_port();
         let grpc = free_port();
-        let data = config_dir.path().join(format!("{target}-data"));
-        let config = config_dir.path().join(format!("{target}.yaml"));
+        let data = config_dir.path().join(format!("{name}-data"));
+        let config = config_dir.path().join(format!("{name}.yaml"));
         std::fs::write(
             &config,
             format!(
@@ -76,7 +82,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     // Write and flush.
-    let (writer, writer_http, writer_grpc) = node("write", "")?;
+    let (writer, writer_http, writer_grpc) = node("write", "write", "")?;
     let t0 = now_ns() - 3_600_000_000_000;
     let (raw, lines) = push_workload(writer_http, &args, t0)?;
     let started = Instant::now();
@@ -84,20 +90,54 @@ fn main() -> anyhow::Result<()> {
     if r.status != 204 {
         bail!("flush: {} {}", r.status, r.text());
     }
-    let stored = dir_size(&s3.root.join("larch"));
+    let flushed = dir_size(&s3.root.join("larch"));
     println!(
         "bucket: {lines} lines, {:.1} MiB raw, {:.1} MiB stored ({:.1}x); flushed in {:.1}s",
         raw as f64 / 1048576.0,
-        stored as f64 / 1048576.0,
-        raw as f64 / stored.max(1) as f64,
+        flushed as f64 / 1048576.0,
+        raw as f64 / flushed.max(1) as f64,
         started.elapsed().as_secs_f64()
     );
 
-    // A read node with an empty disk.
-    let (reader, reader_http, _) = node(
-        "read",
-        &format!("read:\n  write_nodes: [\"127.0.0.1:{writer_grpc}\"]\n"),
+    // Compaction: one segment per day, and its term index.
+    let (backend, backend_http, _) = node(
+        "backend",
+        "backend",
+        "compactor:\n  interval: 24h\n  deletion_delay: 24h\n",
     )?;
+    let started = Instant::now();
+    let r = larch_testkit::http::request(backend_http, "POST", "/flush", &[], b"")?;
+    if r.status != 204 {
+        bail!("compaction: {} {}", r.status, r.text());
+    }
+    let m = larch_testkit::metrics::scrape(backend_http);
+    let index_bytes = m
+        .get("larch_compactor_term_index_bytes_total")
+        .copied()
+        .unwrap_or(0.0);
+    if m.get("larch_compactor_term_indexes_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        bail!("the compactor wrote no term index");
+    }
+    drop(backend);
+    let stored = dir_size(&s3.root.join("larch"));
+    println!(
+        "compacted in {:.1}s: term index {:.2} MiB ({:.2}% of the chunks and segments); {:.1} MiB stored in all",
+        started.elapsed().as_secs_f64(),
+        index_bytes / 1048576.0,
+        100.0 * index_bytes / flushed.max(1) as f64,
+        stored as f64 / 1048576.0,
+    );
+
+    // Read nodes with an empty disk: without the term index, then with it.
+    let read_yaml =
+        |extra: &str| format!("read:\n  write_nodes: [\"127.0.0.1:{writer_grpc}\"]\n{extra}");
+    let (old_reader, old_http, _) =
+        node("read-filters", "read", &read_yaml("  term_index: false\n"))?;
+    let (reader, reader_http, _) = node("read", "read", &read_yaml(""))?;
     let end = now_ns() + 1_000_000_000;
     let needle = format!(
         "/loki/api/v1/query_range?query={}&start={}&end={end}&limit=100",
@@ -113,21 +153,43 @@ fn main() -> anyhow::Result<()> {
         "/loki/api/v1/query?query={}&time={end}",
         percent("sum(count_over_time({app=\"bench\"} |~ \"(?i)exception\" [2h]))")
     );
-    for (name, path, check) in [
-        ("needle", &needle, Check::Needle),
-        ("count (timestamps only)", &scan, Check::Count(lines)),
-        ("full scan (case-insensitive regex)", &grep, Check::Answered),
+    for (name, port, path, check) in [
+        (
+            "needle, block filters only",
+            old_http,
+            &needle,
+            Check::Needle,
+        ),
+        ("needle, term index", reader_http, &needle, Check::Needle),
+        (
+            "count (timestamps only)",
+            reader_http,
+            &scan,
+            Check::Count(lines),
+        ),
+        (
+            "full scan (case-insensitive regex)",
+            reader_http,
+            &grep,
+            Check::Answered,
+        ),
     ] {
         for cache in ["cold", "warm"] {
-            let before = downloaded(reader_http);
+            let before = downloaded(port);
             let started = Instant::now();
-            let r = larch_testkit::http::request(reader_http, "GET", path, &[], b"")?;
+            // A cold query over a big bucket may take minutes.
+            let r = Connection::connect_with_timeout(port, Duration::from_secs(1800))?.request(
+                "GET",
+                path,
+                &[],
+                b"",
+            )?;
             let took = started.elapsed();
             if r.status != 200 {
                 bail!("{name}: {} {}", r.status, r.text());
             }
             check.verify(&r.json())?;
-            let fetched = downloaded(reader_http) - before;
+            let fetched = downloaded(port) - before;
             println!(
                 "{name}, {cache} cache: {:.1} ms, {:.2} MiB fetched ({:.3}% of stored)",
                 took.as_secs_f64() * 1e3,
@@ -137,6 +199,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(reader);
+    drop(old_reader);
     drop(writer);
     Ok(())
 }

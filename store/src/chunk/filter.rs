@@ -118,6 +118,30 @@ pub fn is_checkable(needle: &[u8]) -> bool {
     false
 }
 
+/// Calls `f` with every window of `bytes` at every offset (not only the
+/// even ones the filter keeps), mapped as the filter maps them and holding
+/// no 0: the terms of the object store's term index
+/// (`objstore::terms`), so that the filter and the index tokenise alike.
+/// A line containing a literal contains every window of the literal.
+pub fn for_each_window(bytes: &[u8], mut f: impl FnMut(u32)) {
+    let mut gram: u32 = 0;
+    let mut run = 0usize;
+    for &b in bytes {
+        let m = word_byte(b);
+        gram = (gram >> 8) | (u32::from(m) << 24);
+        run = if m == 0 { 0 } else { run + 1 };
+        if run >= GRAM {
+            f(gram);
+        }
+    }
+}
+
+/// The byte a window of [`for_each_window`] holds at `i` (0 to 3): a
+/// lower-case ASCII letter or a digit.
+pub fn window_byte(gram: u32, i: usize) -> u8 {
+    (gram >> (8 * i)) as u8
+}
+
 /// The lower-cased value of an ASCII letter or digit; 0 for every other
 /// byte. Arithmetic rather than a table, so that mapping a buffer
 /// vectorises.
@@ -192,6 +216,18 @@ mod tests {
         old[0] = 3;
         assert!(may_contain(&old, b"absent needle"));
         assert!(may_contain(&[9, 2, 0, 16, 0, 0], b"anything"));
+    }
+
+    #[test]
+    fn windows_at_every_offset() {
+        let mut got = Vec::new();
+        for_each_window(b"Ab1de-xyzw", |g| got.push(g));
+        let want: Vec<u32> = [b"ab1d", b"b1de", b"xyzw"]
+            .iter()
+            .map(|w| u32::from_le_bytes(**w))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(window_byte(got[0], 2), b'1');
     }
 
     proptest! {

@@ -148,6 +148,10 @@ pub struct Ingester {
     /// Wall clock (ns) when the last complete listing of the bucket began
     /// (read nodes; `i64::MIN` before the first).
     pub view_listed_at: AtomicI64,
+    /// A read node's term indexes, per tenant (`objstore::view`).
+    pub terms: parking_lot::RwLock<
+        std::collections::HashMap<TenantId, Arc<crate::objstore::terms::ChunkTerms>>,
+    >,
     /// The write nodes a read node asks for their unflushed data.
     pub remote: Option<crate::objstore::remote::WriteNodes>,
     /// When the bucket may be tried again after a failure.
@@ -414,6 +418,7 @@ impl Ingester {
             wal_size: AtomicU64::new(wal_size),
             started_at_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
             view_listed_at: AtomicI64::new(i64::MIN),
+            terms: Default::default(),
             remote,
             backoff: Mutex::new(flusher::Backoff::default()),
             deletes,

@@ -34,6 +34,7 @@ use crate::chunk::{
     BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block,
 };
 use crate::objstore::Bucket;
+use crate::objstore::terms::{InBucket, TermIndex, TermsError};
 use crate::tenant::TenantId;
 
 /// How far back before a read node's last listing it asks write nodes for
@@ -124,6 +125,8 @@ enum Item<'a> {
         path: Arc<Path>,
         index: Arc<ChunkIndex>,
         block: usize,
+        /// The term index already says the block may hold every literal.
+        chosen: bool,
     },
     Memory(&'a EncodedBlock),
     Head(&'a DecodedBlock),
@@ -240,6 +243,7 @@ impl Scanner<'_> {
                 Ok(f) => Ok(check(f, &self.req.must_contain)),
                 Err(_) => Ok(true),
             },
+            Item::File { chosen: true, .. } => Ok(true),
             Item::File {
                 key, index, block, ..
             } => {
@@ -284,6 +288,7 @@ impl Scanner<'_> {
                 path,
                 index,
                 block,
+                ..
             } => {
                 let meta = &index.blocks[*block];
                 let mut want = vec![COL_TS];
@@ -382,6 +387,50 @@ fn entry_meta(d: &DecodedBlock, i: usize) -> &[u8] {
 }
 
 impl Ingester {
+    /// The blocks of chunk `(fp, id)` that the term index `ti` says may
+    /// hold every literal, and the chunk's number of blocks by the index;
+    /// `None` when the index cannot say (it rules out nothing, does not
+    /// cover the chunk, is damaged or cannot be read: the block filters
+    /// decide, never a wrong answer).
+    fn term_blocks(
+        &self,
+        ti: &TermIndex,
+        fp: u64,
+        id: &str,
+        literals: &[&[u8]],
+    ) -> Option<(Vec<u32>, u32)> {
+        let f = InBucket(&self.bucket, &ti.key);
+        let r = (|| -> Result<Option<(Vec<u32>, u32)>, TermsError> {
+            let Some(range) = ti.chunk_blocks(&f, fp, id)? else {
+                return Ok(None);
+            };
+            let Some(c) = ti.candidates(&f, literals)? else {
+                return Ok(None);
+            };
+            let lo = c.partition_point(|&b| b < range.start);
+            let hi = c.partition_point(|&b| b < range.end);
+            let local = c[lo..hi].iter().map(|b| b - range.start).collect();
+            Ok(Some((local, range.end - range.start)))
+        })();
+        match r {
+            Ok(x) => x,
+            Err(TermsError::Damaged(what)) => {
+                if self.health.mark_damaged(Path::new(&ti.key)) {
+                    tracing::error!(key = %ti.key, what, "A term index is damaged; queries read the block filters of the chunks it covers.");
+                    self.health.note(format!(
+                        "term index {} is damaged ({what}); queries read block filters instead",
+                        ti.key
+                    ));
+                }
+                None
+            }
+            Err(e) => {
+                tracing::warn!(key = %ti.key, error = %e, "A term index could not be read; this query reads block filters instead.");
+                None
+            }
+        }
+    }
+
     /// A scan of a stream's data held in memory only (sealed, written
     /// and open blocks, and the head): a write node's answer to a reader.
     pub fn scan_memory(
@@ -456,11 +505,26 @@ impl Ingester {
             stats: ScanStats::default(),
         };
         let mut items: Vec<Item<'_>> = Vec::new();
+        let terms = self.terms.read().get(tenant).cloned();
+        let literals: Vec<&[u8]> = req
+            .must_contain
+            .iter()
+            .map(|l| l.bytes.as_slice())
+            .collect();
         for c in &snap.chunks {
             if !overlaps(c.mint, c.maxt, req.start, req.end) {
                 continue;
             }
             sc.stats.chunks_ref += 1;
+            // The blocks a term index lets through, when one covers the
+            // chunk: none, and the chunk is not read at all.
+            let chosen = match terms.as_ref().and_then(|m| m.get(&(fp, c.id.clone()))) {
+                Some(ti) if !literals.is_empty() => self.term_blocks(ti, fp, &c.id, &literals),
+                _ => None,
+            };
+            if chosen.as_ref().is_some_and(|(b, _)| b.is_empty()) {
+                continue;
+            }
             let key: Arc<str> = Arc::from(self.chunk_key(tenant, fp, &c.id));
             let path: Arc<Path> = Arc::from(self.chunk_location(tenant, fp, &c.id));
             let index = match self.read_cache.get(&self.bucket, &key, c.bytes) {
@@ -491,13 +555,25 @@ impl Ingester {
                 self.report_damaged_chunk(tenant, &path, "header", "magic or header damaged");
             }
             sc.stats.chunks_downloaded += 1;
+            // A term index that disagrees with the chunk on its number of
+            // blocks is not used for it.
+            let chosen =
+                chosen.filter(|(_, n)| *n as usize == index.blocks.len() && !index.salvaged);
             for (block, b) in index.blocks.iter().enumerate() {
                 if overlaps(b.mint, b.maxt, req.start, req.end) {
+                    if let Some((allowed, _)) = &chosen
+                        && allowed.binary_search(&(block as u32)).is_err()
+                    {
+                        sc.stats.blocks += 1;
+                        sc.stats.blocks_skipped += 1;
+                        continue;
+                    }
                     items.push(Item::File {
                         key: key.clone(),
                         path: path.clone(),
                         index: index.clone(),
                         block,
+                        chosen: chosen.is_some(),
                     });
                 }
             }

@@ -379,10 +379,21 @@ impl Bucket {
 
     /// The whole object at `key`.
     pub fn get(&self, key: &str) -> std::io::Result<Bytes> {
+        self.get_inner(key, true)
+    }
+
+    /// The whole object at `key`, bypassing the cache (read once, for
+    /// the compactor: whole chunks would only crowd out ranges).
+    pub fn get_uncached(&self, key: &str) -> std::io::Result<Bytes> {
+        self.get_inner(key, false)
+    }
+
+    fn get_inner(&self, key: &str, cached: bool) -> std::io::Result<Bytes> {
         if let Some(root) = &self.local {
             return std::fs::read(root.join(key)).map(Bytes::from);
         }
-        if let Some(c) = &self.cache
+        let cache = self.cache.as_ref().filter(|_| cached);
+        if let Some(c) = cache
             && let Some(b) = c.get(key, None)
         {
             return Ok(b);
@@ -398,7 +409,7 @@ impl Bucket {
         self.record("get", started, &r);
         if let Ok(b) = &r {
             self.count_bytes("download", b.len());
-            if let Some(c) = &self.cache {
+            if let Some(c) = cache {
                 c.put(key, None, b);
             }
         }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use larch_query::Columns;
 
 use super::bucket::{Bucket, Listed};
-use super::{layout, segment};
+use super::{layout, segment, terms};
 use crate::chunk::{ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts};
 use crate::config::DeletionMode;
 use crate::deletes::{Deletes, OwnedBlock, Request, StreamFilter};
@@ -49,6 +49,12 @@ pub struct RunReport {
     pub deleted_lines: u64,
     /// Delete requests marked processed.
     pub processed_requests: u64,
+    /// Term indexes written.
+    pub term_indexes: u64,
+    /// Their bytes.
+    pub term_index_bytes: u64,
+    /// Term indexes deleted.
+    pub deleted_terms: u64,
 }
 
 struct Seg {
@@ -146,6 +152,7 @@ pub fn run_once(
                 now_ms,
                 grace_ms,
                 &replaced,
+                config.compactor.term_index,
                 &mut report,
             )?;
         }
@@ -291,6 +298,7 @@ fn compact_day(
     now_ms: i64,
     grace_ms: i64,
     replaced: &HashMap<(u64, String), Option<IndexRecord>>,
+    term_index: bool,
     report: &mut RunReport,
 ) -> std::io::Result<()> {
     // Which segment supersedes which, among those listed.
@@ -329,6 +337,16 @@ fn compact_day(
                 bucket.delete(&layout::chunk_key(tenant, fp, &id))?;
                 report.deleted_chunks += 1;
             }
+        }
+        // Its term index, unless a live segment names the same one (a
+        // rebuild over the same chunks has the same bytes and name).
+        if let Some((t, _)) = &s.seg.terms
+            && !live
+                .iter()
+                .any(|l| l.seg.terms.as_ref().is_some_and(|(n, _)| n == t))
+        {
+            bucket.delete(&layout::terms_key(tenant, day, t))?;
+            report.deleted_terms += 1;
         }
         bucket.delete(&s.listed.key)?;
         report.deleted_segments += 1;
@@ -375,7 +393,11 @@ fn compact_day(
             }
         }
     }
-    if live.len() <= 1 && expired == 0 && rewritten == 0 {
+    // A day with one live segment is rewritten only to give it a term
+    // index it lacks, or for a chunk a delete request rewrote.
+    let needs_terms =
+        term_index && !records.is_empty() && !(live.len() == 1 && live[0].seg.terms.is_some());
+    if live.len() <= 1 && expired == 0 && rewritten == 0 && !needs_terms {
         return Ok(());
     }
     let used: HashSet<u64> = records
@@ -395,12 +417,93 @@ fn compact_day(
     // leftover can come back once its first successor is deleted.
     let mut names: Vec<String> = segs.iter().map(|s| s.name.clone()).collect();
     names.sort();
-    let (bytes, name) = segment::encode("compactor", day, &names, &out);
+    // The term index first: a segment never names an object that is not
+    // there yet.
+    let terms = if term_index {
+        build_terms(bucket, tenant, day, &out, report)?
+    } else {
+        None
+    };
+    if terms.is_none() && live.len() <= 1 && expired == 0 {
+        // Nothing but an index to add, and no chunk could be indexed.
+        return Ok(());
+    }
+    let (bytes, name) = segment::encode_with_terms(
+        "compactor",
+        day,
+        &names,
+        &out,
+        terms.as_ref().map(|(n, s)| (n.as_str(), *s)),
+    );
     bucket.put(&layout::segment_key(tenant, day, &name), bytes.into())?;
     report.merged_days += 1;
     report.expired_chunks += expired;
     tracing::info!(tenant = %tenant, day, segments = live.len(), expired_chunks = expired, "Compacted a day's index segments.");
     Ok(())
+}
+
+/// Builds and writes the term index of the chunks `records` name;
+/// (name, size), or `None` when no chunk could be read. A chunk that
+/// cannot be read whole (missing, damaged) is left out: queries read it
+/// through its block filters.
+fn build_terms(
+    bucket: &Bucket,
+    tenant: &TenantId,
+    day: i64,
+    records: &[IndexRecord],
+    report: &mut RunReport,
+) -> std::io::Result<Option<(String, u64)>> {
+    let mut builder = terms::Builder::new();
+    let mut block = DecodedBlock::default();
+    let cols = larch_query::Columns {
+        lines: true,
+        metadata: false,
+    };
+    for r in records {
+        let IndexRecord::Chunk { fp, chunk } = r else {
+            continue;
+        };
+        let key = layout::chunk_key(tenant, *fp, &chunk.id);
+        let bytes = match bucket.get_uncached(&key) {
+            Ok(b) => b,
+            Err(e) if super::bucket::is_not_found(&e) => {
+                tracing::warn!(key = %key, "A chunk a segment names is missing; the term index leaves it out.");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let file = match ChunkFile::parse(bytes.to_vec()) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "A chunk cannot be read whole; the term index leaves it out.");
+                continue;
+            }
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(file.blocks.len());
+        let mut ok = true;
+        for meta in &file.blocks {
+            if let Err(e) = block.decode(&file.bytes, meta, cols) {
+                tracing::warn!(key = %key, error = %e, "A chunk has a damaged block; the term index leaves it out.");
+                ok = false;
+                break;
+            }
+            lines.push(std::mem::take(&mut block.lines));
+        }
+        let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        if ok && !builder.add_chunk(*fp, &chunk.id, &refs) {
+            tracing::warn!(tenant = %tenant, day, "A day has more blocks than one term index covers; the rest is read through block filters.");
+            break;
+        }
+    }
+    if builder.blocks() == 0 {
+        return Ok(None);
+    }
+    let (bytes, name) = builder.finish("compactor");
+    let size = bytes.len() as u64;
+    bucket.put(&layout::terms_key(tenant, day, &name), bytes.into())?;
+    report.term_indexes += 1;
+    report.term_index_bytes += size;
+    Ok(Some((name, size)))
 }
 
 /// Whether a chunk is named by a live segment of another day (a chunk
@@ -451,7 +554,19 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
                     .objstore
                     .compactor_expired_chunks
                     .inc_by(r.expired_chunks);
-                for (kind, n) in [("segment", r.deleted_segments), ("chunk", r.deleted_chunks)] {
+                ing.metrics
+                    .objstore
+                    .compactor_term_indexes
+                    .inc_by(r.term_indexes);
+                ing.metrics
+                    .objstore
+                    .compactor_term_index_bytes
+                    .inc_by(r.term_index_bytes);
+                for (kind, n) in [
+                    ("segment", r.deleted_segments),
+                    ("chunk", r.deleted_chunks),
+                    ("terms", r.deleted_terms),
+                ] {
                     ing.metrics
                         .objstore
                         .compactor_deleted

@@ -186,6 +186,14 @@ pub struct ReadConfig {
     /// nodes with `auth.tokens_file`: an administrator's token. Unset: no
     /// token is sent.
     pub write_node_token_file: Option<PathBuf>,
+    /// Largest answer accepted from a write node (default 256MiB): one
+    /// stream's unflushed blocks, decoded. A larger one fails the query
+    /// with a message naming this key rather than taking the memory.
+    pub write_node_max_message_size: ByteSize,
+    /// Use the term indexes the compactor writes to choose the blocks a
+    /// needle query reads (default true); false reads every chunk's block
+    /// filters, as for chunks no term index covers.
+    pub term_index: bool,
 }
 
 impl Default for ReadConfig {
@@ -195,6 +203,8 @@ impl Default for ReadConfig {
             index_refresh_period: HumanDuration::from_secs(15),
             write_node_timeout: HumanDuration::from_secs(30),
             write_node_token_file: None,
+            write_node_max_message_size: ByteSize(256 << 20),
+            term_index: true,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! chunks/<tenant>/<fp:016x>/<id>.chunk
 //! segments/<tenant>/<day>/<name>.seg
+//! terms/<tenant>/<day>/<name>.terms
 //! ```
 //! Tenant ids and chunk ids are validated before they reach a key, so a
 //! key never leaves its prefix.
@@ -28,6 +29,11 @@ pub fn segment_prefix(tenant: &TenantId) -> String {
 /// The key of a segment.
 pub fn segment_key(tenant: &TenantId, day: i64, name: &str) -> String {
     format!("{SEGMENTS}{}/{day}/{name}.seg", tenant.as_str())
+}
+
+/// The key of a term index.
+pub fn terms_key(tenant: &TenantId, day: i64, name: &str) -> String {
+    format!("terms/{}/{day}/{name}.terms", tenant.as_str())
 }
 
 /// `(tenant, day, name)` of a segment key; `None` for anything else.

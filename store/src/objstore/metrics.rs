@@ -37,11 +37,15 @@ pub struct ObjstoreMetrics {
     pub cache_bytes: Gauge,
     /// Compactor runs by result.
     pub compactions: Family<Labels, Counter>,
-    /// Objects the compactor deleted, by kind (`segment`, `chunk`).
+    /// Objects the compactor deleted, by kind (`segment`, `chunk`, `terms`).
     pub compactor_deleted: Family<Labels, Counter>,
     /// Chunks the compactor dropped from the index for retention (their
     /// objects are then deleted after the grace period).
     pub compactor_expired_chunks: Counter,
+    /// Term indexes the compactor wrote.
+    pub compactor_term_indexes: Counter,
+    /// Their bytes.
+    pub compactor_term_index_bytes: Counter,
 }
 
 impl Default for ObjstoreMetrics {
@@ -58,6 +62,8 @@ impl Default for ObjstoreMetrics {
             compactions: Family::default(),
             compactor_deleted: Family::default(),
             compactor_expired_chunks: Counter::default(),
+            compactor_term_indexes: Counter::default(),
+            compactor_term_index_bytes: Counter::default(),
         }
     }
 }
@@ -119,6 +125,16 @@ impl ObjstoreMetrics {
             "larch_compactor_expired_chunks",
             "Chunks dropped from the index past their tenant's retention period",
             self.compactor_expired_chunks.clone(),
+        );
+        r.register(
+            "larch_compactor_term_indexes",
+            "Term indexes written",
+            self.compactor_term_indexes.clone(),
+        );
+        r.register(
+            "larch_compactor_term_index_bytes",
+            "Bytes of the term indexes written",
+            self.compactor_term_index_bytes.clone(),
         );
     }
 }

@@ -8,6 +8,7 @@
 //! * [`cache`]: the bounded disk cache of remote byte ranges.
 //! * [`layout`]: object keys.
 //! * [`segment`]: index segments, their format and names.
+//! * [`terms`]: term indexes, which blocks hold which terms.
 //! * [`view`]: a read node's view of the bucket's segments.
 //! * [`publish`]: a write node's publication of its journal as segments.
 //! * [`remote`]: write nodes answering for their unflushed data (gRPC),
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod publish;
 pub mod remote;
 pub mod segment;
+pub mod terms;
 pub mod view;
 
 pub use bucket::Bucket;

@@ -355,6 +355,8 @@ pub struct WriteNodes {
     _runtime: super::bucket::OwnRuntime,
     timeout: Duration,
     token_file: Option<std::path::PathBuf>,
+    /// `read.write_node_max_message_size`.
+    max_message: usize,
 }
 
 impl WriteNodes {
@@ -387,6 +389,8 @@ impl WriteNodes {
             _runtime: super::bucket::OwnRuntime::new(runtime),
             timeout: config.write_node_timeout.0,
             token_file: config.write_node_token_file.clone(),
+            max_message: usize::try_from(config.write_node_max_message_size.0)
+                .unwrap_or(usize::MAX),
         })
     }
 
@@ -402,8 +406,9 @@ impl WriteNodes {
     {
         let (addr, ch) = &self.nodes[node];
         let mut grpc = tonic::client::Grpc::new(ch.clone())
-            .max_decoding_message_size(usize::MAX)
+            .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(usize::MAX);
+        let max_message = self.max_message;
         let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
         let mut request = tonic::Request::new(req);
         if let Some(path) = &self.token_file {
@@ -427,7 +432,16 @@ impl WriteNodes {
             grpc.unary(request, PathAndQuery::from_static(path), codec)
                 .await
                 .map(tonic::Response::into_inner)
-                .map_err(|s| s.message().to_string())
+                .map_err(|s| {
+                    if s.code() == tonic::Code::OutOfRange {
+                        format!(
+                            "its answer is over read.write_node_max_message_size ({max_message} bytes): {}",
+                            s.message()
+                        )
+                    } else {
+                        s.message().to_string()
+                    }
+                })
         };
         let timeout = self.timeout;
         self.handle

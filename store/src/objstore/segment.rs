@@ -5,8 +5,12 @@
 //! segment := "LRCHSEG\x01" | u32le len | u32le crc32(head) | head | frame*
 //!            | u32le crc32(all before) | "LRSEGEND"
 //! head    := str writer | varint day | uvarint n { str superseded segment name }*
+//!            [ str term-index name | uvarint term-index size ]
 //! frame   := an index log frame (`index::log`): 1 stream, 2 chunk
 //! ```
+//! The term index (`objstore::terms`) is optional: segments written
+//! before it existed, and those of write nodes, have none, and a reader
+//! that does not know it ignores the rest of the head.
 //! A segment is decoded whole when its trailer checks out; otherwise its
 //! frames are read as a damaged index log is (every valid frame kept) and
 //! the damage is reported to the caller.
@@ -35,6 +39,8 @@ pub struct Segment {
     pub records: Vec<IndexRecord>,
     /// Whether it was damaged (the records are those that checked out).
     pub damaged: bool,
+    /// The term index covering its chunks: (name, size in bytes).
+    pub terms: Option<(String, u64)>,
 }
 
 /// Encodes a segment; returns its bytes and its name
@@ -45,12 +51,28 @@ pub fn encode(
     supersedes: &[String],
     records: &[IndexRecord],
 ) -> (Vec<u8>, String) {
+    encode_with_terms(writer, day, supersedes, records, None)
+}
+
+/// [`encode`], naming the term index (name, size) that covers the chunks
+/// of `records`.
+pub fn encode_with_terms(
+    writer: &str,
+    day: i64,
+    supersedes: &[String],
+    records: &[IndexRecord],
+    terms: Option<(&str, u64)>,
+) -> (Vec<u8>, String) {
     let mut head = Vec::new();
     put_bytes(&mut head, writer.as_bytes());
     put_varint(&mut head, day);
     put_uvarint(&mut head, supersedes.len() as u64);
     for s in supersedes {
         put_bytes(&mut head, s.as_bytes());
+    }
+    if let Some((name, size)) = terms {
+        put_bytes(&mut head, name.as_bytes());
+        put_uvarint(&mut head, size);
     }
     let mut out = Vec::with_capacity(head.len() + records.len() * 80 + 40);
     out.extend_from_slice(MAGIC);
@@ -103,6 +125,16 @@ pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
         }
         supersedes.push(s.to_string());
     }
+    let terms = if h.is_empty() {
+        None
+    } else {
+        let name = h.str("term index").map_err(bad)?;
+        let size = h.uvarint("term index").map_err(bad)?;
+        if !valid_chunk_id(name) {
+            return Err(SegmentError("term index name"));
+        }
+        Some((name.to_string(), size))
+    };
     let frames_start = MAGIC.len() + 8 + len;
     let end = bytes.len() - TRAILER;
     let whole = &bytes[end + 4..] == END
@@ -131,6 +163,7 @@ pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
         supersedes,
         records,
         damaged: !whole || !s.corrupt.is_empty() || s.torn_at.is_some(),
+        terms,
     })
 }
 
@@ -174,6 +207,13 @@ mod tests {
         assert_eq!(s.supersedes, vec!["w0-1-2".to_string()]);
         assert_eq!(s.records, records(3));
         assert!(!s.damaged);
+        assert_eq!(s.terms, None);
+        let (with, named) =
+            encode_with_terms("w1", 19_000, &[], &records(3), Some(("compactor-1-2", 77)));
+        assert_ne!(named, name);
+        let s = decode(&with).unwrap();
+        assert_eq!(s.terms, Some(("compactor-1-2".to_string(), 77)));
+        assert_eq!(s.records, records(3));
         let (_, other) = encode("w1", 19_000, &[], &records(2));
         assert_ne!(name, other);
         assert!(decode(b"LRCHIDX\x01 not a segment").is_err());

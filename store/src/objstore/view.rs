@@ -18,6 +18,7 @@ use std::time::Duration;
 use larch_query::LabelSet;
 
 use super::bucket::Bucket;
+use super::terms::{ChunkTerms, TermIndex};
 use super::{layout, segment};
 use crate::config::Config;
 use crate::index::{ChunkRef, IndexRecord};
@@ -61,6 +62,9 @@ pub struct View {
     tenants: HashMap<TenantId, HashMap<String, Loaded>>,
     /// Per tenant: the live keys last applied.
     applied: HashMap<TenantId, BTreeSet<String>>,
+    /// Term indexes by key, kept across refreshes (their heads and pages
+    /// are read once).
+    indexes: HashMap<String, Arc<TermIndex>>,
     failing: bool,
 }
 
@@ -163,11 +167,50 @@ impl View {
                 continue;
             }
             apply(ing, &tid, merge(segs, &live));
+            let terms = if ing.config.read.term_index {
+                chunk_terms(&mut self.indexes, &tid, segs, &live)
+            } else {
+                ChunkTerms::new()
+            };
+            ing.terms.write().insert(tid.clone(), Arc::new(terms));
             self.applied.insert(tid, live);
         }
         ing.view_listed_at.store(started, Ordering::Release);
         Ok(())
     }
+}
+
+/// The term index of each chunk the live segments' term indexes cover.
+/// Any index covering a chunk is right for it (a chunk id names immutable
+/// bytes), so this map may be swapped in before or after the chunk lists.
+fn chunk_terms(
+    indexes: &mut HashMap<String, Arc<TermIndex>>,
+    tenant: &TenantId,
+    segments: &HashMap<String, Loaded>,
+    live: &BTreeSet<String>,
+) -> ChunkTerms {
+    let mut out = ChunkTerms::new();
+    for k in live {
+        let Some(l) = segments.get(k) else { continue };
+        let Some((name, size)) = &l.segment.terms else {
+            continue;
+        };
+        let key = layout::terms_key(tenant, l.day, name);
+        let ti = indexes
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(TermIndex::new(key, *size)))
+            .clone();
+        for r in &l.segment.records {
+            if let IndexRecord::Chunk { fp, chunk } = r {
+                out.insert((*fp, chunk.id.clone()), ti.clone());
+            }
+        }
+    }
+    // Forget indexes no live segment of this tenant names any more.
+    let prefix = format!("terms/{}/", tenant.as_str());
+    let used: HashSet<&str> = out.values().map(|t| t.key.as_str()).collect();
+    indexes.retain(|k, _| !k.starts_with(&prefix) || used.contains(k.as_str()));
+    out
 }
 
 /// Replaces the chunk lists of `tenant`'s streams by `streams`.

@@ -619,3 +619,232 @@ fn all_in_one_on_s3_keeps_its_chunks_in_the_bucket() {
     p.restart();
     assert_eq!(lines(&p, start, end), want, "after kill -9 and a restart");
 }
+
+/// Bytes a node has downloaded from the bucket so far.
+fn downloaded(p: &StoreProcess) -> f64 {
+    larch_testkit::metrics::scrape(p.http)
+        .iter()
+        .filter(|(k, _)| k.starts_with("larch_objstore_bytes_total") && k.contains("download"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The lines a needle query returns, and the bytes it downloaded.
+fn needle(p: &StoreProcess, needle: &str, start: i64, end: i64) -> (Vec<(i64, String)>, f64) {
+    let q = percent(&format!(r#"{{app="terms"}} |= "{needle}""#));
+    let before = downloaded(p);
+    let v = get_json(
+        p,
+        &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=1000"),
+    );
+    let mut out = Vec::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        for e in s["values"].as_array().unwrap() {
+            out.push((
+                e[0].as_str().unwrap().parse::<i64>().unwrap(),
+                e[1].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out.sort();
+    (out, downloaded(p) - before)
+}
+
+/// Pushes `n` varied lines to each of `streams` streams in rounds, one
+/// flush per round (several chunks per stream), with `needle` in one line
+/// of the middle; returns the needle's (ts, line).
+fn push_haystack(
+    w: &StoreProcess,
+    streams: usize,
+    n: usize,
+    t0: i64,
+    needle: &str,
+) -> (i64, String) {
+    let mut found = None;
+    for round in 0..3 {
+        for s in 0..streams {
+            let labels = format!(r#"{{app="terms", stream="s{s}"}}"#);
+            let base = t0 + (round * n * streams + s * n) as i64 * 1000;
+            let lines: Vec<String> = (0..n)
+                .map(|i| {
+                    let k = (round * streams + s) * n + i;
+                    if round == 1 && s == streams / 2 && i == n / 2 {
+                        format!("request {k} failed: {needle}")
+                    } else {
+                        format!(
+                            "request {k} user=u{:x} path=/api/v{}/items/{} status={} took={}ms",
+                            k.wrapping_mul(2_654_435_761) % 100_000,
+                            k % 3,
+                            k % 977,
+                            [200, 404, 500][k % 3],
+                            k % 250
+                        )
+                    }
+                })
+                .collect();
+            if round == 1 && s == streams / 2 {
+                found = Some((base + (n / 2) as i64 * 1000, lines[n / 2].clone()));
+            }
+            let mut body_lines = Vec::new();
+            for (i, l) in lines.iter().enumerate() {
+                body_lines.push((base + i as i64 * 1000, l.clone()));
+            }
+            let body = larch_testkit::push::protobuf([(labels.as_str(), body_lines)]);
+            let r = request(
+                w.http,
+                "POST",
+                "/loki/api/v1/push",
+                &[("Content-Type", "application/x-protobuf")],
+                &body,
+            )
+            .unwrap();
+            assert_eq!(r.status, 204, "{}", r.text());
+        }
+        flush(w);
+    }
+    found.unwrap()
+}
+
+/// Every file under `dir` whose relative path starts with `prefix`.
+fn files_under(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    tree(dir)
+        .into_iter()
+        .filter(|f| f.starts_with(prefix))
+        .map(|f| dir.join(f))
+        .collect()
+}
+
+/// A needle query through a compacted bucket answers the same lines with
+/// the term index as without it, and downloads fewer bytes; a damaged term
+/// index is reported and the query falls back to the block filters.
+#[test]
+fn term_index_needle_fetches_fewer_bytes() {
+    let bucket = Bucket::s3();
+    let Bucket::S3(s3) = &bucket else {
+        unreachable!()
+    };
+    let w = node(&bucket, "write", "");
+    let t0 = now_ns() - 1200 * SEC;
+    let token = "trace=5ca1ab1e0ddba11 declined";
+    let found = push_haystack(&w, 4, 1500, t0, token);
+    let backend = node(&bucket, "backend", "compactor:\n  interval: 1h\n");
+    flush(&backend);
+    let root = s3.root.join("larch");
+    let indexes = files_under(&root, "terms/");
+    assert_eq!(
+        indexes.len(),
+        1,
+        "one term index for the day: {:?}",
+        tree(&root)
+    );
+    assert!(metric(&backend, "larch_compactor_term_indexes_total") >= 1.0);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+
+    let old = reader_with(&bucket, &w, "  term_index: false\n");
+    let new = reader(&bucket, &w);
+    let (old_lines, old_bytes) = needle(&old, token, start, end);
+    let (new_lines, new_bytes) = needle(&new, token, start, end);
+    assert_eq!(old_lines, vec![found.clone()]);
+    assert_eq!(new_lines, old_lines);
+    assert!(
+        new_bytes > 0.0 && new_bytes < old_bytes,
+        "with the term index {new_bytes} bytes, without {old_bytes}"
+    );
+    // Case-insensitive and absent needles agree too.
+    let upper = token.to_uppercase();
+    let q = |p: &StoreProcess, text: &str| {
+        let q = percent(&format!(r#"{{app="terms"}} |~ "(?i){text}""#));
+        get_json(
+            p,
+            &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=1000"),
+        )["data"]["result"]
+            .to_string()
+    };
+    assert_eq!(q(&new, &upper), q(&old, &upper));
+    assert!(q(&new, &upper).contains("5ca1ab1e0ddba11"));
+    assert_eq!(needle(&new, "nowhere-to-be-found", start, end).0, vec![]);
+    let (common, _) = needle(&new, "status=404", start, end);
+    assert_eq!(common, needle(&old, "status=404", start, end).0);
+    assert!(common.len() > 100);
+
+    // Damage every page of the index (everything after its head): a new
+    // reader reports it and answers from the block filters.
+    let mut bytes = std::fs::read(&indexes[0]).unwrap();
+    let head_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    for b in &mut bytes[16 + head_len..] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&indexes[0], &bytes).unwrap();
+    let damaged = reader(&bucket, &w);
+    assert_eq!(needle(&damaged, token, start, end).0, vec![found]);
+    assert!(
+        damaged.stderr().contains("term index is damaged")
+            || damaged.stdout().contains("term index is damaged"),
+        "the damage is reported"
+    );
+}
+
+/// The compactor's write of a term index fails (a filesystem bucket on a
+/// full tmpfs): no index, staging file or segment appears, readers answer
+/// as before; once there is space the index is written and used.
+#[test]
+fn failed_term_index_write_leaves_the_bucket_as_it_was() {
+    let fs = super::recovery::Tmpfs::mount("8m").expect("a tmpfs for the bucket");
+    let dir = fs.mnt.join("bucket");
+    std::fs::create_dir(&dir).unwrap();
+    let bucket = Bucket::Path(dir.clone());
+    let w = node(&bucket, "write", "");
+    let t0 = now_ns() - 1200 * SEC;
+    let token = "trace=0b5e55ed declined";
+    let found = push_haystack(&w, 2, 300, t0, token);
+    let published = tree(&dir);
+    let ballast = fs.fill(0);
+    let backend = node(&bucket, "backend", "compactor:\n  interval: 1h\n");
+    flush(&backend);
+    assert!(
+        larch_testkit::metrics::scrape(backend.http)
+            .iter()
+            .any(|(k, v)| k.starts_with("larch_compactor_runs_total")
+                && k.contains("error")
+                && *v > 0.0),
+        "the run failed"
+    );
+    let mut now = tree(&dir);
+    now.retain(|f| f != "ballast");
+    assert_eq!(now, published, "a failed write left something behind");
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let r = reader(&bucket, &w);
+    assert_eq!(needle(&r, token, start, end).0, vec![found.clone()]);
+
+    std::fs::remove_file(&ballast).unwrap();
+    flush(&backend);
+    assert_eq!(files_under(&dir, "terms/").len(), 1, "{:?}", tree(&dir));
+    let fresh = reader(&bucket, &w);
+    assert_eq!(needle(&fresh, token, start, end).0, vec![found]);
+}
+
+/// An answer from a write node over `read.write_node_max_message_size`
+/// fails the query with a message naming the key; the node stays up.
+#[test]
+fn oversize_write_node_answers_are_a_clear_error() {
+    let bucket = Bucket::dir();
+    let w = node(&bucket, "write", "");
+    let t0 = now_ns() - 60 * SEC;
+    push(&w, "unflushed", 1, 400, t0);
+    let small = reader_with(&bucket, &w, "  write_node_max_message_size: 1KiB\n");
+    let q = percent(r#"{app="objstore"}"#);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let path = format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=5000");
+    let r = request(small.http, "GET", &path, &[], b"").unwrap();
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    assert!(
+        r.text().contains("read.write_node_max_message_size"),
+        "{}",
+        r.text()
+    );
+    let ready = request(small.http, "GET", "/ready", &[], b"").unwrap();
+    assert_eq!(ready.status, 200);
+    // The default bound takes the same answer.
+    let big = reader(&bucket, &w);
+    assert_eq!(lines(&big, start, end).len(), 400);
+}
