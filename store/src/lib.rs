@@ -18,6 +18,8 @@
 //! * [`objstore`]: the bucket (file system, S3, GCS, Azure), index
 //!   segments, the read cache, the roles' parts (compactor, write-node
 //!   queries).
+//! * [`cluster`]: several write nodes: membership, ownership of streams,
+//!   replication of pushes.
 //! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
 //!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
@@ -34,6 +36,7 @@
 pub mod api;
 pub mod auth;
 pub mod chunk;
+pub mod cluster;
 pub mod config;
 pub mod config_view;
 pub mod encoding;
