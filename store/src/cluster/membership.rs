@@ -332,7 +332,7 @@ impl Cluster {
 
 /// The TLS connector of the node-to-node client: the CA of
 /// `tls_ca_path`, the client certificate of `tls_cert_path` when set,
-/// HTTP/2 only (gRPC).
+/// HTTP/2 only (gRPC; the builder sets ALPN `h2`).
 fn connector(
     c: &super::ClientTlsConfig,
 ) -> std::io::Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>
@@ -362,7 +362,7 @@ fn connector(
     .with_safe_default_protocol_versions()
     .map_err(std::io::Error::other)?
     .with_root_certificates(roots);
-    let mut tls = match (&c.tls_cert_path, &c.tls_key_path) {
+    let tls = match (&c.tls_cert_path, &c.tls_key_path) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .map_err(|e| err("tls_cert_path", cert, &e))?
@@ -376,7 +376,6 @@ fn connector(
         }
         _ => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"h2".to_vec()];
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -1,7 +1,9 @@
 //! Several write nodes sharing streams (`cluster:`), as real processes on
-//! 127.0.0.1 over one filesystem bucket: replication factor 3 with a read
+//! 127.0.0.1 over one bucket (a real S3-compatible server for the first
+//! test, a directory for the others): replication factor 3 with a read
 //! and a backend node, a kill -9 under load, a node joining and one
-//! leaving.
+//! leaving, the replicas' storage cost, mTLS with tokens between nodes,
+//! `/ingester/shutdown`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use larch_testkit::http::{percent, request};
 use larch_testkit::push::protobuf_lines;
+use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use larch_testkit::{StoreProcess, free_port, now_ns};
 
 const SEC: i64 = 1_000_000_000;
@@ -20,6 +23,8 @@ struct Topology {
     grpc: Vec<u16>,
     rf: usize,
     deletion_delay: &'static str,
+    /// A real S3-compatible server instead of the directory.
+    s3: Option<S3Server>,
 }
 
 impl Topology {
@@ -29,6 +34,25 @@ impl Topology {
             grpc: (0..writers).map(|_| free_port()).collect(),
             rf,
             deletion_delay: "1h",
+            s3: None,
+        }
+    }
+
+    /// The same over a real S3-compatible server (`s3s-fs`).
+    fn s3(writers: usize, rf: usize) -> Topology {
+        Topology {
+            s3: Some(S3Server::start("larch")),
+            ..Topology::new(writers, rf)
+        }
+    }
+
+    fn storage(&self) -> String {
+        match &self.s3 {
+            Some(s3) => s3.storage_yaml("larch"),
+            None => format!(
+                "storage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n",
+                self.bucket.path().display()
+            ),
         }
     }
 
@@ -44,13 +68,13 @@ impl Topology {
     fn config(&self, target: &str, me: Option<u16>, extra: &str) -> String {
         let me = me.map_or(String::new(), |p| format!("  self: \"127.0.0.1:{p}\"\n"));
         format!(
-            "target: {target}\nstorage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n\
+            "target: {target}\n{}\
              ingester:\n  flush_check_period: 100ms\n  chunk_idle_period: 1h\n\
              read:\n  index_refresh_period: 100ms\n  write_node_timeout: 5s\n\
              compactor:\n  interval: 1h\n  deletion_delay: {}\n\
              shutdown_timeout: 10s\n\
              cluster:\n  members: {}\n{me}  replication_factor: {}\n  refresh_period: 200ms\n  forward_timeout: 3s\n{extra}",
-            self.bucket.path().display(),
+            self.storage(),
             self.deletion_delay,
             self.members(),
             self.rf,
@@ -62,6 +86,8 @@ impl Topology {
             .grpc_port(self.grpc[i])
             .http_port(free_port())
             .config(self.config("write", Some(self.grpc[i]), ""))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .start()
     }
 
@@ -75,6 +101,8 @@ impl Topology {
     fn node(&self, target: &str) -> StoreProcess {
         StoreProcess::builder()
             .config(self.config(target, None, ""))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .start()
     }
 }
@@ -191,12 +219,12 @@ fn metric(p: &StoreProcess, prefix: &str) -> f64 {
 }
 
 /// Three write nodes with replication factor 3, a read node and a
-/// backend: pushes through any write node; every line comes back exactly
+/// backend over a real S3-compatible server: pushes through any write node; every line comes back exactly
 /// once from the read node and from each write node, before and after the
 /// flush to the bucket and the compaction.
 #[test]
 fn three_writers_rf3_every_line_once() {
-    let topo = Topology::new(3, 3);
+    let topo = Topology::s3(3, 3);
     let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
     let reader = topo.node("read");
     let backend = topo.node("backend");
@@ -505,5 +533,202 @@ fn rf3_bucket_bytes_after_compaction_within_1_2x_of_rf1() {
     assert!(
         (three as f64) <= 1.2 * one as f64,
         "RF=3 {three} bytes against RF=1 {one}"
+    );
+}
+
+/// Node-to-node gRPC under mTLS and tokens: three write nodes serving TLS
+/// with `RequireAndVerifyClientCert` and `auth.tokens_file` forward pushes
+/// with their client certificate (`cluster.tls`) and the administrator's
+/// token (`cluster.token_file`); every node then answers every line once.
+#[test]
+fn members_speak_mtls_with_tokens() {
+    use larch_testkit::http::Tls;
+    use larch_testkit::pki::Pki;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let (admin, e1) = larch_testkit::tokens::new_token("nodes", "fake", "admin");
+    let (writer, e2) = larch_testkit::tokens::new_token("agent", "fake", "write");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("tokens:\n{e1}{e2}")).unwrap();
+    let admin_file = dir.path().join("admin.token");
+    std::fs::write(&admin_file, &admin).unwrap();
+    let topo = Topology::new(3, 3);
+    let client = Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key);
+    let writers: Vec<StoreProcess> = (0..3)
+        .map(|i| {
+            let extra = format!(
+                "  token_file: {}\n  tls:\n    tls_ca_path: {}\n    tls_cert_path: {}\n    tls_key_path: {}\n\
+                 auth:\n  tokens_file: {}\n\
+                 tls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+                admin_file.display(),
+                pki.ca.display(),
+                pki.client_cert.display(),
+                pki.client_key.display(),
+                tokens.display(),
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca.display(),
+            );
+            StoreProcess::builder()
+                .grpc_port(topo.grpc[i])
+                .config(topo.config("write", Some(topo.grpc[i]), &extra))
+                .tls(client.clone())
+                .start()
+        })
+        .collect();
+    let members = |p: &StoreProcess| -> f64 {
+        let r = p
+            .request(
+                "GET",
+                "/metrics",
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap();
+        larch_testkit::metrics::parse(&r.text())
+            .get("larch_cluster_members")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writers.iter().any(|w| members(w) != 3.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the members never saw each other over TLS"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = now_ns() - 60 * SEC;
+    let mut want = Vec::new();
+    for s in 0..6 {
+        let labels = format!(r#"{{app="tls", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..5).map(|i| format!("tls stream {s} line {i}")).collect();
+        let r = writers[s % 3]
+            .request(
+                "POST",
+                "/loki/api/v1/push",
+                &[
+                    ("Content-Type", "application/x-protobuf"),
+                    ("Authorization", &format!("Bearer {writer}")),
+                ],
+                &protobuf_lines(&labels, t0 + s as i64 * SEC, &lines),
+            )
+            .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+        want.extend(lines);
+    }
+    let q = percent(r#"{app="tls"}"#);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    for (i, w) in writers.iter().enumerate() {
+        let r = w
+            .request(
+                "GET",
+                &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=1000"),
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap();
+        let v = r.ok_json();
+        let mut got: Vec<String> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|e| e[1].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut w2 = want.clone();
+        w2.sort();
+        assert_eq!(got, w2, "write node {i}");
+        // Every node holds every stream (RF=3): the forwards arrived.
+        let m = w
+            .request(
+                "GET",
+                "/metrics",
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap()
+            .text();
+        assert!(
+            m.contains("larch_cluster_forwarded_pushes_total{result=\"success\"}"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("larch_cluster_forwarded_pushes_total{result=\"failure\"}"),
+            "{m}"
+        );
+    }
+}
+
+/// Loki's `/ingester/shutdown?terminate=false`: the node leaves the
+/// member set (the others stop sending it streams), flushes, keeps
+/// running; a second call gets Loki's 503.
+#[test]
+fn ingester_shutdown_leaves_and_flushes() {
+    let topo = Topology::new(2, 1);
+    let writers: Vec<StoreProcess> = (0..2).map(|i| topo.writer(i)).collect();
+    topo.settled(&[&writers[0], &writers[1]], 2);
+    let t0 = now_ns() - 60 * SEC;
+    for s in 0..10 {
+        let labels = format!(r#"{{app="bye", stream="s{s}"}}"#);
+        push_to(writers[0].http, &labels, t0, &[format!("before {s}")]).unwrap();
+    }
+    let r = request(
+        writers[1].http,
+        "POST",
+        "/ingester/shutdown?terminate=false&flush=true",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = request(
+        writers[1].http,
+        "POST",
+        "/ingester/shutdown?terminate=false",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text().trim(), "Ingester is stopping or already stopped.");
+    let r = request(
+        writers[0].http,
+        "GET",
+        "/ingester/shutdown?flush=maybe",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The leaver flushed its streams to the bucket.
+    assert!(dir_bytes(&topo.bucket.path().join("chunks")) > 0);
+    wait_for_metric(&writers[0], "larch_cluster_members", |v| v == 1.0);
+    // New streams all go to the node that stays, through either node;
+    // the leaver still runs.
+    let forwarded = |p: &StoreProcess| {
+        metric(
+            p,
+            "larch_cluster_forwarded_pushes_total{result=\"success\"}",
+        )
+    };
+    let before = forwarded(&writers[0]);
+    for s in 10..20 {
+        let labels = format!(r#"{{app="bye", stream="s{s}"}}"#);
+        push_to(writers[s % 2].http, &labels, t0, &[format!("after {s}")]).unwrap();
+    }
+    assert!(
+        writers[1].try_wait().is_none(),
+        "terminate=false keeps the process"
+    );
+    assert_eq!(
+        forwarded(&writers[0]),
+        before,
+        "nothing goes to the leaver any more"
+    );
+    assert!(
+        forwarded(&writers[1]) >= 5.0,
+        "the leaver forwards what it receives"
     );
 }
