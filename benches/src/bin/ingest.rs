@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         let sink = ProcessBuilder::new("sink", &exe)
             .args(["sink", "--port", &port.to_string()])
             .ready(port, "/ready");
-        sink_runs.push(measure(vec![sink], &[port], &bodies, raw_bytes)?);
+        sink_runs.push(measure(vec![sink], &[port], &bodies, raw_bytes, 0)?);
 
         for (k, &levels) in settings.iter().enumerate() {
             let dir = tempfile::tempdir()?;
@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                 .arg(write_config(dir.path(), levels)?)
                 .env("LARCH_LOG", "warn")
                 .ready(port, "/ready");
-            let r = measure(vec![store], &[port], &bodies, raw_bytes)
+            let r = measure(vec![store], &[port], &bodies, raw_bytes, 0)
                 .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&dir.path().join("chunks"));
             println!(
@@ -215,15 +215,32 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 
 /// Starts the servers (panics if one does not get ready), pushes every
 /// body (client `i` to `ports[i % n]`), stops them; returns (bytes/s wall,
-/// bytes/s per CPU-second of all the servers, CPU-seconds).
+/// bytes/s per CPU-second of all the servers, CPU-seconds). With
+/// `members` above 0, waits until every server sees that many cluster
+/// members before the clock starts.
 fn measure(
     servers: Vec<ProcessBuilder>,
     ports: &[u16],
     bodies: &Arc<PerClient>,
     raw: u64,
+    members: usize,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
     let servers: Vec<_> = servers.into_iter().map(ProcessBuilder::start).collect();
+    if members > 0 {
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        for &port in ports {
+            while larch_testkit::metrics::scrape(port).get("larch_cluster_members")
+                != Some(&(members as f64))
+            {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the write nodes never saw each other"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
     let start = Instant::now();
     push_all(ports, bodies)?;
     for server in &servers {
@@ -282,7 +299,7 @@ fn cluster_runs(
                 );
                 dirs.push(dir);
             }
-            let r = measure(servers, &http, bodies, raw_bytes)
+            let r = measure(servers, &http, bodies, raw_bytes, nodes)
                 .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&bucket.path().join("chunks"));
             println!(

@@ -109,8 +109,18 @@ pub async fn replicate(
                 .into(),
         });
     }
-    let rf = cluster.config.replication_factor.min(members.all.len());
+    let rf = members.replication_factor(cluster.config.replication_factor);
     let quorum = ClusterConfig::quorum(rf);
+    if members.all.len() < quorum {
+        return Err(ReplicateError::Quorum {
+            limited: false,
+            message: format!(
+                "at least {quorum} live replicas required, could only find {}",
+                members.all.len()
+            ),
+        });
+    }
+    let rf = rf.min(members.all.len());
     let candidates: Vec<Vec<usize>> = streams
         .iter()
         .map(|s| ring::candidates(&members.all, tenant.as_str(), s.fp))

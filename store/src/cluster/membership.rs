@@ -31,6 +31,18 @@ pub struct Members {
     /// This node's index in `all` (`None` for a read node, or while
     /// leaving).
     pub me: Option<usize>,
+    /// How many write nodes the configuration names (the static list, or
+    /// what the DNS name resolved to), ready or not: the replication
+    /// factor is capped by it, not by the ready ones, so a cluster that
+    /// lost members refuses writes it cannot replicate (as Loki's ring).
+    pub candidates: usize,
+}
+
+impl Members {
+    /// The replication factor in force: `rf`, at most the candidates.
+    pub fn replication_factor(&self, rf: usize) -> usize {
+        rf.min(self.candidates.max(self.all.len())).max(1)
+    }
 }
 
 impl Members {
@@ -122,10 +134,21 @@ impl Cluster {
         let weak = Arc::downgrade(&cluster);
         let period = config.refresh_period.0;
         handle.spawn(async move {
+            let mut wait = period;
             loop {
-                tokio::time::sleep(period).await;
+                tokio::time::sleep(wait).await;
                 let Some(c) = weak.upgrade() else { return };
                 c.refresh().await;
+                // While some named node is not a member (starting, or
+                // down), look again sooner: a cold start converges in a
+                // second rather than a period.
+                let m = c.members();
+                let missing = m.all.len() < m.candidates && !c.is_leaving();
+                wait = if missing {
+                    period.min(Duration::from_secs(1))
+                } else {
+                    period
+                };
             }
         });
         Ok(cluster)
@@ -228,6 +251,10 @@ impl Cluster {
         let mut probes = Vec::new();
         let mut all = Vec::new();
         let mut me_addr = None;
+        let mut named = candidates.len();
+        if self.is_member && !candidates.iter().any(|c| self.is_self(c, &own)) {
+            named += 1;
+        }
         for c in candidates {
             if self.is_self(&c, &own) {
                 if !leaving {
@@ -255,7 +282,11 @@ impl Cluster {
         let me = me_addr.and_then(|a| all.iter().position(|x| *x == a));
         self.members_gauge
             .set(i64::try_from(all.len()).unwrap_or(i64::MAX));
-        let next = Members { all, me };
+        let next = Members {
+            all,
+            me,
+            candidates: named,
+        };
         self.members.send_if_modified(|cur| {
             if **cur == next {
                 return false;
@@ -402,4 +433,27 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replication_factor_is_capped_by_the_named_nodes_not_the_ready_ones() {
+        let m = Members {
+            all: vec!["a:1".into()],
+            me: Some(0),
+            candidates: 3,
+        };
+        assert_eq!(m.replication_factor(3), 3);
+        assert_eq!(m.replication_factor(5), 3);
+        assert_eq!(m.replication_factor(1), 1);
+        let alone = Members {
+            all: vec!["a:1".into()],
+            me: Some(0),
+            candidates: 0,
+        };
+        assert_eq!(alone.replication_factor(3), 1);
+    }
 }

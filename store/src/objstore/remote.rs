@@ -468,8 +468,7 @@ impl WriteNodes {
         };
         let tolerated = match &self.source {
             Source::Cluster(c) => {
-                let n = c.members().all.len();
-                let rf = c.config.replication_factor.min(n.max(1));
+                let rf = c.members().replication_factor(c.config.replication_factor);
                 crate::cluster::ClusterConfig::quorum(rf) - 1
             }
             Source::Static { .. } => 0,
