@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/logproto/push.proto",
         "proto/otlp/logs.proto",
         "proto/prometheus/remote.proto",
+        "proto/larch/replica.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -4,6 +4,8 @@
 //!   snappy-compressed (raw block format) [`logproto::PushRequest`]; the gRPC
 //!   service `logproto.Pusher/Push` carries the same message uncompressed.
 //! * [`otlp`]: the OTLP logs messages accepted on `POST /otlp/v1/logs`.
+//! * [`larch`]: the service between Larch's write nodes (`larch.Replica`:
+//!   forwarded pushes, readiness), carrying Loki's push messages.
 //! * [`prometheus`]: Prometheus remote write 1.0's `WriteRequest`, which
 //!   the ruler sends (snappy-compressed) with recording rules' samples.
 //!
@@ -26,4 +28,9 @@ pub mod otlp {
 /// Prometheus' `prompb`).
 pub mod prometheus {
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+}
+
+/// Larch's own service between write nodes (package `larch`).
+pub mod larch {
+    include!(concat!(env!("OUT_DIR"), "/larch.rs"));
 }

@@ -463,10 +463,21 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
     let mut server_stop = stop_rx;
+    let shutdown_request = state.shutdown_request.clone();
     let mut server = tokio::spawn(server::serve(state, http, grpc, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = shutdown_request.notified() => {
+            tracing::info!("Shutting down as /ingester/shutdown asked.");
+        }
+    }
+    // A member of several write nodes leaves first: the others take its
+    // new streams while it finishes and flushes.
+    if let Some(c) = &ingester.cluster {
+        c.leave();
+    }
     let started = std::time::Instant::now();
     tokio::spawn(async {
         shutdown_signal().await;

@@ -81,6 +81,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The `read` target.
     pub read: ReadConfig,
+    /// Several write nodes sharing streams: members, replication factor
+    /// (see [`crate::cluster`]). Off unless `cluster.members` or
+    /// `cluster.dns` is set.
+    pub cluster: crate::cluster::ClusterConfig,
     /// The ruler: LogQL alerting and recording rules (see
     /// [`crate::ruler`]).
     pub ruler: crate::ruler::RulerConfig,
@@ -126,6 +130,7 @@ impl Default for Config {
             target: Target::default(),
             storage: StorageConfig::default(),
             read: ReadConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             ruler: crate::ruler::RulerConfig::default(),
             runtime_config: crate::runtime_config::RuntimeConfig::default(),
             compactor: CompactorConfig::default(),
@@ -709,6 +714,13 @@ impl Config {
         crate::objstore::config::validate(&self.storage).map_err(|(k, r)| invalid(k, r))?;
         if self.target == Target::Read && self.read.index_refresh_period.is_zero() {
             return Err(invalid("read.index_refresh_period", "must be positive"));
+        }
+        self.cluster.check().map_err(|(k, r)| invalid(k, r))?;
+        if self.cluster.enabled() && self.tls.enabled() && self.cluster.tls.tls_ca_path.is_none() {
+            return Err(invalid(
+                "cluster.tls.tls_ca_path",
+                "is required with tls.cert_file: the other members serve TLS too, and their certificates are checked against it",
+            ));
         }
         if self.compactor.interval.is_zero() {
             return Err(invalid("compactor.interval", "must be positive"));

@@ -20,6 +20,8 @@
 //!   queries).
 //! * [`deletes`]: Loki's delete requests, stored in the bucket, filtered
 //!   out of queries and applied by the compactor.
+//! * [`cluster`]: several write nodes: membership, ownership of streams,
+//!   replication of pushes.
 //! * [`ruler`]: LogQL alerting and recording rules, Alertmanager and
 //!   remote write.
 //! * [`config`], [`tenant`]: configuration (read with `larch-config`) and
@@ -36,6 +38,7 @@
 pub mod api;
 pub mod auth;
 pub mod chunk;
+pub mod cluster;
 pub mod config;
 pub mod config_view;
 pub mod deletes;

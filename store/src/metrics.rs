@@ -101,6 +101,11 @@ pub struct Metrics {
     pub duplicate_entries: Family<Labels, Counter>,
     /// Streams with unflushed data per tenant.
     pub active_streams: Family<Labels, Gauge>,
+    /// Write nodes in this node's current member set (`cluster:`).
+    pub cluster_members: Gauge,
+    /// Shares of pushes sent to other members, by result (`success`,
+    /// `failure`).
+    pub cluster_forwards: Family<Vec<(&'static str, String)>, Counter>,
     /// WAL records written.
     pub wal_records: Counter,
     /// WAL bytes written.
@@ -187,6 +192,8 @@ impl Metrics {
             discarded_bytes: Family::default(),
             duplicate_entries: Family::default(),
             active_streams: Family::default(),
+            cluster_members: Gauge::default(),
+            cluster_forwards: Family::default(),
             wal_records: Counter::default(),
             wal_bytes: Counter::default(),
             wal_commit_seconds: latency_histogram(),
@@ -250,6 +257,16 @@ impl Metrics {
             "larch_ingester_active_streams",
             "Streams holding unflushed data",
             m.active_streams.clone(),
+        );
+        registry.register(
+            "larch_cluster_members",
+            "Write nodes in the current member set",
+            m.cluster_members.clone(),
+        );
+        registry.register(
+            "larch_cluster_forwarded_pushes",
+            "Shares of pushes forwarded to other members, by result",
+            m.cluster_forwards.clone(),
         );
         registry.register(
             "larch_wal_records",

@@ -55,6 +55,15 @@ struct Args {
     /// store with and then without, for a comparison in one invocation).
     #[arg(long, value_enum, default_value_t = Levels::On)]
     levels: Levels,
+    /// Write nodes (`target: write` with `cluster:` over one filesystem
+    /// bucket) to push through instead of one single-binary store; the
+    /// clients are spread over them. Figures are per CPU-second of all of
+    /// them together.
+    #[arg(long, default_value_t = 0)]
+    write_nodes: usize,
+    /// `cluster.replication_factor` with `--write-nodes`.
+    #[arg(long, default_value_t = 3)]
+    rf: usize,
 }
 
 /// Which `discover_log_levels` settings a run measures.
@@ -90,7 +99,7 @@ fn main() -> anyhow::Result<()> {
     let bodies = Arc::new(bodies);
     if let Some(port) = args.push_to {
         let start = Instant::now();
-        push_all(port, &bodies)?;
+        push_all(&[port], &bodies)?;
         println!("pushed in {:.2}s", start.elapsed().as_secs_f64());
         return Ok(());
     }
@@ -101,6 +110,9 @@ fn main() -> anyhow::Result<()> {
         .store_bin
         .clone()
         .unwrap_or_else(|| larch_testkit::binary("larch-store"));
+    if args.write_nodes > 0 {
+        return cluster_runs(&args, &store_bin, &bodies, raw_bytes, lines);
+    }
     let settings: &[bool] = match args.levels {
         Levels::On => &[true],
         Levels::Off => &[false],
@@ -114,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         let sink = ProcessBuilder::new("sink", &exe)
             .args(["sink", "--port", &port.to_string()])
             .ready(port, "/ready");
-        sink_runs.push(measure(sink, port, &bodies, raw_bytes)?);
+        sink_runs.push(measure(vec![sink], &[port], &bodies, raw_bytes, 0)?);
 
         for (k, &levels) in settings.iter().enumerate() {
             let dir = tempfile::tempdir()?;
@@ -130,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                 .arg(write_config(dir.path(), levels)?)
                 .env("LARCH_LOG", "warn")
                 .ready(port, "/ready");
-            let r = measure(store, port, &bodies, raw_bytes)
+            let r = measure(vec![store], &[port], &bodies, raw_bytes, 0)
                 .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&dir.path().join("chunks"));
             println!(
@@ -201,34 +213,140 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Starts the server (panics if it does not get ready), pushes every
-/// body, stops it; returns (bytes/s wall, bytes/s per CPU-second of the
-/// server, CPU-seconds).
+/// Starts the servers (panics if one does not get ready), pushes every
+/// body (client `i` to `ports[i % n]`), stops them; returns (bytes/s wall,
+/// bytes/s per CPU-second of all the servers, CPU-seconds). With
+/// `members` above 0, waits until every server sees that many cluster
+/// members before the clock starts.
 fn measure(
-    server: ProcessBuilder,
-    port: u16,
+    servers: Vec<ProcessBuilder>,
+    ports: &[u16],
     bodies: &Arc<PerClient>,
     raw: u64,
+    members: usize,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
-    let server = server.start();
+    let servers: Vec<_> = servers.into_iter().map(ProcessBuilder::start).collect();
+    if members > 0 {
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        for &port in ports {
+            while larch_testkit::metrics::scrape(port).get("larch_cluster_members")
+                != Some(&(members as f64))
+            {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the write nodes never saw each other"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
     let start = Instant::now();
-    push_all(port, bodies)?;
-    let status = server.terminate();
-    anyhow::ensure!(status.success(), "server exited with {status}");
+    push_all(ports, bodies)?;
+    for server in &servers {
+        let status = server.terminate();
+        anyhow::ensure!(status.success(), "server exited with {status}");
+    }
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - cpu0;
     Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
 }
 
+/// `--write-nodes N`: each run pushes the workload through one write node
+/// with `cluster.replication_factor: 1` (the baseline) and then through
+/// N write nodes with `--rf`, every node flushing everything on SIGTERM.
+fn cluster_runs(
+    args: &Args,
+    store_bin: &std::path::Path,
+    bodies: &Arc<PerClient>,
+    raw_bytes: u64,
+    lines: u64,
+) -> anyhow::Result<()> {
+    let mut one = Vec::new();
+    let mut many = Vec::new();
+    for run in 0..args.runs {
+        for (nodes, rf) in [(1, 1), (args.write_nodes, args.rf)] {
+            let bucket = tempfile::tempdir()?;
+            let grpc: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+            let http: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+            let members: Vec<String> = grpc.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+            let mut dirs = Vec::new();
+            let mut servers = Vec::new();
+            for i in 0..nodes {
+                let dir = tempfile::tempdir()?;
+                let config = dir.path().join("bench.yaml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "target: write\nstorage:\n  filesystem:\n    dir: {}\nlimits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\ncluster:\n  members: [{}]\n  self: \"127.0.0.1:{}\"\n  replication_factor: {rf}\n",
+                        bucket.path().display(),
+                        members.join(", "),
+                        grpc[i]
+                    ),
+                )?;
+                servers.push(
+                    ProcessBuilder::new("larch-store", store_bin)
+                        .arg("--http-addr")
+                        .arg(format!("127.0.0.1:{}", http[i]))
+                        .arg("--grpc-addr")
+                        .arg(format!("127.0.0.1:{}", grpc[i]))
+                        .arg("--data-dir")
+                        .arg(dir.path())
+                        .arg("--config")
+                        .arg(&config)
+                        .env("LARCH_LOG", "warn")
+                        .ready(http[i], "/ready"),
+                );
+                dirs.push(dir);
+            }
+            let r = measure(servers, &http, bodies, raw_bytes, nodes)
+                .with_context(|| format!("running {}", store_bin.display()))?;
+            let stored = dir_size(&bucket.path().join("chunks"));
+            println!(
+                "run {run}, {nodes} write node(s), RF={rf}: {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); chunks {:.1} MiB ({:.2} B/entry)",
+                r.0 / 1e6,
+                r.1 / 1e6,
+                r.2,
+                stored as f64 / 1048576.0,
+                stored as f64 / lines.max(1) as f64
+            );
+            if nodes == 1 {
+                one.push(r);
+            } else {
+                many.push(r);
+            }
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let one_core = med(&mut one.iter().map(|r| r.1).collect());
+    let many_core = med(&mut many.iter().map(|r| r.1).collect());
+    println!(
+        "median of {}: 1 node {:.0} MB/s wall, {:.0} MB/s per core; {} nodes RF={} {:.0} MB/s wall, {:.0} MB/s per core; CPU per byte {:.2}x",
+        args.runs,
+        med(&mut one.iter().map(|r| r.0).collect()) / 1e6,
+        one_core / 1e6,
+        args.write_nodes,
+        args.rf,
+        med(&mut many.iter().map(|r| r.0).collect()) / 1e6,
+        many_core / 1e6,
+        one_core / many_core.max(1.0)
+    );
+    Ok(())
+}
+
 /// Request bodies per client: `[client][request]`.
 type PerClient = Vec<Vec<Vec<u8>>>;
 
-/// Sends every client's bodies, in order, each client on its connection.
-fn push_all(port: u16, bodies: &Arc<PerClient>) -> anyhow::Result<()> {
+/// Sends every client's bodies, in order, each client on its connection
+/// (client `i` to `ports[i % n]`).
+fn push_all(ports: &[u16], bodies: &Arc<PerClient>) -> anyhow::Result<()> {
     let workers: Vec<_> = (0..bodies.len())
         .map(|client| {
             let bodies = bodies.clone();
+            let port = ports[client % ports.len()];
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut c = Connection::connect(port)?;
                 for body in &bodies[client] {

@@ -149,6 +149,7 @@ pub const ROUTES: &[Route] = &[
     // A write node's unflushed data, asked for by read nodes: any tenant's
     // (named in the message, not in a header), so an administrator's.
     store("/larch.Querier/*", Action::Admin),
+    store("/larch.Replica/*", Action::Admin),
     // Rules and alerts: read with GET, administer otherwise.
     managed("/loki/api/v1/rules"),
     managed("/loki/api/v1/rules/*"),

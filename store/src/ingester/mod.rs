@@ -154,6 +154,8 @@ pub struct Ingester {
     >,
     /// The write nodes a read node asks for their unflushed data.
     pub remote: Option<crate::objstore::remote::WriteNodes>,
+    /// Membership and the other members' clients, with `cluster:`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// When the bucket may be tried again after a failure.
     pub(crate) backoff: Mutex<flusher::Backoff>,
     /// Delete requests, filtered out of every query.
@@ -388,10 +390,37 @@ impl Ingester {
         let next = stats.last_seq + 1;
         let wal_size = wal.disk_size();
         let (flusher, flush_rx) = flusher::Handle::new();
-        let remote = (config.target == Target::Read && !config.read.write_nodes.is_empty())
-            .then(|| crate::objstore::remote::WriteNodes::new(&config.read))
+        // Several write nodes (`cluster:`): membership for writers and
+        // readers; a write node asks the other members for their
+        // unflushed data when it answers a query.
+        let cluster = (config.cluster.enabled() && config.target != Target::Backend)
+            .then(|| {
+                let token = config
+                    .cluster
+                    .token_file
+                    .clone()
+                    .or_else(|| config.read.write_node_token_file.clone());
+                crate::cluster::Cluster::start(
+                    &config.cluster,
+                    &config.grpc_addr,
+                    config.target.writes(),
+                    token,
+                    config.tls.enabled(),
+                    metrics.cluster_members.clone(),
+                )
+            })
             .transpose()
-            .map_err(io_err("connecting to read.write_nodes from", &data))?;
+            .map_err(io_err("starting cluster membership from", &data))?;
+        let remote = match &cluster {
+            Some(c) => Some(crate::objstore::remote::WriteNodes::from_cluster(
+                c.clone(),
+                &config.read,
+            )),
+            None => (config.target == Target::Read && !config.read.write_nodes.is_empty())
+                .then(|| crate::objstore::remote::WriteNodes::new(&config.read))
+                .transpose()
+                .map_err(io_err("connecting to read.write_nodes from", &data))?,
+        };
         let ing = Arc::new(Ingester {
             config: config.clone(),
             metrics,
@@ -420,6 +449,7 @@ impl Ingester {
             view_listed_at: AtomicI64::new(i64::MIN),
             terms: Default::default(),
             remote,
+            cluster,
             backoff: Mutex::new(flusher::Backoff::default()),
             deletes,
         });
@@ -621,8 +651,14 @@ impl Ingester {
     /// next start replays, so nothing acknowledged is lost either way. The
     /// time taken past `deadline` is at most one chunk write and the WAL
     /// writer's last group.
+    /// A member of several write nodes (`cluster:`) always flushes, as
+    /// it hands its streams over to the others.
     pub fn shutdown_until(&self, deadline: Instant) -> ShutdownReport {
-        self.stop(self.config.ingester.flush_on_shutdown, Some(deadline))
+        let handing_over = self.cluster.is_some() && self.config.target.writes();
+        self.stop(
+            self.config.ingester.flush_on_shutdown || handing_over,
+            Some(deadline),
+        )
     }
 
     fn stop(&self, flush: bool, deadline: Option<Instant>) -> ShutdownReport {

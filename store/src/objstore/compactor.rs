@@ -55,6 +55,9 @@ pub struct RunReport {
     pub term_index_bytes: u64,
     /// Term indexes deleted.
     pub deleted_terms: u64,
+    /// Groups of overlapping chunks of one stream from several writers
+    /// (replicas) merged into one.
+    pub merged_replica_groups: u64,
 }
 
 struct Seg {
@@ -145,6 +148,7 @@ pub fn run_once(
         for (day, segs) in &by_day {
             compact_day(
                 bucket,
+                config,
                 &tenant,
                 *day,
                 segs,
@@ -291,6 +295,7 @@ fn rewrite_for_deletes(
 #[allow(clippy::too_many_arguments)]
 fn compact_day(
     bucket: &Bucket,
+    config: &crate::config::Config,
     tenant: &TenantId,
     day: i64,
     segs: &[Seg],
@@ -393,11 +398,13 @@ fn compact_day(
             }
         }
     }
+    let (records, replica_groups) = merge_replicas(bucket, config, tenant, &streams, records);
     // A day with one live segment is rewritten only to give it a term
-    // index it lacks, or for a chunk a delete request rewrote.
+    // index it lacks, for a chunk a delete request rewrote, or for
+    // replicas' chunks merged.
     let needs_terms =
         term_index && !records.is_empty() && !(live.len() == 1 && live[0].seg.terms.is_some());
-    if live.len() <= 1 && expired == 0 && rewritten == 0 && !needs_terms {
+    if live.len() <= 1 && expired == 0 && rewritten == 0 && replica_groups == 0 && !needs_terms {
         return Ok(());
     }
     let used: HashSet<u64> = records
@@ -438,6 +445,7 @@ fn compact_day(
     bucket.put(&layout::segment_key(tenant, day, &name), bytes.into())?;
     report.merged_days += 1;
     report.expired_chunks += expired;
+    report.merged_replica_groups += replica_groups;
     tracing::info!(tenant = %tenant, day, segments = live.len(), expired_chunks = expired, "Compacted a day's index segments.");
     Ok(())
 }
@@ -504,6 +512,189 @@ fn build_terms(
     report.term_indexes += 1;
     report.term_index_bytes += size;
     Ok(Some((name, size)))
+/// Largest group of replica chunks merged at once (bytes stored): the
+/// group is decoded whole in memory.
+const MAX_REPLICA_GROUP: u64 = 64 << 20;
+
+/// The writer that wrote a chunk (`<max_seq>-<crc>-<writer>`; empty for
+/// the single node's ids).
+fn writer_of(id: &str) -> &str {
+    id.splitn(3, '-').nth(2).unwrap_or("")
+}
+
+/// Several write nodes holding a stream (`cluster.replication_factor`
+/// above 1, or a stream that moved) each flush their own chunks of it:
+/// the same entries stored up to three times. Every group of a stream's
+/// chunks whose time ranges overlap and that come from more than one
+/// writer is merged into chunks of at most `ingester.chunk_target_size`
+/// with identical entries stored once, as the read path merges them
+/// anyway. The outputs are written (PUT) before the caller writes the
+/// segment naming them; their inputs then leave the view and are deleted
+/// after the grace period like any superseded chunk. A group that fails
+/// to read whole (a missing or damaged input, entries differing from
+/// their records) is left as it is. Chunks spanning midnight stay out
+/// (another day's segment names them too). Returns the records with
+/// each merged group replaced by its outputs, and the number of groups.
+fn merge_replicas(
+    bucket: &Bucket,
+    config: &crate::config::Config,
+    tenant: &TenantId,
+    streams: &BTreeMap<u64, IndexRecord>,
+    records: Vec<IndexRecord>,
+) -> (Vec<IndexRecord>, u64) {
+    let mut by_fp: BTreeMap<u64, Vec<crate::index::ChunkRef>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        match r {
+            IndexRecord::Chunk { fp, chunk } => by_fp.entry(fp).or_default().push(chunk),
+            other => out.push(other),
+        }
+    }
+    let mut groups = 0;
+    for (fp, mut chunks) in by_fp {
+        chunks.sort_by(|a, b| (a.mint, a.maxt, &a.id).cmp(&(b.mint, b.maxt, &b.id)));
+        let labels = match streams.get(&fp) {
+            Some(IndexRecord::Stream { labels, .. }) => Some(labels.to_string()),
+            _ => None,
+        };
+        // Groups of overlapping time ranges.
+        let mut group: Vec<crate::index::ChunkRef> = Vec::new();
+        let mut group_max = i64::MIN;
+        let mut flush_group = |group: &mut Vec<crate::index::ChunkRef>,
+                               out: &mut Vec<IndexRecord>| {
+            let g = std::mem::take(group);
+            let writers: HashSet<&str> = g.iter().map(|c| writer_of(&c.id)).collect();
+            let spans_days = g.iter().any(|c| {
+                let d = layout::days(c.mint, c.maxt);
+                d.start() != d.end()
+            });
+            let bytes: u64 = g.iter().map(|c| c.bytes).sum();
+            if let (true, Some(labels)) = (
+                g.len() >= 2 && writers.len() >= 2 && !spans_days && bytes <= MAX_REPLICA_GROUP,
+                labels.as_ref(),
+            ) {
+                match merge_group(bucket, config, tenant, fp, labels, &g) {
+                    Ok(merged) => {
+                        groups += 1;
+                        out.extend(
+                            merged
+                                .into_iter()
+                                .map(|chunk| IndexRecord::Chunk { fp, chunk }),
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, stream = %labels, error = %e, "Merging the replicas' chunks of a stream failed; they stay as they are.");
+                    }
+                }
+            }
+            out.extend(g.into_iter().map(|chunk| IndexRecord::Chunk { fp, chunk }));
+        };
+        for c in chunks {
+            if !group.is_empty() && c.mint > group_max {
+                flush_group(&mut group, &mut out);
+                group_max = i64::MIN;
+            }
+            group_max = group_max.max(c.maxt);
+            group.push(c);
+        }
+        if !group.is_empty() {
+            flush_group(&mut group, &mut out);
+        }
+    }
+    (out, groups)
+}
+
+/// Reads every input of a group whole, merges the entries (identical
+/// ones once) and writes them as new chunks.
+fn merge_group(
+    bucket: &Bucket,
+    config: &crate::config::Config,
+    tenant: &TenantId,
+    fp: u64,
+    labels: &str,
+    group: &[crate::index::ChunkRef],
+) -> std::io::Result<Vec<crate::index::ChunkRef>> {
+    use crate::chunk::{
+        ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts,
+    };
+    use larch_query::Columns;
+    let mut inputs = Vec::new();
+    for c in group {
+        let file = ChunkFile::parse(bucket.get(&layout::chunk_key(tenant, fp, &c.id))?.to_vec())
+            .map_err(std::io::Error::other)?;
+        let mut n = 0u64;
+        for meta in &file.blocks {
+            let mut d = DecodedBlock::default();
+            d.decode(&file.bytes, meta, Columns::ALL)
+                .map_err(std::io::Error::other)?;
+            n += d.ts.len() as u64;
+            inputs.push(d);
+        }
+        if n != c.entries {
+            return Err(std::io::Error::other(format!(
+                "chunk {} holds {n} entries, its record names {}",
+                c.id, c.entries
+            )));
+        }
+    }
+    let mut merged = DecodedBlock::default();
+    crate::ingester::read::merge(&inputs, &mut merged);
+    drop(inputs);
+    let block_size = usize::try_from(config.ingester.block_size.0).unwrap_or(usize::MAX);
+    let target = config.ingester.chunk_target_size.0;
+    let max_seq = group.iter().map(|c| c.max_seq).max().unwrap_or(0);
+    let view = merged.view(Columns::ALL);
+    let mut outputs = Vec::new();
+    let mut blocks: Vec<EncodedBlock> = Vec::new();
+    let mut head = HeadBlock::new();
+    let mut write = |blocks: &mut Vec<EncodedBlock>| -> std::io::Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&EncodedBlock> = blocks.iter().collect();
+        let header = ChunkHeader {
+            labels: labels.to_string(),
+            fingerprint: fp,
+            min_seq: 0,
+            max_seq,
+            replaces: group.iter().map(|c| c.id.clone()).collect(),
+        };
+        let parts = chunk_parts(&header, &refs);
+        let id = format!("{max_seq:016x}-{:08x}-compactor", parts.index_crc);
+        let mut bytes = Vec::with_capacity(usize::try_from(parts.size).unwrap_or(0));
+        parts.write_to(&mut bytes, &refs)?;
+        bucket.put(&layout::chunk_key(tenant, fp, &id), bytes.into())?;
+        outputs.push(crate::index::ChunkRef {
+            id,
+            mint: blocks.first().map_or(0, |b| b.meta.mint),
+            maxt: blocks.iter().map(|b| b.meta.maxt).max().unwrap_or(0),
+            entries: blocks.iter().map(|b| u64::from(b.meta.entries)).sum(),
+            bytes: parts.size,
+            max_seq,
+            raw_bytes: blocks.iter().map(|b| b.meta.lines_size).sum(),
+        });
+        blocks.clear();
+        Ok(())
+    };
+    let mut size = 0u64;
+    for i in 0..view.len() {
+        head.append(view.timestamps[i], view.line(i), view.metadata(i));
+        if head.size() >= block_size {
+            let b = head.cut();
+            size += b.bytes.len() as u64;
+            blocks.push(b);
+            if size >= target {
+                write(&mut blocks)?;
+                size = 0;
+            }
+        }
+    }
+    if !head.is_empty() {
+        blocks.push(head.cut());
+    }
+    write(&mut blocks)?;
+    Ok(outputs)
 }
 
 /// Whether a chunk is named by a live segment of another day (a chunk

@@ -348,15 +348,26 @@ pub fn to_decoded(b: RemoteBlock) -> Result<DecodedBlock, String> {
 #[error("{0}")]
 pub struct WriteNodeError(pub String);
 
-/// The write nodes a read node asks (`read.write_nodes`).
+/// The write nodes a read node (or, with `cluster:`, a write node) asks:
+/// `read.write_nodes`, or the current members.
 pub struct WriteNodes {
-    nodes: Vec<(String, Channel)>,
-    handle: tokio::runtime::Handle,
-    _runtime: super::bucket::OwnRuntime,
+    source: Source,
     timeout: Duration,
     token_file: Option<std::path::PathBuf>,
     /// `read.write_node_max_message_size`.
     max_message: usize,
+}
+
+enum Source {
+    /// `read.write_nodes`, with a runtime of their own.
+    Static {
+        nodes: Vec<(String, Channel)>,
+        handle: tokio::runtime::Handle,
+        _runtime: super::bucket::OwnRuntime,
+    },
+    /// Every member but this node, as the member set is when a request
+    /// starts.
+    Cluster(Arc<crate::cluster::Cluster>),
 }
 
 impl WriteNodes {
@@ -384,9 +395,11 @@ impl WriteNodes {
         }
         drop(_guard);
         Ok(WriteNodes {
-            nodes,
-            handle,
-            _runtime: super::bucket::OwnRuntime::new(runtime),
+            source: Source::Static {
+                nodes,
+                handle,
+                _runtime: super::bucket::OwnRuntime::new(runtime),
+            },
             timeout: config.write_node_timeout.0,
             token_file: config.write_node_token_file.clone(),
             max_message: usize::try_from(config.write_node_max_message_size.0)
@@ -394,71 +407,137 @@ impl WriteNodes {
         })
     }
 
-    fn call<Req, Resp>(
-        &self,
-        node: usize,
-        path: &'static str,
-        req: Req,
-    ) -> Result<Resp, WriteNodeError>
+    /// The other members of `cluster` (the token as the cluster sends it).
+    pub fn from_cluster(cluster: Arc<crate::cluster::Cluster>, config: &ReadConfig) -> WriteNodes {
+        WriteNodes {
+            token_file: cluster
+                .config
+                .token_file
+                .clone()
+                .or_else(|| config.write_node_token_file.clone()),
+            source: Source::Cluster(cluster),
+            timeout: config.write_node_timeout.0,
+            max_message: usize::try_from(config.write_node_max_message_size.0)
+                .unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The nodes to ask now.
+    fn targets(&self) -> Result<Vec<(String, Channel)>, WriteNodeError> {
+        match &self.source {
+            Source::Static { nodes, .. } => Ok(nodes.clone()),
+            Source::Cluster(c) => c
+                .members()
+                .others()
+                .map(|m| {
+                    c.channel(m)
+                        .map(|ch| (m.clone(), ch))
+                        .map_err(WriteNodeError)
+                })
+                .collect(),
+        }
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.source {
+            Source::Static { handle, .. } => handle,
+            Source::Cluster(c) => c.handle(),
+        }
+    }
+
+    /// Asks every node at once; the answers in node order. A node that
+    /// does not answer fails the whole request, unless the nodes are a
+    /// cluster's members replicating each stream to a quorum: then as many
+    /// as a quorum less one may be missing (every acknowledged entry is on
+    /// a quorum of members, so one of them still answers for it).
+    fn ask_all<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Vec<Resp>, WriteNodeError>
     where
-        Req: prost::Message + Send + Sync + 'static,
+        Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let (addr, ch) = &self.nodes[node];
-        let mut grpc = tonic::client::Grpc::new(ch.clone())
-            .max_decoding_message_size(self.max_message)
-            .max_encoding_message_size(usize::MAX);
-        let max_message = self.max_message;
-        let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-        let mut request = tonic::Request::new(req);
-        if let Some(path) = &self.token_file {
+        let token = match &self.token_file {
             // Read at every request, so a rotated token is used at once.
-            let token = std::fs::read_to_string(path).map_err(|e| {
-                WriteNodeError(format!(
-                    "read.write_node_token_file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
-                WriteNodeError(format!(
-                    "read.write_node_token_file {}: not a token",
-                    path.display()
-                ))
-            })?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        let fut = async move {
-            grpc.ready().await.map_err(|e| e.to_string())?;
-            grpc.unary(request, PathAndQuery::from_static(path), codec)
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| {
-                    if s.code() == tonic::Code::OutOfRange {
-                        format!(
-                            "its answer is over read.write_node_max_message_size ({max_message} bytes): {}",
-                            s.message()
-                        )
-                    } else {
-                        s.message().to_string()
-                    }
-                })
+            Some(path) => {
+                let token = std::fs::read_to_string(path).map_err(|e| {
+                    WriteNodeError(format!("write node token file {}: {e}", path.display()))
+                })?;
+                let value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+                    format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                        WriteNodeError(format!(
+                            "write node token file {}: not a token",
+                            path.display()
+                        ))
+                    })?;
+                Some(value)
+            }
+            None => None,
+        };
+        let tolerated = match &self.source {
+            Source::Cluster(c) => {
+                let rf = c.members().replication_factor(c.config.replication_factor);
+                crate::cluster::ClusterConfig::quorum(rf) - 1
+            }
+            Source::Static { .. } => 0,
         };
         let timeout = self.timeout;
-        self.handle
-            .block_on(async move { tokio::time::timeout(timeout, fut).await })
-            .map_err(|_| "timed out".to_string())
-            .and_then(|r| r)
-            .map_err(|e| WriteNodeError(format!("write node {addr} did not answer: {e}")))
+        let max_message = self.max_message;
+        let calls = self.targets()?.into_iter().map(|(addr, ch)| {
+            let mut request = tonic::Request::new(req.clone());
+            if let Some(t) = &token {
+                request.metadata_mut().insert("authorization", t.clone());
+            }
+            async move {
+                let mut grpc = tonic::client::Grpc::new(ch)
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(usize::MAX);
+                let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+                let fut = async move {
+                    grpc.ready().await.map_err(|e| e.to_string())?;
+                    grpc.unary(request, PathAndQuery::from_static(path), codec)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .map_err(|s| {
+                            if s.code() == tonic::Code::OutOfRange {
+                                format!(
+                                    "its answer is over read.write_node_max_message_size ({max_message} bytes): {}",
+                                    s.message()
+                                )
+                            } else {
+                                s.message().to_string()
+                            }
+                        })
+                };
+                tokio::time::timeout(timeout, fut)
+                    .await
+                    .map_err(|_| "timed out".to_string())
+                    .and_then(|r| r)
+                    .map_err(|e| format!("write node {addr} did not answer: {e}"))
+            }
+        });
+        let answers = self
+            .handle()
+            .block_on(futures_util::future::join_all(calls));
+        let mut out = Vec::with_capacity(answers.len());
+        let mut failures = Vec::new();
+        for a in answers {
+            match a {
+                Ok(r) => out.push(r),
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.len() > tolerated {
+            return Err(WriteNodeError(failures.join("; ")));
+        }
+        for f in failures {
+            tracing::warn!(error = %f, "A member did not answer; its streams' other replicas answer for it.");
+        }
+        Ok(out)
     }
 
     /// Every node's streams (see `Streams`).
     pub fn streams(&self, req: &StreamsRequest) -> Result<Vec<RemoteStream>, WriteNodeError> {
-        let mut out = Vec::new();
-        for i in 0..self.nodes.len() {
-            let r: StreamsResponse = self.call(i, "/larch.Querier/Streams", req.clone())?;
-            out.extend(r.streams);
-        }
-        Ok(out)
+        let answers: Vec<StreamsResponse> = self.ask_all("/larch.Querier/Streams", req.clone())?;
+        Ok(answers.into_iter().flat_map(|r| r.streams).collect())
     }
 
     /// Every node's unflushed blocks and recent chunks of one stream.
@@ -468,8 +547,8 @@ impl WriteNodes {
     ) -> Result<(Vec<DecodedBlock>, Vec<ChunkRef>), WriteNodeError> {
         let mut blocks = Vec::new();
         let mut chunks = Vec::new();
-        for i in 0..self.nodes.len() {
-            let r: ScanStreamResponse = self.call(i, "/larch.Querier/Scan", req.clone())?;
+        let answers: Vec<ScanStreamResponse> = self.ask_all("/larch.Querier/Scan", req.clone())?;
+        for r in answers {
             for b in r.blocks {
                 if !b.ts.is_empty() {
                     blocks.push(to_decoded(b).map_err(WriteNodeError)?);

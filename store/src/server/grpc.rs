@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use larch_proto::larch::{ReadyRequest, ReadyResponse};
 use larch_proto::logproto::PushResponse;
 use prost::Message;
 use tonic::body::Body;
@@ -54,6 +55,7 @@ impl PusherService {
     async fn push(
         app: AppState,
         request: Request<Bytes>,
+        forwarded: bool,
     ) -> Result<Response<PushResponse>, Status> {
         let started = std::time::Instant::now();
         let org = request
@@ -74,7 +76,7 @@ impl PusherService {
             }
             meter.charge(msg.len()).map_err(PushError::Decode)?;
             let prepared = prepare(&app, &tenant, Format::Grpc, None, None, msg, meter).await?;
-            ingest(&app, &tenant, prepared).await
+            ingest(&app, &tenant, prepared, forwarded).await
         }
         .await;
         let (status, out) = match result {
@@ -103,7 +105,15 @@ impl PusherService {
         app.metrics
             .request_duration
             .get_or_create(&vec![
-                ("route", "logproto_Pusher_Push".to_string()),
+                (
+                    "route",
+                    if forwarded {
+                        "larch_Replica_Push"
+                    } else {
+                        "logproto_Pusher_Push"
+                    }
+                    .to_string(),
+                ),
                 ("status_code", status.to_string()),
             ])
             .observe(started.elapsed().as_secs_f64());
@@ -132,32 +142,120 @@ where
         let this = self.clone();
         Box::pin(async move {
             if req.uri().path() != "/logproto.Pusher/Push" {
-                let mut response = http::Response::new(Body::default());
-                let headers = response.headers_mut();
-                headers.insert(
-                    Status::GRPC_STATUS,
-                    http::HeaderValue::from(tonic::Code::Unimplemented as i32),
-                );
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    tonic::metadata::GRPC_CONTENT_TYPE,
-                );
-                return Ok(response);
+                return Ok(unimplemented());
             }
             let mut grpc = Grpc::new(RawCodec).max_decoding_message_size(this.max_message);
-            Ok(grpc.unary(PushMethod(this.app), req).await)
+            Ok(grpc.unary(PushMethod(this.app, false), req).await)
         })
     }
 }
 
-struct PushMethod(AppState);
+fn unimplemented() -> http::Response<Body> {
+    let mut response = http::Response::new(Body::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        Status::GRPC_STATUS,
+        http::HeaderValue::from(tonic::Code::Unimplemented as i32),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response
+}
+
+struct PushMethod(AppState, bool);
 
 impl UnaryService<Bytes> for PushMethod {
     type Response = PushResponse;
     type Future = BoxFuture<Response<PushResponse>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        Box::pin(PusherService::push(self.0.clone(), request))
+        Box::pin(PusherService::push(self.0.clone(), request, self.1))
+    }
+}
+
+/// `larch.Replica`, between write nodes (an administrator's route):
+/// `Push` takes a push another member received and validated, and writes
+/// it to this node's WAL only (never forwarding it again); `Ready` says
+/// whether this node takes streams (membership asks it).
+#[derive(Clone)]
+pub struct ReplicaService {
+    pusher: PusherService,
+}
+
+impl ReplicaService {
+    /// The service over `app`.
+    pub fn new(app: AppState) -> ReplicaService {
+        ReplicaService {
+            pusher: PusherService::new(app),
+        }
+    }
+
+    fn taking_streams(app: &AppState) -> bool {
+        app.ready.load(std::sync::atomic::Ordering::Acquire)
+            && app.ingester.is_healthy()
+            && app.config.target.writes()
+            && !app
+                .ingester
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.is_leaving())
+    }
+}
+
+impl NamedService for ReplicaService {
+    const NAME: &'static str = "larch.Replica";
+}
+
+struct ReadyMethod(AppState);
+
+impl UnaryService<ReadyRequest> for ReadyMethod {
+    type Response = ReadyResponse;
+    type Future = BoxFuture<Response<ReadyResponse>, Status>;
+
+    fn call(&mut self, _request: Request<ReadyRequest>) -> Self::Future {
+        let ready = ReplicaService::taking_streams(&self.0);
+        Box::pin(async move { Ok(Response::new(ReadyResponse { ready })) })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for ReplicaService
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let app = this.pusher.app.clone();
+            match req.uri().path() {
+                "/larch.Replica/Push" => {
+                    if !ReplicaService::taking_streams(&app) {
+                        let status = Status::unavailable(
+                            "this write node is leaving the cluster or not ready; the stream goes to its next owner",
+                        );
+                        return Ok(status.into_http());
+                    }
+                    let mut grpc =
+                        Grpc::new(RawCodec).max_decoding_message_size(this.pusher.max_message);
+                    Ok(grpc.unary(PushMethod(app, true), req).await)
+                }
+                "/larch.Replica/Ready" => {
+                    let mut grpc = Grpc::new(tonic_prost::ProstCodec::default());
+                    Ok(grpc.unary(ReadyMethod(app), req).await)
+                }
+                _ => Ok(unimplemented()),
+            }
+        })
     }
 }
 

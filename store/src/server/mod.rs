@@ -54,6 +54,9 @@ pub struct AppState {
     /// sets it (it knows the whole file), else the store's own
     /// configuration is shown.
     pub config_view: Option<Arc<crate::config_view::ConfigView>>,
+    /// Notified by `POST /ingester/shutdown` with `terminate`: the binary
+    /// then shuts down as on SIGTERM.
+    pub shutdown_request: Arc<tokio::sync::Notify>,
 }
 
 /// Security settings that cannot be used.
@@ -89,6 +92,7 @@ impl AppState {
             tls: None,
             services: crate::services::Services::new(),
             config_view: None,
+            shutdown_request: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -219,6 +223,10 @@ fn routes(rules: Router<AppState>) -> Router<AppState> {
                 .delete(api::delete::cancel),
         )
         .route("/flush", post(flush))
+        .route(
+            "/ingester/shutdown",
+            get(ingester_shutdown).post(ingester_shutdown),
+        )
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/config", get(api::status::config))
@@ -269,6 +277,82 @@ async fn flush(State(app): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Parameters of `/ingester/shutdown` (Loki's).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ShutdownParams {
+    flush: Option<String>,
+    delete_ring_tokens: Option<String>,
+    terminate: Option<String>,
+}
+
+fn bool_param(v: &Option<String>, default: bool) -> Result<bool, String> {
+    match v.as_deref() {
+        None | Some("") => Ok(default),
+        // Go's strconv.ParseBool, as Loki reads the parameter.
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(s) => Err(format!("strconv.ParseBool: parsing {s:?}: invalid syntax")),
+    }
+}
+
+/// `/ingester/shutdown` (Loki's endpoint; GET or POST): the node leaves
+/// the cluster (takes no new streams, answers `Ready` with false), then
+/// with `flush` (default true) seals and writes every open chunk, then
+/// with `terminate` (default true) shuts down as on SIGTERM.
+/// `delete_ring_tokens` is accepted: there is no ring state to delete.
+/// Answers 204 once the flush is done.
+async fn ingester_shutdown(
+    State(app): State<AppState>,
+    axum::extract::Query(p): axum::extract::Query<ShutdownParams>,
+) -> Response {
+    let parsed = (|| {
+        let _ = bool_param(&p.delete_ring_tokens, false)?;
+        Ok::<_, String>((bool_param(&p.flush, true)?, bool_param(&p.terminate, true)?))
+    })();
+    let (flush, terminate) = match parsed {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    if !app.config.target.writes() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this node is not a write node: it holds no streams to hand over\n",
+        )
+            .into_response();
+    }
+    let stopping = !app.ready.load(Ordering::Acquire)
+        || app
+            .ingester
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.is_leaving());
+    if stopping {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Ingester is stopping or already stopped.\n",
+        )
+            .into_response();
+    }
+    if let Some(c) = &app.ingester.cluster {
+        c.leave();
+    }
+    if flush {
+        let ing = app.ingester.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || ing.flush_all()).await {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("flush failed: {e}\n"),
+            )
+                .into_response();
+        }
+    }
+    if terminate {
+        app.shutdown_request.notify_one();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
@@ -342,11 +426,13 @@ pub async fn serve(
         let auth = crate::auth::GrpcAuthLayer::new(grpc_state.auth.clone());
         let querier =
             crate::objstore::remote::service::QuerierService::new(grpc_state.ingester.clone());
+        let replica = grpc::ReplicaService::new(grpc_state.clone());
         let svc = grpc::PusherService::new(grpc_state);
         tonic::transport::Server::builder()
             .layer(auth)
             .add_service(svc)
             .add_service(querier)
+            .add_service(replica)
             .serve_with_incoming_shutdown(grpc, async move {
                 let _ = grpc_stop.wait_for(|s| *s).await;
             })

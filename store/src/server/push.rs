@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::cluster::forward::ReplicateError;
 use crate::config::Limits;
 use crate::ingester::{TenantRefused, WriteError};
 use crate::push::meter::{LineLimit, Meter};
@@ -147,7 +148,7 @@ async fn handle(
     let content_type = header_str(&headers, "content-type").map(str::to_string);
     let encoding = header_str(&headers, "content-encoding").map(str::to_string);
     let prepared = prepare(&app, &tenant, format, content_type, encoding, body, meter).await?;
-    ingest(&app, &tenant, prepared)
+    ingest(&app, &tenant, prepared, false)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
@@ -311,11 +312,15 @@ fn count_too_large(app: &AppState, tenant: &TenantId, bytes: u64) {
 }
 
 /// Rate-limits and stores a validated push; shared by HTTP and gRPC. `Ok`
-/// means everything was stored.
+/// means everything was stored. With `cluster:` the push is written to
+/// its streams' owners ([`crate::cluster::forward`]); a push another
+/// member `forwarded` was counted and rate-limited there, and is written
+/// here only.
 pub async fn ingest(
     app: &AppState,
     tenant: &TenantId,
     prepared: Prepared,
+    forwarded: bool,
 ) -> Result<(), PushError> {
     let Prepared {
         mut validated,
@@ -324,18 +329,20 @@ pub async fn ingest(
         received_bytes,
     } = prepared;
     let limits = app.config.limits_for(tenant.as_str());
-    let labels = app.metrics.tenant_label(tenant.as_str());
-    app.metrics
-        .lines_received
-        .get_or_create(&labels)
-        .inc_by(received_lines);
-    app.metrics
-        .bytes_received
-        .get_or_create(&labels)
-        .inc_by(received_bytes);
+    if !forwarded {
+        let labels = app.metrics.tenant_label(tenant.as_str());
+        app.metrics
+            .lines_received
+            .get_or_create(&labels)
+            .inc_by(received_lines);
+        app.metrics
+            .bytes_received
+            .get_or_create(&labels)
+            .inc_by(received_bytes);
+    }
 
     let lines = validated.accepted_entries();
-    if lines > 0 {
+    if lines > 0 && !forwarded {
         let rate = limits.ingestion_rate_mb * 1024.0 * 1024.0;
         let burst = limits.ingestion_burst_size_mb * 1024.0 * 1024.0;
         let bytes = validated.accepted_bytes;
@@ -373,19 +380,41 @@ pub async fn ingest(
     let mut retry = validated.has_retryable();
     let discarded = std::mem::take(&mut validated.discarded);
     record_discards(app, tenant, &discarded);
-    let outcome = app
+    let write_error = |e| match e {
+        WriteError::WalFailed(m) => PushError::Unavailable(format!("write-ahead log failure: {m}")),
+        WriteError::ShuttingDown => {
+            PushError::Unavailable("the store is shutting down".to_string())
+        }
+        WriteError::Tenant(r) => tenant_refused(r),
+    };
+    let cluster = app
         .ingester
-        .push(tenant, validated)
-        .await
-        .map_err(|e| match e {
-            WriteError::WalFailed(m) => {
-                PushError::Unavailable(format!("write-ahead log failure: {m}"))
-            }
-            WriteError::ShuttingDown => {
-                PushError::Unavailable("the store is shutting down".to_string())
-            }
-            WriteError::Tenant(r) => tenant_refused(r),
-        })?;
+        .cluster
+        .as_ref()
+        .filter(|_| !forwarded && app.config.target.writes());
+    let outcome = match cluster {
+        Some(c) => crate::cluster::forward::replicate(&app.ingester, c, tenant, validated)
+            .await
+            .map_err(|e| match e {
+                ReplicateError::Local(e) => write_error(e),
+                ReplicateError::Quorum {
+                    limited: true,
+                    message,
+                } => PushError::Rejected {
+                    retry: true,
+                    message,
+                },
+                ReplicateError::Quorum {
+                    limited: false,
+                    message,
+                } => PushError::Unavailable(message),
+            })?,
+        None => app
+            .ingester
+            .push(tenant, validated)
+            .await
+            .map_err(write_error)?,
+    };
     record_discards(app, tenant, &outcome.discarded);
     retry |= outcome.discarded.keys().any(|r| r.is_retryable());
     for msg in outcome.errors {

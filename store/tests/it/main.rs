@@ -15,6 +15,7 @@ mod objstore;
 mod params;
 mod process;
 mod recovery;
+mod replicas;
 mod ruler;
 mod security;
 mod shutdown;

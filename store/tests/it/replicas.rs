@@ -1,0 +1,734 @@
+//! Several write nodes sharing streams (`cluster:`), as real processes on
+//! 127.0.0.1 over one bucket (a real S3-compatible server for the first
+//! test, a directory for the others): replication factor 3 with a read
+//! and a backend node, a kill -9 under load, a node joining and one
+//! leaving, the replicas' storage cost, mTLS with tokens between nodes,
+//! `/ingester/shutdown`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use larch_testkit::http::{percent, request};
+use larch_testkit::push::protobuf_lines;
+use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use larch_testkit::{StoreProcess, free_port, now_ns};
+
+const SEC: i64 = 1_000_000_000;
+
+/// A bucket directory and the gRPC ports of the write nodes.
+struct Topology {
+    bucket: tempfile::TempDir,
+    grpc: Vec<u16>,
+    rf: usize,
+    deletion_delay: &'static str,
+    /// A real S3-compatible server instead of the directory.
+    s3: Option<S3Server>,
+}
+
+impl Topology {
+    fn new(writers: usize, rf: usize) -> Topology {
+        Topology {
+            bucket: tempfile::tempdir().unwrap(),
+            grpc: (0..writers).map(|_| free_port()).collect(),
+            rf,
+            deletion_delay: "1h",
+            s3: None,
+        }
+    }
+
+    /// The same over a real S3-compatible server (`s3s-fs`).
+    fn s3(writers: usize, rf: usize) -> Topology {
+        Topology {
+            s3: Some(S3Server::start("larch")),
+            ..Topology::new(writers, rf)
+        }
+    }
+
+    fn storage(&self) -> String {
+        match &self.s3 {
+            Some(s3) => s3.storage_yaml("larch"),
+            None => format!(
+                "storage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n",
+                self.bucket.path().display()
+            ),
+        }
+    }
+
+    fn members(&self) -> String {
+        let m: Vec<String> = self
+            .grpc
+            .iter()
+            .map(|p| format!("\"127.0.0.1:{p}\""))
+            .collect();
+        format!("[{}]", m.join(", "))
+    }
+
+    fn config(&self, target: &str, me: Option<u16>, extra: &str) -> String {
+        let me = me.map_or(String::new(), |p| format!("  self: \"127.0.0.1:{p}\"\n"));
+        format!(
+            "target: {target}\n{}\
+             ingester:\n  flush_check_period: 100ms\n  chunk_idle_period: 1h\n\
+             read:\n  index_refresh_period: 100ms\n  write_node_timeout: 5s\n\
+             compactor:\n  interval: 1h\n  deletion_delay: {}\n\
+             shutdown_timeout: 10s\n\
+             cluster:\n  members: {}\n{me}  replication_factor: {}\n  refresh_period: 200ms\n  forward_timeout: 3s\n{extra}",
+            self.storage(),
+            self.deletion_delay,
+            self.members(),
+            self.rf,
+        )
+    }
+
+    fn writer(&self, i: usize) -> StoreProcess {
+        StoreProcess::builder()
+            .grpc_port(self.grpc[i])
+            .http_port(free_port())
+            .config(self.config("write", Some(self.grpc[i]), ""))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .start()
+    }
+
+    /// Waits until every one of `nodes` sees `n` members.
+    fn settled(&self, nodes: &[&StoreProcess], n: usize) {
+        for p in nodes {
+            wait_for_metric(p, "larch_cluster_members", |v| v == n as f64);
+        }
+    }
+
+    fn node(&self, target: &str) -> StoreProcess {
+        StoreProcess::builder()
+            .config(self.config(target, None, ""))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .start()
+    }
+}
+
+/// One push of `lines` to `labels`; the status and text.
+fn push_to(p: u16, labels: &str, t0: i64, lines: &[String]) -> Result<(), String> {
+    let body = protobuf_lines(labels, t0, lines);
+    match request(
+        p,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    ) {
+        Ok(r) if r.status == 204 => Ok(()),
+        Ok(r) => Err(format!("{} {}", r.status, r.text())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Every line `selector` returns over `[start, end)` on `port`, with how
+/// often each came back.
+fn counts(
+    port: u16,
+    selector: &str,
+    start: i64,
+    end: i64,
+) -> Result<BTreeMap<String, usize>, String> {
+    let q = percent(selector);
+    let r = request(
+        port,
+        "GET",
+        &format!(
+            "/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=5000&direction=forward"
+        ),
+        &[],
+        b"",
+    )
+    .map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(format!("{} {}", r.status, r.text()));
+    }
+    let v = r.json();
+    let mut out = BTreeMap::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        for e in s["values"].as_array().unwrap() {
+            *out.entry(e[1].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until `port` returns exactly `want`, each line once; panics
+/// with the last difference.
+fn assert_each_once(port: u16, what: &str, selector: &str, want: &[String], start: i64, end: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let wanted: std::collections::BTreeSet<&String> = want.iter().collect();
+    loop {
+        let got = counts(port, selector, start, end);
+        let problem = match &got {
+            Err(e) => Some(e.clone()),
+            Ok(c) => {
+                let doubled: Vec<_> = c.iter().filter(|(_, n)| **n != 1).take(3).collect();
+                let missing: Vec<_> = want
+                    .iter()
+                    .filter(|l| !c.contains_key(*l))
+                    .take(3)
+                    .collect();
+                let unexpected: Vec<_> = c.keys().filter(|k| !wanted.contains(k)).take(3).collect();
+                if !doubled.is_empty() || !missing.is_empty() || !unexpected.is_empty() {
+                    Some(format!(
+                        "{} lines, {} wanted; doubled {doubled:?}; missing {missing:?}; unexpected {unexpected:?}",
+                        c.len(),
+                        want.len()
+                    ))
+                } else {
+                    None
+                }
+            }
+        };
+        match problem {
+            None => return,
+            Some(p) if Instant::now() > deadline => panic!("{what}: {p}"),
+            Some(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn flush(p: &StoreProcess) {
+    let r = request(p.http, "POST", "/flush", &[], b"").unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// Waits until the metric (refreshed by the store every few hundred
+/// milliseconds) satisfies `ok`; returns its value.
+fn wait_for_metric(p: &StoreProcess, prefix: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = metric(p, prefix);
+        if ok(v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{prefix} is {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metric(p: &StoreProcess, prefix: &str) -> f64 {
+    larch_testkit::metrics::scrape(p.http)
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// Three write nodes with replication factor 3, a read node and a
+/// backend over a real S3-compatible server: pushes through any write node; every line comes back exactly
+/// once from the read node and from each write node, before and after the
+/// flush to the bucket and the compaction.
+#[test]
+fn three_writers_rf3_every_line_once() {
+    let topo = Topology::s3(3, 3);
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    let backend = topo.node("backend");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 300 * SEC;
+    let mut want = Vec::new();
+    for s in 0..24 {
+        let labels = format!(r#"{{app="rep", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..20).map(|i| format!("stream {s} line {i}")).collect();
+        // Each stream through another write node.
+        let w = &writers[s % 3];
+        push_to(w.http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+        want.extend(lines);
+    }
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="rep"}"#;
+    // With RF=3 on three nodes every node holds every stream.
+    for w in &writers {
+        wait_for_metric(w, "larch_ingester_active_streams", |v| v == 24.0);
+    }
+    assert_each_once(reader.http, "read node", sel, &want, start, end);
+    for (i, w) in writers.iter().enumerate() {
+        assert_each_once(w.http, &format!("write node {i}"), sel, &want, start, end);
+    }
+    // Three copies of every chunk in the bucket, from three writers: still
+    // once each, and once more after the backend merged the segments.
+    for w in &writers {
+        flush(w);
+    }
+    flush(&reader);
+    assert_each_once(
+        reader.http,
+        "read node after the flush",
+        sel,
+        &want,
+        start,
+        end,
+    );
+    flush(&backend);
+    flush(&reader);
+    assert_each_once(
+        reader.http,
+        "read node after compaction",
+        sel,
+        &want,
+        start,
+        end,
+    );
+    for (i, w) in writers.iter().enumerate() {
+        assert_each_once(
+            w.http,
+            &format!("write node {i} after the flush"),
+            sel,
+            &want,
+            start,
+            end,
+        );
+    }
+}
+
+/// A client that pushes batches like an agent: a batch that fails is sent
+/// again (to the next write node) until it is acknowledged.
+fn pushing_client(
+    ports: Vec<u16>,
+    stop: Arc<AtomicBool>,
+    t0: i64,
+) -> std::thread::JoinHandle<(Vec<String>, Duration)> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut longest_outage = Duration::ZERO;
+        let mut n = 0usize;
+        let mut node = 0usize;
+        while !stop.load(Ordering::Acquire) {
+            let s = n % 8;
+            let labels = format!(r#"{{app="load", stream="s{s}"}}"#);
+            let lines: Vec<String> = (0..10).map(|i| format!("batch {n} line {i}")).collect();
+            let ts = t0 + n as i64 * 1000;
+            let failing_since = Instant::now();
+            loop {
+                match push_to(ports[node % ports.len()], &labels, ts, &lines) {
+                    Ok(()) => break,
+                    Err(_) => {
+                        node += 1;
+                        assert!(
+                            failing_since.elapsed() < Duration::from_secs(20),
+                            "a batch was refused for 20 s"
+                        );
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+            longest_outage = longest_outage.max(failing_since.elapsed());
+            acked.extend(lines);
+            n += 1;
+            node += 1;
+        }
+        (acked, longest_outage)
+    })
+}
+
+/// kill -9 of a write node during a steady push load: pushes keep being
+/// acknowledged by the other two (a quorum), every acknowledged line is
+/// returned exactly once, and after the node restarts and replays its WAL
+/// nothing is doubled.
+#[test]
+fn kill9_of_a_write_node_under_load_loses_and_doubles_nothing() {
+    let topo = Topology::new(3, 3);
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 100 * SEC;
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = pushing_client(writers.iter().map(|w| w.http).collect(), stop.clone(), t0);
+    std::thread::sleep(Duration::from_millis(800));
+    writers[1].kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Release);
+    let (acked, outage) = client.join().unwrap();
+    assert!(acked.len() > 100, "{} lines acknowledged", acked.len());
+    assert!(
+        outage < Duration::from_secs(10),
+        "pushes failed for {outage:?}"
+    );
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="load"}"#;
+    assert_each_once(
+        reader.http,
+        "read node, one writer down",
+        sel,
+        &acked,
+        start,
+        end,
+    );
+    writers[1].restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(larch_testkit::http::get(writers[1].http, "/ready", &[]), Ok(r) if r.status == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_each_once(
+        reader.http,
+        "read node after the restart",
+        sel,
+        &acked,
+        start,
+        end,
+    );
+    for (i, w) in writers.iter().enumerate() {
+        assert_each_once(w.http, &format!("write node {i}"), sel, &acked, start, end);
+    }
+}
+
+/// Replication factor 1 over four configured members, the fourth started
+/// late: its arrival moves about a quarter of the streams to it; a SIGTERM
+/// on another hands that one's streams over (flushed, then owned by the
+/// next candidates); no line is lost or doubled on the way.
+#[test]
+fn a_node_joins_and_one_leaves() {
+    let topo = Topology::new(4, 1);
+    let mut writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 200 * SEC;
+    let streams = 120;
+    let mut want = Vec::new();
+    let push_round = |round: usize, writers: &[StoreProcess], want: &mut Vec<String>| {
+        for s in 0..streams {
+            let labels = format!(r#"{{app="move", stream="s{s}"}}"#);
+            let lines: Vec<String> = (0..3)
+                .map(|i| format!("round {round} stream {s} line {i}"))
+                .collect();
+            let w = &writers[s % writers.len()];
+            push_to(
+                w.http,
+                &labels,
+                t0 + round as i64 * 10 * SEC + s as i64 * 1000,
+                &lines,
+            )
+            .unwrap();
+            want.extend(lines);
+        }
+    };
+    push_round(0, &writers, &mut want);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before: Vec<f64> = writers
+            .iter()
+            .map(|w| metric(w, "larch_ingester_active_streams"))
+            .collect();
+        if before.iter().sum::<f64>() == streams as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{before:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    writers.push(topo.writer(3));
+    // Every member sees the newcomer after its next refresh.
+    topo.settled(&writers.iter().collect::<Vec<_>>(), 4);
+    push_round(1, &writers, &mut want);
+    let moved = wait_for_metric(&writers[3], "larch_ingester_active_streams", |v| v > 0.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let moved = moved.max(metric(&writers[3], "larch_ingester_active_streams"));
+    assert!(
+        (12.0..=50.0).contains(&moved),
+        "{moved} of {streams} streams moved to the new node"
+    );
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="move"}"#;
+    assert_each_once(reader.http, "after the join", sel, &want, start, end);
+    // Node 0 leaves: it stops taking streams, flushes and exits.
+    let status = writers[0].terminate();
+    assert!(status.success(), "{status:?}");
+    let others: Vec<StoreProcess> = writers.drain(1..).collect();
+    topo.settled(&others.iter().collect::<Vec<_>>(), 3);
+    push_round(2, &others, &mut want);
+    // The leaver's flushed chunks are in the bucket, which read nodes
+    // list (write nodes know only their members' journals).
+    assert_each_once(reader.http, "after the leave", sel, &want, start, end);
+    drop(others);
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The same lines pushed with replication factor `rf` over three write
+/// nodes, flushed, compacted and the superseded objects deleted: the
+/// bucket's chunk and segment bytes.
+fn bucket_bytes_after_compaction(rf: usize, t0: i64) -> u64 {
+    let mut topo = Topology::new(3, rf);
+    topo.deletion_delay = "1s";
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let backend = topo.node("backend");
+    topo.settled(&writers.iter().collect::<Vec<_>>(), 3);
+    for s in 0..12 {
+        let labels = format!(r#"{{app="cost", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..400)
+            .map(|i| {
+                format!(
+                    "level=info stream={s} request_id={:08x} took={}ms path=/api/v1/item/{}",
+                    i * 7919 + s,
+                    i % 97,
+                    i % 13
+                )
+            })
+            .collect();
+        push_to(writers[s % 3].http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+    }
+    for w in &writers {
+        flush(w);
+    }
+    flush(&backend);
+    std::thread::sleep(Duration::from_millis(1500));
+    // The second run deletes what the first superseded.
+    flush(&backend);
+    let root = topo.bucket.path();
+    let reader = topo.node("read");
+    let want: Vec<String> = (0..12)
+        .flat_map(|s| {
+            (0..400).map(move |i| {
+                format!(
+                    "level=info stream={s} request_id={:08x} took={}ms path=/api/v1/item/{}",
+                    i * 7919 + s,
+                    i % 97,
+                    i % 13
+                )
+            })
+        })
+        .collect();
+    // Writers gone: the reader answers from the compacted bucket alone.
+    drop(writers);
+    assert_each_once(
+        reader.http,
+        &format!("RF={rf} after compaction"),
+        r#"{app="cost"}"#,
+        &want,
+        t0 - SEC,
+        now_ns() + SEC,
+    );
+    dir_bytes(&root.join("chunks")) + dir_bytes(&root.join("segments"))
+}
+
+/// RF=3 stores three copies of every chunk; once the backend merged the
+/// replicas' chunks the bucket holds at most 1.2 times what RF=1 holds.
+#[test]
+fn rf3_bucket_bytes_after_compaction_within_1_2x_of_rf1() {
+    let t0 = now_ns() - 600 * SEC;
+    let one = bucket_bytes_after_compaction(1, t0);
+    let three = bucket_bytes_after_compaction(3, t0);
+    eprintln!("bucket bytes after compaction: RF=1 {one}, RF=3 {three}");
+    assert!(one > 0);
+    assert!(
+        (three as f64) <= 1.2 * one as f64,
+        "RF=3 {three} bytes against RF=1 {one}"
+    );
+}
+
+/// Node-to-node gRPC under mTLS and tokens: three write nodes serving TLS
+/// with `RequireAndVerifyClientCert` and `auth.tokens_file` forward pushes
+/// with their client certificate (`cluster.tls`) and the administrator's
+/// token (`cluster.token_file`); every node then answers every line once.
+#[test]
+fn members_speak_mtls_with_tokens() {
+    use larch_testkit::http::Tls;
+    use larch_testkit::pki::Pki;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let (admin, e1) = larch_testkit::tokens::new_token("nodes", "fake", "admin");
+    let (writer, e2) = larch_testkit::tokens::new_token("agent", "fake", "write");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("tokens:\n{e1}{e2}")).unwrap();
+    let admin_file = dir.path().join("admin.token");
+    std::fs::write(&admin_file, &admin).unwrap();
+    let topo = Topology::new(3, 3);
+    let client = Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key);
+    let writers: Vec<StoreProcess> = (0..3)
+        .map(|i| {
+            let extra = format!(
+                "  token_file: {}\n  tls:\n    tls_ca_path: {}\n    tls_cert_path: {}\n    tls_key_path: {}\n\
+                 auth:\n  tokens_file: {}\n\
+                 tls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+                admin_file.display(),
+                pki.ca.display(),
+                pki.client_cert.display(),
+                pki.client_key.display(),
+                tokens.display(),
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca.display(),
+            );
+            StoreProcess::builder()
+                .grpc_port(topo.grpc[i])
+                .config(topo.config("write", Some(topo.grpc[i]), &extra))
+                .tls(client.clone())
+                .start()
+        })
+        .collect();
+    let members = |p: &StoreProcess| -> f64 {
+        let r = p
+            .request(
+                "GET",
+                "/metrics",
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap();
+        larch_testkit::metrics::parse(&r.text())
+            .get("larch_cluster_members")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writers.iter().any(|w| members(w) != 3.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the members never saw each other over TLS"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = now_ns() - 60 * SEC;
+    let mut want = Vec::new();
+    for s in 0..6 {
+        let labels = format!(r#"{{app="tls", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..5).map(|i| format!("tls stream {s} line {i}")).collect();
+        let r = writers[s % 3]
+            .request(
+                "POST",
+                "/loki/api/v1/push",
+                &[
+                    ("Content-Type", "application/x-protobuf"),
+                    ("Authorization", &format!("Bearer {writer}")),
+                ],
+                &protobuf_lines(&labels, t0 + s as i64 * SEC, &lines),
+            )
+            .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+        want.extend(lines);
+    }
+    let q = percent(r#"{app="tls"}"#);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    for (i, w) in writers.iter().enumerate() {
+        let r = w
+            .request(
+                "GET",
+                &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=1000"),
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap();
+        let v = r.ok_json();
+        let mut got: Vec<String> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|e| e[1].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut w2 = want.clone();
+        w2.sort();
+        assert_eq!(got, w2, "write node {i}");
+        // Every node holds every stream (RF=3): the forwards arrived.
+        let m = w
+            .request(
+                "GET",
+                "/metrics",
+                &[("Authorization", &format!("Bearer {admin}"))],
+                b"",
+            )
+            .unwrap()
+            .text();
+        assert!(
+            m.contains("larch_cluster_forwarded_pushes_total{result=\"success\"}"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("larch_cluster_forwarded_pushes_total{result=\"failure\"}"),
+            "{m}"
+        );
+    }
+}
+
+/// Loki's `/ingester/shutdown?terminate=false`: the node leaves the
+/// member set (the others stop sending it streams), flushes, keeps
+/// running; a second call gets Loki's 503.
+#[test]
+fn ingester_shutdown_leaves_and_flushes() {
+    let topo = Topology::new(2, 1);
+    let writers: Vec<StoreProcess> = (0..2).map(|i| topo.writer(i)).collect();
+    topo.settled(&[&writers[0], &writers[1]], 2);
+    let t0 = now_ns() - 60 * SEC;
+    for s in 0..10 {
+        let labels = format!(r#"{{app="bye", stream="s{s}"}}"#);
+        push_to(writers[0].http, &labels, t0, &[format!("before {s}")]).unwrap();
+    }
+    let r = request(
+        writers[1].http,
+        "POST",
+        "/ingester/shutdown?terminate=false&flush=true",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = request(
+        writers[1].http,
+        "POST",
+        "/ingester/shutdown?terminate=false",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text().trim(), "Ingester is stopping or already stopped.");
+    let r = request(
+        writers[0].http,
+        "GET",
+        "/ingester/shutdown?flush=maybe",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The leaver flushed its streams to the bucket.
+    assert!(dir_bytes(&topo.bucket.path().join("chunks")) > 0);
+    wait_for_metric(&writers[0], "larch_cluster_members", |v| v == 1.0);
+    // New streams all go to the node that stays, through either node;
+    // the leaver still runs.
+    let forwarded = |p: &StoreProcess| {
+        metric(
+            p,
+            "larch_cluster_forwarded_pushes_total{result=\"success\"}",
+        )
+    };
+    let before = forwarded(&writers[0]);
+    for s in 10..20 {
+        let labels = format!(r#"{{app="bye", stream="s{s}"}}"#);
+        push_to(writers[s % 2].http, &labels, t0, &[format!("after {s}")]).unwrap();
+    }
+    assert!(
+        writers[1].try_wait().is_none(),
+        "terminate=false keeps the process"
+    );
+    assert_eq!(
+        forwarded(&writers[0]),
+        before,
+        "nothing goes to the leaver any more"
+    );
+    assert!(
+        forwarded(&writers[1]) >= 5.0,
+        "the leaver forwards what it receives"
+    );
+}
