@@ -512,6 +512,8 @@ fn build_terms(
     report.term_indexes += 1;
     report.term_index_bytes += size;
     Ok(Some((name, size)))
+}
+
 /// Largest group of replica chunks merged at once (bytes stored): the
 /// group is decoded whole in memory.
 const MAX_REPLICA_GROUP: u64 = 64 << 20;
