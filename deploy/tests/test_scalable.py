@@ -219,10 +219,11 @@ def test_roles_and_their_selectors(renders: dict[str, list[Obj]]) -> None:
     assert not left, left
 
 
-def test_read_nodes_list_every_write_pod_by_its_stable_name(renders: dict[str, list[Obj]]) -> None:
-    """read.write_nodes holds <sts>-<i>.<headless>.<ns>.svc.<domain>:<grpc>
-    for i < replicas, where <headless> is the StatefulSet's serviceName, a
-    headless Service publishing the gRPC port the write nodes listen on."""
+def test_write_and_read_nodes_find_the_write_pods_through_dns(renders: dict[str, list[Obj]]) -> None:
+    """cluster.dns of write and read nodes is <headless>.<ns>.svc.<domain>:<grpc>,
+    where <headless> is the StatefulSet's serviceName, a headless Service
+    publishing the gRPC port the write nodes listen on; both share the
+    replication factor; the backend is no member."""
     objs = renders["helm-scalable"]
     sts = _workloads(objs)["write"]
     headless = _find(objs, "Service", sts.body["spec"]["serviceName"])
@@ -234,24 +235,31 @@ def test_read_nodes_list_every_write_pod_by_its_stable_name(renders: dict[str, l
     write_cfg = _config(objs, "write")
     assert write_cfg["grpc_addr"] == f"0.0.0.0:{declared['grpc']}"
     assert write_cfg["http_addr"] == f"0.0.0.0:{declared['http']}"
-    expected = [f"{sts.name}-{i}.{headless.name}.{NS}.svc.cluster.local:{grpc_port['port']}"
-                for i in range(sts.body["spec"]["replicas"])]
-    assert _config(objs, "read")["read"]["write_nodes"] == expected
-    assert "write_nodes" not in (_config(objs, "write").get("read") or {})
+    expected = {"dns": f"{headless.name}.{NS}.svc.cluster.local:{grpc_port['port']}",
+                "replication_factor": 3}
+    assert _config(objs, "read")["cluster"] == expected
+    assert write_cfg["cluster"] == expected
+    assert "cluster" not in _config(objs, "backend")
+    for role in ROLES:
+        assert "write_nodes" not in (_config(objs, role).get("read") or {}), role
 
 
-def test_write_replica_count_drives_the_list_and_rolls_the_readers() -> None:
+def test_scaling_the_write_nodes_needs_no_new_configuration() -> None:
+    """The replica count changes the StatefulSet only: members come from
+    DNS, so the read nodes are not rolled; the replication factor is a
+    value of its own, refused above the replica count."""
     three = _render({}, "three")
-    five = _render({"write": {"replicas": 5}}, "five")
-    nodes = _config(five, "read")["read"]["write_nodes"]
-    assert [n.split(".")[0] for n in nodes] == [f"larch-write-{i}" for i in range(5)]
+    five = _render({"write": {"replicas": 5, "replicationFactor": 5}}, "five")
     assert _workloads(five)["write"].body["spec"]["replicas"] == 5
+    assert _config(five, "read")["cluster"]["replication_factor"] == 5
+    assert _config(three, "read")["cluster"]["dns"] == _config(five, "read")["cluster"]["dns"]
+    more = _render({"write": {"replicas": 5}}, "more")
 
     def checksum(objs: list[Obj]) -> str:
         meta = _workloads(objs)["read"].body["spec"]["template"]["metadata"]
         return str(meta["annotations"]["checksum/config"])
 
-    assert checksum(three) != checksum(five)
+    assert checksum(three) == checksum(more)
 
 
 def test_services_for_pushes_and_queries(renders: dict[str, list[Obj]]) -> None:
@@ -463,6 +471,7 @@ def test_monitors_cover_every_role(kind: str) -> None:
     ({"read": {"autoscaling": {"targetCPUUtilizationPercentage": 150}}},
      "targetCPUUtilizationPercentage"),
     ({"write": {"shutdownTimeout": "five minutes"}}, "shutdownTimeout"),
+    ({"write": {"replicationFactor": 0}}, "/write/replicationFactor"),
 ])
 def test_schema_refuses(values: dict[str, Any], expected: str) -> None:
     with helm.Chart.load(str(deploylib.CHART)) as chart:
@@ -479,6 +488,8 @@ def test_schema_refuses(values: dict[str, Any], expected: str) -> None:
      "read.writeNodeTokenSecret is required"),
     ({"store": {"networkPolicy": {"egress": {"objectStorage": {"peers": []}}}}},
      "store.networkPolicy.egress.objectStorage.peers is required in SimpleScalable mode"),
+    ({"write": {"replicas": 2, "replicationFactor": 3}},
+     "write.replicationFactor must not exceed write.replicas"),
 ])
 def test_chart_refuses(extra: dict[str, Any], expected: str) -> None:
     with pytest.raises(helm.HelmError) as err:
@@ -487,14 +498,15 @@ def test_chart_refuses(extra: dict[str, Any], expected: str) -> None:
 
 
 def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
-    """With tokens on, read nodes send the admin token of their Secret to
-    the write nodes: the file read.write_node_token_file names is mounted
-    in read pods only."""
+    """With tokens on, write and read nodes send the admin token of
+    read.writeNodeTokenSecret to the write nodes: the file cluster.token_file
+    names is mounted in their pods, not in the backend's."""
     objs = _render({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
                     "agent": {"config": {"tenant_id": "team-a"}},
                     "read": {"writeNodeTokenSecret": "larch-read-token"}}, "auth")
     assert not integrity_problems(objs)
-    path = Path(_config(objs, "read")["read"]["write_node_token_file"])
+    path = Path(_config(objs, "read")["cluster"]["token_file"])
+    assert _config(objs, "write")["cluster"]["token_file"] == str(path)
     workloads = _workloads(objs)
     for role, o in workloads.items():
         spec = pod_spec(o)
@@ -502,13 +514,13 @@ def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
         mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["auth"]["secret"]["secretName"] == "larch-tokens"
-        if role == "read":
+        if role in ("read", "write"):
             volume = volumes[mounts[str(path.parent)]]
             assert volume["secret"]["secretName"] == "larch-read-token"
             assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
         else:
             assert str(path.parent) not in mounts, role
-            assert "write_node_token_file" not in (_config(objs, role).get("read") or {})
+            assert "cluster" not in _config(objs, role)
     text = next(o for o in objs if o.name == "larch-read-config").body["data"]["store.yaml"]
     proc = _check_config(text.replace("/etc/larch/auth/", f"{tmp_path}/"), tmp_path, SECRET_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -562,6 +574,9 @@ def test_a_write_node_leaving_leaves_its_lines_in_the_bucket(
     objs = renders["helm-scalable"]
     bucket = {"backend": "filesystem", "filesystem": {"dir": str(tmp_path / "bucket")}}
     configs = {role: {**_config(objs, role), "storage": bucket} for role in ROLES}
+    # One write node and no cluster DNS here: the nodes run without cluster keys.
+    for role in ("write", "read"):
+        configs[role].pop("cluster")
     write, url, log = _start(configs["write"], tmp_path, "write")
     try:
         now = time.time_ns()
@@ -581,7 +596,6 @@ def test_a_write_node_leaving_leaves_its_lines_in_the_bucket(
             write.kill()
             write.wait()
     # The write node is gone: the read node has only the bucket.
-    configs["read"]["read"] = {**configs["read"]["read"], "write_nodes": []}
     read, url, log = _start(configs["read"], tmp_path, "read")
     backend = None
     try:

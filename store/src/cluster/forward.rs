@@ -157,7 +157,7 @@ pub async fn replicate(
             match r {
                 NodeResult::Stored(o) => {
                     if Some(m) != members.me {
-                        forwarded(ing, "success");
+                        forwarded(ing, "ok");
                     }
                     for &i in &idx {
                         stored[i] += 1;
@@ -178,7 +178,7 @@ pub async fn replicate(
                 }
                 NodeResult::Failed { message, limited } => {
                     if Some(m) != members.me {
-                        forwarded(ing, "failure");
+                        forwarded(ing, "failed");
                     }
                     limited_only &= limited;
                     tracing::warn!(member = %members.all[m], error = %message, "A member did not store its share of a push; trying the next candidate.");

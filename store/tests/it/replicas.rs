@@ -651,11 +651,11 @@ fn members_speak_mtls_with_tokens() {
             .unwrap()
             .text();
         assert!(
-            m.contains("larch_cluster_forwarded_pushes_total{result=\"success\"}"),
+            m.contains("larch_cluster_forwarded_pushes_total{result=\"ok\"}"),
             "{m}"
         );
         assert!(
-            !m.contains("larch_cluster_forwarded_pushes_total{result=\"failure\"}"),
+            !m.contains("larch_cluster_forwarded_pushes_total{result=\"failed\"}"),
             "{m}"
         );
     }
@@ -707,12 +707,8 @@ fn ingester_shutdown_leaves_and_flushes() {
     wait_for_metric(&writers[0], "larch_cluster_members", |v| v == 1.0);
     // New streams all go to the node that stays, through either node;
     // the leaver still runs.
-    let forwarded = |p: &StoreProcess| {
-        metric(
-            p,
-            "larch_cluster_forwarded_pushes_total{result=\"success\"}",
-        )
-    };
+    let forwarded =
+        |p: &StoreProcess| metric(p, "larch_cluster_forwarded_pushes_total{result=\"ok\"}");
     let before = forwarded(&writers[0]);
     for s in 10..20 {
         let labels = format!(r#"{{app="bye", stream="s{s}"}}"#);

@@ -233,15 +233,20 @@ Pass (dict "ctx" $ "role" "write").
 flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
 {{- $_ := set $owned "shutdown_timeout" $v.write.shutdownTimeout -}}
 {{- $_ := set $owned "ingester" (dict "flush_on_shutdown" true) -}}
+{{- $cluster := dict "dns" (include "larch.write.dns" .ctx) "replication_factor" (int $v.write.replicationFactor) -}}
+{{- if $v.store.auth.enabled -}}
+{{- $_ := set $cluster "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- end -}}
+{{- $_ := set $owned "cluster" $cluster -}}
 {{- with $v.write.walMaxSize -}}
 {{- $_ := set $owned "wal" (dict "max_size" .) -}}
 {{- end -}}
 {{- else if eq $role "read" -}}
-{{- $read := dict "write_nodes" (include "larch.write.nodes" .ctx | fromYamlArray) -}}
+{{- $cluster := dict "dns" (include "larch.write.dns" .ctx) "replication_factor" (int $v.write.replicationFactor) -}}
 {{- if $v.store.auth.enabled -}}
-{{- $_ := set $read "write_node_token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- $_ := set $cluster "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
 {{- end -}}
-{{- $_ := set $owned "read" $read -}}
+{{- $_ := set $owned "cluster" $cluster -}}
 {{- end -}}
 {{- /* The credential references are quoted: a variable the Secret lacks
 expands to an empty string (the credential chain), not to null. */ -}}

@@ -29,17 +29,15 @@ larch.dev/role: {{ .role }}
 {{- end -}}
 
 {{/*
-The write pods' gRPC addresses, by their stable StatefulSet DNS names
-(<write>-<i>.<write>-headless.<namespace>.svc.<domain>:<grpc>), one per
-replica: the read nodes' read.write_nodes. A YAML list.
+The write nodes' headless Service with the gRPC port
+(<write>-headless.<namespace>.svc.<domain>:<grpc>): cluster.dns of the
+write and read nodes, re-resolved by the store, so a changed replica count
+needs no new configuration. The store probes each address it resolves and
+counts only the nodes that answer as members.
 */}}
-{{- define "larch.write.nodes" -}}
+{{- define "larch.write.dns" -}}
 {{- $write := include "larch.role.fullname" (dict "ctx" . "role" "write") -}}
-{{- $nodes := list -}}
-{{- range $i := until (int .Values.write.replicas) -}}
-{{- $nodes = append $nodes (printf "%s-%d.%s-headless.%s.svc.%s:%d" $write $i $write $.Release.Namespace $.Values.clusterDomain (int $.Values.store.ports.grpc)) -}}
-{{- end -}}
-{{- toYaml $nodes -}}
+{{- printf "%s-headless.%s.svc.%s:%d" $write .Release.Namespace .Values.clusterDomain (int .Values.store.ports.grpc) -}}
 {{- end -}}
 
 {{/* In-cluster URL of the Service taking pushes (the write Service in SimpleScalable). */}}
@@ -62,8 +60,8 @@ replica: the read nodes' read.write_nodes. A YAML list.
 
 {{/*
 What SimpleScalable needs that the values may lack: a bucket (the roles
-share nothing else), plain gRPC between the roles (read nodes reach write
-nodes without TLS today), a token for the read nodes when tokens are on,
+share nothing else), plain gRPC between the roles (the chart does not yet
+mount the CA and client certificates cluster.tls needs), a token for the read nodes when tokens are on,
 and egress to the bucket when NetworkPolicies are on. Renders nothing.
 */}}
 {{- define "larch.scalable.check" -}}
@@ -72,10 +70,13 @@ and egress to the bucket when NetworkPolicies are on. Renders nothing.
 {{- fail "deploymentMode SimpleScalable needs object storage: set store.objectStorage.backend to s3, gcs or azure (the roles share only the bucket)" -}}
 {{- end -}}
 {{- if .Values.store.tls.enabled -}}
-{{- fail "deploymentMode SimpleScalable does not support store.tls.enabled yet: read nodes reach the write nodes' gRPC port (read.write_nodes) without TLS" -}}
+{{- fail "deploymentMode SimpleScalable does not support store.tls.enabled yet: the chart does not yet give the nodes' gRPC clients a CA (cluster.tls)" -}}
 {{- end -}}
 {{- if and .Values.store.auth.enabled (not .Values.read.writeNodeTokenSecret) -}}
-{{- fail "read.writeNodeTokenSecret is required with store.auth.enabled in SimpleScalable mode: read nodes send an admin token to the write nodes (read.write_node_token_file)" -}}
+{{- fail "read.writeNodeTokenSecret is required with store.auth.enabled in SimpleScalable mode: read and write nodes send an admin token to the write nodes (cluster.token_file)" -}}
+{{- end -}}
+{{- if gt (int .Values.write.replicationFactor) (int .Values.write.replicas) -}}
+{{- fail "write.replicationFactor must not exceed write.replicas: every stream needs that many write nodes" -}}
 {{- end -}}
 {{- if and .Values.store.networkPolicy.enabled (not .Values.store.networkPolicy.egress.objectStorage.peers) -}}
 {{- fail "store.networkPolicy.egress.objectStorage.peers is required in SimpleScalable mode: without it the NetworkPolicies block the bucket (e.g. an ipBlock of the endpoint, or 0.0.0.0/0 on port 443)" -}}
@@ -174,7 +175,7 @@ containers:
       - name: auth
         mountPath: /etc/larch/auth
         readOnly: true
-      {{- if eq .role "read" }}
+      {{- if or (eq .role "read") (eq .role "write") }}
       - name: write-node-token
         mountPath: /etc/larch/write-node-token
         readOnly: true
@@ -191,7 +192,7 @@ volumes:
   - name: auth
     secret:
       secretName: {{ required "store.auth.tokensSecret is required with store.auth.enabled" $v.store.auth.tokensSecret }}
-  {{- if eq .role "read" }}
+  {{- if or (eq .role "read") (eq .role "write") }}
   - name: write-node-token
     secret:
       secretName: {{ $v.read.writeNodeTokenSecret }}
