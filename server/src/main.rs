@@ -464,11 +464,15 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     };
     let mut server_stop = stop_rx;
     let shutdown_request = state.shutdown_request.clone();
+    // SIGTERM is taken over before the first request can be answered: a
+    // signal that came between readiness and the first poll of the wait
+    // below would otherwise end the process at once, without the flush.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let mut server = tokio::spawn(server::serve(state, http, grpc, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = first_signal(term) => {}
         () = shutdown_request.notified() => {
             tracing::info!("Shutting down as /ingester/shutdown asked.");
         }
@@ -567,6 +571,22 @@ async fn start_agent(
             })
             .await
     }))
+}
+
+/// Waits for SIGTERM on the stream registered at start (or Ctrl-C).
+async fn first_signal(term: std::io::Result<tokio::signal::unix::Signal>) {
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot listen for SIGTERM; stop with Ctrl-C.");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn shutdown_signal() {
