@@ -107,7 +107,8 @@ impl Postings {
     }
 }
 
-fn intersect(a: &[StreamId], b: &[StreamId]) -> Vec<StreamId> {
+/// The values both sorted, duplicate-free lists hold, in order.
+pub(crate) fn intersect<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {

@@ -554,7 +554,7 @@ impl TermIndex {
             };
             acc = Some(match acc {
                 None => list,
-                Some(a) => intersect(&a, &list),
+                Some(a) => crate::index::postings::intersect(&a, &list),
             });
             if acc.as_ref().is_some_and(Vec::is_empty) {
                 break;
@@ -568,23 +568,6 @@ impl TermIndex {
         m.insert(key, out.clone());
         Ok(out)
     }
-}
-
-fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
