@@ -78,6 +78,16 @@ impl StoreBuilder {
 
     /// Starts the store on 127.0.0.1 and waits until `/ready` answers 200.
     pub fn start(self) -> StoreProcess {
+        self.launch(true)
+    }
+
+    /// Starts the store on 127.0.0.1 without waiting for `/ready`, for
+    /// tests of what it answers before it is ready.
+    pub fn spawn(self) -> StoreProcess {
+        self.launch(false)
+    }
+
+    fn launch(self, wait: bool) -> StoreProcess {
         let http = self.http.unwrap_or_else(crate::free_port);
         let grpc = self.grpc.unwrap_or_else(crate::free_port);
         let mut b = ProcessBuilder::new("larch-store", crate::binary("larch-store"));
@@ -95,7 +105,10 @@ impl StoreBuilder {
             std::fs::write(&path, yaml).expect("writing the store's configuration");
             b = b.arg("--config").arg(path);
         }
-        b = b.args(self.args).ready(http, "/ready");
+        b = b.args(self.args);
+        if wait {
+            b = b.ready(http, "/ready");
+        }
         if let Some(tls) = &self.tls {
             b = b.ready_tls(tls.clone());
         }

@@ -39,6 +39,9 @@ pub fn engine_error(e: EngineError) -> ApiError {
         EngineError::Storage(s) if s.is::<crate::objstore::remote::WriteNodeError>() => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, s.to_string())
         }
+        EngineError::Storage(s) if s.is::<crate::deletes::NotLoaded>() => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, s.to_string())
+        }
         EngineError::Storage(s) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, s.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }

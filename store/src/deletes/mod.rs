@@ -23,6 +23,7 @@ pub mod request;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use larch_query::pipeline::StreamPipeline;
 use larch_query::{Block, LabelSet};
@@ -103,7 +104,17 @@ pub struct Deletes {
     tenants: RwLock<HashMap<TenantId, Arc<Vec<Arc<Request>>>>>,
     /// Serialises this process's changes of one tenant's list.
     write: Mutex<()>,
+    /// Whether one complete reading of the bucket's requests succeeded:
+    /// until then queries are refused rather than show deleted lines.
+    loaded: AtomicBool,
 }
+
+/// Queries are refused until the node has read the delete requests once
+/// (the bucket could not be reached so far): an answer without them could
+/// show deleted lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the delete requests have not been read from the bucket yet; retry later")]
+pub struct NotLoaded;
 
 impl Deletes {
     /// An empty registry over `bucket`; call [`Deletes::refresh`].
@@ -112,7 +123,13 @@ impl Deletes {
             bucket,
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
+            loaded: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the requests were read from the bucket at least once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Reads every tenant's requests from the bucket and swaps them in.
@@ -129,6 +146,7 @@ impl Deletes {
             }
         }
         *self.tenants.write() = next;
+        self.loaded.store(true, Ordering::Release);
         Ok(())
     }
 

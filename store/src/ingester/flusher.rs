@@ -140,6 +140,10 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
                 Msg::Stop => stop = true,
             }
         }
+        if !ing.deletes.loaded() && super::reads_deletes(&ing.config) {
+            // The reading at start failed: queries wait for this one.
+            crate::objstore::view::refresh_deletes(&ing);
+        }
         cycle(&ing, force);
         // Write nodes leave compaction and retention to the compactor.
         if ing.config.target == Target::All

@@ -162,6 +162,14 @@ pub struct Ingester {
     pub deletes: Arc<crate::deletes::Deletes>,
 }
 
+/// Whether this node reads the bucket's delete requests and filters its
+/// query answers with them (every node that answers queries from the
+/// bucket or applies deletes; a plain write node's unflushed data is
+/// filtered by the node that asks for it).
+pub(crate) fn reads_deletes(config: &Config) -> bool {
+    config.target != Target::Write
+}
+
 /// Index log files kept open at most (see [`Handles`]): a few dozen file
 /// descriptors serve any number of tenants, since a tenant's log is
 /// written once per flushed chunk.
@@ -210,19 +218,30 @@ impl Ingester {
         }
         let writer_id = writer_id(&data).map_err(io_err("reading the writer id in", &data))?;
         // Delete requests before the first query: a node that queries
-        // must not show deleted lines, so it does not start without them.
+        // must not show deleted lines. When the bucket cannot be reached it
+        // starts anyway (a write path keeps taking pushes) and refuses
+        // queries until a later reading succeeds.
         let deletes = Arc::new(crate::deletes::Deletes::new(bucket.clone()));
-        if config.target != Target::Write {
+        if reads_deletes(&config) {
             // On a thread of its own: the bucket's calls block, and `open`
             // may be called from within an async runtime.
-            std::thread::scope(|sc| {
+            let read = std::thread::scope(|sc| {
                 sc.spawn(|| deletes.refresh())
                     .join()
                     .unwrap_or_else(|_| Err(std::io::Error::other("reading them panicked")))
-            })
-            .map_err(io_err("reading the delete requests of", &data))?;
-            let (received, processed) = deletes.counts();
-            metrics.deletes.set_counts(received, processed);
+            });
+            match read {
+                Ok(()) => {
+                    let (received, processed) = deletes.counts();
+                    metrics.deletes.set_counts(received, processed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(io_err("reading the delete requests of", &data)(e));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Reading the delete requests failed; queries are refused until a later reading succeeds.");
+                }
+            }
         }
         let quarantine = Quarantine::new(&data);
         let handles = Handles::new(INDEX_HANDLES);

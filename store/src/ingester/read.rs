@@ -860,6 +860,9 @@ impl Ingester {
         request: &ScanRequest,
         visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats, SourceError> {
+        if super::reads_deletes(&self.config) && !self.deletes.loaded() {
+            return Err(Box::new(crate::deletes::NotLoaded));
+        }
         let Some(mut filter) =
             self.deletes
                 .for_stream(tenant, &stream.labels, request.start, request.end)

@@ -237,7 +237,7 @@ fn apply(
 /// Reads the delete requests again (a failure keeps the last list: it
 /// only misses requests made since, which reach the node at a later
 /// refresh).
-fn refresh_deletes(ing: &Ingester) {
+pub(crate) fn refresh_deletes(ing: &Ingester) {
     match ing.deletes.refresh() {
         Ok(()) => {
             let (received, processed) = ing.deletes.counts();

@@ -248,6 +248,19 @@ async fn ready(State(app): State<AppState>) -> Response {
         )
             .into_response();
     }
+    // A read node answers from its view of the bucket: until the first
+    // listing completes it would answer as if the bucket were empty, and
+    // until the delete requests are read it refuses queries.
+    if app.ingester.config.target == crate::objstore::config::Target::Read
+        && (app.ingester.view_listed_at.load(Ordering::Acquire) == i64::MIN
+            || !app.ingester.deletes.loaded())
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Querier not ready: the bucket's index has not been listed yet\n",
+        )
+            .into_response();
+    }
     // Damage found on disk and recovered from leaves the store serving:
     // ready, with what was found listed after the first line.
     let notes = app.ingester.health_notes();

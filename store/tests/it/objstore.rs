@@ -315,6 +315,33 @@ fn bucket_outage_loses_and_doubles_nothing() {
         request(w.http, "GET", "/ready", &[], b"").unwrap().status,
         200
     );
+
+    // A read node started while the bucket is down is not ready (it
+    // would answer as if the bucket were empty) until its first listing.
+    let r = StoreProcess::builder()
+        .config(format!(
+            "target: read\n{}read:\n  write_nodes: [\"127.0.0.1:{}\"]\n  index_refresh_period: 100ms\n",
+            bucket.yaml(),
+            w.grpc
+        ))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .spawn();
+    let mut first = None;
+    wait_until("the read node to answer", Duration::from_secs(30), || {
+        first = request(r.http, "GET", "/ready", &[], b"").ok();
+        first.is_some()
+    });
+    let first = first.expect("an answer");
+    assert_eq!(first.status, 503, "{}", first.text());
+    assert!(first.text().contains("not been listed"), "{}", first.text());
+    s3.restart();
+    wait_until("the read node to be ready", Duration::from_secs(60), || {
+        request(r.http, "GET", "/ready", &[], b"")
+            .map(|a| a.status == 200)
+            .unwrap_or(false)
+    });
+    assert_eq!(lines(&r, start, end), want);
 }
 
 /// Wrong credentials stop the start with a message naming the bucket.
@@ -618,6 +645,47 @@ fn all_in_one_on_s3_keeps_its_chunks_in_the_bucket() {
     p.kill9();
     p.restart();
     assert_eq!(lines(&p, start, end), want, "after kill -9 and a restart");
+}
+
+/// An all-in-one node starts while its bucket is down: it takes pushes
+/// into its WAL, refuses queries (it has not read the delete requests)
+/// with a 503 in words, and answers them once the bucket is back.
+#[test]
+fn all_in_one_starts_while_the_bucket_is_down() {
+    let bucket = Bucket::s3();
+    let Bucket::S3(s3) = &bucket else {
+        unreachable!()
+    };
+    s3.kill();
+    let p = node(&bucket, "all", "");
+    let t0 = now_ns() - 600 * SEC;
+    let pushed = push(&p, "down", 2, 50, t0);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let q = percent(r#"{app="objstore"}"#);
+    let r = request(
+        p.http,
+        "GET",
+        &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=5000"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("delete requests"), "{}", r.text());
+    s3.restart();
+    let want = expected(&pushed);
+    wait_until("queries to be answered", Duration::from_secs(60), || {
+        request(
+            p.http,
+            "GET",
+            &format!("/loki/api/v1/query_range?query={q}&start={start}&end={end}&limit=5000"),
+            &[],
+            b"",
+        )
+        .map(|a| a.status == 200)
+        .unwrap_or(false)
+    });
+    assert_eq!(lines(&p, start, end), want);
 }
 
 /// Bytes a node has downloaded from the bucket so far.
