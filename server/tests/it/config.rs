@@ -103,7 +103,7 @@ fn config_and_services_endpoints() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        "server => Running\ndistributor => Running\ningester => Running\nquerier => Running\ncompactor => Running\nui => Running\n"
+        "server => Running\ndistributor => Running\ningester => Running\nquerier => Running\ncompactor => Running\nui => Running\nruler => Running\n"
     );
     let (status, body) = get(&s, "/runtime_config");
     assert_eq!((status, body.as_str()), (200, "overrides: {}\n"));
