@@ -270,3 +270,46 @@ fn a_loki_configuration_on_s3_is_translated() {
     );
     assert!(!e.contains("very-secret"), "{e}");
 }
+
+/// `--config.expand-env` (Loki's flag): `${VAR}` and `${VAR:-default}` in
+/// the file are expanded from the environment (the default); with
+/// `--config.expand-env=false` the text is read as written.
+#[test]
+fn config_expand_env_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("loki.yaml");
+    std::fs::write(
+        &cfg,
+        "server:\n  http_listen_port: ${LARCH_TEST_HTTP_PORT}\nlimits_config:\n  max_line_size: ${LARCH_TEST_UNSET:-2KB}\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let run = |expand: &str| {
+        Command::new(larch_testkit::binary("larch-store"))
+            .args([
+                "--config.file",
+                &cfg,
+                &format!("--config.expand-env={expand}"),
+                "--print-config",
+            ])
+            .env_remove("LARCH_CONFIG")
+            .env_remove("LARCH_LOG")
+            .env_remove("LARCH_TEST_UNSET")
+            .env("LARCH_TEST_HTTP_PORT", "3999")
+            .output()
+            .unwrap()
+    };
+    let out = run("true");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("http_addr: 0.0.0.0:3999\n"), "{printed}");
+    assert!(printed.contains("  max_line_size: 2KB\n"), "{printed}");
+    // Not expanded: the reference is no port, and the store says so.
+    let out = run("false");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("http_listen_port"),
+        "{}",
+        text(&out.stderr)
+    );
+}
