@@ -58,6 +58,11 @@ struct Browser {
 
 impl Browser {
     async fn start(base: String) -> Browser {
+        Browser::start_with(base, &[]).await
+    }
+
+    /// A browser with Chromium flags of its own (`--force-dark-mode`).
+    async fn start_with(base: String, extra: &[&str]) -> Browser {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(bin).exists(),
@@ -71,16 +76,27 @@ impl Browser {
             .ready(port, "/status")
             .start();
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1200,820",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1200,820",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
+                "args": args,
             }
         });
         let caps = match caps {
@@ -766,6 +782,60 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
         .await;
     assert_eq!(controls, json!(["custom", false, true, "10"]));
     b.client.close().await.unwrap();
+}
+
+/// Readable in light and dark mode: the page follows the system's scheme,
+/// and log lines, the query and the buttons keep a contrast of at least
+/// 4.5:1 (WCAG AA) against what is behind them in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readable_in_light_and_dark_mode() {
+    let store = StoreProcess::builder().start();
+    let now = now_ns();
+    push(
+        &store,
+        "shop",
+        &[
+            (now - 3_000_000_000, "info", "level=info msg=ok"),
+            (now - 2_000_000_000, "warn", "level=warn msg=slow"),
+            (now - 1_000_000_000, "error", "level=error msg=failed"),
+        ],
+    );
+    // Relative luminance and contrast as WCAG defines them, of an
+    // element's text against the first opaque background behind it.
+    const CONTRAST: &str = "const lum = (c) => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; const a = c.match(/[\\d.]+/g); if (a && (a.length < 4 || Number(a[3]) > 0.9)) return c; } return 'rgb(255, 255, 255)'; };
+        const ratio = (el) => { const f = lum(getComputedStyle(el).color), b = lum(bg(el)); return (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05); };
+        const sel = ['#logs .log-line', '#logs li.lvl-error .log-level', '#logs li.lvl-warn .log-level', '#logs li.lvl-info .log-level', '#logs .log-time', '#highlight', '#run', '#status', 'label[for=range]'];
+        return { dark: matchMedia('(prefers-color-scheme: dark)').matches, body: lum(bg(document.body)), ratios: Object.fromEntries(sel.map((s) => [s, ratio(document.querySelector(s))])) };";
+    for (dark, extra) in [(false, &[][..]), (true, &["--force-dark-mode"][..])] {
+        let b = Browser::start_with(store.addr(), extra).await;
+        b.client
+            .goto(&format!("{}/?query=%7Bapp%3D%22shop%22%7D", b.base))
+            .await
+            .unwrap();
+        b.until(
+            "three lines",
+            "return document.querySelectorAll('#logs li').length === 3;",
+        )
+        .await;
+        let got = b.js(CONTRAST).await;
+        assert_eq!(got["dark"], json!(dark), "{got}");
+        let body = got["body"].as_f64().unwrap();
+        if dark {
+            assert!(body < 0.1, "a dark page: {got}");
+        } else {
+            assert!(body > 0.8, "a light page: {got}");
+        }
+        for (sel, r) in got["ratios"].as_object().unwrap() {
+            assert!(
+                r.as_f64().unwrap() >= 4.5,
+                "{sel} in {}: {got}",
+                if dark { "dark" } else { "light" }
+            );
+        }
+        b.shot(if dark { "16-dark" } else { "15-light" }).await;
+        b.client.close().await.unwrap();
+    }
 }
 
 /// A token of `larch-store token new` for `tenant` with `access`, and
