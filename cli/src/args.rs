@@ -179,6 +179,11 @@ pub struct Global {
     /// Print only results: no request URLs, common labels or summaries on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Format of errors, retries and request URLs on stderr: text (logcli's
+    /// lines), logfmt or json (log lines, as larch-store and larch-agent write)
+    #[arg(long, global = true, default_value_t = larch_logging::LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: larch_logging::LogFormat,
 }
 
 /// `-o`: how results are printed (the subcommands that print results).

@@ -284,7 +284,7 @@ impl Client {
     /// shown so that it can be replayed with curl.
     pub fn echo_url(&self, err: &mut impl Write, url: &str) {
         if !self.quiet {
-            let _ = writeln!(err, "{url}");
+            crate::diag::request(err, url);
         }
     }
 
@@ -336,10 +336,12 @@ impl Client {
                 Err(e) if attempt < self.retries && e.retryable() => {
                     attempt += 1;
                     if !self.quiet {
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "{e}; retrying in {backoff:?} ({attempt}/{})",
-                            self.retries
+                        crate::diag::retrying(
+                            &mut std::io::stderr(),
+                            &e,
+                            backoff,
+                            attempt,
+                            self.retries,
                         );
                     }
                     tokio::time::sleep(backoff).await;

@@ -21,12 +21,14 @@
 //! times.
 //!
 //! Exit status: 0 on success (also when stdout is closed early, as by
-//! `| head`), 1 on any error with `Error: <message>` on stderr, where the
-//! message of a failed request is the server's own text; 2 for a command
-//! line clap cannot read.
+//! `| head`), 1 on any error with `Error: <message>` on stderr (a log line
+//! with `--log-format logfmt|json`, see [`diag`]), where the message of a
+//! failed request is the server's own text; 2 for a command line clap
+//! cannot read.
 
 mod args;
 mod client;
+mod diag;
 mod loki;
 mod meta;
 mod output;
@@ -57,6 +59,10 @@ use time::{Zone, now_ns, parse_duration, parse_time};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = diag::init(cli.global.log_format) {
+        eprintln!("Error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,7 +77,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "Error: {e:#}");
+            diag::failed(&mut io::stderr(), &e);
             ExitCode::FAILURE
         }
     }

@@ -45,7 +45,9 @@ LABEL_VALUES = {
     "status": ["received", "processed"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
-JOBS = {"store": "larch-store", "agent": "larch-agent", "kubelet": "kubelet",
+# Stores and agents under one generic job name, as a team's own pod scrape
+# job gives them: the dashboards and alerts must not tell them apart by job.
+JOBS = {"store": "kubernetes-pods", "agent": "kubernetes-pods", "kubelet": "kubelet",
         "cadvisor": "kubelet", "kube-state-metrics": "kube-state-metrics", "prometheus": None}
 
 
@@ -90,9 +92,13 @@ def _series_labels(metric: Metric, source: str) -> list[dict[str, str]]:
     base = {"namespace": "larch", "pod": f"larch-{source}-0", "node": "node-1"}
     job = JOBS.get(source)
     if metric.name == "up":
-        return [dict(base, job="larch-store"), dict(base, job="larch-agent")]
+        return [dict(base, job=JOBS[c], container=c) for c in ("store", "agent")]
     if job:
         base["job"] = job
+    if source in ("store", "agent"):
+        # The container serving /metrics, as the scrape job and the
+        # operator's monitors set it.
+        base["container"] = source
     if source in ("kube-state-metrics", "cadvisor"):
         base["pod"] = "larch-store-0"
     names = list(metric.labels)

@@ -6,10 +6,14 @@ provisioning); test_monitoring.py checks that every query parses in a real
 Prometheus and returns series for the metrics listed in deploy/README.md.
 
 Every dashboard has the variables `datasource` (Prometheus), `loki` (a Larch
-data source, for log panels) and `namespace`; jobs are `larch-store` and
-`larch-agent` as set by deploy/prometheus/prometheus.yml (and by the chart's
-ServiceMonitors and PodMonitors). The ruler runs in the store, so its
-metrics carry the store's job.
+data source, for log panels) and `namespace`. No query depends on the scrape
+job's name, which differs between deploy/prometheus/prometheus.yml, the
+Prometheus Operator's monitors and a team's own scrape configuration:
+Larch's own metrics are told apart by their names (`larch_agent_*` is the
+agent's, served by an embedded agent too; the rest the store's, the ruler's
+included), and the series every process serves alike (`up`, `process_*`)
+by the `container` label (`store`, `agent`) that the shipped scrape job and
+the operator set, as cAdvisor's series carry it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any
 
 PROM = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${loki}"}
-STORE = 'job="larch-store", namespace=~"$namespace"'
-AGENT = 'job="larch-agent", namespace=~"$namespace"'
+# Metrics only the store (or only the agent) serves: the namespace alone.
+STORE = 'namespace=~"$namespace"'
+AGENT = 'namespace=~"$namespace"'
 PUSH_ROUTES = 'route=~"loki_api_v1_push|api_prom_push|otlp_v1_logs|logproto_Pusher_Push"'
 # HTTP 5xx, and failed gRPC pushes (their status_code is "error").
 ERRORS = 'status_code=~"5..|error"'
-# Container metrics from the kubelet (cAdvisor).
+# Series every process serves alike (`up`, `process_*`), and container
+# metrics from the kubelet (cAdvisor).
 STORE_CONTAINER = 'namespace=~"$namespace", container="store"'
 AGENT_CONTAINER = 'namespace=~"$namespace", container="agent"'
 QUERY_ROUTES = 'route=~"loki_api_v1_query_range|loki_api_v1_query|loki_api_v1_tail"'
@@ -125,9 +131,9 @@ def _variables() -> dict[str, Any]:
         {"name": "loki", "label": "Logs", "type": "datasource", "query": "loki",
          "regex": "/Larch.*/", "current": {}, "hide": 0, "refresh": 1},
         {"name": "namespace", "label": "Namespace", "type": "query", "datasource": PROM,
-         "query": {"query": 'label_values(up{job=~"larch-store|larch-agent"}, namespace)',
+         "query": {"query": 'label_values(larch_build_info, namespace)',
                    "refId": "ns"},
-         "definition": 'label_values(up{job=~"larch-store|larch-agent"}, namespace)',
+         "definition": 'label_values(larch_build_info, namespace)',
          "includeAll": True, "multi": True, "allValue": ".+", "current": {},
          "refresh": 2, "sort": 1, "hide": 0},
     ]}
@@ -176,10 +182,10 @@ def process_panels(lay: _Layout, selector: str, what: str) -> list[dict[str, Any
 def overview() -> dict[str, Any]:
     lay = _Layout()
     p = [
-        lay.place(stat("Stores up", f"sum(up{{{STORE}}})", "none",
+        lay.place(stat("Stores up", f"sum(up{{{STORE_CONTAINER}}})", "none",
                        "Store targets Prometheus scrapes successfully.",
                        [(None, "red"), (1, "green")]), 4, 4),
-        lay.place(stat("Agents up", f"sum(up{{{AGENT}}})", "none",
+        lay.place(stat("Agents up", f"sum(up{{{AGENT_CONTAINER}}})", "none",
                        "Agent targets (one per node) scraped successfully."), 4, 4),
         lay.place(stat("Ingest", f"sum(rate(larch_distributor_bytes_received_total{{{STORE}}}[$__rate_interval]))",
                        "Bps", "Log line bytes received by the stores."), 4, 4),
@@ -272,7 +278,7 @@ def store() -> dict[str, Any]:
             ('1 - sum by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*(store|write)-[0-9]+"}) / sum by (persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{namespace=~"$namespace", persistentvolumeclaim=~"data-.*(store|write)-[0-9]+"})',
              "{{persistentvolumeclaim}}")],
             "percentunit", "Share of the data volume (WAL, chunks, index) in use, from the kubelet."), 8, 8),
-        *process_panels(lay, STORE, "store"),
+        *process_panels(lay, STORE_CONTAINER, "store"),
     ]
     return _dashboard("larch-store", "Larch / Store",
                       "Write path (push, WAL, head, flush), read path and resources of larch-store.", p)
@@ -317,7 +323,7 @@ def agent() -> dict[str, Any]:
         lay.place(timeseries("Memory", [
             (f"sum by (pod) (container_memory_working_set_bytes{{{AGENT_CONTAINER}}})", "{{pod}}")],
             "bytes", "Working-set memory of each agent container (cAdvisor)."), 8, 8),
-        *process_panels(lay, AGENT, "agent"),
+        *process_panels(lay, AGENT_CONTAINER, "agent"),
     ]
     return _dashboard("larch-agent", "Larch / Agent",
                       "larch-agent on every node: files, delivery, drops, lag, resources.", p)

@@ -12,6 +12,7 @@ test is unchanged."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -200,6 +201,7 @@ def _pod(port: int, name: str, component: str, container_port: str,
         "__meta_kubernetes_pod_annotation_prometheus_io_scrape": scrape,
         "__meta_kubernetes_pod_annotation_prometheus_io_path": "/metrics",
         "__meta_kubernetes_pod_container_port_name": container_port,
+        "__meta_kubernetes_pod_container_name": "agent" if component == "agent" else "store",
     }}
 
 
@@ -307,6 +309,8 @@ def test_scrape_jobs_relabel_pods(prometheus: Prometheus) -> None:
         ("larch-tls", "larch-store", "127.0.0.1:4", "larch-tls-store-0", "larch", "node-1", "prod",
          "https://127.0.0.1:4/metrics"),
     ]
+    containers = {t["labels"]["pod"]: t["labels"]["container"] for t in active}
+    assert containers["larch-agent-abcde"] == "agent" and containers["larch-write-0"] == "store"
     roles = {t["labels"]["pod"]: t["labels"].get("role") for t in active}
     assert roles["larch-write-0"] == "write" and roles["larch-store-0"] is None
 
@@ -338,9 +342,26 @@ def test_rule_expression_runs_in_prometheus(prometheus: Prometheus, name: str, e
 
 def test_namespace_variable_query_finds_namespaces(prometheus: Prometheus) -> None:
     body = prometheus.get("/api/v1/label/namespace/values",
-                          **{"match[]": 'up{job=~"larch-store|larch-agent"}',
+                          **{"match[]": "larch_build_info",
                              "start": prometheus.end - 600, "end": prometheus.end})
     assert body["data"] == ["larch"]
+
+
+def test_no_query_depends_on_the_scrape_job() -> None:
+    """The job label is whatever the scrape configuration calls it (the
+    shipped job, the operator's `<namespace>/<monitor>`, a team's own pod
+    job): no dashboard query, variable or alert selects on it."""
+    exprs = [(f"{d}: {t}", e) for d, t, _, e in _dashboard_queries()]
+    exprs += [(f"alert {a['alert']}", a["expr"]) for a in _alerts()]
+    for board in dashboards.all_dashboards().values():
+        for var in board["templating"]["list"]:
+            if var["type"] == "query":
+                exprs.append((f"{board['uid']}: ${var['name']}", var["definition"]))
+    assert len(exprs) > 50
+    for where, expr in exprs:
+        assert not re.search(r"\bjob\s*(=|!=|=~|!~)", expr), f"{where}: {expr}"
+    for path in sorted((deploylib.CHART / "files" / "dashboards").glob("*.json")):
+        assert not re.search(r"\bjob\s*(=|!=|=~|!~)", path.read_text()), path
 
 
 def test_log_panels_query_larch_with_label_matchers() -> None:

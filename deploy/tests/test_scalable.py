@@ -413,6 +413,9 @@ def test_network_policies_let_through_exactly_the_roles_paths(
         ("grafana", "backend", http): False,
         ("prometheus", "write", http): True, ("prometheus", "read", http): True,
         ("prometheus", "backend", http): True,
+        # The backend's ruler asks the read nodes its rules' queries.
+        ("backend", "read", http): True, ("backend", "write", http): False,
+        ("read", "backend", http): False,
     }
     got = {k: ok(*k) for k in expected}
     assert got == expected
@@ -500,7 +503,8 @@ def test_chart_refuses(extra: dict[str, Any], expected: str) -> None:
 def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
     """With tokens on, write and read nodes send the admin token of
     read.writeNodeTokenSecret to the write nodes: the file cluster.token_file
-    names is mounted in their pods, not in the backend's."""
+    names is mounted in their pods; the backend's ruler sends it with its
+    queries to the read nodes."""
     objs = _render({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
                     "agent": {"config": {"tenant_id": "team-a"}},
                     "read": {"writeNodeTokenSecret": "larch-read-token"}}, "auth")
@@ -514,16 +518,40 @@ def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
         mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["auth"]["secret"]["secretName"] == "larch-tokens"
-        if role in ("read", "write"):
-            volume = volumes[mounts[str(path.parent)]]
-            assert volume["secret"]["secretName"] == "larch-read-token"
-            assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
-        else:
-            assert str(path.parent) not in mounts, role
+        volume = volumes[mounts[str(path.parent)]]
+        assert volume["secret"]["secretName"] == "larch-read-token"
+        assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
+        if role == "backend":
             assert "cluster" not in _config(objs, role)
+            ruler = _config(objs, role)["ruler"]
+            assert ruler["evaluation"]["query_frontend"]["token_file"] == str(path)
     text = next(o for o in objs if o.name == "larch-read-config").body["data"]["store.yaml"]
     proc = _check_config(text.replace("/etc/larch/auth/", f"{tmp_path}/"), tmp_path, SECRET_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_only_the_backend_runs_the_ruler() -> None:
+    """One ruler for the store, so alerts are sent once: write and read
+    nodes run none (a store.config.ruler or <role>.config.ruler cannot turn
+    it back on), the backend evaluates as queries to the read Service."""
+    objs = _render({"store": {"config": {"ruler": {"enabled": True,
+                                                   "alertmanager_url": "http://am:9093"}}},
+                    "read": {"config": {"ruler": {"enabled": True}}}}, "ruler")
+    assert not integrity_problems(objs)
+    for role in ("write", "read"):
+        ruler = _config(objs, role)["ruler"]
+        assert ruler["enabled"] is False, role
+        assert ruler["alertmanager_url"] == "http://am:9093"
+    ruler = _config(objs, "backend")["ruler"]
+    assert ruler["enabled"] is True
+    assert ruler["alertmanager_url"] == "http://am:9093"
+    read_service = _find(objs, "Service", "larch-read")
+    port = read_service.body["spec"]["ports"][0]["port"]
+    assert ruler["evaluation"] == {
+        "mode": "remote",
+        "query_frontend": {"address": f"http://larch-read.{NS}.svc.cluster.local:{port}"},
+    }
+    # Every role's file, ruler keys included, passes --check-config (above).
 
 
 def test_single_binary_is_the_default_and_unchanged(renders: dict[str, list[Obj]]) -> None:

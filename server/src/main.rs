@@ -381,6 +381,9 @@ fn register_services(services: &Services, config: &ServerConfig) {
     for role in roles {
         services.set(role, ServiceState::Running);
     }
+    if config.store.ruler.enabled {
+        services.set("ruler", ServiceState::Running);
+    }
     if !config.store.runtime_config.files().is_empty() {
         services.set("runtime-config", ServiceState::Running);
     }
@@ -438,12 +441,22 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), target = ingester.config.target.as_str(), bucket = ingester.bucket.describe(), "Larch store is ready.");
-    let ruler = larch_store::ruler::Ruler::start(ingester.clone());
-    // Groups (and the alert state saved before a restart) are loaded
-    // before the API answers, so it never shows a ruler without them.
-    ruler.sync().await;
-    let mut state = AppState::new(ingester.clone())
-        .with_ruler(ruler.clone())
+    // `ruler.enabled: false` (every SimpleScalable role but backend): no
+    // ruler, and no rules API.
+    let ruler = if ingester.config.ruler.enabled {
+        let ruler = larch_store::ruler::Ruler::start(ingester.clone());
+        // Groups (and the alert state saved before a restart) are loaded
+        // before the API answers, so it never shows a ruler without them.
+        ruler.sync().await;
+        Some(ruler)
+    } else {
+        None
+    };
+    let mut state = AppState::new(ingester.clone());
+    if let Some(r) = &ruler {
+        state = state.with_ruler(r.clone());
+    }
+    let mut state = state
         .secure()
         .context("setting up authentication and TLS")?;
     state.services = services.clone();
@@ -513,7 +526,9 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     }
     // Rule evaluations stop and the alert state is saved (alerts are not
     // resolved: they are restored at the next start).
-    ruler.stop(deadline).await;
+    if let Some(r) = &ruler {
+        r.stop(deadline).await;
+    }
     // Requests in flight finish, up to the deadline.
     match tokio::time::timeout_at(deadline, &mut server).await {
         Ok(Ok(Ok(()))) => {}

@@ -203,3 +203,97 @@ fn retries_wait_for_a_store_that_is_starting() {
     let r = larch(&["labels", "-q", "--addr", &addr]).run();
     assert_eq!(r.code, 1, "{r:?}");
 }
+
+#[test]
+fn log_format_shapes_errors_retries_and_request_urls() {
+    let f = fixture();
+    // text: logcli's lines (the default, and said outright).
+    let text = f
+        .ranged(&["query", "--log-format", "text", r#"{app="api""#])
+        .run();
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("Error: 400 Bad Request: parse error"),
+        "{}",
+        text.stderr
+    );
+    // json: one object per line, the request first, then the error.
+    let r = f
+        .ranged(&["query", "--log-format", "json", r#"{app="api""#])
+        .run();
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""));
+    let events: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(events.len(), 2, "{}", r.stderr);
+    assert_eq!(events[0]["level"], "INFO");
+    assert_eq!(events[0]["fields"]["message"], "Request.");
+    assert!(
+        events[0]["fields"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/loki/api/v1/query_range?", f.store.addr())),
+        "{}",
+        events[0]
+    );
+    assert_eq!(events[1]["level"], "ERROR");
+    assert_eq!(events[1]["fields"]["message"], "The command failed.");
+    let want = larch_query::logql::parse_expr(r#"{app="api""#).unwrap_err();
+    assert_eq!(
+        events[1]["fields"]["error"],
+        format!("400 Bad Request: {want}")
+    );
+    // logfmt: retries of a refused connection, then the error, each a
+    // key=value line as the store writes them.
+    let addr = format!("http://127.0.0.1:{}", free_port());
+    let r = larch(&[
+        "labels",
+        "--addr",
+        &addr,
+        "--retries",
+        "1",
+        "--log-format",
+        "logfmt",
+    ])
+    .run();
+    assert_eq!(r.code, 1, "{r:?}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stderr);
+    for l in &lines {
+        assert!(l.starts_with("level="), "{l}");
+        assert!(l.contains(" ts="), "{l}");
+    }
+    assert!(
+        lines[0].starts_with("level=info ") && lines[0].contains(" msg=Request. url="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("level=warn ")
+            && lines[1].contains(r#"msg="A request failed; retrying." error="cannot connect to"#)
+            && lines[1].contains(" attempt=1 retries=1"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("level=error ")
+            && lines[2].contains(r#"msg="The command failed." error="cannot connect to"#),
+        "{}",
+        lines[2]
+    );
+    // Not a format.
+    let r = larch(&["labels", "--log-format", "yaml"]).run();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("invalid log format \"yaml\": expected text, logfmt or json"),
+        "{}",
+        r.stderr
+    );
+}

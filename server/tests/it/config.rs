@@ -103,7 +103,7 @@ fn config_and_services_endpoints() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        "server => Running\ndistributor => Running\ningester => Running\nquerier => Running\ncompactor => Running\nui => Running\n"
+        "server => Running\ndistributor => Running\ningester => Running\nquerier => Running\ncompactor => Running\nui => Running\nruler => Running\n"
     );
     let (status, body) = get(&s, "/runtime_config");
     assert_eq!((status, body.as_str()), (200, "overrides: {}\n"));
@@ -269,4 +269,47 @@ fn a_loki_configuration_on_s3_is_translated() {
         "{e}"
     );
     assert!(!e.contains("very-secret"), "{e}");
+}
+
+/// `--config.expand-env` (Loki's flag): `${VAR}` and `${VAR:-default}` in
+/// the file are expanded from the environment (the default); with
+/// `--config.expand-env=false` the text is read as written.
+#[test]
+fn config_expand_env_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("loki.yaml");
+    std::fs::write(
+        &cfg,
+        "server:\n  http_listen_port: ${LARCH_TEST_HTTP_PORT}\nlimits_config:\n  max_line_size: ${LARCH_TEST_UNSET:-2KB}\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let run = |expand: &str| {
+        Command::new(larch_testkit::binary("larch-store"))
+            .args([
+                "--config.file",
+                &cfg,
+                &format!("--config.expand-env={expand}"),
+                "--print-config",
+            ])
+            .env_remove("LARCH_CONFIG")
+            .env_remove("LARCH_LOG")
+            .env_remove("LARCH_TEST_UNSET")
+            .env("LARCH_TEST_HTTP_PORT", "3999")
+            .output()
+            .unwrap()
+    };
+    let out = run("true");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("http_addr: 0.0.0.0:3999\n"), "{printed}");
+    assert!(printed.contains("  max_line_size: 2KB\n"), "{printed}");
+    // Not expanded: the reference is no port, and the store says so.
+    let out = run("false");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("http_listen_port"),
+        "{}",
+        text(&out.stderr)
+    );
 }

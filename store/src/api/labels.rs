@@ -16,7 +16,9 @@ use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
 use super::exec::{self, check};
-use super::multi::{TENANT_LABEL, parse_tenants};
+use super::multi::{
+    ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels, split_matchers,
+};
 use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
 use crate::ingester::Ingester;
@@ -62,8 +64,9 @@ fn streams(
 /// tenants, answered as Loki's multi-tenant querier answers them: label
 /// names are the union of the tenants' plus `__tenant_id__`, the values of
 /// `__tenant_id__` are the tenants named, and every series carries
-/// `__tenant_id__`. As in queries ([`super::multi`]), matchers on
-/// `__tenant_id__` choose the tenants and are not asked of their index.
+/// `__tenant_id__` (a stream's own moved to `original___tenant_id__`). As
+/// in queries ([`super::multi`]), matchers on `__tenant_id__` choose the
+/// tenants and are not asked of their index.
 struct Scope {
     /// One tenant, or several.
     tenants: Vec<TenantId>,
@@ -108,11 +111,7 @@ impl Scope {
                 .map(|s| (t, s))
                 .collect());
         }
-        let (by_tenant, rest): (Vec<&Matcher>, Vec<&Matcher>) = matchers
-            .unwrap_or_default()
-            .iter()
-            .partition(|m| m.name == TENANT_LABEL);
-        let rest: Vec<Matcher> = rest.into_iter().cloned().collect();
+        let (by_tenant, rest) = split_matchers(matchers.unwrap_or_default());
         let mut out = Vec::new();
         for t in &self.tenants {
             if !by_tenant.iter().all(|m| m.matches(t.as_str())) {
@@ -146,7 +145,10 @@ pub async fn label_names(
         for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
             for l in s.labels.iter() {
-                if !HIDDEN.contains(&l.name.as_str()) {
+                if scope.multi() && l.name == TENANT_LABEL {
+                    // The stream's own, shown renamed.
+                    names.insert(ORIGINAL_TENANT_LABEL.to_string());
+                } else if !HIDDEN.contains(&l.name.as_str()) {
                     names.insert(l.name.clone());
                 }
             }
@@ -171,12 +173,19 @@ pub async fn label_values(
         let values: BTreeSet<String> = scope.tenants.iter().map(|t| t.to_string()).collect();
         return Ok(json_response(json::success(&json::string_array(values))));
     }
+    // In a multi-tenant answer a stream's own `__tenant_id__` is shown as
+    // `original___tenant_id__`.
+    let own_name = if scope.multi() && name == ORIGINAL_TENANT_LABEL {
+        TENANT_LABEL.to_string()
+    } else {
+        name
+    };
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
         let mut values = BTreeSet::new();
         for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
             check(&cancel, i)?;
-            if let Some(v) = s.labels.get(&name) {
+            if let Some(v) = s.labels.get(&own_name) {
                 values.insert(v.to_string());
             }
         }
@@ -208,9 +217,8 @@ pub async fn series(
         for m in &selectors {
             for (i, (t, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
                 check(&cancel, i)?;
-                if scope.multi() && s.labels.get(TENANT_LABEL).is_none() {
-                    let mut labels = (*s.labels).clone();
-                    labels.insert(TENANT_LABEL.to_string(), t.to_string());
+                if scope.multi() {
+                    let labels = shown_labels(&s.labels, t.as_str());
                     seen.insert(labels.fingerprint(), Arc::new(labels));
                 } else {
                     seen.insert(s.fp, s.labels.clone());

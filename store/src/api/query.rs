@@ -64,10 +64,7 @@ pub async fn run(
                 .split('|')
                 .filter_map(|t| crate::tenant::TenantId::new(t).ok())
                 .collect();
-            let source = super::multi::MultiTenantSource {
-                ingester: ingester.as_ref(),
-                tenants,
-            };
+            let source = super::multi::MultiTenantSource::new(ingester.as_ref(), tenants);
             evaluate(&source, &req)
         } else {
             evaluate(ingester.as_ref(), &req)

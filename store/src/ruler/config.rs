@@ -14,6 +14,13 @@ use larch_config::HumanDuration;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulerConfig {
+    /// Run the ruler in this process (default true). Off, rule groups are
+    /// neither evaluated nor served: in the SimpleScalable mode only the
+    /// `backend` node runs it, so that alerts are sent once, not once per
+    /// node.
+    pub enabled: bool,
+    /// Where rules' queries run (Loki's `ruler.evaluation`).
+    pub evaluation: EvaluationConfig,
     /// Serve the rules API (`/loki/api/v1/rules...`, `/api/prom/rules...`,
     /// `/prometheus/api/v1/rules` and `/alerts`). Default true, as Loki.
     pub enable_api: bool,
@@ -75,6 +82,8 @@ pub struct RulerConfig {
 impl Default for RulerConfig {
     fn default() -> RulerConfig {
         RulerConfig {
+            enabled: true,
+            evaluation: EvaluationConfig::default(),
             enable_api: true,
             rule_path: PathBuf::new(),
             evaluation_interval: HumanDuration::from_secs(60),
@@ -96,6 +105,56 @@ impl Default for RulerConfig {
             max_rule_groups_per_tenant: 1000,
             max_rules_per_rule_group: 200,
             remote_write: RemoteWriteConfig::default(),
+        }
+    }
+}
+
+/// Where the ruler runs its queries (Loki's `ruler.evaluation` keys).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationConfig {
+    /// `local` (the default): with the query engine in this process, over
+    /// this node's data. `remote`: as instant queries to
+    /// `query_frontend.address`, a node that sees every line (the read
+    /// nodes' Service), for a ruler on a node that holds no data itself.
+    pub mode: EvaluationMode,
+    /// The node `remote` evaluation asks.
+    pub query_frontend: QueryFrontendConfig,
+}
+
+/// `ruler.evaluation.mode`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluationMode {
+    /// In this process.
+    #[default]
+    Local,
+    /// Through another node's query API.
+    Remote,
+}
+
+/// `ruler.evaluation.query_frontend`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryFrontendConfig {
+    /// Base URL of the query API (`http://larch-read:3100`); the ruler asks
+    /// `<address>/loki/api/v1/query` with the group's tenant as
+    /// `X-Scope-OrgID`.
+    pub address: String,
+    /// A file holding a bearer token with read access to every tenant
+    /// that has rules (read at each evaluation, so a rotated token is
+    /// used at once); none: no `Authorization` header.
+    pub token_file: Option<PathBuf>,
+    /// Longest one query may take (default 1m).
+    pub timeout: HumanDuration,
+}
+
+impl Default for QueryFrontendConfig {
+    fn default() -> QueryFrontendConfig {
+        QueryFrontendConfig {
+            address: String::new(),
+            token_file: None,
+            timeout: HumanDuration::from_secs(60),
         }
     }
 }
@@ -354,6 +413,25 @@ impl RulerConfig {
                 return Err(invalid(key, "must be positive"));
             }
         }
+        let qf = &self.evaluation.query_frontend;
+        match self.evaluation.mode {
+            EvaluationMode::Remote => {
+                check_url("ruler.evaluation.query_frontend.address", &qf.address)?;
+                if qf.timeout.is_zero() {
+                    return Err(invalid(
+                        "ruler.evaluation.query_frontend.timeout",
+                        "must be positive",
+                    ));
+                }
+            }
+            EvaluationMode::Local if !qf.address.is_empty() => {
+                return Err(invalid(
+                    "ruler.evaluation.query_frontend.address",
+                    "is only used with ruler.evaluation.mode: remote",
+                ));
+            }
+            EvaluationMode::Local => {}
+        }
         for (i, url) in self.alertmanager_url.0.iter().enumerate() {
             check_url(&format!("ruler.alertmanager_url[{i}]"), url)?;
         }
@@ -459,6 +537,32 @@ mod tests {
         assert_eq!(c.rule_dir(Path::new("/d")), Path::new("/d/rules"));
         assert_eq!(c.evaluation_interval, HumanDuration::from_secs(60));
         assert!(larch_config::yaml::from_str::<RulerConfig>("rule_pth: x\n").is_err());
+    }
+
+    #[test]
+    fn evaluation_modes() {
+        let c = RulerConfig::default();
+        assert!(c.enabled);
+        assert_eq!(c.evaluation.mode, EvaluationMode::Local);
+        let c = parse(
+            "enabled: true\nevaluation:\n  mode: remote\n  query_frontend:\n    address: http://larch-read:3100\n    token_file: /t\n",
+        );
+        c.validate().unwrap();
+        assert_eq!(c.evaluation.mode, EvaluationMode::Remote);
+        assert_eq!(
+            c.evaluation.query_frontend.timeout,
+            HumanDuration::from_secs(60)
+        );
+        let e = parse("evaluation:\n  mode: remote\n")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("query_frontend.address"), "{e}");
+        let e = parse("evaluation:\n  query_frontend:\n    address: http://r:3100\n")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("mode: remote"), "{e}");
+        assert!(larch_config::yaml::from_str::<RulerConfig>("evaluation:\n  mode: far\n").is_err());
+        assert!(!parse("enabled: false\n").enabled);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The ruler's outgoing HTTP: one pooled HTTP/1.1 client for Alertmanager
-//! and remote write receivers, a timeout per request, and at most 4 KiB of
-//! any answer read (enough for an error message).
+//! The ruler's outgoing HTTP: one pooled HTTP/1.1 client for Alertmanager,
+//! remote write receivers and remote evaluation, a timeout per request,
+//! and a bound on every answer read: 4 KiB of a POST's (enough for an error
+//! message), what the caller allows of a GET's.
 
 use std::time::Duration;
 
@@ -46,6 +47,39 @@ impl HttpClient {
         }
     }
 
+    /// GETs `url` with `headers`, reading at most `max_body` bytes of the
+    /// answer (a longer one is an error); an error is a transport failure,
+    /// the timeout or a body too large, as text.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut req = hyper::Request::get(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("invalid request to {url}: {e}"))?;
+        let call = async {
+            let resp = self.client.request(req).await.map_err(|e| chain(&e))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), max_body)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the answer of {url}: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
     /// POSTs `body` to `url` with `headers`; an error is a transport
     /// failure or the timeout, as text.
     pub async fn post(
@@ -63,16 +97,7 @@ impl HttpClient {
             .body(Full::new(body))
             .map_err(|e| format!("invalid request to {url}: {e}"))?;
         let call = async {
-            let resp = self.client.request(req).await.map_err(|e| {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
-                }
-                msg
-            })?;
+            let resp = self.client.request(req).await.map_err(|e| chain(&e))?;
             let status = resp.status();
             let body = match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
                 Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
@@ -85,4 +110,16 @@ impl HttpClient {
             Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
+}
+
+/// An error and its sources, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }

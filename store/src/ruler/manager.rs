@@ -35,8 +35,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::alert::AlertState;
+use super::config::EvaluationMode;
 use super::eval::{self, CompiledGroup, EvalEnv, GroupKey, GroupStatus};
 use super::notifier::Notifier;
+use super::remote_eval::RemoteQuerier;
 use super::remote_write::RemoteWriter;
 use super::state::{self, SavedGroup, SavedRule, StateFile};
 use super::storage::{DirRuleStore, RuleStore, StoreError, TenantRules};
@@ -76,6 +78,8 @@ struct Shared {
     /// State read at startup, taken by each group when it first loads.
     restored: Mutex<HashMap<GroupKey, Vec<SavedRule>>>,
     query_timeout: Duration,
+    /// With `ruler.evaluation.mode: remote`, where queries are asked.
+    remote: Option<Arc<RemoteQuerier>>,
 }
 
 struct Running {
@@ -165,6 +169,8 @@ impl Ruler {
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(rc.max_concurrent_evaluations)),
             query_timeout: ingester.config.query.timeout.0,
+            remote: (rc.evaluation.mode == EvaluationMode::Remote)
+                .then(|| Arc::new(RemoteQuerier::new(&rc.evaluation.query_frontend))),
             config: rc,
             store,
             ingester,
@@ -674,6 +680,18 @@ async fn run_group(
                 }
             })
         };
+        // Remote evaluation asks its queries here (bounded by the same
+        // slots and the ruler's stop); the results are applied below.
+        let asked = match &shared.remote {
+            Some(remote) => tokio::select! {
+                r = remote.query_all(&group, ts) => Some(r),
+                _ = stop.wait_for(|s| *s) => {
+                    timer.abort();
+                    return;
+                }
+            },
+            None => None,
+        };
         let (sh, g, st, f) = (shared.clone(), group.clone(), status.clone(), flag);
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -688,7 +706,10 @@ async fn run_group(
                 remote_write: !sh.writers.is_empty(),
                 cancel: Some(f),
             };
-            let results = eval::query_all(&g, &env, ts);
+            let results = match asked {
+                Some(r) => r,
+                None => eval::query_all(&g, &env, ts),
+            };
             let mut st = st.lock();
             eval::apply(&g, &mut st, results, ts, &env)
         })

@@ -20,6 +20,8 @@
 //! * [`eval`], [`alert`]: one evaluation; the alert lifecycle and
 //!   templates.
 //! * [`notifier`], [`remote_write`], [`http`]: what leaves the process.
+//! * [`remote_eval`]: rules' queries asked of another node's API
+//!   (`ruler.evaluation.mode: remote`).
 //! * [`api`]: the HTTP routes.
 //! * [`metrics`]: the `larch_ruler_*` metrics.
 
@@ -31,6 +33,7 @@ pub mod http;
 pub mod manager;
 pub mod metrics;
 pub mod notifier;
+pub mod remote_eval;
 pub mod remote_write;
 pub mod state;
 pub mod storage;

@@ -399,6 +399,7 @@ fn target(port: u16, pod: &str, component: &str, port_name: &str) -> Value {
         "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
         "__meta_kubernetes_pod_annotation_prometheus_io_path": "/metrics",
         "__meta_kubernetes_pod_container_port_name": port_name,
+        "__meta_kubernetes_pod_container_name": component,
     }})
 }
 
@@ -590,20 +591,21 @@ fn ruler_end_to_end_with_prometheus_and_alertmanager() {
         r#"sum(larch_distributor_lines_received_total{job="larch-store", pod="larch-store-0"})"#,
         (after_restart + 5) as f64,
     );
-    for job in ["larch-store", "larch-agent"] {
+    // The dashboards and alerts tell the processes apart by container.
+    for (job, container) in [("larch-store", "store"), ("larch-agent", "agent")] {
         wait_value(
             &prom,
-            &format!(r#"count(larch_build_info{{job="{job}"}} == 1)"#),
+            &format!(r#"count(larch_build_info{{job="{job}", container="{container}"}} == 1)"#),
             1.0,
         );
         wait_value(
             &prom,
-            &format!(r#"count(process_resident_memory_bytes{{job="{job}"}} > 1e6)"#),
+            &format!(r#"count(process_resident_memory_bytes{{container="{container}"}} > 1e6)"#),
             1.0,
         );
         wait_value(
             &prom,
-            &format!(r#"count(process_open_fds{{job="{job}"}} > 0)"#),
+            &format!(r#"count(process_open_fds{{container="{container}"}} > 0)"#),
             1.0,
         );
     }
@@ -618,4 +620,322 @@ fn ruler_end_to_end_with_prometheus_and_alertmanager() {
     }
     assert!(store.terminate().success());
     eprintln!("end-to-end ruler test took {:?}", started.elapsed());
+}
+
+/// A metric's value on the store's `/metrics` (0 when absent).
+fn metric(port: u16, series: &str) -> f64 {
+    larch_testkit::metrics::scrape(port)
+        .get(series)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn alerts_go_to_every_alertmanager_and_a_refusing_one_is_counted() {
+    let config = "route:\n  receiver: sink\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n";
+    let (a, b) = (
+        AlertmanagerProcess::start(config),
+        AlertmanagerProcess::start(config),
+    );
+    // A port nothing listens on: every post is refused.
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    let store = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  notification_timeout: 2s\n  alertmanager_url: {}, {refused}, {}\n",
+            a.addr(),
+            b.addr()
+        ))
+        .start();
+    let group = "name: always\ninterval: 1s\nrules:\n  - alert: AlwaysOn\n    expr: vector(3) > 1\n    labels: {severity: info}\n    annotations: {summary: \"value {{ $value }}\"}\n";
+    let (s, t) = post_group(store.http, "ops", group, "fake");
+    assert_eq!(s, 202, "{t}");
+    for am in [&a, &b] {
+        wait_for(
+            Duration::from_secs(20),
+            "the alert in every Alertmanager",
+            || {
+                am.alerts().iter().any(|x| {
+                    x["labels"] == json!({"alertname": "AlwaysOn", "severity": "info"})
+                        && x["annotations"] == json!({"summary": "value 3"})
+                        && x["status"]["state"] == "active"
+                })
+            },
+        );
+    }
+    // Each reachable Alertmanager counts what it took; the refusing one
+    // counts failures, and did not keep the others from being served.
+    let port = store.http;
+    let sent = |url: &str| {
+        metric(
+            port,
+            &format!("larch_ruler_notifications_sent_total{{alertmanager=\"{url}\"}}"),
+        )
+    };
+    wait_for(Duration::from_secs(20), "the refused posts counted", || {
+        metric(
+            port,
+            &format!("larch_ruler_notification_errors_total{{alertmanager=\"{refused}\"}}"),
+        ) >= 1.0
+    });
+    assert!(sent(&a.addr()) >= 1.0 && sent(&b.addr()) >= 1.0);
+    assert_eq!(sent(&refused), 0.0);
+    assert!(
+        store.stderr().contains("Alertmanager did not take alerts"),
+        "{}",
+        store.stderr()
+    );
+    assert!(store.terminate().success());
+}
+
+#[test]
+fn remote_write_retries_with_backoff_until_the_receiver_is_back() {
+    let prom = PrometheusProcess::start("global:\n  scrape_interval: 1m\n");
+    // The receiver is down from the start: every request is refused.
+    prom.terminate();
+    let store = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  remote_write:\n    enabled: true\n    clients:\n      prom:\n        url: {}/api/v1/write\n        queue_config:\n          min_backoff: 50ms\n          max_backoff: 400ms\n",
+            prom.addr()
+        ))
+        .start();
+    let port = store.http;
+    let group =
+        "name: rec\ninterval: 1s\nrules:\n  - record: larch_test:seven\n    expr: vector(7)\n";
+    let (s, t) = post_group(port, "ops", group, "fake");
+    assert_eq!(s, 202, "{t}");
+    let retries = || {
+        metric(
+            port,
+            "larch_ruler_remote_write_retries_total{client=\"prom\"}",
+        )
+    };
+    let queued = || {
+        metric(
+            port,
+            "larch_ruler_remote_write_queue_length{client=\"prom\"}",
+        )
+    };
+    let sent = || {
+        metric(
+            port,
+            "larch_ruler_remote_write_samples_sent_total{client=\"prom\"}",
+        )
+    };
+    // Three evaluations' samples wait, retried with growing pauses.
+    wait_for(
+        Duration::from_secs(20),
+        "samples waiting while retries go on",
+        || queued() >= 2.0 && retries() >= 4.0,
+    );
+    let (r1, t1) = (retries(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let per_second = (retries() - r1) / t1.elapsed().as_secs_f64();
+    // Backoff, not a busy loop: at most one retry per 400 ms (plus the
+    // request in flight) once the pause has grown to max_backoff.
+    assert!(
+        per_second > 0.5 && per_second <= 4.0,
+        "{per_second} retries per second"
+    );
+    assert_eq!(sent(), 0.0);
+    let outage_end_s = chrono::Utc::now().timestamp();
+    // Recorded while it was down, as the ruler's own count tells.
+    let recorded_in_outage = metric(port, "larch_ruler_evaluations_total{tenant=\"fake\"}");
+    assert!(recorded_in_outage >= 3.0);
+    prom.restart();
+    wait_for(Duration::from_secs(20), "the queue drained", || {
+        queued() == 0.0 && sent() >= recorded_in_outage
+    });
+    // Every sample recorded during the outage reached Prometheus, with its
+    // own timestamp.
+    let promql = format!("count_over_time(larch_test:seven[10m] @ {outage_end_s})");
+    wait_for(
+        Duration::from_secs(10),
+        "the outage's samples in Prometheus",
+        || {
+            prom.scalar(&promql)
+                .is_some_and(|n| n >= recorded_in_outage - 1.0)
+        },
+    );
+    assert_eq!(prom.scalar("larch_test:seven"), Some(7.0));
+    // Nothing was dropped.
+    let m = larch_testkit::metrics::scrape(port);
+    assert!(
+        m.keys().all(
+            |k| !k.starts_with("larch_ruler_remote_write_samples_failed_total") || m[k] == 0.0
+        ),
+        "{m:?}"
+    );
+    assert!(store.terminate().success());
+}
+
+#[test]
+fn a_group_that_overruns_its_interval_counts_missed_evaluations() {
+    let store = StoreProcess::builder()
+        .config("ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n")
+        .start();
+    let port = store.http;
+    let missed = || metric(port, "larch_ruler_iterations_missed_total{tenant=\"fake\"}");
+    // A cheap group at 1 s misses nothing.
+    let (s, t) = post_group(
+        port,
+        "ops",
+        "name: quick\ninterval: 1s\nrules:\n  - record: one\n    expr: vector(1)\n",
+        "fake",
+    );
+    assert_eq!(s, 202, "{t}");
+    wait_for(Duration::from_secs(15), "three evaluations", || {
+        metric(port, "larch_ruler_evaluations_total{tenant=\"fake\"}") >= 3.0
+    });
+    assert_eq!(missed(), 0.0);
+    // Lines enough that one evaluation, parsing each of them, takes longer
+    // than two of its 2 ms turns.
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| format!("level=info id={i} msg=\"request served in {i}ms\""))
+        .collect();
+    for chunk in lines.chunks(1000) {
+        let r = request(
+            port,
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/x-protobuf")],
+            &larch_testkit::push::protobuf_lines("{app=\"slow\"}", now_ns(), chunk),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let (s, t) = post_group(
+        port,
+        "ops",
+        "name: slow\ninterval: 2ms\nrules:\n  - record: served\n    expr: sum(count_over_time({app=\"slow\"} | logfmt | id > 10 [1h]))\n",
+        "fake",
+    );
+    assert_eq!(s, 202, "{t}");
+    wait_for(
+        Duration::from_secs(15),
+        "missed evaluations counted",
+        || missed() >= 1.0,
+    );
+    // The group kept running, and its evaluations do take longer than
+    // its interval.
+    let body = get(port, "/prometheus/api/v1/rules").ok_json();
+    let slow = body["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "slow")
+        .cloned()
+        .unwrap();
+    assert_eq!(slow["interval"], 0.002);
+    assert_eq!(slow["rules"][0]["health"], "ok", "{slow}");
+    assert!(slow["evaluationTime"].as_f64().unwrap() > 0.004, "{slow}");
+    assert!(store.terminate().success());
+}
+
+#[test]
+fn a_ruler_without_data_evaluates_through_another_nodes_query_api() {
+    // The node that holds the lines runs no ruler: no rules API, and
+    // /services does not list one.
+    let data = StoreProcess::builder()
+        .config("ruler:\n  enabled: false\nlimits:\n  max_query_series: 1\n")
+        .start();
+    let r = get(data.http, "/loki/api/v1/rules");
+    assert_eq!(r.status, 404);
+    assert_ne!(r.text(), "no rule groups found\n", "no ruler answers");
+    assert!(!get(data.http, "/services").text().contains("ruler"));
+    let (s, _) = post_group(data.http, "ops", GROUP, "fake");
+    assert_eq!(s, 404);
+    // The ruler's node holds nothing and asks the other one.
+    let ruler = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n",
+            data.addr()
+        ))
+        .start();
+    assert!(
+        get(ruler.http, "/services")
+            .text()
+            .contains("ruler => Running\n")
+    );
+    // Broken: two series where the other node allows one.
+    let group = "name: remote\ninterval: 1s\nrules:\n  - alert: ShopErrors\n    expr: sum(count_over_time({namespace=\"shop\"} |= \"error\" [1m])) > 2\n    labels: {team: shop}\n    annotations: {summary: \"{{ $value }} errors\"}\n  - record: shop:lines:count1m\n    expr: sum(count_over_time({namespace=\"shop\"}[1m]))\n  - alert: Broken\n    expr: count_over_time({namespace=\"shop\"}[1m]) > 0\n";
+    let (s, t) = post_group(ruler.http, "shop", group, "fake");
+    assert_eq!(s, 202, "{t}");
+    assert_eq!(
+        push(
+            data.http,
+            json!({"namespace": "shop", "app": "cart"}),
+            &["error a", "error b", "error c", "fine"]
+        ),
+        Some(204)
+    );
+    assert_eq!(
+        push(
+            data.http,
+            json!({"namespace": "shop", "app": "web"}),
+            &["ok"]
+        ),
+        Some(204)
+    );
+    let mut alerts = Vec::new();
+    wait_for(
+        Duration::from_secs(20),
+        "the alert from the other node's lines",
+        || {
+            alerts = ruler_alerts(ruler.http);
+            alerts
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "ShopErrors")
+        },
+    );
+    let a = alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "ShopErrors")
+        .unwrap();
+    assert_eq!(
+        a["labels"],
+        json!({"alertname": "ShopErrors", "team": "shop"})
+    );
+    assert_eq!(a["annotations"], json!({"summary": "3 errors"}));
+    // A query the other node refuses: the rule's health says why, in the
+    // query API's words.
+    let body = get(ruler.http, "/prometheus/api/v1/rules").ok_json();
+    let rules = body["data"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let by_name = |n: &str| rules.iter().find(|r| r["name"] == n).unwrap().clone();
+    assert_eq!(by_name("shop:lines:count1m")["health"], "ok");
+    let broken = by_name("Broken");
+    assert_eq!(broken["health"], "err", "{broken}");
+    assert!(
+        broken["lastError"]
+            .as_str()
+            .unwrap()
+            .starts_with("400: maximum number of series (1) reached for a single query"),
+        "{broken}"
+    );
+    assert!(
+        metric(
+            ruler.http,
+            "larch_ruler_evaluation_failures_total{tenant=\"fake\"}"
+        ) >= 1.0
+    );
+    // The ruler's node got no lines of its own.
+    let q = get(
+        ruler.http,
+        "/loki/api/v1/query?query=count_over_time(%7Bnamespace%3D%22shop%22%7D%5B5m%5D)",
+    )
+    .ok_json();
+    assert_eq!(q["data"]["result"], json!([]));
+    // The other node stopped: evaluations fail and say so, nothing panics.
+    assert!(data.terminate().success());
+    wait_for(
+        Duration::from_secs(20),
+        "failures while the node is gone",
+        || {
+            let body = get(ruler.http, "/prometheus/api/v1/rules").ok_json();
+            body["data"]["groups"][0]["rules"][1]["health"] == "err"
+        },
+    );
+    assert!(ruler.terminate().success());
 }

@@ -711,6 +711,80 @@ fn multi_tenant_queries() {
         .collect();
     groups.sort();
     assert_eq!(groups, ["team-a", "team-b"]);
+    // A stream with a `__tenant_id__` of its own keeps it as
+    // `original___tenant_id__`, and is selected by it.
+    let r = request(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Scope-OrgID", "team-b"),
+            ("Authorization", &auth),
+        ],
+        &protobuf_lines(
+            "{app=\"legacy\", __tenant_id__=\"old-tenant\"}",
+            now,
+            &["line of legacy".to_string()],
+        ),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    for q in [
+        "{app=\"legacy\"}",
+        "{original___tenant_id__=\"old-tenant\"}",
+        "{app=~\".+\", original___tenant_id__=~\"old-.*\", __tenant_id__=\"team-b\"}",
+    ] {
+        let v = query("team-a|team-b", &both, q).ok_json();
+        let result = v["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 1, "{q}: {v}");
+        assert_eq!(
+            result[0]["stream"],
+            serde_json::json!({"app": "legacy", "__tenant_id__": "team-b", "original___tenant_id__": "old-tenant", "service_name": "legacy", "detected_level": "unknown"}),
+            "{q}"
+        );
+        assert_eq!(result[0]["values"][0][1], "line of legacy");
+    }
+    let v = query(
+        "team-a|team-b",
+        &both,
+        "{original___tenant_id__=\"team-b\"}",
+    )
+    .ok_json();
+    assert_eq!(v["data"]["result"], serde_json::json!([]), "{v}");
+    // Alone, the tenant's own label is the stream's, unrenamed.
+    let v = query("team-b", &both, "{app=\"legacy\"}").ok_json();
+    assert_eq!(
+        v["data"]["result"][0]["stream"],
+        serde_json::json!({"app": "legacy", "__tenant_id__": "old-tenant", "service_name": "legacy", "detected_level": "unknown"})
+    );
+    let get = |path: &str| {
+        request(
+            store.http,
+            "GET",
+            path,
+            &[("X-Scope-OrgID", "team-a|team-b"), ("Authorization", &auth)],
+            b"",
+        )
+        .unwrap()
+        .ok_json()
+    };
+    let names = get("/loki/api/v1/labels");
+    assert!(
+        names["data"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("original___tenant_id__")),
+        "{names}"
+    );
+    assert_eq!(
+        get("/loki/api/v1/label/original___tenant_id__/values")["data"],
+        serde_json::json!(["old-tenant"])
+    );
+    assert_eq!(
+        get("/loki/api/v1/series?match[]=%7Bapp%3D%22legacy%22%7D")["data"],
+        serde_json::json!([{"__tenant_id__": "team-b", "app": "legacy", "original___tenant_id__": "old-tenant", "service_name": "legacy"}])
+    );
     // A token of one of them may not ask for both.
     assert_eq!(query("team-a|team-b", &only_a, "{app=\"m\"}").status, 403);
 }

@@ -31,6 +31,8 @@ const PATIENCE: Duration = Duration::from_secs(15);
 const CTRL: &str = "\u{E009}";
 const ENTER: &str = "\u{E007}";
 const BACKSPACE: &str = "\u{E003}";
+const TAB: &str = "\u{E004}";
+const DOWN: &str = "\u{E015}";
 /// Releases the modifier keys held down.
 const RELEASE: &str = "\u{E000}";
 
@@ -56,6 +58,11 @@ struct Browser {
 
 impl Browser {
     async fn start(base: String) -> Browser {
+        Browser::start_with(base, &[]).await
+    }
+
+    /// A browser with Chromium flags of its own (`--force-dark-mode`).
+    async fn start_with(base: String, extra: &[&str]) -> Browser {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(bin).exists(),
@@ -69,16 +76,27 @@ impl Browser {
             .ready(port, "/status")
             .start();
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1200,820",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1200,820",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
+                "args": args,
             }
         });
         let caps = match caps {
@@ -504,6 +522,320 @@ async fn the_ui_in_a_browser() {
     b.shot("06-url").await;
 
     b.client.close().await.unwrap();
+}
+
+/// Pushes lines `"<prefix> <i>"` for `i` in `range` to one stream, one
+/// nanosecond apart, in one request.
+fn push_many(store: &StoreProcess, app: &str, prefix: &str, range: std::ops::Range<usize>) {
+    let first = now_ns();
+    let values: Vec<Value> = range
+        .enumerate()
+        .map(|(k, i)| json!([(first + k as i64).to_string(), format!("{prefix} {i}")]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"app": app}, "values": values}]});
+    let r = larch_testkit::http::request(
+        store.http,
+        "POST",
+        "/loki/api/v1/push",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// The editor completes label names and values from the store; "Load
+/// more" pages through a result larger than the line limit; a live tail
+/// pauses, keeps at most 1000 waiting lines and shows at most 1000; an
+/// absolute range chosen in the picker runs, is in the URL, and the URL
+/// alone gives the same view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_paging_tail_buffer_and_absolute_range() {
+    let store = StoreProcess::builder().start();
+    let now = now_ns();
+    let min = 60_000_000_000i64;
+    let texts: Vec<String> = (0..30).map(|i| format!("request {i}")).collect();
+    let batch: Vec<(i64, &str, &str)> = (0..30)
+        .map(|i| (now - (30 - i as i64) * min, "info", texts[i].as_str()))
+        .collect();
+    push(&store, "shop", &batch);
+    push(&store, "shelf", &[(now - min, "info", "on the shelf")]);
+    let b = Browser::start(store.addr()).await;
+    b.client.goto(&format!("{}/", b.base)).await.unwrap();
+    b.until(
+        "the page's script",
+        "return !!document.querySelector('#range option');",
+    )
+    .await;
+
+    // 1. Completion: a label name, then a value, chosen from the lists the
+    // store gives, with the keyboard.
+    let q = b.client.find(Locator::Css("#query")).await.unwrap();
+    q.click().await.unwrap();
+    q.send_keys("{a").await.unwrap();
+    let first = b
+        .until(
+            "label names offered",
+            "const l = document.querySelector('#suggestions'); return !l.hidden && l.querySelector('li[aria-selected=true]')?.textContent;",
+        )
+        .await;
+    assert_eq!(first, json!("app"));
+    let names = b
+        .js("return [...document.querySelectorAll('#suggestions li')].map(li => li.textContent);")
+        .await;
+    assert!(
+        names
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_str().unwrap().contains('a')),
+        "{names}"
+    );
+    b.shot("09-complete-label").await;
+    q.send_keys(TAB).await.unwrap();
+    let value = b.js("return document.querySelector('#query').value;").await;
+    assert_eq!(value, json!("{app"));
+    q.send_keys("=\"sh").await.unwrap();
+    let offered = b
+        .until(
+            "values of app offered",
+            "const l = document.querySelector('#suggestions'); return !l.hidden && l.children.length === 2 && [...l.children].map(li => li.textContent);",
+        )
+        .await;
+    assert_eq!(offered, json!(["shelf", "shop"]));
+    b.shot("10-complete-value").await;
+    q.send_keys(&format!("{DOWN}{ENTER}")).await.unwrap();
+    b.until(
+        "the value taken",
+        "return document.querySelector('#suggestions').hidden && document.querySelector('#query').value === '{app=\"shop\"';",
+    )
+    .await;
+    q.send_keys("}").await.unwrap();
+    let value = b.js("return document.querySelector('#query').value;").await;
+    assert_eq!(value, json!(r#"{app="shop"}"#));
+
+    // 2. Load more: a limit of 10 over 30 lines; each page asks again for
+    // the boundary line and shows it once.
+    b.client
+        .find(Locator::Css("#limit"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{CTRL}a{RELEASE}{BACKSPACE}10"))
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the first page",
+        "return document.querySelectorAll('#logs li').length === 10 && !document.querySelector('#more').hidden;",
+    )
+    .await;
+    let more = b.client.find(Locator::Css("#more")).await.unwrap();
+    more.click().await.unwrap();
+    b.until(
+        "the second page",
+        "return document.querySelectorAll('#logs li').length === 19 && !document.querySelector('#more').disabled;",
+    )
+    .await;
+    b.shot("11-load-more").await;
+    for want in [28, 30] {
+        more.click().await.unwrap();
+        b.until(
+            &format!("{want} lines"),
+            &format!("return document.querySelectorAll('#logs li').length === {want} && !document.querySelector('#more').disabled;"),
+        )
+        .await;
+    }
+    b.until(
+        "no more to load",
+        "return document.querySelector('#more').hidden;",
+    )
+    .await;
+    let shown = b.lines().await;
+    let newest_first: Vec<String> = texts.iter().rev().cloned().collect();
+    assert_eq!(shown, newest_first, "every line once, newest first");
+
+    // 3. Live tail: paused, lines wait, at most 1000 of them; resumed, the
+    // page shows the newest 1000.
+    b.type_query(r#"{app="flood"}"#, false).await;
+    b.client
+        .find(Locator::Css("#live"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the tail to open",
+        "return document.querySelector('#status').textContent.startsWith('Live tail live');",
+    )
+    .await;
+    push_many(&store, "flood", "before the pause", 0..1);
+    b.until(
+        "the first live line",
+        "return document.querySelectorAll('#logs li').length === 1;",
+    )
+    .await;
+    let pause = b.client.find(Locator::Css("#pause")).await.unwrap();
+    pause.click().await.unwrap();
+    b.until(
+        "the tail paused",
+        "return document.querySelector('#status').textContent.startsWith('Live tail paused, 0 waiting');",
+    )
+    .await;
+    // 1600 lines in two pushes while paused: the page keeps the newest
+    // 1000 waiting and counts the 600 it let go.
+    push_many(&store, "flood", "flood", 0..800);
+    push_many(&store, "flood", "flood", 800..1600);
+    b.until(
+        "1000 lines waiting, 600 dropped",
+        "return document.querySelector('#status').textContent === 'Live tail paused, 1000 waiting: 1601 lines received, 600 dropped.';",
+    )
+    .await;
+    assert_eq!(
+        b.lines().await,
+        ["before the pause 0"],
+        "nothing shown while paused"
+    );
+    b.shot("12-tail-paused").await;
+    pause.click().await.unwrap();
+    b.until(
+        "the waiting lines shown",
+        "return document.querySelector('#status').textContent.startsWith('Live tail live') && document.querySelectorAll('#logs li').length === 1000;",
+    )
+    .await;
+    let lines = b.lines().await;
+    assert_eq!(lines.len(), 1000);
+    assert_eq!(lines[0], "flood 1599", "newest on top");
+    assert_eq!(lines[999], "flood 600");
+    b.shot("13-tail-bounded").await;
+    b.client
+        .find(Locator::Css("#live"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // 4. An absolute range from the picker: lines 10 to 19 of the shop.
+    b.type_query(r#"{app="shop"}"#, false).await;
+    b.client
+        .find(Locator::Css("#range option[value='custom']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the absolute inputs",
+        "return !document.querySelector('#absolute').hidden;",
+    )
+    .await;
+    let (from_ms, to_ms) = (
+        (now - 20 * min) / 1_000_000 - 30_000,
+        (now - 11 * min) / 1_000_000 + 30_000,
+    );
+    // datetime-local inputs take local time to the second.
+    let set = format!(
+        "const local = (ms) => {{ const d = new Date(ms); const p = (n) => String(n).padStart(2, '0'); \
+         return `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}:${{p(d.getSeconds())}}`; }}; \
+         document.querySelector('#from').value = local({from_ms}); document.querySelector('#to').value = local({to_ms}); \
+         return [Math.floor({from_ms} / 1000) * 1000, Math.floor({to_ms} / 1000) * 1000];"
+    );
+    let bounds = b.js(&set).await;
+    b.client
+        .find(Locator::Css("#run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "10 lines in the absolute range",
+        "return document.querySelectorAll('#logs li').length === 10;",
+    )
+    .await;
+    let in_range: Vec<String> = (10..20).rev().map(|i| texts[i].clone()).collect();
+    assert_eq!(b.lines().await, in_range);
+    let url = b.url().await;
+    assert!(
+        url.contains(&format!("from={}", bounds[0])) && url.contains(&format!("to={}", bounds[1])),
+        "{url} {bounds}"
+    );
+    b.shot("14-absolute-range").await;
+    // The address alone, opened afresh: the same lines and controls.
+    b.client.goto("about:blank").await.unwrap();
+    b.client.goto(&url).await.unwrap();
+    b.until(
+        "the same 10 lines",
+        "return document.querySelectorAll('#logs li').length === 10;",
+    )
+    .await;
+    assert_eq!(b.lines().await, in_range);
+    let controls = b
+        .js("return [document.querySelector('#range').value, document.querySelector('#absolute').hidden, document.querySelector('#from').value !== '', document.querySelector('#limit').value];")
+        .await;
+    assert_eq!(controls, json!(["custom", false, true, "10"]));
+    b.client.close().await.unwrap();
+}
+
+/// Readable in light and dark mode: the page follows the system's scheme,
+/// and log lines, the query and the buttons keep a contrast of at least
+/// 4.5:1 (WCAG AA) against what is behind them in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readable_in_light_and_dark_mode() {
+    let store = StoreProcess::builder().start();
+    let now = now_ns();
+    push(
+        &store,
+        "shop",
+        &[
+            (now - 3_000_000_000, "info", "level=info msg=ok"),
+            (now - 2_000_000_000, "warn", "level=warn msg=slow"),
+            (now - 1_000_000_000, "error", "level=error msg=failed"),
+        ],
+    );
+    // Relative luminance and contrast as WCAG defines them, of an
+    // element's text against the first opaque background behind it.
+    const CONTRAST: &str = "const lum = (c) => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; const a = c.match(/[\\d.]+/g); if (a && (a.length < 4 || Number(a[3]) > 0.9)) return c; } return 'rgb(255, 255, 255)'; };
+        const ratio = (el) => { const f = lum(getComputedStyle(el).color), b = lum(bg(el)); return (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05); };
+        const sel = ['#logs .log-line', '#logs li.lvl-error .log-level', '#logs li.lvl-warn .log-level', '#logs li.lvl-info .log-level', '#logs .log-time', '#highlight', '#run', '#status', 'label[for=range]'];
+        return { dark: matchMedia('(prefers-color-scheme: dark)').matches, body: lum(bg(document.body)), ratios: Object.fromEntries(sel.map((s) => [s, ratio(document.querySelector(s))])) };";
+    for (dark, extra) in [(false, &[][..]), (true, &["--force-dark-mode"][..])] {
+        let b = Browser::start_with(store.addr(), extra).await;
+        b.client
+            .goto(&format!("{}/?query=%7Bapp%3D%22shop%22%7D", b.base))
+            .await
+            .unwrap();
+        b.until(
+            "three lines",
+            "return document.querySelectorAll('#logs li').length === 3;",
+        )
+        .await;
+        let got = b.js(CONTRAST).await;
+        assert_eq!(got["dark"], json!(dark), "{got}");
+        let body = got["body"].as_f64().unwrap();
+        if dark {
+            assert!(body < 0.1, "a dark page: {got}");
+        } else {
+            assert!(body > 0.8, "a light page: {got}");
+        }
+        for (sel, r) in got["ratios"].as_object().unwrap() {
+            assert!(
+                r.as_f64().unwrap() >= 4.5,
+                "{sel} in {}: {got}",
+                if dark { "dark" } else { "light" }
+            );
+        }
+        b.shot(if dark { "16-dark" } else { "15-light" }).await;
+        b.client.close().await.unwrap();
+    }
 }
 
 /// A token of `larch-store token new` for `tenant` with `access`, and

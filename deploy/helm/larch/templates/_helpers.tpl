@@ -227,6 +227,23 @@ Pass (dict "ctx" $ "role" "write").
 {{- if ne $role "all" -}}
 {{- $_ := set $owned "target" $role -}}
 {{- $roleConfig = deepCopy ((index $v $role).config | default dict) -}}
+{{- /* One ruler for the whole store, so alerts are sent once: the backend
+node (a single pod) evaluates the rules as queries to the read nodes, which
+see every line; write and read nodes run none. */ -}}
+{{- if eq $role "backend" -}}
+{{- $qf := dict "address" (include "larch.store.queryURL" .ctx) -}}
+{{- if $v.store.auth.enabled -}}
+{{- $_ := set $qf "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- end -}}
+{{- $_ := set $owned "ruler" (dict "enabled" true "evaluation" (dict "mode" "remote" "query_frontend" $qf)) -}}
+{{- else -}}
+{{- $_ := set $owned "ruler" (dict "enabled" false) -}}
+{{- end -}}
+{{- end -}}
+{{- $merged := merge $owned $roleConfig (deepCopy $v.store.config) -}}
+{{- /* merge takes a false of the chart's for unset: set it again. */ -}}
+{{- if and (ne $role "all") (ne $role "backend") -}}
+{{- $_ := set $merged.ruler "enabled" false -}}
 {{- end -}}
 {{- if eq $role "write" -}}
 {{- /* A write node leaves with its heads in the bucket: on SIGTERM it
@@ -250,7 +267,7 @@ flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
 {{- end -}}
 {{- /* The credential references are quoted: a variable the Secret lacks
 expands to an empty string (the credential chain), not to null. */ -}}
-{{- regexReplaceAll "(?m)^(\\s+(access_key_id|secret_access_key|access_key)): (\\$\\{[A-Z_]+\\})$" (toYaml (merge $owned $roleConfig (deepCopy $v.store.config))) "${1}: '${3}'" -}}
+{{- regexReplaceAll "(?m)^(\\s+(access_key_id|secret_access_key|access_key)): (\\$\\{[A-Z_]+\\})$" (toYaml $merged) "${1}: '${3}'" -}}
 {{- end -}}
 
 {{/* The agent's configuration file, from agent.config plus the keys the chart owns. */}}

@@ -175,11 +175,11 @@ containers:
       - name: auth
         mountPath: /etc/larch/auth
         readOnly: true
-      {{- if or (eq .role "read") (eq .role "write") }}
+      {{- /* read and write nodes send it to the write nodes; the backend's
+      ruler sends it with its queries to the read nodes. */}}
       - name: write-node-token
         mountPath: /etc/larch/write-node-token
         readOnly: true
-      {{- end }}
       {{- end }}
 volumes:
   - name: config
@@ -192,14 +192,12 @@ volumes:
   - name: auth
     secret:
       secretName: {{ required "store.auth.tokensSecret is required with store.auth.enabled" $v.store.auth.tokensSecret }}
-  {{- if or (eq .role "read") (eq .role "write") }}
   - name: write-node-token
     secret:
       secretName: {{ $v.read.writeNodeTokenSecret }}
       items:
         - key: {{ $v.read.writeNodeTokenKey }}
           path: {{ $v.read.writeNodeTokenKey }}
-  {{- end }}
   {{- end }}
 {{- with $r.nodeSelector }}
 nodeSelector:

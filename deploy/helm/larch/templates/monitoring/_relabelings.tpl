@@ -1,8 +1,8 @@
 {{/*
 Relabelings of a ServiceMonitor endpoint or PodMonitor endpoint: the labels
-the dashboards and alerts use, as deploy/prometheus/prometheus.yml sets
-them (job larch-store / larch-agent, node, environment; the operator adds
-namespace and pod), then the user's.
+deploy/prometheus/prometheus.yml sets (job larch-store / larch-agent, node,
+environment; the operator adds namespace, pod and container, which with the
+metric names are all the dashboards and alerts select on), then the user's.
 Pass (dict "ctx" $ "extra" <relabelings>).
 */}}
 {{- define "larch.monitor.relabelings" -}}
