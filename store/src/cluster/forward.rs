@@ -123,7 +123,7 @@ pub async fn replicate(
     let rf = rf.min(members.all.len());
     let candidates: Vec<Vec<usize>> = streams
         .iter()
-        .map(|s| ring::candidates(&members.all, tenant.as_str(), s.fp))
+        .map(|s| ring::candidates(&members.ids, tenant.as_str(), s.fp))
         .collect();
     let mut next = vec![rf; streams.len()];
     let mut stored = vec![0usize; streams.len()];

@@ -23,6 +23,7 @@ pub mod request;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use larch_query::pipeline::StreamPipeline;
 use larch_query::{Block, LabelSet};
@@ -103,6 +104,8 @@ pub struct Deletes {
     tenants: RwLock<HashMap<TenantId, Arc<Vec<Arc<Request>>>>>,
     /// Serialises this process's changes of one tenant's list.
     write: Mutex<()>,
+    /// Whether every tenant's requests were read from the bucket once.
+    loaded: AtomicBool,
 }
 
 impl Deletes {
@@ -112,6 +115,7 @@ impl Deletes {
             bucket,
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
+            loaded: AtomicBool::new(false),
         }
     }
 
@@ -129,7 +133,14 @@ impl Deletes {
             }
         }
         *self.tenants.write() = next;
+        self.loaded.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether the requests were read from the bucket at least once (a
+    /// node that answers queries without them would show deleted lines).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Reads one tenant's requests from the bucket.

@@ -160,6 +160,8 @@ pub struct Ingester {
     pub(crate) backoff: Mutex<flusher::Backoff>,
     /// Delete requests, filtered out of every query.
     pub deletes: Arc<crate::deletes::Deletes>,
+    /// Dropped to stop a write node's refresher of the delete requests.
+    deletes_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 /// Index log files kept open at most (see [`Handles`]): a few dozen file
@@ -211,18 +213,29 @@ impl Ingester {
         let writer_id = writer_id(&data).map_err(io_err("reading the writer id in", &data))?;
         // Delete requests before the first query: a node that queries
         // must not show deleted lines, so it does not start without them.
+        // A write node answers queries too (over its members with
+        // `cluster:`) but must take pushes while the bucket is away: it
+        // starts without them and fails its queries until its refresher
+        // has read them ([`Ingester::scan_without_deleted`]).
         let deletes = Arc::new(crate::deletes::Deletes::new(bucket.clone()));
-        if config.target != Target::Write {
+        {
             // On a thread of its own: the bucket's calls block, and `open`
             // may be called from within an async runtime.
-            std::thread::scope(|sc| {
+            let read = std::thread::scope(|sc| {
                 sc.spawn(|| deletes.refresh())
                     .join()
                     .unwrap_or_else(|_| Err(std::io::Error::other("reading them panicked")))
-            })
-            .map_err(io_err("reading the delete requests of", &data))?;
-            let (received, processed) = deletes.counts();
-            metrics.deletes.set_counts(received, processed);
+            });
+            match read {
+                Ok(()) => {
+                    let (received, processed) = deletes.counts();
+                    metrics.deletes.set_counts(received, processed);
+                }
+                Err(e) if config.target == Target::Write => {
+                    tracing::error!(error = %e, "Reading the delete requests failed; queries on this node fail until they are read.");
+                }
+                Err(e) => return Err(io_err("reading the delete requests of", &data)(e)),
+            }
         }
         let quarantine = Quarantine::new(&data);
         let handles = Handles::new(INDEX_HANDLES);
@@ -452,6 +465,7 @@ impl Ingester {
             cluster,
             backoff: Mutex::new(flusher::Backoff::default()),
             deletes,
+            deletes_stop: Mutex::new(None),
         });
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -472,6 +486,18 @@ impl Ingester {
             })
             .map_err(io_err("starting flusher thread", &data))?;
         ing.threads.lock().extend([writer, flush]);
+        if target == Target::Write {
+            // Read and backend nodes read them with their view of the
+            // bucket, `all` mode sees its own.
+            let (tx, rx) = std::sync::mpsc::channel();
+            *ing.deletes_stop.lock() = Some(tx);
+            let d = ing.clone();
+            let refresher = std::thread::Builder::new()
+                .name("larch-deletes".into())
+                .spawn(move || crate::objstore::view::run_deletes(d, rx))
+                .map_err(io_err("starting the delete requests' refresher", &data))?;
+            ing.threads.lock().push(refresher);
+        }
         if sealed_any {
             ing.flusher.wake();
         }
@@ -679,6 +705,7 @@ impl Ingester {
             self.flush_all();
         }
         self.flusher.stop();
+        self.deletes_stop.lock().take();
         for t in threads {
             let _ = t.join();
         }
@@ -741,6 +768,7 @@ impl Ingester {
         self.writer_tx.lock().take();
         let threads: Vec<_> = self.threads.lock().drain(..).collect();
         self.flusher.stop();
+        self.deletes_stop.lock().take();
         for t in threads {
             let _ = t.join();
         }
