@@ -196,8 +196,12 @@ impl Cluster {
         if !self.leaving.swap(true, Ordering::AcqRel) {
             tracing::info!(node = %self.self_addr, "Leaving the cluster: new streams go to the other members.");
             let mut m = (*self.members()).clone();
-            if let Some(i) = m.me.take() {
+            if let Some(i) = m.me.take()
+                && i < m.all.len()
+                && i < m.ids.len()
+            {
                 m.all.remove(i);
+                m.ids.remove(i);
             }
             self.members_gauge
                 .set(i64::try_from(m.all.len()).unwrap_or(i64::MAX));
