@@ -369,15 +369,13 @@ fn deleted_lines_are_hidden_whichever_node_answers() {
     }
 }
 
+/// What `index/stats` (`streams, chunks, bytes, entries`) and
+/// `index/volume` (`(labels, bytes)` rows) answer.
+type Figures = ((u64, u64, u64, u64), Vec<(String, String)>);
+
 /// `index/stats` and `index/volume` of `sel` over `[start, end)` on
-/// `port`: `(streams, chunks, bytes, entries)` and the volume's
-/// `(labels, bytes)` rows.
-fn stats_and_volume(
-    port: u16,
-    sel: &str,
-    start: i64,
-    end: i64,
-) -> ((u64, u64, u64, u64), Vec<(String, String)>) {
+/// `port`.
+fn stats_and_volume(port: u16, sel: &str, start: i64, end: i64) -> Figures {
     let q = percent(sel);
     let r = request(
         port,
@@ -413,8 +411,7 @@ fn stats_and_volume(
 /// `rf` and a read node: the statistics each node (the read node first)
 /// answers while the lines are in the writers' memory, then once they are
 /// flushed to the bucket.
-#[allow(clippy::type_complexity)]
-fn statistics(rf: usize, t0: i64) -> Vec<((u64, u64, u64, u64), Vec<(String, String)>)> {
+fn statistics(rf: usize, t0: i64) -> Vec<Figures> {
     let topo = Topology::new(3, rf);
     let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
     let reader = topo.node("read");
