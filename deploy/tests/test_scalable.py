@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -475,6 +476,7 @@ def test_monitors_cover_every_role(kind: str) -> None:
      "targetCPUUtilizationPercentage"),
     ({"write": {"shutdownTimeout": "five minutes"}}, "shutdownTimeout"),
     ({"write": {"replicationFactor": 0}}, "/write/replicationFactor"),
+    ({"store": {"tls": {"cluster": {"serverName": "Not A Name"}}}}, "serverName"),
 ])
 def test_schema_refuses(values: dict[str, Any], expected: str) -> None:
     with helm.Chart.load(str(deploylib.CHART)) as chart:
@@ -484,8 +486,6 @@ def test_schema_refuses(values: dict[str, Any], expected: str) -> None:
 
 
 @pytest.mark.parametrize("extra,expected", [
-    ({"store": {"tls": {"enabled": True}}},
-     "deploymentMode SimpleScalable does not support store.tls.enabled yet"),
     ({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
       "agent": {"config": {"tenant_id": "team-a"}}},
      "read.writeNodeTokenSecret is required"),
@@ -637,5 +637,254 @@ def test_a_write_node_leaving_leaves_its_lines_in_the_bucket(
     finally:
         for proc in (read, backend):
             if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+
+
+# --- TLS between the roles ---------------------------------------------------------
+
+TLS = {"store": {"tls": {"enabled": True, "secretName": "larch-tls",
+                         "clientAuthType": "VerifyClientCertIfGiven"}}}
+
+
+def _secret_files(spec: dict[str, Any]) -> dict[str, str]:
+    """Path in the store container -> "<Secret>/<key>" for every file its
+    Secret volumes hold (a volume without items holds every key)."""
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    out = {}
+    for m in spec["containers"][0]["volumeMounts"]:
+        secret = volumes.get(m["name"], {}).get("secret")
+        if secret is None:
+            continue
+        keys = [i["key"] for i in secret.get("items") or []] or ["tls.crt", "tls.key", "ca.crt"]
+        for k in keys:
+            out[f"{m['mountPath']}/{k}"] = f"{secret['secretName']}/{k}"
+    return out
+
+
+def _tls_files(cfg: dict[str, Any]) -> list[str]:
+    """Every certificate, key and CA file a role's configuration names."""
+    tls = dict(cfg.get("tls") or {})
+    tls.pop("client_auth_type", None)
+    cluster_tls = dict((cfg.get("cluster") or {}).get("tls") or {})
+    cluster_tls.pop("tls_enabled", None)
+    cluster_tls.pop("tls_server_name", None)
+    return list(tls.values()) + list(cluster_tls.values())
+
+
+@pytest.mark.parametrize("extra,files", [
+    ({}, {"/etc/larch/tls/tls.crt": "larch-tls/tls.crt", "/etc/larch/tls/tls.key": "larch-tls/tls.key",
+          "/etc/larch/tls/ca.crt": "larch-tls/ca.crt"}),
+    ({"store": {"tls": {"cluster": {"caSecret": "internal-ca", "clientCertSecret": "node-client"}}}},
+     {"/etc/larch/cluster-ca/ca.crt": "internal-ca/ca.crt",
+      "/etc/larch/cluster-client/tls.crt": "node-client/tls.crt",
+      "/etc/larch/cluster-client/tls.key": "node-client/tls.key"}),
+])
+def test_roles_serve_tls_and_their_grpc_clients_check_it(extra: dict[str, Any],
+                                                         files: dict[str, str]) -> None:
+    """With store.tls every role serves the certificate of the store's TLS
+    Secret (probes and scrapes over https); the write and read nodes' gRPC
+    clients (cluster.tls) check the write nodes' certificate against a CA
+    for the name the chart's Certificate holds, and present a client
+    certificate because the nodes ask for one; every file a configuration
+    names is one a mounted Secret holds."""
+    objs = _render(deploylib.merged(TLS, extra), "tls")
+    assert not integrity_problems(objs)
+    workloads = _workloads(objs)
+    for role in ROLES:
+        cfg = _config(objs, role)
+        spec = pod_spec(workloads[role])
+        assert spec is not None
+        mounted = _secret_files(spec)
+        assert cfg["tls"]["cert_file"] == "/etc/larch/tls/tls.crt", role
+        for path in _tls_files(cfg):
+            assert path in mounted, f"{role}: {path} is in no mounted Secret ({mounted})"
+        container = spec["containers"][0]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["scheme"] == "HTTPS", (role, probe)
+        annotations = workloads[role].body["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scheme"] == "https", role
+        if role == "backend":
+            assert "cluster" not in cfg
+            assert not [p for p in mounted if p.startswith("/etc/larch/cluster-")]
+            continue
+        tls = cfg["cluster"]["tls"]
+        assert tls["tls_enabled"] is True
+        assert tls["tls_server_name"] == "larch-write-headless.larch.svc"
+        for path in (tls["tls_ca_path"], tls["tls_cert_path"], tls["tls_key_path"]):
+            assert mounted[path] == files.get(path, mounted[path]), (role, path)
+        assert {p: mounted[p] for p in files if p in mounted} == {
+            p: f for p, f in files.items() if p in (tls["tls_ca_path"], tls["tls_cert_path"],
+                                                    tls["tls_key_path"])}
+    # Agents push, Grafana queries over https.
+    agent = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
+    assert agent["store"].startswith("https://larch-write.larch.svc.cluster.local:")
+    # Without client certificates asked for, none is sent.
+    plain = _render(deploylib.merged(TLS, {"store": {"tls": {"clientAuthType": "NoClientCert"}}}),
+                    "tls-no-client")
+    assert set(_config(plain, "write")["cluster"]["tls"]) == {
+        "tls_enabled", "tls_server_name", "tls_ca_path"}
+
+
+def test_the_certificate_names_every_role() -> None:
+    """The cert-manager Certificate of SimpleScalable names every role's
+    Services and the headless name the nodes' gRPC clients check, and is a
+    client certificate too; the monitors check the same name."""
+    objs = _render(deploylib.merged(TLS, {"store": {"tls": {"secretName": "", "certManager": {
+        "enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}}}), "cert")
+    cert = next(o for o in objs if o.kind == "Certificate").body["spec"]
+    names = set(cert["dnsNames"])
+    for service in ("larch-write", "larch-read", "larch-backend", "larch-write-headless"):
+        assert f"{service}.larch.svc" in names, service
+        assert f"{service}.larch.svc.cluster.local" in names, service
+    assert _config(objs, "write")["cluster"]["tls"]["tls_server_name"] in names
+    assert set(cert["usages"]) >= {"server auth", "client auth"}
+    secret = cert["secretName"]
+    for o in _workloads(objs).values():
+        volumes = {v["name"]: v for v in pod_spec(o)["volumes"]}  # type: ignore[index]
+        assert volumes["tls"]["secret"]["secretName"] == secret
+    monitors = [o for o in objs if o.kind == "ServiceMonitor" and _role_of(o)]
+    assert len(monitors) == 3
+    for m in monitors:
+        endpoint = m.body["spec"]["endpoints"][0]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"]["serverName"] in names
+    # A name of one's own is added to the Certificate.
+    objs = _render(deploylib.merged(TLS, {"store": {"tls": {"secretName": "", "certManager": {
+        "enabled": True, "issuerRef": {"name": "ca"}}, "cluster": {"serverName": "larch-nodes.internal"}}}}),
+        "cert-name")
+    cert = next(o for o in objs if o.kind == "Certificate").body["spec"]
+    assert "larch-nodes.internal" in cert["dnsNames"]
+    assert _config(objs, "read")["cluster"]["tls"]["tls_server_name"] == "larch-nodes.internal"
+
+
+def _openssl(*args: str) -> None:
+    proc = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _test_pki(tmp: Path, names: list[str]) -> Path:
+    """A test CA and one certificate it signs for `names` and 127.0.0.1,
+    for servers and clients, as a TLS Secret holds them: tls.crt, tls.key,
+    ca.crt in the returned directory."""
+    d = tmp / "pki"
+    d.mkdir()
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"),
+             "-days", "1", "-subj", "/CN=larch test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl("req", "-new", *ec, "-keyout", str(d / "tls.key"), "-out", str(d / "tls.csr"),
+             "-subj", "/CN=larch")
+    sans = ",".join([f"DNS:{n}" for n in names] + ["IP:127.0.0.1"])
+    (d / "ext.cnf").write_text(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth,clientAuth\n"
+                               "keyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", str(d / "tls.csr"), "-CA", str(d / "ca.crt"),
+             "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(d / "tls.crt"),
+             "-days", "1", "-extfile", str(d / "ext.cnf"))
+    return d
+
+
+def _start_tls(config: dict[str, Any], tmp: Path, name: str, grpc: int,
+               ctx: ssl.SSLContext) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """larch-store serving TLS with a rendered role configuration; returns
+    the process, its https URL and its log once /ready answers 200."""
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    http = deploylib.free_port()
+    log = tmp / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(binary("larch-store")), "--config", str(tmp / f"{name}.yaml"),
+             "--http-addr", f"127.0.0.1:{http}", "--grpc-addr", f"127.0.0.1:{grpc}",
+             "--data-dir", str(tmp / name)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **SECRET_ENV})
+    url = f"https://127.0.0.1:{http}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=5, context=ctx) as resp:
+                if resp.status == 200:
+                    return proc, url, log
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{url}/ready never answered 200:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def test_rendered_tls_configs_replicate_and_answer_over_tls(tmp_path: Path) -> None:
+    """Two write nodes and a read node started from the rendered TLS
+    configurations (the Secret's files from a test CA whose certificate
+    holds the chart's server name, the members listed instead of resolved,
+    a directory for the bucket): a push over https to one write node is
+    acknowledged only once the other has it (replication factor 2, over
+    gRPC with TLS and client certificates), and the read node, asking both
+    over TLS, returns every line once over https."""
+    objs = _render(TLS, "tls-run")
+    pki = _test_pki(tmp_path, ["larch-write-headless.larch.svc"])
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    bucket = {"backend": "filesystem", "filesystem": {"dir": str(tmp_path / "bucket")}}
+    grpc = [deploylib.free_port(), deploylib.free_port()]
+    members = [f"127.0.0.1:{p}" for p in grpc]
+
+    def config(role: str, me: str | None) -> dict[str, Any]:
+        text = next(o for o in objs if o.kind == "ConfigMap"
+                    and o.name == f"larch-{role}-config").body["data"]["store.yaml"]
+        cfg: dict[str, Any] = yaml.safe_load(text.replace("/etc/larch/tls/", f"{pki}/"))
+        cfg["storage"] = bucket
+        cfg["cluster"].pop("dns")
+        cfg["cluster"].update({"members": members, "replication_factor": 2,
+                               "refresh_period": "200ms"})
+        if me:
+            cfg["cluster"]["self"] = me
+        cfg["read"] = {**(cfg.get("read") or {}), "index_refresh_period": "200ms"}
+        assert cfg["cluster"]["tls"]["tls_cert_path"] == f"{pki}/tls.crt"
+        return cfg
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        urls = []
+        for i in range(2):
+            proc, url, _ = _start_tls(config("write", members[i]), tmp_path, f"write{i}", grpc[i], ctx)
+            procs.append(proc)
+            urls.append(url)
+        read, read_url, read_log = _start_tls(config("read", None), tmp_path, "read",
+                                              deploylib.free_port(), ctx)
+        procs.append(read)
+        now = time.time_ns()
+        lines = [[str(now + i), f"tls-line-{i}"] for i in range(50)]
+        body = json.dumps({"streams": [{"stream": {"app": "tls"}, "values": lines}]}).encode()
+        deadline = time.monotonic() + 30
+        while True:
+            # Until both write nodes see each other (refresh_period).
+            req = urllib.request.Request(f"{urls[0]}/loki/api/v1/push", data=body,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+                    assert resp.status == 204
+                    break
+            except urllib.error.HTTPError as e:
+                assert time.monotonic() < deadline, e.read().decode()
+                time.sleep(0.2)
+        query = urllib.parse.urlencode({"query": '{app="tls"}', "start": now - 10**9,
+                                        "end": now + 10**10, "limit": 1000})
+        got: list[str] = []
+        while True:
+            try:
+                with urllib.request.urlopen(f"{read_url}/loki/api/v1/query_range?{query}",
+                                            timeout=10, context=ctx) as resp:
+                    result = json.loads(resp.read())["data"]["result"]
+                got = sorted(line for s in result for _, line in s["values"])
+                if got == sorted(line for _, line in lines):
+                    break
+            except urllib.error.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{got}\n{read_log.read_text()[-3000:]}"
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)

@@ -21,6 +21,7 @@ use super::multi::{
 };
 use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
+use crate::cluster::stats;
 use crate::ingester::Ingester;
 use crate::ingester::stream::{RangeStats, Stream};
 use crate::server::AppState;
@@ -241,18 +242,28 @@ pub async fn series(
     Ok(json_response(body))
 }
 
+/// This node's writer id when the replicas' copies of a stream are to be
+/// counted once in statistics (several write nodes with a replication
+/// factor above 1; see [`crate::cluster::stats`]).
+fn replicas(ing: &Ingester) -> Option<&str> {
+    let c = &ing.config.cluster;
+    (c.enabled() && c.replication_factor > 1).then_some(ing.writer_id.as_str())
+}
+
 /// Bytes, chunks and entries of `set` in `[start, end)`, checking the
 /// cancel flag as it goes.
 fn range_stats(
+    ing: &Ingester,
     set: &[Arc<Stream>],
     start: i64,
     end: i64,
     cancel: &AtomicBool,
 ) -> Result<RangeStats, ApiError> {
     let mut total = RangeStats::default();
+    let own = replicas(ing);
     for (i, s) in set.iter().enumerate() {
         check(cancel, i)?;
-        let r = s.state.lock().range_stats(start, end);
+        let r = stats::range_stats(&s.state.lock(), start, end, own);
         total.chunks = total.chunks.saturating_add(r.chunks);
         total.bytes = total.bytes.saturating_add(r.bytes);
         total.entries = total.entries.saturating_add(r.entries);
@@ -275,9 +286,10 @@ pub async fn index_stats(
         let set = streams(&ing, &t, m.as_deref(), r.start, r.end)?;
         let mut matched = 0u64;
         let mut total = RangeStats::default();
+        let own = replicas(&ing);
         for (i, s) in set.iter().enumerate() {
             check(&cancel, i)?;
-            let st = s.state.lock().range_stats(r.start, r.end);
+            let st = stats::range_stats(&s.state.lock(), r.start, r.end, own);
             if st.chunks > 0 {
                 matched += 1;
             }
@@ -387,7 +399,7 @@ impl VolumeSpec {
         let set = streams(ing, tenant, self.matchers.as_deref(), start, end)?;
         let mut rows = Vec::new();
         for (labels, members) in self.groups(&set, cancel)? {
-            let bytes = range_stats(&members, start, end, cancel)?.bytes;
+            let bytes = range_stats(ing, &members, start, end, cancel)?.bytes;
             if bytes > 0 {
                 rows.push((labels, bytes, members));
             }
@@ -451,10 +463,12 @@ pub async fn volume(
 /// `end`), as `(t, bytes)` for the steps with bytes. Each stream is locked
 /// once, and only the steps its data overlaps are visited.
 fn volume_points(
+    ing: &Ingester,
     members: &[Arc<Stream>],
     r: &TimeRange,
     cancel: &AtomicBool,
 ) -> Result<Vec<(i64, u64)>, ApiError> {
+    let own = replicas(ing);
     let n = r.points();
     let mut bytes = vec![0u64; n];
     for (i, s) in members.iter().enumerate() {
@@ -475,9 +489,7 @@ fn volume_points(
             if t >= r.end {
                 break;
             }
-            let b = state
-                .range_stats(t, t.saturating_add(r.step).min(r.end))
-                .bytes;
+            let b = stats::range_stats(&state, t, t.saturating_add(r.step).min(r.end), own).bytes;
             *slot = slot.saturating_add(b);
         }
     }
@@ -505,7 +517,7 @@ pub async fn volume_range(
         let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
         let mut out = String::from("{\"resultType\":\"matrix\",\"result\":[");
         for (i, (labels, _, members)) in rows.iter().enumerate() {
-            let points = volume_points(members, &r, &cancel)?;
+            let points = volume_points(&ing, members, &r, &cancel)?;
             if i > 0 {
                 out.push(',');
             }

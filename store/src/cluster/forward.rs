@@ -120,10 +120,12 @@ pub async fn replicate(
             ),
         });
     }
-    let rf = rf.min(members.all.len());
+    // One identity per address (the set keeps them in step).
+    let ids = &members.ids[..members.ids.len().min(members.all.len())];
+    let rf = rf.min(ids.len());
     let candidates: Vec<Vec<usize>> = streams
         .iter()
-        .map(|s| ring::candidates(&members.all, tenant.as_str(), s.fp))
+        .map(|s| ring::candidates(ids, tenant.as_str(), s.fp))
         .collect();
     let mut next = vec![rf; streams.len()];
     let mut stored = vec![0usize; streams.len()];

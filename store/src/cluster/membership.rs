@@ -23,11 +23,18 @@ use tonic::transport::{Channel, Endpoint};
 use super::{ClusterConfig, split_host_port};
 use crate::objstore::bucket::OwnRuntime;
 
-/// A member set: addresses, sorted, and which one is this node.
+/// A member set: addresses and identities, sorted by identity, and which
+/// one is this node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Members {
-    /// Members' gRPC addresses, sorted.
+    /// Members' gRPC addresses, in the order of `ids`.
     pub all: Vec<String>,
+    /// Members' identities (`cluster.self`, or hostname:grpc port; the
+    /// address for a node that does not say), sorted, one per member:
+    /// ownership is computed from them ([`super::ring`]), so a node that
+    /// comes back with another address (a pod's new IP) keeps its
+    /// streams.
+    pub ids: Vec<String>,
     /// This node's index in `all` (`None` for a read node, or while
     /// leaving).
     pub me: Option<usize>,
@@ -72,6 +79,9 @@ pub struct Cluster {
     /// TLS to the other members (`cluster.tls`, or the store's `tls:`).
     connector:
         Option<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>,
+    /// The client certificate, read again when its files change (kept
+    /// here: its watcher ends when it is dropped).
+    _client_cert: Option<Arc<ClientCert>>,
     /// `larch_cluster_members`.
     members_gauge: prometheus_client::metrics::gauge::Gauge,
     /// Permits for forwarded pushes in flight.
@@ -98,9 +108,13 @@ impl Cluster {
         tls: bool,
         members_gauge: prometheus_client::metrics::gauge::Gauge,
     ) -> std::io::Result<Arc<Cluster>> {
-        let connector = (tls || config.tls.tls_enabled)
-            .then(|| connector(&config.tls))
-            .transpose()?;
+        let (connector, client_cert) = match (tls || config.tls.tls_enabled)
+            .then(|| connector(&config.tls, config.refresh_period.0))
+            .transpose()?
+        {
+            Some((c, cert)) => (Some(c), cert),
+            None => (None, None),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("larch-cluster")
@@ -124,6 +138,7 @@ impl Cluster {
             members: tx,
             channels: Mutex::new(HashMap::new()),
             connector,
+            _client_cert: client_cert,
             members_gauge,
             forward_slots: Arc::new(tokio::sync::Semaphore::new(config.max_forward_concurrency)),
             handle: handle.clone(),
@@ -181,8 +196,12 @@ impl Cluster {
         if !self.leaving.swap(true, Ordering::AcqRel) {
             tracing::info!(node = %self.self_addr, "Leaving the cluster: new streams go to the other members.");
             let mut m = (*self.members()).clone();
-            if let Some(i) = m.me.take() {
+            if let Some(i) = m.me.take()
+                && i < m.all.len()
+                && i < m.ids.len()
+            {
                 m.all.remove(i);
+                m.ids.remove(i);
             }
             self.members_gauge
                 .set(i64::try_from(m.all.len()).unwrap_or(i64::MAX));
@@ -249,17 +268,16 @@ impl Cluster {
         let own = self.own_ips().await;
         let leaving = self.is_leaving();
         let mut probes = Vec::new();
-        let mut all = Vec::new();
+        // (identity, address)
+        let mut all: Vec<(String, String)> = Vec::new();
         let mut me_addr = None;
         let mut named = candidates.len();
-        if self.is_member && !candidates.iter().any(|c| self.is_self(c, &own)) {
-            named += 1;
-        }
+        let mut self_listed = candidates.iter().any(|c| self.is_self(c, &own));
         for c in candidates {
             if self.is_self(&c, &own) {
-                if !leaving {
+                if !leaving && me_addr.is_none() {
                     me_addr = Some(c.clone());
-                    all.push(c);
+                    all.push((self.self_addr.clone(), c));
                 }
                 continue;
             }
@@ -267,23 +285,34 @@ impl Cluster {
             probes.push(async move { (c, probe.await) });
         }
         for (c, ready) in futures_util::future::join_all(probes).await {
-            if ready {
-                all.push(c);
+            match ready {
+                // A node that answers with this node's identity is this
+                // node under another of its addresses.
+                Some(id) if self.is_member && id == self.self_addr => self_listed = true,
+                Some(id) => all.push((if id.is_empty() { c.clone() } else { id }, c)),
+                None => {}
             }
+        }
+        if self.is_member && !self_listed {
+            named += 1;
         }
         if self.is_member && me_addr.is_none() && !leaving {
             // Not in the list (a static list naming this node otherwise):
             // it still owns streams, under its own name.
             me_addr = Some(self.self_addr.clone());
-            all.push(self.self_addr.clone());
+            all.push((self.self_addr.clone(), self.self_addr.clone()));
         }
+        // One address per identity (two would be the same node: the first
+        // in address order is kept).
         all.sort();
-        all.dedup();
-        let me = me_addr.and_then(|a| all.iter().position(|x| *x == a));
+        all.dedup_by(|a, b| a.0 == b.0);
+        let me = me_addr.and_then(|a| all.iter().position(|x| x.1 == a));
         self.members_gauge
             .set(i64::try_from(all.len()).unwrap_or(i64::MAX));
+        let (ids, all): (Vec<String>, Vec<String>) = all.into_iter().unzip();
         let next = Members {
             all,
+            ids,
             me,
             candidates: named,
         };
@@ -291,26 +320,23 @@ impl Cluster {
             if **cur == next {
                 return false;
             }
-            tracing::info!(members = ?next.all, "The cluster's member set changed.");
+            tracing::info!(members = ?next.all, identities = ?next.ids, "The cluster's member set changed.");
             *cur = Arc::new(next);
             true
         });
     }
 
-    async fn probe(&self, addr: String) -> bool {
-        let ch = match self.channel(&addr) {
-            Ok(c) => c,
-            Err(_) => return false,
-        };
+    /// The identity of the node at `addr` if it is ready (empty when it
+    /// does not say); `None` if it is not, or does not answer.
+    async fn probe(&self, addr: String) -> Option<String> {
+        let ch = self.channel(&addr).ok()?;
         let mut client = larch_proto::larch::replica_client::ReplicaClient::new(ch);
         let mut req = tonic::Request::new(larch_proto::larch::ReadyRequest {});
-        if self.authorize(&mut req).is_err() {
-            return false;
+        self.authorize(&mut req).ok()?;
+        match tokio::time::timeout(PROBE_TIMEOUT, client.ready(req)).await {
+            Ok(Ok(r)) if r.get_ref().ready => Some(r.into_inner().identity),
+            _ => None,
         }
-        matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, client.ready(req)).await,
-            Ok(Ok(r)) if r.get_ref().ready
-        )
     }
 
     /// Adds the token of `token_file` to a request.
@@ -361,15 +387,62 @@ impl Cluster {
     }
 }
 
+/// The client certificate of `cluster.tls` (mTLS) with its key, read
+/// again when the files change (a renewed certificate is presented on new
+/// connections without a restart; a version that does not load is
+/// logged and the last good one kept, as the server's certificate).
+#[derive(Debug)]
+struct ClientCert {
+    cert: PathBuf,
+    key: PathBuf,
+    current: parking_lot::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl ClientCert {
+    fn load(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+        crate::server::tls::load_certified_key(cert, key).map_err(|e| e.0)
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl crate::auth::watch::Reload for ClientCert {
+    fn reload(&self) -> Result<String, String> {
+        let k = ClientCert::load(&self.cert, &self.key)?;
+        *self.current.write() = k;
+        Ok("cluster client certificate and key".into())
+    }
+}
+
 /// The TLS connector of the node-to-node client: the CA of
-/// `tls_ca_path`, the client certificate of `tls_cert_path` when set,
-/// HTTP/2 only (gRPC; the builder sets ALPN `h2`).
+/// `tls_ca_path`, the client certificate of `tls_cert_path` when set
+/// (watched every `interval` and reloaded when it changes), HTTP/2 only
+/// (gRPC; the builder sets ALPN `h2`).
+#[allow(clippy::type_complexity)]
 fn connector(
     c: &super::ClientTlsConfig,
-) -> std::io::Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>
-{
+    interval: Duration,
+) -> std::io::Result<(
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Option<Arc<ClientCert>>,
+)> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::pki_types::{CertificateDer, ServerName};
     let err = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {
         std::io::Error::other(format!("cluster.tls.{what} {}: {e}", p.display()))
     };
@@ -393,19 +466,26 @@ fn connector(
     .with_safe_default_protocol_versions()
     .map_err(std::io::Error::other)?
     .with_root_certificates(roots);
-    let tls = match (&c.tls_cert_path, &c.tls_key_path) {
+    let (tls, client_cert) = match (&c.tls_cert_path, &c.tls_key_path) {
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| err("tls_cert_path", cert, &e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| err("tls_cert_path", cert, &e))?;
-            let key_der =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| err("tls_key_path", key, &e))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| err("tls_cert_path", cert, &e))?
+            let first = ClientCert::load(cert, key).map_err(|e| err("tls_cert_path", cert, &e))?;
+            let resolver = Arc::new(ClientCert {
+                cert: cert.clone(),
+                key: key.clone(),
+                current: parking_lot::RwLock::new(first),
+            });
+            crate::auth::watch::spawn(
+                "cluster client certificate",
+                vec![cert.clone(), key.clone()],
+                interval,
+                Arc::downgrade(&resolver),
+            )?;
+            (
+                builder.with_client_cert_resolver(resolver.clone()),
+                Some(resolver),
+            )
         }
-        _ => builder.with_no_client_auth(),
+        _ => (builder.with_no_client_auth(), None),
     };
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
@@ -421,7 +501,7 @@ fn connector(
             .map_err(|e| std::io::Error::other(format!("cluster.tls.tls_server_name: {e}")))?;
         b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
     };
-    Ok(b.enable_http2().wrap_connector(http))
+    Ok((b.enable_http2().wrap_connector(http), client_cert))
 }
 
 /// The host's name (`/proc/sys/kernel/hostname`, else `HOSTNAME`, else
@@ -439,10 +519,47 @@ pub fn hostname() -> String {
 mod tests {
     use super::*;
 
+    /// The client certificate is read again when its files change; a
+    /// version that does not load leaves the last good one in use.
+    #[test]
+    fn the_client_certificate_is_reloaded_when_it_changes() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = larch_testkit::pki::Pki::create(dir.path());
+        let c = super::super::ClientTlsConfig {
+            tls_enabled: true,
+            tls_ca_path: Some(pki.ca.clone()),
+            tls_cert_path: Some(pki.client_cert.clone()),
+            tls_key_path: Some(pki.client_key.clone()),
+            tls_server_name: String::new(),
+        };
+        let (_connector, cert) = connector(&c, Duration::from_millis(20)).unwrap();
+        let cert = cert.unwrap();
+        let der = |p: &std::path::Path| CertificateDer::from_pem_file(p).unwrap().to_vec();
+        let current = || cert.current.read().cert[0].to_vec();
+        let first = der(&pki.client_cert);
+        assert_eq!(current(), first);
+        // Another certificate and key put in place (key first, as a
+        // rotation may: the pair does not match for a moment).
+        let next = der(&pki.rogue_cert);
+        std::fs::rename(&pki.rogue_key, &pki.client_key).unwrap();
+        std::fs::rename(&pki.rogue_cert, &pki.client_cert).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while current() != next {
+            assert!(std::time::Instant::now() < deadline, "never reloaded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::write(&pki.client_cert, "not a certificate").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(current(), next, "a broken file replaced the good one");
+    }
+
     #[test]
     fn the_replication_factor_is_capped_by_the_named_nodes_not_the_ready_ones() {
         let m = Members {
             all: vec!["a:1".into()],
+            ids: vec!["a".into()],
             me: Some(0),
             candidates: 3,
         };
@@ -451,6 +568,7 @@ mod tests {
         assert_eq!(m.replication_factor(1), 1);
         let alone = Members {
             all: vec!["a:1".into()],
+            ids: vec!["a".into()],
             me: Some(0),
             candidates: 0,
         };

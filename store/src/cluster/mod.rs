@@ -9,10 +9,12 @@
 //! * [`forward`]: splitting a validated push by owner, writing the local
 //!   share, forwarding the rest (`larch.Replica/Push`) and waiting for a
 //!   quorum.
+//! * [`stats`]: index statistics with the replicas' copies counted once.
 
 pub mod forward;
 pub mod membership;
 pub mod ring;
+pub mod stats;
 
 use std::path::PathBuf;
 
@@ -69,7 +71,8 @@ pub struct ClusterConfig {
 /// `cluster.tls`: the client side of node-to-node gRPC, named as Loki's
 /// `grpc_client_config` names it. On when `tls_enabled` is true, or when
 /// the store's own `tls.cert_file` is set (the members then serve TLS on
-/// their gRPC port). Files are read once at start.
+/// their gRPC port). The CA is read at start; the client certificate and
+/// key are read again when they change (checked every `refresh_period`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTlsConfig {

@@ -1,6 +1,6 @@
 //! Which members own a stream: rendezvous (highest random weight)
 //! hashing. Every member gets a score for a stream from a hash of
-//! (member, tenant, fingerprint); the members in descending score order
+//! (member identity, tenant, fingerprint); the members in descending score order
 //! are the stream's candidates, the first `replication_factor` its
 //! owners, the next ones where it goes when an owner does not answer.
 //!
@@ -23,7 +23,7 @@ pub fn score(member: &str, tenant: &str, fp: u64) -> u64 {
 }
 
 /// Indexes of `members` in candidate order for a stream: highest score
-/// first (ties, which need equal hashes, by address).
+/// first (ties, which need equal hashes, by name).
 pub fn candidates(members: &[String], tenant: &str, fp: u64) -> Vec<usize> {
     let mut scored: Vec<(u64, usize)> = members
         .iter()

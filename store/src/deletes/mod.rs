@@ -113,7 +113,7 @@ pub struct Deletes {
 /// (the bucket could not be reached so far): an answer without them could
 /// show deleted lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the delete requests have not been read from the bucket yet; retry later")]
+#[error("the delete requests could not be read from the bucket yet; retry later")]
 pub struct NotLoaded;
 
 impl Deletes {
@@ -125,11 +125,6 @@ impl Deletes {
             write: Mutex::new(()),
             loaded: AtomicBool::new(false),
         }
-    }
-
-    /// Whether the requests were read from the bucket at least once.
-    pub fn loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
     }
 
     /// Reads every tenant's requests from the bucket and swaps them in.
@@ -148,6 +143,12 @@ impl Deletes {
         *self.tenants.write() = next;
         self.loaded.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether the requests were read from the bucket at least once (a
+    /// node that answers queries without them would show deleted lines).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Reads one tenant's requests from the bucket.

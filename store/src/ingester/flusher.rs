@@ -140,8 +140,9 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
                 Msg::Stop => stop = true,
             }
         }
-        if !ing.deletes.loaded() && super::reads_deletes(&ing.config) {
-            // The reading at start failed: queries wait for this one.
+        if !ing.deletes.loaded() && ing.config.target == Target::All {
+            // The reading at start failed: queries wait for this one (a
+            // write node's own refresher retries on its thread).
             crate::objstore::view::refresh_deletes(&ing);
         }
         cycle(&ing, force);

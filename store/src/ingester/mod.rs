@@ -160,14 +160,8 @@ pub struct Ingester {
     pub(crate) backoff: Mutex<flusher::Backoff>,
     /// Delete requests, filtered out of every query.
     pub deletes: Arc<crate::deletes::Deletes>,
-}
-
-/// Whether this node reads the bucket's delete requests and filters its
-/// query answers with them (every node that answers queries from the
-/// bucket or applies deletes; a plain write node's unflushed data is
-/// filtered by the node that asks for it).
-pub(crate) fn reads_deletes(config: &Config) -> bool {
-    config.target != Target::Write
+    /// Dropped to stop a write node's refresher of the delete requests.
+    deletes_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 /// Index log files kept open at most (see [`Handles`]): a few dozen file
@@ -222,7 +216,7 @@ impl Ingester {
         // starts anyway (a write path keeps taking pushes) and refuses
         // queries until a later reading succeeds.
         let deletes = Arc::new(crate::deletes::Deletes::new(bucket.clone()));
-        if reads_deletes(&config) {
+        {
             // On a thread of its own: the bucket's calls block, and `open`
             // may be called from within an async runtime.
             let read = std::thread::scope(|sc| {
@@ -471,6 +465,7 @@ impl Ingester {
             cluster,
             backoff: Mutex::new(flusher::Backoff::default()),
             deletes,
+            deletes_stop: Mutex::new(None),
         });
         ing.refresh_gauges();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -491,6 +486,18 @@ impl Ingester {
             })
             .map_err(io_err("starting flusher thread", &data))?;
         ing.threads.lock().extend([writer, flush]);
+        if target == Target::Write {
+            // Read and backend nodes read them with their view of the
+            // bucket, `all` mode sees its own.
+            let (tx, rx) = std::sync::mpsc::channel();
+            *ing.deletes_stop.lock() = Some(tx);
+            let d = ing.clone();
+            let refresher = std::thread::Builder::new()
+                .name("larch-deletes".into())
+                .spawn(move || crate::objstore::view::run_deletes(d, rx))
+                .map_err(io_err("starting the delete requests' refresher", &data))?;
+            ing.threads.lock().push(refresher);
+        }
         if sealed_any {
             ing.flusher.wake();
         }
@@ -698,6 +705,7 @@ impl Ingester {
             self.flush_all();
         }
         self.flusher.stop();
+        self.deletes_stop.lock().take();
         for t in threads {
             let _ = t.join();
         }
@@ -760,6 +768,7 @@ impl Ingester {
         self.writer_tx.lock().take();
         let threads: Vec<_> = self.threads.lock().drain(..).collect();
         self.flusher.stop();
+        self.deletes_stop.lock().take();
         for t in threads {
             let _ = t.join();
         }

@@ -722,7 +722,7 @@ impl Ingester {
         let mut by_fp: std::collections::BTreeMap<u64, Arc<super::stream::Stream>> =
             local.into_iter().map(|s| (s.fp, s)).collect();
         let registry = self.existing_tenant(tenant);
-        for r in answers {
+        for (writer, r) in answers {
             let Some(labels) = crate::objstore::remote::labels_of(&r) else {
                 continue;
             };
@@ -732,7 +732,13 @@ impl Ingester {
                 .or_else(|| registry.as_ref().and_then(|t| t.get(r.fp)));
             let mut st = super::stream::StreamState::default();
             if let Some(b) = &base {
-                st.chunks = b.state.lock().chunks.clone();
+                let b = b.state.lock();
+                st.chunks = b.chunks.clone();
+                // This node's own unflushed data of the stream (a write
+                // node's), as summaries beside the members'.
+                for c in crate::cluster::stats::unflushed_refs(&b, &self.writer_id) {
+                    st.add_chunk(c);
+                }
             }
             for c in r
                 .published
@@ -746,7 +752,7 @@ impl Ingester {
             for (i, u) in r.unflushed.iter().enumerate() {
                 // Sizes only: never read, never named by any index.
                 st.add_chunk(crate::index::ChunkRef {
-                    id: format!("unflushed-{i}"),
+                    id: crate::cluster::stats::unflushed_id(i, &writer),
                     mint: u.mint,
                     maxt: u.maxt,
                     entries: u.entries,
@@ -860,7 +866,7 @@ impl Ingester {
         request: &ScanRequest,
         visit: &mut dyn FnMut(&Block<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats, SourceError> {
-        if super::reads_deletes(&self.config) && !self.deletes.loaded() {
+        if !self.deletes.loaded() {
             return Err(Box::new(crate::deletes::NotLoaded));
         }
         let Some(mut filter) =

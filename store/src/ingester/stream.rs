@@ -75,7 +75,7 @@ pub struct RangeStats {
     pub entries: u64,
 }
 
-fn prorate(value: u64, mint: i64, maxt: i64, start: i64, end: i64) -> u64 {
+pub(crate) fn prorate(value: u64, mint: i64, maxt: i64, start: i64, end: i64) -> u64 {
     if maxt <= mint {
         return value;
     }

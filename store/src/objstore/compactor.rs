@@ -25,6 +25,7 @@ use larch_query::Columns;
 use super::bucket::{Bucket, Listed};
 use super::{layout, segment, terms};
 use crate::chunk::{ChunkFile, ChunkHeader, DecodedBlock, EncodedBlock, HeadBlock, chunk_parts};
+use crate::cluster::stats::writer_of;
 use crate::config::DeletionMode;
 use crate::deletes::{Deletes, OwnedBlock, Request, StreamFilter};
 use crate::index::IndexRecord;
@@ -517,12 +518,6 @@ fn build_terms(
 /// Largest group of replica chunks merged at once (bytes stored): the
 /// group is decoded whole in memory.
 const MAX_REPLICA_GROUP: u64 = 64 << 20;
-
-/// The writer that wrote a chunk (`<max_seq>-<crc>-<writer>`; empty for
-/// the single node's ids).
-fn writer_of(id: &str) -> &str {
-    id.splitn(3, '-').nth(2).unwrap_or("")
-}
 
 /// Several write nodes holding a stream (`cluster.replication_factor`
 /// above 1, or a stream that moved) each flush their own chunks of it:

@@ -96,6 +96,11 @@ pub struct StreamsResponse {
     /// The streams.
     #[prost(message, repeated, tag = "1")]
     pub streams: Vec<RemoteStream>,
+    /// The answering node's writer id (the suffix of the chunks it
+    /// writes), so its unflushed data and its chunks count as one
+    /// replica's in statistics ([`crate::cluster::stats`]).
+    #[prost(string, tag = "2")]
+    pub writer: String,
 }
 
 /// `Scan` request.
@@ -237,27 +242,23 @@ pub fn serve_streams(ing: &Ingester, req: &StreamsRequest) -> Result<StreamsResp
             larch_query::logql::parse_matchers(&req.selector, false).map_err(|e| e.to_string())?;
         ing.select_streams(&tenant, &m, req.start, req.end)
     };
-    let mut out = StreamsResponse::default();
+    let mut out = StreamsResponse {
+        writer: ing.writer_id.clone(),
+        ..StreamsResponse::default()
+    };
     for s in streams {
         let st = s.state.lock();
-        let mut unflushed = Vec::new();
-        let mut add = |mint: i64, maxt: i64, entries: u64, raw: u64| {
-            if maxt >= req.start && mint < req.end {
-                unflushed.push(RemoteChunk {
-                    mint,
-                    maxt,
-                    entries,
-                    raw_bytes: raw,
-                    ..RemoteChunk::default()
-                });
-            }
-        };
-        for c in st.sealed.iter().chain(st.pending.iter().map(|(c, _)| c)) {
-            add(c.mint, c.maxt, c.entries, c.raw_bytes());
-        }
-        if let Some((lo, hi, entries, bytes)) = st.open_summary() {
-            add(lo, hi, entries, bytes);
-        }
+        let unflushed: Vec<RemoteChunk> = crate::cluster::stats::unflushed(&st)
+            .into_iter()
+            .filter(|(mint, maxt, _, _)| *maxt >= req.start && *mint < req.end)
+            .map(|(mint, maxt, entries, raw)| RemoteChunk {
+                mint,
+                maxt,
+                entries,
+                raw_bytes: raw,
+                ..RemoteChunk::default()
+            })
+            .collect();
         let published = published_since(ing, &tenant, &st, req.since, req.start, req.end);
         if unflushed.is_empty() && published.is_empty() {
             continue;
@@ -534,10 +535,25 @@ impl WriteNodes {
         Ok(out)
     }
 
-    /// Every node's streams (see `Streams`).
-    pub fn streams(&self, req: &StreamsRequest) -> Result<Vec<RemoteStream>, WriteNodeError> {
+    /// Every node's streams (see `Streams`), each with the writer id of
+    /// the node that answered (`node<i>` for a node that sends none).
+    pub fn streams(
+        &self,
+        req: &StreamsRequest,
+    ) -> Result<Vec<(String, RemoteStream)>, WriteNodeError> {
         let answers: Vec<StreamsResponse> = self.ask_all("/larch.Querier/Streams", req.clone())?;
-        Ok(answers.into_iter().flat_map(|r| r.streams).collect())
+        Ok(answers
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                let writer = if r.writer.is_empty() {
+                    format!("node{i}")
+                } else {
+                    r.writer
+                };
+                r.streams.into_iter().map(move |s| (writer.clone(), s))
+            })
+            .collect())
     }
 
     /// Every node's unflushed blocks and recent chunks of one stream.

@@ -249,6 +249,25 @@ pub(crate) fn refresh_deletes(ing: &Ingester) {
     }
 }
 
+/// Reads a write node's delete requests again every
+/// `read.index_refresh_period` until `stop`'s sender is dropped: write
+/// nodes answer queries too (over their members with `cluster:`), and a
+/// query gives the same answer whichever node it lands on.
+pub fn run_deletes(ing: Arc<Ingester>, stop: std::sync::mpsc::Receiver<()>) {
+    let period = ing
+        .config
+        .read
+        .index_refresh_period
+        .0
+        .max(Duration::from_millis(10));
+    loop {
+        match stop.recv_timeout(period) {
+            Err(RecvTimeoutError::Timeout) => refresh_deletes(&ing),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
 /// Runs a read node's refresher until [`Msg::Stop`]; `FlushAll` refreshes
 /// at once.
 pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {

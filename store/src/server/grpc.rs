@@ -216,7 +216,14 @@ impl UnaryService<ReadyRequest> for ReadyMethod {
 
     fn call(&mut self, _request: Request<ReadyRequest>) -> Self::Future {
         let ready = ReplicaService::taking_streams(&self.0);
-        Box::pin(async move { Ok(Response::new(ReadyResponse { ready })) })
+        let identity = self
+            .0
+            .ingester
+            .cluster
+            .as_ref()
+            .map(|c| c.self_addr.clone())
+            .unwrap_or_default();
+        Box::pin(async move { Ok(Response::new(ReadyResponse { ready, identity })) })
     }
 }
 

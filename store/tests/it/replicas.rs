@@ -25,6 +25,8 @@ struct Topology {
     deletion_delay: &'static str,
     /// A real S3-compatible server instead of the directory.
     s3: Option<S3Server>,
+    /// `compactor.retention_enabled` (the delete API needs it).
+    retention: bool,
 }
 
 impl Topology {
@@ -35,6 +37,7 @@ impl Topology {
             rf,
             deletion_delay: "1h",
             s3: None,
+            retention: false,
         }
     }
 
@@ -71,11 +74,12 @@ impl Topology {
             "target: {target}\n{}\
              ingester:\n  flush_check_period: 100ms\n  chunk_idle_period: 1h\n\
              read:\n  index_refresh_period: 100ms\n  write_node_timeout: 5s\n\
-             compactor:\n  interval: 1h\n  deletion_delay: {}\n\
+             compactor:\n  interval: 1h\n  deletion_delay: {}\n  retention_enabled: {}\n\
              shutdown_timeout: 10s\n\
              cluster:\n  members: {}\n{me}  replication_factor: {}\n  refresh_period: 200ms\n  forward_timeout: 3s\n{extra}",
             self.storage(),
             self.deletion_delay,
+            self.retention,
             self.members(),
             self.rf,
         )
@@ -285,6 +289,182 @@ fn three_writers_rf3_every_line_once() {
     }
 }
 
+/// A delete request made on one write node hides its lines on every node
+/// that answers queries: the read node and each write node (write nodes
+/// read the requests from the bucket too, refreshed every
+/// `read.index_refresh_period`), before and after the flush to the bucket.
+#[test]
+fn deleted_lines_are_hidden_whichever_node_answers() {
+    let mut topo = Topology::new(3, 3);
+    topo.retention = true;
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 120 * SEC;
+    let mut all = Vec::new();
+    for s in 0..6 {
+        let labels = format!(r#"{{app="del", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..10)
+            .flat_map(|i| [format!("keep {s} {i}"), format!("secret {s} {i}")])
+            .collect();
+        push_to(writers[s % 3].http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+        all.extend(lines);
+    }
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="del"}"#;
+    let nodes: Vec<(String, u16)> = std::iter::once(("read node".to_string(), reader.http))
+        .chain(
+            writers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("write node {i}"), w.http)),
+        )
+        .collect();
+    for (what, port) in &nodes {
+        assert_each_once(*port, what, sel, &all, start, end);
+    }
+    // Made on write node 1; the others see it at their next refresh.
+    let r = request(
+        writers[1].http,
+        "POST",
+        &format!(
+            "/loki/api/v1/delete?query={}&start={}",
+            percent(r#"{app="del"} |= "secret""#),
+            (t0 - SEC) / SEC
+        ),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let kept: Vec<String> = all
+        .iter()
+        .filter(|l| l.starts_with("keep"))
+        .cloned()
+        .collect();
+    for (what, port) in &nodes {
+        assert_each_once(
+            *port,
+            &format!("{what} after the delete request"),
+            sel,
+            &kept,
+            start,
+            end,
+        );
+    }
+    // Flushed to the bucket (three writers' chunks): still hidden.
+    for w in &writers {
+        flush(w);
+    }
+    flush(&reader);
+    for (what, port) in &nodes {
+        assert_each_once(
+            *port,
+            &format!("{what} after the flush"),
+            sel,
+            &kept,
+            start,
+            end,
+        );
+    }
+}
+
+/// What `index/stats` (`streams, chunks, bytes, entries`) and
+/// `index/volume` (`(labels, bytes)` rows) answer.
+type Figures = ((u64, u64, u64, u64), Vec<(String, String)>);
+
+/// `index/stats` and `index/volume` of `sel` over `[start, end)` on
+/// `port`.
+fn stats_and_volume(port: u16, sel: &str, start: i64, end: i64) -> Figures {
+    let q = percent(sel);
+    let r = request(
+        port,
+        "GET",
+        &format!("/loki/api/v1/index/stats?query={q}&start={start}&end={end}"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    let v = r.ok_json();
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let stats = (n("streams"), n("chunks"), n("bytes"), n("entries"));
+    let r = request(
+        port,
+        "GET",
+        &format!("/loki/api/v1/index/volume?query={q}&start={start}&end={end}&limit=1000"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    let v = r.ok_json();
+    let mut rows: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["metric"].to_string(), e["value"][1].to_string()))
+        .collect();
+    rows.sort();
+    (stats, rows)
+}
+
+/// The same lines through three write nodes with replication factor
+/// `rf` and a read node: the statistics each node (the read node first)
+/// answers while the lines are in the writers' memory, then once they are
+/// flushed to the bucket.
+fn statistics(rf: usize, t0: i64) -> Vec<Figures> {
+    let topo = Topology::new(3, rf);
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let mut want = Vec::new();
+    for s in 0..9 {
+        let labels = format!(r#"{{app="stats", team="t{}", stream="s{s}"}}"#, s % 2);
+        let lines: Vec<String> = (0..(20 + s))
+            .map(|i| format!("stream {s} line {i} {}", "x".repeat(i)))
+            .collect();
+        push_to(writers[s % 3].http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+        want.extend(lines);
+    }
+    let (start, end) = (t0 - SEC, t0 + 60 * SEC);
+    let sel = r#"{app="stats"}"#;
+    let ports: Vec<u16> = std::iter::once(reader.http)
+        .chain(writers.iter().map(|w| w.http))
+        .collect();
+    for p in &ports {
+        assert_each_once(*p, "before the statistics", sel, &want, start, end);
+    }
+    let mut out: Vec<_> = ports
+        .iter()
+        .map(|p| stats_and_volume(*p, sel, start, end))
+        .collect();
+    for w in &writers {
+        flush(w);
+    }
+    flush(&reader);
+    out.extend(ports.iter().map(|p| stats_and_volume(*p, sel, start, end)));
+    out
+}
+
+/// With replication factor 3 every line is in three writers' memory and
+/// then in three writers' chunks; `index/stats` and `index/volume` still
+/// give the figures of replication factor 1, on the read node and on
+/// every write node, before and after the flush.
+#[test]
+fn stats_and_volume_count_replicas_once() {
+    let t0 = now_ns() - 300 * SEC;
+    let one = statistics(1, t0);
+    let three = statistics(3, t0);
+    let lines: u64 = (0..9).map(|s| 20 + s).sum();
+    for (i, (a, b)) in one.iter().zip(&three).enumerate() {
+        assert_eq!(a.0.3, lines, "RF=1, answer {i}: {a:?}");
+        assert_eq!(a.0.0, 9, "RF=1 streams, answer {i}: {a:?}");
+        assert_eq!(
+            a, b,
+            "answer {i} (read node, then each writer; before, then after the flush)"
+        );
+    }
+}
+
 /// A client that pushes batches like an agent: a batch that fails is sent
 /// again (to the next write node) until it is acknowledged.
 fn pushing_client(
@@ -448,6 +628,71 @@ fn a_node_joins_and_one_leaves() {
     // list (write nodes know only their members' journals).
     assert_each_once(reader.http, "after the leave", sel, &want, start, end);
     drop(others);
+}
+
+/// A write node that comes back under another address (a pod's new IP)
+/// with the same identity (`cluster.self`) keeps its streams: ownership is
+/// computed from identities, so after its WAL is replayed and the same
+/// streams are pushed again every node holds what it held before.
+#[test]
+fn a_node_back_under_another_address_keeps_its_streams() {
+    // Four addresses for three nodes: node 1 starts on the second and
+    // comes back on the fourth.
+    let topo = Topology::new(4, 1);
+    let start = |node: usize, port: usize, data: Option<&std::path::Path>| {
+        let mut b = StoreProcess::builder()
+            .grpc_port(topo.grpc[port])
+            .http_port(free_port())
+            .config(topo.config("write", None, &format!("  self: \"node-{node}\"\n")));
+        if let Some(d) = data {
+            b = b.data_dir(d);
+        }
+        b.start()
+    };
+    let mut writers = vec![start(0, 0, None), start(1, 1, None), start(2, 2, None)];
+    topo.settled(&writers.iter().collect::<Vec<_>>(), 3);
+    let t0 = now_ns() - 100 * SEC;
+    let streams = 60;
+    let push_round = |round: usize, via: &StoreProcess| {
+        for s in 0..streams {
+            let labels = format!(r#"{{app="moved", stream="s{s}"}}"#);
+            push_to(
+                via.http,
+                &labels,
+                t0 + round as i64 * 10 * SEC + s as i64 * 1000,
+                &[format!("round {round} stream {s}")],
+            )
+            .unwrap();
+        }
+    };
+    let held = |writers: &[StoreProcess]| -> Vec<f64> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Vec<f64> = writers
+                .iter()
+                .map(|w| metric(w, "larch_ingester_active_streams"))
+                .collect();
+            if v.iter().sum::<f64>() == streams as f64 {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{v:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    push_round(0, &writers[0]);
+    let before = held(&writers);
+    assert!(before.iter().all(|n| *n > 0.0), "{before:?}");
+    writers[1].kill9();
+    topo.settled(&[&writers[0], &writers[2]], 2);
+    let data = writers[1].data_dir().to_path_buf();
+    let back = start(1, 3, Some(&data));
+    let gone = std::mem::replace(&mut writers[1], back);
+    topo.settled(&writers.iter().collect::<Vec<_>>(), 3);
+    push_round(1, &writers[2]);
+    // A stream that moved would be held by two nodes now.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(held(&writers), before, "streams moved with the new address");
+    drop(gone);
 }
 
 /// Bytes of the files under `dir`.

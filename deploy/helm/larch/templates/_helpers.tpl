@@ -254,6 +254,9 @@ flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
 {{- if $v.store.auth.enabled -}}
 {{- $_ := set $cluster "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
 {{- end -}}
+{{- if $v.store.tls.enabled -}}
+{{- $_ := set $cluster "tls" (include "larch.cluster.tls" .ctx | fromYaml) -}}
+{{- end -}}
 {{- $_ := set $owned "cluster" $cluster -}}
 {{- with $v.write.walMaxSize -}}
 {{- $_ := set $owned "wal" (dict "max_size" .) -}}
@@ -262,6 +265,9 @@ flushes until shutdown_timeout (terminationGracePeriodSeconds is longer). */ -}}
 {{- $cluster := dict "dns" (include "larch.write.dns" .ctx) "replication_factor" (int $v.write.replicationFactor) -}}
 {{- if $v.store.auth.enabled -}}
 {{- $_ := set $cluster "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- end -}}
+{{- if $v.store.tls.enabled -}}
+{{- $_ := set $cluster "tls" (include "larch.cluster.tls" .ctx | fromYaml) -}}
 {{- end -}}
 {{- $_ := set $owned "cluster" $cluster -}}
 {{- end -}}

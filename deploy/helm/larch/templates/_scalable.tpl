@@ -40,10 +40,42 @@ counts only the nodes that answer as members.
 {{- printf "%s-headless.%s.svc.%s:%d" $write .Release.Namespace .Values.clusterDomain (int .Values.store.ports.grpc) -}}
 {{- end -}}
 
+{{/*
+Name the write nodes' certificate is checked for by the nodes' gRPC
+clients (cluster.tls.tls_server_name): cluster.dns resolves to pod IPs,
+which no certificate names.
+*/}}
+{{- define "larch.cluster.tlsServerName" -}}
+{{- .Values.store.tls.cluster.serverName | default (printf "%s-headless.%s.svc" (include "larch.role.fullname" (dict "ctx" . "role" "write")) .Release.Namespace) -}}
+{{- end -}}
+
+{{/*
+cluster.tls of the write and read nodes when store.tls is on: the CA the
+write nodes' certificate is checked against (store.tls.cluster.caSecret,
+else the ca.crt of the store's TLS Secret), the name it is checked for,
+and a client certificate when the nodes ask for one
+(store.tls.cluster.clientCertSecret, else the node's own certificate).
+*/}}
+{{- define "larch.cluster.tls" -}}
+{{- $t := .Values.store.tls -}}
+{{- $tls := dict "tls_enabled" true "tls_server_name" (include "larch.cluster.tlsServerName" .) "tls_ca_path" (ternary "/etc/larch/cluster-ca/ca.crt" "/etc/larch/tls/ca.crt" (not (empty $t.cluster.caSecret))) -}}
+{{- if ne $t.clientAuthType "NoClientCert" -}}
+{{- $dir := ternary "/etc/larch/cluster-client" "/etc/larch/tls" (not (empty $t.cluster.clientCertSecret)) -}}
+{{- $_ := set $tls "tls_cert_path" (printf "%s/tls.crt" $dir) -}}
+{{- $_ := set $tls "tls_key_path" (printf "%s/tls.key" $dir) -}}
+{{- end -}}
+{{- toYaml $tls -}}
+{{- end -}}
+
+{{/* Scheme of the store's HTTP port: https with store.tls. */}}
+{{- define "larch.store.scheme" -}}
+{{- ternary "https" "http" .Values.store.tls.enabled -}}
+{{- end -}}
+
 {{/* In-cluster URL of the Service taking pushes (the write Service in SimpleScalable). */}}
 {{- define "larch.store.pushURL" -}}
 {{- if include "larch.scalable" . -}}
-{{- printf "http://%s.%s.svc.%s:%d" (include "larch.role.fullname" (dict "ctx" . "role" "write")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- printf "%s://%s.%s.svc.%s:%d" (include "larch.store.scheme" .) (include "larch.role.fullname" (dict "ctx" . "role" "write")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
 {{- else -}}
 {{- include "larch.store.url" . -}}
 {{- end -}}
@@ -52,7 +84,7 @@ counts only the nodes that answer as members.
 {{/* In-cluster URL of the Service answering queries (the read Service in SimpleScalable). */}}
 {{- define "larch.store.queryURL" -}}
 {{- if include "larch.scalable" . -}}
-{{- printf "http://%s.%s.svc.%s:%d" (include "larch.role.fullname" (dict "ctx" . "role" "read")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- printf "%s://%s.%s.svc.%s:%d" (include "larch.store.scheme" .) (include "larch.role.fullname" (dict "ctx" . "role" "read")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
 {{- else -}}
 {{- include "larch.store.url" . -}}
 {{- end -}}
@@ -60,17 +92,13 @@ counts only the nodes that answer as members.
 
 {{/*
 What SimpleScalable needs that the values may lack: a bucket (the roles
-share nothing else), plain gRPC between the roles (the chart does not yet
-mount the CA and client certificates cluster.tls needs), a token for the read nodes when tokens are on,
-and egress to the bucket when NetworkPolicies are on. Renders nothing.
+share nothing else), a token for the read nodes when tokens are on, and
+egress to the bucket when NetworkPolicies are on. Renders nothing.
 */}}
 {{- define "larch.scalable.check" -}}
 {{- if include "larch.scalable" . -}}
 {{- if eq .Values.store.objectStorage.backend "filesystem" -}}
 {{- fail "deploymentMode SimpleScalable needs object storage: set store.objectStorage.backend to s3, gcs or azure (the roles share only the bucket)" -}}
-{{- end -}}
-{{- if .Values.store.tls.enabled -}}
-{{- fail "deploymentMode SimpleScalable does not support store.tls.enabled yet: the chart does not yet give the nodes' gRPC clients a CA (cluster.tls)" -}}
 {{- end -}}
 {{- if and .Values.store.auth.enabled (not .Values.read.writeNodeTokenSecret) -}}
 {{- fail "read.writeNodeTokenSecret is required with store.auth.enabled in SimpleScalable mode: read and write nodes send an admin token to the write nodes (cluster.token_file)" -}}
@@ -181,6 +209,24 @@ containers:
         mountPath: /etc/larch/write-node-token
         readOnly: true
       {{- end }}
+      {{- end }}
+      {{- if $v.store.tls.enabled }}
+      - name: tls
+        mountPath: /etc/larch/tls
+        readOnly: true
+      {{- if or (eq .role "read") (eq .role "write") }}
+      {{- if $v.store.tls.cluster.caSecret }}
+      - name: cluster-ca
+        mountPath: /etc/larch/cluster-ca
+        readOnly: true
+      {{- end }}
+      {{- if and $v.store.tls.cluster.clientCertSecret (ne $v.store.tls.clientAuthType "NoClientCert") }}
+      - name: cluster-client
+        mountPath: /etc/larch/cluster-client
+        readOnly: true
+      {{- end }}
+      {{- end }}
+      {{- end }}
 volumes:
   - name: config
     configMap:
@@ -198,6 +244,27 @@ volumes:
       items:
         - key: {{ $v.read.writeNodeTokenKey }}
           path: {{ $v.read.writeNodeTokenKey }}
+  {{- end }}
+  {{- end }}
+  {{- if $v.store.tls.enabled }}
+  - name: tls
+    secret:
+      secretName: {{ include "larch.store.tlsSecret" $ctx }}
+  {{- if or (eq .role "read") (eq .role "write") }}
+  {{- with $v.store.tls.cluster.caSecret }}
+  - name: cluster-ca
+    secret:
+      secretName: {{ . }}
+      items:
+        - key: ca.crt
+          path: ca.crt
+  {{- end }}
+  {{- if and $v.store.tls.cluster.clientCertSecret (ne $v.store.tls.clientAuthType "NoClientCert") }}
+  - name: cluster-client
+    secret:
+      secretName: {{ $v.store.tls.cluster.clientCertSecret }}
+  {{- end }}
+  {{- end }}
   {{- end }}
 {{- with $r.nodeSelector }}
 nodeSelector:
@@ -232,7 +299,7 @@ labels:
   {{- if and (eq $v.store.objectStorage.backend "azure") $v.store.objectStorage.azure.workloadIdentity }}
   azure.workload.identity/use: "true"
   {{- end }}
-{{- with include "larch.podAnnotations" (dict "ctx" .ctx "config" (include "larch.store.roleConfig" (dict "ctx" .ctx "role" .role)) "port" $v.store.ports.http "scheme" "http" "extra" (merge (deepCopy (.values.podAnnotations | default dict)) ($v.store.podAnnotations | default dict))) }}
+{{- with include "larch.podAnnotations" (dict "ctx" .ctx "config" (include "larch.store.roleConfig" (dict "ctx" .ctx "role" .role)) "port" $v.store.ports.http "scheme" (include "larch.store.scheme" .ctx) "extra" (merge (deepCopy (.values.podAnnotations | default dict)) ($v.store.podAnnotations | default dict))) }}
 {{ . }}
 {{- end }}
 {{- end -}}

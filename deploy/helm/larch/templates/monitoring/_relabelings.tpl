@@ -54,7 +54,11 @@ tlsConfig:
     secret:
       name: {{ $s.caSecret | default (include "larch.store.tlsSecret" .ctx) }}
       key: {{ $s.caKey }}
+  {{- if include "larch.scalable" .ctx }}
+  serverName: {{ $s.serverName | default (include "larch.cluster.tlsServerName" .ctx) }}
+  {{- else }}
   serverName: {{ $s.serverName | default (printf "%s.%s.svc" (include "larch.store.fullname" .ctx) .ctx.Release.Namespace) }}
+  {{- end }}
   {{- if $s.clientCertSecret }}
   cert:
     secret:
