@@ -53,7 +53,9 @@
 //! `LARCH_LOGHUB` overrides the data directory; `LARCH_BENCH_MIB` the size;
 //! `LARCH_BENCH_LEVELS=off` loads the lines without `detected_level`;
 //! `LARCH_BENCH_CODECS` the codecs of the table (empty: none);
-//! `LARCH_BENCH_ROUNDS` the paired rounds (default 21).
+//! `LARCH_BENCH_ROUNDS` the paired rounds (default 21);
+//! `LARCH_BENCH_CASES=off` stops after the codec table;
+//! `LARCH_BENCH_ZSTD_LEVEL` the zstd level (default: the store's, 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -144,6 +146,7 @@ fn corpus(codec: Codec) -> Corpus {
             max_chunk_age: HumanDuration::from_secs(1000 * 3600),
             chunk_idle_period: HumanDuration::from_secs(1000 * 3600),
             chunk_encoding: codec,
+            chunk_zstd_level: zstd_level(),
             ..IngesterConfig::default()
         },
         wal: WalConfig {
@@ -455,6 +458,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// `LARCH_BENCH_ZSTD_LEVEL`, else the store's default.
+fn zstd_level() -> i32 {
+    std::env::var("LARCH_BENCH_ZSTD_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IngesterConfig::default().chunk_zstd_level)
+}
+
 fn rounds() -> usize {
     std::env::var("LARCH_BENCH_ROUNDS")
         .ok()
@@ -497,7 +508,11 @@ fn codec_row(codec: Codec) {
                 let (bytes, rel) = read_block(&file, meta, &[0, 1, 2, 3]).unwrap();
                 d.decode(&bytes, &rel, Columns::ALL).unwrap();
                 let t = thread_cpu().unwrap();
-                black_box(encode(&d.view(Columns::ALL), Encoding::new(codec)));
+                let enc = Encoding {
+                    codec,
+                    zstd_level: zstd_level() as i8,
+                };
+                black_box(encode(&d.view(Columns::ALL), enc));
                 cpu += thread_cpu().unwrap() - t;
             }
         }
@@ -593,6 +608,9 @@ fn bench(c: &mut Criterion) {
         std::env::var("LARCH_BENCH_CODECS").unwrap_or_else(|_| "snappy,lz4,zstd,none".into());
     for name in codecs.split(',').filter(|n| !n.is_empty()) {
         codec_row(name.parse().expect("LARCH_BENCH_CODECS names codecs"));
+    }
+    if std::env::var("LARCH_BENCH_CASES").as_deref() == Ok("off") {
+        return;
     }
     let corpus = corpus(Codec::Snappy);
     let chunks = chunks_of(&corpus);
