@@ -1,5 +1,5 @@
 //! The LogQL engine over real store chunks, against baselines measured in
-//! the same run: ripgrep over the raw bytes, and snappy-decompress plus
+//! the same run: ripgrep over the raw bytes, and decompress plus
 //! `memchr::memmem` over the same stored blocks.
 //!
 //! Data: the loghub samples (`shared/data/loghub/*.log`, one stream per
@@ -10,11 +10,31 @@
 //! reads chunk files with their per-block token filters. The same bytes,
 //! one line per entry, are written to a file for ripgrep.
 //!
-//! Cases (all over the whole data set):
+//! First, per chunk codec (`LARCH_BENCH_CODECS`, default
+//! `snappy,lz4,zstd,none`), the same lines are written by a store set to
+//! that codec and measured in the same run (the codec table):
+//! * stored size: raw line bytes / chunk file bytes;
+//! * write cost: cutting every block again with the codec (compression
+//!   and token filter), raw MB per CPU-second;
+//! * the literal full scan `sum(count_over_time({app=~".+"} |= "ERR"
+//!   [<all>]))` (too short for the token filter: every block read), raw
+//!   MB per CPU-second of the engine on one thread, against (a) the
+//!   baseline over the same blocks: decompress the lines and lengths
+//!   columns, `memmem` the block, count the lines with a hit; (b)
+//!   `rg -c ERR` over the raw file, its user + system CPU time; medians of
+//!   alternating runs;
+//! * regex scans, the engine against ripgrep with the same pattern.
+//!
+//! Every comparison asserts that both sides count the same lines, so a
+//! speed-up cannot come from a wrong answer. ripgrep is required: the
+//! benchmark installs it (Debian's package) when it is missing and fails
+//! when it cannot.
+//!
+//! Then, with snappy (the default), cases (all over the whole data set):
 //! * `literal_scan`: `|= "ERR"`, counted with `sum(count_over_time(...))`.
 //!   "ERR" is too short for the token filter, so every block is read: the
 //!   pure scan rate. Baselines: memmem over every decompressed lines
-//!   column; `rg -c ERR`.
+//!   column (counting lines); `rg -c ERR`.
 //! * `literal`: `|= "ERROR"`, the same with token-filter skipping.
 //! * `one_stream`: `{app="HDFS_2k"} |= "zqx"` (no match, every block of
 //!   one stream read) on one thread and on all cores: the time split;
@@ -31,7 +51,11 @@
 //!
 //! Run: `cargo bench -p larch-benches --bench query_engine`.
 //! `LARCH_LOGHUB` overrides the data directory; `LARCH_BENCH_MIB` the size;
-//! `LARCH_BENCH_LEVELS=off` loads the lines without `detected_level`.
+//! `LARCH_BENCH_LEVELS=off` loads the lines without `detected_level`;
+//! `LARCH_BENCH_CODECS` the codecs of the table (empty: none);
+//! `LARCH_BENCH_ROUNDS` the paired rounds (default 21);
+//! `LARCH_BENCH_CASES=off` stops after the codec table;
+//! `LARCH_BENCH_ZSTD_LEVEL` the zstd level (default: the store's, 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -43,10 +67,11 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use larch_config::HumanDuration;
 use larch_query::engine::{QueryRequest, QueryValue, evaluate_with_threads};
-use larch_query::{Direction, LogSource};
-use larch_store::chunk::block::{COL_LINES, column};
-use larch_store::chunk::{ChunkIndex, read_block};
+use larch_query::{Columns, Direction, LogSource};
+use larch_store::chunk::block::{COL_LENS, COL_LINES, column, encode};
+use larch_store::chunk::{ChunkIndex, Codec, DecodedBlock, Encoding, codec, read_block};
 use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
+use larch_store::encoding::Reader;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
@@ -83,8 +108,8 @@ struct Corpus {
     end: i64,
 }
 
-/// Builds the store and the raw file.
-fn corpus() -> Corpus {
+/// Builds the store (writing blocks with `codec`) and the raw file.
+fn corpus(codec: Codec) -> Corpus {
     let target: usize = std::env::var("LARCH_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -120,6 +145,8 @@ fn corpus() -> Corpus {
         ingester: IngesterConfig {
             max_chunk_age: HumanDuration::from_secs(1000 * 3600),
             chunk_idle_period: HumanDuration::from_secs(1000 * 3600),
+            chunk_encoding: codec,
+            chunk_zstd_level: zstd_level(),
             ..IngesterConfig::default()
         },
         wal: WalConfig {
@@ -213,34 +240,127 @@ fn chunk_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Decompresses every stored lines column and counts `needle` with memmem.
-fn baseline_memmem(chunks: &[(PathBuf, ChunkIndex)], needle: &str, buf: &mut Vec<u8>) -> usize {
+/// Reusable buffers of the baseline.
+#[derive(Default)]
+struct Scratch {
+    lens: Vec<u8>,
+    lines: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// The baseline of the literal scan: for every stored block, decompress
+/// its lines and lengths columns, search the lines with `memmem`, and
+/// count the lines holding a hit (one per line, as the engine counts).
+fn baseline_memmem(chunks: &[(PathBuf, ChunkIndex)], needle: &str, s: &mut Scratch) -> usize {
     let finder = memmem::Finder::new(needle.as_bytes());
-    let mut dec = snap::raw::Decoder::new();
     let mut hits = 0;
     for (path, index) in chunks {
         let file = std::fs::File::open(path).unwrap();
         for meta in &index.blocks {
-            let (bytes, rel) = read_block(&file, meta, &[COL_LINES]).unwrap();
+            let (bytes, rel) = read_block(&file, meta, &[COL_LENS, COL_LINES]).unwrap();
+            let n = meta.entries as usize;
+            let col = column(&bytes, rel.cols[COL_LENS], "lengths").unwrap();
+            codec::decompress(meta.codec, col, &mut s.lens, n * 10 + 10, "lengths").unwrap();
             let col = column(&bytes, rel.cols[COL_LINES], "lines").unwrap();
-            let n = snap::raw::decompress_len(col).unwrap();
-            if buf.len() < n {
-                buf.resize(n, 0);
+            let size = meta.lines_size as usize;
+            codec::decompress(meta.codec, col, &mut s.lines, size, "lines").unwrap();
+            s.ends.clear();
+            let mut r = Reader::new(&s.lens);
+            let mut end = 0usize;
+            for _ in 0..n {
+                end += r.uvarint("lengths").unwrap() as usize;
+                s.ends.push(end);
             }
-            let n = dec.decompress(col, buf).unwrap();
-            hits += finder.find_iter(&buf[..n]).count();
+            let (mut at, mut line) = (0, 0);
+            while let Some(p) = finder.find(&s.lines[at..]) {
+                let p = at + p;
+                while s.ends[line] <= p {
+                    line += 1;
+                }
+                if p + needle.len() <= s.ends[line] {
+                    hits += 1;
+                    at = s.ends[line];
+                    line += 1;
+                } else {
+                    at = p + 1;
+                }
+                if line >= n {
+                    break;
+                }
+            }
         }
     }
     hits
 }
 
-fn ripgrep(needle: &str, file: &Path) -> Option<u64> {
+/// ripgrep, installed from Debian when missing (as the tests install
+/// their servers); a benchmark without it fails rather than skipping the
+/// comparison.
+fn require_ripgrep() -> String {
+    let version = || {
+        Command::new("rg")
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+    };
+    if let Some(v) = version() {
+        return v;
+    }
+    eprintln!("ripgrep is missing: installing Debian's package");
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", "ripgrep"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    version().expect(
+        "ripgrep (rg) is required by this benchmark: `apt-get install -y ripgrep` \
+         or `cargo install ripgrep` (scripts/install-test-deps installs it)",
+    )
+}
+
+/// `rg -c <pattern>` over `file`: the count of matching lines.
+fn ripgrep(pattern: &str, file: &Path) -> u64 {
     let out = Command::new("rg")
-        .args(["-c", needle])
+        .args(["-c", pattern])
         .arg(file)
         .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        .expect("ripgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// `rg -c <pattern>` over `file` under the shell's `time`: the count and
+/// ripgrep's own CPU time (user + system, in seconds).
+fn ripgrep_cpu(pattern: &str, file: &Path) -> (u64, f64) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"TIMEFORMAT='%3U %3S'; time rg -c -- "$0" "$1""#)
+        .arg(pattern)
+        .arg(file)
+        .output()
+        .expect("bash runs");
+    let n = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let cpu: f64 = err
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    (n, cpu)
 }
 
 fn request(query: &str, c: &Corpus, instant: bool) -> QueryRequest {
@@ -282,7 +402,7 @@ fn thread_cpu() -> Option<f64> {
 /// same background load, which criterion's groups (run one after the
 /// other) do not; CPU time also leaves out time spent waiting for a core.
 /// Only meaningful when both sides run on the calling thread.
-fn paired(name: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) {
+fn paired(name: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> Medians {
     let mut wall = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     let mut cpu = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
     for _ in 0..rounds {
@@ -320,31 +440,181 @@ fn paired(name: &str, rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) {
         cb * 1e3,
         ca / cb
     );
+    Medians {
+        wall: (wa, wb),
+        cpu: (ca, cb),
+    }
 }
 
-fn bench(c: &mut Criterion) {
-    let corpus = corpus();
+/// Medians of a paired run, `(a, b)`, in seconds.
+#[allow(dead_code)]
+struct Medians {
+    wall: (f64, f64),
+    cpu: (f64, f64),
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `LARCH_BENCH_ZSTD_LEVEL`, else the store's default.
+fn zstd_level() -> i32 {
+    std::env::var("LARCH_BENCH_ZSTD_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IngesterConfig::default().chunk_zstd_level)
+}
+
+fn rounds() -> usize {
+    std::env::var("LARCH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(21)
+}
+
+fn chunks_of(corpus: &Corpus) -> Vec<(PathBuf, ChunkIndex)> {
     let mut paths = Vec::new();
     chunk_files(&corpus._dir.path().join("data/chunks"), &mut paths);
-    let chunks: Vec<(PathBuf, ChunkIndex)> = paths
+    paths
         .into_iter()
         .map(|p| {
             let i = ChunkIndex::read(&p).unwrap();
             (p, i)
         })
-        .collect();
+        .collect()
+}
+
+/// Regex scans of the codec table: (LogQL regex, the same for ripgrep).
+const REGEXES: [&str; 2] = [r"ERR[A-Z]+ ", r"[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+:[0-9]+"];
+
+/// One row of the codec table (module docs), printed as it is measured.
+fn codec_row(codec: Codec) {
+    let corpus = corpus(codec);
+    let chunks = chunks_of(&corpus);
+    let stored: u64 = chunks.iter().map(|c| c.1.size).sum();
     let blocks: usize = chunks.iter().map(|c| c.1.blocks.len()).sum();
-    let rg_version = Command::new("rg")
-        .arg("--version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|_| "not installed".into());
+    let mib = corpus.raw_bytes as f64 / 1e6;
+    let rounds = rounds();
+
+    // Write cost: every block cut again with the codec.
+    let mut d = DecodedBlock::default();
+    let mut cut = Vec::new();
+    for _ in 0..3 {
+        let mut cpu = 0.0;
+        for (path, index) in &chunks {
+            let file = std::fs::File::open(path).unwrap();
+            for meta in &index.blocks {
+                let (bytes, rel) = read_block(&file, meta, &[0, 1, 2, 3]).unwrap();
+                d.decode(&bytes, &rel, Columns::ALL).unwrap();
+                let t = thread_cpu().unwrap();
+                let enc = Encoding {
+                    codec,
+                    zstd_level: zstd_level() as i8,
+                };
+                black_box(encode(&d.view(Columns::ALL), enc));
+                cpu += thread_cpu().unwrap() - t;
+            }
+        }
+        cut.push(cpu);
+    }
+    let cut = median(cut);
+
+    // The literal full scan: engine against the baseline, counts equal.
+    let src: &dyn LogSource = &*corpus.ing;
+    let whole = format!("{}s", (corpus.end - T0) / 1_000_000_000 + 1);
+    let mut q = request(
+        &format!(r#"sum(count_over_time({{app=~".+"}} |= "ERR" [{whole}]))"#),
+        &corpus,
+        true,
+    );
+    q.start = corpus.end;
+    let mut scratch = Scratch::default();
+    let base = baseline_memmem(&chunks, "ERR", &mut scratch);
+    let (ours, skipped) = run(src, &q, 1);
+    assert_eq!(skipped, 0, "the full scan reads every block");
+    assert_eq!(
+        ours as usize, base,
+        "{codec}: engine and baseline count other lines"
+    );
+    let m = paired(
+        &format!("codec {codec}: literal_scan (baseline vs engine, 1 thread)"),
+        rounds,
+        || {
+            black_box(baseline_memmem(&chunks, "ERR", &mut scratch));
+        },
+        || {
+            black_box(run(src, &q, 1));
+        },
+    );
+    let (base_cpu, engine_cpu) = m.cpu;
+    let mut rg_cpu = Vec::new();
+    for _ in 0..rounds {
+        let (n, cpu) = ripgrep_cpu("ERR", &corpus.raw_file);
+        assert_eq!(n, ours as u64, "{codec}: ripgrep counts other lines");
+        rg_cpu.push(cpu);
+    }
+    let rg_cpu = median(rg_cpu);
+    eprintln!(
+        "CODEC {codec}: ratio {:.2} ({} MB stored, {blocks} blocks); write {:.0} MB/s; \
+         scan engine {:.0} MB/s, baseline {:.0} MB/s, rg {:.0} MB/s (per CPU-second); \
+         engine/baseline {:.2}, engine/rg {:.2}; {} lines",
+        corpus.raw_bytes as f64 / stored as f64,
+        stored / 1_000_000,
+        mib / cut,
+        mib / engine_cpu,
+        mib / base_cpu,
+        mib / rg_cpu,
+        base_cpu / engine_cpu,
+        rg_cpu / engine_cpu,
+        ours
+    );
+
+    // Regex scans against ripgrep with the same pattern.
+    for re in REGEXES {
+        let mut q = request(
+            &format!(r#"sum(count_over_time({{app=~".+"}} |~ "{re}" [{whole}]))"#),
+            &corpus,
+            true,
+        );
+        q.start = corpus.end;
+        let rg_pattern = re.replace(r"\\", r"\");
+        let (ours, _) = run(src, &q, 1);
+        let (mut e, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..rounds.div_ceil(2) {
+            let t = thread_cpu().unwrap();
+            black_box(run(src, &q, 1));
+            e.push(thread_cpu().unwrap() - t);
+            let (n, cpu) = ripgrep_cpu(&rg_pattern, &corpus.raw_file);
+            assert_eq!(n, ours as u64, "{codec} {re}: ripgrep counts other lines");
+            r.push(cpu);
+        }
+        let (e, r) = (median(e), median(r));
+        eprintln!(
+            "CODEC {codec}: regex {rg_pattern:?}: engine {:.0} MB/s, rg {:.0} MB/s (per CPU-second); \
+             engine/rg {:.2}; {} lines",
+            mib / e,
+            mib / r,
+            r / e,
+            ours
+        );
+    }
+    corpus.ing.shutdown();
+}
+
+fn bench(c: &mut Criterion) {
+    let rg_version = require_ripgrep();
+    let codecs =
+        std::env::var("LARCH_BENCH_CODECS").unwrap_or_else(|_| "snappy,lz4,zstd,none".into());
+    for name in codecs.split(',').filter(|n| !n.is_empty()) {
+        codec_row(name.parse().expect("LARCH_BENCH_CODECS names codecs"));
+    }
+    if std::env::var("LARCH_BENCH_CASES").as_deref() == Ok("off") {
+        return;
+    }
+    let corpus = corpus(Codec::Snappy);
+    let chunks = chunks_of(&corpus);
+    let blocks: usize = chunks.iter().map(|c| c.1.blocks.len()).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
         "corpus: {} MiB raw, {} lines, {} chunks, {} blocks; {rg_version}; {cores} cores",
@@ -360,7 +630,7 @@ fn bench(c: &mut Criterion) {
         r.start = corpus.end;
         r
     };
-    let mut buf = Vec::new();
+    let mut buf = Scratch::default();
     let mut g = c.benchmark_group("query_engine");
     g.throughput(Throughput::Bytes(corpus.raw_bytes));
     g.sample_size(10);
@@ -373,10 +643,11 @@ fn bench(c: &mut Criterion) {
         ));
         let base = baseline_memmem(&chunks, lit, &mut buf);
         let (ours, skipped) = run(src, &q, 1);
-        eprintln!("{case}: memmem hits {base}, engine count {ours}, blocks skipped {skipped}");
+        eprintln!("{case}: memmem lines {base}, engine count {ours}, blocks skipped {skipped}");
+        assert_eq!(ours as usize, base, "engine and baseline count other lines");
         paired(
             &format!("{case} (snappy+memmem vs engine, 1 thread)"),
-            21,
+            rounds(),
             || {
                 black_box(baseline_memmem(&chunks, lit, &mut buf));
             },
@@ -387,12 +658,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("{case}/baseline_snappy_memmem"), |b| {
             b.iter(|| black_box(baseline_memmem(&chunks, lit, &mut buf)))
         });
-        if let Some(n) = ripgrep(lit, &corpus.raw_file) {
-            eprintln!("{case}: rg lines {n}");
-            g.bench_function(format!("{case}/ripgrep"), |b| {
-                b.iter(|| black_box(ripgrep(lit, &corpus.raw_file)))
-            });
-        }
+        let n = ripgrep(lit, &corpus.raw_file);
+        eprintln!("{case}: rg lines {n}");
+        assert_eq!(n, ours as u64, "engine and ripgrep count other lines");
+        g.bench_function(format!("{case}/ripgrep"), |b| {
+            b.iter(|| black_box(ripgrep(lit, &corpus.raw_file)))
+        });
         g.bench_function(format!("{case}/engine_1_thread"), |b| {
             b.iter(|| black_box(run(src, &q, 1)))
         });
@@ -404,22 +675,22 @@ fn bench(c: &mut Criterion) {
     let needle = request(&format!(r#"{{app=~".+"}} |= "{NEEDLE}""#), &corpus, false);
     let (found, skipped) = run(src, &needle, 1);
     eprintln!("needle: engine entries {found}, blocks skipped {skipped} of {blocks}");
-    if let Some(n) = ripgrep(NEEDLE, &corpus.raw_file) {
-        eprintln!("needle: rg lines {n}");
-        paired(
-            "needle (ripgrep vs engine, 1 thread)",
-            21,
-            || {
-                black_box(ripgrep(NEEDLE, &corpus.raw_file));
-            },
-            || {
-                black_box(run(src, &needle, 1));
-            },
-        );
-        g.bench_function("needle/ripgrep", |b| {
-            b.iter(|| black_box(ripgrep(NEEDLE, &corpus.raw_file)))
-        });
-    }
+    let n = ripgrep(NEEDLE, &corpus.raw_file);
+    eprintln!("needle: rg lines {n}");
+    assert_eq!((n, found), (1, 1.0), "one needle line");
+    paired(
+        "needle (ripgrep vs engine, 1 thread)",
+        rounds(),
+        || {
+            black_box(ripgrep(NEEDLE, &corpus.raw_file));
+        },
+        || {
+            black_box(run(src, &needle, 1));
+        },
+    );
+    g.bench_function("needle/ripgrep", |b| {
+        b.iter(|| black_box(ripgrep(NEEDLE, &corpus.raw_file)))
+    });
     g.bench_function("needle/engine_1_thread", |b| {
         b.iter(|| black_box(run(src, &needle, 1)))
     });
@@ -437,7 +708,7 @@ fn bench(c: &mut Criterion) {
     if cores > 1 {
         paired(
             &format!("one_stream (engine 1 thread vs {cores} threads)"),
-            21,
+            rounds(),
             || {
                 black_box(run(src, &one, 1));
             },
@@ -461,7 +732,7 @@ fn bench(c: &mut Criterion) {
     if cores > 1 {
         paired(
             &format!("one_stream_metric (engine 1 thread vs {cores} threads)"),
-            21,
+            rounds(),
             || {
                 black_box(run(src, &one_metric, 1));
             },

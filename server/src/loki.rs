@@ -20,7 +20,7 @@
 //! | `common.storage.s3`, `storage_config.aws` (`storage_config` wins): `bucketnames` (one bucket), `endpoint` (with `insecure`: `http://`; an AWS host name is AWS's default), `region`, `access_key_id`, `secret_access_key`, `session_token`, `s3forcepathstyle` | `storage.backend: s3`, `storage.s3.*` |
 //! | `common.replication_factor: 1` | (a single store) |
 //! | `limits_config.<key>` for every key Larch's `limits` has (`max_global_streams_per_user` is `max_streams_per_tenant`); `query_timeout` | `limits.<key>`; `query.timeout` |
-//! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding: snappy` | `ingester.*` (Larch's chunks are snappy) |
+//! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding` (`snappy`, `lz4` and its `lz4-<size>` variants, `zstd`, `none`; not `gzip`, `flate`) | `ingester.*` |
 //! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval`, `delete_request_cancel_period`, `delete_max_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval`, `compactor.delete_request_cancel_period`, `compactor.delete_max_interval` |
 //! | `querier.max_concurrent` | `query.max_concurrent` |
 //! | `runtime_config.file`, `period` | `runtime_config` |
@@ -508,9 +508,21 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                     let path = format!("ingester.{k}");
                     if let Some((_, larch)) = INGESTER.iter().find(|(loki, _)| loki == k) {
                         t.set(&format!("ingester.{larch}"), &path, v.clone());
-                    } else if k == "chunk_encoding" && v.as_str() == Some("snappy") {
                     } else if k == "chunk_encoding" {
-                        t.unused(format!("{path} ({v}: Larch's chunks are snappy)"));
+                        // Loki's lz4 variants differ only in its own block
+                        // size; Larch cuts blocks at `block_size` whatever
+                        // the codec.
+                        match v.as_str() {
+                            Some(c @ ("snappy" | "lz4" | "zstd" | "none")) => {
+                                t.set("ingester.chunk_encoding", &path, Value::from(c));
+                            }
+                            Some("lz4-64k" | "lz4-256k" | "lz4-1M" | "lz4-4M") => {
+                                t.set("ingester.chunk_encoding", &path, Value::from("lz4"));
+                            }
+                            _ => t.unused(format!(
+                                "{path} ({v}: Larch's chunks are snappy, lz4, zstd or none)"
+                            )),
+                        }
                     } else {
                         t.unused(path);
                     }
@@ -945,10 +957,32 @@ mod tests {
             t.unused,
             [
                 "compactor.working_directory",
-                "ingester.chunk_encoding (\"gzip\": Larch's chunks are snappy)",
+                "ingester.chunk_encoding (\"gzip\": Larch's chunks are snappy, lz4, zstd or none)",
                 "storage_config.tsdb_shipper",
             ]
         );
+    }
+
+    #[test]
+    fn chunk_encodings_are_translated() {
+        for (loki, larch) in [
+            ("snappy", "snappy"),
+            ("lz4", "lz4"),
+            ("lz4-256k", "lz4"),
+            ("zstd", "zstd"),
+            ("none", "none"),
+        ] {
+            let t = translate(&yaml(&format!(
+                "auth_enabled: false\ningester:\n  chunk_encoding: {loki}\n"
+            )))
+            .unwrap();
+            assert_eq!(
+                Value::Object(t.larch.clone())["ingester"],
+                json!({"chunk_encoding": larch}),
+                "{loki}"
+            );
+            assert!(t.unused.is_empty(), "{loki}: {:?}", t.unused);
+        }
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Blocks: the unit of compression and of scanning.
 //!
 //! A block holds up to `block_size` bytes of lines of one stream, sorted by
-//! timestamp, as separately compressed columns (see ARCHITECTURE.md):
+//! timestamp, as separately compressed columns (see ARCHITECTURE.md), each
+//! compressed with the block's codec ([`Codec`]):
 //!
 //! ```text
-//! ts     snappy( uvarint n | varint first | uvarint delta * (n-1) ) | crc32
-//! lens   snappy( uvarint len * n )                                  | crc32
-//! lines  snappy( line bytes, concatenated )                         | crc32
-//! meta   snappy( (uvarint len | pairs) * n )          (optional)    | crc32
-//! filter token filter bits (uncompressed)             (optional)    | crc32
+//! ts     codec( uvarint n | varint first | uvarint delta * (n-1) ) | crc32
+//! lens   codec( uvarint len * n )                                  | crc32
+//! lines  codec( line bytes, concatenated )                         | crc32
+//! meta   codec( (uvarint len | pairs) * n )          (optional)    | crc32
+//! filter token filter bits (uncompressed)            (optional)    | crc32
 //! ```
 //!
 //! Keeping lines contiguous lets the engine search a whole block with one
@@ -17,8 +18,9 @@
 use larch_query::{Block, Columns};
 
 use super::ChunkError;
+use super::codec::{self, Codec, Encoding};
 use super::filter;
-use crate::encoding::{Reader, put_uvarint, put_varint, snappy_len_plausible};
+use crate::encoding::{Reader, put_uvarint, put_varint};
 
 /// Number of columns.
 pub const NCOLS: usize = 5;
@@ -54,6 +56,8 @@ pub struct BlockMeta {
     pub maxt: i64,
     /// Uncompressed size of the lines column.
     pub lines_size: u64,
+    /// How its columns are compressed.
+    pub codec: Codec,
     /// The columns.
     pub cols: [ColRange; NCOLS],
 }
@@ -87,6 +91,8 @@ pub struct HeadBlock {
     meta_offsets: Vec<u32>,
     meta: Vec<u8>,
     sorted: bool,
+    /// How the block is compressed when cut.
+    encoding: Encoding,
     min: i64,
     max: i64,
 }
@@ -98,8 +104,13 @@ impl Default for HeadBlock {
 }
 
 impl HeadBlock {
-    /// An empty block.
+    /// An empty block, compressed with snappy when cut.
     pub fn new() -> HeadBlock {
+        HeadBlock::with_encoding(Encoding::default())
+    }
+
+    /// An empty block, compressed with `encoding` when cut.
+    pub fn with_encoding(encoding: Encoding) -> HeadBlock {
         HeadBlock {
             ts: Vec::new(),
             offsets: vec![0],
@@ -107,9 +118,16 @@ impl HeadBlock {
             meta_offsets: vec![0],
             meta: Vec::new(),
             sorted: true,
+            encoding,
             min: i64::MAX,
             max: i64::MIN,
         }
+    }
+
+    /// Sets how the block is compressed when cut (this block and the next
+    /// ones [`HeadBlock::cut`] leaves).
+    pub fn set_encoding(&mut self, encoding: Encoding) {
+        self.encoding = encoding;
     }
 
     /// Entries held.
@@ -197,27 +215,27 @@ impl HeadBlock {
         }
     }
 
-    /// Sorts, encodes and compresses the block, leaving it empty.
+    /// Sorts, encodes and compresses the block, leaving it empty (with the
+    /// same encoding).
     pub fn cut(&mut self) -> EncodedBlock {
         let enc = if self.sorted {
-            encode(&self.view())
+            encode(&self.view(), self.encoding)
         } else {
             let mut d = DecodedBlock::default();
             self.to_decoded(&mut d);
-            encode(&d.view(Columns::ALL))
+            encode(&d.view(Columns::ALL), self.encoding)
         };
-        *self = HeadBlock::new();
+        *self = HeadBlock::with_encoding(self.encoding);
         enc
     }
 }
 
 /// Encodes a sorted block (columns as in the module docs).
-pub fn encode(b: &Block<'_>) -> EncodedBlock {
+pub fn encode(b: &Block<'_>, enc: Encoding) -> EncodedBlock {
     let n = b.len();
     let mut bytes = Vec::with_capacity(b.lines.len() / 3 + 64);
     let mut cols = [ColRange::default(); NCOLS];
     let mut raw = Vec::with_capacity(n * 3 + 16);
-    let mut enc = snap::raw::Encoder::new();
 
     put_uvarint(&mut raw, n as u64);
     if let Some(&first) = b.timestamps.first() {
@@ -226,21 +244,21 @@ pub fn encode(b: &Block<'_>) -> EncodedBlock {
             put_uvarint(&mut raw, w[1].wrapping_sub(w[0]) as u64);
         }
     }
-    cols[COL_TS] = push_compressed(&mut bytes, &mut enc, &raw);
+    cols[COL_TS] = push_compressed(&mut bytes, enc, &raw);
 
     raw.clear();
     for i in 0..n {
         put_uvarint(&mut raw, u64::from(b.offsets[i + 1] - b.offsets[i]));
     }
-    cols[COL_LENS] = push_compressed(&mut bytes, &mut enc, &raw);
-    cols[COL_LINES] = push_compressed(&mut bytes, &mut enc, b.lines);
+    cols[COL_LENS] = push_compressed(&mut bytes, enc, &raw);
+    cols[COL_LINES] = push_compressed(&mut bytes, enc, b.lines);
 
     if !b.metadata.is_empty() {
         raw.clear();
         for i in 0..n {
             crate::encoding::put_bytes(&mut raw, b.metadata(i));
         }
-        cols[COL_META] = push_compressed(&mut bytes, &mut enc, &raw);
+        cols[COL_META] = push_compressed(&mut bytes, enc, &raw);
     }
     cols[COL_FILTER] = push_raw(&mut bytes, &filter::build(b.lines));
 
@@ -251,20 +269,15 @@ pub fn encode(b: &Block<'_>) -> EncodedBlock {
             mint: b.timestamps.first().copied().unwrap_or(0),
             maxt: b.timestamps.last().copied().unwrap_or(0),
             lines_size: b.lines.len() as u64,
+            codec: enc.codec,
             cols,
         },
     }
 }
 
-fn push_compressed(out: &mut Vec<u8>, enc: &mut snap::raw::Encoder, raw: &[u8]) -> ColRange {
+fn push_compressed(out: &mut Vec<u8>, enc: Encoding, raw: &[u8]) -> ColRange {
     let start = out.len();
-    let max = snap::raw::max_compress_len(raw.len());
-    out.resize(start + max, 0);
-    // Compression into a buffer of max_compress_len cannot fail for inputs
-    // below snappy's 4 GiB limit, which block_size keeps us far from; an
-    // error would leave an empty column that fails its checksum on read.
-    let n = enc.compress(raw, &mut out[start..]).unwrap_or(0);
-    out.truncate(start + n);
+    codec::compress(enc, raw, out);
     let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
     ColRange {
@@ -363,12 +376,12 @@ impl DecodedBlock {
             self.lines.clear();
         }
         let n = meta.entries as usize;
-        let mut dec = snap::raw::Decoder::new();
+        let codec = meta.codec;
 
         // Timestamps.
         let c = column(buf, meta.cols[COL_TS], "timestamps column")?;
-        decompress_into(
-            &mut dec,
+        codec::decompress(
+            codec,
             c,
             &mut self.scratch,
             n.saturating_mul(10) + 20,
@@ -393,8 +406,8 @@ impl DecodedBlock {
 
         if cols.lines {
             let c = column(buf, meta.cols[COL_LENS], "lengths column")?;
-            decompress_into(
-                &mut dec,
+            codec::decompress(
+                codec,
                 c,
                 &mut self.scratch,
                 n.saturating_mul(10) + 10,
@@ -417,7 +430,7 @@ impl DecodedBlock {
             let c = column(buf, meta.cols[COL_LINES], "lines column")?;
             let limit = usize::try_from(meta.lines_size)
                 .map_err(|_| ChunkError::corrupt("lines column"))?;
-            decompress_into(&mut dec, c, &mut self.lines, limit, "lines column")?;
+            codec::decompress(codec, c, &mut self.lines, limit, "lines column")?;
             if self.lines.len() != limit {
                 return Err(ChunkError::corrupt("lines column"));
             }
@@ -425,7 +438,7 @@ impl DecodedBlock {
 
         if cols.metadata && meta.cols[COL_META].len > 0 {
             let c = column(buf, meta.cols[COL_META], "metadata column")?;
-            decompress_into(&mut dec, c, &mut self.scratch, 1 << 30, "metadata column")?;
+            codec::decompress(codec, c, &mut self.scratch, 1 << 30, "metadata column")?;
             let mut r = Reader::new(&self.scratch);
             self.meta_offsets.reserve(n.min(r.remaining()) + 1);
             self.meta_offsets.push(0);
@@ -437,31 +450,6 @@ impl DecodedBlock {
         }
         Ok(())
     }
-}
-
-fn decompress_into(
-    dec: &mut snap::raw::Decoder,
-    input: &[u8],
-    out: &mut Vec<u8>,
-    limit: usize,
-    what: &'static str,
-) -> Result<(), ChunkError> {
-    let len = snap::raw::decompress_len(input).map_err(|_| ChunkError::corrupt(what))?;
-    if len > limit || !snappy_len_plausible(input.len(), len) {
-        return Err(ChunkError::corrupt(what));
-    }
-    // Reused buffers are only zero-filled where they grow: decompression
-    // overwrites the first `len` bytes whatever they held.
-    if out.len() < len {
-        out.resize(len, 0);
-    } else {
-        out.truncate(len);
-    }
-    let n = dec
-        .decompress(input, out)
-        .map_err(|_| ChunkError::corrupt(what))?;
-    out.truncate(n);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -479,7 +467,13 @@ mod tests {
 
     #[test]
     fn cut_sorts_and_round_trips() {
-        let mut h = HeadBlock::new();
+        for codec in Codec::ALL {
+            cut_sorts_and_round_trips_with(codec);
+        }
+    }
+
+    fn cut_sorts_and_round_trips_with(codec: Codec) {
+        let mut h = HeadBlock::with_encoding(Encoding::new(codec));
         h.append(30, b"third", b"");
         h.append(
             10,
@@ -489,6 +483,8 @@ mod tests {
         h.append(20, b"", b"");
         let enc = h.cut();
         assert!(h.is_empty());
+        assert_eq!(enc.meta.codec, codec);
+        assert_eq!(h.encoding.codec, codec, "the next block keeps the codec");
         assert_eq!(enc.meta.entries, 3);
         assert_eq!((enc.meta.mint, enc.meta.maxt), (10, 30));
 
@@ -519,7 +515,13 @@ mod tests {
 
     #[test]
     fn corruption_is_detected_not_panicked_on() {
-        let mut h = HeadBlock::new();
+        for codec in Codec::ALL {
+            corruption_is_detected_with(codec);
+        }
+    }
+
+    fn corruption_is_detected_with(codec: Codec) {
+        let mut h = HeadBlock::with_encoding(Encoding::new(codec));
         for i in 0..100 {
             h.append(i, format!("line {i}").as_bytes(), b"");
         }
@@ -531,12 +533,18 @@ mod tests {
             bad[i] ^= 0x55;
             assert!(
                 d.decode(&bad, &enc.meta, Columns::ALL).is_err(),
-                "flip at {i}"
+                "{codec}: flip at {i}"
             );
         }
         let mut meta = enc.meta.clone();
         meta.entries = 1000;
         assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
+        // Read with another codec than written: an error, never a panic.
+        for other in Codec::ALL.into_iter().filter(|c| *c != codec) {
+            let mut meta = enc.meta.clone();
+            meta.codec = other;
+            let _ = d.decode(&enc.bytes, &meta, Columns::ALL);
+        }
         let mut meta = enc.meta.clone();
         meta.cols[COL_LINES].offset = u64::MAX - 2;
         assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
@@ -550,12 +558,13 @@ mod tests {
         put_uvarint(&mut ts, u64::from(u32::MAX));
         put_varint(&mut ts, 5);
         let mut bytes = Vec::new();
-        let col = push_compressed(&mut bytes, &mut snap::raw::Encoder::new(), &ts);
+        let col = push_compressed(&mut bytes, Encoding::default(), &ts);
         let mut meta = BlockMeta {
             entries: u32::MAX,
             mint: 5,
             maxt: 5,
             lines_size: 0,
+            codec: Codec::Snappy,
             cols: [ColRange::default(); NCOLS],
         };
         meta.cols[COL_TS] = col;

@@ -1,22 +1,30 @@
-//! The chunk file. Version 2 (written):
+//! The chunk file. Version 3 (written):
 //!
 //! ```text
-//! header  "LRCHNK\x00\x02" | u32le len | u32le crc32(body) | body
+//! header  "LRCHNK\x00\x03" | u32le len | u32le crc32(body) | body
 //!         body: str labels text | u64le fingerprint | uvarint min_seq
 //!               | uvarint max_seq | uvarint n { str replaced chunk id }*
-//! block   "LRBK" | u32le len | u32le crc32(body) | body | columns
+//! block   "LRBC" | u32le len | u32le crc32(body) | body | columns
 //!         body: uvarint entries | varint mint | varint maxt | uvarint lines size
-//!               | uvarint columns size | 5 x (uvarint offset, uvarint length)
+//!               | u8 codec | uvarint columns size
+//!               | 5 x (uvarint offset, uvarint length)
 //!               (ts, lens, lines, meta, filter; offsets from the first column)
 //! index   uvarint nblocks, then per block:
 //!         uvarint entries | varint mint | varint maxt | uvarint lines size
-//!         | 5 x (uvarint offset, uvarint length)   (offsets from the file start)
-//! footer  u64le index offset | u32le index length | u32le crc32(index) | "LRCHEND1"
+//!         | u8 codec | 5 x (uvarint offset, uvarint length)
+//!         (offsets from the file start)
+//! footer  u64le index offset | u32le index length | u32le crc32(index) | "LRCHEND3"
 //! ```
+//! The codec byte ([`Codec`]) says how the block's columns are compressed.
+//! Version 2 (still read) is the same without codec bytes (every block is
+//! snappy): its block heads start with `"LRBK"` and its footer ends with
+//! `"LRCHEND1"`. The block marker and the footer's magic, not the magic at
+//! the start, say whether a block head or an index holds codec bytes, so a
+//! damaged magic never makes a reader misparse either.
 //! Version 1 (still read) has a header of `"LRCHNK\x00\x01" | str labels |
 //! u64le fingerprint` without checksum or sequence numbers (the largest
-//! sequence number is in its file name, `<max_seq:016x>-<crc:08x>`) and no
-//! block heads.
+//! sequence number is in its file name, `<max_seq:016x>-<crc:08x>`), no
+//! block heads and a version 2 index and footer.
 //!
 //! The footer lets a reader find the index from the end; the index lets it
 //! skip blocks by time and token filter before decompressing anything.
@@ -32,25 +40,45 @@ use std::path::Path;
 
 use super::ChunkError;
 use super::block::{BlockMeta, COL_FILTER, ColRange, EncodedBlock, NCOLS, column};
+use super::codec::Codec;
 use crate::encoding::{Reader, put_bytes, put_uvarint, put_varint};
 
 const MAGIC_V1: &[u8; 8] = b"LRCHNK\x00\x01";
 const MAGIC_V2: &[u8; 8] = b"LRCHNK\x00\x02";
-const END_MAGIC: &[u8; 8] = b"LRCHEND1";
+const MAGIC_V3: &[u8; 8] = b"LRCHNK\x00\x03";
+/// Footer magic of an index without codec bytes (versions 1 and 2).
+const END_MAGIC_V2: &[u8; 8] = b"LRCHEND1";
+/// Footer magic of an index with a codec byte per block (version 3).
+const END_MAGIC_V3: &[u8; 8] = b"LRCHEND3";
 const FOOTER: usize = 24;
-const BLOCK_MARK: &[u8; 4] = b"LRBK";
+/// Marker of a block head without a codec byte (version 2).
+const BLOCK_MARK_V2: &[u8; 4] = b"LRBK";
+/// Marker of a block head with a codec byte (version 3).
+const BLOCK_MARK_V3: &[u8; 4] = b"LRBC";
 /// Marker, length and checksum before a block head's body.
 const BLOCK_HEAD: usize = 12;
 /// Largest header body read: labels are bounded by validation, replaced
 /// ids by the compaction run.
 const MAX_HEADER: usize = 1 << 20;
-/// Largest block head body (eight varints and ten more).
+/// Largest block head body (eight varints, a byte and ten varints more).
 const MAX_BLOCK_HEAD: usize = 200;
 /// Largest version 1 header read from disk.
 const MAX_V1_HEADER: usize = 64 * 1024 + 18;
 
 /// The version this build writes.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
+
+/// Whether a block index (and its footer) holds a codec byte per block:
+/// told by the footer's magic.
+fn index_has_codecs(end_magic: &[u8]) -> Option<bool> {
+    if end_magic == END_MAGIC_V3 {
+        Some(true)
+    } else if end_magic == END_MAGIC_V2 {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 /// What a chunk says about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,13 +172,14 @@ fn block_head(b: &EncodedBlock) -> Vec<u8> {
     put_varint(&mut body, m.mint);
     put_varint(&mut body, m.maxt);
     put_uvarint(&mut body, m.lines_size);
+    body.push(m.codec as u8);
     put_uvarint(&mut body, b.bytes.len() as u64);
     for c in &m.cols {
         put_uvarint(&mut body, if c.len > 0 { c.offset } else { 0 });
         put_uvarint(&mut body, c.len);
     }
     let mut out = Vec::with_capacity(BLOCK_HEAD + body.len());
-    out.extend_from_slice(BLOCK_MARK);
+    out.extend_from_slice(BLOCK_MARK_V3);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&body);
@@ -161,7 +190,7 @@ fn block_head(b: &EncodedBlock) -> Vec<u8> {
 pub fn chunk_parts(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> ChunkParts {
     let body = header.encode_body();
     let mut head = Vec::with_capacity(body.len() + 16);
-    head.extend_from_slice(MAGIC_V2);
+    head.extend_from_slice(MAGIC_V3);
     head.extend_from_slice(&(body.len() as u32).to_le_bytes());
     head.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     head.extend_from_slice(&body);
@@ -178,6 +207,7 @@ pub fn chunk_parts(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> ChunkParts
         put_varint(&mut index, m.mint);
         put_varint(&mut index, m.maxt);
         put_uvarint(&mut index, m.lines_size);
+        index.push(m.codec as u8);
         for c in &m.cols {
             put_uvarint(&mut index, if c.len > 0 { c.offset + offset } else { 0 });
             put_uvarint(&mut index, c.len);
@@ -191,7 +221,7 @@ pub fn chunk_parts(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> ChunkParts
     tail.extend_from_slice(&index_offset.to_le_bytes());
     tail.extend_from_slice(&(index_len as u32).to_le_bytes());
     tail.extend_from_slice(&crc.to_le_bytes());
-    tail.extend_from_slice(END_MAGIC);
+    tail.extend_from_slice(END_MAGIC_V3);
     let size = index_offset + tail.len() as u64;
     ChunkParts {
         head,
@@ -213,7 +243,9 @@ pub fn encode_chunk(header: &ChunkHeader, blocks: &[&EncodedBlock]) -> Vec<u8> {
 
 /// The version of a chunk by its magic, if it is one this build reads.
 fn version_of(magic: &[u8]) -> Option<u8> {
-    if magic == MAGIC_V2 {
+    if magic == MAGIC_V3 {
+        Some(3)
+    } else if magic == MAGIC_V2 {
         Some(2)
     } else if magic == MAGIC_V1 {
         Some(1)
@@ -261,9 +293,7 @@ fn parse_footer_and_index(bytes: &[u8]) -> Result<(usize, Vec<BlockMeta>), Chunk
         return Err(ChunkError::Corrupt("footer"));
     }
     let foot = &bytes[bytes.len() - FOOTER..];
-    if &foot[16..24] != END_MAGIC {
-        return Err(ChunkError::Corrupt("footer"));
-    }
+    let codecs = index_has_codecs(&foot[16..24]).ok_or(ChunkError::Corrupt("footer"))?;
     let mut f = Reader::new(foot);
     let index_offset =
         usize::try_from(f.u64le("footer")?).map_err(|_| ChunkError::Corrupt("footer"))?;
@@ -277,7 +307,7 @@ fn parse_footer_and_index(bytes: &[u8]) -> Result<(usize, Vec<BlockMeta>), Chunk
     if crc32fast::hash(index) != crc {
         return Err(ChunkError::Checksum("index"));
     }
-    let blocks = parse_index(index, index_offset as u64)?;
+    let blocks = parse_index(index, index_offset as u64, codecs)?;
     Ok((index_offset, blocks))
 }
 
@@ -320,7 +350,7 @@ impl ChunkFile {
     }
 }
 
-/// Every block of a version 2 chunk found by walking its block heads from
+/// Every block of a version 2 or 3 chunk found by walking its block heads from
 /// the header on, whatever the state of the footer and index: a block
 /// counts when its head checks out and its columns lie inside the file
 /// (their checksums are checked when they are decoded). Where a head is
@@ -329,13 +359,14 @@ impl ChunkFile {
 pub fn salvage(bytes: &[u8]) -> Vec<BlockMeta> {
     let mut out = Vec::new();
     // Version 1 has no block heads; any other magic is taken for a
-    // damaged version 2 one.
+    // damaged one of a later version (the block markers tell versions 2
+    // and 3 apart).
     if bytes.len() < MAGIC_V2.len() || &bytes[..MAGIC_V1.len()] == MAGIC_V1 {
         return out;
     }
     // Blocks end where a valid index starts, or at the end of the file.
     let end = parse_footer_and_index(bytes).map_or(bytes.len(), |(o, _)| o);
-    let mut pos = match parse_header(2, &bytes[..end]) {
+    let mut pos = match parse_header(VERSION, &bytes[..end]) {
         Ok((_, e)) => e,
         Err(_) => MAGIC_V2.len(),
     };
@@ -346,8 +377,8 @@ pub fn salvage(bytes: &[u8]) -> Vec<BlockMeta> {
             continue;
         }
         match bytes[pos + 1..end]
-            .windows(BLOCK_MARK.len())
-            .position(|w| w == BLOCK_MARK)
+            .windows(BLOCK_MARK_V3.len())
+            .position(|w| w == BLOCK_MARK_V3 || w == BLOCK_MARK_V2)
         {
             Some(i) => pos = pos + 1 + i,
             None => break,
@@ -360,9 +391,13 @@ pub fn salvage(bytes: &[u8]) -> Vec<BlockMeta> {
 /// where the next block starts.
 fn block_at(bytes: &[u8], pos: usize, end: usize) -> Option<(BlockMeta, usize)> {
     let h = bytes.get(pos..pos + BLOCK_HEAD)?;
-    if &h[..4] != BLOCK_MARK {
+    let has_codec = if &h[..4] == BLOCK_MARK_V3 {
+        true
+    } else if &h[..4] == BLOCK_MARK_V2 {
+        false
+    } else {
         return None;
-    }
+    };
     let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
     let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
     if len > MAX_BLOCK_HEAD {
@@ -378,6 +413,11 @@ fn block_at(bytes: &[u8], pos: usize, end: usize) -> Option<(BlockMeta, usize)> 
     let mint = r.varint("block").ok()?;
     let maxt = r.varint("block").ok()?;
     let lines_size = r.uvarint("block").ok()?;
+    let codec = if has_codec {
+        Codec::from_byte(r.take(1, "block").ok()?[0])?
+    } else {
+        Codec::Snappy
+    };
     let size = usize::try_from(r.uvarint("block").ok()?).ok()?;
     let data = body_start + len;
     let next = data.checked_add(size).filter(|&n| n <= end)?;
@@ -401,10 +441,24 @@ fn block_at(bytes: &[u8], pos: usize, end: usize) -> Option<(BlockMeta, usize)> 
             mint,
             maxt,
             lines_size,
+            codec,
             cols,
         },
         next,
     ))
+}
+
+/// Where a chunk's block index lies, as its footer says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexAt {
+    /// Offset of the index in the file.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+    /// Its checksum.
+    pub crc: u32,
+    /// Whether it holds a codec byte per block (version 3).
+    pub codecs: bool,
 }
 
 /// The index of a chunk file on disk, read without reading its blocks.
@@ -425,7 +479,7 @@ pub struct ChunkIndex {
     /// footer or index is damaged ([`salvage`]).
     pub salvaged: bool,
     /// Whether the magic at the start is damaged (the file is then read
-    /// as version 2).
+    /// as the current version).
     pub magic_damaged: bool,
 }
 
@@ -444,7 +498,7 @@ impl ChunkIndex {
         let mut magic = [0u8; 8];
         file.read_exact_at(&mut magic, 0)
             .map_err(|e| ReadError::io(path, e))?;
-        // A damaged magic is taken for version 2's, as [`check`] and
+        // A damaged magic is taken for the current version's, as [`check`] and
         // [`salvage`] take it: the footer's and the index's checksums
         // decide whether the blocks are found through the index. The reader
         // and recovery must see the same blocks, or recovery would count a
@@ -454,9 +508,8 @@ impl ChunkIndex {
         let mut foot = [0u8; FOOTER];
         file.read_exact_at(&mut foot, size - FOOTER as u64)
             .map_err(|e| ReadError::io(path, e))?;
-        if &foot[16..24] != END_MAGIC {
-            return Err(ReadError::chunk(path, ChunkError::Corrupt("footer")));
-        }
+        let codecs = index_has_codecs(&foot[16..24])
+            .ok_or_else(|| ReadError::chunk(path, ChunkError::Corrupt("footer")))?;
         let word = |a: usize, n: usize| {
             foot[a..a + n]
                 .iter()
@@ -479,7 +532,8 @@ impl ChunkIndex {
         if crc32fast::hash(&index) != crc {
             return Err(ReadError::chunk(path, ChunkError::Checksum("index")));
         }
-        let blocks = parse_index(&index, index_offset).map_err(|e| ReadError::chunk(path, e))?;
+        let blocks =
+            parse_index(&index, index_offset, codecs).map_err(|e| ReadError::chunk(path, e))?;
         // The header sits before the first block.
         let cap = match version {
             1 => MAX_V1_HEADER,
@@ -501,22 +555,19 @@ impl ChunkIndex {
     }
 
     /// The index of a chunk object of `size` bytes from its last bytes
-    /// (`tail`, which start at `tail_start`): `Ok(Err((offset, len)))`
-    /// when the block index starts before `tail` (read that range and
-    /// call [`ChunkIndex::from_index_bytes`]). The header is not read.
-    #[allow(clippy::type_complexity)]
+    /// (`tail`, which start at `tail_start`): `Ok(Err(at))` when the block
+    /// index starts before `tail` (read the range `at` names and call
+    /// [`ChunkIndex::from_index_bytes`]). The header is not read.
     pub fn from_tail(
         tail: &[u8],
         tail_start: u64,
         size: u64,
-    ) -> Result<Result<ChunkIndex, (u64, u64, u32)>, ChunkError> {
+    ) -> Result<Result<ChunkIndex, IndexAt>, ChunkError> {
         if size < (MAGIC_V2.len() + FOOTER) as u64 || tail.len() < FOOTER {
             return Err(ChunkError::Corrupt("footer"));
         }
         let foot = &tail[tail.len() - FOOTER..];
-        if &foot[16..24] != END_MAGIC {
-            return Err(ChunkError::Corrupt("footer"));
-        }
+        let codecs = index_has_codecs(&foot[16..24]).ok_or(ChunkError::Corrupt("footer"))?;
         let mut f = Reader::new(foot);
         let index_offset = f.u64le("footer")?;
         let index_len = u64::from(f.u32le("footer")?);
@@ -528,30 +579,35 @@ impl ChunkIndex {
         {
             return Err(ChunkError::Corrupt("footer"));
         }
+        let at = IndexAt {
+            offset: index_offset,
+            len: index_len,
+            crc,
+            codecs,
+        };
         if index_offset < tail_start {
-            return Ok(Err((index_offset, index_len, crc)));
+            return Ok(Err(at));
         }
-        let at = usize::try_from(index_offset - tail_start)
+        let from = usize::try_from(index_offset - tail_start)
             .map_err(|_| ChunkError::Corrupt("footer"))?;
         let len = usize::try_from(index_len).map_err(|_| ChunkError::Corrupt("footer"))?;
         let index = tail
-            .get(at..at + len)
+            .get(from..from + len)
             .ok_or(ChunkError::Corrupt("footer"))?;
-        ChunkIndex::from_index_bytes(index, index_offset, crc, size).map(Ok)
+        ChunkIndex::from_index_bytes(index, &at, size).map(Ok)
     }
 
     /// The index of a chunk object from its block index bytes (found
     /// through [`ChunkIndex::from_tail`]).
     pub fn from_index_bytes(
         index: &[u8],
-        index_offset: u64,
-        crc: u32,
+        at: &IndexAt,
         size: u64,
     ) -> Result<ChunkIndex, ChunkError> {
-        if crc32fast::hash(index) != crc {
+        if crc32fast::hash(index) != at.crc {
             return Err(ChunkError::Checksum("index"));
         }
-        let blocks = parse_index(index, index_offset)?;
+        let blocks = parse_index(index, at.offset, at.codecs)?;
         Ok(ChunkIndex {
             version: VERSION,
             header: None,
@@ -588,7 +644,7 @@ impl ChunkIndex {
         if bytes.len() < MAGIC_V2.len() {
             return Err(ReadError::chunk(path, ChunkError::Corrupt("header")));
         }
-        // A damaged magic is taken for version 2's.
+        // A damaged magic is taken for the current version's.
         let magic_version = version_of(&bytes[..MAGIC_V2.len()]);
         let version = magic_version.unwrap_or(VERSION);
         let header = parse_header(version, &bytes).ok().map(|(h, _)| h);
@@ -648,7 +704,7 @@ pub fn check(bytes: &[u8]) -> ChunkCheck {
         return ChunkCheck::default();
     }
     let magic_ok = version_of(&bytes[..MAGIC_V2.len()]);
-    // A damaged magic is taken for version 2's (as the reader takes it).
+    // A damaged magic is taken for the current version's (as the reader takes it).
     let version = magic_ok.unwrap_or(VERSION);
     let mut c = ChunkCheck {
         version,
@@ -752,7 +808,14 @@ impl ReadError {
     }
 }
 
-fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkError> {
+/// Parses a block index; `codecs`: whether each entry holds a codec byte
+/// (else its blocks are snappy). An unknown codec is a version this build
+/// cannot read.
+fn parse_index(
+    index: &[u8],
+    index_offset: u64,
+    codecs: bool,
+) -> Result<Vec<BlockMeta>, ChunkError> {
     let mut r = Reader::new(index);
     let n = r.len("index", index.len())?;
     let mut blocks = Vec::with_capacity(n);
@@ -762,6 +825,11 @@ fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkE
         let mint = r.varint("index")?;
         let maxt = r.varint("index")?;
         let lines_size = r.uvarint("index")?;
+        let codec = if codecs {
+            Codec::from_byte(r.take(1, "index")?[0]).ok_or(ChunkError::Version)?
+        } else {
+            Codec::Snappy
+        };
         let mut cols = [ColRange::default(); NCOLS];
         for c in &mut cols {
             c.offset = r.uvarint("index")?;
@@ -778,6 +846,7 @@ fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<BlockMeta>, ChunkE
             mint,
             maxt,
             lines_size,
+            codec,
             cols,
         });
     }
@@ -855,7 +924,7 @@ mod tests {
 
         let c = ChunkFile::parse(bytes.clone()).unwrap();
         assert_eq!(c.header, header());
-        assert_eq!(c.version, 2);
+        assert_eq!(c.version, 3);
         assert_eq!(c.blocks.len(), 2);
         let mut d = DecodedBlock::default();
         d.decode(&c.bytes, &c.blocks[1], Columns::ALL).unwrap();
@@ -926,7 +995,7 @@ mod tests {
         bad[second_head] ^= 0x2f;
         let c = check(&bad);
         assert!(c.magic_damaged && !c.index_damaged && !c.is_intact());
-        assert_eq!(c.version, 2);
+        assert_eq!(c.version, 3);
         assert_eq!(c.header, Some(header()));
         assert_eq!(c.good, full, "every block is found through the index");
         // The reader finds the same blocks: through the index, not by
@@ -944,7 +1013,7 @@ mod tests {
         // A damaged header as well: the index still finds every block.
         bad[12] ^= 0x40;
         let c = check(&bad);
-        assert_eq!((c.version, c.header.is_none()), (2, true));
+        assert_eq!((c.version, c.header.is_none()), (3, true));
         assert_eq!(c.good, full);
         std::fs::write(&path, &bad).unwrap();
         assert_eq!(ChunkIndex::read(&path).unwrap().blocks, full);
@@ -958,7 +1027,7 @@ mod tests {
         bytes.extend_from_slice(&0u64.to_le_bytes());
         bytes.extend_from_slice(&0u32.to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&[]).to_le_bytes());
-        bytes.extend_from_slice(END_MAGIC);
+        bytes.extend_from_slice(END_MAGIC_V2);
         assert!(matches!(
             ChunkFile::parse(bytes),
             Err(ChunkError::Corrupt("footer"))

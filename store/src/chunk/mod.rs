@@ -1,14 +1,17 @@
-//! Chunks: a stream's entries over a time span, as snappy-compressed
-//! blocks, in one file (format in ARCHITECTURE.md and [`mod@file`]).
+//! Chunks: a stream's entries over a time span, as compressed blocks
+//! (snappy, LZ4, zstd or none, per block), in one file (format in
+//! ARCHITECTURE.md and [`mod@file`]).
 
 pub mod block;
+pub mod codec;
 pub mod file;
 pub mod filter;
 
 pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
+pub use codec::{Codec, Encoding};
 pub use file::{
-    ChunkCheck, ChunkFile, ChunkHeader, ChunkIndex, ChunkParts, ReadError, check, chunk_parts,
-    encode_chunk, max_seq_from_id, read_block, salvage,
+    ChunkCheck, ChunkFile, ChunkHeader, ChunkIndex, ChunkParts, IndexAt, ReadError, check,
+    chunk_parts, encode_chunk, max_seq_from_id, read_block, salvage,
 };
 
 use crate::encoding::Malformed;

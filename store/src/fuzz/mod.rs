@@ -368,16 +368,20 @@ fn repair_chunk(bytes: &mut [u8]) {
     if n < 32 {
         return;
     }
-    // Version 2 header: magic | u32 len | u32 crc | body.
-    if bytes[7] == 2 {
+    // Version 2 and 3 header: magic | u32 len | u32 crc | body.
+    if bytes[7] == 2 || bytes[7] == 3 {
         let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         if let Some(end) = 16usize.checked_add(len).filter(|&e| e <= n) {
             let crc = crc32fast::hash(&bytes[16..end]);
             bytes[12..16].copy_from_slice(&crc.to_le_bytes());
         }
-        // Block heads: "LRBK" | u32 len | u32 crc | body.
+        // Block heads: "LRBK" (version 2) or "LRBC" (version 3) | u32 len
+        // | u32 crc | body.
         let mut pos = 16;
-        while let Some(i) = bytes[pos..].windows(4).position(|w| w == b"LRBK") {
+        while let Some(i) = bytes[pos..]
+            .windows(4)
+            .position(|w| w == b"LRBK" || w == b"LRBC")
+        {
             let at = pos + i;
             if at + 12 > n {
                 break;

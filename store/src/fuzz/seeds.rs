@@ -12,7 +12,7 @@ use larch_query::LabelSet;
 use prost::Message;
 
 use super::NOW;
-use crate::chunk::{ChunkHeader, EncodedBlock, HeadBlock, encode_chunk, filter};
+use crate::chunk::{ChunkHeader, Codec, EncodedBlock, Encoding, HeadBlock, encode_chunk, filter};
 use crate::encoding::put_bytes;
 use crate::index::{ChunkRef, Handles, IndexLog, IndexRecord};
 use crate::push::protobuf::encode_http;
@@ -218,8 +218,8 @@ fn metadata(pairs: &[(&str, &str)]) -> Vec<u8> {
     b
 }
 
-fn blocks() -> Vec<EncodedBlock> {
-    let mut h = HeadBlock::new();
+fn blocks(codec: Codec) -> Vec<EncodedBlock> {
+    let mut h = HeadBlock::with_encoding(Encoding::new(codec));
     let mut out = Vec::new();
     for i in 0..12 {
         let meta = if i % 3 == 0 {
@@ -239,10 +239,11 @@ fn blocks() -> Vec<EncodedBlock> {
     out
 }
 
-/// Chunk files as the flusher writes them.
+/// Chunk files as the flusher writes them (snappy, the default, and a
+/// file per other codec).
 pub fn chunk() -> Vec<Seed> {
-    let blocks = blocks();
-    let refs: Vec<&EncodedBlock> = blocks.iter().collect();
+    let snappy = blocks(Codec::Snappy);
+    let refs: Vec<&EncodedBlock> = snappy.iter().collect();
     let two = encode_chunk(
         &ChunkHeader {
             labels: r#"{app="cart", namespace="shop"}"#.into(),
@@ -263,11 +264,32 @@ pub fn chunk() -> Vec<Seed> {
         },
         &refs[1..],
     );
-    vec![
+    let mut out = vec![
         ("two-blocks", with(0, &two)),
         ("two-blocks-repair", with(1, &two)),
         ("one-block-repair", with(1, &one)),
-    ]
+    ];
+    for (codec, name, repair) in [
+        (Codec::Lz4, "two-blocks-lz4", "two-blocks-lz4-repair"),
+        (Codec::Zstd, "two-blocks-zstd", "two-blocks-zstd-repair"),
+        (Codec::None, "two-blocks-none", "two-blocks-none-repair"),
+    ] {
+        let coded = blocks(codec);
+        let refs: Vec<&EncodedBlock> = coded.iter().collect();
+        let file = encode_chunk(
+            &ChunkHeader {
+                labels: r#"{app="cart", namespace="shop"}"#.into(),
+                fingerprint: 0x1234_5678_9abc_def0,
+                min_seq: 3,
+                max_seq: 17,
+                replaces: Vec::new(),
+            },
+            &refs,
+        );
+        out.push((name, with(0, &file)));
+        out.push((repair, with(1, &file)));
+    }
+    out
 }
 
 fn wal_frame(seq: u64, streams: &[(LabelSet, Vec<WalEntry>)]) -> Vec<u8> {

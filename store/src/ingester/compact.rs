@@ -202,7 +202,7 @@ fn compact_run(
     // Cut again at the configured block size.
     let block_size = ing.config.ingester.block_size.0 as usize;
     let mut blocks: Vec<EncodedBlock> = Vec::new();
-    let mut head = HeadBlock::new();
+    let mut head = HeadBlock::with_encoding(ing.config.ingester.encoding());
     for i in 0..view.len() {
         head.append(view.timestamps[i], view.line(i), view.metadata(i));
         if head.size() >= block_size {

@@ -866,6 +866,7 @@ pub fn cut_policy(config: &Config) -> CutPolicy {
     CutPolicy {
         block_size: config.ingester.block_size.0 as usize,
         chunk_target_size: config.ingester.chunk_target_size.0,
+        encoding: config.ingester.encoding(),
     }
 }
 

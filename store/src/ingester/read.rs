@@ -66,9 +66,11 @@ fn remote_index(bucket: &Bucket, key: &str, size: u64) -> Result<ChunkIndex, Rea
     let tail = bucket.get_range(key, start..size).map_err(io)?;
     match ChunkIndex::from_tail(&tail, start, size).map_err(chunk)? {
         Ok(idx) => Ok(idx),
-        Err((offset, len, crc)) => {
-            let index = bucket.get_range(key, offset..offset + len).map_err(io)?;
-            ChunkIndex::from_index_bytes(&index, offset, crc, size).map_err(chunk)
+        Err(at) => {
+            let index = bucket
+                .get_range(key, at.offset..at.offset + at.len)
+                .map_err(io)?;
+            ChunkIndex::from_index_bytes(&index, &at, size).map_err(chunk)
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct CutPolicy {
     pub block_size: usize,
     /// Compressed size that seals a chunk.
     pub chunk_target_size: u64,
+    /// How cut blocks are compressed.
+    pub encoding: crate::chunk::Encoding,
 }
 
 /// A stream.
@@ -275,6 +277,7 @@ impl StreamState {
         if let Some(set) = &mut self.open.dedup {
             set.insert(fp);
         }
+        self.open.head.set_encoding(policy.encoding);
         self.open.head.append(ts, line, meta);
         self.open.entries += 1;
         self.max_ts = self.max_ts.max(ts);
@@ -523,6 +526,7 @@ mod tests {
     const POLICY: CutPolicy = CutPolicy {
         block_size: 64,
         chunk_target_size: 200,
+        encoding: crate::chunk::Encoding::new(crate::chunk::Codec::Snappy),
     };
 
     #[test]

@@ -141,7 +141,7 @@ pub fn run_once(
                 &tenant,
                 &by_day,
                 &reqs,
-                block_size,
+                (block_size, config.ingester.encoding()),
                 writer,
                 &mut report,
             )?
@@ -180,7 +180,7 @@ fn rewrite_for_deletes(
     tenant: &TenantId,
     by_day: &BTreeMap<i64, Vec<Seg>>,
     reqs: &[Arc<Request>],
-    block_size: usize,
+    (block_size, encoding): (usize, crate::chunk::Encoding),
     writer: &str,
     report: &mut RunReport,
 ) -> std::io::Result<HashMap<(u64, String), Option<IndexRecord>>> {
@@ -229,7 +229,7 @@ fn rewrite_for_deletes(
         let file = ChunkFile::parse(bytes.to_vec())
             .map_err(|e| std::io::Error::other(format!("chunk {key} does not parse: {e}")))?;
         let mut blocks: Vec<EncodedBlock> = Vec::new();
-        let mut head = HeadBlock::new();
+        let mut head = HeadBlock::with_encoding(encoding);
         let mut kept = OwnedBlock::default();
         let (mut removed, mut entries, mut mint, mut maxt) = (0u64, 0u64, i64::MAX, i64::MIN);
         for meta in &file.blocks {
@@ -644,7 +644,7 @@ fn merge_group(
     let view = merged.view(Columns::ALL);
     let mut outputs = Vec::new();
     let mut blocks: Vec<EncodedBlock> = Vec::new();
-    let mut head = HeadBlock::new();
+    let mut head = HeadBlock::with_encoding(config.ingester.encoding());
     let mut write = |blocks: &mut Vec<EncodedBlock>| -> std::io::Result<()> {
         if blocks.is_empty() {
             return Ok(());

@@ -1,0 +1,331 @@
+//! Block codecs: how a block's columns are compressed
+//! (`ingester.chunk_encoding`). Every column of a block but the token
+//! filter uses the block's codec, named by one byte in the block's head and
+//! index entry (chunk version 3; older chunks are snappy throughout):
+//!
+//! ```text
+//! 0 none    the raw bytes
+//! 1 snappy  a raw snappy block (its length is in its own preamble)
+//! 2 lz4     uvarint raw length | an LZ4 block
+//! 3 zstd    uvarint raw length | one zstd frame
+//! ```
+//!
+//! Decoding never trusts a claimed length: it must fit the caller's limit
+//! and be reachable from the compressed size under the format's own
+//! largest ratio, so a damaged column cannot make the reader reserve
+//! memory its bytes could not fill.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::str::FromStr;
+
+use super::ChunkError;
+use crate::encoding::{Reader, put_uvarint, snappy_len_plausible};
+
+/// A block's codec, as stored.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Codec {
+    /// Stored as is.
+    None = 0,
+    /// Snappy (raw format): fast, the default, what chunks before version 3
+    /// hold.
+    #[default]
+    Snappy = 1,
+    /// LZ4 block format: the fastest to decompress.
+    Lz4 = 2,
+    /// Zstandard: the smallest, slower to write.
+    Zstd = 3,
+}
+
+impl Codec {
+    /// Every codec.
+    pub const ALL: [Codec; 4] = [Codec::None, Codec::Snappy, Codec::Lz4, Codec::Zstd];
+
+    /// The codec stored as `b`, if this build knows it.
+    pub fn from_byte(b: u8) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|c| *c as u8 == b)
+    }
+
+    /// Its name in the configuration (`ingester.chunk_encoding`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Snappy => "snappy",
+            Codec::Lz4 => "lz4",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a codec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown chunk encoding {0:?} (one of snappy, lz4, zstd, none)")]
+pub struct UnknownCodec(pub String);
+
+impl FromStr for Codec {
+    type Err = UnknownCodec;
+
+    fn from_str(s: &str) -> Result<Codec, UnknownCodec> {
+        Codec::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| UnknownCodec(s.to_string()))
+    }
+}
+
+/// Lowest zstd level accepted (`ingester.chunk_zstd_level`).
+pub const ZSTD_MIN_LEVEL: i8 = 1;
+/// Highest zstd level accepted: above it zstd needs much more memory per
+/// compression for little gain on logs.
+pub const ZSTD_MAX_LEVEL: i8 = 19;
+/// zstd's own default level.
+pub const ZSTD_DEFAULT_LEVEL: i8 = 3;
+
+/// How new blocks are written: the codec and, for zstd, its level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoding {
+    /// The codec.
+    pub codec: Codec,
+    /// The zstd level (ignored by the other codecs).
+    pub zstd_level: i8,
+}
+
+impl Default for Encoding {
+    fn default() -> Encoding {
+        Encoding::new(Codec::Snappy)
+    }
+}
+
+impl Encoding {
+    /// `codec` at its default level.
+    pub const fn new(codec: Codec) -> Encoding {
+        Encoding {
+            codec,
+            zstd_level: ZSTD_DEFAULT_LEVEL,
+        }
+    }
+}
+
+thread_local! {
+    /// One zstd compression context per thread, reused across blocks (a
+    /// context costs more to set up than a small block to compress).
+    static ZSTD_C: RefCell<Option<zstd::zstd_safe::CCtx<'static>>> = const { RefCell::new(None) };
+    /// One zstd decompression context per thread.
+    static ZSTD_D: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// Appends `raw` compressed with `enc` to `out`.
+pub fn compress(enc: Encoding, raw: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    match enc.codec {
+        Codec::None => out.extend_from_slice(raw),
+        Codec::Snappy => {
+            let max = snap::raw::max_compress_len(raw.len());
+            out.resize(start + max, 0);
+            // Compression into a buffer of max_compress_len cannot fail for
+            // inputs below snappy's 4 GiB limit, which block_size keeps us
+            // far from; an error would leave an empty column that fails
+            // to decode on read.
+            let n = snap::raw::Encoder::new()
+                .compress(raw, &mut out[start..])
+                .unwrap_or(0);
+            out.truncate(start + n);
+        }
+        Codec::Lz4 => {
+            put_uvarint(out, raw.len() as u64);
+            let at = out.len();
+            out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+            // The output holds the worst case, so this cannot fail.
+            let n = lz4_flex::block::compress_into(raw, &mut out[at..]).unwrap_or(0);
+            out.truncate(at + n);
+        }
+        Codec::Zstd => {
+            put_uvarint(out, raw.len() as u64);
+            let at = out.len();
+            out.resize(at + zstd::zstd_safe::compress_bound(raw.len()), 0);
+            let level = i32::from(enc.zstd_level);
+            let n = ZSTD_C.with(|c| {
+                let mut c = c.borrow_mut();
+                let cctx = c.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+                // The output holds the worst case; a failure (an allocation
+                // inside zstd) leaves a column that fails to decode.
+                cctx.compress(&mut out[at..], raw, level).unwrap_or(0)
+            });
+            out.truncate(at + n);
+        }
+    }
+}
+
+/// Largest output a codec's format can produce from `compressed` bytes: a
+/// claimed size above it is damage (an LZ4 sequence carries at most 255
+/// bytes of match per byte; a zstd block of 128 KiB needs 4 bytes at
+/// least).
+fn plausible(codec: Codec, compressed: usize, claimed: usize) -> bool {
+    match codec {
+        Codec::None => claimed == compressed,
+        Codec::Snappy => snappy_len_plausible(compressed, claimed),
+        Codec::Lz4 => claimed <= compressed.saturating_mul(255).saturating_add(16),
+        Codec::Zstd => claimed <= compressed.saturating_mul(32 * 1024).saturating_add(64),
+    }
+}
+
+/// Decompresses a column of `codec` into `out` (resized to its raw
+/// length), refusing a raw length above `limit`.
+///
+/// `out` is only zero-filled where it grows: decompression overwrites the
+/// whole raw length whatever it held.
+pub fn decompress(
+    codec: Codec,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+    what: &'static str,
+) -> Result<(), ChunkError> {
+    let corrupt = || ChunkError::corrupt(what);
+    let (len, payload) = match codec {
+        Codec::None => (input.len(), input),
+        Codec::Snappy => (
+            snap::raw::decompress_len(input).map_err(|_| corrupt())?,
+            input,
+        ),
+        Codec::Lz4 | Codec::Zstd => {
+            let mut r = Reader::new(input);
+            let len = usize::try_from(r.uvarint(what)?).map_err(|_| corrupt())?;
+            (len, &input[r.pos()..])
+        }
+    };
+    if len > limit || !plausible(codec, payload.len(), len) {
+        return Err(corrupt());
+    }
+    if out.len() < len {
+        out.resize(len, 0);
+    } else {
+        out.truncate(len);
+    }
+    let n = match codec {
+        Codec::None => {
+            out.copy_from_slice(payload);
+            len
+        }
+        Codec::Snappy => snap::raw::Decoder::new()
+            .decompress(payload, out)
+            .map_err(|_| corrupt())?,
+        Codec::Lz4 => lz4_flex::block::decompress_into(payload, out).map_err(|_| corrupt())?,
+        Codec::Zstd => ZSTD_D.with(|d| {
+            let mut d = d.borrow_mut();
+            let dctx = d.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            dctx.decompress(&mut out[..], payload)
+                .map_err(|_| corrupt())
+        })?,
+    };
+    if n != len {
+        return Err(corrupt());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..2000 {
+            v.extend_from_slice(
+                format!("level=info msg=\"request {i}\" took={}ms\n", i % 97).as_bytes(),
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        for raw in [Vec::new(), b"x".to_vec(), sample()] {
+            for codec in Codec::ALL {
+                for level in [1, 3, 19] {
+                    let enc = Encoding {
+                        codec,
+                        zstd_level: level,
+                    };
+                    let mut out = vec![7u8; 3];
+                    compress(enc, &raw, &mut out);
+                    assert_eq!(&out[..3], &[7, 7, 7], "appends");
+                    let mut back = vec![1u8; 5];
+                    decompress(codec, &out[3..], &mut back, raw.len(), "col").unwrap();
+                    assert_eq!(back, raw, "{codec} level {level}");
+                    // One byte less of limit is refused.
+                    if !raw.is_empty() {
+                        assert!(
+                            decompress(codec, &out[3..], &mut back, raw.len() - 1, "col").is_err()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn codecs_compress_and_zstd_compresses_most() {
+        let raw = sample();
+        let size = |c| {
+            let mut out = Vec::new();
+            compress(Encoding::new(c), &raw, &mut out);
+            out.len()
+        };
+        assert_eq!(size(Codec::None), raw.len());
+        assert!(size(Codec::Lz4) < raw.len() / 2);
+        assert!(size(Codec::Zstd) < size(Codec::Snappy));
+    }
+
+    #[test]
+    fn names_parse_and_bytes_map_back() {
+        for c in Codec::ALL {
+            assert_eq!(c.name().parse::<Codec>(), Ok(c));
+            assert_eq!(Codec::from_byte(c as u8), Some(c));
+        }
+        assert_eq!(Codec::from_byte(4), None);
+        assert!("gzip".parse::<Codec>().is_err());
+        assert_eq!(Codec::default(), Codec::Snappy);
+    }
+
+    #[test]
+    fn damaged_columns_are_errors_not_panics() {
+        let raw = sample();
+        for codec in Codec::ALL {
+            let mut col = Vec::new();
+            compress(Encoding::new(codec), &raw, &mut col);
+            let mut back = Vec::new();
+            for i in 0..col.len().min(64) {
+                for flip in [0x01, 0x80, 0xff] {
+                    let mut bad = col.clone();
+                    bad[i] ^= flip;
+                    // Either an error or some bytes within the limit (a
+                    // flipped literal decodes; checksums catch that).
+                    if decompress(codec, &bad, &mut back, raw.len(), "col").is_ok() {
+                        assert_eq!(back.len(), raw.len());
+                    }
+                }
+            }
+            for cut in [0, 1, col.len() / 2, col.len() - 1] {
+                let _ = decompress(codec, &col[..cut], &mut back, raw.len(), "col");
+            }
+        }
+        // A huge claim from a few bytes is refused before any allocation.
+        let mut claim = Vec::new();
+        put_uvarint(&mut claim, 1 << 40);
+        claim.extend_from_slice(&[0, 0, 0]);
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            assert!(decompress(codec, &claim, &mut Vec::new(), usize::MAX, "col").is_err());
+        }
+    }
+}
