@@ -333,7 +333,7 @@ mod tests {
         larch_query::encode_metadata(&mut meta, [("trace", "1"), ("detected_level", "info")]);
         let s = ValidStream {
             fp: labels.fingerprint(),
-            labels,
+            labels: std::sync::Arc::new(labels),
             entries: vec![
                 WalEntry {
                     ts: -1,
