@@ -1223,12 +1223,13 @@ mod tests {
         let l = Limits::default();
         // 1000 copies of a 1000-byte level need far more than the meter has.
         let mut m = meter();
-        let e = validate_metered(push(&long), &l, NOW, "t", &mut m).unwrap_err();
+        let e =
+            validate_metered(push(&long), &l, NOW, "t", &mut m, &LabelCache::new()).unwrap_err();
         assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
         assert!(m.held() <= 100_000);
         // A known level fits; what it takes is held.
         let mut m = meter();
-        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m).unwrap();
+        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m, &LabelCache::new()).unwrap();
         assert_eq!(v.accepted_entries(), 1000);
         assert_eq!(
             m.held(),
@@ -1240,7 +1241,7 @@ mod tests {
             ..Limits::default()
         };
         let mut m = meter();
-        let v = validate_metered(push(&long), &off, NOW, "t", &mut m).unwrap();
+        let v = validate_metered(push(&long), &off, NOW, "t", &mut m, &LabelCache::new()).unwrap();
         assert_eq!(v.accepted_entries(), 1000);
         assert_eq!(m.held(), 0);
     }

@@ -203,6 +203,12 @@ fn main() -> anyhow::Result<()> {
     };
     if let Some(port) = args.push_to {
         let req = build_requests(&args, &workloads[0], line_bytes)?;
+        println!(
+            "workload: {} requests, {} lines, {}",
+            req.bodies.iter().map(Vec::len).sum::<usize>(),
+            req.lines,
+            workloads[0].name()
+        );
         let start = Instant::now();
         push_all(&[port], &req.bodies)?;
         println!(

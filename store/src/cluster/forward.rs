@@ -352,7 +352,7 @@ mod tests {
         let parsed = larch_query::parse_labels(text).unwrap();
         assert_eq!(
             larch_query::LabelSet::from_unique_pairs(parsed).unwrap(),
-            s.labels
+            *s.labels
         );
         let e = &r.streams[0].entries;
         let ts = |e: &logproto::Entry| {
