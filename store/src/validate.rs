@@ -562,18 +562,20 @@ fn stream_labels(
 
 /// Parses a stream's labels (the rules that do not depend on limits).
 fn parse_stream_labels(stream: &PushStream) -> Result<Canonical, LabelError> {
-    let (pairs, text_of): (Vec<(String, String)>, Box<dyn Fn() -> String + '_>) = match &stream
-        .labels
-    {
+    // The text messages quote, formatted only for one.
+    let text_of = || match &stream.labels {
+        StreamLabels::Text(t) => t.clone(),
+        StreamLabels::Pairs(p) => pairs_text(p),
+    };
+    let pairs = match &stream.labels {
         StreamLabels::Text(t) => {
-            let pairs = parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?;
-            (pairs, Box::new(move || t.clone()))
+            parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?
         }
         StreamLabels::Pairs(p) => {
             if let Some((bad, _)) = p.iter().find(|(n, _)| !valid_label_name(n)) {
                 return Err(LabelError::BadName(pairs_text(p), bad.clone()));
             }
-            (p.clone(), Box::new(move || pairs_text(p)))
+            p.clone()
         }
     };
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
