@@ -114,6 +114,9 @@ pub struct Metrics {
     pub wal_commit_seconds: Histogram,
     /// Requests per WAL group commit.
     pub wal_group_size: Histogram,
+    /// WAL syncs made for group commits (groups queued behind a sync
+    /// share the next one).
+    pub wal_syncs: Counter,
     /// Corrupt WAL records or segments met on replay.
     pub wal_corruptions: Counter,
     /// WAL segments on disk.
@@ -198,6 +201,7 @@ impl Metrics {
             wal_bytes: Counter::default(),
             wal_commit_seconds: latency_histogram(),
             wal_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            wal_syncs: Counter::default(),
             wal_corruptions: Counter::default(),
             wal_segments: Gauge::default(),
             chunks_flushed: Family::default(),
@@ -283,6 +287,11 @@ impl Metrics {
             "larch_wal_group_requests",
             "Push requests acknowledged per WAL group commit",
             m.wal_group_size.clone(),
+        );
+        registry.register(
+            "larch_wal_syncs",
+            "WAL syncs made to acknowledge pushes",
+            m.wal_syncs.clone(),
         );
         registry.register(
             "larch_wal_corruptions",

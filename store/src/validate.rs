@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_level};
 use larch_query::{LabelSet, parse_labels};
@@ -150,8 +151,9 @@ impl Reason {
 /// A validated stream: canonical labels and accepted entries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidStream {
-    /// Labels, sorted, empty values removed, `service_name` added.
-    pub labels: LabelSet,
+    /// Labels, sorted, empty values removed, `service_name` added; shared
+    /// with the [`LabelCache`] and the stream once stored.
+    pub labels: Arc<LabelSet>,
     /// `labels.fingerprint()`, computed once.
     pub fp: u64,
     /// Entries in request order.
@@ -262,23 +264,25 @@ pub fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
 /// charged for the levels it adds (see [`validate_metered`]).
 pub fn validate(push: Push, limits: &Limits, now: i64, tenant: &str) -> Validated {
     // Only a meter refuses, and there is none.
-    validate_inner(push, limits, now, tenant, &mut Charge::none()).unwrap_or_default()
+    validate_inner(push, limits, now, tenant, &mut Charge::none(), None).unwrap_or_default()
 }
 
 /// [`validate`], charging the `detected_level` pairs it adds to `meter`
-/// before adding them; the meter's error when it refuses (413 or 503).
+/// before adding them (the meter's error when it refuses: 413 or 503),
+/// and taking labels texts parsed before from `cache` (adding new ones).
 pub fn validate_metered(
     push: Push,
     limits: &Limits,
     now: i64,
     tenant: &str,
     meter: &mut Meter,
+    cache: &LabelCache,
 ) -> Result<Validated, DecodeError> {
     let mut charge = Charge {
         meter: Some(meter),
         unpaid: 0,
     };
-    let v = validate_inner(push, limits, now, tenant, &mut charge)?;
+    let v = validate_inner(push, limits, now, tenant, &mut charge, Some(cache))?;
     charge.pay()?;
     Ok(v)
 }
@@ -330,6 +334,7 @@ fn validate_inner(
     now: i64,
     tenant: &str,
     charge: &mut Charge<'_>,
+    cache: Option<&LabelCache>,
 ) -> Result<Validated, DecodeError> {
     let mut out = Validated {
         total_entries: push.entry_count() as u64,
@@ -341,7 +346,7 @@ fn validate_inner(
     for stream in push.streams {
         let n = stream.entries.len() as u64;
         let bytes: u64 = stream.entries.iter().map(|e| e.sent_len() as u64).sum();
-        let labels = match stream_labels(&stream, limits) {
+        let Canonical { labels, fp, .. } = match stream_labels(&stream, limits, cache) {
             Ok(l) => l,
             Err(e) => {
                 out.report(|| e.to_string());
@@ -362,7 +367,6 @@ fn validate_inner(
             continue;
         }
         out.accepted_bytes += bytes;
-        let fp = labels.fingerprint();
         match by_fp.get(&fp) {
             Some(&i) => out.streams[i].entries.extend(entries),
             None => {
@@ -445,19 +449,133 @@ impl std::fmt::Display for LabelError {
     }
 }
 
+/// A stream's canonical labels: sorted, empty values removed,
+/// `service_name` added.
+#[derive(Clone, Debug)]
+struct Canonical {
+    labels: Arc<LabelSet>,
+    /// `labels.fingerprint()`.
+    fp: u64,
+    /// Whether `service_name` was added (the limits apply to the labels
+    /// as sent).
+    service_added: bool,
+}
+
+/// Labels texts already parsed into canonical labels, shared by every
+/// request: a client sends the same few texts over and over, so each is
+/// parsed once rather than once per stream per push. Only texts that
+/// parse are kept; the limits (which a tenant's overrides may change) are
+/// checked on every use. Bounded: once the texts held pass
+/// [`LabelCache::MAX_BYTES`], it starts over empty.
+#[derive(Debug, Default)]
+pub struct LabelCache {
+    inner: parking_lot::Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    map: HashMap<Box<str>, Canonical>,
+    bytes: usize,
+}
+
+impl LabelCache {
+    /// Most bytes of labels texts held (twice that with the parsed sets,
+    /// about).
+    pub const MAX_BYTES: usize = 8 << 20;
+
+    /// An empty cache.
+    pub fn new() -> LabelCache {
+        LabelCache::default()
+    }
+
+    fn get(&self, text: &str) -> Option<Canonical> {
+        self.inner.lock().map.get(text).cloned()
+    }
+
+    fn insert(&self, text: &str, c: &Canonical) {
+        let mut inner = self.inner.lock();
+        if inner.bytes + text.len() > Self::MAX_BYTES {
+            inner.map.clear();
+            inner.bytes = 0;
+        }
+        if inner.map.insert(text.into(), c.clone()).is_none() {
+            inner.bytes += text.len();
+        }
+    }
+
+    /// Texts held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Canonical labels of a stream, or why they are invalid.
-fn stream_labels(stream: &PushStream, limits: &Limits) -> Result<LabelSet, LabelError> {
-    let (text, pairs) = match &stream.labels {
+fn stream_labels(
+    stream: &PushStream,
+    limits: &Limits,
+    cache: Option<&LabelCache>,
+) -> Result<Canonical, LabelError> {
+    let text_of = || match &stream.labels {
+        StreamLabels::Text(t) => t.clone(),
+        StreamLabels::Pairs(p) => pairs_text(p),
+    };
+    let cached = match (&stream.labels, cache) {
+        (StreamLabels::Text(t), Some(cache)) => cache.get(t),
+        _ => None,
+    };
+    let c = match cached {
+        Some(c) => c,
+        None => {
+            let c = parse_stream_labels(stream)?;
+            if let (StreamLabels::Text(t), Some(cache)) = (&stream.labels, cache) {
+                cache.insert(t, &c);
+            }
+            c
+        }
+    };
+    let sent = c.labels.len() - usize::from(c.service_added);
+    if sent > limits.max_label_names_per_series {
+        return Err(LabelError::TooMany(
+            text_of(),
+            sent,
+            limits.max_label_names_per_series,
+        ));
+    }
+    for l in c.labels.iter() {
+        if c.service_added && l.name == "service_name" {
+            continue;
+        }
+        if l.name.len() > limits.max_label_name_length {
+            return Err(LabelError::NameTooLong(text_of(), l.name.clone()));
+        }
+        if l.value.len() > limits.max_label_value_length {
+            return Err(LabelError::ValueTooLong(text_of(), l.value.clone()));
+        }
+    }
+    Ok(c)
+}
+
+/// Parses a stream's labels (the rules that do not depend on limits).
+fn parse_stream_labels(stream: &PushStream) -> Result<Canonical, LabelError> {
+    // The text messages quote, formatted only for one.
+    let text_of = || match &stream.labels {
+        StreamLabels::Text(t) => t.clone(),
+        StreamLabels::Pairs(p) => pairs_text(p),
+    };
+    let pairs = match &stream.labels {
         StreamLabels::Text(t) => {
-            let pairs = parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?;
-            (t.clone(), pairs)
+            parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?
         }
         StreamLabels::Pairs(p) => {
-            let text = pairs_text(p);
             if let Some((bad, _)) = p.iter().find(|(n, _)| !valid_label_name(n)) {
-                return Err(LabelError::BadName(text, bad.clone()));
+                return Err(LabelError::BadName(pairs_text(p), bad.clone()));
             }
-            (text, p.clone())
+            p.clone()
         }
     };
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
@@ -465,23 +583,9 @@ fn stream_labels(stream: &PushStream, limits: &Limits) -> Result<LabelSet, Label
         return Err(LabelError::Missing);
     }
     let mut labels = LabelSet::from_unique_pairs(pairs)
-        .map_err(|dup| LabelError::Duplicate(text.clone(), dup.to_string()))?;
-    if labels.len() > limits.max_label_names_per_series {
-        return Err(LabelError::TooMany(
-            text,
-            labels.len(),
-            limits.max_label_names_per_series,
-        ));
-    }
-    for l in &labels {
-        if l.name.len() > limits.max_label_name_length {
-            return Err(LabelError::NameTooLong(text, l.name.clone()));
-        }
-        if l.value.len() > limits.max_label_value_length {
-            return Err(LabelError::ValueTooLong(text, l.value.clone()));
-        }
-    }
-    if labels.get("service_name").is_none() {
+        .map_err(|dup| LabelError::Duplicate(text_of(), dup.to_string()))?;
+    let service_added = labels.get("service_name").is_none();
+    if service_added {
         let service = SERVICE_NAME_SOURCES
             .iter()
             .find_map(|n| labels.get(n))
@@ -489,7 +593,11 @@ fn stream_labels(stream: &PushStream, limits: &Limits) -> Result<LabelSet, Label
             .to_string();
         labels.insert("service_name".to_string(), service);
     }
-    Ok(labels)
+    Ok(Canonical {
+        fp: labels.fingerprint(),
+        labels: Arc::new(labels),
+        service_added,
+    })
 }
 
 fn pairs_text(pairs: &[(String, String)]) -> String {
@@ -530,8 +638,8 @@ fn validate_entries(
     charge: &mut Charge<'_>,
     out: &mut Validated,
 ) -> Result<(Vec<WalEntry>, u64), DecodeError> {
-    let full = labels.to_string();
-    let shown = quoted(&full);
+    // Formatted only when a message names the stream.
+    let shown = Shown(labels);
     let oldest = if limits.reject_old_samples {
         now.saturating_sub(limits.reject_old_samples_max_age.as_nanos_i64())
     } else {
@@ -696,6 +804,16 @@ fn validate_entries(
     Ok((accepted, accepted_bytes))
 }
 
+/// A stream's labels as messages quote them (cut at [`MAX_QUOTED`]),
+/// formatted only when a message is.
+struct Shown<'a>(&'a LabelSet);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&quoted(&self.0.to_string()))
+    }
+}
+
 /// Formats Unix ns as RFC3339 (UTC), as Loki's messages do.
 pub fn rfc3339(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
@@ -747,6 +865,85 @@ mod tests {
             r#"{app="api", service_name="api"}"#
         );
         assert_eq!(v.accepted_entries(), 2);
+    }
+
+    #[test]
+    fn cached_labels_are_the_parsed_ones_and_limits_apply_on_every_use() {
+        let cache = LabelCache::new();
+        let with_cache = |streams: Vec<PushStream>, limits: &Limits| {
+            validate_metered(
+                Push { streams },
+                limits,
+                NOW,
+                "fake",
+                &mut Meter::unlimited(),
+                &cache,
+            )
+            .unwrap()
+        };
+        let labels = r#"{app="api", pod="p-1", empty=""}"#;
+        let plain = run(
+            vec![text(labels, vec![entry(NOW, "a")])],
+            &Limits::default(),
+        );
+        for _ in 0..2 {
+            let v = with_cache(
+                vec![text(labels, vec![entry(NOW, "a")])],
+                &Limits::default(),
+            );
+            assert!(v.errors.is_empty(), "{:?}", v.errors);
+            assert_eq!(v.streams[0].labels, plain.streams[0].labels);
+            assert_eq!(v.streams[0].fp, plain.streams[0].fp);
+            assert_eq!(v.streams[0].fp, v.streams[0].labels.fingerprint());
+        }
+        assert_eq!(cache.len(), 1);
+        // Two labels were sent (service_name is added): a limit of two
+        // passes, one does not, for the cached text as for a new one.
+        let two = Limits {
+            max_label_names_per_series: 2,
+            ..Limits::default()
+        };
+        assert!(
+            with_cache(vec![text(labels, vec![entry(NOW, "a")])], &two)
+                .errors
+                .is_empty()
+        );
+        let one = Limits {
+            max_label_names_per_series: 1,
+            ..Limits::default()
+        };
+        for (v, what) in [
+            (
+                with_cache(vec![text(labels, vec![entry(NOW, "a")])], &one),
+                "cached",
+            ),
+            (
+                run(vec![text(labels, vec![entry(NOW, "a")])], &one),
+                "uncached",
+            ),
+        ] {
+            assert!(v.streams.is_empty(), "{what}");
+            assert_eq!(
+                v.errors,
+                vec![format!(
+                    "entry for stream '{labels}' has 2 label names; limit 1"
+                )],
+                "{what}"
+            );
+        }
+        let short = Limits {
+            max_label_value_length: 2,
+            ..Limits::default()
+        };
+        let v = with_cache(vec![text(labels, vec![entry(NOW, "a")])], &short);
+        assert_eq!(v.discarded[&Reason::LabelValueTooLong], (1, 1));
+        // Texts that do not parse are not kept.
+        let v = with_cache(
+            vec![text(r#"{a="b}"#, vec![entry(NOW, "x")])],
+            &Limits::default(),
+        );
+        assert_eq!(v.discarded[&Reason::InvalidLabels], (1, 1));
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
@@ -1028,12 +1225,13 @@ mod tests {
         let l = Limits::default();
         // 1000 copies of a 1000-byte level need far more than the meter has.
         let mut m = meter();
-        let e = validate_metered(push(&long), &l, NOW, "t", &mut m).unwrap_err();
+        let e =
+            validate_metered(push(&long), &l, NOW, "t", &mut m, &LabelCache::new()).unwrap_err();
         assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
         assert!(m.held() <= 100_000);
         // A known level fits; what it takes is held.
         let mut m = meter();
-        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m).unwrap();
+        let v = validate_metered(push("warn"), &l, NOW, "t", &mut m, &LabelCache::new()).unwrap();
         assert_eq!(v.accepted_entries(), 1000);
         assert_eq!(
             m.held(),
@@ -1045,7 +1243,7 @@ mod tests {
             ..Limits::default()
         };
         let mut m = meter();
-        let v = validate_metered(push(&long), &off, NOW, "t", &mut m).unwrap();
+        let v = validate_metered(push(&long), &off, NOW, "t", &mut m, &LabelCache::new()).unwrap();
         assert_eq!(v.accepted_entries(), 1000);
         assert_eq!(m.held(), 0);
     }

@@ -8,6 +8,11 @@
 //! it. The ratio store/sink shows what durability, indexing and chunking
 //! cost on top of merely receiving the data.
 //!
+//! Every figure is given in MB/s and in lines/s per store CPU-second, and
+//! every run checks that the store holds exactly the lines pushed.
+//! `--matrix` runs the workloads that look like ordinary traffic (short
+//! lines, many small pushes; see `Args::matrix`).
+//!
 //! `cargo run --release -p larch-benches --bin ingest -- --help`
 
 use std::path::PathBuf;
@@ -40,9 +45,25 @@ struct Args {
     /// Streams the lines are spread over.
     #[arg(long, default_value_t = 96)]
     streams: usize,
-    /// Raw line bytes per push request (Promtail's default batch is 1 MiB).
-    #[arg(long, default_value_t = 1024)]
+    /// Raw line KiB per push request (Promtail's default batch is 1 MiB).
+    #[arg(long, visible_alias = "push-kib", default_value_t = 1024)]
     batch_kib: usize,
+    /// How a client's lines are grouped into pushes: `mixed` (every
+    /// stream the client owns, 96 streams over the clients), `wide`
+    /// (256 streams per client, so hundreds of streams per push) or
+    /// `narrow` (one stream per push).
+    #[arg(long, value_enum, default_value_t = Shape::Mixed)]
+    shape: Shape,
+    /// Only lines of this many bytes (`MIN-MAX`, e.g. `100-200`) from the
+    /// loghub samples; all lines when not given.
+    #[arg(long)]
+    line_bytes: Option<String>,
+    /// Runs the set of workloads that match ordinary traffic (100-200 byte
+    /// lines; 75 KiB, 300 KiB and 1 MiB pushes from 4 clients; 300 KiB
+    /// from 16 clients; 300 KiB wide and narrow) and prints one table;
+    /// `--mib`, `--runs`, `--levels` and `--store-bin` apply.
+    #[arg(long)]
+    matrix: bool,
     /// Runs; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -74,6 +95,70 @@ enum Levels {
     Both,
 }
 
+/// How lines are grouped into pushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Shape {
+    /// Every stream the client owns (`--streams` over the clients).
+    Mixed,
+    /// 256 streams per client: hundreds of streams per push.
+    Wide,
+    /// One stream per push.
+    Narrow,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Mixed => "mixed",
+            Shape::Wide => "wide",
+            Shape::Narrow => "narrow",
+        }
+    }
+}
+
+/// One workload: how the lines are cut into pushes and sent.
+#[derive(Clone, Copy, Debug)]
+struct Workload {
+    push_kib: usize,
+    clients: usize,
+    shape: Shape,
+    /// Streams in all.
+    streams: usize,
+}
+
+impl Workload {
+    fn name(&self) -> String {
+        format!(
+            "{} KiB pushes, {} clients, {} ({} streams)",
+            self.push_kib,
+            self.clients,
+            self.shape.name(),
+            self.streams
+        )
+    }
+}
+
+/// The pushes of one workload.
+struct Requests {
+    bodies: Arc<PerClient>,
+    raw: u64,
+    lines: u64,
+    /// Oldest timestamp pushed (ns).
+    first_ts: i64,
+}
+
+/// Medians of one workload and setting.
+struct Summary {
+    name: String,
+    levels: bool,
+    store_mb_core: f64,
+    store_lines_core: f64,
+    store_wall: f64,
+    sink_mb_core: f64,
+    sink_lines_core: f64,
+    runs: Vec<f64>,
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum Mode {
     /// The baseline sink (used internally).
@@ -88,19 +173,49 @@ fn main() -> anyhow::Result<()> {
     if let Some(Mode::Sink { port }) = args.mode {
         return sink(port);
     }
-    let (bodies, raw_bytes, lines) = build_requests(&args)?;
-    println!(
-        "workload: {} requests, {lines} lines, {:.1} MiB raw, {} streams, {} clients",
-        bodies.iter().map(Vec::len).sum::<usize>(),
-        raw_bytes as f64 / 1048576.0,
-        args.streams,
-        args.clients
-    );
-    let bodies = Arc::new(bodies);
+    let line_bytes = match &args.line_bytes {
+        Some(r) => Some(parse_range(r)?),
+        None if args.matrix => Some((100, 200)),
+        None => None,
+    };
+    let workloads: Vec<Workload> = if args.matrix {
+        let w = |push_kib, clients, shape| Workload {
+            push_kib,
+            clients,
+            shape,
+            streams: streams_for(shape, clients, args.streams),
+        };
+        vec![
+            w(75, 4, Shape::Mixed),
+            w(300, 4, Shape::Mixed),
+            w(1024, 4, Shape::Mixed),
+            w(300, 16, Shape::Mixed),
+            w(300, 4, Shape::Wide),
+            w(300, 4, Shape::Narrow),
+        ]
+    } else {
+        vec![Workload {
+            push_kib: args.batch_kib,
+            clients: args.clients.max(1),
+            shape: args.shape,
+            streams: streams_for(args.shape, args.clients.max(1), args.streams),
+        }]
+    };
     if let Some(port) = args.push_to {
+        let req = build_requests(&args, &workloads[0], line_bytes)?;
+        println!(
+            "workload: {} requests, {} lines, {}",
+            req.bodies.iter().map(Vec::len).sum::<usize>(),
+            req.lines,
+            workloads[0].name()
+        );
         let start = Instant::now();
-        push_all(&[port], &bodies)?;
-        println!("pushed in {:.2}s", start.elapsed().as_secs_f64());
+        push_all(&[port], &req.bodies)?;
+        println!(
+            "pushed {} lines in {:.2}s",
+            req.lines,
+            start.elapsed().as_secs_f64()
+        );
         return Ok(());
     }
     // Before the build below, which may replace this very binary with one
@@ -111,8 +226,74 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| larch_testkit::binary("larch-store"));
     if args.write_nodes > 0 {
-        return cluster_runs(&args, &store_bin, &bodies, raw_bytes, lines);
+        let req = build_requests(&args, &workloads[0], line_bytes)?;
+        return cluster_runs(&args, &store_bin, &req.bodies, req.raw, req.lines);
     }
+    let mut summaries = Vec::new();
+    for w in &workloads {
+        let req = build_requests(&args, w, line_bytes)?;
+        summaries.extend(run_workload(&args, &exe, &store_bin, w, &req)?);
+    }
+    println!();
+    println!(
+        "| workload | levels | store MB/s per core | store M lines/s per core | sink MB/s per core | sink M lines/s per core | store MB/s wall | runs (M lines/s per core) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for s in &summaries {
+        println!(
+            "| {} | {} | {:.0} | {:.3} | {:.0} | {:.2} | {:.0} | {} |",
+            s.name,
+            if s.levels { "on" } else { "off" },
+            s.store_mb_core / 1e6,
+            s.store_lines_core / 1e6,
+            s.sink_mb_core / 1e6,
+            s.sink_lines_core / 1e6,
+            s.store_wall / 1e6,
+            s.runs
+                .iter()
+                .map(|r| format!("{:.3}", r / 1e6))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Streams of a workload: `--streams` (mixed, narrow) or 256 per client
+/// (wide).
+fn streams_for(shape: Shape, clients: usize, streams: usize) -> usize {
+    match shape {
+        Shape::Wide => 256 * clients,
+        Shape::Mixed | Shape::Narrow => streams.max(clients),
+    }
+}
+
+/// `MIN-MAX` in bytes.
+fn parse_range(text: &str) -> anyhow::Result<(usize, usize)> {
+    let (lo, hi) = text
+        .split_once('-')
+        .with_context(|| format!("--line-bytes {text}: expected MIN-MAX"))?;
+    Ok((lo.trim().parse()?, hi.trim().parse()?))
+}
+
+/// Runs one workload `--runs` times (sink, then the store with each
+/// `--levels` setting) and prints every run; returns the medians.
+fn run_workload(
+    args: &Args,
+    exe: &std::path::Path,
+    store_bin: &std::path::Path,
+    w: &Workload,
+    req: &Requests,
+) -> anyhow::Result<Vec<Summary>> {
+    let (raw_bytes, lines) = (req.raw, req.lines);
+    let requests: usize = req.bodies.iter().map(Vec::len).sum();
+    println!(
+        "workload {}: {requests} requests, {lines} lines ({:.0} B/line), {:.1} MiB raw, {:.0} lines/request",
+        w.name(),
+        raw_bytes as f64 / lines.max(1) as f64,
+        raw_bytes as f64 / 1048576.0,
+        lines as f64 / requests.max(1) as f64,
+    );
     let settings: &[bool] = match args.levels {
         Levels::On => &[true],
         Levels::Off => &[false],
@@ -123,15 +304,22 @@ fn main() -> anyhow::Result<()> {
     let mut sink_runs = Vec::new();
     for run in 0..args.runs {
         let port = free_port();
-        let sink = ProcessBuilder::new("sink", &exe)
+        let sink = ProcessBuilder::new("sink", exe)
             .args(["sink", "--port", &port.to_string()])
             .ready(port, "/ready");
-        sink_runs.push(measure(vec![sink], &[port], &bodies, raw_bytes, 0)?);
+        sink_runs.push(measure(
+            vec![sink],
+            &[port],
+            &req.bodies,
+            raw_bytes,
+            0,
+            None,
+        )?);
 
         for (k, &levels) in settings.iter().enumerate() {
             let dir = tempfile::tempdir()?;
             let port = free_port();
-            let store = ProcessBuilder::new("larch-store", &store_bin)
+            let store = ProcessBuilder::new("larch-store", store_bin)
                 .arg("--http-addr")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--grpc-addr")
@@ -142,14 +330,23 @@ fn main() -> anyhow::Result<()> {
                 .arg(write_config(dir.path(), levels)?)
                 .env("LARCH_LOG", "warn")
                 .ready(port, "/ready");
-            let r = measure(vec![store], &[port], &bodies, raw_bytes, 0)
-                .with_context(|| format!("running {}", store_bin.display()))?;
+            let r = measure(
+                vec![store],
+                &[port],
+                &req.bodies,
+                raw_bytes,
+                0,
+                Some((req.first_ts, lines)),
+            )
+            .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&dir.path().join("chunks"));
+            let per_line = lines as f64 / raw_bytes.max(1) as f64;
             println!(
-                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
+                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
                 if levels { "on" } else { "off" },
                 r.0 / 1e6,
                 r.1 / 1e6,
+                r.1 * per_line / 1e6,
                 r.2,
                 sink_runs[run].1 / 1e6,
                 stored as f64 / 1048576.0,
@@ -163,24 +360,37 @@ fn main() -> anyhow::Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let per_line = lines as f64 / raw_bytes.max(1) as f64;
     let sink_core = med(&mut sink_runs.iter().map(|r| r.1).collect());
+    let mut out = Vec::new();
     for (k, &levels) in settings.iter().enumerate() {
         let runs = &store_runs[k];
         let store_wall = med(&mut runs.iter().map(|r| r.0).collect());
         let store_core = med(&mut runs.iter().map(|r| r.1).collect());
         let stored = med(&mut runs.iter().map(|r| r.3 as f64).collect());
         println!(
-            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s per core; baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
+            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core; baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
             args.runs,
             if levels { "on" } else { "off" },
             store_wall / 1e6,
             store_core / 1e6,
+            store_core * per_line / 1e6,
             sink_core / 1e6,
             store_core / sink_core,
             stored / lines.max(1) as f64
         );
+        out.push(Summary {
+            name: w.name(),
+            levels,
+            store_mb_core: store_core,
+            store_lines_core: store_core * per_line,
+            store_wall,
+            sink_mb_core: sink_core,
+            sink_lines_core: sink_core * per_line,
+            runs: runs.iter().map(|r| r.1 * per_line).collect(),
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Limits generous enough that the benchmark measures throughput, not
@@ -217,13 +427,17 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 /// body (client `i` to `ports[i % n]`), stops them; returns (bytes/s wall,
 /// bytes/s per CPU-second of all the servers, CPU-seconds). With
 /// `members` above 0, waits until every server sees that many cluster
-/// members before the clock starts.
+/// members before the clock starts. With `expect` (oldest timestamp,
+/// lines), checks before stopping it that the (one) server holds exactly
+/// that many entries (`/loki/api/v1/index/stats`), so a figure never comes
+/// from lines lost or doubled.
 fn measure(
     servers: Vec<ProcessBuilder>,
     ports: &[u16],
     bodies: &Arc<PerClient>,
     raw: u64,
     members: usize,
+    expect: Option<(i64, u64)>,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let cpu0 = children_cpu_seconds();
     let servers: Vec<_> = servers.into_iter().map(ProcessBuilder::start).collect();
@@ -243,6 +457,13 @@ fn measure(
     }
     let start = Instant::now();
     push_all(ports, bodies)?;
+    if let Some((first_ts, lines)) = expect {
+        let held = held_entries(ports[0], first_ts)?;
+        anyhow::ensure!(
+            held == lines,
+            "the store holds {held} entries after {lines} lines were pushed and acknowledged"
+        );
+    }
     for server in &servers {
         let status = server.terminate();
         anyhow::ensure!(status.success(), "server exited with {status}");
@@ -250,6 +471,26 @@ fn measure(
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - cpu0;
     Ok((raw as f64 / wall, raw as f64 / cpu.max(0.01), cpu))
+}
+
+/// Entries the store on `port` holds from `first_ts` on (every stream of
+/// the workload has `namespace="prod"`).
+fn held_entries(port: u16, first_ts: i64) -> anyhow::Result<u64> {
+    let path = format!(
+        "/loki/api/v1/index/stats?query=%7Bnamespace%3D%22prod%22%7D&start={}&end={}",
+        first_ts - 1_000_000_000,
+        now_ns() + 3_600_000_000_000
+    );
+    let r = larch_testkit::http::get(port, &path, &[])?;
+    anyhow::ensure!(
+        r.status == 200,
+        "index/stats answered {}: {}",
+        r.status,
+        r.text()
+    );
+    r.json()["entries"]
+        .as_u64()
+        .with_context(|| format!("index/stats answered {}", r.text()))
 }
 
 /// `--write-nodes N`: each run pushes the workload through one write node
@@ -299,7 +540,7 @@ fn cluster_runs(
                 );
                 dirs.push(dir);
             }
-            let r = measure(servers, &http, bodies, raw_bytes, nodes)
+            let r = measure(servers, &http, bodies, raw_bytes, nodes, None)
                 .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&bucket.path().join("chunks"));
             println!(
@@ -371,34 +612,49 @@ fn push_all(ports: &[u16], bodies: &Arc<PerClient>) -> anyhow::Result<()> {
 
 /// The workload: for each client, its requests in order. Each client owns
 /// a disjoint set of streams (as each node's agent owns its pods), so a
-/// stream's entries arrive in order.
-fn build_requests(args: &Args) -> anyhow::Result<(PerClient, u64, u64)> {
+/// stream's entries arrive in order. `line_bytes` keeps only the sample
+/// lines of that length (inclusive).
+fn build_requests(
+    args: &Args,
+    w: &Workload,
+    line_bytes: Option<(usize, usize)>,
+) -> anyhow::Result<Requests> {
     let dir = loghub_dir();
-    let samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    if let Some((lo, hi)) = line_bytes {
+        for (_, lines) in &mut samples {
+            lines.retain(|l| (lo..=hi).contains(&l.len()));
+        }
+        samples.retain(|(_, lines)| !lines.is_empty());
+    }
     anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
     let names: Vec<String> = samples.iter().map(|(n, _)| n.clone()).collect();
     let mut replay = Replay::new(samples);
     let target = (args.mib as u64) << 20;
-    let batch = (args.batch_kib as u64) << 10;
-    let mut ts = now_ns() - 3_600_000_000_000;
-    let clients = args.clients.max(1);
+    let batch = (w.push_kib as u64) << 10;
+    let first_ts = now_ns() - 3_600_000_000_000;
+    let mut ts = first_ts;
+    let clients = w.clients.max(1);
+    let streams = w.streams.max(clients);
     let mut bodies: Vec<Vec<Vec<u8>>> = vec![Vec::new(); clients];
     let (mut raw, mut lines) = (0u64, 0u64);
     // Per client: pending entries of every stream (only its own are used).
-    let mut pending: Vec<Vec<Vec<logproto::Entry>>> = vec![vec![Vec::new(); args.streams]; clients];
+    let mut pending: Vec<Vec<Vec<logproto::Entry>>> = vec![vec![Vec::new(); streams]; clients];
+    // Pending raw bytes per client (per stream when narrow).
     let mut pending_bytes = vec![0u64; clients];
-    let labels: Vec<String> = (0..args.streams)
+    let mut stream_bytes = vec![0u64; streams];
+    let labels: Vec<String> = (0..streams)
         .map(|s| {
             let app = &names[s % names.len()];
             format!(r#"{{namespace="prod", app="{app}", pod="{app}-{s}", container="main", node_name="node-{}"}}"#, s % 7)
         })
         .collect();
-    let flush = |pending: &mut Vec<Vec<logproto::Entry>>| {
+    let flush = |pending: &mut [Vec<logproto::Entry>], only: Option<usize>| {
         let req = logproto::PushRequest {
             streams: pending
                 .iter_mut()
                 .enumerate()
-                .filter(|(_, e)| !e.is_empty())
+                .filter(|(i, e)| !e.is_empty() && only.is_none_or(|o| o == *i))
                 .map(|(i, e)| logproto::Stream {
                     labels: labels[i].clone(),
                     entries: std::mem::take(e),
@@ -418,11 +674,11 @@ fn build_requests(args: &Args) -> anyhow::Result<(PerClient, u64, u64)> {
         ts += 1_000;
         counter += 1;
         // Streams of one source are that app's pods.
-        let per_src = (args.streams / names.len()).max(1);
-        let stream = (src + names.len() * (counter % per_src)) % args.streams;
+        let per_src = (streams / names.len()).max(1);
+        let stream = (src + names.len() * (counter % per_src)) % streams;
         let client = stream % clients;
-        raw += line.len() as u64;
-        pending_bytes[client] += line.len() as u64;
+        let len = line.len() as u64;
+        raw += len;
         lines += 1;
         pending[client][stream].push(logproto::Entry {
             timestamp: Some(logproto::Timestamp {
@@ -433,17 +689,37 @@ fn build_requests(args: &Args) -> anyhow::Result<(PerClient, u64, u64)> {
             structured_metadata: vec![],
             parsed: vec![],
         });
-        if pending_bytes[client] >= batch {
-            bodies[client].push(flush(&mut pending[client])?);
-            pending_bytes[client] = 0;
+        if w.shape == Shape::Narrow {
+            stream_bytes[stream] += len;
+            if stream_bytes[stream] >= batch {
+                bodies[client].push(flush(&mut pending[client], Some(stream))?);
+                stream_bytes[stream] = 0;
+            }
+        } else {
+            pending_bytes[client] += len;
+            if pending_bytes[client] >= batch {
+                bodies[client].push(flush(&mut pending[client], None)?);
+                pending_bytes[client] = 0;
+            }
         }
     }
     for c in 0..clients {
-        if pending_bytes[c] > 0 {
-            bodies[c].push(flush(&mut pending[c])?);
+        if w.shape == Shape::Narrow {
+            for s in 0..streams {
+                if !pending[c][s].is_empty() {
+                    bodies[c].push(flush(&mut pending[c], Some(s))?);
+                }
+            }
+        } else if pending_bytes[c] > 0 {
+            bodies[c].push(flush(&mut pending[c], None)?);
         }
     }
-    Ok((bodies, raw, lines))
+    Ok(Requests {
+        bodies: Arc::new(bodies),
+        raw,
+        lines,
+        first_ts,
+    })
 }
 
 /// The baseline: decode and acknowledge, nothing else.

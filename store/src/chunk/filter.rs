@@ -33,6 +33,9 @@
 /// Length of the windows.
 const GRAM: usize = 4;
 
+/// Bytes of the lines column mapped at a time while building (even).
+const MAP_PIECE: usize = 4096;
+
 /// Filter format version.
 const VERSION: u8 = 4;
 
@@ -44,13 +47,25 @@ pub fn build(lines: &[u8]) -> Vec<u8> {
     let bits = (lines.len() / 8).clamp(4096, 1 << 20).next_power_of_two();
     let mut words = vec![0u64; bits / 64];
     let word_shift = 64 - (bits / 64).trailing_zeros();
-    let mapped: Vec<u8> = lines.iter().map(|&b| word_byte(b)).collect();
-    for w in mapped.windows(GRAM).step_by(2) {
-        let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        if !has_zero_byte(gram) {
-            let (word, mask) = position(gram, word_shift);
-            words[word] |= mask;
+    // The mapped bytes go through a small buffer, a piece of the column
+    // at a time (pieces start at even offsets and overlap by the 3 bytes
+    // a window reaches past them), rather than a copy of the whole column.
+    let mut mapped = [0u8; MAP_PIECE + GRAM - 1];
+    let mut start = 0;
+    while start + GRAM <= lines.len() {
+        let end = (start + MAP_PIECE + GRAM - 1).min(lines.len());
+        let piece = &mut mapped[..end - start];
+        for (m, &b) in piece.iter_mut().zip(&lines[start..end]) {
+            *m = word_byte(b);
         }
+        for w in piece.windows(GRAM).step_by(2) {
+            let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            if !has_zero_byte(gram) {
+                let (word, mask) = position(gram, word_shift);
+                words[word] |= mask;
+            }
+        }
+        start += MAP_PIECE;
     }
     let mut out = Vec::with_capacity(6 + bits / 8);
     out.push(VERSION);
@@ -216,6 +231,54 @@ mod tests {
         old[0] = 3;
         assert!(may_contain(&old, b"absent needle"));
         assert!(may_contain(&[9, 2, 0, 16, 0, 0], b"anything"));
+    }
+
+    /// The filter as the format defines it: every window at an even
+    /// offset of the whole mapped column.
+    fn build_whole(lines: &[u8]) -> Vec<u8> {
+        let bits = (lines.len() / 8).clamp(4096, 1 << 20).next_power_of_two();
+        let mut words = vec![0u64; bits / 64];
+        let word_shift = 64 - (bits / 64).trailing_zeros();
+        let mapped: Vec<u8> = lines.iter().map(|&b| word_byte(b)).collect();
+        for w in mapped.windows(GRAM).step_by(2) {
+            let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            if !has_zero_byte(gram) {
+                let (word, mask) = position(gram, word_shift);
+                words[word] |= mask;
+            }
+        }
+        let mut out = vec![VERSION, 2];
+        out.extend_from_slice(&(bits as u32).to_le_bytes());
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn built_piece_by_piece_as_over_the_whole_column() {
+        let text: Vec<u8> = (0..3 * MAP_PIECE + 11)
+            .map(|i| b"Abc9 xyz_Q7\n"[(i * 7 + i / 13) % 12])
+            .collect();
+        for len in [
+            0,
+            3,
+            4,
+            5,
+            MAP_PIECE - 1,
+            MAP_PIECE,
+            MAP_PIECE + 1,
+            MAP_PIECE + 3,
+            MAP_PIECE + 4,
+            2 * MAP_PIECE + 2,
+            text.len(),
+        ] {
+            assert_eq!(
+                build(&text[..len]),
+                build_whole(&text[..len]),
+                "{len} bytes"
+            );
+        }
     }
 
     #[test]

@@ -335,7 +335,7 @@ mod tests {
         larch_query::encode_metadata(&mut meta, [("trace", "1"), ("detected_level", "info")]);
         let s = ValidStream {
             fp: labels.fingerprint(),
-            labels,
+            labels: std::sync::Arc::new(labels),
             entries: vec![
                 WalEntry {
                     ts: -1,
@@ -354,7 +354,7 @@ mod tests {
         let parsed = larch_query::parse_labels(text).unwrap();
         assert_eq!(
             larch_query::LabelSet::from_unique_pairs(parsed).unwrap(),
-            s.labels
+            *s.labels
         );
         let e = &r.streams[0].entries;
         let ts = |e: &logproto::Entry| {

@@ -154,7 +154,7 @@ pub fn push(data: &[u8]) -> Outcome {
     );
     for s in &v.streams {
         assert_eq!(s.fp, s.labels.fingerprint(), "stale fingerprint");
-        for l in &s.labels {
+        for l in s.labels.iter() {
             assert!(
                 validate::valid_label_name(&l.name),
                 "validation accepted the label name {:?}",
@@ -164,12 +164,12 @@ pub fn push(data: &[u8]) -> Outcome {
         // What validation accepts is what the WAL stores: it must come
         // back unchanged.
         let mut frame =
-            record::encode_push("fuzz", std::iter::once((&s.labels, s.entries.as_slice())));
+            record::encode_push("fuzz", std::iter::once((&*s.labels, s.entries.as_slice())));
         record::finish_frame(&mut frame, 7);
         match record::decode_push(&frame[record::FRAME_HEADER..]) {
             Ok(rec) => {
                 assert_eq!(rec.seq, 7);
-                assert_eq!(rec.streams, vec![(s.labels.clone(), s.entries.clone())]);
+                assert_eq!(rec.streams, vec![((*s.labels).clone(), s.entries.clone())]);
             }
             Err(e) => panic!("an accepted stream does not survive the WAL encoding: {e}"),
         }

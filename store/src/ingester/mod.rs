@@ -637,7 +637,7 @@ impl Ingester {
             validated
                 .streams
                 .iter()
-                .map(|s| (&s.labels, s.entries.as_slice())),
+                .map(|s| (&*s.labels, s.entries.as_slice())),
         );
         let (reply, rx) = tokio::sync::oneshot::channel();
         let req = writer::WriteRequest {

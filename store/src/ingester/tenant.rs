@@ -187,7 +187,7 @@ impl Tenant {
     }
 
     /// The stream with fingerprint `fp`, created with `labels` if new.
-    pub fn get_or_create(&self, fp: u64, labels: LabelSet) -> Arc<Stream> {
+    pub fn get_or_create(&self, fp: u64, labels: impl Into<Arc<LabelSet>>) -> Arc<Stream> {
         if let Some(s) = self.get(fp) {
             return s;
         }
@@ -196,11 +196,12 @@ impl Tenant {
             return s.clone();
         }
         let id = reg.list.len() as u32;
+        let labels = labels.into();
         reg.postings.add(id, &labels);
         let s = Arc::new(Stream {
             id,
             fp,
-            labels: Arc::new(labels),
+            labels,
             state: parking_lot::Mutex::new(StreamState::default()),
         });
         reg.by_fp.insert(fp, s.clone());

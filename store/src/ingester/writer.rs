@@ -152,15 +152,45 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
     }
 }
 
+/// Syncs groups as they come; groups that queued up while the previous
+/// sync ran share one sync (the last group's: it covers every record
+/// appended before it, since a segment is synced before the WAL moves on
+/// to the next), so many small pushes cost few syncs.
 fn sync_loop(ing: Arc<Ingester>, rx: std::sync::mpsc::Receiver<SyncJob>) {
-    while let Ok(job) = rx.recv() {
-        finish(&ing, job);
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            jobs.push(next);
+        }
+        finish_all(&ing, jobs);
     }
 }
 
 /// Syncs, then acknowledges (or fails) every request of the group.
 fn finish(ing: &Ingester, job: SyncJob) {
-    let synced = job.handle.sync();
+    finish_all(ing, vec![job]);
+}
+
+/// Syncs once for `jobs` (in the order their records were appended), then
+/// acknowledges (or fails) every request of each.
+fn finish_all(ing: &Ingester, jobs: Vec<SyncJob>) {
+    let Some(last) = jobs.last() else {
+        return;
+    };
+    let synced = last.handle.sync();
+    ing.metrics.wal_syncs.inc();
+    for job in jobs {
+        settle(
+            ing,
+            job,
+            synced.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+}
+
+/// Acknowledges (or fails) every request of a group once the sync that
+/// covers its records returned `synced`.
+fn settle(ing: &Ingester, job: SyncJob, synced: Result<(), String>) {
     ing.metrics
         .wal_commit_seconds
         .observe(job.started.elapsed().as_secs_f64());
@@ -169,7 +199,7 @@ fn finish(ing: &Ingester, job: SyncJob) {
         tracing::error!(error = %e, "WAL sync failed; refusing further pushes.");
         ing.wal_failed.store(true, Ordering::Release);
         for (reply, _) in job.replies {
-            let _ = reply.send(Err(WriteError::WalFailed(e.to_string())));
+            let _ = reply.send(Err(WriteError::WalFailed(e.clone())));
         }
         return;
     }
@@ -356,7 +386,7 @@ fn process(
             tenant.id.as_str(),
             kept_entries
                 .iter()
-                .map(|(i, es)| (&streams[*i].labels, es.as_slice()))
+                .map(|(i, es)| (&*streams[*i].labels, es.as_slice()))
                 .collect::<Vec<_>>()
                 .into_iter(),
         )

@@ -42,6 +42,8 @@ pub struct AppState {
     pub tails: Arc<api::tail::TailRegistry>,
     /// Memory for decoding pushes (`push.max_decode_memory`).
     pub decode_budget: Arc<crate::push::meter::DecodeBudget>,
+    /// Labels texts pushes sent before, parsed.
+    pub label_cache: Arc<crate::validate::LabelCache>,
     /// The ruler, when it runs (its API is served then).
     pub ruler: Option<Arc<crate::ruler::Ruler>>,
     /// Tokens (`auth.tokens_file`); `None` trusts `X-Scope-OrgID`.
@@ -87,6 +89,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             tails: Arc::new(api::tail::TailRegistry::new()),
             decode_budget,
+            label_cache: Arc::new(crate::validate::LabelCache::new()),
             ruler: None,
             auth: None,
             tls: None,

@@ -242,11 +242,20 @@ pub async fn prepare(
             && !body::is_json(content_type.as_deref()).unwrap_or(true));
     let inline = !compressed && body.len() <= INLINE_DECODE_LIMIT;
     let config = app.config.clone();
+    let cache = app.label_cache.clone();
     let owner = tenant.clone();
     let body_len = body.len() as u64;
     let work = move || {
         let limits = config.limits_for(owner.as_str());
-        decode_and_validate(format, content_type, encoding, body, meter, &limits, &owner)
+        decode_and_validate(
+            format,
+            content_type,
+            encoding,
+            body,
+            meter,
+            (&limits, &cache),
+            &owner,
+        )
     };
     let result = if inline {
         work()
@@ -267,7 +276,7 @@ fn decode_and_validate(
     encoding: Option<String>,
     body: Bytes,
     mut meter: Meter,
-    limits: &Limits,
+    (limits, cache): (&Limits, &validate::LabelCache),
     tenant: &TenantId,
 ) -> Result<Prepared, PushError> {
     let push = push::decode(
@@ -290,8 +299,9 @@ fn decode_and_validate(
         .map(|e| e.sent_len() as u64)
         .sum();
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let validated = validate::validate_metered(push, limits, now, tenant.as_str(), &mut meter)
-        .map_err(PushError::Decode)?;
+    let validated =
+        validate::validate_metered(push, limits, now, tenant.as_str(), &mut meter, cache)
+            .map_err(PushError::Decode)?;
     Ok(Prepared {
         validated,
         _meter: meter,

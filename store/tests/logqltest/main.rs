@@ -128,7 +128,7 @@ impl Store {
             return Err(validated.errors.join("; "));
         }
         for s in &mut validated.streams {
-            let mut without = s.labels.clone();
+            let mut without = (*s.labels).clone();
             without.remove("service_name");
             let from_script_without_service = script_labels.iter().any(|l| {
                 let mut l = l.clone();
@@ -136,7 +136,7 @@ impl Store {
                 l.get("service_name").is_none() && l == without
             });
             if from_script_without_service {
-                s.labels = without;
+                s.labels = without.into();
             }
         }
         let tenant = TenantId::new(TENANT).unwrap();

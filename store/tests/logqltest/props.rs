@@ -88,7 +88,7 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
         assert!(v.errors.is_empty(), "{:?}", v.errors);
         // Loki's engine sees the streams as pushed (no service_name).
         for s in &mut v.streams {
-            s.labels.remove("service_name");
+            std::sync::Arc::make_mut(&mut s.labels).remove("service_name");
         }
         rt.block_on(ing.push(&tenant, v)).unwrap();
     }
