@@ -240,7 +240,7 @@ struct ChunkLayout {
 fn chunk_layout(rel: &Path, bytes: &[u8]) -> ChunkLayout {
     let tenant = rel.iter().nth(1).unwrap().to_string_lossy().into_owned();
     let f = ChunkFile::parse(bytes.to_vec()).expect("an undamaged chunk parses");
-    assert_eq!(f.version, 2);
+    assert_eq!(f.version, 3, "chunks are written in version 3");
     let header_end = 16 + u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     let index_offset = u64::from_le_bytes(
         bytes[bytes.len() - 24..bytes.len() - 16]
