@@ -209,7 +209,6 @@ containers:
         mountPath: /etc/larch/write-node-token
         readOnly: true
       {{- end }}
-      {{- end }}
       {{- if $v.store.tls.enabled }}
       - name: tls
         mountPath: /etc/larch/tls
@@ -244,7 +243,6 @@ volumes:
       items:
         - key: {{ $v.read.writeNodeTokenKey }}
           path: {{ $v.read.writeNodeTokenKey }}
-  {{- end }}
   {{- end }}
   {{- if $v.store.tls.enabled }}
   - name: tls
