@@ -26,12 +26,16 @@
 //! | `runtime_config.file`, `period` | `runtime_config` |
 //! | `ruler.enable_api`, `evaluation_interval`, `poll_interval`, `alertmanager_url`, `alertmanager_client` (`basic_auth_username`, `basic_auth_password`, `type`, `credentials`), `external_url`, `datasource_uid`, `external_labels`, `notification_queue_capacity`, `notification_timeout`, `resend_delay`, `for_outage_tolerance` | `ruler.*` |
 //! | the first of `ruler.storage.local.directory` (`type: local`), `ruler_storage.local.directory` (`backend: local`), `common.storage.filesystem.rules_directory` | `ruler.rule_path` (`<dir>/<tenant>/<namespace>.yaml`, as Loki's local rule store) |
+//! | `ruler.storage.type` or `ruler_storage.backend` naming an object store (`s3`, `gcs`, `azure`...) | `ruler.storage.type: bucket` (`rules/<tenant>/<namespace>.yaml` in the store's bucket) |
 //! | `ruler.remote_write.enabled`, `add_org_id_header`, `client` and `clients.<name>`: `url`, `remote_timeout`, `headers`, `basic_auth.{username,password}`, `queue_config.{capacity,max_samples_per_send,min_backoff,max_backoff,retry_on_http_429}` | `ruler.remote_write.*` (clients only when `enabled`: Loki discards the samples otherwise, Larch refuses clients it would not use) |
 //! | `target`: `all`, `write`, `read`, `backend` | `target` (other targets are refused) |
 //!
 //! Loki's `ruler.rule_path` is not where rule groups are kept but the
 //! scratch copy Loki's ruler writes for its evaluator; it is listed as
-//! having no effect, as are rule groups in object storage.
+//! having no effect. Rule groups in object storage (`ruler.storage.type`
+//! or `ruler_storage.backend` other than `local`) become
+//! `ruler.storage.type: bucket`: the store's own bucket (`storage:`),
+//! under `rules/`; Loki's bucket block for them is listed as unused.
 //!
 //! Values keep Loki's notation (`168h`, `256KB`); a value the store
 //! cannot take is reported with its Loki key.
@@ -590,9 +594,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                     }
                 }
                 if let Some(b) = backend.filter(|b| b != "local") {
-                    t.unused(format!(
-                        "ruler_storage.backend ({b:?}: rule groups are read from a local directory only)"
-                    ));
+                    bucket_rules(&mut t, "ruler_storage.backend");
                 }
             }
             _ => t.unused(key.clone()),
@@ -659,6 +661,13 @@ fn local_directory(
     Ok(())
 }
 
+/// A rule storage in object storage (Loki's `s3`, `gcs`...) at `key`: the
+/// rule groups go to the store's own bucket (`storage:`), under `rules/`;
+/// the block naming Loki's bucket is listed as unused.
+fn bucket_rules(t: &mut Translation, key: &str) {
+    t.set("ruler.storage.type", key, Value::String("bucket".into()));
+}
+
 /// Loki's `ruler:` block.
 fn ruler(t: &mut Translation, value: &Value, rules: &mut RuleDirs) -> Result<(), TranslateError> {
     let m = object("ruler", value)?;
@@ -684,9 +693,7 @@ fn ruler(t: &mut Translation, value: &Value, rules: &mut RuleDirs) -> Result<(),
                     let key = format!("{path}.{sk}");
                     match sk.as_str() {
                         "type" if local => {}
-                        "type" => t.unused(format!(
-                            "{key} ({sv}: rule groups are read from a local directory only)"
-                        )),
+                        "type" => bucket_rules(t, &key),
                         "local" if local => local_directory(t, &key, sv, &mut rules.ruler)?,
                         _ => t.unused(key),
                     }
@@ -1226,28 +1233,25 @@ common:
             rules(&format!("{common}{storage}{ruler}")),
             (Some(json!("/r")), vec![])
         );
-        // A bucket: listed, and the local directory stays Larch's default.
+        // A bucket: the store's own, its Loki block listed as unused.
+        let storage_type = |text: &str| {
+            let t = translate(&yaml(text)).unwrap();
+            (t.larch["ruler"]["storage"]["type"].clone(), t.unused)
+        };
         assert_eq!(
-            rules("ruler_storage:\n  backend: s3\n  s3:\n    bucket_name: rules\n"),
-            (
-                None,
-                vec![
-                    "ruler_storage.backend (\"s3\": rule groups are read from a local directory only)"
-                        .to_string(),
-                    "ruler_storage.s3".to_string(),
-                ]
-            )
+            storage_type("ruler_storage:\n  backend: s3\n  s3:\n    bucket_name: rules\n"),
+            (json!("bucket"), vec!["ruler_storage.s3".to_string()])
         );
         assert_eq!(
-            rules("ruler:\n  storage:\n    type: gcs\n    gcs:\n      bucket_name: r\n"),
-            (
-                None,
-                vec![
-                    "ruler.storage.gcs".to_string(),
-                    "ruler.storage.type (\"gcs\": rule groups are read from a local directory only)"
-                        .to_string(),
-                ]
-            )
+            storage_type("ruler:\n  storage:\n    type: gcs\n    gcs:\n      bucket_name: r\n"),
+            (json!("bucket"), vec!["ruler.storage.gcs".to_string()])
+        );
+        let t = translate(&yaml("ruler:\n  storage:\n    type: azure\n")).unwrap();
+        let c: larch_store::ruler::config::RulerConfig =
+            serde_json::from_value(t.larch["ruler"].clone()).unwrap();
+        assert_eq!(
+            c.storage.kind,
+            larch_store::ruler::config::RuleStorageType::Bucket
         );
         // Loki's default: remote write off, its clients unused.
         let t = translate(&yaml(

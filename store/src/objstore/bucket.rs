@@ -37,6 +37,9 @@ pub struct Listed {
     pub size: u64,
     /// When it was written (milliseconds since the epoch).
     pub modified_ms: i64,
+    /// Its entity tag, when the backend gives one (changes with every
+    /// write, even within the same second).
+    pub e_tag: Option<String>,
 }
 
 /// The bucket.
@@ -482,6 +485,7 @@ impl Bucket {
                         key: m.location.to_string(),
                         size: m.size,
                         modified_ms: m.last_modified.timestamp_millis(),
+                        e_tag: m.e_tag,
                     }),
                     Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(map_err("listing", prefix, e)),

@@ -24,7 +24,11 @@ pub struct RulerConfig {
     /// Serve the rules API (`/loki/api/v1/rules...`, `/api/prom/rules...`,
     /// `/prometheus/api/v1/rules` and `/alerts`). Default true, as Loki.
     pub enable_api: bool,
-    /// Directory of the rule groups: `<rule_path>/<tenant>/<namespace>.yaml`,
+    /// Where rule groups are kept (`storage.type`: `local`, the
+    /// directory `rule_path`; `bucket`, the store's bucket).
+    pub storage: RuleStorageConfig,
+    /// Directory of the rule groups with `storage.type: local`:
+    /// `<rule_path>/<tenant>/<namespace>.yaml`,
     /// each a rule file (`groups:`). Read every `poll_interval` and after
     /// every change made through the API, which writes here. Empty (the
     /// default): `<data_dir>/rules`.
@@ -77,6 +81,42 @@ pub struct RulerConfig {
     /// Recording rules' samples (and `ALERTS`, `ALERTS_FOR_STATE`) sent with
     /// Prometheus remote write.
     pub remote_write: RemoteWriteConfig,
+    /// This ruler's name in the bucket: with `storage.type: bucket` its
+    /// alert state is the object `ruler-state/<instance_id>.json`. Empty
+    /// (the default): the host's name (a StatefulSet pod's name, stable
+    /// across restarts).
+    pub instance_id: String,
+    /// With `enabled: false`: the base URL of the node that runs the ruler
+    /// (`http://larch-backend:3100`); this node then answers the rules API
+    /// by forwarding each request there, with the caller's `X-Scope-OrgID`
+    /// and `Authorization`. Empty (the default): no rules API.
+    pub api_forward_url: String,
+    /// Longest a forwarded rules API request may take (default 30s).
+    pub api_forward_timeout: HumanDuration,
+}
+
+/// `ruler.storage` (Loki's key).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleStorageConfig {
+    /// `local` (the default) or `bucket`.
+    #[serde(rename = "type")]
+    pub kind: RuleStorageType,
+}
+
+/// `ruler.storage.type`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleStorageType {
+    /// The directory `ruler.rule_path`, one folder per tenant.
+    #[default]
+    Local,
+    /// `rules/<tenant>/<namespace>.yaml` in the store's bucket
+    /// (`storage.backend`), shared by every node of the bucket. Loki's
+    /// object store names (`s3`, `gcs`, `azure`, `filesystem`) mean the
+    /// same: the bucket the store already has.
+    #[serde(alias = "s3", alias = "gcs", alias = "azure", alias = "filesystem")]
+    Bucket,
 }
 
 impl Default for RulerConfig {
@@ -85,6 +125,7 @@ impl Default for RulerConfig {
             enabled: true,
             evaluation: EvaluationConfig::default(),
             enable_api: true,
+            storage: RuleStorageConfig::default(),
             rule_path: PathBuf::new(),
             evaluation_interval: HumanDuration::from_secs(60),
             poll_interval: HumanDuration::from_secs(60),
@@ -105,6 +146,9 @@ impl Default for RulerConfig {
             max_rule_groups_per_tenant: 1000,
             max_rules_per_rule_group: 200,
             remote_write: RemoteWriteConfig::default(),
+            instance_id: String::new(),
+            api_forward_url: String::new(),
+            api_forward_timeout: HumanDuration::from_secs(30),
         }
     }
 }
@@ -401,8 +445,30 @@ impl RulerConfig {
         }
     }
 
+    /// The name of this ruler's alert state in the bucket:
+    /// `instance_id`, or the host's name.
+    pub fn instance(&self) -> String {
+        if self.instance_id.is_empty() {
+            crate::cluster::membership::hostname()
+        } else {
+            self.instance_id.clone()
+        }
+    }
+
     /// Checks what types cannot; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.api_forward_url.is_empty() {
+            if self.enabled {
+                return Err(invalid(
+                    "ruler.api_forward_url",
+                    "is only used with ruler.enabled: false (a node that runs the ruler serves its own API)",
+                ));
+            }
+            check_url("ruler.api_forward_url", &self.api_forward_url)?;
+            if self.api_forward_timeout.is_zero() {
+                return Err(invalid("ruler.api_forward_timeout", "must be positive"));
+            }
+        }
         for (key, d) in [
             ("ruler.evaluation_interval", self.evaluation_interval),
             ("ruler.poll_interval", self.poll_interval),
@@ -563,6 +629,28 @@ mod tests {
         assert!(e.to_string().contains("mode: remote"), "{e}");
         assert!(larch_config::yaml::from_str::<RulerConfig>("evaluation:\n  mode: far\n").is_err());
         assert!(!parse("enabled: false\n").enabled);
+    }
+
+    #[test]
+    fn storage_and_forwarding() {
+        assert_eq!(RulerConfig::default().storage.kind, RuleStorageType::Local);
+        for kind in ["bucket", "s3", "gcs", "azure", "filesystem"] {
+            let c = parse(&format!("storage:\n  type: {kind}\n"));
+            assert_eq!(c.storage.kind, RuleStorageType::Bucket, "{kind}");
+        }
+        assert!(larch_config::yaml::from_str::<RulerConfig>("storage:\n  type: swift\n").is_err());
+        let c = parse("enabled: false\napi_forward_url: http://larch-backend:3100\n");
+        c.validate().unwrap();
+        let e = parse("api_forward_url: http://larch-backend:3100\n")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("enabled: false"), "{e}");
+        let e = parse("enabled: false\napi_forward_url: larch-backend:3100\n")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("http://"), "{e}");
+        assert_eq!(parse("instance_id: r1\n").instance(), "r1");
+        assert!(!RulerConfig::default().instance().is_empty());
     }
 
     #[test]

@@ -112,6 +112,63 @@ impl HttpClient {
     }
 }
 
+/// Why a request sent with [`HttpClient::send`] has no answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// The connection failed or broke.
+    Transport(String),
+    /// No whole answer within the timeout.
+    Timeout(Duration),
+    /// The answer's body was longer than allowed.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transport(e) => f.write_str(e),
+            Failure::Timeout(t) => write!(f, "no answer within {t:?}"),
+            Failure::TooLarge(n) => write!(f, "the answer is larger than {n} bytes"),
+        }
+    }
+}
+
+impl HttpClient {
+    /// Sends `req`, reading at most `max_body` bytes of the answer, all
+    /// within `timeout`: the status, the headers and the body.
+    pub async fn send(
+        &self,
+        req: hyper::Request<Full<Bytes>>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), Failure> {
+        let call = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| Failure::Transport(chain(&e)))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, max_body)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                        Failure::TooLarge(max_body)
+                    } else {
+                        Failure::Transport(format!("reading the answer: {e}"))
+                    }
+                })?
+                .to_bytes();
+            Ok((parts.status, parts.headers, body))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout(timeout)),
+        }
+    }
+}
+
 /// An error and its sources, as one line.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

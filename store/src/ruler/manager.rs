@@ -40,8 +40,9 @@ use super::eval::{self, CompiledGroup, EvalEnv, GroupKey, GroupStatus};
 use super::notifier::Notifier;
 use super::remote_eval::RemoteQuerier;
 use super::remote_write::RemoteWriter;
-use super::state::{self, SavedGroup, SavedRule, StateFile};
-use super::storage::{DirRuleStore, RuleStore, StoreError, TenantRules};
+use super::config::RuleStorageType;
+use super::state::{self, SavedGroup, SavedRule, StateFile, StateStore};
+use super::storage::{BucketRuleStore, DirRuleStore, RuleStore, StoreError, TenantRules};
 use super::{RulerConfig, metrics::one};
 use crate::ingester::Ingester;
 use crate::metrics::Metrics;
@@ -74,7 +75,12 @@ struct Shared {
     slots: Arc<Semaphore>,
     /// Alerts changed since the state file was written.
     dirty: AtomicBool,
-    state_path: std::path::PathBuf,
+    /// Where the alert state is kept.
+    state: StateStore,
+    /// Whether the saved state was read (at the first sync, again at each
+    /// sync while the bucket does not answer). No state is written before,
+    /// so a state that could not be read yet is never replaced.
+    state_loaded: AtomicBool,
     /// State read at startup, taken by each group when it first loads.
     restored: Mutex<HashMap<GroupKey, Vec<SavedRule>>>,
     query_timeout: Duration,
@@ -117,16 +123,33 @@ pub struct GroupView {
 
 impl Ruler {
     /// Starts the ruler of `ingester`'s store (its `ruler:` configuration)
-    /// with the directory rule store; must run inside the runtime.
+    /// with the rule store and state `ruler.storage.type` names; must run
+    /// inside the runtime. Groups and the saved state are read at the
+    /// first [`sync`](Ruler::sync).
     pub fn start(ingester: Arc<Ingester>) -> Arc<Ruler> {
         let config = &ingester.config;
-        let store: Arc<dyn RuleStore> =
-            Arc::new(DirRuleStore::new(config.ruler.rule_dir(&config.data_dir)));
-        Ruler::start_with_store(ingester, store)
+        let (store, state): (Arc<dyn RuleStore>, StateStore) = match config.ruler.storage.kind {
+            RuleStorageType::Local => (
+                Arc::new(DirRuleStore::new(config.ruler.rule_dir(&config.data_dir))),
+                StateStore::File(state::path(&config.data_dir)),
+            ),
+            RuleStorageType::Bucket => (
+                Arc::new(BucketRuleStore::new(ingester.bucket.clone())),
+                StateStore::Bucket {
+                    bucket: ingester.bucket.clone(),
+                    key: state::object_key(&config.ruler.instance()),
+                },
+            ),
+        };
+        Ruler::start_with_store(ingester, store, state)
     }
 
-    /// Starts the ruler with another rule store.
-    pub fn start_with_store(ingester: Arc<Ingester>, store: Arc<dyn RuleStore>) -> Arc<Ruler> {
+    /// Starts the ruler with another rule store and state.
+    pub fn start_with_store(
+        ingester: Arc<Ingester>,
+        store: Arc<dyn RuleStore>,
+        state: StateStore,
+    ) -> Arc<Ruler> {
         let rc = ingester.config.ruler.clone();
         let metrics = ingester.metrics.clone();
         let notifier = (!rc.alertmanager_url.0.is_empty()).then(|| {
@@ -154,18 +177,6 @@ impl Ruler {
         } else {
             Vec::new()
         };
-        let state_path = state::path(&ingester.config.data_dir);
-        let restored = state::load(
-            &state_path,
-            now_ms(),
-            rc.for_outage_tolerance.as_nanos_i64() / 1_000_000,
-        );
-        if !restored.is_empty() {
-            tracing::info!(
-                groups = restored.len(),
-                "Restoring alert state saved before the restart."
-            );
-        }
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(rc.max_concurrent_evaluations)),
             query_timeout: ingester.config.query.timeout.0,
@@ -178,8 +189,9 @@ impl Ruler {
             notifier: notifier.clone(),
             writers: writers.clone(),
             dirty: AtomicBool::new(false),
-            state_path,
-            restored: Mutex::new(restored),
+            state,
+            state_loaded: AtomicBool::new(false),
+            restored: Mutex::new(HashMap::new()),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let ruler = Arc::new(Ruler {
@@ -222,7 +234,9 @@ impl Ruler {
                 }
                 let Some(r) = weak.upgrade() else { return };
                 r.count_alerts();
-                if r.shared.dirty.swap(false, Ordering::AcqRel) {
+                if r.shared.state_loaded.load(Ordering::Acquire)
+                    && r.shared.dirty.swap(false, Ordering::AcqRel)
+                {
                     r.save_state().await;
                 }
             }
@@ -266,6 +280,9 @@ impl Ruler {
         let mut memory = self.sync_lock.lock().await;
         if *self.stop_tx.borrow() {
             return;
+        }
+        if !self.shared.state_loaded.load(Ordering::Acquire) {
+            self.load_state().await;
         }
         let store = self.shared.store.clone();
         let loaded = match tokio::task::spawn_blocking(move || load_all(store.as_ref())).await {
@@ -516,14 +533,49 @@ impl Ruler {
         }
     }
 
+    /// Reads the saved alert state; groups not running yet take theirs
+    /// back when they start.
+    async fn load_state(&self) {
+        let shared = self.shared.clone();
+        let tolerance = shared.config.for_outage_tolerance.as_nanos_i64() / 1_000_000;
+        let r = tokio::task::spawn_blocking(move || shared.state.load(now_ms(), tolerance)).await;
+        let restored = match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(place = %self.shared.state.describe(), error = %e, "Cannot read the ruler's alert state; it is neither used nor replaced until it can be read, at the next poll.");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Reading the ruler's alert state failed.");
+                return;
+            }
+        };
+        let running: BTreeSet<GroupKey> = self.groups.lock().keys().cloned().collect();
+        let restored: HashMap<GroupKey, Vec<SavedRule>> = restored
+            .into_iter()
+            .filter(|(k, _)| !running.contains(k))
+            .collect();
+        if !restored.is_empty() {
+            tracing::info!(
+                groups = restored.len(),
+                "Restoring alert state saved before the restart."
+            );
+        }
+        *self.shared.restored.lock() = restored;
+        self.shared.state_loaded.store(true, Ordering::Release);
+    }
+
     async fn save_state(&self) {
         self.save_views(self.groups()).await;
     }
 
     async fn save_views(&self, views: Vec<GroupView>) {
+        if !self.shared.state_loaded.load(Ordering::Acquire) {
+            return;
+        }
         let file = self.state_file(views);
-        let path = self.shared.state_path.clone();
-        let result = tokio::task::spawn_blocking(move || state::save(&path, &file)).await;
+        let shared = self.shared.clone();
+        let result = tokio::task::spawn_blocking(move || shared.state.save(&file)).await;
         let err = match result {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
@@ -531,7 +583,7 @@ impl Ruler {
         };
         self.shared.metrics.ruler.state_write_failures.inc();
         self.shared.dirty.store(true, Ordering::Release);
-        tracing::error!(path = %self.shared.state_path.display(), error = %err, "Cannot write the ruler's alert state; retrying.");
+        tracing::error!(place = %self.shared.state.describe(), error = %err, "Cannot write the ruler's alert state; retrying.");
     }
 
     /// Stops every group (an evaluation in progress is cancelled), saves

@@ -3,15 +3,17 @@
 //!
 //! Rule groups are Prometheus rule files with LogQL expressions
 //! (`larch-rules` reads and checks them), kept per tenant and namespace in
-//! a [`RuleStore`] (a directory today, [`DirRuleStore`]). Each group runs
-//! at its interval ([`manager`]): its rules' queries run on the blocking
-//! pool against the tenant's data ([`eval`]); alerts go through
-//! Prometheus' lifecycle ([`alert`]) and are sent to Alertmanager's API v2
-//! ([`notifier`]); recorded samples, `ALERTS` and `ALERTS_FOR_STATE` go to
-//! Prometheus remote write receivers ([`remote_write`]). Alert state is
-//! saved to a file in the data directory ([`state`]) so that a restart
-//! neither resolves nor re-fires what was firing. The rules API ([`api`])
-//! serves Loki's configuration routes and Prometheus' status JSON.
+//! a [`RuleStore`] (a directory, [`DirRuleStore`], or the store's bucket,
+//! [`BucketRuleStore`]). Each group runs at its interval ([`manager`]): its
+//! rules' queries run on the blocking pool against the tenant's data
+//! ([`eval`]); alerts go through Prometheus' lifecycle ([`alert`]) and are
+//! sent to Alertmanager's API v2 ([`notifier`]); recorded samples, `ALERTS`
+//! and `ALERTS_FOR_STATE` go to Prometheus remote write receivers
+//! ([`remote_write`]). Alert state is saved to a file in the data
+//! directory, or to the bucket ([`state`]), so that a restart neither
+//! resolves nor re-fires what was firing. The rules API ([`api`]) serves
+//! Loki's configuration routes and Prometheus' status JSON; a node without
+//! the ruler may forward it to the one that runs it ([`forward`]).
 //!
 //! Module map:
 //! * [`config`]: the `ruler:` configuration block.
@@ -23,12 +25,15 @@
 //! * [`remote_eval`]: rules' queries asked of another node's API
 //!   (`ruler.evaluation.mode: remote`).
 //! * [`api`]: the HTTP routes.
+//! * [`forward`]: the same routes on a node without the ruler, forwarded
+//!   to the one that runs it.
 //! * [`metrics`]: the `larch_ruler_*` metrics.
 
 pub mod alert;
 pub mod api;
 pub mod config;
 pub mod eval;
+pub mod forward;
 pub mod http;
 pub mod manager;
 pub mod metrics;
@@ -41,4 +46,4 @@ pub mod storage;
 pub use config::RulerConfig;
 pub use manager::Ruler;
 pub use metrics::RulerMetrics;
-pub use storage::{DirRuleStore, RuleStore};
+pub use storage::{BucketRuleStore, DirRuleStore, RuleStore};

@@ -15,15 +15,24 @@
 //! older than `for_outage_tolerance` is not restored. A file that cannot
 //! be read is moved aside (`alerts.json.damaged`), reported, and the ruler
 //! starts without state: alerts become pending again, nothing is deleted.
+//!
+//! With `ruler.storage.type: bucket` the same JSON is the object
+//! `ruler-state/<instance>.json` of the store's bucket instead ([`StateStore`]),
+//! so that a ruler whose data directory is gone (a pod rescheduled with an
+//! empty volume) takes its alerts back. A state that cannot be read because
+//! the bucket does not answer is neither replaced nor dropped: the ruler
+//! asks again at its next poll and writes no state until it has read it.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::alert::Alert;
 use super::eval::GroupKey;
+use crate::objstore::Bucket;
 
 /// The format's version.
 const VERSION: u32 = 1;
@@ -69,10 +78,13 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("ruler").join("alerts.json")
 }
 
+/// Saved alerts by group.
+pub type Restored = HashMap<GroupKey, Vec<SavedRule>>;
+
 /// Reads the state saved at `path`, by group; nothing when there is none,
 /// when it is older than `tolerance_ms` at `now_ms`, or when it cannot be
 /// read (then it is moved aside and the reason logged).
-pub fn load(path: &Path, now_ms: i64, tolerance_ms: i64) -> HashMap<GroupKey, Vec<SavedRule>> {
+pub fn load(path: &Path, now_ms: i64, tolerance_ms: i64) -> Restored {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return HashMap::new(),
@@ -81,33 +93,42 @@ pub fn load(path: &Path, now_ms: i64, tolerance_ms: i64) -> HashMap<GroupKey, Ve
             return HashMap::new();
         }
     };
-    let file: StateFile = match serde_json::from_slice(&text) {
-        Ok(f) => f,
-        Err(e) => {
-            let aside = path.with_extension("json.damaged");
-            let moved = std::fs::rename(path, &aside);
-            tracing::error!(
-                path = %path.display(),
-                kept_as = %aside.display(),
-                moved = moved.is_ok(),
-                error = %e,
-                "The ruler's alert state file is damaged; alerts start over as pending."
-            );
-            return HashMap::new();
-        }
-    };
+    decode(&text, &path.display().to_string(), now_ms, tolerance_ms).unwrap_or_else(|e| {
+        let aside = path.with_extension("json.damaged");
+        let moved = std::fs::rename(path, &aside);
+        tracing::error!(
+            path = %path.display(),
+            kept_as = %aside.display(),
+            moved = moved.is_ok(),
+            error = %e,
+            "The ruler's alert state file is damaged; alerts start over as pending."
+        );
+        HashMap::new()
+    })
+}
+
+/// The saved state in `text` (from `place`); an error only if it is
+/// damaged. Logs why a readable state is not restored.
+fn decode(
+    text: &[u8],
+    place: &str,
+    now_ms: i64,
+    tolerance_ms: i64,
+) -> Result<Restored, serde_json::Error> {
+    let file: StateFile = serde_json::from_slice(text)?;
     if file.version != VERSION {
-        tracing::error!(path = %path.display(), version = file.version, "Unknown version of the ruler's alert state; alerts start over as pending.");
-        return HashMap::new();
+        tracing::error!(place, version = file.version, "Unknown version of the ruler's alert state; alerts start over as pending.");
+        return Ok(HashMap::new());
     }
-    if now_ms - file.saved_at_ms > tolerance_ms {
+    if now_ms.saturating_sub(file.saved_at_ms) > tolerance_ms {
         tracing::info!(
-            saved_secs_ago = (now_ms - file.saved_at_ms) / 1000,
+            saved_secs_ago = now_ms.saturating_sub(file.saved_at_ms) / 1000,
             "The ruler's alert state is older than for_outage_tolerance; alerts start over as pending."
         );
-        return HashMap::new();
+        return Ok(HashMap::new());
     }
-    file.groups
+    Ok(file
+        .groups
         .into_iter()
         .map(|g| {
             (
@@ -119,7 +140,80 @@ pub fn load(path: &Path, now_ms: i64, tolerance_ms: i64) -> HashMap<GroupKey, Ve
                 g.rules,
             )
         })
-        .collect()
+        .collect())
+}
+
+/// Where the alert state is kept.
+pub enum StateStore {
+    /// A file (`<data_dir>/ruler/alerts.json`).
+    File(PathBuf),
+    /// An object of the store's bucket.
+    Bucket {
+        /// The bucket.
+        bucket: Arc<Bucket>,
+        /// `ruler-state/<instance>.json`.
+        key: String,
+    },
+}
+
+/// The key of a ruler's state in the bucket.
+pub fn object_key(instance: &str) -> String {
+    format!(
+        "ruler-state/{}.json",
+        super::storage::encode_key_part(instance)
+    )
+}
+
+impl StateStore {
+    /// Where, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            StateStore::File(p) => p.display().to_string(),
+            StateStore::Bucket { bucket, key } => format!("{key} in {}", bucket.describe()),
+        }
+    }
+
+    /// The saved state (blocking I/O). An error only when the bucket did
+    /// not answer: the state may exist, so it must not be replaced yet.
+    pub fn load(&self, now_ms: i64, tolerance_ms: i64) -> Result<Restored, std::io::Error> {
+        match self {
+            StateStore::File(p) => Ok(load(p, now_ms, tolerance_ms)),
+            StateStore::Bucket { bucket, key } => {
+                let text = match bucket.get_uncached(key) {
+                    Ok(t) => t,
+                    Err(e) if crate::objstore::bucket::is_not_found(&e) => {
+                        return Ok(HashMap::new());
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok(decode(&text, key, now_ms, tolerance_ms).unwrap_or_else(|e| {
+                    // Kept aside as it was; the next save replaces the original.
+                    let aside = format!("{key}.damaged");
+                    let kept = bucket.put(&aside, text.clone());
+                    tracing::error!(
+                        key = %key,
+                        kept_as = %aside,
+                        kept = kept.is_ok(),
+                        error = %e,
+                        "The ruler's alert state object is damaged; alerts start over as pending."
+                    );
+                    HashMap::new()
+                }))
+            }
+        }
+    }
+
+    /// Writes the state whole (blocking I/O); the old one stays if
+    /// anything fails.
+    pub fn save(&self, file: &StateFile) -> std::io::Result<()> {
+        match self {
+            StateStore::File(p) => save(p, file),
+            StateStore::Bucket { bucket, key } => {
+                let bytes = serde_json::to_vec(file)?;
+                bucket.put(key, bytes.into())
+            }
+        }
+    }
 }
 
 /// Writes the state atomically; the old file stays if anything fails.
@@ -194,6 +288,36 @@ mod tests {
         assert_eq!(got[&key][0].alerts[0].fired_at, Some(1000));
         assert!(load(&p, 12_000, 1000).is_empty(), "too old");
         assert!(!p.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn state_in_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Arc::new(
+            Bucket::open(
+                &crate::objstore::config::StorageConfig::default(),
+                dir.path(),
+                crate::objstore::metrics::ObjstoreMetrics::default(),
+            )
+            .unwrap(),
+        );
+        let store = StateStore::Bucket {
+            bucket: bucket.clone(),
+            key: object_key("larch-backend-0"),
+        };
+        assert!(store.load(0, 1000).unwrap().is_empty());
+        store.save(&file(10_000)).unwrap();
+        assert!(dir.path().join("ruler-state/larch-backend-0.json").exists());
+        assert_eq!(store.load(10_500, 1000).unwrap().len(), 1);
+        bucket
+            .put("ruler-state/larch-backend-0.json", "{\"vers".into())
+            .unwrap();
+        assert!(store.load(10_500, 1000).unwrap().is_empty());
+        assert!(
+            dir.path()
+                .join("ruler-state/larch-backend-0.json.damaged")
+                .exists()
+        );
     }
 
     #[test]

@@ -1,26 +1,30 @@
-//! Where rule groups are kept: the [`RuleStore`] trait, and its directory
+//! Where rule groups are kept: the [`RuleStore`] trait, its directory
 //! implementation [`DirRuleStore`] (`<rule_path>/<tenant>/<namespace>.yaml`,
-//! one rule file per namespace, Loki's local layout).
+//! one rule file per namespace, Loki's local layout), and its bucket
+//! implementation [`BucketRuleStore`] (`rules/<tenant>/<namespace>.yaml`
+//! objects in the store's bucket, `ruler.storage.type: bucket`).
 //!
 //! The ruler reads every tenant's groups through the trait and the rules
-//! API writes through it, so another backend (an object-storage bucket)
-//! plugs in without touching either. Every method does blocking I/O: call
-//! them on the blocking pool.
+//! API writes through it. Every method does blocking I/O: call them on
+//! the blocking pool.
 //!
 //! A file written through the API is replaced whole: temp file, fsync,
 //! rename, fsync of the directory, so a crash leaves the old file or the
-//! new one, never half of one; a failed write leaves the old file. Files
-//! edited by hand are read as they are; one that does not parse is
-//! reported (and the ruler keeps running what it last read from it).
+//! new one, never half of one; a failed write leaves the old file. An
+//! object is replaced by one PUT, whole or not at all. Files (and
+//! objects) edited by hand are read as they are; one that does not parse
+//! is reported (and the ruler keeps running what it last read from it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use larch_rules::RuleGroup;
 use parking_lot::Mutex;
 
+use crate::objstore::Bucket;
 use crate::tenant::TenantId;
 
 /// A rule store failure.
@@ -35,6 +39,10 @@ pub enum StoreError {
         /// Why.
         error: std::io::Error,
     },
+    /// Reading, listing or writing an object of the bucket failed (the
+    /// error names the operation and the key).
+    #[error("{0}")]
+    Object(std::io::Error),
     /// A file holds no valid rule file; its errors, located.
     #[error("{path}: {message}")]
     Invalid {
@@ -359,6 +367,268 @@ impl RuleStore for DirRuleStore {
     }
 }
 
+/// Where rule objects are in the bucket: `rules/<tenant>/<namespace>.yaml`.
+pub const BUCKET_PREFIX: &str = "rules/";
+
+/// A key part with every byte outside `[A-Za-z0-9_.-]` written `=XX`
+/// (hex), so that every backend stores, lists and returns the same key
+/// (object stores escape some characters of their own, differently).
+pub fn encode_key_part(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// The text [`encode_key_part`] made `s` from; none if `s` is not one of
+/// its outputs.
+pub fn decode_key_part(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The key of a namespace's object.
+pub fn object_key(tenant: &TenantId, ns: &str) -> String {
+    format!(
+        "{BUCKET_PREFIX}{}/{}.yaml",
+        encode_key_part(tenant.as_str()),
+        encode_key_part(ns)
+    )
+}
+
+/// The tenant and namespace a listed key names, if it is a rule object.
+fn parse_key(key: &str) -> Option<(TenantId, String)> {
+    let rest = key.strip_prefix(BUCKET_PREFIX)?;
+    let (t, file) = rest.split_once('/')?;
+    let ns = file.strip_suffix(".yaml")?;
+    if ns.contains('/') {
+        return None;
+    }
+    let tenant = TenantId::new(&decode_key_part(t)?).ok()?;
+    let ns = decode_key_part(ns)?;
+    check_namespace(&ns).ok()?;
+    Some((tenant, ns))
+}
+
+/// Rule objects in the store's bucket: `rules/<tenant>/<namespace>.yaml`,
+/// each a rule file, shared by every node of the bucket. Each poll lists
+/// the tenant's objects and reads again only those whose size, time or
+/// entity tag changed; a write is one PUT of the whole namespace.
+pub struct BucketRuleStore {
+    bucket: Arc<Bucket>,
+    /// Serialises this node's read-modify-write of objects.
+    write: Mutex<()>,
+    /// Parsed objects by key, with what the listing said of them.
+    cache: Mutex<HashMap<String, CachedObject>>,
+}
+
+struct CachedObject {
+    size: u64,
+    modified_ms: i64,
+    e_tag: Option<String>,
+    groups: Result<Vec<RuleGroup>, String>,
+}
+
+impl BucketRuleStore {
+    /// The rule objects of `bucket`.
+    pub fn new(bucket: Arc<Bucket>) -> BucketRuleStore {
+        BucketRuleStore {
+            bucket,
+            write: Mutex::new(()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads one listed object, from the cache when it has not changed;
+    /// none if it went away since the listing.
+    fn read(
+        &self,
+        listed: &crate::objstore::bucket::Listed,
+    ) -> Result<Option<Result<Vec<RuleGroup>, String>>, StoreError> {
+        if let Some(c) = self.cache.lock().get(&listed.key)
+            && c.size == listed.size
+            && c.modified_ms == listed.modified_ms
+            && c.e_tag == listed.e_tag
+        {
+            return Ok(Some(c.groups.clone()));
+        }
+        let groups = if listed.size > MAX_FILE_BYTES {
+            Err(format!(
+                "larger than {MAX_FILE_BYTES} bytes; split it into namespaces"
+            ))
+        } else {
+            match self.bucket.get_uncached(&listed.key) {
+                Ok(bytes) => parse_rule_file(&bytes),
+                Err(e) if crate::objstore::bucket::is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(StoreError::Object(e)),
+            }
+        };
+        self.cache.lock().insert(
+            listed.key.clone(),
+            CachedObject {
+                size: listed.size,
+                modified_ms: listed.modified_ms,
+                e_tag: listed.e_tag.clone(),
+                groups: groups.clone(),
+            },
+        );
+        Ok(Some(groups))
+    }
+
+    /// The groups of a namespace's object as it is now (empty if there
+    /// is none); an object that does not parse is an error, never
+    /// overwritten.
+    fn read_for_update(&self, key: &str) -> Result<Option<Vec<RuleGroup>>, StoreError> {
+        match self.bucket.get_uncached(key) {
+            Err(e) if crate::objstore::bucket::is_not_found(&e) => Ok(None),
+            Err(e) => Err(StoreError::Object(e)),
+            Ok(bytes) => parse_rule_file(&bytes)
+                .map(Some)
+                .map_err(|message| StoreError::Invalid {
+                    path: PathBuf::from(key),
+                    message,
+                }),
+        }
+    }
+
+    fn write_object(&self, key: &str, groups: &[RuleGroup]) -> Result<(), StoreError> {
+        let text = larch_rules::write_file(groups);
+        self.bucket
+            .put(key, bytes::Bytes::from(text))
+            .map_err(StoreError::Object)?;
+        self.cache.lock().remove(key);
+        Ok(())
+    }
+
+    fn remove_object(&self, key: &str) -> Result<(), StoreError> {
+        self.bucket.delete(key).map_err(StoreError::Object)?;
+        self.cache.lock().remove(key);
+        Ok(())
+    }
+}
+
+/// A rule file's groups, or its errors located and joined.
+fn parse_rule_file(bytes: &[u8]) -> Result<Vec<RuleGroup>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    larch_rules::read_file(text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.located())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+impl RuleStore for BucketRuleStore {
+    fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let listed = self
+            .bucket
+            .list(BUCKET_PREFIX)
+            .map_err(StoreError::Object)?;
+        let mut out: Vec<TenantId> = listed
+            .iter()
+            .filter_map(|l| parse_key(&l.key).map(|(t, _)| t))
+            .collect();
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out.dedup();
+        Ok(out)
+    }
+
+    fn load(&self, tenant: &TenantId) -> Result<TenantRules, StoreError> {
+        let prefix = format!(
+            "{BUCKET_PREFIX}{}/",
+            encode_key_part(tenant.as_str())
+        );
+        let listed = self.bucket.list(&prefix).map_err(StoreError::Object)?;
+        let mut out = TenantRules::new();
+        for l in &listed {
+            let Some((t, ns)) = parse_key(&l.key) else {
+                continue;
+            };
+            if &t != tenant {
+                continue;
+            }
+            if let Some(groups) = self.read(l)? {
+                out.insert(ns, groups);
+            }
+        }
+        // Objects gone from the listing leave the cache.
+        self.cache
+            .lock()
+            .retain(|k, _| !k.starts_with(&prefix) || listed.iter().any(|l| &l.key == k));
+        Ok(out)
+    }
+
+    fn put_group(
+        &self,
+        tenant: &TenantId,
+        namespace: &str,
+        group: &RuleGroup,
+    ) -> Result<(), StoreError> {
+        let _w = self.write.lock();
+        let key = object_key(tenant, namespace);
+        let mut groups = self.read_for_update(&key)?.unwrap_or_default();
+        match groups.iter_mut().find(|g| g.name == group.name) {
+            Some(g) => *g = group.clone(),
+            None => groups.push(group.clone()),
+        }
+        self.write_object(&key, &groups)
+    }
+
+    fn delete_group(
+        &self,
+        tenant: &TenantId,
+        namespace: &str,
+        group: &str,
+    ) -> Result<bool, StoreError> {
+        let _w = self.write.lock();
+        let key = object_key(tenant, namespace);
+        let Some(mut groups) = self.read_for_update(&key)? else {
+            return Ok(false);
+        };
+        let before = groups.len();
+        groups.retain(|g| g.name != group);
+        if groups.len() == before {
+            return Ok(false);
+        }
+        if groups.is_empty() {
+            self.remove_object(&key)?;
+        } else {
+            self.write_object(&key, &groups)?;
+        }
+        Ok(true)
+    }
+
+    fn delete_namespace(&self, tenant: &TenantId, namespace: &str) -> Result<bool, StoreError> {
+        let _w = self.write.lock();
+        let key = object_key(tenant, namespace);
+        match self.bucket.get_uncached(&key) {
+            Err(e) if crate::objstore::bucket::is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(StoreError::Object(e)),
+            Ok(_) => {}
+        }
+        self.remove_object(&key)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,5 +725,58 @@ mod tests {
             "invalid namespace: path traversal not allowed"
         );
         assert!(check_namespace(&"x".repeat(201)).is_err());
+    }
+
+    fn fs_bucket(dir: &Path) -> Arc<Bucket> {
+        let storage = crate::objstore::config::StorageConfig::default();
+        Arc::new(
+            Bucket::open(
+                &storage,
+                dir,
+                crate::objstore::metrics::ObjstoreMetrics::default(),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn bucket_put_load_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = fs_bucket(dir.path());
+        let s = BucketRuleStore::new(b.clone());
+        let other = BucketRuleStore::new(b);
+        let t = TenantId::new("team(a)*").unwrap();
+        assert!(s.tenants().unwrap().is_empty());
+        s.put_group(&t, "ns 1 ü", &group("g1", "r1")).unwrap();
+        s.put_group(&t, "ns 1 ü", &group("g2", "r2")).unwrap();
+        assert_eq!(other.tenants().unwrap(), vec![t.clone()]);
+        let rules = other.load(&t).unwrap();
+        assert_eq!(rules["ns 1 ü"].as_ref().unwrap().len(), 2);
+        // A change by one node is seen by the other at its next load.
+        s.put_group(&t, "ns 1 ü", &group("g1", "r3")).unwrap();
+        let rules = other.load(&t).unwrap();
+        assert_eq!(rules["ns 1 ü"].as_ref().unwrap()[0].rules[0].name(), "r3");
+        assert!(
+            dir.path()
+                .join("rules/team=28a=29=2A/ns=201=20=C3=BC.yaml")
+                .exists()
+        );
+        assert!(other.delete_group(&t, "ns 1 ü", "g1").unwrap());
+        assert!(!s.delete_group(&t, "ns 1 ü", "g1").unwrap());
+        assert!(s.delete_namespace(&t, "ns 1 ü").unwrap());
+        assert!(!s.delete_namespace(&t, "ns 1 ü").unwrap());
+        assert!(other.load(&t).unwrap().is_empty());
+    }
+
+    #[test]
+    fn key_parts_round_trip() {
+        for s in ["a", "team a", "ü/..", "=41", "a.b-c_d", ""] {
+            let e = encode_key_part(s);
+            assert!(e.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-=".contains(&b)));
+            assert_eq!(decode_key_part(&e).as_deref(), Some(s));
+        }
+        assert_eq!(decode_key_part("=4"), None);
+        assert_eq!(decode_key_part("=ZZ"), None);
+        assert_eq!(decode_key_part("=FF"), None);
     }
 }

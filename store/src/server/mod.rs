@@ -121,8 +121,13 @@ impl AppState {
 
 /// The HTTP API.
 pub fn app(state: AppState) -> Router {
-    let rules = if state.ruler.is_some() && state.config.ruler.enable_api {
+    let rc = &state.config.ruler;
+    let rules = if state.ruler.is_some() && rc.enable_api {
         crate::ruler::api::routes()
+    } else if state.ruler.is_none() && rc.enable_api && !rc.api_forward_url.is_empty() {
+        // A node without the ruler answers the rules API through the node
+        // that runs it.
+        crate::ruler::forward::routes(rc)
     } else {
         Router::new()
     };

@@ -177,6 +177,23 @@ annotations:
 {{- end -}}
 
 {{/*
+The token file the backend's ruler sends with its queries to the read
+nodes: backend.ruler.queryTokenSecret's, else read.writeNodeTokenSecret's.
+*/}}
+{{- define "larch.ruler.queryTokenFile" -}}
+{{- if .Values.backend.ruler.queryTokenSecret -}}
+{{- printf "/etc/larch/ruler-query-token/%s" .Values.backend.ruler.queryTokenKey -}}
+{{- else -}}
+{{- printf "/etc/larch/write-node-token/%s" .Values.read.writeNodeTokenKey -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster URL of the backend Service, whose ruler answers the rules API. */}}
+{{- define "larch.ruler.apiURL" -}}
+{{- printf "%s://%s.%s.svc.%s:%d" (include "larch.store.scheme" .) (include "larch.role.fullname" (dict "ctx" . "role" "backend")) .Release.Namespace .Values.clusterDomain (int .Values.store.ports.http) -}}
+{{- end -}}
+
+{{/*
 The configuration file of one role of the store: "all" (SingleBinary) or
 "write", "read", "backend" (SimpleScalable). The keys the chart owns win
 over <role>.config, which wins over store.config.
@@ -229,13 +246,19 @@ Pass (dict "ctx" $ "role" "write").
 {{- $roleConfig = deepCopy ((index $v $role).config | default dict) -}}
 {{- /* One ruler for the whole store, so alerts are sent once: the backend
 node (a single pod) evaluates the rules as queries to the read nodes, which
-see every line; write and read nodes run none. */ -}}
+see every line, and keeps its rule groups and alert state in the bucket (its
+data directory is an emptyDir); write and read nodes run none, and read
+nodes forward the rules API to it. */ -}}
 {{- if eq $role "backend" -}}
 {{- $qf := dict "address" (include "larch.store.queryURL" .ctx) -}}
 {{- if $v.store.auth.enabled -}}
-{{- $_ := set $qf "token_file" (printf "/etc/larch/write-node-token/%s" $v.read.writeNodeTokenKey) -}}
+{{- $_ := set $qf "token_file" (include "larch.ruler.queryTokenFile" .ctx) -}}
 {{- end -}}
-{{- $_ := set $owned "ruler" (dict "enabled" true "evaluation" (dict "mode" "remote" "query_frontend" $qf)) -}}
+{{- $_ := set $owned "ruler" (dict "enabled" true "storage" (dict "type" "bucket") "evaluation" (dict "mode" "remote" "query_frontend" $qf)) -}}
+{{- else if and (eq $role "read") (not $v.store.tls.enabled) -}}
+{{- /* The ruler's HTTP client speaks http:// only: with store.tls the
+read nodes do not forward, and Grafana is pointed at the backend for rules. */ -}}
+{{- $_ := set $owned "ruler" (dict "enabled" false "api_forward_url" (include "larch.ruler.apiURL" .ctx)) -}}
 {{- else -}}
 {{- $_ := set $owned "ruler" (dict "enabled" false) -}}
 {{- end -}}

@@ -208,6 +208,11 @@ containers:
       - name: write-node-token
         mountPath: /etc/larch/write-node-token
         readOnly: true
+      {{- if and (eq .role "backend") $v.backend.ruler.queryTokenSecret }}
+      - name: ruler-query-token
+        mountPath: /etc/larch/ruler-query-token
+        readOnly: true
+      {{- end }}
       {{- end }}
       {{- if $v.store.tls.enabled }}
       - name: tls
@@ -243,6 +248,14 @@ volumes:
       items:
         - key: {{ $v.read.writeNodeTokenKey }}
           path: {{ $v.read.writeNodeTokenKey }}
+  {{- if and (eq .role "backend") $v.backend.ruler.queryTokenSecret }}
+  - name: ruler-query-token
+    secret:
+      secretName: {{ $v.backend.ruler.queryTokenSecret }}
+      items:
+        - key: {{ $v.backend.ruler.queryTokenKey }}
+          path: {{ $v.backend.ruler.queryTokenKey }}
+  {{- end }}
   {{- end }}
   {{- if $v.store.tls.enabled }}
   - name: tls
