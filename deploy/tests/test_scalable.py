@@ -414,9 +414,11 @@ def test_network_policies_let_through_exactly_the_roles_paths(
         ("grafana", "backend", http): False,
         ("prometheus", "write", http): True, ("prometheus", "read", http): True,
         ("prometheus", "backend", http): True,
-        # The backend's ruler asks the read nodes its rules' queries.
+        # The backend's ruler asks the read nodes its rules' queries; the
+        # read nodes forward the rules API to it.
         ("backend", "read", http): True, ("backend", "write", http): False,
-        ("read", "backend", http): False,
+        ("read", "backend", http): True, ("write", "backend", http): False,
+        ("read", "backend", grpc): False,
     }
     got = {k: ok(*k) for k in expected}
     assert got == expected
@@ -530,6 +532,38 @@ def test_tokens_reach_the_write_nodes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_ruler_has_its_own_query_token(tmp_path: Path) -> None:
+    """backend.ruler.queryTokenSecret, when set, is the token the backend's
+    ruler sends with its queries to the read nodes, mounted in the backend
+    pod only; the write node token stays what the read and write nodes send
+    each other."""
+    objs = _render({"store": {"auth": {"enabled": True, "tokensSecret": "larch-tokens"}},
+                    "read": {"writeNodeTokenSecret": "larch-read-token"},
+                    "backend": {"ruler": {"queryTokenSecret": "larch-ruler-token",
+                                          "queryTokenKey": "ruler"}}}, "ruler-token")
+    assert not integrity_problems(objs)
+    workloads = _workloads(objs)
+    qf = _config(objs, "backend")["ruler"]["evaluation"]["query_frontend"]
+    assert qf["token_file"] == "/etc/larch/ruler-query-token/ruler"
+    for role, o in workloads.items():
+        spec = pod_spec(o)
+        assert spec is not None
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        if role == "backend":
+            volume = volumes[mounts["/etc/larch/ruler-query-token"]]
+            assert volume["secret"] == {"secretName": "larch-ruler-token",
+                                        "items": [{"key": "ruler", "path": "ruler"}]}
+        else:
+            assert "/etc/larch/ruler-query-token" not in mounts, role
+            assert "ruler-query-token" not in volumes, role
+        assert volumes["write-node-token"]["secret"]["secretName"] == "larch-read-token", role
+    assert _config(objs, "read")["cluster"]["token_file"] == "/etc/larch/write-node-token/token"
+    text = next(o for o in objs if o.name == "larch-backend-config").body["data"]["store.yaml"]
+    proc = _check_config(text.replace("/etc/larch/auth/", f"{tmp_path}/"), tmp_path, SECRET_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_only_the_backend_runs_the_ruler() -> None:
     """One ruler for the store, so alerts are sent once: write and read
     nodes run none (a store.config.ruler or <role>.config.ruler cannot turn
@@ -542,9 +576,19 @@ def test_only_the_backend_runs_the_ruler() -> None:
         ruler = _config(objs, role)["ruler"]
         assert ruler["enabled"] is False, role
         assert ruler["alertmanager_url"] == "http://am:9093"
+    # Read nodes forward the rules API to the backend Service; write
+    # nodes serve none.
+    backend_service = _find(objs, "Service", "larch-backend")
+    backend_port = backend_service.body["spec"]["ports"][0]["port"]
+    assert _config(objs, "read")["ruler"]["api_forward_url"] == \
+        f"http://larch-backend.{NS}.svc.cluster.local:{backend_port}"
+    assert "api_forward_url" not in _config(objs, "write")["ruler"]
     ruler = _config(objs, "backend")["ruler"]
     assert ruler["enabled"] is True
     assert ruler["alertmanager_url"] == "http://am:9093"
+    # Rule groups and alert state in the bucket: the backend's data
+    # directory is an emptyDir.
+    assert ruler["storage"] == {"type": "bucket"}
     read_service = _find(objs, "Service", "larch-read")
     port = read_service.body["spec"]["ports"][0]["port"]
     assert ruler["evaluation"] == {

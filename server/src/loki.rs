@@ -593,7 +593,7 @@ pub fn translate(doc: &Value) -> Result<Translation, TranslateError> {
                         _ => t.unused(path),
                     }
                 }
-                if let Some(b) = backend.filter(|b| b != "local") {
+                if backend.is_some_and(|b| b != "local") {
                     bucket_rules(&mut t, "ruler_storage.backend");
                 }
             }

@@ -17,12 +17,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
 use http_body_util::Full;
 
 use super::RulerConfig;
@@ -124,6 +124,11 @@ fn failure(status: StatusCode, json: bool, msg: &str) -> Response {
         )
             .into_response()
     } else {
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{msg}\n")).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{msg}\n"),
+        )
+            .into_response()
     }
 }

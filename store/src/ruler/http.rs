@@ -153,7 +153,9 @@ impl HttpClient {
                 .collect()
                 .await
                 .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         Failure::TooLarge(max_body)
                     } else {
                         Failure::Transport(format!("reading the answer: {e}"))

@@ -36,11 +36,11 @@ use tokio::task::JoinHandle;
 
 use super::alert::AlertState;
 use super::config::EvaluationMode;
+use super::config::RuleStorageType;
 use super::eval::{self, CompiledGroup, EvalEnv, GroupKey, GroupStatus};
 use super::notifier::Notifier;
 use super::remote_eval::RemoteQuerier;
 use super::remote_write::RemoteWriter;
-use super::config::RuleStorageType;
 use super::state::{self, SavedGroup, SavedRule, StateFile, StateStore};
 use super::storage::{BucketRuleStore, DirRuleStore, RuleStore, StoreError, TenantRules};
 use super::{RulerConfig, metrics::one};

@@ -117,7 +117,11 @@ fn decode(
 ) -> Result<Restored, serde_json::Error> {
     let file: StateFile = serde_json::from_slice(text)?;
     if file.version != VERSION {
-        tracing::error!(place, version = file.version, "Unknown version of the ruler's alert state; alerts start over as pending.");
+        tracing::error!(
+            place,
+            version = file.version,
+            "Unknown version of the ruler's alert state; alerts start over as pending."
+        );
         return Ok(HashMap::new());
     }
     if now_ms.saturating_sub(file.saved_at_ms) > tolerance_ms {

@@ -552,10 +552,7 @@ impl RuleStore for BucketRuleStore {
     }
 
     fn load(&self, tenant: &TenantId) -> Result<TenantRules, StoreError> {
-        let prefix = format!(
-            "{BUCKET_PREFIX}{}/",
-            encode_key_part(tenant.as_str())
-        );
+        let prefix = format!("{BUCKET_PREFIX}{}/", encode_key_part(tenant.as_str()));
         let listed = self.bucket.list(&prefix).map_err(StoreError::Object)?;
         let mut out = TenantRules::new();
         for l in &listed {
@@ -772,7 +769,10 @@ mod tests {
     fn key_parts_round_trip() {
         for s in ["a", "team a", "ü/..", "=41", "a.b-c_d", ""] {
             let e = encode_key_part(s);
-            assert!(e.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-=".contains(&b)));
+            assert!(
+                e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-=".contains(&b))
+            );
             assert_eq!(decode_key_part(&e).as_deref(), Some(s));
         }
         assert_eq!(decode_key_part("=4"), None);

@@ -939,3 +939,215 @@ fn a_ruler_without_data_evaluates_through_another_nodes_query_api() {
     );
     assert!(ruler.terminate().success());
 }
+
+// --- rule groups in the bucket, the rules API on read nodes --------------------
+
+const BUCKET_GROUP: &str = "name: always\ninterval: 1s\nrules:\n  - alert: Always\n    expr: vector(1)\n    for: 2s\n    labels: {severity: page}\n";
+
+/// A store on the S3 server's bucket with the ruler keeping its groups
+/// and state there; `extra` adds keys.
+fn bucket_node(
+    s3: &larch_testkit::s3::S3Server,
+    target: &str,
+    ruler: &str,
+    http: Option<u16>,
+) -> StoreProcess {
+    let mut b = StoreProcess::builder()
+        .config(format!(
+            "target: {target}\n{}ruler:\n{ruler}",
+            s3.storage_yaml("larch")
+        ))
+        .env("AWS_ACCESS_KEY_ID", larch_testkit::s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", larch_testkit::s3::SECRET_KEY);
+    if let Some(p) = http {
+        b = b.http_port(p);
+    }
+    b.start()
+}
+
+fn with_tenant(port: u16, method: &str, path: &str, tenant: &str, body: &str) -> (u16, String) {
+    let r = request(
+        port,
+        method,
+        path,
+        &[
+            ("X-Scope-OrgID", tenant),
+            ("Content-Type", "application/yaml"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    (r.status, r.text())
+}
+
+fn firing(port: u16) -> Option<Value> {
+    ruler_alerts(port)
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == "Always" && a["state"] == "firing")
+}
+
+#[test]
+fn rule_groups_and_alert_state_live_in_the_bucket() {
+    let s3 = larch_testkit::s3::S3Server::start("larch");
+    let ruler_cfg = "  storage:\n    type: bucket\n  instance_id: ruler-a\n  evaluation_interval: 1s\n  poll_interval: 1s\n";
+    let ruler_port = free_port();
+    let a = bucket_node(&s3, "all", ruler_cfg, Some(ruler_port));
+    // Another node with its own ruler on the same bucket sees what is
+    // posted to the first (its API reads the bucket).
+    let b = bucket_node(
+        &s3,
+        "read",
+        "  storage:\n    type: bucket\n  instance_id: ruler-b\n  poll_interval: 1s\n",
+        None,
+    );
+    // A read node without a ruler forwards the rules API to the first.
+    let c = bucket_node(
+        &s3,
+        "read",
+        &format!(
+            "  enabled: false\n  api_forward_url: http://127.0.0.1:{ruler_port}\n  api_forward_timeout: 5s\n"
+        ),
+        None,
+    );
+    let (s, t) = with_tenant(
+        a.http,
+        "POST",
+        "/loki/api/v1/rules/ops%20team",
+        "fake",
+        BUCKET_GROUP,
+    );
+    assert_eq!(s, 202, "{t}");
+    assert!(
+        s3.root.join("larch/rules/fake/ops=20team.yaml").exists(),
+        "the group is an object of the bucket"
+    );
+    let (s, listed_a) = with_tenant(a.http, "GET", "/loki/api/v1/rules", "fake", "");
+    assert_eq!(s, 200);
+    assert!(
+        listed_a.contains("ops team:") && listed_a.contains("alert: Always"),
+        "{listed_a}"
+    );
+    let (s, listed_b) = with_tenant(b.http, "GET", "/loki/api/v1/rules", "fake", "");
+    assert_eq!((s, &listed_b), (200, &listed_a), "the other node lists it");
+    // The read node answers every rules route with the ruler's body.
+    wait_for(Duration::from_secs(10), "the alert firing", || {
+        firing(a.http).is_some()
+    });
+    for path in [
+        "/loki/api/v1/rules",
+        "/api/prom/rules/ops%20team",
+        "/loki/api/v1/rules/ops%20team/always",
+        "/loki/api/v1/rules/nothing",
+        "/prometheus/api/v1/rules?type=alert",
+        "/prometheus/api/v1/alerts",
+    ] {
+        let mut last = None;
+        let same = (0..20).any(|_| {
+            let want = get(a.http, path);
+            let got = get(c.http, path);
+            let same = (
+                want.status,
+                want.text(),
+                want.header("content-type").map(str::to_string),
+            ) == (
+                got.status,
+                got.text(),
+                got.header("content-type").map(str::to_string),
+            );
+            last = Some((want.status, want.text(), got.status, got.text()));
+            same
+        });
+        assert!(same, "{path}: {last:?}");
+    }
+    // Changes go through the read node too, for the caller's tenant.
+    let (s, t) = with_tenant(
+        c.http,
+        "POST",
+        "/loki/api/v1/rules/team-b",
+        "team-b",
+        BUCKET_GROUP,
+    );
+    assert_eq!(s, 202, "{t}");
+    let (s, t) = with_tenant(
+        a.http,
+        "GET",
+        "/loki/api/v1/rules/team-b/always",
+        "team-b",
+        "",
+    );
+    assert_eq!(s, 200, "{t}");
+    let (s, t) = with_tenant(a.http, "GET", "/loki/api/v1/rules/team-b", "fake", "");
+    assert_eq!((s, t.as_str()), (404, "no rule groups found\n"));
+    let (s, _) = with_tenant(c.http, "DELETE", "/loki/api/v1/rules/team-b", "team-b", "");
+    assert_eq!(s, 202);
+    let (s, t) = with_tenant(c.http, "DELETE", "/loki/api/v1/rules/team-b", "team-b", "");
+    assert_eq!((s, t.as_str()), (404, "group namespace does not exist\n"));
+
+    // The ruler node restarts with an empty data directory: its groups
+    // and its firing alert come back from the bucket, still firing since
+    // the same time.
+    let before = firing(a.http).unwrap();
+    let state = s3.root.join("larch/ruler-state/ruler-a.json");
+    wait_for(Duration::from_secs(10), "the state in the bucket", || {
+        std::fs::read_to_string(&state)
+            .is_ok_and(|t| t.contains("\"firing\"") || t.contains("Firing"))
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    a.kill9();
+    // Meanwhile the read node says the ruler does not answer.
+    let r = get(c.http, "/loki/api/v1/rules");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("did not answer"), "{}", r.text());
+    let r = get(c.http, "/prometheus/api/v1/alerts");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["errorType"], "unavailable");
+    drop(a);
+    let a = bucket_node(&s3, "all", ruler_cfg, Some(ruler_port));
+    let after = firing(a.http).expect("the alert is firing at once after the restart");
+    assert_eq!(after["activeAt"], before["activeAt"], "{before} {after}");
+    let (s, listed) = with_tenant(c.http, "GET", "/loki/api/v1/rules", "fake", "");
+    assert_eq!((s, &listed), (200, &listed_a));
+    // It keeps being evaluated.
+    let evaluated = |p: u16| {
+        get(p, "/prometheus/api/v1/rules").ok_json()["data"]["groups"][0]["lastEvaluation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = evaluated(a.http);
+    wait_for(Duration::from_secs(10), "a new evaluation", || {
+        let now = evaluated(a.http);
+        !now.starts_with("0001") && now != first
+    });
+    assert!(firing(a.http).is_some());
+
+    // The bucket goes down: a change is refused with the bucket's error
+    // and the group stays as it was.
+    s3.kill();
+    let changed = BUCKET_GROUP.replace("vector(1)", "vector(2)");
+    let (s, t) = with_tenant(
+        a.http,
+        "POST",
+        "/loki/api/v1/rules/ops%20team",
+        "fake",
+        &changed,
+    );
+    assert_eq!(s, 500, "{t}");
+    assert!(
+        t.contains("rules/fake/") && t.contains("S3 error"),
+        "the bucket's error, naming the key: {t}"
+    );
+    s3.restart();
+    let (s, listed) = with_tenant(a.http, "GET", "/loki/api/v1/rules", "fake", "");
+    assert_eq!((s, &listed), (200, &listed_a), "the old group is kept");
+    let (s, t) = with_tenant(
+        a.http,
+        "POST",
+        "/loki/api/v1/rules/ops%20team",
+        "fake",
+        &changed,
+    );
+    assert_eq!(s, 202, "{t}");
+    let (_, listed) = with_tenant(b.http, "GET", "/loki/api/v1/rules", "fake", "");
+    assert!(listed.contains("vector(2)"), "{listed}");
+}
