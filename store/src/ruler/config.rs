@@ -35,8 +35,8 @@ pub struct RulerConfig {
     pub rule_path: PathBuf,
     /// Interval of groups that set none (Loki: 1m).
     pub evaluation_interval: HumanDuration,
-    /// How often `rule_path` is read again for changes made by hand
-    /// (Loki: 1m).
+    /// How often the rule store (`rule_path`, or the bucket) is read again
+    /// for changes made by hand or by another node (Loki: 1m).
     pub poll_interval: HumanDuration,
     /// Alertmanager base URLs (`http://alertmanager:9093`), as a list or
     /// comma-separated; alerts are posted to `<url>/api/v2/alerts` of every
