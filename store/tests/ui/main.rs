@@ -825,7 +825,7 @@ async fn keyboard_session(b: &Browser, texts: &[String]) {
         .unwrap();
     b.press(&DOWN.repeat(at + 1)).await;
     b.press(UP).await;
-    assert_eq!(b.js(active).await, json!("app"));
+    assert_eq!(b.js(active).await, json!("app"), "{names}");
     b.press(ENTER).await;
     b.until(
         "the name taken",
