@@ -405,8 +405,8 @@ const USER: &str = r#"Zoë "the" \admin"#;
 const PATH: &str = r#"C:\tmp "x" é"#;
 
 /// The lines of the filter-button steps: two streams of `app="filters"`,
-/// with a user in structured metadata and a JSON body (status, path). The
-/// text of line `i` is `FILTER_LINES[i]`, pushed oldest first.
+/// with a user in structured metadata and a JSON body (status, path),
+/// pushed oldest first; their texts in that order.
 fn push_filter_lines(store: &StoreProcess, now: i64) -> Vec<String> {
     let lines: Vec<(&str, &str, &str, &str)> = vec![
         ("eu", USER, "200", "/ok"),
@@ -707,7 +707,8 @@ async fn filter_buttons(b: &Browser, texts: &[String]) {
         ])
     );
 
-    // The buttons of the line `texts[i]` (it must be shown), once opened.
+    // Presses a + (`in`) or − (`out`) button of the shown line `text`,
+    // opening the line first.
     async fn press(b: &Browser, text: &str, filter: &str, kind: &str, name: &str) {
         let li = b
             .js(&format!(
