@@ -33,7 +33,11 @@ export class Editor {
     textarea.addEventListener("input", () => this.onInput());
     textarea.addEventListener("keydown", (e) => this.onKey(e));
     textarea.addEventListener("scroll", () => this.syncScroll());
-    textarea.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // Closed a little after the focus leaves (a click on a choice lands
+    // first), unless it came back meanwhile.
+    textarea.addEventListener("blur", () => setTimeout(() => {
+      if (document.activeElement !== textarea) this.close();
+    }, 150));
     textarea.addEventListener("click", () => this.close());
     list.addEventListener("mousedown", (e) => {
       const li = e.target.closest("li");

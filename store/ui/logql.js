@@ -3,6 +3,8 @@
 // filter buttons make. It is forgiving: any text tokenizes, unfinished
 // strings included, because the editor runs it on every keystroke.
 
+import { quote } from "./format.js";
+
 export const FUNCTIONS = [
   "rate", "count_over_time", "bytes_over_time", "bytes_rate", "avg_over_time", "sum_over_time",
   "min_over_time", "max_over_time", "stddev_over_time", "stdvar_over_time", "quantile_over_time",
@@ -184,39 +186,154 @@ export function errorPosition(text, message) {
   return { offset, line, col, message };
 }
 
-/** The first stream selector of a query: {start, end} of its braces, or null. */
-export function firstSelector(text) {
-  const tokens = tokenize(text);
-  let open = null;
-  for (const t of tokens) {
-    if (t.type !== "op") continue;
-    const s = text.slice(t.start, t.end);
-    if (s === "{" && open === null) open = t.start;
-    if (s === "}" && open !== null) return { start: open, end: t.end };
+const PARSERS = ["json", "logfmt", "regexp", "pattern", "unpack"];
+const MATCH_OPS = ["=", "!=", "=~", "!~"];
+const LINE_FILTERS = ["|=", "!=", "|~", "!~", "|>", "!>"];
+
+/**
+ * The value of a LogQL string literal (Go's quoting, or a raw string in
+ * backquotes); null if `s` is not one.
+ */
+export function unquote(s) {
+  if (s.length >= 2 && s[0] === "`" && s.endsWith("`")) return s.slice(1, -1);
+  if (s.length < 2 || s[0] !== '"' || !s.endsWith('"')) return null;
+  const simple = { n: "\n", t: "\t", r: "\r", a: "\x07", b: "\b", f: "\f", v: "\v", "\\": "\\", '"': '"', "'": "'" };
+  let out = "";
+  for (let i = 1; i < s.length - 1; i++) {
+    const c = s[i];
+    if (c !== "\\") {
+      out += c;
+      continue;
+    }
+    const e = s[++i];
+    if (e in simple) out += simple[e];
+    else if (e === "x" || e === "u" || e === "U") {
+      const len = { x: 2, u: 4, U: 8 }[e];
+      const hex = s.slice(i + 1, i + 1 + len);
+      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) return null;
+      out += e === "x" ? String.fromCharCode(parseInt(hex, 16)) : String.fromCodePoint(parseInt(hex, 16));
+      i += len;
+    } else if (/[0-7]/.test(e)) {
+      const oct = s.slice(i, i + 3);
+      if (!/^[0-7]{3}$/.test(oct)) return null;
+      out += String.fromCharCode(parseInt(oct, 8));
+      i += 2;
+    } else return null;
   }
-  return null;
+  return out;
 }
 
 /**
- * The query with a matcher `name op "value"` added to its first selector
- * (stream labels), unless it is there already.
+ * The parts of a log query the filter buttons edit: its first selector
+ * (`{start, end, matchers}`, each matcher `{start, end, name, op, value}`)
+ * and the stages of the pipeline after it (`{kind, start, end, matcher}`,
+ * kind `parser`, `filter` (a label filter), `line` (a line filter) or
+ * `other`; `matcher` when a label filter is one `name op "value"`). Null
+ * without a selector.
  */
-export function addMatcher(text, name, op, quotedValue) {
-  const matcher = `${name}${op}${quotedValue}`;
-  const sel = firstSelector(text);
-  if (!sel) return `{${matcher}}`;
-  const inside = text.slice(sel.start + 1, sel.end - 1);
-  if (inside.replace(/\s+/g, "").split(",").includes(matcher)) return text;
-  const sep = inside.trim() ? ", " : "";
-  return `${text.slice(0, sel.end - 1).replace(/\s+$/, "")}${sep}${matcher}${text.slice(sel.end - 1)}`;
+export function logQueryParts(text) {
+  const sig = tokenize(text).filter((t) => t.type !== "ws" && t.type !== "comment");
+  const str = (t) => (t ? text.slice(t.start, t.end) : "");
+  const matcherAt = (k) => {
+    const [n, o, v] = [sig[k], sig[k + 1], sig[k + 2]];
+    if (!n || !o || !v || !["label", "field"].includes(n.type) || !MATCH_OPS.includes(str(o)) || v.type !== "string") return null;
+    const value = unquote(str(v));
+    return value === null ? null : { start: n.start, end: v.end, name: str(n), op: str(o), value };
+  };
+  const open = sig.findIndex((t) => str(t) === "{");
+  if (open < 0) return null;
+  let k = open + 1;
+  const matchers = [];
+  while (k < sig.length && str(sig[k]) !== "}") {
+    const m = matcherAt(k);
+    if (m) {
+      matchers.push(m);
+      k += 3;
+    } else k++;
+  }
+  if (k >= sig.length) return null;
+  const selector = { start: sig[open].start, end: sig[k].end, matchers };
+  const stages = [];
+  let depth = 0;
+  let stage = null;
+  for (k++; k < sig.length; k++) {
+    const t = sig[k];
+    const s = str(t);
+    if (depth === 0) {
+      const prev = sig[k - 1];
+      const lineFilter = LINE_FILTERS.includes(s) && !(s.startsWith("!") && ["label", "field"].includes(prev.type));
+      if (s === "|" || lineFilter) {
+        const next = sig[k + 1];
+        let kind = "line";
+        if (s === "|") {
+          if (next?.type === "stage") kind = PARSERS.includes(str(next)) ? "parser" : "other";
+          else kind = "filter";
+        }
+        stage = { kind, start: t.start, end: t.end, first: k };
+        stages.push(stage);
+        continue;
+      }
+      // The end of the log query inside a metric query.
+      if (s === ")" || s === "[") break;
+    }
+    if (s === "(") depth++;
+    if (s === ")") depth = Math.max(0, depth - 1);
+    if (stage) stage.end = t.end;
+  }
+  for (const st of stages) {
+    // A label filter that is a single `name op "value"`.
+    const m = st.kind === "filter" ? matcherAt(st.first + 1) : null;
+    if (m && m.end === st.end) st.matcher = m;
+    delete st.first;
+  }
+  return { selector, stages };
 }
 
-/** The query with a label filter stage `| name op "value"` appended. */
-export function addLabelFilter(text, name, op, quotedValue) {
-  const stage = `| ${name}${op}${quotedValue}`;
-  const t = text.replace(/\s+$/, "");
-  if (t.endsWith(stage)) return text;
-  return `${t} ${stage}`;
+/** The query without `part` (a matcher or a stage) and the separator before or after it. */
+function cut(text, part, isMatcher) {
+  if (!isMatcher) return text.slice(0, part.start).replace(/[ \t]+$/, "") + text.slice(part.end);
+  const after = /^\s*,\s*/.exec(text.slice(part.end));
+  if (after) return text.slice(0, part.start) + text.slice(part.end + after[0].length);
+  const before = /\s*,\s*$/.exec(text.slice(0, part.start));
+  if (before) return text.slice(0, part.start - before[0].length) + text.slice(part.end);
+  return text.slice(0, part.start) + text.slice(part.end);
+}
+
+/**
+ * The query a filter button makes: `name op "value"` (op `=`, or `!=`
+ * when `exclude`) as a matcher of the first selector for a stream label
+ * (`kind` "label"), else as a label filter `| name op "value"` after the
+ * last parser or label filter (after the selector without either), as
+ * Grafana's Explore writes them. A filter of the same value with the other
+ * operator is taken out first; one already there is not added twice.
+ */
+export function addFilter(text, kind, name, value, exclude) {
+  const op = exclude ? "!=" : "=";
+  const other = exclude ? "=" : "!=";
+  const filter = `${name}${op}${quote(value)}`;
+  let q = logQueryParts(text);
+  if (!q) return text.trim() || kind !== "label" ? text : `{${filter}}`;
+  const label = kind === "label";
+  const same = (m, o) => m && m.name === name && m.op === o && m.value === value;
+  const find = (o) => label
+    ? q.selector.matchers.find((m) => same(m, o))
+    : q.stages.find((st) => same(st.matcher, o));
+  for (let opposite = find(other); opposite; opposite = find(other)) {
+    text = cut(text, opposite, label);
+    q = logQueryParts(text);
+    if (!q) return text;
+  }
+  if (find(op)) return text;
+  if (label) {
+    // After the last matcher, or in the empty braces.
+    const last = q.selector.matchers[q.selector.matchers.length - 1];
+    if (last) return `${text.slice(0, last.end)}, ${filter}${text.slice(last.end)}`;
+    const at = q.selector.end - 1;
+    return `${text.slice(0, at).replace(/\s+$/, "")}${filter}${text.slice(at)}`;
+  }
+  const after = [q.selector, ...q.stages.filter((st) => st.kind === "parser" || st.kind === "filter")];
+  const at = Math.max(...after.map((p) => p.end));
+  return `${text.slice(0, at)} | ${filter}${text.slice(at)}`;
 }
 
 /** Whether a query is a log query (a selector and a pipeline, no metric around it). */

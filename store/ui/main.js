@@ -10,8 +10,8 @@ import { LogView, entries, sortEntries } from "./logs.js";
 import { drawSeries, drawHistogram } from "./chart.js";
 import { drawTable } from "./table.js";
 import { Tail, MAX_LINES } from "./tail.js";
-import { quote, formatBytes, formatCount, formatSeconds, parseDuration } from "./format.js";
-import { addMatcher, addLabelFilter, isLogQuery } from "./logql.js";
+import { formatBytes, formatCount, formatSeconds, parseDuration } from "./format.js";
+import { addFilter, isLogQuery } from "./logql.js";
 
 const $ = (id) => document.getElementById(id);
 const TENANTS_KEY = "larch.tenants";
@@ -53,10 +53,10 @@ const editor = new Editor($("query"), $("highlight"), $("suggestions"), $("parse
   return r.error ? { start: Date.now() - 3600000, end: Date.now() } : r;
 });
 const logs = new LogView($("logs"), (kind, name, value, exclude) => {
-  const op = exclude ? "!=" : "=";
-  editor.value = kind === "label"
-    ? addMatcher(editor.value, name, op, quote(value))
-    : addLabelFilter(editor.value, name, op, quote(value));
+  editor.value = addFilter(editor.value, kind, name, value, exclude);
+  // The button pressed goes with the lines it was on: a keyboard user
+  // continues from the top of the results.
+  ui.results.focus();
   run(true);
 });
 

@@ -2,9 +2,11 @@
 //! WebDriver (`chromedriver`, through the `fantoccini` client), against a
 //! real `larch-store` with data pushed through the push API. Each step is
 //! what a person does: load `/`, type a query and press Ctrl+Enter, open
-//! a line and filter on one of its labels, draw a metric query, make a
-//! parse error, follow a live tail, and open the URL of a view again; and,
-//! with tokens on, sign in with a token when the store asks for one.
+//! a line and filter for or out one of its labels, metadata or parsed
+//! fields, draw a metric query, make a parse error, follow a live tail,
+//! open the URL of a view again, go through a whole session by keyboard
+//! alone; and, with tokens on, sign in with a token when the store asks
+//! for one.
 //!
 //! A screenshot of every step is written to `target/ui-screenshots/`
 //! (kept by the test run; the README's picture is one of them).
@@ -17,8 +19,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
-use larch_testkit::{ProcessBuilder, StoreProcess, free_port, now_ns};
+use larch_testkit::tokens::new_token;
+use larch_testkit::{ProcessBuilder, StoreBuilder, StoreProcess, free_port, now_ns};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -27,11 +31,17 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a step may take to show its result.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// A minute in nanoseconds.
+const MIN: i64 = 60_000_000_000;
+
 /// WebDriver's key codes.
 const CTRL: &str = "\u{E009}";
+const SHIFT: &str = "\u{E008}";
 const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
 const BACKSPACE: &str = "\u{E003}";
 const TAB: &str = "\u{E004}";
+const UP: &str = "\u{E013}";
 const DOWN: &str = "\u{E015}";
 /// Releases the modifier keys held down.
 const RELEASE: &str = "\u{E000}";
@@ -47,6 +57,108 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// One log line to push: its time (ns), text and structured metadata.
+struct Line {
+    ts: i64,
+    text: String,
+    metadata: Vec<(String, String)>,
+}
+
+impl Line {
+    fn new(ts: i64, text: impl Into<String>) -> Line {
+        Line {
+            ts,
+            text: text.into(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// A line with its level as `detected_level` metadata.
+    fn at_level(ts: i64, level: &str, text: impl Into<String>) -> Line {
+        Line::new(ts, text).meta("detected_level", level)
+    }
+
+    /// The line with one more structured metadata entry.
+    fn meta(mut self, name: &str, value: &str) -> Line {
+        self.metadata.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// Lines `"<prefix> <i>"` for `i` in `range`, one nanosecond apart from now.
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<Line> {
+    let first = now_ns();
+    range
+        .enumerate()
+        .map(|(k, i)| Line::new(first + k as i64, format!("{prefix} {i}")))
+        .collect()
+}
+
+/// Pushes `lines` to the stream of `labels` in one request, with extra
+/// request `headers` (a tenant, a token); fails the test unless the store
+/// takes them (204).
+fn push_with(
+    store: &StoreProcess,
+    headers: &[(&str, &str)],
+    labels: &[(&str, &str)],
+    lines: &[Line],
+) {
+    let values: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            if l.metadata.is_empty() {
+                json!([l.ts.to_string(), l.text])
+            } else {
+                let meta: serde_json::Map<String, Value> = l
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                json!([l.ts.to_string(), l.text, meta])
+            }
+        })
+        .collect();
+    let stream: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let body = json!({"streams": [{"stream": stream, "values": values}]});
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let r = store
+        .request(
+            "POST",
+            "/loki/api/v1/push",
+            &all,
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// Pushes `lines` to the stream of `labels` for the default tenant.
+fn push(store: &StoreProcess, labels: &[(&str, &str)], lines: &[Line]) {
+    push_with(store, &[], labels, lines)
+}
+
+/// The labels of the test's usual streams: `{app, env="test"}`.
+fn app(app: &str) -> [(&str, &str); 2] {
+    [("app", app), ("env", "test")]
+}
+
+/// A store of its own (from `builder`) and a browser on its page.
+async fn store_and_page(builder: StoreBuilder) -> (StoreProcess, Browser) {
+    let store = builder.start();
+    let b = Browser::open(&store, "/", &[]).await;
+    (store, b)
+}
+
+/// Where the keyboard's focus is: the element's id (or class), its text,
+/// and whether a focus indicator (an outline or a box shadow) is drawn.
+const FOCUSED: &str = "const e = document.activeElement; const s = getComputedStyle(e); \
+    return { id: e.id || e.className, text: e.textContent.trim().slice(0, 80), \
+    ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none' };";
+
 struct Browser {
     client: Client,
     base: String,
@@ -57,12 +169,9 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start(base: String) -> Browser {
-        Browser::start_with(base, &[]).await
-    }
-
-    /// A browser with Chromium flags of its own (`--force-dark-mode`).
-    async fn start_with(base: String, extra: &[&str]) -> Browser {
+    /// A browser with Chromium flags of its own (`--force-dark-mode`) on
+    /// the store's page at `path`, its script loaded.
+    async fn open(store: &StoreProcess, path: &str, extra: &[&str]) -> Browser {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(bin).exists(),
@@ -109,13 +218,29 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session through chromedriver");
-        Browser {
+        let b = Browser {
             client,
-            base,
+            base: store.addr(),
             shots: screenshot_dir(),
             _driver: driver,
             _profile: profile,
-        }
+        };
+        b.goto(path).await;
+        b
+    }
+
+    /// Opens `path` of the store afresh and waits for the page's script.
+    async fn goto(&self, path: &str) {
+        self.client.goto("about:blank").await.unwrap();
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+        self.until(
+            "the page's script",
+            "return !!document.querySelector('#range option');",
+        )
+        .await;
     }
 
     /// Runs `script` (a function body) in the page; its return value.
@@ -153,6 +278,64 @@ impl Browser {
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Clicks the element `css` selects.
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Picks the option `value` of the `<select>` with id `select`.
+    async fn choose(&self, select: &str, value: &str) {
+        self.click(&format!("#{select} option[value='{value}']"))
+            .await;
+    }
+
+    /// Replaces the text of the input `css` selects by typing `text`.
+    async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(&format!("{CTRL}a{RELEASE}{BACKSPACE}{text}"))
+            .await
+            .unwrap();
+    }
+
+    /// Presses `keys` on whatever has the focus, as a keyboard does: each
+    /// key down and up in turn, modifiers (Ctrl, Shift) held from where
+    /// they are named to the end.
+    async fn press(&self, keys: &str) {
+        let modifiers = [CTRL, SHIFT].map(|m| m.chars().next().unwrap());
+        let mut seq = KeyActions::new("keyboard".to_string());
+        let mut held = Vec::new();
+        for c in keys.chars() {
+            seq = seq.then(KeyAction::Down { value: c });
+            if modifiers.contains(&c) {
+                held.push(c);
+            } else {
+                seq = seq.then(KeyAction::Up { value: c });
+            }
+        }
+        for c in held.into_iter().rev() {
+            seq = seq.then(KeyAction::Up { value: c });
+        }
+        self.client.perform_actions(seq).await.unwrap();
+    }
+
+    /// Where the focus is (see [`FOCUSED`]), checked to be `id` (an id or
+    /// a class name) with its focus indicator drawn.
+    async fn focus_is(&self, id: &str) -> Value {
+        let f = self.js(FOCUSED).await;
+        assert_eq!(f["id"], json!(id), "the focus: {f}");
+        assert_eq!(f["ring"], json!(true), "a visible focus indicator: {f}");
+        f
+    }
+
     /// Replaces the editor's text by typing, as a person would, and runs
     /// the query with Ctrl+Enter.
     async fn type_query(&self, query: &str, run: bool) {
@@ -164,15 +347,20 @@ impl Browser {
         q.send_keys(query).await.unwrap();
         // What was typed is what the editor holds (completion may have
         // offered choices on the way; none was taken).
-        let held = self
-            .js("return document.querySelector('#query').value;")
-            .await;
-        assert_eq!(held, json!(query));
+        assert_eq!(self.query().await, query);
         if run {
             q.send_keys(&format!("{CTRL}{ENTER}{RELEASE}"))
                 .await
                 .unwrap();
         }
+    }
+
+    /// The editor's text.
+    async fn query(&self) -> String {
+        let v = self
+            .js("return document.querySelector('#query').value;")
+            .await;
+        v.as_str().unwrap().to_string()
     }
 
     /// The log lines shown, top to bottom.
@@ -183,73 +371,84 @@ impl Browser {
         serde_json::from_value(v).unwrap()
     }
 
+    /// Waits until `n` log lines are shown; those lines.
+    async fn wait_lines(&self, n: usize) -> Vec<String> {
+        self.until(
+            &format!("{n} lines"),
+            &format!("return document.querySelectorAll('#logs li').length === {n};"),
+        )
+        .await;
+        self.lines().await
+    }
+
+    /// Waits until the status line starts with `prefix`.
+    async fn wait_status(&self, prefix: &str) {
+        self.until(
+            &format!("the status {prefix:?}"),
+            &format!(
+                "return document.querySelector('#status').textContent.startsWith({});",
+                json!(prefix)
+            ),
+        )
+        .await;
+    }
+
     async fn url(&self) -> String {
         self.client.current_url().await.unwrap().to_string()
     }
 }
 
-fn push(store: &StoreProcess, app: &str, lines: &[(i64, &str, &str)]) {
-    push_as(store, None, app, lines)
-}
+/// Values with a quote, a backslash and letters beyond ASCII: the filter
+/// buttons must quote them as LogQL reads them.
+const REGION: &str = r#"ü "q" \s"#;
+const USER: &str = r#"Zoë "the" \admin"#;
+const PATH: &str = r#"C:\tmp "x" é"#;
 
-fn push_as(store: &StoreProcess, tenant: Option<&str>, app: &str, lines: &[(i64, &str, &str)]) {
-    let values: Vec<Value> = lines
-        .iter()
-        .map(|(ts, level, line)| json!([ts.to_string(), line, {"detected_level": level}]))
-        .collect();
-    let body = json!({"streams": [{"stream": {"app": app, "env": "test"}, "values": values}]});
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(t) = tenant {
-        headers.push(("X-Scope-OrgID", t));
+/// The lines of the filter-button steps: two streams of `app="filters"`,
+/// with a user in structured metadata and a JSON body (status, path),
+/// pushed oldest first; their texts in that order.
+fn push_filter_lines(store: &StoreProcess, now: i64) -> Vec<String> {
+    let lines: Vec<(&str, &str, &str, &str)> = vec![
+        ("eu", USER, "200", "/ok"),
+        ("eu", "bob", "500", PATH),
+        (REGION, USER, "200", PATH),
+        (REGION, "bob", "404", "/missing"),
+        (REGION, "bob", "200", "/b"),
+    ];
+    let mut texts = Vec::new();
+    for (i, (region, user, status, path)) in lines.into_iter().enumerate() {
+        let text = json!({"status": status, "path": path}).to_string();
+        let ts = now - (10 - i as i64) * 1_000_000_000;
+        push(
+            store,
+            &[("app", "filters"), ("region", region)],
+            &[Line::new(ts, text.clone()).meta("user", user)],
+        );
+        texts.push(text);
     }
-    let r = larch_testkit::http::request(
-        store.http,
-        "POST",
-        "/loki/api/v1/push",
-        &headers,
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(r.status, 204, "{}", r.text());
+    texts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_in_a_browser() {
     let store = StoreProcess::builder().start();
     let now = now_ns();
-    let min = 60_000_000_000i64;
     let levels = ["info", "info", "warn", "info", "error"];
     let texts: Vec<String> = (0..30)
         .map(|i| format!("level={} msg=\"request {i}\" took={i}ms", levels[i % 5]))
         .collect();
-    let batch: Vec<(i64, &str, &str)> = (0..30)
-        .map(|i| {
-            (
-                now - (30 - i as i64) * min,
-                levels[i % 5],
-                texts[i].as_str(),
-            )
-        })
+    let batch: Vec<Line> = (0..30)
+        .map(|i| Line::at_level(now - (30 - i as i64) * MIN, levels[i % 5], &texts[i]))
         .collect();
-    push(&store, "shop", &batch);
+    push(&store, &app("shop"), &batch);
+    let filter_texts = push_filter_lines(&store, now);
 
-    let b = Browser::start(store.addr()).await;
+    let b = Browser::open(&store, "/", &[]).await;
 
     // 1. Load `/`, type a query, Ctrl+Enter: the pushed lines, newest
     // first, each with its level, and the volume histogram by level.
-    b.client.goto(&format!("{}/", b.base)).await.unwrap();
-    b.until(
-        "the page's script",
-        "return !!document.querySelector('#range option');",
-    )
-    .await;
     b.type_query(r#"{app="shop"}"#, true).await;
-    b.until(
-        "30 lines",
-        "return document.querySelectorAll('#logs li').length === 30;",
-    )
-    .await;
-    let lines = b.lines().await;
+    let lines = b.wait_lines(30).await;
     assert_eq!(lines[0], texts[29], "newest first");
     assert_eq!(lines[29], texts[0]);
     let level = b
@@ -274,13 +473,7 @@ async fn the_ui_in_a_browser() {
 
     // 2. Open the newest line: its labels and structured metadata, and a
     // button that filters for a value, which edits the query and runs it.
-    b.client
-        .find(Locator::Css("#logs li .log-head"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("#logs li .log-head").await;
     let details = b
         .until(
             "the line's details",
@@ -293,15 +486,8 @@ async fn the_ui_in_a_browser() {
         "{details}"
     );
     b.shot("02-details").await;
-    b.client
-        .find(Locator::Css(
-            "#logs li .log-details button[data-filter='out'][data-name='detected_level']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("#logs li .log-details button[data-filter='out'][data-name='detected_level']")
+        .await;
     let query = b
         .until(
             "the edited query",
@@ -314,6 +500,14 @@ async fn the_ui_in_a_browser() {
         "return document.querySelectorAll('#logs li').length === 24 && !document.querySelector('#logs li.lvl-error');",
     )
     .await;
+
+    // 2b. Filter buttons on stream labels, structured metadata and parsed
+    // fields, written as Grafana's Explore writes them: a stream label as
+    // a matcher of the selector; metadata and parsed fields as a label
+    // filter after the last parser or label filter; values quoted as
+    // LogQL reads them. Each edit runs, and shows exactly the lines that
+    // match (so the store parsed the quoting as meant).
+    filter_buttons(&b, &filter_texts).await;
 
     // 3. A metric query draws a graph with a legend entry per series.
     b.type_query(
@@ -341,13 +535,7 @@ async fn the_ui_in_a_browser() {
     b.shot("03-graph").await;
 
     // An instant query is a table.
-    b.client
-        .find(Locator::Css("#type option[value='instant']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.choose("type", "instant").await;
     b.type_query(r#"sum(count_over_time({app="shop"}[1h]))"#, true)
         .await;
     let cell = b
@@ -357,13 +545,7 @@ async fn the_ui_in_a_browser() {
         )
         .await;
     assert_eq!(cell, json!("30"));
-    b.client
-        .find(Locator::Css("#type option[value='range']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.choose("type", "range").await;
 
     // 4. A parse error is shown at its column, as the store reports it.
     b.type_query(r#"{app="shop"} |= "#, false).await;
@@ -399,28 +581,18 @@ async fn the_ui_in_a_browser() {
     .await;
     let tenant = b.client.find(Locator::Css("#tenant")).await.unwrap();
     tenant.send_keys("team-live").await.unwrap();
-    b.client
-        .find(Locator::Css("#live"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until(
-        "the tail to open",
-        "return document.querySelector('#status').textContent.startsWith('Live tail live');",
-    )
-    .await;
+    b.click("#live").await;
+    b.wait_status("Live tail live").await;
     push(
         &store,
-        "live",
-        &[(now_ns(), "info", "for the default tenant")],
+        &app("live"),
+        &[Line::at_level(now_ns(), "info", "for the default tenant")],
     );
-    push_as(
+    push_with(
         &store,
-        Some("team-live"),
-        "live",
-        &[(now_ns(), "warn", "pushed during the test")],
+        &[("X-Scope-OrgID", "team-live")],
+        &app("live"),
+        &[Line::at_level(now_ns(), "warn", "pushed during the test")],
     );
     b.until(
         "the live line",
@@ -434,13 +606,7 @@ async fn the_ui_in_a_browser() {
         "{url}"
     );
     b.shot("05-live-tail").await;
-    b.client
-        .find(Locator::Css("#live"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("#live").await;
     tenant
         .send_keys(&format!("{CTRL}a{RELEASE}{BACKSPACE}\t"))
         .await
@@ -454,27 +620,9 @@ async fn the_ui_in_a_browser() {
     // 6. The URL reproduces the view: another range and order, opened
     // afresh from its address; back returns to the previous view.
     b.type_query(r#"{app="shop"} |= "request 1""#, false).await;
-    b.client
-        .find(Locator::Css("#range option[value='3h']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#direction option[value='forward']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.choose("range", "3h").await;
+    b.choose("direction", "forward").await;
+    b.click("#run").await;
     // "request 1" and "request 10".."request 19", oldest first.
     b.until(
         "11 lines",
@@ -506,12 +654,7 @@ async fn the_ui_in_a_browser() {
     // The address alone, opened afresh.
     b.client.goto("about:blank").await.unwrap();
     b.client.goto(&url).await.unwrap();
-    b.until(
-        "the same 11 lines",
-        "return document.querySelectorAll('#logs li').length === 11;",
-    )
-    .await;
-    assert_eq!(b.lines().await, shown);
+    assert_eq!(b.wait_lines(11).await, shown);
     let controls = b
         .js("return ['query', 'range', 'direction'].map(id => document.getElementById(id).value);")
         .await;
@@ -521,27 +664,290 @@ async fn the_ui_in_a_browser() {
     );
     b.shot("06-url").await;
 
+    // 7. The whole session again by keyboard alone.
+    keyboard_session(&b, &texts).await;
+
     b.client.close().await.unwrap();
 }
 
-/// Pushes lines `"<prefix> <i>"` for `i` in `range` to one stream, one
-/// nanosecond apart, in one request.
-fn push_many(store: &StoreProcess, app: &str, prefix: &str, range: std::ops::Range<usize>) {
-    let first = now_ns();
-    let values: Vec<Value> = range
-        .enumerate()
-        .map(|(k, i)| json!([(first + k as i64).to_string(), format!("{prefix} {i}")]))
-        .collect();
-    let body = json!({"streams": [{"stream": {"app": app}, "values": values}]});
-    let r = larch_testkit::http::request(
-        store.http,
-        "POST",
-        "/loki/api/v1/push",
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
+/// Step 2b of [`the_ui_in_a_browser`]: the + and − buttons of an opened
+/// line on `{app="filters"} | json` (see [`push_filter_lines`]).
+async fn filter_buttons(b: &Browser, texts: &[String]) {
+    // The edits as functions of the page's own module, on queries a
+    // person may have typed: where each kind of filter goes.
+    let edits = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             import('/ui/logql.js').then((m) => done([
+               m.addFilter('{app=\"a\"}', 'label', 'env', 'x', false),
+               m.addFilter('{ app=\"a\" }', 'label', 'env', 'x', true),
+               m.addFilter('{app=\"a\", env=\"x\"} |= \"y\"', 'label', 'env', 'x', true),
+               m.addFilter('{app=\"a\"} |= \"y\"', 'metadata', 'user', 'bob', false),
+               m.addFilter('{app=\"a\"} |= \"y\" | logfmt | line_format \"{{.msg}}\"', 'parsed', 'level', 'info', false),
+               m.addFilter('{app=\"a\"} | json | level=\"info\" != \"z\"', 'parsed', 'level', 'info', true),
+               m.addFilter('{app=\"a\"} | json | level!=\"info\"', 'parsed', 'level', 'info', true),
+               m.addFilter('', 'label', 'app', 'a', false),
+             ]), (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        edits,
+        json!([
+            r#"{app="a", env="x"}"#,
+            r#"{ app="a", env!="x" }"#,
+            r#"{app="a", env!="x"} |= "y""#,
+            r#"{app="a"} | user="bob" |= "y""#,
+            r#"{app="a"} |= "y" | logfmt | level="info" | line_format "{{.msg}}""#,
+            r#"{app="a"} | json | level!="info" != "z""#,
+            r#"{app="a"} | json | level!="info""#,
+            r#"{app="a"}"#,
+        ])
+    );
+
+    // Presses a + (`in`) or − (`out`) button of the shown line `text`,
+    // opening the line first.
+    async fn press(b: &Browser, text: &str, filter: &str, kind: &str, name: &str) {
+        let li = b
+            .js(&format!(
+                "const li = [...document.querySelectorAll('#logs li')].find(li => li.querySelector('.log-line').textContent === {});
+                 if (!li.querySelector('.log-details')) li.querySelector('.log-head').click();
+                 return [...document.querySelectorAll('#logs li')].indexOf(li) + 1;",
+                json!(text)
+            ))
+            .await;
+        b.click(&format!(
+            "#logs li:nth-child({li}) .log-details button[data-filter='{filter}'][data-kind='{kind}'][data-name='{name}']"
+        ))
+        .await;
+    }
+    // The query after an edit, and exactly the lines it shows.
+    async fn shows(b: &Browser, query: &str, want: &[&String]) {
+        b.until(
+            "the edited query",
+            &format!(
+                "return document.querySelector('#query').value === {};",
+                json!(query)
+            ),
+        )
+        .await;
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        if want.is_empty() {
+            b.wait_status("No lines in this range.").await;
+        } else {
+            b.until(
+                "the matching lines",
+                &format!(
+                    "return JSON.stringify([...document.querySelectorAll('#logs .log-line')].map(e => e.textContent)) === {};",
+                    json!(serde_json::to_string(&want).unwrap())
+                ),
+            )
+            .await;
+        }
+        let error = b
+            .js("return [document.querySelector('#error').hidden, document.querySelector('#parse-error').hidden];")
+            .await;
+        assert_eq!(error, json!([true, true]), "no error for {query}");
+    }
+
+    b.type_query(r#"{app="filters"} | json"#, true).await;
+    let all: Vec<&String> = texts.iter().rev().collect();
+    shows(b, r#"{app="filters"} | json"#, &all).await;
+    // The parsed fields and metadata are there to filter on.
+    press(b, &texts[2], "in", "label", "region").await;
+    let q1 = r#"{app="filters", region="ü \"q\" \\s"} | json"#;
+    shows(b, q1, &[&texts[4], &texts[3], &texts[2]]).await;
+    let focus = b.js("return document.activeElement.id;").await;
+    assert_eq!(focus, json!("results"), "the focus stays with the results");
+    b.shot("02b-filter-label").await;
+    press(b, &texts[3], "out", "parsed", "status").await;
+    let q2 = format!(r#"{q1} | status!="404""#);
+    shows(b, &q2, &[&texts[4], &texts[2]]).await;
+    press(b, &texts[2], "in", "metadata", "user").await;
+    let q3 = format!(r#"{q2} | user="Zoë \"the\" \\admin""#);
+    shows(b, &q3, &[&texts[2]]).await;
+    press(b, &texts[2], "in", "parsed", "path").await;
+    let q4 = format!(r#"{q3} | path="C:\\tmp \"x\" é""#);
+    shows(b, &q4, &[&texts[2]]).await;
+    b.shot("02c-filter-parsed").await;
+    // Filtering out the value filtered for replaces that filter.
+    press(b, &texts[2], "out", "parsed", "path").await;
+    let q5 = format!(r#"{q3} | path!="C:\\tmp \"x\" é""#);
+    shows(b, &q5, &[]).await;
+    // The same values for the other lines of the streams: one filter out
+    // of a stream label.
+    b.type_query(r#"{app="filters"} | json"#, true).await;
+    shows(b, r#"{app="filters"} | json"#, &all).await;
+    press(b, &texts[2], "out", "label", "region").await;
+    shows(
+        b,
+        r#"{app="filters", region!="ü \"q\" \\s"} | json"#,
+        &[&texts[1], &texts[0]],
     )
-    .unwrap();
-    assert_eq!(r.status, 204, "{}", r.text());
+    .await;
+}
+
+/// Step 7 of [`the_ui_in_a_browser`]: a session by keyboard alone, from a
+/// fresh page: focus order, completion, running, opening a line, its
+/// filter buttons and a live tail with pause, each focused control with a
+/// visible focus indicator.
+async fn keyboard_session(b: &Browser, texts: &[String]) {
+    b.goto("/").await;
+    b.focus_is("query").await;
+    // Shift+Tab goes back to the header's controls; Tab returns.
+    b.press(&format!("{SHIFT}{TAB}")).await;
+    b.focus_is("token-button").await;
+    b.press(&format!("{SHIFT}{TAB}")).await;
+    b.focus_is("tenant").await;
+    b.press(&format!("{TAB}{TAB}")).await;
+    b.focus_is("query").await;
+
+    // Completion: `{` offers label names, Escape closes the list, and
+    // Ctrl+Space opens it again; arrows move, Enter takes a name; Tab
+    // takes a value.
+    let list_open = "const l = document.querySelector('#suggestions'); return !l.hidden && [...l.children].map(li => li.textContent);";
+    let active = "return document.getElementById(document.querySelector('#query').getAttribute('aria-activedescendant'))?.textContent;";
+    b.press("{").await;
+    b.until("label names offered", list_open).await;
+    b.press(ESCAPE).await;
+    let closed = b
+        .js("return [document.querySelector('#suggestions').hidden, document.querySelector('#query').getAttribute('aria-expanded')];")
+        .await;
+    assert_eq!(closed, json!([true, "false"]));
+    b.press(&format!("{CTRL} ")).await;
+    let names = b.until("label names again", list_open).await;
+    let at = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n == "app")
+        .unwrap();
+    b.press(&DOWN.repeat(at + 1)).await;
+    b.press(UP).await;
+    assert_eq!(b.js(active).await, json!("app"), "{names}");
+    b.press(ENTER).await;
+    b.until(
+        "the name taken",
+        "return document.querySelector('#query').value === '{app';",
+    )
+    .await;
+    b.press("=").await;
+    let values = b.until("values of app", list_open).await;
+    let at = values
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n == "shop")
+        .unwrap();
+    b.press(&DOWN.repeat(at)).await;
+    assert_eq!(b.js(active).await, json!("shop"));
+    b.press(TAB).await;
+    b.press("}").await;
+    assert_eq!(b.query().await, r#"{app="shop"}"#);
+    b.focus_is("query").await;
+    b.press(&format!("{CTRL}{ENTER}")).await;
+    assert_eq!(b.wait_lines(30).await[0], texts[29]);
+
+    // Tab through the controls in order; a line limit typed in, and the
+    // run button pressed with Enter.
+    for id in ["range", "type", "limit"] {
+        b.press(TAB).await;
+        b.focus_is(id).await;
+    }
+    b.press(&format!("{CTRL}a")).await;
+    b.press("5").await;
+    for id in ["step", "direction", "run"] {
+        b.press(TAB).await;
+        b.focus_is(id).await;
+    }
+    b.press(ENTER).await;
+    let five: Vec<String> = texts.iter().rev().take(5).cloned().collect();
+    b.until(
+        "5 lines and more to load",
+        "return document.querySelectorAll('#logs li').length === 5 && !document.querySelector('#more').hidden;",
+    )
+    .await;
+    assert_eq!(b.lines().await, five);
+    b.press(TAB).await;
+    b.focus_is("live").await;
+    b.press(TAB).await;
+    b.focus_is("log-head").await;
+    b.press(&format!("{SHIFT}{TAB}")).await;
+    b.focus_is("live").await;
+    b.press(TAB).await;
+
+    // A line opens with Enter, closes with Space, opens again.
+    let expanded = "const h = document.querySelector('#logs li .log-head'); const d = h.parentElement.querySelector('.log-details'); return [h.getAttribute('aria-expanded'), !!d && !d.hidden];";
+    b.press(ENTER).await;
+    assert_eq!(b.js(expanded).await, json!(["true", true]));
+    b.press(" ").await;
+    assert_eq!(b.js(expanded).await, json!(["false", false]));
+    b.press(ENTER).await;
+    assert_eq!(b.js(expanded).await, json!(["true", true]));
+    b.shot("17-keyboard-details").await;
+    // Its buttons are next in the Tab order: the − of detected_level.
+    let k = b
+        .js("return [...document.querySelectorAll('#logs li .log-details button')].findIndex(x => x.dataset.filter === 'out' && x.dataset.name === 'detected_level') + 1;")
+        .await;
+    let k = k.as_u64().unwrap() as usize;
+    assert!(k > 0);
+    b.press(&TAB.repeat(k)).await;
+    let f = b.focus_is("").await;
+    assert_eq!(f["text"], json!("−"));
+    let label = b
+        .js("return document.activeElement.getAttribute('aria-label');")
+        .await;
+    assert_eq!(label, json!("Filter out detected_level=error"));
+    b.press(ENTER).await;
+    b.until(
+        "the filtered query",
+        "return document.querySelector('#query').value === '{app=\"shop\"} | detected_level!=\"error\"';",
+    )
+    .await;
+    let no_errors: Vec<String> = [28, 27, 26, 25, 23]
+        .iter()
+        .map(|&i| texts[i].clone())
+        .collect();
+    b.until(
+        "5 lines without errors",
+        "return document.querySelectorAll('#logs li').length === 5 && !document.querySelector('#logs li.lvl-error');",
+    )
+    .await;
+    assert_eq!(b.lines().await, no_errors);
+    // The focus went to the results: Tab goes on to their first line.
+    let focus = b.js("return document.activeElement.id;").await;
+    assert_eq!(focus, json!("results"));
+    b.press(TAB).await;
+    b.focus_is("log-head").await;
+
+    // Live tail started, paused, resumed and stopped from the keyboard.
+    b.press(&format!("{SHIFT}{TAB}")).await;
+    b.focus_is("live").await;
+    b.press(" ").await;
+    b.wait_status("Live tail live").await;
+    b.press(TAB).await;
+    b.focus_is("pause").await;
+    b.press(" ").await;
+    b.wait_status("Live tail paused").await;
+    let pause = b
+        .js("const p = document.querySelector('#pause'); return [p.getAttribute('aria-pressed'), p.textContent];")
+        .await;
+    assert_eq!(pause, json!(["true", "Resume"]));
+    b.shot("18-keyboard-paused").await;
+    b.press(ENTER).await;
+    b.wait_status("Live tail live").await;
+    b.focus_is("pause").await;
+    b.press(&format!("{SHIFT}{TAB}")).await;
+    b.focus_is("live").await;
+    b.press(ENTER).await;
+    b.until(
+        "the tail stopped",
+        "return document.querySelector('#live').getAttribute('aria-pressed') === 'false' && document.querySelector('#pause').hidden;",
+    )
+    .await;
+    b.focus_is("live").await;
 }
 
 /// The editor completes label names and values from the store; "Load
@@ -551,22 +957,18 @@ fn push_many(store: &StoreProcess, app: &str, prefix: &str, range: std::ops::Ran
 /// alone gives the same view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_paging_tail_buffer_and_absolute_range() {
-    let store = StoreProcess::builder().start();
+    let (store, b) = store_and_page(StoreProcess::builder()).await;
     let now = now_ns();
-    let min = 60_000_000_000i64;
     let texts: Vec<String> = (0..30).map(|i| format!("request {i}")).collect();
-    let batch: Vec<(i64, &str, &str)> = (0..30)
-        .map(|i| (now - (30 - i as i64) * min, "info", texts[i].as_str()))
+    let batch: Vec<Line> = (0..30)
+        .map(|i| Line::at_level(now - (30 - i as i64) * MIN, "info", &texts[i]))
         .collect();
-    push(&store, "shop", &batch);
-    push(&store, "shelf", &[(now - min, "info", "on the shelf")]);
-    let b = Browser::start(store.addr()).await;
-    b.client.goto(&format!("{}/", b.base)).await.unwrap();
-    b.until(
-        "the page's script",
-        "return !!document.querySelector('#range option');",
-    )
-    .await;
+    push(&store, &app("shop"), &batch);
+    push(
+        &store,
+        &app("shelf"),
+        &[Line::at_level(now - MIN, "info", "on the shelf")],
+    );
 
     // 1. Completion: a label name, then a value, chosen from the lists the
     // store gives, with the keyboard.
@@ -593,8 +995,7 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     );
     b.shot("09-complete-label").await;
     q.send_keys(TAB).await.unwrap();
-    let value = b.js("return document.querySelector('#query').value;").await;
-    assert_eq!(value, json!("{app"));
+    assert_eq!(b.query().await, "{app");
     q.send_keys("=\"sh").await.unwrap();
     let offered = b
         .until(
@@ -611,25 +1012,12 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     )
     .await;
     q.send_keys("}").await.unwrap();
-    let value = b.js("return document.querySelector('#query').value;").await;
-    assert_eq!(value, json!(r#"{app="shop"}"#));
+    assert_eq!(b.query().await, r#"{app="shop"}"#);
 
     // 2. Load more: a limit of 10 over 30 lines; each page asks again for
     // the boundary line and shows it once.
-    b.client
-        .find(Locator::Css("#limit"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{CTRL}a{RELEASE}{BACKSPACE}10"))
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.fill("#limit", "10").await;
+    b.click("#run").await;
     b.until(
         "the first page",
         "return document.querySelectorAll('#logs li').length === 10 && !document.querySelector('#more').hidden;",
@@ -663,31 +1051,13 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     // 3. Live tail: paused, lines wait, at most 1000 of them; resumed, the
     // page shows the newest 1000.
     b.type_query(r#"{app="flood"}"#, false).await;
-    b.client
-        .find(Locator::Css("#live"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until(
-        "the tail to open",
-        "return document.querySelector('#status').textContent.startsWith('Live tail live');",
-    )
-    .await;
-    push_many(&store, "flood", "before the pause", 0..1);
-    b.until(
-        "the first live line",
-        "return document.querySelectorAll('#logs li').length === 1;",
-    )
-    .await;
-    let pause = b.client.find(Locator::Css("#pause")).await.unwrap();
-    pause.click().await.unwrap();
-    b.until(
-        "the tail paused",
-        "return document.querySelector('#status').textContent.startsWith('Live tail paused, 0 waiting');",
-    )
-    .await;
+    b.click("#live").await;
+    b.wait_status("Live tail live").await;
+    let flood = [("app", "flood")];
+    push(&store, &flood, &numbered("before the pause", 0..1));
+    b.wait_lines(1).await;
+    b.click("#pause").await;
+    b.wait_status("Live tail paused, 0 waiting").await;
     // 1600 lines in four pushes while paused: the page keeps the newest
     // 1000 waiting and counts the 600 it let go. Each push waits until the
     // page has the one before: a push of 400 lines is four frames, well
@@ -702,7 +1072,7 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     .into_iter()
     .enumerate()
     {
-        push_many(&store, "flood", "flood", k * 400..(k + 1) * 400);
+        push(&store, &flood, &numbered("flood", k * 400..(k + 1) * 400));
         b.until(
             want,
             &format!(
@@ -717,7 +1087,7 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
         "nothing shown while paused"
     );
     b.shot("12-tail-paused").await;
-    pause.click().await.unwrap();
+    b.click("#pause").await;
     b.until(
         "the waiting lines shown",
         "return document.querySelector('#status').textContent.startsWith('Live tail live') && document.querySelectorAll('#logs li').length === 1000;",
@@ -728,31 +1098,19 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     assert_eq!(lines[0], "flood 1599", "newest on top");
     assert_eq!(lines[999], "flood 600");
     b.shot("13-tail-bounded").await;
-    b.client
-        .find(Locator::Css("#live"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("#live").await;
 
     // 4. An absolute range from the picker: lines 10 to 19 of the shop.
     b.type_query(r#"{app="shop"}"#, false).await;
-    b.client
-        .find(Locator::Css("#range option[value='custom']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.choose("range", "custom").await;
     b.until(
         "the absolute inputs",
         "return !document.querySelector('#absolute').hidden;",
     )
     .await;
     let (from_ms, to_ms) = (
-        (now - 20 * min) / 1_000_000 - 30_000,
-        (now - 11 * min) / 1_000_000 + 30_000,
+        (now - 20 * MIN) / 1_000_000 - 30_000,
+        (now - 11 * MIN) / 1_000_000 + 30_000,
     );
     // datetime-local inputs take local time to the second.
     let set = format!(
@@ -762,20 +1120,9 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
          return [Math.floor({from_ms} / 1000) * 1000, Math.floor({to_ms} / 1000) * 1000];"
     );
     let bounds = b.js(&set).await;
-    b.client
-        .find(Locator::Css("#run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until(
-        "10 lines in the absolute range",
-        "return document.querySelectorAll('#logs li').length === 10;",
-    )
-    .await;
+    b.click("#run").await;
     let in_range: Vec<String> = (10..20).rev().map(|i| texts[i].clone()).collect();
-    assert_eq!(b.lines().await, in_range);
+    assert_eq!(b.wait_lines(10).await, in_range);
     let url = b.url().await;
     assert!(
         url.contains(&format!("from={}", bounds[0])) && url.contains(&format!("to={}", bounds[1])),
@@ -785,19 +1132,13 @@ async fn completion_paging_tail_buffer_and_absolute_range() {
     // The address alone, opened afresh: the same lines and controls.
     b.client.goto("about:blank").await.unwrap();
     b.client.goto(&url).await.unwrap();
-    b.until(
-        "the same 10 lines",
-        "return document.querySelectorAll('#logs li').length === 10;",
-    )
-    .await;
-    assert_eq!(b.lines().await, in_range);
+    assert_eq!(b.wait_lines(10).await, in_range);
     let controls = b
         .js("return [document.querySelector('#range').value, document.querySelector('#absolute').hidden, document.querySelector('#from').value !== '', document.querySelector('#limit').value];")
         .await;
     assert_eq!(controls, json!(["custom", false, true, "10"]));
     b.client.close().await.unwrap();
 }
-
 /// Readable in light and dark mode: the page follows the system's scheme,
 /// and log lines, the query and the buttons keep a contrast of at least
 /// 4.5:1 (WCAG AA) against what is behind them in both.
@@ -807,11 +1148,11 @@ async fn readable_in_light_and_dark_mode() {
     let now = now_ns();
     push(
         &store,
-        "shop",
+        &app("shop"),
         &[
-            (now - 3_000_000_000, "info", "level=info msg=ok"),
-            (now - 2_000_000_000, "warn", "level=warn msg=slow"),
-            (now - 1_000_000_000, "error", "level=error msg=failed"),
+            Line::at_level(now - 3_000_000_000, "info", "level=info msg=ok"),
+            Line::at_level(now - 2_000_000_000, "warn", "level=warn msg=slow"),
+            Line::at_level(now - 1_000_000_000, "error", "level=error msg=failed"),
         ],
     );
     // Relative luminance and contrast as WCAG defines them, of an
@@ -822,16 +1163,8 @@ async fn readable_in_light_and_dark_mode() {
         const sel = ['#logs .log-line', '#logs li.lvl-error .log-level', '#logs li.lvl-warn .log-level', '#logs li.lvl-info .log-level', '#logs .log-time', '#highlight', '#run', '#status', 'label[for=range]'];
         return { dark: matchMedia('(prefers-color-scheme: dark)').matches, body: lum(bg(document.body)), ratios: Object.fromEntries(sel.map((s) => [s, ratio(document.querySelector(s))])) };";
     for (dark, extra) in [(false, &[][..]), (true, &["--force-dark-mode"][..])] {
-        let b = Browser::start_with(store.addr(), extra).await;
-        b.client
-            .goto(&format!("{}/?query=%7Bapp%3D%22shop%22%7D", b.base))
-            .await
-            .unwrap();
-        b.until(
-            "three lines",
-            "return document.querySelectorAll('#logs li').length === 3;",
-        )
-        .await;
+        let b = Browser::open(&store, "/?query=%7Bapp%3D%22shop%22%7D", extra).await;
+        b.wait_lines(3).await;
         let got = b.js(CONTRAST).await;
         assert_eq!(got["dark"], json!(dark), "{got}");
         let body = got["body"].as_f64().unwrap();
@@ -852,37 +1185,6 @@ async fn readable_in_light_and_dark_mode() {
     }
 }
 
-/// A token of `larch-store token new` for `tenant` with `access`, and
-/// its entry for the tokens file.
-fn new_token(name: &str, tenant: &str, access: &str) -> (String, String) {
-    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args([
-            "token",
-            "new",
-            "--name",
-            name,
-            "--tenants",
-            tenant,
-            "--access",
-            access,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (token, rest) = text.split_once('\n').unwrap();
-    let entry: String = rest
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    (token.to_string(), entry)
-}
-
 /// With tokens on: the page loads without one, the first query is refused
 /// and the page asks for a token; signed in, the query runs with it, and
 /// the token is in the tab's session storage, never in the URL.
@@ -893,31 +1195,19 @@ async fn sign_in_with_a_token() {
     let (writer, e2) = new_token("ui-writer", "team-a", "write");
     let tokens_file = dir.path().join("tokens.yaml");
     std::fs::write(&tokens_file, format!("tokens:\n{e1}{e2}")).unwrap();
-    let store = StoreProcess::builder()
-        .config(format!("auth:\n  tokens_file: {}\n", tokens_file.display()))
-        .start();
-    let body = json!({"streams": [{"stream": {"app": "vault"}, "values": [[now_ns().to_string(), "behind a token"]]}]});
-    let auth = format!("Bearer {writer}");
-    let r = larch_testkit::http::request(
-        store.http,
-        "POST",
-        "/loki/api/v1/push",
-        &[
-            ("Content-Type", "application/json"),
-            ("Authorization", &auth),
-        ],
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(r.status, 204, "{}", r.text());
-
-    let b = Browser::start(store.addr()).await;
-    b.client.goto(&format!("{}/", b.base)).await.unwrap();
-    b.until(
-        "the page's script",
-        "return !!document.querySelector('#range option');",
+    let (store, b) = store_and_page(
+        StoreProcess::builder()
+            .config(format!("auth:\n  tokens_file: {}\n", tokens_file.display())),
     )
     .await;
+    let auth = format!("Bearer {writer}");
+    push_with(
+        &store,
+        &[("Authorization", &auth)],
+        &[("app", "vault")],
+        &[Line::new(now_ns(), "behind a token")],
+    );
+
     b.type_query(r#"{app="vault"}"#, true).await;
     b.until(
         "the token dialog",
@@ -934,19 +1224,8 @@ async fn sign_in_with_a_token() {
     b.shot("07-sign-in").await;
     let input = b.client.find(Locator::Css("#token-input")).await.unwrap();
     input.send_keys(&reader).await.unwrap();
-    b.client
-        .find(Locator::Css("#token-dialog button[value='ok']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until(
-        "the line behind the token",
-        "return document.querySelectorAll('#logs li').length === 1;",
-    )
-    .await;
-    assert_eq!(b.lines().await, ["behind a token"]);
+    b.click("#token-dialog button[value='ok']").await;
+    assert_eq!(b.wait_lines(1).await, ["behind a token"]);
     let button = b
         .js("return document.querySelector('#token-button').textContent;")
         .await;
@@ -1041,12 +1320,12 @@ async fn tail_credentials_from_subprotocols() {
         resp.headers().get("sec-websocket-protocol").unwrap(),
         "larch"
     );
-    push(&store, "ws", &[(now_ns(), "info", "default tenant")]);
-    push_as(
+    push(&store, &app("ws"), &[Line::new(now_ns(), "default tenant")]);
+    push_with(
         &store,
-        Some("team-ws"),
-        "ws",
-        &[(now_ns(), "info", "team-ws line")],
+        &[("X-Scope-OrgID", "team-ws")],
+        &app("ws"),
+        &[Line::new(now_ns(), "team-ws line")],
     );
     let text = tokio::time::timeout(PATIENCE, async {
         loop {
