@@ -166,7 +166,7 @@ fn metadata_name_is(name: &str, field: &str) -> bool {
 
 /// A byte before a level word that lets it count (`:` does not: in
 /// `misc:error` the word is part of a compound).
-fn opens_word(b: u8) -> bool {
+const fn opens_word(b: u8) -> bool {
     matches!(
         b,
         b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
@@ -197,7 +197,7 @@ fn closes_word(b: u8) -> bool {
 
 /// Whether `b` can start a line word (after lowercasing; `0xC4` starts
 /// `İ`, which lowercases to `i`).
-fn starts_word(b: u8) -> bool {
+const fn starts_word(b: u8) -> bool {
     matches!(b | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') || b == 0xC4
 }
 
@@ -225,10 +225,16 @@ fn word_at(line: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 /// `ERROR 1234`, `[warn]`, `level='info'` and `debug:` count;
 /// `errors`, `error_code`, `misc:error` and `terror` do not. The whole
 /// line is searched, and the leftmost word wins, whatever its level.
+///
+/// One table lookup per byte says whether it opens a word and whether a
+/// word can start with it; the words are tried only where an opening byte
+/// (or the line's start) is followed by a byte a word can start with,
+/// about two places per line in ordinary logs.
 pub fn level_in_line(line: &[u8]) -> &'static str {
-    let mut after_opening = true;
+    let mut prev = OPENS;
     for (i, &b) in line.iter().enumerate() {
-        if after_opening && starts_word(b) {
+        let class = BYTE_CLASS[usize::from(b)];
+        if prev & (class >> 1) != 0 {
             // Only the words that can start with this byte, in the order
             // of LINE_WORDS (the same answer, without trying all nine).
             for &(word, level) in words_starting(b) {
@@ -239,10 +245,33 @@ pub fn level_in_line(line: &[u8]) -> &'static str {
                 }
             }
         }
-        after_opening = opens_word(b);
+        prev = class;
     }
     UNKNOWN
 }
+
+/// [`BYTE_CLASS`] bit: [`opens_word`] holds.
+const OPENS: u8 = 1;
+/// [`BYTE_CLASS`] bit: [`starts_word`] holds (one above [`OPENS`], so
+/// that `prev & (class >> 1)` tests "opening byte, then starting byte").
+const STARTS: u8 = 2;
+
+/// [`opens_word`] and [`starts_word`] of every byte, as [`OPENS`] and
+/// [`STARTS`] bits.
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        if opens_word(b as u8) {
+            table[b] |= OPENS;
+        }
+        if starts_word(b as u8) {
+            table[b] |= STARTS;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// The entries of [`LINE_WORDS`] whose first letter the character
 /// starting with byte `b` can lowercase to, in their order there (`b`
@@ -963,8 +992,61 @@ mod tests {
         UNKNOWN
     }
 
+    /// The line search as it was written first: every byte tested with
+    /// [`opens_word`] and [`starts_word`], no table.
+    fn level_in_line_bytewise(line: &[u8]) -> &'static str {
+        let mut after_opening = true;
+        for (i, &b) in line.iter().enumerate() {
+            if after_opening && starts_word(b) {
+                for &(word, level) in words_starting(b) {
+                    if let Some(end) = word_at(line, i, word)
+                        && line.get(end).is_none_or(|&c| closes_word(c))
+                    {
+                        return level;
+                    }
+                }
+            }
+            after_opening = opens_word(b);
+        }
+        UNKNOWN
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    #[test]
+    fn byte_table_agrees_with_the_tests_for_every_byte() {
+        for b in 0..=255u8 {
+            let class = BYTE_CLASS[usize::from(b)];
+            assert_eq!(class & OPENS != 0, opens_word(b), "{b:#x}");
+            assert_eq!(class & STARTS != 0, starts_word(b), "{b:#x}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn table_search_gives_the_bytewise_answer(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "trace", "TRACE", "debug", "Fatal", "critical", "ERROR", "err", "errors",
+                        "warning", "WARN", "wrn", "info", "\u{130}nfo", "\u{212A}", "inf",
+                        " ", "[", "(", "{", "'", "]", ":", "=", "|", "\"", "x", "é", "\t", "\n",
+                    ]).prop_map(str::to_string),
+                    "[ -~]{0,12}",
+                ],
+                0..16,
+            ),
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let line = parts.concat();
+            proptest::prop_assert_eq!(
+                level_in_line(line.as_bytes()),
+                level_in_line_bytewise(line.as_bytes())
+            );
+            proptest::prop_assert_eq!(level_in_line(&raw), level_in_line_bytewise(&raw));
+        }
+
         #[test]
         fn line_search_tries_only_words_that_can_match(
             parts in proptest::collection::vec(

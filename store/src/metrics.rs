@@ -117,6 +117,9 @@ pub struct Metrics {
     /// WAL syncs made for group commits (groups queued behind a sync
     /// share the next one).
     pub wal_syncs: Counter,
+    /// Of those, syncs the WAL writer made itself (nothing else waiting)
+    /// instead of handing the group to the sync thread.
+    pub wal_inline_syncs: Counter,
     /// Corrupt WAL records or segments met on replay.
     pub wal_corruptions: Counter,
     /// WAL segments on disk.
@@ -202,6 +205,7 @@ impl Metrics {
             wal_commit_seconds: latency_histogram(),
             wal_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             wal_syncs: Counter::default(),
+            wal_inline_syncs: Counter::default(),
             wal_corruptions: Counter::default(),
             wal_segments: Gauge::default(),
             chunks_flushed: Family::default(),
@@ -292,6 +296,11 @@ impl Metrics {
             "larch_wal_syncs",
             "WAL syncs made to acknowledge pushes",
             m.wal_syncs.clone(),
+        );
+        registry.register(
+            "larch_wal_inline_syncs",
+            "WAL syncs made by the WAL writer itself, with nothing else waiting",
+            m.wal_inline_syncs.clone(),
         );
         registry.register(
             "larch_wal_corruptions",

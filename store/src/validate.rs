@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_level};
 use larch_query::{LabelSet, parse_labels};
 
@@ -777,16 +778,16 @@ fn validate_entries(
             level_bytes += pair;
             size += pair;
         }
-        // One allocation of the exact size (none without metadata).
-        let mut meta = Vec::with_capacity(size);
-        for (n, v) in &e.metadata {
-            put_bytes(&mut meta, n.as_bytes());
-            put_bytes(&mut meta, v.as_bytes());
-        }
-        if let Some(level) = level {
-            put_bytes(&mut meta, DETECTED_LEVEL.as_bytes());
-            put_bytes(&mut meta, level.as_bytes());
-        }
+        let meta = match level {
+            // The usual case: no pairs sent and one of the fixed levels,
+            // whose encoding is shared (no allocation).
+            Some(level) if e.metadata.is_empty() => {
+                fixed_level_pair(level).unwrap_or_else(|| encode_pairs(&[], Some(level), size))
+            }
+            _ if e.metadata.is_empty() && level.is_none() => Bytes::new(),
+            // One allocation of the exact size.
+            _ => encode_pairs(&e.metadata, level, size),
+        };
         debug_assert_eq!(meta.len(), size);
         accepted_bytes += (e.line.len() + meta.len() - level_bytes) as u64;
         accepted.push(WalEntry {
@@ -802,6 +803,46 @@ fn validate_entries(
         });
     }
     Ok((accepted, accepted_bytes))
+}
+
+/// The encoded metadata of `pairs` followed by a `detected_level` pair
+/// of `level`, `size` bytes in all.
+fn encode_pairs(pairs: &[(String, String)], level: Option<&str>, size: usize) -> Bytes {
+    let mut meta = Vec::with_capacity(size);
+    for (n, v) in pairs {
+        put_bytes(&mut meta, n.as_bytes());
+        put_bytes(&mut meta, v.as_bytes());
+    }
+    if let Some(level) = level {
+        put_bytes(&mut meta, DETECTED_LEVEL.as_bytes());
+        put_bytes(&mut meta, level.as_bytes());
+    }
+    Bytes::from(meta)
+}
+
+/// The levels whose lone `detected_level` pair is encoded once for all
+/// entries: the words level discovery gives.
+const FIXED_LEVELS: [&str; 8] = [
+    "trace", "debug", "info", "warn", "error", "critical", "fatal", "unknown",
+];
+
+/// The shared encoding of metadata holding only `detected_level=level`,
+/// if `level` is one of [`FIXED_LEVELS`].
+fn fixed_level_pair(level: &str) -> Option<Bytes> {
+    static PAIRS: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
+        FIXED_LEVELS
+            .iter()
+            .map(|l| {
+                let mut b = Vec::new();
+                put_bytes(&mut b, DETECTED_LEVEL.as_bytes());
+                put_bytes(&mut b, l.as_bytes());
+                b
+            })
+            .collect()
+    });
+    let i = FIXED_LEVELS.iter().position(|&l| l == level)?;
+    let pairs: &'static [Vec<u8>] = &PAIRS;
+    Some(Bytes::from_static(&pairs[i]))
 }
 
 /// A stream's labels as messages quote them (cut at [`MAX_QUOTED`]),

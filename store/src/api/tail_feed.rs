@@ -535,7 +535,7 @@ mod tests {
                 .map(|(ts, l)| WalEntry {
                     ts: *ts,
                     line: l.to_string(),
-                    meta: Vec::new(),
+                    meta: bytes::Bytes::new(),
                 })
                 .collect(),
         }

@@ -340,12 +340,12 @@ mod tests {
                 WalEntry {
                     ts: -1,
                     line: "before 1970".into(),
-                    meta: Vec::new(),
+                    meta: bytes::Bytes::new(),
                 },
                 WalEntry {
                     ts: 1_700_000_000_123_456_789,
                     line: "l".into(),
-                    meta,
+                    meta: meta.into(),
                 },
             ],
         };

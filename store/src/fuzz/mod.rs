@@ -468,7 +468,7 @@ pub fn wal(data: &[u8]) -> Outcome {
     let entries = [record::WalEntry {
         ts: 1,
         line: "after restart".into(),
-        meta: Vec::new(),
+        meta: bytes::Bytes::new(),
     }];
     let mut frame = record::encode_push("fuzz", std::iter::once((&labels, &entries[..])));
     let seq = recs

@@ -303,7 +303,7 @@ pub fn wal() -> Vec<Seed> {
     let entry = |t: i64, line: &str, meta: &[(&str, &str)]| WalEntry {
         ts: t,
         line: line.into(),
-        meta: metadata(meta),
+        meta: metadata(meta).into(),
     };
     let f1 = wal_frame(
         1,

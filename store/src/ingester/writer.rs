@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::stream::{BuildIdentity, Verdict, entry_fingerprint};
@@ -85,17 +85,25 @@ struct SyncJob {
     tail: Vec<Arc<super::tail::TailEvent>>,
 }
 
-/// Runs the writer until every sender is gone. Syncing happens on a
+/// Runs the writer until every sender is gone. When more requests are
+/// waiting, or a sync is already running, the group's sync happens on a
 /// second thread, so the writer appends and applies the next group while
-/// the disk completes the previous one; replies still wait for the sync
-/// that covers their record.
+/// the disk completes the previous one; when the writer would otherwise
+/// wait idle and no sync is running, it syncs and replies itself (one
+/// thread hand-over less per request). Either way replies wait for the
+/// sync that covers their record, and groups are settled in the order
+/// their records were appended (the writer syncs inline only when the
+/// sync thread holds no earlier group).
 pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>) {
     let policy = cut_policy(&ing.config);
     let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<SyncJob>(2);
     let syncer_ing = ing.clone();
+    // Groups handed to the sync thread and not yet settled.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let syncer_in_flight = in_flight.clone();
     let syncer = std::thread::Builder::new()
         .name("larch-wal-sync".into())
-        .spawn(move || sync_loop(syncer_ing, sync_rx));
+        .spawn(move || sync_loop(syncer_ing, sync_rx, &syncer_in_flight));
     let syncer = match syncer {
         Ok(h) => Some(h),
         Err(e) => {
@@ -138,11 +146,18 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
             tail: tail_events,
         };
         drop(wal);
-        if syncer.is_some() {
+        // Inline when nothing else waits: no earlier group is unsettled
+        // (so acknowledgements stay in order) and no request is queued
+        // (so the writer has nothing to overlap the sync with).
+        let idle = in_flight.load(Ordering::Acquire) == 0 && rx.is_empty();
+        if syncer.is_some() && !idle {
+            in_flight.fetch_add(1, Ordering::AcqRel);
             if let Err(std::sync::mpsc::SendError(job)) = sync_tx.send(job) {
+                in_flight.fetch_sub(1, Ordering::AcqRel);
                 finish(&ing, job);
             }
         } else {
+            ing.metrics.wal_inline_syncs.inc();
             finish(&ing, job);
         }
     }
@@ -156,13 +171,16 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
 /// sync ran share one sync (the last group's: it covers every record
 /// appended before it, since a segment is synced before the WAL moves on
 /// to the next), so many small pushes cost few syncs.
-fn sync_loop(ing: Arc<Ingester>, rx: std::sync::mpsc::Receiver<SyncJob>) {
+fn sync_loop(ing: Arc<Ingester>, rx: std::sync::mpsc::Receiver<SyncJob>, in_flight: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(next) = rx.try_recv() {
             jobs.push(next);
         }
+        let n = jobs.len();
         finish_all(&ing, jobs);
+        // Only now may the writer settle a later group itself.
+        in_flight.fetch_sub(n, Ordering::AcqRel);
     }
 }
 

@@ -470,7 +470,7 @@ mod tests {
         let entries = vec![WalEntry {
             ts: seq as i64,
             line: line.to_string(),
-            meta: vec![],
+            meta: bytes::Bytes::new(),
         }];
         let mut f = encode_push("fake", std::iter::once((&labels, entries.as_slice())));
         finish_frame(&mut f, seq);

@@ -10,6 +10,7 @@
 //! handler can be numbered by the WAL writer without re-encoding; the
 //! checksum is computed by the writer after numbering.
 
+use bytes::Bytes;
 use larch_query::LabelSet;
 
 use crate::encoding::{Malformed, Reader, put_bytes, put_uvarint, put_varint};
@@ -31,8 +32,11 @@ pub struct WalEntry {
     pub ts: i64,
     /// The line.
     pub line: String,
-    /// Encoded structured metadata (see `larch_query::decode_metadata`).
-    pub meta: Vec<u8>,
+    /// Encoded structured metadata (see `larch_query::decode_metadata`):
+    /// shared bytes, so an entry whose only pair is a fixed
+    /// `detected_level` points at one static encoding instead of owning a
+    /// copy, and cloning an entry copies no metadata.
+    pub meta: Bytes,
 }
 
 /// A decoded push record.
@@ -47,12 +51,16 @@ pub struct PushRecord {
 }
 
 /// Encodes a push record frame with sequence number 0 and no checksum;
-/// [`finish_frame`] fills both in.
+/// [`finish_frame`] fills both in. The frame is allocated once, at its
+/// exact size (a first pass adds up the lengths), so a large push is not
+/// copied again and again as its buffer grows.
 pub fn encode_push<'a>(
     tenant: &str,
-    streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])>,
+    streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Vec<u8> {
-    let mut buf = vec![0u8; FRAME_HEADER];
+    let size = encoded_push_len(tenant, streams.clone());
+    let mut buf = Vec::with_capacity(size);
+    buf.resize(FRAME_HEADER, 0);
     buf.push(KIND_PUSH);
     buf.extend_from_slice(&0u64.to_le_bytes());
     put_bytes(&mut buf, tenant.as_bytes());
@@ -71,6 +79,33 @@ pub fn encode_push<'a>(
         }
     }
     buf
+}
+
+/// Bytes of the frame [`encode_push`] writes.
+fn encoded_push_len<'a>(
+    tenant: &str,
+    streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])>,
+) -> usize {
+    let bytes = |n: usize| uvarint_len(n as u64) + n;
+    let mut size = FRAME_HEADER + 1 + 8 + bytes(tenant.len()) + uvarint_len(streams.len() as u64);
+    for (labels, entries) in streams {
+        size += uvarint_len(labels.len() as u64);
+        for l in labels {
+            size += bytes(l.name.len()) + bytes(l.value.len());
+        }
+        size += uvarint_len(entries.len() as u64);
+        for e in entries {
+            size += uvarint_len(((e.ts << 1) ^ (e.ts >> 63)) as u64)
+                + bytes(e.line.len())
+                + bytes(e.meta.len());
+        }
+    }
+    size
+}
+
+/// Bytes `put_uvarint` writes for `v`.
+fn uvarint_len(v: u64) -> usize {
+    (u64::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// Numbers a frame from [`encode_push`] and seals it with length and
@@ -114,7 +149,7 @@ pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
         for _ in 0..nentries {
             let ts = r.varint("timestamp")?;
             let line = r.str("line")?.to_string();
-            let meta = r.bytes("metadata")?.to_vec();
+            let meta = Bytes::copy_from_slice(r.bytes("metadata")?);
             entries.push(WalEntry { ts, line, meta });
         }
         streams.push((labels, entries));
@@ -144,12 +179,12 @@ mod tests {
             WalEntry {
                 ts: -5,
                 line: "hello\nworld".into(),
-                meta: vec![1, b'k', 1, b'v'],
+                meta: Bytes::from_static(&[1, b'k', 1, b'v']),
             },
             WalEntry {
                 ts: 7,
                 line: String::new(),
-                meta: vec![],
+                meta: Bytes::new(),
             },
         ];
         let mut frame = encode_push("t1", std::iter::once((&labels, entries.as_slice())));
@@ -158,6 +193,7 @@ mod tests {
         assert_eq!(len, frame.len() - FRAME_HEADER);
         let crc = u32::from_le_bytes(frame[4..8].try_into().unwrap());
         assert_eq!(crc, crc32fast::hash(&frame[8..]));
+        assert_eq!(frame.capacity(), frame.len(), "allocated at its exact size");
         let rec = decode_push(&frame[8..]).unwrap();
         assert_eq!(rec.seq, 99);
         assert_eq!(rec.tenant, "t1");
@@ -165,6 +201,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn frames_are_allocated_at_their_exact_size(
+            ts in proptest::collection::vec(any::<i64>(), 0..20),
+            line_len in 0usize..300,
+            meta_len in 0usize..200,
+        ) {
+            let labels = LabelSet::from_pairs([("app", "a".repeat(line_len % 150))]);
+            let entries: Vec<WalEntry> = ts
+                .iter()
+                .map(|&ts| WalEntry {
+                    ts,
+                    line: "x".repeat(line_len),
+                    meta: Bytes::from(vec![7u8; meta_len]),
+                })
+                .collect();
+            let frame = encode_push(&"t".repeat(meta_len), [(&labels, entries.as_slice())].into_iter());
+            prop_assert_eq!(frame.len(), encoded_push_len(&"t".repeat(meta_len), [(&labels, entries.as_slice())].into_iter()));
+        }
+
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_push(&bytes);

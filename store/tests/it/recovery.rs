@@ -331,7 +331,7 @@ fn enospc_index_and_wal_appends_leave_files_as_they_were() {
         let entries = vec![larch_store::wal::record::WalEntry {
             ts: seq as i64,
             line: "y".repeat(700),
-            meta: vec![],
+            meta: Default::default(),
         }];
         let mut f = larch_store::wal::record::encode_push(
             "t",
