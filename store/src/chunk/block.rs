@@ -9,7 +9,8 @@
 //! lens   codec( uvarint len * n )                                  | crc32
 //! lines  codec( line bytes, concatenated )                         | crc32
 //! meta   codec( (uvarint len | pairs) * n )          (optional)    | crc32
-//! filter token filter bits (uncompressed)            (optional)    | crc32
+//! filter token filter: raw, or compressed in a zstd block         | crc32
+//!        (see [`filter`])                            (optional)
 //! ```
 //!
 //! Keeping lines contiguous lets the engine search a whole block with one
@@ -176,6 +177,7 @@ impl HeadBlock {
                 &self.meta_offsets
             },
             metadata: &self.meta,
+            whole: None,
         }
     }
 
@@ -260,7 +262,7 @@ pub fn encode(b: &Block<'_>, enc: Encoding) -> EncodedBlock {
         }
         cols[COL_META] = push_compressed(&mut bytes, enc, &raw);
     }
-    cols[COL_FILTER] = push_raw(&mut bytes, &filter::build(b.lines));
+    cols[COL_FILTER] = push_raw(&mut bytes, &filter::build_stored(b.lines, enc));
 
     EncodedBlock {
         bytes,
@@ -356,16 +358,29 @@ impl DecodedBlock {
                 &[]
             },
             metadata: if cols.metadata { &self.meta } else { &[] },
+            whole: None,
         }
     }
 
     /// Decodes the columns `cols` asks for of the block described by
-    /// `meta`, stored in `buf`.
+    /// `meta`, stored in `buf`, and its timestamps.
     pub fn decode(
         &mut self,
         buf: &[u8],
         meta: &BlockMeta,
         cols: Columns,
+    ) -> Result<(), ChunkError> {
+        self.decode_columns(buf, meta, cols, true)
+    }
+
+    /// Like [`DecodedBlock::decode`], leaving the timestamps column alone
+    /// (neither read nor checked, `ts` left empty) unless `timestamps`.
+    pub fn decode_columns(
+        &mut self,
+        buf: &[u8],
+        meta: &BlockMeta,
+        cols: Columns,
+        timestamps: bool,
     ) -> Result<(), ChunkError> {
         // `lines` keeps its length so decompression can reuse it unzeroed.
         self.ts.clear();
@@ -375,10 +390,15 @@ impl DecodedBlock {
         if !cols.lines {
             self.lines.clear();
         }
+        if timestamps {
+            self.decode_timestamps(buf, meta)?;
+        }
+        self.decode_rest(buf, meta, cols)
+    }
+
+    fn decode_timestamps(&mut self, buf: &[u8], meta: &BlockMeta) -> Result<(), ChunkError> {
         let n = meta.entries as usize;
         let codec = meta.codec;
-
-        // Timestamps.
         let c = column(buf, meta.cols[COL_TS], "timestamps column")?;
         codec::decompress(
             codec,
@@ -403,7 +423,17 @@ impl DecodedBlock {
                 self.ts.push(t);
             }
         }
+        Ok(())
+    }
 
+    fn decode_rest(
+        &mut self,
+        buf: &[u8],
+        meta: &BlockMeta,
+        cols: Columns,
+    ) -> Result<(), ChunkError> {
+        let n = meta.entries as usize;
+        let codec = meta.codec;
         if cols.lines {
             let c = column(buf, meta.cols[COL_LENS], "lengths column")?;
             codec::decompress(
