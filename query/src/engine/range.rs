@@ -314,7 +314,9 @@ impl Collector<'_> {
             return true;
         }
         self.scanned_lines += w.entries as u64;
-        if !b.offsets.is_empty() {
+        // As the full decode would have counted them: when lines were
+        // asked for.
+        if self.bytes || !self.plan.filter.is_empty() {
             self.scanned_bytes += w.lines_size;
         }
         let Some(seg) = self.segs.of(w.mint) else {
