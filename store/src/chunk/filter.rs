@@ -33,8 +33,8 @@
 //! As stored in a zstd block, the same filter compressed (version 5):
 //! `u8 5 | u8 codec (3, zstd) | the version 4 filter, compressed as the
 //! block's columns are`. The filters are sparse (a few to twenty percent
-//! of their bits set), and raw they made about a quarter of a zstd chunk;
-//! compressed they take a third of that. Blocks of the faster codecs keep
+//! of their bits set), and raw they made about 15% of a zstd chunk;
+//! compressed they take about 60% of that. Blocks of the faster codecs keep
 //! the raw filter, checked without any decompression. [`open`] gives the
 //! version 4 filter of either; a reader that does not know version 5
 //! never skips such a block (a slower answer, never a wrong one).
