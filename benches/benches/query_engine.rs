@@ -496,6 +496,28 @@ fn codec_row(codec: Codec) {
     let blocks: usize = chunks.iter().map(|c| c.1.blocks.len()).sum();
     let mib = corpus.raw_bytes as f64 / 1e6;
     let rounds = rounds();
+    // What a chunk holds: stored bytes per column, as shares of the files.
+    let mut cols = [0u64; 5];
+    for (_, index) in &chunks {
+        for meta in &index.blocks {
+            for (i, c) in meta.cols.iter().enumerate() {
+                cols[i] += c.len;
+            }
+        }
+    }
+    let rest = stored - cols.iter().sum::<u64>();
+    let share = |b: u64| 100.0 * b as f64 / stored as f64;
+    eprintln!(
+        "CODEC {codec}: stored {:.1} MB: timestamps {:.1}%, lengths {:.1}%, lines {:.1}%, \
+         metadata {:.1}%, token filters {:.1}%, heads and indexes {:.1}%",
+        stored as f64 / 1e6,
+        share(cols[0]),
+        share(cols[1]),
+        share(cols[2]),
+        share(cols[3]),
+        share(cols[4]),
+        share(rest)
+    );
 
     // Write cost: every block cut again with the codec.
     let mut d = DecodedBlock::default();

@@ -35,5 +35,5 @@ pub use labels::{Label, LabelSet, LabelsError, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use source::{
     Block, Columns, Direction, Literal, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo,
-    decode_metadata, encode_metadata,
+    Whole, WholeBlocks, decode_metadata, encode_metadata,
 };

@@ -13,6 +13,9 @@
 //!   overlapping chunks (out-of-order writes) before delivering them.
 //! * A block may hold entries outside `[start, end)`; the engine trims.
 //! * Columns not asked for in [`Columns`] may be empty slices.
+//! * Only when the request carries [`ScanRequest::whole`]: a block whose
+//!   entries all lie in `[start, end)` and in one of its segments may come
+//!   without timestamps, described by [`Block::whole`] instead.
 //! * A block whose token filter proves it lacks one of
 //!   [`ScanRequest::must_contain`] may be skipped; skipping is an
 //!   optimisation, never a change of result.
@@ -86,6 +89,46 @@ pub struct ScanRequest {
     /// Literals that every matching line contains; blocks proven to lack
     /// one of them may be skipped.
     pub must_contain: Vec<Literal>,
+    /// Set by a caller that needs no timestamps of a block lying wholly
+    /// inside one of its segments (a range aggregation counting or
+    /// summing bytes); `None` for every block with its timestamps.
+    pub whole: Option<WholeBlocks>,
+}
+
+/// What [`ScanRequest::whole`] says: where the caller's segments are cut,
+/// and what it needs of a block wholly inside one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WholeBlocks {
+    /// Sorted cut points; segment `j` is `(cuts[j], cuts[j + 1]]`.
+    pub cuts: Arc<[i64]>,
+    /// Columns needed of such a block (never its timestamps).
+    pub columns: Columns,
+}
+
+impl WholeBlocks {
+    /// Whether every entry of a block spanning `[mint, maxt]` lies in one
+    /// segment and in `[start, end)`.
+    pub fn holds(&self, mint: i64, maxt: i64, start: i64, end: i64) -> bool {
+        if mint < start || maxt >= end || mint > maxt {
+            return false;
+        }
+        let j = self.cuts.partition_point(|&c| c < mint);
+        j > 0 && j < self.cuts.len() && maxt <= self.cuts[j]
+    }
+}
+
+/// A block delivered without its timestamps ([`ScanRequest::whole`]):
+/// what the store's block index says of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Whole {
+    /// Entries.
+    pub entries: usize,
+    /// Smallest timestamp.
+    pub mint: i64,
+    /// Largest timestamp.
+    pub maxt: i64,
+    /// Bytes of all its lines.
+    pub lines_size: u64,
 }
 
 /// One decoded block: parallel columns over `n` entries.
@@ -104,17 +147,23 @@ pub struct Block<'a> {
     pub metadata_offsets: &'a [u32],
     /// Structured metadata of all entries; see [`decode_metadata`].
     pub metadata: &'a [u8],
+    /// Set when the block comes without timestamps (`timestamps` is then
+    /// empty; the other columns are those of [`WholeBlocks::columns`]).
+    pub whole: Option<Whole>,
 }
 
 impl<'a> Block<'a> {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.timestamps.len()
+        match self.whole {
+            Some(w) => w.entries,
+            None => self.timestamps.len(),
+        }
     }
 
     /// Whether the block has no entries.
     pub fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
+        self.len() == 0
     }
 
     /// Line `i`, when lines were requested.
@@ -289,9 +338,26 @@ mod tests {
             lines: b"abcde",
             metadata_offsets: &[],
             metadata: &[],
+            whole: None,
         };
         assert_eq!(b.line(1), b"de");
         assert_eq!(b.line(7), b"");
         assert_eq!(b.metadata(0), b"");
+    }
+
+    #[test]
+    fn whole_blocks_lie_in_one_segment_and_the_range() {
+        let w = WholeBlocks {
+            cuts: Arc::from(vec![0, 10, 20]),
+            columns: Columns::ALL,
+        };
+        assert!(w.holds(1, 10, 0, 100));
+        assert!(w.holds(11, 11, 0, 100));
+        assert!(!w.holds(0, 5, 0, 100), "0 is in the segment before");
+        assert!(!w.holds(5, 11, 0, 100), "straddles 10");
+        assert!(!w.holds(21, 25, 0, 100), "after the last cut");
+        assert!(!w.holds(1, 10, 2, 100), "starts before the range");
+        assert!(!w.holds(1, 10, 0, 10), "ends at the range's end");
+        assert!(!w.holds(5, 4, 0, 100));
     }
 }

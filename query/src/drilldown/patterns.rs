@@ -119,6 +119,7 @@ pub fn mine_patterns(
         direction: Direction::Backward,
         columns: Columns::ALL,
         must_contain: q.filter.must_contain(),
+        whole: None,
     };
     for info in &streams {
         if total >= MAX_LINES || cancel.load(Ordering::Relaxed) {

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::labels::LabelSet;
 use crate::matcher::Matcher;
-use crate::source::{Block, Direction, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo};
+use crate::source::{
+    Block, Direction, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo, Whole,
+};
 
 /// One entry.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,16 +155,25 @@ impl LogSource for MemSource {
             }
             stats.blocks += 1;
             stats.head_chunk_lines += b.ts.len() as u64;
+            // A block wholly inside one of the caller's segments comes
+            // without timestamps, as the store delivers it.
+            let whole = req
+                .whole
+                .as_ref()
+                .filter(|w| w.holds(lo, hi, req.start, req.end));
+            let cols = whole.map_or(req.columns, |w| w.columns);
             let block = Block {
-                timestamps: &b.ts,
-                offsets: if req.columns.lines { &b.offsets } else { &[] },
-                lines: if req.columns.lines { &b.lines } else { &[] },
-                metadata_offsets: if req.columns.metadata {
-                    &b.meta_offsets
-                } else {
-                    &[]
-                },
-                metadata: if req.columns.metadata { &b.meta } else { &[] },
+                timestamps: if whole.is_some() { &[] } else { &b.ts },
+                offsets: if cols.lines { &b.offsets } else { &[] },
+                lines: if cols.lines { &b.lines } else { &[] },
+                metadata_offsets: if cols.metadata { &b.meta_offsets } else { &[] },
+                metadata: if cols.metadata { &b.meta } else { &[] },
+                whole: whole.map(|_| Whole {
+                    entries: b.ts.len(),
+                    mint: lo,
+                    maxt: hi,
+                    lines_size: b.lines.len() as u64,
+                }),
             };
             if visit(&block).is_break() {
                 break;

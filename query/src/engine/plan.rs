@@ -70,6 +70,7 @@ impl LogPlan {
             } else {
                 Vec::new()
             },
+            whole: None,
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::labels::LabelSet;
 use crate::logql::{Grouping, RangeAggregation, RangeOp};
 use crate::matcher::MatchOp;
 use crate::pipeline::{ERROR_LABEL, LabelsBuilder, StreamPipeline, Unwrap, compile_unwrap};
-use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo};
+use crate::source::{Block, Columns, Direction, ScanRequest, StreamInfo, Whole, WholeBlocks};
 
 use super::acc::Func;
 use super::error::{EngineError, max_series_error, pipeline_error};
@@ -169,6 +169,9 @@ struct Collector<'p> {
     unwrap: Option<&'p Unwrap>,
     grouper: &'p Grouper,
     segs: &'p Segments,
+    /// The segments' cut points, when the function needs no timestamp of
+    /// a block wholly inside one segment (counts and bytes).
+    cuts: Option<Arc<[i64]>>,
     start: i64,
     end: i64,
     bytes: bool,
@@ -302,6 +305,86 @@ impl Collector<'_> {
         true
     }
 
+    /// A block without timestamps, every entry in the range and in one
+    /// segment (asked for with [`ScanRequest::whole`] only when the
+    /// stream's entries need no stage and the function no timestamp);
+    /// false when the series limit stops the scan.
+    fn whole_block(&mut self, b: &Block<'_>, w: Whole) -> bool {
+        if w.entries == 0 || w.mint < self.start || w.maxt >= self.end {
+            return true;
+        }
+        self.scanned_lines += w.entries as u64;
+        // As the full decode would have counted them: when lines were
+        // asked for.
+        if self.bytes || !self.plan.filter.is_empty() {
+            self.scanned_bytes += w.lines_size;
+        }
+        let Some(seg) = self.segs.of(w.mint) else {
+            return true;
+        };
+        let func = self.func;
+        let plain = b.metadata_offsets.is_empty();
+        if plain && self.plan.filter.is_empty() {
+            let Some(s) = self.constant_series() else {
+                return false;
+            };
+            let v = if self.bytes { w.lines_size as f64 } else { 0.0 };
+            self.series[s as usize].add_whole(&func, seg, w.entries as u64, v, w.maxt);
+            self.post_filter += w.entries as u64;
+            return true;
+        }
+        let mut idx = std::mem::take(&mut self.idx);
+        idx.clear();
+        if self.plan.filter.is_empty() {
+            idx.extend(0..w.entries as u32);
+        } else {
+            self.plan
+                .filter
+                .matching_in(b.lines, b.offsets, 0..w.entries, &mut idx);
+        }
+        let mut ok = true;
+        if plain {
+            // The stream's own series: one addition for the block.
+            if !idx.is_empty() {
+                match self.constant_series() {
+                    Some(s) => {
+                        let v = if self.bytes {
+                            idx.iter().map(|&i| b.line(i as usize).len() as f64).sum()
+                        } else {
+                            0.0
+                        };
+                        self.series[s as usize].add_whole(&func, seg, idx.len() as u64, v, w.maxt);
+                        self.post_filter += idx.len() as u64;
+                    }
+                    None => ok = false,
+                }
+            }
+        } else {
+            for &i in &idx {
+                let i = i as usize;
+                let meta = b.metadata(i);
+                let s = if meta.is_empty() {
+                    self.constant_series()
+                } else {
+                    self.meta_series(meta)
+                };
+                let Some(s) = s else {
+                    ok = false;
+                    break;
+                };
+                let v = if self.bytes {
+                    b.line(i).len() as f64
+                } else {
+                    1.0
+                };
+                self.post_filter += 1;
+                self.series[s as usize].add(&func, seg, w.maxt, v);
+            }
+        }
+        self.idx = idx;
+        ok
+    }
+
     /// Adds entry `i` of `b` to its series; false when the series limit
     /// stops the scan.
     fn entry(&mut self, b: &Block<'_>, i: usize) -> bool {
@@ -386,15 +469,36 @@ impl StreamVisitor for Collector<'_> {
         };
         self.sp = metadata.then(|| self.plan.pipeline.for_stream(stream.labels.clone()));
         self.by_meta.clear();
-        Some(self.plan.request(
+        let mut req = self.plan.request(
             self.start,
             self.end,
             Direction::Forward,
             Columns { lines, metadata },
-        ))
+        );
+        if self.constant != Constant::No
+            && let Some(cuts) = &self.cuts
+        {
+            // A block inside one segment: its entries count (or their
+            // bytes add up) without their timestamps.
+            req.whole = Some(WholeBlocks {
+                cuts: cuts.clone(),
+                columns: Columns {
+                    lines: !self.plan.filter.is_empty() || (self.bytes && metadata),
+                    metadata,
+                },
+            });
+        }
+        Some(req)
     }
 
     fn block(&mut self, b: &Block<'_>) -> ControlFlow<()> {
+        if let Some(w) = b.whole {
+            return if self.whole_block(b, w) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            };
+        }
         let lo = b.timestamps.partition_point(|&t| t < self.start);
         let hi = b.timestamps.partition_point(|&t| t < self.end);
         if lo >= hi {
@@ -513,6 +617,17 @@ pub(crate) fn eval(
         .streams(ctx.tenant, &plan.matchers, start, end)
         .map_err(EngineError::Storage)?;
     let bytes = matches!(agg.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
+    // Functions of the number of entries or of their bytes, which a block
+    // inside one segment gives without its timestamps.
+    let whole_ok = unwrap.is_none()
+        && matches!(
+            agg.op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::AbsentOverTime
+        );
     // Every sample goes to its series' accumulator for its segment, and
     // accumulators merge whatever worker filled them (raw samples are
     // sorted before windows are taken), so a stream's range can be split
@@ -524,6 +639,7 @@ pub(crate) fn eval(
         unwrap: unwrap.as_ref(),
         grouper: &grouper,
         segs: &segs,
+        cuts: whole_ok.then(|| Arc::from(segs.bounds.as_slice())),
         start,
         end,
         bytes,

@@ -303,6 +303,7 @@ mod tests {
                     lines: &[],
                     metadata_offsets: &[],
                     metadata: &[],
+                    whole: None,
                 };
                 if visit(&b).is_break() {
                     break;
@@ -325,6 +326,7 @@ mod tests {
                 direction: Direction::Forward,
                 columns: Columns::ALL,
                 must_contain: vec![],
+                whole: None,
             })
         }
         fn block(&mut self, b: &Block<'_>) -> ControlFlow<()> {

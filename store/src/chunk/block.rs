@@ -9,7 +9,8 @@
 //! lens   codec( uvarint len * n )                                  | crc32
 //! lines  codec( line bytes, concatenated )                         | crc32
 //! meta   codec( (uvarint len | pairs) * n )          (optional)    | crc32
-//! filter token filter bits (uncompressed)            (optional)    | crc32
+//! filter token filter: raw, or compressed in a zstd block         | crc32
+//!        (see [`filter`])                            (optional)
 //! ```
 //!
 //! Keeping lines contiguous lets the engine search a whole block with one
@@ -176,6 +177,7 @@ impl HeadBlock {
                 &self.meta_offsets
             },
             metadata: &self.meta,
+            whole: None,
         }
     }
 
@@ -260,7 +262,7 @@ pub fn encode(b: &Block<'_>, enc: Encoding) -> EncodedBlock {
         }
         cols[COL_META] = push_compressed(&mut bytes, enc, &raw);
     }
-    cols[COL_FILTER] = push_raw(&mut bytes, &filter::build(b.lines));
+    cols[COL_FILTER] = push_raw(&mut bytes, &filter::build_stored(b.lines, enc));
 
     EncodedBlock {
         bytes,
@@ -318,6 +320,53 @@ pub fn column<'a>(buf: &'a [u8], c: ColRange, what: &'static str) -> Result<&'a 
     Ok(payload)
 }
 
+/// Decodes `n` line lengths (uvarints) into `n + 1` offsets from 0, which
+/// must end at `total`. Lines under 16 KiB (one or two bytes) take a
+/// branch or two each, without the general reader.
+fn lengths_to_offsets(
+    col: &[u8],
+    n: usize,
+    total: u64,
+    offsets: &mut Vec<u32>,
+) -> Result<(), ChunkError> {
+    let err = || ChunkError::corrupt("lengths column");
+    // Every length takes a byte at least: a corrupt count reserves no more
+    // than the column can hold.
+    offsets.reserve(n.min(col.len()) + 1);
+    offsets.push(0);
+    let mut end: u64 = 0;
+    let mut p = 0usize;
+    for _ in 0..n {
+        let b0 = *col.get(p).ok_or_else(err)?;
+        let len = if b0 < 0x80 {
+            p += 1;
+            u64::from(b0)
+        } else {
+            match col.get(p + 1) {
+                Some(&b1) if b1 < 0x80 => {
+                    p += 2;
+                    u64::from(b0 & 0x7f) | (u64::from(b1) << 7)
+                }
+                _ => {
+                    let mut r = Reader::new(&col[p..]);
+                    let v = r.uvarint("lengths column")?;
+                    p += r.pos();
+                    v
+                }
+            }
+        };
+        end = end.checked_add(len).ok_or_else(err)?;
+        if end > total {
+            return Err(err());
+        }
+        offsets.push(end as u32);
+    }
+    if end != total {
+        return Err(err());
+    }
+    Ok(())
+}
+
 /// A block decoded into reusable buffers.
 #[derive(Debug, Default)]
 pub struct DecodedBlock {
@@ -356,16 +405,29 @@ impl DecodedBlock {
                 &[]
             },
             metadata: if cols.metadata { &self.meta } else { &[] },
+            whole: None,
         }
     }
 
     /// Decodes the columns `cols` asks for of the block described by
-    /// `meta`, stored in `buf`.
+    /// `meta`, stored in `buf`, and its timestamps.
     pub fn decode(
         &mut self,
         buf: &[u8],
         meta: &BlockMeta,
         cols: Columns,
+    ) -> Result<(), ChunkError> {
+        self.decode_columns(buf, meta, cols, true)
+    }
+
+    /// Like [`DecodedBlock::decode`], leaving the timestamps column alone
+    /// (neither read nor checked, `ts` left empty) unless `timestamps`.
+    pub fn decode_columns(
+        &mut self,
+        buf: &[u8],
+        meta: &BlockMeta,
+        cols: Columns,
+        timestamps: bool,
     ) -> Result<(), ChunkError> {
         // `lines` keeps its length so decompression can reuse it unzeroed.
         self.ts.clear();
@@ -375,10 +437,15 @@ impl DecodedBlock {
         if !cols.lines {
             self.lines.clear();
         }
+        if timestamps {
+            self.decode_timestamps(buf, meta)?;
+        }
+        self.decode_rest(buf, meta, cols)
+    }
+
+    fn decode_timestamps(&mut self, buf: &[u8], meta: &BlockMeta) -> Result<(), ChunkError> {
         let n = meta.entries as usize;
         let codec = meta.codec;
-
-        // Timestamps.
         let c = column(buf, meta.cols[COL_TS], "timestamps column")?;
         codec::decompress(
             codec,
@@ -403,7 +470,17 @@ impl DecodedBlock {
                 self.ts.push(t);
             }
         }
+        Ok(())
+    }
 
+    fn decode_rest(
+        &mut self,
+        buf: &[u8],
+        meta: &BlockMeta,
+        cols: Columns,
+    ) -> Result<(), ChunkError> {
+        let n = meta.entries as usize;
+        let codec = meta.codec;
         if cols.lines {
             let c = column(buf, meta.cols[COL_LENS], "lengths column")?;
             codec::decompress(
@@ -413,20 +490,7 @@ impl DecodedBlock {
                 n.saturating_mul(10) + 10,
                 "lengths column",
             )?;
-            let mut r = Reader::new(&self.scratch);
-            self.offsets.reserve(n.min(r.remaining()) + 1);
-            self.offsets.push(0);
-            let mut end: u64 = 0;
-            for _ in 0..n {
-                end += r.uvarint("lengths column")?;
-                if end > meta.lines_size {
-                    return Err(ChunkError::corrupt("lengths column"));
-                }
-                self.offsets.push(end as u32);
-            }
-            if end != meta.lines_size {
-                return Err(ChunkError::corrupt("lengths column"));
-            }
+            lengths_to_offsets(&self.scratch, n, meta.lines_size, &mut self.offsets)?;
             let c = column(buf, meta.cols[COL_LINES], "lines column")?;
             let limit = usize::try_from(meta.lines_size)
                 .map_err(|_| ChunkError::corrupt("lines column"))?;
@@ -548,6 +612,34 @@ mod tests {
         let mut meta = enc.meta.clone();
         meta.cols[COL_LINES].offset = u64::MAX - 2;
         assert!(d.decode(&enc.bytes, &meta, Columns::ALL).is_err());
+    }
+
+    #[test]
+    fn lengths_of_every_size_decode_as_the_reader_does() {
+        let lens: Vec<u64> = vec![0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 5];
+        let mut col = Vec::new();
+        for &l in &lens {
+            put_uvarint(&mut col, l);
+        }
+        let total: u64 = lens.iter().sum();
+        let mut off = Vec::new();
+        lengths_to_offsets(&col, lens.len(), total, &mut off).unwrap();
+        let mut want = vec![0u32];
+        for &l in &lens {
+            want.push(want[want.len() - 1] + l as u32);
+        }
+        assert_eq!(off, want);
+        // Short, long, a total that disagrees, a cut varint: errors.
+        for (n, t, c) in [
+            (lens.len() + 1, total, &col[..]),
+            (lens.len(), total + 1, &col[..]),
+            (lens.len(), total - 1, &col[..]),
+            (lens.len(), total, &col[..col.len() - 1]),
+            (1, u64::MAX, &[0xff; 11][..]),
+        ] {
+            off.clear();
+            assert!(lengths_to_offsets(c, n, t, &mut off).is_err());
+        }
     }
 
     #[test]

@@ -531,6 +531,7 @@ impl OwnedBlock {
             lines: &self.lines,
             metadata_offsets: &self.metadata_offsets,
             metadata: &self.metadata,
+            whole: None,
         }
     }
 }

@@ -247,7 +247,9 @@ pub fn chunk(data: &[u8]) -> Outcome {
                 Err(e) => panic!("a block inside the checked index cannot be read: {e}"),
             }
         }
-        if let Ok(f) = column(&file.bytes, meta.cols[COL_FILTER], "filter column") {
+        if let Ok(stored) = column(&file.bytes, meta.cols[COL_FILTER], "filter column") {
+            let mut scratch = Vec::new();
+            let f = filter::open(stored, &mut scratch);
             let _ = filter::may_contain(f, b"error");
             let _ = filter::may_contain(f, b"level=warn caller");
             if res.is_ok() && f == filter::build(&full.lines).as_slice() {

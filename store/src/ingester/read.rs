@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use larch_query::{
     Block, Columns, Direction, LogSource, Matcher, ScanRequest, ScanStats, SourceError, StreamInfo,
+    Whole,
 };
 use parking_lot::Mutex;
 
@@ -161,6 +162,8 @@ struct Scanner<'r> {
     files: HashMap<PathBuf, File>,
     bufs: Vec<DecodedBlock>,
     merged: DecodedBlock,
+    /// A compressed token filter, decompressed.
+    filter: Vec<u8>,
     stats: ScanStats,
 }
 
@@ -236,13 +239,26 @@ impl Scanner<'_> {
         {
             return Ok(true);
         }
-        let check = |f: &[u8], lits: &[larch_query::Literal]| {
+        // The buffer a compressed filter is decompressed into.
+        let mut scratch = std::mem::take(&mut self.filter);
+        let r = self.may_match_with(item, &mut scratch);
+        self.filter = scratch;
+        r
+    }
+
+    fn may_match_with(
+        &mut self,
+        item: &Item<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool, SourceError> {
+        let check = |f: &[u8], lits: &[larch_query::Literal], scratch: &mut Vec<u8>| {
+            let f = filter::open(f, scratch);
             lits.iter().all(|l| filter::may_contain(f, &l.bytes))
         };
         match item {
             Item::Head(_) => Ok(true),
             Item::Memory(b) => match column(&b.bytes, b.meta.cols[COL_FILTER], "filter column") {
-                Ok(f) => Ok(check(f, &self.req.must_contain)),
+                Ok(f) => Ok(check(f, &self.req.must_contain, scratch)),
                 Err(_) => Ok(true),
             },
             Item::File { chosen: true, .. } => Ok(true),
@@ -255,16 +271,42 @@ impl Scanner<'_> {
                 }
                 let (buf, rel) = self.read_cols(key, meta, &[COL_FILTER])?;
                 match column(&buf, rel.cols[COL_FILTER], "filter column") {
-                    Ok(f) => Ok(check(f, &self.req.must_contain)),
+                    Ok(f) => Ok(check(f, &self.req.must_contain, scratch)),
                     Err(_) => Ok(true),
                 }
             }
         }
     }
 
-    /// Decodes `item` into `self.bufs[slot]`. False when it is a block of
-    /// a damaged chunk file (reported, left out).
-    fn decode(&mut self, item: &Item<'_>, slot: usize, cols: Columns) -> Result<bool, SourceError> {
+    /// What the block index says of `item` when the request lets it come
+    /// without timestamps ([`ScanRequest::whole`]) and it lies wholly
+    /// inside one of the caller's segments.
+    fn whole(&self, item: &Item<'_>) -> Option<Whole> {
+        let w = self.req.whole.as_ref()?;
+        let meta = match item {
+            Item::File { index, block, .. } => &index.blocks[*block],
+            Item::Memory(b) => &b.meta,
+            Item::Head(_) => return None,
+        };
+        w.holds(meta.mint, meta.maxt, self.req.start, self.req.end)
+            .then_some(Whole {
+                entries: meta.entries as usize,
+                mint: meta.mint,
+                maxt: meta.maxt,
+                lines_size: meta.lines_size,
+            })
+    }
+
+    /// Decodes `item` into `self.bufs[slot]` (without its timestamps when
+    /// `timestamps` is false; a head block always has them). False when it
+    /// is a block of a damaged chunk file (reported, left out).
+    fn decode(
+        &mut self,
+        item: &Item<'_>,
+        slot: usize,
+        cols: Columns,
+        timestamps: bool,
+    ) -> Result<bool, SourceError> {
         while self.bufs.len() <= slot {
             self.bufs.push(DecodedBlock::default());
         }
@@ -281,8 +323,8 @@ impl Scanner<'_> {
                 self.stats.head_chunk_bytes += h.lines.len() as u64;
             }
             Item::Memory(b) => {
-                self.bufs[slot].decode(&b.bytes, &b.meta, cols)?;
-                self.count(&b.meta, cols);
+                self.bufs[slot].decode_columns(&b.bytes, &b.meta, cols, timestamps)?;
+                self.count(&b.meta, cols, timestamps);
                 self.stats.head_chunk_lines += u64::from(b.meta.entries);
             }
             Item::File {
@@ -293,7 +335,10 @@ impl Scanner<'_> {
                 ..
             } => {
                 let meta = &index.blocks[*block];
-                let mut want = vec![COL_TS];
+                let mut want = Vec::with_capacity(4);
+                if timestamps {
+                    want.push(COL_TS);
+                }
                 if cols.lines {
                     want.extend([COL_LENS, COL_LINES]);
                 }
@@ -305,7 +350,7 @@ impl Scanner<'_> {
                     .map_err(|e| e.to_string())
                     .and_then(|(buf, rel)| {
                         self.bufs[slot]
-                            .decode(&buf, &rel, cols)
+                            .decode_columns(&buf, &rel, cols, timestamps)
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = res {
@@ -313,15 +358,15 @@ impl Scanner<'_> {
                         .report_damaged_chunk(self.tenant, path, "block", &e);
                     return Ok(false);
                 }
-                self.count(meta, cols);
+                self.count(meta, cols, timestamps);
                 self.stats.decompressed_lines += u64::from(meta.entries);
             }
         }
         Ok(true)
     }
 
-    fn count(&mut self, meta: &BlockMeta, cols: Columns) {
-        let mut compressed = meta.cols[COL_TS].len;
+    fn count(&mut self, meta: &BlockMeta, cols: Columns, timestamps: bool) {
+        let mut compressed = if timestamps { meta.cols[COL_TS].len } else { 0 };
         if cols.lines {
             compressed += meta.cols[COL_LENS].len + meta.cols[COL_LINES].len;
             self.stats.decompressed_bytes += meta.lines_size;
@@ -504,6 +549,7 @@ impl Ingester {
             files: HashMap::new(),
             bufs: Vec::new(),
             merged: DecodedBlock::default(),
+            filter: Vec::new(),
             stats: ScanStats::default(),
         };
         let mut items: Vec<Item<'_>> = Vec::new();
@@ -635,18 +681,42 @@ impl Ingester {
             }
             let flow = match live.len() {
                 0 => ControlFlow::Continue(()),
-                1 => {
-                    if sc.decode(&live[0], 0, req.columns)? {
-                        visit(&sc.bufs[0].view(req.columns))
-                    } else {
-                        ControlFlow::Continue(())
+                1 => match (sc.whole(&live[0]), &req.whole) {
+                    (Some(w), Some(wb)) => {
+                        // Nothing to decode when only the count is needed.
+                        let any = wb.columns.lines || wb.columns.metadata;
+                        if !any || sc.decode(&live[0], 0, wb.columns, false)? {
+                            let mut b = if any {
+                                sc.bufs[0].view(wb.columns)
+                            } else {
+                                Block {
+                                    timestamps: &[],
+                                    offsets: &[],
+                                    lines: &[],
+                                    metadata_offsets: &[],
+                                    metadata: &[],
+                                    whole: None,
+                                }
+                            };
+                            b.whole = Some(w);
+                            visit(&b)
+                        } else {
+                            ControlFlow::Continue(())
+                        }
                     }
-                }
+                    _ => {
+                        if sc.decode(&live[0], 0, req.columns, true)? {
+                            visit(&sc.bufs[0].view(req.columns))
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    }
+                },
                 _ => {
                     // Duplicates can only be recognised by content.
                     let mut n = 0;
                     for item in &live {
-                        if sc.decode(item, n, Columns::ALL)? {
+                        if sc.decode(item, n, Columns::ALL, true)? {
                             n += 1;
                         }
                     }
@@ -878,6 +948,9 @@ impl Ingester {
             return self.scan_stream(tenant, stream.id, request, visit, false);
         };
         let mut req = request.clone();
+        // Deleted lines are found by their timestamps: every block comes
+        // with them.
+        req.whole = None;
         if filter.needs_lines() {
             req.columns = Columns::ALL;
         }
@@ -895,6 +968,7 @@ impl Ingester {
                     &[]
                 },
                 metadata: if wanted.metadata { b.metadata } else { &[] },
+                whole: b.whole,
             }
         }
         let mut owned = crate::deletes::OwnedBlock::default();

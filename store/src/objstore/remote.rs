@@ -293,6 +293,7 @@ pub fn serve_scan(ing: &Ingester, req: &ScanStreamRequest) -> Result<ScanStreamR
                 case_insensitive: req.case_insensitive.get(i).copied().unwrap_or(true),
             })
             .collect(),
+        whole: None,
     };
     let mut out = ScanStreamResponse::default();
     ing.scan_memory(&tenant, req.fp, &scan, &mut |b| {

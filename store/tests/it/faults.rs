@@ -84,6 +84,7 @@ pub fn read_all(ing: &Ingester) -> Vec<Line> {
                 direction: Direction::Forward,
                 columns: Columns::ALL,
                 must_contain: vec![],
+                whole: None,
             };
             ing.scan(t.id.as_str(), &info, &req, &mut |b| {
                 for i in 0..b.len() {

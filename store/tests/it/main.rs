@@ -21,3 +21,4 @@ mod security;
 mod shutdown;
 mod support;
 mod tenants;
+mod whole_blocks;

@@ -26,6 +26,7 @@ pub fn read_back(ing: &Ingester, tenant: &str, name: &str, value: &str) -> Vec<(
             direction: Direction::Forward,
             columns: Columns::ALL,
             must_contain: vec![],
+            whole: None,
         };
         ing.scan(tenant, &s, &req, &mut |b| {
             for i in 0..b.len() {
