@@ -710,10 +710,13 @@ def _tls_files(cfg: dict[str, Any]) -> list[str]:
     """Every certificate, key and CA file a role's configuration names."""
     tls = dict(cfg.get("tls") or {})
     tls.pop("client_auth_type", None)
-    cluster_tls = dict((cfg.get("cluster") or {}).get("tls") or {})
-    cluster_tls.pop("tls_enabled", None)
-    cluster_tls.pop("tls_server_name", None)
-    return list(tls.values()) + list(cluster_tls.values())
+    files = list(tls.values())
+    ruler = cfg.get("ruler") or {}
+    for client in ((cfg.get("cluster") or {}).get("tls") or {},
+                   ruler.get("api_forward_client") or {},
+                   ((ruler.get("evaluation") or {}).get("query_frontend") or {})):
+        files += [v for k, v in client.items() if k in ("tls_ca_path", "tls_cert_path", "tls_key_path")]
+    return files
 
 
 @pytest.mark.parametrize("extra,files", [
@@ -725,13 +728,16 @@ def _tls_files(cfg: dict[str, Any]) -> list[str]:
       "/etc/larch/cluster-client/tls.key": "node-client/tls.key"}),
 ])
 def test_roles_serve_tls_and_their_grpc_clients_check_it(extra: dict[str, Any],
-                                                         files: dict[str, str]) -> None:
+                                                         files: dict[str, str],
+                                                         tmp_path: Path) -> None:
     """With store.tls every role serves the certificate of the store's TLS
     Secret (probes and scrapes over https); the write and read nodes' gRPC
-    clients (cluster.tls) check the write nodes' certificate against a CA
-    for the name the chart's Certificate holds, and present a client
-    certificate because the nodes ask for one; every file a configuration
-    names is one a mounted Secret holds."""
+    clients (cluster.tls), the backend ruler's queries to the read nodes
+    and the read nodes' forwarded rules API check the other side's
+    certificate against a CA for the name the chart's Certificate holds,
+    and present a client certificate because the nodes ask for one; every
+    file a configuration names is one a mounted Secret holds, and every
+    role's configuration passes the store's check."""
     objs = _render(deploylib.merged(TLS, extra), "tls")
     assert not integrity_problems(objs)
     workloads = _workloads(objs)
@@ -748,11 +754,22 @@ def test_roles_serve_tls_and_their_grpc_clients_check_it(extra: dict[str, Any],
             assert container[probe]["httpGet"]["scheme"] == "HTTPS", (role, probe)
         annotations = workloads[role].body["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scheme"] == "https", role
+        text = next(o for o in objs if o.kind == "ConfigMap"
+                    and o.name == f"larch-{role}-config").body["data"]["store.yaml"]
+        (tmp_path / role).mkdir()
+        proc = _check_config(text, tmp_path / role, SECRET_ENV)
+        assert proc.returncode == 0, f"{role}:\n{text}\n{proc.stdout}{proc.stderr}"
         if role == "backend":
             assert "cluster" not in cfg
-            assert not [p for p in mounted if p.startswith("/etc/larch/cluster-")]
-            continue
-        tls = cfg["cluster"]["tls"]
+            tls = dict(cfg["ruler"]["evaluation"]["query_frontend"])
+            assert tls.pop("address").startswith("https://larch-read.larch.svc.cluster.local:")
+            tls.pop("token_file", None)
+        elif role == "read":
+            tls = cfg["cluster"]["tls"]
+            assert cfg["ruler"]["api_forward_url"].startswith("https://larch-backend.larch.svc.")
+            assert cfg["ruler"]["api_forward_client"] == tls
+        else:
+            tls = cfg["cluster"]["tls"]
         assert tls["tls_enabled"] is True
         assert tls["tls_server_name"] == "larch-write-headless.larch.svc"
         for path in (tls["tls_ca_path"], tls["tls_cert_path"], tls["tls_key_path"]):

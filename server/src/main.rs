@@ -443,8 +443,13 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, data_dir = %data_dir.display(), target = ingester.config.target.as_str(), bucket = ingester.bucket.describe(), "Larch store is ready.");
     // `ruler.enabled: false` (every SimpleScalable role but backend): no
     // ruler, and no rules API.
+    if !ingester.config.ruler.enabled && !ingester.config.ruler.api_forward_url.is_empty() {
+        larch_store::ruler::forward::client(&ingester.config.ruler)
+            .context("making the client of ruler.api_forward_url")?;
+    }
     let ruler = if ingester.config.ruler.enabled {
-        let ruler = larch_store::ruler::Ruler::start(ingester.clone());
+        let ruler = larch_store::ruler::Ruler::start(ingester.clone())
+            .context("starting the ruler's clients")?;
         // Groups (and the alert state saved before a restart) are loaded
         // before the API answers, so it never shows a ruler without them.
         ruler.sync().await;

@@ -57,6 +57,7 @@ pub mod runtime_config;
 pub mod server;
 pub mod services;
 pub mod tenant;
+pub mod tls_client;
 pub mod ui;
 pub mod validate;
 pub mod wal;

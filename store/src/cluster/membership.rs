@@ -79,9 +79,9 @@ pub struct Cluster {
     /// TLS to the other members (`cluster.tls`, or the store's `tls:`).
     connector:
         Option<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>,
-    /// The client certificate, read again when its files change (kept
-    /// here: its watcher ends when it is dropped).
-    _client_cert: Option<Arc<ClientCert>>,
+    /// The TLS setup, with the client certificate read again when its
+    /// files change (kept here: its watcher ends when it is dropped).
+    _tls: Option<crate::tls_client::ClientTls>,
     /// `larch_cluster_members`.
     members_gauge: prometheus_client::metrics::gauge::Gauge,
     /// Permits for forwarded pushes in flight.
@@ -108,13 +108,17 @@ impl Cluster {
         tls: bool,
         members_gauge: prometheus_client::metrics::gauge::Gauge,
     ) -> std::io::Result<Arc<Cluster>> {
-        let (connector, client_cert) = match (tls || config.tls.tls_enabled)
-            .then(|| connector(&config.tls, config.refresh_period.0))
-            .transpose()?
-        {
-            Some((c, cert)) => (Some(c), cert),
-            None => (None, None),
-        };
+        let tls_setup = (tls || config.tls.tls_enabled)
+            .then(|| {
+                crate::tls_client::ClientTls::load(
+                    &config.tls,
+                    "cluster.tls",
+                    crate::tls_client::Roots::Required,
+                    config.refresh_period.0,
+                )
+            })
+            .transpose()?;
+        let connector = tls_setup.as_ref().map(|t| t.grpc_connector());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("larch-cluster")
@@ -138,7 +142,7 @@ impl Cluster {
             members: tx,
             channels: Mutex::new(HashMap::new()),
             connector,
-            _client_cert: client_cert,
+            _tls: tls_setup,
             members_gauge,
             forward_slots: Arc::new(tokio::sync::Semaphore::new(config.max_forward_concurrency)),
             handle: handle.clone(),
@@ -387,123 +391,6 @@ impl Cluster {
     }
 }
 
-/// The client certificate of `cluster.tls` (mTLS) with its key, read
-/// again when the files change (a renewed certificate is presented on new
-/// connections without a restart; a version that does not load is
-/// logged and the last good one kept, as the server's certificate).
-#[derive(Debug)]
-struct ClientCert {
-    cert: PathBuf,
-    key: PathBuf,
-    current: parking_lot::RwLock<Arc<rustls::sign::CertifiedKey>>,
-}
-
-impl ClientCert {
-    fn load(
-        cert: &std::path::Path,
-        key: &std::path::Path,
-    ) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
-        crate::server::tls::load_certified_key(cert, key).map_err(|e| e.0)
-    }
-}
-
-impl rustls::client::ResolvesClientCert for ClientCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.current.read().clone())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
-
-impl crate::auth::watch::Reload for ClientCert {
-    fn reload(&self) -> Result<String, String> {
-        let k = ClientCert::load(&self.cert, &self.key)?;
-        *self.current.write() = k;
-        Ok("cluster client certificate and key".into())
-    }
-}
-
-/// The TLS connector of the node-to-node client: the CA of
-/// `tls_ca_path`, the client certificate of `tls_cert_path` when set
-/// (watched every `interval` and reloaded when it changes), HTTP/2 only
-/// (gRPC; the builder sets ALPN `h2`).
-#[allow(clippy::type_complexity)]
-fn connector(
-    c: &super::ClientTlsConfig,
-    interval: Duration,
-) -> std::io::Result<(
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Option<Arc<ClientCert>>,
-)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let err = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {
-        std::io::Error::other(format!("cluster.tls.{what} {}: {e}", p.display()))
-    };
-    let Some(ca) = &c.tls_ca_path else {
-        return Err(std::io::Error::other(
-            "cluster.tls.tls_ca_path is required for node-to-node TLS",
-        ));
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| err("tls_ca_path", ca, &e))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| err("tls_ca_path", ca, &e))?;
-        roots.add(cert).map_err(|e| err("tls_ca_path", ca, &e))?;
-    }
-    if roots.is_empty() {
-        return Err(err("tls_ca_path", ca, &"no PEM certificate found"));
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(std::io::Error::other)?
-    .with_root_certificates(roots);
-    let (tls, client_cert) = match (&c.tls_cert_path, &c.tls_key_path) {
-        (Some(cert), Some(key)) => {
-            let first = ClientCert::load(cert, key).map_err(|e| err("tls_cert_path", cert, &e))?;
-            let resolver = Arc::new(ClientCert {
-                cert: cert.clone(),
-                key: key.clone(),
-                current: parking_lot::RwLock::new(first),
-            });
-            crate::auth::watch::spawn(
-                "cluster client certificate",
-                vec![cert.clone(), key.clone()],
-                interval,
-                Arc::downgrade(&resolver),
-            )?;
-            (
-                builder.with_client_cert_resolver(resolver.clone()),
-                Some(resolver),
-            )
-        }
-        _ => (builder.with_no_client_auth(), None),
-    };
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only();
-    let b = if c.tls_server_name.trim().is_empty() {
-        b
-    } else {
-        let name = ServerName::try_from(c.tls_server_name.trim().to_string())
-            .map_err(|e| std::io::Error::other(format!("cluster.tls.tls_server_name: {e}")))?;
-        b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-    };
-    Ok((b.enable_http2().wrap_connector(http), client_cert))
-}
-
 /// The host's name (`/proc/sys/kernel/hostname`, else `HOSTNAME`, else
 /// `localhost`).
 pub fn hostname() -> String {
@@ -518,42 +405,6 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The client certificate is read again when its files change; a
-    /// version that does not load leaves the last good one in use.
-    #[test]
-    fn the_client_certificate_is_reloaded_when_it_changes() {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let dir = tempfile::tempdir().unwrap();
-        let pki = larch_testkit::pki::Pki::create(dir.path());
-        let c = super::super::ClientTlsConfig {
-            tls_enabled: true,
-            tls_ca_path: Some(pki.ca.clone()),
-            tls_cert_path: Some(pki.client_cert.clone()),
-            tls_key_path: Some(pki.client_key.clone()),
-            tls_server_name: String::new(),
-        };
-        let (_connector, cert) = connector(&c, Duration::from_millis(20)).unwrap();
-        let cert = cert.unwrap();
-        let der = |p: &std::path::Path| CertificateDer::from_pem_file(p).unwrap().to_vec();
-        let current = || cert.current.read().cert[0].to_vec();
-        let first = der(&pki.client_cert);
-        assert_eq!(current(), first);
-        // Another certificate and key put in place (key first, as a
-        // rotation may: the pair does not match for a moment).
-        let next = der(&pki.rogue_cert);
-        std::fs::rename(&pki.rogue_key, &pki.client_key).unwrap();
-        std::fs::rename(&pki.rogue_cert, &pki.client_cert).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while current() != next {
-            assert!(std::time::Instant::now() < deadline, "never reloaded");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::fs::write(&pki.client_cert, "not a certificate").unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(current(), next, "a broken file replaced the good one");
-    }
 
     #[test]
     fn the_replication_factor_is_capped_by_the_named_nodes_not_the_ready_ones() {

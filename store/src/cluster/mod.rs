@@ -71,25 +71,10 @@ pub struct ClusterConfig {
 /// `cluster.tls`: the client side of node-to-node gRPC, named as Loki's
 /// `grpc_client_config` names it. On when `tls_enabled` is true, or when
 /// the store's own `tls.cert_file` is set (the members then serve TLS on
-/// their gRPC port). The CA is read at start; the client certificate and
-/// key are read again when they change (checked every `refresh_period`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClientTlsConfig {
-    /// Use TLS even without `tls.cert_file` on this node.
-    pub tls_enabled: bool,
-    /// CA certificates (PEM) the members' certificates are checked
-    /// against (required with TLS).
-    pub tls_ca_path: Option<PathBuf>,
-    /// Client certificate (PEM) for members that require one (mTLS).
-    pub tls_cert_path: Option<PathBuf>,
-    /// Its key.
-    pub tls_key_path: Option<PathBuf>,
-    /// Name the members' certificates are checked for; empty: the host
-    /// part of each member's address (an IP address is checked against
-    /// the certificate's IP SANs).
-    pub tls_server_name: String,
-}
+/// their gRPC port); `tls_ca_path` is then required. The client
+/// certificate and key are read again when they change (checked every
+/// `refresh_period`).
+pub use crate::tls_client::ClientTlsConfig;
 
 /// Default maximum forwarded message: the largest body any tenant may
 /// send (`push::body::MAX_BODY`'s order).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::ConfigError;
+use crate::tls_client::ClientTlsConfig;
 use larch_config::HumanDuration;
 
 /// The ruler: where rule groups are kept, how often they run, and where
@@ -93,6 +94,11 @@ pub struct RulerConfig {
     pub api_forward_url: String,
     /// Longest a forwarded rules API request may take (default 30s).
     pub api_forward_timeout: HumanDuration,
+    /// TLS of the forwarded requests, for an `https://` `api_forward_url`:
+    /// `tls_ca_path` (else the system's roots), `tls_cert_path` and
+    /// `tls_key_path` for a ruler node that asks for a client certificate,
+    /// `tls_server_name`.
+    pub api_forward_client: ClientTlsConfig,
 }
 
 /// `ruler.storage` (Loki's key).
@@ -149,6 +155,7 @@ impl Default for RulerConfig {
             instance_id: String::new(),
             api_forward_url: String::new(),
             api_forward_timeout: HumanDuration::from_secs(30),
+            api_forward_client: ClientTlsConfig::default(),
         }
     }
 }
@@ -191,6 +198,19 @@ pub struct QueryFrontendConfig {
     pub token_file: Option<PathBuf>,
     /// Longest one query may take (default 1m).
     pub timeout: HumanDuration,
+    /// Require TLS: `address` must then be `https://` (which alone turns
+    /// TLS on). Loki's key; the `tls_*` keys below are its client's too.
+    pub tls_enabled: bool,
+    /// CA certificates (PEM) the query node's certificate is checked
+    /// against; unset: the system's roots.
+    pub tls_ca_path: Option<PathBuf>,
+    /// Client certificate (PEM), for a query node that asks for one.
+    pub tls_cert_path: Option<PathBuf>,
+    /// Its key.
+    pub tls_key_path: Option<PathBuf>,
+    /// Name the query node's certificate is checked for; empty: the host
+    /// of `address`.
+    pub tls_server_name: String,
 }
 
 impl Default for QueryFrontendConfig {
@@ -199,6 +219,24 @@ impl Default for QueryFrontendConfig {
             address: String::new(),
             token_file: None,
             timeout: HumanDuration::from_secs(60),
+            tls_enabled: false,
+            tls_ca_path: None,
+            tls_cert_path: None,
+            tls_key_path: None,
+            tls_server_name: String::new(),
+        }
+    }
+}
+
+impl QueryFrontendConfig {
+    /// The TLS settings.
+    pub fn tls(&self) -> ClientTlsConfig {
+        ClientTlsConfig {
+            tls_enabled: self.tls_enabled,
+            tls_ca_path: self.tls_ca_path.clone(),
+            tls_cert_path: self.tls_cert_path.clone(),
+            tls_key_path: self.tls_key_path.clone(),
+            tls_server_name: self.tls_server_name.clone(),
         }
     }
 }
@@ -242,9 +280,30 @@ pub struct ClientAuth {
     pub kind: String,
     /// Credentials sent as `Authorization: <type> <credentials>`.
     pub credentials: String,
+    /// CA certificates (PEM) an `https://` Alertmanager's certificate is
+    /// checked against; unset: the system's roots.
+    pub tls_ca_path: Option<PathBuf>,
+    /// Client certificate (PEM), for an Alertmanager that asks for one.
+    pub tls_cert_path: Option<PathBuf>,
+    /// Its key.
+    pub tls_key_path: Option<PathBuf>,
+    /// Name the Alertmanager's certificate is checked for; empty: the
+    /// host of its URL.
+    pub tls_server_name: String,
 }
 
 impl ClientAuth {
+    /// The TLS settings.
+    pub fn tls(&self) -> ClientTlsConfig {
+        ClientTlsConfig {
+            tls_enabled: false,
+            tls_ca_path: self.tls_ca_path.clone(),
+            tls_cert_path: self.tls_cert_path.clone(),
+            tls_key_path: self.tls_key_path.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+        }
+    }
+
     /// The `Authorization` header value, if any.
     pub fn header(&self) -> Option<String> {
         if !self.credentials.is_empty() {
@@ -353,6 +412,36 @@ pub struct RemoteWriteClient {
     pub basic_auth: Option<BasicAuth>,
     /// The queue and its retries.
     pub queue_config: QueueConfig,
+    /// TLS of an `https://` receiver (Prometheus' `tls_config`).
+    pub tls_config: PromTlsConfig,
+}
+
+/// Prometheus' `tls_config` of a remote write client.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromTlsConfig {
+    /// CA certificates (PEM); unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// Its key.
+    pub key_file: Option<PathBuf>,
+    /// Name the receiver's certificate is checked for; empty: the URL's
+    /// host.
+    pub server_name: String,
+}
+
+impl PromTlsConfig {
+    /// The same settings in the store's client shape.
+    pub fn client(&self) -> ClientTlsConfig {
+        ClientTlsConfig {
+            tls_enabled: false,
+            tls_ca_path: self.ca_file.clone(),
+            tls_cert_path: self.cert_file.clone(),
+            tls_key_path: self.key_file.clone(),
+            tls_server_name: self.server_name.clone(),
+        }
+    }
 }
 
 impl Default for RemoteWriteClient {
@@ -363,6 +452,7 @@ impl Default for RemoteWriteClient {
             headers: BTreeMap::new(),
             basic_auth: None,
             queue_config: QueueConfig::default(),
+            tls_config: PromTlsConfig::default(),
         }
     }
 }
@@ -416,21 +506,23 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// An `http://` URL (https is not offered yet: the store builds no TLS
-/// client).
-fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            invalid(
-                key,
-                format!("{url:?}: https is not supported yet; use http:// (inside the cluster) or a proxy"),
-            )
-        } else {
-            invalid(key, format!("{url:?} is not an http:// URL"))
-        }
-    })?;
+/// An `http://` or `https://` URL with a host; its TLS settings (`tls`:
+/// their key and them) are checked too, and `tls_enabled` needs `https://`.
+fn check_url(key: &str, url: &str, tls: (&str, &ClientTlsConfig)) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid(key, format!("{url:?} is not an http:// or https:// URL")))?;
     if rest.is_empty() || rest.starts_with('/') {
         return Err(invalid(key, format!("{url:?} has no host")));
+    }
+    let (tls_key, tls) = tls;
+    tls.validate(tls_key).map_err(|e| invalid(tls_key, e))?;
+    if tls.tls_enabled && !url.starts_with("https://") {
+        return Err(invalid(
+            format!("{tls_key}.tls_enabled"),
+            format!("needs an https:// URL, not {url:?}"),
+        ));
     }
     Ok(())
 }
@@ -464,7 +556,11 @@ impl RulerConfig {
                     "is only used with ruler.enabled: false (a node that runs the ruler serves its own API)",
                 ));
             }
-            check_url("ruler.api_forward_url", &self.api_forward_url)?;
+            check_url(
+                "ruler.api_forward_url",
+                &self.api_forward_url,
+                ("ruler.api_forward_client", &self.api_forward_client),
+            )?;
             if self.api_forward_timeout.is_zero() {
                 return Err(invalid("ruler.api_forward_timeout", "must be positive"));
             }
@@ -482,7 +578,11 @@ impl RulerConfig {
         let qf = &self.evaluation.query_frontend;
         match self.evaluation.mode {
             EvaluationMode::Remote => {
-                check_url("ruler.evaluation.query_frontend.address", &qf.address)?;
+                check_url(
+                    "ruler.evaluation.query_frontend.address",
+                    &qf.address,
+                    ("ruler.evaluation.query_frontend", &qf.tls()),
+                )?;
                 if qf.timeout.is_zero() {
                     return Err(invalid(
                         "ruler.evaluation.query_frontend.timeout",
@@ -499,7 +599,11 @@ impl RulerConfig {
             EvaluationMode::Local => {}
         }
         for (i, url) in self.alertmanager_url.0.iter().enumerate() {
-            check_url(&format!("ruler.alertmanager_url[{i}]"), url)?;
+            check_url(
+                &format!("ruler.alertmanager_url[{i}]"),
+                url,
+                ("ruler.alertmanager_client", &self.alertmanager_client.tls()),
+            )?;
         }
         if self.notification_queue_capacity == 0 {
             return Err(invalid(
@@ -537,7 +641,11 @@ impl RulerConfig {
         }
         for (name, c) in &clients {
             let key = format!("ruler.remote_write.clients.{name}");
-            check_url(&format!("{key}.url"), &c.url)?;
+            check_url(
+                &format!("{key}.url"),
+                &c.url,
+                (&format!("{key}.tls_config"), &c.tls_config.client()),
+            )?;
             let q = &c.queue_config;
             if q.capacity == 0 || q.max_samples_per_send == 0 {
                 return Err(invalid(
@@ -574,8 +682,46 @@ mod tests {
         let c = parse("alertmanager_url: [http://a:9093]\n");
         assert_eq!(c.alertmanager_url.0, ["http://a:9093"]);
         c.validate().unwrap();
-        let c = parse("alertmanager_url: https://a:9093\n");
-        assert!(c.validate().unwrap_err().to_string().contains("https"));
+        // https, with the client's TLS keys checked.
+        let c = parse(
+            "alertmanager_url: https://a:9093\nalertmanager_client:\n  tls_ca_path: /ca.pem\n",
+        );
+        c.validate().unwrap();
+        let c = parse(
+            "alertmanager_url: https://a:9093\nalertmanager_client:\n  tls_cert_path: /c.pem\n",
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("ruler.alertmanager_client.tls_cert_path is set without tls_key_path"),
+            "{e}"
+        );
+        let c = parse("alertmanager_url: ftp://a\n");
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not an http:// or https:// URL")
+        );
+        let c = parse(
+            "evaluation:\n  mode: remote\n  query_frontend:\n    address: http://read:3100\n    tls_enabled: true\n",
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("ruler.evaluation.query_frontend.tls_enabled"),
+            "{e}"
+        );
+        let c = parse(
+            "remote_write:\n  enabled: true\n  clients:\n    p:\n      url: https://p/api/v1/write\n      tls_config: {ca_file: /ca.pem, server_name: prom.example}\n",
+        );
+        c.validate().unwrap();
+        assert_eq!(
+            c.remote_write.all_clients()[0]
+                .1
+                .tls_config
+                .client()
+                .tls_server_name,
+            "prom.example"
+        );
     }
 
     #[test]

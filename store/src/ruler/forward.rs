@@ -38,15 +38,28 @@ pub const MAX_ANSWER_BYTES: usize = 32 << 20;
 const PASSED: [&str; 4] = ["x-scope-orgid", "authorization", "content-type", "accept"];
 
 struct Forwarder {
-    client: HttpClient,
+    /// The client, or why it could not be made (its TLS files), given as
+    /// every answer's error.
+    client: Result<HttpClient, String>,
     base: String,
     timeout: Duration,
 }
 
+/// The client of `config.api_forward_url`, with `api_forward_client`'s
+/// TLS settings read; the store checks this at start, so a node whose
+/// files do not load does not start.
+pub fn client(config: &RulerConfig) -> std::io::Result<HttpClient> {
+    HttpClient::new(&config.api_forward_client, "ruler.api_forward_client")
+}
+
 /// The rules routes, forwarded to `config.api_forward_url`.
 pub fn routes(config: &RulerConfig) -> Router<AppState> {
+    let client = client(config).map_err(|e| {
+        tracing::error!(error = %e, "Cannot make the client of ruler.api_forward_url; the rules API answers with this error.");
+        e.to_string()
+    });
     let f = Arc::new(Forwarder {
-        client: HttpClient::new(),
+        client,
         base: config.api_forward_url.trim_end_matches('/').to_string(),
         timeout: config.api_forward_timeout.0,
     });
@@ -73,6 +86,16 @@ async fn forward(
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!("{}{path}", f.base);
     let status_route = uri.path().starts_with("/prometheus/");
+    let client = match &f.client {
+        Ok(c) => c,
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_GATEWAY,
+                status_route,
+                &format!("the ruler at {} cannot be reached: {e}", f.base),
+            );
+        }
+    };
     let mut req = hyper::Request::builder().method(method).uri(&url);
     for name in PASSED {
         for v in headers.get_all(name) {
@@ -89,7 +112,7 @@ async fn forward(
             );
         }
     };
-    match f.client.send(req, f.timeout, MAX_ANSWER_BYTES).await {
+    match client.send(req, f.timeout, MAX_ANSWER_BYTES).await {
         Ok((status, h, body)) => {
             let mut resp = (status, body).into_response();
             if let Some(ct) = h.get(header::CONTENT_TYPE) {

@@ -1,16 +1,25 @@
-//! The ruler's outgoing HTTP: one pooled HTTP/1.1 client for Alertmanager,
-//! remote write receivers and remote evaluation, a timeout per request,
+//! The ruler's outgoing HTTP: a pooled HTTP/1.1 client per destination
+//! (Alertmanagers, each remote write receiver, the query node, the ruler
+//! node the rules API is forwarded to), `http://` or `https://` with that
+//! destination's TLS settings (`crate::tls_client`), a timeout per request,
 //! and a bound on every answer read: 4 KiB of a POST's (enough for an error
 //! message), what the caller allows of a GET's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::StatusCode;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::tls_client::{ClientTls, ClientTlsConfig, Roots};
+
+/// How often a client certificate's files are checked for a change.
+const CERT_RELOAD: Duration = Duration::from_secs(10);
 
 /// How much of an answer's body is kept.
 const MAX_ANSWER: usize = 4096;
@@ -27,24 +36,31 @@ pub struct Answer {
 /// A pooled HTTP client.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Default for HttpClient {
-    fn default() -> HttpClient {
-        HttpClient::new()
-    }
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Kept for its client certificate's watcher.
+    _tls: Arc<ClientTls>,
 }
 
 impl HttpClient {
-    /// A client (connections kept alive and reused).
-    pub fn new() -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        HttpClient {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        }
+    /// A client (connections kept alive and reused) for `http://` URLs
+    /// and `https://` ones with the TLS settings `tls` (the system's roots
+    /// when it names no CA); `key` names the settings' block in errors.
+    pub fn new(tls: &ClientTlsConfig, key: &str) -> std::io::Result<HttpClient> {
+        let tls = Arc::new(ClientTls::load(
+            tls,
+            key,
+            Roots::SystemDefault,
+            CERT_RELOAD,
+        )?);
+        Ok(HttpClient {
+            client: Client::builder(TokioExecutor::new()).build(tls.http_connector()),
+            _tls: tls,
+        })
+    }
+
+    /// A client with no TLS settings of its own (the system's roots).
+    pub fn plain() -> std::io::Result<HttpClient> {
+        HttpClient::new(&ClientTlsConfig::default(), "ruler")
     }
 
     /// GETs `url` with `headers`, reading at most `max_body` bytes of the

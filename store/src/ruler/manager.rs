@@ -38,6 +38,7 @@ use super::alert::AlertState;
 use super::config::EvaluationMode;
 use super::config::RuleStorageType;
 use super::eval::{self, CompiledGroup, EvalEnv, GroupKey, GroupStatus};
+use super::http::HttpClient;
 use super::notifier::Notifier;
 use super::remote_eval::RemoteQuerier;
 use super::remote_write::RemoteWriter;
@@ -126,7 +127,10 @@ impl Ruler {
     /// with the rule store and state `ruler.storage.type` names; must run
     /// inside the runtime. Groups and the saved state are read at the
     /// first [`sync`](Ruler::sync).
-    pub fn start(ingester: Arc<Ingester>) -> Arc<Ruler> {
+    ///
+    /// Fails when the TLS files of its clients (Alertmanager, remote
+    /// write, the query node) do not load.
+    pub fn start(ingester: Arc<Ingester>) -> std::io::Result<Arc<Ruler>> {
         let config = &ingester.config;
         let (store, state): (Arc<dyn RuleStore>, StateStore) = match config.ruler.storage.kind {
             RuleStorageType::Local => (
@@ -149,39 +153,45 @@ impl Ruler {
         ingester: Arc<Ingester>,
         store: Arc<dyn RuleStore>,
         state: StateStore,
-    ) -> Arc<Ruler> {
+    ) -> std::io::Result<Arc<Ruler>> {
         let rc = ingester.config.ruler.clone();
         let metrics = ingester.metrics.clone();
-        let notifier = (!rc.alertmanager_url.0.is_empty()).then(|| {
-            Arc::new(Notifier::new(
+        let notifier = if rc.alertmanager_url.0.is_empty() {
+            None
+        } else {
+            let client =
+                HttpClient::new(&rc.alertmanager_client.tls(), "ruler.alertmanager_client")?;
+            Some(Arc::new(Notifier::new(
                 &rc.alertmanager_url.0,
                 rc.alertmanager_client.header(),
                 rc.notification_queue_capacity,
                 rc.notification_timeout.0,
+                client,
                 metrics.clone(),
-            ))
-        });
+            )))
+        };
         let writers: Vec<Arc<RemoteWriter>> = if rc.remote_write.enabled {
             rc.remote_write
                 .all_clients()
                 .into_iter()
                 .map(|(name, c)| {
-                    Arc::new(RemoteWriter::new(
-                        name,
-                        c,
-                        rc.remote_write.add_org_id_header,
-                        metrics.clone(),
-                    ))
+                    RemoteWriter::new(name, c, rc.remote_write.add_org_id_header, metrics.clone())
+                        .map(Arc::new)
                 })
-                .collect()
+                .collect::<std::io::Result<_>>()?
         } else {
             Vec::new()
+        };
+        let remote = match rc.evaluation.mode {
+            EvaluationMode::Remote => {
+                Some(Arc::new(RemoteQuerier::new(&rc.evaluation.query_frontend)?))
+            }
+            EvaluationMode::Local => None,
         };
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(rc.max_concurrent_evaluations)),
             query_timeout: ingester.config.query.timeout.0,
-            remote: (rc.evaluation.mode == EvaluationMode::Remote)
-                .then(|| Arc::new(RemoteQuerier::new(&rc.evaluation.query_frontend))),
+            remote,
             config: rc,
             store,
             ingester,
@@ -242,7 +252,7 @@ impl Ruler {
             }
         }));
         *ruler.tasks.lock() = tasks;
-        ruler
+        Ok(ruler)
     }
 
     /// The rule store (the rules API writes through it).

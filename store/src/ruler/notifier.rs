@@ -39,12 +39,13 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier for `urls` (base URLs).
+    /// A notifier for `urls` (base URLs), through `client`.
     pub fn new(
         urls: &[String],
         auth: Option<String>,
         capacity: usize,
         timeout: Duration,
+        client: HttpClient,
         metrics: Arc<Metrics>,
     ) -> Notifier {
         Notifier {
@@ -62,7 +63,7 @@ impl Notifier {
                 .collect(),
             auth,
             timeout,
-            client: HttpClient::new(),
+            client,
             metrics,
         }
     }

@@ -32,14 +32,15 @@ pub struct RemoteQuerier {
 }
 
 impl RemoteQuerier {
-    /// A querier of `cfg.address`.
-    pub fn new(cfg: &QueryFrontendConfig) -> RemoteQuerier {
-        RemoteQuerier {
+    /// A querier of `cfg.address` (its TLS settings read now).
+    pub fn new(cfg: &QueryFrontendConfig) -> std::io::Result<RemoteQuerier> {
+        let client = HttpClient::new(&cfg.tls(), "ruler.evaluation.query_frontend")?;
+        Ok(RemoteQuerier {
             query_url: format!("{}/loki/api/v1/query", cfg.address.trim_end_matches('/')),
             token_file: cfg.token_file.clone(),
             timeout: cfg.timeout.0,
-            client: HttpClient::new(),
-        }
+            client,
+        })
     }
 
     /// Every rule's query at `ts_ms - query_offset`, in order.

@@ -86,22 +86,26 @@ pub fn encode(samples: &[RwSample]) -> Vec<u8> {
 }
 
 impl RemoteWriter {
-    /// A writer for one configured client.
+    /// A writer for one configured client (its `tls_config` read now).
     pub fn new(
         name: String,
         cfg: RemoteWriteClient,
         add_org_id: bool,
         metrics: Arc<Metrics>,
-    ) -> RemoteWriter {
-        RemoteWriter {
+    ) -> std::io::Result<RemoteWriter> {
+        let client = HttpClient::new(
+            &cfg.tls_config.client(),
+            &format!("ruler.remote_write.clients.{name}.tls_config"),
+        )?;
+        Ok(RemoteWriter {
             name,
             cfg,
             add_org_id,
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
-            client: HttpClient::new(),
+            client,
             metrics,
-        }
+        })
     }
 
     /// Queues samples; never waits. Those that do not fit are dropped
@@ -359,7 +363,7 @@ mod tests {
         let mut cfg = RemoteWriteClient::default();
         cfg.queue_config.capacity = 4;
         cfg.queue_config.max_samples_per_send = 2;
-        let w = RemoteWriter::new("c".into(), cfg, true, m.clone());
+        let w = RemoteWriter::new("c".into(), cfg, true, m.clone()).unwrap();
         w.push(&[
             s("a", "x", 1, 1.0),
             s("b", "x", 1, 1.0),

@@ -1151,3 +1151,101 @@ fn rule_groups_and_alert_state_live_in_the_bucket() {
     let (_, listed) = with_tenant(b.http, "GET", "/loki/api/v1/rules", "fake", "");
     assert!(listed.contains("vector(2)"), "{listed}");
 }
+
+// --- the ruler's clients over TLS ------------------------------------------------
+
+/// A scalable store's ruler behind TLS with client certificates: the
+/// ruler node evaluates through a data node that requires a client
+/// certificate (`evaluation.query_frontend.tls_*`), and a node without
+/// the ruler forwards the rules API to the ruler node over https
+/// (`api_forward_client`). Without the client certificate the data node
+/// refuses the ruler, and the rule's health says so.
+#[test]
+fn the_ruler_reaches_nodes_behind_tls_with_client_certificates() {
+    use larch_testkit::http::Tls;
+    use larch_testkit::pki::Pki;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let client = Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key);
+    let server_tls = format!(
+        "tls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.ca.display()
+    );
+    let client_keys = |indent: &str| {
+        format!(
+            "{indent}tls_ca_path: {}\n{indent}tls_cert_path: {}\n{indent}tls_key_path: {}\n",
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        )
+    };
+    let data = StoreProcess::builder()
+        .config(format!("ruler:\n  enabled: false\n{server_tls}"))
+        .tls(client.clone())
+        .start();
+    let ruler = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n      tls_enabled: true\n{}{server_tls}",
+            data.addr(),
+            client_keys("      ")
+        ))
+        .tls(client.clone())
+        .start();
+    // The read node serves plain HTTP here (its own listener is not what
+    // is tested) and forwards over https with a client certificate.
+    let read = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  enabled: false\n  api_forward_url: {}\n  api_forward_client:\n{}",
+            ruler.addr(),
+            client_keys("    ")
+        ))
+        .start();
+    let group = "name: tls\ninterval: 1s\nrules:\n  - alert: TlsErrors\n    expr: sum(count_over_time({app=\"tls\"} |= \"error\" [1m])) > 1\n";
+    let (s, t) = post_group(read.http, "secure", group, "fake");
+    assert_eq!(s, 202, "{t}");
+    let now = now_ns();
+    let body = json!({"streams": [{"stream": {"app": "tls"}, "values": [
+        [now.to_string(), "error one"], [(now + 1).to_string(), "error two"]
+    ]}]})
+    .to_string();
+    let r = data
+        .request(
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    // The alert, read through the read node: forwarded over https to the
+    // ruler, which got its value from the data node over mTLS.
+    wait_for(Duration::from_secs(20), "the alert through TLS", || {
+        ruler_alerts(read.http)
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "TlsErrors" && a["state"] == "firing")
+    });
+    let r = get(read.http, "/loki/api/v1/rules/secure");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("TlsErrors"), "{}", r.text());
+    // A ruler without the client certificate is refused by the data node:
+    // the rule's health says the query failed, and nothing else happens.
+    let bare = StoreProcess::builder()
+        .config(format!(
+            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n      timeout: 3s\n      tls_ca_path: {}\n",
+            data.addr(),
+            pki.ca.display()
+        ))
+        .start();
+    let (s, t) = post_group(bare.http, "secure", group, "fake");
+    assert_eq!(s, 202, "{t}");
+    wait_for(Duration::from_secs(20), "the refused evaluation", || {
+        let body = get(bare.http, "/prometheus/api/v1/rules").ok_json();
+        body["data"]["groups"][0]["rules"][0]["health"] == "err"
+    });
+    assert!(ruler_alerts(bare.http).is_empty());
+    for p in [bare, read, ruler, data] {
+        assert!(p.terminate().success());
+    }
+}

@@ -254,11 +254,19 @@ nodes forward the rules API to it. */ -}}
 {{- if $v.store.auth.enabled -}}
 {{- $_ := set $qf "token_file" (include "larch.ruler.queryTokenFile" .ctx) -}}
 {{- end -}}
+{{- /* With store.tls the read nodes' certificate is checked as the
+nodes check each other's (cluster.tls: the CA, the name, a client
+certificate when the nodes ask for one). */ -}}
+{{- if $v.store.tls.enabled -}}
+{{- $qf = merge $qf (include "larch.cluster.tls" .ctx | fromYaml) -}}
+{{- end -}}
 {{- $_ := set $owned "ruler" (dict "enabled" true "storage" (dict "type" "bucket") "evaluation" (dict "mode" "remote" "query_frontend" $qf)) -}}
-{{- else if and (eq $role "read") (not $v.store.tls.enabled) -}}
-{{- /* The ruler's HTTP client speaks http:// only: with store.tls the
-read nodes do not forward, and Grafana is pointed at the backend for rules. */ -}}
-{{- $_ := set $owned "ruler" (dict "enabled" false "api_forward_url" (include "larch.ruler.apiURL" .ctx)) -}}
+{{- else if eq $role "read" -}}
+{{- $fwd := dict "enabled" false "api_forward_url" (include "larch.ruler.apiURL" .ctx) -}}
+{{- if $v.store.tls.enabled -}}
+{{- $_ := set $fwd "api_forward_client" (include "larch.cluster.tls" .ctx | fromYaml) -}}
+{{- end -}}
+{{- $_ := set $owned "ruler" $fwd -}}
 {{- else -}}
 {{- $_ := set $owned "ruler" (dict "enabled" false) -}}
 {{- end -}}

@@ -218,7 +218,7 @@ containers:
       - name: tls
         mountPath: /etc/larch/tls
         readOnly: true
-      {{- if or (eq .role "read") (eq .role "write") }}
+      {{- if or (eq .role "read") (eq .role "write") (eq .role "backend") }}
       {{- if $v.store.tls.cluster.caSecret }}
       - name: cluster-ca
         mountPath: /etc/larch/cluster-ca
@@ -261,7 +261,7 @@ volumes:
   - name: tls
     secret:
       secretName: {{ include "larch.store.tlsSecret" $ctx }}
-  {{- if or (eq .role "read") (eq .role "write") }}
+  {{- if or (eq .role "read") (eq .role "write") (eq .role "backend") }}
   {{- with $v.store.tls.cluster.caSecret }}
   - name: cluster-ca
     secret:
