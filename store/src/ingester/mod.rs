@@ -353,7 +353,7 @@ impl Ingester {
             let tholes = holes.get(&tid);
             for (labels, entries) in rec.streams {
                 let fp = labels.fingerprint();
-                let s = tenant.get_or_create(fp, labels);
+                let s = tenant.get_or_create(fp, &labels);
                 let mut st = s.state.lock();
                 if rec.seq <= st.flushed_max_seq
                     && !recover::in_hole(tholes.and_then(|h| h.get(&fp)), rec.seq)
