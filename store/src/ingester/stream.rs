@@ -239,7 +239,7 @@ pub struct OpenChunk {
     /// The same as a set, built on the first lookup: streams written in
     /// order never need one (an entry newer than everything held cannot
     /// be a duplicate).
-    dedup: Option<HashSet<u64, BuildIdentity>>,
+    dedup: Option<Box<HashSet<u64, BuildIdentity>>>,
 }
 
 impl OpenChunk {
@@ -364,7 +364,7 @@ impl StreamState {
             let open = &mut self.open;
             let set = open
                 .dedup
-                .get_or_insert_with(|| open.fps.iter().copied().collect());
+                .get_or_insert_with(|| Box::new(open.fps.iter().copied().collect()));
             if set.contains(&fp) {
                 return Verdict::Duplicate;
             }
@@ -647,6 +647,42 @@ impl std::hash::Hasher for IdentityHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A packed set reads back as the set, label by label, through
+        /// `get` and in its text form.
+        #[test]
+        fn packed_labels_read_back(
+            pairs in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{0,40}", 0..10),
+        ) {
+            let set = LabelSet::from_pairs(pairs.clone());
+            let packed = PackedLabels::new(&set);
+            prop_assert!(matches!(packed, PackedLabels::Packed(_)));
+            prop_assert_eq!(packed.to_set(), set.clone());
+            prop_assert_eq!(packed.iter().count(), pairs.len());
+            for (n, v) in &pairs {
+                prop_assert_eq!(packed.get(n), Some(v.as_str()));
+            }
+            prop_assert_eq!(packed.get("NOPE"), None);
+            prop_assert_eq!(packed.to_string(), set.to_string());
+        }
+    }
+
+    #[test]
+    fn packed_lengths_around_the_surrogates_and_past_the_limit() {
+        for n in [0, 127, 128, 0xD7FF, 0xD800, 0xE000, 70_000] {
+            let set = LabelSet::from_pairs([("a", "x".repeat(n)), ("b", "y".to_string())]);
+            let packed = PackedLabels::new(&set);
+            assert!(matches!(packed, PackedLabels::Packed(_)), "{n}");
+            assert_eq!(packed.to_set(), set, "{n}");
+        }
+        let long = LabelSet::from_pairs([("a", "x".repeat(PackedLabels::MAX_PART + 1))]);
+        let kept = PackedLabels::new(&long);
+        assert!(matches!(kept, PackedLabels::Set(_)));
+        assert_eq!(kept.to_set(), long);
+        assert_eq!(kept.get("a").map(str::len), Some(PackedLabels::MAX_PART + 1));
+    }
 
     const POLICY: CutPolicy = CutPolicy {
         block_size: 64,
