@@ -214,11 +214,11 @@ pub struct Limits {
     ///
     /// Chosen from the cardinality benchmark (BENCHMARKS.md,
     /// "Cardinality"): an active stream of Kubernetes labels with a few
-    /// short lines costs the store about 1.4 KiB of memory (its packed
+    /// short lines costs the store about 1.5 KiB of memory (its packed
     /// labels, postings, head block and bookkeeping; more as its chunk
-    /// fills), and the label, series and label-value endpoints stay under
-    /// a second at a million streams. So 100,000 streams are about
-    /// 140 MiB, a seventh of the Helm chart's 1 GiB memory request, and a
+    /// fills), and the label and series endpoints answer a million
+    /// streams in about a second. So 100,000 streams are about 150 MiB,
+    /// a seventh of the Helm chart's 1 GiB memory request, and a
     /// single tenant may hold them without the store running short,
     /// while one runaway label (a request id as a label) is stopped long
     /// before it could take the store's memory. Loki's 5000 answers the
@@ -245,8 +245,8 @@ pub struct Limits {
     /// at most about 86 MiB per query, and `query.max_concurrent` of them
     /// fit the chart's memory request beside the active streams. The
     /// label and series endpoints need no limit of their own: they answer
-    /// from the label index, a million pod names in under a second and
-    /// about 40 MB of JSON (BENCHMARKS.md, "Cardinality"), bounded by
+    /// from the label index, a million pod names (about 40 MB of JSON) in
+    /// under two seconds (BENCHMARKS.md, "Cardinality"), bounded by
     /// `query.timeout`.
     pub max_query_series: usize,
     /// Delete chunks older than this; zero keeps forever (Loki: 0).

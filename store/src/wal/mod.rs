@@ -484,8 +484,8 @@ mod tests {
     fn lines(dir: &Path) -> (Vec<String>, ReplayStats) {
         let mut got = Vec::new();
         let (_, stats) = replay(dir, &quarantine(dir), |r| {
-            for (_, es) in r.streams {
-                got.extend(es.into_iter().map(|e| e.line));
+            for s in r.streams {
+                got.extend(s.entries.into_iter().map(|e| e.line.to_string()));
             }
         })
         .unwrap();
