@@ -103,7 +103,11 @@ impl LabelSet {
     /// A 64-bit hash of the set, stable across processes and versions: it
     /// names streams on disk, so it must never change.
     pub fn fingerprint(&self) -> u64 {
-        fingerprint_pairs(self.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        fingerprint_pairs(
+            self.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        )
     }
 }
 

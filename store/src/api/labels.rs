@@ -377,10 +377,7 @@ impl VolumeSpec {
                     }
                 }
             } else if self.targets.is_empty() {
-                groups
-                    .entry(s.labels.to_set())
-                    .or_default()
-                    .push(s.clone());
+                groups.entry(s.labels.to_set()).or_default().push(s.clone());
             } else {
                 let key = LabelSet::from_pairs(
                     self.targets

@@ -681,7 +681,10 @@ mod tests {
         let kept = PackedLabels::new(&long);
         assert!(matches!(kept, PackedLabels::Set(_)));
         assert_eq!(kept.to_set(), long);
-        assert_eq!(kept.get("a").map(str::len), Some(PackedLabels::MAX_PART + 1));
+        assert_eq!(
+            kept.get("a").map(str::len),
+            Some(PackedLabels::MAX_PART + 1)
+        );
     }
 
     const POLICY: CutPolicy = CutPolicy {
