@@ -481,7 +481,7 @@ struct CacheInner {
 impl LabelCache {
     /// Most bytes held, texts and parsed sets together (a set of eight
     /// labels takes about 900 bytes beside its 200-byte text, see
-    /// [`LabelCache::entry_bytes`]).
+    /// `LabelCache::entry_bytes`).
     pub const MAX_BYTES: usize = 32 << 20;
 
     /// What an entry holds on the heap, about: the text, the set's vector

@@ -159,7 +159,7 @@ fn line(s: usize, k: usize, ts: i64) -> String {
             "{{\"time\":{},\"level\":\"debug\",\"msg\":\"cache lookup\",\"key\":\"user:{:x}\",\"hit\":{}}}",
             ts / 1_000_000,
             id,
-            id % 3 == 0
+            id.is_multiple_of(3)
         ),
         2 => format!(
             "I1204 12:{:02}:{:02}.{:06} 1 controller.go:{}] Reconciled object {:x} in {}ms",
