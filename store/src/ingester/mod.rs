@@ -330,7 +330,7 @@ impl Ingester {
         let mut unapplied: Option<u64> = None;
         let tenants = RwLock::new(tenants);
         let (segments, stats) = wal::replay(&wal_dir, &quarantine, |rec| {
-            let Ok(tid) = TenantId::new(&rec.tenant) else {
+            let Ok(tid) = TenantId::new(rec.tenant) else {
                 tracing::error!(tenant = %rec.tenant, "WAL record of an invalid tenant; skipping it.");
                 return;
             };
