@@ -239,6 +239,7 @@ pub struct OpenChunk {
     /// The same as a set, built on the first lookup: streams written in
     /// order never need one (an entry newer than everything held cannot
     /// be a duplicate).
+    ///
     /// Boxed on purpose: an empty `Option<HashSet>` takes 32 bytes in
     /// every stream, the box 8, and few streams ever need the set.
     #[allow(clippy::box_collection)]
