@@ -103,15 +103,26 @@ impl LabelSet {
     /// A 64-bit hash of the set, stable across processes and versions: it
     /// names streams on disk, so it must never change.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for l in &self.labels {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
-        }
-        h.digest()
+        fingerprint_pairs(
+            self.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        )
     }
+}
+
+/// [`LabelSet::fingerprint`] of the set of `pairs`, which must be sorted
+/// by name, each name once (as a set iterates them), computed without
+/// building the set.
+pub fn fingerprint_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in pairs {
+        h.update(name.as_bytes());
+        h.update(&[0xff]);
+        h.update(value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
 }
 
 impl<'a> IntoIterator for &'a LabelSet {

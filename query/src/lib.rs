@@ -31,7 +31,7 @@ mod matcher;
 pub mod pipeline;
 mod source;
 
-pub use labels::{Label, LabelSet, LabelsError, parse_labels};
+pub use labels::{Label, LabelSet, LabelsError, fingerprint_pairs, parse_labels};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use source::{
     Block, Columns, Direction, Literal, LogSource, ScanRequest, ScanStats, SourceError, StreamInfo,

@@ -208,9 +208,22 @@ pub struct Limits {
     pub reject_old_samples_max_age: HumanDuration,
     /// How far in the future an entry may be (Loki: 10m).
     pub creation_grace_period: HumanDuration,
-    /// Most active streams per tenant (Loki's global default: 5000). Zero
-    /// disables the limit. Loki's name `max_global_streams_per_user` is
-    /// accepted too.
+    /// Most active streams per tenant (default 100,000; Loki's is 5000).
+    /// Zero disables the limit. Loki's name `max_global_streams_per_user`
+    /// is accepted too.
+    ///
+    /// Chosen from the cardinality benchmark (BENCHMARKS.md,
+    /// "Cardinality"): an active stream of Kubernetes labels with a few
+    /// short lines costs the store about 1.5 KiB of memory (its packed
+    /// labels, postings, head block and bookkeeping; more as its chunk
+    /// fills), and the label and series endpoints answer a million
+    /// streams in about a second. So 100,000 streams are about 150 MiB,
+    /// a seventh of the Helm chart's 1 GiB memory request, and a
+    /// single tenant may hold them without the store running short,
+    /// while one runaway label (a request id as a label) is stopped long
+    /// before it could take the store's memory. Loki's 5000 answers the
+    /// cost of a stream in its own ingesters (replicated three times) and
+    /// is far below what a store here holds.
     #[serde(alias = "max_global_streams_per_user")]
     pub max_streams_per_tenant: usize,
     /// Accept structured metadata (Loki: true).
@@ -225,7 +238,16 @@ pub struct Limits {
     pub max_structured_metadata_entries_count: usize,
     /// Largest `limit` of a log query (Loki: 5000).
     pub max_entries_limit_per_query: usize,
-    /// Most series a metric query may return (Loki: 500).
+    /// Most series a metric query may return (default 500, as Loki's).
+    ///
+    /// Kept at 500 for this store's own costs: a series of a range query
+    /// holds up to 11,000 points of 16 bytes (176 KiB), so 500 series are
+    /// at most about 86 MiB per query, and `query.max_concurrent` of them
+    /// fit the chart's memory request beside the active streams. The
+    /// label and series endpoints need no limit of their own: they answer
+    /// from the label index, a million pod names (about 40 MB of JSON) in
+    /// under two seconds (BENCHMARKS.md, "Cardinality"), bounded by
+    /// `query.timeout`.
     pub max_query_series: usize,
     /// Delete chunks older than this; zero keeps forever (Loki: 0).
     pub retention_period: HumanDuration,
@@ -261,7 +283,7 @@ impl Default for Limits {
             reject_old_samples: true,
             reject_old_samples_max_age: HumanDuration::from_secs(168 * 3600),
             creation_grace_period: HumanDuration::from_secs(600),
-            max_streams_per_tenant: 5000,
+            max_streams_per_tenant: 100_000,
             allow_structured_metadata: true,
             // Loki's default: Grafana colours lines and builds level
             // filters from the stored level.

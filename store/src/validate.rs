@@ -480,9 +480,22 @@ struct CacheInner {
 }
 
 impl LabelCache {
-    /// Most bytes of labels texts held (twice that with the parsed sets,
-    /// about).
-    pub const MAX_BYTES: usize = 8 << 20;
+    /// Most bytes held, texts and parsed sets together (a set of eight
+    /// labels takes about 900 bytes beside its 200-byte text, see
+    /// `LabelCache::entry_bytes`).
+    pub const MAX_BYTES: usize = 32 << 20;
+
+    /// What an entry holds on the heap, about: the text, the set's vector
+    /// and its two strings per label (each allocation at least 32 bytes),
+    /// the map's slot.
+    fn entry_bytes(text: &str, c: &Canonical) -> usize {
+        let strings: usize = c
+            .labels
+            .iter()
+            .map(|l| l.name.len().max(24) + l.value.len().max(24) + 16)
+            .sum();
+        text.len() + 16 + 48 * c.labels.len() + strings + 64
+    }
 
     /// An empty cache.
     pub fn new() -> LabelCache {
@@ -494,13 +507,14 @@ impl LabelCache {
     }
 
     fn insert(&self, text: &str, c: &Canonical) {
+        let bytes = Self::entry_bytes(text, c);
         let mut inner = self.inner.lock();
-        if inner.bytes + text.len() > Self::MAX_BYTES {
+        if inner.bytes + bytes > Self::MAX_BYTES {
             inner.map.clear();
             inner.bytes = 0;
         }
         if inner.map.insert(text.into(), c.clone()).is_none() {
-            inner.bytes += text.len();
+            inner.bytes += bytes;
         }
     }
 

@@ -39,7 +39,8 @@ pub async fn detected_labels(
             .map_err(|e| {
                 ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             })?;
-        Ok(detect_labels(streams.iter().map(|s| &*s.labels), &cancel)?)
+        let sets: Vec<larch_query::LabelSet> = streams.iter().map(|s| s.labels.to_set()).collect();
+        Ok(detect_labels(sets.iter(), &cancel)?)
     })
     .await?;
     let mut out = String::from("{\"detectedLabels\":[");

@@ -139,18 +139,20 @@ pub async fn label_names(
     let m = selector(p.get("query"))?;
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
-        let mut names = BTreeSet::new();
+        let streams = scope.streams(&ing, m.as_deref())?;
+        // Borrowed from the streams: nothing is allocated per stream.
+        let mut names: BTreeSet<&str> = BTreeSet::new();
         if scope.multi() {
-            names.insert(TENANT_LABEL.to_string());
+            names.insert(TENANT_LABEL);
         }
-        for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
+        for (i, (_, s)) in streams.iter().enumerate() {
             check(&cancel, i)?;
-            for l in s.labels.iter() {
-                if scope.multi() && l.name == TENANT_LABEL {
+            for (name, _) in s.labels.iter() {
+                if scope.multi() && name == TENANT_LABEL {
                     // The stream's own, shown renamed.
-                    names.insert(ORIGINAL_TENANT_LABEL.to_string());
-                } else if !HIDDEN.contains(&l.name.as_str()) {
-                    names.insert(l.name.clone());
+                    names.insert(ORIGINAL_TENANT_LABEL);
+                } else if !HIDDEN.contains(&name) && !names.contains(name) {
+                    names.insert(name);
                 }
             }
         }
@@ -183,13 +185,19 @@ pub async fn label_values(
     };
     let ing = app.ingester.clone();
     let body = exec::run(&app, move |cancel| {
-        let mut values = BTreeSet::new();
-        for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
+        let streams = scope.streams(&ing, m.as_deref())?;
+        // Borrowed from the streams, sorted once: a label with a value per
+        // stream (a pod name) has as many values as there are streams.
+        let mut values: Vec<&str> = Vec::new();
+        for (i, (_, s)) in streams.iter().enumerate() {
             check(&cancel, i)?;
             if let Some(v) = s.labels.get(&own_name) {
-                values.insert(v.to_string());
+                values.push(v);
             }
         }
+        check(&cancel, 0)?;
+        values.sort_unstable();
+        values.dedup();
         Ok(json::success(&json::string_array(values)))
     })
     .await?;
@@ -219,10 +227,10 @@ pub async fn series(
             for (i, (t, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
                 check(&cancel, i)?;
                 if scope.multi() {
-                    let labels = shown_labels(&s.labels, t.as_str());
+                    let labels = shown_labels(&s.labels.to_set(), t.as_str());
                     seen.insert(labels.fingerprint(), Arc::new(labels));
                 } else {
-                    seen.insert(s.fp, s.labels.clone());
+                    seen.insert(s.fp, s.labels.to_arc());
                 }
             }
         }
@@ -369,10 +377,7 @@ impl VolumeSpec {
                     }
                 }
             } else if self.targets.is_empty() {
-                groups
-                    .entry((*s.labels).clone())
-                    .or_default()
-                    .push(s.clone());
+                groups.entry(s.labels.to_set()).or_default().push(s.clone());
             } else {
                 let key = LabelSet::from_pairs(
                     self.targets

@@ -159,8 +159,10 @@ impl HeadBlock {
         self.min = self.min.min(ts);
         self.max = self.max.max(ts);
         self.ts.push(ts);
+        grow(&mut self.lines, line.len());
         self.lines.extend_from_slice(line);
         self.offsets.push(self.lines.len() as u32);
+        grow(&mut self.meta, meta.len());
         self.meta.extend_from_slice(meta);
         self.meta_offsets.push(self.meta.len() as u32);
     }
@@ -229,6 +231,16 @@ impl HeadBlock {
         };
         *self = HeadBlock::with_encoding(self.encoding);
         enc
+    }
+}
+
+/// Makes room for `more` bytes in `buf`, growing it by half (not
+/// doubling it) when full: a store holds a head block for every active
+/// stream, most of them a few lines long, and doubling leaves a third of
+/// each buffer unused on average.
+fn grow(buf: &mut Vec<u8>, more: usize) {
+    if buf.capacity() - buf.len() < more {
+        buf.reserve_exact(more.max(buf.len() / 2));
     }
 }
 

@@ -506,7 +506,7 @@ pub fn wal(data: &[u8]) -> Outcome {
 fn replay_all(dir: &Path) -> (Vec<(u64, u64)>, Vec<record::PushRecord>) {
     let mut recs = Vec::new();
     let quarantine = Quarantine::at(&dir.with_extension("quarantine"));
-    match wal::replay(dir, &quarantine, |r| recs.push(r)) {
+    match wal::replay(dir, &quarantine, |r| recs.push(r.to_owned_record())) {
         Ok((segments, stats)) => {
             assert_eq!(stats.records, recs.len() as u64);
             assert_eq!(

@@ -18,8 +18,33 @@ pub type StreamId = u32;
 /// The postings of one tenant.
 #[derive(Debug, Default)]
 pub struct Postings {
-    map: BTreeMap<String, BTreeMap<String, Vec<StreamId>>>,
+    map: BTreeMap<Box<str>, BTreeMap<Box<str>, Ids>>,
     count: u32,
+}
+
+/// The ids of one label value. A value held by one stream only (a pod
+/// name, one per stream) keeps its id inline, without a vector of its
+/// own: with a million such values that is 32 MiB or more less.
+#[derive(Debug)]
+enum Ids {
+    One(StreamId),
+    Many(Vec<StreamId>),
+}
+
+impl Ids {
+    fn push(&mut self, id: StreamId) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(vec![*first, id]),
+            Ids::Many(v) => v.push(id),
+        }
+    }
+
+    fn as_slice(&self) -> &[StreamId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(v) => v,
+        }
+    }
 }
 
 impl Postings {
@@ -28,12 +53,16 @@ impl Postings {
     pub fn add(&mut self, id: StreamId, labels: &LabelSet) {
         debug_assert!(id >= self.count);
         for l in labels {
-            self.map
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default()
-                .push(id);
+            let values = match self.map.get_mut(l.name.as_str()) {
+                Some(v) => v,
+                None => self.map.entry(l.name.as_str().into()).or_default(),
+            };
+            match values.get_mut(l.value.as_str()) {
+                Some(ids) => ids.push(id),
+                None => {
+                    values.insert(l.value.as_str().into(), Ids::One(id));
+                }
+            }
         }
         self.count = id + 1;
     }
@@ -45,7 +74,7 @@ impl Postings {
 
     /// Label names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
+        self.map.keys().map(|k| &**k)
     }
 
     /// Values of `name` with their postings, sorted by value.
@@ -53,7 +82,7 @@ impl Postings {
         self.map
             .get(name)
             .into_iter()
-            .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+            .flat_map(|m| m.iter().map(|(v, ids)| (&**v, ids.as_slice())))
     }
 
     /// Ids of the streams that satisfy every matcher, sorted.
@@ -66,6 +95,14 @@ impl Postings {
             if m.matches_empty() {
                 let rejected = self.union_where(&m.name, |v| !m.matches(v));
                 exclude = union(&exclude, &rejected);
+            } else if m.op == larch_query::MatchOp::Eq {
+                // One lookup, not a walk over every value of the label.
+                sets.push(
+                    self.map
+                        .get(m.name.as_str())
+                        .and_then(|values| values.get(m.value.as_str()))
+                        .map_or_else(Vec::new, |ids| ids.as_slice().to_vec()),
+                );
             } else {
                 sets.push(self.union_where(&m.name, |v| m.matches(v)));
             }

@@ -317,7 +317,8 @@ pub fn apply_deletes(ing: &Ingester) {
         let mut removed = 0u64;
         if let Some(tenant) = ing.existing_tenant(&tid) {
             for s in tenant.all() {
-                if !req.compiled.selects(&s.labels) {
+                let labels = s.labels.to_arc();
+                if !req.compiled.selects(&labels) {
                     continue;
                 }
                 let (chunks, unflushed) = {
@@ -343,7 +344,7 @@ pub fn apply_deletes(ing: &Ingester) {
                     }
                     let Some(mut f) = StreamFilter::new(
                         std::slice::from_ref(&req),
-                        &s.labels,
+                        &labels,
                         c.mint,
                         c.maxt.saturating_add(1),
                     ) else {

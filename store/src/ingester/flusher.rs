@@ -295,7 +295,7 @@ fn write_chunk(
     if !logged {
         records.push(IndexRecord::Stream {
             fp: stream.fp,
-            labels: (*stream.labels).clone(),
+            labels: stream.labels.to_set(),
         });
     }
     records.push(IndexRecord::Chunk {

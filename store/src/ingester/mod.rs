@@ -330,7 +330,7 @@ impl Ingester {
         let mut unapplied: Option<u64> = None;
         let tenants = RwLock::new(tenants);
         let (segments, stats) = wal::replay(&wal_dir, &quarantine, |rec| {
-            let Ok(tid) = TenantId::new(&rec.tenant) else {
+            let Ok(tid) = TenantId::new(rec.tenant) else {
                 tracing::error!(tenant = %rec.tenant, "WAL record of an invalid tenant; skipping it.");
                 return;
             };
@@ -351,9 +351,14 @@ impl Ingester {
                 return;
             }
             let tholes = holes.get(&tid);
-            for (labels, entries) in rec.streams {
-                let fp = labels.fingerprint();
-                let s = tenant.get_or_create(fp, labels);
+            for stream in &rec.streams {
+                // The labels are built only for a stream not seen yet.
+                let fp = stream.fingerprint();
+                let s = match tenant.get(fp) {
+                    Some(s) => s,
+                    None => tenant.get_or_create(fp, &stream.label_set()),
+                };
+                let entries = &stream.entries;
                 let mut st = s.state.lock();
                 if rec.seq <= st.flushed_max_seq
                     && !recover::in_hole(tholes.and_then(|h| h.get(&fp)), rec.seq)
@@ -363,9 +368,9 @@ impl Ingester {
                 }
                 let was_active = st.is_active();
                 for e in entries {
-                    let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
+                    let efp = entry_fingerprint(e.ts, e.line.as_bytes(), e.meta);
                     if st.check(e.ts, efp, None) == Verdict::Accept {
-                        st.append(rec.seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy);
+                        st.append(rec.seq, e.ts, e.line.as_bytes(), e.meta, efp, policy);
                         report.replayed_entries += 1;
                     }
                 }

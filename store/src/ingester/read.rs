@@ -836,9 +836,10 @@ impl Ingester {
             let merged = super::stream::Stream {
                 id: base.as_ref().map_or(0, |b| b.id),
                 fp: r.fp,
-                labels: base
-                    .as_ref()
-                    .map_or_else(|| Arc::new(labels), |b| b.labels.clone()),
+                labels: base.as_ref().map_or_else(
+                    || super::stream::PackedLabels::new(&labels),
+                    |b| b.labels.clone(),
+                ),
                 state: parking_lot::Mutex::new(st),
             };
             by_fp.insert(r.fp, Arc::new(merged));
@@ -910,7 +911,7 @@ impl LogSource for Ingester {
             .into_iter()
             .map(|s| StreamInfo {
                 id: s.fp,
-                labels: s.labels.clone(),
+                labels: s.labels.to_arc(),
             })
             .collect())
     }

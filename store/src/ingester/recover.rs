@@ -476,7 +476,7 @@ fn reconcile_with(
             let labels = header
                 .as_ref()
                 .and_then(|h| header_labels(h, fp))
-                .or_else(|| stream.as_ref().map(|s| (*s.labels).clone()));
+                .or_else(|| stream.as_ref().map(|s| s.labels.to_set()));
             let why = if c.check.version == 0 {
                 Some("not a chunk file of a known version")
             } else if header.as_ref().is_some_and(|h| h.fingerprint != fp) {
@@ -507,7 +507,7 @@ fn reconcile_with(
             }
             let Some(labels) = labels else { continue };
             let chunk = chunk_ref(&c.id, &c.check, c.size);
-            let s = tenant.get_or_create(fp, labels.clone());
+            let s = tenant.get_or_create(fp, &labels);
             {
                 let mut st = s.state.lock();
                 if !st.logged && !newly_logged.contains(&fp) {
@@ -774,7 +774,7 @@ pub fn rebuild_index(config: &Config, metrics: &Metrics) -> std::io::Result<Rebu
             }
             records.push(IndexRecord::Stream {
                 fp: s.fp,
-                labels: (*s.labels).clone(),
+                labels: s.labels.to_set(),
             });
             for c in &st.chunks {
                 sum.chunks += 1;

@@ -34,10 +34,135 @@ pub struct Stream {
     pub id: StreamId,
     /// Fingerprint of the labels.
     pub fp: u64,
-    /// Labels.
-    pub labels: Arc<LabelSet>,
+    /// Labels, packed: a store holds a million of them.
+    pub labels: PackedLabels,
     /// Mutable state.
     pub state: Mutex<StreamState>,
+}
+
+/// A stream's labels in one allocation, about a quarter of what a
+/// [`LabelSet`] takes (its vector, and two strings per label, each a
+/// separate allocation of at least 32 bytes): with a million active
+/// streams of Kubernetes label sets that is about 700 MiB less (measured
+/// in BENCHMARKS.md, "Cardinality").
+///
+/// The text holds, for each label in name order, the length of its name
+/// as one `char`, the name, the length of its value as one `char`, the
+/// value. A length `n` is the char `n` below the surrogates (`0xD800`),
+/// `n + 0x800` above them, so lengths below 128 take one byte and slices
+/// are taken without any unsafe code. A set with a name or value longer
+/// than [`PackedLabels::MAX_PART`] bytes (over a megabyte: the label
+/// limits refuse far less) is kept as its `LabelSet`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackedLabels {
+    /// The packed text.
+    Packed(Box<str>),
+    /// A set too long to pack.
+    Set(Arc<LabelSet>),
+}
+
+impl PackedLabels {
+    /// The longest name or value that is packed.
+    pub const MAX_PART: usize = 0x10_FFFF - 0x800;
+
+    /// Packs `set`.
+    pub fn new(set: &LabelSet) -> PackedLabels {
+        if set
+            .iter()
+            .any(|l| l.name.len() > Self::MAX_PART || l.value.len() > Self::MAX_PART)
+        {
+            return PackedLabels::Set(Arc::new(set.clone()));
+        }
+        let len: usize = set.iter().map(|l| l.name.len() + l.value.len() + 2).sum();
+        let mut text = String::with_capacity(len);
+        for l in set {
+            push_len(&mut text, l.name.len());
+            text.push_str(&l.name);
+            push_len(&mut text, l.value.len());
+            text.push_str(&l.value);
+        }
+        PackedLabels::Packed(text.into_boxed_str())
+    }
+
+    /// `(name, value)` in name order.
+    pub fn iter(&self) -> PackedIter<'_> {
+        match self {
+            PackedLabels::Packed(text) => PackedIter::Packed(text),
+            PackedLabels::Set(set) => PackedIter::Set(set.iter()),
+        }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The labels as a set.
+    pub fn to_set(&self) -> LabelSet {
+        match self {
+            PackedLabels::Packed(_) => LabelSet::from_pairs(self.iter()),
+            PackedLabels::Set(set) => (**set).clone(),
+        }
+    }
+
+    /// The labels as a shared set.
+    pub fn to_arc(&self) -> Arc<LabelSet> {
+        match self {
+            PackedLabels::Packed(_) => Arc::new(self.to_set()),
+            PackedLabels::Set(set) => set.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for PackedLabels {
+    /// As [`LabelSet`]'s: `{a="1", b="x\"y"}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_set().fmt(f)
+    }
+}
+
+fn push_len(text: &mut String, n: usize) {
+    let code = if n < 0xD800 { n } else { n + 0x800 };
+    // Below 0x110000 and outside the surrogates by construction.
+    text.push(char::from_u32(code as u32).unwrap_or(char::REPLACEMENT_CHARACTER));
+}
+
+/// Reads a length at the start of `text`: `(length, bytes it took)`.
+fn read_len(text: &str) -> Option<(usize, usize)> {
+    let c = text.chars().next()?;
+    let code = c as usize;
+    let n = if code < 0xD800 { code } else { code - 0x800 };
+    Some((n, c.len_utf8()))
+}
+
+/// The labels of a [`PackedLabels`], as `(name, value)`.
+#[derive(Debug)]
+pub enum PackedIter<'a> {
+    /// The rest of a packed text.
+    Packed(&'a str),
+    /// A set's.
+    Set(std::slice::Iter<'a, larch_query::Label>),
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match self {
+            PackedIter::Set(it) => it.next().map(|l| (l.name.as_str(), l.value.as_str())),
+            PackedIter::Packed(text) => {
+                let mut part = || {
+                    let (n, at) = read_len(text)?;
+                    let s = text.get(at..at + n)?;
+                    *text = &text[at + n..];
+                    Some(s)
+                };
+                let name = part()?;
+                let value = part()?;
+                Some((name, value))
+            }
+        }
+    }
 }
 
 /// A chunk sealed in memory, waiting to be written.
@@ -114,7 +239,11 @@ pub struct OpenChunk {
     /// The same as a set, built on the first lookup: streams written in
     /// order never need one (an entry newer than everything held cannot
     /// be a duplicate).
-    dedup: Option<HashSet<u64, BuildIdentity>>,
+    ///
+    /// Boxed on purpose: an empty `Option<HashSet>` takes 32 bytes in
+    /// every stream, the box 8, and few streams ever need the set.
+    #[allow(clippy::box_collection)]
+    dedup: Option<Box<HashSet<u64, BuildIdentity>>>,
 }
 
 impl OpenChunk {
@@ -239,7 +368,7 @@ impl StreamState {
             let open = &mut self.open;
             let set = open
                 .dedup
-                .get_or_insert_with(|| open.fps.iter().copied().collect());
+                .get_or_insert_with(|| Box::new(open.fps.iter().copied().collect()));
             if set.contains(&fp) {
                 return Verdict::Duplicate;
             }
@@ -522,6 +651,45 @@ impl std::hash::Hasher for IdentityHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A packed set reads back as the set, label by label, through
+        /// `get` and in its text form.
+        #[test]
+        fn packed_labels_read_back(
+            pairs in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{0,40}", 0..10),
+        ) {
+            let set = LabelSet::from_pairs(pairs.clone());
+            let packed = PackedLabels::new(&set);
+            prop_assert!(matches!(packed, PackedLabels::Packed(_)));
+            prop_assert_eq!(packed.to_set(), set.clone());
+            prop_assert_eq!(packed.iter().count(), pairs.len());
+            for (n, v) in &pairs {
+                prop_assert_eq!(packed.get(n), Some(v.as_str()));
+            }
+            prop_assert_eq!(packed.get("NOPE"), None);
+            prop_assert_eq!(packed.to_string(), set.to_string());
+        }
+    }
+
+    #[test]
+    fn packed_lengths_around_the_surrogates_and_past_the_limit() {
+        for n in [0, 127, 128, 0xD7FF, 0xD800, 0xE000, 70_000] {
+            let set = LabelSet::from_pairs([("a", "x".repeat(n)), ("b", "y".to_string())]);
+            let packed = PackedLabels::new(&set);
+            assert!(matches!(packed, PackedLabels::Packed(_)), "{n}");
+            assert_eq!(packed.to_set(), set, "{n}");
+        }
+        let long = LabelSet::from_pairs([("a", "x".repeat(PackedLabels::MAX_PART + 1))]);
+        let kept = PackedLabels::new(&long);
+        assert!(matches!(kept, PackedLabels::Set(_)));
+        assert_eq!(kept.to_set(), long);
+        assert_eq!(
+            kept.get("a").map(str::len),
+            Some(PackedLabels::MAX_PART + 1)
+        );
+    }
 
     const POLICY: CutPolicy = CutPolicy {
         block_size: 64,

@@ -120,7 +120,7 @@ impl Tenant {
         for r in records {
             match r {
                 IndexRecord::Stream { fp, labels } => {
-                    let s = tenant.get_or_create(fp, labels);
+                    let s = tenant.get_or_create(fp, &labels);
                     let mut st = s.state.lock();
                     st.logged = true;
                     for chunk in pending.remove(&fp).unwrap_or_default() {
@@ -187,7 +187,7 @@ impl Tenant {
     }
 
     /// The stream with fingerprint `fp`, created with `labels` if new.
-    pub fn get_or_create(&self, fp: u64, labels: impl Into<Arc<LabelSet>>) -> Arc<Stream> {
+    pub fn get_or_create(&self, fp: u64, labels: &LabelSet) -> Arc<Stream> {
         if let Some(s) = self.get(fp) {
             return s;
         }
@@ -196,12 +196,11 @@ impl Tenant {
             return s.clone();
         }
         let id = reg.list.len() as u32;
-        let labels = labels.into();
-        reg.postings.add(id, &labels);
+        reg.postings.add(id, labels);
         let s = Arc::new(Stream {
             id,
             fp,
-            labels,
+            labels: super::stream::PackedLabels::new(labels),
             state: parking_lot::Mutex::new(StreamState::default()),
         });
         reg.by_fp.insert(fp, s.clone());

@@ -433,11 +433,11 @@ fn process(
         if kept.is_empty() {
             continue;
         }
-        let s = tenant.get_or_create(vs.fp, vs.labels);
+        let s = tenant.get_or_create(vs.fp, &vs.labels);
         if ing.tail.has_subscribers() {
             tail_events.push(Arc::new(super::tail::TailEvent {
                 tenant: tenant.id.clone(),
-                labels: s.labels.clone(),
+                labels: vs.labels.clone(),
                 entries: kept.iter().map(|&(i, _)| vs.entries[i].clone()).collect(),
             }));
         }

@@ -78,7 +78,7 @@ fn publish(ing: &Ingester, tenant: &Tenant) -> std::io::Result<()> {
                 *fp,
                 IndexRecord::Stream {
                     fp: *fp,
-                    labels: (*s.labels).clone(),
+                    labels: s.labels.to_set(),
                 },
             );
         }

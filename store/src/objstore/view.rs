@@ -224,7 +224,7 @@ fn apply(
         if t.get(*fp).is_none()
             && let Some(l) = labels
         {
-            t.get_or_create(*fp, l.clone());
+            t.get_or_create(*fp, l);
         }
     }
     for s in t.all() {

@@ -31,7 +31,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use record::{FRAME_HEADER, KIND_PUSH, MAX_RECORD, PushRecord};
+use record::{FRAME_HEADER, KIND_PUSH, MAX_RECORD, PushRecordRef};
 
 use crate::quarantine::Quarantine;
 
@@ -290,7 +290,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// The record whose frame starts at `pos`, if it checks out, and the bytes
 /// it takes.
-fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecord, usize)> {
+fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecordRef<'_>, usize)> {
     let head = bytes.get(pos..pos.checked_add(FRAME_HEADER)?)?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len == 0 || len > MAX_RECORD {
@@ -306,7 +306,7 @@ fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecord, usize)> {
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    let rec = record::decode_push(payload).ok()?;
+    let rec = record::decode_push_ref(payload).ok()?;
     Some((rec, FRAME_HEADER + len))
 }
 
@@ -357,7 +357,7 @@ pub fn first_seq(dir: &Path) -> io::Result<Option<u64>> {
 pub fn replay(
     dir: &Path,
     quarantine: &Quarantine,
-    mut apply: impl FnMut(PushRecord),
+    mut apply: impl FnMut(PushRecordRef<'_>),
 ) -> io::Result<(Vec<(u64, u64)>, ReplayStats)> {
     let segments = list_segments(dir)?;
     let mut stats = ReplayStats::default();
@@ -484,8 +484,8 @@ mod tests {
     fn lines(dir: &Path) -> (Vec<String>, ReplayStats) {
         let mut got = Vec::new();
         let (_, stats) = replay(dir, &quarantine(dir), |r| {
-            for (_, es) in r.streams {
-                got.extend(es.into_iter().map(|e| e.line));
+            for s in r.streams {
+                got.extend(s.entries.into_iter().map(|e| e.line.to_string()));
             }
         })
         .unwrap();

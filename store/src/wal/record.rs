@@ -118,8 +118,86 @@ pub fn finish_frame(frame: &mut [u8], seq: u64) {
     frame[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// A push record decoded in place: names, values, lines and metadata
+/// borrow the payload, so that replaying a WAL of a million streams does
+/// not allocate (and free) two strings per label and two buffers per
+/// entry of every record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushRecordRef<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Tenant id.
+    pub tenant: &'a str,
+    /// Streams and their entries.
+    pub streams: Vec<StreamRef<'a>>,
+}
+
+/// One stream of a [`PushRecordRef`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRef<'a> {
+    /// `(name, value)`, sorted by name, each name once.
+    pub labels: Vec<(&'a str, &'a str)>,
+    /// Its entries.
+    pub entries: Vec<EntryRef<'a>>,
+}
+
+/// One entry of a [`StreamRef`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Unix ns.
+    pub ts: i64,
+    /// The line.
+    pub line: &'a str,
+    /// Encoded structured metadata.
+    pub meta: &'a [u8],
+}
+
+impl StreamRef<'_> {
+    /// The labels as a set.
+    pub fn label_set(&self) -> LabelSet {
+        LabelSet::from_pairs(self.labels.iter().copied())
+    }
+
+    /// The fingerprint of the labels (`LabelSet::fingerprint`).
+    pub fn fingerprint(&self) -> u64 {
+        larch_query::fingerprint_pairs(self.labels.iter().copied())
+    }
+}
+
+impl PushRecordRef<'_> {
+    /// The record with everything copied out of the payload.
+    pub fn to_owned_record(&self) -> PushRecord {
+        PushRecord {
+            seq: self.seq,
+            tenant: self.tenant.to_string(),
+            streams: self
+                .streams
+                .iter()
+                .map(|s| {
+                    (
+                        s.label_set(),
+                        s.entries
+                            .iter()
+                            .map(|e| WalEntry {
+                                ts: e.ts,
+                                line: e.line.to_string(),
+                                meta: Bytes::copy_from_slice(e.meta),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Decodes a push payload (without the frame header).
 pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
+    decode_push_ref(payload).map(|r| r.to_owned_record())
+}
+
+/// Decodes a push payload (without the frame header) in place.
+pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
     let mut r = Reader::new(payload);
     let kind = r.take(1, "record kind")?[0];
     if kind != KIND_PUSH {
@@ -129,30 +207,35 @@ pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
         });
     }
     let seq = r.u64le("sequence number")?;
-    let tenant = r.str("tenant")?.to_string();
+    let tenant = r.str("tenant")?;
     let nstreams = r.len("stream count", payload.len())?;
     let mut streams = Vec::with_capacity(nstreams);
     for _ in 0..nstreams {
         let npairs = r.len("label count", payload.len())?;
-        let mut pairs = Vec::with_capacity(npairs);
+        let mut labels = Vec::with_capacity(npairs);
         for _ in 0..npairs {
-            let name = r.str("label name")?.to_string();
-            let value = r.str("label value")?.to_string();
-            pairs.push((name, value));
+            let name = r.str("label name")?;
+            let value = r.str("label value")?;
+            labels.push((name, value));
         }
-        let labels = LabelSet::from_unique_pairs(pairs).map_err(|_| Malformed {
-            what: "labels",
-            offset: r.pos(),
-        })?;
+        // Written sorted; sorted here all the same, and a name twice is
+        // damage.
+        labels.sort_unstable();
+        if labels.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(Malformed {
+                what: "labels",
+                offset: r.pos(),
+            });
+        }
         let nentries = r.len("entry count", payload.len())?;
         let mut entries = Vec::with_capacity(nentries);
         for _ in 0..nentries {
             let ts = r.varint("timestamp")?;
-            let line = r.str("line")?.to_string();
-            let meta = Bytes::copy_from_slice(r.bytes("metadata")?);
-            entries.push(WalEntry { ts, line, meta });
+            let line = r.str("line")?;
+            let meta = r.bytes("metadata")?;
+            entries.push(EntryRef { ts, line, meta });
         }
-        streams.push((labels, entries));
+        streams.push(StreamRef { labels, entries });
     }
     if !r.is_empty() {
         return Err(Malformed {
@@ -160,7 +243,7 @@ pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
             offset: r.pos(),
         });
     }
-    Ok(PushRecord {
+    Ok(PushRecordRef {
         seq,
         tenant,
         streams,

@@ -76,7 +76,7 @@ pub fn read_all(ing: &Ingester) -> Vec<Line> {
         for s in ing.streams_in_range(&t.id, i64::MIN, i64::MAX) {
             let info = StreamInfo {
                 id: s.fp,
-                labels: s.labels.clone(),
+                labels: s.labels.to_arc(),
             };
             let req = ScanRequest {
                 start: i64::MIN,
