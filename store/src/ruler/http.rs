@@ -58,11 +58,6 @@ impl HttpClient {
         })
     }
 
-    /// A client with no TLS settings of its own (the system's roots).
-    pub fn plain() -> std::io::Result<HttpClient> {
-        HttpClient::new(&ClientTlsConfig::default(), "ruler")
-    }
-
     /// GETs `url` with `headers`, reading at most `max_body` bytes of the
     /// answer (a longer one is an error); an error is a transport failure,
     /// the timeout or a body too large, as text.
