@@ -156,6 +156,8 @@ pub struct Metrics {
     pub objstore: crate::objstore::metrics::ObjstoreMetrics,
     /// Delete requests.
     pub deletes: crate::deletes::metrics::DeleteMetrics,
+    /// What queries read of the chunks: blocks by how, bytes.
+    pub reads: crate::ingester::read::ReadMetrics,
     /// The ruler's metrics.
     pub ruler: crate::ruler::RulerMetrics,
     /// Authentication, authorisation and TLS.
@@ -223,6 +225,7 @@ impl Metrics {
             recovery: RecoveryMetrics::default(),
             objstore: Default::default(),
             deletes: Default::default(),
+            reads: Default::default(),
             ruler: crate::ruler::RulerMetrics::default(),
             security: Default::default(),
             runtime_config_reloads: Family::default(),
@@ -233,6 +236,7 @@ impl Metrics {
         m.recovery.register(&mut registry);
         m.objstore.register(&mut registry);
         m.deletes.register(&mut registry);
+        m.reads.register(&mut registry);
         m.ruler.register(&mut registry);
         m.security.register(&mut registry);
         larch_metrics::register(&mut registry, "larch-store", env!("CARGO_PKG_VERSION"));

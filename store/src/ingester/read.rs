@@ -42,6 +42,63 @@ use crate::tenant::TenantId;
 /// the chunks they published: room for clocks that disagree.
 const REMOTE_CLOCK_MARGIN_NS: i64 = 300_000_000_000;
 
+/// What queries read of the chunks, on `/metrics`: how much a query
+/// touched is the difference of two scrapes around it.
+#[derive(Clone, Default)]
+pub struct ReadMetrics {
+    /// Blocks of chunks (flushed or in memory) that scans met, by `read`:
+    /// `index` (counted from the block's index entry, nothing decoded:
+    /// a count or byte sum over a block inside one step window),
+    /// `decoded` (at least one column decompressed), `skipped` (left
+    /// out by the token filter or a term index).
+    pub blocks: prometheus_client::metrics::family::Family<
+        crate::metrics::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    /// Compressed bytes of block columns read by scans.
+    pub compressed_bytes: prometheus_client::metrics::counter::Counter,
+    /// Bytes of lines decompressed by scans.
+    pub decompressed_bytes: prometheus_client::metrics::counter::Counter,
+}
+
+impl ReadMetrics {
+    /// Registers every metric in `r`.
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "larch_querier_blocks",
+            "Chunk blocks met by query scans, by how they were read (index, decoded, skipped)",
+            self.blocks.clone(),
+        );
+        r.register(
+            "larch_querier_compressed_bytes",
+            "Compressed bytes of block columns read by query scans",
+            self.compressed_bytes.clone(),
+        );
+        r.register(
+            "larch_querier_decompressed_bytes",
+            "Bytes of lines decompressed by query scans",
+            self.decompressed_bytes.clone(),
+        );
+    }
+
+    /// Adds one scan (once per stream and span, not per block).
+    fn add(&self, stats: &ScanStats, index: u64, decoded: u64) {
+        for (read, n) in [
+            ("index", index),
+            ("decoded", decoded),
+            ("skipped", stats.blocks_skipped),
+        ] {
+            if n > 0 {
+                self.blocks
+                    .get_or_create(&vec![("read", read.to_string())])
+                    .inc_by(n);
+            }
+        }
+        self.compressed_bytes.inc_by(stats.compressed_bytes);
+        self.decompressed_bytes.inc_by(stats.decompressed_bytes);
+    }
+}
+
 /// Parsed chunk indexes, so a chunk's footer and index are read once.
 pub struct ChunkCache {
     map: Mutex<HashMap<String, Arc<ChunkIndex>>>,
@@ -165,6 +222,10 @@ struct Scanner<'r> {
     /// A compressed token filter, decompressed.
     filter: Vec<u8>,
     stats: ScanStats,
+    /// Blocks delivered from their index entry alone, nothing decoded.
+    index_blocks: u64,
+    /// Blocks of which at least one column was decompressed.
+    decoded_blocks: u64,
 }
 
 impl Scanner<'_> {
@@ -325,6 +386,7 @@ impl Scanner<'_> {
             Item::Memory(b) => {
                 self.bufs[slot].decode_columns(&b.bytes, &b.meta, cols, timestamps)?;
                 self.count(&b.meta, cols, timestamps);
+                self.decoded_blocks += 1;
                 self.stats.head_chunk_lines += u64::from(b.meta.entries);
             }
             Item::File {
@@ -359,6 +421,7 @@ impl Scanner<'_> {
                     return Ok(false);
                 }
                 self.count(meta, cols, timestamps);
+                self.decoded_blocks += 1;
                 self.stats.decompressed_lines += u64::from(meta.entries);
             }
         }
@@ -551,6 +614,8 @@ impl Ingester {
             merged: DecodedBlock::default(),
             filter: Vec::new(),
             stats: ScanStats::default(),
+            index_blocks: 0,
+            decoded_blocks: 0,
         };
         let mut items: Vec<Item<'_>> = Vec::new();
         let terms = self.terms.read().get(tenant).cloned();
@@ -685,6 +750,9 @@ impl Ingester {
                     (Some(w), Some(wb)) => {
                         // Nothing to decode when only the count is needed.
                         let any = wb.columns.lines || wb.columns.metadata;
+                        if !any {
+                            sc.index_blocks += 1;
+                        }
                         if !any || sc.decode(&live[0], 0, wb.columns, false)? {
                             let mut b = if any {
                                 sc.bufs[0].view(wb.columns)
@@ -735,6 +803,9 @@ impl Ingester {
                 break;
             }
         }
+        self.metrics
+            .reads
+            .add(&sc.stats, sc.index_blocks, sc.decoded_blocks);
         Ok(sc.stats)
     }
 
