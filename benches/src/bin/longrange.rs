@@ -82,6 +82,10 @@ struct Args {
     /// Query the data a `--keep` run left in `--dir` instead of generating.
     #[arg(long)]
     queries_only: bool,
+    /// Generate and push the data, flush it, keep it and stop (for
+    /// `--queries-only` runs later).
+    #[arg(long, conflicts_with = "queries_only")]
+    ingest_only: bool,
 }
 
 /// Where every line goes: line `i` (0-based, in time order over all
@@ -512,6 +516,24 @@ fn main() -> anyhow::Result<()> {
     let text = Arc::new(Text { samples });
     let data = args.dir.join("data");
     let expected_path = args.dir.join("expected.json");
+    if !args.queries_only && args.dir.exists() {
+        anyhow::ensure!(
+            expected_path.exists() || std::fs::read_dir(&args.dir)?.next().is_none(),
+            "{} exists and is not a directory this benchmark made; remove it or give another --dir",
+            args.dir.display()
+        );
+    }
+    anyhow::ensure!(
+        !args.queries_only || expected_path.exists(),
+        "{} has no expected.json: not a directory a --keep run left",
+        args.dir.display()
+    );
+    // From here on the directory is the benchmark's: deleted at the end
+    // (also after a failure) unless kept.
+    let _cleanup = Cleanup {
+        dir: args.dir.clone(),
+        keep: args.keep || args.ingest_only,
+    };
     let (plan, expected, store) = if args.queries_only {
         let v: Value = serde_json::from_slice(
             &std::fs::read(&expected_path)
@@ -526,11 +548,6 @@ fn main() -> anyhow::Result<()> {
         (plan, expected, store)
     } else {
         if args.dir.exists() {
-            anyhow::ensure!(
-                expected_path.exists() || std::fs::read_dir(&args.dir)?.next().is_none(),
-                "{} exists and is not a directory this benchmark made; remove it or give another --dir",
-                args.dir.display()
-            );
             std::fs::remove_dir_all(&args.dir)?;
         }
         std::fs::create_dir_all(&args.dir)?;
@@ -541,10 +558,11 @@ fn main() -> anyhow::Result<()> {
         )?;
         (plan, expected, store)
     };
-    let _cleanup = Cleanup {
-        dir: args.dir.clone(),
-        keep: args.keep,
-    };
+    if args.ingest_only {
+        stop(&store)?;
+        println!("kept {}", args.dir.display());
+        return Ok(());
+    }
     let rows = queries(&args, &plan, &expected, &store)?;
     stop(&store)?;
     println!();
