@@ -167,7 +167,7 @@ impl Sink {
     }
 
     /// Sends what was written once it fills a piece: blocks while the
-    /// client is behind (the connection holds [`QUEUED_PIECES`]), and
+    /// client is behind (the connection holds a few pieces), and
     /// fails with 499 once the client is gone or the cancel flag is raised
     /// (the query timeout). Call it between items, never while holding a
     /// lock others wait for.
