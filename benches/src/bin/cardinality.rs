@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use larch_benches::disk::dir_size;
+use larch_benches::push::{PerClient, push_all};
 use larch_proto::logproto;
 use larch_testkit::http::{Connection, percent};
 use larch_testkit::procfs::status_kib;
@@ -180,9 +182,6 @@ fn line(s: usize, k: usize, ts: i64) -> String {
     }
 }
 
-/// Request bodies per client: `[client][request]`.
-type PerClient = Vec<Vec<Vec<u8>>>;
-
 /// The pushes: pass `k` sends line `k` of every stream; client `c` owns the
 /// streams `s` with `s % clients == c`, `--streams-per-push` to a request.
 /// Returns the bodies, the lines and the raw bytes.
@@ -219,33 +218,6 @@ fn build(args: &Args, cluster: &Cluster, base: i64) -> (PerClient, u64, u64) {
         }
     }
     (bodies, lines, raw)
-}
-
-/// Sends every client's bodies in order, each client on its connection.
-fn push_all(port: u16, bodies: &Arc<PerClient>) -> anyhow::Result<()> {
-    let workers: Vec<_> = (0..bodies.len())
-        .map(|client| {
-            let bodies = bodies.clone();
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                let mut c = Connection::connect_with_timeout(port, Duration::from_secs(300))?;
-                for body in &bodies[client] {
-                    let r = c.request(
-                        "POST",
-                        "/loki/api/v1/push",
-                        &[larch_testkit::push::PROTOBUF],
-                        body,
-                    )?;
-                    anyhow::ensure!(r.status == 204, "push answered {}: {}", r.status, r.text());
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join()
-            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-    }
-    Ok(())
 }
 
 /// Waits until `/ready` answers 200 (or the process exits, or `patience`
@@ -403,7 +375,7 @@ fn main() -> anyhow::Result<()> {
     let rss0 = status_kib(pid, "VmRSS");
 
     let start = Instant::now();
-    push_all(port, &bodies)?;
+    push_all(&[port], &bodies, Some(Duration::from_secs(300)))?;
     let push_wall = start.elapsed().as_secs_f64();
     drop(bodies);
     let (rss, hwm) = (status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"));
@@ -550,20 +522,4 @@ fn main() -> anyhow::Result<()> {
         mib(rss_r)
     );
     Ok(())
-}
-
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
 }

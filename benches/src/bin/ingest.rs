@@ -22,8 +22,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use larch_benches::data::{Replay, load_samples, loghub_dir};
+use larch_benches::disk::dir_size;
+use larch_benches::push::{PerClient, push_all};
 use larch_proto::logproto;
-use larch_testkit::http::Connection;
 use larch_testkit::procfs::children_cpu_seconds;
 use larch_testkit::{ProcessBuilder, free_port, now_ns};
 use prost::Message;
@@ -210,7 +211,7 @@ fn main() -> anyhow::Result<()> {
             workloads[0].name()
         );
         let start = Instant::now();
-        push_all(&[port], &req.bodies)?;
+        push_all(&[port], &req.bodies, None)?;
         println!(
             "pushed {} lines in {:.2}s",
             req.lines,
@@ -407,22 +408,6 @@ fn write_config(dir: &std::path::Path, levels: bool) -> anyhow::Result<std::path
     Ok(path)
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
-}
-
 /// Starts the servers (panics if one does not get ready), pushes every
 /// body (client `i` to `ports[i % n]`), stops them; returns (bytes/s wall,
 /// bytes/s per CPU-second of all the servers, CPU-seconds). With
@@ -456,7 +441,7 @@ fn measure(
         }
     }
     let start = Instant::now();
-    push_all(ports, bodies)?;
+    push_all(ports, bodies, None)?;
     if let Some((first_ts, lines)) = expect {
         let held = held_entries(ports[0], first_ts)?;
         anyhow::ensure!(
@@ -575,38 +560,6 @@ fn cluster_runs(
         many_core / 1e6,
         one_core / many_core.max(1.0)
     );
-    Ok(())
-}
-
-/// Request bodies per client: `[client][request]`.
-type PerClient = Vec<Vec<Vec<u8>>>;
-
-/// Sends every client's bodies, in order, each client on its connection
-/// (client `i` to `ports[i % n]`).
-fn push_all(ports: &[u16], bodies: &Arc<PerClient>) -> anyhow::Result<()> {
-    let workers: Vec<_> = (0..bodies.len())
-        .map(|client| {
-            let bodies = bodies.clone();
-            let port = ports[client % ports.len()];
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                let mut c = Connection::connect(port)?;
-                for body in &bodies[client] {
-                    let r = c.request(
-                        "POST",
-                        "/loki/api/v1/push",
-                        &[larch_testkit::push::PROTOBUF],
-                        body,
-                    )?;
-                    anyhow::ensure!(r.status == 204, "push answered {}: {}", r.status, r.text());
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join()
-            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-    }
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use larch_benches::data::{Replay, load_samples, loghub_dir};
+use larch_benches::disk::dir_size;
 use larch_proto::logproto;
 use larch_testkit::http::{Connection, percent};
 use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
@@ -320,20 +321,4 @@ fn push_workload(port: u16, args: &Args, t0: i64) -> anyhow::Result<(u64, u64)> 
     // Let the pushes settle into heads before the flush.
     std::thread::sleep(Duration::from_millis(100));
     Ok((raw, lines))
-}
-
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
 }

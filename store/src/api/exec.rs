@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use futures_util::StreamExt as _;
 
 use super::ApiError;
 use crate::server::AppState;
@@ -128,6 +129,164 @@ where
     }
 }
 
+/// Bytes of a piece of a streamed answer ([`run_streamed`]).
+pub const PIECE: usize = 64 * 1024;
+
+/// Pieces queued between the work and the connection: what one streamed
+/// answer holds in memory at most is about this many pieces (plus the one
+/// being written), however large the answer.
+const QUEUED_PIECES: usize = 4;
+
+/// How often a work blocked on a slow client looks at its cancel flag.
+const SEND_POLL: Duration = Duration::from_millis(50);
+
+/// What the work of [`run_streamed`] hands to the connection.
+enum Piece {
+    /// A piece of the body; more follow.
+    More(axum::body::Bytes),
+    /// The whole body, or its last piece.
+    Last(axum::body::Bytes),
+    /// The work failed.
+    Failed(ApiError),
+}
+
+/// Where the work of [`run_streamed`] writes its answer: a buffer sent to
+/// the client piece by piece as it fills (see [`Sink::flush`]), so that a
+/// large answer (a million label values) is never held whole.
+pub struct Sink {
+    buf: String,
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    runtime: tokio::runtime::Handle,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// The buffer to append to.
+    pub fn buf(&mut self) -> &mut String {
+        &mut self.buf
+    }
+
+    /// Sends what was written once it fills a piece: blocks while the
+    /// client is behind (the connection holds a few pieces), and
+    /// fails with 499 once the client is gone or the cancel flag is raised
+    /// (the query timeout). Call it between items, never while holding a
+    /// lock others wait for.
+    pub fn flush(&mut self) -> Result<(), ApiError> {
+        if self.buf.len() < PIECE {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, String::with_capacity(PIECE + PIECE / 4));
+        self.send(Piece::More(full.into()))
+    }
+
+    fn send(&self, piece: Piece) -> Result<(), ApiError> {
+        let (tx, cancel) = (&self.tx, &self.cancel);
+        self.runtime.block_on(async move {
+            loop {
+                match tokio::time::timeout(SEND_POLL, tx.reserve()).await {
+                    Ok(Ok(slot)) => {
+                        slot.send(piece);
+                        return Ok(());
+                    }
+                    // The connection is gone.
+                    Ok(Err(_)) => return Err(cancelled()),
+                    Err(_) if cancel.load(Ordering::Acquire) => return Err(cancelled()),
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+}
+
+/// Aborts the task of a streamed answer when the response (or the request,
+/// before the response) is dropped: the client went away, so the work's
+/// cancel flag is raised ([`run_with`] drops its guard).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// [`run`] for work whose answer can be large: the work writes JSON into a
+/// [`Sink`], and the response is sent as the sink fills, so what a request
+/// holds is a few pieces, not its whole answer. An answer that fits in one
+/// piece is sent whole (with its length), and an error before the first
+/// piece is answered with its status as [`run`] does; an error after it
+/// (the query timeout while a slow client reads a large answer) can only
+/// cut the response short.
+pub async fn run_streamed<F>(app: &AppState, work: F) -> Result<axum::response::Response, ApiError>
+where
+    F: FnOnce(Arc<AtomicBool>, &mut Sink) -> Result<(), ApiError> + Send + 'static,
+{
+    run_streamed_with(app.query_slots.clone(), app.config.query.timeout.0, work).await
+}
+
+/// [`run_streamed`] with explicit slots and timeout.
+pub async fn run_streamed_with<F>(
+    slots: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+    work: F,
+) -> Result<axum::response::Response, ApiError>
+where
+    F: FnOnce(Arc<AtomicBool>, &mut Sink) -> Result<(), ApiError> + Send + 'static,
+{
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(QUEUED_PIECES);
+    let failed = tx.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let task = tokio::spawn(async move {
+        let done = run_with(slots, timeout, move |cancel| {
+            let mut sink = Sink {
+                buf: String::with_capacity(PIECE + PIECE / 4),
+                tx,
+                runtime,
+                cancel: cancel.clone(),
+            };
+            work(cancel, &mut sink)?;
+            let last = std::mem::take(&mut sink.buf);
+            sink.send(Piece::Last(last.into()))
+        })
+        .await;
+        if let Err(e) = done {
+            // Nobody to tell when the client is gone.
+            let _ = failed.send(Piece::Failed(e)).await;
+        }
+    });
+    let guard = AbortOnDrop(task.abort_handle());
+    let json = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    let first = match rx.recv().await {
+        Some(Piece::Last(body)) => return Ok((StatusCode::OK, json, body).into_response()),
+        Some(Piece::More(first)) => first,
+        Some(Piece::Failed(e)) => return Err(e),
+        None => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "query failed: the answer ended without a result",
+            ));
+        }
+    };
+    let rest = futures_util::stream::unfold(Some((rx, guard)), |state| async move {
+        let (mut rx, guard) = state?;
+        match rx.recv().await {
+            Some(Piece::More(b)) => Some((Ok(b), Some((rx, guard)))),
+            Some(Piece::Last(b)) => Some((Ok(b), None)),
+            Some(Piece::Failed(e)) => Some((Err(std::io::Error::other(e.message)), None)),
+            None => Some((
+                Err(std::io::Error::other(
+                    "the answer ended without its last piece",
+                )),
+                None,
+            )),
+        }
+    });
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(first)]).chain(rest);
+    Ok((StatusCode::OK, json, axum::body::Body::from_stream(body)).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +377,100 @@ mod tests {
         // A timeout too large for the clock means no deadline.
         let r = run_with(slots, Duration::MAX, |_| Ok(3)).await;
         assert_eq!(r, Ok(3));
+    }
+
+    /// Writes `n` pieces' worth of `x`, flushing as it goes.
+    fn pieces(n: usize) -> impl FnOnce(Arc<AtomicBool>, &mut Sink) -> Result<(), ApiError> {
+        move |_, sink| {
+            for _ in 0..n * PIECE / 1024 {
+                sink.buf().push_str(&"x".repeat(1024));
+                sink.flush()?;
+            }
+            Ok(())
+        }
+    }
+
+    async fn body_of(r: axum::response::Response) -> Result<Vec<u8>, String> {
+        use http_body_util::BodyExt as _;
+        r.into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_answers() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let timeout = Duration::from_secs(10);
+
+        // Small: whole, with its length.
+        let r = run_streamed_with(slots.clone(), timeout, |_, sink| {
+            sink.buf().push_str("[1,2]");
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(axum::body::HttpBody::size_hint(r.body()).exact(), Some(5));
+        assert_eq!(body_of(r).await.unwrap(), b"[1,2]");
+
+        // Large: in pieces, all of it, in order.
+        let r = run_streamed_with(slots.clone(), timeout, pieces(20))
+            .await
+            .unwrap();
+        assert_eq!(axum::body::HttpBody::size_hint(r.body()).exact(), None);
+        let body = body_of(r).await.unwrap();
+        assert_eq!(body.len(), 20 * PIECE);
+        assert!(body.iter().all(|&b| b == b'x'));
+
+        // An error before the first piece keeps its status.
+        let e = run_streamed_with(slots.clone(), timeout, |_, sink| {
+            sink.buf().push_str("[1");
+            Err(ApiError::bad_request("no"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+
+        // After it, the body fails rather than end as if complete.
+        let r = run_streamed_with(slots.clone(), timeout, |c, sink| {
+            pieces(2)(c, sink)?;
+            Err(ApiError::bad_request("late"))
+        })
+        .await
+        .unwrap();
+        assert!(body_of(r).await.unwrap_err().contains("late"));
+
+        // A client that goes away stops the work, which frees its slot.
+        let stopped = Arc::new(AtomicBool::new(false));
+        let s2 = stopped.clone();
+        let r = run_streamed_with(slots.clone(), timeout, move |_, sink| {
+            let r = pieces(1000)(Arc::new(AtomicBool::new(false)), sink);
+            s2.store(r.is_err(), Ordering::SeqCst);
+            r
+        })
+        .await
+        .unwrap();
+        drop(r);
+        let all = tokio::time::timeout(Duration::from_secs(5), slots.clone().acquire_many_owned(2))
+            .await
+            .expect("the slot was never freed")
+            .unwrap();
+        assert!(stopped.load(Ordering::SeqCst));
+        drop(all);
+
+        // A client that reads nothing holds the work only until the
+        // query timeout, with a few pieces queued.
+        let started = std::time::Instant::now();
+        let r = run_streamed_with(slots.clone(), Duration::from_millis(300), pieces(1000))
+            .await
+            .unwrap();
+        let _all = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many_owned(2))
+            .await
+            .expect("the slot was never freed")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(body_of(r).await.is_err());
     }
 }

@@ -15,28 +15,30 @@ use std::fmt::Write as _;
 use larch_query::LabelSet;
 use larch_query::engine::{QueryStats, QueryValue, StreamResult};
 
-/// Appends `s` as a JSON string.
+/// Appends `s` as a JSON string. Only ASCII needs escaping (quotes,
+/// backslashes and control characters), so the text is scanned as bytes
+/// and copied in runs between them.
 pub fn string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            c if (c as u32) < 0x20 => None,
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
             _ => continue,
         };
+        // `i` is an ASCII byte, so a character boundary.
         out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => out.push_str(e),
-            None => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -302,8 +304,19 @@ const EMPTY_STORE: &str = "{\"totalChunksRef\":0,\"totalChunksDownloaded\":0,\"c
 
 /// `{"status":"success","data":<data>}` for metadata endpoints.
 pub fn success(data: &str) -> String {
-    format!("{{\"status\":\"success\",\"data\":{data}}}")
+    let mut out = String::with_capacity(SUCCESS_START.len() + data.len() + SUCCESS_END.len());
+    out.push_str(SUCCESS_START);
+    out.push_str(data);
+    out.push_str(SUCCESS_END);
+    out
 }
+
+/// What comes before the data of a successful answer (see [`success`]),
+/// for answers written piece by piece.
+pub const SUCCESS_START: &str = "{\"status\":\"success\",\"data\":";
+
+/// What closes a successful answer after its data.
+pub const SUCCESS_END: &str = "}";
 
 /// A JSON array of strings.
 pub fn string_array(items: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -325,6 +338,17 @@ mod tests {
 
     fn parse(s: &str) -> serde_json::Value {
         serde_json::from_str(s).unwrap_or_else(|e| panic!("invalid JSON {e}: {s}"))
+    }
+
+    proptest::proptest! {
+        /// Any text reads back as itself.
+        #[test]
+        fn strings_read_back(s in "(?s).{0,40}|[\\x00-\\x20\"\\\\a-zé€😀]{0,40}") {
+            let mut out = String::new();
+            string(&mut out, &s);
+            let back: String = serde_json::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(back, s);
+        }
     }
 
     #[test]

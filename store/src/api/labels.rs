@@ -5,7 +5,8 @@
 //! [`exec::run`] (query slot, blocking pool, query timeout, cancellation)
 //! like queries do; parameters are checked on the request's task first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -15,7 +16,7 @@ use axum::response::Response;
 use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
-use super::exec::{self, check};
+use super::exec::{self, Sink, check};
 use super::multi::{
     ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels, split_matchers,
 };
@@ -23,7 +24,9 @@ use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
 use crate::cluster::stats;
 use crate::ingester::Ingester;
+use crate::ingester::read::has_data_in;
 use crate::ingester::stream::{RangeStats, Stream};
+use crate::ingester::tenant::{Page, Tenant};
 use crate::server::AppState;
 use crate::tenant::TenantId;
 
@@ -129,6 +132,146 @@ impl Scope {
     }
 }
 
+/// Label values visited under one lock of a tenant's registry by the
+/// walks over its label index ([`Tenant::values_page`]).
+const PAGE_VALUES: usize = 1024;
+
+/// Writes `{"status":"success","data":[...]}` with `items` as strings,
+/// sending it piece by piece.
+fn string_list<'a>(
+    sink: &mut Sink,
+    items: impl IntoIterator<Item = &'a str>,
+    cancel: &AtomicBool,
+) -> Result<(), ApiError> {
+    sink.buf().push_str(json::SUCCESS_START);
+    sink.buf().push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            sink.buf().push(',');
+        }
+        json::string(sink.buf(), item);
+        if i % PAGE_VALUES == 0 {
+            check(cancel, 0)?;
+            sink.flush()?;
+        }
+    }
+    sink.buf().push(']');
+    sink.buf().push_str(json::SUCCESS_END);
+    Ok(())
+}
+
+/// Whether each stream of a tenant holds data in a range, looked up once
+/// per stream: `labels` asks it of a stream for each of its names.
+struct InRange {
+    start: i64,
+    end: i64,
+    /// By stream id: 0 not looked at, 1 in range, 2 not.
+    seen: Vec<u8>,
+}
+
+impl InRange {
+    fn holds(&mut self, s: &Stream) -> bool {
+        let i = s.id as usize;
+        if i >= self.seen.len() {
+            self.seen.resize(i + 1, 0);
+        }
+        if self.seen[i] == 0 {
+            self.seen[i] = if has_data_in(s, self.start, self.end) {
+                1
+            } else {
+                2
+            };
+        }
+        self.seen[i] == 1
+    }
+}
+
+/// The label names of `tenant` with a stream holding data in
+/// `[start, end)`, from its label index: for each name the walk stops at
+/// the first such stream, so with every stream in range it looks at one
+/// stream per name, not at every stream.
+fn names_in_index(
+    t: &Tenant,
+    start: i64,
+    end: i64,
+    cancel: &AtomicBool,
+) -> Result<Vec<Box<str>>, ApiError> {
+    let mut range = InRange {
+        start,
+        end,
+        seen: Vec::new(),
+    };
+    let mut names = Vec::new();
+    for name in t.label_names() {
+        if HIDDEN.contains(&&*name) {
+            continue;
+        }
+        let (mut after, mut found) = (None::<Box<str>>, false);
+        loop {
+            check(cancel, 0)?;
+            let page = t.values_page(&name, after.as_deref(), PAGE_VALUES, |_, mut holders| {
+                if holders.any(|s| range.holds(s)) {
+                    found = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
+            match page {
+                Page::After(last) if !found => after = Some(last),
+                _ => break,
+            }
+        }
+        if found {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Writes the answer of `label/{name}/values` from `tenant`'s label index:
+/// its values are kept sorted there, so each is written in order, as it
+/// is found to have a stream with data in `[start, end)`, a page at a
+/// time, and sent as the pieces fill. Nothing is collected or sorted per
+/// request.
+fn values_from_index(
+    t: Option<&Tenant>,
+    name: &str,
+    start: i64,
+    end: i64,
+    sink: &mut Sink,
+    cancel: &AtomicBool,
+) -> Result<(), ApiError> {
+    sink.buf().push_str(json::SUCCESS_START);
+    sink.buf().push('[');
+    let mut first = true;
+    if let Some(t) = t {
+        let mut after: Option<Box<str>> = None;
+        loop {
+            check(cancel, 0)?;
+            let buf = sink.buf();
+            let page = t.values_page(name, after.as_deref(), PAGE_VALUES, |value, mut holders| {
+                if holders.any(|s| has_data_in(s, start, end)) {
+                    if !first {
+                        buf.push(',');
+                    }
+                    first = false;
+                    json::string(buf, value);
+                }
+                ControlFlow::Continue(())
+            });
+            // Outside the index's lock: this waits for the client.
+            sink.flush()?;
+            match page {
+                Page::After(last) => after = Some(last),
+                Page::End => break,
+            }
+        }
+    }
+    sink.buf().push(']');
+    sink.buf().push_str(json::SUCCESS_END);
+    Ok(())
+}
+
 /// `GET /loki/api/v1/labels` (and `/loki/api/v1/label`).
 pub async fn label_names(
     State(app): State<AppState>,
@@ -138,7 +281,14 @@ pub async fn label_names(
     let scope = Scope::new(&app, &headers, &p)?;
     let m = selector(p.get("query"))?;
     let ing = app.ingester.clone();
-    let body = exec::run(&app, move |cancel| {
+    exec::run_streamed(&app, move |cancel, sink| {
+        if !scope.multi() && m.is_none() && ing.answers_alone() {
+            let names = match ing.existing_tenant(&scope.tenants[0]) {
+                Some(t) => names_in_index(&t, scope.start, scope.end, &cancel)?,
+                None => Vec::new(),
+            };
+            return string_list(sink, names.iter().map(|n| &**n), &cancel);
+        }
         let streams = scope.streams(&ing, m.as_deref())?;
         // Borrowed from the streams: nothing is allocated per stream.
         let mut names: BTreeSet<&str> = BTreeSet::new();
@@ -156,10 +306,9 @@ pub async fn label_names(
                 }
             }
         }
-        Ok(json::success(&json::string_array(names)))
+        string_list(sink, names, &cancel)
     })
-    .await?;
-    Ok(json_response(body))
+    .await
 }
 
 /// `GET /loki/api/v1/label/{name}/values`.
@@ -184,10 +333,22 @@ pub async fn label_values(
         name
     };
     let ing = app.ingester.clone();
-    let body = exec::run(&app, move |cancel| {
+    exec::run_streamed(&app, move |cancel, sink| {
+        if !scope.multi() && m.is_none() && ing.answers_alone() {
+            let t = ing.existing_tenant(&scope.tenants[0]);
+            return values_from_index(
+                t.as_deref(),
+                &own_name,
+                scope.start,
+                scope.end,
+                sink,
+                &cancel,
+            );
+        }
+        // A selector's streams (or several tenants', or a read node's with
+        // the write nodes'): their values borrowed from the streams,
+        // sorted once.
         let streams = scope.streams(&ing, m.as_deref())?;
-        // Borrowed from the streams, sorted once: a label with a value per
-        // stream (a pod name) has as many values as there are streams.
         let mut values: Vec<&str> = Vec::new();
         for (i, (_, s)) in streams.iter().enumerate() {
             check(&cancel, i)?;
@@ -198,10 +359,23 @@ pub async fn label_values(
         check(&cancel, 0)?;
         values.sort_unstable();
         values.dedup();
-        Ok(json::success(&json::string_array(values)))
+        string_list(sink, values, &cancel)
     })
-    .await?;
-    Ok(json_response(body))
+    .await
+}
+
+/// Writes `labels` as a JSON object from `(name, value)` pairs.
+fn labels_object<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (i, (name, value)) in labels.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::string(out, name);
+        out.push(':');
+        json::string(out, value);
+    }
+    out.push('}');
 }
 
 /// `GET /loki/api/v1/series` with `match[]` or `match` (repeatable).
@@ -221,33 +395,60 @@ pub async fn series(
         selectors.push(None);
     }
     let ing = app.ingester.clone();
-    let body = exec::run(&app, move |cancel| {
-        let mut seen: BTreeMap<u64, Arc<LabelSet>> = BTreeMap::new();
-        for m in &selectors {
-            for (i, (t, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
-                check(&cancel, i)?;
-                if scope.multi() {
+    exec::run_streamed(&app, move |cancel, sink| {
+        sink.buf().push_str(json::SUCCESS_START);
+        sink.buf().push('[');
+        if scope.multi() {
+            let mut seen: BTreeMap<u64, LabelSet> = BTreeMap::new();
+            for m in &selectors {
+                for (i, (t, s)) in scope.streams(&ing, m.as_deref())?.iter().enumerate() {
+                    check(&cancel, i)?;
                     let labels = shown_labels(&s.labels.to_set(), t.as_str());
-                    seen.insert(labels.fingerprint(), Arc::new(labels));
-                } else {
-                    seen.insert(s.fp, s.labels.to_arc());
+                    seen.insert(labels.fingerprint(), labels);
+                }
+            }
+            let mut sets: Vec<&LabelSet> = seen.values().collect();
+            sets.sort();
+            for (i, l) in sets.iter().enumerate() {
+                if i > 0 {
+                    sink.buf().push(',');
+                }
+                json::labels(sink.buf(), l);
+                if i % PAGE_VALUES == 0 {
+                    check(&cancel, 0)?;
+                    sink.flush()?;
+                }
+            }
+        } else {
+            // One tenant: the streams themselves, their labels written
+            // from their packed form (no label set built per stream), in
+            // the order of their label sets.
+            let mut seen: HashMap<u64, Arc<Stream>> = HashMap::new();
+            for m in &selectors {
+                for (i, (_, s)) in scope.streams(&ing, m.as_deref())?.into_iter().enumerate() {
+                    check(&cancel, i)?;
+                    seen.insert(s.fp, s);
+                }
+            }
+            let mut streams: Vec<Arc<Stream>> = seen.into_values().collect();
+            check(&cancel, 0)?;
+            streams.sort_unstable_by(|a, b| a.labels.iter().cmp(b.labels.iter()));
+            for (i, s) in streams.iter().enumerate() {
+                if i > 0 {
+                    sink.buf().push(',');
+                }
+                labels_object(sink.buf(), s.labels.iter());
+                if i % PAGE_VALUES == 0 {
+                    check(&cancel, 0)?;
+                    sink.flush()?;
                 }
             }
         }
-        let mut sets: Vec<&Arc<LabelSet>> = seen.values().collect();
-        sets.sort();
-        let mut out = String::from("[");
-        for (i, l) in sets.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::labels(&mut out, l);
-        }
-        out.push(']');
-        Ok(json::success(&out))
+        sink.buf().push(']');
+        sink.buf().push_str(json::SUCCESS_END);
+        Ok(())
     })
-    .await?;
-    Ok(json_response(body))
+    .await
 }
 
 /// This node's writer id when the replicas' copies of a stream are to be

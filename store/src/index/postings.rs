@@ -85,6 +85,22 @@ impl Postings {
             .flat_map(|m| m.iter().map(|(v, ids)| (&**v, ids.as_slice())))
     }
 
+    /// Values of `name` after `after` (from the first with `None`) with
+    /// their postings, sorted by value: a walk over a label with a million
+    /// values can be taken in pages, each under its own lock.
+    pub fn values_after<'a>(
+        &'a self,
+        name: &str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = (&'a str, &'a [StreamId])> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.map.get(name).into_iter().flat_map(move |m| {
+            m.range::<str, _>((from, Bound::Unbounded))
+                .map(|(v, ids)| (&**v, ids.as_slice()))
+        })
+    }
+
     /// Ids of the streams that satisfy every matcher, sorted.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<StreamId> {
         let mut positive: Option<Vec<StreamId>> = None;
@@ -228,6 +244,24 @@ mod tests {
         assert_eq!(p.select(&[m("env", MatchOp::Eq, "")]), vec![3]);
         assert_eq!(p.select(&[m("nope", MatchOp::Eq, "x")]), Vec::<u32>::new());
         assert_eq!(p.names().collect::<Vec<_>>(), vec!["app", "env"]);
+    }
+
+    #[test]
+    fn values_in_pages() {
+        let (p, _) = sample();
+        let all: Vec<(&str, &[u32])> = p.values_after("app", None).collect();
+        assert_eq!(
+            all,
+            vec![("api", &[0, 1][..]), ("db", &[3][..]), ("web", &[2][..])]
+        );
+        assert_eq!(all, p.values("app").collect::<Vec<_>>());
+        let rest: Vec<&str> = p.values_after("app", Some("api")).map(|(v, _)| v).collect();
+        assert_eq!(rest, vec!["db", "web"]);
+        // A value that is not held still places the page.
+        let rest: Vec<&str> = p.values_after("app", Some("c")).map(|(v, _)| v).collect();
+        assert_eq!(rest, vec!["db", "web"]);
+        assert_eq!(p.values_after("app", Some("web")).count(), 0);
+        assert_eq!(p.values_after("nope", None).count(), 0);
     }
 
     proptest! {

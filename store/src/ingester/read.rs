@@ -211,6 +211,15 @@ fn overlaps(mint: i64, maxt: i64, start: i64, end: i64) -> bool {
     maxt >= start && mint < end
 }
 
+/// Whether `s` holds data in `[start, end)` (in its head, sealed, pending
+/// or flushed chunks); locks its state.
+pub fn has_data_in(s: &super::stream::Stream, start: i64, end: i64) -> bool {
+    s.state
+        .lock()
+        .bounds()
+        .is_some_and(|(lo, hi)| overlaps(lo, hi, start, end))
+}
+
 /// Per-scan state: open files and reusable buffers.
 struct Scanner<'r> {
     ing: &'r Ingester,
@@ -822,12 +831,7 @@ impl Ingester {
         };
         t.select(matchers)
             .into_iter()
-            .filter(|s| {
-                s.state
-                    .lock()
-                    .bounds()
-                    .is_some_and(|(lo, hi)| overlaps(lo, hi, start, end))
-            })
+            .filter(|s| has_data_in(s, start, end))
             .collect()
     }
 
@@ -945,6 +949,14 @@ impl Ingester {
         ));
     }
 
+    /// Whether this node alone holds what the label endpoints answer
+    /// from: no write nodes to ask ([`Ingester::query_streams`]), so a
+    /// tenant's own label index ([`Ingester::existing_tenant`]) is the
+    /// whole answer.
+    pub fn answers_alone(&self) -> bool {
+        self.remote.is_none()
+    }
+
     /// Every stream of `tenant` with data in `[start, end)`.
     pub fn streams_in_range(
         &self,
@@ -957,12 +969,7 @@ impl Ingester {
         };
         t.all()
             .into_iter()
-            .filter(|s| {
-                s.state
-                    .lock()
-                    .bounds()
-                    .is_some_and(|(lo, hi)| overlaps(lo, hi, start, end))
-            })
+            .filter(|s| has_data_in(s, start, end))
             .collect()
     }
 }

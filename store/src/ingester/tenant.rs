@@ -2,6 +2,7 @@
 //! durable index log, and the count of active streams.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +37,32 @@ struct Registry {
     by_fp: HashMap<u64, Arc<Stream>>,
     list: Vec<Arc<Stream>>,
     postings: Postings,
+}
+
+/// Where a walk over a label's values ([`Tenant::values_page`]) stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Page {
+    /// At the last value, or where the visitor stopped it.
+    End,
+    /// The page was full: the walk goes on after this value.
+    After(Box<str>),
+}
+
+/// The streams that hold a label value, in id order
+/// ([`Tenant::values_page`]).
+pub struct Holders<'a> {
+    ids: std::slice::Iter<'a, crate::index::StreamId>,
+    list: &'a [Arc<Stream>],
+}
+
+impl<'a> Iterator for Holders<'a> {
+    type Item = &'a Stream;
+
+    fn next(&mut self) -> Option<&'a Stream> {
+        self.ids
+            .by_ref()
+            .find_map(|&id| self.list.get(id as usize).map(|s| &**s))
+    }
 }
 
 /// What loading a tenant's index log found, for recovery.
@@ -218,6 +245,48 @@ impl Tenant {
             .collect()
     }
 
+    /// Label names of the streams, sorted.
+    pub fn label_names(&self) -> Vec<Box<str>> {
+        self.registry
+            .read()
+            .postings
+            .names()
+            .map(Box::from)
+            .collect()
+    }
+
+    /// One page of the values of label `name`, in order: those after
+    /// `after` (from the first with `None`), at most `max` of them, each
+    /// handed to `visit` with the streams that hold it. The registry is
+    /// read-locked for the page only, so that a walk over a million values
+    /// never holds off new streams for long; `visit` may lock a stream's
+    /// state (the lock order is registry, then stream: nothing takes the
+    /// registry lock while it holds a stream's state).
+    pub fn values_page(
+        &self,
+        name: &str,
+        after: Option<&str>,
+        max: usize,
+        mut visit: impl FnMut(&str, Holders<'_>) -> ControlFlow<()>,
+    ) -> Page {
+        let reg = self.registry.read();
+        let mut last: Option<&str> = None;
+        for (n, (value, ids)) in reg.postings.values_after(name, after).enumerate() {
+            if n >= max.max(1) {
+                return last.map_or(Page::End, |l| Page::After(l.into()));
+            }
+            let holders = Holders {
+                ids: ids.iter(),
+                list: &reg.list,
+            };
+            if visit(value, holders).is_break() {
+                return Page::End;
+            }
+            last = Some(value);
+        }
+        Page::End
+    }
+
     /// Every stream.
     pub fn all(&self) -> Vec<Arc<Stream>> {
         self.registry.read().list.clone()
@@ -231,5 +300,65 @@ impl Tenant {
     /// Streams with unflushed data.
     pub fn active_count(&self) -> usize {
         self.active.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_in_pages_with_their_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tenant::new(
+            TenantId::new("t").unwrap(),
+            dir.path(),
+            crate::index::Handles::new(1),
+        );
+        let pods = ["e", "a", "d", "b", "c"];
+        for (i, pod) in pods.iter().enumerate() {
+            let set =
+                LabelSet::from_pairs([("app", if i % 2 == 0 { "x" } else { "y" }), ("pod", pod)]);
+            t.get_or_create(set.fingerprint(), &set);
+        }
+        assert_eq!(
+            t.label_names(),
+            vec!["app".into(), "pod".into()] as Vec<Box<str>>
+        );
+
+        // Every value once, in order, a page of two at a time, each with
+        // the stream that holds it.
+        let mut seen = Vec::new();
+        let mut after: Option<Box<str>> = None;
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            let page = t.values_page("pod", after.as_deref(), 2, |v, holders| {
+                let held: Vec<&str> = holders.map(|s| s.labels.get("pod").unwrap()).collect();
+                assert_eq!(held, vec![v]);
+                seen.push(v.to_string());
+                ControlFlow::Continue(())
+            });
+            match page {
+                Page::After(last) => after = Some(last),
+                Page::End => break,
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        assert_eq!(pages, 3);
+
+        // A value held by several streams lists them all; a visitor can
+        // stop the walk.
+        let mut held = Vec::new();
+        let page = t.values_page("app", None, 10, |v, holders| {
+            held.push((v.to_string(), holders.count()));
+            ControlFlow::Break(())
+        });
+        assert_eq!(page, Page::End);
+        assert_eq!(held, vec![("x".to_string(), 3)]);
+        assert_eq!(
+            t.values_page("nope", None, 10, |_, _| ControlFlow::Continue(())),
+            Page::End
+        );
     }
 }

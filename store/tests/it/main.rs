@@ -10,6 +10,7 @@ mod fuzz;
 mod hostile_push;
 mod hostile_query;
 mod ingest;
+mod label_index;
 mod levels;
 mod objstore;
 mod params;
