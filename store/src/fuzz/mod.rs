@@ -126,7 +126,7 @@ pub fn push(data: &[u8]) -> Outcome {
         2 => json::decode_v0(&raw, &mut meter),
         3 => otlp::decode_protobuf(&raw, &mut meter),
         4 => otlp::decode_json(&raw, &mut meter),
-        _ => protobuf::decode_plain(&raw, &mut meter),
+        _ => protobuf::decode_plain(&bytes::Bytes::copy_from_slice(&raw), &mut meter),
     };
     let Ok(push) = decoded else {
         return Outcome::Rejected;
