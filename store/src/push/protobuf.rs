@@ -441,6 +441,24 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_slices_of_the_body_which_stays_charged() {
+        let mut req = sample();
+        req.streams[0].entries[0].line = "x".repeat(1000);
+        let raw = Bytes::from(req.encode_to_vec());
+        let mut m = Meter::unlimited();
+        let push = decode_plain(&raw, &mut m).unwrap();
+        let line = push.streams[0].entries[0].line.as_bytes();
+        assert_eq!(line.len(), 1000);
+        let body = raw.as_ptr_range();
+        assert!(body.contains(&line.as_ptr()), "the line is not a copy");
+        assert_eq!(push.held_body, raw.len());
+        // What stays charged after decoding covers the body once (not the
+        // line again).
+        let size = push.heap_size();
+        assert!(size >= raw.len() && size < raw.len() + 1000, "{size}");
+    }
+
+    #[test]
     fn framed_snappy_is_accepted() {
         use std::io::Write;
         let raw = sample().encode_to_vec();
