@@ -16,7 +16,7 @@
 //! request's [`Meter`] before it is made (a two-byte entry on the wire
 //! becomes a 64-byte [`PushEntry`]), and leaves out a line longer than
 //! `max_line_size` (see [`Meter::line_slice`]). Lines are not copied at
-//! all: each is a [`Line`] slice of the decompressed buffer, which the
+//! all: each is a [`Line`](super::Line) slice of the decompressed buffer, which the
 //! push then holds ([`Push::held_body`]). The wire
 //! rules are protobuf's as prost applies them, which a property test checks
 //! against prost: unknown fields are skipped (groups too, nested at most
