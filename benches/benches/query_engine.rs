@@ -180,7 +180,7 @@ fn corpus(codec: Codec) -> Corpus {
                 raw.write_all(b"\n").unwrap();
                 entries.push(PushEntry {
                     ts: T0 + seq[i] * STEP_NS,
-                    line,
+                    line: line.into(),
                     metadata: Vec::new(),
                     omitted: 0,
                 });
@@ -191,7 +191,7 @@ fn corpus(codec: Codec) -> Corpus {
                     raw.write_all(b"\n").unwrap();
                     entries.push(PushEntry {
                         ts: T0 + seq[i] * STEP_NS,
-                        line,
+                        line: line.into(),
                         metadata: Vec::new(),
                         omitted: 0,
                     });
@@ -206,7 +206,7 @@ fn corpus(codec: Codec) -> Corpus {
             });
         }
         let v = validate(
-            Push { streams },
+            Push::new(streams),
             &limits,
             T0 + 365 * 86_400 * 1_000_000_000,
             "fake",

@@ -682,11 +682,8 @@ fn validate_entries(
         let line_bytes = e.sent_len();
         if max_line > 0 && line_bytes > max_line {
             if limits.max_line_size_truncate {
-                let mut cut = max_line.min(e.line.len());
-                while !e.line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                e.line.truncate(cut);
+                // At a character boundary.
+                e.line.truncate(max_line);
             } else {
                 reject(Reason::LineTooLong, line_bytes, out, &|| {
                     format!(
@@ -898,7 +895,7 @@ mod tests {
     }
 
     fn run(streams: Vec<PushStream>, limits: &Limits) -> Validated {
-        validate(Push { streams }, limits, NOW, "fake")
+        validate(Push::new(streams), limits, NOW, "fake")
     }
 
     #[test]
@@ -927,7 +924,7 @@ mod tests {
         let cache = LabelCache::new();
         let with_cache = |streams: Vec<PushStream>, limits: &Limits| {
             validate_metered(
-                Push { streams },
+                Push::new(streams),
                 limits,
                 NOW,
                 "fake",
@@ -1273,9 +1270,7 @@ mod tests {
                 (0..1000).map(|_| entry(NOW, "x")).collect(),
             )]
         };
-        let push = |level: &str| Push {
-            streams: stream(level),
-        };
+        let push = |level: &str| Push::new(stream(level));
         let meter = || Meter::standalone(100_000, usize::MAX, LineLimit::NONE);
         let l = Limits::default();
         // 1000 copies of a 1000-byte level need far more than the meter has.

@@ -534,7 +534,7 @@ mod tests {
                 .iter()
                 .map(|(ts, l)| WalEntry {
                     ts: *ts,
-                    line: l.to_string(),
+                    line: (*l).into(),
                     meta: bytes::Bytes::new(),
                 })
                 .collect(),

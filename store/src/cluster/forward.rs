@@ -71,7 +71,7 @@ pub fn to_push_request<'a>(
                             seconds: e.ts.div_euclid(1_000_000_000),
                             nanos: e.ts.rem_euclid(1_000_000_000) as i32,
                         }),
-                        line: e.line.clone(),
+                        line: e.line.text().into_owned(),
                         structured_metadata: larch_query::decode_metadata(&e.meta)
                             .map(|(n, v)| logproto::LabelPair {
                                 name: n.to_string(),

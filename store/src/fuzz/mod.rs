@@ -126,7 +126,15 @@ pub fn push(data: &[u8]) -> Outcome {
         2 => json::decode_v0(&raw, &mut meter),
         3 => otlp::decode_protobuf(&raw, &mut meter),
         4 => otlp::decode_json(&raw, &mut meter),
-        _ => protobuf::decode_plain(&raw, &mut meter),
+        // As gRPC: the message, charged as received, is the buffer the
+        // lines are slices of.
+        _ => match raw {
+            std::borrow::Cow::Owned(v) => protobuf::decode_plain(&v.into(), &mut meter),
+            std::borrow::Cow::Borrowed(b) => match meter.charge(b.len()) {
+                Ok(()) => protobuf::decode_plain(&bytes::Bytes::copy_from_slice(b), &mut meter),
+                Err(e) => Err(e),
+            },
+        },
     };
     let Ok(push) = decoded else {
         return Outcome::Rejected;

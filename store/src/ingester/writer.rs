@@ -438,7 +438,19 @@ fn process(
             tail_events.push(Arc::new(super::tail::TailEvent {
                 tenant: tenant.id.clone(),
                 labels: vs.labels.clone(),
-                entries: kept.iter().map(|&(i, _)| vs.entries[i].clone()).collect(),
+                // Copies: an event may wait in a subscriber's queue long
+                // after the request, and must not keep its body alive.
+                entries: kept
+                    .iter()
+                    .map(|&(i, _)| {
+                        let e = &vs.entries[i];
+                        WalEntry {
+                            ts: e.ts,
+                            line: e.line.detached(),
+                            meta: e.meta.clone(),
+                        }
+                    })
+                    .collect(),
             }));
         }
         let mut st = s.state.lock();

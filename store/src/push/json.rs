@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::meter::Meter;
-use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
+use super::{DecodeError, Line, Push, PushEntry, PushStream, StreamLabels};
 
 /// What a JSON text can make a parser allocate, counted without parsing
 /// it: the containers (`[`, `{`) and object members (`:`) outside strings.
@@ -133,16 +133,17 @@ pub fn decode_v1(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
             entries,
         });
     }
-    Ok(Push { streams })
+    Ok(Push::new(streams))
 }
 
 /// A line of the push, under the meter's line limit.
-fn line(text: Cow<'_, str>, meter: &mut Meter) -> Result<(String, usize), DecodeError> {
-    match text {
-        Cow::Borrowed(t) => meter.line(t),
+fn line(text: Cow<'_, str>, meter: &mut Meter) -> Result<(Line, usize), DecodeError> {
+    let (line, omitted) = match text {
+        Cow::Borrowed(t) => meter.line(t)?,
         // Copied while parsing, and charged with the body's size.
-        Cow::Owned(t) => Ok(meter.clip_line(t)),
-    }
+        Cow::Owned(t) => meter.clip_line(t),
+    };
+    Ok((line.into(), omitted))
 }
 
 #[derive(Deserialize)]
@@ -192,7 +193,7 @@ pub fn decode_v0(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
             entries,
         });
     }
-    Ok(Push { streams })
+    Ok(Push::new(streams))
 }
 
 /// Parses RFC3339 (with or without fractional seconds) to Unix ns.
@@ -321,6 +322,10 @@ mod tests {
         assert_eq!(Shape::of(b"\"unterminated [ {"), Shape::default());
     }
 
+    fn owned(lines: &[(&str, usize)]) -> Vec<(String, usize)> {
+        lines.iter().map(|&(l, n)| (l.to_string(), n)).collect()
+    }
+
     #[test]
     fn lines_are_borrowed_then_limited() {
         let body = br#"{"streams":[{"stream":{"a":"b"},"values":[["1","abcdefgh"],["2","ab\"cdefgh"],["3","ok"]]}]}"#;
@@ -329,16 +334,16 @@ mod tests {
         let got: Vec<_> = p.streams[0]
             .entries
             .iter()
-            .map(|e| (e.line.as_str(), e.omitted))
+            .map(|e| (e.line.text().into_owned(), e.omitted))
             .collect();
-        assert_eq!(got, vec![("", 8), ("", 9), ("ok", 0)]);
+        assert_eq!(got, owned(&[("", 8), ("", 9), ("ok", 0)]));
         let p = decode_v1(body, &mut limit(true)).unwrap();
         let got: Vec<_> = p.streams[0]
             .entries
             .iter()
-            .map(|e| (e.line.as_str(), e.omitted))
+            .map(|e| (e.line.text().into_owned(), e.omitted))
             .collect();
-        assert_eq!(got, vec![("abcde", 3), ("ab\"cd", 4), ("ok", 0)]);
+        assert_eq!(got, owned(&[("abcde", 3), ("ab\"cd", 4), ("ok", 0)]));
         let v0_body = br#"{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"2026-01-01T00:00:00Z","line":"abcdefgh"}]}]}"#;
         let p = decode_v0(v0_body, &mut limit(false)).unwrap();
         assert_eq!(p.streams[0].entries[0].omitted, 8);

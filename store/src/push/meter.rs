@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::DecodeError;
+use super::{DecodeError, Line};
 
 /// The memory all decodes in flight may hold, in bytes.
 #[derive(Debug)]
@@ -209,6 +209,14 @@ impl Meter {
         let keep = self.line_keep(text);
         self.charge(keep)?;
         Ok((text[..keep].to_string(), text.len() - keep))
+    }
+
+    /// Like [`Meter::line`] for `text`, a part of the (charged) buffer
+    /// `buf`: the line is a slice of `buf`, so nothing new is allocated or
+    /// charged.
+    pub fn line_slice(&self, buf: &bytes::Bytes, text: &str) -> (Line, usize) {
+        let keep = self.line_keep(text);
+        (Line::slice_of(buf, &text[..keep]), text.len() - keep)
     }
 
     /// Like [`Meter::line`] for a string already allocated (and charged):

@@ -15,13 +15,21 @@
 //! size, decoded structures), and a line longer than `max_line_size` is not
 //! copied whole (see [`PushEntry::omitted`]). [`decode`] runs the whole
 //! path for one request.
+//!
+//! Protobuf pushes (HTTP and gRPC) are decoded without a copy per line:
+//! each [`PushEntry::line`] is a slice of the one decompressed buffer
+//! (see [`line`] for how long that buffer lives and how it is bounded).
+//! JSON and OTLP lines are copies, since they are unescaped or rendered.
 
 pub mod body;
 pub mod json;
+mod line;
 pub mod meter;
 pub mod otlp;
 pub mod protobuf;
 
+use bytes::Bytes;
+pub use line::Line;
 use meter::Meter;
 
 /// The push formats, by endpoint.
@@ -45,7 +53,7 @@ pub fn decode(
     format: Format,
     content_type: Option<&str>,
     encoding: Option<&str>,
-    body: &[u8],
+    body: &Bytes,
     meter: &mut Meter,
 ) -> Result<Push, DecodeError> {
     if format == Format::Grpc {
@@ -59,7 +67,13 @@ pub fn decode(
         (Format::V1 | Format::Legacy, false) => protobuf::decode_http(&raw, meter),
         (Format::Otlp, true) => otlp::decode_json(&raw, meter),
         (Format::Otlp, false) => otlp::decode_protobuf(&raw, meter),
-        (Format::Grpc, _) => protobuf::decode_plain(&raw, meter),
+        (Format::Grpc, _) => {
+            let raw = match raw {
+                std::borrow::Cow::Borrowed(_) => body.clone(),
+                std::borrow::Cow::Owned(v) => Bytes::from(v),
+            };
+            protobuf::decode_plain(&raw, meter)
+        }
     }
 }
 
@@ -68,6 +82,12 @@ pub fn decode(
 pub struct Push {
     /// Streams in request order; the same labels may repeat.
     pub streams: Vec<PushStream>,
+    /// Bytes of the buffer the entries' lines are slices of (the
+    /// decompressed body of a protobuf push), which they keep alive; 0
+    /// when every line owns its bytes (JSON, OTLP, pushes built in code).
+    /// A decoder gives either only slices or only owned lines, so
+    /// [`Push::heap_size`] counts this buffer once instead of its lines.
+    pub held_body: usize,
 }
 
 /// One stream of a push.
@@ -93,8 +113,9 @@ pub enum StreamLabels {
 pub struct PushEntry {
     /// Unix nanoseconds.
     pub ts: i64,
-    /// The line, or what the decoder kept of it.
-    pub line: String,
+    /// The line, or what the decoder kept of it: a slice of the push body
+    /// or bytes of its own (see [`Line`]).
+    pub line: Line,
     /// Structured metadata pairs.
     pub metadata: Vec<(String, String)>,
     /// Bytes of the line the decoder left out because the line was longer
@@ -109,7 +130,7 @@ impl PushEntry {
     pub fn new(ts: i64, line: String, metadata: Vec<(String, String)>) -> PushEntry {
         PushEntry {
             ts,
-            line,
+            line: line.into(),
             metadata,
             omitted: 0,
         }
@@ -122,13 +143,22 @@ impl PushEntry {
 }
 
 impl Push {
+    /// A push of `streams` whose lines own their bytes.
+    pub fn new(streams: Vec<PushStream>) -> Push {
+        Push {
+            streams,
+            held_body: 0,
+        }
+    }
+
     /// Number of entries.
     pub fn entry_count(&self) -> usize {
         self.streams.iter().map(|s| s.entries.len()).sum()
     }
 
     /// Bytes the push holds on the heap (vectors at capacity, strings at
-    /// capacity): what stays charged to its meter once decoding is done.
+    /// capacity, lines, or the body they are slices of): what stays
+    /// charged to its meter once decoding is done.
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
         let pairs = |p: &[(String, String)], cap: usize| {
@@ -137,7 +167,9 @@ impl Push {
                     .map(|(n, v)| n.capacity() + v.capacity())
                     .sum::<usize>()
         };
-        let mut total = self.streams.capacity() * size_of::<PushStream>();
+        let mut total = self.streams.capacity() * size_of::<PushStream>() + self.held_body;
+        // Lines that are slices are counted by `held_body`.
+        let owned_lines = self.held_body == 0;
         for s in &self.streams {
             total += match &s.labels {
                 StreamLabels::Text(t) => t.capacity(),
@@ -145,7 +177,10 @@ impl Push {
             };
             total += s.entries.capacity() * size_of::<PushEntry>();
             for e in &s.entries {
-                total += e.line.capacity() + pairs(&e.metadata, e.metadata.capacity());
+                if owned_lines {
+                    total += e.line.len();
+                }
+                total += pairs(&e.metadata, e.metadata.capacity());
             }
         }
         total

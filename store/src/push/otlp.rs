@@ -212,7 +212,7 @@ pub fn to_push(
             });
         }
     }
-    Ok(Push { streams: out })
+    Ok(Push::new(out))
 }
 
 fn record_to_entry(
@@ -283,7 +283,7 @@ fn record_to_entry(
     let (line, omitted) = meter.clip_line(line);
     Ok(PushEntry {
         ts,
-        line,
+        line: line.into(),
         metadata,
         omitted,
     })

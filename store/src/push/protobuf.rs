@@ -15,7 +15,9 @@
 //! a second set of structures, lets every allocation be charged to the
 //! request's [`Meter`] before it is made (a two-byte entry on the wire
 //! becomes a 64-byte [`PushEntry`]), and leaves out a line longer than
-//! `max_line_size` instead of copying it (see [`Meter::line`]). The wire
+//! `max_line_size` (see [`Meter::line_slice`]). Lines are not copied at
+//! all: each is a [`Line`](super::Line) slice of the decompressed buffer, which the
+//! push then holds ([`Push::held_body`]). The wire
 //! rules are protobuf's as prost applies them, which a property test checks
 //! against prost: unknown fields are skipped (groups too, nested at most
 //! [`MAX_DEPTH`] deep), a known field with another wire type is an error,
@@ -24,6 +26,7 @@
 
 use std::mem::size_of;
 
+use bytes::Bytes;
 use larch_proto::logproto;
 use prost::Message;
 
@@ -41,8 +44,18 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Decodes an HTTP protobuf body: snappy, then protobuf.
 pub fn decode_http(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
-    let raw = snappy_decompress(body, meter)?;
+    let raw = Bytes::from(snappy_decompress(body, meter)?);
     decode_plain(&raw, meter)
+}
+
+/// The size a snappy *block* body says it decompresses to, read from its
+/// header without decompressing; `None` for the framed format (whose size
+/// is known only once decompressed) and for a header that is not snappy.
+pub fn snappy_block_len(body: &[u8]) -> Option<usize> {
+    if body.starts_with(SNAPPY_FRAME_MAGIC) {
+        return None;
+    }
+    snap::raw::decompress_len(body).ok()
 }
 
 /// Undoes snappy (block format; framed format recognised by its magic),
@@ -65,8 +78,8 @@ pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Vec<u8>, Deco
         .map_err(|_| DecodeError::bad("snappy: corrupt input"))
 }
 
-/// Decodes an uncompressed `PushRequest`.
-pub fn decode_plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+/// Decodes an uncompressed `PushRequest`; its lines are slices of `raw`.
+pub fn decode_plain(raw: &Bytes, meter: &mut Meter) -> Result<Push, DecodeError> {
     let mut streams = Vec::new();
     let mut w = Wire(raw);
     while !w.0.is_empty() {
@@ -74,7 +87,7 @@ pub fn decode_plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> 
         match field {
             1 => {
                 expect(field, wire, LEN)?;
-                let s = stream(w.bytes()?, meter)?;
+                let s = stream(raw, w.bytes()?, meter)?;
                 meter.push(&mut streams, s)?;
             }
             2 => {
@@ -84,10 +97,14 @@ pub fn decode_plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> 
             _ => w.skip(field, wire, 0)?,
         }
     }
-    Ok(Push { streams })
+    Ok(Push {
+        streams,
+        held_body: raw.len(),
+    })
 }
 
-fn stream(raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
+/// A stream, from `raw`, a part of the request `body`.
+fn stream(body: &Bytes, raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
     // Count the entries first so that their vector is allocated (and
     // charged) once, at its final size; stop counting once they cannot
     // fit anyway.
@@ -114,7 +131,7 @@ fn stream(raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
             }
             2 => {
                 expect(field, wire, LEN)?;
-                entries.push(entry(w.bytes()?, meter)?);
+                entries.push(entry(body, w.bytes()?, meter)?);
             }
             3 => {
                 expect(field, wire, VARINT)?;
@@ -129,7 +146,8 @@ fn stream(raw: &[u8], meter: &mut Meter) -> Result<PushStream, DecodeError> {
     })
 }
 
-fn entry(raw: &[u8], meter: &mut Meter) -> Result<PushEntry, DecodeError> {
+/// An entry, from `raw`, a part of the request `body`.
+fn entry(body: &Bytes, raw: &[u8], meter: &mut Meter) -> Result<PushEntry, DecodeError> {
     let mut ts: Option<(i64, i32)> = None;
     let mut line = "";
     let mut metadata = Vec::new();
@@ -169,7 +187,7 @@ fn entry(raw: &[u8], meter: &mut Meter) -> Result<PushEntry, DecodeError> {
             })?,
         None => 0,
     };
-    let (line, omitted) = meter.line(line)?;
+    let (line, omitted) = meter.line_slice(body, line);
     Ok(PushEntry {
         ts,
         line,
@@ -374,6 +392,10 @@ mod tests {
         decode_http(body, &mut Meter::unlimited())
     }
 
+    fn plain(raw: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
+        decode_plain(&Bytes::copy_from_slice(raw), meter)
+    }
+
     /// The same request decoded through prost's generated types.
     fn via_prost(raw: &[u8]) -> Option<Push> {
         let req = logproto::PushRequest::decode(raw).ok()?;
@@ -402,7 +424,10 @@ mod tests {
                 entries,
             });
         }
-        Some(Push { streams })
+        Some(Push {
+            streams,
+            held_body: raw.len(),
+        })
     }
 
     #[test]
@@ -413,6 +438,24 @@ mod tests {
         assert_eq!(e.ts, 1_000_000_005);
         assert_eq!(e.line, "hello");
         assert_eq!(e.metadata, vec![("trace_id".to_string(), "t".to_string())]);
+    }
+
+    #[test]
+    fn lines_are_slices_of_the_body_which_stays_charged() {
+        let mut req = sample();
+        req.streams[0].entries[0].line = "x".repeat(1000);
+        let raw = Bytes::from(req.encode_to_vec());
+        let mut m = Meter::unlimited();
+        let push = decode_plain(&raw, &mut m).unwrap();
+        let line = push.streams[0].entries[0].line.as_bytes();
+        assert_eq!(line.len(), 1000);
+        let body = raw.as_ptr_range();
+        assert!(body.contains(&line.as_ptr()), "the line is not a copy");
+        assert_eq!(push.held_body, raw.len());
+        // What stays charged after decoding covers the body once (not the
+        // line again).
+        let size = push.heap_size();
+        assert!(size >= raw.len() && size < raw.len() + 1000, "{size}");
     }
 
     #[test]
@@ -463,12 +506,12 @@ mod tests {
         req.streams[0].entries[0].line = "abcdefgh".to_string();
         let raw = req.encode_to_vec();
         let limit = |truncate| Meter::standalone(1 << 20, 1 << 20, LineLimit { max: 5, truncate });
-        let p = decode_plain(&raw, &mut limit(false)).unwrap();
+        let p = plain(&raw, &mut limit(false)).unwrap();
         let e = &p.streams[0].entries[0];
-        assert_eq!((e.line.as_str(), e.omitted), ("", 8));
-        let p = decode_plain(&raw, &mut limit(true)).unwrap();
+        assert_eq!((&*e.line.text(), e.omitted), ("", 8));
+        let p = plain(&raw, &mut limit(true)).unwrap();
         let e = &p.streams[0].entries[0];
-        assert_eq!((e.line.as_str(), e.omitted), ("abcde", 3));
+        assert_eq!((&*e.line.text(), e.omitted), ("abcde", 3));
     }
 
     #[test]
@@ -483,10 +526,10 @@ mod tests {
         prost::encoding::encode_varint(stream.len() as u64, &mut raw);
         raw.extend_from_slice(&stream);
         let mut m = Meter::standalone(1 << 20, usize::MAX, LineLimit::NONE);
-        let e = decode_plain(&raw, &mut m).unwrap_err();
+        let e = plain(&raw, &mut m).unwrap_err();
         assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
         let mut m = Meter::unlimited();
-        let p = decode_plain(&raw, &mut m).unwrap();
+        let p = plain(&raw, &mut m).unwrap();
         assert_eq!(p.entry_count(), 100_000);
         assert!(m.held() >= 100_000 * std::mem::size_of::<PushEntry>());
     }
@@ -513,14 +556,11 @@ mod tests {
         raw.extend_from_slice(&[0x51, 1, 2, 3, 4, 5, 6, 7, 8]);
         raw.extend_from_slice(&[0x5b, 0x08, 0x01, 0x5c]);
         raw.extend_from_slice(&[0x65, 1, 2, 3, 4]);
-        assert_eq!(
-            decode_plain(&raw, &mut Meter::unlimited()).ok(),
-            via_prost(&raw)
-        );
+        assert_eq!(plain(&raw, &mut Meter::unlimited()).ok(), via_prost(&raw));
         // A group closed by another field's end tag.
         let mut bad = sample().encode_to_vec();
         bad.extend_from_slice(&[0x5b, 0x64]);
-        assert!(decode_plain(&bad, &mut Meter::unlimited()).is_err());
+        assert!(plain(&bad, &mut Meter::unlimited()).is_err());
         assert!(via_prost(&bad).is_none());
     }
 
@@ -575,7 +615,7 @@ mod tests {
             if truncate && !raw.is_empty() {
                 raw.truncate(cut.index(raw.len()));
             }
-            let ours = decode_plain(&raw, &mut Meter::unlimited()).ok();
+            let ours = plain(&raw, &mut Meter::unlimited()).ok();
             prop_assert_eq!(ours, via_prost(&raw));
         }
     }

@@ -469,7 +469,7 @@ mod tests {
         let labels = LabelSet::from_pairs([("app", "a")]);
         let entries = vec![WalEntry {
             ts: seq as i64,
-            line: line.to_string(),
+            line: line.into(),
             meta: bytes::Bytes::new(),
         }];
         let mut f = encode_push("fake", std::iter::once((&labels, entries.as_slice())));

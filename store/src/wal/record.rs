@@ -14,6 +14,7 @@ use bytes::Bytes;
 use larch_query::LabelSet;
 
 use crate::encoding::{Malformed, Reader, put_bytes, put_uvarint, put_varint};
+use crate::push::Line;
 
 /// Kind byte of a push record.
 pub const KIND_PUSH: u8 = 1;
@@ -30,8 +31,9 @@ pub const MAX_RECORD: usize = 1 << 30;
 pub struct WalEntry {
     /// Unix ns.
     pub ts: i64,
-    /// The line.
-    pub line: String,
+    /// The line: a slice of the push body it came in (see
+    /// [`crate::push::Line`]) or bytes of its own.
+    pub line: Line,
     /// Encoded structured metadata (see `larch_query::decode_metadata`):
     /// shared bytes, so an entry whose only pair is a fixed
     /// `detected_level` points at one static encoding instead of owning a
@@ -180,7 +182,7 @@ impl PushRecordRef<'_> {
                             .iter()
                             .map(|e| WalEntry {
                                 ts: e.ts,
-                                line: e.line.to_string(),
+                                line: Line::from(e.line),
                                 meta: Bytes::copy_from_slice(e.meta),
                             })
                             .collect(),
@@ -266,7 +268,7 @@ mod tests {
             },
             WalEntry {
                 ts: 7,
-                line: String::new(),
+                line: Line::new(),
                 meta: Bytes::new(),
             },
         ];
@@ -295,7 +297,7 @@ mod tests {
                 .iter()
                 .map(|&ts| WalEntry {
                     ts,
-                    line: "x".repeat(line_len),
+                    line: "x".repeat(line_len).into(),
                     meta: Bytes::from(vec![7u8; meta_len]),
                 })
                 .collect();

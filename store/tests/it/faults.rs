@@ -137,13 +137,15 @@ pub fn workload(
                 let pad = "x".repeat((xorshift(&mut rng) % 60) as usize);
                 PushEntry {
                     ts: t0 + (b * 100 + i) as i64 * 1_000_000,
-                    line: format!("batch {b} line {i} level=info {pad} {}", xorshift(&mut rng)),
+                    line: format!("batch {b} line {i} level=info {pad} {}", xorshift(&mut rng))
+                        .into(),
                     metadata: vec![],
                     omitted: 0,
                 }
             })
             .collect();
         let push = Push {
+            held_body: 0,
             streams: vec![PushStream {
                 labels: StreamLabels::Text(labels),
                 entries: entries.clone(),
@@ -156,11 +158,14 @@ pub fn workload(
             .block_on(ing.push(&TenantId::new(tenant).unwrap(), v))
             .unwrap();
         assert_eq!(out.accepted as usize, n);
-        acked.extend(
-            entries
-                .into_iter()
-                .map(|e| (tenant.to_string(), label_text.clone(), e.ts, e.line)),
-        );
+        acked.extend(entries.into_iter().map(|e| {
+            (
+                tenant.to_string(),
+                label_text.clone(),
+                e.ts,
+                e.line.to_string(),
+            )
+        }));
         if flush_at.contains(&b) {
             ing.flush_all();
         }
@@ -209,7 +214,12 @@ fn wal_frames(bytes: &[u8]) -> Vec<Frame> {
         let mut lines = Vec::new();
         for (labels, entries) in rec.streams {
             for e in entries {
-                lines.push((rec.tenant.clone(), labels.to_string(), e.ts, e.line));
+                lines.push((
+                    rec.tenant.clone(),
+                    labels.to_string(),
+                    e.ts,
+                    e.line.to_string(),
+                ));
             }
         }
         out.push(Frame {
@@ -620,12 +630,13 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
             let entries: Vec<PushEntry> = (0..400i64)
                 .map(|i| PushEntry {
                     ts: t0 + push_no * 1_000_000_000 + i * 1000,
-                    line: format!("{:x}{:x}", xorshift(&mut rng), xorshift(&mut rng)),
+                    line: format!("{:x}{:x}", xorshift(&mut rng), xorshift(&mut rng)).into(),
                     metadata: vec![],
                     omitted: 0,
                 })
                 .collect();
             let push = Push {
+                held_body: 0,
                 streams: vec![PushStream {
                     labels: StreamLabels::Text(r#"{app="big"}"#.into()),
                     entries: entries.clone(),
@@ -637,11 +648,14 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
                 .block_on(ing.push(&TenantId::new("alpha").unwrap(), v))
                 .unwrap();
             assert_eq!(out.accepted, 400);
-            acked.extend(
-                entries
-                    .into_iter()
-                    .map(|e| ("alpha".to_string(), labels.clone(), e.ts, e.line)),
-            );
+            acked.extend(entries.into_iter().map(|e| {
+                (
+                    "alpha".to_string(),
+                    labels.clone(),
+                    e.ts,
+                    e.line.to_string(),
+                )
+            }));
         }
         // The flusher writes what was sealed; the rest stays in the WAL.
         ing.halt();

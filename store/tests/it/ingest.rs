@@ -14,13 +14,14 @@ use super::support::{now_ns, read_back};
 
 fn push_of(labels: &str, entries: &[(i64, &str)]) -> Push {
     Push {
+        held_body: 0,
         streams: vec![PushStream {
             labels: StreamLabels::Text(labels.to_string()),
             entries: entries
                 .iter()
                 .map(|(ts, l)| PushEntry {
                     ts: *ts,
-                    line: l.to_string(),
+                    line: (*l).into(),
                     metadata: vec![],
                     omitted: 0,
                 })

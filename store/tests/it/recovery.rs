@@ -330,7 +330,7 @@ fn enospc_index_and_wal_appends_leave_files_as_they_were() {
         let labels = larch_query::LabelSet::from_pairs([("app", "w")]);
         let entries = vec![larch_store::wal::record::WalEntry {
             ts: seq as i64,
-            line: "y".repeat(700),
+            line: "y".repeat(700).into(),
             meta: Default::default(),
         }];
         let mut f = larch_store::wal::record::encode_push(
@@ -422,6 +422,7 @@ fn enospc_store_loses_nothing_acknowledged() {
                 .map(|i| format!("full disk batch {b} line {i} {}", "z".repeat(200)))
                 .collect();
             let push = larch_store::push::Push {
+                held_body: 0,
                 streams: vec![larch_store::push::PushStream {
                     labels: larch_store::push::StreamLabels::Text(r#"{app="full"}"#.into()),
                     entries: lines
@@ -429,7 +430,7 @@ fn enospc_store_loses_nothing_acknowledged() {
                         .enumerate()
                         .map(|(i, l)| larch_store::push::PushEntry {
                             ts: t0 + b * 100 + i as i64,
-                            line: l.clone(),
+                            line: l.as_str().into(),
                             metadata: vec![],
                             omitted: 0,
                         })

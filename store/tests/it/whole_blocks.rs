@@ -133,7 +133,7 @@ fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> Loaded {
                     .filter(|e| e.0 == app)
                     .map(|&&(_, ms, w, m)| PushEntry {
                         ts: T0 + ms * MS,
-                        line: format!("{} {ms}", WORDS[w]),
+                        line: format!("{} {ms}", WORDS[w]).into(),
                         metadata: match m {
                             0 => Vec::new(),
                             1 => vec![("tid".into(), "x".into())],
@@ -146,7 +146,7 @@ fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> Loaded {
             .filter(|s| !s.entries.is_empty())
             .collect();
         let v = validate(
-            Push { streams },
+            Push::new(streams),
             &limits,
             T0 + 86_400_000 * MS,
             tenant.as_str(),

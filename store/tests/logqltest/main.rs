@@ -103,7 +103,7 @@ impl Store {
         for e in entries {
             let entry = PushEntry {
                 ts: e.ts,
-                line: e.line.clone(),
+                line: e.line.as_str().into(),
                 metadata: e.metadata.clone(),
                 omitted: 0,
             };
@@ -123,7 +123,7 @@ impl Store {
             }
         }
         let now = larch_testkit::now_ns();
-        let mut validated = validate(Push { streams }, &self.limits, now, TENANT);
+        let mut validated = validate(Push::new(streams), &self.limits, now, TENANT);
         if !validated.errors.is_empty() {
             return Err(validated.errors.join("; "));
         }

@@ -76,7 +76,7 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
                     .filter(|(i, _)| i % 2 == half)
                     .map(|(_, e)| PushEntry {
                         ts: e.ts,
-                        line: e.line.clone(),
+                        line: e.line.as_str().into(),
                         metadata: e.meta.clone(),
                         omitted: 0,
                     })
@@ -84,7 +84,7 @@ fn load(data: &[RefStream], flush: bool) -> Loaded {
             })
             .filter(|s| !s.entries.is_empty())
             .collect();
-        let mut v = validate(Push { streams }, &limits, 0, tenant.as_str());
+        let mut v = validate(Push::new(streams), &limits, 0, tenant.as_str());
         assert!(v.errors.is_empty(), "{:?}", v.errors);
         // Loki's engine sees the streams as pushed (no service_name).
         for s in &mut v.streams {
