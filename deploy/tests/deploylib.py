@@ -13,6 +13,7 @@ import functools
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -233,23 +234,24 @@ def free_port() -> int:
         return port
 
 
-def http_get(url: str) -> tuple[int, str]:
-    """Status and body of a GET; HTTP errors are answers, not exceptions."""
+def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
+    """Status and body of a GET (an https URL's certificate checked with
+    `context`); HTTP errors are answers, not exceptions."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(url, timeout=5, context=context) as resp:
             return int(resp.status), resp.read().decode()
     except urllib.error.HTTPError as e:
         return int(e.code), e.read().decode()
 
 
 def wait_for_200(url: str, proc: subprocess.Popen[bytes], log: Path,
-                 timeout: float = 60) -> None:
-    """Wait until `url` answers 200; fail with the process's log if it exits
-    or the time runs out."""
+                 timeout: float = 60, context: ssl.SSLContext | None = None) -> None:
+    """Wait until `url` answers 200 (over https checked with `context`);
+    fail with the process's log if it exits or the time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if http_get(url)[0] == 200:
+            if http_get(url, context)[0] == 200:
                 return
         except (urllib.error.URLError, ConnectionError):
             pass

@@ -612,22 +612,25 @@ def test_single_binary_is_the_default_and_unchanged(renders: dict[str, list[Obj]
 # --- the roles started for real ----------------------------------------------------
 
 
-def _start(config: dict[str, Any], tmp: Path, name: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+def _start(config: dict[str, Any], tmp: Path, name: str, grpc: int | None = None,
+           ctx: ssl.SSLContext | None = None) -> tuple[subprocess.Popen[bytes], str, Path]:
     """larch-store with a rendered role configuration (addresses and data
-    directory given by flags, as every key can be); returns the process,
-    its URL and its log."""
+    directory given by flags, as every key can be; gRPC on `grpc` or a free
+    port), serving https checked with `ctx` when it is given; returns the
+    process, its URL and its log once /ready answers 200."""
     (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config))
     http = deploylib.free_port()
     log = tmp / f"{name}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(binary("larch-store")), "--config", str(tmp / f"{name}.yaml"),
-             "--http-addr", f"127.0.0.1:{http}", "--grpc-addr", f"127.0.0.1:{deploylib.free_port()}",
+             "--http-addr", f"127.0.0.1:{http}",
+             "--grpc-addr", f"127.0.0.1:{grpc or deploylib.free_port()}",
              "--data-dir", str(tmp / name)],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **SECRET_ENV})
-    url = f"http://127.0.0.1:{http}"
+    url = f"{'https' if ctx else 'http'}://127.0.0.1:{http}"
     try:
-        deploylib.wait_for_200(f"{url}/ready", proc, log)
+        deploylib.wait_for_200(f"{url}/ready", proc, log, context=ctx)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -691,6 +694,11 @@ TLS = {"store": {"tls": {"enabled": True, "secretName": "larch-tls",
                          "clientAuthType": "VerifyClientCertIfGiven"}}}
 
 
+def _render_tls(tls: dict[str, Any], source: str) -> list[Obj]:
+    """The SimpleScalable chart with store.tls on, `tls` merged into it."""
+    return _render(deploylib.merged(TLS, {"store": {"tls": tls}}), source)
+
+
 def _secret_files(spec: dict[str, Any]) -> dict[str, str]:
     """Path in the store container -> "<Secret>/<key>" for every file its
     Secret volumes hold (a volume without items holds every key)."""
@@ -722,7 +730,7 @@ def _tls_files(cfg: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("extra,files", [
     ({}, {"/etc/larch/tls/tls.crt": "larch-tls/tls.crt", "/etc/larch/tls/tls.key": "larch-tls/tls.key",
           "/etc/larch/tls/ca.crt": "larch-tls/ca.crt"}),
-    ({"store": {"tls": {"cluster": {"caSecret": "internal-ca", "clientCertSecret": "node-client"}}}},
+    ({"cluster": {"caSecret": "internal-ca", "clientCertSecret": "node-client"}},
      {"/etc/larch/cluster-ca/ca.crt": "internal-ca/ca.crt",
       "/etc/larch/cluster-client/tls.crt": "node-client/tls.crt",
       "/etc/larch/cluster-client/tls.key": "node-client/tls.key"}),
@@ -738,7 +746,7 @@ def test_roles_serve_tls_and_their_grpc_clients_check_it(extra: dict[str, Any],
     and present a client certificate because the nodes ask for one; every
     file a configuration names is one a mounted Secret holds, and every
     role's configuration passes the store's check."""
-    objs = _render(deploylib.merged(TLS, extra), "tls")
+    objs = _render_tls(extra, "tls")
     assert not integrity_problems(objs)
     workloads = _workloads(objs)
     for role in ROLES:
@@ -781,19 +789,26 @@ def test_roles_serve_tls_and_their_grpc_clients_check_it(extra: dict[str, Any],
     agent = yaml.safe_load(deploylib.config_files(objs, "agent.yaml")[0][1])
     assert agent["store"].startswith("https://larch-write.larch.svc.cluster.local:")
     # Without client certificates asked for, none is sent.
-    plain = _render(deploylib.merged(TLS, {"store": {"tls": {"clientAuthType": "NoClientCert"}}}),
-                    "tls-no-client")
+    plain = _render_tls({"clientAuthType": "NoClientCert"}, "tls-no-client")
     assert set(_config(plain, "write")["cluster"]["tls"]) == {
         "tls_enabled", "tls_server_name", "tls_ca_path"}
+
+
+def _cert_manager(issuer: dict[str, str], source: str,
+                  **tls: Any) -> tuple[list[Obj], dict[str, Any]]:
+    """The chart with store.tls's certificate from cert-manager's `issuer`
+    (and `tls` merged into store.tls): its objects and the spec of its
+    Certificate."""
+    objs = _render_tls({"secretName": "", "certManager": {"enabled": True, "issuerRef": issuer},
+                        **tls}, source)
+    return objs, next(o for o in objs if o.kind == "Certificate").body["spec"]
 
 
 def test_the_certificate_names_every_role() -> None:
     """The cert-manager Certificate of SimpleScalable names every role's
     Services and the headless name the nodes' gRPC clients check, and is a
     client certificate too; the monitors check the same name."""
-    objs = _render(deploylib.merged(TLS, {"store": {"tls": {"secretName": "", "certManager": {
-        "enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}}}), "cert")
-    cert = next(o for o in objs if o.kind == "Certificate").body["spec"]
+    objs, cert = _cert_manager({"name": "ca", "kind": "ClusterIssuer"}, "cert")
     names = set(cert["dnsNames"])
     for service in ("larch-write", "larch-read", "larch-backend", "larch-write-headless"):
         assert f"{service}.larch.svc" in names, service
@@ -811,10 +826,8 @@ def test_the_certificate_names_every_role() -> None:
         assert endpoint["scheme"] == "https"
         assert endpoint["tlsConfig"]["serverName"] in names
     # A name of one's own is added to the Certificate.
-    objs = _render(deploylib.merged(TLS, {"store": {"tls": {"secretName": "", "certManager": {
-        "enabled": True, "issuerRef": {"name": "ca"}}, "cluster": {"serverName": "larch-nodes.internal"}}}}),
-        "cert-name")
-    cert = next(o for o in objs if o.kind == "Certificate").body["spec"]
+    objs, cert = _cert_manager({"name": "ca"}, "cert-name",
+                               cluster={"serverName": "larch-nodes.internal"})
     assert "larch-nodes.internal" in cert["dnsNames"]
     assert _config(objs, "read")["cluster"]["tls"]["tls_server_name"] == "larch-nodes.internal"
 
@@ -844,35 +857,6 @@ def _test_pki(tmp: Path, names: list[str]) -> Path:
              "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(d / "tls.crt"),
              "-days", "1", "-extfile", str(d / "ext.cnf"))
     return d
-
-
-def _start_tls(config: dict[str, Any], tmp: Path, name: str, grpc: int,
-               ctx: ssl.SSLContext) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """larch-store serving TLS with a rendered role configuration; returns
-    the process, its https URL and its log once /ready answers 200."""
-    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    http = deploylib.free_port()
-    log = tmp / f"{name}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(binary("larch-store")), "--config", str(tmp / f"{name}.yaml"),
-             "--http-addr", f"127.0.0.1:{http}", "--grpc-addr", f"127.0.0.1:{grpc}",
-             "--data-dir", str(tmp / name)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **SECRET_ENV})
-    url = f"https://127.0.0.1:{http}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=5, context=ctx) as resp:
-                if resp.status == 200:
-                    return proc, url, log
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise AssertionError(f"{url}/ready never answered 200:\n{log.read_text()}")
-        time.sleep(0.1)
 
 
 def test_rendered_tls_configs_replicate_and_answer_over_tls(tmp_path: Path) -> None:
@@ -908,11 +892,10 @@ def test_rendered_tls_configs_replicate_and_answer_over_tls(tmp_path: Path) -> N
     try:
         urls = []
         for i in range(2):
-            proc, url, _ = _start_tls(config("write", members[i]), tmp_path, f"write{i}", grpc[i], ctx)
+            proc, url, _ = _start(config("write", members[i]), tmp_path, f"write{i}", grpc[i], ctx)
             procs.append(proc)
             urls.append(url)
-        read, read_url, read_log = _start_tls(config("read", None), tmp_path, "read",
-                                              deploylib.free_port(), ctx)
+        read, read_url, read_log = _start(config("read", None), tmp_path, "read", ctx=ctx)
         procs.append(read)
         now = time.time_ns()
         lines = [[str(now + i), f"tls-line-{i}"] for i in range(50)]

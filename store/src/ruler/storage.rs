@@ -255,6 +255,29 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| io(dir, e))
 }
 
+/// Drops the group named `group` from a namespace's `groups`, then
+/// `remove`s the namespace if no group is left or `rewrite`s it with the
+/// rest. False, with nothing written, when the namespace has no such
+/// group. Both stores delete a group this way.
+fn delete_from(
+    mut groups: Vec<RuleGroup>,
+    group: &str,
+    remove: impl FnOnce() -> Result<(), StoreError>,
+    rewrite: impl FnOnce(&[RuleGroup]) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
+    let before = groups.len();
+    groups.retain(|g| g.name != group);
+    if groups.len() == before {
+        return Ok(false);
+    }
+    if groups.is_empty() {
+        remove()?;
+    } else {
+        rewrite(&groups)?;
+    }
+    Ok(true)
+}
+
 /// The namespace a directory entry names, if it is a rule file.
 fn namespace_of(name: &str) -> Option<&str> {
     if name.starts_with('.') {
@@ -342,18 +365,12 @@ impl RuleStore for DirRuleStore {
     ) -> Result<bool, StoreError> {
         let _w = self.write.lock();
         let path = self.file(tenant, namespace);
-        let mut groups = self.read_for_update(&path)?;
-        let before = groups.len();
-        groups.retain(|g| g.name != group);
-        if groups.len() == before {
-            return Ok(false);
-        }
-        if groups.is_empty() {
-            self.remove(&path)?;
-        } else {
-            self.write_file(&path, &groups)?;
-        }
-        Ok(true)
+        delete_from(
+            self.read_for_update(&path)?,
+            group,
+            || self.remove(&path),
+            |rest| self.write_file(&path, rest),
+        )
     }
 
     fn delete_namespace(&self, tenant: &TenantId, namespace: &str) -> Result<bool, StoreError> {
@@ -597,20 +614,15 @@ impl RuleStore for BucketRuleStore {
     ) -> Result<bool, StoreError> {
         let _w = self.write.lock();
         let key = object_key(tenant, namespace);
-        let Some(mut groups) = self.read_for_update(&key)? else {
+        let Some(groups) = self.read_for_update(&key)? else {
             return Ok(false);
         };
-        let before = groups.len();
-        groups.retain(|g| g.name != group);
-        if groups.len() == before {
-            return Ok(false);
-        }
-        if groups.is_empty() {
-            self.remove_object(&key)?;
-        } else {
-            self.write_object(&key, &groups)?;
-        }
-        Ok(true)
+        delete_from(
+            groups,
+            group,
+            || self.remove_object(&key),
+            |rest| self.write_object(&key, rest),
+        )
     }
 
     fn delete_namespace(&self, tenant: &TenantId, namespace: &str) -> Result<bool, StoreError> {

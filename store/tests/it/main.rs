@@ -4,6 +4,8 @@
 
 mod api;
 mod deletes;
+#[path = "../common/engine_store.rs"]
+mod engine_store;
 mod faults;
 mod formats;
 mod fuzz;

@@ -12,6 +12,8 @@ use larch_testkit::prometheus::{AlertmanagerProcess, PrometheusProcess};
 use larch_testkit::{AgentProcess, free_port, now_ns, wait_for};
 use serde_json::{Value, json};
 
+use larch_testkit::StoreBuilder;
+
 use super::support::{StoreProcess, request};
 
 const GROUP: &str = r#"name: checkout
@@ -49,19 +51,58 @@ fn push(port: u16, labels: Value, lines: &[&str]) -> Option<u16> {
     .map(|r| r.status)
 }
 
-fn post_group(port: u16, ns: &str, body: &str, tenant: &str) -> (u16, String) {
+/// A store whose ruler evaluates its groups and polls for rule files
+/// every second; `ruler` adds keys under `ruler:` (indented by two
+/// spaces), `rest` top-level keys.
+fn ruler_node(ruler: &str, rest: &str) -> StoreBuilder {
+    StoreProcess::builder().config(format!(
+        "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n{ruler}{rest}"
+    ))
+}
+
+/// The `ruler:` keys of a ruler evaluating its rules through the query
+/// API at `address`; `extra` adds keys under `query_frontend:` (indented
+/// by six spaces).
+fn remote_evaluation(address: &str, extra: &str) -> String {
+    format!(
+        "  evaluation:\n    mode: remote\n    query_frontend:\n      address: {address}\n{extra}"
+    )
+}
+
+/// A request to the rules API as `tenant` (a YAML body): the status and
+/// body.
+fn with_tenant(port: u16, method: &str, path: &str, tenant: &str, body: &str) -> (u16, String) {
     let r = request(
         port,
-        "POST",
-        &format!("/loki/api/v1/rules/{ns}"),
+        method,
+        path,
         &[
-            ("Content-Type", "application/yaml"),
             ("X-Scope-OrgID", tenant),
+            ("Content-Type", "application/yaml"),
         ],
         body.as_bytes(),
     )
     .unwrap();
     (r.status, r.text())
+}
+
+/// Posts a rule group to namespace `ns` (as it goes in the path) of
+/// `tenant`: the status and body.
+fn post_group(port: u16, ns: &str, body: &str, tenant: &str) -> (u16, String) {
+    with_tenant(
+        port,
+        "POST",
+        &format!("/loki/api/v1/rules/{ns}"),
+        tenant,
+        body,
+    )
+}
+
+/// Posts a rule group to namespace `ns` of tenant `fake`, which must be
+/// taken (202).
+fn post_ok(port: u16, ns: &str, group: &str) {
+    let (s, t) = post_group(port, ns, group, "fake");
+    assert_eq!(s, 202, "{t}");
 }
 
 fn get(port: u16, path: &str) -> larch_testkit::http::Response {
@@ -104,9 +145,7 @@ fn rfc3339(s: &Value) -> chrono::DateTime<chrono::FixedOffset> {
 
 #[test]
 fn rules_api_speaks_lokis_and_prometheus_shapes() {
-    let store = StoreProcess::builder()
-        .config("ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n")
-        .start();
+    let store = ruler_node("", "").start();
     let port = store.http;
     // Grafana's discovery: a 404 whose text says the ruler is there.
     let r = get(port, "/loki/api/v1/rules");
@@ -440,16 +479,13 @@ fn ruler_end_to_end_with_prometheus_and_alertmanager() {
     )
     .unwrap();
     std::fs::rename(&tmp, prom.dir().join("targets.json")).unwrap();
-    let store = StoreProcess::builder()
-        .http_port(store_port)
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  alertmanager_url: {}\n  external_labels:\n    cluster: e2e\n  remote_write:\n    enabled: true\n    url: {}/api/v1/write\n",
-            am.addr(),
-            prom.addr()
-        ))
-        .start();
-    let (s, t) = post_group(store_port, "shop", GROUP, "fake");
-    assert_eq!(s, 202, "{t}");
+    let ruler = format!(
+        "  alertmanager_url: {}\n  external_labels:\n    cluster: e2e\n  remote_write:\n    enabled: true\n    url: {}/api/v1/write\n",
+        am.addr(),
+        prom.addr()
+    );
+    let store = ruler_node(&ruler, "").http_port(store_port).start();
+    post_ok(store_port, "shop", GROUP);
 
     let shop = |app: &str| json!({"namespace": "shop", "app": app});
     assert_eq!(push(store_port, shop("cart"), &["a"; 7]), Some(204));
@@ -639,16 +675,14 @@ fn alerts_go_to_every_alertmanager_and_a_refusing_one_is_counted() {
     );
     // A port nothing listens on: every post is refused.
     let refused = format!("http://127.0.0.1:{}", free_port());
-    let store = StoreProcess::builder()
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  notification_timeout: 2s\n  alertmanager_url: {}, {refused}, {}\n",
-            a.addr(),
-            b.addr()
-        ))
-        .start();
+    let ruler = format!(
+        "  notification_timeout: 2s\n  alertmanager_url: {}, {refused}, {}\n",
+        a.addr(),
+        b.addr()
+    );
+    let store = ruler_node(&ruler, "").start();
     let group = "name: always\ninterval: 1s\nrules:\n  - alert: AlwaysOn\n    expr: vector(3) > 1\n    labels: {severity: info}\n    annotations: {summary: \"value {{ $value }}\"}\n";
-    let (s, t) = post_group(store.http, "ops", group, "fake");
-    assert_eq!(s, 202, "{t}");
+    post_ok(store.http, "ops", group);
     for am in [&a, &b] {
         wait_for(
             Duration::from_secs(20),
@@ -692,17 +726,17 @@ fn remote_write_retries_with_backoff_until_the_receiver_is_back() {
     let prom = PrometheusProcess::start("global:\n  scrape_interval: 1m\n");
     // The receiver is down from the start: every request is refused.
     prom.terminate();
-    let store = StoreProcess::builder()
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  remote_write:\n    enabled: true\n    clients:\n      prom:\n        url: {}/api/v1/write\n        queue_config:\n          min_backoff: 50ms\n          max_backoff: 400ms\n",
-            prom.addr()
-        ))
-        .start();
+    let ruler = format!(
+        "  remote_write:\n    enabled: true\n    clients:\n      prom:\n        url: {}/api/v1/write\n        queue_config:\n          min_backoff: 50ms\n          max_backoff: 400ms\n",
+        prom.addr()
+    );
+    let store = ruler_node(&ruler, "").start();
     let port = store.http;
-    let group =
-        "name: rec\ninterval: 1s\nrules:\n  - record: larch_test:seven\n    expr: vector(7)\n";
-    let (s, t) = post_group(port, "ops", group, "fake");
-    assert_eq!(s, 202, "{t}");
+    post_ok(
+        port,
+        "ops",
+        "name: rec\ninterval: 1s\nrules:\n  - record: larch_test:seven\n    expr: vector(7)\n",
+    );
     let retries = || {
         metric(
             port,
@@ -770,19 +804,15 @@ fn remote_write_retries_with_backoff_until_the_receiver_is_back() {
 
 #[test]
 fn a_group_that_overruns_its_interval_counts_missed_evaluations() {
-    let store = StoreProcess::builder()
-        .config("ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n")
-        .start();
+    let store = ruler_node("", "").start();
     let port = store.http;
     let missed = || metric(port, "larch_ruler_iterations_missed_total{tenant=\"fake\"}");
     // A cheap group at 1 s misses nothing.
-    let (s, t) = post_group(
+    post_ok(
         port,
         "ops",
         "name: quick\ninterval: 1s\nrules:\n  - record: one\n    expr: vector(1)\n",
-        "fake",
     );
-    assert_eq!(s, 202, "{t}");
     wait_for(Duration::from_secs(15), "three evaluations", || {
         metric(port, "larch_ruler_evaluations_total{tenant=\"fake\"}") >= 3.0
     });
@@ -803,13 +833,11 @@ fn a_group_that_overruns_its_interval_counts_missed_evaluations() {
         .unwrap();
         assert_eq!(r.status, 204, "{}", r.text());
     }
-    let (s, t) = post_group(
+    post_ok(
         port,
         "ops",
         "name: slow\ninterval: 2ms\nrules:\n  - record: served\n    expr: sum(count_over_time({app=\"slow\"} | logfmt | id > 10 [1h]))\n",
-        "fake",
     );
-    assert_eq!(s, 202, "{t}");
     wait_for(
         Duration::from_secs(15),
         "missed evaluations counted",
@@ -845,12 +873,7 @@ fn a_ruler_without_data_evaluates_through_another_nodes_query_api() {
     let (s, _) = post_group(data.http, "ops", GROUP, "fake");
     assert_eq!(s, 404);
     // The ruler's node holds nothing and asks the other one.
-    let ruler = StoreProcess::builder()
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n",
-            data.addr()
-        ))
-        .start();
+    let ruler = ruler_node(&remote_evaluation(&data.addr(), ""), "").start();
     assert!(
         get(ruler.http, "/services")
             .text()
@@ -858,8 +881,7 @@ fn a_ruler_without_data_evaluates_through_another_nodes_query_api() {
     );
     // Broken: two series where the other node allows one.
     let group = "name: remote\ninterval: 1s\nrules:\n  - alert: ShopErrors\n    expr: sum(count_over_time({namespace=\"shop\"} |= \"error\" [1m])) > 2\n    labels: {team: shop}\n    annotations: {summary: \"{{ $value }} errors\"}\n  - record: shop:lines:count1m\n    expr: sum(count_over_time({namespace=\"shop\"}[1m]))\n  - alert: Broken\n    expr: count_over_time({namespace=\"shop\"}[1m]) > 0\n";
-    let (s, t) = post_group(ruler.http, "shop", group, "fake");
-    assert_eq!(s, 202, "{t}");
+    post_ok(ruler.http, "shop", group);
     assert_eq!(
         push(
             data.http,
@@ -965,21 +987,6 @@ fn bucket_node(
     b.start()
 }
 
-fn with_tenant(port: u16, method: &str, path: &str, tenant: &str, body: &str) -> (u16, String) {
-    let r = request(
-        port,
-        method,
-        path,
-        &[
-            ("X-Scope-OrgID", tenant),
-            ("Content-Type", "application/yaml"),
-        ],
-        body.as_bytes(),
-    )
-    .unwrap();
-    (r.status, r.text())
-}
-
 fn firing(port: u16) -> Option<Value> {
     ruler_alerts(port)
         .into_iter()
@@ -1009,14 +1016,7 @@ fn rule_groups_and_alert_state_live_in_the_bucket() {
         ),
         None,
     );
-    let (s, t) = with_tenant(
-        a.http,
-        "POST",
-        "/loki/api/v1/rules/ops%20team",
-        "fake",
-        BUCKET_GROUP,
-    );
-    assert_eq!(s, 202, "{t}");
+    post_ok(a.http, "ops%20team", BUCKET_GROUP);
     assert!(
         s3.root.join("larch/rules/fake/ops=20team.yaml").exists(),
         "the group is an object of the bucket"
@@ -1060,13 +1060,7 @@ fn rule_groups_and_alert_state_live_in_the_bucket() {
         assert!(same, "{path}: {last:?}");
     }
     // Changes go through the read node too, for the caller's tenant.
-    let (s, t) = with_tenant(
-        c.http,
-        "POST",
-        "/loki/api/v1/rules/team-b",
-        "team-b",
-        BUCKET_GROUP,
-    );
+    let (s, t) = post_group(c.http, "team-b", BUCKET_GROUP, "team-b");
     assert_eq!(s, 202, "{t}");
     let (s, t) = with_tenant(
         a.http,
@@ -1140,14 +1134,7 @@ fn rule_groups_and_alert_state_live_in_the_bucket() {
     s3.restart();
     let (s, listed) = with_tenant(a.http, "GET", "/loki/api/v1/rules", "fake", "");
     assert_eq!((s, &listed), (200, &listed_a), "the old group is kept");
-    let (s, t) = with_tenant(
-        a.http,
-        "POST",
-        "/loki/api/v1/rules/ops%20team",
-        "fake",
-        &changed,
-    );
-    assert_eq!(s, 202, "{t}");
+    post_ok(a.http, "ops%20team", &changed);
     let (_, listed) = with_tenant(b.http, "GET", "/loki/api/v1/rules", "fake", "");
     assert!(listed.contains("vector(2)"), "{listed}");
 }
@@ -1185,12 +1172,8 @@ fn the_ruler_reaches_nodes_behind_tls_with_client_certificates() {
         .config(format!("ruler:\n  enabled: false\n{server_tls}"))
         .tls(client.clone())
         .start();
-    let ruler = StoreProcess::builder()
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n      tls_enabled: true\n{}{server_tls}",
-            data.addr(),
-            client_keys("      ")
-        ))
+    let frontend_tls = format!("      tls_enabled: true\n{}", client_keys("      "));
+    let ruler = ruler_node(&remote_evaluation(&data.addr(), &frontend_tls), &server_tls)
         .tls(client.clone())
         .start();
     // The read node serves plain HTTP here (its own listener is not what
@@ -1203,8 +1186,7 @@ fn the_ruler_reaches_nodes_behind_tls_with_client_certificates() {
         ))
         .start();
     let group = "name: tls\ninterval: 1s\nrules:\n  - alert: TlsErrors\n    expr: sum(count_over_time({app=\"tls\"} |= \"error\" [1m])) > 1\n";
-    let (s, t) = post_group(read.http, "secure", group, "fake");
-    assert_eq!(s, 202, "{t}");
+    post_ok(read.http, "secure", group);
     let now = now_ns();
     let body = json!({"streams": [{"stream": {"app": "tls"}, "values": [
         [now.to_string(), "error one"], [(now + 1).to_string(), "error two"]
@@ -1231,15 +1213,12 @@ fn the_ruler_reaches_nodes_behind_tls_with_client_certificates() {
     assert!(r.text().contains("TlsErrors"), "{}", r.text());
     // A ruler without the client certificate is refused by the data node:
     // the rule's health says the query failed, and nothing else happens.
-    let bare = StoreProcess::builder()
-        .config(format!(
-            "ruler:\n  evaluation_interval: 1s\n  poll_interval: 1s\n  evaluation:\n    mode: remote\n    query_frontend:\n      address: {}\n      timeout: 3s\n      tls_ca_path: {}\n",
-            data.addr(),
-            pki.ca.display()
-        ))
-        .start();
-    let (s, t) = post_group(bare.http, "secure", group, "fake");
-    assert_eq!(s, 202, "{t}");
+    let frontend = format!(
+        "      timeout: 3s\n      tls_ca_path: {}\n",
+        pki.ca.display()
+    );
+    let bare = ruler_node(&remote_evaluation(&data.addr(), &frontend), "").start();
+    post_ok(bare.http, "secure", group);
     wait_for(Duration::from_secs(20), "the refused evaluation", || {
         let body = get(bare.http, "/prometheus/api/v1/rules").ok_json();
         body["data"]["groups"][0]["rules"][0]["health"] == "err"

@@ -9,20 +9,17 @@
 //! structured metadata, metadata filters and deletes.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use larch_config::{ByteSize, HumanDuration};
-use larch_query::engine::{QueryRequest, QueryValue, evaluate_with_threads};
+use larch_query::engine::{QueryValue, evaluate_with_threads};
 use larch_query::{Block, LogSource, Matcher, ScanRequest, ScanStats, SourceError, StreamInfo};
-use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
 use larch_store::deletes::NewRequest;
 use larch_store::ingester::Ingester;
-use larch_store::metrics::Metrics;
-use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
+use larch_store::push::{PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
-use larch_store::validate::validate;
 use proptest::prelude::*;
+
+use super::engine_store::{EngineStore, TENANT, request};
 
 const MS: i64 = 1_000_000;
 const T0: i64 = 1_700_000_000_000 * MS;
@@ -67,17 +64,6 @@ impl LogSource for Source<'_> {
     }
 }
 
-struct Loaded {
-    ing: Arc<Ingester>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        self.ing.shutdown();
-    }
-}
-
 /// One entry: stream (app), offset in ms, word index, metadata choice.
 type Entry = (usize, i64, usize, usize);
 
@@ -92,38 +78,8 @@ const WORDS: [&str; 5] = [
 /// Loads `entries`: those before `flush_at` ms pushed and flushed to chunk
 /// files (first every even entry, then every odd one when `overlap`, so
 /// blocks overlap in time), the rest left in memory.
-fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> Loaded {
-    let dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
-        reject_old_samples: false,
-        ingestion_rate_mb: 1e6,
-        ingestion_burst_size_mb: 1e6,
-        max_streams_per_tenant: 0,
-        discover_log_levels: false,
-        ..Limits::default()
-    };
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        limits: limits.clone(),
-        ingester: IngesterConfig {
-            block_size: ByteSize(block),
-            chunk_target_size: ByteSize(4 * block),
-            max_chunk_age: HumanDuration::from_secs(10_000 * 3600),
-            chunk_idle_period: HumanDuration::from_secs(10_000 * 3600),
-            ..IngesterConfig::default()
-        },
-        wal: WalConfig {
-            fsync: false,
-            ..WalConfig::default()
-        },
-        ..Config::default()
-    };
-    let (ing, _) = Ingester::open(config, Arc::new(Metrics::new())).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let tenant = TenantId::new("fake").unwrap();
+fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> EngineStore {
+    let store = EngineStore::open(Some((block, 4 * block)));
     let push = |part: &[&Entry]| {
         let streams = (0..2)
             .map(|app| PushStream {
@@ -145,14 +101,7 @@ fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> Loaded {
             })
             .filter(|s| !s.entries.is_empty())
             .collect();
-        let v = validate(
-            Push::new(streams),
-            &limits,
-            T0 + 86_400_000 * MS,
-            tenant.as_str(),
-        );
-        assert!(v.errors.is_empty(), "{:?}", v.errors);
-        rt.block_on(ing.push(&tenant, v)).unwrap();
+        store.push(streams, T0 + 86_400_000 * MS, |_| {}).unwrap();
     };
     let (old, new): (Vec<&Entry>, Vec<&Entry>) = entries.iter().partition(|e| e.1 < flush_at);
     if overlap {
@@ -168,9 +117,9 @@ fn load(entries: &[Entry], flush_at: i64, overlap: bool, block: u64) -> Loaded {
     } else {
         push(&old);
     }
-    ing.flush_all();
+    store.ing.flush_all();
     push(&new);
-    Loaded { ing, _dir: dir }
+    store
 }
 
 fn entries() -> impl Strategy<Value = Vec<Entry>> {
@@ -220,16 +169,9 @@ fn eval(
     step: i64,
     instant: bool,
 ) -> QueryValue {
-    let req = QueryRequest {
-        tenant: "fake".into(),
-        query: q.into(),
-        start,
-        end,
-        step,
-        instant,
-        ..QueryRequest::default()
-    };
-    evaluate_with_threads(src, &req, 2).unwrap().0
+    evaluate_with_threads(src, &request(q, start, end, step, instant), 2)
+        .unwrap()
+        .0
 }
 
 fn same_answer(
@@ -278,7 +220,7 @@ proptest! {
             // A pending delete: its lines are left out of every answer,
             // found by their timestamps.
             store.ing.deletes.add(
-                &TenantId::new("fake").unwrap(),
+                &TenantId::new(TENANT).unwrap(),
                 NewRequest {
                     query: r#"{app="a"} |= "beta""#.into(),
                     start_ms: T0 / MS + 100_000,
@@ -318,14 +260,7 @@ fn whole_blocks_are_delivered_and_read_nothing_for_a_count() {
         full: false,
         whole: AtomicU64::new(0),
     };
-    let req = QueryRequest {
-        tenant: "fake".into(),
-        query: r#"sum(count_over_time({app="a"}[1h]))"#.into(),
-        start: end,
-        end,
-        instant: true,
-        ..QueryRequest::default()
-    };
+    let req = request(r#"sum(count_over_time({app="a"}[1h]))"#, end, end, 0, true);
     let (v, stats) = evaluate_with_threads(&fast, &req, 1).unwrap();
     assert_eq!(
         v,

@@ -27,21 +27,17 @@
 //! reference evaluator (`larch_testkit::engine`) on random data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/engine_store.rs"]
+mod engine_store;
 mod props;
 mod script;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use larch_config::HumanDuration;
+use engine_store::EngineStore;
 use larch_query::engine::{EngineError, QueryRequest, QueryValue, evaluate};
-use larch_query::{Direction, LabelSet, MatchOp, Matcher, parse_labels};
-use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
-use larch_store::ingester::Ingester;
-use larch_store::metrics::Metrics;
-use larch_store::push::{Push, PushEntry, PushStream, StreamLabels};
-use larch_store::tenant::TenantId;
-use larch_store::validate::validate;
+use larch_query::{LabelSet, MatchOp, Matcher, parse_labels};
+use larch_store::push::{PushEntry, PushStream, StreamLabels};
 use script::{Command, Expect, FailCheck, When};
 
 /// Evals that pass today; the test fails below this.
@@ -50,54 +46,15 @@ const RECORDED_PASSES: usize = 1095;
 /// Evals that fail today, as `(file, line, reason)`.
 const KNOWN_FAILURES: &[(&str, usize, &str)] = &[];
 
-const TENANT: &str = "fake";
-
-struct Store {
-    ing: Arc<Ingester>,
-    limits: Limits,
-    _dir: tempfile::TempDir,
-}
+/// A store for one script (until its `clear`).
+struct Store(EngineStore);
 
 impl Store {
     fn open() -> Store {
-        let dir = tempfile::tempdir().unwrap();
-        let limits = Limits {
-            reject_old_samples: false,
-            ingestion_rate_mb: 1e6,
-            ingestion_burst_size_mb: 1e6,
-            max_streams_per_tenant: 0,
-            // Loki's harness has no distributor, so no detected levels.
-            discover_log_levels: false,
-            ..Limits::default()
-        };
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            limits: limits.clone(),
-            ingester: IngesterConfig {
-                // Out-of-order entries are accepted within half of this.
-                max_chunk_age: HumanDuration::from_secs(10_000 * 3600),
-                chunk_idle_period: HumanDuration::from_secs(10_000 * 3600),
-                ..IngesterConfig::default()
-            },
-            wal: WalConfig {
-                fsync: false,
-                ..WalConfig::default()
-            },
-            ..Config::default()
-        };
-        let (ing, _) = Ingester::open(config, Arc::new(Metrics::new())).unwrap();
-        Store {
-            ing,
-            limits,
-            _dir: dir,
-        }
+        Store(EngineStore::open(None))
     }
 
-    fn load(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        entries: &[script::LoadEntry],
-    ) -> Result<(), String> {
+    fn load(&self, entries: &[script::LoadEntry]) -> Result<(), String> {
         let mut streams: Vec<PushStream> = Vec::new();
         let mut script_labels: Vec<LabelSet> = Vec::new();
         for e in entries {
@@ -123,54 +80,29 @@ impl Store {
             }
         }
         let now = larch_testkit::now_ns();
-        let mut validated = validate(Push::new(streams), &self.limits, now, TENANT);
-        if !validated.errors.is_empty() {
-            return Err(validated.errors.join("; "));
-        }
-        for s in &mut validated.streams {
-            let mut without = (*s.labels).clone();
-            without.remove("service_name");
-            let from_script_without_service = script_labels.iter().any(|l| {
-                let mut l = l.clone();
-                l.remove_empty();
-                l.get("service_name").is_none() && l == without
-            });
-            if from_script_without_service {
-                s.labels = without.into();
+        self.0.push(streams, now, |validated| {
+            for s in &mut validated.streams {
+                let mut without = (*s.labels).clone();
+                without.remove("service_name");
+                let from_script_without_service = script_labels.iter().any(|l| {
+                    let mut l = l.clone();
+                    l.remove_empty();
+                    l.get("service_name").is_none() && l == without
+                });
+                if from_script_without_service {
+                    s.labels = without.into();
+                }
             }
-        }
-        let tenant = TenantId::new(TENANT).unwrap();
-        rt.block_on(self.ing.push(&tenant, validated))
-            .map_err(|e| e.to_string())?;
-        self.ing.flush_all();
+        })?;
+        self.0.ing.flush_all();
         Ok(())
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.ing.shutdown();
-    }
-}
-
 fn request(when: When, query: &str) -> QueryRequest {
-    let (start, end, step, instant) = match when {
-        When::Instant(t) => (t, t, 0, true),
-        When::Range(a, b, s) => (a, b, s, false),
-    };
-    QueryRequest {
-        tenant: TENANT.into(),
-        query: query.into(),
-        start,
-        end,
-        step,
-        interval: 0,
-        limit: 100,
-        direction: Direction::Forward,
-        instant,
-        categorize_labels: false,
-        max_series: 0,
-        cancel: None,
+    match when {
+        When::Instant(t) => engine_store::request(query, t, t, 0, true),
+        When::Range(a, b, step) => engine_store::request(query, a, b, step, false),
     }
 }
 
@@ -378,10 +310,6 @@ fn loki_engine_scripts() {
         "expected Loki's nine scripts in {}",
         dir.display()
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let known: BTreeMap<(&str, usize), &str> = KNOWN_FAILURES
         .iter()
         .map(|(f, l, r)| ((*f, *l), *r))
@@ -407,7 +335,7 @@ fn loki_engine_scripts() {
                     load_error = None;
                 }
                 Command::Load(entries) => {
-                    if let Err(e) = store.load(&rt, &entries) {
+                    if let Err(e) = store.load(&entries) {
                         load_error = Some(e);
                     }
                 }
@@ -422,7 +350,8 @@ fn loki_engine_scripts() {
                     let result = match &load_error {
                         Some(e) => Err(format!("load failed: {e}")),
                         None => {
-                            let got = evaluate(&*store.ing, &request(when, &query)).map(|(v, _)| v);
+                            let got =
+                                evaluate(&*store.0.ing, &request(when, &query)).map(|(v, _)| v);
                             check(when, &expect, got)
                         }
                     };
