@@ -695,8 +695,8 @@ impl Ingester {
         for (first, end) in groups {
             sc.stats.blocks += (end - first) as u64;
             live.clear();
-            for i in first..end {
-                if sc.may_match(&items[i])? {
+            for (i, item) in items.iter().enumerate().take(end).skip(first) {
+                if sc.may_match(item)? {
                     live.push(i);
                 } else {
                     sc.stats.blocks_skipped += 1;
