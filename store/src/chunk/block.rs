@@ -333,8 +333,10 @@ pub fn column<'a>(buf: &'a [u8], c: ColRange, what: &'static str) -> Result<&'a 
 }
 
 /// Decodes `n` line lengths (uvarints) into `n + 1` offsets from 0, which
-/// must end at `total`. Lines under 16 KiB (one or two bytes) take a
-/// branch or two each, without the general reader.
+/// must end at `total`. Lengths under 16 KiB (one or two bytes) decode
+/// without a branch on their size (log lines straddle 128 bytes, so such
+/// a branch would be mispredicted about every other line); longer ones
+/// take the general reader.
 fn lengths_to_offsets(
     col: &[u8],
     n: usize,
@@ -349,22 +351,20 @@ fn lengths_to_offsets(
     let mut end: u64 = 0;
     let mut p = 0usize;
     for _ in 0..n {
-        let b0 = *col.get(p).ok_or_else(err)?;
-        let len = if b0 < 0x80 {
-            p += 1;
-            u64::from(b0)
-        } else {
-            match col.get(p + 1) {
-                Some(&b1) if b1 < 0x80 => {
-                    p += 2;
-                    u64::from(b0 & 0x7f) | (u64::from(b1) << 7)
-                }
-                _ => {
-                    let mut r = Reader::new(&col[p..]);
-                    let v = r.uvarint("lengths column")?;
-                    p += r.pos();
-                    v
-                }
+        let len = match col.get(p..p + 2) {
+            // Not both continuation bytes: one byte, or two (a single
+            // test, so no branch on which).
+            Some(&[b0, b1]) if b0 & b1 < 0x80 => {
+                // `wide` is 0 or 1.
+                let wide = u64::from(b0 >> 7);
+                p += 1 + wide as usize;
+                u64::from(b0 & 0x7f) | ((u64::from(b1) << 7) * wide)
+            }
+            _ => {
+                let mut r = Reader::new(col.get(p..).ok_or_else(err)?);
+                let v = r.uvarint("lengths column")?;
+                p += r.pos();
+                v
             }
         };
         end = end.checked_add(len).ok_or_else(err)?;
@@ -651,6 +651,55 @@ mod tests {
         ] {
             off.clear();
             assert!(lengths_to_offsets(c, n, t, &mut off).is_err());
+        }
+    }
+
+    /// The general reader's answer: offsets, or an error.
+    fn offsets_by_reader(col: &[u8], n: usize, total: u64) -> Option<Vec<u32>> {
+        let mut r = Reader::new(col);
+        let mut off = vec![0u32];
+        let mut end = 0u64;
+        for _ in 0..n {
+            end = end.checked_add(r.uvarint("lengths").ok()?)?;
+            if end > total {
+                return None;
+            }
+            off.push(end as u32);
+        }
+        (end == total).then_some(off)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Lengths of every size, and any bytes as a lengths column,
+        /// decode exactly as the general reader does (or fail as it does).
+        #[test]
+        fn lengths_decode_as_the_reader_does(
+            lens in proptest::collection::vec(
+                proptest::prop_oneof![0u64..128, 128u64..16_384, 16_384u64..100_000],
+                0..200,
+            ),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            extra in 0usize..3,
+        ) {
+            let mut col = Vec::new();
+            for &l in &lens {
+                put_uvarint(&mut col, l);
+            }
+            let total: u64 = lens.iter().sum();
+            let mut off = Vec::new();
+            lengths_to_offsets(&col, lens.len(), total, &mut off).unwrap();
+            proptest::prop_assert_eq!(Some(off), offsets_by_reader(&col, lens.len(), total));
+            // Any bytes, with the count and total those bytes claim and
+            // with wrong ones.
+            let n = junk.len().saturating_sub(extra);
+            let claimed = offsets_by_reader(&junk, n, u64::MAX).map_or(0, |o| u64::from(o[n]));
+            for t in [claimed, claimed + 1, claimed.saturating_sub(1)] {
+                let mut off = Vec::new();
+                let ours = lengths_to_offsets(&junk, n, t, &mut off).ok().map(|()| off);
+                proptest::prop_assert_eq!(ours, offsets_by_reader(&junk, n, t));
+            }
         }
     }
 

@@ -754,12 +754,30 @@ pub fn read_block(
     meta: &BlockMeta,
     want: &[usize],
 ) -> std::io::Result<(Vec<u8>, BlockMeta)> {
+    let mut buf = Vec::new();
+    let rel = read_block_into(file, meta, want, &mut buf)?;
+    Ok((buf, rel))
+}
+
+/// Like [`read_block`], into `buf` (a buffer reused from block to block:
+/// it is only zero-filled where it grows, the read overwrites the rest).
+pub fn read_block_into(
+    file: &std::fs::File,
+    meta: &BlockMeta,
+    want: &[usize],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<BlockMeta> {
     use std::os::unix::fs::FileExt;
     let present = want.iter().map(|&i| meta.cols[i]).filter(|c| c.len > 0);
     let start = present.clone().map(|c| c.offset).min().unwrap_or(0);
     let end = present.map(|c| c.offset + c.len).max().unwrap_or(0);
-    let mut buf = vec![0u8; (end - start) as usize];
-    file.read_exact_at(&mut buf, start)?;
+    let len = usize::try_from(end - start).map_err(std::io::Error::other)?;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
+    file.read_exact_at(buf, start)?;
     let mut rel = meta.clone();
     for (i, c) in rel.cols.iter_mut().enumerate() {
         if want.contains(&i) && c.len > 0 {
@@ -768,7 +786,7 @@ pub fn read_block(
             *c = ColRange::default();
         }
     }
-    Ok((buf, rel))
+    Ok(rel)
 }
 
 /// A chunk file that cannot be read.

@@ -11,7 +11,7 @@ pub use block::{BlockMeta, DecodedBlock, EncodedBlock, HeadBlock};
 pub use codec::{Codec, Encoding};
 pub use file::{
     ChunkCheck, ChunkFile, ChunkHeader, ChunkIndex, ChunkParts, IndexAt, ReadError, check,
-    chunk_parts, encode_chunk, max_seq_from_id, read_block, salvage,
+    chunk_parts, encode_chunk, max_seq_from_id, read_block, read_block_into, salvage,
 };
 
 use crate::encoding::Malformed;

@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use super::Ingester;
 use crate::chunk::block::{COL_FILTER, COL_LENS, COL_LINES, COL_META, COL_TS, column};
 use crate::chunk::{
-    BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block,
+    BlockMeta, ChunkIndex, DecodedBlock, EncodedBlock, ReadError, filter, read_block_into,
 };
 use crate::objstore::Bucket;
 use crate::objstore::terms::{InBucket, TermIndex, TermsError};
@@ -230,6 +230,9 @@ struct Scanner<'r> {
     merged: DecodedBlock,
     /// A compressed token filter, decompressed.
     filter: Vec<u8>,
+    /// The stored bytes of the block being read (reused: only zeroed where
+    /// it grows).
+    io: Vec<u8>,
     stats: ScanStats,
     /// Blocks delivered from their index entry alone, nothing decoded.
     index_blocks: u64,
@@ -248,18 +251,32 @@ impl Scanner<'_> {
             .ok_or_else(|| std::io::Error::other("chunk file vanished from the scan's table"))
     }
 
-    /// The columns `want` of a block of the chunk at `key`: `pread` of the
-    /// file with the filesystem backend, ranged reads (through the cache)
-    /// otherwise.
+    /// The columns `want` of a block of the chunk at `key`, into
+    /// `self.io`: `pread` of the file with the filesystem backend, ranged
+    /// reads (through the cache) otherwise. The block's description with
+    /// offsets relative to `self.io`.
     fn read_cols(
         &mut self,
         key: &str,
         meta: &BlockMeta,
         want: &[usize],
-    ) -> std::io::Result<(Vec<u8>, BlockMeta)> {
+    ) -> std::io::Result<BlockMeta> {
+        let mut io = std::mem::take(&mut self.io);
+        let r = self.read_cols_into(key, meta, want, &mut io);
+        self.io = io;
+        r
+    }
+
+    fn read_cols_into(
+        &mut self,
+        key: &str,
+        meta: &BlockMeta,
+        want: &[usize],
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<BlockMeta> {
         let bucket = self.ing.bucket.clone();
         if let Some(path) = bucket.local_path(key) {
-            return read_block(self.file(&path)?, meta, want);
+            return read_block_into(self.file(&path)?, meta, want, buf);
         }
         let present: Vec<usize> = want
             .iter()
@@ -281,7 +298,8 @@ impl Scanner<'_> {
             .map(|&i| meta.cols[i].offset..meta.cols[i].offset + meta.cols[i].len)
             .collect();
         let got = bucket.get_ranges(key, &ranges)?;
-        let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        buf.clear();
+        buf.resize(usize::try_from(end - start).unwrap_or(0), 0);
         for (r, b) in ranges.iter().zip(got) {
             let at = (r.start - start) as usize;
             buf.get_mut(at..at + b.len())
@@ -296,7 +314,7 @@ impl Scanner<'_> {
                 *c = crate::chunk::block::ColRange::default();
             }
         }
-        Ok((buf, rel))
+        Ok(rel)
     }
 
     /// Whether the block may hold a line with every required literal.
@@ -339,8 +357,8 @@ impl Scanner<'_> {
                 if meta.cols[COL_FILTER].len == 0 {
                     return Ok(true);
                 }
-                let (buf, rel) = self.read_cols(key, meta, &[COL_FILTER])?;
-                match column(&buf, rel.cols[COL_FILTER], "filter column") {
+                let rel = self.read_cols(key, meta, &[COL_FILTER])?;
+                match column(&self.io, rel.cols[COL_FILTER], "filter column") {
                     Ok(f) => Ok(check(f, &self.req.must_contain, scratch)),
                     Err(_) => Ok(true),
                 }
@@ -406,22 +424,25 @@ impl Scanner<'_> {
                 ..
             } => {
                 let meta = &index.blocks[*block];
-                let mut want = Vec::with_capacity(4);
-                if timestamps {
-                    want.push(COL_TS);
-                }
-                if cols.lines {
-                    want.extend([COL_LENS, COL_LINES]);
-                }
-                if cols.metadata {
-                    want.push(COL_META);
+                let mut want = [0usize; 4];
+                let mut n = 0;
+                for (col, on) in [
+                    (COL_TS, timestamps),
+                    (COL_LENS, cols.lines),
+                    (COL_LINES, cols.lines),
+                    (COL_META, cols.metadata),
+                ] {
+                    if on {
+                        want[n] = col;
+                        n += 1;
+                    }
                 }
                 let res = self
-                    .read_cols(key, meta, &want)
+                    .read_cols(key, meta, &want[..n])
                     .map_err(|e| e.to_string())
-                    .and_then(|(buf, rel)| {
+                    .and_then(|rel| {
                         self.bufs[slot]
-                            .decode_columns(&buf, &rel, cols, timestamps)
+                            .decode_columns(&self.io, &rel, cols, timestamps)
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = res {
@@ -622,6 +643,7 @@ impl Ingester {
             bufs: Vec::new(),
             merged: DecodedBlock::default(),
             filter: Vec::new(),
+            io: Vec::new(),
             stats: ScanStats::default(),
             index_blocks: 0,
             decoded_blocks: 0,
@@ -724,18 +746,18 @@ impl Ingester {
         }
         items.sort_by_key(|i| i.bounds());
 
-        // Group overlapping blocks.
-        let mut groups: Vec<Vec<Item<'_>>> = Vec::new();
+        // Group overlapping blocks: ranges of `items`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut group_max = i64::MIN;
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
             let (lo, hi) = item.bounds();
             match groups.last_mut() {
                 Some(g) if lo <= group_max => {
-                    g.push(item);
+                    g.1 = i + 1;
                     group_max = group_max.max(hi);
                 }
                 _ => {
-                    groups.push(vec![item]);
+                    groups.push((i, i + 1));
                     group_max = hi;
                 }
             }
@@ -743,57 +765,61 @@ impl Ingester {
         if req.direction == Direction::Backward {
             groups.reverse();
         }
-        for group in groups {
-            sc.stats.blocks += group.len() as u64;
-            let mut live = Vec::with_capacity(group.len());
-            for item in group {
-                if sc.may_match(&item)? {
-                    live.push(item);
+        let mut live: Vec<usize> = Vec::new();
+        for (first, end) in groups {
+            sc.stats.blocks += (end - first) as u64;
+            live.clear();
+            for (i, item) in items.iter().enumerate().take(end).skip(first) {
+                if sc.may_match(item)? {
+                    live.push(i);
                 } else {
                     sc.stats.blocks_skipped += 1;
                 }
             }
             let flow = match live.len() {
                 0 => ControlFlow::Continue(()),
-                1 => match (sc.whole(&live[0]), &req.whole) {
-                    (Some(w), Some(wb)) => {
-                        // Nothing to decode when only the count is needed.
-                        let any = wb.columns.lines || wb.columns.metadata;
-                        if !any {
-                            sc.index_blocks += 1;
-                        }
-                        if !any || sc.decode(&live[0], 0, wb.columns, false)? {
-                            let mut b = if any {
-                                sc.bufs[0].view(wb.columns)
+                1 => {
+                    let item = &items[live[0]];
+                    match (sc.whole(item), &req.whole) {
+                        (Some(w), Some(wb)) => {
+                            // Nothing to decode when only the count is needed.
+                            let any = wb.columns.lines || wb.columns.metadata;
+                            if !any {
+                                sc.index_blocks += 1;
+                            }
+                            if !any || sc.decode(item, 0, wb.columns, false)? {
+                                let mut b = if any {
+                                    sc.bufs[0].view(wb.columns)
+                                } else {
+                                    Block {
+                                        timestamps: &[],
+                                        offsets: &[],
+                                        lines: &[],
+                                        metadata_offsets: &[],
+                                        metadata: &[],
+                                        whole: None,
+                                    }
+                                };
+                                b.whole = Some(w);
+                                visit(&b)
                             } else {
-                                Block {
-                                    timestamps: &[],
-                                    offsets: &[],
-                                    lines: &[],
-                                    metadata_offsets: &[],
-                                    metadata: &[],
-                                    whole: None,
-                                }
-                            };
-                            b.whole = Some(w);
-                            visit(&b)
-                        } else {
-                            ControlFlow::Continue(())
+                                ControlFlow::Continue(())
+                            }
+                        }
+                        _ => {
+                            if sc.decode(item, 0, req.columns, true)? {
+                                visit(&sc.bufs[0].view(req.columns))
+                            } else {
+                                ControlFlow::Continue(())
+                            }
                         }
                     }
-                    _ => {
-                        if sc.decode(&live[0], 0, req.columns, true)? {
-                            visit(&sc.bufs[0].view(req.columns))
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    }
-                },
+                }
                 _ => {
                     // Duplicates can only be recognised by content.
                     let mut n = 0;
-                    for item in &live {
-                        if sc.decode(item, n, Columns::ALL, true)? {
+                    for &i in &live {
+                        if sc.decode(&items[i], n, Columns::ALL, true)? {
                             n += 1;
                         }
                     }
