@@ -43,6 +43,7 @@ LABEL_VALUES = {
     "op": ["get_range", "put"],
     "direction": ["download", "upload"],
     "status": ["received", "processed"],
+    "read": ["index", "decoded", "skipped"],
 }
 STATUS_VALUES = {"store": ["204", "500"], "agent": ["204", "429"]}
 # Stores and agents under one generic job name, as a team's own pod scrape
