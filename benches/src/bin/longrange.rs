@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use larch_benches::data::{load_samples, loghub_dir, vary};
+use larch_benches::disk::dir_size;
 use larch_proto::logproto;
 use larch_testkit::http::{Connection, percent};
 use larch_testkit::{StoreProcess, now_ns};
@@ -441,22 +442,6 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
 }
 
 fn gib(b: u64) -> f64 {
