@@ -1,8 +1,11 @@
 //! The write path across members: a validated push is split by owner, the
 //! share this node owns goes to its own WAL, every other share is
 //! forwarded to its owner over `larch.Replica/Push`, all at once; the push
-//! is acknowledged when every stream is in the WAL of a quorum
-//! (`replication_factor / 2 + 1`) of its owners. An owner that does not
+//! is acknowledged as soon as every stream is in the WAL of a quorum
+//! (`replication_factor / 2 + 1`) of its owners: the other shares still
+//! go on to their owners, but a slow or frozen owner does not hold the
+//! push up (its share arrives when it answers, or is lost with it and the
+//! quorum's copies serve the stream). An owner that does not
 //! answer (down, leaving, timed out, its WAL failing) is replaced by the
 //! stream's next candidate in hash order until the quorum is reached or
 //! no candidate is left (so with `replication_factor: 1` a stream whose
@@ -129,79 +132,110 @@ pub async fn replicate(
         .collect();
     let mut next = vec![rf; streams.len()];
     let mut stored = vec![0usize; streams.len()];
+    // Shares sent and not answered yet, per stream.
+    let mut in_flight = vec![0usize; streams.len()];
     let mut last_error: Vec<Option<String>> = vec![None; streams.len()];
     let mut limited_only = true;
     let mut outcome = WriteOutcome::default();
     let mut seen_messages = std::collections::HashSet::new();
-    let mut pending: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut first: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         for &m in &c[..rf] {
-            pending.entry(m).or_default().push(i);
+            first.entry(m).or_default().push(i);
         }
     }
-    while !pending.is_empty() {
-        let round = std::mem::take(&mut pending);
-        let sends = round.into_iter().map(|(m, idx)| {
-            let streams = streams.clone();
-            let members = members.clone();
-            async move {
-                let r = if Some(m) == members.me {
-                    store_locally(ing, tenant, &streams, &idx).await
-                } else {
-                    forward(cluster, &members.all[m], tenant, &streams, &idx).await
+    // Each share is its own task, so the shares a quorum does not wait
+    // for still reach their owners after the push is acknowledged (a
+    // dropped JoinHandle detaches its task).
+    let send = |m: usize, idx: Vec<usize>| {
+        let (ing, cluster, tenant) = (ing.clone(), cluster.clone(), tenant.clone());
+        let (streams, members) = (streams.clone(), members.clone());
+        tokio::spawn(async move {
+            let r = if Some(m) == members.me {
+                store_locally(&ing, &tenant, &streams, &idx).await
+            } else {
+                let r = forward(&cluster, &members.all[m], &tenant, &streams, &idx).await;
+                let result = match r {
+                    NodeResult::Stored(_) => "ok",
+                    _ => "failed",
                 };
-                (m, idx, r)
+                forwarded(&ing, result);
+                r
+            };
+            if let NodeResult::Failed { message, .. } = &r {
+                tracing::warn!(member = %members.all[m], error = %message, "A member did not store its share of a push.");
             }
-        });
-        let results = futures_util::future::join_all(sends).await;
-        let mut failed_streams = Vec::new();
-        for (m, idx, r) in results {
-            match r {
-                NodeResult::Stored(o) => {
-                    if Some(m) != members.me {
-                        forwarded(ing, "ok");
+            (m, idx, r)
+        })
+    };
+    let mut tasks = futures_util::stream::FuturesUnordered::new();
+    for (m, idx) in first {
+        for &i in &idx {
+            in_flight[i] += 1;
+        }
+        tasks.push(send(m, idx));
+    }
+    // Answered as soon as every stream is in a quorum of WALs, as Loki's
+    // distributor: a slow or frozen owner delays nothing while the others
+    // answer, and its share still arrives when it wakes.
+    while (0..streams.len()).any(|i| stored[i] < quorum) {
+        let Some(joined) = futures_util::StreamExt::next(&mut tasks).await else {
+            break;
+        };
+        let (m, idx, r) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                return Err(ReplicateError::Quorum {
+                    limited: false,
+                    message: format!("a share of the push was lost: {e}"),
+                });
+            }
+        };
+        for &i in &idx {
+            in_flight[i] -= 1;
+        }
+        match r {
+            NodeResult::Stored(o) => {
+                for &i in &idx {
+                    stored[i] += 1;
+                }
+                for msg in o.errors {
+                    if seen_messages.insert(msg.clone()) {
+                        outcome.errors.push(msg);
                     }
-                    for &i in &idx {
-                        stored[i] += 1;
-                    }
-                    for msg in o.errors {
-                        if seen_messages.insert(msg.clone()) {
-                            outcome.errors.push(msg);
+                }
+                outcome.unlisted_errors += o.unlisted_errors;
+                for (reason, (e, b)) in o.discarded {
+                    let d = outcome.discarded.entry(reason).or_default();
+                    d.0 += e;
+                    d.1 += b;
+                }
+                outcome.duplicates += o.duplicates;
+                outcome.accepted += o.accepted;
+            }
+            NodeResult::Failed { message, limited } => {
+                limited_only &= limited;
+                // The streams still short of a quorum go to their next
+                // candidates, one more for each copy missing.
+                let mut retry: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for &i in &idx {
+                    last_error[i] = Some(format!("{}: {message}", members.all[m]));
+                    let want = quorum.saturating_sub(stored[i] + in_flight[i]);
+                    for _ in 0..want {
+                        if let Some(&c) = candidates[i].get(next[i]) {
+                            retry.entry(c).or_default().push(i);
+                            next[i] += 1;
                         }
                     }
-                    outcome.unlisted_errors += o.unlisted_errors;
-                    for (reason, (e, b)) in o.discarded {
-                        let d = outcome.discarded.entry(reason).or_default();
-                        d.0 += e;
-                        d.1 += b;
-                    }
-                    outcome.duplicates += o.duplicates;
-                    outcome.accepted += o.accepted;
                 }
-                NodeResult::Failed { message, limited } => {
-                    if Some(m) != members.me {
-                        forwarded(ing, "failed");
-                    }
-                    limited_only &= limited;
-                    tracing::warn!(member = %members.all[m], error = %message, "A member did not store its share of a push; trying the next candidate.");
+                for (c, idx) in retry {
                     for &i in &idx {
-                        last_error[i] = Some(format!("{}: {message}", members.all[m]));
-                        failed_streams.push(i);
+                        in_flight[i] += 1;
                     }
-                }
-                NodeResult::Refused(e) => return Err(ReplicateError::Local(e)),
-            }
-        }
-        failed_streams.sort_unstable();
-        failed_streams.dedup();
-        for i in failed_streams {
-            let want = quorum.saturating_sub(stored[i]);
-            for _ in 0..want {
-                if let Some(&m) = candidates[i].get(next[i]) {
-                    pending.entry(m).or_default().push(i);
-                    next[i] += 1;
+                    tasks.push(send(c, idx));
                 }
             }
+            NodeResult::Refused(e) => return Err(ReplicateError::Local(e)),
         }
     }
     if let Some(i) = (0..streams.len()).find(|&i| stored[i] < quorum) {

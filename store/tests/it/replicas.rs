@@ -2,7 +2,7 @@
 //! 127.0.0.1 over one bucket (a real S3-compatible server for the first
 //! test, a directory for the others): replication factor 3 with a read
 //! and a backend node, a kill -9 under load, a node joining and one
-//! leaving, the replicas' storage cost, mTLS with tokens between nodes,
+//! leaving, a frozen owner, the replicas' storage cost, mTLS with tokens between nodes,
 //! `/ingester/shutdown`.
 
 use std::collections::BTreeMap;
@@ -556,6 +556,46 @@ fn kill9_of_a_write_node_under_load_loses_and_doubles_nothing() {
         start,
         end,
     );
+    for (i, w) in writers.iter().enumerate() {
+        assert_each_once(w.http, &format!("write node {i}"), sel, &acked, start, end);
+    }
+}
+
+/// A frozen write node (SIGSTOP: its sockets accept, nothing answers)
+/// does not hold pushes up: with replication factor 3 each push is
+/// acknowledged once two owners have it, well inside
+/// `cluster.forward_timeout` (3 s here), and after the node thaws its
+/// late copies leave every line there exactly once.
+#[test]
+fn a_frozen_owner_does_not_hold_pushes_up() {
+    let topo = Topology::new(3, 3);
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 100 * SEC;
+    let mut acked = Vec::new();
+    writers[2].signal("STOP");
+    let mut slowest = Duration::ZERO;
+    for n in 0..20 {
+        let labels = format!(r#"{{app="frozen", stream="s{}"}}"#, n % 4);
+        let lines: Vec<String> = (0..10).map(|i| format!("push {n} line {i}")).collect();
+        let started = Instant::now();
+        let r = push_to(writers[n % 2].http, &labels, t0 + n as i64 * 1000, &lines);
+        slowest = slowest.max(started.elapsed());
+        if let Err(e) = r {
+            writers[2].signal("CONT");
+            panic!("push {n} with one owner frozen: {e}");
+        }
+        acked.extend(lines);
+    }
+    writers[2].signal("CONT");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "the slowest push with one owner frozen took {slowest:?}"
+    );
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="frozen"}"#;
+    assert_each_once(reader.http, "read node", sel, &acked, start, end);
     for (i, w) in writers.iter().enumerate() {
         assert_each_once(w.http, &format!("write node {i}"), sel, &acked, start, end);
     }
