@@ -338,7 +338,10 @@ impl Tmpfs {
             .map_err(|e| format!("cannot run mount: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "mount -t tmpfs failed (it needs root): {}",
+                "`mount -t tmpfs -o size={size} tmpfs {}` failed: {}; mounting a \
+                 tmpfs needs root or CAP_SYS_ADMIN, so run the tests as root \
+                 (CI does)",
+                mnt.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
@@ -378,13 +381,17 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A small tmpfs to fill, or a failed test: the ENOSPC tests need one
-/// (the test command runs as root, as the object-storage tests assume),
-/// and a test that cannot run must not pass.
+/// A small tmpfs to fill, or a failed test: the ENOSPC tests need a real
+/// full file system, mounting one needs root or CAP_SYS_ADMIN (the test
+/// command runs as root, here and on CI; README says so), and a test that
+/// cannot run must fail, not pass by skipping.
 fn tmpfs(size: &str) -> Tmpfs {
     match Tmpfs::mount(size) {
         Ok(t) => t,
-        Err(why) => panic!("cannot mount a tmpfs to fill: {why}"),
+        Err(why) => panic!(
+            "this ENOSPC test needs a small tmpfs to fill and could not mount one \
+             (it needs root or CAP_SYS_ADMIN): {why}"
+        ),
     }
 }
 
