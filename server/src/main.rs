@@ -407,8 +407,8 @@ fn rebuild_index(config: &Config) -> anyhow::Result<()> {
         s.tenants, s.streams, s.chunks, s.entries
     );
     println!(
-        "chunk files: {} adopted, {} quarantined, {} deleted (retired by a delete record), {} temporary removed",
-        r.adopted, r.quarantined, r.deleted_retired, r.temp_removed
+        "chunk files: {} adopted, {} quarantined ({} of them temporary files of cut-short writes), {} deleted (retired by a delete record)",
+        r.adopted, r.quarantined, r.temp_quarantined, r.deleted_retired
     );
     println!(
         "old index logs kept in {}",

@@ -2,7 +2,8 @@
 //! will not use any more but must not destroy.
 //!
 //! Recovery never deletes data on a guess. A chunk file no index record
-//! names and that cannot be adopted, a damaged index log before it is
+//! names and that cannot be adopted, the temporary file of a chunk write
+//! a crash cut short, a damaged index log before it is
 //! rewritten, a damaged WAL segment, and the bytes cut off a torn WAL or
 //! index tail are moved or copied here, under the same relative path they
 //! had in the data directory (with `.1`, `.2`, ... appended when a name is

@@ -10,8 +10,10 @@
 //! replayed, every tenant's chunk directory is listed and compared with
 //! its index:
 //!
-//! * a `.tmp` file is removed: the flusher names only renamed files, so
-//!   nothing ever pointed at it, and its entries are still in the WAL;
+//! * a `.tmp` file (a chunk write cut short by a crash) is moved to the
+//!   quarantine folder: the flusher names only renamed files, so nothing
+//!   ever pointed at it and its entries are still in the WAL, but the
+//!   store does not delete a file on that reasoning alone;
 //! * a chunk the index names stays (if it is in the WAL's range, its
 //!   checksums are verified, see below);
 //! * a chunk a delete record retired is deleted when the log read clean
@@ -105,8 +107,9 @@ pub struct RecoveryReport {
     pub quarantined: u64,
     /// Chunk files deleted because a durable delete record retired them.
     pub deleted_retired: u64,
-    /// Temporary files removed.
-    pub temp_removed: u64,
+    /// Temporary files (chunk writes cut short) moved to the quarantine
+    /// folder; also counted in `quarantined`.
+    pub temp_quarantined: u64,
     /// Indexed chunk files that are missing.
     pub missing: u64,
     /// Indexed chunk files found damaged.
@@ -122,7 +125,7 @@ impl RecoveryReport {
         self.adopted += o.adopted;
         self.quarantined += o.quarantined;
         self.deleted_retired += o.deleted_retired;
-        self.temp_removed += o.temp_removed;
+        self.temp_quarantined += o.temp_quarantined;
         self.missing += o.missing;
         self.damaged_chunks += o.damaged_chunks;
         self.holes += o.holes;
@@ -314,9 +317,17 @@ fn list_chunks(
             if fname.ends_with(".tmp") {
                 // Only renamed files are ever named by the index, and a
                 // chunk's entries stay in the WAL until its record is
-                // durable: a temporary file holds nothing unique.
-                std::fs::remove_file(f.path())?;
-                r.temp_removed += 1;
+                // durable, so a temporary file should hold nothing unique;
+                // it is kept aside all the same, never deleted.
+                let before = r.quarantined;
+                ctx.quarantine_chunk(
+                    tenant,
+                    fp,
+                    &fname,
+                    "a temporary file of a chunk write cut short",
+                    r,
+                );
+                r.temp_quarantined += r.quarantined - before;
             } else if let Some(id) = fname.strip_suffix(".chunk") {
                 if valid_chunk_id(id) {
                     ids.push(id.to_string());

@@ -143,6 +143,88 @@ fn index_damage_after_kill_9_loses_nothing_and_is_reported() {
     ing.halt();
 }
 
+/// A chunk write cut short by a crash leaves a `.tmp` file next to the
+/// chunks. The next start moves it to the quarantine folder (never deletes
+/// it), says so in the log, the metric and `/ready`, and serves every
+/// acknowledged line once.
+#[test]
+fn a_leftover_temporary_chunk_file_is_quarantined_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let data = dir.path().join("data");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let store = StoreProcess::start(&data, &args);
+    let t0 = now_ns() - 60_000_000_000;
+    let mut acked = Vec::new();
+    for b in 0..20 {
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!("batch {b} line {i} padding so that chunks fill up"))
+            .collect();
+        let ts = t0 + b as i64 * 1_000_000_000;
+        assert_eq!(
+            push_http(store.http, "fake", r#"{app="tmp"}"#, ts, &lines),
+            204
+        );
+        acked.extend(
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (ts + i as i64, l)),
+        );
+    }
+    let idx = data.join("index/fake.idx");
+    wait_for(Duration::from_secs(30), "chunks in the index", || {
+        std::fs::read(&idx).is_ok_and(|b| scan(&b).records.len() >= 3)
+    });
+    store.kill9();
+
+    // What a crash in the middle of a chunk write leaves: the first half
+    // of a chunk under the temporary name the flusher writes before its
+    // rename.
+    let chunk = files(&data.join("chunks"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "chunk"))
+        .expect("a chunk file was written");
+    let bytes = std::fs::read(data.join("chunks").join(&chunk)).unwrap();
+    let tmp = chunk.with_file_name("ffffffffffffffff-00000000.tmp");
+    std::fs::write(data.join("chunks").join(&tmp), &bytes[..bytes.len() / 2]).unwrap();
+
+    let store = StoreProcess::start(&data, &args);
+    let ready = request(store.http, "GET", "/ready", &[], b"").unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(
+        ready
+            .text()
+            .contains("ffffffffffffffff-00000000.tmp of stream"),
+        "{}",
+        ready.text()
+    );
+    let metrics = request(store.http, "GET", "/metrics", &[], b"")
+        .unwrap()
+        .text();
+    let quarantined: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("larch_store_quarantined_files_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(quarantined >= 1, "{metrics}");
+    assert!(!data.join("chunks").join(&tmp).exists(), "moved away");
+    assert_eq!(
+        std::fs::read(data.join("quarantine/chunks").join(&tmp)).unwrap(),
+        &bytes[..bytes.len() / 2],
+        "kept whole in the quarantine folder"
+    );
+    assert_eq!(
+        query_count(store.http, r#"{app="tmp"}"#, t0 - 1, t0 + 100_000_000_000),
+        acked.len()
+    );
+    assert_eq!(store.terminate().code(), Some(0));
+    acked.sort();
+    let ing = open_dir(&data);
+    assert_eq!(read_back(&ing, "fake", "app", "tmp"), acked);
+    ing.halt();
+}
+
 /// The index rebuilt from chunk files alone returns every line once, even
 /// with a compaction's inputs still on disk next to its output (a crash
 /// before their deferred deletion).
@@ -256,7 +338,10 @@ impl Tmpfs {
             .map_err(|e| format!("cannot run mount: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "mount -t tmpfs failed (it needs root): {}",
+                "`mount -t tmpfs -o size={size} tmpfs {}` failed: {}; mounting a \
+                 tmpfs needs root or CAP_SYS_ADMIN, so run the tests as root \
+                 (CI does)",
+                mnt.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
@@ -296,13 +381,17 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A small tmpfs to fill, or a failed test: the ENOSPC tests need one
-/// (the test command runs as root, as the object-storage tests assume),
-/// and a test that cannot run must not pass.
+/// A small tmpfs to fill, or a failed test: the ENOSPC tests need a real
+/// full file system, mounting one needs root or CAP_SYS_ADMIN (the test
+/// command runs as root, here and on CI; README says so), and a test that
+/// cannot run must fail, not pass by skipping.
 fn tmpfs(size: &str) -> Tmpfs {
     match Tmpfs::mount(size) {
         Ok(t) => t,
-        Err(why) => panic!("cannot mount a tmpfs to fill: {why}"),
+        Err(why) => panic!(
+            "this ENOSPC test needs a small tmpfs to fill and could not mount one \
+             (it needs root or CAP_SYS_ADMIN): {why}"
+        ),
     }
 }
 
