@@ -775,6 +775,11 @@ impl Config {
             return Err(invalid("read.index_refresh_period", "must be positive"));
         }
         self.cluster.check().map_err(|(k, r)| invalid(k, r))?;
+        if self.target == Target::Read {
+            self.read
+                .check_write_node_tls(self.tls.enabled(), self.cluster.enabled())
+                .map_err(|(k, r)| invalid(k, r))?;
+        }
         if self.cluster.enabled() && self.tls.enabled() && self.cluster.tls.tls_ca_path.is_none() {
             return Err(invalid(
                 "cluster.tls.tls_ca_path",

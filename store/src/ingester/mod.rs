@@ -435,7 +435,9 @@ impl Ingester {
                 &config.read,
             )),
             None => (config.target == Target::Read && !config.read.write_nodes.is_empty())
-                .then(|| crate::objstore::remote::WriteNodes::new(&config.read))
+                .then(|| {
+                    crate::objstore::remote::WriteNodes::new(&config.read, config.tls.enabled())
+                })
                 .transpose()
                 .map_err(io_err("connecting to read.write_nodes from", &data))?,
         };

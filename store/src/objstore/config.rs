@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use larch_config::{ByteSize, HumanDuration};
 
+use crate::tls_client::ClientTlsConfig;
+
 /// Which parts of the store a process runs (`--target`, `target:`), as
 /// Loki's simple-scalable roles.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -186,6 +188,15 @@ pub struct ReadConfig {
     /// nodes with `auth.tokens_file`: an administrator's token. Unset: no
     /// token is sent.
     pub write_node_token_file: Option<PathBuf>,
+    /// TLS of the connections to `write_nodes` (gRPC), with the keys of
+    /// `cluster.tls`: on when `tls_enabled` is true, when the store's own
+    /// `tls.cert_file` is set (the write nodes then serve TLS too, as the
+    /// members of a cluster do), or when an address says `https://`;
+    /// `tls_ca_path` is then required. The client certificate and key are
+    /// read again when they change (checked every `index_refresh_period`).
+    /// Not used with `cluster:`, whose members are reached through
+    /// `cluster.tls`.
+    pub write_node_tls: ClientTlsConfig,
     /// Largest answer accepted from a write node (default 256MiB): one
     /// stream's unflushed blocks, decoded. A larger one fails the query
     /// with a message naming this key rather than taking the memory.
@@ -203,9 +214,76 @@ impl Default for ReadConfig {
             index_refresh_period: HumanDuration::from_secs(15),
             write_node_timeout: HumanDuration::from_secs(30),
             write_node_token_file: None,
+            write_node_tls: ClientTlsConfig::default(),
             write_node_max_message_size: ByteSize(256 << 20),
             term_index: true,
         }
+    }
+}
+
+impl ReadConfig {
+    /// Whether the write nodes are reached over TLS, for a store whose own
+    /// listeners serve TLS when `serves_tls` (see `write_node_tls`).
+    pub fn write_node_tls_on(&self, serves_tls: bool) -> bool {
+        serves_tls
+            || self.write_node_tls.tls_enabled
+            || self
+                .write_nodes
+                .iter()
+                .any(|a| a.trim_start().starts_with("https://"))
+    }
+
+    /// A `read.write_nodes` client that cannot work: `(key, reason)`.
+    /// `serves_tls`: the store's own `tls.cert_file` is set; `cluster`:
+    /// `cluster:` is on (the members are then reached through
+    /// `cluster.tls`).
+    pub fn check_write_node_tls(
+        &self,
+        serves_tls: bool,
+        cluster: bool,
+    ) -> Result<(), (&'static str, String)> {
+        let key = "read.write_node_tls";
+        if cluster {
+            if self.write_node_tls.is_set() {
+                return Err((
+                    key,
+                    "is not used with cluster:, whose members are reached through cluster.tls: set the keys there".into(),
+                ));
+            }
+            return Ok(());
+        }
+        self.write_node_tls.validate(key).map_err(|e| (key, e))?;
+        if self.write_nodes.is_empty() {
+            return Ok(());
+        }
+        if !self.write_node_tls_on(serves_tls) {
+            if self.write_node_tls.is_set() {
+                return Err((
+                    "read.write_node_tls.tls_enabled",
+                    "is false while other read.write_node_tls keys are set: set it to true to reach the write nodes over TLS".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(a) = self
+            .write_nodes
+            .iter()
+            .find(|a| a.trim_start().starts_with("http://"))
+        {
+            return Err((
+                "read.write_nodes",
+                format!(
+                    "{a:?} says http:// while the write nodes are reached over TLS (read.write_node_tls, or this store's tls.cert_file)"
+                ),
+            ));
+        }
+        if self.write_node_tls.tls_ca_path.is_none() {
+            return Err((
+                "read.write_node_tls.tls_ca_path",
+                "is required when the write nodes are reached over TLS (read.write_node_tls.tls_enabled, an https:// address, or this store's tls.cert_file): their certificates are checked against it".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -251,6 +329,50 @@ mod tests {
             assert_eq!(t.as_str().parse::<Target>().unwrap(), t);
         }
         assert!("reader".parse::<Target>().unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn write_node_tls_is_checked_as_cluster_tls() {
+        let mut r = ReadConfig {
+            write_nodes: vec!["w0:9095".into()],
+            ..ReadConfig::default()
+        };
+        // Plain, unless the store serves TLS itself.
+        r.check_write_node_tls(false, false).unwrap();
+        assert!(!r.write_node_tls_on(false));
+        let (key, _) = r.check_write_node_tls(true, false).unwrap_err();
+        assert_eq!(key, "read.write_node_tls.tls_ca_path");
+        // Keys given while TLS is off say so.
+        r.write_node_tls.tls_ca_path = Some("ca.pem".into());
+        let (key, _) = r.check_write_node_tls(false, false).unwrap_err();
+        assert_eq!(key, "read.write_node_tls.tls_enabled");
+        r.write_node_tls.tls_enabled = true;
+        r.check_write_node_tls(false, false).unwrap();
+        assert!(r.write_node_tls_on(false));
+        // A certificate needs its key.
+        r.write_node_tls.tls_cert_path = Some("c.pem".into());
+        let (_, why) = r.check_write_node_tls(false, false).unwrap_err();
+        assert!(why.contains("read.write_node_tls.tls_cert_path"), "{why}");
+        r.write_node_tls.tls_key_path = Some("k.pem".into());
+        r.check_write_node_tls(false, false).unwrap();
+        // An http:// address cannot be reached over TLS.
+        r.write_nodes.push("http://w1:9095".into());
+        let (key, _) = r.check_write_node_tls(false, false).unwrap_err();
+        assert_eq!(key, "read.write_nodes");
+        // https:// alone turns TLS on.
+        let r = ReadConfig {
+            write_nodes: vec!["https://w0:9095".into()],
+            ..ReadConfig::default()
+        };
+        assert!(r.write_node_tls_on(false));
+        let (key, _) = r.check_write_node_tls(false, false).unwrap_err();
+        assert_eq!(key, "read.write_node_tls.tls_ca_path");
+        // With cluster:, cluster.tls is the one used.
+        let mut r = ReadConfig::default();
+        r.check_write_node_tls(true, true).unwrap();
+        r.write_node_tls.tls_enabled = true;
+        let (key, _) = r.check_write_node_tls(false, true).unwrap_err();
+        assert_eq!(key, "read.write_node_tls");
     }
 
     #[test]

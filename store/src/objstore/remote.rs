@@ -366,6 +366,9 @@ enum Source {
         nodes: Vec<(String, Channel)>,
         handle: tokio::runtime::Handle,
         _runtime: super::bucket::OwnRuntime,
+        /// `read.write_node_tls`, kept so its client certificate stays
+        /// watched.
+        _tls: Option<crate::tls_client::ClientTls>,
     },
     /// Every member but this node, as the member set is when a request
     /// starts.
@@ -373,8 +376,26 @@ enum Source {
 }
 
 impl WriteNodes {
-    /// Clients of every node of `config` (connected on first use).
-    pub fn new(config: &ReadConfig) -> std::io::Result<WriteNodes> {
+    /// Clients of every node of `config` (connected on first use), over
+    /// TLS as `read.write_node_tls` says (`serves_tls`: the store's own
+    /// `tls.cert_file` is set). The CA and the client certificate are read
+    /// here, so files that do not load stop the store at start.
+    pub fn new(config: &ReadConfig, serves_tls: bool) -> std::io::Result<WriteNodes> {
+        config
+            .check_write_node_tls(serves_tls, false)
+            .map_err(|(k, r)| std::io::Error::other(format!("{k}: {r}")))?;
+        let tls = config
+            .write_node_tls_on(serves_tls)
+            .then(|| {
+                crate::tls_client::ClientTls::load(
+                    &config.write_node_tls,
+                    "read.write_node_tls",
+                    crate::tls_client::Roots::Required,
+                    config.index_refresh_period.0,
+                )
+            })
+            .transpose()?;
+        let connector = tls.as_ref().map(|t| t.grpc_connector());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("larch-remote")
@@ -382,18 +403,23 @@ impl WriteNodes {
             .build()?;
         let handle = runtime.handle().clone();
         let _guard = handle.enter();
+        let scheme = if connector.is_some() { "https" } else { "http" };
         let mut nodes = Vec::new();
         for addr in &config.write_nodes {
             let uri = if addr.contains("://") {
                 addr.clone()
             } else {
-                format!("http://{addr}")
+                format!("{scheme}://{addr}")
             };
             let ep = Endpoint::from_shared(uri)
                 .map_err(|e| std::io::Error::other(format!("write node {addr}: {e}")))?
                 .connect_timeout(Duration::from_secs(5))
                 .timeout(config.write_node_timeout.0);
-            nodes.push((addr.clone(), ep.connect_lazy()));
+            let ch = match &connector {
+                Some(c) => ep.connect_with_connector_lazy(c.clone()),
+                None => ep.connect_lazy(),
+            };
+            nodes.push((addr.clone(), ch));
         }
         drop(_guard);
         Ok(WriteNodes {
@@ -401,6 +427,7 @@ impl WriteNodes {
                 nodes,
                 handle,
                 _runtime: super::bucket::OwnRuntime::new(runtime),
+                _tls: tls,
             },
             timeout: config.write_node_timeout.0,
             token_file: config.write_node_token_file.clone(),

@@ -534,6 +534,127 @@ fn read_nodes_send_their_token_to_write_nodes() {
     assert_eq!(lines(&with, start, end), vec![(t0, pushed[0].clone())]);
 }
 
+/// A write node serving TLS and requiring a client certificate answers a
+/// read node that presents one (`read.write_node_tls`, the keys of
+/// `cluster.tls`); a read node with the CA but no certificate gets a query
+/// error naming the write node and the refusal rather than an answer
+/// without the unflushed lines; files that do not load stop the read node
+/// at start.
+#[test]
+fn read_nodes_reach_tls_write_nodes_with_a_client_certificate() {
+    use larch_testkit::http::Tls;
+    use larch_testkit::pki::Pki;
+    let bucket = Bucket::dir();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let w = StoreProcess::builder()
+        .config(format!(
+            "target: write\n{}ingester:\n  flush_check_period: 100ms\n  chunk_idle_period: 1h\n\
+             tls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+            bucket.yaml(),
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca.display(),
+        ))
+        .tls(Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key))
+        .start();
+    let t0 = now_ns() - 60 * SEC;
+    let pushed = vec!["unflushed behind mtls".to_string()];
+    let r = w
+        .request(
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/x-protobuf")],
+            &protobuf_lines(r#"{app="objstore"}"#, t0, &pushed),
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+
+    let with = reader_with(
+        &bucket,
+        &w,
+        &format!(
+            "  write_node_tls:\n    tls_enabled: true\n    tls_ca_path: {}\n    tls_cert_path: {}\n    tls_key_path: {}\n",
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display(),
+        ),
+    );
+    assert_eq!(lines(&with, start, end), vec![(t0, pushed[0].clone())]);
+
+    let q = format!(
+        "/loki/api/v1/query_range?query={}&start={start}&end={end}",
+        percent(r#"{app="objstore"}"#)
+    );
+    let without = reader_with(
+        &bucket,
+        &w,
+        &format!(
+            "  write_node_tls:\n    tls_enabled: true\n    tls_ca_path: {}\n",
+            pki.ca.display()
+        ),
+    );
+    let r = request(without.http, "GET", &q, &[], b"").unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains(&format!("write node 127.0.0.1:{} did not answer", w.grpc)),
+        "{text}"
+    );
+    eprintln!("refusal: {text}");
+
+    // Files that do not load, or TLS without a CA, stop the start.
+    for (tls, want) in [
+        (
+            format!(
+                "    tls_enabled: true\n    tls_ca_path: {}\n",
+                dir.path().join("missing-ca.pem").display()
+            ),
+            "read.write_node_tls.tls_ca_path",
+        ),
+        (
+            format!(
+                "    tls_enabled: true\n    tls_ca_path: {}\n    tls_cert_path: {}\n    tls_key_path: {}\n",
+                pki.ca.display(),
+                pki.client_cert.display(),
+                dir.path().join("missing-key.pem").display()
+            ),
+            "read.write_node_tls.tls_cert_path",
+        ),
+        (
+            "    tls_enabled: true\n".to_string(),
+            "read.write_node_tls.tls_ca_path: is required",
+        ),
+        (
+            format!("    tls_ca_path: {}\n", pki.ca.display()),
+            "read.write_node_tls.tls_enabled",
+        ),
+    ] {
+        let config = dir.path().join("reader.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "target: read\n{}read:\n  write_nodes: [\"127.0.0.1:{}\"]\n  write_node_tls:\n{tls}",
+                bucket.yaml(),
+                w.grpc
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(larch_testkit::binary("larch-store"))
+            .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("reader-data"))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{tls}: started");
+        assert!(err.contains(want), "{tls}: {err}");
+    }
+}
+
 /// Every file under `dir`, relative, sorted.
 fn tree(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
-//! Issue 14: tokens mapped to tenants on every endpoint (HTTP and gRPC),
-//! the tokens file reloaded without a restart, TLS and mTLS on the HTTP
-//! port and certificates rotated in place. (The agent's and the CLI's
-//! sides, and gRPC over TLS, are tested in their crates.)
+//! Issue 14: tokens mapped to tenants on every endpoint (HTTP, gRPC and
+//! the WebSocket tail), the tokens file reloaded without a restart, TLS
+//! and mTLS on the HTTP and gRPC ports and certificates rotated in place.
+//! (The agent's and the CLI's sides are tested in their crates.)
 
 use std::time::{Duration, Instant};
 
@@ -62,20 +62,54 @@ fn grpc_push(
             .connect()
             .await
             .unwrap();
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready().await.unwrap();
-        let mut req = tonic::Request::new(body);
-        for (k, v) in headers {
-            req.metadata_mut().insert(*k, v.parse().unwrap());
-        }
-        grpc.unary(
-            req,
-            "/logproto.Pusher/Push".parse().unwrap(),
-            super::hostile_push::RawBytes,
-        )
-        .await
-        .map(|_| ())
+        push_on(channel, headers, body).await
     })
+}
+
+/// A push over TLS, with the client certificate `tls` holds if any: the
+/// error of the connection or of the call, as text.
+fn grpc_push_tls(
+    port: u16,
+    tls: &larch_store::tls_client::ClientTls,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_with_connector(tls.grpc_connector())
+            .await
+            .map_err(|e| format!("connect: {e:?}"))?;
+        push_on(channel, headers, body)
+            .await
+            .map_err(|e| format!("push: {e:?}"))
+    })
+}
+
+async fn push_on(
+    channel: tonic::transport::Channel,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut req = tonic::Request::new(body);
+    for (k, v) in headers {
+        req.metadata_mut().insert(*k, v.parse().unwrap());
+    }
+    grpc.unary(
+        req,
+        "/logproto.Pusher/Push".parse().unwrap(),
+        super::hostile_push::RawBytes,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Every endpoint that reads or writes: no token 401, team-a's token
@@ -254,6 +288,32 @@ fn tokens_guard_every_endpoint() {
             r.status
         );
     }
+    // The admin token acts for its own tenants only: deleting or changing
+    // rules for another tenant is refused as any other token would be.
+    let auth = bearer(&t.admin);
+    for (m, p) in [
+        ("POST", "/loki/api/v1/delete"),
+        ("POST", "/loki/api/v1/rules/ns"),
+    ] {
+        let r = call(
+            m,
+            &format!("{p}{q}"),
+            &[("X-Scope-OrgID", "team-b"), ("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(
+            r.status,
+            403,
+            "{m} {p} by an admin for team-b: {}",
+            r.text()
+        );
+        assert_eq!(
+            r.text(),
+            "forbidden: token 'admin' may not act for tenant 'team-b'\n"
+        );
+    }
+    live_tail_takes_a_token(port, &t);
+
     // The secret is readable by its tenant's reader, over basic auth too.
     let basic = format!(
         "Basic {}",
@@ -366,6 +426,74 @@ fn tokens_guard_every_endpoint() {
     for tok in [&t.reader_a, &t.writer_a, &t.rw_ab, &t.admin, &late] {
         assert!(!logs.contains(tok.as_str()), "a token in the logs");
     }
+}
+
+/// A live tail is a WebSocket session: the upgrade is refused without a
+/// token (401) or for another tenant (403); with the reader's token the
+/// session opens and a line pushed afterwards arrives on it.
+fn live_tail_takes_a_token(port: u16, t: &Tokens) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let url = format!("ws://127.0.0.1:{port}/loki/api/v1/tail?query=%7Bapp%3D%22live%22%7D");
+    let open = |auth: Option<String>, org: Option<&str>| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        if let Some(a) = auth {
+            req.headers_mut()
+                .insert("authorization", a.parse().unwrap());
+        }
+        if let Some(o) = org {
+            req.headers_mut()
+                .insert("x-scope-orgid", o.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let refused = |r: Result<_, WsError>| match r {
+            Err(WsError::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("the upgrade failed otherwise: {e}"),
+            Ok(_) => panic!("the tail opened"),
+        };
+        assert_eq!(refused(open(None, Some("team-a")).await), 401);
+        assert_eq!(
+            refused(open(Some(bearer(&t.reader_a)), Some("team-b")).await),
+            403
+        );
+        let (mut ws, _) = open(Some(bearer(&t.reader_a)), None)
+            .await
+            .expect("the reader's tail opens");
+        let body = protobuf_lines("{app=\"live\"}", now_ns(), &["tailed live".to_string()]);
+        let auth = bearer(&t.writer_a);
+        let r = request(
+            port,
+            "POST",
+            "/loki/api/v1/push",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Authorization", &auth),
+            ],
+            &body,
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .expect("the pushed line reaches the tail within 10s")
+                .expect("the tail stays open")
+                .expect("a frame");
+            if let Message::Text(text) = msg
+                && text.as_str().contains("tailed live")
+            {
+                break;
+            }
+        }
+    });
 }
 
 /// The web UI with tokens on: its page and files answer anyone (they hold
@@ -510,11 +638,14 @@ fn base64_encode(b: &[u8]) -> String {
     out
 }
 
-/// The subject of the certificate the server on `port` presents now.
-fn served_subject(port: u16, pki: &Pki) -> String {
+/// The subject of the certificate the server on `port` presents now,
+/// to a client offering `alpn` (`h2` on the gRPC port).
+fn served_subject(port: u16, pki: &Pki, alpn: &str) -> String {
     let out = std::process::Command::new("openssl")
         .args([
             "s_client",
+            "-alpn",
+            alpn,
             "-connect",
             &format!("127.0.0.1:{port}"),
             "-CAfile",
@@ -535,11 +666,12 @@ fn served_subject(port: u16, pki: &Pki) -> String {
         .unwrap_or_else(|| format!("no certificate: {text}"))
 }
 
-/// TLS on the HTTP port with mTLS: a client without a certificate, or
-/// with one of another CA, is refused; a rotated certificate is served
-/// without a restart; plain HTTP gets no answer.
+/// TLS with mTLS on the HTTP and the gRPC port: a client without a
+/// certificate, or with one of another CA, is refused; a rotated
+/// certificate is served on both ports without a restart; plain HTTP and
+/// plain gRPC get no answer; refusals are counted per listener.
 #[test]
-fn mtls_on_http_and_rotation() {
+fn mtls_and_rotation_on_http_and_grpc() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::create(&dir.path().join("pki"));
     let client = Tls::new(&pki.ca).with_client(&pki.client_cert, &pki.client_key);
@@ -582,24 +714,79 @@ fn mtls_on_http_and_rotation() {
     // A client that does not trust the CA refuses the server.
     let other = Tls::new(&pki.rogue_cert).with_client(&pki.client_cert, &pki.client_key);
     assert!(request_tls(port, &other, "GET", "/ready", &[], b"").is_err());
-    // Rotation in place.
-    let before = served_subject(port, &pki);
+    // The gRPC port: a push with the client certificate goes through; with
+    // the CA but no certificate, with another CA's, or in the clear, it is
+    // refused.
+    let g = store.grpc;
+    let grpc_client = |cert: Option<(&std::path::Path, &std::path::Path)>| {
+        larch_store::tls_client::ClientTls::load(
+            &larch_store::tls_client::ClientTlsConfig {
+                tls_enabled: true,
+                tls_ca_path: Some(pki.ca.clone()),
+                tls_cert_path: cert.map(|c| c.0.to_path_buf()),
+                tls_key_path: cert.map(|c| c.1.to_path_buf()),
+                tls_server_name: String::new(),
+            },
+            "test",
+            larch_store::tls_client::Roots::Required,
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    };
+    let with_cert = grpc_client(Some((pki.client_cert.as_path(), pki.client_key.as_path())));
+    grpc_push_tls(g, &with_cert, &[], protobuf_body_raw(now_ns())).unwrap();
+    let no_cert = grpc_client(None);
+    let e = grpc_push_tls(g, &no_cert, &[], protobuf_body_raw(now_ns())).unwrap_err();
+    assert!(
+        e.contains("CertificateRequired") || e.contains("connect"),
+        "{e}"
+    );
+    let rogue = grpc_client(Some((pki.rogue_cert.as_path(), pki.rogue_key.as_path())));
+    grpc_push_tls(g, &rogue, &[], protobuf_body_raw(now_ns())).unwrap_err();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plain_refused = rt.block_on(async {
+        let ep = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{g}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(5));
+        match ep.connect().await {
+            Ok(ch) => push_on(ch, &[], protobuf_body_raw(now_ns())).await.is_err(),
+            Err(_) => true,
+        }
+    });
+    assert!(plain_refused, "plain gRPC was answered");
+    // Rotation in place, seen on both ports.
+    let before = served_subject(port, &pki, "http/1.1");
+    assert!(before.ends_with("CN=larch-store"), "{before}");
+    let before = served_subject(g, &pki, "h2");
     assert!(before.ends_with("CN=larch-store"), "{before}");
     pki.rotate_server("larch-store-rotated");
     wait_until("the rotated certificate is served", || {
-        served_subject(port, &pki).ends_with("CN=larch-store-rotated")
+        served_subject(port, &pki, "http/1.1").ends_with("CN=larch-store-rotated")
+    });
+    wait_until("the rotated certificate is served on the gRPC port", || {
+        served_subject(g, &pki, "h2").ends_with("CN=larch-store-rotated")
     });
     let r = store.request("GET", "/ready", &[], b"").unwrap();
     assert_eq!(r.status, 200);
+    // A new gRPC connection checks the rotated certificate against the CA.
+    grpc_push_tls(g, &with_cert, &[], protobuf_body_raw(now_ns())).unwrap();
     let m = store.request("GET", "/metrics", &[], b"").unwrap().text();
     assert!(
         m.contains("larch_auth_reloads_total{file=\"tls\",result=\"success\"}"),
         "{m}"
     );
-    assert!(
-        m.contains("larch_tls_handshake_failures_total{listener=\"http\"}"),
-        "{m}"
-    );
+    for listener in ["http", "grpc"] {
+        assert!(
+            m.contains(&format!(
+                "larch_tls_handshake_failures_total{{listener=\"{listener}\"}}"
+            )),
+            "{listener}: {m}"
+        );
+    }
 }
 
 /// `X-Scope-OrgID: a|b` with `multi_tenant_queries_enabled`: streams carry
