@@ -348,7 +348,7 @@ impl Display for LabelReplace {
             go_quote(&self.dst),
             go_quote(&self.replacement),
             go_quote(&self.src),
-            go_quote(&self.regex)
+            go_quote(self.regex.as_str())
         )
     }
 }
