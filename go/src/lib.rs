@@ -13,6 +13,7 @@
 //! * [`quote`]: `strconv.Quote` and `Unquote`.
 //! * [`strconv`]: `ParseFloat` (hex floats included), `ParseInt` and
 //!   `Atoi`.
+//! * [`floatfmt`]: `FormatFloat` and `fmt`'s `%v` and `%f` for a float64.
 //! * [`strings`]: `EqualFold` and `ToLower` where Unicode meets ASCII.
 //! * [`duration`]: Prometheus' and Go's durations, their text forms, and
 //!   LogQL's choice between them.
@@ -32,6 +33,7 @@
 
 pub mod bytes;
 pub mod duration;
+pub mod floatfmt;
 pub mod json;
 pub mod pattern;
 pub mod quote;

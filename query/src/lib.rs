@@ -24,6 +24,8 @@
 
 pub mod drilldown;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzz;
 mod labels;
 pub mod level;
 pub mod logql;

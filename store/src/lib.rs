@@ -33,6 +33,8 @@
 //!   at `/`.
 //! * `fuzz` (hidden): the properties the fuzz targets in `store/fuzz` check,
 //!   shared with the tests that replay their corpora.
+//! * `testing` (feature `test-support`, hidden): a store opened in process
+//!   for the tests of the query engine over real data.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -57,6 +59,9 @@ pub mod runtime_config;
 pub mod server;
 pub mod services;
 pub mod tenant;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod testing;
 pub mod tls_client;
 pub mod ui;
 pub mod validate;

@@ -9,7 +9,7 @@ use super::value::Value;
 
 /// Go's `%v` (shortest `%g` with Go's exponent rule) for a float64.
 pub(crate) fn format_float_v(f: f64) -> String {
-    format_g(f, None, false)
+    crate::floatfmt::format_float_g(f)
 }
 
 fn special(f: f64, plus: bool) -> Option<String> {

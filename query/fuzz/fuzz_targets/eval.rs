@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use larch_query::engine;
+use larch_query::fuzz;
 
 fuzz_target!(|data: &[u8]| {
-    engine::fuzz_eval(data);
+    fuzz::eval(data);
 });

@@ -11,10 +11,8 @@
 //!
 //! [`range`]: super::range
 
-use regex::Regex;
-
 use crate::labels::LabelSet;
-use crate::logql::{LabelReplace, RangeOp, SampleExpr, VectorOp, go_regex_to_rust};
+use crate::logql::{LabelReplace, RangeOp, SampleExpr, VectorOp};
 
 use super::binop;
 use super::error::EngineError;
@@ -102,7 +100,7 @@ impl Evaluator<'_, '_> {
                         vals: vec![Some(s); n],
                     }],
                 };
-                Ok(Val::Vector(label_replace(l, rows)?))
+                Ok(Val::Vector(label_replace(l, rows)))
             }
         }
     }
@@ -111,17 +109,13 @@ impl Evaluator<'_, '_> {
 /// `label_replace(v, dst, replacement, src, regex)`: where the whole
 /// value of `src` (empty when absent) matches, `dst` becomes the
 /// replacement with `$1`/`${name}` expanded (an empty result removes it).
-fn label_replace(l: &LabelReplace, rows: Vec<Row>) -> Result<Vec<Row>, EngineError> {
-    let re = Regex::new(&format!("^(?s:{})$", go_regex_to_rust(&l.regex))).map_err(|e| {
-        EngineError::Invalid(format!(
-            "invalid regular expression in label_replace(): {e}"
-        ))
-    })?;
+/// The regex was compiled when the query was parsed.
+fn label_replace(l: &LabelReplace, rows: Vec<Row>) -> Vec<Row> {
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     let mut buf = String::new();
     for mut r in rows {
         let src = r.labels.get(&l.src).unwrap_or("").to_string();
-        if let Some(caps) = re.captures(&src) {
+        if let Some(caps) = l.regex.captures(&src) {
             buf.clear();
             caps.expand(&l.replacement, &mut buf);
             if buf.is_empty() {
@@ -132,12 +126,13 @@ fn label_replace(l: &LabelReplace, rows: Vec<Row>) -> Result<Vec<Row>, EngineErr
         }
         out.push(r);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logql::ReplaceRegex;
 
     #[test]
     fn label_replace_expands_and_removes() {
@@ -150,14 +145,14 @@ mod tests {
             dst: dst.into(),
             replacement: repl.into(),
             src: src.into(),
-            regex: re.into(),
+            regex: ReplaceRegex::new(re).unwrap(),
         };
-        let out = label_replace(&lr("svc", "$1", "app", "(.*)-[0-9]+"), rows.clone()).unwrap();
+        let out = label_replace(&lr("svc", "$1", "app", "(.*)-[0-9]+"), rows.clone());
         assert_eq!(out[0].labels.get("svc"), Some("api"));
-        let out = label_replace(&lr("x", "", "app", ".*"), rows.clone()).unwrap();
+        let out = label_replace(&lr("x", "", "app", ".*"), rows.clone());
         assert_eq!(out[0].labels.get("x"), None);
         // No match: unchanged (the regex is anchored).
-        let out = label_replace(&lr("svc", "$1", "app", "api"), rows.clone()).unwrap();
+        let out = label_replace(&lr("svc", "$1", "app", "api"), rows.clone());
         assert_eq!(out, rows);
     }
 }

@@ -34,7 +34,6 @@ mod acc;
 mod binop;
 mod error;
 mod eval;
-mod fuzz;
 mod logs;
 mod matrix;
 #[doc(hidden)]
@@ -52,7 +51,6 @@ use crate::logql::{Expr, SampleExpr, VectorOp, check_expr, parse_expr};
 use crate::source::LogSource;
 
 pub use error::{CANCELLED, EngineError, INSTANT_LOG_QUERY, TOO_MANY_POINTS};
-pub use fuzz::fuzz_eval;
 pub use types::{LogEntry, QueryRequest, QueryStats, QueryValue, Sample, Series, StreamResult};
 
 use eval::Evaluator;

@@ -4,7 +4,8 @@
 //! pipeline of [`Stage`]s) or a metric query ([`SampleExpr`]). The tree is
 //! what the parser produces and what the engine compiles; it holds no
 //! positions and no compiled state except the anchored regexes inside
-//! [`Matcher`]s, which the parser validates anyway.
+//! [`Matcher`]s and [`LabelReplace`] ([`ReplaceRegex`]), which the parser
+//! validates anyway.
 //!
 //! Normalisations the parser applies, so that equal meanings have equal
 //! trees and printing then re-parsing gives the same tree back:
@@ -23,9 +24,14 @@
 //! * Binary operations between two literals are folded to a literal at
 //!   parse time (`1 + 1` is `2`, `1 > 1` is `0`), as Loki does.
 
+use std::fmt;
+
+use regex::{Captures, Regex};
+
 use crate::matcher::Matcher;
 
 use larch_go::duration::Duration;
+use larch_go::regex::RegexError;
 
 /// A parsed query: a log query or a metric query.
 #[derive(Clone, Debug, PartialEq)]
@@ -713,7 +719,63 @@ pub struct LabelReplace {
     /// Label to read.
     pub src: String,
     /// Regex matched against the whole value of `src` (anchored).
-    pub regex: String,
+    pub regex: ReplaceRegex,
+}
+
+/// `label_replace`'s regular expression: the text as written, and what
+/// Loki compiles from it when the query is parsed, `^(?:text)$` with Go's
+/// syntax and classes (`larch_go::regex`: octal `\101`, ASCII `\d`).
+/// Compiled once, here; equal when the texts are equal.
+#[derive(Clone)]
+pub struct ReplaceRegex {
+    text: String,
+    /// `None` only in a tree the parser rejects (the text did not
+    /// compile): such a tree never leaves the parser.
+    re: Option<Regex>,
+}
+
+impl ReplaceRegex {
+    /// Compiles `text` as Loki does; the error is Go's full message
+    /// (`error parsing regexp: invalid escape sequence: `\q``).
+    pub fn new(text: impl Into<String>) -> Result<ReplaceRegex, RegexError> {
+        let text = text.into();
+        let re = larch_go::regex::compile(&anchored(&text), false)?;
+        Ok(ReplaceRegex { text, re: Some(re) })
+    }
+
+    /// Keeps a text that did not compile, for the node of a tree whose
+    /// error the parser reports instead; it matches nothing.
+    pub(crate) fn rejected(text: String) -> ReplaceRegex {
+        ReplaceRegex { text, re: None }
+    }
+
+    /// The text as written in the query.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The groups of `value` when the whole of it matches.
+    pub fn captures<'v>(&self, value: &'v str) -> Option<Captures<'v>> {
+        self.re.as_ref()?.captures(value)
+    }
+}
+
+/// Loki's anchoring of `label_replace`'s regex: the whole value, without
+/// the `s` flag (`.` does not match a newline).
+fn anchored(text: &str) -> String {
+    format!("^(?:{text})$")
+}
+
+impl PartialEq for ReplaceRegex {
+    fn eq(&self, other: &ReplaceRegex) -> bool {
+        self.text == other.text
+    }
+}
+
+impl fmt::Debug for ReplaceRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
 }
 
 impl Expr {

@@ -40,8 +40,8 @@ mod print;
 pub use ast::{
     BinOp, BinOpKind, Cardinality, CmpOp, Expr, Grouping, LabelExtraction, LabelFilter,
     LabelFormat, LabelReplace, LineFilter, LineFilterOp, LineFilterValue, LogExpr, LogRange,
-    NamedMatcher, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
-    VectorAggregation, VectorMatching, VectorOp,
+    NamedMatcher, RangeAggregation, RangeOp, ReplaceRegex, SampleExpr, Stage, Unwrap,
+    UnwrapConversion, VectorAggregation, VectorMatching, VectorOp,
 };
 pub use check::check_expr;
 pub use error::ParseError;

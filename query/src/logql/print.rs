@@ -348,7 +348,7 @@ impl Display for LabelReplace {
             go_quote(&self.dst),
             go_quote(&self.replacement),
             go_quote(&self.src),
-            go_quote(&self.regex)
+            go_quote(self.regex.as_str())
         )
     }
 }
@@ -358,44 +358,18 @@ fn unsigned_zero(v: f64) -> f64 {
     if v == 0.0 { 0.0 } else { v }
 }
 
-/// Go's `fmt.Sprint(float64)` (`%v`, i.e. `%g` with the shortest
-/// precision): `1.5`, `100000`, `1e+06`, `1e-05`, `NaN`, `+Inf`.
-pub(crate) fn go_float_v(v: f64) -> String {
-    if let Some(s) = special_float(v) {
-        return s;
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..6).contains(&exp) {
-        return format!("{v}");
-    }
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
-}
+/// Go's `fmt.Sprint(float64)` (`%v`): `1.5`, `100000`, `1e+06`, `NaN`.
+pub(crate) use larch_go::floatfmt::format_float_g as go_float_v;
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits, never an
 /// exponent.
 pub(crate) fn go_float_f(v: f64) -> String {
-    special_float(v).unwrap_or_else(|| format!("{v}"))
+    larch_go::floatfmt::format_float_f(v, None)
 }
 
 /// Go's `fmt.Sprintf("%f", v)`: six decimals.
 pub(crate) fn go_float_fixed6(v: f64) -> String {
-    special_float(v).unwrap_or_else(|| format!("{v:.6}"))
-}
-
-fn special_float(v: f64) -> Option<String> {
-    if v.is_nan() {
-        Some("NaN".into())
-    } else if v.is_infinite() {
-        Some(if v > 0.0 { "+Inf" } else { "-Inf" }.into())
-    } else {
-        None
-    }
+    larch_go::floatfmt::format_float_f(v, Some(6))
 }
 
 #[cfg(test)]

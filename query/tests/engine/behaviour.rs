@@ -489,3 +489,53 @@ fn scalars_sorting_and_bad_steps() {
         "count min sketches are only supported on instant queries"
     );
 }
+
+/// `label_replace`'s regex follows Go's rules, as Loki compiles it with
+/// Go's `regexp` when the query is parsed: octal escapes work, `\d` is
+/// ASCII only, and an expression Go refuses fails the parse with Go's
+/// message, before anything is evaluated.
+#[test]
+fn label_replace_regex_is_go_regex_compiled_when_parsed() {
+    let src = MemSource::new(
+        vec![
+            stream(&[("job", "j"), ("pod", "api-3")], vec![entry(1, "x", &[])]),
+            // ARABIC-INDIC DIGIT THREE: a digit to Rust's Unicode `\d`, not to Go's.
+            stream(
+                &[("job", "j"), ("pod", "api-\u{663}")],
+                vec![entry(1, "x", &[])],
+            ),
+        ],
+        7,
+    );
+    let relabel = |re: &str| {
+        let q = format!(
+            r#"label_replace(sum by (pod) (count_over_time({{job="j"}}[1m])), "n", "$1", "pod", "{re}")"#
+        );
+        let (v, _) = evaluate(&src, &instant(&q, 30)).unwrap();
+        let mut v = vector(v);
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(l, _)| l).collect::<Vec<_>>()
+    };
+    // `\141` is `a` in octal, as in Go.
+    assert_eq!(
+        relabel(r"\\141pi-(.*)"),
+        [r#"{n="3", pod="api-3"}"#, r#"{n="٣", pod="api-٣"}"#]
+    );
+    assert_eq!(
+        relabel(r"api-(\\d)"),
+        [r#"{n="3", pod="api-3"}"#, r#"{pod="api-٣"}"#]
+    );
+    // Rust's syntax accepts both; Go's does not, and Loki reports it while parsing.
+    for (re, go) in [
+        (r"\\u0041", r"invalid escape sequence: `\u`"),
+        (r"a{1001}", r"invalid repeat count: `{1001}`"),
+    ] {
+        let q = format!(r#"label_replace(vector(1), "n", "$1", "pod", "{re}")"#);
+        let e = evaluate(&src, &instant(&q, 30)).unwrap_err();
+        assert!(matches!(e, EngineError::Parse(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("parse error : invalid regex in label_replace: error parsing regexp: {go}")
+        );
+    }
+}

@@ -15,7 +15,7 @@ fn fuzz_corpus_replays() {
 
 #[test]
 fn eval_fuzz_corpus_replays() {
-    let n = replay("eval", larch_query::engine::fuzz_eval);
+    let n = replay("eval", larch_query::fuzz::eval);
     assert!(n >= 400, "expected the committed corpus, found {n} inputs");
     println!("replayed {n} engine fuzz inputs");
 }

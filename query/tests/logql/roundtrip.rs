@@ -9,8 +9,8 @@
 use larch_query::logql::{
     BinOp, BinOpKind, Cardinality, CmpOp, Duration, Expr, Grouping, LabelExtraction, LabelFilter,
     LabelFormat, LabelReplace, LineFilter, LineFilterOp, LineFilterValue, LogExpr, LogRange,
-    NamedMatcher, RangeAggregation, RangeOp, SampleExpr, Stage, Unwrap, UnwrapConversion,
-    VectorAggregation, VectorMatching, VectorOp, parse_expr,
+    NamedMatcher, RangeAggregation, RangeOp, ReplaceRegex, SampleExpr, Stage, Unwrap,
+    UnwrapConversion, VectorAggregation, VectorMatching, VectorOp, parse_expr,
 };
 use larch_query::{MatchOp, Matcher};
 use proptest::prelude::*;
@@ -395,7 +395,7 @@ fn sample_expr() -> impl Strategy<Value = SampleExpr> {
                     dst,
                     replacement,
                     src,
-                    regex: "(.*)-x".into(),
+                    regex: ReplaceRegex::new("(.*)-x").unwrap(),
                 })
             }),
         ]

@@ -30,6 +30,7 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use larch_go::floatfmt::format_float_e;
 use larch_rules::{RuleGroup, RuleKind};
 use serde_json::{Value, json};
 
@@ -288,20 +289,6 @@ fn json_ok(data: Value) -> Response {
         .into_response()
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+01`, `1.5e+00`.
-pub fn go_exp(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let s = format!("{v:e}");
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let e: i32 = e.parse().unwrap_or(0);
-    format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-}
-
 /// RFC 3339 with nanoseconds as needed (Go's `RFC3339Nano`); Go's zero
 /// time for "never".
 pub fn rfc3339(ms: Option<i64>) -> String {
@@ -326,7 +313,7 @@ fn alert_json(a: &super::alert::Alert) -> Value {
         "annotations": labels_json(&a.annotations),
         "state": a.state.as_str(),
         "activeAt": rfc3339(Some(a.active_at)),
-        "value": go_exp(a.value),
+        "value": format_float_e(a.value),
     });
     if let (Some(k), Value::Object(m)) = (a.keep_firing_since, &mut v) {
         m.insert("keepFiringSince".into(), Value::String(rfc3339(Some(k))));
@@ -483,14 +470,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_float_forms() {
-        assert_eq!(go_exp(10.0), "1e+01");
-        assert_eq!(go_exp(1.5), "1.5e+00");
-        assert_eq!(go_exp(0.0), "0e+00");
-        assert_eq!(go_exp(-0.00125), "-1.25e-03");
-        assert_eq!(go_exp(1e300), "1e+300");
-        assert_eq!(go_exp(f64::NAN), "NaN");
-        assert_eq!(go_exp(f64::INFINITY), "+Inf");
+    fn go_time_forms() {
         assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
         assert_eq!(rfc3339(Some(1_700_000_000_500)), "2023-11-14T22:13:20.500Z");
         assert_eq!(rfc3339(Some(1_700_000_000_000)), "2023-11-14T22:13:20Z");

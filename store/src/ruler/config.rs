@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::ConfigError;
@@ -316,28 +318,10 @@ impl ClientAuth {
         }
         if !self.basic_auth_username.is_empty() {
             let raw = format!("{}:{}", self.basic_auth_username, self.basic_auth_password);
-            return Some(format!("Basic {}", base64(raw.as_bytes())));
+            return Some(format!("Basic {}", STANDARD.encode(raw)));
         }
         None
     }
-}
-
-fn base64(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16
-            | (*ch.get(1).unwrap_or(&0) as u32) << 8
-            | *ch.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= ch.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Remote write of recorded samples (Loki's `ruler.remote_write`).

@@ -4,8 +4,6 @@
 
 mod api;
 mod deletes;
-#[path = "../common/engine_store.rs"]
-mod engine_store;
 mod faults;
 mod formats;
 mod fuzz;

@@ -19,7 +19,7 @@ use larch_store::push::{PushEntry, PushStream, StreamLabels};
 use larch_store::tenant::TenantId;
 use proptest::prelude::*;
 
-use super::engine_store::{EngineStore, TENANT, request};
+use larch_store::testing::{EngineStore, TENANT, request};
 
 const MS: i64 = 1_000_000;
 const T0: i64 = 1_700_000_000_000 * MS;

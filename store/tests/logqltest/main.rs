@@ -27,17 +27,15 @@
 //! reference evaluator (`larch_testkit::engine`) on random data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../common/engine_store.rs"]
-mod engine_store;
 mod props;
 mod script;
 
 use std::collections::BTreeMap;
 
-use engine_store::EngineStore;
 use larch_query::engine::{EngineError, QueryRequest, QueryValue, evaluate};
 use larch_query::{LabelSet, MatchOp, Matcher, parse_labels};
 use larch_store::push::{PushEntry, PushStream, StreamLabels};
+use larch_store::testing::{self, EngineStore};
 use script::{Command, Expect, FailCheck, When};
 
 /// Evals that pass today; the test fails below this.
@@ -101,8 +99,8 @@ impl Store {
 
 fn request(when: When, query: &str) -> QueryRequest {
     match when {
-        When::Instant(t) => engine_store::request(query, t, t, 0, true),
-        When::Range(a, b, step) => engine_store::request(query, a, b, step, false),
+        When::Instant(t) => testing::request(query, t, t, 0, true),
+        When::Range(a, b, step) => testing::request(query, a, b, step, false),
     }
 }
 

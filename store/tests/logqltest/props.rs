@@ -12,7 +12,7 @@ use larch_testkit::engine::cases::{check_log, check_metric, data, log_case, metr
 use larch_testkit::engine::naive::RefStream;
 use proptest::prelude::*;
 
-use crate::engine_store::EngineStore;
+use larch_store::testing::EngineStore;
 
 fn load(data: &[RefStream], flush: bool) -> EngineStore {
     let store = EngineStore::open(Some((1024, 1024)));

@@ -2,12 +2,12 @@
 
 use super::super::ast::{
     BinOp, BinOpKind, Cardinality, Grouping, LabelReplace, LogExpr, LogRange, RangeAggregation,
-    RangeOp, SampleExpr, VectorAggregation, VectorMatching, VectorOp,
+    RangeOp, ReplaceRegex, SampleExpr, VectorAggregation, VectorMatching, VectorOp,
 };
 use super::super::error::ParseError;
 use super::super::lexer::{Func, Kw, Tok};
+use super::super::parse_go_float;
 use super::super::print::go_float_fixed6;
-use super::super::{check_go_regex, parse_go_float};
 use super::{MAX_DEPTH, Operand, Parser, Sample, check_matchers};
 use larch_go::quote::go_quote;
 
@@ -168,9 +168,16 @@ impl Parser<'_> {
         let regex = self.expect_str(&["STRING"])?;
         self.expect_kw(Kw::RParen, &[")"])?;
         let depth = self.deeper(inner.depth)?;
-        let own = check_go_regex(&format!("^(?:{regex})$"))
-            .err()
-            .map(|m| ParseError::validation(format!("invalid regex in label_replace: {m}")));
+        // Compiled here, once, as Loki compiles it in its parser.
+        let (regex, own) = match ReplaceRegex::new(regex.as_str()) {
+            Ok(re) => (re, None),
+            Err(e) => (
+                ReplaceRegex::rejected(regex),
+                Some(ParseError::validation(format!(
+                    "invalid regex in label_replace: {e}"
+                ))),
+            ),
+        };
         Ok(Operand::Sample(Box::new(Sample {
             expr: SampleExpr::LabelReplace(LabelReplace {
                 expr: Box::new(inner.expr),

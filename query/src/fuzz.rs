@@ -1,6 +1,10 @@
 //! The property the engine's fuzz target (`query/fuzz`, target `eval`)
 //! checks, shared with the test that replays its committed corpus.
 //!
+//! It sits above both [`crate::engine`] and [`crate::drilldown`] (which
+//! uses the engine), so that the engine depends on nothing that depends on
+//! it.
+//!
 //! The input is a query and the log lines it runs over, both outside
 //! input: the first line of the bytes is the LogQL text, every further
 //! line one log line (text after a tab is one structured metadata pair
@@ -18,16 +22,16 @@
 //! takes must match its cluster's final pattern as a `|>` filter, and every
 //! pattern returned must compile as one.
 //!
-//! The source is the engine tests' in-memory one ([`super::mem`]); the
+//! The source is the engine tests' in-memory one ([`crate::engine::mem`]); the
 //! real storage's decoders have their own targets in `store/fuzz`.
 
 use std::sync::atomic::AtomicBool;
 
-use super::mem::{Entry, MemSource, Stream};
-use super::{QueryRequest, evaluate_with_threads};
 use crate::drilldown::{
     EntryFilter, FieldRequest, Miner, PatternQuery, detect_fields, detect_labels, mine_patterns,
 };
+use crate::engine::mem::{Entry, MemSource, Stream};
+use crate::engine::{QueryRequest, evaluate_with_threads};
 use crate::labels::LabelSet;
 use crate::pipeline::{LineFilter, LineFilterOp, LineFilterSpec};
 use crate::source::Direction;
@@ -42,7 +46,7 @@ const MAX_LINES: usize = 64;
 
 /// Runs one fuzz input; panics if evaluation panics.
 #[doc(hidden)]
-pub fn fuzz_eval(data: &[u8]) {
+pub fn eval(data: &[u8]) {
     let mut parts = data.split(|&b| b == b'\n');
     let Some(Ok(query)) = parts.next().map(std::str::from_utf8) else {
         return;
@@ -165,11 +169,11 @@ mod tests {
 
     #[test]
     fn runs_queries_over_the_lines() {
-        fuzz_eval(b"{app=\"a\"} | json | line_format \"{{.x}}\"\n{\"x\":1}\n{\"x\":2}\n{\"x\":3}");
-        fuzz_eval(b"sum(count_over_time({job=\"fuzz\"} |= \"e\" [10s]))\nabc\tk=v\ndef\nxyz\ne");
-        fuzz_eval(b"\xff\nnot a query");
-        fuzz_eval(b"");
-        fuzz_eval(b"{job=\"fuzz\"} |= \"GET\"\nGET /a 200 3ms\nGET /b 404 1ms\tlevel=warn\n<_> x");
+        eval(b"{app=\"a\"} | json | line_format \"{{.x}}\"\n{\"x\":1}\n{\"x\":2}\n{\"x\":3}");
+        eval(b"sum(count_over_time({job=\"fuzz\"} |= \"e\" [10s]))\nabc\tk=v\ndef\nxyz\ne");
+        eval(b"\xff\nnot a query");
+        eval(b"");
+        eval(b"{job=\"fuzz\"} |= \"GET\"\nGET /a 200 3ms\nGET /b 404 1ms\tlevel=warn\n<_> x");
     }
 
     #[test]

@@ -4,21 +4,27 @@
 //! `Ingester::push`) and read through its `LogSource`, with the query
 //! requests those tests send.
 //!
-//! The `it` and `logqltest` test executables both include this file (a
-//! `#[path]` module): the whole-block property, Loki's conformance scripts
-//! and the reference-evaluator properties set their store up here.
+//! Only with the `test-support` feature, which the store's own tests turn
+//! on (the store is a dev-dependency of itself with that feature): the
+//! whole-block property (`it`), Loki's conformance scripts and the
+//! reference-evaluator properties (`logqltest`) set their store up here.
+//! Like the test kit it panics when something fails, as the tests it
+//! serves do. It lives here rather than in `larch-testkit` because the kit
+//! is shared by crates that must not depend on the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use larch_config::{ByteSize, HumanDuration};
 use larch_query::Direction;
 use larch_query::engine::QueryRequest;
-use larch_store::config::{Config, IngesterConfig, Limits, WalConfig};
-use larch_store::ingester::Ingester;
-use larch_store::metrics::Metrics;
-use larch_store::push::{Push, PushStream};
-use larch_store::tenant::TenantId;
-use larch_store::validate::{Validated, validate};
+
+use crate::config::{Config, IngesterConfig, Limits, WalConfig};
+use crate::ingester::Ingester;
+use crate::metrics::Metrics;
+use crate::push::{Push, PushStream};
+use crate::tenant::TenantId;
+use crate::validate::{Validated, validate};
 
 /// The tenant every line is pushed for and every query asks as.
 pub const TENANT: &str = "fake";
