@@ -90,7 +90,7 @@ fn quote(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
     for &c in b {
-        if c < b' ' || c >= 0x80 {
+        if !(b' '..0x80).contains(&c) {
             out.push_str(&format!("\\x{c:02x}"));
         } else {
             if c == b'"' || c == b'\\' {
@@ -179,8 +179,8 @@ pub fn parse_rfc3339<'a>(value: &'a [u8], layout: Rfc3339) -> Result<Time, Parse
     let mut nanos = 0u32;
     if v.len() >= 2 && matches!(v[0], b'.' | b',') && v[1].is_ascii_digit() {
         let n = 1 + v[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        for i in 1..10 {
-            let d = if i < n { u32::from(v[i] - b'0') } else { 0 };
+        let digits = v[1..n].iter().map(|c| u32::from(c - b'0'));
+        for d in digits.chain(std::iter::repeat(0)).take(9) {
             nanos = nanos * 10 + d;
         }
         v = &v[n..];
