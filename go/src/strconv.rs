@@ -190,6 +190,52 @@ pub fn parse_int(s: &str) -> Option<i64> {
     }
 }
 
+/// A text `strconv.ParseInt(s, 10, 64)` refuses; displays as Go's
+/// `*NumError` (`strconv.ParseInt: parsing "x": invalid syntax`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("strconv.ParseInt: parsing {}: {kind}", go_quote(.input))]
+pub struct ParseIntError {
+    /// The text as given.
+    pub input: String,
+    /// Why it was refused.
+    pub kind: FloatKind,
+}
+
+/// Go's `strconv.ParseInt(s, 10, 64)` with its error: [`atoi`]'s grammar;
+/// a range error as soon as the digits overflow (even if a non-digit
+/// follows), else a syntax error for anything but digits.
+pub fn parse_int10(s: &str) -> Result<i64, ParseIntError> {
+    let fail = |kind| ParseIntError {
+        input: s.to_string(),
+        kind,
+    };
+    let (neg, digits) = match s.as_bytes().split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s.as_bytes()),
+    };
+    if digits.is_empty() {
+        return Err(fail(FloatKind::Syntax));
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(fail(FloatKind::Syntax));
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d)))
+            .ok_or_else(|| fail(FloatKind::Range))?;
+    }
+    if neg {
+        0i64.checked_sub_unsigned(n)
+            .ok_or_else(|| fail(FloatKind::Range))
+    } else {
+        i64::try_from(n).map_err(|_| fail(FloatKind::Range))
+    }
+}
+
 /// Go's `strconv.Atoi` (`ParseInt(s, 10, 64)`): an optional sign, then
 /// decimal digits only (no base prefix, no `_`, no spaces), within `i64`.
 /// `None` when Go would return an error. Allocates nothing.
@@ -217,6 +263,45 @@ pub fn atoi(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_int10_like_go() {
+        assert_eq!(parse_int10("+42"), Ok(42));
+        assert_eq!(parse_int10("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_int10("9223372036854775807"), Ok(i64::MAX));
+        let err = |s: &str| parse_int10(s).unwrap_err().to_string();
+        assert_eq!(
+            err("yesterday"),
+            r#"strconv.ParseInt: parsing "yesterday": invalid syntax"#
+        );
+        assert_eq!(
+            err("9223372036854775808"),
+            r#"strconv.ParseInt: parsing "9223372036854775808": value out of range"#
+        );
+        assert_eq!(
+            err("-9223372036854775809"),
+            r#"strconv.ParseInt: parsing "-9223372036854775809": value out of range"#
+        );
+        // Go stops at the overflowing digit, before it sees the `x`.
+        assert_eq!(
+            err("99999999999999999999x"),
+            r#"strconv.ParseInt: parsing "99999999999999999999x": value out of range"#
+        );
+        assert_eq!(err(""), r#"strconv.ParseInt: parsing "": invalid syntax"#);
+        assert_eq!(err("-"), r#"strconv.ParseInt: parsing "-": invalid syntax"#);
+        assert_eq!(
+            err("1_000"),
+            r#"strconv.ParseInt: parsing "1_000": invalid syntax"#
+        );
+        assert_eq!(
+            err("0x10"),
+            r#"strconv.ParseInt: parsing "0x10": invalid syntax"#
+        );
+        assert_eq!(
+            err(" 1"),
+            r#"strconv.ParseInt: parsing " 1": invalid syntax"#
+        );
+    }
 
     #[test]
     fn go_atoi() {

@@ -8,6 +8,14 @@
 //! `toDateInZone "…" "Europe/Paris"` and the agent's `location` read civil
 //! times as Go's `time.ParseInLocation` does, with daylight saving time,
 //! on any image.
+//!
+//! [`parse_rfc3339`] reads Go's `time.RFC3339`/`RFC3339Nano` texts, the
+//! one RFC 3339 reader of the agent (CRI and docker timestamps), the store
+//! (legacy push, query and delete parameters) and the CLI.
+
+mod rfc3339;
+
+pub use rfc3339::{ParseError, Rfc3339, parse_rfc3339};
 
 const NS: i64 = 1_000_000_000;
 const DAY: i64 = 86_400;
@@ -42,6 +50,14 @@ impl Time {
     /// Unix nanoseconds, as Go computes them (wrapping outside ±292 years).
     pub fn unix_nanos(self) -> i64 {
         self.secs.wrapping_mul(NS).wrapping_add(self.nanos as i64)
+    }
+
+    /// Unix nanoseconds, or `None` outside the years 1677–2262 that an
+    /// `i64` of nanoseconds holds.
+    pub fn checked_unix_nanos(self) -> Option<i64> {
+        self.secs
+            .checked_mul(NS)?
+            .checked_add(i64::from(self.nanos))
     }
 
     /// Unix milliseconds.

@@ -91,13 +91,16 @@ pub fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// Parses a timestamp as Loki does: a number with a `.` is float seconds
-/// (rounded to the millisecond); an integer of up to 10 digits is seconds,
-/// a longer one nanoseconds; anything else RFC3339 (with or without
-/// fractional seconds).
+/// Parses a timestamp as Loki does: a number with a `.` that Go's
+/// `strconv.ParseFloat` reads is float seconds (rounded to the
+/// millisecond); an integer (`strconv.ParseInt`) of up to 10 digits is
+/// seconds, a longer one nanoseconds; anything else Go's
+/// `time.Parse(time.RFC3339Nano, …)`. When that fails too, the error is
+/// the integer's, as Loki's is.
 pub fn parse_timestamp(value: &str) -> Result<i64, String> {
+    use larch_go::time::{Rfc3339, parse_rfc3339};
     if value.contains('.')
-        && let Ok(f) = value.parse::<f64>()
+        && let Ok(f) = larch_go::strconv::parse_float(value)
     {
         if !f.is_finite() || f.abs() > 9.2e9 {
             return Err(format!("timestamp {value} is out of range"));
@@ -109,28 +112,30 @@ pub fn parse_timestamp(value: &str) -> Result<i64, String> {
             .and_then(|s| s.checked_add(ms as i64 * 1_000_000))
             .ok_or_else(|| format!("timestamp {value} is out of range"));
     }
-    if let Ok(n) = value.parse::<i64>() {
-        let digits = value.trim_start_matches('-').len();
-        return Ok(if digits <= 10 {
-            n.saturating_mul(1_000_000_000)
-        } else {
-            n
-        });
+    let int_err = match larch_go::strconv::parse_int10(value) {
+        Ok(n) => {
+            let digits = value.trim_start_matches('-').len();
+            return Ok(if digits <= 10 {
+                n.saturating_mul(1_000_000_000)
+            } else {
+                n
+            });
+        }
+        Err(e) => e,
+    };
+    match parse_rfc3339(value.as_bytes(), Rfc3339::Nano) {
+        Ok(t) => t
+            .checked_unix_nanos()
+            .ok_or_else(|| format!("timestamp {value} is out of range")),
+        Err(_) => Err(int_err.to_string()),
     }
-    chrono::DateTime::parse_from_rfc3339(value)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| {
-            format!(
-                "parsing time {value:?} as \"2006-01-02T15:04:05.999999999Z07:00\": cannot parse {value:?} as \"2006\""
-            )
-        })
 }
 
-/// Parses a duration given as float seconds (`15`, `0.5`) or a Prometheus
-/// duration (`15s`, `1m`, `1h30m`, `1d`, `1y`).
+/// Parses a duration given as float seconds (Go's `strconv.ParseFloat`:
+/// `15`, `0.5`, `1e1`, `0x1p4`) or a Prometheus duration (`15s`, `1m`,
+/// `1h30m`, `1d`, `1y`).
 pub fn parse_seconds_or_duration(value: &str) -> Result<i64, String> {
-    if let Ok(f) = value.parse::<f64>() {
+    if let Ok(f) = larch_go::strconv::parse_float(value) {
         if !f.is_finite() || f.abs() > 9.2e9 {
             return Err(format!("cannot parse {value:?} to a valid duration"));
         }
@@ -347,10 +352,27 @@ mod tests {
             parse_timestamp("2023-11-14T22:13:20.25+00:00").unwrap(),
             1_700_000_000_250_000_000
         );
-        assert!(
-            parse_timestamp("yesterday")
-                .unwrap_err()
-                .starts_with("parsing time \"yesterday\"")
+        // Go's ParseFloat reads hex floats; Rust's does not.
+        assert_eq!(parse_timestamp("0x1.8p1").unwrap(), 3_000_000_000);
+        // Go's RFC 3339 wants the `T`; chrono also took a space or `t`.
+        for bad in [
+            "2023-11-14 22:13:20Z",
+            "2023-11-14t22:13:20Z",
+            "1_700_000_000.5",
+        ] {
+            assert_eq!(
+                parse_timestamp(bad).unwrap_err(),
+                format!("strconv.ParseInt: parsing {bad:?}: invalid syntax")
+            );
+        }
+        // Loki answers with the integer's error, not the time's.
+        assert_eq!(
+            parse_timestamp("yesterday").unwrap_err(),
+            r#"strconv.ParseInt: parsing "yesterday": invalid syntax"#
+        );
+        assert_eq!(
+            parse_timestamp("99999999999999999999").unwrap_err(),
+            r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#
         );
     }
 
@@ -367,6 +389,16 @@ mod tests {
             parse_seconds_or_duration("x").unwrap_err(),
             r#"cannot parse "x" to a valid duration"#
         );
+        // Go's ParseFloat: hex floats and a leading `+` are seconds; `_`
+        // separators, `1e` and a trailing space are not numbers.
+        assert_eq!(parse_seconds_or_duration("0x1p4").unwrap(), 16_000_000_000);
+        assert_eq!(parse_seconds_or_duration("+2").unwrap(), 2_000_000_000);
+        for bad in ["1_000", "1e", "15 ", "Inf"] {
+            assert_eq!(
+                parse_seconds_or_duration(bad).unwrap_err(),
+                format!("cannot parse {bad:?} to a valid duration")
+            );
+        }
         let hour = 3_600_000_000_000;
         assert_eq!(step(&Params::parse(""), 0, hour).unwrap(), 14_000_000_000);
         assert_eq!(step(&Params::parse(""), 0, 10).unwrap(), 1_000_000_000);

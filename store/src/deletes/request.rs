@@ -35,14 +35,16 @@ pub struct NewRequest {
     pub max_interval_ms: i64,
 }
 
-/// Parses a time as Loki's delete API does: RFC 3339, or exactly ten
-/// digits of Unix seconds; empty is `now_ms`.
+/// Parses a time as Loki's delete API does: Go's
+/// `time.Parse(time.RFC3339, …)`, or exactly ten digits of Unix seconds;
+/// empty is `now_ms`.
 pub fn parse_time(value: &str, now_ms: i64) -> Option<i64> {
+    use larch_go::time::{Rfc3339, parse_rfc3339};
     if value.is_empty() {
         return Some(now_ms);
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Some(t.timestamp_millis());
+    if let Ok(t) = parse_rfc3339(value.as_bytes(), Rfc3339::Seconds) {
+        return Some(t.unix_millis());
     }
     if value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) {
         return value.parse::<i64>().ok()?.checked_mul(1000);
@@ -306,6 +308,15 @@ mod tests {
         assert_eq!(
             e(&[("query", "{a=\"b\"}"), ("start", "yesterday")]),
             "invalid start time: require unix seconds or RFC3339 format"
+        );
+        // Go's RFC 3339 wants an upper-case `T` (chrono took a space).
+        assert_eq!(
+            e(&[("query", "{a=\"b\"}"), ("start", "2023-07-22 04:26:40Z")]),
+            "invalid start time: require unix seconds or RFC3339 format"
+        );
+        assert_eq!(
+            parse_time("2023-07-22T04:26:40.9Z", 0),
+            Some(1_690_000_000_900)
         );
         // Unix seconds are exactly ten digits.
         assert_eq!(

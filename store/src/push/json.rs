@@ -196,14 +196,13 @@ pub fn decode_v0(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
     Ok(Push::new(streams))
 }
 
-/// Parses RFC3339 (with or without fractional seconds) to Unix ns.
+/// Reads a v0 entry's `ts` as Go's `time.Time` JSON decoding does
+/// (`time.Parse(time.RFC3339, …)`, fractional seconds allowed) to Unix ns.
 pub fn parse_rfc3339(text: &str) -> Result<i64, DecodeError> {
-    let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
-        DecodeError::bad(format!(
-            "invalid timestamp {text:?}: expected RFC3339 ({e})"
-        ))
-    })?;
-    t.timestamp_nanos_opt()
+    use larch_go::time::{Rfc3339, parse_rfc3339};
+    let t = parse_rfc3339(text.as_bytes(), Rfc3339::Seconds)
+        .map_err(|e| DecodeError::bad(format!("invalid timestamp {text:?}: {e}")))?;
+    t.checked_unix_nanos()
         .ok_or_else(|| DecodeError::bad(format!("timestamp {text:?} is out of range")))
 }
 
@@ -417,6 +416,14 @@ mod tests {
         assert_eq!(p.streams[0].entries[0].ts, 1_795_424_022_274_353_000);
         let bad =
             br#"{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"yesterday","line":"hi"}]}]}"#;
-        assert!(v0(bad).is_err());
+        let e = v0(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"invalid timestamp "yesterday": parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006""#),
+            "{e}"
+        );
+        // chrono would read a space for the `T`; Go's time.Time does not.
+        let spaced = br#"{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"2026-11-23 08:53:42Z","line":"hi"}]}]}"#;
+        let e = v0(spaced).unwrap_err().to_string();
+        assert!(e.contains(r#"cannot parse " 08:53:42Z" as "T""#), "{e}");
     }
 }
