@@ -1,129 +1,23 @@
-//! Timestamps: RFC 3339 parsing without allocation, and civil-date
-//! arithmetic shared by the `timestamp` stage.
+//! Timestamps as the agent counts them (Unix nanoseconds): RFC 3339 read
+//! with Go's rules and written with nanoseconds, and the calendar.
 //!
 //! Every CRI and docker line starts with (or contains) an RFC 3339
-//! timestamp with nanoseconds, so this parser is on the hot path: it reads
-//! the digits in place and converts with the calendar of `larch_go::time`,
-//! never touching the heap or a time-zone database.
+//! timestamp with nanoseconds, so reading it is on the hot path:
+//! `larch_go::time::parse_rfc3339` reads the digits in place and touches
+//! neither the heap (unless the text is refused) nor a time-zone database.
 
 /// Nanoseconds since the Unix epoch (UTC).
 pub type Nanos = i64;
 
 pub use larch_go::time::{civil_from_days, days_from_civil, days_in_month};
 
-/// A date and time of day as written, before applying its zone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Civil {
-    /// Year.
-    pub year: i64,
-    /// Month, 1–12.
-    pub month: u32,
-    /// Day of the month, from 1.
-    pub day: u32,
-    /// Hour, 0–23.
-    pub hour: u32,
-    /// Minute, 0–59.
-    pub minute: u32,
-    /// Second, 0–60 (a leap second counts as 59).
-    pub second: u32,
-    /// Nanoseconds.
-    pub nanos: u32,
-}
-
-/// Nanoseconds since the epoch of a civil time `offset_secs` east of UTC;
-/// `None` if a field is out of range or the result does not fit.
-pub fn to_nanos(c: &Civil, offset_secs: i64) -> Option<Nanos> {
-    let Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: h,
-        minute: mi,
-        second: s,
-        nanos,
-    } = *c;
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
-    {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    let secs = days
-        .checked_mul(86400)?
-        .checked_add((h * 3600 + mi * 60 + s.min(59)) as i64)?
-        .checked_sub(offset_secs)?;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos as i64)
-}
-
-fn digits(b: &[u8]) -> Option<u32> {
-    let mut v = 0u32;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (c - b'0') as u32;
-    }
-    Some(v)
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (also lower-case `t`/`z`
-/// and a space for `T`). Fractions longer than 9 digits are cut.
+/// Reads a CRI, docker or `timestamp`-stage RFC 3339 text as Go's
+/// `time.Parse(time.RFC3339Nano, …)` does (`larch_go::time::parse_rfc3339`):
+/// `None` if Go refuses it or the instant does not fit in [`Nanos`].
 pub fn parse_rfc3339(b: &[u8]) -> Option<Nanos> {
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let y = digits(&b[0..4])? as i64;
-    let mo = digits(&b[5..7])?;
-    let d = digits(&b[8..10])?;
-    let h = digits(&b[11..13])?;
-    let mi = digits(&b[14..16])?;
-    let s = digits(&b[17..19])?;
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b[i] == b'.' || b[i] == b',' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 9 {
-                nanos = nanos * 10 + (b[i] - b'0') as u32;
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        for _ in n..9 {
-            nanos *= 10;
-        }
-    }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let oh = digits(&b[i + 1..i + 3])? as i64;
-            let om = digits(&b[i + 4..i + 6])? as i64;
-            let o = oh * 3600 + om * 60;
-            if *sign == b'-' { -o } else { o }
-        }
-        _ => return None,
-    };
-    to_nanos(
-        &Civil {
-            year: y,
-            month: mo,
-            day: d,
-            hour: h,
-            minute: mi,
-            second: s,
-            nanos,
-        },
-        offset,
-    )
+    larch_go::time::parse_rfc3339(b, larch_go::time::Rfc3339::Nano)
+        .ok()?
+        .checked_unix_nanos()
 }
 
 /// Formats nanoseconds as RFC 3339 with nanoseconds in UTC.
@@ -159,8 +53,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Go's rules, not the agent's former ones: no lower-case `t` or `z`,
+    /// no space for the `T`, no leap second.
     #[test]
     fn parses_cri_timestamps() {
+        assert_eq!(parse_rfc3339(b"1970-01-01t00:00:00Z"), None);
+        assert_eq!(parse_rfc3339(b"1970-01-01 00:00:00Z"), None);
+        assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00z"), None);
+        assert_eq!(parse_rfc3339(b"1970-01-01T00:00:60Z"), None);
+        assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00,5Z"), Some(500_000_000));
+        assert_eq!(parse_rfc3339(b"1500-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
             parse_rfc3339(b"1970-01-01T00:00:01.5Z"),

@@ -3,8 +3,10 @@
 //! Input follows the query API's own rules so that a time copied from a
 //! response or a URL means the same on the command line: an integer of at
 //! most 10 digits is Unix seconds, a longer one Unix nanoseconds, a decimal
-//! number is seconds with a fraction, and anything else is RFC 3339 (with
-//! or without fractional seconds). A time without a zone
+//! number is seconds with a fraction, and anything else is RFC 3339 as
+//! logcli's `time.Parse(time.RFC3339Nano, …)` reads it
+//! (`larch_go::time::parse_rfc3339`: an upper-case `T`, `Z` or `±hh:mm`,
+//! fractional seconds optional). A time without a zone
 //! (`2024-05-01T10:00:00`, or just a date) is read in the `--timezone`,
 //! as logcli does. Durations are Prometheus durations (`1h30m`, `7d`),
 //! Go durations (`1.5h`) or plain seconds (`90`).
@@ -92,8 +94,8 @@ pub fn parse_time(s: &str, zone: Zone) -> Result<i64, String> {
     if let Some(ns) = decimal_seconds(t) {
         return ns.ok_or_else(|| format!("time {t:?} is out of range"));
     }
-    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return nanos(dt);
+    if let Ok(t) = larch_go::time::parse_rfc3339(t.as_bytes(), larch_go::time::Rfc3339::Nano) {
+        return t.checked_unix_nanos().ok_or_else(out_of_range);
     }
     let naive = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"))
@@ -143,8 +145,11 @@ fn decimal_seconds(t: &str) -> Option<Option<i64>> {
 }
 
 fn nanos<Tz: TimeZone>(dt: DateTime<Tz>) -> Result<i64, String> {
-    dt.timestamp_nanos_opt()
-        .ok_or_else(|| "time is outside the years 1677 to 2262".to_string())
+    dt.timestamp_nanos_opt().ok_or_else(out_of_range)
+}
+
+fn out_of_range() -> String {
+    "time is outside the years 1677 to 2262".to_string()
 }
 
 /// Reads a duration (see the module docs) as nanoseconds; negative
@@ -220,7 +225,18 @@ mod tests {
         ] {
             assert_eq!(parse_time(s, Zone::Utc), Ok(want), "{s}");
         }
-        for bad in ["", "yesterday", "2024-13-01", "99999999999999999999"] {
+        // Go's RFC 3339, not chrono's: with a zone, only an upper-case
+        // `T` separates the date and the time.
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "99999999999999999999",
+            "2024-05-01t10:00:00Z",
+            "2024-05-01 10:00:00Z",
+            "2024-05-01T10:00:00z",
+            "2024-05-01T10:00:60Z",
+        ] {
             assert!(parse_time(bad, Zone::Utc).is_err(), "{bad}");
         }
         assert!(

@@ -241,7 +241,9 @@ impl Stage for MetricsStage {
             if !applies {
                 continue;
             }
-            let num = src.and_then(|s| s.trim().parse::<f64>().ok());
+            // Promtail reads the value with Go's `strconv.ParseFloat`:
+            // hex floats count, spaces and `_` do not.
+            let num = src.and_then(|s| larch_go::strconv::parse_float(s).ok());
             match &mut m.family {
                 Family::Counter(vec, cache) => {
                     let c = cached(cache, key, || vec.with_labels(&e.labels));
@@ -337,6 +339,48 @@ mod tests {
         ] {
             assert_eq!(m.get(series), Some(&want), "{series} in {m:?}");
         }
+    }
+
+    /// Values are read with Go's `strconv.ParseFloat`, as Promtail reads
+    /// them: hex floats, `+` and `1e3` are numbers; `_`
+    /// separators, `1e`, `0x10` (no `p` exponent) and surrounding spaces
+    /// are not (Rust's `str::parse` after a trim read some of these the
+    /// other way).
+    #[test]
+    fn values_are_read_as_go_reads_floats() {
+        let (mut p, reg) = pipeline(
+            r#"
+- regex:
+    expression: '^v=(?P<v>.*)$'
+- metrics:
+    added_total:
+      type: Counter
+      source: v
+      config: {action: add}
+    counted_total:
+      type: Counter
+      source: v
+      config: {action: inc}
+"#,
+        );
+        let lines = ["0x1p-2", "+2", "1e3", "1_000", "1e", "0x10", " 4", "8 "];
+        run_lines(
+            &mut p,
+            lines
+                .iter()
+                .map(|v| entry(&format!("v={v}"), &[("app", "a")]))
+                .collect(),
+        );
+        let m = values(&reg.render());
+        assert_eq!(
+            m.get(r#"larch_agent_custom_counted_total{app="a"}"#),
+            Some(&(lines.len() as f64))
+        );
+        // 0.25 + 2 + 1000; Rust's rules after a trim gave 1014.
+        assert_eq!(
+            m.get(r#"larch_agent_custom_added_total{app="a"}"#),
+            Some(&1002.25)
+        );
     }
 
     /// The samples of an exposition, by name and labels.
