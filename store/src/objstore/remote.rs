@@ -367,8 +367,8 @@ enum Source {
         handle: tokio::runtime::Handle,
         _runtime: super::bucket::OwnRuntime,
         /// `read.write_node_tls`, kept so its client certificate stays
-        /// watched.
-        _tls: Option<crate::tls_client::ClientTls>,
+        /// watched (boxed: it is large and only held).
+        _tls: Option<Box<crate::tls_client::ClientTls>>,
     },
     /// Every member but this node, as the member set is when a request
     /// starts.
@@ -427,7 +427,7 @@ impl WriteNodes {
                 nodes,
                 handle,
                 _runtime: super::bucket::OwnRuntime::new(runtime),
-                _tls: tls,
+                _tls: tls.map(Box::new),
             },
             timeout: config.write_node_timeout.0,
             token_file: config.write_node_token_file.clone(),
