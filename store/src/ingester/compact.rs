@@ -107,8 +107,10 @@ pub fn compact_all(ing: &Ingester) {
 }
 
 /// Runs of two or more consecutive chunks, each under a quarter of
-/// `target`, together at most `target` (file sizes).
-fn small_runs(chunks: &[ChunkRef], target: u64) -> Vec<Vec<ChunkRef>> {
+/// `target`, together at most `target` (file sizes). The one selection of
+/// what to merge, here and in the bucket's compactor
+/// (`objstore::compactor`).
+pub(crate) fn small_runs(chunks: &[ChunkRef], target: u64) -> Vec<Vec<ChunkRef>> {
     let mut runs = Vec::new();
     let mut cur: Vec<ChunkRef> = Vec::new();
     let mut size = 0;

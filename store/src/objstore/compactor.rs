@@ -59,6 +59,8 @@ pub struct RunReport {
     /// Groups of overlapping chunks of one stream from several writers
     /// (replicas) merged into one.
     pub merged_replica_groups: u64,
+    /// Runs of consecutive small chunks of one stream merged into one.
+    pub merged_small_runs: u64,
 }
 
 struct Seg {
@@ -400,12 +402,14 @@ fn compact_day(
         }
     }
     let (records, replica_groups) = merge_replicas(bucket, config, tenant, &streams, records);
+    let (records, small_runs) = merge_small_runs(bucket, config, tenant, &streams, records);
     // A day with one live segment is rewritten only to give it a term
-    // index it lacks, for a chunk a delete request rewrote, or for
-    // replicas' chunks merged.
+    // index it lacks, for a chunk a delete request rewrote, or for chunks
+    // merged (replicas' copies, runs of small chunks).
     let needs_terms =
         term_index && !records.is_empty() && !(live.len() == 1 && live[0].seg.terms.is_some());
-    if live.len() <= 1 && expired == 0 && rewritten == 0 && replica_groups == 0 && !needs_terms {
+    let merged = rewritten + replica_groups + small_runs;
+    if live.len() <= 1 && expired == 0 && merged == 0 && !needs_terms {
         return Ok(());
     }
     let used: HashSet<u64> = records
@@ -432,8 +436,9 @@ fn compact_day(
     } else {
         None
     };
-    if terms.is_none() && live.len() <= 1 && expired == 0 {
-        // Nothing but an index to add, and no chunk could be indexed.
+    if terms.is_none() && live.len() <= 1 && expired == 0 && merged == 0 {
+        // Nothing but an index to add, and no chunk could be indexed. (The
+        // outputs of a merge, written above, must be named: they are.)
         return Ok(());
     }
     let (bytes, name) = segment::encode_with_terms(
@@ -447,7 +452,8 @@ fn compact_day(
     report.merged_days += 1;
     report.expired_chunks += expired;
     report.merged_replica_groups += replica_groups;
-    tracing::info!(tenant = %tenant, day, segments = live.len(), expired_chunks = expired, "Compacted a day's index segments.");
+    report.merged_small_runs += small_runs;
+    tracing::info!(tenant = %tenant, day, segments = live.len(), expired_chunks = expired, small_runs, "Compacted a day's index segments.");
     Ok(())
 }
 
@@ -600,6 +606,77 @@ fn merge_replicas(
         }
     }
     (out, groups)
+}
+
+/// A stream that receives little data gets a small chunk at every flush
+/// of its write node; over a day that is many objects and many records to
+/// read per query. Every run of consecutive small chunks of a stream (the
+/// run selection of the single-node compactor,
+/// [`crate::ingester::compact::small_runs`]: each under a quarter of
+/// `ingester.chunk_target_size`, together at most that) is merged like a
+/// replica group ([`merge_group`]): decoded whole, identical entries once,
+/// written as new `-compactor` chunks listing what they replace, before
+/// the caller's superseding segment names them; the inputs leave the view
+/// with that segment and are deleted after the grace period. Chunks
+/// spanning midnight end a run (another day's segment names them too); a
+/// run that fails to read whole stays as it is. Returns the records with
+/// each merged run replaced by its output, and the number of runs.
+fn merge_small_runs(
+    bucket: &Bucket,
+    config: &crate::config::Config,
+    tenant: &TenantId,
+    streams: &BTreeMap<u64, IndexRecord>,
+    records: Vec<IndexRecord>,
+) -> (Vec<IndexRecord>, u64) {
+    let target = config.ingester.chunk_target_size.0;
+    let mut by_fp: BTreeMap<u64, Vec<crate::index::ChunkRef>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        match r {
+            IndexRecord::Chunk { fp, chunk } => by_fp.entry(fp).or_default().push(chunk),
+            other => out.push(other),
+        }
+    }
+    let mut merged_runs = 0;
+    for (fp, mut chunks) in by_fp {
+        chunks.sort_by(|a, b| (a.mint, a.maxt, &a.id).cmp(&(b.mint, b.maxt, &b.id)));
+        let labels = match streams.get(&fp) {
+            Some(IndexRecord::Stream { labels, .. }) => Some(labels.to_string()),
+            _ => None,
+        };
+        let mut gone: HashSet<String> = HashSet::new();
+        if let Some(labels) = &labels {
+            let spans_days = |c: &crate::index::ChunkRef| {
+                let d = layout::days(c.mint, c.maxt);
+                d.start() != d.end()
+            };
+            for piece in chunks.split(spans_days) {
+                for run in crate::ingester::compact::small_runs(piece, target) {
+                    match merge_group(bucket, config, tenant, fp, labels, &run) {
+                        Ok(merged) => {
+                            merged_runs += 1;
+                            gone.extend(run.iter().map(|c| c.id.clone()));
+                            out.extend(
+                                merged
+                                    .into_iter()
+                                    .map(|chunk| IndexRecord::Chunk { fp, chunk }),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %tenant, stream = %labels, error = %e, "Merging a run of small chunks of a stream failed; they stay as they are.");
+                        }
+                    }
+                }
+            }
+        }
+        out.extend(
+            chunks
+                .into_iter()
+                .filter(|c| !gone.contains(&c.id))
+                .map(|chunk| IndexRecord::Chunk { fp, chunk }),
+        );
+    }
+    (out, merged_runs)
 }
 
 /// Reads every input of a group whole, merges the entries (identical

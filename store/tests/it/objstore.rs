@@ -186,6 +186,87 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Where the bucket's objects are files: the filesystem bucket's
+/// directory, or the one s3s-fs keeps the bucket `larch` in.
+fn bucket_root(bucket: &Bucket) -> std::path::PathBuf {
+    match bucket {
+        Bucket::S3(s) => s.root.join("larch"),
+        Bucket::Dir(d) => d.path().to_path_buf(),
+        Bucket::Path(p) => p.clone(),
+    }
+}
+
+/// Every entry stored in the chunk objects that live segments name (a
+/// segment no other listed segment of its day supersedes), one per stored
+/// copy, sorted: read from the objects themselves, not through a query,
+/// whose merge would hide an entry stored twice. A chunk named by several
+/// segments (two days, or a segment published twice) is one object and
+/// counted once.
+fn live_entries(root: &std::path::Path) -> Vec<(i64, String)> {
+    use larch_store::chunk::{ChunkFile, DecodedBlock};
+    use larch_store::index::IndexRecord;
+    use larch_store::objstore::{layout, segment};
+    let mut by_day: BTreeMap<(String, i64), Vec<(String, segment::Segment)>> = BTreeMap::new();
+    for f in tree(root).into_iter().filter(|f| f.ends_with(".seg")) {
+        let (tenant, day, name) = layout::parse_segment_key(&f).expect("a segment key");
+        let seg = segment::decode(&std::fs::read(root.join(&f)).unwrap()).expect("a segment");
+        by_day
+            .entry((tenant.as_str().to_string(), day))
+            .or_default()
+            .push((name, seg));
+    }
+    let mut named = std::collections::BTreeSet::new();
+    for ((tenant, _), segs) in &by_day {
+        let superseded: std::collections::HashSet<&str> = segs
+            .iter()
+            .flat_map(|(_, s)| s.supersedes.iter().map(String::as_str))
+            .collect();
+        for (_, s) in segs
+            .iter()
+            .filter(|(n, _)| !superseded.contains(n.as_str()))
+        {
+            for r in &s.records {
+                if let IndexRecord::Chunk { fp, chunk } = r {
+                    named.insert((tenant.clone(), *fp, chunk.id.clone()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (tenant, fp, id) in named {
+        let tenant = larch_store::tenant::TenantId::new(&tenant).unwrap();
+        let key = layout::chunk_key(&tenant, fp, &id);
+        let f = ChunkFile::parse(std::fs::read(root.join(&key)).unwrap()).unwrap();
+        for meta in &f.blocks {
+            let mut b = DecodedBlock::default();
+            b.decode(&f.bytes, meta, larch_query::Columns::ALL).unwrap();
+            let v = b.view(larch_query::Columns::ALL);
+            for i in 0..v.len() {
+                out.push((
+                    v.timestamps[i],
+                    String::from_utf8_lossy(v.line(i)).into_owned(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The chunk objects in the bucket: (count, total bytes, largest).
+fn chunk_objects(root: &std::path::Path) -> (usize, u64, u64) {
+    let sizes: Vec<u64> = files_under(root, "chunks/")
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "chunk"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    (
+        sizes.len(),
+        sizes.iter().sum(),
+        sizes.iter().copied().max().unwrap_or(0),
+    )
+}
+
 fn write_then_read(bucket: Bucket) {
     let w = node(&bucket, "write", "");
     let t0 = now_ns() - 600 * SEC;
@@ -285,6 +366,8 @@ fn bucket_outage_loses_and_doubles_nothing() {
         lines(&r, start, end).len() == want.len()
     });
     assert_eq!(lines(&r, start, end), want);
+    // Once in the objects too, where the read path's merge hides nothing.
+    assert_eq!(live_entries(&s3.root.join("larch")), want);
     drop(r);
 
     // The WAL bound: with the bucket down, pushes fill the WAL up to
@@ -656,6 +739,111 @@ fn read_nodes_reach_tls_write_nodes_with_a_client_certificate() {
 }
 
 /// Every file under `dir`, relative, sorted.
+/// Many small flushes of several streams leave one small chunk object per
+/// stream and flush; the backend merges each stream's run of them into
+/// one chunk while a reader answers in a loop, exactly, every time; after
+/// the grace period the inputs are gone from the bucket, and the chunks
+/// the live segments name hold every line exactly once (counted in the
+/// objects, not through the read path's merge).
+fn small_chunks(bucket: Bucket) {
+    const STREAMS: usize = 3;
+    const FLUSHES: i64 = 10;
+    let root = bucket_root(&bucket);
+    let w = node(&bucket, "write", "");
+    let t0 = now_ns() - 900 * SEC;
+    let mut pushed = Vec::new();
+    for round in 0..FLUSHES {
+        pushed.extend(push(
+            &w,
+            &format!("small{round}"),
+            STREAMS,
+            30,
+            t0 + round * 20 * SEC,
+        ));
+        flush(&w);
+    }
+    let want = expected(&pushed);
+    let before = chunk_objects(&root);
+    assert_eq!(before.0, STREAMS * FLUSHES as usize, "{:?}", tree(&root));
+    assert_eq!(live_entries(&root), want);
+
+    let backend = node(
+        &bucket,
+        "backend",
+        "compactor:\n  interval: 1h\n  deletion_delay: 1s\n",
+    );
+    let r = reader(&bucket, &w);
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    wait_until("the reader", Duration::from_secs(20), || {
+        lines(&r, start, end).len() == want.len()
+    });
+    // Compactions (the merge, then the deletes of its inputs once the
+    // grace period has passed) run while the reader answers.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for _ in 0..6 {
+                flush(&backend);
+                std::thread::sleep(Duration::from_millis(700));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            assert_eq!(lines(&r, start, end), want, "a reader saw a partial state");
+            n += 1;
+        }
+        assert!(n > 3, "the reader ran during compaction ({n} queries)");
+    });
+    // One chunk per stream and day is left (the pushes may straddle
+    // midnight), each holding what its inputs held.
+    let days: std::collections::HashSet<i64> = pushed
+        .iter()
+        .map(|(_, t, _)| t.div_euclid(86_400 * SEC))
+        .collect();
+    wait_until(
+        "the merged inputs to be deleted",
+        Duration::from_secs(30),
+        || {
+            flush(&backend);
+            chunk_objects(&root).0 == STREAMS * days.len()
+        },
+    );
+    let after = chunk_objects(&root);
+    eprintln!(
+        "chunk objects before compaction: {} ({} bytes, largest {}); after: {} ({} bytes, largest {})",
+        before.0, before.1, before.2, after.0, after.1, after.2
+    );
+    assert!(after.2 > before.2, "the merged chunks are larger");
+    assert_eq!(live_entries(&root), want, "every line stored exactly once");
+    assert!(
+        larch_testkit::metrics::scrape(backend.http)
+            .iter()
+            .any(
+                |(k, v)| k.starts_with("larch_compactor_deleted_objects_total")
+                    && k.contains("chunk")
+                    && *v >= (before.0 - after.0) as f64
+            ),
+        "the inputs were deleted by the compactor"
+    );
+    assert_eq!(lines(&r, start, end), want);
+    let fresh = reader(&bucket, &w);
+    wait_until("a fresh reader", Duration::from_secs(20), || {
+        lines(&fresh, start, end).len() == want.len()
+    });
+    assert_eq!(lines(&fresh, start, end), want);
+}
+
+#[test]
+fn compactor_merges_small_chunks_s3() {
+    small_chunks(Bucket::s3());
+}
+
+#[test]
+fn compactor_merges_small_chunks_filesystem() {
+    small_chunks(Bucket::dir());
+}
+
 fn tree(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
@@ -679,14 +867,20 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
 /// partial object and a reader of the bucket alone sees exactly what was
 /// published before; the lines stay in the write node's WAL until their
 /// segment is written (a kill -9 while the bucket is full loses none);
-/// once there is space again every line reaches the bucket once.
+/// once there is space again every line reaches the bucket once. While
+/// writes fail the node stays ready, and past `wal.max_size` pushes get
+/// 503 naming it.
 #[test]
 fn failed_object_writes_leave_nothing_half_visible() {
     let fs = super::recovery::Tmpfs::mount("4m").expect("a tmpfs for the bucket");
     let dir = fs.mnt.join("bucket");
     std::fs::create_dir(&dir).unwrap();
     let bucket = Bucket::Path(dir.clone());
-    let w = node(&bucket, "write", "");
+    let w = node(
+        &bucket,
+        "write",
+        "wal:\n  segment_size: 1MiB\n  max_size: 3MiB\nlimits:\n  ingestion_rate_mb: 100\n  ingestion_burst_size_mb: 100\n",
+    );
     let t0 = now_ns() - 600 * SEC;
     let before = push(&w, "before", 2, 100, t0);
     flush(&w);
@@ -701,6 +895,11 @@ fn failed_object_writes_leave_nothing_half_visible() {
     all.extend(push(&w, "during", 2, 100, t0 + 60 * SEC));
     flush(&w);
     assert!(metric(&w, "larch_objstore_flush_backlog_chunks") > 0.0);
+    assert_eq!(
+        request(w.http, "GET", "/ready", &[], b"").unwrap().status,
+        200,
+        "a write node whose object writes fail stays ready"
+    );
     // Nothing new is visible in the bucket: no partial chunk, no staging
     // file, no segment.
     let mut now = tree(&dir);
@@ -733,6 +932,38 @@ fn failed_object_writes_leave_nothing_half_visible() {
         lines(&alone, start, end).len() == all.len()
     });
     assert_eq!(lines(&alone, start, end), expected(&all));
+    // Once, in the objects too (the read path would hide a double).
+    assert_eq!(live_entries(&dir), expected(&all));
+
+    // The WAL bound: with writes failing again, pushes fill the WAL up to
+    // wal.max_size, then get 503 with a message saying so; the node stays
+    // ready.
+    let _ballast = fs.fill(0);
+    let big = "x".repeat(4000);
+    let mut refused = None;
+    for i in 0..2000 {
+        let lines: Vec<String> = (0..50).map(|j| format!("{i} {j} {big}")).collect();
+        let body = protobuf_lines(r#"{app="bound"}"#, t0 + i as i64 * SEC, &lines);
+        let r = request(
+            w.http,
+            "POST",
+            "/loki/api/v1/push",
+            &[("Content-Type", "application/x-protobuf")],
+            &body,
+        )
+        .unwrap();
+        if r.status != 204 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the WAL bound refused a push");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("wal.max_size"), "{}", r.text());
+    assert_eq!(
+        request(w.http, "GET", "/ready", &[], b"").unwrap().status,
+        200
+    );
 }
 
 /// The single-node store (`target: all`) with its chunks in S3: flushed
