@@ -515,7 +515,16 @@ fn through_read_nodes(bucket: Bucket) {
     let rewriting = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     let (after, during_rewrite) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    /// Stops the reader's loop when dropped, also when the test panics
+    /// (the scope would otherwise wait for the loop for ever).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
     std::thread::scope(|sc| {
+        let _stop_on_drop = StopOnDrop(&stop);
         let looper = sc.spawn(|| {
             while !stop.load(Ordering::Acquire) {
                 let began = Instant::now();
@@ -597,7 +606,8 @@ fn through_read_nodes_s3() {
 
 /// A delete request made while the lines are still only in a write
 /// node's memory and WAL: after a kill -9 and a restart (the WAL
-/// replayed) every read node still hides them; once the write node has
+/// replayed: the kept lines of the second half come back from it alone)
+/// every read node still hides them; once the write node has
 /// published them and the backend has rewritten the chunks, no chunk
 /// object holds a deleted line and the live chunks hold every kept line
 /// once; a second kill -9 after the rewrite brings nothing back.
@@ -654,8 +664,10 @@ fn through_a_write_node_kill(bucket: Bucket) {
     assert_eq!(lines(&r, "del"), kept);
     bucket_holds_no_deleted_line(&bucket, 40);
 
-    // The WAL still holds the deleted lines until it is trimmed: a
-    // replay after the rewrite publishes none of them again.
+    // Everything the write node held is published and its WAL trimmed:
+    // a kill -9 and a restart now (a replay of what is left, and a
+    // publication of any journal record after the last `published` one)
+    // bring none of the deleted lines back.
     w.kill9();
     w.restart();
     answers(&r);
