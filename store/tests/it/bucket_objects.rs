@@ -1,6 +1,6 @@
 //! What a bucket holds, read from its directory (the filesystem backend's
 //! root, or the directory `s3s-fs` keeps a bucket in) with the store's own
-//! decoders: the chunks a tenant's live segments name and the lines in
+//! decoders: the chunks a tenant's live segments name and the entries in
 //! them, and every line of every chunk object, whatever the read path
 //! (which merges overlapping blocks and drops identical entries) would
 //! make of them.
@@ -14,8 +14,8 @@ use larch_store::index::IndexRecord;
 use larch_store::objstore::{layout, segment};
 use larch_store::tenant::TenantId;
 
-/// Every line of a chunk file, in its order.
-pub fn lines_of_chunk(path: &Path) -> Vec<String> {
+/// Every entry of a chunk file (timestamp, line), in its order.
+pub fn entries_of_chunk(path: &Path) -> Vec<(i64, String)> {
     let bytes =
         std::fs::read(path).unwrap_or_else(|e| panic!("reading chunk {}: {e}", path.display()));
     let f = ChunkFile::parse(bytes)
@@ -27,10 +27,18 @@ pub fn lines_of_chunk(path: &Path) -> Vec<String> {
             .unwrap_or_else(|e| panic!("chunk {}: {e}", path.display()));
         let v = b.view(Columns::ALL);
         for i in 0..v.len() {
-            out.push(String::from_utf8_lossy(v.line(i)).into_owned());
+            out.push((
+                v.timestamps[i],
+                String::from_utf8_lossy(v.line(i)).into_owned(),
+            ));
         }
     }
     out
+}
+
+/// Every line of a chunk file, in its order.
+pub fn lines_of_chunk(path: &Path) -> Vec<String> {
+    entries_of_chunk(path).into_iter().map(|(_, l)| l).collect()
 }
 
 /// Every line of every chunk file under `dir` (what is stored, whatever
@@ -54,13 +62,15 @@ pub fn chunk_file_lines(dir: &Path) -> Vec<String> {
     out
 }
 
-/// A chunk object a live segment names, with its lines.
+/// A chunk object a live segment names, with its entries.
 #[derive(Debug)]
 pub struct LiveChunk {
     /// Its key in the bucket.
     pub key: String,
     /// Its lines.
     pub lines: Vec<String>,
+    /// Its entries' timestamps, in the order of `lines`.
+    pub timestamps: Vec<i64>,
 }
 
 /// The chunks named by the live segments of `tenant` in the bucket rooted
@@ -116,10 +126,33 @@ pub fn live_chunks(root: &Path, tenant: &str) -> Vec<LiveChunk> {
                 path.exists(),
                 "chunk {key}, named by a live segment, is not in the bucket"
             );
+            let (timestamps, lines) = entries_of_chunk(&path).into_iter().unzip();
             LiveChunk {
-                lines: lines_of_chunk(&path),
+                lines,
+                timestamps,
                 key,
             }
         })
         .collect()
+}
+
+/// Every entry stored in the chunk objects that the live segments of
+/// every tenant in the bucket rooted at `root` name, one per stored copy
+/// (a query's merge would hide an entry stored twice; this does not),
+/// sorted. A chunk named by several segments (two days, or a segment
+/// published twice) is one object and counted once.
+pub fn live_entries(root: &Path) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let Ok(tenants) = std::fs::read_dir(root.join(layout::SEGMENTS)) else {
+        return out;
+    };
+    for t in tenants {
+        let t = t.unwrap().file_name();
+        let t = t.to_str().expect("a tenant directory's name");
+        for c in live_chunks(root, t) {
+            out.extend(c.timestamps.into_iter().zip(c.lines));
+        }
+    }
+    out.sort();
+    out
 }
