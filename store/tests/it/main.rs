@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod bucket_objects;
 mod deletes;
 mod faults;
 mod formats;

@@ -11,6 +11,8 @@ use larch_testkit::push::protobuf_lines;
 use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use larch_testkit::{StoreProcess, now_ns};
 
+use super::bucket_objects::live_entries;
+
 const SEC: i64 = 1_000_000_000;
 
 /// Where the cluster's flushed data lives.
@@ -194,63 +196,6 @@ fn bucket_root(bucket: &Bucket) -> std::path::PathBuf {
         Bucket::Dir(d) => d.path().to_path_buf(),
         Bucket::Path(p) => p.clone(),
     }
-}
-
-/// Every entry stored in the chunk objects that live segments name (a
-/// segment no other listed segment of its day supersedes), one per stored
-/// copy, sorted: read from the objects themselves, not through a query,
-/// whose merge would hide an entry stored twice. A chunk named by several
-/// segments (two days, or a segment published twice) is one object and
-/// counted once.
-fn live_entries(root: &std::path::Path) -> Vec<(i64, String)> {
-    use larch_store::chunk::{ChunkFile, DecodedBlock};
-    use larch_store::index::IndexRecord;
-    use larch_store::objstore::{layout, segment};
-    let mut by_day: BTreeMap<(String, i64), Vec<(String, segment::Segment)>> = BTreeMap::new();
-    for f in tree(root).into_iter().filter(|f| f.ends_with(".seg")) {
-        let (tenant, day, name) = layout::parse_segment_key(&f).expect("a segment key");
-        let seg = segment::decode(&std::fs::read(root.join(&f)).unwrap()).expect("a segment");
-        by_day
-            .entry((tenant.as_str().to_string(), day))
-            .or_default()
-            .push((name, seg));
-    }
-    let mut named = std::collections::BTreeSet::new();
-    for ((tenant, _), segs) in &by_day {
-        let superseded: std::collections::HashSet<&str> = segs
-            .iter()
-            .flat_map(|(_, s)| s.supersedes.iter().map(String::as_str))
-            .collect();
-        for (_, s) in segs
-            .iter()
-            .filter(|(n, _)| !superseded.contains(n.as_str()))
-        {
-            for r in &s.records {
-                if let IndexRecord::Chunk { fp, chunk } = r {
-                    named.insert((tenant.clone(), *fp, chunk.id.clone()));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for (tenant, fp, id) in named {
-        let tenant = larch_store::tenant::TenantId::new(&tenant).unwrap();
-        let key = layout::chunk_key(&tenant, fp, &id);
-        let f = ChunkFile::parse(std::fs::read(root.join(&key)).unwrap()).unwrap();
-        for meta in &f.blocks {
-            let mut b = DecodedBlock::default();
-            b.decode(&f.bytes, meta, larch_query::Columns::ALL).unwrap();
-            let v = b.view(larch_query::Columns::ALL);
-            for i in 0..v.len() {
-                out.push((
-                    v.timestamps[i],
-                    String::from_utf8_lossy(v.line(i)).into_owned(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The chunk objects in the bucket: (count, total bytes, largest).
