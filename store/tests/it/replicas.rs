@@ -29,6 +29,9 @@ struct Topology {
     retention: bool,
     /// More `ingester:` keys, each line indented by two spaces.
     ingester: &'static str,
+    /// `read.index_refresh_period` (read nodes and write nodes' query
+    /// sides list the bucket that often).
+    index_refresh: &'static str,
 }
 
 impl Topology {
@@ -41,6 +44,7 @@ impl Topology {
             s3: None,
             retention: false,
             ingester: "",
+            index_refresh: "100ms",
         }
     }
 
@@ -85,12 +89,13 @@ impl Topology {
         format!(
             "target: {target}\n{}\
              ingester:\n  flush_check_period: 100ms\n  chunk_idle_period: 1h\n{}\
-             read:\n  index_refresh_period: 100ms\n  write_node_timeout: 5s\n\
+             read:\n  index_refresh_period: {}\n  write_node_timeout: 5s\n\
              compactor:\n  interval: 1h\n  deletion_delay: {}\n  retention_enabled: {}\n\
              shutdown_timeout: 10s\n\
              cluster:\n  members: {}\n{me}  replication_factor: {}\n  refresh_period: 200ms\n  forward_timeout: 3s\n{extra}",
             self.storage(),
             self.ingester,
+            self.index_refresh,
             self.deletion_delay,
             self.retention,
             self.members(),
@@ -985,6 +990,100 @@ fn a_node_joins_and_one_leaves() {
     drop(others);
 }
 
+/// A write node's own query API gives the read node's answer after a
+/// member with replication factor 1 left: the leaver flushed its streams
+/// to the bucket and exited, and its lines are still returned once by
+/// the read node and by each remaining write node.
+#[test]
+fn write_nodes_answer_like_the_read_node_after_an_owner_left() {
+    let topo = Topology::s3(3, 1);
+    let mut writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 100 * SEC;
+    let mut want = Vec::new();
+    for s in 0..30 {
+        let labels = format!(r#"{{app="left", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..5).map(|i| format!("stream {s} line {i}")).collect();
+        push_to(writers[s % 3].http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+        want.extend(lines);
+    }
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="left"}"#;
+    assert_each_once(reader.http, "read node", sel, &want, start, end);
+    let status = writers[0].terminate();
+    assert!(status.success(), "{status:?}");
+    let others: Vec<StoreProcess> = writers.drain(1..).collect();
+    topo.settled(&others.iter().chain([&reader]).collect::<Vec<_>>(), 2);
+    assert_each_once(
+        reader.http,
+        "read node after the leave",
+        sel,
+        &want,
+        start,
+        end,
+    );
+    for (i, w) in others.iter().enumerate() {
+        assert_each_once(
+            w.http,
+            &format!("write node {} after the leave", i + 1),
+            sel,
+            &want,
+            start,
+            end,
+        );
+    }
+}
+
+/// A write node's own query API gives the read node's answer after the
+/// backend merged the replicas' chunks and deleted the originals
+/// (`compactor.deletion_delay: 1s`): every line once from each node.
+#[test]
+fn write_nodes_answer_like_the_read_node_after_compaction_deleted_replica_chunks() {
+    let mut topo = Topology::s3(3, 3);
+    topo.deletion_delay = "1s";
+    let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
+    let reader = topo.node("read");
+    let backend = topo.node("backend");
+    topo.settled(&[&writers[0], &writers[1], &writers[2], &reader], 3);
+    let t0 = now_ns() - 100 * SEC;
+    let mut want = Vec::new();
+    for s in 0..12 {
+        let labels = format!(r#"{{app="merged", stream="s{s}"}}"#);
+        let lines: Vec<String> = (0..20).map(|i| format!("stream {s} line {i}")).collect();
+        push_to(writers[s % 3].http, &labels, t0 + s as i64 * SEC, &lines).unwrap();
+        want.extend(lines);
+    }
+    let (start, end) = (t0 - SEC, now_ns() + SEC);
+    let sel = r#"{app="merged"}"#;
+    for w in &writers {
+        flush(w);
+    }
+    flush(&backend);
+    std::thread::sleep(Duration::from_millis(1500));
+    // The second run deletes the chunks the first one merged.
+    flush(&backend);
+    flush(&reader);
+    assert_each_once(
+        reader.http,
+        "read node after compaction",
+        sel,
+        &want,
+        start,
+        end,
+    );
+    for (i, w) in writers.iter().enumerate() {
+        assert_each_once(
+            w.http,
+            &format!("write node {i} after compaction"),
+            sel,
+            &want,
+            start,
+            end,
+        );
+    }
+}
+
 /// A write node that comes back under another address (a pod's new IP)
 /// with the same identity (`cluster.self`) keeps its streams: ownership is
 /// computed from identities, so after its WAL is replayed and the same
@@ -1119,6 +1218,8 @@ fn bucket_bytes_after_compaction(rf: usize, t0: i64) -> u64 {
     let mut topo = Topology::s3(3, rf);
     topo.deletion_delay = "1s";
     topo.ingester = "  block_size: 16KiB\n  chunk_target_size: 32KiB\n";
+    // Nothing here waits on a fresh view but the last reading.
+    topo.index_refresh = "1s";
     let writers: Vec<StoreProcess> = (0..3).map(|i| topo.writer(i)).collect();
     let backend = topo.node("backend");
     topo.settled(&writers.iter().collect::<Vec<_>>(), 3);
