@@ -437,6 +437,8 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::for_config(&config));
     let shutdown_timeout = config.shutdown_timeout;
     let data_dir = config.data_dir.clone();
+    let mut config = config;
+    let query_side = larch_store::ingester::query_side(&mut config);
     let (ingester, _report) = tokio::task::spawn_blocking(move || Ingester::open(config, metrics))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
@@ -458,6 +460,7 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
         None
     };
     let mut state = AppState::new(ingester.clone());
+    let query = state.query.clone();
     if let Some(r) = &ruler {
         state = state.with_ruler(r.clone());
     }
@@ -489,6 +492,27 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
     let mut server = tokio::spawn(server::serve(state, http, grpc, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
+    // A write node with `cluster:` answers queries as a read node does,
+    // from a read-side ingester of its own, opened once the servers run
+    // (its membership asks this node's gRPC server too). Its metrics are
+    // not served: the node's own count what it does. Until it is open
+    // and has listed the bucket, the node's own ingester answers.
+    if let Some(c) = query_side {
+        let query = query.clone();
+        tokio::spawn(async move {
+            let dir = c.data_dir.clone();
+            let m = Arc::new(Metrics::for_config(&c));
+            match tokio::task::spawn_blocking(move || Ingester::open(c, m)).await {
+                Ok(Ok((q, _))) => {
+                    let _ = query.set(q);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "The query side could not be opened; queries are answered from the members' data alone.")
+                }
+                Err(e) => tracing::error!(error = %e, "Opening the query side failed."),
+            }
+        });
+    }
     tokio::select! {
         () = first_signal(term) => {}
         () = shutdown_request.notified() => {
@@ -561,6 +585,11 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
         Err(_) => tracing::error!(
             "The ingester did not stop in time; exiting anyway. Every acknowledged push is in the WAL and is replayed at the next start."
         ),
+    }
+    // The query side holds nothing of its own (no pushes, no WAL data).
+    if let Some(q) = query.get().cloned() {
+        let stop = tokio::task::spawn_blocking(move || q.shutdown_until(std::time::Instant::now()));
+        let _ = tokio::time::timeout(STOP_GRACE, stop).await;
     }
     Ok(())
 }

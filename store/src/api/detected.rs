@@ -32,7 +32,7 @@ pub async fn detected_labels(
     let t = tenant(&headers, app.config.auth_enabled)?;
     let (start, end) = bounds(&p, now_ns())?;
     let matchers = label_selector(p.get("query"))?;
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     let labels = exec::run(&app, move |cancel| {
         let streams = ing
             .query_streams(&t, matchers.as_deref(), start, end)
@@ -114,7 +114,7 @@ async fn sample(
         values_of,
         value_limit: limit,
     };
-    let ingester = app.ingester.clone();
+    let ingester = app.query_source();
     exec::run(app, move |cancel| {
         req.cancel = Some(cancel);
         Ok(detect_fields(ingester.as_ref(), &req, fields)?)

@@ -280,7 +280,7 @@ pub async fn label_names(
 ) -> Result<Response, ApiError> {
     let scope = Scope::new(&app, &headers, &p)?;
     let m = selector(p.get("query"))?;
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     exec::run_streamed(&app, move |cancel, sink| {
         if !scope.multi() && m.is_none() && ing.answers_alone() {
             let names = match ing.existing_tenant(&scope.tenants[0]) {
@@ -332,7 +332,7 @@ pub async fn label_values(
     } else {
         name
     };
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     exec::run_streamed(&app, move |cancel, sink| {
         if !scope.multi() && m.is_none() && ing.answers_alone() {
             let t = ing.existing_tenant(&scope.tenants[0]);
@@ -394,7 +394,7 @@ pub async fn series(
     if selectors.is_empty() {
         selectors.push(None);
     }
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     exec::run_streamed(&app, move |cancel, sink| {
         sink.buf().push_str(json::SUCCESS_START);
         sink.buf().push('[');
@@ -490,7 +490,7 @@ pub async fn index_stats(
     let t = tenant(&headers, app.config.auth_enabled)?;
     let r = TimeRange::parse(&p, now_ns(), None)?;
     let m = selector(p.get("query"))?;
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     let body = exec::run(&app, move |cancel| {
         let set = streams(&ing, &t, m.as_deref(), r.start, r.end)?;
         let mut matched = 0u64;
@@ -644,7 +644,7 @@ pub async fn volume(
     let t = tenant(&headers, app.config.auth_enabled)?;
     let r = TimeRange::parse(&p, now_ns(), None)?;
     let spec = VolumeSpec::parse(&p)?;
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     let body = exec::run(&app, move |cancel| {
         let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
         let mut out = String::from("{\"resultType\":\"vector\",\"result\":[");
@@ -718,7 +718,7 @@ pub async fn volume_range(
     let t = tenant(&headers, app.config.auth_enabled)?;
     let r = TimeRange::parse(&p, now_ns(), Some(VOLUME_DEFAULT_STEP))?;
     let spec = VolumeSpec::parse(&p)?;
-    let ing = app.ingester.clone();
+    let ing = app.query_source();
     let body = exec::run(&app, move |cancel| {
         let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
         let mut out = String::from("{\"resultType\":\"matrix\",\"result\":[");

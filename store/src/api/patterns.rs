@@ -60,7 +60,7 @@ pub async fn patterns(
         end,
         step: step(&p, start, end)?,
     };
-    let ingester = app.ingester.clone();
+    let ingester = app.query_source();
     let found = exec::run(&app, move |cancel| {
         Ok(mine_patterns(ingester.as_ref(), &q, &cancel)?)
     })

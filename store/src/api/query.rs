@@ -53,7 +53,7 @@ pub async fn run(
     app: &AppState,
     mut req: QueryRequest,
 ) -> Result<(QueryValue, QueryStats), ApiError> {
-    let ingester = app.ingester.clone();
+    let ingester = app.query_source();
     exec::run(app, move |cancel| {
         req.cancel = Some(cancel);
         // Tenant ids cannot hold `|`: it separates the tenants of a

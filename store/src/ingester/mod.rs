@@ -868,6 +868,34 @@ fn writer_id(data: &Path) -> std::io::Result<String> {
     Ok(id)
 }
 
+/// The configuration of a write node's query side, when it has one: a
+/// write node with `cluster:` answers its query API the way a read node
+/// does (a view of the bucket, plus every member's unflushed data and
+/// journals over gRPC, itself included), so that lines of members that
+/// left and chunks the compactor merged (their originals deleted) are in
+/// its answers too. The query side is a `read` ingester in
+/// `<data_dir>/query` (its disk cache in `<storage.cache.dir>/query` when
+/// that is set); its own ingester keeps taking pushes and answering the
+/// members' gRPC queries. `storage.cache.max_size` is split evenly
+/// between the two caches (`config`'s is halved), so the node's disk use
+/// stays within it. `None` (and `config` unchanged) for every other node.
+pub fn query_side(config: &mut Config) -> Option<Config> {
+    if config.target != Target::Write || !config.cluster.enabled() {
+        return None;
+    }
+    let half = config.storage.cache.max_size.0 / 2;
+    let mut c = config.clone();
+    c.target = Target::Read;
+    c.data_dir = config.data_dir.join("query");
+    if !c.storage.cache.dir.as_os_str().is_empty() {
+        c.storage.cache.dir = c.storage.cache.dir.join("query");
+    }
+    c.storage.cache.max_size.0 = config.storage.cache.max_size.0 - half;
+    c.ruler.enabled = false;
+    config.storage.cache.max_size.0 = half;
+    Some(c)
+}
+
 /// Cutting sizes from the configuration.
 pub fn cut_policy(config: &Config) -> CutPolicy {
     CutPolicy {
@@ -887,5 +915,52 @@ pub(crate) fn note_activation(tenant: &Tenant, was_active: bool, st: &StreamStat
             tenant.active.fetch_sub(1, Ordering::Relaxed);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_write_node_with_a_cluster_gets_a_query_side_and_the_cache_is_shared() {
+        let mut c = Config {
+            data_dir: PathBuf::from("/data"),
+            ..Config::default()
+        };
+        c.storage.cache.max_size.0 = 1001;
+        for target in [Target::All, Target::Write, Target::Read, Target::Backend] {
+            c.target = target;
+            let mut mine = c.clone();
+            assert!(
+                query_side(&mut mine).is_none(),
+                "{target:?} without cluster:"
+            );
+            assert_eq!(mine, c);
+        }
+        c.cluster.members = vec!["a:9095".into(), "b:9095".into()];
+        for target in [Target::All, Target::Read, Target::Backend] {
+            c.target = target;
+            let mut mine = c.clone();
+            assert!(query_side(&mut mine).is_none(), "{target:?}");
+            assert_eq!(mine, c);
+        }
+        c.target = Target::Write;
+        c.ruler.enabled = true;
+        let mut mine = c.clone();
+        let q = query_side(&mut mine).unwrap();
+        assert_eq!(q.target, Target::Read);
+        assert_eq!(q.data_dir, PathBuf::from("/data/query"));
+        assert!(q.storage.cache.dir.as_os_str().is_empty());
+        assert!(!q.ruler.enabled);
+        assert_eq!(q.cluster, c.cluster);
+        assert_eq!(
+            (mine.storage.cache.max_size.0, q.storage.cache.max_size.0),
+            (500, 501)
+        );
+        assert_eq!(mine.target, Target::Write);
+        c.storage.cache.dir = PathBuf::from("/cache");
+        let q = query_side(&mut c.clone()).unwrap();
+        assert_eq!(q.storage.cache.dir, PathBuf::from("/cache/query"));
     }
 }

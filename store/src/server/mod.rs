@@ -30,6 +30,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The ingester (write path and data source).
     pub ingester: Arc<Ingester>,
+    /// On a write node with `cluster:`, its query side once opened: a
+    /// read-side ingester of its own (the bucket's view plus every
+    /// member's unflushed data), so that a query gets a read node's
+    /// answer whichever node it lands on (see [`AppState::query_source`]).
+    pub query: Arc<std::sync::OnceLock<Arc<Ingester>>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Ingestion rate limiter.
@@ -84,6 +89,7 @@ impl AppState {
             query_slots: Arc::new(tokio::sync::Semaphore::new(
                 ingester.config.query.max_concurrent,
             )),
+            query: Arc::default(),
             ingester,
             limiter: Arc::new(RateLimiter::default()),
             ready: Arc::new(AtomicBool::new(true)),
@@ -96,6 +102,18 @@ impl AppState {
             services: crate::services::Services::new(),
             config_view: None,
             shutdown_request: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// What a query is answered from now: the query side (a write node's,
+    /// see [`crate::ingester::query_side`]) once it is open, has listed
+    /// the bucket and read the delete requests; until then (the first
+    /// seconds after a start, or a bucket that cannot be reached) and on
+    /// every other node, the node's own ingester.
+    pub fn query_source(&self) -> Arc<Ingester> {
+        match self.query.get() {
+            Some(q) if listed(q) => q.clone(),
+            _ => self.ingester.clone(),
         }
     }
 
@@ -245,6 +263,13 @@ fn routes(rules: Router<AppState>) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(crate::push::body::MAX_BODY))
 }
 
+/// Whether a read-side ingester has listed the bucket once and read the
+/// delete requests (before that its answers would miss what the bucket
+/// holds).
+fn listed(ing: &Ingester) -> bool {
+    ing.view_listed_at.load(Ordering::Acquire) != i64::MIN && ing.deletes.loaded()
+}
+
 async fn ready(State(app): State<AppState>) -> Response {
     if !app.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -258,10 +283,10 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
     // A read node answers from its view of the bucket: until the first
     // listing completes it would answer as if the bucket were empty, and
-    // until the delete requests are read it refuses queries.
-    if app.ingester.config.target == crate::objstore::config::Target::Read
-        && (app.ingester.view_listed_at.load(Ordering::Acquire) == i64::MIN
-            || !app.ingester.deletes.loaded())
+    // until the delete requests are read it refuses queries. (A write
+    // node's query side does not hold its readiness up: pushes go on
+    // while the bucket cannot be listed, see `AppState::query_source`.)
+    if app.ingester.config.target == crate::objstore::config::Target::Read && !listed(&app.ingester)
     {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
