@@ -481,9 +481,19 @@ pub struct ChunkIndex {
     /// Whether the magic at the start is damaged (the file is then read
     /// as the current version).
     pub magic_damaged: bool,
+    /// Whether the magic and header were read at all: an object's index
+    /// found from its tail ([`ChunkIndex::from_tail`]) leaves them unread,
+    /// and then `header` is `None` without being damaged.
+    pub head_read: bool,
 }
 
 impl ChunkIndex {
+    /// Whether the chunk's magic or header was read and found damaged
+    /// (its blocks are still served through the checked index).
+    pub fn head_damaged(&self) -> bool {
+        self.head_read && (self.magic_damaged || (self.version >= 2 && self.header.is_none()))
+    }
+
     /// Reads header, footer and index of the chunk file at `path`. A
     /// damaged magic or header is tolerated (`magic_damaged`; `header` is
     /// `None`); a damaged footer or index is an error (see
@@ -551,6 +561,7 @@ impl ChunkIndex {
             size,
             salvaged: false,
             magic_damaged: magic_version.is_none(),
+            head_read: true,
         })
     }
 
@@ -618,6 +629,7 @@ impl ChunkIndex {
             // The object's head is not read here; its blocks are found
             // through the checked index alone.
             magic_damaged: false,
+            head_read: false,
         })
     }
 
@@ -634,6 +646,7 @@ impl ChunkIndex {
             size: bytes.len() as u64,
             salvaged: true,
             magic_damaged: magic_version.is_none(),
+            head_read: true,
         }
     }
 
@@ -657,6 +670,7 @@ impl ChunkIndex {
             size: bytes.len() as u64,
             salvaged: true,
             magic_damaged: magic_version.is_none(),
+            head_read: true,
         })
     }
 }
@@ -1034,7 +1048,36 @@ mod tests {
         assert_eq!((c.version, c.header.is_none()), (3, true));
         assert_eq!(c.good, full);
         std::fs::write(&path, &bad).unwrap();
-        assert_eq!(ChunkIndex::read(&path).unwrap().blocks, full);
+        let idx = ChunkIndex::read(&path).unwrap();
+        assert_eq!(idx.blocks, full);
+        assert!(idx.head_damaged());
+    }
+
+    #[test]
+    fn an_index_found_from_the_tail_is_not_taken_for_a_damaged_head() {
+        let bytes = encoded();
+        let full = ChunkFile::parse(bytes.clone()).unwrap().blocks;
+        let size = bytes.len() as u64;
+        // The whole object as its tail: the index is in it.
+        let idx = ChunkIndex::from_tail(&bytes, 0, size).unwrap().unwrap();
+        assert_eq!(idx.blocks, full);
+        assert!(idx.header.is_none() && !idx.head_read);
+        assert!(!idx.head_damaged(), "the head was never read");
+        // Only the footer as the tail: the index is read on its own.
+        let start = size - FOOTER as u64;
+        let at = ChunkIndex::from_tail(&bytes[start as usize..], start, size)
+            .unwrap()
+            .unwrap_err();
+        let range = at.offset as usize..(at.offset + at.len) as usize;
+        let idx = ChunkIndex::from_index_bytes(&bytes[range], &at, size).unwrap();
+        assert_eq!(idx.blocks, full);
+        assert!(!idx.head_damaged());
+        // Read from a file, an intact head is read and found intact.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.chunk");
+        std::fs::write(&path, &bytes).unwrap();
+        let idx = ChunkIndex::read(&path).unwrap();
+        assert!(idx.head_read && !idx.head_damaged());
     }
 
     #[test]

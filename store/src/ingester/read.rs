@@ -694,7 +694,7 @@ impl Ingester {
             };
             if index.salvaged {
                 self.report_damaged_chunk(tenant, &path, "index", "footer or block index damaged");
-            } else if index.magic_damaged || (index.version >= 2 && index.header.is_none()) {
+            } else if index.head_damaged() {
                 // Not needed to read the blocks, which are all served.
                 self.report_damaged_chunk(tenant, &path, "header", "magic or header damaged");
             }
