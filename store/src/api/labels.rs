@@ -17,13 +17,13 @@ use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
 use super::exec::{self, Sink, check};
-use super::multi::{
-    ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels, split_matchers,
-};
 use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
 use crate::cluster::stats;
 use crate::ingester::Ingester;
+use crate::ingester::multi::{
+    ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels, split_matchers,
+};
 use crate::ingester::read::has_data_in;
 use crate::ingester::stream::{RangeStats, Stream};
 use crate::ingester::tenant::{Page, Tenant};

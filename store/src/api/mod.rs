@@ -27,7 +27,6 @@ pub mod exec;
 pub mod json;
 pub mod labels;
 pub mod misc;
-pub mod multi;
 pub mod params;
 pub mod patterns;
 pub mod query;
