@@ -83,6 +83,18 @@ impl From<larch_query::engine::EngineError> for ApiError {
     }
 }
 
+impl From<crate::ingester::metadata::MetaError> for ApiError {
+    fn from(e: crate::ingester::metadata::MetaError) -> ApiError {
+        use crate::ingester::metadata::MetaError;
+        match e {
+            MetaError::Cancelled => exec::cancelled(),
+            MetaError::WriteNodes(e) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

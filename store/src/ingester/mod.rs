@@ -9,6 +9,7 @@
 
 pub mod compact;
 pub mod flusher;
+pub mod metadata;
 pub mod multi;
 pub mod read;
 pub mod recover;
