@@ -15,6 +15,7 @@ pub mod read;
 pub mod recover;
 pub mod stream;
 pub mod tail;
+pub mod tail_queue;
 pub mod tenant;
 pub mod writer;
 
