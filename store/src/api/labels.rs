@@ -55,7 +55,7 @@ fn selector(text: Option<&str>) -> Result<Option<Vec<Matcher>>, ApiError> {
 /// names are the union of the tenants' plus `__tenant_id__`, the values of
 /// `__tenant_id__` are the tenants named, and every series carries
 /// `__tenant_id__` (a stream's own moved to `original___tenant_id__`). As
-/// in queries ([`super::multi`]), matchers on `__tenant_id__` choose the
+/// in queries ([`crate::ingester::multi`]), matchers on `__tenant_id__` choose the
 /// tenants and are not asked of their index.
 struct Scope {
     /// One tenant, or several.

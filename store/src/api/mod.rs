@@ -13,9 +13,12 @@
 //! wherever they meet numbers ([`params`]).
 //!
 //! A handler parses the request, makes one call (the engine, or
-//! [`larch_query::drilldown`] for the Drilldown endpoints, or the index),
-//! and writes Loki's JSON ([`json`]); query logic lives in `larch-query`,
-//! where its tests and fuzz target reach it.
+//! [`larch_query::drilldown`] for the Drilldown endpoints, or the
+//! ingester's metadata walks, [`crate::ingester::metadata`]), and writes
+//! Loki's JSON ([`json`]); query logic lives in `larch-query`, where its
+//! tests and fuzz target reach it, and index walks, the multi-tenant
+//! source ([`crate::ingester::multi`]) and a live tail's filtering and
+//! ordering ([`crate::ingester::tail_queue`]) in the ingester.
 //!
 //! Errors are plain text with Loki's status codes and messages: 400 for
 //! bad queries and parameters, 499 when the client went away, 504 on
