@@ -507,7 +507,7 @@ impl AgentConfig {
             )));
         }
         for name in self.external_labels.keys() {
-            if !crate::labels::valid_label_name(name) {
+            if !larch_go::labels::is_valid_label_name(name) {
                 return Err(Error::Config(format!(
                     "external_labels: {name:?} is not a valid label name"
                 )));

@@ -31,8 +31,9 @@ use serde::Deserialize;
 
 use crate::config::{KubeConfig, KubeMode};
 use crate::error::{Error, Result};
-use crate::labels::{Labels, sanitize_label_name};
+use crate::labels::Labels;
 use crate::metrics::{Counter, Registry};
+use larch_go::labels::sanitize_label_name;
 
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 

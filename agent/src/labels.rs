@@ -10,33 +10,6 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-/// True for a valid Prometheus/Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
-/// Replaces every character that may not appear in a label name with `_`
-/// (`app.kubernetes.io/name` becomes `app_kubernetes_io_name`).
-pub fn sanitize_label_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.as_bytes().first().is_some_and(|c| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
 /// A sorted set of labels whose strings are reused across `clear()`.
 #[derive(Clone, Debug, Default)]
 pub struct Labels {
@@ -241,19 +214,5 @@ mod tests {
         let mut d = c.clone();
         d.retain(|n, _| n != "a");
         assert_eq!(d.to_text(), r#"{b="1"}"#);
-    }
-
-    #[test]
-    fn label_names() {
-        assert!(valid_label_name("app_name"));
-        assert!(valid_label_name("_x"));
-        assert!(!valid_label_name("1x"));
-        assert!(!valid_label_name("a.b"));
-        assert!(!valid_label_name(""));
-        assert_eq!(
-            sanitize_label_name("app.kubernetes.io/name"),
-            "app_kubernetes_io_name"
-        );
-        assert_eq!(sanitize_label_name("9lives"), "_9lives");
     }
 }

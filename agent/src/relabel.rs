@@ -15,7 +15,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::labels::{Labels, valid_label_name};
+use crate::labels::Labels;
+use larch_go::labels::is_valid_label_name;
 
 /// What a rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -119,7 +120,7 @@ impl Relabeler {
             if matches!(
                 cfg.action,
                 RelabelAction::Lowercase | RelabelAction::Uppercase
-            ) && !valid_label_name(&cfg.target_label)
+            ) && !is_valid_label_name(&cfg.target_label)
             {
                 return Err(err(format!("invalid target_label {:?}", cfg.target_label)));
             }
@@ -170,7 +171,7 @@ impl Relabeler {
                     caps.expand(&cfg.target_label, &mut target);
                     let mut result = String::new();
                     caps.expand(&cfg.replacement, &mut result);
-                    if !valid_label_name(&target) {
+                    if !is_valid_label_name(&target) {
                         continue;
                     }
                     if result.is_empty() {
@@ -197,7 +198,7 @@ impl Relabeler {
                         if let Some(caps) = rule.regex.captures(n) {
                             let mut name = String::new();
                             caps.expand(&cfg.replacement, &mut name);
-                            if valid_label_name(&name) {
+                            if is_valid_label_name(&name) {
                                 add.push((name, v.to_string()));
                             }
                         }

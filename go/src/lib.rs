@@ -19,6 +19,8 @@
 //!   LogQL's choice between them.
 //! * [`bytes`]: humanize byte sizes (`10MB`, `2.5KiB`).
 //! * [`json`]: JSON string escapes as `encoding/json` decodes them.
+//! * [`labels`]: valid label and metric names, and keys made into label
+//!   names.
 //! * [`units`]: durations and sizes in configuration files and flags (one
 //!   grammar for the store, the agent and the CLI; never panics).
 //! * [`time`]: layouts, the Gregorian calendar, zones from the IANA
@@ -35,6 +37,7 @@ pub mod bytes;
 pub mod duration;
 pub mod floatfmt;
 pub mod json;
+pub mod labels;
 pub mod pattern;
 pub mod quote;
 pub mod regex;

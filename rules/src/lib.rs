@@ -152,34 +152,3 @@ pub enum RuleKind {
         record: String,
     },
 }
-
-/// Whether `name` is a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
-pub fn is_metric_name(name: &str) -> bool {
-    let mut b = name.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
-}
-
-/// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub fn is_label_name(name: &str) -> bool {
-    let mut b = name.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(is_metric_name("namespace:log_lines:rate1m"));
-        assert!(is_metric_name("_x"));
-        assert!(!is_metric_name("1x"));
-        assert!(!is_metric_name(""));
-        assert!(!is_metric_name("a-b"));
-        assert!(is_label_name("severity"));
-        assert!(!is_label_name("a:b"));
-        assert!(!is_label_name(""));
-    }
-}

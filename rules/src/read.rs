@@ -9,7 +9,8 @@ use larch_query::logql::{Expr, check_expr, parse_expr};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
-use crate::{Position, Rule, RuleError, RuleGroup, RuleKind, is_label_name, is_metric_name};
+use crate::{Position, Rule, RuleError, RuleGroup, RuleKind};
+use larch_go::labels::{is_valid_label_name, is_valid_metric_name};
 
 type S<T> = Spanned<T>;
 
@@ -260,7 +261,7 @@ fn rule(
             None
         }
         (Some(a), None) => Some(("alert", a.value.clone())),
-        (None, Some(r)) if !is_metric_name(&r.value) => {
+        (None, Some(r)) if !is_valid_metric_name(&r.value) => {
             errors.push(RuleError::new(
                 format!("invalid recording rule name: {}", r.value),
                 at(r),
@@ -292,7 +293,7 @@ fn rule(
         .unwrap_or_default();
     if let Some(l) = &raw.labels {
         for k in l.value.keys() {
-            if !is_label_name(k) || k == "__name__" {
+            if !is_valid_label_name(k) || k == "__name__" {
                 errors.push(RuleError::new(format!("invalid label name: {k}"), at(l)));
             }
         }
@@ -306,7 +307,7 @@ fn rule(
         Some(("alert", alert)) => {
             if let Some(a) = &raw.annotations {
                 for k in a.value.keys() {
-                    if !is_label_name(k) {
+                    if !is_valid_label_name(k) {
                         errors.push(RuleError::new(
                             format!("invalid annotation name: {k}"),
                             at(a),

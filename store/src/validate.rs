@@ -34,6 +34,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use larch_go::labels::is_valid_label_name;
 use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_level};
 use larch_query::{LabelSet, parse_labels};
 
@@ -587,7 +588,7 @@ fn parse_stream_labels(stream: &PushStream) -> Result<Canonical, LabelError> {
             parse_labels(t).map_err(|e| LabelError::Parse(t.clone(), e.to_string()))?
         }
         StreamLabels::Pairs(p) => {
-            if let Some((bad, _)) = p.iter().find(|(n, _)| !valid_label_name(n)) {
+            if let Some((bad, _)) = p.iter().find(|(n, _)| !is_valid_label_name(n)) {
                 return Err(LabelError::BadName(pairs_text(p), bad.clone()));
             }
             p.clone()
@@ -625,13 +626,6 @@ fn pairs_text(pairs: &[(String, String)]) -> String {
     }
     s.push('}');
     s
-}
-
-/// Whether `name` is a valid label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Bytes of an encoded metadata pair.

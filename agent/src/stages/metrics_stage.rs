@@ -122,14 +122,6 @@ const DEFAULT_PREFIX: &str = "larch_agent_custom_";
 /// The agent's own metrics are under this prefix.
 const OWN_PREFIX: &str = "larch_agent_";
 
-fn valid_metric_name(n: &str) -> bool {
-    let b = n.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
-}
-
 impl MetricsStage {
     pub fn new(m: &BTreeMap<String, MetricConfig>, ctx: &BuildCtx<'_>) -> Result<Self, String> {
         if m.is_empty() {
@@ -138,7 +130,7 @@ impl MetricsStage {
         let mut metrics = Vec::new();
         for (name, c) in m {
             let full = format!("{}{name}", c.prefix.as_deref().unwrap_or(DEFAULT_PREFIX));
-            if !valid_metric_name(&full) {
+            if !larch_go::labels::is_valid_metric_name(&full) {
                 return Err(format!("invalid metric name {full:?}"));
             }
             if full.starts_with(OWN_PREFIX) && !full.starts_with(DEFAULT_PREFIX) {

@@ -390,7 +390,7 @@ pub fn dropped_counter(registry: &Registry) -> CounterVec {
 
 /// Checks a label name given in a stage's configuration.
 pub(crate) fn check_label_name(name: &str) -> std::result::Result<(), String> {
-    if crate::labels::valid_label_name(name) {
+    if larch_go::labels::is_valid_label_name(name) {
         Ok(())
     } else {
         Err(format!("invalid label name {name:?}"))

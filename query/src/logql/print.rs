@@ -66,7 +66,7 @@ impl Display for LogExpr {
 /// Prometheus' matcher text: the name (quoted when it is not a classic
 /// label name), the operator and the Go-quoted value.
 pub(crate) fn write_matcher(f: &mut impl fmt::Write, m: &Matcher) -> fmt::Result {
-    if needs_name_quotes(&m.name) {
+    if !larch_go::labels::is_valid_label_name(&m.name) {
         f.write_str(&go_quote(&m.name))?;
     } else {
         f.write_str(&m.name)?;
@@ -78,13 +78,6 @@ pub(crate) fn write_matcher(f: &mut impl fmt::Write, m: &Matcher) -> fmt::Result
         MatchOp::NotRe => "!~",
     })?;
     f.write_str(&go_quote(&m.value))
-}
-
-fn needs_name_quotes(name: &str) -> bool {
-    name.is_empty()
-        || name
-            .char_indices()
-            .any(|(i, c)| !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
 }
 
 impl Display for Stage {

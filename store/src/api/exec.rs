@@ -30,8 +30,7 @@ use crate::server::AppState;
 /// Loki's text for a query that ran out of time.
 pub const TIMEOUT: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
 
-/// Streams visited between two looks at the cancel flag in metadata loops.
-pub const CANCEL_CHECK_EVERY: usize = 256;
+pub use crate::ingester::metadata::CANCEL_CHECK_EVERY;
 
 /// Raises the flag when dropped (the client went away, or the handler
 /// returned early).
@@ -59,10 +58,7 @@ pub fn cancelled() -> ApiError {
 /// `Err(499)` once the flag is raised; for loops over streams, looked at
 /// every [`CANCEL_CHECK_EVERY`] items (`i` is the loop index).
 pub fn check(cancel: &AtomicBool, i: usize) -> Result<(), ApiError> {
-    if i.is_multiple_of(CANCEL_CHECK_EVERY) && cancel.load(Ordering::Relaxed) {
-        return Err(cancelled());
-    }
-    Ok(())
+    Ok(crate::ingester::metadata::check(cancel, i)?)
 }
 
 /// Runs `work` under the store's query slots and timeout (see the module

@@ -4,9 +4,12 @@
 //! visits every matching stream, so all of them run through
 //! [`exec::run`] (query slot, blocking pool, query timeout, cancellation)
 //! like queries do; parameters are checked on the request's task first.
+//! The walks themselves (streams of one or several tenants, the label
+//! index, statistics and volume) are the ingester's
+//! ([`crate::ingester::metadata`]); here the request is read and the JSON
+//! written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -17,21 +20,17 @@ use larch_query::logql::parse_matchers;
 use larch_query::{LabelSet, Matcher};
 
 use super::exec::{self, Sink, check};
-use super::multi::{
-    ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels, split_matchers,
-};
 use super::params::{Params, TimeRange, bounds, now_ns};
 use super::{ApiError, LokiParams, json, json_response, tenant};
-use crate::cluster::stats;
 use crate::ingester::Ingester;
-use crate::ingester::read::has_data_in;
-use crate::ingester::stream::{RangeStats, Stream};
-use crate::ingester::tenant::{Page, Tenant};
+use crate::ingester::metadata::{
+    self, HIDDEN, PAGE_VALUES, Steps, VolumeGrouping, Walk, names_in_index, values_in_index,
+};
+use crate::ingester::multi::{ORIGINAL_TENANT_LABEL, TENANT_LABEL, parse_tenants, shown_labels};
+use crate::ingester::stream::Stream;
+use crate::ingester::tenant::Tenant;
 use crate::server::AppState;
 use crate::tenant::TenantId;
-
-/// Label names Grafana hides and Loki never reports as stream labels.
-const HIDDEN: &[&str] = &["__aggregated_metric__", "__tenant_id__", "__stream_shard__"];
 
 /// Default step of `volume_range`: one hour.
 pub const VOLUME_DEFAULT_STEP: i64 = 3_600_000_000_000;
@@ -48,19 +47,6 @@ fn selector(text: Option<&str>) -> Result<Option<Vec<Matcher>>, ApiError> {
     }
 }
 
-/// Streams of `tenant` with data in `[start, end)` matching `matchers`
-/// (all streams when `None`).
-fn streams(
-    ing: &Ingester,
-    tenant: &TenantId,
-    matchers: Option<&[Matcher]>,
-    start: i64,
-    end: i64,
-) -> Result<Vec<Arc<Stream>>, ApiError> {
-    ing.query_streams(tenant, matchers, start, end)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
-}
-
 /// What `labels`, `label/{name}/values` and `series` carry: their tenants
 /// and time bounds.
 ///
@@ -69,7 +55,7 @@ fn streams(
 /// names are the union of the tenants' plus `__tenant_id__`, the values of
 /// `__tenant_id__` are the tenants named, and every series carries
 /// `__tenant_id__` (a stream's own moved to `original___tenant_id__`). As
-/// in queries ([`super::multi`]), matchers on `__tenant_id__` choose the
+/// in queries ([`crate::ingester::multi`]), matchers on `__tenant_id__` choose the
 /// tenants and are not asked of their index.
 struct Scope {
     /// One tenant, or several.
@@ -108,33 +94,15 @@ impl Scope {
         ing: &Ingester,
         matchers: Option<&[Matcher]>,
     ) -> Result<Vec<(&TenantId, Arc<Stream>)>, ApiError> {
-        if !self.multi() {
-            let t = &self.tenants[0];
-            return Ok(streams(ing, t, matchers, self.start, self.end)?
-                .into_iter()
-                .map(|s| (t, s))
-                .collect());
-        }
-        let (by_tenant, rest) = split_matchers(matchers.unwrap_or_default());
-        let mut out = Vec::new();
-        for t in &self.tenants {
-            if !by_tenant.iter().all(|m| m.matches(t.as_str())) {
-                continue;
-            }
-            let own = (!rest.is_empty()).then_some(rest.as_slice());
-            out.extend(
-                streams(ing, t, own, self.start, self.end)?
-                    .into_iter()
-                    .map(|s| (t, s)),
-            );
-        }
-        Ok(out)
+        Ok(metadata::tenants_streams(
+            ing,
+            &self.tenants,
+            matchers,
+            self.start,
+            self.end,
+        )?)
     }
 }
-
-/// Label values visited under one lock of a tenant's registry by the
-/// walks over its label index ([`Tenant::values_page`]).
-const PAGE_VALUES: usize = 1024;
 
 /// Writes `{"status":"success","data":[...]}` with `items` as strings,
 /// sending it piece by piece.
@@ -160,79 +128,10 @@ fn string_list<'a>(
     Ok(())
 }
 
-/// Whether each stream of a tenant holds data in a range, looked up once
-/// per stream: `labels` asks it of a stream for each of its names.
-struct InRange {
-    start: i64,
-    end: i64,
-    /// By stream id: 0 not looked at, 1 in range, 2 not.
-    seen: Vec<u8>,
-}
-
-impl InRange {
-    fn holds(&mut self, s: &Stream) -> bool {
-        let i = s.id as usize;
-        if i >= self.seen.len() {
-            self.seen.resize(i + 1, 0);
-        }
-        if self.seen[i] == 0 {
-            self.seen[i] = if has_data_in(s, self.start, self.end) {
-                1
-            } else {
-                2
-            };
-        }
-        self.seen[i] == 1
-    }
-}
-
-/// The label names of `tenant` with a stream holding data in
-/// `[start, end)`, from its label index: for each name the walk stops at
-/// the first such stream, so with every stream in range it looks at one
-/// stream per name, not at every stream.
-fn names_in_index(
-    t: &Tenant,
-    start: i64,
-    end: i64,
-    cancel: &AtomicBool,
-) -> Result<Vec<Box<str>>, ApiError> {
-    let mut range = InRange {
-        start,
-        end,
-        seen: Vec::new(),
-    };
-    let mut names = Vec::new();
-    for name in t.label_names() {
-        if HIDDEN.contains(&&*name) {
-            continue;
-        }
-        let (mut after, mut found) = (None::<Box<str>>, false);
-        loop {
-            check(cancel, 0)?;
-            let page = t.values_page(&name, after.as_deref(), PAGE_VALUES, |_, mut holders| {
-                if holders.any(|s| range.holds(s)) {
-                    found = true;
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            });
-            match page {
-                Page::After(last) if !found => after = Some(last),
-                _ => break,
-            }
-        }
-        if found {
-            names.push(name);
-        }
-    }
-    Ok(names)
-}
-
-/// Writes the answer of `label/{name}/values` from `tenant`'s label index:
-/// its values are kept sorted there, so each is written in order, as it
-/// is found to have a stream with data in `[start, end)`, a page at a
-/// time, and sent as the pieces fill. Nothing is collected or sorted per
-/// request.
+/// Writes the answer of `label/{name}/values` from `tenant`'s label index
+/// ([`values_in_index`]): each value as it is found, in the index's order,
+/// sent as the pieces fill (outside the index's lock). Nothing is
+/// collected or sorted per request.
 fn values_from_index(
     t: Option<&Tenant>,
     name: &str,
@@ -243,29 +142,20 @@ fn values_from_index(
 ) -> Result<(), ApiError> {
     sink.buf().push_str(json::SUCCESS_START);
     sink.buf().push('[');
-    let mut first = true;
     if let Some(t) = t {
-        let mut after: Option<Box<str>> = None;
-        loop {
-            check(cancel, 0)?;
-            let buf = sink.buf();
-            let page = t.values_page(name, after.as_deref(), PAGE_VALUES, |value, mut holders| {
-                if holders.any(|s| has_data_in(s, start, end)) {
-                    if !first {
-                        buf.push(',');
-                    }
-                    first = false;
-                    json::string(buf, value);
+        let mut first = true;
+        values_in_index(t, name, start, end, cancel, |walk| match walk {
+            Walk::Value(value) => {
+                let buf = sink.buf();
+                if !first {
+                    buf.push(',');
                 }
-                ControlFlow::Continue(())
-            });
-            // Outside the index's lock: this waits for the client.
-            sink.flush()?;
-            match page {
-                Page::After(last) => after = Some(last),
-                Page::End => break,
+                first = false;
+                json::string(buf, value);
+                Ok(())
             }
-        }
+            Walk::PageDone => sink.flush(),
+        })?;
     }
     sink.buf().push(']');
     sink.buf().push_str(json::SUCCESS_END);
@@ -451,35 +341,6 @@ pub async fn series(
     .await
 }
 
-/// This node's writer id when the replicas' copies of a stream are to be
-/// counted once in statistics (several write nodes with a replication
-/// factor above 1; see [`crate::cluster::stats`]).
-fn replicas(ing: &Ingester) -> Option<&str> {
-    let c = &ing.config.cluster;
-    (c.enabled() && c.replication_factor > 1).then_some(ing.writer_id.as_str())
-}
-
-/// Bytes, chunks and entries of `set` in `[start, end)`, checking the
-/// cancel flag as it goes.
-fn range_stats(
-    ing: &Ingester,
-    set: &[Arc<Stream>],
-    start: i64,
-    end: i64,
-    cancel: &AtomicBool,
-) -> Result<RangeStats, ApiError> {
-    let mut total = RangeStats::default();
-    let own = replicas(ing);
-    for (i, s) in set.iter().enumerate() {
-        check(cancel, i)?;
-        let r = stats::range_stats(&s.state.lock(), start, end, own);
-        total.chunks = total.chunks.saturating_add(r.chunks);
-        total.bytes = total.bytes.saturating_add(r.bytes);
-        total.entries = total.entries.saturating_add(r.entries);
-    }
-    Ok(total)
-}
-
 /// `GET /loki/api/v1/index/stats`: `{streams, chunks, bytes, entries}` of
 /// the selector's streams in the range (bytes uncompressed).
 pub async fn index_stats(
@@ -492,23 +353,11 @@ pub async fn index_stats(
     let m = selector(p.get("query"))?;
     let ing = app.query_source();
     let body = exec::run(&app, move |cancel| {
-        let set = streams(&ing, &t, m.as_deref(), r.start, r.end)?;
-        let mut matched = 0u64;
-        let mut total = RangeStats::default();
-        let own = replicas(&ing);
-        for (i, s) in set.iter().enumerate() {
-            check(&cancel, i)?;
-            let st = stats::range_stats(&s.state.lock(), r.start, r.end, own);
-            if st.chunks > 0 {
-                matched += 1;
-            }
-            total.chunks = total.chunks.saturating_add(st.chunks);
-            total.bytes = total.bytes.saturating_add(st.bytes);
-            total.entries = total.entries.saturating_add(st.entries);
-        }
+        let set = metadata::streams(&ing, &t, m.as_deref(), r.start, r.end)?;
+        let st = metadata::range_stats(&ing, &set, r.start, r.end, &cancel)?;
         Ok(format!(
-            "{{\"streams\":{matched},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
-            total.chunks, total.bytes, total.entries
+            "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
+            st.streams, st.totals.chunks, st.totals.bytes, st.totals.entries
         ))
     })
     .await?;
@@ -521,8 +370,7 @@ pub async fn index_stats(
 /// groups to report.
 struct VolumeSpec {
     matchers: Option<Vec<Matcher>>,
-    targets: Vec<String>,
-    by_labels: bool,
+    grouping: VolumeGrouping,
     limit: usize,
 }
 
@@ -553,47 +401,13 @@ impl VolumeSpec {
         };
         Ok(VolumeSpec {
             matchers,
-            targets,
-            by_labels,
+            grouping: VolumeGrouping { targets, by_labels },
             limit: volume_limit(p)?,
         })
     }
 
-    /// The groups of `set`.
-    fn groups(
-        &self,
-        set: &[Arc<Stream>],
-        cancel: &AtomicBool,
-    ) -> Result<BTreeMap<LabelSet, Vec<Arc<Stream>>>, ApiError> {
-        let mut groups: BTreeMap<LabelSet, Vec<Arc<Stream>>> = BTreeMap::new();
-        for (i, s) in set.iter().enumerate() {
-            check(cancel, i)?;
-            if self.by_labels {
-                for name in &self.targets {
-                    if let Some(v) = s.labels.get(name) {
-                        groups
-                            .entry(LabelSet::from_pairs([(name.as_str(), v)]))
-                            .or_default()
-                            .push(s.clone());
-                    }
-                }
-            } else if self.targets.is_empty() {
-                groups.entry(s.labels.to_set()).or_default().push(s.clone());
-            } else {
-                let key = LabelSet::from_pairs(
-                    self.targets
-                        .iter()
-                        .filter_map(|n| s.labels.get(n).map(|v| (n.as_str(), v))),
-                );
-                groups.entry(key).or_default().push(s.clone());
-            }
-        }
-        Ok(groups)
-    }
-
-    /// The largest `limit` groups by bytes in `[start, end)`, largest
-    /// first (ties by labels), without empty ones.
-    #[allow(clippy::type_complexity)]
+    /// The largest `limit` groups in `[start, end)`
+    /// ([`VolumeGrouping::top`]).
     fn top(
         &self,
         ing: &Ingester,
@@ -601,18 +415,16 @@ impl VolumeSpec {
         start: i64,
         end: i64,
         cancel: &AtomicBool,
-    ) -> Result<Vec<(LabelSet, u64, Vec<Arc<Stream>>)>, ApiError> {
-        let set = streams(ing, tenant, self.matchers.as_deref(), start, end)?;
-        let mut rows = Vec::new();
-        for (labels, members) in self.groups(&set, cancel)? {
-            let bytes = range_stats(ing, &members, start, end, cancel)?.bytes;
-            if bytes > 0 {
-                rows.push((labels, bytes, members));
-            }
-        }
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        rows.truncate(self.limit);
-        Ok(rows)
+    ) -> Result<Vec<metadata::VolumeRow>, ApiError> {
+        Ok(self.grouping.top(
+            ing,
+            tenant,
+            self.matchers.as_deref(),
+            self.limit,
+            start,
+            end,
+            cancel,
+        )?)
     }
 }
 
@@ -665,48 +477,6 @@ pub async fn volume(
     Ok(json_response(body))
 }
 
-/// Bytes of `members` in each step `[t, t + step)` of `r` (capped at
-/// `end`), as `(t, bytes)` for the steps with bytes. Each stream is locked
-/// once, and only the steps its data overlaps are visited.
-fn volume_points(
-    ing: &Ingester,
-    members: &[Arc<Stream>],
-    r: &TimeRange,
-    cancel: &AtomicBool,
-) -> Result<Vec<(i64, u64)>, ApiError> {
-    let own = replicas(ing);
-    let n = r.points();
-    let mut bytes = vec![0u64; n];
-    for (i, s) in members.iter().enumerate() {
-        check(cancel, i)?;
-        let state = s.state.lock();
-        let Some((lo, hi)) = state.bounds() else {
-            continue;
-        };
-        // Steps whose span [t, t + step) can overlap [lo, hi].
-        let from = (i128::from(lo) - i128::from(r.start)).max(0) / i128::from(r.step);
-        let to = (i128::from(hi) - i128::from(r.start)) / i128::from(r.step) + 1;
-        let (from, to) = (
-            usize::try_from(from).unwrap_or(usize::MAX).min(n),
-            usize::try_from(to.max(0)).unwrap_or(usize::MAX).min(n),
-        );
-        for (k, slot) in bytes.iter_mut().enumerate().take(to).skip(from) {
-            let t = r.at(k);
-            if t >= r.end {
-                break;
-            }
-            let b = stats::range_stats(&state, t, t.saturating_add(r.step).min(r.end), own).bytes;
-            *slot = slot.saturating_add(b);
-        }
-    }
-    Ok(bytes
-        .into_iter()
-        .enumerate()
-        .filter(|&(_, b)| b > 0)
-        .map(|(k, b)| (r.at(k), b))
-        .collect())
-}
-
 /// `GET /loki/api/v1/index/volume_range`: bytes per group and step as a
 /// matrix; `step` defaults to one hour. The `limit` largest groups over the
 /// whole range are reported, each with its bytes per step.
@@ -721,9 +491,15 @@ pub async fn volume_range(
     let ing = app.query_source();
     let body = exec::run(&app, move |cancel| {
         let rows = spec.top(&ing, &t, r.start, r.end, &cancel)?;
+        let steps = Steps {
+            start: r.start,
+            end: r.end,
+            step: r.step,
+            points: r.points(),
+        };
         let mut out = String::from("{\"resultType\":\"matrix\",\"result\":[");
         for (i, (labels, _, members)) in rows.iter().enumerate() {
-            let points = volume_points(&ing, members, &r, &cancel)?;
+            let points = metadata::volume_points(&ing, members, &steps, &cancel)?;
             if i > 0 {
                 out.push(',');
             }

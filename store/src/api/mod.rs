@@ -13,9 +13,12 @@
 //! wherever they meet numbers ([`params`]).
 //!
 //! A handler parses the request, makes one call (the engine, or
-//! [`larch_query::drilldown`] for the Drilldown endpoints, or the index),
-//! and writes Loki's JSON ([`json`]); query logic lives in `larch-query`,
-//! where its tests and fuzz target reach it.
+//! [`larch_query::drilldown`] for the Drilldown endpoints, or the
+//! ingester's metadata walks, [`crate::ingester::metadata`]), and writes
+//! Loki's JSON ([`json`]); query logic lives in `larch-query`, where its
+//! tests and fuzz target reach it, and index walks, the multi-tenant
+//! source ([`crate::ingester::multi`]) and a live tail's filtering and
+//! ordering ([`crate::ingester::tail_queue`]) in the ingester.
 //!
 //! Errors are plain text with Loki's status codes and messages: 400 for
 //! bad queries and parameters, 499 when the client went away, 504 on
@@ -27,7 +30,6 @@ pub mod exec;
 pub mod json;
 pub mod labels;
 pub mod misc;
-pub mod multi;
 pub mod params;
 pub mod patterns;
 pub mod query;
@@ -81,6 +83,18 @@ impl ApiError {
 impl From<larch_query::engine::EngineError> for ApiError {
     fn from(e: larch_query::engine::EngineError) -> ApiError {
         query::engine_error(e)
+    }
+}
+
+impl From<crate::ingester::metadata::MetaError> for ApiError {
+    fn from(e: crate::ingester::metadata::MetaError) -> ApiError {
+        use crate::ingester::metadata::MetaError;
+        match e {
+            MetaError::Cancelled => exec::cancelled(),
+            MetaError::WriteNodes(e) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        }
     }
 }
 

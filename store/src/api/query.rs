@@ -64,7 +64,7 @@ pub async fn run(
                 .split('|')
                 .filter_map(|t| crate::tenant::TenantId::new(t).ok())
                 .collect();
-            let source = super::multi::MultiTenantSource::new(ingester.as_ref(), tenants);
+            let source = crate::ingester::multi::MultiTenantSource::new(ingester.as_ref(), tenants);
             evaluate(&source, &req)
         } else {
             evaluate(ingester.as_ref(), &req)
@@ -82,7 +82,7 @@ fn query_tenants(
     headers: &HeaderMap,
 ) -> Result<(String, crate::config::Limits), ApiError> {
     let value = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok());
-    let tenants = super::multi::parse_tenants(
+    let tenants = crate::ingester::multi::parse_tenants(
         value,
         app.config.auth_enabled,
         app.config.multi_tenant_queries_enabled,

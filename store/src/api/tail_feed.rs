@@ -10,8 +10,9 @@
 //!
 //! The feed reads the fan-out as fast as pushes come (it only filters),
 //! holds each entry until `delay_for` seconds after its timestamp, as
-//! Loki does, so that late arrivals still go out in time order, and then
-//! packs entries into frames of at most [`MAX_ENTRIES_PER_FRAME`] entries
+//! Loki does, so that late arrivals still go out in time order (the
+//! filtering, ordering and bounds are the ingester's [`TailQueue`]), and
+//! then packs entries into frames of at most [`MAX_ENTRIES_PER_FRAME`] entries
 //! and [`MAX_FRAME_BYTES`] of lines (a longer single line still gets its
 //! own frame). A frame is handed to the connection without waiting: when
 //! the connection's queue of [`MAX_BUFFERED_FRAMES`] is full the client is
@@ -30,20 +31,19 @@
 //! The subscription starts before the history query runs, so nothing
 //! falls between them; entries seen in the history are not sent again.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use larch_query::drilldown::{EntryFilter, StreamFilter};
+use larch_query::drilldown::EntryFilter;
 use larch_query::engine::{LogEntry, QueryRequest, QueryValue, StreamResult};
 use larch_query::{Direction, LabelSet};
 use tokio::sync::{broadcast, mpsc};
-use xxhash_rust::xxh3::Xxh3;
 
 use super::json;
 use super::params::now_ns;
 use crate::ingester::tail::TailEvent;
+use crate::ingester::tail_queue::TailQueue;
+pub use crate::ingester::tail_queue::{MAX_DROPPED_PER_FRAME, MAX_PENDING, MAX_PENDING_BYTES};
 use crate::metrics::Metrics;
 use crate::server::AppState;
 use crate::tenant::TenantId;
@@ -52,19 +52,10 @@ use crate::tenant::TenantId;
 pub const MAX_ENTRIES_PER_FRAME: usize = 100;
 /// Frames queued for a connection (Loki's `maxBufferedTailResponses`).
 pub const MAX_BUFFERED_FRAMES: usize = 10;
-/// Dropped entries reported per frame at most (Loki's
-/// `maxDroppedEntriesPerTailResponse`); further drops are only counted.
-pub const MAX_DROPPED_PER_FRAME: usize = 1000;
 /// Line bytes per frame at most (a single longer line is sent alone).
 pub const MAX_FRAME_BYTES: usize = 256 << 10;
-/// Entries held back for `delay_for` at most.
-pub const MAX_PENDING: usize = 10_000;
-/// Line bytes held back for `delay_for` at most.
-pub const MAX_PENDING_BYTES: usize = 8 << 20;
 /// How often held entries are checked.
 pub const TICK: Duration = Duration::from_millis(100);
-/// Streams whose filter state is kept; the cache is cleared beyond this.
-const MAX_CACHED_STREAMS: usize = 50_000;
 
 /// What the connection is told to do.
 #[derive(Debug)]
@@ -96,48 +87,13 @@ pub struct TailSpec {
     pub legacy: bool,
 }
 
-#[derive(Debug)]
-struct Pending {
-    labels: Arc<LabelSet>,
-    entry: LogEntry,
-}
-
-/// Heap order: timestamp, then arrival.
-type PendingKey = Reverse<(i64, u64)>;
-
-#[derive(Debug)]
-struct Dropped {
-    ts: i64,
-    labels: Arc<LabelSet>,
-}
-
 /// The feed's state (see the module docs).
 pub struct Feed {
     spec: TailSpec,
     metrics: Arc<Metrics>,
     frames: mpsc::Sender<Frame>,
-    streams: HashMap<u64, Option<StreamFilter>>,
-    interned: HashMap<u64, Arc<LabelSet>>,
-    pending: BinaryHeap<(PendingKey, usize)>,
-    slots: Vec<Option<Pending>>,
-    free: Vec<usize>,
-    pending_bytes: usize,
-    seq: u64,
-    dropped: Vec<Dropped>,
-    /// Entries sent with the history, and the history's end.
-    history: HashSet<u64>,
-    cut: i64,
-    /// Delete requests: their lines are not sent live either.
-    deletes: Option<Arc<crate::deletes::Deletes>>,
-}
-
-/// Identity of an entry for de-duplication between history and live.
-fn entry_key(labels: &LabelSet, ts: i64, line: &str) -> u64 {
-    let mut h = Xxh3::new();
-    h.update(&labels.fingerprint().to_le_bytes());
-    h.update(&ts.to_le_bytes());
-    h.update(line.as_bytes());
-    h.digest()
+    /// The entries on their way to frames.
+    queue: TailQueue,
 }
 
 /// `{"streams":[...],"dropped_entries":[...],"encodingFlags":[...]}`
@@ -216,27 +172,24 @@ fn group(entries: Vec<(Arc<LabelSet>, LogEntry)>) -> Vec<StreamResult> {
 impl Feed {
     /// A feed for `spec` sending frames to `frames`.
     pub fn new(spec: TailSpec, metrics: Arc<Metrics>, frames: mpsc::Sender<Frame>) -> Feed {
+        let queue = TailQueue::new(
+            spec.tenant.clone(),
+            spec.filter.clone(),
+            spec.delay,
+            spec.categorize,
+            metrics.clone(),
+        );
         Feed {
             spec,
             metrics,
             frames,
-            streams: HashMap::new(),
-            interned: HashMap::new(),
-            pending: BinaryHeap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            pending_bytes: 0,
-            seq: 0,
-            dropped: Vec::new(),
-            history: HashSet::new(),
-            cut: i64::MIN,
-            deletes: None,
+            queue,
         }
     }
 
     /// Runs until the connection goes away or the feed must close it.
     pub async fn run(mut self, app: AppState, mut events: broadcast::Receiver<Arc<TailEvent>>) {
-        self.deletes = Some(app.ingester.deletes.clone());
+        self.queue.set_deletes(app.ingester.deletes.clone());
         if let Err(close) = self.send_history(&app).await {
             let _ = self.frames.send(close).await;
             return;
@@ -248,7 +201,7 @@ impl Feed {
                 _ = self.frames.closed() => return,
                 ev = events.recv() => {
                     match ev {
-                        Ok(ev) => self.add_event(&ev),
+                        Ok(ev) => self.queue.add_event(&ev),
                         Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
@@ -257,13 +210,11 @@ impl Feed {
                     // rather than dropped for want of room).
                     for _ in 0..1024 {
                         match events.try_recv() {
-                            Ok(ev) => self.add_event(&ev),
+                            Ok(ev) => self.queue.add_event(&ev),
                             Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
                             Err(_) => break,
                         }
-                        if (self.pending_bytes > MAX_PENDING_BYTES / 2
-                            || self.pending.len() > MAX_PENDING / 2)
-                            && !self.flush(now_ns())
+                        if self.queue.half_full() && !self.flush(now_ns())
                         {
                             return;
                         }
@@ -288,7 +239,7 @@ impl Feed {
     /// Runs the history query and sends it, oldest first.
     async fn send_history(&mut self, app: &AppState) -> Result<(), Frame> {
         let end = now_ns();
-        self.cut = end;
+        self.queue.history_ends(end);
         if self.spec.start >= end || self.spec.limit == 0 {
             return Ok(());
         }
@@ -317,7 +268,7 @@ impl Feed {
         for s in streams {
             let labels = Arc::new(s.labels);
             for e in s.entries {
-                self.history.insert(entry_key(&labels, e.ts, &e.line));
+                self.queue.sent_in_history(&labels, e.ts, &e.line);
                 entries.push((labels.clone(), e));
             }
         }
@@ -344,141 +295,14 @@ impl Feed {
         }
     }
 
-    fn intern(&mut self, labels: LabelSet) -> Arc<LabelSet> {
-        let fp = labels.fingerprint();
-        if self.interned.len() > MAX_CACHED_STREAMS {
-            self.interned.clear();
-        }
-        self.interned
-            .entry(fp)
-            .or_insert_with(|| Arc::new(labels))
-            .clone()
-    }
-
-    /// Filters one push event into the pending heap.
-    pub fn add_event(&mut self, ev: &TailEvent) {
-        if ev.tenant != self.spec.tenant {
-            return;
-        }
-        let fp = ev.labels.fingerprint();
-        if self.streams.len() > MAX_CACHED_STREAMS {
-            self.streams.clear();
-        }
-        let filter = &self.spec.filter;
-        let mut sf = match self.streams.remove(&fp) {
-            Some(sf) => sf,
-            None => filter
-                .selects(&ev.labels)
-                .then(|| filter.for_stream(ev.labels.clone())),
-        };
-        // Lines a delete request covers (pushed with old timestamps).
-        let mut deleted = sf.as_ref().and_then(|_| {
-            self.deletes
-                .as_ref()?
-                .for_stream(&ev.tenant, &ev.labels, i64::MIN, i64::MAX)
-        });
-        if let Some(f) = sf.as_mut() {
-            for e in &ev.entries {
-                if deleted
-                    .as_mut()
-                    .is_some_and(|d| d.deletes(e.ts, e.line.as_bytes(), &e.meta))
-                {
-                    continue;
-                }
-                let Some(kept) = f.process(e.ts, e.line.as_bytes(), &e.meta) else {
-                    continue;
-                };
-                let line = String::from_utf8_lossy(kept.line).into_owned();
-                let (labels, sm, parsed) = if kept.labels.is_none() {
-                    (ev.labels.clone(), Vec::new(), Vec::new())
-                } else {
-                    let l = kept.labels(&ev.labels, self.spec.categorize);
-                    (self.intern(l.stream), l.structured_metadata, l.parsed)
-                };
-                if e.ts < self.cut && self.history.contains(&entry_key(&labels, e.ts, &line)) {
-                    continue;
-                }
-                let entry = LogEntry {
-                    ts: e.ts,
-                    line,
-                    structured_metadata: sm,
-                    parsed,
-                };
-                self.hold(labels, entry);
-            }
-        }
-        self.streams.insert(fp, sf);
-    }
-
-    fn hold(&mut self, labels: Arc<LabelSet>, entry: LogEntry) {
-        if self.pending.len() >= MAX_PENDING
-            || self.pending_bytes + entry.line.len() > MAX_PENDING_BYTES
-        {
-            self.drop_entries("buffer_full", [(entry.ts, labels)]);
-            return;
-        }
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        self.seq += 1;
-        self.pending.push((Reverse((entry.ts, self.seq)), slot));
-        self.pending_bytes += entry.line.len();
-        self.slots[slot] = Some(Pending { labels, entry });
-    }
-
-    fn drop_entries(
-        &mut self,
-        reason: &str,
-        entries: impl IntoIterator<Item = (i64, Arc<LabelSet>)>,
-    ) {
-        let mut n = 0u64;
-        for (ts, labels) in entries {
-            n += 1;
-            if self.dropped.len() < MAX_DROPPED_PER_FRAME {
-                self.dropped.push(Dropped { ts, labels });
-            }
-        }
-        self.metrics
-            .tail_dropped_entries
-            .get_or_create(&vec![("reason", reason.to_string())])
-            .inc_by(n);
-    }
-
     /// Sends every entry whose delay has passed; `false` once the
     /// connection is gone.
     pub fn flush(&mut self, now: i64) -> bool {
-        let delay = self.spec.delay.as_nanos() as i64;
         loop {
-            let mut batch: Vec<(Arc<LabelSet>, LogEntry)> = Vec::new();
-            let mut bytes = 0usize;
-            while batch.len() < MAX_ENTRIES_PER_FRAME {
-                let Some(&(Reverse((ts, _)), slot)) = self.pending.peek() else {
-                    break;
-                };
-                if ts.saturating_add(delay) > now {
-                    break;
-                }
-                let len = self
-                    .slots
-                    .get(slot)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |p| p.entry.line.len());
-                if !batch.is_empty() && bytes + len > MAX_FRAME_BYTES {
-                    break;
-                }
-                self.pending.pop();
-                self.free.push(slot);
-                if let Some(p) = self.slots.get_mut(slot).and_then(Option::take) {
-                    bytes += len;
-                    self.pending_bytes -= len;
-                    batch.push((p.labels, p.entry));
-                }
-            }
-            if batch.is_empty() && self.dropped.is_empty() {
+            let batch = self
+                .queue
+                .ready(now, MAX_ENTRIES_PER_FRAME, MAX_FRAME_BYTES);
+            if batch.is_empty() && self.queue.dropped().is_empty() {
                 return !self.frames.is_closed();
             }
             let permit = match self.frames.clone().try_reserve_owned() {
@@ -486,7 +310,7 @@ impl Feed {
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let lost: Vec<_> = batch.into_iter().map(|(l, e)| (e.ts, l)).collect();
                     let any = !lost.is_empty();
-                    self.drop_entries("slow_client", lost);
+                    self.queue.drop_entries("slow_client", lost);
                     if any {
                         continue;
                     }
@@ -495,11 +319,15 @@ impl Feed {
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
             };
             let n = batch.len() as u64;
-            let dropped: Vec<(i64, &LabelSet)> =
-                self.dropped.iter().map(|d| (d.ts, &*d.labels)).collect();
+            let dropped: Vec<(i64, &LabelSet)> = self
+                .queue
+                .dropped()
+                .iter()
+                .map(|d| (d.ts, &*d.labels))
+                .collect();
             let text = self.encode(&group(batch), &dropped);
             permit.send(Frame::Text(text));
-            self.dropped.clear();
+            self.queue.clear_dropped();
             self.metrics.tail_sent_entries.inc_by(n);
             if n == 0 {
                 return true;
@@ -568,8 +396,8 @@ mod tests {
         deletes.add(&t, new, 5).unwrap();
         let (tx, mut rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
         let mut feed = Feed::new(spec(r#"{app="a"}"#, 0, false), Arc::new(Metrics::new()), tx);
-        feed.deletes = Some(deletes);
-        feed.add_event(&event(
+        feed.queue.set_deletes(deletes);
+        feed.queue.add_event(&event(
             "t",
             &[("app", "a")],
             &[
@@ -597,18 +425,20 @@ mod tests {
             Arc::new(Metrics::new()),
             tx,
         );
-        feed.add_event(&event(
+        feed.queue.add_event(&event(
             "t",
             &[("app", "a")],
             &[(30, "keep 3"), (10, "keep 1"), (20, "drop")],
         ));
-        feed.add_event(&event("t", &[("app", "b")], &[(15, "keep b")]));
-        feed.add_event(&event(
+        feed.queue
+            .add_event(&event("t", &[("app", "b")], &[(15, "keep b")]));
+        feed.queue.add_event(&event(
             "other",
             &[("app", "a")],
             &[(16, "keep other tenant")],
         ));
-        feed.add_event(&event("t", &[("app", "a")], &[(20, "keep 2")]));
+        feed.queue
+            .add_event(&event("t", &[("app", "a")], &[(20, "keep 2")]));
         assert!(feed.flush(1_000));
         let j = text(rx.try_recv().unwrap());
         assert_eq!(
@@ -625,10 +455,12 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
         let mut feed = Feed::new(spec(r#"{app="a"}"#, 2, false), Arc::new(Metrics::new()), tx);
         let s = 1_000_000_000;
-        feed.add_event(&event("t", &[("app", "a")], &[(10 * s, "b")]));
+        feed.queue
+            .add_event(&event("t", &[("app", "a")], &[(10 * s, "b")]));
         assert!(feed.flush(11 * s));
         assert!(rx.try_recv().is_err(), "held for delay_for");
-        feed.add_event(&event("t", &[("app", "a")], &[(9 * s, "a")]));
+        feed.queue
+            .add_event(&event("t", &[("app", "a")], &[(9 * s, "a")]));
         assert!(feed.flush(12 * s));
         let j = text(rx.try_recv().unwrap());
         let values = &j["streams"][0]["values"];
@@ -646,11 +478,11 @@ mod tests {
                 .map(|k| (i * 1000 + k, format!("line {i} {k}")))
                 .collect();
             let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
-            feed.add_event(&event("t", &[("app", "a")], &refs));
+            feed.queue.add_event(&event("t", &[("app", "a")], &refs));
             assert!(feed.flush(i64::MAX / 2));
         }
-        assert!(feed.pending.is_empty());
-        assert_eq!(feed.dropped.len(), 5 * MAX_ENTRIES_PER_FRAME);
+        assert!(feed.queue.held().0 == 0);
+        assert_eq!(feed.queue.dropped().len(), 5 * MAX_ENTRIES_PER_FRAME);
         for _ in 0..MAX_BUFFERED_FRAMES {
             let j = text(rx.try_recv().unwrap());
             assert!(j.get("dropped_entries").is_none());
@@ -663,7 +495,7 @@ mod tests {
         assert_eq!(d.len(), 5 * MAX_ENTRIES_PER_FRAME);
         assert_eq!(d[0]["labels"], serde_json::json!({"app": "a"}));
         assert_eq!(d[0]["timestamp"], "10000");
-        assert!(feed.dropped.is_empty());
+        assert!(feed.queue.dropped().is_empty());
     }
 
     #[test]
@@ -672,35 +504,22 @@ mod tests {
         let mut feed = Feed::new(spec(r#"{app="a"}"#, 0, false), Arc::new(Metrics::new()), tx);
         let big = "x".repeat(MAX_FRAME_BYTES / 2 + 1);
         let lines: Vec<(i64, &str)> = (0..3).map(|t| (t, big.as_str())).collect();
-        feed.add_event(&event("t", &[("app", "a")], &lines));
-        assert_eq!(feed.pending_bytes, 3 * big.len());
+        feed.queue.add_event(&event("t", &[("app", "a")], &lines));
+        assert_eq!(feed.queue.held().1, 3 * big.len());
         assert!(feed.flush(100));
         for _ in 0..3 {
             let j = text(rx.try_recv().unwrap());
             assert_eq!(j["streams"][0]["values"].as_array().unwrap().len(), 1);
         }
-        assert_eq!(feed.pending_bytes, 0);
+        assert_eq!(feed.queue.held().1, 0);
         // Held bytes are capped too.
         let (tx, _rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
         let mut feed = Feed::new(spec(r#"{app="a"}"#, 5, false), Arc::new(Metrics::new()), tx);
         let n = MAX_PENDING_BYTES / big.len() + 3;
         let lines: Vec<(i64, &str)> = (0..n as i64).map(|t| (t, big.as_str())).collect();
-        feed.add_event(&event("t", &[("app", "a")], &lines));
-        assert!(feed.pending_bytes <= MAX_PENDING_BYTES);
-        assert_eq!(feed.pending.len() + feed.dropped.len(), n);
-    }
-
-    #[test]
-    fn pending_is_capped() {
-        let (tx, _rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
-        let mut feed = Feed::new(spec(r#"{app="a"}"#, 5, false), Arc::new(Metrics::new()), tx);
-        let entries: Vec<(i64, String)> = (0..(MAX_PENDING as i64 + 20))
-            .map(|k| (k, format!("l{k}")))
-            .collect();
-        let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
-        feed.add_event(&event("t", &[("app", "a")], &refs));
-        assert_eq!(feed.pending.len(), MAX_PENDING);
-        assert_eq!(feed.dropped.len(), 20);
+        feed.queue.add_event(&event("t", &[("app", "a")], &lines));
+        assert!(feed.queue.held().1 <= MAX_PENDING_BYTES);
+        assert_eq!(feed.queue.held().0 + feed.queue.dropped().len(), n);
     }
 
     #[test]
@@ -711,7 +530,8 @@ mod tests {
             Arc::new(Metrics::new()),
             tx,
         );
-        feed.add_event(&event("t", &[("app", "a")], &[(5, "k=v"), (6, "plain")]));
+        feed.queue
+            .add_event(&event("t", &[("app", "a")], &[(5, "k=v"), (6, "plain")]));
         assert!(feed.flush(100));
         let f = match rx.try_recv().unwrap() {
             Frame::Text(t) => t,
@@ -746,9 +566,9 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(MAX_BUFFERED_FRAMES);
         let mut feed = Feed::new(spec(r#"{app="a"}"#, 0, false), Arc::new(Metrics::new()), tx);
         let labels = LabelSet::from_pairs([("app", "a")]);
-        feed.cut = 100;
-        feed.history.insert(entry_key(&labels, 50, "old"));
-        feed.add_event(&event(
+        feed.queue.history_ends(100);
+        feed.queue.sent_in_history(&labels, 50, "old");
+        feed.queue.add_event(&event(
             "t",
             &[("app", "a")],
             &[(50, "old"), (60, "late but new")],

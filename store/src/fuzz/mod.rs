@@ -164,7 +164,7 @@ pub fn push(data: &[u8]) -> Outcome {
         assert_eq!(s.fp, s.labels.fingerprint(), "stale fingerprint");
         for l in s.labels.iter() {
             assert!(
-                validate::valid_label_name(&l.name),
+                larch_go::labels::is_valid_label_name(&l.name),
                 "validation accepted the label name {:?}",
                 l.name
             );

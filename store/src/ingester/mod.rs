@@ -9,10 +9,13 @@
 
 pub mod compact;
 pub mod flusher;
+pub mod metadata;
+pub mod multi;
 pub mod read;
 pub mod recover;
 pub mod stream;
 pub mod tail;
+pub mod tail_queue;
 pub mod tenant;
 pub mod writer;
 

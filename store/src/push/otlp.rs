@@ -416,19 +416,12 @@ mod scan {
 /// Prometheus-style label name normalisation: every character outside
 /// `[A-Za-z0-9_]` becomes `_`; a leading digit gets a `key_` prefix.
 fn normalize(key: &str) -> String {
-    let mut out: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "key_");
+    let mut out = String::new();
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        // Not empty, so the sanitiser adds no `_` of its own.
+        out.push_str("key_");
     }
+    larch_go::labels::push_sanitized(key, &mut out);
     out
 }
 

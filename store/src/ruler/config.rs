@@ -602,7 +602,7 @@ impl RulerConfig {
             ));
         }
         for k in self.external_labels.keys() {
-            if !larch_rules::is_label_name(k) {
+            if !larch_go::labels::is_valid_label_name(k) {
                 return Err(invalid(
                     format!("ruler.external_labels.{k}"),
                     "not a valid label name",

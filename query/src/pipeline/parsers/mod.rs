@@ -35,16 +35,7 @@ pub fn sanitize_into(key: &str, out: &mut String) {
     if key.is_empty() {
         return;
     }
-    if out.is_empty() && key.as_bytes()[0].is_ascii_digit() {
-        out.push('_');
-    }
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c);
-        } else {
-            out.push('_');
-        }
-    }
+    larch_go::labels::push_sanitized(key, out);
 }
 
 /// Loki's `sanitizeLabelKey(key, true)` into `out`.

@@ -26,7 +26,7 @@ use larch_query::{
     Block, LabelSet, LogSource, Matcher, ScanRequest, ScanStats, SourceError, StreamInfo,
 };
 
-use crate::ingester::Ingester;
+use super::Ingester;
 use crate::tenant::TenantId;
 
 /// The label naming a stream's tenant in multi-tenant results.
