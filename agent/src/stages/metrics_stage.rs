@@ -277,8 +277,6 @@ impl Stage for MetricsStage {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::super::testing::*;
 
     #[test]
@@ -316,7 +314,7 @@ mod tests {
                 entry("nothing", &[("app", "b")]),
             ],
         );
-        let m = values(&reg.render());
+        let m = larch_testkit::metrics::parse(&reg.render());
         for (series, want) in [
             (r#"larch_agent_custom_lines_total{app="a"}"#, 2.0),
             (r#"larch_agent_custom_lines_total{app="b"}"#, 1.0),
@@ -363,7 +361,7 @@ mod tests {
                 .map(|v| entry(&format!("v={v}"), &[("app", "a")]))
                 .collect(),
         );
-        let m = values(&reg.render());
+        let m = larch_testkit::metrics::parse(&reg.render());
         assert_eq!(
             m.get(r#"larch_agent_custom_counted_total{app="a"}"#),
             Some(&(lines.len() as f64))
@@ -373,17 +371,6 @@ mod tests {
             m.get(r#"larch_agent_custom_added_total{app="a"}"#),
             Some(&1002.25)
         );
-    }
-
-    /// The samples of an exposition, by name and labels.
-    fn values(text: &str) -> BTreeMap<String, f64> {
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_string(), v.parse().ok()?))
-            })
-            .collect()
     }
 
     /// The same name in two stages is one metric when type and buckets
@@ -408,7 +395,7 @@ mod tests {
             vec![entry("x", &[("app", "a")]), entry("y", &[("app", "b")])],
         );
         let text = reg.render();
-        let m = values(&text);
+        let m = larch_testkit::metrics::parse(&text);
         assert_eq!(
             m.get(r#"larch_agent_custom_lines_total{app="a"}"#),
             Some(&2.0)
