@@ -539,6 +539,34 @@ async fn run(file: ServerConfig) -> anyhow::Result<()> {
         "Shutting down."
     );
     services.set_running(ServiceState::Stopping);
+    // A member hands over while its servers still answer: it flushes its
+    // heads to the bucket, then keeps answering the readers' queries for
+    // `cluster.leave_linger`, until each of them has seen it leaving and
+    // listed the bucket with its last chunks (a reader that asks it after
+    // it exits takes its silence as that). Both within the deadline; a
+    // second of it is kept for the rest of the shutdown. (Before the
+    // servers are told to stop: they stop with the agent.)
+    if ingester.cluster.is_some() && ingester.config.target.writes() {
+        let ing = ingester.clone();
+        let until = deadline.into_std();
+        let flush = tokio::task::spawn_blocking(move || ing.flush_until(until));
+        if tokio::time::timeout_at(deadline, flush).await.is_err() {
+            tracing::warn!(
+                "The flush did not end before the shutdown deadline; what is not in the bucket stays in the WAL and is replayed at the next start."
+            );
+        }
+        let linger = ingester.config.leave_linger();
+        let latest = deadline
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or(deadline);
+        let until = (tokio::time::Instant::now() + linger).min(latest);
+        tracing::info!(
+            linger = ?linger,
+            left = ?until.saturating_duration_since(tokio::time::Instant::now()),
+            "Flushed; still answering queries while the readers list the bucket."
+        );
+        tokio::time::sleep_until(until).await;
+    }
     // The agent stops first, so its last batches reach the store.
     let _ = stop_tx.send(true);
     if let Some(a) = agent {

@@ -810,6 +810,25 @@ impl Config {
         }
         limits
     }
+
+    /// How long a leaving write node keeps answering queries after its
+    /// flush: `cluster.leave_linger`, or by default the longer of
+    /// `cluster.refresh_period` (within which every reader's membership
+    /// has seen it leaving, so it stops counting on it) and
+    /// `read.index_refresh_period` (within which every reader lists the
+    /// bucket again, its flushed chunks included), plus 2s for the probe
+    /// and the listing themselves.
+    pub fn leave_linger(&self) -> std::time::Duration {
+        match self.cluster.leave_linger {
+            Some(d) => d.0,
+            None => self
+                .cluster
+                .refresh_period
+                .0
+                .max(self.read.index_refresh_period.0)
+                .saturating_add(std::time::Duration::from_secs(2)),
+        }
+    }
 }
 
 /// Checks one limits block; `key` is where it is (`limits`,
@@ -1089,5 +1108,22 @@ mod tests {
         assert!(d.tenant_allow_list.is_empty());
         assert_eq!((d.max_tenants, d.max_tenants_in_metrics), (10_000, 100));
         assert!(!d.ingester.flush_on_shutdown);
+    }
+
+    #[test]
+    fn a_leaver_lingers_past_the_readers_refreshes_unless_told() {
+        let d = Config::default();
+        // 5s membership refresh, 15s bucket listing: 15s + 2s.
+        assert_eq!(d.leave_linger(), std::time::Duration::from_secs(17));
+        let c: Config = larch_config::yaml::from_str(
+            "read:\n  index_refresh_period: 100ms\ncluster:\n  members: [a:1]\n  refresh_period: 200ms\n",
+        )
+        .unwrap();
+        assert_eq!(c.leave_linger(), std::time::Duration::from_millis(2200));
+        let c: Config =
+            larch_config::yaml::from_str("cluster:\n  members: [a:1]\n  leave_linger: 0s\n")
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.leave_linger(), std::time::Duration::ZERO);
     }
 }

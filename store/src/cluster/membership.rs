@@ -2,9 +2,12 @@
 //! addresses of the DNS name (`cluster.dns`), resolved again every
 //! `refresh_period`, less the members that do not answer
 //! `larch.Replica/Ready` or answer that they are leaving. This node is a
-//! member while it is not leaving. The set is published as a watch
-//! ([`Cluster::members`]); the write path and the read path take the set
-//! current when they start.
+//! member while it is not leaving. Members that answer that they are
+//! leaving are kept apart ([`Members::leaving`]): they own nothing and
+//! take no pushes, but still answer queries for what they held until they
+//! exit, so the read path asks them too ([`Members::query_targets`]). The
+//! set is published as a watch ([`Cluster::members`]); the write path and
+//! the read path take the set current when they start.
 //!
 //! The clients of the other members live here too (one lazily connected
 //! gRPC channel per address, on a small runtime of the cluster's own, so
@@ -43,6 +46,11 @@ pub struct Members {
     /// factor is capped by it, not by the ready ones, so a cluster that
     /// lost members refuses writes it cannot replicate (as Loki's ring).
     pub candidates: usize,
+    /// Addresses of the other nodes that answer `Ready` as leaving: not
+    /// members (no ownership, no forwarded pushes), but their query
+    /// service still answers for the data they held, flushed or not,
+    /// until they exit (see ARCHITECTURE.md, "Leaving").
+    pub leaving: Vec<String>,
 }
 
 impl Members {
@@ -61,6 +69,25 @@ impl Members {
             .filter(move |(i, _)| Some(*i) != self.me)
             .map(|(_, m)| m)
     }
+
+    /// The nodes a query asks for their unflushed and recently published
+    /// data: the other members, then the leaving nodes that still answer.
+    pub fn query_targets(&self) -> impl Iterator<Item = (&String, bool)> {
+        self.others()
+            .map(|m| (m, false))
+            .chain(self.leaving.iter().map(|m| (m, true)))
+    }
+}
+
+/// What a node answers to `larch.Replica/Ready`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Probe {
+    /// It takes streams; its identity (empty when it does not say).
+    Ready(String),
+    /// It is leaving but still answers queries; its identity.
+    Leaving(String),
+    /// Not ready, or no answer.
+    Unavailable,
 }
 
 /// Membership and the clients of the other members.
@@ -274,6 +301,7 @@ impl Cluster {
         let mut probes = Vec::new();
         // (identity, address)
         let mut all: Vec<(String, String)> = Vec::new();
+        let mut leavers: Vec<(String, String)> = Vec::new();
         let mut me_addr = None;
         let mut named = candidates.len();
         let mut self_listed = candidates.iter().any(|c| self.is_self(c, &own));
@@ -292,9 +320,12 @@ impl Cluster {
             match ready {
                 // A node that answers with this node's identity is this
                 // node under another of its addresses.
-                Some(id) if self.is_member && id == self.self_addr => self_listed = true,
-                Some(id) => all.push((if id.is_empty() { c.clone() } else { id }, c)),
-                None => {}
+                Probe::Ready(id) | Probe::Leaving(id) if self.is_member && id == self.self_addr => {
+                    self_listed = true
+                }
+                Probe::Ready(id) => all.push((if id.is_empty() { c.clone() } else { id }, c)),
+                Probe::Leaving(id) => leavers.push((if id.is_empty() { c.clone() } else { id }, c)),
+                Probe::Unavailable => {}
             }
         }
         if self.is_member && !self_listed {
@@ -310,6 +341,12 @@ impl Cluster {
         // in address order is kept).
         all.sort();
         all.dedup_by(|a, b| a.0 == b.0);
+        // A leaver is asked once, and not as well as a member of the same
+        // identity (the same node under another address).
+        leavers.sort();
+        leavers.dedup_by(|a, b| a.0 == b.0);
+        leavers.retain(|(id, _)| !all.iter().any(|(m, _)| m == id));
+        let leaving: Vec<String> = leavers.into_iter().map(|(_, a)| a).collect();
         let me = me_addr.and_then(|a| all.iter().position(|x| x.1 == a));
         self.members_gauge
             .set(i64::try_from(all.len()).unwrap_or(i64::MAX));
@@ -319,27 +356,41 @@ impl Cluster {
             ids,
             me,
             candidates: named,
+            leaving,
         };
         self.members.send_if_modified(|cur| {
             if **cur == next {
                 return false;
             }
-            tracing::info!(members = ?next.all, identities = ?next.ids, "The cluster's member set changed.");
+            tracing::info!(members = ?next.all, identities = ?next.ids, leaving = ?next.leaving, "The cluster's member set changed.");
             *cur = Arc::new(next);
             true
         });
     }
 
-    /// The identity of the node at `addr` if it is ready (empty when it
-    /// does not say); `None` if it is not, or does not answer.
-    async fn probe(&self, addr: String) -> Option<String> {
-        let ch = self.channel(&addr).ok()?;
+    /// Whether the node at `addr` is ready, leaving (but answering), or
+    /// neither.
+    async fn probe(&self, addr: String) -> Probe {
+        let Ok(ch) = self.channel(&addr) else {
+            return Probe::Unavailable;
+        };
         let mut client = larch_proto::larch::replica_client::ReplicaClient::new(ch);
         let mut req = tonic::Request::new(larch_proto::larch::ReadyRequest {});
-        self.authorize(&mut req).ok()?;
+        if self.authorize(&mut req).is_err() {
+            return Probe::Unavailable;
+        }
         match tokio::time::timeout(PROBE_TIMEOUT, client.ready(req)).await {
-            Ok(Ok(r)) if r.get_ref().ready => Some(r.into_inner().identity),
-            _ => None,
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                if r.ready {
+                    Probe::Ready(r.identity)
+                } else if r.leaving {
+                    Probe::Leaving(r.identity)
+                } else {
+                    Probe::Unavailable
+                }
+            }
+            _ => Probe::Unavailable,
         }
     }
 
@@ -413,6 +464,7 @@ mod tests {
             ids: vec!["a".into()],
             me: Some(0),
             candidates: 3,
+            leaving: Vec::new(),
         };
         assert_eq!(m.replication_factor(3), 3);
         assert_eq!(m.replication_factor(5), 3);
@@ -422,7 +474,23 @@ mod tests {
             ids: vec!["a".into()],
             me: Some(0),
             candidates: 0,
+            leaving: Vec::new(),
         };
         assert_eq!(alone.replication_factor(3), 1);
+    }
+
+    #[test]
+    fn queries_ask_the_other_members_and_the_leaving_nodes() {
+        let m = Members {
+            all: vec!["a:1".into(), "b:1".into()],
+            ids: vec!["a".into(), "b".into()],
+            me: Some(0),
+            candidates: 3,
+            leaving: vec!["c:1".into()],
+        };
+        let t: Vec<(&String, bool)> = m.query_targets().collect();
+        assert_eq!(t, [(&"b:1".to_string(), false), (&"c:1".to_string(), true)]);
+        // A leaver owns nothing: the write path sees the members alone.
+        assert_eq!(m.others().collect::<Vec<_>>(), [&"b:1".to_string()]);
     }
 }

@@ -66,6 +66,14 @@ pub struct ClusterConfig {
     pub token_file: Option<PathBuf>,
     /// TLS of the connections to the other members (gRPC).
     pub tls: ClientTlsConfig,
+    /// How long a leaving write node keeps answering queries
+    /// (`larch.Querier`) after it flushed its heads, so that every
+    /// reader's view of the bucket lists its last chunks before it stops
+    /// answering for them. Unset (the default): the longer of
+    /// `refresh_period` and `read.index_refresh_period`, plus 2s (see
+    /// `Config::leave_linger`). Taken from what `shutdown_timeout` leaves
+    /// after the flush.
+    pub leave_linger: Option<HumanDuration>,
 }
 
 /// `cluster.tls`: the client side of node-to-node gRPC, named as Loki's
@@ -93,6 +101,7 @@ impl Default for ClusterConfig {
             max_forward_message_size: ByteSize(DEFAULT_MAX_FORWARD),
             token_file: None,
             tls: ClientTlsConfig::default(),
+            leave_linger: None,
         }
     }
 }

@@ -671,6 +671,16 @@ impl Ingester {
         self.flusher.flush_all_and_wait();
     }
 
+    /// A leaving member's flush while its servers still answer: seals and
+    /// writes every open chunk and publishes it, as [`Ingester::flush_all`],
+    /// but writes nothing more once `deadline` (the shutdown's) is past.
+    /// The shutdown that follows ([`Ingester::shutdown_until`]) keeps the
+    /// same deadline.
+    pub fn flush_until(&self, deadline: Instant) {
+        *self.stop_at.lock() = Some(deadline);
+        self.flush_all();
+    }
+
     /// Stops accepting pushes, drains the writer, flushes every chunk and
     /// stops the threads, however long that takes. For tests and embedders
     /// that want everything in chunk files; the binary uses

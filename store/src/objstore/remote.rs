@@ -451,16 +451,20 @@ impl WriteNodes {
         }
     }
 
-    /// The nodes to ask now.
-    fn targets(&self) -> Result<Vec<(String, Channel)>, WriteNodeError> {
+    /// The nodes to ask now, each with whether it is a leaving member
+    /// (whose failure to answer is its exit, see [`WriteNodes::ask_all`]).
+    fn targets(&self) -> Result<Vec<(String, Channel, bool)>, WriteNodeError> {
         match &self.source {
-            Source::Static { nodes, .. } => Ok(nodes.clone()),
+            Source::Static { nodes, .. } => Ok(nodes
+                .iter()
+                .map(|(a, ch)| (a.clone(), ch.clone(), false))
+                .collect()),
             Source::Cluster(c) => c
                 .members()
-                .others()
-                .map(|m| {
+                .query_targets()
+                .map(|(m, leaving)| {
                     c.channel(m)
-                        .map(|ch| (m.clone(), ch))
+                        .map(|ch| (m.clone(), ch, leaving))
                         .map_err(WriteNodeError)
                 })
                 .collect(),
@@ -478,7 +482,12 @@ impl WriteNodes {
     /// does not answer fails the whole request, unless the nodes are a
     /// cluster's members replicating each stream to a quorum: then as many
     /// as a quorum less one may be missing (every acknowledged entry is on
-    /// a quorum of members, so one of them still answers for it).
+    /// a quorum of members, so one of them still answers for it). A
+    /// leaving member that does not answer is left out without counting
+    /// as missing: it answers until it exits, and it exits only after
+    /// lingering past the moment every reader's view of the bucket lists
+    /// the chunks it flushed (`cluster.leave_linger`), so what it held is
+    /// in the bucket by then.
     fn ask_all<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Vec<Resp>, WriteNodeError>
     where
         Req: prost::Message + Clone + Send + Sync + 'static,
@@ -510,7 +519,7 @@ impl WriteNodes {
         };
         let timeout = self.timeout;
         let max_message = self.max_message;
-        let calls = self.targets()?.into_iter().map(|(addr, ch)| {
+        let calls = self.targets()?.into_iter().map(|(addr, ch, leaving)| {
             let mut request = tonic::Request::new(req.clone());
             if let Some(t) = &token {
                 request.metadata_mut().insert("authorization", t.clone());
@@ -540,7 +549,7 @@ impl WriteNodes {
                     .await
                     .map_err(|_| "timed out".to_string())
                     .and_then(|r| r)
-                    .map_err(|e| format!("write node {addr} did not answer: {e}"))
+                    .map_err(|e| (leaving, format!("write node {addr} did not answer: {e}")))
             }
         });
         let answers = self
@@ -551,7 +560,10 @@ impl WriteNodes {
         for a in answers {
             match a {
                 Ok(r) => out.push(r),
-                Err(e) => failures.push(e),
+                Err((true, e)) => {
+                    tracing::debug!(error = %e, "A leaving member did not answer: it has exited, its chunks are in the bucket.")
+                }
+                Err((false, e)) => failures.push(e),
             }
         }
         if failures.len() > tolerated {

@@ -178,7 +178,8 @@ impl UnaryService<Bytes> for PushMethod {
 /// `larch.Replica`, between write nodes (an administrator's route):
 /// `Push` takes a push another member received and validated, and writes
 /// it to this node's WAL only (never forwarding it again); `Ready` says
-/// whether this node takes streams (membership asks it).
+/// whether this node takes streams, or is leaving and still answers
+/// queries (membership asks it).
 #[derive(Clone)]
 pub struct ReplicaService {
     pusher: PusherService,
@@ -216,14 +217,18 @@ impl UnaryService<ReadyRequest> for ReadyMethod {
 
     fn call(&mut self, _request: Request<ReadyRequest>) -> Self::Future {
         let ready = ReplicaService::taking_streams(&self.0);
-        let identity = self
-            .0
-            .ingester
-            .cluster
-            .as_ref()
-            .map(|c| c.self_addr.clone())
-            .unwrap_or_default();
-        Box::pin(async move { Ok(Response::new(ReadyResponse { ready, identity })) })
+        let cluster = self.0.ingester.cluster.as_ref();
+        let identity = cluster.map(|c| c.self_addr.clone()).unwrap_or_default();
+        // Leaving, but its query service still answers (it stops with
+        // the gRPC server, after the linger).
+        let leaving = cluster.is_some_and(|c| c.is_leaving());
+        Box::pin(async move {
+            Ok(Response::new(ReadyResponse {
+                ready,
+                identity,
+                leaving,
+            }))
+        })
     }
 }
 

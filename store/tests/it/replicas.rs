@@ -864,13 +864,14 @@ fn watching_queries(
 /// late: its arrival moves about a quarter of the streams to it; a SIGTERM
 /// on another hands that one's streams over (flushed, then owned by the
 /// next candidates). Which streams move is computed with the store's ring
-/// from the member identities and checked against what the nodes hold; a
-/// client querying the read node all through the join gets every line
-/// acknowledged before its query exactly once; after the leave every line
-/// is there once. (Queries during the leave are not checked here: between
-/// the leaver's first "leaving" answer and its flushed chunks showing in
-/// the read node's view of the bucket, its lines are missing; see
-/// ARCHITECTURE "Several write nodes", Leaving.)
+/// from the member identities and checked against what the nodes hold;
+/// clients querying the read node all through the join and the leave, and
+/// a remaining write node's query API all through the leave, get every
+/// line acknowledged before their query exactly once, without an error:
+/// the leaver answers queries for what it flushed until the readers'
+/// views of the bucket list it (`cluster.leave_linger`), and after it
+/// exited its silence is not an error (ARCHITECTURE "Several write
+/// nodes", Leaving).
 #[test]
 fn a_node_joins_and_one_leaves() {
     let topo = Topology::s3(4, 1);
@@ -945,9 +946,24 @@ fn a_node_joins_and_one_leaves() {
         .iter()
         .filter(|at| (join_began..join_ended).contains(*at))
         .count();
-    // Node 0 leaves: it stops taking streams, flushes and exits.
+    // Node 0 leaves while the read node and write node 1 are queried: it
+    // stops taking streams, flushes, answers queries a while longer and
+    // exits.
+    let stop = Arc::new(AtomicBool::new(false));
+    let leave_watchers = [
+        ("read node", reader.http),
+        ("write node 1", writers[1].http),
+    ]
+    .map(|(name, port)| {
+        (
+            name,
+            watching_queries(port, sel, start, end, acked.clone(), stop.clone()),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
     let leave_began = Instant::now();
     let status = writers[0].terminate();
+    let exited = Instant::now();
     assert!(status.success(), "{status:?}");
     let others: Vec<StoreProcess> = writers.drain(1..).collect();
     topo.settled(&others.iter().chain([&reader]).collect::<Vec<_>>(), 3);
@@ -960,8 +976,13 @@ fn a_node_joins_and_one_leaves() {
     wait_for_metric(&others[2], "larch_ingester_active_streams", |v| {
         v == held as f64
     });
+    // A moment past the readers' next membership refresh after the exit.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Release);
+    let leave_ended = Instant::now();
     eprintln!(
-        "{joined} of {streams} streams moved on the join, {left} on the leave; {on_join} answers checked during the join"
+        "{joined} of {streams} streams moved on the join, {left} on the leave; {on_join} answers checked during the join; the leaver exited {:?} after its SIGTERM",
+        exited - leave_began
     );
     for p in &problems {
         eprintln!("wrong answer {p}");
@@ -972,6 +993,43 @@ fn a_node_joins_and_one_leaves() {
         problems.len(),
         checked.len(),
         &problems[..problems.len().min(5)]
+    );
+    // Queries take a few hundred milliseconds here (four nodes flushing on
+    // two cores): at least one per client while the leaver lingers, three
+    // in all, and a few more around its exit.
+    let mut lingered = 0;
+    for (name, w) in leave_watchers {
+        let (checked, problems) = w.join().unwrap();
+        let lingering = checked
+            .iter()
+            .filter(|at| (leave_began..exited).contains(*at))
+            .count();
+        let on_leave = checked
+            .iter()
+            .filter(|at| (leave_began..leave_ended).contains(*at))
+            .count();
+        eprintln!(
+            "{name}: {on_leave} answers checked during the leave, {lingering} of them before the leaver exited"
+        );
+        for p in &problems {
+            eprintln!("{name}: wrong answer {p}");
+        }
+        assert!(
+            problems.is_empty(),
+            "{name}: {} of {} answers during the leave were wrong: {:?}",
+            problems.len(),
+            checked.len(),
+            &problems[..problems.len().min(5)]
+        );
+        assert!(
+            lingering >= 1 && on_leave >= 4,
+            "{name}: only {on_leave} queries during the leave, {lingering} before the exit"
+        );
+        lingered += lingering;
+    }
+    assert!(
+        lingered >= 3,
+        "only {lingered} queries while the leaver lingered"
     );
     for (what, n) in [("join", joined), ("leave", left)] {
         let share = n as f64 / streams as f64;
