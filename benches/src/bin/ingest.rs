@@ -501,10 +501,14 @@ fn cluster_runs(
             for i in 0..nodes {
                 let dir = tempfile::tempdir()?;
                 let config = dir.path().join("bench.yaml");
+                // No reader runs here, so a leaving node need not keep
+                // answering queries (`cluster.leave_linger`): the wall
+                // clock stops when the last node has flushed, not after
+                // a linger that only readers would need.
                 std::fs::write(
                     &config,
                     format!(
-                        "target: write\nstorage:\n  filesystem:\n    dir: {}\nlimits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\ncluster:\n  members: [{}]\n  self: \"127.0.0.1:{}\"\n  replication_factor: {rf}\n",
+                        "target: write\nstorage:\n  filesystem:\n    dir: {}\nlimits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\ncluster:\n  members: [{}]\n  self: \"127.0.0.1:{}\"\n  replication_factor: {rf}\n  leave_linger: 0s\n",
                         bucket.path().display(),
                         members.join(", "),
                         grpc[i]
