@@ -339,7 +339,7 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::record::WalEntry;
+    use crate::ingester::tail_queue::tests::event;
 
     fn spec(query: &str, delay: u64, categorize: bool) -> TailSpec {
         TailSpec {
@@ -351,21 +351,6 @@ mod tests {
             start: 0,
             categorize,
             legacy: false,
-        }
-    }
-
-    fn event(tenant: &str, labels: &[(&str, &str)], entries: &[(i64, &str)]) -> TailEvent {
-        TailEvent {
-            tenant: TenantId::new(tenant).unwrap(),
-            labels: Arc::new(LabelSet::from_pairs(labels.iter().copied())),
-            entries: entries
-                .iter()
-                .map(|(ts, l)| WalEntry {
-                    ts: *ts,
-                    line: (*l).into(),
-                    meta: bytes::Bytes::new(),
-                })
-                .collect(),
         }
     }
 

@@ -303,7 +303,7 @@ impl TailQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::wal::record::WalEntry;
 
@@ -317,7 +317,13 @@ mod tests {
         )
     }
 
-    fn event(tenant: &str, labels: &[(&str, &str)], entries: &[(i64, &str)]) -> TailEvent {
+    /// A tail event of `tenant`'s stream `labels` (also used by the
+    /// feed's tests).
+    pub(crate) fn event(
+        tenant: &str,
+        labels: &[(&str, &str)],
+        entries: &[(i64, &str)],
+    ) -> TailEvent {
         TailEvent {
             tenant: TenantId::new(tenant).unwrap(),
             labels: Arc::new(LabelSet::from_pairs(labels.iter().copied())),
