@@ -525,6 +525,33 @@ fn build_terms(
 /// group is decoded whole in memory.
 const MAX_REPLICA_GROUP: u64 = 64 << 20;
 
+/// The chunk records of `records` by stream, each stream's in time order
+/// (start, end, id), and the other records as they came.
+fn chunks_by_stream(
+    records: Vec<IndexRecord>,
+) -> (BTreeMap<u64, Vec<crate::index::ChunkRef>>, Vec<IndexRecord>) {
+    let mut by_fp: BTreeMap<u64, Vec<crate::index::ChunkRef>> = BTreeMap::new();
+    let mut rest = Vec::with_capacity(records.len());
+    for r in records {
+        match r {
+            IndexRecord::Chunk { fp, chunk } => by_fp.entry(fp).or_default().push(chunk),
+            other => rest.push(other),
+        }
+    }
+    for chunks in by_fp.values_mut() {
+        chunks.sort_by(|a, b| (a.mint, a.maxt, &a.id).cmp(&(b.mint, b.maxt, &b.id)));
+    }
+    (by_fp, rest)
+}
+
+/// The labels of stream `fp`, from its record in `streams`.
+fn labels_of(streams: &BTreeMap<u64, IndexRecord>, fp: u64) -> Option<String> {
+    match streams.get(&fp) {
+        Some(IndexRecord::Stream { labels, .. }) => Some(labels.to_string()),
+        _ => None,
+    }
+}
+
 /// Several write nodes holding a stream (`cluster.replication_factor`
 /// above 1, or a stream that moved) each flush their own chunks of it:
 /// the same entries stored up to three times. Every group of a stream's
@@ -545,21 +572,10 @@ fn merge_replicas(
     streams: &BTreeMap<u64, IndexRecord>,
     records: Vec<IndexRecord>,
 ) -> (Vec<IndexRecord>, u64) {
-    let mut by_fp: BTreeMap<u64, Vec<crate::index::ChunkRef>> = BTreeMap::new();
-    let mut out = Vec::with_capacity(records.len());
-    for r in records {
-        match r {
-            IndexRecord::Chunk { fp, chunk } => by_fp.entry(fp).or_default().push(chunk),
-            other => out.push(other),
-        }
-    }
+    let (by_fp, mut out) = chunks_by_stream(records);
     let mut groups = 0;
-    for (fp, mut chunks) in by_fp {
-        chunks.sort_by(|a, b| (a.mint, a.maxt, &a.id).cmp(&(b.mint, b.maxt, &b.id)));
-        let labels = match streams.get(&fp) {
-            Some(IndexRecord::Stream { labels, .. }) => Some(labels.to_string()),
-            _ => None,
-        };
+    for (fp, chunks) in by_fp {
+        let labels = labels_of(streams, fp);
         // Groups of overlapping time ranges.
         let mut group: Vec<crate::index::ChunkRef> = Vec::new();
         let mut group_max = i64::MIN;
@@ -629,21 +645,10 @@ fn merge_small_runs(
     records: Vec<IndexRecord>,
 ) -> (Vec<IndexRecord>, u64) {
     let target = config.ingester.chunk_target_size.0;
-    let mut by_fp: BTreeMap<u64, Vec<crate::index::ChunkRef>> = BTreeMap::new();
-    let mut out = Vec::with_capacity(records.len());
-    for r in records {
-        match r {
-            IndexRecord::Chunk { fp, chunk } => by_fp.entry(fp).or_default().push(chunk),
-            other => out.push(other),
-        }
-    }
+    let (by_fp, mut out) = chunks_by_stream(records);
     let mut merged_runs = 0;
-    for (fp, mut chunks) in by_fp {
-        chunks.sort_by(|a, b| (a.mint, a.maxt, &a.id).cmp(&(b.mint, b.maxt, &b.id)));
-        let labels = match streams.get(&fp) {
-            Some(IndexRecord::Stream { labels, .. }) => Some(labels.to_string()),
-            _ => None,
-        };
+    for (fp, chunks) in by_fp {
+        let labels = labels_of(streams, fp);
         let mut gone: HashSet<String> = HashSet::new();
         if let Some(labels) = &labels {
             let spans_days = |c: &crate::index::ChunkRef| {
