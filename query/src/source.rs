@@ -54,6 +54,10 @@ pub struct Columns {
     /// Line bytes and offsets. `count_over_time` without filters needs
     /// only timestamps.
     pub lines: bool,
+    /// Line lengths (the offsets) without the line bytes: what
+    /// `bytes_over_time` without filters or stages needs. Implied by
+    /// `lines`.
+    pub lengths: bool,
     /// Structured metadata.
     pub metadata: bool,
 }
@@ -62,8 +66,22 @@ impl Columns {
     /// Every column.
     pub const ALL: Columns = Columns {
         lines: true,
+        lengths: true,
         metadata: true,
     };
+
+    /// Timestamps only.
+    pub const NONE: Columns = Columns {
+        lines: false,
+        lengths: false,
+        metadata: false,
+    };
+
+    /// Whether the line offsets are needed: for the lines or for their
+    /// lengths alone.
+    pub fn offsets(&self) -> bool {
+        self.lines || self.lengths
+    }
 }
 
 /// A byte string every matching line contains.
@@ -137,7 +155,9 @@ pub struct Block<'a> {
     /// Timestamps (Unix ns), ascending; `n` values.
     pub timestamps: &'a [i64],
     /// `n + 1` offsets: line `i` is `lines[offsets[i]..offsets[i + 1]]`.
-    /// Empty when lines were not requested.
+    /// Empty when neither lines nor their lengths were requested
+    /// ([`Columns::offsets`]); with lengths alone, `lines` is empty and
+    /// only [`Block::line_len`] is meaningful.
     pub offsets: &'a [u32],
     /// All line bytes of the block, contiguous, in entry order. Lines are
     /// valid UTF-8 (push validates them) and may contain `\n`.
@@ -171,6 +191,15 @@ impl<'a> Block<'a> {
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
             (Some(&s), Some(&e)) => self.lines.get(s as usize..e as usize).unwrap_or(&[]),
             _ => &[],
+        }
+    }
+
+    /// Length in bytes of line `i`, when lines or their lengths were
+    /// requested (0 otherwise).
+    pub fn line_len(&self, i: usize) -> usize {
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&s), Some(&e)) => e.saturating_sub(s) as usize,
+            _ => 0,
         }
     }
 

@@ -164,7 +164,7 @@ impl LogSource for MemSource {
             let cols = whole.map_or(req.columns, |w| w.columns);
             let block = Block {
                 timestamps: if whole.is_some() { &[] } else { &b.ts },
-                offsets: if cols.lines { &b.offsets } else { &[] },
+                offsets: if cols.offsets() { &b.offsets } else { &[] },
                 lines: if cols.lines { &b.lines } else { &[] },
                 metadata_offsets: if cols.metadata { &b.meta_offsets } else { &[] },
                 metadata: if cols.metadata { &b.meta } else { &[] },

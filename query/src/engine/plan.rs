@@ -97,6 +97,7 @@ mod tests {
             Direction::Forward,
             Columns {
                 lines: true,
+                lengths: true,
                 metadata: false,
             },
         );
@@ -108,6 +109,7 @@ mod tests {
             Direction::Forward,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: false,
             },
         );

@@ -349,7 +349,7 @@ impl Collector<'_> {
                 match self.constant_series() {
                     Some(s) => {
                         let v = if self.bytes {
-                            idx.iter().map(|&i| b.line(i as usize).len() as f64).sum()
+                            idx.iter().map(|&i| b.line_len(i as usize) as f64).sum()
                         } else {
                             0.0
                         };
@@ -373,7 +373,7 @@ impl Collector<'_> {
                     break;
                 };
                 let v = if self.bytes {
-                    b.line(i).len() as f64
+                    b.line_len(i) as f64
                 } else {
                     1.0
                 };
@@ -403,7 +403,7 @@ impl Collector<'_> {
                 return false;
             };
             let v = if self.bytes {
-                b.line(i).len() as f64
+                b.line_len(i) as f64
             } else {
                 1.0
             };
@@ -458,10 +458,10 @@ impl StreamVisitor for Collector<'_> {
         (self.start, self.end) = span;
         self.stream_labels = stream.labels.clone();
         let metadata = self.needs_metadata(&stream.labels);
-        let lines = self.bytes
-            || !self.plan.filter.is_empty()
-            || self.plan.has_stages()
-            || self.unwrap.is_some();
+        // `bytes_over_time` of lines no filter or stage looks at needs
+        // their lengths, not their bytes.
+        let lines = !self.plan.filter.is_empty() || self.plan.has_stages() || self.unwrap.is_some();
+        let lengths = lines || self.bytes;
         self.constant = if !self.plan.has_stages() && self.unwrap.is_none() {
             Constant::Pending
         } else {
@@ -473,7 +473,11 @@ impl StreamVisitor for Collector<'_> {
             self.start,
             self.end,
             Direction::Forward,
-            Columns { lines, metadata },
+            Columns {
+                lines,
+                lengths,
+                metadata,
+            },
         );
         if self.constant != Constant::No
             && let Some(cuts) = &self.cuts
@@ -483,7 +487,10 @@ impl StreamVisitor for Collector<'_> {
             req.whole = Some(WholeBlocks {
                 cuts: cuts.clone(),
                 columns: Columns {
-                    lines: !self.plan.filter.is_empty() || (self.bytes && metadata),
+                    lines: !self.plan.filter.is_empty(),
+                    // Entries going to different series by their
+                    // metadata need their own lengths.
+                    lengths: !self.plan.filter.is_empty() || (self.bytes && metadata),
                     metadata,
                 },
             });

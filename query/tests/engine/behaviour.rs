@@ -108,12 +108,42 @@ fn log_query_as_instant_query_is_refused_with_lokis_text() {
 
 #[test]
 fn columns_are_the_fewest_the_query_needs() {
-    let cases: [(&str, Columns, usize); 5] = [
+    let cases: [(&str, Columns, usize); 8] = [
+        // Bytes of lines nothing looks at: their lengths.
+        (
+            r#"sum(bytes_over_time({app="a"}[1m]))"#,
+            Columns {
+                lines: false,
+                lengths: true,
+                metadata: false,
+            },
+            0,
+        ),
+        (
+            r#"sum(bytes_over_time({app="a"} |= "disk" [1m]))"#,
+            Columns {
+                lines: true,
+                lengths: true,
+                metadata: false,
+            },
+            1,
+        ),
+        // A stage may change the line: its bytes are counted after it.
+        (
+            r#"sum(bytes_over_time({app="a"} | line_format "x" [1m]))"#,
+            Columns {
+                lines: true,
+                lengths: true,
+                metadata: true,
+            },
+            0,
+        ),
         // Grouping by stream labels only: timestamps suffice.
         (
             r#"sum by (app) (count_over_time({app="a"}[1m]))"#,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: false,
             },
             0,
@@ -122,6 +152,7 @@ fn columns_are_the_fewest_the_query_needs() {
             r#"sum(rate({app="a"}[1m]))"#,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: false,
             },
             0,
@@ -131,6 +162,7 @@ fn columns_are_the_fewest_the_query_needs() {
             r#"count_over_time({app="a"}[1m])"#,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: true,
             },
             0,
@@ -140,6 +172,7 @@ fn columns_are_the_fewest_the_query_needs() {
             r#"sum(count_over_time({app="a"} |= "disk" [1m]))"#,
             Columns {
                 lines: true,
+                lengths: true,
                 metadata: false,
             },
             1,
@@ -148,6 +181,7 @@ fn columns_are_the_fewest_the_query_needs() {
             r#"sum by (tid) (count_over_time({app="a"} |= "disk" [1m]))"#,
             Columns {
                 lines: true,
+                lengths: true,
                 metadata: true,
             },
             1,

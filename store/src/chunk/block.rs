@@ -409,7 +409,7 @@ impl DecodedBlock {
     pub fn view(&self, cols: Columns) -> Block<'_> {
         Block {
             timestamps: &self.ts,
-            offsets: if cols.lines { &self.offsets } else { &[] },
+            offsets: if cols.offsets() { &self.offsets } else { &[] },
             lines: if cols.lines { &self.lines } else { &[] },
             metadata_offsets: if cols.metadata {
                 &self.meta_offsets
@@ -493,7 +493,7 @@ impl DecodedBlock {
     ) -> Result<(), ChunkError> {
         let n = meta.entries as usize;
         let codec = meta.codec;
-        if cols.lines {
+        if cols.offsets() {
             let c = column(buf, meta.cols[COL_LENS], "lengths column")?;
             codec::decompress(
                 codec,
@@ -503,6 +503,8 @@ impl DecodedBlock {
                 "lengths column",
             )?;
             lengths_to_offsets(&self.scratch, n, meta.lines_size, &mut self.offsets)?;
+        }
+        if cols.lines {
             let c = column(buf, meta.cols[COL_LINES], "lines column")?;
             let limit = usize::try_from(meta.lines_size)
                 .map_err(|_| ChunkError::corrupt("lines column"))?;
@@ -581,12 +583,32 @@ mod tests {
             &enc.meta,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: false,
             },
         )
         .unwrap();
         assert_eq!(d.ts, vec![10, 20, 30]);
         assert!(d.lines.is_empty());
+
+        // Line lengths without the lines: the lines column is not read
+        // (a block whose lines column is damaged still decodes).
+        let lengths = Columns {
+            lines: false,
+            lengths: true,
+            metadata: false,
+        };
+        let mut broken = enc.bytes.clone();
+        let lines_col = enc.meta.cols[COL_LINES];
+        broken[lines_col.offset as usize] ^= 0xff;
+        d.decode(&broken, &enc.meta, lengths).unwrap();
+        let v = d.view(lengths);
+        assert!(v.lines.is_empty());
+        assert_eq!(
+            (0..3).map(|i| v.line_len(i)).collect::<Vec<_>>(),
+            vec![18, 0, 5]
+        );
+        assert!(d.decode(&broken, &enc.meta, Columns::ALL).is_err());
     }
 
     #[test]
@@ -724,6 +746,7 @@ mod tests {
         let mut d = DecodedBlock::default();
         let ts_only = Columns {
             lines: false,
+            lengths: false,
             metadata: false,
         };
         assert!(matches!(

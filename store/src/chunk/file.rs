@@ -947,6 +947,7 @@ mod tests {
             &rel,
             Columns {
                 lines: false,
+                lengths: false,
                 metadata: false,
             },
         )

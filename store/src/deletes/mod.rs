@@ -473,6 +473,7 @@ impl StreamFilter {
         out.clear();
         let with_lines = block.offsets.len() == n + 1;
         let with_meta = block.metadata_offsets.len() == n + 1;
+        let mut end = 0u32;
         if with_lines {
             out.offsets.push(0);
         }
@@ -485,9 +486,12 @@ impl StreamFilter {
             }
             out.timestamps.push(block.timestamps[i]);
             if with_lines {
+                // A block scanned for its line lengths alone has offsets
+                // and no line bytes: the offsets carry the lengths.
                 out.lines.extend_from_slice(block.line(i));
-                out.offsets
-                    .push(u32::try_from(out.lines.len()).unwrap_or(u32::MAX));
+                let len = u32::try_from(block.line_len(i)).unwrap_or(u32::MAX);
+                end = end.saturating_add(len);
+                out.offsets.push(end);
             }
             if with_meta {
                 out.metadata.extend_from_slice(block.metadata(i));
@@ -634,6 +638,17 @@ mod tests {
         assert!(f.filter(&b.view(), &mut out));
         assert_eq!(out.timestamps, vec![999_999, 2_000_000]);
         assert!(out.offsets.is_empty());
+        // Line lengths without the lines, as `bytes_over_time` asks: the
+        // kept entries keep their lengths.
+        let b = OwnedBlock {
+            timestamps: vec![999_999, 1_000_000, 1_999_999, 2_000_000],
+            offsets: vec![0, 3, 10, 10, 14],
+            ..OwnedBlock::default()
+        };
+        assert!(f.filter(&b.view(), &mut out));
+        let v = out.view();
+        assert!(v.lines.is_empty());
+        assert_eq!((v.line_len(0), v.line_len(1)), (3, 4));
     }
 
     #[test]

@@ -223,6 +223,7 @@ pub fn chunk(data: &[u8]) -> Outcome {
     };
     let ts_only = Columns {
         lines: false,
+        lengths: false,
         metadata: false,
     };
     let (mut full, mut part, mut from_disk) = Default::default();
@@ -240,6 +241,21 @@ pub fn chunk(data: &[u8]) -> Outcome {
                 res.is_err(),
                 "timestamps fail alone but not with lines: {e}"
             ),
+        }
+        // Lengths without lines: the same offsets as the full decode.
+        let lengths = Columns {
+            lines: false,
+            lengths: true,
+            metadata: false,
+        };
+        match DecodedBlock::decode(&mut part, &file.bytes, meta, lengths) {
+            Ok(()) if res.is_ok() => {
+                assert_eq!(part.ts, full.ts);
+                assert_eq!(part.offsets, full.offsets);
+                assert!(part.lines.is_empty());
+            }
+            Ok(()) => {}
+            Err(e) => assert!(res.is_err(), "lengths fail alone but not with lines: {e}"),
         }
         if let Some(f) = &disk {
             let want = [COL_TS, COL_LENS, COL_LINES, COL_META];

@@ -428,7 +428,7 @@ impl Scanner<'_> {
                 let mut n = 0;
                 for (col, on) in [
                     (COL_TS, timestamps),
-                    (COL_LENS, cols.lines),
+                    (COL_LENS, cols.offsets()),
                     (COL_LINES, cols.lines),
                     (COL_META, cols.metadata),
                 ] {
@@ -460,8 +460,11 @@ impl Scanner<'_> {
 
     fn count(&mut self, meta: &BlockMeta, cols: Columns, timestamps: bool) {
         let mut compressed = if timestamps { meta.cols[COL_TS].len } else { 0 };
+        if cols.offsets() {
+            compressed += meta.cols[COL_LENS].len;
+        }
         if cols.lines {
-            compressed += meta.cols[COL_LENS].len + meta.cols[COL_LINES].len;
+            compressed += meta.cols[COL_LINES].len;
             self.stats.decompressed_bytes += meta.lines_size;
         }
         if cols.metadata {
@@ -624,7 +627,9 @@ impl Ingester {
                     .iter()
                     .map(|l| l.case_insensitive)
                     .collect(),
-                lines: req.columns.lines,
+                // The write nodes' unflushed blocks travel whole: lengths
+                // alone come with their lines.
+                lines: req.columns.offsets(),
                 metadata: req.columns.metadata,
             };
             let (blocks, published) = remote.scan(&r).map_err(|e| -> SourceError { e.into() })?;
@@ -783,7 +788,7 @@ impl Ingester {
                     match (sc.whole(item), &req.whole) {
                         (Some(w), Some(wb)) => {
                             // Nothing to decode when only the count is needed.
-                            let any = wb.columns.lines || wb.columns.metadata;
+                            let any = wb.columns.offsets() || wb.columns.metadata;
                             if !any {
                                 sc.index_blocks += 1;
                             }
@@ -1065,7 +1070,7 @@ impl Ingester {
         fn masked(b: Block<'_>, wanted: Columns) -> Block<'_> {
             Block {
                 timestamps: b.timestamps,
-                offsets: if wanted.lines { b.offsets } else { &[] },
+                offsets: if wanted.offsets() { b.offsets } else { &[] },
                 lines: if wanted.lines { b.lines } else { &[] },
                 metadata_offsets: if wanted.metadata {
                     b.metadata_offsets

@@ -472,6 +472,7 @@ fn build_terms(
     let mut block = DecodedBlock::default();
     let cols = larch_query::Columns {
         lines: true,
+        lengths: true,
         metadata: false,
     };
     for r in records {

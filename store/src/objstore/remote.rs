@@ -282,6 +282,7 @@ pub fn serve_scan(ing: &Ingester, req: &ScanStreamRequest) -> Result<ScanStreamR
         direction: Direction::Forward,
         columns: Columns {
             lines: req.lines,
+            lengths: req.lines,
             metadata: req.metadata,
         },
         must_contain: req
