@@ -1018,6 +1018,18 @@ fn queries(
         let chunk = &last["data"]["stats"]["querier"]["store"]["chunk"];
         let compressed = chunk["compressedBytes"].as_u64().unwrap_or(0);
         let decompressed = chunk["decompressedBytes"].as_u64().unwrap_or(0);
+        // The claim: a metric query that needs no line content
+        // decompresses no line.
+        if matches!(
+            kind,
+            Kind::CountRange | Kind::BytesRange | Kind::CountInstant
+        ) {
+            anyhow::ensure!(
+                decompressed == 0,
+                "{} decompressed {decompressed} line bytes",
+                kind.query(plan)
+            );
+        }
         if compressed != delta("larch_querier_compressed_bytes_total") {
             println!(
                 "note: the answer's compressedBytes {compressed} and /metrics' {} differ",

@@ -275,6 +275,10 @@ pub fn encode(b: &Block<'_>, enc: Encoding) -> EncodedBlock {
         cols[COL_META] = push_compressed(&mut bytes, enc, &raw);
     }
     cols[COL_FILTER] = push_raw(&mut bytes, &filter::build_stored(b.lines, enc));
+    // The lines column was compressed into room for its worst case (about
+    // 1.17 times the lines): a cut block is held until its chunk is
+    // flushed, and must not keep that room.
+    bytes.shrink_to_fit();
 
     EncodedBlock {
         bytes,
@@ -609,6 +613,27 @@ mod tests {
             vec![18, 0, 5]
         );
         assert!(d.decode(&broken, &enc.meta, Columns::ALL).is_err());
+    }
+
+    #[test]
+    fn a_cut_block_holds_no_room_beyond_its_bytes() {
+        for codec in Codec::ALL {
+            let mut h = HeadBlock::with_encoding(Encoding::new(codec));
+            for i in 0..4000 {
+                h.append(
+                    i,
+                    format!("level=info msg=\"request {i} served\"").as_bytes(),
+                    b"",
+                );
+            }
+            let enc = h.cut();
+            assert!(
+                enc.bytes.capacity() <= enc.bytes.len() + 64,
+                "{codec:?}: {} bytes in {}",
+                enc.bytes.len(),
+                enc.bytes.capacity()
+            );
+        }
     }
 
     #[test]
