@@ -17,6 +17,7 @@ pub struct StoreBuilder {
     env: Vec<(OsString, OsString)>,
     max_open_files: Option<u32>,
     tls: Option<crate::http::Tls>,
+    bin: Option<PathBuf>,
 }
 
 impl StoreBuilder {
@@ -81,6 +82,13 @@ impl StoreBuilder {
         self.launch(true)
     }
 
+    /// Runs this `larch-store` binary instead of the workspace's (a
+    /// benchmark comparing two builds).
+    pub fn bin(mut self, path: impl Into<PathBuf>) -> StoreBuilder {
+        self.bin = Some(path.into());
+        self
+    }
+
     /// Starts the store on 127.0.0.1 without waiting for `/ready`, for
     /// tests of what it answers before it is ready.
     pub fn spawn(self) -> StoreProcess {
@@ -90,7 +98,10 @@ impl StoreBuilder {
     fn launch(self, wait: bool) -> StoreProcess {
         let http = self.http.unwrap_or_else(crate::free_port);
         let grpc = self.grpc.unwrap_or_else(crate::free_port);
-        let mut b = ProcessBuilder::new("larch-store", crate::binary("larch-store"));
+        let mut b = ProcessBuilder::new(
+            "larch-store",
+            self.bin.unwrap_or_else(|| crate::binary("larch-store")),
+        );
         let data_dir = self.data_dir.unwrap_or_else(|| b.dir().join("data"));
         b = b
             .arg("--http-addr")

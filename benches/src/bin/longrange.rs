@@ -87,6 +87,10 @@ struct Args {
     /// `--queries-only` runs later).
     #[arg(long, conflicts_with = "queries_only")]
     ingest_only: bool,
+    /// The `larch-store` binary to run (default: the workspace's, built
+    /// for this profile).
+    #[arg(long)]
+    store_bin: Option<PathBuf>,
 }
 
 /// Where every line goes: line `i` (0-based, in time order over all
@@ -452,6 +456,14 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
 
+/// A store process of the binary `--store-bin` names, or the workspace's.
+fn store_builder(args: &Args) -> larch_testkit::StoreBuilder {
+    match &args.store_bin {
+        Some(bin) => StoreProcess::builder().bin(bin),
+        None => StoreProcess::builder(),
+    }
+}
+
 /// The store's configuration: no rate limits, old samples accepted, every
 /// chunk flushed on SIGTERM, queries given an hour.
 fn config() -> String {
@@ -526,7 +538,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         let plan = Plan::from_json(&v["plan"])?;
         let expected = Expected::from_json(&v["expected"])?;
-        let store = StoreProcess::builder()
+        let store = store_builder(&args)
             .data_dir(&data)
             .config(config())
             .start();
@@ -606,10 +618,7 @@ fn ingest(
         plan.namespaces,
         plan.needle_every
     );
-    let store = StoreProcess::builder()
-        .data_dir(data)
-        .config(config())
-        .start();
+    let store = store_builder(args).data_dir(data).config(config()).start();
     let port = store.http;
     let pid = store.pid();
     let pushed = Arc::new(AtomicU64::new(0));
