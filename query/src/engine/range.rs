@@ -272,9 +272,10 @@ impl Collector<'_> {
     }
 
     /// Counts the entries of an ascending timestamp column per segment
-    /// into the stream's own series; false when the series limit stops
-    /// the scan.
-    fn count_range(&mut self, ts: &[i64]) -> bool {
+    /// into the stream's own series, and adds up their bytes from their
+    /// `offsets` (`ts.len() + 1` of them) for the `bytes_*` functions;
+    /// false when the series limit stops the scan.
+    fn count_range(&mut self, ts: &[i64], offsets: Option<&[u32]>) -> bool {
         let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
             return true;
         };
@@ -291,10 +292,14 @@ impl Collector<'_> {
                         return false;
                     };
                     let func = self.func;
-                    self.series[s as usize].add_count(
+                    // Bytes: the lengths of entries `lo..hi` add up to
+                    // the distance between their first and last offsets.
+                    let sum = offsets.map_or(0.0, |o| f64::from(o[hi].saturating_sub(o[lo])));
+                    self.series[s as usize].add_whole(
                         &func,
                         j as u32,
                         (hi - lo) as u64,
+                        sum,
                         ts[hi - 1],
                     );
                     self.post_filter += (hi - lo) as u64;
@@ -516,8 +521,16 @@ impl StreamVisitor for Collector<'_> {
             self.scanned_bytes += u64::from(e.saturating_sub(s));
         }
         let plain = b.metadata_offsets.is_empty();
-        if self.constant != Constant::No && plain && self.plan.filter.is_empty() && !self.bytes {
-            return if self.count_range(&b.timestamps[lo..hi]) {
+        let offsets = match b.offsets.get(lo..=hi) {
+            Some(o) if self.bytes && b.offsets.len() == b.timestamps.len() + 1 => Some(o),
+            _ => None,
+        };
+        if self.constant != Constant::No
+            && plain
+            && self.plan.filter.is_empty()
+            && (!self.bytes || offsets.is_some())
+        {
+            return if self.count_range(&b.timestamps[lo..hi], offsets) {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())

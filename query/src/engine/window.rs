@@ -145,10 +145,6 @@ impl SeriesAcc {
         }
     }
 
-    pub fn add_count(&mut self, func: &Func, seg: u32, count: u64, ts: i64) {
-        self.add_whole(func, seg, count, 0.0, ts);
-    }
-
     /// Adds `count` samples of segment `seg` whose values add up to `sum`
     /// (the function adds values, or only counts them), the last at `ts`.
     pub fn add_whole(&mut self, func: &Func, seg: u32, count: u64, sum: f64, ts: i64) {
