@@ -350,11 +350,14 @@ def test_a_drifted_row_or_value_is_caught() -> None:
     when a render no longer carries its row."""
     f = figures()
     row = next(r for r in table_with("values") if cell(r["values"]) == "values.yaml")
+    # A quarter GiB off the row's request, whatever the row says.
+    drifted = mem_quantity(quantity(cell(row["memory request"])) / MIB + 256)
     with pytest.raises(AssertionError):
-        _same({**row, "memory request": "1280Mi"}, derive_store(f, row))
+        _same({**row, "memory request": drifted}, derive_store(f, row))
+    doubled = {**f, "memory_per_raw_byte_held": 2 * f["memory_per_raw_byte_held"]}
     with pytest.raises(AssertionError):
-        _same(row, derive_store({**f, "memory_per_raw_byte_held": 1.0}, row))
-    objs = deploylib.render_chart({"store": {"resources": {"requests": {"memory": "1Gi"}}}},
+        _same(row, derive_store(doubled, row))
+    objs = deploylib.render_chart({"store": {"resources": {"requests": {"memory": drifted}}}},
                                   "drifted")
     sts, store = _container(objs, "StatefulSet", "larch-store", "store")
     with pytest.raises(AssertionError):
