@@ -412,7 +412,8 @@ impl StreamState {
         self.max_ts = self.max_ts.max(ts);
         self.last_seq = self.last_seq.max(seq);
         if self.open.head.size() >= policy.block_size {
-            self.cut_head();
+            let block = self.open.head.cut_full();
+            self.push_block(block);
         }
     }
 
@@ -432,6 +433,10 @@ impl StreamState {
             return;
         }
         let block = self.open.head.cut();
+        self.push_block(block);
+    }
+
+    fn push_block(&mut self, block: EncodedBlock) {
         self.open.compressed += block.meta.stored_size();
         self.open.blocks.push(Arc::new(block));
     }
