@@ -445,6 +445,9 @@ fn main() {
         return;
     }
     let tck = clk_tck();
+    // Build the binaries now, not inside the first timed run.
+    larch_testkit::binary("larch-agent");
+    larch_testkit::binary("larch-store");
     let work = tempfile::tempdir().unwrap();
     let pods = work.path().join("pods");
     let data = generate(&pods, FILES, FILE_BYTES);
