@@ -103,16 +103,7 @@ mod tests {
         );
         assert_eq!(r.must_contain.len(), 1);
         // Without lines there is nothing to check the literals against.
-        let r = p.request(
-            0,
-            10,
-            Direction::Forward,
-            Columns {
-                lines: false,
-                lengths: false,
-                metadata: false,
-            },
-        );
+        let r = p.request(0, 10, Direction::Forward, Columns::NONE);
         assert!(r.must_contain.is_empty());
     }
 

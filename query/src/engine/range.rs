@@ -521,9 +521,11 @@ impl StreamVisitor for Collector<'_> {
             self.scanned_bytes += u64::from(e.saturating_sub(s));
         }
         let plain = b.metadata_offsets.is_empty();
-        let offsets = match b.offsets.get(lo..=hi) {
-            Some(o) if self.bytes && b.offsets.len() == b.timestamps.len() + 1 => Some(o),
-            _ => None,
+        // The offsets of entries `lo..=hi`, for adding up their bytes.
+        let offsets = if self.bytes && b.offsets.len() == b.timestamps.len() + 1 {
+            b.offsets.get(lo..=hi)
+        } else {
+            None
         };
         if self.constant != Constant::No
             && plain

@@ -141,22 +141,10 @@ fn columns_are_the_fewest_the_query_needs() {
         // Grouping by stream labels only: timestamps suffice.
         (
             r#"sum by (app) (count_over_time({app="a"}[1m]))"#,
-            Columns {
-                lines: false,
-                lengths: false,
-                metadata: false,
-            },
+            Columns::NONE,
             0,
         ),
-        (
-            r#"sum(rate({app="a"}[1m]))"#,
-            Columns {
-                lines: false,
-                lengths: false,
-                metadata: false,
-            },
-            0,
-        ),
+        (r#"sum(rate({app="a"}[1m]))"#, Columns::NONE, 0),
         // Series labels include structured metadata: metadata, no lines.
         (
             r#"count_over_time({app="a"}[1m])"#,

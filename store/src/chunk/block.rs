@@ -608,16 +608,7 @@ mod tests {
         assert!(v.metadata(1).is_empty());
 
         // Timestamps only.
-        d.decode(
-            &enc.bytes,
-            &enc.meta,
-            Columns {
-                lines: false,
-                lengths: false,
-                metadata: false,
-            },
-        )
-        .unwrap();
+        d.decode(&enc.bytes, &enc.meta, Columns::NONE).unwrap();
         assert_eq!(d.ts, vec![10, 20, 30]);
         assert!(d.lines.is_empty());
 
@@ -831,11 +822,7 @@ mod tests {
         };
         meta.cols[COL_TS] = col;
         let mut d = DecodedBlock::default();
-        let ts_only = Columns {
-            lines: false,
-            lengths: false,
-            metadata: false,
-        };
+        let ts_only = Columns::NONE;
         assert!(matches!(
             d.decode(&bytes, &meta, ts_only),
             Err(ChunkError::Corrupt("timestamps column"))

@@ -942,16 +942,7 @@ mod tests {
         let f = std::fs::File::open(&path).unwrap();
         let (buf, rel) = read_block(&f, &idx.blocks[1], &[0]).unwrap();
         let mut d = DecodedBlock::default();
-        d.decode(
-            &buf,
-            &rel,
-            Columns {
-                lines: false,
-                lengths: false,
-                metadata: false,
-            },
-        )
-        .unwrap();
+        d.decode(&buf, &rel, Columns::NONE).unwrap();
         assert_eq!(d.ts.len(), 50);
         assert!(buf.len() < 100, "only the timestamp column is read");
 

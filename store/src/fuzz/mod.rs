@@ -221,11 +221,7 @@ pub fn chunk(data: &[u8]) -> Outcome {
         }
         Err(e) => panic!("the disk reader fails on a chunk that parses: {e}"),
     };
-    let ts_only = Columns {
-        lines: false,
-        lengths: false,
-        metadata: false,
-    };
+    let ts_only = Columns::NONE;
     let (mut full, mut part, mut from_disk) = Default::default();
     let mut all = true;
     for meta in &file.blocks {
