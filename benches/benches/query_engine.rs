@@ -55,7 +55,10 @@
 //! `LARCH_BENCH_CODECS` the codecs of the table (empty: none);
 //! `LARCH_BENCH_ROUNDS` the paired rounds (default 21);
 //! `LARCH_BENCH_CASES=off` stops after the codec table;
-//! `LARCH_BENCH_ZSTD_LEVEL` the zstd level (default: the store's, 3).
+//! `LARCH_BENCH_REGEXES=off` leaves the regex rows out of it (to profile
+//! the literal scan alone);
+//! `LARCH_BENCH_ZSTD_LEVEL` the zstd level (default: the store's, 3);
+//! `LARCH_BENCH_LZ4_LEVEL` the lz4 level (default: the store's, 0).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -147,6 +150,7 @@ fn corpus(codec: Codec) -> Corpus {
             chunk_idle_period: HumanDuration::from_secs(1000 * 3600),
             chunk_encoding: codec,
             chunk_zstd_level: zstd_level(),
+            chunk_lz4_level: lz4_level(),
             ..IngesterConfig::default()
         },
         wal: WalConfig {
@@ -388,12 +392,14 @@ fn run(src: &dyn LogSource, req: &QueryRequest, threads: usize) -> (f64, u64) {
     (n, stats.scan.blocks_skipped)
 }
 
-/// CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`,
-/// nanosecond resolution); `None` where unavailable.
+/// CPU time this thread has run, in seconds: the thread's CPU clock
+/// (`CLOCK_THREAD_CPUTIME_ID`), exact to the nanosecond. (The run time in
+/// `/proc/thread-self/schedstat` is only brought up to date at scheduler
+/// ticks while the thread runs, 4 ms apart on this machine: too coarse
+/// for scans of some 50 ms.) `None` where unavailable.
 fn thread_cpu() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 / 1e9)
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    Some(t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
 }
 
 /// Runs `a` and `b` alternately `rounds` times and prints the medians of
@@ -466,6 +472,14 @@ fn zstd_level() -> i32 {
         .unwrap_or(IngesterConfig::default().chunk_zstd_level)
 }
 
+/// `LARCH_BENCH_LZ4_LEVEL`, else the store's default (the fast matcher).
+fn lz4_level() -> i32 {
+    std::env::var("LARCH_BENCH_LZ4_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IngesterConfig::default().chunk_lz4_level)
+}
+
 fn rounds() -> usize {
     std::env::var("LARCH_BENCH_ROUNDS")
         .ok()
@@ -533,6 +547,7 @@ fn codec_row(codec: Codec) {
                 let enc = Encoding {
                     codec,
                     zstd_level: zstd_level() as i8,
+                    lz4_level: lz4_level() as i8,
                 };
                 black_box(encode(&d.view(Columns::ALL), enc));
                 cpu += thread_cpu().unwrap() - t;
@@ -578,9 +593,11 @@ fn codec_row(codec: Codec) {
     }
     let rg_cpu = median(rg_cpu);
     eprintln!(
-        "CODEC {codec}: ratio {:.2} ({} MB stored, {blocks} blocks); write {:.0} MB/s; \
+        "CODEC {codec} (zstd level {}, lz4 level {}): ratio {:.2} ({} MB stored, {blocks} blocks); write {:.0} MB/s; \
          scan engine {:.0} MB/s, baseline {:.0} MB/s, rg {:.0} MB/s (per CPU-second); \
          engine/baseline {:.2}, engine/rg {:.2}; {} lines",
+        zstd_level(),
+        lz4_level(),
         corpus.raw_bytes as f64 / stored as f64,
         stored / 1_000_000,
         mib / cut,
@@ -593,7 +610,12 @@ fn codec_row(codec: Codec) {
     );
 
     // Regex scans against ripgrep with the same pattern.
-    for re in REGEXES {
+    let regexes: &[&str] = if std::env::var("LARCH_BENCH_REGEXES").as_deref() == Ok("off") {
+        &[]
+    } else {
+        &REGEXES
+    };
+    for re in regexes {
         let mut q = request(
             &format!(r#"sum(count_over_time({{app=~".+"}} |~ "{re}" [{whole}]))"#),
             &corpus,

@@ -363,10 +363,17 @@ pub fn column<'a>(buf: &'a [u8], c: ColRange, what: &'static str) -> Result<&'a 
 }
 
 /// Decodes `n` line lengths (uvarints) into `n + 1` offsets from 0, which
-/// must end at `total`. Lengths under 16 KiB (one or two bytes) decode
+/// must end at `total`, replacing what `offsets` held (its capacity and
+/// length are reused, so a buffer kept across blocks is written, not
+/// zeroed and pushed to). Lengths under 16 KiB (one or two bytes) decode
 /// without a branch on their size (log lines straddle 128 bytes, so such
 /// a branch would be mispredicted about every other line); longer ones
 /// take the general reader.
+///
+/// Offsets are `u32`, so `total` must fit one. The running end is only
+/// compared with `total` once, after the last length: every length adds
+/// to it, so if it ends at `total` no offset before passed it, and none
+/// was cut short by the conversion.
 fn lengths_to_offsets(
     col: &[u8],
     n: usize,
@@ -374,13 +381,20 @@ fn lengths_to_offsets(
     offsets: &mut Vec<u32>,
 ) -> Result<(), ChunkError> {
     let err = || ChunkError::corrupt("lengths column");
-    // Every length takes a byte at least: a corrupt count reserves no more
-    // than the column can hold.
-    offsets.reserve(n.min(col.len()) + 1);
-    offsets.push(0);
+    // Every length takes a byte at least: a corrupt count sizes nothing
+    // beyond what the column can hold. With at most u32::MAX lengths of
+    // at most `total` (a u32) each, the running end cannot overflow.
+    if u32::try_from(total).is_err() || n > col.len() || u32::try_from(n).is_err() {
+        return Err(err());
+    }
+    offsets.resize(n + 1, 0);
+    let Some((first, rest)) = offsets.split_first_mut() else {
+        return Err(err());
+    };
+    *first = 0;
     let mut end: u64 = 0;
     let mut p = 0usize;
-    for _ in 0..n {
+    for o in rest {
         let len = match col.get(p..p + 2) {
             // Not both continuation bytes: one byte, or two (a single
             // test, so no branch on which).
@@ -394,14 +408,14 @@ fn lengths_to_offsets(
                 let mut r = Reader::new(col.get(p..).ok_or_else(err)?);
                 let v = r.uvarint("lengths column")?;
                 p += r.pos();
+                if v > total {
+                    return Err(err());
+                }
                 v
             }
         };
-        end = end.checked_add(len).ok_or_else(err)?;
-        if end > total {
-            return Err(err());
-        }
-        offsets.push(end as u32);
+        end += len;
+        *o = end as u32;
     }
     if end != total {
         return Err(err());
@@ -471,9 +485,12 @@ impl DecodedBlock {
         cols: Columns,
         timestamps: bool,
     ) -> Result<(), ChunkError> {
-        // `lines` keeps its length so decompression can reuse it unzeroed.
+        // `lines` and `offsets` keep their length so decoding can reuse
+        // them unzeroed.
         self.ts.clear();
-        self.offsets.clear();
+        if !cols.offsets() {
+            self.offsets.clear();
+        }
         self.meta_offsets.clear();
         self.meta.clear();
         if !cols.lines {
@@ -741,6 +758,16 @@ mod tests {
             want.push(want[want.len() - 1] + l as u32);
         }
         assert_eq!(off, want);
+        // A buffer kept from a larger block is overwritten and shortened.
+        let mut reused = vec![7u32; 50];
+        lengths_to_offsets(&col, lens.len(), total, &mut reused).unwrap();
+        assert_eq!(reused, want);
+        // Offsets are u32: lengths adding up past one are a damaged
+        // column, not offsets cut short.
+        let mut big = Vec::new();
+        put_uvarint(&mut big, 1 << 32);
+        put_uvarint(&mut big, 1);
+        assert!(lengths_to_offsets(&big, 2, (1 << 32) + 1, &mut off).is_err());
         // Short, long, a total that disagrees, a cut varint: errors.
         for (n, t, c) in [
             (lens.len() + 1, total, &col[..]),
@@ -766,7 +793,8 @@ mod tests {
             }
             off.push(end as u32);
         }
-        (end == total).then_some(off)
+        // Offsets are u32: a larger total is no block's.
+        (end == total && u32::try_from(total).is_ok()).then_some(off)
     }
 
     proptest::proptest! {
