@@ -86,6 +86,14 @@ struct Args {
     /// `cluster.replication_factor` with `--write-nodes`.
     #[arg(long, default_value_t = 3)]
     rf: usize,
+    /// The single store's `ingester.chunk_encoding` (default: the
+    /// store's, snappy).
+    #[arg(long)]
+    chunk_encoding: Option<String>,
+    /// The single store's `ingester.chunk_lz4_level` (default: the
+    /// store's, 0).
+    #[arg(long)]
+    chunk_lz4_level: Option<u8>,
 }
 
 /// Which `discover_log_levels` settings a run measures.
@@ -328,7 +336,7 @@ fn run_workload(
                 .arg("--data-dir")
                 .arg(dir.path())
                 .arg("--config")
-                .arg(write_config(dir.path(), levels)?)
+                .arg(write_config(dir.path(), levels, args)?)
                 .env("LARCH_LOG", "warn")
                 .ready(port, "/ready");
             let r = measure(
@@ -397,12 +405,23 @@ fn run_workload(
 /// Limits generous enough that the benchmark measures throughput, not
 /// rate limiting; SIGTERM flushes everything (not the default), so the run
 /// includes writing every chunk. `levels` is `discover_log_levels`.
-fn write_config(dir: &std::path::Path, levels: bool) -> anyhow::Result<std::path::PathBuf> {
+fn write_config(
+    dir: &std::path::Path,
+    levels: bool,
+    args: &Args,
+) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("bench.yaml");
+    let mut ingester = String::from("  flush_on_shutdown: true\n");
+    if let Some(codec) = &args.chunk_encoding {
+        ingester.push_str(&format!("  chunk_encoding: {codec}\n"));
+    }
+    if let Some(level) = args.chunk_lz4_level {
+        ingester.push_str(&format!("  chunk_lz4_level: {level}\n"));
+    }
     std::fs::write(
         &path,
         format!(
-            "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n  discover_log_levels: {levels}\ningester:\n  flush_on_shutdown: true\nshutdown_timeout: 1h\n"
+            "limits:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  max_streams_per_tenant: 0\n  discover_log_levels: {levels}\ningester:\n{ingester}shutdown_timeout: 1h\n"
         ),
     )?;
     Ok(path)

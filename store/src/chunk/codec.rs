@@ -103,8 +103,8 @@ pub const LZ4_FAST_LEVEL: i8 = 0;
 /// Highest LZ4 level accepted, the reference library's highest
 /// high-compression level. Levels 1 to 12 take its high-compression
 /// matcher; from 3 it finds longer matches, which make blocks smaller and
-/// faster to decode (about 1.3x smaller and 1.5x faster to decode at 3 on
-/// log blocks, at about a quarter of the fast matcher's write speed;
+/// faster to decode (at 3, chunks of log lines 1.25x smaller and scans
+/// about 1.3x faster, at a third of the fast matcher's write speed;
 /// BENCHMARKS.md, chunk codecs).
 pub const LZ4_MAX_LEVEL: i8 = 12;
 

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use larch_query::{
@@ -225,7 +225,13 @@ struct Scanner<'r> {
     ing: &'r Ingester,
     tenant: &'r TenantId,
     req: &'r ScanRequest,
-    files: HashMap<PathBuf, File>,
+    /// Chunk files opened by this scan (filesystem backend), by key, but
+    /// for the one in use.
+    files: HashMap<String, File>,
+    /// The chunk file in use and its key: a scan reads a chunk's blocks
+    /// one after another, so most blocks find their file here without a
+    /// path built or hashed.
+    open: Option<(String, File)>,
     bufs: Vec<DecodedBlock>,
     merged: DecodedBlock,
     /// A compressed token filter, decompressed.
@@ -241,14 +247,22 @@ struct Scanner<'r> {
 }
 
 impl Scanner<'_> {
-    fn file(&mut self, path: &Path) -> std::io::Result<&File> {
-        if !self.files.contains_key(path) {
-            let f = File::open(path)?;
-            self.files.insert(path.to_path_buf(), f);
+    /// The open chunk file of `key` with the filesystem backend (`None`
+    /// with object storage).
+    fn file(&mut self, key: &str) -> std::io::Result<Option<&File>> {
+        if self.open.as_ref().is_none_or(|(k, _)| k != key) {
+            let Some(path) = self.ing.bucket.local_path(key) else {
+                return Ok(None);
+            };
+            let f = match self.files.remove(key) {
+                Some(f) => f,
+                None => File::open(&path)?,
+            };
+            if let Some((k, old)) = self.open.replace((key.to_string(), f)) {
+                self.files.insert(k, old);
+            }
         }
-        self.files
-            .get(path)
-            .ok_or_else(|| std::io::Error::other("chunk file vanished from the scan's table"))
+        Ok(self.open.as_ref().map(|(_, f)| f))
     }
 
     /// The columns `want` of a block of the chunk at `key`, into
@@ -274,10 +288,10 @@ impl Scanner<'_> {
         want: &[usize],
         buf: &mut Vec<u8>,
     ) -> std::io::Result<BlockMeta> {
-        let bucket = self.ing.bucket.clone();
-        if let Some(path) = bucket.local_path(key) {
-            return read_block_into(self.file(&path)?, meta, want, buf);
+        if let Some(f) = self.file(key)? {
+            return read_block_into(f, meta, want, buf);
         }
+        let bucket = self.ing.bucket.clone();
         let present: Vec<usize> = want
             .iter()
             .copied()
@@ -645,6 +659,7 @@ impl Ingester {
             tenant,
             req,
             files: HashMap::new(),
+            open: None,
             bufs: Vec::new(),
             merged: DecodedBlock::default(),
             filter: Vec::new(),
