@@ -483,8 +483,12 @@ struct CacheInner {
 impl LabelCache {
     /// Most bytes held, texts and parsed sets together (a set of eight
     /// labels takes about 900 bytes beside its 200-byte text, see
-    /// `LabelCache::entry_bytes`).
-    pub const MAX_BYTES: usize = 32 << 20;
+    /// `LabelCache::entry_bytes`): some 7,000 sets of Kubernetes labels,
+    /// far more than the streams one client pushes in turn. A store fed
+    /// more distinct texts than that starts over again and again and
+    /// gains little from the cache; at a million streams, 32 MiB here
+    /// held 38 MiB more RSS than 8 (BENCHMARKS.md, "Cardinality").
+    pub const MAX_BYTES: usize = 8 << 20;
 
     /// What an entry holds on the heap, about: the text, the set's vector
     /// and its two strings per label (each allocation at least 32 bytes),
@@ -911,6 +915,30 @@ mod tests {
             r#"{app="api", service_name="api"}"#
         );
         assert_eq!(v.accepted_entries(), 2);
+    }
+
+    #[test]
+    fn the_label_cache_starts_over_past_its_bound() {
+        let cache = LabelCache::new();
+        let mut most = 0;
+        // Kubernetes-like label sets, each new: far more than the bound
+        // holds.
+        for i in 0..20_000 {
+            let labels = format!(
+                r#"{{namespace="team-{}", app="svc-{}", pod="svc-{i}-7d9f8b6c5d-x2k4p", container="main", node="node-{}", job="team/svc", stream="stdout"}}"#,
+                i % 50,
+                i % 400,
+                i % 90
+            );
+            let stream = text(&labels, vec![entry(NOW, "a")]);
+            assert!(stream_labels(&stream, &Limits::default(), Some(&cache)).is_ok());
+            most = most.max(cache.len());
+        }
+        let bytes = cache.inner.lock().bytes;
+        assert!(bytes <= LabelCache::MAX_BYTES, "{bytes}");
+        // It filled up and started over at least once.
+        assert!(most > cache.len(), "{most} {}", cache.len());
+        assert!(most < 20_000, "{most}");
     }
 
     #[test]
