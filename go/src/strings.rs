@@ -31,6 +31,23 @@ pub fn equal_fold_ascii(s: &[u8], word: &[u8]) -> bool {
     i == s.len()
 }
 
+/// Whether `s` ends with something [`equal_fold_ascii`] takes for the
+/// ASCII `word` (`ſ` counting as `s` and `K` as `k`).
+pub fn ends_with_fold_ascii(s: &[u8], word: &[u8]) -> bool {
+    let mut end = s.len();
+    for &w in word.iter().rev() {
+        let w = w.to_ascii_lowercase();
+        let head = &s[..end];
+        match head.last() {
+            Some(&c) if c < 0x80 && c.to_ascii_lowercase() == w => end -= 1,
+            _ if w == b's' && head.ends_with(LONG_S) => end -= LONG_S.len(),
+            _ if w == b'k' && head.ends_with(KELVIN) => end -= KELVIN.len(),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// The ASCII byte that `strings.ToLower` turns the character starting
 /// `s` into, with that character's length in bytes: every ASCII byte
 /// (letters lowercased), `İ` as `i` and `K` as `k`. `None` for any other
@@ -60,6 +77,28 @@ mod tests {
         assert!(!equal_fold_ascii(b"log_level", b"log.level"));
         assert!(!equal_fold_ascii("\u{130}nfo".as_bytes(), b"info"));
         assert!(!equal_fold_ascii(b"\xFFnfo", b"info"));
+    }
+
+    #[test]
+    fn suffixes_fold_as_whole_words_do() {
+        assert!(ends_with_fold_ascii(b"x LeVeL", b"level"));
+        assert!(ends_with_fold_ascii(b"level", b"level"));
+        assert!(ends_with_fold_ascii(
+            "a \u{17F}everity".as_bytes(),
+            b"severity"
+        ));
+        assert!(ends_with_fold_ascii("\u{212A}ind".as_bytes(), b"kind"));
+        assert!(ends_with_fold_ascii(b"anything", b""));
+        assert!(!ends_with_fold_ascii(b"evel", b"level"));
+        assert!(!ends_with_fold_ascii(b"levels", b"level"));
+        assert!(!ends_with_fold_ascii(b"\xFFevel", b"level"));
+        // Every word `equal_fold_ascii` accepts is a suffix too.
+        for (s, w) in [
+            (&b"LEVEL"[..], &b"level"[..]),
+            ("\u{17F}everity".as_bytes(), b"severity"),
+        ] {
+            assert!(equal_fold_ascii(s, w) && ends_with_fold_ascii(s, w));
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@
 //! detecting allocates nothing (a logfmt value with escapes is the one
 //! exception, as in the `| logfmt` stage).
 
-use larch_go::strings::{equal_fold_ascii, lower_ascii_prefix};
+use larch_go::strings::{ends_with_fold_ascii, equal_fold_ascii, lower_ascii_prefix};
 
 use crate::labels::LabelSet;
 use crate::pipeline::parsers::json::{JsonError, Kind, object_each};
@@ -368,6 +368,42 @@ fn logfmt_rank(key: &[u8]) -> Option<usize> {
         .position(|f| equal_fold_ascii(key, f.as_bytes()))
 }
 
+/// The names of [`LEVEL_FIELDS`] in any case, those that end another
+/// left out (`log.level` ends with `level`).
+const LEVEL_FIELD_ENDS: [&[u8]; 5] = [
+    b"level",
+    b"lvl",
+    b"severity",
+    b"severitytext",
+    b"severity_text",
+];
+
+/// Whether the logfmt decoder could find a level in the line: whether
+/// some `=` follows a name that ends like one of [`LEVEL_FIELDS`]. A
+/// field gives a known level only with a value, so only with its `=`
+/// right after it; without one, `logfmt_field` can give no level and the
+/// decoder's pass over the whole line is spared. (Its answer for a name
+/// without a value, a field without a level, leads to the same line
+/// search as no field.) Every name ends in `l`, `y` or `t`, which most
+/// `=` fail at once.
+fn may_have_logfmt_level(line: &[u8]) -> bool {
+    memchr::memchr_iter(b'=', line).any(|p| {
+        let key = &line[..p];
+        matches!(key.last(), Some(&c) if matches!(c | 0x20, b'l' | b'y' | b't'))
+            && LEVEL_FIELD_ENDS
+                .iter()
+                .any(|f| ends_with_fold_ascii(key, f))
+    })
+}
+
+/// The known level a logfmt line's level field gives, if any.
+fn logfmt_level(line: &[u8]) -> Option<&'static str> {
+    if !may_have_logfmt_level(line) {
+        return None;
+    }
+    logfmt_field(line).flatten()
+}
+
 /// The level field of a logfmt line: `Some(level)` when one was found,
 /// with `level` the known level its value spells (if any).
 fn logfmt_field(line: &[u8]) -> Option<Option<&'static str>> {
@@ -460,7 +496,7 @@ impl LevelDetector {
             let _ = json_field(line, &mut self.keys, &mut found);
             found.and_then(known_level)
         } else if memchr::memchr(b'=', line).is_some() {
-            logfmt_field(line).flatten()
+            logfmt_level(line)
         } else {
             None
         };
@@ -1045,6 +1081,30 @@ mod tests {
                 level_in_line_bytewise(line.as_bytes())
             );
             proptest::prop_assert_eq!(level_in_line(&raw), level_in_line_bytewise(&raw));
+        }
+
+        #[test]
+        fn logfmt_prefilter_never_changes_the_answer(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "level", "LEVEL", "LeVel", "log.level", "lvl", "LVL", "severity",
+                        "\u{17F}everity", "SEVERITY", "SeverityText", "severity_text",
+                        "Severity_Text", "xlevel", "levels", "=", "=", "=", " ", " ", "\"",
+                        "\\", "error", "WARN", "info", "debug", "foo", "t", "y", "l", "é",
+                        "\u{212A}", "\t",
+                    ]).prop_map(str::to_string),
+                    "[ -~]{0,8}",
+                ],
+                0..16,
+            ),
+        ) {
+            let line = parts.concat();
+            proptest::prop_assert_eq!(
+                logfmt_level(line.as_bytes()),
+                logfmt_field(line.as_bytes()).flatten(),
+                "{:?}", line
+            );
         }
 
         #[test]
