@@ -504,8 +504,8 @@ pub struct IngesterConfig {
     /// high-compression matcher: at 3, chunks of the loghub replay come
     /// out 1.25x smaller and a literal scan over them runs about 1.3x
     /// faster (past ripgrep over the raw lines, per CPU-second), while
-    /// blocks are written at a third of the speed and ingest takes about
-    /// a quarter less per core (BENCHMARKS.md, chunk codecs).
+    /// blocks are written at a third of the speed and the store ingests a
+    /// quarter to two fifths less per core (BENCHMARKS.md, chunk codecs).
     pub chunk_lz4_level: i32,
     /// Oldest a chunk may get before it is flushed (Loki: 2h). Also bounds
     /// out-of-order acceptance: entries up to half of it behind the
