@@ -530,20 +530,29 @@ pub struct IngesterConfig {
 impl IngesterConfig {
     /// How new blocks are written (a validated configuration's level fits).
     pub fn encoding(&self) -> crate::chunk::Encoding {
-        use crate::chunk::codec::{
-            LZ4_FAST_LEVEL, LZ4_MAX_LEVEL, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
-        };
-        let level = self
-            .chunk_zstd_level
-            .clamp(i32::from(ZSTD_MIN_LEVEL), i32::from(ZSTD_MAX_LEVEL));
-        let lz4 = self
-            .chunk_lz4_level
-            .clamp(i32::from(LZ4_FAST_LEVEL), i32::from(LZ4_MAX_LEVEL));
+        use crate::chunk::codec::{LZ4_FAST_LEVEL, LZ4_MAX_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL};
         crate::chunk::Encoding {
             codec: self.chunk_encoding,
-            zstd_level: i8::try_from(level).unwrap_or(ZSTD_DEFAULT_LEVEL),
-            lz4_level: i8::try_from(lz4).unwrap_or(LZ4_FAST_LEVEL),
+            zstd_level: level_within(self.chunk_zstd_level, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL),
+            lz4_level: level_within(self.chunk_lz4_level, LZ4_FAST_LEVEL, LZ4_MAX_LEVEL),
         }
+    }
+}
+
+/// A codec level brought within `lo..=hi` (where a validated
+/// configuration's level already is).
+fn level_within(value: i32, lo: i8, hi: i8) -> i8 {
+    // Clamped to an i8's range, so the conversion always succeeds.
+    i8::try_from(value.clamp(i32::from(lo), i32::from(hi))).unwrap_or(lo)
+}
+
+/// An error naming `key` unless the codec level `value` is within
+/// `lo..=hi`.
+fn check_level(key: &str, value: i32, lo: i8, hi: i8) -> Result<(), ConfigError> {
+    if (i32::from(lo)..=i32::from(hi)).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("must be between {lo} and {hi}")))
     }
 }
 
@@ -760,25 +769,23 @@ impl Config {
                 "must be at least an eighth of ingester.block_size",
             ));
         }
-        let (lo, hi) = (
-            crate::chunk::codec::ZSTD_MIN_LEVEL,
-            crate::chunk::codec::ZSTD_MAX_LEVEL,
-        );
-        if !(i32::from(lo)..=i32::from(hi)).contains(&self.ingester.chunk_zstd_level) {
-            return Err(invalid(
+        {
+            use crate::chunk::codec::{
+                LZ4_FAST_LEVEL, LZ4_MAX_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
+            };
+            let i = &self.ingester;
+            check_level(
                 "ingester.chunk_zstd_level",
-                format!("must be between {lo} and {hi}"),
-            ));
-        }
-        let (lo, hi) = (
-            crate::chunk::codec::LZ4_FAST_LEVEL,
-            crate::chunk::codec::LZ4_MAX_LEVEL,
-        );
-        if !(i32::from(lo)..=i32::from(hi)).contains(&self.ingester.chunk_lz4_level) {
-            return Err(invalid(
+                i.chunk_zstd_level,
+                ZSTD_MIN_LEVEL,
+                ZSTD_MAX_LEVEL,
+            )?;
+            check_level(
                 "ingester.chunk_lz4_level",
-                format!("must be between {lo} and {hi}"),
-            ));
+                i.chunk_lz4_level,
+                LZ4_FAST_LEVEL,
+                LZ4_MAX_LEVEL,
+            )?;
         }
         if self.ingester.max_chunk_age.is_zero() {
             return Err(invalid("ingester.max_chunk_age", "must be positive"));
