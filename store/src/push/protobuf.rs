@@ -252,21 +252,40 @@ pub(crate) mod wire {
         DecodeError::bad(format!("failed to parse push request protobuf: {what}"))
     }
 
+    #[inline]
     pub(crate) fn expect(field: u32, wire: u8, want: u8) -> Result<(), DecodeError> {
         if wire == want {
             Ok(())
         } else {
-            Err(malformed(format!(
-                "invalid wire type {wire} for field {field} (expected {want})"
-            )))
+            Err(wrong_wire(field, wire, want))
         }
+    }
+
+    #[cold]
+    fn wrong_wire(field: u32, wire: u8, want: u8) -> DecodeError {
+        malformed(format!(
+            "invalid wire type {wire} for field {field} (expected {want})"
+        ))
     }
 
     /// The unread rest of a message.
     pub(crate) struct Wire<'a>(pub(crate) &'a [u8]);
 
     impl<'a> Wire<'a> {
+        #[inline]
         pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+            // Keys, and most lengths and timestamp parts of a push, are one
+            // byte.
+            if let [b, rest @ ..] = self.0
+                && *b < 0x80
+            {
+                self.0 = rest;
+                return Ok(u64::from(*b));
+            }
+            self.varint_long()
+        }
+
+        fn varint_long(&mut self) -> Result<u64, DecodeError> {
             let mut v = 0u64;
             for (i, &b) in self.0.iter().take(10).enumerate() {
                 if i == 9 && b > 1 {
@@ -285,6 +304,7 @@ pub(crate) mod wire {
             }))
         }
 
+        #[inline]
         pub(crate) fn key(&mut self) -> Result<(u32, u8), DecodeError> {
             let key = self.varint()?;
             let key = u32::try_from(key).map_err(|_| malformed("invalid key value"))?;
@@ -299,6 +319,7 @@ pub(crate) mod wire {
             Ok((field, wire))
         }
 
+        #[inline]
         pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
             if n > self.0.len() {
                 return Err(malformed("buffer underflow"));
@@ -308,12 +329,14 @@ pub(crate) mod wire {
             Ok(head)
         }
 
+        #[inline]
         pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
             let n = self.varint()?;
             let n = usize::try_from(n).map_err(|_| malformed("buffer underflow"))?;
             self.take(n)
         }
 
+        #[inline]
         pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
             std::str::from_utf8(self.bytes()?)
                 .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
