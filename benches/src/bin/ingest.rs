@@ -355,13 +355,14 @@ fn run_workload(
             let stored = dir_size(&dir.path().join("chunks"));
             let per_line = lines as f64 / raw_bytes.max(1) as f64;
             println!(
-                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s, {:.0}% in the kernel); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
+                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s: {:.2} user, {:.2} kernel); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
                 if levels { "on" } else { "off" },
                 r.0 / 1e6,
                 r.1 / 1e6,
                 r.1 * per_line / 1e6,
                 r.2,
-                r.3 * 100.0,
+                r.2 * (1.0 - r.3),
+                r.2 * r.3,
                 sink_runs[run].1 / 1e6,
                 stored as f64 / 1048576.0,
                 raw_bytes as f64 / stored.max(1) as f64,
@@ -383,14 +384,16 @@ fn run_workload(
         let store_core = med(&mut runs.iter().map(|r| r.1).collect());
         let stored = med(&mut runs.iter().map(|r| r.3 as f64).collect());
         let kernel = med(&mut runs.iter().map(|r| r.2).collect());
+        let user_core = med(&mut runs.iter().map(|r| r.1 / (1.0 - r.2).max(0.01)).collect());
         println!(
-            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.0}% in the kernel); baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
+            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.0}% in the kernel; {:.0} MB/s per core of user time); baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
             args.runs,
             if levels { "on" } else { "off" },
             store_wall / 1e6,
             store_core / 1e6,
             store_core * per_line / 1e6,
             kernel * 100.0,
+            user_core / 1e6,
             sink_core / 1e6,
             store_core / sink_core,
             stored / lines.max(1) as f64
