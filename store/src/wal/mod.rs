@@ -23,6 +23,15 @@
 //! An append that fails leaves the segment as it was (cut back to its
 //! last good length); only a failure to cut back, or a failed sync, makes
 //! the WAL refuse every further append ([`Wal::failure`]).
+//!
+//! Nothing reads a segment while the store runs (replay reads them at
+//! start), so once a sync has made a segment's bytes durable the kernel is
+//! told to drop their pages from its cache (`posix_fadvise`,
+//! `POSIX_FADV_DONTNEED`), whole pages below the synced length only: the
+//! page the next append writes into stays. The WAL then holds no more of
+//! the page cache than one group of records, and the pages given back are
+//! the ones the next appends are written into, while they are still warm
+//! (BENCHMARKS.md, "Seventh round").
 
 pub mod record;
 
@@ -190,6 +199,7 @@ impl Wal {
     pub fn sync_handle(&self) -> SyncHandle {
         SyncHandle {
             file: self.fsync.then(|| self.file.clone()),
+            len: self.size,
         }
     }
 
@@ -200,6 +210,7 @@ impl Wal {
             self.failed = Some(format!("syncing a full segment: {e}"));
             return Err(e);
         }
+        drop_synced_pages(&self.file, u64::MAX);
         let next = self.index + 1;
         let file = create_segment(&self.dir, next)?;
         if let Err(e) = sync_dir(&self.dir) {
@@ -256,16 +267,53 @@ impl Wal {
 /// See [`Wal::sync_handle`].
 pub struct SyncHandle {
     file: Option<Arc<File>>,
+    /// Bytes of the segment appended when the handle was made.
+    len: u64,
 }
 
 impl SyncHandle {
-    /// `fdatasync`s the segment (a no-op when fsync is disabled).
+    /// `fdatasync`s the segment (a no-op when fsync is disabled), then
+    /// drops the cached pages of what it made durable.
     pub fn sync(&self) -> io::Result<()> {
         match &self.file {
-            Some(f) => f.sync_data(),
+            Some(f) => {
+                f.sync_data()?;
+                drop_synced_pages(f, self.len);
+                Ok(())
+            }
             None => Ok(()),
         }
     }
+}
+
+/// Bytes of the pages [`drop_synced_pages`] works in.
+const PAGE: u64 = 4096;
+
+/// Asks the kernel to drop the cached pages of the first `synced` bytes of
+/// a segment (every byte, for `u64::MAX`), whole pages only: the partly
+/// written page at the end is still appended to, and dropping it would make
+/// the next append read it back from the disk. Advice only: the kernel may
+/// keep pages (one written again since the sync, say, which it writes back
+/// first), and a failure changes nothing the WAL relies on, so none is
+/// reported.
+fn drop_synced_pages(file: &File, synced: u64) {
+    let len = if synced == u64::MAX {
+        0 // to the end of the file
+    } else {
+        synced - synced % PAGE
+    };
+    if synced != u64::MAX && len == 0 {
+        return;
+    }
+    let Ok(len) = i64::try_from(len) else {
+        return;
+    };
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        0,
+        len,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
 }
 
 /// Creates segment `index` with its header; on failure no file is left.

@@ -23,4 +23,5 @@ mod security;
 mod shutdown;
 mod support;
 mod tenants;
+mod wal_pages;
 mod whole_blocks;
