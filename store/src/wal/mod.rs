@@ -210,7 +210,7 @@ impl Wal {
             self.failed = Some(format!("syncing a full segment: {e}"));
             return Err(e);
         }
-        drop_synced_pages(&self.file, u64::MAX);
+        drop_synced_pages(&self.file, None);
         let next = self.index + 1;
         let file = create_segment(&self.dir, next)?;
         if let Err(e) = sync_dir(&self.dir) {
@@ -278,7 +278,7 @@ impl SyncHandle {
         match &self.file {
             Some(f) => {
                 f.sync_data()?;
-                drop_synced_pages(f, self.len);
+                drop_synced_pages(f, Some(self.len));
                 Ok(())
             }
             None => Ok(()),
@@ -290,21 +290,18 @@ impl SyncHandle {
 const PAGE: u64 = 4096;
 
 /// Asks the kernel to drop the cached pages of the first `synced` bytes of
-/// a segment (every byte, for `u64::MAX`), whole pages only: the partly
+/// a segment (of all of it, for `None`), whole pages only: the partly
 /// written page at the end is still appended to, and dropping it would make
 /// the next append read it back from the disk. Advice only: the kernel may
-/// keep pages (one written again since the sync, say, which it writes back
-/// first), and a failure changes nothing the WAL relies on, so none is
-/// reported.
-fn drop_synced_pages(file: &File, synced: u64) {
-    let len = if synced == u64::MAX {
-        0 // to the end of the file
-    } else {
-        synced - synced % PAGE
+/// keep a page (one still under writeback, say), and nothing the WAL relies
+/// on depends on it, so a failure is not reported.
+fn drop_synced_pages(file: &File, synced: Option<u64>) {
+    // `posix_fadvise` reads a length of 0 as "to the end of the file".
+    let len = match synced {
+        None => 0,
+        Some(n) if n < PAGE => return,
+        Some(n) => n - n % PAGE,
     };
-    if synced != u64::MAX && len == 0 {
-        return;
-    }
     let Ok(len) = i64::try_from(len) else {
         return;
     };
