@@ -28,7 +28,8 @@
 //! start), so once a sync has made a segment's bytes durable the kernel is
 //! told to drop their pages from its cache (`posix_fadvise`,
 //! `POSIX_FADV_DONTNEED`), whole pages below the synced length only: the
-//! page the next append writes into stays. The WAL then holds no more of
+//! page the next append writes into stays. Replay drops the pages of each
+//! segment it has read in the same way. The WAL then holds no more of
 //! the page cache than one group of records, and the pages given back are
 //! the ones the next appends are written into, while they are still warm
 //! (BENCHMARKS.md, "Seventh round").
@@ -412,7 +413,12 @@ pub fn replay(
         let path = segment_path(dir, index);
         let name = format!("{index:020}.wal");
         let mut bytes = Vec::new();
-        File::open(&path)?.read_to_end(&mut bytes)?;
+        let mut file = File::open(&path)?;
+        file.read_to_end(&mut bytes)?;
+        // Read once: the store appends to a new segment, so these pages
+        // are of no further use (see the module docs).
+        drop_synced_pages(&file, None);
+        drop(file);
         stats.segments += 1;
         if bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(&bytes) {
             // Shorter than its header: it holds no record. The newest was

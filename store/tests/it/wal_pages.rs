@@ -1,5 +1,6 @@
 //! The WAL gives its page cache back once its bytes are durable: after a
-//! sync, at most the page still being appended to stays cached. Checked
+//! sync, at most the page still being appended to stays cached, and after
+//! replay none of what replay read. Checked
 //! with util-linux's `fincore`, which reports the kernel's own count of a
 //! file's resident pages. The segments live under the target directory,
 //! on the checkout's file system (tmpfs pages could not be dropped).
@@ -80,9 +81,18 @@ fn synced_segments_leave_the_page_cache() {
         "{left} of {size} bytes of the synced segment still cached"
     );
 
-    // The WAL still replays every record.
+    // The WAL still replays every record, and replay leaves none of the
+    // segments it read in the cache either.
     let q = larch_store::quarantine::Quarantine::new(dir.path());
     let mut seqs = Vec::new();
     let (_, stats) = larch_store::wal::replay(&wal_dir, &q, |r| seqs.push(r.seq)).unwrap();
     assert_eq!(seqs, (1..=64).collect::<Vec<u64>>(), "{stats:?}");
+    for f in &files {
+        assert_eq!(
+            resident(f),
+            0,
+            "replayed segment {} still cached",
+            f.display()
+        );
+    }
 }
