@@ -11,6 +11,7 @@ use larch_benches::data::{Replay, load_samples, loghub_dir};
 use larch_proto::logproto;
 use larch_store::push::meter::Meter;
 use larch_store::push::protobuf;
+use larch_testkit::push;
 use prost::Message;
 
 /// Snappy-compressed pushes of about 1 MiB of replayed loghub lines each,
@@ -47,15 +48,7 @@ fn bodies() -> Vec<Vec<u8>> {
             ts += 1_000;
             n += 1;
             bytes += line.len();
-            pending[(src + n) % streams].push(logproto::Entry {
-                timestamp: Some(logproto::Timestamp {
-                    seconds: ts / 1_000_000_000,
-                    nanos: (ts % 1_000_000_000) as i32,
-                }),
-                line,
-                structured_metadata: vec![],
-                parsed: vec![],
-            });
+            pending[(src + n) % streams].push(push::entry(ts, line));
         }
         let req = logproto::PushRequest {
             streams: pending
@@ -70,11 +63,7 @@ fn bodies() -> Vec<Vec<u8>> {
                 .collect(),
             format: String::new(),
         };
-        out.push(
-            snap::raw::Encoder::new()
-                .compress_vec(&req.encode_to_vec())
-                .unwrap_or_default(),
-        );
+        out.push(push::encode(&req));
     }
     out
 }

@@ -674,15 +674,7 @@ fn build_requests(
         let len = line.len() as u64;
         raw += len;
         lines += 1;
-        pending[client][stream].push(logproto::Entry {
-            timestamp: Some(logproto::Timestamp {
-                seconds: ts / 1_000_000_000,
-                nanos: (ts % 1_000_000_000) as i32,
-            }),
-            line,
-            structured_metadata: vec![],
-            parsed: vec![],
-        });
+        pending[client][stream].push(larch_testkit::push::entry(ts, line));
         if w.shape == Shape::Narrow {
             stream_bytes[stream] += len;
             if stream_bytes[stream] >= batch {
