@@ -6,7 +6,8 @@
 //! package, so nothing here depends on the agent.
 //!
 //! Module map (see ARCHITECTURE.md for the data flow and formats):
-//! * [`push`]: decoding every push format into one shape.
+//! * [`push`]: decoding every push format into one shape; [`bufpool`]:
+//!   the large buffers pushes reuse.
 //! * [`validate`]: Loki's validation rules and error texts.
 //! * [`wal`]: the write-ahead log.
 //! * [`chunk`]: blocks and chunk files.
@@ -39,6 +40,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bufpool;
 pub mod chunk;
 pub mod cluster;
 pub mod config;

@@ -301,9 +301,9 @@ pub fn encode(b: &Block<'_>, enc: Encoding) -> EncodedBlock {
         cols[COL_META] = push_compressed(&mut bytes, enc, &raw);
     }
     cols[COL_FILTER] = push_raw(&mut bytes, &filter::build_stored(b.lines, enc));
-    // The lines column was compressed into room for its worst case (about
-    // 1.17 times the lines): a cut block is held until its chunk is
-    // flushed, and must not keep that room.
+    // The buffer was reserved for a third of the lines, more than most
+    // blocks compress to: a cut block is held until its chunk is flushed,
+    // and must not keep the rest.
     bytes.shrink_to_fit();
 
     EncodedBlock {

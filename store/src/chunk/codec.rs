@@ -147,50 +147,80 @@ thread_local! {
 
 /// Appends `raw` compressed with `enc` to `out`.
 pub fn compress(enc: Encoding, raw: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
     match enc.codec {
         Codec::None => out.extend_from_slice(raw),
         Codec::Snappy => {
-            let max = snap::raw::max_compress_len(raw.len());
-            out.resize(start + max, 0);
             // Compression into a buffer of max_compress_len cannot fail for
             // inputs below snappy's 4 GiB limit, which block_size keeps us
             // far from; an error would leave an empty column that fails
             // to decode on read.
-            let n = snap::raw::Encoder::new()
-                .compress(raw, &mut out[start..])
-                .unwrap_or(0);
-            out.truncate(start + n);
+            into_room(snap::raw::max_compress_len(raw.len()), out, |room| {
+                snap::raw::Encoder::new().compress(raw, room).unwrap_or(0)
+            });
         }
         Codec::Lz4 => {
             put_uvarint(out, raw.len() as u64);
-            let at = out.len();
             if enc.lz4_level > LZ4_FAST_LEVEL
                 && raw.len() >= LZ4_HC_MIN_INPUT
-                && lz4_hc(raw, enc.lz4_level, out, at)
+                && lz4_hc(raw, enc.lz4_level, out)
             {
                 return;
             }
-            out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
-            // The output holds the worst case, so this cannot fail.
-            let n = lz4_flex::block::compress_into(raw, &mut out[at..]).unwrap_or(0);
-            out.truncate(at + n);
+            // The room holds the worst case, so this cannot fail.
+            into_room(
+                lz4_flex::block::get_maximum_output_size(raw.len()),
+                out,
+                |room| lz4_flex::block::compress_into(raw, room).unwrap_or(0),
+            );
         }
         Codec::Zstd => {
             put_uvarint(out, raw.len() as u64);
-            let at = out.len();
-            out.resize(at + zstd::zstd_safe::compress_bound(raw.len()), 0);
             let level = i32::from(enc.zstd_level);
-            let n = ZSTD_C.with(|c| {
-                let mut c = c.borrow_mut();
-                let cctx = c.get_or_insert_with(zstd::zstd_safe::CCtx::create);
-                // The output holds the worst case; a failure (an allocation
-                // inside zstd) leaves a column that fails to decode.
-                cctx.compress(&mut out[at..], raw, level).unwrap_or(0)
+            into_room(zstd::zstd_safe::compress_bound(raw.len()), out, |room| {
+                ZSTD_C.with(|c| {
+                    let mut c = c.borrow_mut();
+                    let cctx = c.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+                    // The room holds the worst case; a failure (an
+                    // allocation inside zstd) leaves a column that fails
+                    // to decode.
+                    cctx.compress(room, raw, level).unwrap_or(0)
+                })
             });
-            out.truncate(at + n);
         }
     }
+}
+
+/// Largest room a thread keeps for compressing into ([`ROOM`]): the worst
+/// case of a block of up to 4 MiB (`ingester.block_size` is 256 KiB by
+/// default). A larger input is compressed into `out` directly.
+const ROOM_MAX: usize = (4 << 20) + (64 << 10);
+
+thread_local! {
+    /// Initialised bytes a thread compresses into before copying the
+    /// result to its column. Compressing straight into the column would
+    /// zero-fill the codec's worst case (about 1.17 times the input for
+    /// snappy) for every column and make the block's buffer that large;
+    /// the room is filled with zeros once and then written over.
+    static ROOM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `compress` on `bound` bytes of room (the codec's worst case for
+/// the input) and appends the bytes it says it wrote to `out`.
+fn into_room(bound: usize, out: &mut Vec<u8>, compress: impl FnOnce(&mut [u8]) -> usize) {
+    if bound > ROOM_MAX {
+        let at = out.len();
+        out.resize(at + bound, 0);
+        let n = compress(&mut out[at..]).min(bound);
+        out.truncate(at + n);
+        return;
+    }
+    let mut room = ROOM.take();
+    if room.len() < bound {
+        room.resize(bound, 0);
+    }
+    let n = compress(&mut room[..bound]).min(bound);
+    out.extend_from_slice(&room[..n]);
+    ROOM.set(room);
 }
 
 /// Inputs shorter than this take the fast matcher whatever the level:
@@ -200,14 +230,15 @@ pub fn compress(enc: Encoding, raw: &[u8], out: &mut Vec<u8>) {
 const LZ4_HC_MIN_INPUT: usize = 64;
 
 /// Appends `raw` as an LZ4 block from the reference library's
-/// high-compression matcher at `level` to `out`, which is `at` bytes long.
-/// False, with `out` as it was, if the library refuses (an input over its
-/// 2 GiB limit, far above any block; the caller then writes the block with
-/// the fast matcher, so no block is lost to a level).
-fn lz4_hc(raw: &[u8], level: i8, out: &mut Vec<u8>, at: usize) -> bool {
+/// high-compression matcher at `level` to `out`. False, with `out` as it
+/// was, if the library refuses (an input over its 2 GiB limit, far above
+/// any block; the caller then writes the block with the fast matcher, so
+/// no block is lost to a level).
+fn lz4_hc(raw: &[u8], level: i8, out: &mut Vec<u8>) -> bool {
     let Ok(bound) = lz4::block::compress_bound(raw.len()) else {
         return false;
     };
+    let at = out.len();
     out.resize(at + bound, 0);
     let mode = lz4::block::CompressionMode::HIGHCOMPRESSION(i32::from(level));
     match lz4::block::compress_to_buffer(raw, Some(mode), false, &mut out[at..]) {

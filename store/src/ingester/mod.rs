@@ -642,7 +642,8 @@ impl Ingester {
                 "the index log of tenant {tenant} cannot be written ({why}); its data stays in memory and in the write-ahead log until the store restarts"
             )));
         }
-        let frame = wal::record::encode_push(
+        let frame = wal::record::encode_push_into(
+            writer::FRAMES.take(),
             tenant.as_str(),
             validated
                 .streams

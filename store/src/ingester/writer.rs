@@ -19,11 +19,17 @@ use std::time::Instant;
 use super::stream::{BuildIdentity, Verdict, entry_fingerprint};
 use super::tenant::Tenant;
 use super::{Ingester, cut_policy, note_activation};
+use crate::bufpool::BufPool;
 use crate::validate::{Reason, ValidStream, rfc3339};
 use crate::wal::record::{WalEntry, encode_push, finish_frame};
 
 /// Most requests committed in one group.
 const MAX_GROUP: usize = 512;
+
+/// Buffers for WAL records, kept between pushes (see [`crate::bufpool`]):
+/// a push encodes its record into one, and the writer gives it back once
+/// the record is written. Up to four of up to 8 MiB each.
+pub(super) static FRAMES: BufPool = BufPool::new(4, 8 << 20);
 /// Most rejected entries described per stream, as Loki does.
 const MAX_ERRORS_PER_STREAM: usize = 10;
 
@@ -382,11 +388,13 @@ fn process(
     }
     let accepted: usize = keep.iter().map(Vec::len).sum();
     if accepted == 0 {
+        FRAMES.give(frame);
         return Ok(out);
     }
 
     // The record holds exactly what is applied.
     let mut frame = if dropped_any {
+        FRAMES.give(frame);
         let kept_entries: Vec<(usize, Vec<WalEntry>)> = keep
             .iter()
             .enumerate()
@@ -428,6 +436,7 @@ fn process(
     ing.note_wal_size(wal.disk_size());
     ing.metrics.wal_records.inc();
     ing.metrics.wal_bytes.inc_by(frame.len() as u64);
+    FRAMES.give(frame);
 
     for (vs, kept) in streams.into_iter().zip(keep) {
         if kept.is_empty() {

@@ -33,6 +33,7 @@ use prost::Message;
 use super::body::{read_limited, too_large_decompressed};
 use super::meter::Meter;
 use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
+use crate::bufpool::BufPool;
 use wire::{LEN, VARINT, Wire, expect};
 
 /// The magic that starts snappy's *framed* format. Loki clients send the
@@ -44,9 +45,15 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Decodes an HTTP protobuf body: snappy, then protobuf.
 pub fn decode_http(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
-    let raw = Bytes::from(snappy_decompress(body, meter)?);
+    let raw = snappy_decompress(body, meter)?;
     decode_plain(&raw, meter)
 }
+
+/// Buffers for decompressed bodies, kept between pushes (see
+/// [`crate::bufpool`]): up to four, each up to 8 MiB, so at most 32 MiB
+/// and usually a few times one push's size. A larger body gets a buffer of
+/// its own.
+static DECOMPRESSED: BufPool = BufPool::new(4, 8 << 20);
 
 /// The size a snappy *block* body says it decompresses to, read from its
 /// header without decompressing; `None` for the framed format (whose size
@@ -60,9 +67,11 @@ pub fn snappy_block_len(body: &[u8]) -> Option<usize> {
 
 /// Undoes snappy (block format; framed format recognised by its magic),
 /// refusing output beyond `meter.max_decompressed` before allocating it.
-pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Vec<u8>, DecodeError> {
+/// A block-format body is decompressed into a buffer from a pool, which
+/// goes back to it once the last line sliced from it is dropped.
+pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Bytes, DecodeError> {
     if body.starts_with(SNAPPY_FRAME_MAGIC) {
-        return read_limited(snap::read::FrameDecoder::new(body), "snappy", meter);
+        return read_limited(snap::read::FrameDecoder::new(body), "snappy", meter).map(Bytes::from);
     }
     let len =
         snap::raw::decompress_len(body).map_err(|_| DecodeError::bad("snappy: corrupt input"))?;
@@ -73,9 +82,12 @@ pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Vec<u8>, Deco
         return Err(DecodeError::bad("snappy: corrupt input"));
     }
     meter.charge(len)?;
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|_| DecodeError::bad("snappy: corrupt input"))
+    let corrupt = |_| DecodeError::bad("snappy: corrupt input");
+    DECOMPRESSED.bytes_from(len, |out| {
+        snap::raw::Decoder::new()
+            .decompress(body, out)
+            .map_err(corrupt)
+    })
 }
 
 /// Decodes an uncompressed `PushRequest`; its lines are slices of `raw`.
@@ -479,6 +491,19 @@ mod tests {
         // line again).
         let size = push.heap_size();
         assert!(size >= raw.len() && size < raw.len() + 1000, "{size}");
+    }
+
+    #[test]
+    fn bodies_decompressed_into_used_buffers_decode_alike() {
+        // Each body is decompressed into a buffer another decode may have
+        // used and given back: what it held must never show through.
+        let mut long = sample();
+        long.streams[0].entries[0].line = "x".repeat(50_000);
+        for req in [long, sample(), sample()] {
+            let raw = req.encode_to_vec();
+            let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+            assert_eq!(http(&body).unwrap(), via_prost(&raw).unwrap());
+        }
     }
 
     #[test]

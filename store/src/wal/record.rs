@@ -60,8 +60,19 @@ pub fn encode_push<'a>(
     tenant: &str,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Vec<u8> {
+    encode_push_into(Vec::new(), tenant, streams)
+}
+
+/// [`encode_push`] into `buf`, a buffer used before (its contents are
+/// dropped): it grows only if the frame does not fit.
+pub fn encode_push_into<'a>(
+    mut buf: Vec<u8>,
+    tenant: &str,
+    streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
+) -> Vec<u8> {
     let size = encoded_push_len(tenant, streams.clone());
-    let mut buf = Vec::with_capacity(size);
+    buf.clear();
+    buf.reserve_exact(size);
     buf.resize(FRAME_HEADER, 0);
     buf.push(KIND_PUSH);
     buf.extend_from_slice(&0u64.to_le_bytes());
@@ -283,6 +294,24 @@ mod tests {
         assert_eq!(rec.seq, 99);
         assert_eq!(rec.tenant, "t1");
         assert_eq!(rec.streams, vec![(labels, entries)]);
+    }
+
+    #[test]
+    fn a_reused_buffer_gives_the_same_frame() {
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let entries = vec![WalEntry {
+            ts: 5,
+            line: "hello".into(),
+            meta: Bytes::new(),
+        }];
+        let fresh = encode_push("t1", std::iter::once((&labels, entries.as_slice())));
+        let used = vec![0xAA; 4096];
+        let reused = encode_push_into(used, "t1", std::iter::once((&labels, entries.as_slice())));
+        assert_eq!(reused, fresh);
+        assert!(
+            reused.capacity() >= 4096,
+            "the buffer was kept, not replaced"
+        );
     }
 
     proptest! {
