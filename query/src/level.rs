@@ -314,7 +314,25 @@ fn candidates(prev: &[u8; CHUNK], chunk: &[u8; CHUNK]) -> u128 {
 #[inline]
 fn word_here(line: &[u8], i: usize) -> Option<&'static str> {
     let first = *line.get(i)?;
-    words_starting(first).iter().find_map(|&(word, level)| {
+    let words = words_starting(first);
+    // The words that can start here share their second letter, where most
+    // places fail; an ASCII letter is one byte, so an ASCII byte after it
+    // is the second character.
+    if first.is_ascii() {
+        match line.get(i + 1) {
+            Some(&c)
+                if c.is_ascii()
+                    && words
+                        .first()
+                        .is_some_and(|(w, _)| w.get(1) != Some(&(c | 0x20))) =>
+            {
+                return None;
+            }
+            None => return None,
+            _ => {}
+        }
+    }
+    words.iter().find_map(|&(word, level)| {
         let end = match line.get(i..i + word.len()) {
             Some(here) if here.eq_ignore_ascii_case(word) => i + word.len(),
             Some(here) if here.is_ascii() => return None,

@@ -168,7 +168,7 @@ impl HeadBlock {
     }
 
     /// The block as it is (in arrival order).
-    fn view(&self) -> Block<'_> {
+    pub fn view(&self) -> Block<'_> {
         Block {
             timestamps: &self.ts,
             offsets: &self.offsets,

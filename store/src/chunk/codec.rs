@@ -141,6 +141,9 @@ thread_local! {
     /// One zstd compression context per thread, reused across blocks (a
     /// context costs more to set up than a small block to compress).
     static ZSTD_C: RefCell<Option<zstd::zstd_safe::CCtx<'static>>> = const { RefCell::new(None) };
+    /// One snappy encoder per thread: its hash table for inputs over 1 KiB
+    /// (32 KiB) is allocated once, not for every column.
+    static SNAPPY: RefCell<Option<snap::raw::Encoder>> = const { RefCell::new(None) };
     /// One zstd decompression context per thread.
     static ZSTD_D: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
 }
@@ -155,7 +158,10 @@ pub fn compress(enc: Encoding, raw: &[u8], out: &mut Vec<u8>) {
             // far from; an error would leave an empty column that fails
             // to decode on read.
             into_room(snap::raw::max_compress_len(raw.len()), out, |room| {
-                snap::raw::Encoder::new().compress(raw, room).unwrap_or(0)
+                let mut enc = SNAPPY.take().unwrap_or_else(snap::raw::Encoder::new);
+                let n = enc.compress(raw, room).unwrap_or(0);
+                SNAPPY.set(Some(enc));
+                n
             });
         }
         Codec::Lz4 => {

@@ -36,7 +36,7 @@ use crate::quarantine::Quarantine;
 use crate::tenant::TenantId;
 use crate::validate::Validated;
 use crate::wal::{self, Wal};
-use stream::{CutPolicy, StreamState, Verdict, entry_fingerprint};
+use stream::{CutPolicy, StreamState, Verdict};
 use tenant::Tenant;
 pub use writer::{WriteError, WriteOutcome};
 
@@ -371,9 +371,9 @@ impl Ingester {
                 }
                 let was_active = st.is_active();
                 for e in entries {
-                    let efp = entry_fingerprint(e.ts, e.line.as_bytes(), e.meta);
-                    if st.check(e.ts, efp, None) == Verdict::Accept {
-                        st.append(rec.seq, e.ts, e.line.as_bytes(), e.meta, efp, policy);
+                    let line = e.line.as_bytes();
+                    if st.check(e.ts, line, e.meta, None) == Verdict::Accept {
+                        st.append(rec.seq, e.ts, line, e.meta, policy);
                         report.replayed_entries += 1;
                     }
                 }

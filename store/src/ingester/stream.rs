@@ -10,7 +10,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use larch_query::LabelSet;
+use larch_query::{Block, Columns, LabelSet};
 use parking_lot::Mutex;
 
 use crate::chunk::{DecodedBlock, EncodedBlock, HeadBlock};
@@ -234,11 +234,11 @@ pub struct OpenChunk {
     pub first_seq: u64,
     /// When the first entry arrived.
     pub created: Instant,
-    /// Fingerprints of the entries held, in arrival order.
-    fps: Vec<u64>,
-    /// The same as a set, built on the first lookup: streams written in
-    /// order never need one (an entry newer than everything held cannot
-    /// be a duplicate).
+    /// Fingerprints of the entries held ([`entry_fingerprint`]), built on
+    /// the first lookup from the entries themselves (its blocks decoded
+    /// once), then kept up to date: streams written in order never need
+    /// one (an entry newer than everything held cannot be a duplicate),
+    /// and do not hash their entries at all.
     ///
     /// Boxed on purpose: an empty `Option<HashSet>` takes 32 bytes in
     /// every stream, the box 8, and few streams ever need the set.
@@ -247,6 +247,32 @@ pub struct OpenChunk {
 }
 
 impl OpenChunk {
+    /// The fingerprints of every entry held, read back from its blocks
+    /// and its head: the duplicate set of a stream that needs one for the
+    /// first time. A closed block is one this store encoded in memory and
+    /// always decodes; one that did not would add nothing, and a
+    /// duplicate of its entries would be kept (a line shown twice, never
+    /// one lost).
+    fn fingerprints(&self) -> HashSet<u64, BuildIdentity> {
+        let mut set = HashSet::with_capacity_and_hasher(
+            usize::try_from(self.entries).unwrap_or(0),
+            BuildIdentity,
+        );
+        let mut add = |b: &Block<'_>| {
+            for (i, &ts) in b.timestamps.iter().enumerate() {
+                set.insert(entry_fingerprint(ts, b.line(i), b.metadata(i)));
+            }
+        };
+        let mut d = DecodedBlock::default();
+        for b in &self.blocks {
+            if d.decode(&b.bytes, &b.meta, Columns::ALL).is_ok() {
+                add(&d.view(Columns::ALL));
+            }
+        }
+        add(&self.head.view());
+        set
+    }
+
     fn new() -> OpenChunk {
         OpenChunk {
             blocks: Vec::new(),
@@ -255,7 +281,6 @@ impl OpenChunk {
             entries: 0,
             first_seq: 0,
             created: Instant::now(),
-            fps: Vec::new(),
             dedup: None,
         }
     }
@@ -357,7 +382,7 @@ impl StreamState {
     /// the duplicate set may be built). `window` is how far behind the
     /// newest entry an entry may be (`None` during WAL replay, which
     /// accepts everything it finds).
-    pub fn check(&mut self, ts: i64, fp: u64, window: Option<i64>) -> Verdict {
+    pub fn check(&mut self, ts: i64, line: &[u8], meta: &[u8], window: Option<i64>) -> Verdict {
         if let Some(w) = window
             && self.max_ts != i64::MIN
             && ts < self.max_ts.saturating_sub(w)
@@ -365,11 +390,15 @@ impl StreamState {
             return Verdict::TooFarBehind;
         }
         if ts <= self.max_ts {
-            let open = &mut self.open;
-            let set = open
+            if self.open.dedup.is_none() {
+                self.open.dedup = Some(Box::new(self.open.fingerprints()));
+            }
+            if self
+                .open
                 .dedup
-                .get_or_insert_with(|| Box::new(open.fps.iter().copied().collect()));
-            if set.contains(&fp) {
+                .as_ref()
+                .is_some_and(|set| set.contains(&entry_fingerprint(ts, line, meta)))
+            {
                 return Verdict::Duplicate;
             }
         }
@@ -389,22 +418,13 @@ impl StreamState {
     /// sequence number is flushed), so callers seal with
     /// [`StreamState::seal_if_full`] once the record's entries for the
     /// stream are all appended.
-    pub fn append(
-        &mut self,
-        seq: u64,
-        ts: i64,
-        line: &[u8],
-        meta: &[u8],
-        fp: u64,
-        policy: CutPolicy,
-    ) {
+    pub fn append(&mut self, seq: u64, ts: i64, line: &[u8], meta: &[u8], policy: CutPolicy) {
         if self.open.is_empty() {
             self.open.first_seq = seq;
             self.open.created = Instant::now();
         }
-        self.open.fps.push(fp);
         if let Some(set) = &mut self.open.dedup {
-            set.insert(fp);
+            set.insert(entry_fingerprint(ts, line, meta));
         }
         self.open.head.set_encoding(policy.encoding);
         self.open.head.append(ts, line, meta);
@@ -703,29 +723,65 @@ mod tests {
     };
 
     #[test]
+    fn duplicates_are_found_in_closed_blocks_and_the_head() {
+        // Written in order, the stream hashes nothing; the first entry
+        // that is not newer builds the set from the blocks (64-byte
+        // blocks here, so most entries are in closed, compressed ones).
+        let mut s = StreamState::default();
+        let line = |i: i64| format!("entry {i} of a stream written in order");
+        let meta = |i: i64| {
+            if i % 3 == 0 {
+                b"\x01k\x01v".to_vec()
+            } else {
+                Vec::new()
+            }
+        };
+        for i in 0..41 {
+            s.append(1 + i as u64, i, line(i).as_bytes(), &meta(i), POLICY);
+        }
+        assert!(s.open.blocks.len() > 10 && !s.open.head.is_empty());
+        assert!(s.open.dedup.is_none(), "nothing needed the set yet");
+        for i in [0, 7, 21, 39, 40] {
+            assert_eq!(
+                s.check(i, line(i).as_bytes(), &meta(i), None),
+                Verdict::Duplicate,
+                "entry {i}"
+            );
+            assert_eq!(
+                s.check(i, line(i + 1).as_bytes(), &meta(i), None),
+                Verdict::Accept
+            );
+            assert_eq!(
+                s.check(i, line(i).as_bytes(), b"\x01x\x01y", None),
+                Verdict::Accept
+            );
+        }
+        // Kept up to date once built.
+        s.append(50, 20, b"late", b"", POLICY);
+        assert_eq!(s.check(20, b"late", b"", None), Verdict::Duplicate);
+        // A new chunk starts without it.
+        s.seal();
+        assert!(s.open.dedup.is_none());
+        assert_eq!(s.check(20, b"late", b"", None), Verdict::Accept);
+    }
+
+    #[test]
     fn dedup_window_and_sealing() {
         let mut s = StreamState::default();
-        let fp = |ts: i64, l: &str| entry_fingerprint(ts, l.as_bytes(), b"");
-        assert_eq!(s.check(100, fp(100, "a"), Some(10)), Verdict::Accept);
-        s.append(1, 100, b"a", b"", fp(100, "a"), POLICY);
+        assert_eq!(s.check(100, b"a", b"", Some(10)), Verdict::Accept);
+        s.append(1, 100, b"a", b"", POLICY);
         assert!(s.is_active());
-        assert_eq!(s.check(100, fp(100, "a"), Some(10)), Verdict::Duplicate);
-        assert_eq!(s.check(100, fp(100, "b"), Some(10)), Verdict::Accept);
-        assert_eq!(s.check(89, fp(89, "old"), Some(10)), Verdict::TooFarBehind);
-        assert_eq!(s.check(89, fp(89, "old"), None), Verdict::Accept);
+        assert_eq!(s.check(100, b"a", b"", Some(10)), Verdict::Duplicate);
+        assert_eq!(s.check(100, b"b", b"", Some(10)), Verdict::Accept);
+        assert_eq!(s.check(100, b"a", b"\x01m\x01v", Some(10)), Verdict::Accept);
+        assert_eq!(s.check(89, b"old", b"", Some(10)), Verdict::TooFarBehind);
+        assert_eq!(s.check(89, b"old", b"", None), Verdict::Accept);
         assert_eq!(s.min_unflushed_seq(), Some(1));
 
         let mut sealed = None;
         for i in 0..200 {
             let line = format!("line number {i} with some padding to fill blocks");
-            s.append(
-                2 + i,
-                101 + i as i64,
-                line.as_bytes(),
-                b"",
-                fp(101 + i as i64, &line),
-                POLICY,
-            );
+            s.append(2 + i, 101 + i as i64, line.as_bytes(), b"", POLICY);
             if let Some(c) = s.seal_if_full(POLICY) {
                 sealed = Some(c);
                 break;

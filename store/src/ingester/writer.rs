@@ -267,8 +267,8 @@ fn process(
     let window = (ing.config.ingester.max_chunk_age.as_nanos_i64() / 2).max(1);
     let mut out = WriteOutcome::default();
     let mut dropped_any = false;
-    // Accepted entries per stream: (index, fingerprint).
-    let mut keep: Vec<Vec<(usize, u64)>> = Vec::with_capacity(streams.len());
+    // Indexes of the accepted entries, per stream.
+    let mut keep: Vec<Vec<usize>> = Vec::with_capacity(streams.len());
     let mut new_active = 0usize;
     for vs in &streams {
         let existing = tenant.get(vs.fp);
@@ -306,8 +306,10 @@ fn process(
         }
         let mut kept = Vec::with_capacity(vs.entries.len());
         // Identical entries within this request; built only when an entry
-        // is not newer than everything before it.
+        // is not newer than everything before it (until then no entry is
+        // hashed).
         let mut seen: Option<HashSet<u64, BuildIdentity>> = None;
+        let fp = |e: &WalEntry| entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
         let mut rejected_lines = Vec::new();
         let mut rejected = 0usize;
         let mut st = existing.as_ref().map(|s| s.state.lock());
@@ -315,25 +317,25 @@ fn process(
         // request: entries are judged as if appended one by one.
         let mut newest = st.as_ref().map_or(i64::MIN, |s| s.max_ts);
         for (i, e) in vs.entries.iter().enumerate() {
-            let efp = entry_fingerprint(e.ts, e.line.as_bytes(), &e.meta);
             let verdict = if newest != i64::MIN && e.ts < newest.saturating_sub(window) {
                 Verdict::TooFarBehind
             } else {
                 match &mut st {
-                    Some(st) => st.check(e.ts, efp, None),
+                    Some(st) => st.check(e.ts, e.line.as_bytes(), &e.meta, None),
                     None => Verdict::Accept,
                 }
             };
             let verdict = if verdict == Verdict::Accept && e.ts <= newest {
-                let set = seen.get_or_insert_with(|| kept.iter().map(|&(_, f)| f).collect());
-                if set.insert(efp) {
+                let set =
+                    seen.get_or_insert_with(|| kept.iter().map(|&j| fp(&vs.entries[j])).collect());
+                if set.insert(fp(e)) {
                     Verdict::Accept
                 } else {
                     Verdict::Duplicate
                 }
             } else {
                 if let Some(set) = &mut seen {
-                    set.insert(efp);
+                    set.insert(fp(e));
                 }
                 verdict
             };
@@ -341,7 +343,7 @@ fn process(
                 newest = newest.max(e.ts);
             }
             match verdict {
-                Verdict::Accept => kept.push((i, efp)),
+                Verdict::Accept => kept.push(i),
                 Verdict::Duplicate => out.duplicates += 1,
                 Verdict::TooFarBehind => {
                     rejected += 1;
@@ -402,9 +404,7 @@ fn process(
             .map(|(i, k)| {
                 (
                     i,
-                    k.iter()
-                        .map(|&(j, _)| streams[i].entries[j].clone())
-                        .collect(),
+                    k.iter().map(|&j| streams[i].entries[j].clone()).collect(),
                 )
             })
             .collect();
@@ -451,7 +451,7 @@ fn process(
                 // after the request, and must not keep its body alive.
                 entries: kept
                     .iter()
-                    .map(|&(i, _)| {
+                    .map(|&i| {
                         let e = &vs.entries[i];
                         WalEntry {
                             ts: e.ts,
@@ -464,9 +464,9 @@ fn process(
         }
         let mut st = s.state.lock();
         let was_active = st.is_active();
-        for (i, efp) in kept {
+        for i in kept {
             let e = &vs.entries[i];
-            st.append(seq, e.ts, e.line.as_bytes(), &e.meta, efp, policy);
+            st.append(seq, e.ts, e.line.as_bytes(), &e.meta, policy);
             out.accepted += 1;
         }
         // Sealed between records only: a chunk holds whole records.
