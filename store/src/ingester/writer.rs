@@ -30,6 +30,7 @@ const MAX_GROUP: usize = 512;
 /// a push encodes its record into one, and the writer gives it back once
 /// the record is written. Up to four of up to 8 MiB each.
 pub(super) static FRAMES: BufPool = BufPool::new(4, 8 << 20);
+
 /// Most rejected entries described per stream, as Loki does.
 const MAX_ERRORS_PER_STREAM: usize = 10;
 

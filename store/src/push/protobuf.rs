@@ -68,7 +68,10 @@ pub fn snappy_block_len(body: &[u8]) -> Option<usize> {
 /// Undoes snappy (block format; framed format recognised by its magic),
 /// refusing output beyond `meter.max_decompressed` before allocating it.
 /// A block-format body is decompressed into a buffer from a pool, which
-/// goes back to it once the last line sliced from it is dropped.
+/// goes back to it once the last line sliced from it is dropped. Nothing
+/// the buffer held before can show through: the decoder writes every byte
+/// of the length the header claims or fails, and a copy may refer only to
+/// bytes it has written.
 pub fn snappy_decompress(body: &[u8], meter: &mut Meter) -> Result<Bytes, DecodeError> {
     if body.starts_with(SNAPPY_FRAME_MAGIC) {
         return read_limited(snap::read::FrameDecoder::new(body), "snappy", meter).map(Bytes::from);
@@ -503,6 +506,13 @@ mod tests {
             let raw = req.encode_to_vec();
             let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
             assert_eq!(http(&body).unwrap(), via_prost(&raw).unwrap());
+            // Claiming more than its ops write is an error, not a buffer
+            // with old bytes at its end.
+            let mut short = body.clone();
+            short[0] = short[0].wrapping_add(1);
+            if short[0] < 0x80 {
+                assert_eq!(http(&short).unwrap_err().to_string(), "snappy: corrupt input");
+            }
         }
     }
 
