@@ -511,7 +511,10 @@ mod tests {
             let mut short = body.clone();
             short[0] = short[0].wrapping_add(1);
             if short[0] < 0x80 {
-                assert_eq!(http(&short).unwrap_err().to_string(), "snappy: corrupt input");
+                assert_eq!(
+                    http(&short).unwrap_err().to_string(),
+                    "snappy: corrupt input"
+                );
             }
         }
     }
