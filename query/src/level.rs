@@ -232,9 +232,9 @@ fn word_at(line: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 /// tried only there, about once in every forty bytes of the loghub
 /// samples. The last bytes, fewer than 16, take one table lookup each.
 pub fn level_in_line(line: &[u8]) -> &'static str {
-    let mut at = 0;
-    while let Some(chunk) = line.get(at..at + CHUNK) {
-        let chunk: &[u8; CHUNK] = chunk.try_into().unwrap_or(&[0; CHUNK]);
+    let (chunks, _) = line.as_chunks::<CHUNK>();
+    for (n, chunk) in chunks.iter().enumerate() {
+        let at = n * CHUNK;
         // The bytes before the chunk's: a space before the line, whose
         // start counts as an opening.
         let mut prev = [b' '; CHUNK];
@@ -250,8 +250,8 @@ pub fn level_in_line(line: &[u8]) -> &'static str {
                 return level;
             }
         }
-        at += CHUNK;
     }
+    let at = chunks.len() * CHUNK;
     let mut prev = match at.checked_sub(1) {
         Some(p) => BYTE_CLASS[usize::from(line[p])],
         None => OPENS,
