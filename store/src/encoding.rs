@@ -32,6 +32,41 @@ pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// The levels level discovery gives. Metadata holding only
+/// `detected_level` with one of them, what almost every entry carries, is
+/// encoded once for all entries ([`fixed_level_meta`]) and written to the
+/// WAL as one byte (`wal::record`).
+pub const FIXED_LEVELS: [&str; 8] = [
+    "trace", "debug", "info", "warn", "error", "critical", "fatal", "unknown",
+];
+
+/// The encoded metadata (`larch_query::encode_metadata`'s form) holding
+/// only `detected_level=FIXED_LEVELS[i]`.
+pub fn fixed_level_meta(i: usize) -> Option<&'static [u8]> {
+    static PAIRS: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
+        FIXED_LEVELS
+            .iter()
+            .map(|l| {
+                let mut b = Vec::new();
+                put_bytes(&mut b, larch_query::level::DETECTED_LEVEL.as_bytes());
+                put_bytes(&mut b, l.as_bytes());
+                b
+            })
+            .collect()
+    });
+    let pairs: &'static [Vec<u8>] = &PAIRS;
+    pairs.get(i).map(Vec::as_slice)
+}
+
+/// Which [`fixed_level_meta`] encoding `meta` is, if any.
+pub fn fixed_level_index(meta: &[u8]) -> Option<usize> {
+    // Every one is 20 to 24 bytes: a cheap test first.
+    if !(20..=24).contains(&meta.len()) {
+        return None;
+    }
+    (0..FIXED_LEVELS.len()).find(|&i| fixed_level_meta(i) == Some(meta))
+}
+
 /// Malformed bytes: what was being read and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {what} at byte {offset}")]

@@ -39,7 +39,7 @@ use larch_query::level::{DETECTED_LEVEL, LevelDetector, known_level, stream_leve
 use larch_query::{LabelSet, parse_labels};
 
 use crate::config::Limits;
-use crate::encoding::put_bytes;
+use crate::encoding::{FIXED_LEVELS, fixed_level_meta, put_bytes};
 use crate::push::meter::Meter;
 use crate::push::{DecodeError, Push, PushStream, StreamLabels};
 use crate::wal::record::WalEntry;
@@ -829,29 +829,11 @@ fn encode_pairs(pairs: &[(String, String)], level: Option<&str>, size: usize) ->
     Bytes::from(meta)
 }
 
-/// The levels whose lone `detected_level` pair is encoded once for all
-/// entries: the words level discovery gives.
-const FIXED_LEVELS: [&str; 8] = [
-    "trace", "debug", "info", "warn", "error", "critical", "fatal", "unknown",
-];
-
 /// The shared encoding of metadata holding only `detected_level=level`,
-/// if `level` is one of [`FIXED_LEVELS`].
+/// if `level` is one of the fixed levels (`encoding::FIXED_LEVELS`).
 fn fixed_level_pair(level: &str) -> Option<Bytes> {
-    static PAIRS: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
-        FIXED_LEVELS
-            .iter()
-            .map(|l| {
-                let mut b = Vec::new();
-                put_bytes(&mut b, DETECTED_LEVEL.as_bytes());
-                put_bytes(&mut b, l.as_bytes());
-                b
-            })
-            .collect()
-    });
     let i = FIXED_LEVELS.iter().position(|&l| l == level)?;
-    let pairs: &'static [Vec<u8>] = &PAIRS;
-    Some(Bytes::from_static(&pairs[i]))
+    fixed_level_meta(i).map(Bytes::from_static)
 }
 
 /// A stream's labels as messages quote them (cut at [`MAX_QUOTED`]),

@@ -313,6 +313,8 @@ pub fn wal() -> Vec<Seed> {
                 vec![
                     entry(ts(3), "order placed", &[("trace_id", "abc")]),
                     entry(ts(2), "multi\nline", &[]),
+                    entry(ts(4), "retrying", &[("detected_level", "warn")]),
+                    entry(ts(5), "done", &[("detected_level", "info")]),
                 ],
             ),
             (
@@ -334,6 +336,11 @@ pub fn wal() -> Vec<Seed> {
     vec![
         ("payload", with(0, &f1[8..])),
         ("segment", with(0, &segment)),
+        // Records of kind 1, as stores wrote them until 2026-12-05.
+        (
+            "segment-kind-1",
+            with(0, include_bytes!("../../tests/fixtures/wal-v1.wal")),
+        ),
         ("segment-repair-twice", with(3, &segment)),
         ("segment-torn", with(2, &torn)),
     ]

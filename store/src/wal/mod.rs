@@ -41,7 +41,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use record::{FRAME_HEADER, KIND_PUSH, MAX_RECORD, PushRecordRef};
+use record::{FRAME_HEADER, KIND_PUSH, KIND_PUSH_V1, MAX_RECORD, PushRecordRef};
 
 use crate::quarantine::Quarantine;
 
@@ -345,7 +345,7 @@ fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecordRef<'_>, usize)> {
     let payload = bytes.get(pos + FRAME_HEADER..pos + FRAME_HEADER + len)?;
     // Cheap tests before the checksum: the kind, and a tenant id of the
     // right length (every payload starts kind | seq | str tenant).
-    if payload[0] != KIND_PUSH || payload.len() < 10 || payload[9] == 0 {
+    if !matches!(payload[0], KIND_PUSH | KIND_PUSH_V1) || payload.len() < 10 || payload[9] == 0 {
         return None;
     }
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);

@@ -2,10 +2,26 @@
 //!
 //! ```text
 //! frame    u32le payload length | u32le crc32(payload) | payload
-//! payload  u8 kind (1 = push) | u64le seq | str tenant | uvarint nstreams
+//! payload  u8 kind (2) | u64le seq | str tenant | uvarint nstreams
 //!          { uvarint npairs { str name | str value }* | uvarint nentries
-//!            { varint ts | str line | str metadata }* }*
+//!            { varint ts delta | str line | meta }* }*
+//! meta     uvarint m: 0 no metadata; 1 to 8 the lone pair detected_level=
+//!          trace, debug, info, warn, error, critical, fatal, unknown;
+//!          16 + n: n bytes of encoded metadata follow (9 to 15: damage)
 //! ```
+//! An entry's timestamp is written as its difference from the previous
+//! entry's of the same stream (the first's from 0), a few bytes where the
+//! whole nanosecond value takes nine; an entry whose only metadata is a
+//! discovered level, almost every entry, writes one byte where the pair
+//! took twenty-one. Together about a sixth of a record of log lines of a
+//! hundred and forty bytes (BENCHMARKS.md, "Tenth round").
+//!
+//! Kind 1, written until 2026-12-05, is still read: the same but for each
+//! entry `varint ts | str metadata`, the whole timestamp and the metadata
+//! as it is. A store from before then reads a kind 2 record as damage
+//! (and saves it aside, see `wal`'s docs), so going back to such a
+//! version after writing must start from a flushed, empty WAL.
+//!
 //! The sequence number is fixed-width so a record encoded by a request
 //! handler can be numbered by the WAL writer without re-encoding; the
 //! checksum is computed by the writer after numbering.
@@ -13,11 +29,19 @@
 use bytes::Bytes;
 use larch_query::LabelSet;
 
-use crate::encoding::{Malformed, Reader, put_bytes, put_uvarint, put_varint};
+use crate::encoding::{
+    FIXED_LEVELS, Malformed, Reader, fixed_level_index, fixed_level_meta, put_bytes, put_uvarint,
+    put_varint,
+};
 use crate::push::Line;
 
-/// Kind byte of a push record.
-pub const KIND_PUSH: u8 = 1;
+/// Kind byte of a push record as written now.
+pub const KIND_PUSH: u8 = 2;
+/// Kind byte of a push record as written until 2026-12-05 (whole
+/// timestamps, metadata as it is); still read.
+pub const KIND_PUSH_V1: u8 = 1;
+/// A record's `meta` value from which on it is a length (plus this).
+const META_LEN_BASE: u64 = 16;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
 /// Offset of the sequence number within a frame.
@@ -85,10 +109,18 @@ pub fn encode_push_into<'a>(
             put_bytes(&mut buf, l.value.as_bytes());
         }
         put_uvarint(&mut buf, entries.len() as u64);
+        let mut prev = 0i64;
         for e in entries {
-            put_varint(&mut buf, e.ts);
+            put_varint(&mut buf, e.ts.wrapping_sub(prev));
+            prev = e.ts;
             put_bytes(&mut buf, e.line.as_bytes());
-            put_bytes(&mut buf, &e.meta);
+            match meta_code(&e.meta) {
+                Some(code) => buf.push(code),
+                None => {
+                    put_uvarint(&mut buf, META_LEN_BASE + e.meta.len() as u64);
+                    buf.extend_from_slice(&e.meta);
+                }
+            }
         }
     }
     buf
@@ -107,13 +139,28 @@ fn encoded_push_len<'a>(
             size += bytes(l.name.len()) + bytes(l.value.len());
         }
         size += uvarint_len(entries.len() as u64);
+        let mut prev = 0i64;
         for e in entries {
-            size += uvarint_len(((e.ts << 1) ^ (e.ts >> 63)) as u64)
+            let delta = e.ts.wrapping_sub(prev);
+            prev = e.ts;
+            size += uvarint_len(((delta << 1) ^ (delta >> 63)) as u64)
                 + bytes(e.line.len())
-                + bytes(e.meta.len());
+                + match meta_code(&e.meta) {
+                    Some(_) => 1,
+                    None => uvarint_len(META_LEN_BASE + e.meta.len() as u64) + e.meta.len(),
+                };
         }
     }
     size
+}
+
+/// The one-byte `meta` value of an entry's metadata: 0 for none, 1 to 8
+/// for a lone fixed level; `None` when it is written out.
+fn meta_code(meta: &[u8]) -> Option<u8> {
+    if meta.is_empty() {
+        return Some(0);
+    }
+    fixed_level_index(meta).map(|i| i as u8 + 1)
 }
 
 /// Bytes `put_uvarint` writes for `v`.
@@ -213,7 +260,7 @@ pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
 pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
     let mut r = Reader::new(payload);
     let kind = r.take(1, "record kind")?[0];
-    if kind != KIND_PUSH {
+    if kind != KIND_PUSH && kind != KIND_PUSH_V1 {
         return Err(Malformed {
             what: "record kind",
             offset: 0,
@@ -242,11 +289,44 @@ pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
         }
         let nentries = r.len("entry count", payload.len())?;
         let mut entries = Vec::with_capacity(nentries);
+        let mut prev = 0i64;
         for _ in 0..nentries {
-            let ts = r.varint("timestamp")?;
-            let line = r.str("line")?;
-            let meta = r.bytes("metadata")?;
-            entries.push(EntryRef { ts, line, meta });
+            let entry = if kind == KIND_PUSH {
+                let ts = prev.wrapping_add(r.varint("timestamp")?);
+                prev = ts;
+                let line = r.str("line")?;
+                let at = r.pos();
+                let meta = match r.uvarint("metadata")? {
+                    0 => &[][..],
+                    m if m < META_LEN_BASE => {
+                        let fixed = usize::try_from(m - 1)
+                            .ok()
+                            .filter(|&i| i < FIXED_LEVELS.len())
+                            .and_then(fixed_level_meta);
+                        fixed.ok_or(Malformed {
+                            what: "metadata code",
+                            offset: at,
+                        })?
+                    }
+                    m => {
+                        let n = usize::try_from(m - META_LEN_BASE)
+                            .ok()
+                            .filter(|&n| n <= payload.len())
+                            .ok_or(Malformed {
+                                what: "metadata length",
+                                offset: at,
+                            })?;
+                        r.take(n, "metadata")?
+                    }
+                };
+                EntryRef { ts, line, meta }
+            } else {
+                let ts = r.varint("timestamp")?;
+                let line = r.str("line")?;
+                let meta = r.bytes("metadata")?;
+                EntryRef { ts, line, meta }
+            };
+            entries.push(entry);
         }
         streams.push(StreamRef { labels, entries });
     }
@@ -314,6 +394,119 @@ mod tests {
         );
     }
 
+    /// A kind 1 payload, laid out by hand as stores wrote it until
+    /// 2026-12-05.
+    fn encode_v1(seq: u64, tenant: &str, labels: &LabelSet, entries: &[WalEntry]) -> Vec<u8> {
+        let mut p = vec![KIND_PUSH_V1];
+        p.extend_from_slice(&seq.to_le_bytes());
+        put_bytes(&mut p, tenant.as_bytes());
+        put_uvarint(&mut p, 1);
+        put_uvarint(&mut p, labels.len() as u64);
+        for l in labels {
+            put_bytes(&mut p, l.name.as_bytes());
+            put_bytes(&mut p, l.value.as_bytes());
+        }
+        put_uvarint(&mut p, entries.len() as u64);
+        for e in entries {
+            put_varint(&mut p, e.ts);
+            put_bytes(&mut p, e.line.as_bytes());
+            put_bytes(&mut p, &e.meta);
+        }
+        p
+    }
+
+    fn level_entries() -> Vec<WalEntry> {
+        let mut entries: Vec<WalEntry> = (0..FIXED_LEVELS.len())
+            .map(|i| WalEntry {
+                ts: 1_764_900_000_000_000_000 + i as i64 * 1_000,
+                line: format!("line {i}").into(),
+                meta: Bytes::from_static(fixed_level_meta(i).unwrap()),
+            })
+            .collect();
+        // A level that is not one of the fixed words, a pair beside a
+        // level, and no metadata at all: written out, or as 0.
+        let mut odd = Vec::new();
+        put_bytes(&mut odd, b"detected_level");
+        put_bytes(&mut odd, b"notice");
+        let mut two = Vec::new();
+        put_bytes(&mut two, b"trace_id");
+        put_bytes(&mut two, b"7f3a");
+        two.extend_from_slice(fixed_level_meta(2).unwrap());
+        for (ts, meta) in [(i64::MIN, odd), (i64::MAX, two), (-1, Vec::new())] {
+            entries.push(WalEntry {
+                ts,
+                line: "x".into(),
+                meta: meta.into(),
+            });
+        }
+        entries
+    }
+
+    #[test]
+    fn fixed_levels_take_one_byte_and_decode_to_their_encoding() {
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let entries = level_entries();
+        let mut frame = encode_push("t", std::iter::once((&labels, entries.as_slice())));
+        finish_frame(&mut frame, 3);
+        let rec = decode_push_ref(&frame[FRAME_HEADER..]).unwrap();
+        for (i, e) in rec.streams[0]
+            .entries
+            .iter()
+            .take(FIXED_LEVELS.len())
+            .enumerate()
+        {
+            assert_eq!(e.meta, fixed_level_meta(i).unwrap());
+            let pairs: Vec<(&str, &str)> = larch_query::decode_metadata(e.meta).collect();
+            assert_eq!(pairs, vec![("detected_level", FIXED_LEVELS[i])]);
+        }
+        assert_eq!(
+            decode_push(&frame[FRAME_HEADER..]).unwrap().streams,
+            vec![(labels.clone(), entries.clone())]
+        );
+        let old = encode_v1(3, "t", &labels, &entries);
+        assert!(
+            frame.len() - FRAME_HEADER + 8 * 20 < old.len(),
+            "{} bytes against {} as kind 1",
+            frame.len() - FRAME_HEADER,
+            old.len()
+        );
+    }
+
+    #[test]
+    fn kind_1_records_still_decode() {
+        let labels = LabelSet::from_pairs([("app", "a"), ("ns", "x")]);
+        let entries = level_entries();
+        let old = encode_v1(41, "tenant-a", &labels, &entries);
+        let rec = decode_push(&old).unwrap();
+        assert_eq!(rec.seq, 41);
+        assert_eq!(rec.tenant, "tenant-a");
+        assert_eq!(rec.streams, vec![(labels, entries)]);
+    }
+
+    #[test]
+    fn unknown_metadata_codes_are_damage() {
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let entries = vec![WalEntry {
+            ts: 5,
+            line: "x".into(),
+            meta: Bytes::from_static(fixed_level_meta(0).unwrap()),
+        }];
+        let frame = encode_push("t", std::iter::once((&labels, entries.as_slice())));
+        let at = frame.len() - 1;
+        assert_eq!(frame[at], 1, "the entry's meta is the last byte");
+        for code in 9..META_LEN_BASE as u8 {
+            let mut bad = frame.clone();
+            bad[at] = code;
+            assert!(decode_push(&bad[FRAME_HEADER..]).is_err(), "{code}");
+        }
+        let mut long = frame.clone();
+        long[at] = META_LEN_BASE as u8 + 5;
+        assert!(
+            decode_push(&long[FRAME_HEADER..]).is_err(),
+            "a length past the end"
+        );
+    }
+
     proptest! {
         #[test]
         fn frames_are_allocated_at_their_exact_size(
@@ -332,6 +525,33 @@ mod tests {
                 .collect();
             let frame = encode_push(&"t".repeat(meta_len), [(&labels, entries.as_slice())].into_iter());
             prop_assert_eq!(frame.len(), encoded_push_len(&"t".repeat(meta_len), [(&labels, entries.as_slice())].into_iter()));
+        }
+
+        #[test]
+        fn records_decode_to_what_was_encoded(
+            ts in proptest::collection::vec(any::<i64>(), 0..20),
+            metas in proptest::collection::vec(
+                prop_oneof![
+                    (0usize..FIXED_LEVELS.len()).prop_map(|i| fixed_level_meta(i).unwrap().to_vec()),
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                ],
+                1..5,
+            ),
+        ) {
+            let labels = LabelSet::from_pairs([("app", "a")]);
+            let entries: Vec<WalEntry> = ts
+                .iter()
+                .enumerate()
+                .map(|(i, &ts)| WalEntry {
+                    ts,
+                    line: format!("line {i}").into(),
+                    meta: metas[i % metas.len()].clone().into(),
+                })
+                .collect();
+            let mut frame = encode_push("t", [(&labels, entries.as_slice())].into_iter());
+            finish_frame(&mut frame, 9);
+            let rec = decode_push(&frame[FRAME_HEADER..]).unwrap();
+            prop_assert_eq!(rec.streams, vec![(labels, entries)]);
         }
 
         #[test]

@@ -1,6 +1,7 @@
 //! Golden files of every chunk format version: each committed file must
 //! still read back to the same entries, and a store must adopt an old
-//! chunk file as it adopts a new one.
+//! chunk file as it adopts a new one. Likewise a WAL segment of an older
+//! record kind must replay.
 //!
 //! `LARCH_WRITE_FIXTURES=1 cargo test -p larch-store --test it formats::`
 //! writes the current version's files, one per codec (older versions are
@@ -368,5 +369,115 @@ fn a_store_writes_every_codec_and_reads_them_all() {
     assert!(merged.iter().all(|c| *c == Codec::Lz4), "{merged:?}");
     let (ing, _) = Ingester::open(c, Arc::new(Metrics::new())).unwrap();
     assert_eq!(read_all(&ing), acked, "after compaction and a restart");
+    ing.halt();
+}
+
+/// An entry as [`entries_with_metadata`] lists it: tenant, labels,
+/// timestamp, line and metadata pairs.
+type Row = (String, String, i64, String, Vec<(String, String)>);
+
+/// Every entry of every stream.
+fn entries_with_metadata(ing: &Ingester) -> Vec<Row> {
+    use larch_query::{Direction, LogSource, ScanRequest, StreamInfo};
+    let mut out = Vec::new();
+    for t in ing.tenants() {
+        for s in ing.streams_in_range(&t.id, i64::MIN, i64::MAX) {
+            let info = StreamInfo {
+                id: s.fp,
+                labels: s.labels.to_arc(),
+            };
+            let req = ScanRequest {
+                start: i64::MIN,
+                end: i64::MAX,
+                direction: Direction::Forward,
+                columns: Columns::ALL,
+                must_contain: vec![],
+                whole: None,
+            };
+            ing.scan(t.id.as_str(), &info, &req, &mut |b| {
+                for i in 0..b.len() {
+                    out.push((
+                        t.id.to_string(),
+                        s.labels.to_string(),
+                        b.timestamps[i],
+                        String::from_utf8_lossy(b.line(i)).into_owned(),
+                        larch_query::decode_metadata(b.metadata(i))
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
+                    ));
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A WAL segment written by a store of 2026-12-05 (record kind 1: whole
+/// timestamps, metadata as it is), killed before any flush: a JSON push of
+/// two streams with discovered levels and one entry with a pair of its
+/// own. The store of today replays it whole, undamaged, and once flushed
+/// and restarted holds the same.
+#[test]
+fn a_wal_of_kind_1_records_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    std::fs::copy(fixture("wal-v1.wal"), wal.join("00000000000000000001.wal")).unwrap();
+    let (ing, report) =
+        Ingester::open(config(dir.path(), false), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(report.replay.records, 1, "{report:?}");
+    assert_eq!(report.replay.corruptions, 0, "{report:?}");
+    assert!(!report.replay.torn_tail, "{report:?}");
+    assert_eq!(report.replay.quarantined, 0, "{report:?}");
+    assert_eq!(report.replayed_entries, 6);
+    let level = |l: &str| vec![("detected_level".to_string(), l.to_string())];
+    let api = r#"{app="api", namespace="prod", service_name="api"}"#;
+    let web = r#"{app="web", namespace="prod", service_name="web"}"#;
+    let t = |ns: i64| 1_764_900_000_000_000_000 + ns;
+    let row = |labels: &str, ts: i64, line: &str, meta: Vec<(String, String)>| {
+        (
+            "tenant-a".to_string(),
+            labels.to_string(),
+            ts,
+            line.to_string(),
+            meta,
+        )
+    };
+    let want = vec![
+        row(api, t(0), "level=info msg=\"started\"", level("info")),
+        row(api, t(100), "ERROR failed to connect to db", level("error")),
+        row(api, t(200), "plain line without a level", level("unknown")),
+        row(
+            api,
+            t(300),
+            "trace line",
+            vec![
+                ("trace_id".to_string(), "7f3a9c1e".to_string()),
+                ("detected_level".to_string(), "trace".to_string()),
+            ],
+        ),
+        row(
+            web,
+            t(500_000_000),
+            r#"{"level":"debug","msg":"cache hit"}"#,
+            level("debug"),
+        ),
+        row(
+            web,
+            t(1_000_000_000),
+            "WARN slow request took=1200ms",
+            level("warn"),
+        ),
+    ];
+    assert_eq!(entries_with_metadata(&ing), want);
+    ing.flush_all();
+    ing.halt();
+    let (ing, report) =
+        Ingester::open(config(dir.path(), false), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(report.replayed_entries, 0, "in chunks now: {report:?}");
+    assert_eq!(entries_with_metadata(&ing), want);
     ing.halt();
 }
