@@ -58,13 +58,17 @@ pub fn fixed_level_meta(i: usize) -> Option<&'static [u8]> {
     pairs.get(i).map(Vec::as_slice)
 }
 
-/// Which [`fixed_level_meta`] encoding `meta` is, if any.
+/// Which [`fixed_level_meta`] encoding `meta` is, if any: read as that
+/// encoding is laid out (the name's length and bytes, the level's length
+/// and bytes, nothing after), not compared with each of them.
 pub fn fixed_level_index(meta: &[u8]) -> Option<usize> {
-    // Every one is 20 to 24 bytes: a cheap test first.
-    if !(20..=24).contains(&meta.len()) {
+    let name = larch_query::level::DETECTED_LEVEL.as_bytes();
+    let rest = meta.strip_prefix(&[name.len() as u8])?.strip_prefix(name)?;
+    let (&len, word) = rest.split_first()?;
+    if usize::from(len) != word.len() {
         return None;
     }
-    (0..FIXED_LEVELS.len()).find(|&i| fixed_level_meta(i) == Some(meta))
+    FIXED_LEVELS.iter().position(|l| l.as_bytes() == word)
 }
 
 /// Malformed bytes: what was being read and where.
@@ -188,6 +192,40 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn fixed_levels_are_found_by_their_encoding_only() {
+        for (i, level) in FIXED_LEVELS.iter().enumerate() {
+            let meta = fixed_level_meta(i).unwrap();
+            assert_eq!(fixed_level_index(meta), Some(i), "{level}");
+            let mut built = Vec::new();
+            put_bytes(&mut built, b"detected_level");
+            put_bytes(&mut built, level.as_bytes());
+            assert_eq!(meta, built.as_slice());
+            // Anything after, or a pair before, is not the lone pair.
+            let mut longer = built.clone();
+            longer.push(0);
+            assert_eq!(fixed_level_index(&longer), None);
+            let mut two = Vec::new();
+            put_bytes(&mut two, b"k");
+            put_bytes(&mut two, b"v");
+            two.extend_from_slice(&built);
+            assert_eq!(fixed_level_index(&two), None);
+        }
+        assert_eq!(fixed_level_meta(FIXED_LEVELS.len()), None);
+        for other in ["notice", "INFO", "", "informational"] {
+            let mut m = Vec::new();
+            put_bytes(&mut m, b"detected_level");
+            put_bytes(&mut m, other.as_bytes());
+            assert_eq!(fixed_level_index(&m), None, "{other}");
+        }
+        let mut m = Vec::new();
+        put_bytes(&mut m, b"level");
+        put_bytes(&mut m, b"info");
+        assert_eq!(fixed_level_index(&m), None);
+        assert_eq!(fixed_level_index(&[]), None);
+        assert_eq!(fixed_level_index(&[14]), None);
+    }
 
     #[test]
     fn snappy_expansion_bound_holds_for_the_most_compressible_input() {
