@@ -15,7 +15,11 @@
 //! the WAL and the chunks into fresh page-cache pages costs several times
 //! what it does on reused ones, and that share moves from run to run.
 //! `--matrix` runs the workloads that look like ordinary traffic (short
-//! lines, many small pushes; see `Args::matrix`).
+//! lines, many small pushes; see `Args::matrix`). `--against BIN` measures
+//! a second store binary in every run beside the first, the two taking
+//! turns at going first, and prints each run's ratio of the two: on a
+//! machine whose speed drifts by a tenth within minutes, a change of a few
+//! percent shows only in such pairs.
 //!
 //! `cargo run --release -p larch-benches --bin ingest -- --help`
 
@@ -41,6 +45,12 @@ struct Args {
     /// binary's profile by the test kit).
     #[arg(long)]
     store_bin: Option<PathBuf>,
+    /// A second store binary (the baseline: the build before a change)
+    /// measured in every run beside `--store-bin`, the two alternating
+    /// which goes first; prints its medians too and the median of the
+    /// runs' ratios (`--store-bin` over this, per core of all CPU).
+    #[arg(long)]
+    against: Option<PathBuf>,
     /// MiB of raw log lines to push per run.
     #[arg(long, default_value_t = 256)]
     mib: usize,
@@ -239,6 +249,10 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| larch_testkit::binary("larch-store"));
     if args.write_nodes > 0 {
+        anyhow::ensure!(
+            args.against.is_none(),
+            "--against compares single stores; it does not apply to --write-nodes"
+        );
         let req = build_requests(&args, &workloads[0], line_bytes)?;
         return cluster_runs(&args, &store_bin, &req.bodies, req.raw, req.lines);
     }
@@ -312,8 +326,17 @@ fn run_workload(
         Levels::Off => &[false],
         Levels::Both => &[true, false],
     };
-    // Per setting: (wall, per core, kernel share, chunk bytes) of every run.
-    let mut store_runs: Vec<Vec<(f64, f64, f64, u64)>> = vec![Vec::new(); settings.len()];
+    // What each run measures: every `--levels` setting with the store, and
+    // with the `--against` store after it.
+    let mut variants: Vec<(bool, &std::path::Path, &str)> = Vec::new();
+    for &levels in settings {
+        variants.push((levels, store_bin, ""));
+        if let Some(base) = &args.against {
+            variants.push((levels, base.as_path(), ", against"));
+        }
+    }
+    // Per variant: (wall, per core, kernel share, chunk bytes) of every run.
+    let mut store_runs: Vec<Vec<(f64, f64, f64, u64)>> = vec![Vec::new(); variants.len()];
     let mut sink_runs = Vec::new();
     for run in 0..args.runs {
         let port = free_port();
@@ -329,10 +352,17 @@ fn run_workload(
             None,
         )?);
 
-        for (k, &levels) in settings.iter().enumerate() {
+        // With `--against`, odd runs take the variants the other way round,
+        // so neither store always goes first.
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        if args.against.is_some() && run % 2 == 1 {
+            order.reverse();
+        }
+        for k in order {
+            let (levels, bin, label) = variants[k];
             let dir = tempfile::tempdir()?;
             let port = free_port();
-            let store = ProcessBuilder::new("larch-store", store_bin)
+            let store = ProcessBuilder::new("larch-store", bin)
                 .arg("--http-addr")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--grpc-addr")
@@ -351,11 +381,11 @@ fn run_workload(
                 0,
                 Some((req.first_ts, lines)),
             )
-            .with_context(|| format!("running {}", store_bin.display()))?;
+            .with_context(|| format!("running {}", bin.display()))?;
             let stored = dir_size(&dir.path().join("chunks"));
             let per_line = lines as f64 / raw_bytes.max(1) as f64;
             println!(
-                "run {run}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s: {:.2} user, {:.2} kernel); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
+                "run {run}, levels {}{label}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s: {:.2} user, {:.2} kernel); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
                 if levels { "on" } else { "off" },
                 r.0 / 1e6,
                 r.1 / 1e6,
@@ -378,7 +408,7 @@ fn run_workload(
     let per_line = lines as f64 / raw_bytes.max(1) as f64;
     let sink_core = med(&mut sink_runs.iter().map(|r| r.1).collect());
     let mut out = Vec::new();
-    for (k, &levels) in settings.iter().enumerate() {
+    for (k, &(levels, _, label)) in variants.iter().enumerate() {
         let runs = &store_runs[k];
         let store_wall = med(&mut runs.iter().map(|r| r.0).collect());
         let store_core = med(&mut runs.iter().map(|r| r.1).collect());
@@ -386,7 +416,7 @@ fn run_workload(
         let kernel = med(&mut runs.iter().map(|r| r.2).collect());
         let user_core = med(&mut runs.iter().map(|r| r.1 / (1.0 - r.2).max(0.01)).collect());
         println!(
-            "median of {}, levels {}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.0}% in the kernel; {:.0} MB/s per core of user time); baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
+            "median of {}, levels {}{label}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.0}% in the kernel; {:.0} MB/s per core of user time); baseline sink {:.0} MB/s per core; store/sink {:.2}; chunks {:.2} B/entry",
             args.runs,
             if levels { "on" } else { "off" },
             store_wall / 1e6,
@@ -398,6 +428,26 @@ fn run_workload(
             store_core / sink_core,
             stored / lines.max(1) as f64
         );
+        if !label.is_empty() {
+            // The `--against` store: its ratio to the store measured just
+            // before it in `variants`, run by run.
+            let ratios: Vec<f64> = store_runs[k - 1]
+                .iter()
+                .zip(runs)
+                .map(|(a, b)| a.1 / b.1)
+                .collect();
+            println!(
+                "ratio per core, levels {}, store-bin / against: median {:.3}; runs {}",
+                if levels { "on" } else { "off" },
+                med(&mut ratios.clone()),
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            continue;
+        }
         out.push(Summary {
             name: w.name(),
             levels,
