@@ -71,6 +71,17 @@ fn quiet(dir: &Path) -> Config {
 
 /// Every line the store returns, in order of tenant, labels and time.
 pub fn read_all(ing: &Ingester) -> Vec<Line> {
+    read_all_with_metadata(ing)
+        .into_iter()
+        .map(|(t, l, ts, line, _)| (t, l, ts, line))
+        .collect()
+}
+
+/// An entry with its structured metadata pairs.
+pub type Row = (String, String, i64, String, Vec<(String, String)>);
+
+/// [`read_all`], each line with its metadata pairs.
+pub fn read_all_with_metadata(ing: &Ingester) -> Vec<Row> {
     let mut out = Vec::new();
     for t in ing.tenants() {
         for s in ing.streams_in_range(&t.id, i64::MIN, i64::MAX) {
@@ -93,6 +104,9 @@ pub fn read_all(ing: &Ingester) -> Vec<Line> {
                         s.labels.to_string(),
                         b.timestamps[i],
                         String::from_utf8_lossy(b.line(i)).into_owned(),
+                        larch_query::decode_metadata(b.metadata(i))
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
                     ));
                 }
                 ControlFlow::Continue(())

@@ -21,7 +21,7 @@ use larch_store::encoding::put_bytes;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 
-use super::faults::{config, read_all, workload};
+use super::faults::{config, read_all, read_all_with_metadata, workload};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -372,49 +372,6 @@ fn a_store_writes_every_codec_and_reads_them_all() {
     ing.halt();
 }
 
-/// An entry as [`entries_with_metadata`] lists it: tenant, labels,
-/// timestamp, line and metadata pairs.
-type Row = (String, String, i64, String, Vec<(String, String)>);
-
-/// Every entry of every stream.
-fn entries_with_metadata(ing: &Ingester) -> Vec<Row> {
-    use larch_query::{Direction, LogSource, ScanRequest, StreamInfo};
-    let mut out = Vec::new();
-    for t in ing.tenants() {
-        for s in ing.streams_in_range(&t.id, i64::MIN, i64::MAX) {
-            let info = StreamInfo {
-                id: s.fp,
-                labels: s.labels.to_arc(),
-            };
-            let req = ScanRequest {
-                start: i64::MIN,
-                end: i64::MAX,
-                direction: Direction::Forward,
-                columns: Columns::ALL,
-                must_contain: vec![],
-                whole: None,
-            };
-            ing.scan(t.id.as_str(), &info, &req, &mut |b| {
-                for i in 0..b.len() {
-                    out.push((
-                        t.id.to_string(),
-                        s.labels.to_string(),
-                        b.timestamps[i],
-                        String::from_utf8_lossy(b.line(i)).into_owned(),
-                        larch_query::decode_metadata(b.metadata(i))
-                            .map(|(n, v)| (n.to_string(), v.to_string()))
-                            .collect(),
-                    ));
-                }
-                std::ops::ControlFlow::Continue(())
-            })
-            .unwrap();
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A WAL segment written by a store of 2026-12-05 (record kind 1: whole
 /// timestamps, metadata as it is), killed before any flush: a JSON push of
 /// two streams with discovered levels and one entry with a pair of its
@@ -472,12 +429,12 @@ fn a_wal_of_kind_1_records_replays() {
             level("warn"),
         ),
     ];
-    assert_eq!(entries_with_metadata(&ing), want);
+    assert_eq!(read_all_with_metadata(&ing), want);
     ing.flush_all();
     ing.halt();
     let (ing, report) =
         Ingester::open(config(dir.path(), false), Arc::new(Metrics::new())).unwrap();
     assert_eq!(report.replayed_entries, 0, "in chunks now: {report:?}");
-    assert_eq!(entries_with_metadata(&ing), want);
+    assert_eq!(read_all_with_metadata(&ing), want);
     ing.halt();
 }
