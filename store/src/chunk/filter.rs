@@ -9,7 +9,9 @@
 //! building the filter at ingest, and tying them to the column's offsets
 //! (not to the start of each word) lets the build run without a branch per
 //! byte: a pass that maps the bytes (which the compiler vectorises), then a
-//! pass over every other window.
+//! mask of the windows without a 0, 64 offsets at a time, whose set bits
+//! at even offsets are the windows added (about a third of them in log
+//! lines, so the others cost no branch of their own).
 //!
 //! A literal needle maps the same way. In a matching line it sits at some
 //! offset of the column, even or odd: if even, its windows at even offsets
@@ -46,6 +48,13 @@ const GRAM: usize = 4;
 
 /// Bytes of the lines column mapped at a time while building (even).
 const MAP_PIECE: usize = 4096;
+
+/// Bytes the window mask reads past a piece's last window start: the
+/// rest of its 64 offsets and the 8 bytes after them.
+const MASK_REACH: usize = 64 + 8;
+
+/// The even bit positions of a 64-bit mask.
+const EVEN_OFFSETS: u64 = 0x5555_5555_5555_5555;
 
 /// Filter format version.
 const VERSION: u8 = 4;
@@ -94,23 +103,44 @@ pub fn build(lines: &[u8]) -> Vec<u8> {
     let bits = (lines.len() / 8).clamp(4096, 1 << 20).next_power_of_two();
     let mut words = vec![0u64; bits / 64];
     let word_shift = 64 - (bits / 64).trailing_zeros();
+    let last = words.len() - 1;
     // The mapped bytes go through a small buffer, a piece of the column
     // at a time (pieces start at even offsets and overlap by the 3 bytes
     // a window reaches past them), rather than a copy of the whole column.
-    let mut mapped = [0u8; MAP_PIECE + GRAM - 1];
+    // Past the piece's bytes the buffer holds zeros, which no window keeps.
+    let mut mapped = [0u8; MAP_PIECE + MASK_REACH];
     let mut start = 0;
     while start + GRAM <= lines.len() {
         let end = (start + MAP_PIECE + GRAM - 1).min(lines.len());
-        let piece = &mut mapped[..end - start];
-        for (m, &b) in piece.iter_mut().zip(&lines[start..end]) {
+        let n = end - start;
+        for (m, &b) in mapped[..n].iter_mut().zip(&lines[start..end]) {
             *m = word_byte(b);
         }
-        for w in piece.windows(GRAM).step_by(2) {
-            let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            if !has_zero_byte(gram) {
-                let (word, mask) = position(gram, word_shift);
-                words[word] |= mask;
+        mapped[n..].fill(0);
+        // Window starts of this piece: the even offsets below MAP_PIECE
+        // (the next piece starts there). About two thirds of the windows
+        // of log lines hold a 0; a mask of the kept ones, 64 offsets at a
+        // time, visits only those.
+        let starts = (n + 1 - GRAM).min(MAP_PIECE);
+        let mut base = 0;
+        while base < starts {
+            let nonzero = nonzero_bits(&mapped[base..base + 64])
+                | (nonzero_bits8(&mapped[base + 64..base + 72]) << 64);
+            let whole = nonzero & (nonzero >> 1) & (nonzero >> 2) & (nonzero >> 3);
+            let mut keep = whole as u64 & EVEN_OFFSETS;
+            if starts - base < 64 {
+                keep &= (1u64 << (starts - base)) - 1;
             }
+            while keep != 0 {
+                let at = base + keep.trailing_zeros() as usize;
+                let w = &mapped[at..at + GRAM];
+                let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                let h = hash(gram);
+                // One shift: a built filter has at least 64 words.
+                words[(h >> word_shift) as usize & last] |= bits_of(h);
+                keep &= keep - 1;
+            }
+            base += 64;
         }
         start += MAP_PIECE;
     }
@@ -219,6 +249,29 @@ fn word_byte(b: u8) -> u8 {
     }
 }
 
+/// Bit `i` set when byte `i` of `bytes` (64 of them) is not 0.
+#[inline]
+fn nonzero_bits(bytes: &[u8]) -> u128 {
+    let mut bits = 0u128;
+    for (i, eight) in bytes.chunks_exact(8).enumerate() {
+        bits |= nonzero_bits8(eight) << (8 * i);
+    }
+    bits
+}
+
+/// Bit `i` set when byte `i` of `eight` (8 bytes) is not 0.
+#[inline]
+fn nonzero_bits8(eight: &[u8]) -> u128 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(eight);
+    let x = u64::from_le_bytes(b);
+    // The top bit of each byte: set when the byte is not 0 (no carry
+    // crosses a byte: each sum is at most 0xfe).
+    let high = (((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7f7f_7f7f_7f7f_7f7f) | x) & 0x8080_8080_8080_8080;
+    // Gathers the eight top bits into the top byte, byte i's at bit 56 + i.
+    u128::from((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56)
+}
+
 /// Whether any of the four bytes of `x` is 0.
 #[inline]
 fn has_zero_byte(x: u32) -> bool {
@@ -230,11 +283,22 @@ fn has_zero_byte(x: u32) -> bool {
 /// bottom twelve.
 #[inline]
 fn position(gram: u32, word_shift: u32) -> (usize, u64) {
-    let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h = hash(gram);
     // Two shifts: a filter of a single word (64 bits) shifts by 64 in all.
     let word = ((h >> 1) >> (word_shift - 1)) as usize;
-    let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63));
-    (word, mask)
+    (word, bits_of(h))
+}
+
+/// The multiplicative hash of a window.
+#[inline]
+fn hash(gram: u32) -> u64 {
+    u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The two bits a window of hash `h` sets in its word.
+#[inline]
+fn bits_of(h: u64) -> u64 {
+    (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63))
 }
 
 #[cfg(test)]

@@ -283,6 +283,35 @@ pub(crate) mod wire {
         ))
     }
 
+    /// Why a key is invalid: past 32 bits (`None`), or of an unknown wire
+    /// type or field 0.
+    #[cold]
+    fn bad_key(key: Option<u32>) -> DecodeError {
+        match key {
+            None => malformed("invalid key value"),
+            Some(key) if key & 7 > u32::from(I32) => {
+                malformed(format!("invalid wire type value: {}", key & 7))
+            }
+            Some(_) => malformed("invalid tag value: 0"),
+        }
+    }
+
+    #[cold]
+    fn not_utf8() -> DecodeError {
+        malformed("invalid string value: data is not UTF-8 encoded")
+    }
+
+    /// The value of a varint of at most 8 bytes, loaded little-endian
+    /// into `x` (the bytes past it 0): its 7-bit groups joined, pairs of
+    /// groups first, then pairs of pairs, then the two halves.
+    #[inline]
+    fn join_groups(x: u64) -> u64 {
+        let x = x & 0x7f7f_7f7f_7f7f_7f7f;
+        let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+        let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+        (x & 0x0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
+    }
+
     /// The unread rest of a message.
     pub(crate) struct Wire<'a>(pub(crate) &'a [u8]);
 
@@ -301,6 +330,22 @@ pub(crate) mod wire {
         }
 
         fn varint_long(&mut self) -> Result<u64, DecodeError> {
+            // Up to 8 bytes (56 bits: timestamps' seconds and nanoseconds,
+            // lengths) from one load, when 8 bytes are left to load.
+            if let Some(head) = self.0.first_chunk::<8>() {
+                let x = u64::from_le_bytes(*head);
+                let ends = !x & 0x8080_8080_8080_8080;
+                if ends != 0 {
+                    let len = ends.trailing_zeros() as usize / 8 + 1;
+                    let kept = if len == 8 {
+                        x
+                    } else {
+                        x & ((1u64 << (8 * len)) - 1)
+                    };
+                    self.0 = &self.0[len..];
+                    return Ok(join_groups(kept));
+                }
+            }
             let mut v = 0u64;
             for (i, &b) in self.0.iter().take(10).enumerate() {
                 if i == 9 && b > 1 {
@@ -322,14 +367,13 @@ pub(crate) mod wire {
         #[inline]
         pub(crate) fn key(&mut self) -> Result<(u32, u8), DecodeError> {
             let key = self.varint()?;
-            let key = u32::try_from(key).map_err(|_| malformed("invalid key value"))?;
+            let Ok(key) = u32::try_from(key) else {
+                return Err(bad_key(None));
+            };
             let wire = (key & 7) as u8;
-            if wire > I32 {
-                return Err(malformed(format!("invalid wire type value: {wire}")));
-            }
             let field = key >> 3;
-            if field == 0 {
-                return Err(malformed("invalid tag value: 0"));
+            if wire > I32 || field == 0 {
+                return Err(bad_key(Some(key)));
             }
             Ok((field, wire))
         }
@@ -353,8 +397,7 @@ pub(crate) mod wire {
 
         #[inline]
         pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
-            std::str::from_utf8(self.bytes()?)
-                .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
+            simdutf8::basic::from_utf8(self.bytes()?).map_err(|_| not_utf8())
         }
 
         pub(crate) fn skip(
@@ -678,6 +721,33 @@ mod tests {
             }
             let ours = plain(&raw, &mut Meter::unlimited()).ok();
             prop_assert_eq!(ours, via_prost(&raw));
+        }
+
+        /// Varints of every length, followed by any bytes (so that both
+        /// the one-load path and the byte loop are taken), read as prost
+        /// reads them, and what is left after them.
+        #[test]
+        fn varints_read_as_prost_reads_them(
+            v in any::<u64>(),
+            shift in 0u32..64,
+            tail in proptest::collection::vec(any::<u8>(), 0..12),
+            raw in proptest::collection::vec(any::<u8>(), 0..14),
+        ) {
+            let mut buf = Vec::new();
+            prost::encoding::encode_varint(v >> shift, &mut buf);
+            let len = buf.len();
+            buf.extend_from_slice(&tail);
+            let mut w = wire::Wire(&buf);
+            prop_assert_eq!(w.varint().ok(), Some(v >> shift));
+            prop_assert_eq!(w.0.len(), buf.len() - len);
+            // Any bytes: the same value, or both refuse.
+            let mut w = wire::Wire(&raw);
+            let mut theirs: &[u8] = &raw;
+            let want = prost::encoding::decode_varint(&mut theirs).ok();
+            prop_assert_eq!(w.varint().ok(), want);
+            if want.is_some() {
+                prop_assert_eq!(w.0.len(), theirs.len());
+            }
         }
     }
 }
