@@ -661,8 +661,10 @@ fn validate_entries(
     let newest = now.saturating_add(limits.creation_grace_period.as_nanos_i64());
     let max_line = limits.max_line_size.0 as usize;
     let total = stream.entries.len();
-    let mut accepted = Vec::with_capacity(total);
     let mut accepted_bytes = 0u64;
+    // A failure that ends the request (the level pairs' charge); the
+    // entries after it are dropped unread.
+    let mut failed: Option<DecodeError> = None;
     // The level of the stream's own level label, if it has one.
     let labelled = levels.as_ref().and_then(|_| stream_level(labels));
     let mut tally = Tally::default();
@@ -676,7 +678,12 @@ fn validate_entries(
                 out.report(msg);
             }
         };
-    for mut e in stream.entries {
+    // An entry and its WAL form have the same size, so the accepted
+    // entries are collected into the allocation the decoded ones came in.
+    let accepted: Vec<WalEntry> = stream.entries.into_iter().filter_map(|mut e| {
+        if failed.is_some() {
+            return None;
+        }
         let line_bytes = e.sent_len();
         if max_line > 0 && line_bytes > max_line {
             if limits.max_line_size_truncate {
@@ -688,7 +695,7 @@ fn validate_entries(
                         "max entry size '{max_line}' bytes exceeded for stream '{shown}' while adding an entry with length '{line_bytes}' bytes"
                     )
                 });
-                continue;
+                return None;
             }
         }
         if e.ts < oldest {
@@ -699,7 +706,7 @@ fn validate_entries(
                     rfc3339(oldest)
                 )
             });
-            continue;
+            return None;
         }
         if e.ts > newest {
             reject(Reason::TooFarInFuture, line_bytes, out, &|| {
@@ -708,7 +715,7 @@ fn validate_entries(
                     rfc3339(e.ts)
                 )
             });
-            continue;
+            return None;
         }
         if !e.metadata.is_empty() {
             if !limits.allow_structured_metadata {
@@ -722,7 +729,7 @@ fn validate_entries(
                         )
                     },
                 );
-                continue;
+                return None;
             }
             let size: usize = e
                 .metadata
@@ -737,7 +744,7 @@ fn validate_entries(
                         "stream '{shown}' has structured metadata too large: '{size}' bytes, limit: '{max_size}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it."
                     )
                 });
-                continue;
+                return None;
             }
             let max_count = limits.max_structured_metadata_entries_count;
             if max_count > 0 && e.metadata.len() > max_count {
@@ -747,7 +754,7 @@ fn validate_entries(
                         "stream '{shown}' has too many structured metadata labels: '{count}', limit: '{max_count}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it."
                     )
                 });
-                continue;
+                return None;
             }
             e.metadata.sort();
         }
@@ -783,7 +790,10 @@ fn validate_entries(
         };
         if let Some(level) = level {
             let pair = encoded_pair_len(DETECTED_LEVEL, level);
-            charge.level(pair)?;
+            if let Err(err) = charge.level(pair) {
+                failed = Some(err);
+                return None;
+            }
             level_bytes += pair;
             size += pair;
         }
@@ -799,11 +809,14 @@ fn validate_entries(
         };
         debug_assert_eq!(meta.len(), size);
         accepted_bytes += (e.line.len() + meta.len() - level_bytes) as u64;
-        accepted.push(WalEntry {
+        Some(WalEntry {
             ts: e.ts,
             line: e.line,
             meta,
-        });
+        })
+    }).collect();
+    if let Some(err) = failed {
+        return Err(err);
     }
     tally.into(out);
     if rejected > MAX_ERRORS_PER_STREAM {
@@ -876,6 +889,27 @@ mod tests {
 
     fn run(streams: Vec<PushStream>, limits: &Limits) -> Validated {
         validate(Push::new(streams), limits, NOW, "fake")
+    }
+
+    #[test]
+    fn accepted_entries_keep_the_allocation_they_were_decoded_in() {
+        let entries: Vec<PushEntry> = (0..1000)
+            .map(|i| {
+                if i % 7 == 3 {
+                    // Rejected: too far in the future.
+                    entry(NOW + 86_400_000_000_000, "late")
+                } else {
+                    entry(NOW, "level=info ok")
+                }
+            })
+            .collect();
+        let at = entries.as_ptr() as usize;
+        let v = run(vec![text(r#"{app="api"}"#, entries)], &Limits::default());
+        assert_eq!(v.streams.len(), 1);
+        let kept = &v.streams[0].entries;
+        assert_eq!(kept.len(), 1000 - 143);
+        assert_eq!(kept.as_ptr() as usize, at, "collected into a new allocation");
+        assert!(kept.iter().all(|e| e.line.as_bytes() == b"level=info ok"));
     }
 
     #[test]
