@@ -908,7 +908,11 @@ mod tests {
         assert_eq!(v.streams.len(), 1);
         let kept = &v.streams[0].entries;
         assert_eq!(kept.len(), 1000 - 143);
-        assert_eq!(kept.as_ptr() as usize, at, "collected into a new allocation");
+        assert_eq!(
+            kept.as_ptr() as usize,
+            at,
+            "collected into a new allocation"
+        );
         assert!(kept.iter().all(|e| e.line.as_bytes() == b"level=info ok"));
     }
 
