@@ -8,10 +8,11 @@
 //! column and holds no 0 is added. Half the windows halve the cost of
 //! building the filter at ingest, and tying them to the column's offsets
 //! (not to the start of each word) lets the build run without a branch per
-//! byte: a pass that maps the bytes (which the compiler vectorises), then a
-//! mask of the windows without a 0, 64 offsets at a time, whose set bits
-//! at even offsets are the windows added (about a third of them in log
-//! lines, so the others cost no branch of their own).
+//! byte: a pass that marks the letters and digits (which the compiler
+//! vectorises), then a mask of the windows of four marked bytes, 64
+//! offsets at a time, whose set bits at even offsets are the windows added
+//! (about a third of them in log lines, so the others cost no branch of
+//! their own). Such a window's mapped bytes are its bytes with bit 5 set.
 //!
 //! A literal needle maps the same way. In a matching line it sits at some
 //! offset of the column, even or odd: if even, its windows at even offsets
@@ -46,7 +47,7 @@ use super::codec::{self, Codec, Encoding};
 /// Length of the windows.
 const GRAM: usize = 4;
 
-/// Bytes of the lines column mapped at a time while building (even).
+/// Bytes of the lines column marked at a time while building (even).
 const MAP_PIECE: usize = 4096;
 
 /// Bytes the window mask reads past a piece's last window start: the
@@ -104,37 +105,41 @@ pub fn build(lines: &[u8]) -> Vec<u8> {
     let mut words = vec![0u64; bits / 64];
     let word_shift = 64 - (bits / 64).trailing_zeros();
     let last = words.len() - 1;
-    // The mapped bytes go through a small buffer, a piece of the column
-    // at a time (pieces start at even offsets and overlap by the 3 bytes
-    // a window reaches past them), rather than a copy of the whole column.
-    // Past the piece's bytes the buffer holds zeros, which no window keeps.
-    let mut mapped = [0u8; MAP_PIECE + MASK_REACH];
+    // The column is read a piece at a time (pieces start at even offsets
+    // and overlap by the 3 bytes a window reaches past them). A pass the
+    // compiler vectorises marks each byte of the piece that is a letter or
+    // a digit with a 1 (past the piece's bytes the buffer holds 0s, which
+    // no window keeps). A window of four marked bytes maps to its bytes
+    // with bit 5 set: that lower-cases a letter and leaves a digit as it
+    // is.
+    let mut marks = [0u8; MAP_PIECE + MASK_REACH];
     let mut start = 0;
     while start + GRAM <= lines.len() {
         let end = (start + MAP_PIECE + GRAM - 1).min(lines.len());
-        let n = end - start;
-        for (m, &b) in mapped[..n].iter_mut().zip(&lines[start..end]) {
-            *m = word_byte(b);
+        let piece = &lines[start..end];
+        let n = piece.len();
+        for (m, &b) in marks[..n].iter_mut().zip(piece) {
+            *m = u8::from(word_byte(b) != 0);
         }
-        mapped[n..].fill(0);
+        marks[n..].fill(0);
         // Window starts of this piece: the even offsets below MAP_PIECE
         // (the next piece starts there). About two thirds of the windows
-        // of log lines hold a 0; a mask of the kept ones, 64 offsets at a
-        // time, visits only those.
+        // of log lines hold a byte that is neither; a mask of the kept
+        // ones, 64 offsets at a time, visits only those.
         let starts = (n + 1 - GRAM).min(MAP_PIECE);
         let mut base = 0;
         while base < starts {
-            let nonzero = nonzero_bits(&mapped[base..base + 64])
-                | (nonzero_bits8(&mapped[base + 64..base + 72]) << 64);
-            let whole = nonzero & (nonzero >> 1) & (nonzero >> 2) & (nonzero >> 3);
+            let marked = mark_bits(&marks[base..base + 64])
+                | (mark_bits8(&marks[base + 64..base + 72]) << 64);
+            let whole = marked & (marked >> 1) & (marked >> 2) & (marked >> 3);
             let mut keep = whole as u64 & EVEN_OFFSETS;
             if starts - base < 64 {
                 keep &= (1u64 << (starts - base)) - 1;
             }
             while keep != 0 {
                 let at = base + keep.trailing_zeros() as usize;
-                let w = &mapped[at..at + GRAM];
-                let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                let w = &piece[at..at + GRAM];
+                let gram = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) | 0x2020_2020;
                 let h = hash(gram);
                 // One shift: a built filter has at least 64 words.
                 words[(h >> word_shift) as usize & last] |= bits_of(h);
@@ -249,27 +254,25 @@ fn word_byte(b: u8) -> u8 {
     }
 }
 
-/// Bit `i` set when byte `i` of `bytes` (64 of them) is not 0.
+/// Bit `i` set when byte `i` of `marks` (64 of them, each 0 or 1) is 1.
 #[inline]
-fn nonzero_bits(bytes: &[u8]) -> u128 {
+fn mark_bits(marks: &[u8]) -> u128 {
     let mut bits = 0u128;
-    for (i, eight) in bytes.chunks_exact(8).enumerate() {
-        bits |= nonzero_bits8(eight) << (8 * i);
+    for (i, eight) in marks.chunks_exact(8).enumerate() {
+        bits |= mark_bits8(eight) << (8 * i);
     }
     bits
 }
 
-/// Bit `i` set when byte `i` of `eight` (8 bytes) is not 0.
+/// Bit `i` set when byte `i` of `eight` (8 bytes, each 0 or 1) is 1.
 #[inline]
-fn nonzero_bits8(eight: &[u8]) -> u128 {
+fn mark_bits8(eight: &[u8]) -> u128 {
     let mut b = [0u8; 8];
     b.copy_from_slice(eight);
-    let x = u64::from_le_bytes(b);
-    // The top bit of each byte: set when the byte is not 0 (no carry
-    // crosses a byte: each sum is at most 0xfe).
-    let high = (((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7f7f_7f7f_7f7f_7f7f) | x) & 0x8080_8080_8080_8080;
-    // Gathers the eight top bits into the top byte, byte i's at bit 56 + i.
-    u128::from((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56)
+    // One multiply gathers the eight low bits into the top byte, byte
+    // i's at bit 56 + i (no two partial products meet, so nothing
+    // carries).
+    u128::from(u64::from_le_bytes(b).wrapping_mul(0x0102_0408_1020_4080) >> 56)
 }
 
 /// Whether any of the four bytes of `x` is 0.
