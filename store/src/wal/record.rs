@@ -46,6 +46,8 @@ const META_LEN_BASE: u64 = 16;
 pub const FRAME_HEADER: usize = 8;
 /// Offset of the sequence number within a frame.
 const SEQ_AT: usize = FRAME_HEADER + 1;
+/// Where a frame's checksum is.
+const CRC_AT: usize = 4;
 /// Largest record accepted when reading (a corrupt length must not make us
 /// allocate gigabytes).
 pub const MAX_RECORD: usize = 1 << 30;
@@ -123,6 +125,12 @@ pub fn encode_push_into<'a>(
             }
         }
     }
+    // The checksum of what follows the sequence number, taken while the
+    // bytes just written are in this core's cache (the WAL writer, on
+    // another thread, would read them from memory); it waits in the
+    // checksum field for `finish_frame`.
+    let tail = crc32fast::hash(&buf[SEQ_AT + 8..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&tail.to_le_bytes());
     buf
 }
 
@@ -169,13 +177,24 @@ fn uvarint_len(v: u64) -> usize {
 }
 
 /// Numbers a frame from [`encode_push`] and seals it with length and
-/// checksum.
+/// checksum. The frame's checksum field holds, from the encoder, the
+/// checksum of the bytes after the sequence number: the payload's is
+/// that of its first 9 bytes (kind and number) joined to it, without
+/// reading the rest again.
 pub fn finish_frame(frame: &mut [u8], seq: u64) {
     frame[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_le_bytes());
     let payload_len = (frame.len() - FRAME_HEADER) as u32;
-    let crc = crc32fast::hash(&frame[FRAME_HEADER..]);
+    let mut field = [0u8; 4];
+    field.copy_from_slice(&frame[CRC_AT..CRC_AT + 4]);
+    let tail_len = (frame.len() - SEQ_AT - 8) as u64;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&frame[FRAME_HEADER..SEQ_AT + 8]);
+    crc.combine(&crc32fast::Hasher::new_with_initial_len(
+        u32::from_le_bytes(field),
+        tail_len,
+    ));
     frame[0..4].copy_from_slice(&payload_len.to_le_bytes());
-    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    frame[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.finalize().to_le_bytes());
 }
 
 /// A push record decoded in place: names, values, lines and metadata
@@ -537,6 +556,7 @@ mod tests {
                 ],
                 1..5,
             ),
+            seq in any::<u64>(),
         ) {
             let labels = LabelSet::from_pairs([("app", "a")]);
             let entries: Vec<WalEntry> = ts
@@ -549,8 +569,11 @@ mod tests {
                 })
                 .collect();
             let mut frame = encode_push("t", [(&labels, entries.as_slice())].into_iter());
-            finish_frame(&mut frame, 9);
+            finish_frame(&mut frame, seq);
+            // The checksum joined from the encoder's is the payload's.
+            prop_assert_eq!(&frame[CRC_AT..CRC_AT + 4], &crc32fast::hash(&frame[FRAME_HEADER..]).to_le_bytes());
             let rec = decode_push(&frame[FRAME_HEADER..]).unwrap();
+            prop_assert_eq!(rec.seq, seq);
             prop_assert_eq!(rec.streams, vec![(labels, entries)]);
         }
 
