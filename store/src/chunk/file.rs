@@ -156,12 +156,23 @@ impl ChunkParts {
     /// Writes the whole file: these parts around `blocks` (the blocks they
     /// were made for).
     pub fn write_to(&self, w: &mut impl Write, blocks: &[&EncodedBlock]) -> io::Result<()> {
-        w.write_all(&self.head)?;
-        for (h, b) in self.block_heads.iter().zip(blocks) {
-            w.write_all(h)?;
-            w.write_all(&b.bytes)?;
+        for part in self.slices(blocks) {
+            w.write_all(part)?;
         }
-        w.write_all(&self.tail)
+        Ok(())
+    }
+
+    /// The whole file as the slices it is made of, in order: these parts
+    /// and `blocks` (the blocks they were made for), none of them copied.
+    pub fn slices<'a>(&'a self, blocks: &[&'a EncodedBlock]) -> Vec<&'a [u8]> {
+        let mut out = Vec::with_capacity(2 + 2 * blocks.len());
+        out.push(self.head.as_slice());
+        for (h, b) in self.block_heads.iter().zip(blocks) {
+            out.push(h.as_slice());
+            out.push(b.bytes.as_slice());
+        }
+        out.push(self.tail.as_slice());
+        out
     }
 }
 

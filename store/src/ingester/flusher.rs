@@ -276,9 +276,8 @@ fn write_chunk(
         _ => format!("{:016x}-{:08x}", sealed.max_seq, parts.index_crc),
     };
     let key = ing.chunk_key(&tenant.id, stream.fp, &id);
-    let mut bytes = Vec::with_capacity(usize::try_from(parts.size).unwrap_or(0));
-    parts.write_to(&mut bytes, &refs)?;
-    ing.bucket.put(&key, bytes.into())?;
+    // Blocks go to the file as they are held, not gathered first.
+    ing.bucket.put_parts(&key, &parts.slices(&refs))?;
     let size = parts.size;
 
     let chunk = ChunkRef {
