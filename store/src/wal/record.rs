@@ -180,7 +180,7 @@ fn uvarint_len(v: u64) -> usize {
 /// checksum. The frame's checksum field holds, from the encoder, the
 /// checksum of the bytes after the sequence number: the payload's is
 /// that of its first 9 bytes (kind and number) joined to it, without
-/// reading the rest again.
+/// reading the rest again. So a frame is finished once, as encoded.
 pub fn finish_frame(frame: &mut [u8], seq: u64) {
     frame[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_le_bytes());
     let payload_len = (frame.len() - FRAME_HEADER) as u32;
