@@ -226,12 +226,27 @@ def venv_bin(name: str) -> str:
     return found
 
 
+_NEXT_PORT = [0]
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on now, between 20000
+    and 31999, as the Rust test kit picks them (`testkit/src/port.rs`):
+    below the kernel's ephemeral range, so that no outgoing connection
+    takes it before the server binds it, and distinct per call in this
+    process (offset by its pid), so that two ports handed out before
+    either is bound (a store's HTTP and gRPC) are never the same."""
+    for _ in range(12_000):
+        n = _NEXT_PORT[0]
+        _NEXT_PORT[0] += 1
+        port = 20_000 + (os.getpid() * 97 + n) % 12_000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise RuntimeError("no free port between 20000 and 31999 on 127.0.0.1")
 
 
 def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
