@@ -112,17 +112,33 @@ impl HeadBlock {
 
     /// An empty block, compressed with `encoding` when cut.
     pub fn with_encoding(encoding: Encoding) -> HeadBlock {
-        HeadBlock {
+        let mut b = HeadBlock {
             ts: Vec::new(),
-            offsets: vec![0],
+            offsets: Vec::new(),
             lines: Vec::new(),
-            meta_offsets: vec![0],
+            meta_offsets: Vec::new(),
             meta: Vec::new(),
             sorted: true,
             encoding,
-            min: i64::MAX,
-            max: i64::MIN,
-        }
+            min: 0,
+            max: 0,
+        };
+        b.empty();
+        b
+    }
+
+    /// Empties the block, keeping its buffers.
+    fn empty(&mut self) {
+        self.ts.clear();
+        self.offsets.clear();
+        self.offsets.push(0);
+        self.lines.clear();
+        self.meta_offsets.clear();
+        self.meta_offsets.push(0);
+        self.meta.clear();
+        self.sorted = true;
+        self.min = i64::MAX;
+        self.max = i64::MIN;
     }
 
     /// Sets how the block is compressed when cut (this block and the next
@@ -246,16 +262,7 @@ impl HeadBlock {
     /// back when the chunk is sealed.
     pub fn cut_full(&mut self) -> EncodedBlock {
         let enc = self.encode();
-        self.ts.clear();
-        self.offsets.clear();
-        self.offsets.push(0);
-        self.lines.clear();
-        self.meta_offsets.clear();
-        self.meta_offsets.push(0);
-        self.meta.clear();
-        self.sorted = true;
-        self.min = i64::MAX;
-        self.max = i64::MIN;
+        self.empty();
         enc
     }
 }
