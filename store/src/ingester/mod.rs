@@ -44,22 +44,23 @@ pub use writer::{WriteError, WriteOutcome};
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// A directory or file could not be used.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {cause}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// Where.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why: part of the message, not a separate cause, so that a
+        /// message printed with its causes says it once.
+        cause: std::io::Error,
     },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
-    move |source| OpenError::Io {
+    move |cause| OpenError::Io {
         what,
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
