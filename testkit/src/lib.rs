@@ -14,6 +14,8 @@
 //!   and mTLS tests ([`http::Tls`] is the client side).
 //! * [`s3`]: a real S3-compatible server (`s3s-fs`), installed once into
 //!   `.test-deps/`.
+//! * [`azurite`]: Azure Blob Storage's emulator (Azurite, from npm), the
+//!   same way.
 //! * [`free_port`], [`now_ns`], [`wait_for`], [`procfs`] (a process' memory,
 //!   I/O and CPU time as Linux reports them), [`metrics`] (the Prometheus
 //!   text format as a map).
@@ -54,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+pub mod azurite;
 mod binary;
 pub mod engine;
 pub mod http;

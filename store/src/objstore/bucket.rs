@@ -358,8 +358,13 @@ impl Bucket {
                 .block(self.store.list_with_delimiter(Some(&path)))
                 .map(|_| ())
                 .map_err(|e| {
+                    // S3 names a missing bucket `NoSuchBucket`, Azure a
+                    // missing container `ContainerNotFound`; both arrive
+                    // as generic errors of a listing.
+                    let chain = error_chain(&e);
                     let missing = matches!(e, object_store::Error::NotFound { .. })
-                        || error_chain(&e).contains("NoSuchBucket");
+                        || chain.contains("NoSuchBucket")
+                        || chain.contains("ContainerNotFound");
                     let e = map_err("listing", "segments/", e);
                     if missing {
                         std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())

@@ -1,11 +1,13 @@
 //! Object storage and roles with real processes: a `write` node flushing
 //! to a bucket, `read` nodes started with empty data directories, a
 //! `backend` compacting, against a real S3-compatible server (`s3s-fs`)
-//! and against the filesystem backend (the same tests).
+//! and against the filesystem backend (the same tests); writing and
+//! reading also against Azure Blob Storage's emulator (Azurite).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use larch_testkit::azurite::AzuriteServer;
 use larch_testkit::http::{percent, request};
 use larch_testkit::push::protobuf_lines;
 use larch_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
@@ -18,6 +20,7 @@ const SEC: i64 = 1_000_000_000;
 /// Where the cluster's flushed data lives.
 enum Bucket {
     S3(Box<S3Server>),
+    Azure(Box<AzuriteServer>),
     Dir(tempfile::TempDir),
     /// A directory the test owns (on a small tmpfs).
     Path(std::path::PathBuf),
@@ -28,6 +31,10 @@ impl Bucket {
         Bucket::S3(Box::new(S3Server::start("larch")))
     }
 
+    fn azure() -> Bucket {
+        Bucket::Azure(Box::new(AzuriteServer::start("larch")))
+    }
+
     fn dir() -> Bucket {
         Bucket::Dir(tempfile::tempdir().unwrap())
     }
@@ -35,6 +42,7 @@ impl Bucket {
     fn yaml(&self) -> String {
         match self {
             Bucket::S3(s) => s.storage_yaml("larch"),
+            Bucket::Azure(a) => a.storage_yaml("larch"),
             Bucket::Dir(d) => format!(
                 "storage:\n  backend: filesystem\n  filesystem:\n    dir: {}\n",
                 d.path().display()
@@ -193,6 +201,9 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 fn bucket_root(bucket: &Bucket) -> std::path::PathBuf {
     match bucket {
         Bucket::S3(s) => s.root.join("larch"),
+        Bucket::Azure(_) => {
+            panic!("Azurite keeps its blobs in a database of its own, not as files")
+        }
         Bucket::Dir(d) => d.path().to_path_buf(),
         Bucket::Path(p) => p.clone(),
     }
@@ -267,6 +278,11 @@ fn write_then_read_nodes_s3() {
 #[test]
 fn write_then_read_nodes_filesystem() {
     write_then_read(Bucket::dir());
+}
+
+#[test]
+fn write_then_read_nodes_azure() {
+    write_then_read(Bucket::azure());
 }
 
 fn metric(p: &StoreProcess, name: &str) -> f64 {
@@ -383,6 +399,55 @@ fn bucket_outage_loses_and_doubles_nothing() {
 }
 
 /// Wrong credentials stop the start with a message naming the bucket.
+/// Runs `larch-store --target write` with `storage` until it exits (it
+/// must: the bucket check fails), giving its stderr.
+fn refused_at_start(storage: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("store.yaml");
+    std::fs::write(&config, storage).unwrap();
+    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
+        .args([
+            "--target",
+            "write",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_wrong_azure_key_or_container_is_refused_at_start() {
+    let azure = AzuriteServer::start("larch");
+    // Another key, of the right form.
+    let wrong_key = azure.storage_yaml("larch").replace(
+        larch_testkit::azurite::ACCESS_KEY,
+        "bm90LXRoZS1rZXktbm90LXRoZS1rZXktbm90LXRoZS1rZXktbm90LXRoZS1rZXk=",
+    );
+    let err = refused_at_start(&wrong_key);
+    assert!(
+        err.contains("cannot use azure container devstoreaccount1/larch"),
+        "{err}"
+    );
+    assert!(err.contains("the credentials were refused"), "{err}");
+    let err = refused_at_start(&azure.storage_yaml("absent"));
+    assert!(
+        err.contains("cannot use azure container devstoreaccount1/absent"),
+        "{err}"
+    );
+    assert!(err.contains("the bucket does not exist"), "{err}");
+    // Every cause is said once.
+    assert_eq!(err.matches("cannot use").count(), 1, "{err}");
+}
+
 #[test]
 fn wrong_credentials_are_refused_at_start() {
     let s3 = S3Server::start("larch");
