@@ -8,11 +8,10 @@
 //! runs the same `npm install` itself, under a lock so that parallel tests
 //! install it once).
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{Process, ProcessBuilder};
 
@@ -95,15 +94,7 @@ impl AzuriteServer {
     }
 
     fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite did not listen on port {} within 60 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::port::wait_listening("Azurite", self.port, Duration::from_secs(60));
     }
 
     /// The account's URL (Azurite names the account in the path).

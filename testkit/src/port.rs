@@ -6,8 +6,9 @@
 //! the server's bind. These come from below that range, distinct per call
 //! in this process and offset by its pid.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// A port on 127.0.0.1 that nothing listens on now, between 20000 and
 /// 31999.
@@ -21,4 +22,17 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port between 20000 and 31999 on 127.0.0.1")
+}
+
+/// Waits until something accepts connections on `port` of 127.0.0.1;
+/// panics, naming `what`, if nothing does `within`.
+pub(crate) fn wait_listening(what: &str, port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,11 +7,10 @@
 //! missing installs it itself, which takes about four minutes, under a
 //! lock so that parallel tests install it once).
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{Process, ProcessBuilder};
 
@@ -79,15 +78,7 @@ impl S3Server {
     }
 
     fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "s3s-fs did not listen on port {} within 30 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::port::wait_listening("s3s-fs", self.port, Duration::from_secs(30));
     }
 
     /// Its endpoint URL.

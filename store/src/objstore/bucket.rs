@@ -390,19 +390,16 @@ impl Bucket {
 
     /// Writes `bytes` at `key` (whole, or not at all).
     pub fn put(&self, key: &str, bytes: Bytes) -> std::io::Result<()> {
+        if self.local.is_some() {
+            return self.put_parts(key, &[&bytes]);
+        }
         let started = Instant::now();
         let n = bytes.len();
-        let r = match &self.local {
-            Some(root) => crate::ingester::flusher::write_durably(&root.join(key), |f| {
-                std::io::Write::write_all(f, &bytes)
-            }),
-            None => {
-                let path = ObjPath::from(key);
-                self.block(self.store.put(&path, bytes.into()))
-                    .map(|_| ())
-                    .map_err(|e| map_err("writing", key, e))
-            }
-        };
+        let path = ObjPath::from(key);
+        let r = self
+            .block(self.store.put(&path, bytes.into()))
+            .map(|_| ())
+            .map_err(|e| map_err("writing", key, e));
         self.record("put", started, &r);
         if r.is_ok() {
             self.count_bytes("upload", n);

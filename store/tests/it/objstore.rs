@@ -398,10 +398,9 @@ fn bucket_outage_loses_and_doubles_nothing() {
     assert_eq!(lines(&r, start, end), want);
 }
 
-/// Wrong credentials stop the start with a message naming the bucket.
-/// Runs `larch-store --target write` with `storage` until it exits (it
-/// must: the bucket check fails), giving its stderr.
-fn refused_at_start(storage: &str) -> String {
+/// Runs `larch-store --target write` with `storage` and `env` until it
+/// exits (it must: the bucket check fails), giving its stderr.
+fn refused_at_start(storage: &str, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("store.yaml");
     std::fs::write(&config, storage).unwrap();
@@ -418,6 +417,7 @@ fn refused_at_start(storage: &str) -> String {
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&config)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -432,13 +432,13 @@ fn a_wrong_azure_key_or_container_is_refused_at_start() {
         larch_testkit::azurite::ACCESS_KEY,
         "bm90LXRoZS1rZXktbm90LXRoZS1rZXktbm90LXRoZS1rZXktbm90LXRoZS1rZXk=",
     );
-    let err = refused_at_start(&wrong_key);
+    let err = refused_at_start(&wrong_key, &[]);
     assert!(
         err.contains("cannot use azure container devstoreaccount1/larch"),
         "{err}"
     );
     assert!(err.contains("the credentials were refused"), "{err}");
-    let err = refused_at_start(&azure.storage_yaml("absent"));
+    let err = refused_at_start(&azure.storage_yaml("absent"), &[]);
     assert!(
         err.contains("cannot use azure container devstoreaccount1/absent"),
         "{err}"
@@ -448,32 +448,18 @@ fn a_wrong_azure_key_or_container_is_refused_at_start() {
     assert_eq!(err.matches("cannot use").count(), 1, "{err}");
 }
 
+/// Wrong credentials stop the start with a message naming the bucket.
 #[test]
 fn wrong_credentials_are_refused_at_start() {
     let s3 = S3Server::start("larch");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("store.yaml");
     // The file takes its credentials from the environment.
-    std::fs::write(&config, s3.storage_yaml("larch")).unwrap();
-    let out = std::process::Command::new(larch_testkit::binary("larch-store"))
-        .args([
-            "--target",
-            "write",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_at_start(
+        &s3.storage_yaml("larch"),
+        &[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        ],
+    );
     assert!(err.contains("cannot use s3 bucket larch"), "{err}");
     assert!(err.contains("credentials"), "{err}");
 }
