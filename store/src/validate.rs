@@ -193,6 +193,9 @@ pub struct Validated {
     pub total_entries: u64,
     /// Bytes (lines plus metadata) accepted.
     pub accepted_bytes: u64,
+    /// The push's body, which the accepted lines are slices of (see
+    /// [`crate::push::SourceBody`]); `None` when they own their bytes.
+    pub source: Option<crate::push::SourceBody>,
 }
 
 impl Validated {
@@ -342,10 +345,14 @@ fn validate_inner(
         total_entries: push.entry_count() as u64,
         ..Validated::default()
     };
+    let Push {
+        streams, source, ..
+    } = push;
+    out.source = source;
     let mut by_fp: HashMap<u64, usize> = HashMap::new();
     let mut levels =
         (limits.allow_structured_metadata && limits.discover_log_levels).then(LevelDetector::new);
-    for stream in push.streams {
+    for stream in streams {
         let n = stream.entries.len() as u64;
         let bytes: u64 = stream.entries.iter().map(|e| e.sent_len() as u64).sum();
         let Canonical { labels, fp, .. } = match stream_labels(&stream, limits, cache) {

@@ -121,7 +121,12 @@ pub fn push(data: &[u8]) -> Outcome {
         return Outcome::Rejected;
     };
     let decoded = match (sel & 0x0f) % 6 {
-        0 => protobuf::decode_http(&raw, &mut meter),
+        // As the HTTP handler: the body, charged as received, kept for
+        // the WAL record.
+        0 => match meter.charge(raw.len()) {
+            Ok(()) => protobuf::decode_http_kept(&bytes::Bytes::copy_from_slice(&raw), &mut meter),
+            Err(e) => Err(e),
+        },
         1 => json::decode_v1(&raw, &mut meter),
         2 => json::decode_v0(&raw, &mut meter),
         3 => otlp::decode_protobuf(&raw, &mut meter),
@@ -170,9 +175,13 @@ pub fn push(data: &[u8]) -> Outcome {
             );
         }
         // What validation accepts is what the WAL stores: it must come
-        // back unchanged.
-        let mut frame =
-            record::encode_push("fuzz", std::iter::once((&*s.labels, s.entries.as_slice())));
+        // back unchanged (a kind 3 record when the push kept its body).
+        let mut frame = record::encode_push_into(
+            Vec::new(),
+            "fuzz",
+            v.source.as_ref(),
+            std::iter::once((&*s.labels, s.entries.as_slice())),
+        );
         record::finish_frame(&mut frame, 7);
         match record::decode_push(&frame[record::FRAME_HEADER..]) {
             Ok(rec) => {

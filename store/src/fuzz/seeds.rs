@@ -16,7 +16,7 @@ use crate::chunk::{ChunkHeader, Codec, EncodedBlock, Encoding, HeadBlock, encode
 use crate::encoding::put_bytes;
 use crate::index::{ChunkRef, Handles, IndexLog, IndexRecord};
 use crate::push::protobuf::encode_http;
-use crate::wal::record::{WalEntry, encode_push, finish_frame};
+use crate::wal::record::{WalEntry, encode_push, encode_push_into, finish_frame};
 use crate::wal::{Wal, list_segments};
 
 /// A named seed.
@@ -330,11 +330,13 @@ pub fn wal() -> Vec<Seed> {
             vec![entry(ts(0), "", &[])],
         )],
     );
-    let segment = written_segment(&[&f1, &f2]);
+    let f3 = body_frame(3);
+    let segment = written_segment(&[&f1, &f2, &f3]);
     let mut torn = segment.clone();
     torn.truncate(torn.len() - 5);
     vec![
         ("payload", with(0, &f1[8..])),
+        ("payload-kind-3", with(0, &f3[8..])),
         ("segment", with(0, &segment)),
         // Records of kind 1, as stores wrote them until 2026-12-05.
         (
@@ -344,6 +346,46 @@ pub fn wal() -> Vec<Seed> {
         ("segment-repair-twice", with(3, &segment)),
         ("segment-torn", with(2, &torn)),
     ]
+}
+
+/// A kind 3 frame: a snappy protobuf push decoded as the HTTP handler
+/// decodes it, validated, its record holding the body.
+fn body_frame(seq: u64) -> Vec<u8> {
+    let lines = ["order placed", "", "level=warn retrying", "payment ok"];
+    let req = logproto::PushRequest {
+        streams: vec![logproto::Stream {
+            labels: r#"{app="cart", namespace="shop"}"#.into(),
+            entries: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| logproto::Entry {
+                    timestamp: Some(logproto::Timestamp {
+                        seconds: ts(10 - i as i64) / 1_000_000_000,
+                        nanos: 0,
+                    }),
+                    line: (*l).into(),
+                    structured_metadata: Vec::new(),
+                    parsed: Vec::new(),
+                })
+                .collect(),
+            hash: 0,
+        }],
+        format: String::new(),
+    };
+    let body = bytes::Bytes::from(encode_http(&req));
+    let mut meter = crate::push::meter::Meter::unlimited();
+    let Ok(push) = crate::push::protobuf::decode_http_kept(&body, &mut meter) else {
+        return Vec::new();
+    };
+    let v = crate::validate::validate(push, &crate::config::Limits::default(), NOW, "tenant-a");
+    let mut f = encode_push_into(
+        Vec::new(),
+        "tenant-a",
+        v.source.as_ref(),
+        v.streams.iter().map(|s| (&*s.labels, s.entries.as_slice())),
+    );
+    finish_frame(&mut f, seq);
+    f
 }
 
 /// A segment file written through [`Wal`].

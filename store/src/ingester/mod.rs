@@ -646,6 +646,7 @@ impl Ingester {
         let frame = wal::record::encode_push_into(
             writer::FRAMES.take(),
             tenant.as_str(),
+            validated.source.as_ref(),
             validated
                 .streams
                 .iter()
@@ -655,6 +656,7 @@ impl Ingester {
         let req = writer::WriteRequest {
             tenant: t,
             streams: validated.streams,
+            source: validated.source,
             frame,
             reply,
         };

@@ -21,7 +21,7 @@ use super::tenant::Tenant;
 use super::{Ingester, cut_policy, note_activation};
 use crate::bufpool::BufPool;
 use crate::validate::{Reason, ValidStream, rfc3339};
-use crate::wal::record::{WalEntry, encode_push, finish_frame};
+use crate::wal::record::{WalEntry, encode_push_into, finish_frame};
 
 /// Most requests committed in one group.
 const MAX_GROUP: usize = 512;
@@ -44,6 +44,9 @@ pub struct WriteRequest {
     pub tenant: Arc<Tenant>,
     /// Validated streams.
     pub streams: Vec<ValidStream>,
+    /// The body their lines are slices of, for a record written again
+    /// ([`crate::push::SourceBody`]).
+    pub source: Option<crate::push::SourceBody>,
     /// Their WAL record, encoded by the request handler (unnumbered).
     pub frame: Vec<u8>,
     /// Where the outcome goes.
@@ -138,6 +141,7 @@ pub fn run(ing: Arc<Ingester>, mut rx: tokio::sync::mpsc::Receiver<WriteRequest>
                 req.tenant,
                 req.streams,
                 req.frame,
+                req.source.as_ref(),
                 policy,
                 &mut sealed,
                 &mut tail_events,
@@ -255,6 +259,7 @@ fn process(
     tenant: Arc<Tenant>,
     streams: Vec<ValidStream>,
     frame: Vec<u8>,
+    source: Option<&crate::push::SourceBody>,
     policy: super::stream::CutPolicy,
     sealed: &mut bool,
     tail_events: &mut Vec<Arc<super::tail::TailEvent>>,
@@ -409,8 +414,10 @@ fn process(
                 )
             })
             .collect();
-        encode_push(
+        encode_push_into(
+            FRAMES.take(),
             tenant.id.as_str(),
+            source,
             kept_entries
                 .iter()
                 .map(|(i, es)| (&*streams[*i].labels, es.as_slice()))

@@ -64,7 +64,11 @@ pub fn decode(
     match (format, json) {
         (Format::V1, true) => json::decode_v1(&raw, meter),
         (Format::Legacy, true) => json::decode_v0(&raw, meter),
-        (Format::V1 | Format::Legacy, false) => protobuf::decode_http(&raw, meter),
+        (Format::V1 | Format::Legacy, false) => match raw {
+            // The body as sent: kept for the WAL record.
+            std::borrow::Cow::Borrowed(_) => protobuf::decode_http_kept(body, meter),
+            std::borrow::Cow::Owned(raw) => protobuf::decode_http(&raw, meter),
+        },
         (Format::Otlp, true) => otlp::decode_json(&raw, meter),
         (Format::Otlp, false) => otlp::decode_protobuf(&raw, meter),
         (Format::Grpc, _) => {
@@ -88,6 +92,34 @@ pub struct Push {
     /// A decoder gives either only slices or only owned lines, so
     /// [`Push::heap_size`] counts this buffer once instead of its lines.
     pub held_body: usize,
+    /// The snappy body the lines were decompressed from, kept for the
+    /// push's WAL record (HTTP protobuf pushes in snappy's block format,
+    /// without a `Content-Encoding`); `None` for every other push.
+    pub source: Option<SourceBody>,
+}
+
+/// A protobuf push's body as the client compressed it, and what it
+/// decompressed to (which the push's lines are slices of). The push's
+/// WAL record holds the compressed body and where each line lies in the
+/// decompressed one, rather than a copy of every line: a quarter of the
+/// bytes to write and sync for log lines, and no copy of them into the
+/// record (`crate::wal::record`, kind 3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceBody {
+    /// The body as received: one snappy block.
+    pub compressed: Bytes,
+    /// What it decompresses to.
+    pub raw: Bytes,
+}
+
+impl SourceBody {
+    /// Where `line` starts in [`SourceBody::raw`], if it is a part of it.
+    /// (Only a slice of `raw` can lie within its memory while `raw` is
+    /// held.)
+    pub fn offset_of(&self, line: &[u8]) -> Option<usize> {
+        let at = (line.as_ptr() as usize).checked_sub(self.raw.as_ptr() as usize)?;
+        (at.checked_add(line.len())? <= self.raw.len()).then_some(at)
+    }
 }
 
 /// One stream of a push.
@@ -148,6 +180,7 @@ impl Push {
         Push {
             streams,
             held_body: 0,
+            source: None,
         }
     }
 
@@ -167,7 +200,9 @@ impl Push {
                     .map(|(n, v)| n.capacity() + v.capacity())
                     .sum::<usize>()
         };
-        let mut total = self.streams.capacity() * size_of::<PushStream>() + self.held_body;
+        let mut total = self.streams.capacity() * size_of::<PushStream>()
+            + self.held_body
+            + self.source.as_ref().map_or(0, |s| s.compressed.len());
         // Lines that are slices are counted by `held_body`.
         let owned_lines = self.held_body == 0;
         for s in &self.streams {

@@ -32,7 +32,7 @@ use prost::Message;
 
 use super::body::{read_limited, too_large_decompressed};
 use super::meter::Meter;
-use super::{DecodeError, Push, PushEntry, PushStream, StreamLabels};
+use super::{DecodeError, Push, PushEntry, PushStream, SourceBody, StreamLabels};
 use crate::bufpool::BufPool;
 use wire::{LEN, VARINT, Wire, expect};
 
@@ -47,6 +47,21 @@ pub const MAX_DEPTH: usize = 100;
 pub fn decode_http(body: &[u8], meter: &mut Meter) -> Result<Push, DecodeError> {
     let raw = snappy_decompress(body, meter)?;
     decode_plain(&raw, meter)
+}
+
+/// [`decode_http`], keeping the body and what it decompressed to as the
+/// push's [`Push::source`] when it is a snappy block (the WAL record of
+/// the push then holds the body instead of its lines).
+pub fn decode_http_kept(body: &Bytes, meter: &mut Meter) -> Result<Push, DecodeError> {
+    let raw = snappy_decompress(body, meter)?;
+    let mut push = decode_plain(&raw, meter)?;
+    if !body.starts_with(SNAPPY_FRAME_MAGIC) {
+        push.source = Some(SourceBody {
+            compressed: body.clone(),
+            raw,
+        });
+    }
+    Ok(push)
 }
 
 /// Buffers for decompressed bodies, kept between pushes (see
@@ -115,6 +130,7 @@ pub fn decode_plain(raw: &Bytes, meter: &mut Meter) -> Result<Push, DecodeError>
     Ok(Push {
         streams,
         held_body: raw.len(),
+        source: None,
     })
 }
 
@@ -508,6 +524,7 @@ mod tests {
         Some(Push {
             streams,
             held_body: raw.len(),
+            source: None,
         })
     }
 

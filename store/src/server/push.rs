@@ -312,10 +312,10 @@ fn decode_and_validate(
     )
     .map_err(PushError::Decode)?;
     drop(body);
-    // The body and decompressed buffers are gone, but for the one the
-    // lines are slices of (counted in the push's heap size); the push
-    // stays, and about as much again for its validated form and its WAL
-    // record.
+    // The decode's buffers are gone, but for the one the lines are slices
+    // of and the body a snappy protobuf push keeps for its WAL record
+    // (both counted in the push's heap size); the push stays, and about as
+    // much again for its validated form and its WAL record.
     meter.release_to(push.heap_size().saturating_mul(2));
     let received_lines = push.entry_count() as u64;
     let received_bytes = push

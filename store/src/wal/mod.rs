@@ -41,7 +41,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use record::{FRAME_HEADER, KIND_PUSH, KIND_PUSH_V1, MAX_RECORD, PushRecordRef};
+use record::{FRAME_HEADER, KIND_PUSH, KIND_PUSH_BODY, KIND_PUSH_V1, MAX_RECORD, PushRecordRef};
 
 use crate::quarantine::Quarantine;
 
@@ -335,8 +335,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The record whose frame starts at `pos`, if it checks out, and the bytes
-/// it takes.
-fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecordRef<'_>, usize)> {
+/// it takes; a kind 3 record's lines borrow `body`, where its body is
+/// decompressed.
+fn frame_at<'a>(
+    bytes: &'a [u8],
+    pos: usize,
+    body: &'a mut Vec<u8>,
+) -> Option<(PushRecordRef<'a>, usize)> {
     let head = bytes.get(pos..pos.checked_add(FRAME_HEADER)?)?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len == 0 || len > MAX_RECORD {
@@ -345,26 +350,30 @@ fn frame_at(bytes: &[u8], pos: usize) -> Option<(PushRecordRef<'_>, usize)> {
     let payload = bytes.get(pos + FRAME_HEADER..pos + FRAME_HEADER + len)?;
     // Cheap tests before the checksum: the kind, and a tenant id of the
     // right length (every payload starts kind | seq | str tenant).
-    if !matches!(payload[0], KIND_PUSH | KIND_PUSH_V1) || payload.len() < 10 || payload[9] == 0 {
+    if !matches!(payload[0], KIND_PUSH | KIND_PUSH_V1 | KIND_PUSH_BODY)
+        || payload.len() < 10
+        || payload[9] == 0
+    {
         return None;
     }
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    let rec = record::decode_push_ref(payload).ok()?;
+    let rec = record::decode_push_ref(payload, body).ok()?;
     Some((rec, FRAME_HEADER + len))
 }
 
 /// The first offset after `from` where a frame checks out.
-fn resync(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len()).find(|&q| frame_at(bytes, q).is_some())
+fn resync(bytes: &[u8], from: usize, body: &mut Vec<u8>) -> Option<usize> {
+    (from..bytes.len()).find(|&q| frame_at(bytes, q, body).is_some())
 }
 
 /// The sequence number of the oldest record in `dir`, if any: where the
 /// WAL's coverage starts. Reads the first frame of each segment in order
 /// (the whole segment only when that frame is damaged).
 pub fn first_seq(dir: &Path) -> io::Result<Option<u64>> {
+    let mut body = Vec::new();
     for index in list_segments(dir)? {
         let path = segment_path(dir, index);
         let mut f = match File::open(&path) {
@@ -379,7 +388,7 @@ pub fn first_seq(dir: &Path) -> io::Result<Option<u64>> {
                 let mut frame = head[8..].to_vec();
                 frame.resize(FRAME_HEADER + len, 0);
                 if f.read_exact(&mut frame[FRAME_HEADER..]).is_ok()
-                    && let Some((rec, _)) = frame_at(&frame, 0)
+                    && let Some((rec, _)) = frame_at(&frame, 0, &mut body)
                 {
                     return Ok(Some(rec.seq));
                 }
@@ -387,8 +396,8 @@ pub fn first_seq(dir: &Path) -> io::Result<Option<u64>> {
         }
         let mut bytes = Vec::new();
         File::open(&path)?.read_to_end(&mut bytes)?;
-        if let Some(q) = resync(&bytes, SEGMENT_MAGIC.len())
-            && let Some((rec, _)) = frame_at(&bytes, q)
+        if let Some(q) = resync(&bytes, SEGMENT_MAGIC.len(), &mut body)
+            && let Some((rec, _)) = frame_at(&bytes, q, &mut body)
         {
             return Ok(Some(rec.seq));
         }
@@ -407,6 +416,8 @@ pub fn replay(
 ) -> io::Result<(Vec<(u64, u64)>, ReplayStats)> {
     let segments = list_segments(dir)?;
     let mut stats = ReplayStats::default();
+    // Kind 3 records' bodies, decompressed one at a time.
+    let mut body = Vec::new();
     let mut out = Vec::with_capacity(segments.len());
     for (i, &index) in segments.iter().enumerate() {
         let newest = i + 1 == segments.len();
@@ -448,7 +459,7 @@ pub fn replay(
         let mut pos = SEGMENT_MAGIC.len();
         let mut bad_start: Option<usize> = None;
         while pos < bytes.len() {
-            if let Some((rec, used)) = frame_at(&bytes, pos) {
+            if let Some((rec, used)) = frame_at(&bytes, pos, &mut body) {
                 if let Some(start) = bad_start.take() {
                     tracing::error!(path = %path.display(), offset = start, bytes = pos - start, "Corrupt WAL records in the middle of a segment; replaying the records after them.");
                     stats.corruptions += 1;
@@ -463,7 +474,7 @@ pub fn replay(
                 continue;
             }
             bad_start.get_or_insert(pos);
-            match resync(&bytes, pos + 1) {
+            match resync(&bytes, pos + 1, &mut body) {
                 Some(q) => pos = q,
                 None => break,
             }

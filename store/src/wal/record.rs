@@ -5,6 +5,10 @@
 //! payload  u8 kind (2) | u64le seq | str tenant | uvarint nstreams
 //!          { uvarint npairs { str name | str value }* | uvarint nentries
 //!            { varint ts delta | str line | meta }* }*
+//!        | u8 kind (3) | u64le seq | str tenant | bytes body | uvarint nstreams
+//!          { uvarint npairs { str name | str value }* | uvarint nentries
+//!            { varint ts delta | varint line start delta | uvarint line length
+//!              | meta }* }*
 //! meta     uvarint m: 0 no metadata; 1 to 8 the lone pair detected_level=
 //!          trace, debug, info, warn, error, critical, fatal, unknown;
 //!          16 + n: n bytes of encoded metadata follow (9 to 15: damage)
@@ -16,9 +20,20 @@
 //! took twenty-one. Together about a sixth of a record of log lines of a
 //! hundred and forty bytes (BENCHMARKS.md, "Tenth round").
 //!
+//! Kind 3 is the record of a push whose lines are all slices of its body
+//! (a snappy protobuf push over HTTP, see [`crate::push::SourceBody`]):
+//! instead of the lines it holds the body as the client compressed it,
+//! and each line as where it starts in the decompressed body (the
+//! difference from where the stream's previous line ended, the first's
+//! from 0) and its length. For log lines that is about a quarter of a
+//! kind 2 record, and the lines are not copied into it; replay
+//! decompresses the body once per record and reads the lines from it
+//! (BENCHMARKS.md, "Twelfth round"). Every other push is written as
+//! kind 2.
+//!
 //! Kind 1, written until 2026-12-05, is still read: the same but for each
 //! entry `varint ts | str metadata`, the whole timestamp and the metadata
-//! as it is. A store from before then reads a kind 2 record as damage
+//! as it is. A store from before a kind was written reads it as damage
 //! (and saves it aside, see `wal`'s docs), so going back to such a
 //! version after writing must start from a flushed, empty WAL.
 //!
@@ -31,12 +46,15 @@ use larch_query::LabelSet;
 
 use crate::encoding::{
     FIXED_LEVELS, Malformed, Reader, fixed_level_index, fixed_level_meta, put_bytes, put_uvarint,
-    put_varint,
+    put_varint, snappy_len_plausible,
 };
-use crate::push::Line;
+use crate::push::{Line, SourceBody};
 
 /// Kind byte of a push record as written now.
 pub const KIND_PUSH: u8 = 2;
+/// Kind byte of a push record that holds its compressed body and where
+/// each line lies in it (see the module docs).
+pub const KIND_PUSH_BODY: u8 = 3;
 /// Kind byte of a push record as written until 2026-12-05 (whole
 /// timestamps, metadata as it is); still read.
 pub const KIND_PUSH_V1: u8 = 1;
@@ -86,55 +104,178 @@ pub fn encode_push<'a>(
     tenant: &str,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Vec<u8> {
-    encode_push_into(Vec::new(), tenant, streams)
+    encode_push_into(Vec::new(), tenant, None, streams)
 }
 
 /// [`encode_push`] into `buf`, a buffer used before (its contents are
-/// dropped): it grows only if the frame does not fit.
+/// dropped): it grows only if the frame does not fit. With `source`, the
+/// body the lines came in, and every line a slice of it, the record is
+/// of kind 3 (the body and where each line lies in it); else kind 2.
 pub fn encode_push_into<'a>(
-    mut buf: Vec<u8>,
+    buf: Vec<u8>,
     tenant: &str,
+    source: Option<&SourceBody>,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Vec<u8> {
+    let mut buf = buf;
+    if let Some(src) = source {
+        match encode_body_push(buf, tenant, src, streams.clone()) {
+            Ok(frame) => return frame,
+            Err(back) => buf = back,
+        }
+    }
     let size = encoded_push_len(tenant, streams.clone());
     buf.clear();
     buf.reserve_exact(size);
-    buf.resize(FRAME_HEADER, 0);
-    buf.push(KIND_PUSH);
-    buf.extend_from_slice(&0u64.to_le_bytes());
-    put_bytes(&mut buf, tenant.as_bytes());
+    put_header(&mut buf, KIND_PUSH, tenant);
     put_uvarint(&mut buf, streams.len() as u64);
     for (labels, entries) in streams {
-        put_uvarint(&mut buf, labels.len() as u64);
-        for l in labels {
-            put_bytes(&mut buf, l.name.as_bytes());
-            put_bytes(&mut buf, l.value.as_bytes());
-        }
-        put_uvarint(&mut buf, entries.len() as u64);
+        put_labels(&mut buf, labels, entries.len());
         let mut prev = 0i64;
         for e in entries {
             put_varint(&mut buf, e.ts.wrapping_sub(prev));
             prev = e.ts;
             put_bytes(&mut buf, e.line.as_bytes());
-            match meta_code(&e.meta) {
-                Some(code) => buf.push(code),
-                None => {
-                    put_uvarint(&mut buf, META_LEN_BASE + e.meta.len() as u64);
-                    buf.extend_from_slice(&e.meta);
-                }
-            }
+            put_meta(&mut buf, &e.meta);
         }
     }
-    // The checksum of what follows the sequence number, taken while the
-    // bytes just written are in this core's cache (the WAL writer, on
-    // another thread, would read them from memory); it waits in the
-    // checksum field for `finish_frame`.
+    debug_assert_eq!(buf.len(), size);
+    seal_tail(buf)
+}
+
+/// The kind 3 frame of these streams with body `src`, written in one pass
+/// into room for the most it can take; `Err` with the buffer back if a
+/// line is not a part of the body.
+fn encode_body_push<'a>(
+    mut buf: Vec<u8>,
+    tenant: &str,
+    src: &SourceBody,
+    streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
+) -> Result<Vec<u8>, Vec<u8>> {
+    // Per entry: three varints of at most 10 bytes, and its metadata
+    // written out at most.
+    let most = FRAME_HEADER
+        + 1
+        + 8
+        + 2 * 10
+        + tenant.len()
+        + src.compressed.len()
+        + 10
+        + streams
+            .clone()
+            .map(|(labels, entries)| {
+                labels_len(labels)
+                    + 10
+                    + entries
+                        .iter()
+                        .map(|e| 3 * 10 + 10 + e.meta.len())
+                        .sum::<usize>()
+            })
+            .sum::<usize>();
+    buf.clear();
+    buf.reserve(most);
+    put_header(&mut buf, KIND_PUSH_BODY, tenant);
+    put_bytes(&mut buf, &src.compressed);
+    put_uvarint(&mut buf, streams.len() as u64);
+    for (labels, entries) in streams {
+        put_labels(&mut buf, labels, entries.len());
+        let mut prev = 0i64;
+        let mut end = 0usize;
+        for e in entries {
+            let line = e.line.as_bytes();
+            let Some(start) = line_start(src, line, end) else {
+                return Err(buf);
+            };
+            put_varint(&mut buf, e.ts.wrapping_sub(prev));
+            prev = e.ts;
+            put_varint(&mut buf, start as i64 - end as i64);
+            put_uvarint(&mut buf, line.len() as u64);
+            end = start + line.len();
+            put_meta(&mut buf, &e.meta);
+        }
+    }
+    debug_assert!(
+        buf.len() <= most,
+        "{} bytes past the room for {most}",
+        buf.len()
+    );
+    Ok(seal_tail(buf))
+}
+
+/// Frame header (length and checksum to come), kind, sequence number 0
+/// (to come) and tenant.
+fn put_header(buf: &mut Vec<u8>, kind: u8, tenant: &str) {
+    buf.resize(FRAME_HEADER, 0);
+    buf.push(kind);
+    buf.extend_from_slice(&0u64.to_le_bytes());
+    put_bytes(buf, tenant.as_bytes());
+}
+
+/// A stream's labels and its entry count.
+fn put_labels(buf: &mut Vec<u8>, labels: &LabelSet, entries: usize) {
+    put_uvarint(buf, labels.len() as u64);
+    for l in labels {
+        put_bytes(buf, l.name.as_bytes());
+        put_bytes(buf, l.value.as_bytes());
+    }
+    put_uvarint(buf, entries as u64);
+}
+
+/// An entry's `meta`.
+fn put_meta(buf: &mut Vec<u8>, meta: &[u8]) {
+    match meta_code(meta) {
+        Some(code) => buf.push(code),
+        None => {
+            put_uvarint(buf, META_LEN_BASE + meta.len() as u64);
+            buf.extend_from_slice(meta);
+        }
+    }
+}
+
+/// Puts the checksum of what follows the sequence number in the frame's
+/// checksum field, taken while the bytes just written are in this core's
+/// cache (the WAL writer, on another thread, would read them from
+/// memory); `finish_frame` joins the number's to it.
+fn seal_tail(mut buf: Vec<u8>) -> Vec<u8> {
     let tail = crc32fast::hash(&buf[SEQ_AT + 8..]);
     buf[CRC_AT..CRC_AT + 4].copy_from_slice(&tail.to_le_bytes());
     buf
 }
 
-/// Bytes of the frame [`encode_push`] writes.
+/// Where `line` starts in `src`'s decompressed body; an empty line is
+/// taken to start at `end`, where the previous one ended. `None` if the
+/// line is not a part of the body.
+fn line_start(src: &SourceBody, line: &[u8], end: usize) -> Option<usize> {
+    if line.is_empty() {
+        return Some(end);
+    }
+    src.offset_of(line)
+}
+
+/// Bytes of a varint (zigzag) of `v`.
+fn varint_len(v: i64) -> usize {
+    uvarint_len(((v << 1) ^ (v >> 63)) as u64)
+}
+
+/// Bytes of an entry's `meta`.
+fn meta_len(meta: &[u8]) -> usize {
+    match meta_code(meta) {
+        Some(_) => 1,
+        None => uvarint_len(META_LEN_BASE + meta.len() as u64) + meta.len(),
+    }
+}
+
+/// Bytes of a stream's labels.
+fn labels_len(labels: &LabelSet) -> usize {
+    let bytes = |n: usize| uvarint_len(n as u64) + n;
+    uvarint_len(labels.len() as u64)
+        + labels
+            .iter()
+            .map(|l| bytes(l.name.len()) + bytes(l.value.len()))
+            .sum::<usize>()
+}
+
+/// Bytes of the kind 2 frame [`encode_push`] writes.
 fn encoded_push_len<'a>(
     tenant: &str,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])>,
@@ -142,21 +283,11 @@ fn encoded_push_len<'a>(
     let bytes = |n: usize| uvarint_len(n as u64) + n;
     let mut size = FRAME_HEADER + 1 + 8 + bytes(tenant.len()) + uvarint_len(streams.len() as u64);
     for (labels, entries) in streams {
-        size += uvarint_len(labels.len() as u64);
-        for l in labels {
-            size += bytes(l.name.len()) + bytes(l.value.len());
-        }
-        size += uvarint_len(entries.len() as u64);
+        size += labels_len(labels) + uvarint_len(entries.len() as u64);
         let mut prev = 0i64;
         for e in entries {
-            let delta = e.ts.wrapping_sub(prev);
+            size += varint_len(e.ts.wrapping_sub(prev)) + bytes(e.line.len()) + meta_len(&e.meta);
             prev = e.ts;
-            size += uvarint_len(((delta << 1) ^ (delta >> 63)) as u64)
-                + bytes(e.line.len())
-                + match meta_code(&e.meta) {
-                    Some(_) => 1,
-                    None => uvarint_len(META_LEN_BASE + e.meta.len() as u64) + e.meta.len(),
-                };
         }
     }
     size
@@ -272,14 +403,20 @@ impl PushRecordRef<'_> {
 
 /// Decodes a push payload (without the frame header).
 pub fn decode_push(payload: &[u8]) -> Result<PushRecord, Malformed> {
-    decode_push_ref(payload).map(|r| r.to_owned_record())
+    let mut body = Vec::new();
+    decode_push_ref(payload, &mut body).map(|r| r.to_owned_record())
 }
 
-/// Decodes a push payload (without the frame header) in place.
-pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
+/// Decodes a push payload (without the frame header) in place. A kind 3
+/// record's body is decompressed into `body` (a buffer kept between
+/// records), which its lines then borrow.
+pub fn decode_push_ref<'a>(
+    payload: &'a [u8],
+    body: &'a mut Vec<u8>,
+) -> Result<PushRecordRef<'a>, Malformed> {
     let mut r = Reader::new(payload);
     let kind = r.take(1, "record kind")?[0];
-    if kind != KIND_PUSH && kind != KIND_PUSH_V1 {
+    if !matches!(kind, KIND_PUSH | KIND_PUSH_V1 | KIND_PUSH_BODY) {
         return Err(Malformed {
             what: "record kind",
             offset: 0,
@@ -287,6 +424,14 @@ pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
     }
     let seq = r.u64le("sequence number")?;
     let tenant = r.str("tenant")?;
+    let raw: &'a [u8] = if kind == KIND_PUSH_BODY {
+        let at = r.pos();
+        decompress_body(r.bytes("body")?, body, at)?;
+        let body: &'a Vec<u8> = body;
+        body
+    } else {
+        &[]
+    };
     let nstreams = r.len("stream count", payload.len())?;
     let mut streams = Vec::with_capacity(nstreams);
     for _ in 0..nstreams {
@@ -309,40 +454,22 @@ pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
         let nentries = r.len("entry count", payload.len())?;
         let mut entries = Vec::with_capacity(nentries);
         let mut prev = 0i64;
+        let mut end = 0usize;
         for _ in 0..nentries {
-            let entry = if kind == KIND_PUSH {
-                let ts = prev.wrapping_add(r.varint("timestamp")?);
-                prev = ts;
-                let line = r.str("line")?;
-                let at = r.pos();
-                let meta = match r.uvarint("metadata")? {
-                    0 => &[][..],
-                    m if m < META_LEN_BASE => {
-                        let fixed = usize::try_from(m - 1)
-                            .ok()
-                            .filter(|&i| i < FIXED_LEVELS.len())
-                            .and_then(fixed_level_meta);
-                        fixed.ok_or(Malformed {
-                            what: "metadata code",
-                            offset: at,
-                        })?
-                    }
-                    m => {
-                        let n = usize::try_from(m - META_LEN_BASE)
-                            .ok()
-                            .filter(|&n| n <= payload.len())
-                            .ok_or(Malformed {
-                                what: "metadata length",
-                                offset: at,
-                            })?;
-                        r.take(n, "metadata")?
-                    }
-                };
-                EntryRef { ts, line, meta }
-            } else {
+            let entry = if kind == KIND_PUSH_V1 {
                 let ts = r.varint("timestamp")?;
                 let line = r.str("line")?;
                 let meta = r.bytes("metadata")?;
+                EntryRef { ts, line, meta }
+            } else {
+                let ts = prev.wrapping_add(r.varint("timestamp")?);
+                prev = ts;
+                let line = if kind == KIND_PUSH_BODY {
+                    body_line(&mut r, raw, &mut end)?
+                } else {
+                    r.str("line")?
+                };
+                let meta = meta(&mut r, payload.len())?;
                 EntryRef { ts, line, meta }
             };
             entries.push(entry);
@@ -360,6 +487,75 @@ pub fn decode_push_ref(payload: &[u8]) -> Result<PushRecordRef<'_>, Malformed> {
         tenant,
         streams,
     })
+}
+
+/// Decompresses a kind 3 record's body (read at `at`) into `out`,
+/// refusing a size the body cannot hold before allocating it.
+fn decompress_body(body: &[u8], out: &mut Vec<u8>, at: usize) -> Result<(), Malformed> {
+    let bad = Malformed {
+        what: "body",
+        offset: at,
+    };
+    let len = snap::raw::decompress_len(body).map_err(|_| bad.clone())?;
+    if !snappy_len_plausible(body.len(), len) {
+        return Err(bad);
+    }
+    out.clear();
+    out.resize(len, 0);
+    match snap::raw::Decoder::new().decompress(body, out) {
+        Ok(n) if n == len => Ok(()),
+        _ => Err(bad),
+    }
+}
+
+/// A kind 3 entry's line: its start (from `end`, where the stream's
+/// previous line ended) and length, read from `r`, in `raw`.
+fn body_line<'a>(r: &mut Reader<'a>, raw: &'a [u8], end: &mut usize) -> Result<&'a str, Malformed> {
+    let at = r.pos();
+    let bad = Malformed {
+        what: "line",
+        offset: at,
+    };
+    let delta = r.varint("line start")?;
+    let len = r.uvarint("line length")?;
+    let start = i64::try_from(*end)
+        .ok()
+        .and_then(|e| e.checked_add(delta))
+        .and_then(|s| usize::try_from(s).ok())
+        .ok_or(bad.clone())?;
+    let stop = usize::try_from(len)
+        .ok()
+        .and_then(|n| start.checked_add(n))
+        .ok_or(bad.clone())?;
+    let line = raw.get(start..stop).ok_or(bad.clone())?;
+    *end = stop;
+    std::str::from_utf8(line).map_err(|_| bad)
+}
+
+/// An entry's metadata (`meta` in the module docs).
+fn meta<'a>(r: &mut Reader<'a>, limit: usize) -> Result<&'a [u8], Malformed> {
+    let at = r.pos();
+    match r.uvarint("metadata")? {
+        0 => Ok(&[][..]),
+        m if m < META_LEN_BASE => usize::try_from(m - 1)
+            .ok()
+            .filter(|&i| i < FIXED_LEVELS.len())
+            .and_then(fixed_level_meta)
+            .ok_or(Malformed {
+                what: "metadata code",
+                offset: at,
+            }),
+        m => {
+            let n = usize::try_from(m - META_LEN_BASE)
+                .ok()
+                .filter(|&n| n <= limit)
+                .ok_or(Malformed {
+                    what: "metadata length",
+                    offset: at,
+                })?;
+            r.take(n, "metadata")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -405,7 +601,12 @@ mod tests {
         }];
         let fresh = encode_push("t1", std::iter::once((&labels, entries.as_slice())));
         let used = vec![0xAA; 4096];
-        let reused = encode_push_into(used, "t1", std::iter::once((&labels, entries.as_slice())));
+        let reused = encode_push_into(
+            used,
+            "t1",
+            None,
+            std::iter::once((&labels, entries.as_slice())),
+        );
         assert_eq!(reused, fresh);
         assert!(
             reused.capacity() >= 4096,
@@ -467,7 +668,8 @@ mod tests {
         let entries = level_entries();
         let mut frame = encode_push("t", std::iter::once((&labels, entries.as_slice())));
         finish_frame(&mut frame, 3);
-        let rec = decode_push_ref(&frame[FRAME_HEADER..]).unwrap();
+        let mut body = Vec::new();
+        let rec = decode_push_ref(&frame[FRAME_HEADER..], &mut body).unwrap();
         for (i, e) in rec.streams[0]
             .entries
             .iter()
@@ -581,5 +783,133 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_push(&bytes);
         }
+
+        /// Lines anywhere in the body, in any order, repeated, cut short or
+        /// empty, over several streams: a kind 3 record decodes to the
+        /// entries a kind 2 record of the same streams decodes to, with a
+        /// checksum that is the payload's.
+        #[test]
+        fn body_records_decode_as_line_records_do(
+            text in proptest::collection::vec(any::<char>(), 0..300),
+            picks in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<i64>(), 0usize..3), 0..30),
+            split in any::<usize>(),
+            seq in any::<u64>(),
+        ) {
+            let text: String = text.into_iter().collect();
+            let src = source(&text);
+            let raw = std::str::from_utf8(&src.raw).unwrap();
+            let bounds: Vec<usize> = (0..=raw.len()).filter(|&i| raw.is_char_boundary(i)).collect();
+            let entries: Vec<WalEntry> = picks
+                .iter()
+                .map(|&(a, b, ts, meta)| {
+                    let (a, b) = (bounds[a % bounds.len()], bounds[b % bounds.len()]);
+                    WalEntry {
+                        ts,
+                        line: Line::slice_of(&src.raw, &raw[a.min(b)..a.max(b)]),
+                        meta: match meta {
+                            0 => Bytes::new(),
+                            1 => Bytes::from_static(fixed_level_meta(2).unwrap()),
+                            _ => Bytes::from_static(&[1, b'k', 1, b'v']),
+                        },
+                    }
+                })
+                .collect();
+            let cut = split % (entries.len() + 1);
+            let a = LabelSet::from_pairs([("app", "a")]);
+            let b = LabelSet::from_pairs([("app", "b")]);
+            let streams = [(&a, &entries[..cut]), (&b, &entries[cut..])];
+            let mut frame = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
+            prop_assert_eq!(frame[FRAME_HEADER], KIND_PUSH_BODY);
+            finish_frame(&mut frame, seq);
+            prop_assert_eq!(&frame[CRC_AT..CRC_AT + 4], &crc32fast::hash(&frame[FRAME_HEADER..]).to_le_bytes());
+            let mut lines = encode_push("t", streams.into_iter());
+            finish_frame(&mut lines, seq);
+            prop_assert_eq!(
+                decode_push(&frame[FRAME_HEADER..]).unwrap(),
+                decode_push(&lines[FRAME_HEADER..]).unwrap()
+            );
+        }
+    }
+
+    /// `text` as a push body: compressed, and decompressed into a buffer
+    /// of its own, which lines are then sliced from.
+    fn source(text: &str) -> SourceBody {
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(text.as_bytes())
+            .unwrap();
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&compressed)
+            .unwrap();
+        SourceBody {
+            compressed: compressed.into(),
+            raw: raw.into(),
+        }
+    }
+
+    #[test]
+    fn a_push_with_a_line_not_in_its_body_is_written_with_its_lines() {
+        let src = source("one two three");
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let entries = vec![
+            WalEntry {
+                ts: 1,
+                line: Line::slice_of(&src.raw, std::str::from_utf8(&src.raw[4..7]).unwrap()),
+                meta: Bytes::new(),
+            },
+            WalEntry {
+                ts: 2,
+                line: "a line of its own".into(),
+                meta: Bytes::new(),
+            },
+        ];
+        let streams = [(&labels, entries.as_slice())];
+        let frame = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
+        assert_eq!(frame[FRAME_HEADER], KIND_PUSH);
+        assert_eq!(frame, encode_push("t", streams.into_iter()));
+    }
+
+    #[test]
+    fn body_records_are_a_fraction_of_line_records_and_damage_is_refused() {
+        let text: String = (0..400)
+            .map(|i| format!("2026-12-05T17:{:02}:{:02}Z level=info msg=\"request served\" path=/api/v1/items/{i} status=200 took={}ms\n", i / 60 % 60, i % 60, i % 37))
+            .collect();
+        let src = source(&text);
+        let raw = std::str::from_utf8(&src.raw).unwrap();
+        let entries: Vec<WalEntry> = raw
+            .split_inclusive('\n')
+            .enumerate()
+            .map(|(i, l)| WalEntry {
+                ts: 1_764_950_000_000_000_000 + i as i64 * 1_000_000,
+                line: Line::slice_of(&src.raw, l.trim_end()),
+                meta: Bytes::from_static(fixed_level_meta(2).unwrap()),
+            })
+            .collect();
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let streams = [(&labels, entries.as_slice())];
+        let mut body = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
+        let mut lines = encode_push("t", streams.into_iter());
+        finish_frame(&mut body, 1);
+        finish_frame(&mut lines, 1);
+        assert!(
+            body.len() * 3 < lines.len(),
+            "{} bytes against {} for the lines",
+            body.len(),
+            lines.len()
+        );
+        assert_eq!(
+            decode_push(&body[FRAME_HEADER..]).unwrap(),
+            decode_push(&lines[FRAME_HEADER..]).unwrap()
+        );
+        // A body whose snappy header claims another length, or a line past
+        // the body's end: damage, not a panic.
+        let at = FRAME_HEADER + 1 + 8 + 2 + uvarint_len(src.compressed.len() as u64);
+        assert_eq!(body[at..at + 8], src.compressed[..8]);
+        let mut bad = body.clone();
+        bad[at] ^= 1;
+        assert!(decode_push(&bad[FRAME_HEADER..]).is_err());
+        let mut past = body.clone();
+        let last = past.len() - 2;
+        past[last] = 0x7f;
+        assert!(decode_push(&past[FRAME_HEADER..]).is_err());
     }
 }

@@ -160,6 +160,7 @@ pub fn workload(
             .collect();
         let push = Push {
             held_body: 0,
+            source: None,
             streams: vec![PushStream {
                 labels: StreamLabels::Text(labels),
                 entries: entries.clone(),
@@ -651,6 +652,7 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
                 .collect();
             let push = Push {
                 held_body: 0,
+                source: None,
                 streams: vec![PushStream {
                     labels: StreamLabels::Text(r#"{app="big"}"#.into()),
                     entries: entries.clone(),

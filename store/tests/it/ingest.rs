@@ -15,6 +15,7 @@ use super::support::{now_ns, read_back};
 fn push_of(labels: &str, entries: &[(i64, &str)]) -> Push {
     Push {
         held_body: 0,
+        source: None,
         streams: vec![PushStream {
             labels: StreamLabels::Text(labels.to_string()),
             entries: entries

@@ -512,6 +512,7 @@ fn enospc_store_loses_nothing_acknowledged() {
                 .collect();
             let push = larch_store::push::Push {
                 held_body: 0,
+                source: None,
                 streams: vec![larch_store::push::PushStream {
                     labels: larch_store::push::StreamLabels::Text(r#"{app="full"}"#.into()),
                     entries: lines

@@ -11,7 +11,7 @@ use larch_store::config::Config;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 pub use larch_testkit::http::{Response, request};
-pub use larch_testkit::push::protobuf_lines;
+pub use larch_testkit::push::{PROTOBUF, protobuf, protobuf_lines};
 pub use larch_testkit::{StoreProcess, free_port, now_ns};
 
 /// Every (timestamp, line) of `tenant`'s streams matching `name=value`,
