@@ -109,8 +109,9 @@ pub fn encode_push<'a>(
 
 /// [`encode_push`] into `buf`, a buffer used before (its contents are
 /// dropped): it grows only if the frame does not fit. With `source`, the
-/// body the lines came in, and every line a slice of it, the record is
-/// of kind 3 (the body and where each line lies in it); else kind 2.
+/// body the lines came in, every line a slice of it and the body smaller
+/// than the lines, the record is of kind 3 (the body and where each line
+/// lies in it); else kind 2.
 pub fn encode_push_into<'a>(
     buf: Vec<u8>,
     tenant: &str,
@@ -145,13 +146,22 @@ pub fn encode_push_into<'a>(
 
 /// The kind 3 frame of these streams with body `src`, written in one pass
 /// into room for the most it can take; `Err` with the buffer back if a
-/// line is not a part of the body.
+/// line is not a part of the body, or the body is larger than the lines.
 fn encode_body_push<'a>(
     mut buf: Vec<u8>,
     tenant: &str,
     src: &SourceBody,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Result<Vec<u8>, Vec<u8>> {
+    // A body larger than the lines it holds (tiny lines, long labels or
+    // metadata) would make a larger record than the lines themselves.
+    let lines: usize = streams
+        .clone()
+        .flat_map(|(_, entries)| entries.iter().map(|e| e.line.len()))
+        .sum();
+    if src.compressed.len() > lines {
+        return Err(buf);
+    }
     // Per entry: three varints of at most 10 bytes, and its metadata
     // written out at most.
     let most = FRAME_HEADER
@@ -785,9 +795,10 @@ mod tests {
         }
 
         /// Lines anywhere in the body, in any order, repeated, cut short or
-        /// empty, over several streams: a kind 3 record decodes to the
-        /// entries a kind 2 record of the same streams decodes to, with a
-        /// checksum that is the payload's.
+        /// empty, over several streams: a kind 3 record (kind 2 when the
+        /// body is the larger) decodes to the entries a kind 2 record of
+        /// the same streams decodes to, with a checksum that is the
+        /// payload's.
         #[test]
         fn body_records_decode_as_line_records_do(
             text in proptest::collection::vec(any::<char>(), 0..300),
@@ -819,7 +830,9 @@ mod tests {
             let b = LabelSet::from_pairs([("app", "b")]);
             let streams = [(&a, &entries[..cut]), (&b, &entries[cut..])];
             let mut frame = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
-            prop_assert_eq!(frame[FRAME_HEADER], KIND_PUSH_BODY);
+            let lines: usize = entries.iter().map(|e| e.line.len()).sum();
+            let kind = if src.compressed.len() > lines { KIND_PUSH } else { KIND_PUSH_BODY };
+            prop_assert_eq!(frame[FRAME_HEADER], kind);
             finish_frame(&mut frame, seq);
             prop_assert_eq!(&frame[CRC_AT..CRC_AT + 4], &crc32fast::hash(&frame[FRAME_HEADER..]).to_le_bytes());
             let mut lines = encode_push("t", streams.into_iter());
@@ -848,23 +861,43 @@ mod tests {
 
     #[test]
     fn a_push_with_a_line_not_in_its_body_is_written_with_its_lines() {
-        let src = source("one two three");
+        let src = source(&"one two three ".repeat(20));
+        let whole = std::str::from_utf8(&src.raw).unwrap();
         let labels = LabelSet::from_pairs([("app", "a")]);
-        let entries = vec![
-            WalEntry {
-                ts: 1,
-                line: Line::slice_of(&src.raw, std::str::from_utf8(&src.raw[4..7]).unwrap()),
-                meta: Bytes::new(),
-            },
-            WalEntry {
-                ts: 2,
-                line: "a line of its own".into(),
-                meta: Bytes::new(),
-            },
-        ];
+        let mut entries = vec![WalEntry {
+            ts: 1,
+            line: Line::slice_of(&src.raw, whole),
+            meta: Bytes::new(),
+        }];
+        let frame = encode_push_into(
+            Vec::new(),
+            "t",
+            Some(&src),
+            [(&labels, entries.as_slice())].into_iter(),
+        );
+        assert_eq!(frame[FRAME_HEADER], KIND_PUSH_BODY);
+        entries.push(WalEntry {
+            ts: 2,
+            line: "a line of its own".into(),
+            meta: Bytes::new(),
+        });
         let streams = [(&labels, entries.as_slice())];
         let frame = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
         assert_eq!(frame[FRAME_HEADER], KIND_PUSH);
+        assert_eq!(frame, encode_push("t", streams.into_iter()));
+    }
+
+    #[test]
+    fn a_body_larger_than_its_lines_is_not_written() {
+        let src = source("a body that holds labels and metadata more than lines");
+        let labels = LabelSet::from_pairs([("app", "a")]);
+        let entries = vec![WalEntry {
+            ts: 1,
+            line: Line::slice_of(&src.raw, std::str::from_utf8(&src.raw[2..6]).unwrap()),
+            meta: Bytes::new(),
+        }];
+        let streams = [(&labels, entries.as_slice())];
+        let frame = encode_push_into(Vec::new(), "t", Some(&src), streams.into_iter());
         assert_eq!(frame, encode_push("t", streams.into_iter()));
     }
 

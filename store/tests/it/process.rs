@@ -63,22 +63,40 @@ fn http_pushes_are_logged_as_their_bodies_and_replay_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreProcess::builder()
         .data_dir(dir.path())
-        .config("limits:\n  max_line_size: 40\n  max_line_size_truncate: true\n")
+        .config("limits:\n  max_line_size: 120\n  max_line_size_truncate: true\n")
         .start();
     let t0 = now_ns() - 10_000_000_000;
-    let long = "x".repeat(100);
+    let line = |i: i64| {
+        format!(
+            "GET /api/v1/items/{i} 200 in {}ms from 10.1.{}.7 user=u{}",
+            i * 7 % 90,
+            i % 250,
+            i % 13
+        )
+    };
+    let long: String = (0..12).map(line).collect::<Vec<_>>().join(" | ");
     let a = r#"{app="body", part="a"}"#;
     let b = r#"{app="body", part="b"}"#;
+    // (ts, line) of stream a's first part, b, a's second part, and the
+    // second push (a again, starting with a duplicate of a stored entry).
+    let lines = |from: i64, to: i64| (from..to).map(|i| (t0 + i, line(i))).collect::<Vec<_>>();
+    let mut a1 = lines(0, 30);
+    a1.push((t0 + 30, String::new()));
+    a1.push((t0 + 31, long.clone()));
+    let b1 = lines(0, 30);
+    let a2 = lines(32, 60);
+    let mut a3 = vec![a2[a2.len() - 1].clone()];
+    a3.extend(lines(60, 90));
+    let body = |streams: Vec<(&str, &Vec<(i64, String)>)>| {
+        protobuf(
+            streams
+                .into_iter()
+                .map(|(l, es)| (l, es.iter().map(|(ts, s)| (*ts, s.clone())))),
+        )
+    };
     let pushes = [
-        protobuf([
-            (
-                a,
-                vec![(t0, "alpha one"), (t0 + 1, ""), (t0 + 2, long.as_str())],
-            ),
-            (b, vec![(t0, "beta one")]),
-            (a, vec![(t0 + 3, "alpha two")]),
-        ]),
-        protobuf([(a, vec![(t0 + 3, "alpha two"), (t0 + 4, "alpha three")])]),
+        body(vec![(a, &a1), (b, &b1), (a, &a2)]),
+        body(vec![(a, &a3)]),
     ];
     for body in &pushes {
         let r = store
@@ -103,17 +121,13 @@ fn http_pushes_are_logged_as_their_bodies_and_replay_exactly() {
     assert_eq!(kinds, vec![3, 3], "one body record per push");
 
     let ing = open_dir(dir.path());
-    let mut want: Vec<(i64, String)> = [
-        (t0, "alpha one"),
-        (t0, "beta one"),
-        (t0 + 1, ""),
-        (t0 + 2, &long[..40]),
-        (t0 + 3, "alpha two"),
-        (t0 + 4, "alpha three"),
-    ]
-    .into_iter()
-    .map(|(ts, l)| (ts, l.to_string()))
-    .collect();
+    let mut want: Vec<(i64, String)> = a1
+        .iter()
+        .chain(&b1)
+        .chain(&a2)
+        .chain(&a3[1..])
+        .map(|(ts, l)| (*ts, l.chars().take(120).collect()))
+        .collect();
     want.sort();
     assert_eq!(read_back(&ing, "fake", "app", "body"), want);
 }
