@@ -851,8 +851,13 @@ fn encode_pairs(pairs: &[(String, String)], level: Option<&str>, size: usize) ->
 
 /// The shared encoding of metadata holding only `detected_level=level`,
 /// if `level` is one of the fixed levels (`encoding::FIXED_LEVELS`).
+#[inline]
 fn fixed_level_pair(level: &str) -> Option<Bytes> {
-    let i = FIXED_LEVELS.iter().position(|&l| l == level)?;
+    // Levels found in lines are these very strings: their address settles
+    // it before their bytes are compared.
+    let i = FIXED_LEVELS
+        .iter()
+        .position(|&l| std::ptr::eq(l, level) || l == level)?;
     fixed_level_meta(i).map(Bytes::from_static)
 }
 
