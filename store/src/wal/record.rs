@@ -500,14 +500,15 @@ pub fn decode_push_ref<'a>(
 }
 
 /// Decompresses a kind 3 record's body (read at `at`) into `out`,
-/// refusing a size the body cannot hold before allocating it.
+/// refusing a size the body cannot hold, or one past what any record may
+/// hold (no push decompresses to that much), before allocating it.
 fn decompress_body(body: &[u8], out: &mut Vec<u8>, at: usize) -> Result<(), Malformed> {
     let bad = Malformed {
         what: "body",
         offset: at,
     };
     let len = snap::raw::decompress_len(body).map_err(|_| bad.clone())?;
-    if !snappy_len_plausible(body.len(), len) {
+    if len > MAX_RECORD || !snappy_len_plausible(body.len(), len) {
         return Err(bad);
     }
     out.clear();
