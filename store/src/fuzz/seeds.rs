@@ -349,9 +349,17 @@ pub fn wal() -> Vec<Seed> {
 }
 
 /// A kind 3 frame: a snappy protobuf push decoded as the HTTP handler
-/// decodes it, validated, its record holding the body.
+/// decodes it, validated, its record holding the body (its lines, alike
+/// as log lines are, take more bytes than the compressed body).
 fn body_frame(seq: u64) -> Vec<u8> {
-    let lines = ["order placed", "", "level=warn retrying", "payment ok"];
+    let lines: Vec<String> = (0..24)
+        .map(|i| match i % 4 {
+            0 => format!("order {i} placed for customer {}", i * 7),
+            1 => String::new(),
+            2 => format!("level=warn retrying payment {i} after {}ms", i * 10),
+            _ => format!("payment {i} ok"),
+        })
+        .collect();
     let req = logproto::PushRequest {
         streams: vec![logproto::Stream {
             labels: r#"{app="cart", namespace="shop"}"#.into(),
@@ -360,10 +368,10 @@ fn body_frame(seq: u64) -> Vec<u8> {
                 .enumerate()
                 .map(|(i, l)| logproto::Entry {
                     timestamp: Some(logproto::Timestamp {
-                        seconds: ts(10 - i as i64) / 1_000_000_000,
+                        seconds: ts(30 - i as i64) / 1_000_000_000,
                         nanos: 0,
                     }),
-                    line: (*l).into(),
+                    line: l.clone(),
                     structured_metadata: Vec::new(),
                     parsed: Vec::new(),
                 })
@@ -384,6 +392,7 @@ fn body_frame(seq: u64) -> Vec<u8> {
         v.source.as_ref(),
         v.streams.iter().map(|s| (&*s.labels, s.entries.as_slice())),
     );
+    debug_assert_eq!(f.get(8), Some(&crate::wal::record::KIND_PUSH_BODY));
     finish_frame(&mut f, seq);
     f
 }
