@@ -113,12 +113,11 @@ pub fn encode_push<'a>(
 /// than the lines, the record is of kind 3 (the body and where each line
 /// lies in it); else kind 2.
 pub fn encode_push_into<'a>(
-    buf: Vec<u8>,
+    mut buf: Vec<u8>,
     tenant: &str,
     source: Option<&SourceBody>,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Vec<u8> {
-    let mut buf = buf;
     if let Some(src) = source {
         match encode_body_push(buf, tenant, src, streams.clone()) {
             Ok(frame) => return frame,
@@ -153,35 +152,22 @@ fn encode_body_push<'a>(
     src: &SourceBody,
     streams: impl ExactSizeIterator<Item = (&'a LabelSet, &'a [WalEntry])> + Clone,
 ) -> Result<Vec<u8>, Vec<u8>> {
+    // The bytes of the lines, and the most the entries can take: three
+    // varints of at most 10 bytes each, and the metadata written out.
+    let (mut lines, mut most) = (0, 0);
+    for (labels, entries) in streams.clone() {
+        most += labels_len(labels) + 10;
+        for e in entries {
+            lines += e.line.len();
+            most += 3 * 10 + 10 + e.meta.len();
+        }
+    }
     // A body larger than the lines it holds (tiny lines, long labels or
     // metadata) would make a larger record than the lines themselves.
-    let lines: usize = streams
-        .clone()
-        .flat_map(|(_, entries)| entries.iter().map(|e| e.line.len()))
-        .sum();
     if src.compressed.len() > lines {
         return Err(buf);
     }
-    // Per entry: three varints of at most 10 bytes, and its metadata
-    // written out at most.
-    let most = FRAME_HEADER
-        + 1
-        + 8
-        + 2 * 10
-        + tenant.len()
-        + src.compressed.len()
-        + 10
-        + streams
-            .clone()
-            .map(|(labels, entries)| {
-                labels_len(labels)
-                    + 10
-                    + entries
-                        .iter()
-                        .map(|e| 3 * 10 + 10 + e.meta.len())
-                        .sum::<usize>()
-            })
-            .sum::<usize>();
+    let most = most + FRAME_HEADER + 1 + 8 + 3 * 10 + tenant.len() + src.compressed.len();
     buf.clear();
     buf.reserve(most);
     put_header(&mut buf, KIND_PUSH_BODY, tenant);
