@@ -79,16 +79,12 @@ impl AzuriteServer {
             port,
         };
         s.wait_listening();
-        let out = Command::new("node")
-            .arg(source_dir().join("container.js"))
-            .args([&s.account_url(), ACCOUNT, ACCESS_KEY, container])
-            .env("NODE_PATH", deps.join("node_modules"))
-            .output()
-            .expect("running node container.js");
-        assert!(
-            out.status.success(),
-            "creating the container failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::process::run_ok(
+            Command::new("node")
+                .arg(source_dir().join("container.js"))
+                .args([&s.account_url(), ACCOUNT, ACCESS_KEY, container])
+                .env("NODE_PATH", deps.join("node_modules")),
+            "creating the container (node container.js)",
         );
         s
     }

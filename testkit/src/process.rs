@@ -381,6 +381,22 @@ fn tail(path: &Path, max: u64) -> String {
     }
 }
 
+/// Runs `cmd` to its end and returns its output; panics, with its
+/// standard error, if it cannot start or fails. `what` names it in the
+/// message.
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

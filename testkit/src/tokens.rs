@@ -8,8 +8,8 @@ use std::process::Command;
 /// list (the comment line left out). Checks what the command promises:
 /// the entry names the token and does not hold it.
 pub fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
-    let out = Command::new(crate::binary("larch-store"))
-        .args([
+    let out = crate::process::run_ok(
+        Command::new(crate::binary("larch-store")).args([
             "token",
             "new",
             "--name",
@@ -18,13 +18,8 @@ pub fn new_token(name: &str, tenants: &str, access: &str) -> (String, String) {
             tenants,
             "--access",
             access,
-        ])
-        .output()
-        .expect("running larch-store token new");
-    assert!(
-        out.status.success(),
-        "larch-store token new: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        "larch-store token new",
     );
     let text = String::from_utf8(out.stdout).expect("UTF-8 output");
     let (token, rest) = text.split_once('\n').expect("a token line");
