@@ -39,11 +39,23 @@ pub fn open_fds(pid: u32) -> usize {
 pub fn children_cpu_split() -> (f64, f64) {
     // cutime and cstime of /proc/self/stat (getrusage would need unsafe
     // FFI, which the workspace forbids).
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    stat_seconds("self", 13, 14)
+}
+
+/// CPU seconds in user space and in the kernel used so far by a running
+/// process (all its threads, including those that have ended).
+pub fn cpu_split(pid: u32) -> (f64, f64) {
+    stat_seconds(&pid.to_string(), 11, 12)
+}
+
+/// Two clock-tick fields of `/proc/<pid>/stat`, in seconds, counted from
+/// the state (index 0), the field after the command.
+fn stat_seconds(pid: &str, user: usize, system: usize) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The command, in parentheses, may hold spaces: count from after it.
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command, the state is index 0: cutime (field 16 of the
-    // whole line) is index 13, cstime index 14.
     let ticks = |i: usize| {
         fields
             .get(i)
@@ -51,7 +63,7 @@ pub fn children_cpu_split() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     // The kernel's USER_HZ is 100 on every Linux we run on.
-    (ticks(13) / 100.0, ticks(14) / 100.0)
+    (ticks(user) / 100.0, ticks(system) / 100.0)
 }
 
 #[cfg(test)]
@@ -69,5 +81,12 @@ mod tests {
         assert!(open_fds(me) >= 3);
         let (user, system) = children_cpu_split();
         assert!(user >= 0.0 && system >= 0.0);
+        // 30 ms of spinning is counted as at least one 10 ms clock tick.
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let (user, system) = cpu_split(me);
+        assert!(user + system >= 0.01, "{user} + {system}");
     }
 }

@@ -19,7 +19,11 @@
 //! a second store binary in every run beside the first, the two taking
 //! turns at going first, and prints each run's ratio of the two: on a
 //! machine whose speed drifts by a tenth within minutes, a change of a few
-//! percent shows only in such pairs.
+//! percent shows only in such pairs. `--warmup-mib N` pushes N MiB of the
+//! same workload first and starts the clock (wall and CPU) after them: the
+//! figure of a store that is already running, past its start and its first
+//! growth of memory; the final flush, of the warm-up's lines as well, is
+//! still counted.
 //!
 //! `cargo run --release -p larch-benches --bin ingest -- --help`
 
@@ -54,6 +58,14 @@ struct Args {
     /// MiB of raw log lines to push per run.
     #[arg(long, default_value_t = 256)]
     mib: usize,
+    /// MiB of raw log lines pushed in each run before the clock starts
+    /// (the same workload, older timestamps): the store's CPU time up to
+    /// then is not counted, so the figures are those of a store already
+    /// past its start, its first growth of memory and its first chunk
+    /// flushes. The final flush of everything held (the warm-up's lines
+    /// too) is counted. 0 (the default): measured from the process start.
+    #[arg(long, default_value_t = 0)]
+    warmup_mib: usize,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -163,6 +175,12 @@ impl Workload {
 
 /// The pushes of one workload.
 struct Requests {
+    /// Pushed before the clock starts (`--warmup-mib`; no bodies without).
+    warm: Arc<PerClient>,
+    /// Raw bytes and lines of `warm`.
+    warm_raw: u64,
+    warm_lines: u64,
+    /// The measured pushes, and their raw bytes and lines.
     bodies: Arc<PerClient>,
     raw: u64,
     lines: u64,
@@ -232,6 +250,7 @@ fn main() -> anyhow::Result<()> {
             req.lines,
             workloads[0].name()
         );
+        push_all(&[port], &req.warm, None)?;
         let start = Instant::now();
         push_all(&[port], &req.bodies, None)?;
         println!(
@@ -254,7 +273,7 @@ fn main() -> anyhow::Result<()> {
             "--against compares single stores; it does not apply to --write-nodes"
         );
         let req = build_requests(&args, &workloads[0], line_bytes)?;
-        return cluster_runs(&args, &store_bin, &req.bodies, req.raw, req.lines);
+        return cluster_runs(&args, &store_bin, &req);
     }
     let mut summaries = Vec::new();
     for w in &workloads {
@@ -315,11 +334,19 @@ fn run_workload(
     let (raw_bytes, lines) = (req.raw, req.lines);
     let requests: usize = req.bodies.iter().map(Vec::len).sum();
     println!(
-        "workload {}: {requests} requests, {lines} lines ({:.0} B/line), {:.1} MiB raw, {:.0} lines/request",
+        "workload {}: {requests} requests, {lines} lines ({:.0} B/line), {:.1} MiB raw, {:.0} lines/request{}",
         w.name(),
         raw_bytes as f64 / lines.max(1) as f64,
         raw_bytes as f64 / 1048576.0,
         lines as f64 / requests.max(1) as f64,
+        if args.warmup_mib > 0 {
+            format!(
+                "; measured after a warm-up of {} MiB ({} lines)",
+                args.warmup_mib, req.warm_lines
+            )
+        } else {
+            String::new()
+        }
     );
     let settings: &[bool] = match args.levels {
         Levels::On => &[true],
@@ -343,14 +370,7 @@ fn run_workload(
         let sink = ProcessBuilder::new("sink", exe)
             .args(["sink", "--port", &port.to_string()])
             .ready(port, "/ready");
-        sink_runs.push(measure(
-            vec![sink],
-            &[port],
-            &req.bodies,
-            raw_bytes,
-            0,
-            None,
-        )?);
+        sink_runs.push(measure(vec![sink], &[port], req, 0, false)?);
 
         // With `--against`, odd runs take the variants the other way round,
         // so neither store always goes first.
@@ -373,16 +393,11 @@ fn run_workload(
                 .arg(write_config(dir.path(), levels, args)?)
                 .env("LARCH_LOG", "warn")
                 .ready(port, "/ready");
-            let r = measure(
-                vec![store],
-                &[port],
-                &req.bodies,
-                raw_bytes,
-                0,
-                Some((req.first_ts, lines)),
-            )
-            .with_context(|| format!("running {}", bin.display()))?;
+            let r = measure(vec![store], &[port], req, 0, true)
+                .with_context(|| format!("running {}", bin.display()))?;
+            // The chunks hold the warm-up's lines too.
             let stored = dir_size(&dir.path().join("chunks"));
+            let (all_raw, all_lines) = (raw_bytes + req.warm_raw, lines + req.warm_lines);
             let per_line = lines as f64 / raw_bytes.max(1) as f64;
             println!(
                 "run {run}, levels {}{label}: store {:.0} MB/s wall, {:.0} MB/s and {:.3} M lines/s per core ({:.2} CPU-s: {:.2} user, {:.2} kernel); sink {:.0} MB/s per core; chunks {:.1} MiB ({:.1}x, {:.2} B/entry)",
@@ -395,8 +410,8 @@ fn run_workload(
                 r.2 * r.3,
                 sink_runs[run].1 / 1e6,
                 stored as f64 / 1048576.0,
-                raw_bytes as f64 / stored.max(1) as f64,
-                stored as f64 / lines.max(1) as f64
+                all_raw as f64 / stored.max(1) as f64,
+                stored as f64 / all_lines.max(1) as f64
             );
             store_runs[k].push((r.0, r.1, r.3, stored));
         }
@@ -426,7 +441,7 @@ fn run_workload(
             user_core / 1e6,
             sink_core / 1e6,
             store_core / sink_core,
-            stored / lines.max(1) as f64
+            stored / (lines + req.warm_lines).max(1) as f64
         );
         if !label.is_empty() {
             // The `--against` store: its ratio to the store measured just
@@ -487,24 +502,24 @@ fn write_config(
     Ok(path)
 }
 
-/// Starts the servers (panics if one does not get ready), pushes every
-/// body (client `i` to `ports[i % n]`), stops them; returns (bytes/s wall,
-/// bytes/s per CPU-second of all the servers, CPU-seconds, the share of
-/// them spent in the kernel). With
-/// `members` above 0, waits until every server sees that many cluster
-/// members before the clock starts. With `expect` (oldest timestamp,
-/// lines), checks before stopping it that the (one) server holds exactly
-/// that many entries (`/loki/api/v1/index/stats`), so a figure never comes
+/// Starts the servers (panics if one does not get ready), pushes the
+/// warm-up bodies and then the measured ones (client `i` to
+/// `ports[i % n]`), stops them; returns (bytes/s wall, bytes/s per
+/// CPU-second of all the servers, CPU-seconds, the share of them spent in
+/// the kernel), counted from the end of the warm-up (from before the
+/// start without one) to the servers' exit. With `members` above 0, waits
+/// until every server sees that many cluster members before pushing. With
+/// `check`, checks before stopping it that the (one) server holds exactly
+/// the lines pushed (`/loki/api/v1/index/stats`), so a figure never comes
 /// from lines lost or doubled.
 fn measure(
     servers: Vec<ProcessBuilder>,
     ports: &[u16],
-    bodies: &Arc<PerClient>,
-    raw: u64,
+    req: &Requests,
     members: usize,
-    expect: Option<(i64, u64)>,
+    check: bool,
 ) -> anyhow::Result<(f64, f64, f64, f64)> {
-    let cpu0 = children_cpu_split();
+    let mut cpu0 = children_cpu_split();
     let servers: Vec<_> = servers.into_iter().map(ProcessBuilder::start).collect();
     if members > 0 {
         let deadline = Instant::now() + std::time::Duration::from_secs(30);
@@ -520,10 +535,20 @@ fn measure(
             }
         }
     }
+    if req.warm_lines > 0 {
+        push_all(ports, &req.warm, None)?;
+        // What the servers used up to now is not counted: it is added to
+        // the base the children's totals are taken from at the end.
+        for server in &servers {
+            let (user, system) = larch_testkit::procfs::cpu_split(server.pid());
+            cpu0 = (cpu0.0 + user, cpu0.1 + system);
+        }
+    }
     let start = Instant::now();
-    push_all(ports, bodies, None)?;
-    if let Some((first_ts, lines)) = expect {
-        let held = held_entries(ports[0], first_ts)?;
+    push_all(ports, &req.bodies, None)?;
+    if check {
+        let lines = req.warm_lines + req.lines;
+        let held = held_entries(ports[0], req.first_ts)?;
         anyhow::ensure!(
             held == lines,
             "the store holds {held} entries after {lines} lines were pushed and acknowledged"
@@ -537,12 +562,8 @@ fn measure(
     let cpu1 = children_cpu_split();
     let (user, system) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
     let cpu = user + system;
-    Ok((
-        raw as f64 / wall,
-        raw as f64 / cpu.max(0.01),
-        cpu,
-        system / cpu.max(0.01),
-    ))
+    let raw = req.raw as f64;
+    Ok((raw / wall, raw / cpu.max(0.01), cpu, system / cpu.max(0.01)))
 }
 
 /// Entries the store on `port` holds from `first_ts` on (every stream of
@@ -568,13 +589,9 @@ fn held_entries(port: u16, first_ts: i64) -> anyhow::Result<u64> {
 /// `--write-nodes N`: each run pushes the workload through one write node
 /// with `cluster.replication_factor: 1` (the baseline) and then through
 /// N write nodes with `--rf`, every node flushing everything on SIGTERM.
-fn cluster_runs(
-    args: &Args,
-    store_bin: &std::path::Path,
-    bodies: &Arc<PerClient>,
-    raw_bytes: u64,
-    lines: u64,
-) -> anyhow::Result<()> {
+fn cluster_runs(args: &Args, store_bin: &std::path::Path, req: &Requests) -> anyhow::Result<()> {
+    // The chunks hold the warm-up's lines too.
+    let lines = req.lines + req.warm_lines;
     let mut one = Vec::new();
     let mut many = Vec::new();
     for run in 0..args.runs {
@@ -616,7 +633,7 @@ fn cluster_runs(
                 );
                 dirs.push(dir);
             }
-            let r = measure(servers, &http, bodies, raw_bytes, nodes, None)
+            let r = measure(servers, &http, req, nodes, false)
                 .with_context(|| format!("running {}", store_bin.display()))?;
             let stored = dir_size(&bucket.path().join("chunks"));
             println!(
@@ -674,7 +691,8 @@ fn build_requests(
     anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
     let names: Vec<String> = samples.iter().map(|(n, _)| n.clone()).collect();
     let mut replay = Replay::new(samples);
-    let target = (args.mib as u64) << 20;
+    let warm_target = (args.warmup_mib as u64) << 20;
+    let target = ((args.mib + args.warmup_mib) as u64) << 20;
     let batch = (w.push_kib as u64) << 10;
     let first_ts = now_ns() - 3_600_000_000_000;
     let mut ts = first_ts;
@@ -711,7 +729,25 @@ fn build_requests(
         snap::raw::Encoder::new().compress_vec(&raw)
     };
     let mut counter = 0usize;
+    // The warm-up's bodies, raw bytes and lines, once it is complete.
+    let mut warm: Option<(PerClient, u64, u64)> = None;
     while raw < target {
+        if warm.is_none() && warm_target > 0 && raw >= warm_target {
+            // Every pending line goes into the warm-up, so the measured
+            // pushes start with the lines that follow.
+            for c in 0..clients {
+                for s in 0..streams {
+                    if !pending[c][s].is_empty() {
+                        let only = (w.shape == Shape::Narrow).then_some(s);
+                        bodies[c].push(flush(&mut pending[c], only)?);
+                    }
+                }
+            }
+            pending_bytes.fill(0);
+            stream_bytes.fill(0);
+            let taken = std::mem::replace(&mut bodies, vec![Vec::new(); clients]);
+            warm = Some((taken, raw, lines));
+        }
         let Some((src, line)) = replay.next() else {
             break;
         };
@@ -750,10 +786,14 @@ fn build_requests(
             bodies[c].push(flush(&mut pending[c], None)?);
         }
     }
+    let (warm, warm_raw, warm_lines) = warm.unwrap_or_else(|| (vec![Vec::new(); clients], 0, 0));
     Ok(Requests {
+        warm: Arc::new(warm),
+        warm_raw,
+        warm_lines,
         bodies: Arc::new(bodies),
-        raw,
-        lines,
+        raw: raw - warm_raw,
+        lines: lines - warm_lines,
         first_ts,
     })
 }
