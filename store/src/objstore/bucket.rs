@@ -132,6 +132,29 @@ fn endpoint_url(endpoint: &str, bucket: &str, path_style: bool) -> String {
     }
 }
 
+/// The base URL a GCS client built from `b` sends its requests to, when
+/// it is not Google's: `GOOGLE_BASE_URL`, or else the `gcs_base_url` of
+/// the service account key (a file, or the key's JSON itself), the order
+/// `object_store` reads them in. An `http://` one is allowed, as an S3 or
+/// Azure endpoint that says `http://` is (an emulator, a private
+/// gateway); object_store's client refuses plain HTTP otherwise. A key
+/// that cannot be read or parsed gives `None` here: building the client
+/// reads it again and reports why.
+fn gcs_base_url(b: &object_store::gcp::GoogleCloudStorageBuilder) -> Option<String> {
+    use object_store::gcp::GoogleConfigKey;
+    if let Some(url) = b.get_config_value(&GoogleConfigKey::BaseUrl) {
+        return Some(url);
+    }
+    let key = match b.get_config_value(&GoogleConfigKey::ServiceAccountKey) {
+        Some(json) => json,
+        None => {
+            std::fs::read_to_string(b.get_config_value(&GoogleConfigKey::ServiceAccount)?).ok()?
+        }
+    };
+    let key: serde_json::Value = serde_json::from_str(&key).ok()?;
+    key.get("gcs_base_url")?.as_str().map(str::to_string)
+}
+
 /// `e` and every error it was caused by, as one text.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -233,11 +256,12 @@ impl Bucket {
                 let g = &storage.gcs;
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(&g.bucket)
-                    .with_retry(retry)
-                    .with_client_options(client);
+                    .with_retry(retry);
                 if !g.service_account_path.is_empty() {
                     b = b.with_service_account_path(&g.service_account_path);
                 }
+                let http = gcs_base_url(&b).is_some_and(|u| u.starts_with("http://"));
+                b = b.with_client_options(client.with_allow_http(http));
                 let store = b
                     .build()
                     .map_err(|e| other("configuring", "storage.gcs", e))?;
@@ -360,7 +384,10 @@ impl Bucket {
                 .map_err(|e| {
                     // S3 names a missing bucket `NoSuchBucket`, Azure a
                     // missing container `ContainerNotFound`; both arrive
-                    // as generic errors of a listing.
+                    // as generic errors of a listing. GCS's XML API, which
+                    // object_store's GCS client lists with, documents the
+                    // same `NoSuchBucket` as S3 (not checked against a
+                    // server: no emulator here speaks that API).
                     let chain = error_chain(&e);
                     let missing = matches!(e, object_store::Error::NotFound { .. })
                         || chain.contains("NoSuchBucket")
@@ -640,6 +667,107 @@ mod tests {
         };
         let err = write_all_vectored(&mut full, &slices).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::WriteZero);
+    }
+
+    #[test]
+    fn the_gcs_base_url_comes_from_the_environment_or_the_key() {
+        use object_store::gcp::GoogleCloudStorageBuilder;
+        let key = r#"{"private_key": "", "private_key_id": "", "client_email": "",
+            "disable_oauth": true, "gcs_base_url": "http://127.0.0.1:4443"}"#;
+        let inline = GoogleCloudStorageBuilder::new().with_service_account_key(key);
+        assert_eq!(
+            gcs_base_url(&inline).as_deref(),
+            Some("http://127.0.0.1:4443")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        std::fs::write(&path, key).unwrap();
+        let file = GoogleCloudStorageBuilder::new()
+            .with_service_account_path(path.to_str().unwrap().to_string());
+        assert_eq!(
+            gcs_base_url(&file).as_deref(),
+            Some("http://127.0.0.1:4443")
+        );
+        // GOOGLE_BASE_URL (the builder's own setting) goes first, as it
+        // does when the client is built.
+        let set = file.with_base_url("https://gcs.example.com");
+        assert_eq!(
+            gcs_base_url(&set).as_deref(),
+            Some("https://gcs.example.com")
+        );
+        // Google's own: no base URL in the key; a key that is not JSON or
+        // a file that is not there says nothing either.
+        let plain = GoogleCloudStorageBuilder::new()
+            .with_service_account_key(r#"{"private_key": "", "client_email": ""}"#);
+        assert_eq!(gcs_base_url(&plain), None);
+        let garbled = GoogleCloudStorageBuilder::new().with_service_account_key("not json");
+        assert_eq!(gcs_base_url(&garbled), None);
+        let missing = GoogleCloudStorageBuilder::new().with_service_account_path(
+            dir.path().join("absent.json").to_str().unwrap().to_string(),
+        );
+        assert_eq!(gcs_base_url(&missing), None);
+        assert_eq!(gcs_base_url(&GoogleCloudStorageBuilder::new()), None);
+    }
+
+    /// A GCS key whose `gcs_base_url` says `http://` is reached over plain
+    /// HTTP: object_store's client refuses such a URL unless told to allow
+    /// it, and every request then failed before it was sent ("builder
+    /// error"), which the start took for an unreachable bucket.
+    #[test]
+    fn a_gcs_base_url_over_plain_http_is_reached() {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.json");
+        std::fs::write(
+            &key,
+            format!(
+                r#"{{"private_key": "", "private_key_id": "", "client_email": "",
+                "disable_oauth": true, "gcs_base_url": "http://127.0.0.1:{port}"}}"#
+            ),
+        )
+        .unwrap();
+        let mut storage = StorageConfig {
+            backend: Backend::Gcs,
+            ..StorageConfig::default()
+        };
+        storage.gcs.bucket = "larch".into();
+        storage.gcs.service_account_path = key.to_str().unwrap().to_string();
+        storage.cache.max_size.0 = 0;
+        let bucket = Bucket::open(&storage, dir.path(), ObjstoreMetrics::default()).unwrap();
+        // The first request's line, read by a thread that then closes the
+        // connection and the listener (the check fails after its retries);
+        // none within 10 seconds is a failure, not a hang.
+        listener.set_nonblocking(true).unwrap();
+        let first = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let conn = loop {
+                match listener.accept() {
+                    Ok((conn, _)) => break Some(conn),
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let conn = conn?;
+            conn.set_nonblocking(false).unwrap();
+            let mut line = String::new();
+            BufReader::new(conn).read_line(&mut line).unwrap();
+            Some(line)
+        });
+        let err = bucket.check().unwrap_err();
+        assert!(
+            err.to_string().contains("cannot use gcs bucket larch"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("builder error"), "{err}");
+        assert_eq!(
+            first.join().unwrap().as_deref(),
+            Some("HEAD /larch/segments%2F%2Eprobe HTTP/1.1\r\n"),
+            "the check's first request reached the server"
+        );
     }
 
     #[test]

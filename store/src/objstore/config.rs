@@ -134,7 +134,9 @@ pub struct GcsConfig {
     /// Bucket name (required).
     pub bucket: String,
     /// Path of a service account key file; empty: the application
-    /// default credentials (workload identity, metadata server).
+    /// default credentials (workload identity, metadata server). A key
+    /// whose `gcs_base_url` says `http://` (an emulator, a gateway) is
+    /// reached over plain HTTP, as an S3 or Azure endpoint that says so.
     pub service_account_path: String,
 }
 
