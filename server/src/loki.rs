@@ -20,7 +20,7 @@
 //! | `common.storage.s3`, `storage_config.aws` (`storage_config` wins): `bucketnames` (one bucket), `endpoint` (with `insecure`: `http://`; an AWS host name is AWS's default), `region`, `access_key_id`, `secret_access_key`, `session_token`, `s3forcepathstyle` | `storage.backend: s3`, `storage.s3.*` |
 //! | `common.replication_factor: 1` | (a single store) |
 //! | `limits_config.<key>` for every key Larch's `limits` has (`max_global_streams_per_user` is `max_streams_per_tenant`); `query_timeout` | `limits.<key>`; `query.timeout` |
-//! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `chunk_encoding` (`snappy`, `lz4` and its `lz4-<size>` variants, `zstd`, `none`; not `gzip`, `flate`) | `ingester.*` |
+//! | `ingester.chunk_block_size`, `chunk_target_size`, `max_chunk_age`, `chunk_idle_period`, `flush_check_period`, `flush_on_shutdown`, `concurrent_flushes`, `chunk_encoding` (`snappy`, `lz4` and its `lz4-<size>` variants, `zstd`, `none`; not `gzip`, `flate`) | `ingester.*` |
 //! | `compactor.retention_enabled` (Loki's default: false), `compaction_interval`, `delete_request_cancel_period`, `delete_max_interval` | `compactor.retention_enabled`, `ingester.compaction_interval` and `compactor.interval`, `compactor.delete_request_cancel_period`, `compactor.delete_max_interval` |
 //! | `querier.max_concurrent` | `query.max_concurrent` |
 //! | `runtime_config.file`, `period` | `runtime_config` |
@@ -120,6 +120,7 @@ const INGESTER: &[(&str, &str)] = &[
     ("chunk_idle_period", "chunk_idle_period"),
     ("flush_check_period", "flush_check_period"),
     ("flush_on_shutdown", "flush_on_shutdown"),
+    ("concurrent_flushes", "concurrent_flushes"),
 ];
 
 /// Loki's `ruler` keys with the same name and meaning in Larch's `ruler`.

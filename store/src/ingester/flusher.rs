@@ -8,10 +8,16 @@
 //! and may the WAL segments holding its entries be deleted. Chunks of one
 //! stream are written in the order they were sealed, so "every entry up to
 //! `max_seq` is in a chunk" holds for the stream at every moment.
+//!
+//! A cycle writes many streams' chunks at once (`ingester.concurrent_flushes`
+//! threads, each taking whole streams), then appends all their index
+//! records with one write and one `fsync` per tenant, then updates the
+//! streams: a chunk's cost is mostly waiting on its syncs, which a disk
+//! serves together when several are in flight.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -202,28 +208,9 @@ pub fn cycle(ing: &Ingester, force: bool) {
     }
     ing.metrics.flush_queue_length.set(waiting as i64);
     let remote = ing.bucket.local_root().is_none();
-    let ready = ing.backoff.lock().ready();
-    'write: for (tenant, stream) in queue {
-        if !ready {
-            break;
-        }
-        loop {
-            if ing.out_of_time() {
-                break 'write;
-            }
-            let next = stream.state.lock().sealed.front().cloned();
-            let Some(sealed) = next else { break };
-            if let Err(e) = write_chunk(ing, &tenant, &stream, &sealed) {
-                ing.metrics.flush_failures.inc();
-                if remote {
-                    // One failure is enough to know the bucket is down:
-                    // every further try would wait for its own timeout.
-                    ing.backoff
-                        .lock()
-                        .failed("Writing a chunk to the bucket", &e);
-                    break 'write;
-                }
-                tracing::error!(tenant = %tenant.id, stream = %stream.labels, error = %e, "Writing a chunk failed; it stays in memory and in the WAL and will be retried.");
+    if ing.backoff.lock().ready() {
+        for round in queue.chunks(ROUND) {
+            if !write_round(ing, round, remote) {
                 break;
             }
         }
@@ -252,12 +239,125 @@ pub fn cycle(ing: &Ingester, force: bool) {
     ing.refresh_gauges();
 }
 
-fn write_chunk(
+/// Streams a round takes: their chunk files are written, then their index
+/// records appended (one write per tenant), then their state updated.
+/// Bounds the records held and the files a crash in the middle of a long
+/// flush leaves unnamed (adopted at the next start).
+const ROUND: usize = 4096;
+
+/// A chunk file written and the reference its index record will hold.
+type Written = (Arc<SealedChunk>, ChunkRef);
+
+/// Writes the sealed chunks of `round`'s streams, on up to
+/// `ingester.concurrent_flushes` threads (each stream's in the order they
+/// were sealed, by one thread), then records them. Returns false when the
+/// bucket failed or the shutdown's time is up: the cycle writes no more.
+fn write_round(ing: &Ingester, round: &[(Arc<Tenant>, Arc<Stream>)], remote: bool) -> bool {
+    let workers = ing
+        .config
+        .ingester
+        .concurrent_flushes
+        .clamp(1, round.len().max(1));
+    let next = AtomicUsize::new(0);
+    // Set by the first failure of a remote bucket: one is enough to know it
+    // is down, and every further try would wait for its own timeout.
+    let down = AtomicBool::new(false);
+    let work = || {
+        let mut done: Vec<(usize, Vec<Written>)> = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((tenant, stream)) = round.get(i) else {
+                break;
+            };
+            let written = write_stream(ing, tenant, stream, remote, &down);
+            if !written.is_empty() {
+                done.push((i, written));
+            }
+        }
+        done
+    };
+    let mut done = if workers == 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    std::thread::Builder::new()
+                        .name("larch-flush".into())
+                        .spawn_scoped(scope, work)
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                match h {
+                    Ok(h) => match h.join() {
+                        Ok(done) => all.extend(done),
+                        // A panic in a worker is a bug; what it wrote is
+                        // not recorded and stays sealed, and the next
+                        // cycle writes it again.
+                        Err(_) => tracing::error!("A chunk flush worker panicked."),
+                    },
+                    // No thread (resource limits): the streams it would
+                    // have taken go to the threads that did start, or to
+                    // this one.
+                    Err(e) => tracing::warn!(error = %e, "Could not start a chunk flush worker."),
+                }
+            }
+            // Streams no thread took (every spawn failed) are written here.
+            all.extend(work());
+            all
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    record(ing, round, done, remote) && !down.load(Ordering::Relaxed) && !ing.out_of_time()
+}
+
+/// Writes `stream`'s sealed chunks in order until one fails, the bucket is
+/// down or the shutdown's time is up; returns those written. They stay
+/// sealed (in memory, and in the WAL) until [`record`] names them.
+fn write_stream(
     ing: &Ingester,
     tenant: &Tenant,
     stream: &Stream,
-    sealed: &Arc<SealedChunk>,
-) -> std::io::Result<()> {
+    remote: bool,
+    down: &AtomicBool,
+) -> Vec<Written> {
+    // Only this cycle takes chunks off `sealed`; the writer may add more
+    // behind these meanwhile, left for the next cycle.
+    let sealed: Vec<Arc<SealedChunk>> = stream.state.lock().sealed.iter().cloned().collect();
+    let mut written = Vec::with_capacity(sealed.len());
+    for chunk in sealed {
+        if down.load(Ordering::Relaxed) || ing.out_of_time() {
+            break;
+        }
+        match write_file(ing, tenant, stream, &chunk) {
+            Ok(r) => written.push((chunk, r)),
+            Err(e) => {
+                ing.metrics.flush_failures.inc();
+                if remote {
+                    if !down.swap(true, Ordering::Relaxed) {
+                        ing.backoff
+                            .lock()
+                            .failed("Writing a chunk to the bucket", &e);
+                    }
+                } else {
+                    tracing::error!(tenant = %tenant.id, stream = %stream.labels, error = %e, "Writing a chunk failed; it stays in memory and in the WAL and will be retried.");
+                }
+                break;
+            }
+        }
+    }
+    written
+}
+
+/// Writes one sealed chunk's file (durably: see [`write_durably`]) and
+/// returns the reference its index record will hold.
+fn write_file(
+    ing: &Ingester,
+    tenant: &Tenant,
+    stream: &Stream,
+    sealed: &SealedChunk,
+) -> std::io::Result<ChunkRef> {
     let refs: Vec<&EncodedBlock> = sealed.blocks.iter().map(Arc::as_ref).collect();
     let header = ChunkHeader {
         labels: stream.labels.to_string(),
@@ -278,53 +378,95 @@ fn write_chunk(
     let key = ing.chunk_key(&tenant.id, stream.fp, &id);
     // Blocks go to the file as they are held, not gathered first.
     ing.bucket.put_parts(&key, &parts.slices(&refs))?;
-    let size = parts.size;
-
-    let chunk = ChunkRef {
+    Ok(ChunkRef {
         id,
         mint: sealed.mint,
         maxt: sealed.maxt,
         entries: sealed.entries,
-        bytes: size,
+        bytes: parts.size,
         max_seq: sealed.max_seq,
         raw_bytes: sealed.raw_bytes(),
-    };
-    let logged = stream.state.lock().logged;
-    let mut records = Vec::with_capacity(2);
-    if !logged {
-        records.push(IndexRecord::Stream {
-            fp: stream.fp,
-            labels: stream.labels.to_set(),
-        });
-    }
-    records.push(IndexRecord::Chunk {
-        fp: stream.fp,
-        chunk: chunk.clone(),
-    });
-    // If this append fails the chunk stays sealed in memory (and its
-    // entries in the WAL, which is not trimmed past them); the file just
-    // written is named by nothing and is rewritten by the retry, or
-    // adopted at the next start.
-    tenant.append(&records)?;
+    })
+}
 
-    let mut st = stream.state.lock();
-    let was_active = st.is_active();
-    st.logged = true;
-    if ing.config.target == Target::Write {
-        // Served from memory, and kept in the WAL, until a segment names it.
-        tenant.unpublished.lock().push((stream.fp, chunk.clone()));
-        st.written(sealed, chunk);
-    } else {
-        st.retire(sealed, chunk);
+/// Appends the index records of the chunks written in a round, one append
+/// (one write and one `fsync`) per tenant, and only then lets each stream
+/// drop its written chunks from memory. `done` is in `round`'s order, so
+/// each stream's records follow its own `Stream` record (when the log
+/// does not have it yet) and keep the order its chunks were sealed in.
+/// When an append fails, its chunks stay sealed (in memory and in the WAL,
+/// which is not trimmed past them); their files are named by nothing and
+/// are written again by the retry, or adopted at the next start. Returns
+/// false when a remote bucket's index append failed.
+fn record(
+    ing: &Ingester,
+    round: &[(Arc<Tenant>, Arc<Stream>)],
+    done: Vec<(usize, Vec<Written>)>,
+    remote: bool,
+) -> bool {
+    let mut done = done.into_iter().peekable();
+    while let Some(first) = done.peek() {
+        let tenant = round[first.0].0.clone();
+        // This tenant's streams: consecutive in the round, which the
+        // queue lists tenant by tenant.
+        let mut group: Vec<(&Arc<Stream>, Vec<Written>)> = Vec::new();
+        while let Some((i, _)) = done.peek() {
+            if !Arc::ptr_eq(&round[*i].0, &tenant) {
+                break;
+            }
+            if let Some((i, written)) = done.next() {
+                group.push((&round[i].1, written));
+            }
+        }
+        let mut records = Vec::with_capacity(group.iter().map(|(_, w)| w.len() + 1).sum());
+        for (stream, written) in &group {
+            if !stream.state.lock().logged {
+                records.push(IndexRecord::Stream {
+                    fp: stream.fp,
+                    labels: stream.labels.to_set(),
+                });
+            }
+            records.extend(written.iter().map(|(_, chunk)| IndexRecord::Chunk {
+                fp: stream.fp,
+                chunk: chunk.clone(),
+            }));
+        }
+        if let Err(e) = tenant.append(&records) {
+            ing.metrics.flush_failures.inc();
+            if remote {
+                ing.backoff
+                    .lock()
+                    .failed("Recording written chunks in the index", &e);
+                return false;
+            }
+            tracing::error!(tenant = %tenant.id, chunks = records.len(), error = %e, "Recording written chunks in the index failed; they stay in memory and in the WAL and will be retried.");
+            continue;
+        }
+        let flushed = ing
+            .metrics
+            .chunks_flushed
+            .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
+            .clone();
+        for (stream, written) in group {
+            let mut st = stream.state.lock();
+            let was_active = st.is_active();
+            st.logged = true;
+            for (sealed, chunk) in written {
+                flushed.inc();
+                ing.metrics.chunk_size_bytes.observe(chunk.bytes as f64);
+                if ing.config.target == Target::Write {
+                    // Served from memory, and kept in the WAL, until a
+                    // segment names it.
+                    tenant.unpublished.lock().push((stream.fp, chunk.clone()));
+                    st.written(&sealed, chunk);
+                } else {
+                    st.retire(&sealed, chunk);
+                }
+            }
+            note_activation(&tenant, was_active, &st);
+        }
     }
-    note_activation(tenant, was_active, &st);
-    drop(st);
-    ing.metrics
-        .chunks_flushed
-        .get_or_create(&ing.metrics.tenant_label(tenant.id.as_str()))
-        .inc();
-    ing.metrics.chunk_size_bytes.observe(size as f64);
-    Ok(())
+    true
 }
 
 /// Writes a file through `write` so that after a crash it is either absent
