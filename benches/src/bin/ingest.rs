@@ -23,7 +23,8 @@
 //! same workload first and starts the clock (wall and CPU) after them: the
 //! figure of a store that is already running, past its start and its first
 //! growth of memory; the final flush, of the warm-up's lines as well, is
-//! still counted.
+//! still counted. With `--warmup-streams N` the warm-up goes to N streams
+//! of its own, which stay idle during the measured pushes.
 //!
 //! `cargo run --release -p larch-benches --bin ingest -- --help`
 
@@ -66,6 +67,16 @@ struct Args {
     /// too) is counted. 0 (the default): measured from the process start.
     #[arg(long, default_value_t = 0)]
     warmup_mib: usize,
+    /// Spreads the warm-up's lines over this many streams of their own
+    /// (`namespace="warmup"`, timestamps an hour before the measured
+    /// ones), which then sit idle while the measured pushes run: the cost
+    /// of a store's many idle streams to its busy ones. The clock then
+    /// stops when the measured pushes are acknowledged, and the store does
+    /// not flush at its exit (`flush_on_shutdown: false`; a flush would be
+    /// every idle stream's). Default: the warm-up is the measured
+    /// workload's own streams.
+    #[arg(long)]
+    warmup_streams: Option<usize>,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -180,6 +191,9 @@ struct Requests {
     /// Raw bytes and lines of `warm`.
     warm_raw: u64,
     warm_lines: u64,
+    /// Streams of the warm-up's own (`--warmup-streams`), 0 when it is
+    /// the measured workload's.
+    idle_streams: usize,
     /// The measured pushes, and their raw bytes and lines.
     bodies: Arc<PerClient>,
     raw: u64,
@@ -341,8 +355,12 @@ fn run_workload(
         lines as f64 / requests.max(1) as f64,
         if args.warmup_mib > 0 {
             format!(
-                "; measured after a warm-up of {} MiB ({} lines)",
-                args.warmup_mib, req.warm_lines
+                "; measured after a warm-up of {} MiB ({} lines{})",
+                args.warmup_mib,
+                req.warm_lines,
+                args.warmup_streams
+                    .map(|n| format!(" on {n} streams of its own"))
+                    .unwrap_or_default()
             )
         } else {
             String::new()
@@ -486,7 +504,9 @@ fn write_config(
     args: &Args,
 ) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("bench.yaml");
-    let mut ingester = String::from("  flush_on_shutdown: true\n");
+    // With idle warm-up streams the exit is not measured, and flushing
+    // each of them would make it long: what is open stays in the WAL.
+    let mut ingester = format!("  flush_on_shutdown: {}\n", args.warmup_streams.is_none());
     if let Some(codec) = &args.chunk_encoding {
         ingester.push_str(&format!("  chunk_encoding: {codec}\n"));
     }
@@ -535,14 +555,20 @@ fn measure(
             }
         }
     }
+    // The servers' CPU time so far, from `/proc`.
+    let used = |servers: &[larch_testkit::Process]| {
+        servers.iter().fold((0.0, 0.0), |(u, s), server| {
+            let (user, system) = larch_testkit::procfs::cpu_split(server.pid());
+            (u + user, s + system)
+        })
+    };
+    let mut warmed = (0.0, 0.0);
     if req.warm_lines > 0 {
         push_all(ports, &req.warm, None)?;
         // What the servers used up to now is not counted: it is added to
         // the base the children's totals are taken from at the end.
-        for server in &servers {
-            let (user, system) = larch_testkit::procfs::cpu_split(server.pid());
-            cpu0 = (cpu0.0 + user, cpu0.1 + system);
-        }
+        warmed = used(&servers);
+        cpu0 = (cpu0.0 + warmed.0, cpu0.1 + warmed.1);
     }
     let start = Instant::now();
     push_all(ports, &req.bodies, None)?;
@@ -554,23 +580,34 @@ fn measure(
             "the store holds {held} entries after {lines} lines were pushed and acknowledged"
         );
     }
+    // With warm-up streams of their own the clock stops here: the exit's
+    // flush would be that of every idle stream, not of what was measured.
+    let before_exit = (req.idle_streams > 0).then(|| (start.elapsed(), used(&servers)));
     for server in &servers {
         let status = server.terminate();
         anyhow::ensure!(status.success(), "server exited with {status}");
     }
-    let wall = start.elapsed().as_secs_f64();
-    let cpu1 = children_cpu_split();
-    let (user, system) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    let (wall, (user, system)) = match before_exit {
+        Some((wall, cpu1)) => (wall.as_secs_f64(), (cpu1.0 - warmed.0, cpu1.1 - warmed.1)),
+        None => {
+            let cpu1 = children_cpu_split();
+            (
+                start.elapsed().as_secs_f64(),
+                (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
+            )
+        }
+    };
     let cpu = user + system;
     let raw = req.raw as f64;
     Ok((raw / wall, raw / cpu.max(0.01), cpu, system / cpu.max(0.01)))
 }
 
 /// Entries the store on `port` holds from `first_ts` on (every stream of
-/// the workload has `namespace="prod"`).
+/// the workload and of its warm-up has `namespace="prod"` or
+/// `namespace="warmup"`).
 fn held_entries(port: u16, first_ts: i64) -> anyhow::Result<u64> {
     let path = format!(
-        "/loki/api/v1/index/stats?query=%7Bnamespace%3D%22prod%22%7D&start={}&end={}",
+        "/loki/api/v1/index/stats?query=%7Bnamespace%3D~%22prod%7Cwarmup%22%7D&start={}&end={}",
         first_ts - 1_000_000_000,
         now_ns() + 3_600_000_000_000
     );
@@ -680,6 +717,35 @@ fn build_requests(
     w: &Workload,
     line_bytes: Option<(usize, usize)>,
 ) -> anyhow::Result<Requests> {
+    let Some(streams) = args.warmup_streams else {
+        return generate(w, line_bytes, args.mib, args.warmup_mib, "prod", 1);
+    };
+    // The warm-up on streams of its own, an hour older, then the measured
+    // pushes without one.
+    let idle = Workload { streams, ..*w };
+    let warm = generate(&idle, line_bytes, args.warmup_mib, 0, "warmup", 2)?;
+    let measured = generate(w, line_bytes, args.mib, 0, "prod", 1)?;
+    Ok(Requests {
+        warm: warm.bodies,
+        warm_raw: warm.raw,
+        warm_lines: warm.lines,
+        idle_streams: streams,
+        first_ts: warm.first_ts,
+        ..measured
+    })
+}
+
+/// `mib` MiB of the workload `w` in namespace `namespace`, from
+/// `hours_ago` hours ago on, the first `warmup_mib` of them (when above 0)
+/// as the warm-up, on the same streams.
+fn generate(
+    w: &Workload,
+    line_bytes: Option<(usize, usize)>,
+    mib: usize,
+    warmup_mib: usize,
+    namespace: &str,
+    hours_ago: i64,
+) -> anyhow::Result<Requests> {
     let dir = loghub_dir();
     let mut samples = load_samples(&dir).with_context(|| format!("reading {}", dir.display()))?;
     if let Some((lo, hi)) = line_bytes {
@@ -691,10 +757,10 @@ fn build_requests(
     anyhow::ensure!(!samples.is_empty(), "no *.log samples in {}", dir.display());
     let names: Vec<String> = samples.iter().map(|(n, _)| n.clone()).collect();
     let mut replay = Replay::new(samples);
-    let warm_target = (args.warmup_mib as u64) << 20;
-    let target = ((args.mib + args.warmup_mib) as u64) << 20;
+    let warm_target = (warmup_mib as u64) << 20;
+    let target = ((mib + warmup_mib) as u64) << 20;
     let batch = (w.push_kib as u64) << 10;
-    let first_ts = now_ns() - 3_600_000_000_000;
+    let first_ts = now_ns() - hours_ago * 3_600_000_000_000;
     let mut ts = first_ts;
     let clients = w.clients.max(1);
     let streams = w.streams.max(clients);
@@ -708,7 +774,7 @@ fn build_requests(
     let labels: Vec<String> = (0..streams)
         .map(|s| {
             let app = &names[s % names.len()];
-            format!(r#"{{namespace="prod", app="{app}", pod="{app}-{s}", container="main", node_name="node-{}"}}"#, s % 7)
+            format!(r#"{{namespace="{namespace}", app="{app}", pod="{app}-{s}", container="main", node_name="node-{}"}}"#, s % 7)
         })
         .collect();
     let flush = |pending: &mut [Vec<logproto::Entry>], only: Option<usize>| {
@@ -791,6 +857,7 @@ fn build_requests(
         warm: Arc::new(warm),
         warm_raw,
         warm_lines,
+        idle_streams: 0,
         bodies: Arc::new(bodies),
         raw: raw - warm_raw,
         lines: lines - warm_lines,

@@ -123,12 +123,20 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
         .max(Duration::from_millis(10));
     let compaction = ing.config.ingester.compaction_interval.0;
     let mut last_compaction = Instant::now();
+    // The last cycle that looked at every stream, and the last trim of
+    // the WAL; the first cycle looks at every stream.
+    let mut last_full: Option<Instant> = None;
+    let mut last_trim = Instant::now();
     loop {
         let mut done = Vec::new();
         let mut force = false;
         let mut stop = false;
+        // Woken because the writer sealed chunks (not by the period, a
+        // flush request or the stop).
+        let mut woken = false;
         match rx.recv_timeout(period) {
-            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Msg::Wake) => woken = true,
+            Err(RecvTimeoutError::Timeout) => {}
             Ok(Msg::FlushAll(d)) => {
                 force = true;
                 done.push(d);
@@ -151,7 +159,22 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
             // write node's own refresher retries on its thread).
             crate::objstore::view::refresh_deletes(&ing);
         }
-        cycle(&ing, force);
+        // Every stream is looked at (for chunks due by age or idleness,
+        // the WAL's trim, the gauges) at least once a period; a cycle
+        // woken by seals between those writes the sealed chunks only, so
+        // that a store with a million idle streams does not walk them all
+        // for every chunk its busy streams fill.
+        if !woken || force || stop || last_full.is_none_or(|t| t.elapsed() >= period) {
+            last_full = Some(Instant::now());
+            last_trim = Instant::now();
+            cycle(&ing, force);
+        } else {
+            let trim = last_trim.elapsed() >= TRIM_EVERY;
+            if trim {
+                last_trim = Instant::now();
+            }
+            write_sealed(&ing, trim);
+        }
         // Write nodes leave compaction and retention to the compactor.
         if ing.config.target == Target::All
             && !compaction.is_zero()
@@ -175,6 +198,50 @@ pub fn run(ing: Arc<Ingester>, rx: Receiver<Msg>) {
     }
 }
 
+/// Least time between two trims of the WAL by cycles woken by seals (a trim
+/// looks at every stream; one a period is done anyway).
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// A cycle woken by seals: writes the chunks of the streams the writer
+/// sealed since the last cycle took them (see
+/// [`Ingester::sealed_streams`]), publishes them on a write node, and trims
+/// the WAL when `trim`. A stream whose write fails keeps its chunk sealed,
+/// and the next cycle that looks at every stream tries it again.
+fn write_sealed(ing: &Ingester, trim: bool) {
+    let applied = ing.applied_seq.load(Ordering::Acquire);
+    let mut queue = std::mem::take(&mut *ing.sealed_streams.lock());
+    // A stream sealed twice is written once; tenant by tenant, so that a
+    // tenant's records go in one append.
+    queue.sort_by_key(|(t, s)| (Arc::as_ptr(t) as usize, Arc::as_ptr(s) as usize));
+    queue.dedup_by(|a, b| Arc::ptr_eq(&a.1, &b.1));
+    let remote = ing.bucket.local_root().is_none();
+    if !queue.is_empty() && ing.backoff.lock().ready() {
+        for round in queue.chunks(ROUND) {
+            if !write_round(ing, round, remote) {
+                break;
+            }
+        }
+    }
+    publish(ing);
+    if trim {
+        trim_wal(ing, applied);
+    }
+}
+
+/// On a write node, publishes the index segments of chunks written since
+/// the last one.
+fn publish(ing: &Ingester) {
+    if ing.config.target == Target::Write && ing.backoff.lock().ready() && !ing.out_of_time() {
+        match crate::objstore::publish::publish_all(ing) {
+            Ok(()) => ing.backoff.lock().succeeded(),
+            Err(e) => {
+                ing.metrics.flush_failures.inc();
+                ing.backoff.lock().failed("Publishing an index segment", &e);
+            }
+        }
+    }
+}
+
 /// One pass: seal what is due, write what is sealed, trim, retain. Once a
 /// shutdown's deadline has passed (see [`Ingester::shutdown_until`]) it seals and
 /// writes nothing more (what is left is in the WAL) and only trims.
@@ -187,6 +254,9 @@ pub fn cycle(ing: &Ingester, force: bool) {
     let now = Instant::now();
     let mut queue: Vec<(Arc<Tenant>, Arc<Stream>)> = Vec::new();
     let mut waiting = 0usize;
+    // This pass finds every stream with sealed chunks, those the writer
+    // listed too.
+    ing.sealed_streams.lock().clear();
     'seal: for tenant in ing.tenants() {
         for s in tenant.all() {
             if ing.out_of_time() {
@@ -215,15 +285,7 @@ pub fn cycle(ing: &Ingester, force: bool) {
             }
         }
     }
-    if ing.config.target == Target::Write && ing.backoff.lock().ready() && !ing.out_of_time() {
-        match crate::objstore::publish::publish_all(ing) {
-            Ok(()) => ing.backoff.lock().succeeded(),
-            Err(e) => {
-                ing.metrics.flush_failures.inc();
-                ing.backoff.lock().failed("Publishing an index segment", &e);
-            }
-        }
-    }
+    publish(ing);
     let mut backlog = 0usize;
     for tenant in ing.tenants() {
         backlog += tenant.unpublished.lock().len();

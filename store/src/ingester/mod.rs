@@ -162,6 +162,10 @@ pub struct Ingester {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// When the bucket may be tried again after a failure.
     pub(crate) backoff: Mutex<flusher::Backoff>,
+    /// Streams the writer sealed a chunk of since the flusher last took
+    /// them: a cycle woken by a seal writes these instead of looking at
+    /// every stream, which it does every `flush_check_period`.
+    pub(crate) sealed_streams: Mutex<Vec<(Arc<Tenant>, Arc<stream::Stream>)>>,
     /// Delete requests, filtered out of every query.
     pub deletes: Arc<crate::deletes::Deletes>,
     /// Dropped to stop a write node's refresher of the delete requests.
@@ -475,6 +479,7 @@ impl Ingester {
             remote,
             cluster,
             backoff: Mutex::new(flusher::Backoff::default()),
+            sealed_streams: Mutex::new(Vec::new()),
             deletes,
             deletes_stop: Mutex::new(None),
         });

@@ -480,6 +480,7 @@ fn process(
         // Sealed between records only: a chunk holds whole records.
         if st.seal_if_full(policy).is_some() {
             *sealed = true;
+            ing.sealed_streams.lock().push((tenant.clone(), s.clone()));
         }
         st.touch();
         note_activation(&tenant, was_active, &st);

@@ -6,6 +6,7 @@ mod api;
 mod bucket_objects;
 mod deletes;
 mod faults;
+mod flush;
 mod formats;
 mod fuzz;
 mod hostile_push;
