@@ -214,14 +214,7 @@ fn write_sealed(ing: &Ingester, trim: bool) {
     // tenant's records go in one append.
     queue.sort_by_key(|(t, s)| (Arc::as_ptr(t) as usize, Arc::as_ptr(s) as usize));
     queue.dedup_by(|a, b| Arc::ptr_eq(&a.1, &b.1));
-    let remote = ing.bucket.local_root().is_none();
-    if !queue.is_empty() && ing.backoff.lock().ready() {
-        for round in queue.chunks(ROUND) {
-            if !write_round(ing, round, remote) {
-                break;
-            }
-        }
-    }
+    write_queue(ing, &queue);
     publish(ing);
     if trim {
         trim_wal(ing, applied);
@@ -277,14 +270,7 @@ pub fn cycle(ing: &Ingester, force: bool) {
         }
     }
     ing.metrics.flush_queue_length.set(waiting as i64);
-    let remote = ing.bucket.local_root().is_none();
-    if ing.backoff.lock().ready() {
-        for round in queue.chunks(ROUND) {
-            if !write_round(ing, round, remote) {
-                break;
-            }
-        }
-    }
+    write_queue(ing, &queue);
     publish(ing);
     let mut backlog = 0usize;
     for tenant in ing.tenants() {
@@ -299,6 +285,21 @@ pub fn cycle(ing: &Ingester, force: bool) {
         apply_retention(ing);
     }
     ing.refresh_gauges();
+}
+
+/// Writes the sealed chunks of `queue`'s streams (listed tenant by
+/// tenant), a round at a time, unless the bucket is waiting out a failure;
+/// stops at a failure of the bucket or when the shutdown's time is up.
+fn write_queue(ing: &Ingester, queue: &[(Arc<Tenant>, Arc<Stream>)]) {
+    if queue.is_empty() || !ing.backoff.lock().ready() {
+        return;
+    }
+    let remote = ing.bucket.local_root().is_none();
+    for round in queue.chunks(ROUND) {
+        if !write_round(ing, round, remote) {
+            break;
+        }
+    }
 }
 
 /// Streams a round takes: their chunk files are written, then their index

@@ -158,35 +158,52 @@ pub fn workload(
                 }
             })
             .collect();
-        let push = Push {
-            held_body: 0,
-            source: None,
-            streams: vec![PushStream {
-                labels: StreamLabels::Text(labels),
-                entries: entries.clone(),
-            }],
-        };
-        let v = validate(push, &ing.config.limits, now_ns(), tenant);
-        assert!(v.errors.is_empty(), "{:?}", v.errors);
-        let label_text = v.streams[0].labels.to_string();
-        let out = rt
-            .block_on(ing.push(&TenantId::new(tenant).unwrap(), v))
-            .unwrap();
-        assert_eq!(out.accepted as usize, n);
-        acked.extend(entries.into_iter().map(|e| {
-            (
-                tenant.to_string(),
-                label_text.clone(),
-                e.ts,
-                e.line.to_string(),
-            )
-        }));
+        acked.extend(push_entries(ing, &rt, tenant, &labels, entries));
         if flush_at.contains(&b) {
             ing.flush_all();
         }
     }
     acked.sort();
     acked
+}
+
+/// Validates and pushes `entries` to the stream `labels` of `tenant`,
+/// checks that validation reported nothing and that every entry was
+/// accepted, and returns them as [`read_all`] lists them.
+pub fn push_entries(
+    ing: &Ingester,
+    rt: &tokio::runtime::Runtime,
+    tenant: &str,
+    labels: &str,
+    entries: Vec<PushEntry>,
+) -> Vec<Line> {
+    let n = entries.len();
+    let push = Push {
+        held_body: 0,
+        source: None,
+        streams: vec![PushStream {
+            labels: StreamLabels::Text(labels.into()),
+            entries: entries.clone(),
+        }],
+    };
+    let v = validate(push, &ing.config.limits, now_ns(), tenant);
+    assert!(v.errors.is_empty(), "{:?}", v.errors);
+    let label_text = v.streams[0].labels.to_string();
+    let out = rt
+        .block_on(ing.push(&TenantId::new(tenant).unwrap(), v))
+        .unwrap();
+    assert_eq!(out.accepted as usize, n);
+    entries
+        .into_iter()
+        .map(|e| {
+            (
+                tenant.to_string(),
+                label_text.clone(),
+                e.ts,
+                e.line.to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Files under `dir`, relative, sorted.
@@ -650,28 +667,7 @@ fn regression_chunk_sealed_in_the_middle_of_a_record() {
                     omitted: 0,
                 })
                 .collect();
-            let push = Push {
-                held_body: 0,
-                source: None,
-                streams: vec![PushStream {
-                    labels: StreamLabels::Text(r#"{app="big"}"#.into()),
-                    entries: entries.clone(),
-                }],
-            };
-            let v = validate(push, &ing.config.limits, now_ns(), "alpha");
-            let labels = v.streams[0].labels.to_string();
-            let out = rt
-                .block_on(ing.push(&TenantId::new("alpha").unwrap(), v))
-                .unwrap();
-            assert_eq!(out.accepted, 400);
-            acked.extend(entries.into_iter().map(|e| {
-                (
-                    "alpha".to_string(),
-                    labels.clone(),
-                    e.ts,
-                    e.line.to_string(),
-                )
-            }));
+            acked.extend(push_entries(&ing, &rt, "alpha", r#"{app="big"}"#, entries));
         }
         // The flusher writes what was sealed; the rest stays in the WAL.
         ing.halt();

@@ -11,7 +11,7 @@ use larch_store::index::log::scan;
 use larch_store::ingester::Ingester;
 use larch_store::metrics::Metrics;
 
-use super::faults::{config, files, read_all, workload};
+use super::faults::{config, files, push_entries, read_all, workload};
 use super::support::*;
 
 /// Chunks written by several threads at once (`ingester.concurrent_flushes`)
@@ -211,7 +211,7 @@ fn workload_one(
         .unwrap();
     let mut out = Vec::new();
     for batch in 0..lines.div_ceil(10) {
-        let entries: Vec<larch_store::push::PushEntry> = (batch * 10..lines.min(batch * 10 + 10))
+        let entries = (batch * 10..lines.min(batch * 10 + 10))
             .map(|i| larch_store::push::PushEntry {
                 ts: t0 + i as i64 * 1_000_000,
                 line: format!("line {i} of {labels} {}", "z".repeat(80)).into(),
@@ -219,20 +219,7 @@ fn workload_one(
                 omitted: 0,
             })
             .collect();
-        let push = larch_store::push::Push::new(vec![larch_store::push::PushStream {
-            labels: larch_store::push::StreamLabels::Text(labels.into()),
-            entries: entries.clone(),
-        }]);
-        let v = larch_store::validate::validate(push, &ing.config.limits, now_ns(), "alpha");
-        assert!(v.errors.is_empty(), "{:?}", v.errors);
-        let shown = v.streams[0].labels.to_string();
-        rt.block_on(ing.push(&larch_store::tenant::TenantId::new("alpha").unwrap(), v))
-            .unwrap();
-        out.extend(
-            entries
-                .into_iter()
-                .map(|e| ("alpha".to_string(), shown.clone(), e.ts, e.line.to_string())),
-        );
+        out.extend(push_entries(ing, &rt, "alpha", labels, entries));
     }
     out
 }
